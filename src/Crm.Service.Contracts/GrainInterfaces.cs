@@ -1,0 +1,92 @@
+using Orleans.Concurrency;
+
+namespace Crm.Service.Contracts;
+
+/// <summary>One channel identity (an email address, a phone number, a Telegram user…), keyed by <see cref="GrainKeys.Identity"/>.
+/// Non-reentrant, so two concurrent first messages from one new address resolve to one customer.</summary>
+public interface IIdentityGrain : IGrainWithStringKey
+{
+    /// <summary>The customer this identity belongs to, creating the customer on first contact.</summary>
+    Task<Guid> ResolveCustomerAsync(string? displayName, CancellationToken cancellationToken = default);
+
+    [ReadOnly]
+    Task<Guid?> GetCustomerAsync();
+
+    /// <summary>Moves this identity to another customer (a customer merge).</summary>
+    Task LinkToCustomerAsync(Guid customerId, string actor, CancellationToken cancellationToken = default);
+
+    /// <summary>Detaches this identity from its customer into a new customer of its own; returns the new customer.</summary>
+    Task<Guid> DetachAsync(string actor, CancellationToken cancellationToken = default);
+}
+
+public interface ICustomerGrain : IGrainWithGuidKey
+{
+    [ReadOnly]
+    Task<CustomerSnapshot?> GetAsync();
+
+    Task<CustomerSnapshot> UpdateProfileAsync(CustomerProfileChange change, string actor, CancellationToken cancellationToken = default);
+
+    /// <summary>Moves the source customer's identities, conversations and tickets here; the source is marked merged.</summary>
+    Task<CustomerSnapshot> MergeFromAsync(Guid sourceCustomerId, string actor, CancellationToken cancellationToken = default);
+
+    /// <summary>Called on the source of a merge: marks it merged and returns what must move.</summary>
+    Task<CustomerSnapshot> MarkMergedIntoAsync(Guid targetCustomerId, string actor, CancellationToken cancellationToken = default);
+
+    /// <summary>Called by identity grains after they moved or detached, so the profile's identity list stays current.</summary>
+    Task IdentityChangedAsync();
+}
+
+/// <summary>One thread on one channel account with one customer, keyed by <see cref="GrainKeys.Conversation"/>.</summary>
+public interface IConversationGrain : IGrainWithStringKey
+{
+    /// <summary>Stores an inbound message durably (deduplicated on the channel's message id) and routes it to a ticket.</summary>
+    Task<IngestResult> ReceiveAsync(InboundMessage message, CancellationToken cancellationToken = default);
+
+    [ReadOnly]
+    Task<ConversationSnapshot?> GetAsync();
+}
+
+/// <summary>A ticket, keyed by its human number (#10001 up).</summary>
+public interface ITicketGrain : IGrainWithIntegerKey
+{
+    Task<TicketSnapshot> OpenAsync(TicketOpening opening, CancellationToken cancellationToken = default);
+
+    /// <summary>A customer message arrived on one of this ticket's conversations (already stored).</summary>
+    Task<InboundRouting> OnInboundMessageAsync(InboundNotice notice, CancellationToken cancellationToken = default);
+
+    [ReadOnly]
+    Task<TicketSnapshot?> GetAsync();
+
+    Task<MessageSnapshot> ReplyAsync(AgentReply reply, CancellationToken cancellationToken = default);
+
+    Task<MessageSnapshot> AddNoteAsync(string actor, string text, CancellationToken cancellationToken = default);
+
+    Task<TicketSnapshot> ChangeAsync(TicketChange change, string actor, CancellationToken cancellationToken = default);
+
+    /// <summary>Merges this ticket into <paramref name="targetNumber"/>: its messages and conversations move, this one closes as merged.</summary>
+    Task<TicketSnapshot> MergeIntoAsync(long targetNumber, string actor, CancellationToken cancellationToken = default);
+
+    /// <summary>Called on the target of a merge, after the source moved its content.</summary>
+    Task AbsorbAsync(long sourceNumber, IReadOnlyList<Guid> conversationIds, string actor, CancellationToken cancellationToken = default);
+
+    /// <summary>Moves one message of this ticket into a new ticket; returns the new ticket.</summary>
+    Task<TicketSnapshot> SplitAsync(Guid messageId, string actor, CancellationToken cancellationToken = default);
+
+    Task ChangeCustomerAsync(Guid customerId, string actor, CancellationToken cancellationToken = default);
+}
+
+/// <summary>The single writer of one outbound message's delivery status, keyed by the message id.
+/// The outbox dispatcher and channel receipts report here; status only moves forward.</summary>
+public interface IMessageDeliveryGrain : IGrainWithGuidKey
+{
+    Task UpdateAsync(DeliveryUpdate update, CancellationToken cancellationToken = default);
+}
+
+/// <summary>A channel account (an API bridge, a mailbox, a bot), keyed by its id.</summary>
+public interface IChannelAccountGrain : IGrainWithStringKey
+{
+    [ReadOnly]
+    Task<ChannelAccountSnapshot?> GetAsync();
+
+    Task<ChannelAccountSnapshot> ConfigureAsync(ChannelAccountSettings settings, CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,93 @@
+namespace Crm.Service.Contracts;
+
+[GenerateSerializer, Immutable, Alias("crm.TicketSnapshot")]
+public sealed record TicketSnapshot
+{
+    [Id(0)] public required long Number { get; init; }
+    [Id(1)] public required string Subject { get; init; }
+    [Id(2)] public required TicketStatus Status { get; init; }
+    [Id(3)] public required TicketPriority Priority { get; init; }
+    [Id(4)] public string? Team { get; init; }
+    [Id(5)] public string? Assignee { get; init; }
+    [Id(6)] public IReadOnlyList<string> Tags { get; init; } = [];
+    [Id(7)] public required Guid CustomerId { get; init; }
+    [Id(8)] public IReadOnlyList<Guid> ConversationIds { get; init; } = [];
+    [Id(9)] public required DateTimeOffset CreatedAt { get; init; }
+    [Id(10)] public required DateTimeOffset UpdatedAt { get; init; }
+    [Id(11)] public DateTimeOffset? ResolvedAt { get; init; }
+    [Id(12)] public DateTimeOffset? ClosedAt { get; init; }
+    [Id(13)] public long? FollowUpOf { get; init; }
+    [Id(14)] public long? MergedInto { get; init; }
+    [Id(15)] public DateTimeOffset? FirstResponseAt { get; init; }
+}
+
+/// <summary>A partial change to a ticket; null fields are left as they are.</summary>
+[GenerateSerializer, Immutable, Alias("crm.TicketChange")]
+public sealed record TicketChange
+{
+    [Id(0)] public TicketStatus? Status { get; init; }
+    [Id(1)] public TicketPriority? Priority { get; init; }
+    [Id(2)] public IReadOnlyList<string>? Tags { get; init; }
+    /// <summary>An empty string clears the assignee.</summary>
+    [Id(3)] public string? Assignee { get; init; }
+    /// <summary>An empty string clears the team.</summary>
+    [Id(4)] public string? Team { get; init; }
+    [Id(5)] public string? Subject { get; init; }
+}
+
+/// <summary>What the conversation grain asks of a ticket when a customer message arrives.</summary>
+[GenerateSerializer, Immutable, Alias("crm.InboundNotice")]
+public sealed record InboundNotice(
+    [property: Id(0)] Guid MessageId,
+    [property: Id(1)] Guid ConversationId,
+    [property: Id(2)] DateTimeOffset ReceivedAt);
+
+public enum InboundRoutingKind
+{
+    /// <summary>The ticket took the message (reopening it if it was resolved within the window).</summary>
+    Accepted = 0,
+    /// <summary>The ticket is closed or resolved too long ago: open a follow-up ticket.</summary>
+    NeedsFollowUp = 1,
+    /// <summary>The ticket was merged; route to <see cref="InboundRouting.TicketNumber"/> instead.</summary>
+    MergedInto = 2,
+    /// <summary>No such ticket is stored (a crash between allocating the number and opening it): open it now.</summary>
+    Missing = 3,
+}
+
+[GenerateSerializer, Immutable, Alias("crm.InboundRouting")]
+public sealed record InboundRouting(
+    [property: Id(0)] InboundRoutingKind Kind,
+    [property: Id(1)] long TicketNumber);
+
+/// <summary>What a new ticket starts with.</summary>
+[GenerateSerializer, Immutable, Alias("crm.TicketOpening")]
+public sealed record TicketOpening
+{
+    [Id(0)] public required string Subject { get; init; }
+    [Id(1)] public required Guid CustomerId { get; init; }
+    [Id(2)] public required Guid ConversationId { get; init; }
+    [Id(3)] public required string ConversationKey { get; init; }
+    [Id(4)] public required string Actor { get; init; }
+    [Id(5)] public long? FollowUpOf { get; init; }
+    /// <summary>For a split: the message that moves into the new ticket.</summary>
+    [Id(6)] public Guid? SplitMessageId { get; init; }
+    [Id(7)] public long? SplitFrom { get; init; }
+}
+
+/// <summary>Thrown for a request the domain refuses; the API maps it to a 4xx problem.</summary>
+[GenerateSerializer, Alias("crm.DomainRuleException")]
+public sealed class DomainRuleException : Exception
+{
+    public DomainRuleException() { }
+    public DomainRuleException(string message) : base(message) { }
+    public DomainRuleException(string message, Exception inner) : base(message, inner) { }
+    public DomainRuleException(string message, string? field, int status = 409) : base(message)
+    {
+        Field = field;
+        Status = status;
+    }
+
+    [Id(0)] public string? Field { get; init; }
+    /// <summary>HTTP status that fits the refusal: 404 for a missing entity, 409 for a conflict, 422 for invalid values.</summary>
+    [Id(1)] public int Status { get; init; } = 409;
+}

@@ -1,0 +1,227 @@
+using Crm.Service.Contracts;
+using Crm.Service.Grains.Records;
+using Crm.Service.Grains.Storage;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Service.Grains;
+
+/// <summary>
+/// One thread on one channel account. Stores inbound messages durably, deduplicated on the channel's message id,
+/// and routes each to the conversation's ticket (opening or following up tickets as the ticket decides).
+/// </summary>
+/// <remarks>
+/// The order of commits is chosen so that a crash at any point loses nothing acknowledged and a redelivery
+/// repairs whatever was half done: the ticket pointer is stored before the ticket is opened, the ticket before
+/// the message, and the message before the caller is answered.
+/// Calls go conversation → ticket only (tickets never call conversations), so the two cannot deadlock.
+/// </remarks>
+public sealed class ConversationGrain(
+    ICrmStore store,
+    IBlobStore blobs,
+    IHtmlSanitizer sanitizer,
+    ITicketNumberAllocator ticketNumbers,
+    IOptions<IngestOptions> ingestOptions,
+    TimeProvider time) : Grain, IConversationGrain
+{
+    private const int RecentCapacity = 1024;
+    private const int MaxMergeHops = 16;
+
+    private ConversationRecord? _record;
+    private bool _recordStored;
+    // Fast path for redelivery while active; the unique index on (channel account, external id) is the guarantee.
+    private readonly Dictionary<string, IngestResult> _recent = new(StringComparer.Ordinal);
+    private readonly Queue<string> _recentOrder = new();
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _record = await store.FindConversationAsync(this.GetPrimaryKeyString(), cancellationToken);
+        _recordStored = _record is not null;
+    }
+
+    public Task<ConversationSnapshot?> GetAsync() => Task.FromResult(_recordStored ? _record?.ToSnapshot() : null);
+
+    public async Task<IngestResult> ReceiveAsync(InboundMessage message, CancellationToken cancellationToken = default)
+    {
+        var (accountId, threadKey) = GrainKeys.ParseConversation(this.GetPrimaryKeyString());
+        if (message.ChannelAccountId != accountId || message.ThreadKey != threadKey)
+            throw new ArgumentException($"Message for {message.ChannelAccountId}:{message.ThreadKey} sent to conversation {this.GetPrimaryKeyString()}.", nameof(message));
+        if (_recent.TryGetValue(message.ExternalMessageId, out var known))
+            return known with { Duplicate = true };
+
+        var limits = ingestOptions.Value;
+        if (message.Attachments.Count > limits.MaxAttachments)
+            throw new DomainRuleException($"At most {limits.MaxAttachments} attachments per message.", "attachments", 413);
+        if (message.Attachments.FirstOrDefault(a => a.Content.LongLength > limits.MaxAttachmentBytes) is { } tooBig)
+            throw new DomainRuleException($"Attachment '{AttachmentRules.SanitizeFileName(tooBig.FileName)}' is {tooBig.Content.LongLength} bytes; the limit is {limits.MaxAttachmentBytes}.", "attachments", 413);
+
+        var now = time.GetUtcNow();
+        var messageId = Guid.CreateVersion7(now);
+        var conversation = _record ?? await StartAsync(message, now, cancellationToken);
+        if (!_recordStored || conversation.TicketNumber == 0 || await TicketTakesAsync(conversation, messageId, now, cancellationToken) is not true)
+        {
+            // A new ticket is rare; check first that this is not a redelivery whose first copy went to an older ticket.
+            if (await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken) is { } stored)
+                return Remember(message.ExternalMessageId, ResultFor(stored, conversation, duplicate: true));
+            await OpenTicketAsync(conversation, message, now, cancellationToken);
+        }
+
+        var record = new MessageRecord
+        {
+            Id = messageId,
+            ConversationId = conversation.Id,
+            TicketNumber = conversation.TicketNumber,
+            Direction = MessageDirection.Inbound,
+            ChannelAccountId = accountId,
+            ExternalId = message.ExternalMessageId,
+            Author = conversation.CustomerIdentity,
+            Subject = message.Subject,
+            Text = message.Text ?? (message.Html is null ? null : sanitizer.ToPlainText(message.Html)),
+            Html = message.Html is null ? null : sanitizer.Sanitize(message.Html),
+            CreatedAt = now,
+            SentAt = message.SentAt,
+            Delivery = DeliveryStatus.None,
+            AttachmentCount = message.Attachments.Count,
+        };
+        var writes = new WriteSet().Insert(record);
+        foreach (var attachment in message.Attachments)
+            writes.Insert(await StoreAttachmentAsync(messageId, attachment, now, cancellationToken));
+        writes.Insert(await StoreRawSourceAsync(messageId, message, cancellationToken));
+        conversation.MessageCount++;
+        conversation.LastMessageAt = now;
+        writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber), nameof(ConversationRecord.MessageCount), nameof(ConversationRecord.LastMessageAt));
+        try
+        {
+            await store.CommitAsync(writes, cancellationToken);
+        }
+        catch (DuplicateKeyException)
+        {
+            conversation.MessageCount--;
+            var stored = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
+                ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
+            return Remember(message.ExternalMessageId, ResultFor(stored, conversation, duplicate: true));
+        }
+        return Remember(message.ExternalMessageId, ResultFor(record, conversation, duplicate: false));
+    }
+
+    /// <summary>A new conversation: resolve the sender to a customer (creating one on first contact).</summary>
+    private async Task<ConversationRecord> StartAsync(InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var account = await GrainFactory.GetGrain<IChannelAccountGrain>(message.ChannelAccountId).GetAsync()
+            ?? throw new DomainRuleException($"No channel '{message.ChannelAccountId}'.", "channelId", 404);
+        var identityKey = GrainKeys.Identity(message.Sender.Kind, message.Sender.Value, message.ChannelAccountId);
+        var customerId = await GrainFactory.GetGrain<IIdentityGrain>(identityKey).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
+        _record = new ConversationRecord
+        {
+            Id = Guid.CreateVersion7(now),
+            Key = this.GetPrimaryKeyString(),
+            ChannelAccountId = message.ChannelAccountId,
+            Channel = account.Kind,
+            ThreadKey = message.ThreadKey,
+            CustomerId = customerId,
+            CustomerIdentity = identityKey,
+            CreatedAt = now,
+            LastMessageAt = now,
+        };
+        return _record;
+    }
+
+    /// <summary>Offers the message to the current ticket, following merges. False when a new ticket is needed.</summary>
+    private async Task<bool> TicketTakesAsync(ConversationRecord conversation, Guid messageId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        for (var hop = 0; hop < MaxMergeHops; hop++)
+        {
+            var routing = await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber)
+                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now), cancellationToken);
+            switch (routing.Kind)
+            {
+                case InboundRoutingKind.Accepted:
+                    return true;
+                case InboundRoutingKind.MergedInto:
+                    conversation.TicketNumber = routing.TicketNumber;
+                    continue;
+                case InboundRoutingKind.Missing:
+                    // The number was stored with the conversation but the ticket never opened (crash): open it under that number.
+                    return false;
+                case InboundRoutingKind.NeedsFollowUp:
+                    _followUpOf = conversation.TicketNumber;
+                    conversation.TicketNumber = 0;
+                    return false;
+            }
+        }
+        throw new InvalidOperationException($"Ticket #{conversation.TicketNumber} is merged more than {MaxMergeHops} times deep.");
+    }
+
+    private long? _followUpOf;
+
+    private async Task OpenTicketAsync(ConversationRecord conversation, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (conversation.TicketNumber == 0)
+        {
+            conversation.TicketNumber = await ticketNumbers.NextAsync(cancellationToken);
+            // Store the pointer before the ticket exists, so a crash in between reopens the same number, never a second ticket.
+            var writes = new WriteSet();
+            if (_recordStored)
+                writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
+            else
+                writes.Insert(conversation.Copy());
+            await store.CommitAsync(writes, cancellationToken);
+            _recordStored = true;
+        }
+        else if (!_recordStored)
+        {
+            await store.CommitAsync(new WriteSet().Insert(conversation.Copy()), cancellationToken);
+            _recordStored = true;
+        }
+        // A follow-up belongs to whoever the identity belongs to now (the customer may have been merged since).
+        var customerId = await GrainFactory.GetGrain<IIdentityGrain>(conversation.CustomerIdentity).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
+        await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber).OpenAsync(new TicketOpening
+        {
+            Subject = TextRules.SubjectFor(message.Subject, message.Text),
+            CustomerId = customerId,
+            ConversationId = conversation.Id,
+            ConversationKey = conversation.Key,
+            Actor = conversation.CustomerIdentity,
+            FollowUpOf = _followUpOf,
+        }, cancellationToken);
+        _followUpOf = null;
+    }
+
+    private async Task<AttachmentRecord> StoreAttachmentAsync(Guid messageId, InboundAttachment attachment, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var blob = await blobs.PutAsync(attachment.Content, cancellationToken);
+        return new AttachmentRecord
+        {
+            Id = Guid.CreateVersion7(now),
+            MessageId = messageId,
+            FileName = AttachmentRules.SanitizeFileName(attachment.FileName),
+            ContentType = AttachmentRules.SniffContentType(attachment.Content),
+            DeclaredContentType = attachment.ContentType is { Length: <= 200 } declared ? declared : null,
+            Length = blob.Length,
+            Sha256 = blob.Sha256,
+        };
+    }
+
+    private async Task<RawSourceRecord> StoreRawSourceAsync(Guid messageId, InboundMessage message, CancellationToken cancellationToken)
+    {
+        var raw = new RawSourceRecord { MessageId = messageId, ContentType = message.RawContentType, Length = message.RawSource.LongLength };
+        if (message.RawSource.Length <= ingestOptions.Value.MaxInlineRawSourceBytes)
+            raw.Content = message.RawSource;
+        else
+            raw.BlobSha256 = (await blobs.PutAsync(message.RawSource, cancellationToken)).Sha256;
+        return raw;
+    }
+
+    private static IngestResult ResultFor(MessageRecord message, ConversationRecord conversation, bool duplicate) =>
+        new(message.Id, message.ConversationId ?? conversation.Id, message.TicketNumber, conversation.CustomerId, duplicate);
+
+    private IngestResult Remember(string externalId, IngestResult result)
+    {
+        if (_recent.TryAdd(externalId, result))
+        {
+            _recentOrder.Enqueue(externalId);
+            if (_recentOrder.Count > RecentCapacity)
+                _recent.Remove(_recentOrder.Dequeue());
+        }
+        return result;
+    }
+}

@@ -1,0 +1,36 @@
+using Crm.Service.Contracts;
+using Crm.Service.Grains.Storage;
+
+namespace Crm.Service.Grains;
+
+/// <summary>Single writer of one outbound message's delivery status. The status only moves forward
+/// (queued → sent → delivered); a failure can be retried back to queued, and a delivered message stays delivered.</summary>
+public sealed class MessageDeliveryGrain(ICrmStore store, TimeProvider time) : Grain, IMessageDeliveryGrain
+{
+    private DeliveryStatus? _current;
+
+    public async Task UpdateAsync(DeliveryUpdate update, CancellationToken cancellationToken = default)
+    {
+        if (_current is null)
+        {
+            var message = await store.FindMessageAsync(this.GetPrimaryKey(), cancellationToken)
+                ?? throw new DomainRuleException($"No message {this.GetPrimaryKey()}.", "messageId", 404);
+            if (message.Direction != MessageDirection.Outbound)
+                throw new DomainRuleException("Only outbound messages have a delivery status.", "messageId", 409);
+            _current = message.Delivery;
+        }
+        if (!IsAllowed(_current.Value, update.Status))
+            return;
+        await store.CommitAsync(new WriteSet().Add(
+            new SetDelivery(this.GetPrimaryKey(), update.Status, update.Reason, update.ExternalId, time.GetUtcNow())), cancellationToken);
+        _current = update.Status;
+    }
+
+    internal static bool IsAllowed(DeliveryStatus from, DeliveryStatus to) => (from, to) switch
+    {
+        (DeliveryStatus.Delivered, _) => false,
+        (DeliveryStatus.Sent, DeliveryStatus.Queued) => false,
+        (_, DeliveryStatus.None) => false,
+        _ => true,
+    };
+}

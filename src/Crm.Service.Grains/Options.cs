@@ -1,0 +1,34 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Crm.Service.Grains;
+
+/// <summary>Ticket lifecycle rules (section "Tickets").</summary>
+public sealed class TicketOptions
+{
+    public const string Section = "Tickets";
+
+    /// <summary>A customer message on a resolved ticket reopens it within this window; after it the ticket closes
+    /// and the next message opens a follow-up ticket linked to it.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "3650.00:00:00")]
+    public TimeSpan ReopenWindow { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often a due lifecycle reminder ticks again until its handler has done its work.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan ReminderPeriod { get; set; } = TimeSpan.FromMinutes(1);
+}
+
+/// <summary>Limits on what an inbound message may carry (section "Ingest").</summary>
+public sealed class IngestOptions
+{
+    public const string Section = "Ingest";
+
+    [Range(1, long.MaxValue)]
+    public long MaxAttachmentBytes { get; set; } = 25 * 1024 * 1024;
+
+    [Range(0, 1000)]
+    public int MaxAttachments { get; set; } = 50;
+
+    /// <summary>Raw sources up to this size are kept in the database row; larger ones go to the blob store.</summary>
+    [Range(0, 16 * 1024 * 1024)]
+    public int MaxInlineRawSourceBytes { get; set; } = 256 * 1024;
+}

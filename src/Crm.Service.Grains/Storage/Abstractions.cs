@@ -1,0 +1,60 @@
+using Crm.Service.Grains.Records;
+
+namespace Crm.Service.Grains.Storage;
+
+/// <summary>Raised by <see cref="ICrmStore.CommitAsync"/> when a unique key is already taken (a redelivered message, a retried reply).</summary>
+public sealed class DuplicateKeyException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The system of record as the grains see it: durable commits and the reads a grain needs to activate.</summary>
+public interface ICrmStore
+{
+    /// <summary>Returns once the write set is durably on disk (fsynced), never before.</summary>
+    /// <exception cref="DuplicateKeyException">A row with one of the unique keys exists; nothing of the set was written.</exception>
+    Task CommitAsync(WriteSet writes, CancellationToken cancellationToken = default);
+
+    Task<TicketRecord?> FindTicketAsync(long number, CancellationToken cancellationToken = default);
+    Task<ConversationRecord?> FindConversationAsync(string key, CancellationToken cancellationToken = default);
+    Task<ConversationRecord?> FindConversationAsync(Guid id, CancellationToken cancellationToken = default);
+    Task<CustomerRecord?> FindCustomerAsync(Guid id, CancellationToken cancellationToken = default);
+    Task<IdentityRecord?> FindIdentityAsync(string key, CancellationToken cancellationToken = default);
+    Task<IReadOnlyList<IdentityRecord>> FindIdentitiesOfCustomerAsync(Guid customerId, CancellationToken cancellationToken = default);
+    Task<IReadOnlyList<long>> FindTicketNumbersOfCustomerAsync(Guid customerId, CancellationToken cancellationToken = default);
+    Task<MessageRecord?> FindMessageAsync(Guid id, CancellationToken cancellationToken = default);
+    Task<MessageRecord?> FindMessageByExternalIdAsync(string channelAccountId, string externalId, CancellationToken cancellationToken = default);
+    Task<MessageRecord?> FindMessageByIdempotencyKeyAsync(string key, CancellationToken cancellationToken = default);
+    Task<IReadOnlyList<AttachmentRecord>> FindAttachmentsAsync(Guid messageId, CancellationToken cancellationToken = default);
+    Task<ChannelAccountRecord?> FindChannelAccountAsync(string id, CancellationToken cancellationToken = default);
+}
+
+/// <summary>Hands out ticket numbers unique across the cluster.</summary>
+public interface ITicketNumberAllocator
+{
+    Task<long> NextAsync(CancellationToken cancellationToken = default);
+}
+
+public sealed record StoredBlob(string Sha256, long Length);
+
+/// <summary>Content-addressed, durable blob storage for attachments and large raw sources.</summary>
+public interface IBlobStore
+{
+    /// <summary>Stores the bytes (fsynced) under their SHA-256; storing the same bytes twice keeps one copy.</summary>
+    Task<StoredBlob> PutAsync(ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default);
+
+    /// <summary>Opens a stored blob for reading, or null when no blob has that hash.</summary>
+    Stream? Open(string sha256);
+}
+
+/// <summary>Makes untrusted HTML safe to show an agent.</summary>
+public interface IHtmlSanitizer
+{
+    string Sanitize(string html);
+
+    /// <summary>The readable text of an HTML body, for a plain-text version and for search.</summary>
+    string ToPlainText(string html);
+}
+
+/// <summary>Wakes the outbox dispatcher after an outbound message was committed, so it leaves at once rather than at the next poll.</summary>
+public interface IOutboxSignal
+{
+    void Notify();
+}

@@ -1,0 +1,77 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Service.Infrastructure.Blobs;
+
+/// <summary>Content-addressed files under data/blobs/ab/cd/{sha256}. A blob is written to a temporary file,
+/// fsynced, renamed into place and its directory fsynced, so a crash leaves either the whole blob or none.</summary>
+internal sealed partial class FileBlobStore(IOptions<StoreOptions> options) : IBlobStore
+{
+    private readonly string _root = options.Value.BlobDirectory;
+
+    public async Task<StoredBlob> PutAsync(ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    {
+        var hash = Convert.ToHexStringLower(SHA256.HashData(content.Span));
+        var path = PathOf(hash);
+        if (File.Exists(path))
+            return new StoredBlob(hash, content.Length);
+        var directory = Path.GetDirectoryName(path)!;
+        Directory.CreateDirectory(directory);
+        var temporary = Path.Combine(directory, $".{hash}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            await using (var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, FileOptions.Asynchronous))
+            {
+                await file.WriteAsync(content, cancellationToken);
+                file.Flush(flushToDisk: true);
+            }
+            File.Move(temporary, path, overwrite: true);
+            SyncDirectory(directory);
+        }
+        finally
+        {
+            File.Delete(temporary);
+        }
+        return new StoredBlob(hash, content.Length);
+    }
+
+    public Stream? Open(string sha256)
+    {
+        if (sha256.Length != 64 || !sha256.All(char.IsAsciiHexDigitLower))
+            return null;
+        var path = PathOf(sha256);
+        return File.Exists(path) ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, FileOptions.Asynchronous) : null;
+    }
+
+    private string PathOf(string hash) => Path.Combine(_root, hash[..2], hash[2..4], hash);
+
+    /// <summary>fsync of the directory makes the rename itself durable (POSIX); .NET has no API for it.</summary>
+    private static void SyncDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
+            return;
+        var fd = Open(directory, 0 /* O_RDONLY */);
+        if (fd < 0)
+            return;
+        try
+        {
+            _ = Fsync(fd);
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync")]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+}

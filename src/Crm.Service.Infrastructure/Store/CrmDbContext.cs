@@ -1,0 +1,153 @@
+using System.Text.Json;
+using Crm.Service.Grains.Records;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+
+namespace Crm.Service.Infrastructure.Store;
+
+/// <summary>The system of record. Grains write through <see cref="SqliteCrmStore"/>; the console and the API query it directly.</summary>
+public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : DbContext(options)
+{
+    public DbSet<CustomerRecord> Customers => Set<CustomerRecord>();
+    public DbSet<IdentityRecord> Identities => Set<IdentityRecord>();
+    public DbSet<ConversationRecord> Conversations => Set<ConversationRecord>();
+    public DbSet<TicketRecord> Tickets => Set<TicketRecord>();
+    public DbSet<MessageRecord> Messages => Set<MessageRecord>();
+    public DbSet<AttachmentRecord> Attachments => Set<AttachmentRecord>();
+    public DbSet<RawSourceRecord> RawSources => Set<RawSourceRecord>();
+    public DbSet<AuditRecord> Audit => Set<AuditRecord>();
+    public DbSet<OutboxRecord> Outbox => Set<OutboxRecord>();
+    public DbSet<ChannelAccountRecord> ChannelAccounts => Set<ChannelAccountRecord>();
+    public DbSet<ApiKeyRecord> ApiKeys => Set<ApiKeyRecord>();
+    public DbSet<ReminderRecord> Reminders => Set<ReminderRecord>();
+    public DbSet<SequenceRecord> Sequences => Set<SequenceRecord>();
+
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        // UTC ticks as INTEGER: SQLite can then order and compare times (it cannot with EF's default TEXT).
+        configurationBuilder.Properties<DateTimeOffset>().HaveConversion<UtcTicksConverter>();
+        configurationBuilder.Properties<DateTimeOffset?>().HaveConversion<UtcTicksConverter>();
+        configurationBuilder.Properties<Enum>().HaveConversion<int>();
+    }
+
+    protected override void OnModelCreating(ModelBuilder model)
+    {
+        model.Entity<CustomerRecord>(e =>
+        {
+            e.ToTable("Customers");
+            e.HasKey(c => c.Id);
+            e.Property(c => c.CustomFields).HasConversion(
+                v => JsonSerializer.Serialize(v, JsonSerializerOptions.Default),
+                v => JsonSerializer.Deserialize<Dictionary<string, string>>(v, JsonSerializerOptions.Default) ?? new(),
+                new ValueComparer<Dictionary<string, string>>(
+                    (a, b) => a!.Count == b!.Count && !a.Except(b).Any(),
+                    v => v.Aggregate(0, (hash, pair) => HashCode.Combine(hash, pair.Key.GetHashCode(), pair.Value.GetHashCode())),
+                    v => new Dictionary<string, string>(v)));
+            e.HasIndex(c => c.Name);
+        });
+        model.Entity<IdentityRecord>(e =>
+        {
+            e.ToTable("Identities");
+            e.HasKey(i => i.Key);
+            e.HasIndex(i => i.CustomerId);
+        });
+        model.Entity<ConversationRecord>(e =>
+        {
+            e.ToTable("Conversations");
+            e.HasKey(c => c.Id);
+            e.HasIndex(c => c.Key).IsUnique();
+            e.HasIndex(c => c.CustomerId);
+            e.HasIndex(c => c.TicketNumber);
+        });
+        model.Entity<TicketRecord>(e =>
+        {
+            e.ToTable("Tickets");
+            e.HasKey(t => t.Number);
+            e.Property(t => t.Number).ValueGeneratedNever();
+            // Queue views: each filter combination the API offers has an index ending in the sort key.
+            e.HasIndex(t => new { t.Status, t.UpdatedAt });
+            e.HasIndex(t => new { t.Assignee, t.Status, t.UpdatedAt });
+            e.HasIndex(t => new { t.Team, t.Status, t.UpdatedAt });
+            e.HasIndex(t => new { t.CustomerId, t.UpdatedAt });
+            e.HasIndex(t => t.UpdatedAt);
+        });
+        model.Entity<MessageRecord>(e =>
+        {
+            e.ToTable("Messages");
+            e.HasKey(m => m.Id);
+            e.HasIndex(m => new { m.ChannelAccountId, m.ExternalId }).IsUnique().HasFilter("\"ExternalId\" IS NOT NULL");
+            e.HasIndex(m => m.IdempotencyKey).IsUnique().HasFilter("\"IdempotencyKey\" IS NOT NULL");
+            e.HasIndex(m => new { m.TicketNumber, m.CreatedAt });
+            e.HasIndex(m => m.ConversationId);
+        });
+        model.Entity<AttachmentRecord>(e =>
+        {
+            e.ToTable("Attachments");
+            e.HasKey(a => a.Id);
+            e.HasIndex(a => a.MessageId);
+            e.HasIndex(a => a.Sha256);
+        });
+        model.Entity<RawSourceRecord>(e =>
+        {
+            e.ToTable("RawSources");
+            e.HasKey(r => r.MessageId);
+        });
+        model.Entity<AuditRecord>(e =>
+        {
+            e.ToTable("Audit");
+            e.HasKey(a => a.Id);
+            e.HasIndex(a => new { a.EntityType, a.EntityId, a.At });
+        });
+        model.Entity<OutboxRecord>(e =>
+        {
+            e.ToTable("Outbox");
+            e.HasKey(o => o.Id);
+            e.HasIndex(o => new { o.State, o.NextAttemptAt });
+        });
+        model.Entity<ChannelAccountRecord>(e =>
+        {
+            e.ToTable("ChannelAccounts");
+            e.HasKey(c => c.Id);
+        });
+        model.Entity<ApiKeyRecord>(e =>
+        {
+            e.ToTable("ApiKeys");
+            e.HasKey(k => k.Id);
+            e.HasIndex(k => k.KeyHash).IsUnique();
+        });
+        model.Entity<ReminderRecord>(e =>
+        {
+            e.ToTable("Reminders");
+            e.HasKey(r => new { r.GrainId, r.Name });
+            e.HasIndex(r => r.GrainHash);
+        });
+        model.Entity<SequenceRecord>(e =>
+        {
+            e.ToTable("Sequences");
+            e.HasKey(s => s.Name);
+        });
+    }
+
+    private sealed class UtcTicksConverter() : ValueConverter<DateTimeOffset, long>(
+        v => v.UtcTicks,
+        v => new DateTimeOffset(v, TimeSpan.Zero));
+}
+
+/// <summary>An Orleans reminder row (see <see cref="Reminders.SqliteReminderTable"/>).</summary>
+public sealed class ReminderRecord
+{
+    public required string GrainId { get; set; }
+    public required string Name { get; set; }
+    /// <summary>The grain's uniform hash, for the range reads each silo's reminder service makes.</summary>
+    public long GrainHash { get; set; }
+    public long StartAtUtcTicks { get; set; }
+    public long PeriodTicks { get; set; }
+    public required string ETag { get; set; }
+}
+
+public sealed class SequenceRecord
+{
+    public required string Name { get; set; }
+    public long Next { get; set; }
+}

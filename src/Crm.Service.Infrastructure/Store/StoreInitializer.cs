@@ -1,0 +1,42 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Service.Infrastructure.Store;
+
+/// <summary>Creates the data folder and migrates the database once, before anything reads or writes it.
+/// Every store component awaits it, so start-up order between the host and the silo does not matter.</summary>
+public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, IOptions<StoreOptions> options, ILogger<StoreInitializer> logger)
+    : IHostedService
+{
+    private readonly Lazy<Task> _initialized = new(() => InitializeAsync(contexts, options.Value, logger));
+
+    public Task EnsureInitializedAsync(CancellationToken cancellationToken) => _initialized.Value.WaitAsync(cancellationToken);
+
+    public bool IsInitialized => _initialized.IsValueCreated && _initialized.Value.IsCompletedSuccessfully;
+
+    Task IHostedService.StartAsync(CancellationToken cancellationToken) => EnsureInitializedAsync(cancellationToken);
+
+    Task IHostedService.StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private static async Task InitializeAsync(IDbContextFactory<CrmDbContext> contexts, StoreOptions options, ILogger logger)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(options.DatabasePath)!);
+        Directory.CreateDirectory(options.BlobDirectory);
+        await using var db = await contexts.CreateDbContextAsync();
+        var pending = (await db.Database.GetPendingMigrationsAsync()).ToList();
+        if (pending.Count > 0)
+        {
+            logger.LogInformation("Migrating {Database}: applying {Migrations}", options.DatabasePath, string.Join(", ", pending));
+            await db.Database.MigrateAsync();
+        }
+        // Embedded mode has one silo per SQLite file, so numbers reserved but never used before a stop can be
+        // handed out again: tickets stay #10001, #10002, … without gaps from restarts.
+        await db.Database.ExecuteSqlAsync($"""
+            INSERT INTO Sequences (Name, Next) VALUES ('ticket', {options.FirstTicketNumber})
+            ON CONFLICT (Name) DO UPDATE SET Next = MAX({options.FirstTicketNumber}, COALESCE((SELECT MAX(Number) + 1 FROM Tickets), 0));
+            """);
+        logger.LogInformation("Store ready at {Database}", options.DatabasePath);
+    }
+}

@@ -1,0 +1,33 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Crm.Service.Infrastructure.Store;
+
+/// <summary>Where and how the embedded store keeps its data (section "Store").</summary>
+public sealed class StoreOptions
+{
+    public const string Section = "Store";
+
+    /// <summary>Folder for the SQLite file and the blobs; created on start.</summary>
+    [Required(AllowEmptyStrings = false)]
+    public string DataDirectory { get; set; } = "data";
+
+    [Required(AllowEmptyStrings = false)]
+    public string DatabaseFile { get; set; } = "crm.db";
+
+    /// <summary>Most write sets committed in one transaction (group commit).</summary>
+    [Range(1, 10_000)]
+    public int MaxBatchSize { get; set; } = 1000;
+
+    [Range(1, long.MaxValue)]
+    public long FirstTicketNumber { get; set; } = 10001;
+
+    /// <summary>Ticket numbers reserved per round trip to the sequence row.</summary>
+    [Range(1, 1000)]
+    public int TicketNumberBlock { get; set; } = 20;
+
+    public string DatabasePath => Path.GetFullPath(Path.Combine(DataDirectory, DatabaseFile));
+
+    public string BlobDirectory => Path.GetFullPath(Path.Combine(DataDirectory, "blobs"));
+
+    public string ConnectionString => $"Data Source={DatabasePath};Pooling=True;Default Timeout=30";
+}

@@ -1,0 +1,73 @@
+using System.Globalization;
+using Crm.Service.Contracts;
+using Crm.Service.Grains.Records;
+using Crm.Service.Grains.Storage;
+using Microsoft.EntityFrameworkCore;
+
+namespace Crm.Service.Infrastructure.Store;
+
+/// <summary>Turns a <see cref="WriteSet"/> into EF Core changes. Row operations are tracked and saved with the batch;
+/// a bulk operation first saves what is tracked, so the set's operations take effect in their order.</summary>
+internal static class WriteSetApplier
+{
+    public static async Task ApplyAsync(CrmDbContext db, WriteSet writes)
+    {
+        foreach (var operation in writes.Operations)
+        {
+            switch (operation)
+            {
+                case InsertRow insert:
+                    db.Add(insert.Record);
+                    break;
+                case UpdateRow { Properties.Count: 0 } update:
+                    db.Update(update.Record);
+                    break;
+                case UpdateRow update:
+                    var entry = db.Attach(update.Record);
+                    foreach (var property in update.Properties)
+                        entry.Property(property).IsModified = true;
+                    break;
+                default:
+                    await db.SaveChangesAsync();
+                    await ApplyBulkAsync(db, operation);
+                    break;
+            }
+        }
+    }
+
+    private static async Task ApplyBulkAsync(CrmDbContext db, WriteOperation operation)
+    {
+        switch (operation)
+        {
+            case MoveTicketContent move:
+                var from = move.FromTicket.ToString(CultureInfo.InvariantCulture);
+                var to = move.ToTicket.ToString(CultureInfo.InvariantCulture);
+                await db.Messages.Where(m => m.TicketNumber == move.FromTicket)
+                    .ExecuteUpdateAsync(s => s.SetProperty(m => m.TicketNumber, move.ToTicket));
+                await db.Conversations.Where(c => c.TicketNumber == move.FromTicket)
+                    .ExecuteUpdateAsync(s => s.SetProperty(c => c.TicketNumber, move.ToTicket));
+                await db.Audit.Where(a => a.EntityType == "ticket" && a.EntityId == from)
+                    .ExecuteUpdateAsync(s => s.SetProperty(a => a.EntityId, to));
+                break;
+            case MoveMessage move:
+                await db.Messages.Where(m => m.Id == move.MessageId)
+                    .ExecuteUpdateAsync(s => s.SetProperty(m => m.TicketNumber, move.ToTicket));
+                break;
+            case MoveCustomerConversations move:
+                await db.Conversations.Where(c => c.CustomerId == move.FromCustomer)
+                    .ExecuteUpdateAsync(s => s.SetProperty(c => c.CustomerId, move.ToCustomer));
+                break;
+            case SetDelivery delivery:
+                var sentAt = delivery.Status == DeliveryStatus.Sent ? delivery.At : (DateTimeOffset?)null;
+                await db.Messages.Where(m => m.Id == delivery.MessageId)
+                    .ExecuteUpdateAsync(s => s
+                        .SetProperty(m => m.Delivery, delivery.Status)
+                        .SetProperty(m => m.DeliveryError, delivery.Error)
+                        .SetProperty(m => m.SentAt, m => sentAt ?? m.SentAt)
+                        .SetProperty(m => m.ExternalId, m => delivery.ExternalId ?? m.ExternalId));
+                break;
+            default:
+                throw new NotSupportedException($"Unknown write operation {operation.GetType().Name}.");
+        }
+    }
+}
