@@ -24,7 +24,9 @@ public sealed record ChannelAccountSettings
 public sealed record DeliveryUpdate(
     [property: Id(0)] DeliveryStatus Status,
     [property: Id(1)] string? Reason,
-    [property: Id(2)] string? ExternalId = null);
+    [property: Id(2)] string? ExternalId = null,
+    /// <summary>When a channel reports, the account it reports from: a receipt for another channel's message is refused.</summary>
+    [property: Id(3)] string? ChannelAccountId = null);
 
 /// <summary>An outbound message handed to its channel's sender by the outbox dispatcher.</summary>
 public sealed record OutboundDelivery

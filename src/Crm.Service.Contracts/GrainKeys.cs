@@ -17,4 +17,8 @@ public static class GrainKeys
     /// <summary>The identity key of a sender: normalized so that one address is always one key.</summary>
     public static string Identity(IdentityKind kind, string value, string channelAccountId) =>
         IdentityNormalizer.Key(kind, value, channelAccountId);
+
+    /// <summary>A channel account id: 1-64 lower-case letters, digits or '-' (so it never contains the ':' of a conversation key).</summary>
+    public static bool IsValidChannelAccountId(string id) =>
+        id.Length is >= 1 and <= 64 && id.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
 }

@@ -18,7 +18,7 @@ public sealed class ChannelAccountGrain(ICrmStore store, TimeProvider time) : Gr
     public async Task<ChannelAccountSnapshot> ConfigureAsync(ChannelAccountSettings settings, CancellationToken cancellationToken = default)
     {
         var id = this.GetPrimaryKeyString();
-        if (!IsValidId(id))
+        if (!GrainKeys.IsValidChannelAccountId(id))
             throw new DomainRuleException("A channel id is 1-64 lower-case letters, digits or '-'.", "id", 422);
         if (string.IsNullOrWhiteSpace(settings.Name))
             throw new DomainRuleException("A channel needs a name.", "name", 422);
@@ -40,7 +40,4 @@ public sealed class ChannelAccountGrain(ICrmStore store, TimeProvider time) : Gr
         _record = record;
         return record.ToSnapshot();
     }
-
-    private static bool IsValidId(string id) =>
-        id.Length is >= 1 and <= 64 && id.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
 }

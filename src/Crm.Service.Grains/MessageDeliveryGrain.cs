@@ -8,6 +8,7 @@ namespace Crm.Service.Grains;
 public sealed class MessageDeliveryGrain(ICrmStore store, TimeProvider time) : Grain, IMessageDeliveryGrain
 {
     private DeliveryStatus? _current;
+    private string? _channelAccountId;
 
     public async Task UpdateAsync(DeliveryUpdate update, CancellationToken cancellationToken = default)
     {
@@ -18,7 +19,10 @@ public sealed class MessageDeliveryGrain(ICrmStore store, TimeProvider time) : G
             if (message.Direction != MessageDirection.Outbound)
                 throw new DomainRuleException("Only outbound messages have a delivery status.", "messageId", 409);
             _current = message.Delivery;
+            _channelAccountId = message.ChannelAccountId;
         }
+        if (update.ChannelAccountId is { } reporter && reporter != _channelAccountId)
+            throw new DomainRuleException($"No message {this.GetPrimaryKey()} was sent on channel '{reporter}'.", "messageId", 404);
         if (!IsAllowed(_current.Value, update.Status))
             return;
         await store.CommitAsync(new WriteSet().Add(

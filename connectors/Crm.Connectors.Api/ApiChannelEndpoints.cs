@@ -1,0 +1,157 @@
+using System.Text.Json;
+using System.Text.Unicode;
+using Crm.Connectors.Api.Http;
+using Crm.Service.Contracts;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Connectors.Api;
+
+/// <summary>
+/// The inbound side of the messaging API channel. A request is answered 202 only after the message is
+/// durably stored; anything wrong with it gets a 4xx problem naming the field, and nothing is half stored.
+/// </summary>
+public static class ApiChannelEndpoints
+{
+    public const string RateLimitPolicy = "api-channel";
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { MaxDepth = 16 };
+
+    public static IEndpointRouteBuilder MapApiChannel(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/channels/{channelId}").RequireRateLimiting(RateLimitPolicy).DisableAntiforgery();
+        group.MapPost("/messages", ReceiveAsync).WithName("ApiChannelReceive");
+        group.MapPost("/receipts", ReceiptAsync).WithName("ApiChannelReceipt");
+        return endpoints;
+    }
+
+    internal static async Task<Results<Accepted<IngestResponse>, ProblemHttpResult>> ReceiveAsync(
+        string channelId, HttpContext http, IGrainFactory grains, IOptions<ApiChannelOptions> options, TimeProvider time, ILoggerFactory logs, CancellationToken cancellationToken)
+    {
+        var (request, body, problem) = await ReadSignedAsync<InboundMessageRequest>(channelId, http, grains, options.Value, time, cancellationToken);
+        if (problem is not null)
+            return problem;
+        var (message, invalid) = InboundMessageMapper.Map(channelId, request!, body!, time.GetUtcNow());
+        if (invalid is not null)
+            return invalid;
+        try
+        {
+            var result = await grains.GetGrain<IConversationGrain>(GrainKeys.Conversation(channelId, message!.ThreadKey)).ReceiveAsync(message, cancellationToken);
+            return TypedResults.Accepted((string?)null, new IngestResponse(result.MessageId, result.ConversationId, result.TicketNumber, result.CustomerId, result.Duplicate));
+        }
+        catch (DomainRuleException ex)
+        {
+            logs.CreateLogger(typeof(ApiChannelEndpoints)).LogInformation("Channel {Channel} message refused: {Reason}", channelId, ex.Message);
+            return Problems.From(ex);
+        }
+    }
+
+    internal static async Task<Results<Accepted, ProblemHttpResult>> ReceiptAsync(
+        string channelId, HttpContext http, IGrainFactory grains, IOptions<ApiChannelOptions> options, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var (receipt, _, problem) = await ReadSignedAsync<DeliveryReceiptRequest>(channelId, http, grains, options.Value, time, cancellationToken);
+        if (problem is not null)
+            return problem;
+        if (receipt!.MessageId is not { } messageId)
+            return Problems.Invalid("messageId", "messageId is required: the id of our message, as sent in the webhook.");
+        DeliveryStatus? status = receipt.Status?.ToLowerInvariant() switch
+        {
+            "sent" => DeliveryStatus.Sent,
+            "delivered" => DeliveryStatus.Delivered,
+            "failed" => DeliveryStatus.Failed,
+            _ => null,
+        };
+        if (status is null)
+            return Problems.Invalid("status", "status must be one of: sent, delivered, failed.");
+        try
+        {
+            await grains.GetGrain<IMessageDeliveryGrain>(messageId).UpdateAsync(
+                new DeliveryUpdate(status.Value, Truncate(receipt.Reason, 1000), Truncate(receipt.ExternalId, 255), channelId), cancellationToken);
+            return TypedResults.Accepted((string?)null);
+        }
+        catch (DomainRuleException ex)
+        {
+            return Problems.From(ex);
+        }
+    }
+
+    /// <summary>Channel, size, signature, UTF-8 and JSON checks, in that order: nothing unsigned is parsed.</summary>
+    private static async Task<(T? Request, byte[]? Body, ProblemHttpResult? Problem)> ReadSignedAsync<T>(
+        string channelId, HttpContext http, IGrainFactory grains, ApiChannelOptions options, TimeProvider time, CancellationToken cancellationToken)
+        where T : class
+    {
+        if (!GrainKeys.IsValidChannelAccountId(channelId))
+            return (null, null, Problems.Field(404, "Unknown channel", $"There is no channel '{channelId}'.", "channelId"));
+        var channel = await grains.GetGrain<IChannelAccountGrain>(channelId).GetAsync();
+        if (channel is null || channel.Kind != ChannelKind.Api)
+            return (null, null, Problems.Field(404, "Unknown channel", $"There is no API channel '{channelId}'.", "channelId"));
+        if (!channel.Enabled)
+            return (null, null, Problems.Field(403, "Channel disabled", $"Channel '{channelId}' is disabled; an admin can enable it.", "channelId"));
+
+        var body = await ReadBodyAsync(http.Request, options.MaxBodyBytes, cancellationToken);
+        if (body is null)
+            return (null, null, Problems.Field(413, "Body too large", $"The body exceeds {options.MaxBodyBytes} bytes.", "body"));
+
+        var verdict = RequestSignature.Verify(channel.Secret ?? "", http.Request.Headers[RequestSignature.TimestampHeader], http.Request.Headers[RequestSignature.SignatureHeader],
+            body, time.GetUtcNow(), options.TimestampTolerance);
+        switch (verdict)
+        {
+            case RequestSignature.Outcome.Missing:
+                return (null, null, Problems.Field(401, "Unsigned request", $"Send {RequestSignature.TimestampHeader} (Unix seconds) and {RequestSignature.SignatureHeader} (sha256=hex HMAC of \"timestamp.body\" with the channel secret).", RequestSignature.SignatureHeader));
+            case RequestSignature.Outcome.Malformed:
+                return (null, null, Problems.Field(401, "Bad timestamp", $"{RequestSignature.TimestampHeader} must be Unix seconds.", RequestSignature.TimestampHeader));
+            case RequestSignature.Outcome.Stale:
+                return (null, null, Problems.Field(401, "Stale request", $"{RequestSignature.TimestampHeader} is more than {options.TimestampTolerance.TotalSeconds:0} s from our clock; sign requests when you send them.", RequestSignature.TimestampHeader));
+            case RequestSignature.Outcome.Mismatch:
+                return (null, null, Problems.Field(401, "Bad signature", "The signature does not match the body and timestamp for this channel's secret.", RequestSignature.SignatureHeader));
+        }
+
+        var json = body.AsSpan();
+        if (json.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
+            json = json[3..];
+        if (!Utf8.IsValid(json))
+            return (null, null, Problems.Field(400, "Invalid UTF-8", "The body is not valid UTF-8.", "body"));
+        try
+        {
+            var request = JsonSerializer.Deserialize<T>(json, Json);
+            if (request is null)
+                return (null, null, Problems.Field(400, "Invalid JSON", "The body must be a JSON object.", "body"));
+            return (request, body, null);
+        }
+        catch (JsonException ex)
+        {
+            var field = FieldOf(ex.Path);
+            return (null, null, Problems.Field(400, "Invalid JSON", field is null ? $"The body is not valid JSON: {FirstSentence(ex.Message)}" : $"'{field}' has the wrong type or is not valid JSON.", field ?? "body"));
+        }
+    }
+
+    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > limit)
+            return null;
+        using var buffer = new MemoryStream(request.ContentLength is { } length ? (int)length : 4096);
+        var chunk = new byte[81920];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > limit)
+                return null;
+            buffer.Write(chunk, 0, read);
+        }
+        return buffer.ToArray();
+    }
+
+    /// <summary>"$.sender.id" → "sender.id"; "$.attachments[0].fileName" → "attachments[0].fileName".</summary>
+    private static string? FieldOf(string? path) =>
+        string.IsNullOrEmpty(path) || path == "$" ? null : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$');
+
+    private static string FirstSentence(string message) => message.Split(". ")[0];
+
+    internal static string? Truncate(string? value, int max) => value is null ? null : value.Length <= max ? value : value[..max];
+}
+
+/// <summary>The 202 answer: where the message went.</summary>
+public sealed record IngestResponse(Guid MessageId, Guid ConversationId, long TicketNumber, Guid CustomerId, bool Duplicate);

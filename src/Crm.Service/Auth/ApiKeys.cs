@@ -1,0 +1,142 @@
+using System.Collections.Concurrent;
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using Crm.Service.Grains.Records;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Service.Auth;
+
+public static class Roles
+{
+    public const string Admin = "admin";
+    public const string Agent = "agent";
+
+    public static bool IsValid(string role) => role is Admin or Agent;
+}
+
+/// <summary>Settings for API keys (section "Auth").</summary>
+public sealed class AuthOptions
+{
+    public const string Section = "Auth";
+
+    /// <summary>An admin key to create on start when it does not exist yet (e.g. from an environment variable),
+    /// so a fresh deployment can create its other keys. At least 24 characters.</summary>
+    public string? BootstrapAdminKey { get; set; }
+}
+
+/// <summary>Looks up API keys by their SHA-256, with a short cache so a revoked key stops working within seconds.</summary>
+public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, TimeProvider time)
+{
+    private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(10);
+    private readonly ConcurrentDictionary<string, (ApiKeyRecord? Key, DateTimeOffset Until)> _cache = new();
+
+    public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+
+    public static string NewKey() => "crm_" + Base64Url(RandomNumberGenerator.GetBytes(32));
+
+    public async Task<ApiKeyRecord?> FindAsync(string key, CancellationToken cancellationToken)
+    {
+        var hash = Hash(key);
+        var now = time.GetUtcNow();
+        if (_cache.TryGetValue(hash, out var cached) && cached.Until > now)
+            return cached.Key;
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var found = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.KeyHash == hash && k.RevokedAt == null, cancellationToken);
+        _cache[hash] = (found, now + CacheFor);
+        return found;
+    }
+
+    public async Task<(ApiKeyRecord Record, string Key)> CreateAsync(string name, string role, string? key = null, CancellationToken cancellationToken = default)
+    {
+        key ??= NewKey();
+        var record = new ApiKeyRecord { Id = Guid.CreateVersion7(), Name = name, Role = role, KeyHash = Hash(key), CreatedAt = time.GetUtcNow() };
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        db.ApiKeys.Add(record);
+        await db.SaveChangesAsync(cancellationToken);
+        _cache.TryRemove(record.KeyHash, out _);
+        return (record, key);
+    }
+
+    public async Task<bool> RevokeAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var revoked = await db.ApiKeys.Where(k => k.Id == id && k.RevokedAt == null)
+            .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, time.GetUtcNow()), cancellationToken);
+        _cache.Clear();
+        return revoked > 0;
+    }
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+}
+
+/// <summary>Authenticates "Authorization: Bearer {key}" or "X-Api-Key: {key}".</summary>
+internal sealed class ApiKeyAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiKeyDirectory keys)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "ApiKey";
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        string? key = Request.Headers["X-Api-Key"];
+        var authorization = Request.Headers.Authorization.ToString();
+        if (string.IsNullOrEmpty(key) && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            key = authorization["Bearer ".Length..].Trim();
+        if (string.IsNullOrEmpty(key))
+            return AuthenticateResult.NoResult();
+        var record = await keys.FindAsync(key, Context.RequestAborted);
+        if (record is null)
+            return AuthenticateResult.Fail("Unknown or revoked API key.");
+        var identity = new ClaimsIdentity(
+            [new Claim(ClaimTypes.NameIdentifier, record.Id.ToString()), new Claim(ClaimTypes.Name, record.Name), new Claim(ClaimTypes.Role, record.Role)],
+            SchemeName);
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+    }
+}
+
+/// <summary>Creates the bootstrap admin key once the store is ready.</summary>
+internal sealed class BootstrapAdminKey(ApiKeyDirectory keys, IOptions<AuthOptions> options, ILogger<BootstrapAdminKey> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (options.Value.BootstrapAdminKey is not { } key)
+            return;
+        if (await keys.FindAsync(key, cancellationToken) is not null)
+            return;
+        await keys.CreateAsync("bootstrap-admin", Roles.Admin, key, cancellationToken);
+        logger.LogInformation("Created the bootstrap admin API key from configuration (Auth:BootstrapAdminKey)");
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+public static class ApiKeyAuthenticationExtensions
+{
+    public const string AgentPolicy = "agent";
+    public const string AdminPolicy = "admin";
+
+    public static IHostApplicationBuilder AddApiKeyAuthentication(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section)
+            .Validate(o => o.BootstrapAdminKey is null || o.BootstrapAdminKey.Length >= 24, "Auth:BootstrapAdminKey must be at least 24 characters.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<ApiKeyDirectory>();
+        builder.Services.AddHostedService<BootstrapAdminKey>();
+        builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(AgentPolicy, policy => policy.RequireRole(Roles.Agent, Roles.Admin))
+            .AddPolicy(AdminPolicy, policy => policy.RequireRole(Roles.Admin));
+        return builder;
+    }
+
+    /// <summary>The audit actor for the caller: "apikey:{name}".</summary>
+    public static string Actor(this ClaimsPrincipal user) => "apikey:" + (user.Identity?.Name ?? "unknown");
+}

@@ -1,0 +1,96 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Crm.Connectors.Api.Http;
+using Crm.Service.Contracts;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Crm.Service.Hosting;
+
+public static class HttpExtensions
+{
+    /// <summary>JSON conventions, problem details for every error, health checks.</summary>
+    public static IHostApplicationBuilder AddCrmHttp(this IHostApplicationBuilder builder)
+    {
+        builder.Services.Configure<JsonOptions>(options =>
+        {
+            options.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase));
+            options.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+        });
+        builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
+        builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
+        builder.Services.AddHealthChecks()
+            .AddCheck<StoreHealthCheck>("store", tags: ["ready"])
+            .AddCheck<SiloHealthCheck>("silo", tags: ["ready"]);
+        return builder;
+    }
+
+    public static WebApplication UseCrmHttp(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseRateLimiter();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        return app;
+    }
+
+    public static IEndpointRouteBuilder MapCrmHealthChecks(this IEndpointRouteBuilder endpoints)
+    {
+        // Live: the process answers. Ready: the store is migrated and the silo serves grain calls.
+        endpoints.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        endpoints.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
+        return endpoints;
+    }
+
+    private sealed class StoreHealthCheck(StoreInitializer store) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            Task.FromResult(store.IsInitialized ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("The store is not migrated yet."));
+    }
+
+    private sealed class SiloHealthCheck(IGrainFactory grains) : IHealthCheck
+    {
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                // A real grain call that reads the store: proves the silo, the scheduler and the database answer.
+                await grains.GetGrain<IChannelAccountGrain>("health-probe").GetAsync().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);
+                return HealthCheckResult.Healthy();
+            }
+            catch (Exception ex)
+            {
+                return HealthCheckResult.Unhealthy("The silo did not answer a grain call.", ex);
+            }
+        }
+    }
+
+    /// <summary>Domain refusals and bad request bodies become problem details naming the field; the rest are 500s.</summary>
+    private sealed class ProblemExceptionHandler(IProblemDetailsService problems) : IExceptionHandler
+    {
+        public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken cancellationToken)
+        {
+            (int Status, string Title, string Detail, string? Field)? problem = exception switch
+            {
+                DomainRuleException rule => (rule.Status, rule.Status == 404 ? "Not found" : rule.Status == 422 ? "Invalid field" : "Conflict", rule.Message, rule.Field),
+                BadHttpRequestException { InnerException: JsonException json } => (400, "Invalid JSON",
+                    $"The body is not valid JSON for this request{(json.Path is null ? "" : $" at '{json.Path}'")}.", FieldOf(json.Path)),
+                BadHttpRequestException bad => (bad.StatusCode, "Bad request", bad.Message, null),
+                _ => null,
+            };
+            if (problem is not { } p)
+                return false;
+            http.Response.StatusCode = p.Status;
+            var details = Problems.Field(p.Status, p.Title, p.Detail, p.Field).ProblemDetails;
+            return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = http, ProblemDetails = details, Exception = exception });
+        }
+
+        private static string? FieldOf(string? path) =>
+            string.IsNullOrEmpty(path) || path == "$" ? "body" : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path;
+    }
+}

@@ -1,0 +1,21 @@
+using Crm.Connectors.Api;
+using Crm.Service.Api;
+using Crm.Service.Auth;
+using Crm.Service.Hosting;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddCrmSilo();
+builder.AddApiChannel();
+builder.AddApiKeyAuthentication();
+builder.AddCrmHttp();
+
+var app = builder.Build();
+app.UseCrmHttp();
+app.MapCrmHealthChecks();
+app.MapApiChannel();
+app.MapAgentApi();
+app.MapAdminApi();
+app.Run();
+
+/// <summary>Visible to WebApplicationFactory in the tests.</summary>
+public partial class Program;
