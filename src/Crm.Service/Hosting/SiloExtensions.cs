@@ -1,6 +1,7 @@
-using System.ComponentModel.DataAnnotations;
+using System.Net;
 using Crm.Service.Infrastructure;
 using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 
 namespace Crm.Service.Hosting;
 
@@ -11,23 +12,26 @@ public static class SiloExtensions
     {
         // The store registers first so it is migrated before the silo starts taking calls.
         builder.Services.AddCrmInfrastructure();
-        var cluster = Bind<CrmClusterOptions>(builder.Configuration, CrmClusterOptions.Section);
+        builder.Services.AddOptions<CrmClusterOptions>().BindConfiguration(CrmClusterOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.UseOrleans(silo =>
         {
-            silo.UseLocalhostClustering(cluster.SiloPort, cluster.GatewayPort, serviceId: cluster.ServiceId, clusterId: cluster.ClusterId);
+            silo.UseLocalhostClustering();
+            // Ports and ids come from validated options, read when the silo starts (not while the builder is composed),
+            // so every configuration source, test overrides included, applies.
+            silo.Services.AddOptions<EndpointOptions>().Configure<IOptions<CrmClusterOptions>>((endpoint, cluster) =>
+            {
+                endpoint.SiloPort = cluster.Value.SiloPort;
+                endpoint.GatewayPort = cluster.Value.GatewayPort;
+            });
+            silo.Services.AddOptions<DevelopmentClusterMembershipOptions>().Configure<IOptions<CrmClusterOptions>>((membership, cluster) =>
+                membership.PrimarySiloEndpoint = new IPEndPoint(IPAddress.Loopback, cluster.Value.SiloPort));
+            silo.Services.AddOptions<ClusterOptions>().Configure<IOptions<CrmClusterOptions>>((ids, cluster) =>
+            {
+                ids.ClusterId = cluster.Value.ClusterId;
+                ids.ServiceId = cluster.Value.ServiceId;
+            });
             silo.UseSqliteReminderService();
         });
         return builder;
-    }
-
-    /// <summary>Binds and validates options the host needs before the container exists, naming the bad setting.</summary>
-    internal static T Bind<T>(IConfiguration configuration, string section) where T : class, new()
-    {
-        var options = configuration.GetSection(section).Get<T>() ?? new T();
-        var results = new List<ValidationResult>();
-        if (!Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true))
-            throw new OptionsValidationException(section, typeof(T),
-                results.Select(r => $"{section}:{string.Join(",", r.MemberNames)}: {r.ErrorMessage}"));
-        return options;
     }
 }

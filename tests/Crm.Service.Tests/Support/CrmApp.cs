@@ -1,0 +1,92 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crm.Service.Tests.Support;
+
+/// <summary>
+/// The whole service in-process (host, silo, store) on a real SQLite file in its own folder, with its own ports.
+/// Each test builds its own, so tests are isolated; two apps on one folder one after the other model a restart.
+/// </summary>
+internal sealed class CrmApp : WebApplicationFactory<Program>
+{
+    public const string AdminKey = "test-admin-key-0123456789abcdef";
+    public const string ChannelSecret = "channel-secret-0123456789";
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) } };
+
+    private readonly Dictionary<string, string?> _settings;
+
+    public CrmApp(string dataDirectory, IDictionary<string, string?>? settings = null)
+    {
+        DataDirectory = dataDirectory;
+        _settings = new Dictionary<string, string?>
+        {
+            ["Store:DataDirectory"] = dataDirectory,
+            ["Cluster:SiloPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Cluster:GatewayPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Cluster:ClusterId"] = "test-" + Guid.NewGuid().ToString("N")[..8],
+            ["Auth:BootstrapAdminKey"] = AdminKey,
+            ["Outbox:PollInterval"] = "00:00:00.200",
+            ["Outbox:FirstRetryDelay"] = "00:00:00.100",
+            ["Outbox:MaxRetryDelay"] = "00:00:00.500",
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+            _settings[key] = value;
+    }
+
+    public string DataDirectory { get; }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        foreach (var (key, value) in _settings)
+            builder.UseSetting(key, value);
+    }
+
+    public HttpClient Admin()
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", AdminKey);
+        return client;
+    }
+
+    public async Task<HttpClient> AgentAsync(string name = "agent-1")
+    {
+        using var admin = Admin();
+        var response = await admin.PostAsJsonAsync("/api/v1/admin/api-keys", new { name, role = "agent" });
+        response.EnsureSuccessStatusCode();
+        var key = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString();
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", key);
+        return client;
+    }
+
+    public async Task CreateApiChannelAsync(string id = "bridge", string? webhookUrl = null)
+    {
+        using var admin = Admin();
+        var response = await admin.PutAsJsonAsync($"/api/v1/admin/channels/{id}", new { kind = "api", name = "Test bridge", secret = ChannelSecret, webhookUrl });
+        response.EnsureSuccessStatusCode();
+    }
+
+    public async Task<HttpResponseMessage> PostMessageAsync(object message, string channel = "bridge", string secret = ChannelSecret)
+    {
+        using var client = CreateClient();
+        return await client.SendAsync(Signing.SignedPost($"/api/v1/channels/{channel}/messages", secret, JsonSerializer.Serialize(message, Json)));
+    }
+
+    public async Task<T> QueryAsync<T>(Func<CrmDbContext, Task<T>> query)
+    {
+        var contexts = Services.GetRequiredService<IDbContextFactory<CrmDbContext>>();
+        await using var db = await contexts.CreateDbContextAsync();
+        return await query(db);
+    }
+
+    public IGrainFactory Grains => Services.GetRequiredService<IGrainFactory>();
+}
