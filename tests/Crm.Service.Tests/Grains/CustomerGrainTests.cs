@@ -1,0 +1,64 @@
+using Crm.Service.Contracts;
+using Crm.Service.Tests.Support;
+
+namespace Crm.Service.Tests.Grains;
+
+[Collection(ClusterCollection.Name)]
+public sealed class CustomerGrainTests(TestClusterFixture fixture)
+{
+    [Fact]
+    public async Task Merging_customers_moves_identities_and_tickets_and_later_messages_follow()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var phoneA = GrainScenario.NewPhone();
+        var phoneB = GrainScenario.NewPhone();
+        var a = await scenario.ReceiveAsync(scenario.Message("cm-1", phoneA));
+        var b = await scenario.ReceiveAsync(scenario.Message("cm-2", phoneB));
+        var target = fixture.Grains.GetGrain<ICustomerGrain>(a.CustomerId);
+        await fixture.Grains.GetGrain<ICustomerGrain>(b.CustomerId).UpdateProfileAsync(new CustomerProfileChange { Organization = "Acme", Tags = ["vip"] }, "agent");
+
+        var merged = await target.MergeFromAsync(b.CustomerId, "agent");
+
+        Assert.Equal(2, merged.Identities.Count);
+        Assert.Equal("Acme", merged.Organization);
+        Assert.Equal(["vip"], merged.Tags);
+        Assert.Equal(a.CustomerId, (await fixture.Grains.GetGrain<ITicketGrain>(b.TicketNumber).GetAsync())!.CustomerId);
+        Assert.Equal(a.CustomerId, (await fixture.Grains.GetGrain<ICustomerGrain>(b.CustomerId).GetAsync())!.MergedInto);
+        var identityB = GrainKeys.Identity(IdentityKind.Phone, phoneB, scenario.Channel);
+        Assert.Equal(a.CustomerId, await fixture.Grains.GetGrain<IIdentityGrain>(identityB).GetCustomerAsync());
+        // Merging again is harmless (an interrupted merge completes when asked again).
+        Assert.Equal(2, (await target.MergeFromAsync(b.CustomerId, "agent")).Identities.Count);
+    }
+
+    [Fact]
+    public async Task Detaching_an_identity_gives_it_a_customer_of_its_own()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var phone = GrainScenario.NewPhone();
+        var first = await scenario.ReceiveAsync(scenario.Message("dt-1", phone));
+        var identity = GrainKeys.Identity(IdentityKind.Phone, phone, scenario.Channel);
+
+        var detached = await fixture.Grains.GetGrain<IIdentityGrain>(identity).DetachAsync("agent");
+
+        Assert.NotEqual(first.CustomerId, detached);
+        Assert.Empty((await fixture.Grains.GetGrain<ICustomerGrain>(first.CustomerId).GetAsync())!.Identities);
+        Assert.Single((await fixture.Grains.GetGrain<ICustomerGrain>(detached).GetAsync())!.Identities);
+    }
+
+    [Fact]
+    public async Task Profile_changes_are_kept()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var first = await scenario.ReceiveAsync(scenario.Message("pf-1", GrainScenario.NewPhone()));
+        var customer = fixture.Grains.GetGrain<ICustomerGrain>(first.CustomerId);
+        await customer.UpdateProfileAsync(new CustomerProfileChange
+        {
+            Name = "王小明", Language = "zh", CustomFields = new Dictionary<string, string?> { ["plan"] = "gold", ["unused"] = null },
+        }, "agent");
+        var snapshot = (await customer.GetAsync())!;
+        Assert.Equal("王小明", snapshot.Name);
+        Assert.Equal("zh", snapshot.Language);
+        Assert.Equal("gold", snapshot.CustomFields["plan"]);
+        Assert.False(snapshot.CustomFields.ContainsKey("unused"));
+    }
+}
