@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Crm.Service.Tests.Support;
+
+/// <summary>The service as a real child process (the built Crm.Service.dll), so a test can kill it with SIGKILL.</summary>
+internal sealed class ServiceProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private ServiceProcess(Process process, string baseUrl)
+    {
+        _process = process;
+        BaseUrl = baseUrl;
+    }
+
+    public string BaseUrl { get; }
+
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+                return _output.ToString();
+        }
+    }
+
+    public static async Task<ServiceProcess> StartAsync(string dataDirectory, IDictionary<string, string>? settings = null)
+    {
+        var hostDirectory = HostDirectory();
+        var port = FreePorts.Next();
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(hostDirectory, "Crm.Service.dll")])
+        {
+            WorkingDirectory = hostDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        var environment = new Dictionary<string, string>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["Urls"] = $"http://127.0.0.1:{port}",
+            ["Store__DataDirectory"] = dataDirectory,
+            ["Cluster__SiloPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Cluster__GatewayPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Auth__BootstrapAdminKey"] = CrmApp.AdminKey,
+            ["Logging__LogLevel__Default"] = "Warning",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+            environment[key] = value;
+        foreach (var (key, value) in environment)
+            start.Environment[key] = value;
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the service process.");
+        var service = new ServiceProcess(process, $"http://127.0.0.1:{port}");
+        process.OutputDataReceived += (_, e) => service.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => service.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        await service.WaitUntilReadyAsync();
+        return service;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+            return;
+        lock (_output)
+            _output.AppendLine(line);
+    }
+
+    private async Task WaitUntilReadyAsync()
+    {
+        using var client = new HttpClient { BaseAddress = new Uri(BaseUrl), Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited)
+                throw new InvalidOperationException($"The service exited with {_process.ExitCode} during start:\n{Output}");
+            try
+            {
+                if ((await client.GetAsync("/health/ready")).IsSuccessStatusCode)
+                    return;
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            catch (TaskCanceledException)
+            {
+                // Slow first answer.
+            }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"The service did not become ready within 60 s:\n{Output}");
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs, exactly like a power cut for the process.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+
+    /// <summary>The host's own build output (bin/{Configuration}/net10.0 of src/Crm.Service), found from the test's.</summary>
+    private static string HostDirectory()
+    {
+        var testOutput = new DirectoryInfo(AppContext.BaseDirectory);
+        var framework = testOutput.Name;
+        var configuration = testOutput.Parent!.Name;
+        var root = testOutput;
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Crm.Service.sln")))
+            root = root.Parent;
+        if (root is null)
+            throw new InvalidOperationException($"Cannot find Crm.Service.sln above {AppContext.BaseDirectory}.");
+        var directory = Path.Combine(root.FullName, "src", "Crm.Service", "bin", configuration, framework);
+        if (!File.Exists(Path.Combine(directory, "Crm.Service.dll")))
+            throw new InvalidOperationException($"The service is not built at {directory}; build the solution first.");
+        return directory;
+    }
+}
