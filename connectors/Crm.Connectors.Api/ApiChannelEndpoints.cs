@@ -29,9 +29,9 @@ public static class ApiChannelEndpoints
     }
 
     internal static async Task<Results<Accepted<IngestResponse>, ProblemHttpResult>> ReceiveAsync(
-        string channelId, HttpContext http, IGrainFactory grains, IOptions<ApiChannelOptions> options, TimeProvider time, ILoggerFactory logs, CancellationToken cancellationToken)
+        string channelId, HttpContext http, IGrainFactory grains, ChannelDirectory channels, IOptions<ApiChannelOptions> options, TimeProvider time, ILoggerFactory logs, CancellationToken cancellationToken)
     {
-        var (request, body, problem) = await ReadSignedAsync<InboundMessageRequest>(channelId, http, grains, options.Value, time, cancellationToken);
+        var (request, body, problem) = await ReadSignedAsync<InboundMessageRequest>(channelId, http, channels, options.Value, time, cancellationToken);
         if (problem is not null)
             return problem;
         var (message, invalid) = InboundMessageMapper.Map(channelId, request!, body!, time.GetUtcNow());
@@ -50,9 +50,9 @@ public static class ApiChannelEndpoints
     }
 
     internal static async Task<Results<Accepted, ProblemHttpResult>> ReceiptAsync(
-        string channelId, HttpContext http, IGrainFactory grains, IOptions<ApiChannelOptions> options, TimeProvider time, CancellationToken cancellationToken)
+        string channelId, HttpContext http, IGrainFactory grains, ChannelDirectory channels, IOptions<ApiChannelOptions> options, TimeProvider time, CancellationToken cancellationToken)
     {
-        var (receipt, _, problem) = await ReadSignedAsync<DeliveryReceiptRequest>(channelId, http, grains, options.Value, time, cancellationToken);
+        var (receipt, _, problem) = await ReadSignedAsync<DeliveryReceiptRequest>(channelId, http, channels, options.Value, time, cancellationToken);
         if (problem is not null)
             return problem;
         if (receipt!.MessageId is not { } messageId)
@@ -80,12 +80,12 @@ public static class ApiChannelEndpoints
 
     /// <summary>Channel, size, signature, UTF-8 and JSON checks, in that order: nothing unsigned is parsed.</summary>
     private static async Task<(T? Request, byte[]? Body, ProblemHttpResult? Problem)> ReadSignedAsync<T>(
-        string channelId, HttpContext http, IGrainFactory grains, ApiChannelOptions options, TimeProvider time, CancellationToken cancellationToken)
+        string channelId, HttpContext http, ChannelDirectory channels, ApiChannelOptions options, TimeProvider time, CancellationToken cancellationToken)
         where T : class
     {
         if (!GrainKeys.IsValidChannelAccountId(channelId))
             return (null, null, Problems.Field(404, "Unknown channel", $"There is no channel '{channelId}'.", "channelId"));
-        var channel = await grains.GetGrain<IChannelAccountGrain>(channelId).GetAsync();
+        var channel = await channels.FindAsync(channelId);
         if (channel is null || channel.Kind != ChannelKind.Api)
             return (null, null, Problems.Field(404, "Unknown channel", $"There is no API channel '{channelId}'.", "channelId"));
         if (!channel.Enabled)

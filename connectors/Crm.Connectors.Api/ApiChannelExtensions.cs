@@ -21,6 +21,7 @@ public static class ApiChannelExtensions
             client.DefaultRequestHeaders.UserAgent.ParseAdd("Crm.Service-Webhook/1.0");
         });
         builder.Services.AddSingleton<IOutboundSender, WebhookSender>();
+        builder.Services.AddSingleton<ChannelDirectory>();
         builder.Services.AddRateLimiter(limiter =>
         {
             limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;

@@ -101,5 +101,4 @@ public sealed record ConversationSnapshot(
     [property: Id(3)] string ThreadKey,
     [property: Id(4)] Guid CustomerId,
     [property: Id(5)] string CustomerIdentity,
-    [property: Id(6)] long TicketNumber,
-    [property: Id(7)] int MessageCount);
+    [property: Id(6)] long TicketNumber);

@@ -54,10 +54,13 @@ public enum InboundRoutingKind
     Missing = 3,
 }
 
+/// <param name="ActivityAt">Set when the ticket took the message without a change of its own to store: the conversation
+/// then writes the ticket's activity time in the same commit as the message, so both land atomically in one fsync.</param>
 [GenerateSerializer, Immutable, Alias("crm.InboundRouting")]
 public sealed record InboundRouting(
     [property: Id(0)] InboundRoutingKind Kind,
-    [property: Id(1)] long TicketNumber);
+    [property: Id(1)] long TicketNumber,
+    [property: Id(2)] DateTimeOffset? ActivityAt = null);
 
 /// <summary>What a new ticket starts with.</summary>
 [GenerateSerializer, Immutable, Alias("crm.TicketOpening")]

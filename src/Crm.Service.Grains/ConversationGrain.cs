@@ -28,6 +28,10 @@ public sealed class ConversationGrain(
 
     private ConversationRecord? _record;
     private bool _recordStored;
+    // Set when a merge moved this conversation to another ticket; the pointer is stored with the next message.
+    private bool _ticketMoved;
+    // Set when the current ticket is closed and the next one is its follow-up.
+    private long? _followUpOf;
     // Fast path for redelivery while active; the unique index on (channel account, external id) is the guarantee.
     private readonly Dictionary<string, IngestResult> _recent = new(StringComparer.Ordinal);
     private readonly Queue<string> _recentOrder = new();
@@ -57,7 +61,8 @@ public sealed class ConversationGrain(
         var now = time.GetUtcNow();
         var messageId = Guid.CreateVersion7(now);
         var conversation = _record ?? await StartAsync(message, now, cancellationToken);
-        if (!_recordStored || conversation.TicketNumber == 0 || await TicketTakesAsync(conversation, messageId, now, cancellationToken) is not true)
+        var routing = _recordStored && conversation.TicketNumber != 0 ? await OfferToTicketAsync(conversation, messageId, now, cancellationToken) : null;
+        if (routing is not { Kind: InboundRoutingKind.Accepted })
         {
             // A new ticket is rare; check first that this is not a redelivery whose first copy went to an older ticket.
             if (await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken) is { } stored)
@@ -86,16 +91,18 @@ public sealed class ConversationGrain(
         foreach (var attachment in message.Attachments)
             writes.Insert(await StoreAttachmentAsync(messageId, attachment, now, cancellationToken));
         writes.Insert(await StoreRawSourceAsync(messageId, message, cancellationToken));
-        conversation.MessageCount++;
-        conversation.LastMessageAt = now;
-        writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber), nameof(ConversationRecord.MessageCount), nameof(ConversationRecord.LastMessageAt));
+        if (routing?.ActivityAt is { } activityAt)
+            writes.Update(new TicketRecord { Number = conversation.TicketNumber, Subject = "", UpdatedAt = activityAt, LastCustomerMessageAt = activityAt },
+                nameof(TicketRecord.UpdatedAt), nameof(TicketRecord.LastCustomerMessageAt));
+        if (_ticketMoved)
+            writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
         try
         {
             await store.CommitAsync(writes, cancellationToken);
+            _ticketMoved = false;
         }
         catch (DuplicateKeyException)
         {
-            conversation.MessageCount--;
             var stored = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
                 ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
             return Remember(message.ExternalMessageId, ResultFor(stored, conversation, duplicate: true));
@@ -120,13 +127,12 @@ public sealed class ConversationGrain(
             CustomerId = customerId,
             CustomerIdentity = identityKey,
             CreatedAt = now,
-            LastMessageAt = now,
         };
         return _record;
     }
 
-    /// <summary>Offers the message to the current ticket, following merges. False when a new ticket is needed.</summary>
-    private async Task<bool> TicketTakesAsync(ConversationRecord conversation, Guid messageId, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>Offers the message to the current ticket, following merges; anything but Accepted means a ticket must be opened.</summary>
+    private async Task<InboundRouting> OfferToTicketAsync(ConversationRecord conversation, Guid messageId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         for (var hop = 0; hop < MaxMergeHops; hop++)
         {
@@ -134,24 +140,22 @@ public sealed class ConversationGrain(
                 .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now), cancellationToken);
             switch (routing.Kind)
             {
-                case InboundRoutingKind.Accepted:
-                    return true;
                 case InboundRoutingKind.MergedInto:
                     conversation.TicketNumber = routing.TicketNumber;
+                    _ticketMoved = true;
                     continue;
-                case InboundRoutingKind.Missing:
-                    // The number was stored with the conversation but the ticket never opened (crash): open it under that number.
-                    return false;
                 case InboundRoutingKind.NeedsFollowUp:
                     _followUpOf = conversation.TicketNumber;
                     conversation.TicketNumber = 0;
-                    return false;
+                    return routing;
+                default:
+                    // Accepted, or Missing: the number was stored with the conversation but the ticket never opened (a crash);
+                    // it is opened under that same number.
+                    return routing;
             }
         }
         throw new InvalidOperationException($"Ticket #{conversation.TicketNumber} is merged more than {MaxMergeHops} times deep.");
     }
-
-    private long? _followUpOf;
 
     private async Task OpenTicketAsync(ConversationRecord conversation, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -166,6 +170,7 @@ public sealed class ConversationGrain(
                 writes.Insert(conversation.Copy());
             await store.CommitAsync(writes, cancellationToken);
             _recordStored = true;
+            _ticketMoved = false;
         }
         else if (!_recordStored)
         {

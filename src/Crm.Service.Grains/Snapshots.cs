@@ -60,7 +60,7 @@ public static class Snapshots
     };
 
     public static ConversationSnapshot ToSnapshot(this ConversationRecord r) =>
-        new(r.Id, r.ChannelAccountId, r.Channel, r.ThreadKey, r.CustomerId, r.CustomerIdentity, r.TicketNumber, r.MessageCount);
+        new(r.Id, r.ChannelAccountId, r.Channel, r.ThreadKey, r.CustomerId, r.CustomerIdentity, r.TicketNumber);
 
     public static ChannelAccountSnapshot ToSnapshot(this ChannelAccountRecord r) =>
         new(r.Id, r.Kind, r.Name, r.Enabled, r.WebhookUrl, r.Secret);

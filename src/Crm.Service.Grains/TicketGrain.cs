@@ -90,10 +90,16 @@ public sealed class TicketGrain(
                 ChangeStatus(TicketStatus.Open, Audit.System, now, writes, "customer-replied");
                 break;
         }
-        if (!_record.ConversationIds.Contains(notice.ConversationId))
+        var joined = !_record.ConversationIds.Contains(notice.ConversationId);
+        if (joined)
             _record.ConversationIds.Add(notice.ConversationId);
         _record.LastCustomerMessageAt = now;
         _record.UpdatedAt = now;
+        if (writes.IsEmpty && !joined)
+        {
+            // Only the activity time changed: the conversation stores it with the message (see InboundRouting.ActivityAt).
+            return new InboundRouting(InboundRoutingKind.Accepted, Number, now);
+        }
         await store.CommitAsync(writes.Update(_record.Copy()), cancellationToken);
         await SyncAutoCloseReminderAsync(before);
         return new InboundRouting(InboundRoutingKind.Accepted, Number);

@@ -52,9 +52,7 @@ public sealed class ConversationRecord
     /// <summary>Identity key of the customer on this channel; replies go to it.</summary>
     public required string CustomerIdentity { get; set; }
     public long TicketNumber { get; set; }
-    public int MessageCount { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
-    public DateTimeOffset LastMessageAt { get; set; }
 
     public ConversationRecord Copy() => (ConversationRecord)MemberwiseClone();
 }

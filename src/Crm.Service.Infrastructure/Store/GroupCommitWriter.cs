@@ -78,9 +78,12 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
             await using (var db = await _contexts.CreateDbContextAsync())
             await using (var transaction = await db.Database.BeginTransactionAsync())
             {
+                // Rows are added and attached explicitly, so there is nothing for EF to detect, and the context is
+                // thrown away after the commit, so accepting the changes afterwards would be wasted work.
+                db.ChangeTracker.AutoDetectChangesEnabled = false;
                 foreach (var pending in batch)
                     await WriteSetApplier.ApplyAsync(db, pending.Writes);
-                await db.SaveChangesAsync();
+                await db.SaveChangesAsync(acceptAllChangesOnSuccess: false);
                 await transaction.CommitAsync();
             }
             Interlocked.Increment(ref _transactions);

@@ -28,7 +28,8 @@ internal static class WriteSetApplier
                         entry.Property(property).IsModified = true;
                     break;
                 default:
-                    await db.SaveChangesAsync();
+                    // Tracked rows go first (and are accepted, so the batch's final save does not insert them again).
+                    await db.SaveChangesAsync(acceptAllChangesOnSuccess: true);
                     await ApplyBulkAsync(db, operation);
                     break;
             }

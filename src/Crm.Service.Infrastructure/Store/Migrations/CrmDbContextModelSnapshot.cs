@@ -185,12 +185,6 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                         .IsRequired()
                         .HasColumnType("TEXT");
 
-                    b.Property<long>("LastMessageAt")
-                        .HasColumnType("INTEGER");
-
-                    b.Property<int>("MessageCount")
-                        .HasColumnType("INTEGER");
-
                     b.Property<string>("ThreadKey")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -470,9 +464,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasKey("Number");
 
-                    b.HasIndex("UpdatedAt");
+                    b.HasIndex("CustomerId");
 
-                    b.HasIndex("CustomerId", "UpdatedAt");
+                    b.HasIndex("UpdatedAt");
 
                     b.HasIndex("Status", "UpdatedAt");
 

@@ -93,9 +93,7 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     CustomerId = table.Column<Guid>(type: "TEXT", nullable: false),
                     CustomerIdentity = table.Column<string>(type: "TEXT", nullable: false),
                     TicketNumber = table.Column<long>(type: "INTEGER", nullable: false),
-                    MessageCount = table.Column<int>(type: "INTEGER", nullable: false),
-                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    LastMessageAt = table.Column<long>(type: "INTEGER", nullable: false)
+                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -340,9 +338,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                 columns: new[] { "Assignee", "Status", "UpdatedAt" });
 
             migrationBuilder.CreateIndex(
-                name: "IX_Tickets_CustomerId_UpdatedAt",
+                name: "IX_Tickets_CustomerId",
                 table: "Tickets",
-                columns: new[] { "CustomerId", "UpdatedAt" });
+                column: "CustomerId");
 
             migrationBuilder.CreateIndex(
                 name: "IX_Tickets_Status_UpdatedAt",

@@ -11,7 +11,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Crm.Service.Infrastructure.Store.Migrations
 {
     [DbContext(typeof(CrmDbContext))]
-    [Migration("20261122203944_Initial")]
+    [Migration("20261122205916_Initial")]
     partial class Initial
     {
         /// <inheritdoc />
@@ -187,12 +187,6 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.Property<string>("Key")
                         .IsRequired()
                         .HasColumnType("TEXT");
-
-                    b.Property<long>("LastMessageAt")
-                        .HasColumnType("INTEGER");
-
-                    b.Property<int>("MessageCount")
-                        .HasColumnType("INTEGER");
 
                     b.Property<string>("ThreadKey")
                         .IsRequired()
@@ -473,9 +467,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasKey("Number");
 
-                    b.HasIndex("UpdatedAt");
+                    b.HasIndex("CustomerId");
 
-                    b.HasIndex("CustomerId", "UpdatedAt");
+                    b.HasIndex("UpdatedAt");
 
                     b.HasIndex("Status", "UpdatedAt");
 

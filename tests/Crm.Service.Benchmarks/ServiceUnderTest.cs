@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Crm.Service.Benchmarks;
+
+/// <summary>The built service (Crm.Service.dll of the same configuration) in its own process on loopback ports.</summary>
+internal sealed class ServiceUnderTest : IAsyncDisposable
+{
+    public const string AdminKey = "benchmark-admin-key-0123456789";
+    private readonly Process _process;
+
+    private ServiceUnderTest(Process process, string baseUrl)
+    {
+        _process = process;
+        BaseUrl = baseUrl;
+    }
+
+    public string BaseUrl { get; }
+
+    public static async Task<ServiceUnderTest> StartAsync(string dataDirectory)
+    {
+        var host = HostDirectory();
+        var port = FreePort();
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(host, "Crm.Service.dll")])
+        {
+            WorkingDirectory = host,
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        // Lets `perf` name JIT-compiled frames when someone profiles the run.
+        start.Environment["DOTNET_PerfMapEnabled"] = Environment.GetEnvironmentVariable("DOTNET_PerfMapEnabled") ?? "0";
+        start.Environment["DOTNET_EnableWriteXorExecute"] = Environment.GetEnvironmentVariable("DOTNET_EnableWriteXorExecute") ?? "1";
+        start.Environment["Urls"] = $"http://127.0.0.1:{port}";
+        start.Environment["Store__DataDirectory"] = dataDirectory;
+        start.Environment["Cluster__SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["Cluster__GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["Auth__BootstrapAdminKey"] = AdminKey;
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        start.Environment["Channels__Api__RequestsPerSecond"] = "1000000";
+        start.Environment["Channels__Api__Burst"] = "10000000";
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("  [service] " + e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("  [service] " + e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var service = new ServiceUnderTest(process, $"http://127.0.0.1:{port}");
+        using var client = new HttpClient { BaseAddress = new Uri(service.BaseUrl) };
+        for (var attempt = 0; attempt < 300; attempt++)
+        {
+            try
+            {
+                if ((await client.GetAsync("/health/ready")).IsSuccessStatusCode)
+                    return service;
+            }
+            catch (HttpRequestException)
+            {
+                // not listening yet
+            }
+            if (process.HasExited)
+                throw new InvalidOperationException($"The service exited with code {process.ExitCode}.");
+            await Task.Delay(200);
+        }
+        throw new TimeoutException("The service did not become ready within 60 s.");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+
+    private static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    private static string HostDirectory()
+    {
+        var own = new DirectoryInfo(AppContext.BaseDirectory);
+        var root = own;
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Crm.Service.sln")))
+            root = root.Parent;
+        if (root is null)
+            throw new InvalidOperationException("Run the benchmark from the repository (Crm.Service.sln not found above it).");
+        var directory = Path.Combine(root.FullName, "src", "Crm.Service", "bin", own.Parent!.Name, own.Name);
+        return File.Exists(Path.Combine(directory, "Crm.Service.dll"))
+            ? directory
+            : throw new InvalidOperationException($"The service is not built at {directory}.");
+    }
+}
