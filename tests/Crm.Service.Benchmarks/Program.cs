@@ -8,13 +8,14 @@ using Crm.Service.Benchmarks;
 
 // Ingest benchmark: N signed messages through the API channel of the real service (its own process, real HTTP,
 // durable group commit), next to the raw SQLite insert rate at the same durability, measured in the same run.
-// Usage: dotnet run -c Release --project tests/Crm.Service.Benchmarks -- [--messages N] [--senders S] [--concurrency C] [--warmup W]
+// Usage: dotnet run -c Release --project tests/Crm.Service.Benchmarks -- [--messages N] [--senders S] [--concurrency C] [--warmup W] [--rounds R]
 
 var messages = Arg("--messages", 20_000);
 var senders = Arg("--senders", 1_000);
 var concurrency = Arg("--concurrency", 64);
 // Tiered JIT needs tens of thousands of calls before the hot paths run optimized code; measure after that.
 var warmupCount = Arg("--warmup", 15_000);
+var roundCount = Arg("--rounds", 3);
 const string Secret = "benchmark-channel-secret-0123";
 
 var work = Directory.CreateTempSubdirectory("crm-bench-");
@@ -33,28 +34,43 @@ try
     http.DefaultRequestHeaders.Remove("X-Api-Key");
 
     // Bodies and signatures are made before the clock starts, so the figures are the service's, not the client's.
-    var warmup = Prepare("warm", warmupCount, senders);
-    var measured = Prepare("run", messages, senders);
-    Console.WriteLine($"Warm-up: {warmup.Length} messages…");
-    await DriveAsync(warmup);
-    Console.WriteLine($"Measuring: {measured.Length} messages…");
-    var (elapsed, latencies, failures) = await DriveAsync(measured);
+    Console.WriteLine($"Warm-up: {warmupCount} messages…");
+    await DriveAsync(Prepare("warm", warmupCount, senders));
 
-    Array.Sort(latencies);
-    var rate = measured.Length / elapsed.TotalSeconds;
+    // Two mixes: ongoing conversations (many messages per sender) and first contacts (every sender new, so every
+    // message also creates a customer, a conversation and a ticket). Each is measured in several rounds; the median
+    // round is reported, since one round on a shared 2-core machine varies by about ±10%.
+    var results = new List<(string Mix, double Rate, double P50, double P99, int Failures)>();
+    foreach (var (mix, mixSenders) in new[] { ("ongoing conversations", senders), ("first contacts", messages) })
+    {
+        var rounds = new List<(double Rate, double[] Latencies, int Failures)>();
+        for (var round = 1; round <= roundCount; round++)
+        {
+            var batch = Prepare($"{(mixSenders == messages ? "first" : "ongoing")}{round}", messages, mixSenders);
+            var (elapsed, latencies, failures) = await DriveAsync(batch);
+            Array.Sort(latencies);
+            rounds.Add((batch.Length / elapsed.TotalSeconds, latencies, failures));
+            Console.WriteLine($"  {mix}, round {round}: {batch.Length / elapsed.TotalSeconds:N0} messages/s, p50 {Percentile(latencies, 0.5):N1} ms, p99 {Percentile(latencies, 0.99):N1} ms");
+        }
+        var median = rounds.OrderBy(r => r.Rate).ElementAt(rounds.Count / 2);
+        results.Add((mix, median.Rate, Percentile(median.Latencies, 0.50), Percentile(median.Latencies, 0.99), rounds.Sum(r => r.Failures)));
+    }
+
     Console.WriteLine();
-    Console.WriteLine("| figure | value |");
+    Console.WriteLine($"| figure ({messages:N0} messages a round, median of {roundCount} rounds, {concurrency} concurrent requests) | value |");
     Console.WriteLine("|---|---|");
-    Console.WriteLine($"| API ingest, durably stored (messages/s) | {rate:N0} |");
-    Console.WriteLine($"| ingest latency p50 (ms) | {Percentile(latencies, 0.50):N2} |");
-    Console.WriteLine($"| ingest latency p99 (ms) | {Percentile(latencies, 0.99):N2} |");
-    Console.WriteLine($"| failed requests | {failures} |");
+    foreach (var r in results)
+    {
+        Console.WriteLine($"| API ingest, {r.Mix} (messages/s, durably stored) | {r.Rate:N0} |");
+        Console.WriteLine($"| latency p50 / p99, {r.Mix} (ms) | {r.P50:N1} / {r.P99:N1} |");
+        Console.WriteLine($"| ingest ÷ raw single-row commits, {r.Mix} | {r.Rate / singleCommits:N2}× |");
+        Console.WriteLine($"| raw commits of 100 ÷ ingest, {r.Mix} | {batchedRows / r.Rate:N2}× |");
+    }
     Console.WriteLine($"| raw SQLite, one commit per row (rows/s) | {singleCommits:N0} |");
     Console.WriteLine($"| raw SQLite, commits of 100 rows (rows/s) | {batchedRows:N0} |");
-    Console.WriteLine($"| ingest ÷ raw single-row commits | {rate / singleCommits:N2}× |");
-    Console.WriteLine($"| raw commits of 100 ÷ ingest | {batchedRows / rate:N2}× |");
-    Console.WriteLine($"| target 5,000 messages/s | {(rate >= 5000 ? "met" : "NOT met")} |");
-    return failures == 0 ? 0 : 1;
+    Console.WriteLine($"| failed requests | {results.Sum(r => r.Failures)} |");
+    Console.WriteLine($"| target 5,000 messages/s (ongoing conversations) | {(results[0].Rate >= 5000 ? "met" : "NOT met")} |");
+    return results.Sum(r => r.Failures) == 0 ? 0 : 1;
 
     (HttpContentPair Request, string Id)[] Prepare(string prefix, int count, int senderCount) =>
         Enumerable.Range(0, count).Select(i =>
