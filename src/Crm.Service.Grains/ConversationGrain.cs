@@ -32,6 +32,8 @@ public sealed class ConversationGrain(
     private bool _ticketMoved;
     // Set when the current ticket is closed and the next one is its follow-up.
     private long? _followUpOf;
+    // Set while the first message of a new conversation is being received.
+    private bool _startedNow;
     // Fast path for redelivery while active; the unique index on (channel account, external id) is the guarantee.
     private readonly Dictionary<string, IngestResult> _recent = new(StringComparer.Ordinal);
     private readonly Queue<string> _recentOrder = new();
@@ -117,6 +119,7 @@ public sealed class ConversationGrain(
             ?? throw new DomainRuleException($"No channel '{message.ChannelAccountId}'.", "channelId", 404);
         var identityKey = GrainKeys.Identity(message.Sender.Kind, message.Sender.Value, message.ChannelAccountId);
         var customerId = await GrainFactory.GetGrain<IIdentityGrain>(identityKey).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
+        _startedNow = true;
         _record = new ConversationRecord
         {
             Id = Guid.CreateVersion7(now),
@@ -177,8 +180,12 @@ public sealed class ConversationGrain(
             await store.CommitAsync(new WriteSet().Insert(conversation.Copy()), cancellationToken);
             _recordStored = true;
         }
-        // A follow-up belongs to whoever the identity belongs to now (the customer may have been merged since).
-        var customerId = await GrainFactory.GetGrain<IIdentityGrain>(conversation.CustomerIdentity).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
+        // A follow-up belongs to whoever the identity belongs to now (the customer may have been merged since);
+        // a conversation started in this very call has just resolved it.
+        var customerId = _startedNow
+            ? conversation.CustomerId
+            : await GrainFactory.GetGrain<IIdentityGrain>(conversation.CustomerIdentity).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
+        _startedNow = false;
         await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber).OpenAsync(new TicketOpening
         {
             Subject = TextRules.SubjectFor(message.Subject, message.Text),

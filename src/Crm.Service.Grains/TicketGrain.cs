@@ -20,17 +20,29 @@ public sealed class TicketGrain(
     internal const string AutoCloseReminder = "auto-close";
 
     private TicketRecord? _record;
+    private bool _loaded;
 
     private long Number => this.GetPrimaryKeyLong();
 
-    public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
+    // The row is loaded by the first call that needs it, not on activation: a ticket is usually activated by
+    // OpenAsync under a freshly allocated number, where a read would only confirm that nothing is there.
+    private async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        if (_loaded)
+            return;
         _record = await store.FindTicketAsync(Number, cancellationToken);
+        _loaded = true;
+    }
 
-    public Task<TicketSnapshot?> GetAsync() => Task.FromResult(_record?.ToSnapshot());
+    public async Task<TicketSnapshot?> GetAsync()
+    {
+        await LoadAsync(CancellationToken.None);
+        return _record?.ToSnapshot();
+    }
 
     public async Task<TicketSnapshot> OpenAsync(TicketOpening opening, CancellationToken cancellationToken = default)
     {
-        if (_record is not null)
+        if (_loaded && _record is not null)
         {
             // A retried open (after a crash or a lost answer) is harmless; anything else is a bug in the caller.
             if (_record.ConversationIds.Contains(opening.ConversationId) && opening.SplitMessageId is null)
@@ -61,13 +73,26 @@ public sealed class TicketGrain(
             writes.Add(new MoveMessage(messageId, Number));
             writes.Insert(Audit.Ticket(Number, "split", opening.Actor, now, "splitFrom", Format(opening.SplitFrom), messageId.ToString()));
         }
-        await store.CommitAsync(writes, cancellationToken);
+        try
+        {
+            await store.CommitAsync(writes, cancellationToken);
+        }
+        catch (DuplicateKeyException) when (!_loaded)
+        {
+            // Opened before this activation (a retried open after a lost answer): answer from the stored row.
+            await LoadAsync(cancellationToken);
+            if (_record is not null && _record.ConversationIds.Contains(opening.ConversationId) && opening.SplitMessageId is null)
+                return _record.ToSnapshot();
+            throw new DomainRuleException($"Ticket #{Number} already exists.", "number", 409);
+        }
         _record = record;
+        _loaded = true;
         return record.ToSnapshot();
     }
 
     public async Task<InboundRouting> OnInboundMessageAsync(InboundNotice notice, CancellationToken cancellationToken = default)
     {
+        await LoadAsync(cancellationToken);
         if (_record is null)
             return new InboundRouting(InboundRoutingKind.Missing, Number);
         if (_record.MergedInto is { } target)
@@ -107,6 +132,7 @@ public sealed class TicketGrain(
 
     public async Task<MessageSnapshot> ReplyAsync(AgentReply reply, CancellationToken cancellationToken = default)
     {
+        await LoadAsync(cancellationToken);
         var record = Existing();
         if (record.MergedInto is { } target)
             throw new DomainRuleException($"Ticket #{Number} was merged into #{target}; reply there.", "number", 409);
@@ -174,6 +200,7 @@ public sealed class TicketGrain(
 
     public async Task<MessageSnapshot> AddNoteAsync(string actor, string text, CancellationToken cancellationToken = default)
     {
+        await LoadAsync(cancellationToken);
         var record = Existing();
         if (string.IsNullOrWhiteSpace(text))
             throw new DomainRuleException("A note needs text.", "text", 422);
@@ -194,6 +221,7 @@ public sealed class TicketGrain(
 
     public async Task<TicketSnapshot> ChangeAsync(TicketChange change, string actor, CancellationToken cancellationToken = default)
     {
+        await LoadAsync(cancellationToken);
         var record = Existing();
         if (record.MergedInto is { } target)
             throw new DomainRuleException($"Ticket #{Number} was merged into #{target}.", "number", 409);
@@ -247,6 +275,7 @@ public sealed class TicketGrain(
 
     public async Task<TicketSnapshot> MergeIntoAsync(long targetNumber, string actor, CancellationToken cancellationToken = default)
     {
+        await LoadAsync(cancellationToken);
         var record = Existing();
         if (targetNumber == Number)
             throw new DomainRuleException("A ticket cannot be merged into itself.", "into", 422);
@@ -286,6 +315,7 @@ public sealed class TicketGrain(
 
     public async Task AbsorbAsync(long sourceNumber, IReadOnlyList<Guid> conversationIds, string actor, CancellationToken cancellationToken = default)
     {
+        await LoadAsync(cancellationToken);
         var record = Existing();
         var now = time.GetUtcNow();
         foreach (var id in conversationIds.Where(id => !record.ConversationIds.Contains(id)))
@@ -298,6 +328,7 @@ public sealed class TicketGrain(
 
     public async Task<TicketSnapshot> SplitAsync(Guid messageId, string actor, CancellationToken cancellationToken = default)
     {
+        await LoadAsync(cancellationToken);
         var record = Existing();
         var message = await store.FindMessageAsync(messageId, cancellationToken);
         if (message is null || message.TicketNumber != Number)
@@ -328,6 +359,7 @@ public sealed class TicketGrain(
 
     public async Task ChangeCustomerAsync(Guid customerId, string actor, CancellationToken cancellationToken = default)
     {
+        await LoadAsync(cancellationToken);
         var record = Existing();
         if (record.CustomerId == customerId)
             return;
@@ -340,6 +372,7 @@ public sealed class TicketGrain(
 
     public async Task ReceiveReminder(string reminderName, TickStatus status)
     {
+        await LoadAsync(CancellationToken.None);
         if (reminderName != AutoCloseReminder)
             return;
         // Ticks can be late, early, missed or repeated: act only on the stored state and due time.

@@ -7,13 +7,24 @@ namespace Crm.Service.Infrastructure.Store;
 /// <summary>The grains' view of the store: reads with untracked queries, writes through the group-commit writer.</summary>
 internal sealed class SqliteCrmStore(IDbContextFactory<CrmDbContext> contexts, GroupCommitWriter writer, StoreInitializer initializer) : ICrmStore
 {
+    // The lookups every new conversation makes, compiled once instead of translated from LINQ on every call.
+    private static readonly Func<CrmDbContext, long, Task<TicketRecord?>> TicketByNumber =
+        EF.CompileAsyncQuery((CrmDbContext db, long number) => db.Tickets.AsNoTracking().FirstOrDefault(t => t.Number == number));
+    private static readonly Func<CrmDbContext, string, Task<ConversationRecord?>> ConversationByKey =
+        EF.CompileAsyncQuery((CrmDbContext db, string key) => db.Conversations.AsNoTracking().FirstOrDefault(c => c.Key == key));
+    private static readonly Func<CrmDbContext, string, Task<IdentityRecord?>> IdentityByKey =
+        EF.CompileAsyncQuery((CrmDbContext db, string key) => db.Identities.AsNoTracking().FirstOrDefault(i => i.Key == key));
+    private static readonly Func<CrmDbContext, string, string, Task<MessageRecord?>> MessageByExternalId =
+        EF.CompileAsyncQuery((CrmDbContext db, string channel, string externalId) =>
+            db.Messages.AsNoTracking().FirstOrDefault(m => m.ChannelAccountId == channel && m.ExternalId == externalId));
+
     public Task CommitAsync(WriteSet writes, CancellationToken cancellationToken = default) => writer.CommitAsync(writes, cancellationToken);
 
     public Task<TicketRecord?> FindTicketAsync(long number, CancellationToken cancellationToken = default) =>
-        QueryAsync(db => db.Tickets.FirstOrDefaultAsync(t => t.Number == number, cancellationToken), cancellationToken);
+        QueryAsync(db => TicketByNumber(db, number), cancellationToken);
 
     public Task<ConversationRecord?> FindConversationAsync(string key, CancellationToken cancellationToken = default) =>
-        QueryAsync(db => db.Conversations.FirstOrDefaultAsync(c => c.Key == key, cancellationToken), cancellationToken);
+        QueryAsync(db => ConversationByKey(db, key), cancellationToken);
 
     public Task<ConversationRecord?> FindConversationAsync(Guid id, CancellationToken cancellationToken = default) =>
         QueryAsync(db => db.Conversations.FirstOrDefaultAsync(c => c.Id == id, cancellationToken), cancellationToken);
@@ -22,7 +33,7 @@ internal sealed class SqliteCrmStore(IDbContextFactory<CrmDbContext> contexts, G
         QueryAsync(db => db.Customers.FirstOrDefaultAsync(c => c.Id == id, cancellationToken), cancellationToken);
 
     public Task<IdentityRecord?> FindIdentityAsync(string key, CancellationToken cancellationToken = default) =>
-        QueryAsync(db => db.Identities.FirstOrDefaultAsync(i => i.Key == key, cancellationToken), cancellationToken);
+        QueryAsync(db => IdentityByKey(db, key), cancellationToken);
 
     public Task<IReadOnlyList<IdentityRecord>> FindIdentitiesOfCustomerAsync(Guid customerId, CancellationToken cancellationToken = default) =>
         QueryAsync<IReadOnlyList<IdentityRecord>>(async db => await db.Identities.Where(i => i.CustomerId == customerId).OrderBy(i => i.LinkedAt).ToListAsync(cancellationToken), cancellationToken);
@@ -34,7 +45,7 @@ internal sealed class SqliteCrmStore(IDbContextFactory<CrmDbContext> contexts, G
         QueryAsync(db => db.Messages.FirstOrDefaultAsync(m => m.Id == id, cancellationToken), cancellationToken);
 
     public Task<MessageRecord?> FindMessageByExternalIdAsync(string channelAccountId, string externalId, CancellationToken cancellationToken = default) =>
-        QueryAsync(db => db.Messages.FirstOrDefaultAsync(m => m.ChannelAccountId == channelAccountId && m.ExternalId == externalId, cancellationToken), cancellationToken);
+        QueryAsync(db => MessageByExternalId(db, channelAccountId, externalId), cancellationToken);
 
     public Task<MessageRecord?> FindMessageByIdempotencyKeyAsync(string key, CancellationToken cancellationToken = default) =>
         QueryAsync(db => db.Messages.FirstOrDefaultAsync(m => m.IdempotencyKey == key, cancellationToken), cancellationToken);

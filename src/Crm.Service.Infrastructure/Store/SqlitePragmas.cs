@@ -4,12 +4,14 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 namespace Crm.Service.Infrastructure.Store;
 
 /// <summary>
-/// Durability settings applied to every connection: WAL with synchronous=FULL fsyncs the log on every commit,
-/// as Postfix does before it answers 250. Speed comes from group commit, never from relaxing this.
+/// Durability applied to every connection: with WAL (set once on the file by <see cref="StoreInitializer"/>),
+/// synchronous=FULL fsyncs the log on every commit, as Postfix does before it answers 250. Speed comes from
+/// group commit, never from relaxing this. busy_timeout lets SQLite itself wait for the write lock in short steps
+/// (without it, Microsoft.Data.Sqlite retries with coarse sleeps that stall first contacts by hundreds of ms).
 /// </summary>
 internal sealed class SqlitePragmas : DbConnectionInterceptor
 {
-    internal const string Statements = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;";
+    internal const string Statements = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
 
     public override void ConnectionOpened(DbConnection connection, ConnectionEndEventData eventData) => Apply(connection);
 

@@ -25,6 +25,8 @@ public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, I
         Directory.CreateDirectory(Path.GetDirectoryName(options.DatabasePath)!);
         Directory.CreateDirectory(options.BlobDirectory);
         await using var db = await contexts.CreateDbContextAsync();
+        // WAL is a property of the file: set once, it holds for every later connection.
+        await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;");
         var pending = (await db.Database.GetPendingMigrationsAsync()).ToList();
         if (pending.Count > 0)
         {

@@ -21,9 +21,11 @@ public sealed class StoreOptions
     [Range(1, long.MaxValue)]
     public long FirstTicketNumber { get; set; } = 10001;
 
-    /// <summary>Ticket numbers reserved per round trip to the sequence row.</summary>
+    /// <summary>Ticket numbers reserved per round trip to the sequence row. The reservation is a write transaction of
+    /// its own that waits for the commit loop, so a large block keeps first contacts fast; embedded mode reclaims
+    /// the unused rest on start.</summary>
     [Range(1, 1000)]
-    public int TicketNumberBlock { get; set; } = 20;
+    public int TicketNumberBlock { get; set; } = 200;
 
     public string DatabasePath => Path.GetFullPath(Path.Combine(DataDirectory, DatabaseFile));
 
