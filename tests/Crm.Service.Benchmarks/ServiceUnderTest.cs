@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Crm.Service.Testing;
 
 namespace Crm.Service.Benchmarks;
 
@@ -20,7 +21,7 @@ internal sealed class ServiceUnderTest : IAsyncDisposable
 
     public static async Task<ServiceUnderTest> StartAsync(string dataDirectory)
     {
-        var host = HostDirectory();
+        var host = BuiltService.HostDirectory();
         var port = FreePort();
         var start = new ProcessStartInfo("dotnet", [Path.Combine(host, "Crm.Service.dll")])
         {
@@ -83,19 +84,5 @@ internal sealed class ServiceUnderTest : IAsyncDisposable
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
         return port;
-    }
-
-    private static string HostDirectory()
-    {
-        var own = new DirectoryInfo(AppContext.BaseDirectory);
-        var root = own;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Crm.Service.sln")))
-            root = root.Parent;
-        if (root is null)
-            throw new InvalidOperationException("Run the benchmark from the repository (Crm.Service.sln not found above it).");
-        var directory = Path.Combine(root.FullName, "src", "Crm.Service", "bin", own.Parent!.Name, own.Name);
-        return File.Exists(Path.Combine(directory, "Crm.Service.dll"))
-            ? directory
-            : throw new InvalidOperationException($"The service is not built at {directory}.");
     }
 }

@@ -113,16 +113,8 @@ public static class AgentApi
     }
 
     internal static async Task<Ok<TicketSnapshot>> ChangeTicketAsync(
-        long number, TicketChangeRequest request, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await grains.GetGrain<ITicketGrain>(number).ChangeAsync(new TicketChange
-        {
-            Status = request.Status,
-            Priority = request.Priority,
-            Tags = request.Tags,
-            Assignee = request.Assignee,
-            Team = request.Team,
-            Subject = request.Subject,
-        }, user.Actor(), cancellationToken));
+        long number, TicketChange change, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await grains.GetGrain<ITicketGrain>(number).ChangeAsync(change, user.Actor(), cancellationToken));
 
     internal static async Task<Results<Ok<TicketSnapshot>, ProblemHttpResult>> MergeTicketAsync(
         long number, MergeTicketRequest request, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
@@ -148,16 +140,8 @@ public static class AgentApi
             : Problems.Field(404, "Not found", $"No customer {id}.", "id");
 
     internal static async Task<Ok<CustomerSnapshot>> ChangeCustomerAsync(
-        Guid id, CustomerChangeRequest request, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await grains.GetGrain<ICustomerGrain>(id).UpdateProfileAsync(new CustomerProfileChange
-        {
-            Name = request.Name,
-            Language = request.Language,
-            Organization = request.Organization,
-            Tags = request.Tags,
-            Notes = request.Notes,
-            CustomFields = request.CustomFields,
-        }, user.Actor(), cancellationToken));
+        Guid id, CustomerProfileChange change, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await grains.GetGrain<ICustomerGrain>(id).UpdateProfileAsync(change, user.Actor(), cancellationToken));
 
     internal static async Task<Results<Ok<CustomerSnapshot>, ProblemHttpResult>> MergeCustomerAsync(
         Guid id, MergeCustomerRequest request, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)

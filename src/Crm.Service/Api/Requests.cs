@@ -1,12 +1,13 @@
 using Crm.Service.Contracts;
 
+// Request bodies that are not already a contract record (ticket and profile changes bind TicketChange and
+// CustomerProfileChange directly).
+
 namespace Crm.Service.Api;
 
 public sealed record ReplyRequest(string? Text, string? Html, Guid? ConversationId, TicketStatus? Status);
 
 public sealed record NoteRequest(string? Text);
-
-public sealed record TicketChangeRequest(TicketStatus? Status, TicketPriority? Priority, List<string>? Tags, string? Assignee, string? Team, string? Subject);
 
 public sealed record MergeTicketRequest(long? Into);
 
@@ -15,8 +16,6 @@ public sealed record SplitTicketRequest(Guid? MessageId);
 public sealed record MergeCustomerRequest(Guid? SourceCustomerId);
 
 public sealed record DetachIdentityRequest(string? Identity);
-
-public sealed record CustomerChangeRequest(string? Name, string? Language, string? Organization, List<string>? Tags, string? Notes, Dictionary<string, string?>? CustomFields);
 
 public sealed record CreateApiKeyRequest(string? Name, string? Role);
 

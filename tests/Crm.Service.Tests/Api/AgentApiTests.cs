@@ -5,32 +5,17 @@ using Crm.Service.Tests.Support;
 
 namespace Crm.Service.Tests.Api;
 
-public sealed class AgentApiTests : IAsyncLifetime
+public sealed class AgentApiTests : AppTest
 {
-    private readonly TempDirectory _data = new();
-    private CrmApp _app = null!;
-
-    public async Task InitializeAsync()
-    {
-        _app = new CrmApp(_data.Path);
-        await _app.CreateApiChannelAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _app.DisposeAsync();
-        _data.Dispose();
-    }
-
     private async Task<JsonElement> ReceiveAsync(string id, string sender, string text = "hello", string? thread = null) =>
-        await (await _app.PostMessageAsync(new { messageId = id, threadKey = thread, sender = new { id = sender }, text })).Content.ReadFromJsonAsync<JsonElement>();
+        await (await App.PostMessageAsync(new { messageId = id, threadKey = thread, sender = new { id = sender }, text })).Content.ReadFromJsonAsync<JsonElement>();
 
     [Fact]
     public async Task The_api_needs_a_key_and_admin_routes_need_the_admin_role()
     {
-        using var anonymous = _app.CreateClient();
-        using var agent = await _app.AgentAsync();
-        using var forged = _app.CreateClient();
+        using var anonymous = App.CreateClient();
+        using var agent = await App.AgentAsync();
+        using var forged = App.CreateClient();
         forged.DefaultRequestHeaders.Add("X-Api-Key", "crm_forged");
 
         Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/api/v1/tickets")).StatusCode);
@@ -42,9 +27,9 @@ public sealed class AgentApiTests : IAsyncLifetime
     [Fact]
     public async Task A_revoked_key_stops_working()
     {
-        using var admin = _app.Admin();
+        using var admin = App.Admin();
         var created = await (await admin.PostAsJsonAsync("/api/v1/admin/api-keys", new { name = "temp", role = "agent" })).Content.ReadFromJsonAsync<JsonElement>();
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
         client.DefaultRequestHeaders.Add("X-Api-Key", created.GetProperty("key").GetString());
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/tickets")).StatusCode);
 
@@ -59,7 +44,7 @@ public sealed class AgentApiTests : IAsyncLifetime
         var tickets = new List<JsonElement>();
         for (var i = 0; i < 5; i++)
             tickets.Add(await ReceiveAsync($"q-{i}", $"cust-{i}"));
-        using var agent = await _app.AgentAsync();
+        using var agent = await App.AgentAsync();
         var first = tickets[0].GetProperty("ticketNumber").GetInt64();
         (await agent.PatchAsJsonAsync($"/api/v1/tickets/{first}", new { assignee = "ann", team = "billing", status = "pending" })).EnsureSuccessStatusCode();
 
@@ -84,7 +69,7 @@ public sealed class AgentApiTests : IAsyncLifetime
     public async Task Bad_agent_requests_name_the_field()
     {
         var ticket = (await ReceiveAsync("b-1", "c")).GetProperty("ticketNumber").GetInt64();
-        using var agent = await _app.AgentAsync();
+        using var agent = await App.AgentAsync();
 
         var badStatus = await agent.PatchAsJsonAsync($"/api/v1/tickets/{ticket}", new { status = "sleeping" });
         var badQuery = await agent.GetAsync("/api/v1/tickets?status=sleeping");
@@ -110,7 +95,7 @@ public sealed class AgentApiTests : IAsyncLifetime
         var c = await ReceiveAsync("t-3", "same", "third problem", thread: "one");
         var ticketA = a.GetProperty("ticketNumber").GetInt64();
         var ticketB = b.GetProperty("ticketNumber").GetInt64();
-        using var agent = await _app.AgentAsync("ann");
+        using var agent = await App.AgentAsync("ann");
 
         (await agent.PostAsJsonAsync($"/api/v1/tickets/{ticketA}/notes", new { text = "VIP, be quick" })).EnsureSuccessStatusCode();
         (await agent.PostAsJsonAsync($"/api/v1/tickets/{ticketB}/merge", new { into = ticketA })).EnsureSuccessStatusCode();

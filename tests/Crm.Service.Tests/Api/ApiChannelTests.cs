@@ -8,22 +8,9 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.Tests.Api;
 
-public sealed class ApiChannelTests : IAsyncLifetime
+public sealed class ApiChannelTests : AppTest
 {
-    private readonly TempDirectory _data = new();
-    private CrmApp _app = null!;
-
-    public async Task InitializeAsync()
-    {
-        _app = new CrmApp(_data.Path, new Dictionary<string, string?> { ["Channels:Api:MaxBodyBytes"] = "65536" });
-        await _app.CreateApiChannelAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _app.DisposeAsync();
-        _data.Dispose();
-    }
+    internal override IDictionary<string, string?> Settings => new Dictionary<string, string?> { ["Channels:Api:MaxBodyBytes"] = "65536" };
 
     private static object Message(string id, string text = "Where is my order?", string sender = "+15550102030") =>
         new { messageId = id, sender = new { id = sender, kind = "phone", name = "Alice" }, text };
@@ -31,13 +18,13 @@ public sealed class ApiChannelTests : IAsyncLifetime
     [Fact]
     public async Task A_signed_message_is_accepted_after_it_is_stored_and_shows_on_its_ticket()
     {
-        var response = await _app.PostMessageAsync(Message("wamid.1"));
+        var response = await App.PostMessageAsync(Message("wamid.1"));
 
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         var accepted = await response.Content.ReadFromJsonAsync<JsonElement>();
         var ticket = accepted.GetProperty("ticketNumber").GetInt64();
         Assert.False(accepted.GetProperty("duplicate").GetBoolean());
-        using var agent = await _app.AgentAsync();
+        using var agent = await App.AgentAsync();
         var details = await agent.GetFromJsonAsync<JsonElement>($"/api/v1/tickets/{ticket}");
         var timeline = details.GetProperty("timeline");
         Assert.Equal("Where is my order?", timeline[0].GetProperty("text").GetString());
@@ -50,19 +37,19 @@ public sealed class ApiChannelTests : IAsyncLifetime
     [Fact]
     public async Task A_redelivered_message_is_answered_with_the_stored_one()
     {
-        var first = await (await _app.PostMessageAsync(Message("wamid.2"))).Content.ReadFromJsonAsync<JsonElement>();
-        var second = await (await _app.PostMessageAsync(Message("wamid.2"))).Content.ReadFromJsonAsync<JsonElement>();
+        var first = await (await App.PostMessageAsync(Message("wamid.2"))).Content.ReadFromJsonAsync<JsonElement>();
+        var second = await (await App.PostMessageAsync(Message("wamid.2"))).Content.ReadFromJsonAsync<JsonElement>();
 
         Assert.Equal(first.GetProperty("messageId").GetGuid(), second.GetProperty("messageId").GetGuid());
         Assert.True(second.GetProperty("duplicate").GetBoolean());
-        Assert.Equal(1, await _app.QueryAsync(db => db.Messages.CountAsync()));
+        Assert.Equal(1, await App.QueryAsync(db => db.Messages.CountAsync()));
     }
 
     [Fact]
     public async Task Spellings_of_one_phone_number_are_one_conversation()
     {
-        var a = await (await _app.PostMessageAsync(Message("p-1", sender: "+1 (555) 010-2030"))).Content.ReadFromJsonAsync<JsonElement>();
-        var b = await (await _app.PostMessageAsync(Message("p-2", sender: "+15550102030"))).Content.ReadFromJsonAsync<JsonElement>();
+        var a = await (await App.PostMessageAsync(Message("p-1", sender: "+1 (555) 010-2030"))).Content.ReadFromJsonAsync<JsonElement>();
+        var b = await (await App.PostMessageAsync(Message("p-2", sender: "+15550102030"))).Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal(a.GetProperty("conversationId").GetGuid(), b.GetProperty("conversationId").GetGuid());
         Assert.Equal(a.GetProperty("ticketNumber").GetInt64(), b.GetProperty("ticketNumber").GetInt64());
     }
@@ -87,41 +74,41 @@ public sealed class ApiChannelTests : IAsyncLifetime
     [MemberData(nameof(BadBodies))]
     public async Task Bad_input_gets_a_problem_naming_the_field_and_nothing_is_stored(string why, string body, HttpStatusCode status, string field)
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
         var response = await client.SendAsync(Signing.SignedPost("/api/v1/channels/bridge/messages", CrmApp.ChannelSecret, body));
 
         Assert.True(status == response.StatusCode, $"{why}: expected {status}, got {response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal(field, problem.GetProperty("field").GetString());
-        Assert.Equal(0, await _app.QueryAsync(db => db.Messages.CountAsync()));
-        Assert.Equal(0, await _app.QueryAsync(db => db.Conversations.CountAsync()));
-        Assert.Equal(0, await _app.QueryAsync(db => db.Tickets.CountAsync()));
+        Assert.Equal(0, await App.QueryAsync(db => db.Messages.CountAsync()));
+        Assert.Equal(0, await App.QueryAsync(db => db.Conversations.CountAsync()));
+        Assert.Equal(0, await App.QueryAsync(db => db.Tickets.CountAsync()));
     }
 
     [Fact]
     public async Task Invalid_utf8_is_refused()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
         byte[] body = [.. "{\"messageId\":\"x\",\"sender\":{\"id\":\"a\"},\"text\":\""u8, 0xC3, 0x28, .. "\"}"u8];
         var response = await client.SendAsync(Signing.SignedPost("/api/v1/channels/bridge/messages", CrmApp.ChannelSecret, body));
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("body", (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("field").GetString());
-        Assert.Equal(0, await _app.QueryAsync(db => db.Messages.CountAsync()));
+        Assert.Equal(0, await App.QueryAsync(db => db.Messages.CountAsync()));
     }
 
     [Fact]
     public async Task An_oversized_body_is_refused_with_413()
     {
-        var response = await _app.PostMessageAsync(Message("big", new string('x', 70_000)));
+        var response = await App.PostMessageAsync(Message("big", new string('x', 70_000)));
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
-        Assert.Equal(0, await _app.QueryAsync(db => db.Messages.CountAsync()));
+        Assert.Equal(0, await App.QueryAsync(db => db.Messages.CountAsync()));
     }
 
     [Fact]
     public async Task Unsigned_badly_signed_stale_and_unknown_channel_requests_are_refused()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
         var json = JsonSerializer.Serialize(Message("sig-1"));
 
         var unsigned = await client.PostAsync("/api/v1/channels/bridge/messages", new StringContent(json, Encoding.UTF8, "application/json"));
@@ -135,15 +122,15 @@ public sealed class ApiChannelTests : IAsyncLifetime
         Assert.Equal(RequestSignature.TimestampHeader, (await stale.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("field").GetString());
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
         Assert.Equal("channelId", (await unknown.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("field").GetString());
-        Assert.Equal(0, await _app.QueryAsync(db => db.Messages.CountAsync()));
+        Assert.Equal(0, await App.QueryAsync(db => db.Messages.CountAsync()));
     }
 
     [Fact]
     public async Task A_disabled_channel_refuses_messages()
     {
-        using var admin = _app.Admin();
+        using var admin = App.Admin();
         (await admin.PutAsJsonAsync("/api/v1/admin/channels/bridge", new { kind = "api", name = "off", enabled = false })).EnsureSuccessStatusCode();
-        var response = await _app.PostMessageAsync(Message("off-1"));
+        var response = await App.PostMessageAsync(Message("off-1"));
         Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
     }
 }

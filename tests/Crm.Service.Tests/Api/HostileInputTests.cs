@@ -11,23 +11,9 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Crm.Service.Tests.Api;
 
 /// <summary>Third-party hostile data (tests/Crm.Service.Tests/Corpora, see SOURCES.md there) through the real paths.</summary>
-public sealed class HostileInputTests : IAsyncLifetime
+public sealed class HostileInputTests : AppTest
 {
     private static readonly string Corpora = Path.Combine(AppContext.BaseDirectory, "Corpora", "hostile");
-    private readonly TempDirectory _data = new();
-    private CrmApp _app = null!;
-
-    public async Task InitializeAsync()
-    {
-        _app = new CrmApp(_data.Path);
-        await _app.CreateApiChannelAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _app.DisposeAsync();
-        _data.Dispose();
-    }
 
     [Fact]
     public async Task Every_naughty_string_is_stored_and_returned_exactly_or_refused_by_name()
@@ -37,7 +23,7 @@ public sealed class HostileInputTests : IAsyncLifetime
         var accepted = new Dictionary<Guid, string>();
         for (var i = 0; i < strings.Count; i++)
         {
-            var response = await _app.PostMessageAsync(new { messageId = $"blns-{i}", sender = new { id = "naughty", name = strings[i].Length <= 200 ? strings[i] : null }, text = strings[i] });
+            var response = await App.PostMessageAsync(new { messageId = $"blns-{i}", sender = new { id = "naughty", name = strings[i].Length <= 200 ? strings[i] : null }, text = strings[i] });
             if (string.IsNullOrWhiteSpace(strings[i]))
             {
                 Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
@@ -46,7 +32,7 @@ public sealed class HostileInputTests : IAsyncLifetime
             Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"string {i} ({strings[i]}): {response.StatusCode} {await response.Content.ReadAsStringAsync()}");
             accepted[(await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("messageId").GetGuid()] = strings[i];
         }
-        var stored = await _app.QueryAsync(db => db.Messages.ToDictionaryAsync(m => m.Id, m => m.Text));
+        var stored = await App.QueryAsync(db => db.Messages.ToDictionaryAsync(m => m.Id, m => m.Text));
         Assert.Equal(accepted.Count, stored.Count);
         foreach (var (id, text) in accepted)
             Assert.Equal(text, stored[id]);
@@ -55,7 +41,7 @@ public sealed class HostileInputTests : IAsyncLifetime
     [Fact]
     public void Xss_vectors_lose_every_script_handler_and_remote_load()
     {
-        var sanitizer = _app.Services.GetRequiredService<IHtmlSanitizer>();
+        var sanitizer = App.Services.GetRequiredService<IHtmlSanitizer>();
         var vectors = JsonSerializer.Deserialize<List<JsonElement>>(File.ReadAllText(Path.Combine(Corpora, "sanitizer-vectors", "htmlsanitizer-tests.json")))!;
         Assert.NotEmpty(vectors);
         var parser = new HtmlParser();

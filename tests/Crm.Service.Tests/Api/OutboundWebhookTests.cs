@@ -6,29 +6,27 @@ using Crm.Service.Tests.Support;
 
 namespace Crm.Service.Tests.Api;
 
-public sealed class OutboundWebhookTests : IAsyncLifetime
+public sealed class OutboundWebhookTests : AppTest
 {
-    private readonly TempDirectory _data = new();
     private WebhookReceiver _bridge = null!;
-    private CrmApp _app = null!;
 
-    public async Task InitializeAsync()
+    internal override string WebhookUrl => _bridge.Url;
+
+    public override async Task InitializeAsync()
     {
         _bridge = await WebhookReceiver.StartAsync();
-        _app = new CrmApp(_data.Path);
-        await _app.CreateApiChannelAsync(webhookUrl: _bridge.Url);
+        await base.InitializeAsync();
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
-        await _app.DisposeAsync();
+        await base.DisposeAsync();
         await _bridge.DisposeAsync();
-        _data.Dispose();
     }
 
     private async Task<long> OpenTicketAsync()
     {
-        var response = await _app.PostMessageAsync(new { messageId = "in-1", sender = new { id = "user-7" }, text = "Help" });
+        var response = await App.PostMessageAsync(new { messageId = "in-1", sender = new { id = "user-7" }, text = "Help" });
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();
     }
 
@@ -47,7 +45,7 @@ public sealed class OutboundWebhookTests : IAsyncLifetime
     public async Task A_reply_is_posted_to_the_webhook_signed_and_marked_sent()
     {
         var ticket = await OpenTicketAsync();
-        using var agent = await _app.AgentAsync();
+        using var agent = await App.AgentAsync();
 
         var reply = await ReplyAsync(agent, ticket, "We shipped it today.");
         Assert.Equal("queued", reply.GetProperty("delivery").GetString());
@@ -68,7 +66,7 @@ public sealed class OutboundWebhookTests : IAsyncLifetime
     public async Task A_failing_webhook_is_retried_until_it_answers_2xx()
     {
         var ticket = await OpenTicketAsync();
-        using var agent = await _app.AgentAsync();
+        using var agent = await App.AgentAsync();
         _bridge.Answers.Enqueue(500);
         _bridge.Answers.Enqueue(503);
 
@@ -83,7 +81,7 @@ public sealed class OutboundWebhookTests : IAsyncLifetime
     public async Task A_webhook_that_refuses_the_message_marks_it_failed_with_the_reason()
     {
         var ticket = await OpenTicketAsync();
-        using var agent = await _app.AgentAsync();
+        using var agent = await App.AgentAsync();
         _bridge.Answers.Enqueue(422);
 
         var id = (await ReplyAsync(agent, ticket, "Refused")).GetProperty("id").GetGuid();
@@ -96,11 +94,11 @@ public sealed class OutboundWebhookTests : IAsyncLifetime
     public async Task A_signed_receipt_marks_the_reply_delivered()
     {
         var ticket = await OpenTicketAsync();
-        using var agent = await _app.AgentAsync();
+        using var agent = await App.AgentAsync();
         var id = (await ReplyAsync(agent, ticket, "Receipt please")).GetProperty("id").GetGuid();
         await Eventually.WaitForAsync(() => MessageAsync(agent, ticket, id), m => m.GetProperty("delivery").GetString() == "sent", what: "sent");
 
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
         var receipt = await client.SendAsync(Signing.SignedPost("/api/v1/channels/bridge/receipts", CrmApp.ChannelSecret,
             JsonSerializer.Serialize(new { messageId = id, status = "delivered" })));
 

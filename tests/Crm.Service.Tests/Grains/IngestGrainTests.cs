@@ -2,18 +2,13 @@ using Crm.Service.Contracts;
 using Crm.Service.Infrastructure.Store;
 using Crm.Service.Tests.Support;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Crm.Service.Tests.Grains;
 
 [Collection(ClusterCollection.Name)]
 public sealed class IngestGrainTests(TestClusterFixture fixture)
 {
-    private async Task<T> QueryAsync<T>(Func<CrmDbContext, Task<T>> query)
-    {
-        await using var db = await fixture.SiloServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
-        return await query(db);
-    }
+    private Task<T> QueryAsync<T>(Func<CrmDbContext, Task<T>> query) => fixture.QueryAsync(query);
 
     [Fact]
     public async Task A_hundred_parallel_first_messages_from_one_new_address_make_one_customer_one_conversation_one_ticket()

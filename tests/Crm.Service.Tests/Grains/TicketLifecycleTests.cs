@@ -1,8 +1,6 @@
 using Crm.Service.Contracts;
-using Crm.Service.Infrastructure.Store;
 using Crm.Service.Tests.Support;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Crm.Service.Tests.Grains;
 
@@ -13,12 +11,11 @@ public sealed class TicketLifecycleTests(TestClusterFixture fixture)
 
     private ITicketGrain Ticket(long number) => fixture.Grains.GetGrain<ITicketGrain>(number);
 
-    private async Task<List<string>> HistoryAsync(long number)
+    private Task<List<string>> HistoryAsync(long number)
     {
-        await using var db = await fixture.SiloServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
         var key = number.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return await db.Audit.Where(a => a.EntityType == "ticket" && a.EntityId == key).OrderBy(a => a.At)
-            .Select(a => a.Action + ":" + (a.Field ?? "") + ":" + (a.NewValue ?? "")).ToListAsync();
+        return fixture.QueryAsync(db => db.Audit.Where(a => a.EntityType == "ticket" && a.EntityId == key).OrderBy(a => a.At)
+            .Select(a => a.Action + ":" + (a.Field ?? "") + ":" + (a.NewValue ?? "")).ToListAsync());
     }
 
     [Fact]
@@ -115,8 +112,7 @@ public sealed class TicketLifecycleTests(TestClusterFixture fixture)
         Assert.Equal(TicketStatus.Closed, source.Status);
         Assert.Equal(a.TicketNumber, source.MergedInto);
         Assert.Contains(b.ConversationId, (await Ticket(a.TicketNumber).GetAsync())!.ConversationIds);
-        await using var db = await fixture.SiloServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
-        Assert.Equal(2, await db.Messages.CountAsync(m => m.TicketNumber == a.TicketNumber));
+        Assert.Equal(2, await fixture.QueryAsync(db => db.Messages.CountAsync(m => m.TicketNumber == a.TicketNumber)));
         Assert.Contains("created::", await HistoryAsync(a.TicketNumber));
         Assert.Contains(await HistoryAsync(a.TicketNumber), h => h.StartsWith("merged-in:mergedFrom:", StringComparison.Ordinal));
 
@@ -137,9 +133,8 @@ public sealed class TicketLifecycleTests(TestClusterFixture fixture)
 
         Assert.NotEqual(first.TicketNumber, created.Number);
         Assert.Equal("also: change my address", created.Subject);
-        await using var db = await fixture.SiloServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
-        Assert.Equal(created.Number, (await db.Messages.SingleAsync(m => m.Id == second.MessageId)).TicketNumber);
-        Assert.Equal(1, await db.Messages.CountAsync(m => m.TicketNumber == first.TicketNumber));
+        Assert.Equal(created.Number, (await fixture.QueryAsync(db => db.Messages.SingleAsync(m => m.Id == second.MessageId))).TicketNumber);
+        Assert.Equal(1, await fixture.QueryAsync(db => db.Messages.CountAsync(m => m.TicketNumber == first.TicketNumber)));
     }
 
     [Fact]
@@ -166,7 +161,6 @@ public sealed class TicketLifecycleTests(TestClusterFixture fixture)
         var ticket = (await Ticket(first.TicketNumber).GetAsync())!;
         Assert.Equal(TicketStatus.Open, ticket.Status);
         Assert.NotNull(ticket.FirstResponseAt);
-        await using var db = await fixture.SiloServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
-        Assert.Equal(1, await db.Outbox.CountAsync(o => o.MessageId == one.Id));
+        Assert.Equal(1, await fixture.QueryAsync(db => db.Outbox.CountAsync(o => o.MessageId == one.Id)));
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Crm.Service.Testing;
 
 namespace Crm.Service.Tests.Support;
 
@@ -28,7 +29,7 @@ internal sealed class ServiceProcess : IAsyncDisposable
 
     public static async Task<ServiceProcess> StartAsync(string dataDirectory, IDictionary<string, string>? settings = null)
     {
-        var hostDirectory = HostDirectory();
+        var hostDirectory = BuiltService.HostDirectory();
         var port = FreePorts.Next();
         var start = new ProcessStartInfo("dotnet", [Path.Combine(hostDirectory, "Crm.Service.dll")])
         {
@@ -111,22 +112,5 @@ internal sealed class ServiceProcess : IAsyncDisposable
             await _process.WaitForExitAsync();
         }
         _process.Dispose();
-    }
-
-    /// <summary>The host's own build output (bin/{Configuration}/net10.0 of src/Crm.Service), found from the test's.</summary>
-    private static string HostDirectory()
-    {
-        var testOutput = new DirectoryInfo(AppContext.BaseDirectory);
-        var framework = testOutput.Name;
-        var configuration = testOutput.Parent!.Name;
-        var root = testOutput;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Crm.Service.sln")))
-            root = root.Parent;
-        if (root is null)
-            throw new InvalidOperationException($"Cannot find Crm.Service.sln above {AppContext.BaseDirectory}.");
-        var directory = Path.Combine(root.FullName, "src", "Crm.Service", "bin", configuration, framework);
-        if (!File.Exists(Path.Combine(directory, "Crm.Service.dll")))
-            throw new InvalidOperationException($"The service is not built at {directory}; build the solution first.");
-        return directory;
     }
 }

@@ -1,4 +1,7 @@
 using Crm.Service.Infrastructure;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
 
 namespace Crm.Service.Tests.Support;
@@ -13,6 +16,13 @@ public sealed class TestClusterFixture : IAsyncLifetime
     public IGrainFactory Grains => Cluster.GrainFactory;
 
     public IServiceProvider SiloServices => (Cluster.Primary as InProcessSiloHandle)!.SiloHost.Services;
+
+    /// <summary>Reads the silo's store directly, to check what grains wrote.</summary>
+    public async Task<T> QueryAsync<T>(Func<CrmDbContext, Task<T>> query)
+    {
+        await using var db = await SiloServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
+        return await query(db);
+    }
 
     public async Task InitializeAsync()
     {
