@@ -33,7 +33,7 @@ public sealed class AuthOptions
 public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, TimeProvider time)
 {
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(10);
-    private readonly ConcurrentDictionary<string, (ApiKeyRecord? Key, DateTimeOffset Until)> _cache = new();
+    private readonly ConcurrentDictionary<string, (ApiKeyRecord Key, DateTimeOffset Until)> _cache = new();
 
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
@@ -48,7 +48,9 @@ public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, St
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var found = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.KeyHash == hash && k.RevokedAt == null, cancellationToken);
-        _cache[hash] = (found, now + CacheFor);
+        // Only real keys are cached: anyone can send made-up ones, and caching those would grow without bound.
+        if (found is not null)
+            _cache[hash] = (found, now + CacheFor);
         return found;
     }
 
