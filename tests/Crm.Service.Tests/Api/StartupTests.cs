@@ -1,0 +1,40 @@
+using System.Net;
+using Crm.Service.Tests.Support;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Service.Tests.Api;
+
+public sealed class StartupTests
+{
+    [Theory]
+    [InlineData("Store:MaxBatchSize", "0", "MaxBatchSize")]
+    [InlineData("Tickets:ReopenWindow", "00:00:00", "ReopenWindow")]
+    [InlineData("Channels:Api:MaxBodyBytes", "10", "MaxBodyBytes")]
+    [InlineData("Cluster:SiloPort", "70000", "SiloPort")]
+    [InlineData("Auth:BootstrapAdminKey", "short", "BootstrapAdminKey")]
+    public async Task A_bad_setting_stops_start_up_with_a_message_naming_it(string key, string value, string named)
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path, new Dictionary<string, string?> { [key] = value });
+
+        var failure = Assert.ThrowsAny<Exception>(() => app.CreateClient());
+
+        var validation = failure as OptionsValidationException ?? failure.InnerException as OptionsValidationException
+            ?? (failure as AggregateException)?.InnerExceptions.OfType<OptionsValidationException>().FirstOrDefault();
+        Assert.NotNull(validation);
+        Assert.Contains(named, validation.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Health_endpoints_answer_once_the_store_and_silo_are_up()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        using var client = app.CreateClient();
+
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/ready")).StatusCode);
+        Assert.True(File.Exists(Path.Combine(data.Path, "crm.db")));
+        Assert.True(Directory.Exists(Path.Combine(data.Path, "blobs")));
+    }
+}
