@@ -32,7 +32,9 @@ public interface ICustomerGrain : IGrainWithGuidKey
     /// <summary>Called on the source of a merge: marks it merged and returns what must move.</summary>
     Task<CustomerSnapshot> MarkMergedIntoAsync(Guid targetCustomerId, string actor, CancellationToken cancellationToken = default);
 
-    /// <summary>Called by identity grains after they moved or detached, so the profile's identity list stays current.</summary>
+    /// <summary>Called by identity grains after they moved or detached, so the profile's identity list stays current.
+    /// One-way: the identity does not wait, so an identity and a customer can never wait on each other.</summary>
+    [OneWay]
     Task IdentityChangedAsync();
 }
 
