@@ -41,6 +41,9 @@ public sealed class RestartTests
         var closed = await Eventually.WaitForAsync(() => second.Grains.GetGrain<ITicketGrain>(ticket).GetAsync(), t => t!.Status == TicketStatus.Closed,
             TimeSpan.FromSeconds(60), "the auto-close reminder after the restart");
         Assert.True(closed!.ClosedAt > stoppedAt, "the ticket was closed by the restarted host");
+        var history = await agentAfter.GetFromJsonAsync<JsonElement>($"/api/v1/tickets/{ticket}");
+        Assert.Contains(history.GetProperty("history").EnumerateArray(),
+            h => h.GetProperty("action").GetString() == "auto-closed" && h.GetProperty("actor").GetString() == "system");
         Assert.Equal(0, await second.QueryAsync(db => db.Reminders.CountAsync()));
         // The next ticket continues the numbering.
         var next = await (await second.PostMessageAsync(new { messageId = "after-restart", sender = new { id = "other" }, text = "New here" })).Content.ReadFromJsonAsync<JsonElement>();
