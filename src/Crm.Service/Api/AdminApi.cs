@@ -12,7 +12,8 @@ public static class AdminApi
 {
     public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder endpoints)
     {
-        var admin = endpoints.MapGroup("/api/v1/admin").RequireAuthorization(ApiKeyAuthenticationExtensions.AdminPolicy);
+        var admin = endpoints.MapGroup("/api/v1/admin").RequireAuthorization(ApiKeyAuthenticationExtensions.AdminPolicy)
+            .RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy);
         admin.MapPost("/api-keys", CreateApiKeyAsync);
         admin.MapGet("/api-keys", ListApiKeysAsync);
         admin.MapDelete("/api-keys/{id:guid}", RevokeApiKeyAsync);

@@ -18,7 +18,8 @@ public static class AgentApi
 
     public static IEndpointRouteBuilder MapAgentApi(this IEndpointRouteBuilder endpoints)
     {
-        var api = endpoints.MapGroup("/api/v1").RequireAuthorization(ApiKeyAuthenticationExtensions.AgentPolicy);
+        var api = endpoints.MapGroup("/api/v1").RequireAuthorization(ApiKeyAuthenticationExtensions.AgentPolicy)
+            .RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy);
         api.MapGet("/tickets", ListTicketsAsync);
         api.MapGet("/tickets/{number:long}", GetTicketAsync);
         api.MapPost("/tickets/{number:long}/reply", ReplyAsync);

@@ -3,6 +3,7 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Encodings.Web;
+using System.Threading.RateLimiting;
 using Crm.Service.Grains.Records;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Authentication;
@@ -27,6 +28,14 @@ public sealed class AuthOptions
     /// <summary>An admin key to create on start when it does not exist yet (e.g. from an environment variable),
     /// so a fresh deployment can create its other keys. At least 24 characters.</summary>
     public string? BootstrapAdminKey { get; set; }
+
+    /// <summary>Agent and admin API requests per second one client address may make (token bucket), so keys
+    /// cannot be guessed at speed.</summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 1_000_000)]
+    public int RequestsPerSecondPerClient { get; set; } = 50;
+
+    [System.ComponentModel.DataAnnotations.Range(1, 10_000_000)]
+    public int BurstPerClient { get; set; } = 500;
 }
 
 /// <summary>Looks up API keys by their SHA-256, with a short cache so a revoked key stops working within seconds.</summary>
@@ -123,12 +132,26 @@ public static class ApiKeyAuthenticationExtensions
 {
     public const string AgentPolicy = "agent";
     public const string AdminPolicy = "admin";
+    public const string RateLimitPolicy = "agent-api";
 
     public static IHostApplicationBuilder AddApiKeyAuthentication(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section)
+            .ValidateDataAnnotations()
             .Validate(o => o.BootstrapAdminKey is null || o.BootstrapAdminKey.Length >= 24, "Auth:BootstrapAdminKey must be at least 24 characters.")
             .ValidateOnStart();
+        builder.Services.AddRateLimiter(limiter => limiter.AddPolicy(RateLimitPolicy, http =>
+        {
+            var options = http.RequestServices.GetRequiredService<IOptions<AuthOptions>>().Value;
+            return RateLimitPartition.GetTokenBucketLimiter(http.Connection.RemoteIpAddress?.ToString() ?? "local", _ => new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = options.BurstPerClient,
+                TokensPerPeriod = options.RequestsPerSecondPerClient,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                QueueLimit = 0,
+                AutoReplenishment = true,
+            });
+        }));
         builder.Services.AddSingleton<ApiKeyDirectory>();
         builder.Services.AddHostedService<BootstrapAdminKey>();
         builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)

@@ -113,3 +113,27 @@ public sealed class AgentApiTests : AppTest
         Assert.Equal("third problem", Assert.Single(splitTicket.GetProperty("timeline").EnumerateArray()).GetProperty("text").GetString());
     }
 }
+
+public sealed class AgentApiRateLimitTests : AppTest
+{
+    internal override IDictionary<string, string?> Settings => new Dictionary<string, string?>
+    {
+        ["Auth:RequestsPerSecondPerClient"] = "1",
+        ["Auth:BurstPerClient"] = "5",
+    };
+
+    [Fact]
+    public async Task Guessing_keys_at_speed_is_cut_off_with_429()
+    {
+        using var guesser = App.CreateClient();
+        var statuses = new List<System.Net.HttpStatusCode>();
+        for (var i = 0; i < 20; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/tickets");
+            request.Headers.Add("X-Api-Key", $"crm_guess_{i}");
+            statuses.Add((await guesser.SendAsync(request)).StatusCode);
+        }
+        Assert.Contains(System.Net.HttpStatusCode.Unauthorized, statuses);
+        Assert.Contains(System.Net.HttpStatusCode.TooManyRequests, statuses);
+    }
+}
