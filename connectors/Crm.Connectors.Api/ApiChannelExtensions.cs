@@ -1,4 +1,5 @@
 using System.Threading.RateLimiting;
+using Crm.Connectors.Api.Http;
 using Crm.Service.Contracts;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -19,6 +20,19 @@ public static class ApiChannelExtensions
         {
             client.Timeout = provider.GetRequiredService<IOptions<ApiChannelOptions>>().Value.WebhookTimeout;
             client.DefaultRequestHeaders.UserAgent.ParseAdd("Crm.Service-Webhook/1.0");
+        }).ConfigurePrimaryHttpMessageHandler(provider =>
+        {
+            var allowPrivateNetworks = provider.GetRequiredService<IOptions<ApiChannelOptions>>().Value.AllowPrivateNetworkWebhooks;
+            return new SocketsHttpHandler
+            {
+                // A redirect would be a second request to an address nobody configured; the sender reports 3xx instead.
+                AllowAutoRedirect = false,
+                // A proxy would connect on our behalf to whatever the host resolves to, past the address check.
+                UseProxy = false,
+                // Unread rest of a large answer closes the connection rather than being read to reuse it.
+                MaxResponseDrainSize = 0,
+                ConnectCallback = (context, cancellationToken) => WebhookConnector.ConnectAsync(context.DnsEndPoint, allowPrivateNetworks, cancellationToken),
+            };
         });
         builder.Services.AddSingleton<IOutboundSender, WebhookSender>();
         builder.Services.AddSingleton<ChannelDirectory>();

@@ -25,4 +25,10 @@ public sealed class ApiChannelOptions
 
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan WebhookTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Lets webhooks reach loopback, private, link-local, CGNAT and unique-local addresses. Off by default: a
+    /// webhook URL must not become a way into the service's own network (SSRF). For tests and on-premises bridges.
+    /// </summary>
+    public bool AllowPrivateNetworkWebhooks { get; set; }
 }

@@ -45,35 +45,65 @@ internal sealed class WebhookSender(IHttpClientFactory clients, IGrainFactory gr
         request.Headers.Add(RequestSignature.SignatureHeader, RequestSignature.Compute(channel.Secret ?? "", timestamp, body));
         request.Headers.Add("X-Crm-Delivery", delivery.MessageId.ToString());
 
-        HttpResponseMessage response;
+        return await PostAsync(clients.CreateClient(HttpClientName), request, cancellationToken);
+    }
+
+    /// <summary>Most of an answer's body read: enough for {"messageId": "..."} or an error text, never a flood.</summary>
+    public const int MaxResponseBytes = 64 * 1024;
+
+    /// <summary>
+    /// Sends and judges the answer. Redirects are not followed (the handler has them off) and are a permanent
+    /// failure; at most <see cref="MaxResponseBytes"/> of the body are read. Reasons are technical (status,
+    /// refused address, exception): they go to logs and the admin view.
+    /// </summary>
+    private static async Task<OutboundResult> PostAsync(HttpClient client, HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        // The client's timeout stops at the headers when the body is streamed; this one also bounds the body.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(client.Timeout);
         try
         {
-            response = await clients.CreateClient(HttpClientName).SendAsync(request, cancellationToken);
-        }
-        catch (HttpRequestException ex)
-        {
-            return OutboundResult.Retry($"Webhook unreachable: {ex.Message}");
-        }
-        using (response)
-        {
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
             var status = (int)response.StatusCode;
+            var body = await ResponseBody.ReadAsync(await response.Content.ReadAsStreamAsync(deadline.Token), MaxResponseBytes, deadline.Token);
             if (response.IsSuccessStatusCode)
-                return OutboundResult.Sent(await ExternalIdAsync(response, cancellationToken));
+                return OutboundResult.Sent(ExternalId(response, body));
             var reason = $"Webhook answered {status} {response.ReasonPhrase}";
+            if (status is >= 300 and < 400)
+                return OutboundResult.Fail($"{reason}{(response.Headers.Location is { } location ? $" to {ResponseBody.Excerpt(location.OriginalString)}" : "")}; redirects are not followed, set the final URL as the channel's webhookUrl.");
+            if (ResponseBody.Excerpt(body) is { Length: > 0 } excerpt)
+                reason += $": {excerpt}";
             return status is 408 or 429 || status >= 500 || response.StatusCode == HttpStatusCode.Conflict
                 ? OutboundResult.Retry(reason)
                 : OutboundResult.Fail(reason);
         }
+        catch (HttpRequestException ex) when (ex.InnerException is WebhookAddressRefusedException refused)
+        {
+            return OutboundResult.Fail($"Webhook address refused: {refused.Message}");
+        }
+        catch (HttpRequestException ex)
+        {
+            var detail = ex.InnerException is { } inner && !ex.Message.Contains(inner.Message, StringComparison.Ordinal) ? $" ({inner.GetType().Name}: {inner.Message})" : "";
+            return OutboundResult.Retry($"Webhook unreachable: {ex.Message}{detail}");
+        }
+        catch (IOException ex)
+        {
+            return OutboundResult.Retry($"Webhook connection broke while reading the answer: {ex.Message}");
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return OutboundResult.Retry($"Webhook gave no complete answer within {client.Timeout.TotalSeconds:0.#} s.");
+        }
     }
 
     /// <summary>A bridge may answer with {"messageId": "..."}: its own id of the message, kept on ours.</summary>
-    private static async Task<string?> ExternalIdAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    private static string? ExternalId(HttpResponseMessage response, byte[] body)
     {
         if (response.Content.Headers.ContentType?.MediaType != "application/json")
             return null;
         try
         {
-            using var json = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken), cancellationToken: cancellationToken);
+            using var json = JsonDocument.Parse(body);
             return json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("messageId", out var id) && id.ValueKind == JsonValueKind.String
                 ? ApiChannelEndpoints.Truncate(id.GetString(), 255)
                 : null;

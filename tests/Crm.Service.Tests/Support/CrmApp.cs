@@ -36,6 +36,7 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
             ["Outbox:FirstRetryDelay"] = "00:00:00.100",
             ["Outbox:MaxRetryDelay"] = "00:00:00.500",
             ["Logging:LogLevel:Default"] = "Warning",
+            ["Channels:Api:AllowPrivateNetworkWebhooks"] = "true",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
             _settings[key] = value;

@@ -19,6 +19,25 @@ internal sealed class WebhookReceiver : IAsyncDisposable
 
     public string Url { get; }
 
+    /// <summary>Answers 302 to <see cref="RedirectTargetUrl"/>.</summary>
+    public string RedirectUrl => Url.Replace("/hook", "/redirect", StringComparison.Ordinal);
+
+    public string RedirectTargetUrl => Url.Replace("/hook", "/redirect-target", StringComparison.Ordinal);
+
+    /// <summary>Requests of any method that reached <see cref="RedirectTargetUrl"/>.</summary>
+    public int RedirectTargetHits => _redirectTargetHits;
+
+    /// <summary>Answers 200 with a JSON-looking body of <see cref="FloodBytes"/>, written slowly in small chunks.</summary>
+    public string FloodUrl => Url.Replace("/hook", "/flood", StringComparison.Ordinal);
+
+    public const int FloodBytes = 10 * 1024 * 1024;
+
+    /// <summary>Bytes of the flood body handed to the connection so far; stops growing when the client hangs up.</summary>
+    public long FloodBytesWritten => Interlocked.Read(ref _floodBytesWritten);
+
+    private int _redirectTargetHits;
+    private long _floodBytesWritten;
+
     private WebhookReceiver(WebApplication app, string url)
     {
         _app = app;
@@ -39,6 +58,39 @@ internal sealed class WebhookReceiver : IAsyncDisposable
             receiver.Requests.Enqueue(new Received(buffer.ToArray(), http.Request.Headers["X-Crm-Timestamp"], http.Request.Headers["X-Crm-Signature"], http.Request.Headers["X-Crm-Delivery"]));
             var status = receiver.Answers.TryDequeue(out var answer) ? answer : 200;
             return status == 200 ? Results.Json(new { messageId = "bridge-" + receiver.Requests.Count }) : Results.StatusCode(status);
+        });
+        app.MapPost("/redirect", (HttpContext http) =>
+        {
+            http.Response.Headers.Location = receiver.RedirectTargetUrl;
+            return Results.StatusCode(StatusCodes.Status302Found);
+        });
+        app.Map("/redirect-target", () =>
+        {
+            Interlocked.Increment(ref receiver._redirectTargetHits);
+            return Results.Json(new { messageId = "followed-redirect" });
+        });
+        app.MapPost("/flood", async (HttpContext http) =>
+        {
+            http.Response.ContentType = "application/json";
+            http.Response.ContentLength = FloodBytes;
+            var chunk = new byte[16 * 1024];
+            chunk.AsSpan().Fill((byte)' ');
+            "{\"messageId\":\"flood\",\"padding\":\""u8.CopyTo(chunk);
+            try
+            {
+                for (var written = 0; written < FloodBytes; written += chunk.Length)
+                {
+                    await http.Response.Body.WriteAsync(chunk, http.RequestAborted);
+                    await http.Response.Body.FlushAsync(http.RequestAborted);
+                    Interlocked.Add(ref receiver._floodBytesWritten, chunk.Length);
+                    chunk.AsSpan().Fill((byte)'x');
+                    await Task.Delay(20, http.RequestAborted);
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException)
+            {
+                // The client hung up after reading what it wanted: the point of the test.
+            }
         });
         await app.StartAsync();
         return receiver;
