@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Net.Sockets;
 using System.Text.Json;
 using Crm.Connectors.Api;
 using Crm.Connectors.Api.Http;
@@ -77,119 +78,6 @@ public sealed class WebhookSafetyTests : AppTest
         Assert.False(sent.TryGetProperty("externalId", out var externalId) && externalId.ValueKind == JsonValueKind.String);
     }
 
-    [Fact]
-    public async Task The_response_reader_never_asks_for_more_than_64_KiB()
-    {
-        var endless = new EndlessStream();
-
-        var body = await ResponseBody.ReadAsync(endless, WebhookSender.MaxResponseBytes, CancellationToken.None);
-
-        Assert.Equal(64 * 1024, body.Length);
-        Assert.Equal(64 * 1024, endless.BytesRead);
-    }
-
-    [Fact]
-    public async Task The_response_reader_returns_a_short_body_whole()
-    {
-        var body = await ResponseBody.ReadAsync(new MemoryStream("{\"messageId\":\"b-1\"}"u8.ToArray()), WebhookSender.MaxResponseBytes, CancellationToken.None);
-
-        Assert.Equal("{\"messageId\":\"b-1\"}"u8.ToArray(), body);
-    }
-
-    [Fact]
-    public async Task The_connector_refuses_a_name_that_resolves_to_loopback()
-    {
-        var port = new Uri(_bridge.Url).Port;
-
-        var refused = await Assert.ThrowsAsync<WebhookAddressRefusedException>(() =>
-            WebhookConnector.ConnectAsync(new DnsEndPoint("localhost", port), allowPrivateNetworks: false, CancellationToken.None).AsTask());
-
-        Assert.Contains("localhost", refused.Message, StringComparison.Ordinal);
-        Assert.Contains("127.0.0.1 (loopback", refused.Message, StringComparison.Ordinal);
-    }
-
-    [Theory]
-    [InlineData("127.0.0.1")]
-    [InlineData("[::1]")]
-    [InlineData("::ffff:127.0.0.1")]
-    public async Task The_connector_refuses_loopback_literals(string host)
-    {
-        await Assert.ThrowsAsync<WebhookAddressRefusedException>(() =>
-            WebhookConnector.ConnectAsync(new DnsEndPoint(host, 9), allowPrivateNetworks: false, CancellationToken.None).AsTask());
-    }
-
-    [Fact]
-    public async Task The_connector_connects_to_a_private_address_when_allowed()
-    {
-        var port = new Uri(_bridge.Url).Port;
-
-        await using var stream = await WebhookConnector.ConnectAsync(new DnsEndPoint("127.0.0.1", port), allowPrivateNetworks: true, CancellationToken.None);
-
-        Assert.True(stream.CanWrite);
-    }
-
-    [Theory]
-    [InlineData("127.0.0.1", "loopback")]
-    [InlineData("127.255.255.254", "loopback")]
-    [InlineData("10.0.0.1", "private")]
-    [InlineData("10.255.255.255", "private")]
-    [InlineData("172.16.0.1", "private")]
-    [InlineData("172.31.255.255", "private")]
-    [InlineData("192.168.1.10", "private")]
-    [InlineData("169.254.169.254", "link-local")]
-    [InlineData("100.64.0.1", "CGNAT")]
-    [InlineData("100.127.255.255", "CGNAT")]
-    [InlineData("0.0.0.0", "unspecified")]
-    [InlineData("255.255.255.255", "broadcast")]
-    [InlineData("224.0.0.251", "multicast")]
-    [InlineData("239.255.255.250", "multicast")]
-    [InlineData("240.0.0.1", "reserved")]
-    [InlineData("::", "unspecified")]
-    [InlineData("::1", "loopback")]
-    [InlineData("fe80::1", "link-local")]
-    [InlineData("febf:ffff::1", "link-local")]
-    [InlineData("fc00::1", "unique local")]
-    [InlineData("fd12:3456:789a::1", "unique local")]
-    [InlineData("fec0::1", "site-local")]
-    [InlineData("ff02::1", "multicast")]
-    [InlineData("::ffff:127.0.0.1", "loopback")]
-    [InlineData("::ffff:10.1.2.3", "private")]
-    [InlineData("::ffff:172.20.0.1", "private")]
-    [InlineData("::ffff:192.168.0.1", "private")]
-    [InlineData("::ffff:169.254.169.254", "link-local")]
-    [InlineData("::ffff:100.64.1.1", "CGNAT")]
-    [InlineData("::ffff:0.0.0.0", "unspecified")]
-    [InlineData("::ffff:255.255.255.255", "broadcast")]
-    [InlineData("::ffff:224.0.0.1", "multicast")]
-    [InlineData("::127.0.0.1", "loopback")]
-    [InlineData("64:ff9b::a9fe:a9fe", "link-local")]
-    public void Refuses_internal_addresses_and_says_why(string address, string why)
-    {
-        var reason = WebhookAddressRules.WhyRefused(IPAddress.Parse(address));
-
-        Assert.NotNull(reason);
-        Assert.Contains(why, reason, StringComparison.Ordinal);
-    }
-
-    [Theory]
-    [InlineData("93.184.215.14")]
-    [InlineData("8.8.8.8")]
-    [InlineData("1.1.1.1")]
-    [InlineData("172.15.255.255")]
-    [InlineData("172.32.0.1")]
-    [InlineData("100.63.255.255")]
-    [InlineData("100.128.0.1")]
-    [InlineData("169.253.1.1")]
-    [InlineData("192.169.0.1")]
-    [InlineData("11.0.0.1")]
-    [InlineData("223.255.255.254")]
-    [InlineData("2606:2800:21f:cb07:6820:80da:af6b:8b2c")]
-    [InlineData("2001:4860:4860::8888")]
-    [InlineData("::ffff:8.8.8.8")]
-    [InlineData("64:ff9b::808:808")]
-    public void Allows_public_addresses(string address) =>
-        Assert.Null(WebhookAddressRules.WhyRefused(IPAddress.Parse(address)));
-
     private static async Task<long> OpenTicketAsync(CrmApp app)
     {
         var response = await app.PostMessageAsync(new { messageId = "in-1", sender = new { id = "user-7" }, text = "Help" });
@@ -208,34 +96,159 @@ public sealed class WebhookSafetyTests : AppTest
         (await agent.GetFromJsonAsync<JsonElement>($"/api/v1/tickets/{ticket}")).GetProperty("timeline").EnumerateArray()
             .Single(m => m.GetProperty("id").GetGuid() == id);
 
-    /// <summary>An answer that never ends, counting what was asked of it.</summary>
-    private sealed class EndlessStream : Stream
+    /// <summary>The address rules, the connect step and the response reader on their own, without an app.</summary>
+    public sealed class Parts
     {
-        public long BytesRead { get; private set; }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count)
+        [Fact]
+        public async Task The_response_reader_never_asks_for_more_than_64_KiB()
         {
-            buffer.AsSpan(offset, count).Fill((byte)'x');
-            BytesRead += count;
-            return count;
+            var endless = new EndlessStream();
+
+            var body = await ResponseBody.ReadAsync(endless, WebhookSender.MaxResponseBytes, CancellationToken.None);
+
+            Assert.Equal(64 * 1024, body.Length);
+            Assert.Equal(64 * 1024, endless.BytesRead);
         }
 
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        [Fact]
+        public async Task The_response_reader_returns_a_short_body_whole()
         {
-            buffer.Span.Fill((byte)'x');
-            BytesRead += buffer.Length;
-            return ValueTask.FromResult(buffer.Length);
+            var body = await ResponseBody.ReadAsync(new MemoryStream("{\"messageId\":\"b-1\"}"u8.ToArray()), WebhookSender.MaxResponseBytes, CancellationToken.None);
+
+            Assert.Equal("{\"messageId\":\"b-1\"}"u8.ToArray(), body);
         }
 
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        [Fact]
+        public async Task The_connector_refuses_a_name_that_resolves_to_loopback()
+        {
+            using var listener = Listen(out var port);
+
+            var refused = await Assert.ThrowsAsync<WebhookAddressRefusedException>(() =>
+                WebhookConnector.ConnectAsync(new DnsEndPoint("localhost", port), allowPrivateNetworks: false, CancellationToken.None).AsTask());
+
+            Assert.Contains("localhost", refused.Message, StringComparison.Ordinal);
+            Assert.Contains("127.0.0.1 (loopback", refused.Message, StringComparison.Ordinal);
+        }
+
+        [Theory]
+        [InlineData("127.0.0.1")]
+        [InlineData("[::1]")]
+        [InlineData("::ffff:127.0.0.1")]
+        public async Task The_connector_refuses_loopback_literals(string host)
+        {
+            await Assert.ThrowsAsync<WebhookAddressRefusedException>(() =>
+                WebhookConnector.ConnectAsync(new DnsEndPoint(host, 9), allowPrivateNetworks: false, CancellationToken.None).AsTask());
+        }
+
+        [Fact]
+        public async Task The_connector_connects_to_a_private_address_when_allowed()
+        {
+            using var listener = Listen(out var port);
+
+            await using var stream = await WebhookConnector.ConnectAsync(new DnsEndPoint("127.0.0.1", port), allowPrivateNetworks: true, CancellationToken.None);
+
+            Assert.True(stream.CanWrite);
+        }
+
+        [Theory]
+        [InlineData("127.0.0.1", "loopback")]
+        [InlineData("127.255.255.254", "loopback")]
+        [InlineData("10.0.0.1", "private")]
+        [InlineData("10.255.255.255", "private")]
+        [InlineData("172.16.0.1", "private")]
+        [InlineData("172.31.255.255", "private")]
+        [InlineData("192.168.1.10", "private")]
+        [InlineData("169.254.169.254", "link-local")]
+        [InlineData("100.64.0.1", "CGNAT")]
+        [InlineData("100.127.255.255", "CGNAT")]
+        [InlineData("0.0.0.0", "unspecified")]
+        [InlineData("255.255.255.255", "broadcast")]
+        [InlineData("224.0.0.251", "multicast")]
+        [InlineData("239.255.255.250", "multicast")]
+        [InlineData("240.0.0.1", "reserved")]
+        [InlineData("::", "unspecified")]
+        [InlineData("::1", "loopback")]
+        [InlineData("fe80::1", "link-local")]
+        [InlineData("febf:ffff::1", "link-local")]
+        [InlineData("fc00::1", "unique local")]
+        [InlineData("fd12:3456:789a::1", "unique local")]
+        [InlineData("fec0::1", "site-local")]
+        [InlineData("ff02::1", "multicast")]
+        [InlineData("::ffff:127.0.0.1", "loopback")]
+        [InlineData("::ffff:10.1.2.3", "private")]
+        [InlineData("::ffff:172.20.0.1", "private")]
+        [InlineData("::ffff:192.168.0.1", "private")]
+        [InlineData("::ffff:169.254.169.254", "link-local")]
+        [InlineData("::ffff:100.64.1.1", "CGNAT")]
+        [InlineData("::ffff:0.0.0.0", "unspecified")]
+        [InlineData("::ffff:255.255.255.255", "broadcast")]
+        [InlineData("::ffff:224.0.0.1", "multicast")]
+        [InlineData("::127.0.0.1", "loopback")]
+        [InlineData("64:ff9b::a9fe:a9fe", "link-local")]
+        public void Refuses_internal_addresses_and_says_why(string address, string why)
+        {
+            var reason = WebhookAddressRules.WhyRefused(IPAddress.Parse(address));
+
+            Assert.NotNull(reason);
+            Assert.Contains(why, reason, StringComparison.Ordinal);
+        }
+
+        [Theory]
+        [InlineData("93.184.215.14")]
+        [InlineData("8.8.8.8")]
+        [InlineData("1.1.1.1")]
+        [InlineData("172.15.255.255")]
+        [InlineData("172.32.0.1")]
+        [InlineData("100.63.255.255")]
+        [InlineData("100.128.0.1")]
+        [InlineData("169.253.1.1")]
+        [InlineData("192.169.0.1")]
+        [InlineData("11.0.0.1")]
+        [InlineData("223.255.255.254")]
+        [InlineData("2606:2800:21f:cb07:6820:80da:af6b:8b2c")]
+        [InlineData("2001:4860:4860::8888")]
+        [InlineData("::ffff:8.8.8.8")]
+        [InlineData("64:ff9b::808:808")]
+        public void Allows_public_addresses(string address) =>
+            Assert.Null(WebhookAddressRules.WhyRefused(IPAddress.Parse(address)));
+
+        private static TcpListener Listen(out int port)
+        {
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            return listener;
+        }
+
+        /// <summary>An answer that never ends, counting what was asked of it.</summary>
+        private sealed class EndlessStream : Stream
+        {
+            public long BytesRead { get; private set; }
+
+            public override bool CanRead => true;
+            public override bool CanSeek => false;
+            public override bool CanWrite => false;
+            public override long Length => throw new NotSupportedException();
+            public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
+
+            public override int Read(byte[] buffer, int offset, int count)
+            {
+                buffer.AsSpan(offset, count).Fill((byte)'x');
+                BytesRead += count;
+                return count;
+            }
+
+            public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+            {
+                buffer.Span.Fill((byte)'x');
+                BytesRead += buffer.Length;
+                return ValueTask.FromResult(buffer.Length);
+            }
+
+            public override void Flush() { }
+            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+            public override void SetLength(long value) => throw new NotSupportedException();
+            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        }
     }
 }
