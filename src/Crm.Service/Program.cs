@@ -2,12 +2,14 @@ using Crm.Connectors.Api;
 using Crm.Service.Api;
 using Crm.Service.Auth;
 using Crm.Service.Hosting;
+using Crm.Service.Infrastructure.Queries;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddCrmSilo();
 builder.AddApiChannel();
 builder.AddApiKeyAuthentication();
 builder.AddCrmHttp();
+builder.Services.AddCrmQueries();
 
 var app = builder.Build();
 app.UseCrmHttp();

@@ -2,19 +2,21 @@ using System.Security.Claims;
 using Crm.Connectors.Api.Http;
 using Crm.Service.Auth;
 using Crm.Service.Contracts;
-using Crm.Service.Grains;
 using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Queries;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.Api;
 
-/// <summary>The agent REST API: queues are plain indexed queries on the store; every change goes through the ticket
-/// or customer grain, which is the single writer of its entity and records who changed what.</summary>
+/// <summary>The agent REST API: reads go to the store through the query services (keyset-paged, never through grains);
+/// every change goes through the ticket or customer grain, which is the single writer of its entity and records who
+/// changed what. Bodies are the request records of Requests.cs, responses the query services' views.</summary>
 public static class AgentApi
 {
     private const int MaxPageSize = 200;
+    private const int DefaultPageSize = 50;
 
     public static IEndpointRouteBuilder MapAgentApi(this IEndpointRouteBuilder endpoints)
     {
@@ -22,12 +24,15 @@ public static class AgentApi
             .RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy);
         api.MapGet("/tickets", ListTicketsAsync);
         api.MapGet("/tickets/{number:long}", GetTicketAsync);
+        api.MapGet("/tickets/{number:long}/timeline", GetTimelineAsync);
+        api.MapGet("/tickets/{number:long}/history", GetHistoryAsync);
         api.MapPost("/tickets/{number:long}/reply", ReplyAsync);
         api.MapPost("/tickets/{number:long}/notes", AddNoteAsync);
         api.MapPatch("/tickets/{number:long}", ChangeTicketAsync);
         api.MapPost("/tickets/{number:long}/merge", MergeTicketAsync);
         api.MapPost("/tickets/{number:long}/split", SplitTicketAsync);
         api.MapGet("/customers/{id:guid}", GetCustomerAsync);
+        api.MapGet("/customers/{id:guid}/tickets", GetCustomerTicketsAsync);
         api.MapPatch("/customers/{id:guid}", ChangeCustomerAsync);
         api.MapPost("/customers/{id:guid}/merge", MergeCustomerAsync);
         api.MapPost("/customers/{id:guid}/identities/detach", DetachIdentityAsync);
@@ -36,61 +41,76 @@ public static class AgentApi
         return endpoints;
     }
 
-    internal static async Task<Results<Ok<TicketPage>, ProblemHttpResult>> ListTicketsAsync(
-        IDbContextFactory<CrmDbContext> contexts, string? status, string? assignee, string? team, Guid? customer,
-        int? page, int? pageSize, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<Page<TicketListItem>>, ProblemHttpResult>> ListTicketsAsync(
+        TicketQueries queries, HttpContext http, string? status, string? assignee, string? team, Guid? customer, string? priority,
+        string? tag, string? channel, string? cursor, int? pageSize, CancellationToken cancellationToken)
     {
-        var size = pageSize ?? 50;
-        if (size is < 1 or > MaxPageSize)
-            return Problems.Invalid("pageSize", $"pageSize must be between 1 and {MaxPageSize}.");
-        var number = page ?? 1;
-        if (number < 1)
-            return Problems.Invalid("page", "page starts at 1.");
-        TicketStatus? wanted = null;
-        if (status is not null)
+        // Offset paging is gone; a client still sending page=2 would get the first page forever, so it is told instead.
+        if (http.Request.Query.ContainsKey("page"))
+            return Problems.Invalid("page", "page is not supported: pass the nextCursor of the previous page as cursor.");
+        if (PageSize(pageSize) is not { } size)
+            return PageSizeProblem();
+        if (!TryParseEnum<TicketStatus>(status, out var wantedStatus))
+            return EnumProblem<TicketStatus>("status");
+        if (!TryParseEnum<TicketPriority>(priority, out var wantedPriority))
+            return EnumProblem<TicketPriority>("priority");
+        TicketCursor? after = null;
+        if (cursor is not null)
         {
-            if (!Enum.TryParse<TicketStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
-                return Problems.Invalid("status", $"status must be one of: {string.Join(", ", Enum.GetNames<TicketStatus>().Select(JsonName))}.");
-            wanted = parsed;
+            if (!TicketCursor.TryDecode(cursor, out var decoded))
+                return CursorProblem();
+            after = decoded;
         }
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var query = db.Tickets.AsNoTracking();
-        if (wanted is { } s)
-            query = query.Where(t => t.Status == s);
-        if (assignee is not null)
-            query = assignee.Length == 0 ? query.Where(t => t.Assignee == null) : query.Where(t => t.Assignee == assignee);
-        if (team is not null)
-            query = team.Length == 0 ? query.Where(t => t.Team == null) : query.Where(t => t.Team == team);
-        if (customer is { } c)
-            query = query.Where(t => t.CustomerId == c);
-        // One row more than the page tells whether there is a next page without counting the whole queue.
-        var rows = await query.OrderByDescending(t => t.UpdatedAt).ThenByDescending(t => t.Number)
-            .Skip((number - 1) * size).Take(size + 1).ToListAsync(cancellationToken);
-        return TypedResults.Ok(new TicketPage(rows.Take(size).Select(t => t.ToSnapshot()).ToList(), number, size, rows.Count > size));
+        var filter = new TicketFilter
+        {
+            Status = wantedStatus,
+            Assignee = assignee,
+            Team = team,
+            CustomerId = customer,
+            Priority = wantedPriority,
+            Tag = string.IsNullOrEmpty(tag) ? null : tag,
+            Channel = string.IsNullOrEmpty(channel) ? null : channel,
+        };
+        return TypedResults.Ok(await queries.ListAsync(filter, after, size, cancellationToken));
     }
 
-    private static string JsonName(string name) => char.ToLowerInvariant(name[0]) + name[1..];
+    internal static async Task<Results<Ok<TicketDetailsView>, ProblemHttpResult>> GetTicketAsync(
+        long number, TicketQueries queries, CancellationToken cancellationToken) =>
+        await queries.GetDetailsAsync(number, DefaultPageSize, DefaultPageSize, cancellationToken) is { } details
+            ? TypedResults.Ok(details)
+            : NoTicket(number);
 
-    internal static async Task<Results<Ok<TicketDetails>, ProblemHttpResult>> GetTicketAsync(
-        long number, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<Page<TimelineEntry>>, ProblemHttpResult>> GetTimelineAsync(
+        long number, string? cursor, int? pageSize, TicketQueries queries, CancellationToken cancellationToken)
     {
-        var ticket = await grains.GetGrain<ITicketGrain>(number).GetAsync();
-        if (ticket is null)
-            return Problems.Field(404, "Not found", $"No ticket #{number}.", "number");
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var messages = await db.Messages.AsNoTracking().Where(m => m.TicketNumber == number)
-            .OrderBy(m => m.CreatedAt).ThenBy(m => m.Id).ToListAsync(cancellationToken);
-        var ids = messages.Where(m => m.AttachmentCount > 0).Select(m => m.Id).ToList();
-        var attachments = (await db.Attachments.AsNoTracking().Where(a => ids.Contains(a.MessageId)).ToListAsync(cancellationToken))
-            .ToLookup(a => a.MessageId);
-        var key = number.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var history = await db.Audit.AsNoTracking().Where(a => a.EntityType == "ticket" && a.EntityId == key)
-            .OrderBy(a => a.At).ThenBy(a => a.Id)
-            .Select(a => new AuditEntry(a.At, a.Actor, a.Action, a.Field, a.OldValue, a.NewValue)).ToListAsync(cancellationToken);
-        return TypedResults.Ok(new TicketDetails(ticket, messages.Select(m => m.ToSnapshot([.. attachments[m.Id]])).ToList(), history));
+        if (PageSize(pageSize) is not { } size)
+            return PageSizeProblem();
+        EntryCursor? before = null;
+        if (cursor is not null)
+        {
+            if (!EntryCursor.TryDecode(cursor, CursorKind.Timeline, out var decoded))
+                return CursorProblem();
+            before = decoded;
+        }
+        return await queries.TimelineAsync(number, before, size, cancellationToken) is { } page ? TypedResults.Ok(page) : NoTicket(number);
     }
 
-    internal static async Task<Created<MessageSnapshot>> ReplyAsync(
+    internal static async Task<Results<Ok<Page<AuditEntryView>>, ProblemHttpResult>> GetHistoryAsync(
+        long number, string? cursor, int? pageSize, TicketQueries queries, CancellationToken cancellationToken)
+    {
+        if (PageSize(pageSize) is not { } size)
+            return PageSizeProblem();
+        EntryCursor? before = null;
+        if (cursor is not null)
+        {
+            if (!EntryCursor.TryDecode(cursor, CursorKind.History, out var decoded))
+                return CursorProblem();
+            before = decoded;
+        }
+        return await queries.HistoryAsync(number, before, size, cancellationToken) is { } page ? TypedResults.Ok(page) : NoTicket(number);
+    }
+
+    internal static async Task<Created<TimelineEntry>> ReplyAsync(
         long number, ReplyRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
     {
         var requestId = http.Request.Headers["Idempotency-Key"].FirstOrDefault();
@@ -103,57 +123,78 @@ public static class AgentApi
             RequestId = requestId is { Length: > 0 and <= 200 } ? requestId : null,
             SetStatus = request.Status,
         }, cancellationToken);
-        return TypedResults.Created($"/api/v1/tickets/{message.TicketNumber}", message);
+        return TypedResults.Created($"/api/v1/tickets/{message.TicketNumber}", ToEntry(message));
     }
 
-    internal static async Task<Created<MessageSnapshot>> AddNoteAsync(
+    internal static async Task<Created<TimelineEntry>> AddNoteAsync(
         long number, NoteRequest request, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
     {
         var note = await grains.GetGrain<ITicketGrain>(number).AddNoteAsync(user.Actor(), request.Text ?? "", cancellationToken);
-        return TypedResults.Created($"/api/v1/tickets/{number}", note);
+        return TypedResults.Created($"/api/v1/tickets/{number}", ToEntry(note));
     }
 
-    internal static async Task<Ok<TicketSnapshot>> ChangeTicketAsync(
-        long number, TicketChange change, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await grains.GetGrain<ITicketGrain>(number).ChangeAsync(change, user.Actor(), cancellationToken));
+    internal static async Task<Ok<TicketView>> ChangeTicketAsync(
+        long number, ChangeTicketRequest request, ClaimsPrincipal user, IGrainFactory grains, TicketQueries queries, CancellationToken cancellationToken)
+    {
+        await grains.GetGrain<ITicketGrain>(number).ChangeAsync(request.ToContract(), user.Actor(), cancellationToken);
+        return TypedResults.Ok(await ReadTicketAsync(queries, number, cancellationToken));
+    }
 
-    internal static async Task<Results<Ok<TicketSnapshot>, ProblemHttpResult>> MergeTicketAsync(
-        long number, MergeTicketRequest request, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<TicketView>, ProblemHttpResult>> MergeTicketAsync(
+        long number, MergeTicketRequest request, ClaimsPrincipal user, IGrainFactory grains, TicketQueries queries, CancellationToken cancellationToken)
     {
         if (request.Into is not { } into)
             return Problems.Invalid("into", "into is required: the number of the ticket to merge this one into.");
         await grains.GetGrain<ITicketGrain>(number).MergeIntoAsync(into, user.Actor(), cancellationToken);
-        return TypedResults.Ok((await grains.GetGrain<ITicketGrain>(into).GetAsync())!);
+        return TypedResults.Ok(await ReadTicketAsync(queries, into, cancellationToken));
     }
 
-    internal static async Task<Results<Created<TicketSnapshot>, ProblemHttpResult>> SplitTicketAsync(
-        long number, SplitTicketRequest request, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
+    internal static async Task<Results<Created<TicketView>, ProblemHttpResult>> SplitTicketAsync(
+        long number, SplitTicketRequest request, ClaimsPrincipal user, IGrainFactory grains, TicketQueries queries, CancellationToken cancellationToken)
     {
         if (request.MessageId is not { } messageId)
             return Problems.Invalid("messageId", "messageId is required: the message to move into a new ticket.");
         var created = await grains.GetGrain<ITicketGrain>(number).SplitAsync(messageId, user.Actor(), cancellationToken);
-        return TypedResults.Created($"/api/v1/tickets/{created.Number}", created);
+        return TypedResults.Created($"/api/v1/tickets/{created.Number}", await ReadTicketAsync(queries, created.Number, cancellationToken));
     }
 
-    internal static async Task<Results<Ok<CustomerSnapshot>, ProblemHttpResult>> GetCustomerAsync(Guid id, IGrainFactory grains) =>
-        await grains.GetGrain<ICustomerGrain>(id).GetAsync() is { } customer
-            ? TypedResults.Ok(customer)
-            : Problems.Field(404, "Not found", $"No customer {id}.", "id");
+    internal static async Task<Results<Ok<CustomerView>, ProblemHttpResult>> GetCustomerAsync(
+        Guid id, CustomerQueries queries, CancellationToken cancellationToken) =>
+        await queries.GetAsync(id, cancellationToken) is { } customer ? TypedResults.Ok(customer) : NoCustomer(id);
 
-    internal static async Task<Ok<CustomerSnapshot>> ChangeCustomerAsync(
-        Guid id, CustomerProfileChange change, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await grains.GetGrain<ICustomerGrain>(id).UpdateProfileAsync(change, user.Actor(), cancellationToken));
+    internal static async Task<Results<Ok<Page<TicketListItem>>, ProblemHttpResult>> GetCustomerTicketsAsync(
+        Guid id, string? cursor, int? pageSize, CustomerQueries queries, CancellationToken cancellationToken)
+    {
+        if (PageSize(pageSize) is not { } size)
+            return PageSizeProblem();
+        TicketCursor? after = null;
+        if (cursor is not null)
+        {
+            if (!TicketCursor.TryDecode(cursor, out var decoded))
+                return CursorProblem();
+            after = decoded;
+        }
+        return await queries.TicketsAsync(id, after, size, cancellationToken) is { } page ? TypedResults.Ok(page) : NoCustomer(id);
+    }
 
-    internal static async Task<Results<Ok<CustomerSnapshot>, ProblemHttpResult>> MergeCustomerAsync(
-        Guid id, MergeCustomerRequest request, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
+    internal static async Task<Ok<CustomerView>> ChangeCustomerAsync(
+        Guid id, ChangeCustomerRequest request, ClaimsPrincipal user, IGrainFactory grains, CustomerQueries queries, CancellationToken cancellationToken)
+    {
+        await grains.GetGrain<ICustomerGrain>(id).UpdateProfileAsync(request.ToContract(), user.Actor(), cancellationToken);
+        return TypedResults.Ok(await ReadCustomerAsync(queries, id, cancellationToken));
+    }
+
+    internal static async Task<Results<Ok<CustomerView>, ProblemHttpResult>> MergeCustomerAsync(
+        Guid id, MergeCustomerRequest request, ClaimsPrincipal user, IGrainFactory grains, CustomerQueries queries, CancellationToken cancellationToken)
     {
         if (request.SourceCustomerId is not { } source)
             return Problems.Invalid("sourceCustomerId", "sourceCustomerId is required: the customer to merge into this one.");
-        return TypedResults.Ok(await grains.GetGrain<ICustomerGrain>(id).MergeFromAsync(source, user.Actor(), cancellationToken));
+        await grains.GetGrain<ICustomerGrain>(id).MergeFromAsync(source, user.Actor(), cancellationToken);
+        return TypedResults.Ok(await ReadCustomerAsync(queries, id, cancellationToken));
     }
 
-    internal static async Task<Results<Ok<CustomerSnapshot>, ProblemHttpResult>> DetachIdentityAsync(
-        Guid id, DetachIdentityRequest request, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<CustomerView>, ProblemHttpResult>> DetachIdentityAsync(
+        Guid id, DetachIdentityRequest request, ClaimsPrincipal user, IGrainFactory grains, CustomerQueries queries, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(request.Identity))
             return Problems.Invalid("identity", "identity is required: the identity key to detach, e.g. \"email:alice@example.com\".");
@@ -161,7 +202,7 @@ public static class AgentApi
         if (await identity.GetCustomerAsync() != id)
             return Problems.Field(404, "Not found", $"Customer {id} has no identity '{request.Identity}'.", "identity");
         var created = await identity.DetachAsync(user.Actor(), cancellationToken);
-        return TypedResults.Ok((await grains.GetGrain<ICustomerGrain>(created).GetAsync())!);
+        return TypedResults.Ok(await ReadCustomerAsync(queries, created, cancellationToken));
     }
 
     internal static async Task<IResult> GetRawSourceAsync(Guid id, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs, CancellationToken cancellationToken)
@@ -187,4 +228,58 @@ public static class AgentApi
         http.Response.Headers.ContentSecurityPolicy = "sandbox";
         return TypedResults.File(stream, attachment.ContentType, attachment.FileName);
     }
+
+    // Changes go through the grain, which answers only once its write is committed, so the read that follows sees it.
+    private static async Task<TicketView> ReadTicketAsync(TicketQueries queries, long number, CancellationToken cancellationToken) =>
+        await queries.GetAsync(number, cancellationToken)
+        ?? throw new InvalidOperationException($"Ticket #{number} was changed but is not in the store.");
+
+    private static async Task<CustomerView> ReadCustomerAsync(CustomerQueries queries, Guid id, CancellationToken cancellationToken) =>
+        await queries.GetAsync(id, cancellationToken)
+        ?? throw new InvalidOperationException($"Customer {id} was changed but is not in the store.");
+
+    /// <summary>A reply or note as the grain returned it, in the timeline's shape, without another read.</summary>
+    private static TimelineEntry ToEntry(MessageSnapshot m) => new()
+    {
+        Id = m.Id,
+        ConversationId = m.ConversationId,
+        TicketNumber = m.TicketNumber,
+        Direction = m.Direction,
+        ExternalId = m.ExternalId,
+        Author = m.Author,
+        Text = m.Text,
+        Html = m.Html,
+        CreatedAt = m.CreatedAt,
+        SentAt = m.SentAt,
+        Delivery = m.Delivery,
+        DeliveryError = m.DeliveryError,
+        Attachments = m.Attachments.Select(a => new AttachmentView(a.Id, a.FileName, a.ContentType, a.Length, a.Sha256)).ToList(),
+    };
+
+    private static int? PageSize(int? pageSize) => (pageSize ?? DefaultPageSize) is var size and >= 1 and <= MaxPageSize ? size : null;
+
+    private static ProblemHttpResult PageSizeProblem() => Problems.Invalid("pageSize", $"pageSize must be between 1 and {MaxPageSize}.");
+
+    private static ProblemHttpResult CursorProblem() =>
+        Problems.Invalid("cursor", "cursor is not valid here: pass the nextCursor of the previous page of this list unchanged.");
+
+    private static ProblemHttpResult NoTicket(long number) => Problems.Field(404, "Not found", $"No ticket #{number}.", "number");
+
+    private static ProblemHttpResult NoCustomer(Guid id) => Problems.Field(404, "Not found", $"No customer {id}.", "id");
+
+    private static bool TryParseEnum<T>(string? text, out T? value) where T : struct, Enum
+    {
+        value = null;
+        if (text is null)
+            return true;
+        if (!Enum.TryParse<T>(text, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
+            return false;
+        value = parsed;
+        return true;
+    }
+
+    private static ProblemHttpResult EnumProblem<T>(string field) where T : struct, Enum =>
+        Problems.Invalid(field, $"{field} must be one of: {string.Join(", ", Enum.GetNames<T>().Select(JsonName))}.");
+
+    private static string JsonName(string name) => char.ToLowerInvariant(name[0]) + name[1..];
 }

@@ -1,13 +1,45 @@
 using Crm.Service.Contracts;
 
-// Request bodies that are not already a contract record (ticket and profile changes bind TicketChange and
-// CustomerProfileChange directly).
+// HTTP request bodies. They are the public API's shapes and are mapped to grain contracts in the handlers, so a
+// change to a grain contract never changes what clients send. Responses are the view types of
+// Crm.Service.Infrastructure.Queries.
 
 namespace Crm.Service.Api;
 
 public sealed record ReplyRequest(string? Text, string? Html, Guid? ConversationId, TicketStatus? Status);
 
 public sealed record NoteRequest(string? Text);
+
+/// <summary>A partial change to a ticket; absent (null) fields are left as they are, "" clears assignee or team.</summary>
+public sealed record ChangeTicketRequest(
+    TicketStatus? Status, TicketPriority? Priority, IReadOnlyList<string>? Tags, string? Assignee, string? Team, string? Subject)
+{
+    public TicketChange ToContract() => new()
+    {
+        Status = Status,
+        Priority = Priority,
+        Tags = Tags,
+        Assignee = Assignee,
+        Team = Team,
+        Subject = Subject,
+    };
+}
+
+/// <summary>A partial profile change; absent (null) fields are left as they are; a custom field set to null is removed.</summary>
+public sealed record ChangeCustomerRequest(
+    string? Name, string? Language, string? Organization, IReadOnlyList<string>? Tags, string? Notes,
+    IReadOnlyDictionary<string, string?>? CustomFields)
+{
+    public CustomerProfileChange ToContract() => new()
+    {
+        Name = Name,
+        Language = Language,
+        Organization = Organization,
+        Tags = Tags,
+        Notes = Notes,
+        CustomFields = CustomFields,
+    };
+}
 
 public sealed record MergeTicketRequest(long? Into);
 
@@ -20,11 +52,5 @@ public sealed record DetachIdentityRequest(string? Identity);
 public sealed record CreateApiKeyRequest(string? Name, string? Role);
 
 public sealed record ChannelRequest(ChannelKind? Kind, string? Name, bool? Enabled, string? WebhookUrl, string? Secret);
-
-public sealed record TicketPage(IReadOnlyList<TicketSnapshot> Items, int Page, int PageSize, bool HasMore);
-
-public sealed record AuditEntry(DateTimeOffset At, string Actor, string Action, string? Field, string? OldValue, string? NewValue);
-
-public sealed record TicketDetails(TicketSnapshot Ticket, IReadOnlyList<MessageSnapshot> Timeline, IReadOnlyList<AuditEntry> History);
 
 public sealed record CreatedApiKey(Guid Id, string Name, string Role, string Key);

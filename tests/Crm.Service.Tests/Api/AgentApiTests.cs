@@ -39,7 +39,7 @@ public sealed class AgentApiTests : AppTest
     }
 
     [Fact]
-    public async Task Queues_filter_by_status_assignee_team_and_customer_and_page()
+    public async Task Queues_filter_by_status_assignee_team_and_customer_and_page_by_cursor()
     {
         var tickets = new List<JsonElement>();
         for (var i = 0; i < 5; i++)
@@ -51,17 +51,17 @@ public sealed class AgentApiTests : AppTest
         var byAssignee = await agent.GetFromJsonAsync<JsonElement>("/api/v1/tickets?assignee=ann");
         var byTeamAndStatus = await agent.GetFromJsonAsync<JsonElement>("/api/v1/tickets?team=billing&status=Pending");
         var newOnes = await agent.GetFromJsonAsync<JsonElement>("/api/v1/tickets?status=new&pageSize=2");
-        var page2 = await agent.GetFromJsonAsync<JsonElement>("/api/v1/tickets?status=new&pageSize=2&page=2");
-        var page3 = await agent.GetFromJsonAsync<JsonElement>("/api/v1/tickets?status=new&pageSize=2&page=3");
+        var page2 = await agent.GetFromJsonAsync<JsonElement>($"/api/v1/tickets?status=new&pageSize=2&cursor={newOnes.GetProperty("nextCursor").GetString()}");
         var byCustomer = await agent.GetFromJsonAsync<JsonElement>($"/api/v1/tickets?customer={tickets[3].GetProperty("customerId").GetGuid()}");
 
         Assert.Equal(first, Assert.Single(byAssignee.GetProperty("items").EnumerateArray()).GetProperty("number").GetInt64());
         Assert.Equal(first, Assert.Single(byTeamAndStatus.GetProperty("items").EnumerateArray()).GetProperty("number").GetInt64());
         Assert.Equal(2, newOnes.GetProperty("items").GetArrayLength());
         Assert.True(newOnes.GetProperty("hasMore").GetBoolean());
+        // Four new tickets in pages of two: the one row read beyond the page tells that the second page is the last.
         Assert.Equal(2, page2.GetProperty("items").GetArrayLength());
-        Assert.False(page3.GetProperty("hasMore").GetBoolean());
-        Assert.Empty(page3.GetProperty("items").EnumerateArray());
+        Assert.False(page2.GetProperty("hasMore").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, page2.GetProperty("nextCursor").ValueKind);
         Assert.Equal(tickets[3].GetProperty("ticketNumber").GetInt64(), Assert.Single(byCustomer.GetProperty("items").EnumerateArray()).GetProperty("number").GetInt64());
     }
 

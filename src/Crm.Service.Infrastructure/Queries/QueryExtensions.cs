@@ -1,0 +1,15 @@
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crm.Service.Infrastructure.Queries;
+
+public static class QueryExtensions
+{
+    /// <summary>The read side shared by the REST API and the console. Singletons: they hold nothing but the
+    /// context factory, and every call takes its own pooled context.</summary>
+    public static IServiceCollection AddCrmQueries(this IServiceCollection services)
+    {
+        services.AddSingleton<TicketQueries>();
+        services.AddSingleton<CustomerQueries>();
+        return services;
+    }
+}

@@ -1,0 +1,219 @@
+using System.Globalization;
+using Crm.Service.Grains.Records;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.EntityFrameworkCore;
+
+namespace Crm.Service.Infrastructure.Queries;
+
+/// <summary>
+/// The read side of tickets for the REST API and the console. Reads go to the store through short-lived, untracked
+/// contexts and never through grains: grains are the writers, and a queue view must not activate a grain per row.
+/// Every list is keyset-paged newest first, so a page costs the same at the end of a long list as at its start and
+/// no query counts a table.
+/// </summary>
+public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
+{
+    /// <summary>Tickets in the order an agent works a queue: most recent activity first, ties by number.</summary>
+    public async Task<Page<TicketListItem>> ListAsync(TicketFilter filter, TicketCursor? after, int pageSize, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // One row more than the page tells whether there is a next page without counting the queue.
+        var rows = await Queue(db, filter, after).Take(pageSize + 1).ToListAsync(cancellationToken);
+        var page = rows.Take(pageSize).ToList();
+        var names = await CustomerNamesAsync(db, page.Select(t => t.CustomerId), cancellationToken);
+        var next = rows.Count > pageSize ? new TicketCursor(page[^1].UpdatedAt, page[^1].Number).Encode() : null;
+        return new Page<TicketListItem>(page.Select(t => ToListItem(t, names.GetValueOrDefault(t.CustomerId))).ToList(), next);
+    }
+
+    /// <summary>The queue query before its limit; internal so that tests can read its plan.</summary>
+    internal static IQueryable<TicketRecord> Queue(CrmDbContext db, TicketFilter filter, TicketCursor? after)
+    {
+        var query = db.Tickets.AsNoTracking();
+        if (filter.Status is { } status)
+            query = query.Where(t => t.Status == status);
+        if (filter.Assignee is { } assignee)
+            query = assignee.Length == 0 ? query.Where(t => t.Assignee == null) : query.Where(t => t.Assignee == assignee);
+        if (filter.Team is { } team)
+            query = team.Length == 0 ? query.Where(t => t.Team == null) : query.Where(t => t.Team == team);
+        if (filter.CustomerId is { } customer)
+            query = query.Where(t => t.CustomerId == customer);
+        if (filter.Priority is { } priority)
+            query = query.Where(t => t.Priority == priority);
+        if (filter.Tag is { } tag)
+            query = query.Where(t => t.Tags.Contains(tag));
+        if (filter.Channel is { } channel)
+            // Messages, not conversations: a conversation points only at its latest ticket, its messages stay put.
+            query = query.Where(t => db.Messages.Any(m => m.TicketNumber == t.Number && m.ChannelAccountId == channel));
+        if (after is { } c)
+        {
+            var at = c.UpdatedAt;
+            var number = c.Number;
+            // The redundant "UpdatedAt <= at" gives SQLite a range on the index's sort column; the OR alone would not.
+            query = query.Where(t => t.UpdatedAt <= at && (t.UpdatedAt < at || t.Number < number));
+        }
+        return query.OrderByDescending(t => t.UpdatedAt).ThenByDescending(t => t.Number);
+    }
+
+    public async Task<TicketView?> GetAsync(long number, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await GetAsync(db, number, cancellationToken);
+    }
+
+    /// <summary>The ticket with the newest page of its timeline and of its history.</summary>
+    public async Task<TicketDetailsView?> GetDetailsAsync(long number, int timelineSize, int historySize, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // Three reads without a shared transaction: EF's default SQLite transaction is BEGIN IMMEDIATE, which would take
+        // the write lock from the group commit. A change landing between the reads shows on the next refresh.
+        if (await GetAsync(db, number, cancellationToken) is not { } ticket)
+            return null;
+        var timeline = await TimelineAsync(db, number, null, timelineSize, cancellationToken);
+        var history = await HistoryAsync(db, number, null, historySize, cancellationToken);
+        return new TicketDetailsView(ticket, timeline.Items, timeline.NextCursor, history.Items, history.NextCursor);
+    }
+
+    /// <summary>Messages and notes, newest first; null if there is no such ticket.</summary>
+    public async Task<Page<TimelineEntry>?> TimelineAsync(long number, EntryCursor? before, int pageSize, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        if (!await db.Tickets.AnyAsync(t => t.Number == number, cancellationToken))
+            return null;
+        return await TimelineAsync(db, number, before, pageSize, cancellationToken);
+    }
+
+    /// <summary>Audit entries, newest first; null if there is no such ticket.</summary>
+    public async Task<Page<AuditEntryView>?> HistoryAsync(long number, EntryCursor? before, int pageSize, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        if (!await db.Tickets.AnyAsync(t => t.Number == number, cancellationToken))
+            return null;
+        return await HistoryAsync(db, number, before, pageSize, cancellationToken);
+    }
+
+    internal static IQueryable<MessageRecord> Timeline(CrmDbContext db, long number, EntryCursor? before)
+    {
+        var query = db.Messages.AsNoTracking().Where(m => m.TicketNumber == number);
+        if (before is { } c)
+        {
+            var at = c.At;
+            var id = c.Id;
+            query = query.Where(m => m.CreatedAt <= at && (m.CreatedAt < at || m.Id.CompareTo(id) < 0));
+        }
+        return query.OrderByDescending(m => m.CreatedAt).ThenByDescending(m => m.Id);
+    }
+
+    internal static IQueryable<AuditRecord> History(CrmDbContext db, long number, EntryCursor? before)
+    {
+        var key = number.ToString(CultureInfo.InvariantCulture);
+        var query = db.Audit.AsNoTracking().Where(a => a.EntityType == "ticket" && a.EntityId == key);
+        if (before is { } c)
+        {
+            var at = c.At;
+            var id = c.Id;
+            query = query.Where(a => a.At <= at && (a.At < at || a.Id.CompareTo(id) < 0));
+        }
+        return query.OrderByDescending(a => a.At).ThenByDescending(a => a.Id);
+    }
+
+    private static async Task<TicketView?> GetAsync(CrmDbContext db, long number, CancellationToken cancellationToken)
+    {
+        var ticket = await db.Tickets.AsNoTracking().FirstOrDefaultAsync(t => t.Number == number, cancellationToken);
+        if (ticket is null)
+            return null;
+        var name = await db.Customers.AsNoTracking().Where(c => c.Id == ticket.CustomerId).Select(c => c.Name).FirstOrDefaultAsync(cancellationToken);
+        return ToView(ticket, name);
+    }
+
+    private static async Task<Page<TimelineEntry>> TimelineAsync(CrmDbContext db, long number, EntryCursor? before, int pageSize, CancellationToken cancellationToken)
+    {
+        var rows = await Timeline(db, number, before).Take(pageSize + 1).ToListAsync(cancellationToken);
+        var page = rows.Take(pageSize).ToList();
+        // Attachments of this page's messages only: a long ticket's older files are loaded with their page.
+        var ids = page.Where(m => m.AttachmentCount > 0).Select(m => m.Id).ToList();
+        var attachments = ids.Count == 0
+            ? Enumerable.Empty<AttachmentRecord>().ToLookup(a => a.MessageId)
+            : (await db.Attachments.AsNoTracking().Where(a => ids.Contains(a.MessageId)).ToListAsync(cancellationToken)).ToLookup(a => a.MessageId);
+        var next = rows.Count > pageSize ? new EntryCursor(page[^1].CreatedAt, page[^1].Id).Encode(CursorKind.Timeline) : null;
+        return new Page<TimelineEntry>(page.Select(m => ToEntry(m, attachments[m.Id])).ToList(), next);
+    }
+
+    private static async Task<Page<AuditEntryView>> HistoryAsync(CrmDbContext db, long number, EntryCursor? before, int pageSize, CancellationToken cancellationToken)
+    {
+        var rows = await History(db, number, before).Take(pageSize + 1).ToListAsync(cancellationToken);
+        var page = rows.Take(pageSize).ToList();
+        var next = rows.Count > pageSize ? new EntryCursor(page[^1].At, page[^1].Id).Encode(CursorKind.History) : null;
+        return new Page<AuditEntryView>(page.Select(a => new AuditEntryView(a.At, a.Actor, a.Action, a.Field, a.OldValue, a.NewValue)).ToList(), next);
+    }
+
+    internal static async Task<Dictionary<Guid, string?>> CustomerNamesAsync(CrmDbContext db, IEnumerable<Guid> customerIds, CancellationToken cancellationToken)
+    {
+        var ids = customerIds.Distinct().ToList();
+        if (ids.Count == 0)
+            return [];
+        return await db.Customers.AsNoTracking().Where(c => ids.Contains(c.Id)).ToDictionaryAsync(c => c.Id, c => c.Name, cancellationToken);
+    }
+
+    internal static TicketListItem ToListItem(TicketRecord t, string? customerName) => new()
+    {
+        Number = t.Number,
+        Subject = t.Subject,
+        Status = t.Status,
+        Priority = t.Priority,
+        Team = t.Team,
+        Assignee = t.Assignee,
+        Tags = [.. t.Tags],
+        CustomerId = t.CustomerId,
+        CustomerName = customerName,
+        ConversationIds = [.. t.ConversationIds],
+        CreatedAt = t.CreatedAt,
+        UpdatedAt = t.UpdatedAt,
+        ResolvedAt = t.ResolvedAt,
+        ClosedAt = t.ClosedAt,
+        FollowUpOf = t.FollowUpOf,
+        MergedInto = t.MergedInto,
+        FirstResponseAt = t.FirstResponseAt,
+        LastCustomerMessageAt = t.LastCustomerMessageAt,
+    };
+
+    private static TicketView ToView(TicketRecord t, string? customerName) => new()
+    {
+        Number = t.Number,
+        Subject = t.Subject,
+        Status = t.Status,
+        Priority = t.Priority,
+        Team = t.Team,
+        Assignee = t.Assignee,
+        Tags = [.. t.Tags],
+        CustomerId = t.CustomerId,
+        CustomerName = customerName,
+        ConversationIds = [.. t.ConversationIds],
+        CreatedAt = t.CreatedAt,
+        UpdatedAt = t.UpdatedAt,
+        ResolvedAt = t.ResolvedAt,
+        ClosedAt = t.ClosedAt,
+        FollowUpOf = t.FollowUpOf,
+        MergedInto = t.MergedInto,
+        FirstResponseAt = t.FirstResponseAt,
+        LastCustomerMessageAt = t.LastCustomerMessageAt,
+    };
+
+    private static TimelineEntry ToEntry(MessageRecord m, IEnumerable<AttachmentRecord> attachments) => new()
+    {
+        Id = m.Id,
+        ConversationId = m.ConversationId,
+        TicketNumber = m.TicketNumber,
+        Direction = m.Direction,
+        ExternalId = m.ExternalId,
+        Author = m.Author,
+        Subject = m.Subject,
+        Text = m.Text,
+        Html = m.Html,
+        CreatedAt = m.CreatedAt,
+        SentAt = m.SentAt,
+        Delivery = m.Delivery,
+        DeliveryError = m.DeliveryError,
+        Attachments = attachments.OrderBy(a => a.FileName, StringComparer.Ordinal)
+            .Select(a => new AttachmentView(a.Id, a.FileName, a.ContentType, a.Length, a.Sha256)).ToList(),
+    };
+}

@@ -1,0 +1,118 @@
+using Crm.Service.Contracts;
+
+// What the REST API and the agent console read. These are the public shapes: they are built from the store's rows
+// here, never from grain snapshots, so a change to a grain contract does not change the API. Field names match
+// the API's earlier responses (which returned snapshots) wherever the field already existed.
+
+namespace Crm.Service.Infrastructure.Queries;
+
+/// <summary>One page of a list, newest first. <see cref="NextCursor"/> is null on the last page.</summary>
+public sealed record Page<T>(IReadOnlyList<T> Items, string? NextCursor)
+{
+    public bool HasMore => NextCursor is not null;
+}
+
+public sealed record TicketListItem
+{
+    public required long Number { get; init; }
+    public required string Subject { get; init; }
+    public required TicketStatus Status { get; init; }
+    public required TicketPriority Priority { get; init; }
+    public string? Team { get; init; }
+    public string? Assignee { get; init; }
+    public IReadOnlyList<string> Tags { get; init; } = [];
+    public required Guid CustomerId { get; init; }
+    public string? CustomerName { get; init; }
+    public IReadOnlyList<Guid> ConversationIds { get; init; } = [];
+    public required DateTimeOffset CreatedAt { get; init; }
+    public required DateTimeOffset UpdatedAt { get; init; }
+    public DateTimeOffset? ResolvedAt { get; init; }
+    public DateTimeOffset? ClosedAt { get; init; }
+    public long? FollowUpOf { get; init; }
+    public long? MergedInto { get; init; }
+    public DateTimeOffset? FirstResponseAt { get; init; }
+    public DateTimeOffset? LastCustomerMessageAt { get; init; }
+}
+
+public sealed record TicketView
+{
+    public required long Number { get; init; }
+    public required string Subject { get; init; }
+    public required TicketStatus Status { get; init; }
+    public required TicketPriority Priority { get; init; }
+    public string? Team { get; init; }
+    public string? Assignee { get; init; }
+    public IReadOnlyList<string> Tags { get; init; } = [];
+    public required Guid CustomerId { get; init; }
+    public string? CustomerName { get; init; }
+    public IReadOnlyList<Guid> ConversationIds { get; init; } = [];
+    public required DateTimeOffset CreatedAt { get; init; }
+    public required DateTimeOffset UpdatedAt { get; init; }
+    public DateTimeOffset? ResolvedAt { get; init; }
+    public DateTimeOffset? ClosedAt { get; init; }
+    public long? FollowUpOf { get; init; }
+    public long? MergedInto { get; init; }
+    public DateTimeOffset? FirstResponseAt { get; init; }
+    public DateTimeOffset? LastCustomerMessageAt { get; init; }
+}
+
+/// <summary>The ticket with the newest page of its timeline and of its history; the cursors load older entries.</summary>
+public sealed record TicketDetailsView(
+    TicketView Ticket,
+    IReadOnlyList<TimelineEntry> Timeline,
+    string? TimelineNextCursor,
+    IReadOnlyList<AuditEntryView> History,
+    string? HistoryNextCursor);
+
+/// <summary>A message on a ticket: inbound, an agent's reply (with its delivery status) or an internal note.</summary>
+public sealed record TimelineEntry
+{
+    public required Guid Id { get; init; }
+    public Guid? ConversationId { get; init; }
+    public required long TicketNumber { get; init; }
+    public required MessageDirection Direction { get; init; }
+    public string? ExternalId { get; init; }
+    public required string Author { get; init; }
+    public string? Subject { get; init; }
+    public string? Text { get; init; }
+    public string? Html { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? SentAt { get; init; }
+    public DeliveryStatus Delivery { get; init; }
+    public string? DeliveryError { get; init; }
+    public IReadOnlyList<AttachmentView> Attachments { get; init; } = [];
+}
+
+public sealed record AttachmentView(Guid Id, string FileName, string ContentType, long Length, string Sha256);
+
+public sealed record AuditEntryView(DateTimeOffset At, string Actor, string Action, string? Field, string? OldValue, string? NewValue);
+
+public sealed record CustomerView
+{
+    public required Guid Id { get; init; }
+    public string? Name { get; init; }
+    public string? Language { get; init; }
+    public string? Organization { get; init; }
+    public IReadOnlyList<string> Tags { get; init; } = [];
+    public string? Notes { get; init; }
+    public IReadOnlyDictionary<string, string> CustomFields { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyList<IdentityView> Identities { get; init; } = [];
+    public Guid? MergedInto { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public required DateTimeOffset UpdatedAt { get; init; }
+}
+
+public sealed record IdentityView(string Key, IdentityKind Kind, string Value, DateTimeOffset LinkedAt);
+
+/// <summary>Queue filters; null means "any". An empty <see cref="Assignee"/> or <see cref="Team"/> means "none set".</summary>
+public sealed record TicketFilter
+{
+    public TicketStatus? Status { get; init; }
+    public string? Assignee { get; init; }
+    public string? Team { get; init; }
+    public Guid? CustomerId { get; init; }
+    public TicketPriority? Priority { get; init; }
+    public string? Tag { get; init; }
+    /// <summary>A channel account id (e.g. "bridge"): tickets with at least one message on it.</summary>
+    public string? Channel { get; init; }
+}
