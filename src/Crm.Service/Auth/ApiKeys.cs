@@ -63,6 +63,15 @@ public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, St
         return found;
     }
 
+    /// <summary>The key's record whether or not it is revoked; never cached, for the rare callers that must tell the two apart.</summary>
+    public async Task<ApiKeyRecord?> FindIncludingRevokedAsync(string key, CancellationToken cancellationToken)
+    {
+        var hash = Hash(key);
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.KeyHash == hash, cancellationToken);
+    }
+
     public async Task<(ApiKeyRecord Record, string Key)> CreateAsync(string name, string role, string? key = null, CancellationToken cancellationToken = default)
     {
         key ??= NewKey();
@@ -112,15 +121,20 @@ internal sealed class ApiKeyAuthenticationHandler(
     }
 }
 
-/// <summary>Creates the bootstrap admin key once the store is ready.</summary>
+/// <summary>Creates the bootstrap admin key once the store is ready. A revoked one stays revoked: an admin revoked
+/// it on purpose (maybe it leaked), so start-up must neither bring it back nor fail because the setting is still there.</summary>
 internal sealed class BootstrapAdminKey(ApiKeyDirectory keys, IOptions<AuthOptions> options, ILogger<BootstrapAdminKey> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (options.Value.BootstrapAdminKey is not { } key)
             return;
-        if (await keys.FindAsync(key, cancellationToken) is not null)
+        if (await keys.FindIncludingRevokedAsync(key, cancellationToken) is { } existing)
+        {
+            if (existing.RevokedAt is { } revokedAt)
+                logger.LogWarning("The bootstrap admin API key from configuration (Auth:BootstrapAdminKey) was revoked at {RevokedAt} and stays revoked; remove the setting", revokedAt);
             return;
+        }
         await keys.CreateAsync("bootstrap-admin", Roles.Admin, key, cancellationToken);
         logger.LogInformation("Created the bootstrap admin API key from configuration (Auth:BootstrapAdminKey)");
     }
