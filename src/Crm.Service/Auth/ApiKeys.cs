@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Threading.RateLimiting;
 using Crm.Service.Grains.Records;
+using Crm.Service.Hosting;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.EntityFrameworkCore;
@@ -29,8 +30,8 @@ public sealed class AuthOptions
     /// so a fresh deployment can create its other keys. At least 24 characters.</summary>
     public string? BootstrapAdminKey { get; set; }
 
-    /// <summary>Agent and admin API requests per second one client address may make (token bucket), so keys
-    /// cannot be guessed at speed.</summary>
+    /// <summary>Agent and admin API requests per second one API key may make (token bucket); requests without a
+    /// valid key share a bucket per client address, so keys cannot be guessed at speed.</summary>
     [System.ComponentModel.DataAnnotations.Range(1, 1_000_000)]
     public int RequestsPerSecondPerClient { get; set; } = 50;
 
@@ -157,7 +158,12 @@ public static class ApiKeyAuthenticationExtensions
         builder.Services.AddRateLimiter(limiter => limiter.AddPolicy(RateLimitPolicy, http =>
         {
             var options = http.RequestServices.GetRequiredService<IOptions<AuthOptions>>().Value;
-            return RateLimitPartition.GetTokenBucketLimiter(http.Connection.RemoteIpAddress?.ToString() ?? "local", _ => new TokenBucketRateLimiterOptions
+            // Keyed on the caller's key, so agents behind one proxy or NAT do not share a bucket. This needs the rate
+            // limiter after authentication (UseCrmHttp); the coarse per-address limit runs before it.
+            var partition = http.User.FindFirst(ClaimTypes.NameIdentifier)?.Value is { } keyId
+                ? "key:" + keyId
+                : "address:" + ClientAddress.Of(http);
+            return RateLimitPartition.GetTokenBucketLimiter(partition, _ => new TokenBucketRateLimiterOptions
             {
                 TokenLimit = options.BurstPerClient,
                 TokensPerPeriod = options.RequestsPerSecondPerClient,
