@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Threading.RateLimiting;
 using Crm.Service.Grains.Records;
+using Crm.Service.Hosting;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.EntityFrameworkCore;
@@ -29,8 +30,8 @@ public sealed class AuthOptions
     /// so a fresh deployment can create its other keys. At least 24 characters.</summary>
     public string? BootstrapAdminKey { get; set; }
 
-    /// <summary>Agent and admin API requests per second one client address may make (token bucket), so keys
-    /// cannot be guessed at speed.</summary>
+    /// <summary>Agent and admin API requests per second one API key may make (token bucket); requests without a
+    /// valid key share a bucket per client address, so keys cannot be guessed at speed.</summary>
     [System.ComponentModel.DataAnnotations.Range(1, 1_000_000)]
     public int RequestsPerSecondPerClient { get; set; } = 50;
 
@@ -61,6 +62,15 @@ public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, St
         if (found is not null)
             _cache[hash] = (found, now + CacheFor);
         return found;
+    }
+
+    /// <summary>The key's record whether or not it is revoked; never cached, for the rare callers that must tell the two apart.</summary>
+    public async Task<ApiKeyRecord?> FindIncludingRevokedAsync(string key, CancellationToken cancellationToken)
+    {
+        var hash = Hash(key);
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.KeyHash == hash, cancellationToken);
     }
 
     public async Task<(ApiKeyRecord Record, string Key)> CreateAsync(string name, string role, string? key = null, CancellationToken cancellationToken = default)
@@ -112,15 +122,20 @@ internal sealed class ApiKeyAuthenticationHandler(
     }
 }
 
-/// <summary>Creates the bootstrap admin key once the store is ready.</summary>
+/// <summary>Creates the bootstrap admin key once the store is ready. A revoked one stays revoked: an admin revoked
+/// it on purpose (maybe it leaked), so start-up must neither bring it back nor fail because the setting is still there.</summary>
 internal sealed class BootstrapAdminKey(ApiKeyDirectory keys, IOptions<AuthOptions> options, ILogger<BootstrapAdminKey> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (options.Value.BootstrapAdminKey is not { } key)
             return;
-        if (await keys.FindAsync(key, cancellationToken) is not null)
+        if (await keys.FindIncludingRevokedAsync(key, cancellationToken) is { } existing)
+        {
+            if (existing.RevokedAt is { } revokedAt)
+                logger.LogWarning("The bootstrap admin API key from configuration (Auth:BootstrapAdminKey) was revoked at {RevokedAt} and stays revoked; remove the setting", revokedAt);
             return;
+        }
         await keys.CreateAsync("bootstrap-admin", Roles.Admin, key, cancellationToken);
         logger.LogInformation("Created the bootstrap admin API key from configuration (Auth:BootstrapAdminKey)");
     }
@@ -143,7 +158,12 @@ public static class ApiKeyAuthenticationExtensions
         builder.Services.AddRateLimiter(limiter => limiter.AddPolicy(RateLimitPolicy, http =>
         {
             var options = http.RequestServices.GetRequiredService<IOptions<AuthOptions>>().Value;
-            return RateLimitPartition.GetTokenBucketLimiter(http.Connection.RemoteIpAddress?.ToString() ?? "local", _ => new TokenBucketRateLimiterOptions
+            // Keyed on the caller's key, so agents behind one proxy or NAT do not share a bucket. This needs the rate
+            // limiter after authentication (UseCrmHttp); the coarse per-address limit runs before it.
+            var partition = http.User.FindFirst(ClaimTypes.NameIdentifier)?.Value is { } keyId
+                ? "key:" + keyId
+                : "address:" + ClientAddress.Of(http);
+            return RateLimitPartition.GetTokenBucketLimiter(partition, _ => new TokenBucketRateLimiterOptions
             {
                 TokenLimit = options.BurstPerClient,
                 TokensPerPeriod = options.RequestsPerSecondPerClient,

@@ -12,12 +12,15 @@ namespace Crm.Service.Hosting;
 
 public static class HttpExtensions
 {
-    /// <summary>JSON conventions, problem details for every error, health checks.</summary>
+    /// <summary>JSON conventions, problem details for every error, health checks, forwarded headers and the limits
+    /// in front of authentication.</summary>
     public static IHostApplicationBuilder AddCrmHttp(this IHostApplicationBuilder builder)
     {
+        builder.AddCrmEdgeLimits();
         builder.Services.Configure<JsonOptions>(options =>
         {
-            options.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase));
+            // Names only: a number would bind any value of the enum's underlying type, including undefined ones.
+            options.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: false));
             options.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
         });
         builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
@@ -31,10 +34,15 @@ public static class HttpExtensions
 
     public static WebApplication UseCrmHttp(this WebApplication app)
     {
+        app.UseCrmForwardedHeaders();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.UseRateLimiter();
+        // Before routing and authentication: the per-address and in-flight limits cost a refused request nothing more.
+        app.UseCrmEdgeLimits();
+        app.UseRouting();
         app.UseAuthentication();
+        // After authentication, so the agent API's policy can key on the API key rather than on the address.
+        app.UseRateLimiter();
         app.UseAuthorization();
         return app;
     }
