@@ -1,6 +1,7 @@
+using Crm.Connectors.Api.Http;
 using System.Text.Json;
 using System.Text.Unicode;
-using Crm.Connectors.Api.Http;
+using Crm.Connectors.Abstractions;
 using Crm.Service.Contracts;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -42,7 +43,7 @@ public static class ApiChannelEndpoints
             var result = await grains.GetGrain<IConversationGrain>(GrainKeys.Conversation(channelId, message!.ThreadKey)).ReceiveAsync(message, cancellationToken);
             return TypedResults.Accepted((string?)null, new IngestResponse(result.MessageId, result.ConversationId, result.TicketNumber, result.CustomerId, result.Duplicate));
         }
-        catch (DomainRuleException ex)
+        catch (DomainException ex)
         {
             logs.CreateLogger(typeof(ApiChannelEndpoints)).LogInformation("Channel {Channel} message refused: {Reason}", channelId, ex.Message);
             return Problems.From(ex);
@@ -72,7 +73,7 @@ public static class ApiChannelEndpoints
                 new DeliveryUpdate(status.Value, Truncate(receipt.Reason, 1000), Truncate(receipt.ExternalId, 255), channelId), cancellationToken);
             return TypedResults.Accepted((string?)null);
         }
-        catch (DomainRuleException ex)
+        catch (DomainException ex)
         {
             return Problems.From(ex);
         }
@@ -84,47 +85,47 @@ public static class ApiChannelEndpoints
         where T : class
     {
         if (!GrainKeys.IsValidChannelAccountId(channelId))
-            return (null, null, Problems.Field(404, "Unknown channel", $"There is no channel '{channelId}'.", "channelId"));
+            return (null, null, Problems.Of(ProblemKind.NotFound, $"There is no channel '{channelId}'.", "channelId"));
         var channel = await channels.FindAsync(channelId);
         if (channel is null || channel.Kind != ChannelKind.Api)
-            return (null, null, Problems.Field(404, "Unknown channel", $"There is no API channel '{channelId}'.", "channelId"));
+            return (null, null, Problems.Of(ProblemKind.NotFound, $"There is no API channel '{channelId}'.", "channelId"));
         if (!channel.Enabled)
-            return (null, null, Problems.Field(403, "Channel disabled", $"Channel '{channelId}' is disabled; an admin can enable it.", "channelId"));
+            return (null, null, Problems.Of(ProblemKind.Forbidden, $"Channel '{channelId}' is disabled; an admin can enable it.", "channelId"));
 
         var body = await ReadBodyAsync(http.Request, options.MaxBodyBytes, cancellationToken);
         if (body is null)
-            return (null, null, Problems.Field(413, "Body too large", $"The body exceeds {options.MaxBodyBytes} bytes.", "body"));
+            return (null, null, Problems.Of(ProblemKind.TooLarge, $"The body exceeds {options.MaxBodyBytes} bytes.", "body"));
 
         var verdict = RequestSignature.Verify(channel.Secret ?? "", http.Request.Headers[RequestSignature.TimestampHeader], http.Request.Headers[RequestSignature.SignatureHeader],
             body, time.GetUtcNow(), options.TimestampTolerance);
         switch (verdict)
         {
             case RequestSignature.Outcome.Missing:
-                return (null, null, Problems.Field(401, "Unsigned request", $"Send {RequestSignature.TimestampHeader} (Unix seconds) and {RequestSignature.SignatureHeader} (sha256=hex HMAC of \"timestamp.body\" with the channel secret).", RequestSignature.SignatureHeader));
+                return (null, null, Problems.Of(ProblemKind.Unauthorized, $"Send {RequestSignature.TimestampHeader} (Unix seconds) and {RequestSignature.SignatureHeader} (sha256=hex HMAC of \"timestamp.body\" with the channel secret).", RequestSignature.SignatureHeader));
             case RequestSignature.Outcome.Malformed:
-                return (null, null, Problems.Field(401, "Bad timestamp", $"{RequestSignature.TimestampHeader} must be Unix seconds.", RequestSignature.TimestampHeader));
+                return (null, null, Problems.Of(ProblemKind.Unauthorized, $"{RequestSignature.TimestampHeader} must be Unix seconds.", RequestSignature.TimestampHeader));
             case RequestSignature.Outcome.Stale:
-                return (null, null, Problems.Field(401, "Stale request", $"{RequestSignature.TimestampHeader} is more than {options.TimestampTolerance.TotalSeconds:0} s from our clock; sign requests when you send them.", RequestSignature.TimestampHeader));
+                return (null, null, Problems.Of(ProblemKind.Unauthorized, $"{RequestSignature.TimestampHeader} is more than {options.TimestampTolerance.TotalSeconds:0} s from our clock; sign requests when you send them.", RequestSignature.TimestampHeader));
             case RequestSignature.Outcome.Mismatch:
-                return (null, null, Problems.Field(401, "Bad signature", "The signature does not match the body and timestamp for this channel's secret.", RequestSignature.SignatureHeader));
+                return (null, null, Problems.Of(ProblemKind.Unauthorized, "The signature does not match the body and timestamp for this channel's secret.", RequestSignature.SignatureHeader));
         }
 
         var json = body.AsSpan();
         if (json.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
             json = json[3..];
         if (!Utf8.IsValid(json))
-            return (null, null, Problems.Field(400, "Invalid UTF-8", "The body is not valid UTF-8.", "body"));
+            return (null, null, Problems.Of(ProblemKind.MalformedBody, "The body is not valid UTF-8.", "body"));
         try
         {
             var request = JsonSerializer.Deserialize<T>(json, Json);
             if (request is null)
-                return (null, null, Problems.Field(400, "Invalid JSON", "The body must be a JSON object.", "body"));
+                return (null, null, Problems.Of(ProblemKind.MalformedBody, "The body must be a JSON object.", "body"));
             return (request, body, null);
         }
         catch (JsonException ex)
         {
-            var field = FieldOf(ex.Path);
-            return (null, null, Problems.Field(400, "Invalid JSON", field is null ? $"The body is not valid JSON: {FirstSentence(ex.Message)}" : $"'{field}' has the wrong type or is not valid JSON.", field ?? "body"));
+            var field = Problems.FieldOf(ex.Path);
+            return (null, null, Problems.Of(ProblemKind.MalformedBody, field is null ? $"The body is not valid JSON: {FirstSentence(ex.Message)}" : $"'{field}' has the wrong type or is not valid JSON.", field ?? "body"));
         }
     }
 
@@ -143,10 +144,6 @@ public static class ApiChannelEndpoints
         }
         return buffer.ToArray();
     }
-
-    /// <summary>"$.sender.id" → "sender.id"; "$.attachments[0].fileName" → "attachments[0].fileName".</summary>
-    private static string? FieldOf(string? path) =>
-        string.IsNullOrEmpty(path) || path == "$" ? null : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$');
 
     private static string FirstSentence(string message) => message.Split(". ")[0];
 

@@ -1,4 +1,4 @@
-using Crm.Connectors.Api.Http;
+using Crm.Connectors.Abstractions;
 using Crm.Service.Contracts;
 using Microsoft.AspNetCore.Http.HttpResults;
 

@@ -77,20 +77,3 @@ public sealed record TicketOpening
     [Id(7)] public long? SplitFrom { get; init; }
 }
 
-/// <summary>Thrown for a request the domain refuses; the API maps it to a 4xx problem.</summary>
-[GenerateSerializer, Alias("crm.DomainRuleException")]
-public sealed class DomainRuleException : Exception
-{
-    public DomainRuleException() { }
-    public DomainRuleException(string message) : base(message) { }
-    public DomainRuleException(string message, Exception inner) : base(message, inner) { }
-    public DomainRuleException(string message, string? field, int status = 409) : base(message)
-    {
-        Field = field;
-        Status = status;
-    }
-
-    [Id(0)] public string? Field { get; init; }
-    /// <summary>HTTP status that fits the refusal: 404 for a missing entity, 409 for a conflict, 422 for invalid values.</summary>
-    [Id(1)] public int Status { get; init; } = 409;
-}

@@ -19,13 +19,13 @@ public sealed class ChannelAccountGrain(ICrmStore store, TimeProvider time) : Gr
     {
         var id = this.GetPrimaryKeyString();
         if (!GrainKeys.IsValidChannelAccountId(id))
-            throw new DomainRuleException("A channel id is 1-64 lower-case letters, digits or '-'.", "id", 422);
+            throw new DomainException(DomainErrorKind.Invalid, "A channel id is 1-64 lower-case letters, digits or '-'.", "id");
         if (string.IsNullOrWhiteSpace(settings.Name))
-            throw new DomainRuleException("A channel needs a name.", "name", 422);
+            throw new DomainException(DomainErrorKind.Invalid, "A channel needs a name.", "name");
         if (settings.WebhookUrl is { } url && (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")))
-            throw new DomainRuleException("webhookUrl must be an absolute http(s) URL.", "webhookUrl", 422);
+            throw new DomainException(DomainErrorKind.Invalid, "webhookUrl must be an absolute http(s) URL.", "webhookUrl");
         if (_record is not null && _record.Kind != settings.Kind)
-            throw new DomainRuleException($"Channel '{id}' is a {_record.Kind} channel; its kind cannot change.", "kind", 409);
+            throw new DomainException(DomainErrorKind.Conflict, $"Channel '{id}' is a {_record.Kind} channel; its kind cannot change.", "kind");
 
         var now = time.GetUtcNow();
         var isNew = _record is null;

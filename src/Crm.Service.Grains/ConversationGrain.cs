@@ -56,9 +56,9 @@ public sealed class ConversationGrain(
 
         var limits = ingestOptions.Value;
         if (message.Attachments.Count > limits.MaxAttachments)
-            throw new DomainRuleException($"At most {limits.MaxAttachments} attachments per message.", "attachments", 413);
+            throw new DomainException(DomainErrorKind.TooLarge, $"At most {limits.MaxAttachments} attachments per message.", "attachments");
         if (message.Attachments.FirstOrDefault(a => a.Content.LongLength > limits.MaxAttachmentBytes) is { } tooBig)
-            throw new DomainRuleException($"Attachment '{AttachmentRules.SanitizeFileName(tooBig.FileName)}' is {tooBig.Content.LongLength} bytes; the limit is {limits.MaxAttachmentBytes}.", "attachments", 413);
+            throw new DomainException(DomainErrorKind.TooLarge, $"Attachment '{AttachmentRules.SanitizeFileName(tooBig.FileName)}' is {tooBig.Content.LongLength} bytes; the limit is {limits.MaxAttachmentBytes}.", "attachments");
 
         var now = time.GetUtcNow();
         var messageId = Guid.CreateVersion7(now);
@@ -116,7 +116,7 @@ public sealed class ConversationGrain(
     private async Task<ConversationRecord> StartAsync(InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var account = await GrainFactory.GetGrain<IChannelAccountGrain>(message.ChannelAccountId).GetAsync()
-            ?? throw new DomainRuleException($"No channel '{message.ChannelAccountId}'.", "channelId", 404);
+            ?? throw new DomainException(DomainErrorKind.NotFound, $"No channel '{message.ChannelAccountId}'.", "channelId");
         var identityKey = GrainKeys.Identity(message.Sender.Kind, message.Sender.Value, message.ChannelAccountId);
         var customerId = await GrainFactory.GetGrain<IIdentityGrain>(identityKey).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
         _startedNow = true;

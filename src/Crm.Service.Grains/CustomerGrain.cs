@@ -70,9 +70,9 @@ public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, I
     {
         var record = Existing();
         if (sourceCustomerId == record.Id)
-            throw new DomainRuleException("A customer cannot be merged into itself.", "sourceCustomerId", 422);
+            throw new DomainException(DomainErrorKind.Invalid, "A customer cannot be merged into itself.", "sourceCustomerId");
         if (record.MergedInto is { } mergedInto)
-            throw new DomainRuleException($"This customer was merged into {mergedInto}; merge into that one.", "customerId", 409);
+            throw new DomainException(DomainErrorKind.Conflict, $"This customer was merged into {mergedInto}; merge into that one.", "customerId");
 
         var source = await GrainFactory.GetGrain<ICustomerGrain>(sourceCustomerId).MarkMergedIntoAsync(record.Id, actor, cancellationToken);
         foreach (var identity in source.Identities)
@@ -101,9 +101,9 @@ public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, I
 
     public async Task<CustomerSnapshot> MarkMergedIntoAsync(Guid targetCustomerId, string actor, CancellationToken cancellationToken = default)
     {
-        var record = _record ?? throw new DomainRuleException($"No customer {this.GetPrimaryKey()}.", "sourceCustomerId", 404);
+        var record = _record ?? throw new DomainException(DomainErrorKind.NotFound, $"No customer {this.GetPrimaryKey()}.", "sourceCustomerId");
         if (record.MergedInto is { } existing && existing != targetCustomerId)
-            throw new DomainRuleException($"Customer {record.Id} was already merged into {existing}.", "sourceCustomerId", 409);
+            throw new DomainException(DomainErrorKind.Conflict, $"Customer {record.Id} was already merged into {existing}.", "sourceCustomerId");
         if (record.MergedInto is null)
         {
             var now = time.GetUtcNow();
@@ -123,5 +123,5 @@ public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, I
     }
 
     private CustomerRecord Existing() =>
-        _record ?? throw new DomainRuleException($"No customer {this.GetPrimaryKey()}.", "customerId", 404);
+        _record ?? throw new DomainException(DomainErrorKind.NotFound, $"No customer {this.GetPrimaryKey()}.", "customerId");
 }

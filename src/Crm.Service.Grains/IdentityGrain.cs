@@ -57,7 +57,7 @@ public sealed class IdentityGrain(ICrmStore store, TimeProvider time) : Grain, I
     public async Task<Guid> DetachAsync(string actor, CancellationToken cancellationToken = default)
     {
         if (_record is null)
-            throw new DomainRuleException($"Identity '{this.GetPrimaryKeyString()}' is not linked to any customer.", "identity", 404);
+            throw new DomainException(DomainErrorKind.NotFound, $"Identity '{this.GetPrimaryKeyString()}' is not linked to any customer.", "identity");
         var now = time.GetUtcNow();
         var previous = _record.CustomerId;
         var customer = new CustomerRecord { Id = Guid.CreateVersion7(now), CreatedAt = now, UpdatedAt = now };

@@ -15,14 +15,14 @@ public sealed class MessageDeliveryGrain(ICrmStore store, TimeProvider time) : G
         if (_current is null)
         {
             var message = await store.FindMessageAsync(this.GetPrimaryKey(), cancellationToken)
-                ?? throw new DomainRuleException($"No message {this.GetPrimaryKey()}.", "messageId", 404);
+                ?? throw new DomainException(DomainErrorKind.NotFound, $"No message {this.GetPrimaryKey()}.", "messageId");
             if (message.Direction != MessageDirection.Outbound)
-                throw new DomainRuleException("Only outbound messages have a delivery status.", "messageId", 409);
+                throw new DomainException(DomainErrorKind.Conflict, "Only outbound messages have a delivery status.", "messageId");
             _current = message.Delivery;
             _channelAccountId = message.ChannelAccountId;
         }
         if (update.ChannelAccountId is { } reporter && reporter != _channelAccountId)
-            throw new DomainRuleException($"No message {this.GetPrimaryKey()} was sent on channel '{reporter}'.", "messageId", 404);
+            throw new DomainException(DomainErrorKind.NotFound, $"No message {this.GetPrimaryKey()} was sent on channel '{reporter}'.", "messageId");
         if (!IsAllowed(_current.Value, update.Status))
             return;
         await store.CommitAsync(new WriteSet().Add(

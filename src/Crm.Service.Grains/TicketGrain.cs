@@ -47,7 +47,7 @@ public sealed class TicketGrain(
             // A retried open (after a crash or a lost answer) is harmless; anything else is a bug in the caller.
             if (_record.ConversationIds.Contains(opening.ConversationId) && opening.SplitMessageId is null)
                 return _record.ToSnapshot();
-            throw new DomainRuleException($"Ticket #{Number} already exists.", "number", 409);
+            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} already exists.", "number");
         }
         var now = time.GetUtcNow();
         var record = new TicketRecord
@@ -83,7 +83,7 @@ public sealed class TicketGrain(
             await LoadAsync(cancellationToken);
             if (_record is not null && _record.ConversationIds.Contains(opening.ConversationId) && opening.SplitMessageId is null)
                 return _record.ToSnapshot();
-            throw new DomainRuleException($"Ticket #{Number} already exists.", "number", 409);
+            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} already exists.", "number");
         }
         _record = record;
         _loaded = true;
@@ -135,11 +135,11 @@ public sealed class TicketGrain(
         await LoadAsync(cancellationToken);
         var record = Existing();
         if (record.MergedInto is { } target)
-            throw new DomainRuleException($"Ticket #{Number} was merged into #{target}; reply there.", "number", 409);
+            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into #{target}; reply there.", "number");
         if (record.Status == TicketStatus.Closed)
-            throw new DomainRuleException($"Ticket #{Number} is closed; the customer's next message opens a follow-up.", "status", 409);
+            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} is closed; the customer's next message opens a follow-up.", "status");
         if (string.IsNullOrWhiteSpace(reply.Text))
-            throw new DomainRuleException("A reply needs text.", "text", 422);
+            throw new DomainException(DomainErrorKind.Invalid, "A reply needs text.", "text");
 
         var idempotencyKey = reply.RequestId is null ? null : $"{Number}:{reply.RequestId}";
         if (idempotencyKey is not null && await store.FindMessageByIdempotencyKeyAsync(idempotencyKey, cancellationToken) is { } earlier)
@@ -148,7 +148,7 @@ public sealed class TicketGrain(
         var conversationId = reply.ConversationId ?? record.ConversationIds.LastOrDefault();
         var conversation = conversationId == Guid.Empty ? null : await store.FindConversationAsync(conversationId, cancellationToken);
         if (conversation is null || !record.ConversationIds.Contains(conversation.Id))
-            throw new DomainRuleException($"Ticket #{Number} has no conversation {conversationId} to reply on.", "conversationId", 422);
+            throw new DomainException(DomainErrorKind.Invalid, $"Ticket #{Number} has no conversation {conversationId} to reply on.", "conversationId");
 
         var now = time.GetUtcNow();
         var message = new MessageRecord
@@ -203,7 +203,7 @@ public sealed class TicketGrain(
         await LoadAsync(cancellationToken);
         var record = Existing();
         if (string.IsNullOrWhiteSpace(text))
-            throw new DomainRuleException("A note needs text.", "text", 422);
+            throw new DomainException(DomainErrorKind.Invalid, "A note needs text.", "text");
         var now = time.GetUtcNow();
         var note = new MessageRecord
         {
@@ -224,14 +224,14 @@ public sealed class TicketGrain(
         await LoadAsync(cancellationToken);
         var record = Existing();
         if (record.MergedInto is { } target)
-            throw new DomainRuleException($"Ticket #{Number} was merged into #{target}.", "number", 409);
+            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into #{target}.", "number");
         var now = time.GetUtcNow();
         var before = record.Status;
         var writes = new WriteSet();
         if (change.Status is { } status && status != record.Status)
         {
             if (record.Status == TicketStatus.Closed)
-                throw new DomainRuleException($"Ticket #{Number} is closed and cannot change status; the customer's next message opens a follow-up.", "status", 409);
+                throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} is closed and cannot change status; the customer's next message opens a follow-up.", "status");
             ChangeStatus(status, actor, now, writes);
         }
         if (change.Priority is { } priority && priority != record.Priority)
@@ -278,20 +278,20 @@ public sealed class TicketGrain(
         await LoadAsync(cancellationToken);
         var record = Existing();
         if (targetNumber == Number)
-            throw new DomainRuleException("A ticket cannot be merged into itself.", "into", 422);
+            throw new DomainException(DomainErrorKind.Invalid, "A ticket cannot be merged into itself.", "into");
         if (record.MergedInto is { } existing)
         {
             if (existing != targetNumber)
-                throw new DomainRuleException($"Ticket #{Number} was already merged into #{existing}.", "into", 409);
+                throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was already merged into #{existing}.", "into");
         }
         else
         {
             var target = await GrainFactory.GetGrain<ITicketGrain>(targetNumber).GetAsync()
-                ?? throw new DomainRuleException($"No ticket #{targetNumber}.", "into", 404);
+                ?? throw new DomainException(DomainErrorKind.NotFound, $"No ticket #{targetNumber}.", "into");
             if (target.MergedInto is not null)
-                throw new DomainRuleException($"Ticket #{targetNumber} was itself merged into #{target.MergedInto}; merge into that one.", "into", 409);
+                throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{targetNumber} was itself merged into #{target.MergedInto}; merge into that one.", "into");
             if (target.CustomerId != record.CustomerId)
-                throw new DomainRuleException($"Ticket #{targetNumber} belongs to another customer; merge the customers first.", "into", 409);
+                throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{targetNumber} belongs to another customer; merge the customers first.", "into");
 
             var now = time.GetUtcNow();
             var before = record.Status;
@@ -332,9 +332,9 @@ public sealed class TicketGrain(
         var record = Existing();
         var message = await store.FindMessageAsync(messageId, cancellationToken);
         if (message is null || message.TicketNumber != Number)
-            throw new DomainRuleException($"Ticket #{Number} has no message {messageId}.", "messageId", 404);
+            throw new DomainException(DomainErrorKind.NotFound, $"Ticket #{Number} has no message {messageId}.", "messageId");
         if (message.ConversationId is not { } conversationId)
-            throw new DomainRuleException("An internal note cannot be split into a ticket of its own.", "messageId", 422);
+            throw new DomainException(DomainErrorKind.Invalid, "An internal note cannot be split into a ticket of its own.", "messageId");
         var conversation = await store.FindConversationAsync(conversationId, cancellationToken)
             ?? throw new InvalidOperationException($"Message {messageId} names conversation {conversationId}, which is not stored.");
 
@@ -426,7 +426,7 @@ public sealed class TicketGrain(
     }
 
     private TicketRecord Existing() =>
-        _record ?? throw new DomainRuleException($"No ticket #{Number}.", "number", 404);
+        _record ?? throw new DomainException(DomainErrorKind.NotFound, $"No ticket #{Number}.", "number");
 
     private static string? NullIfEmpty(string value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 

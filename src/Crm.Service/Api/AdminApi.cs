@@ -1,4 +1,4 @@
-using Crm.Connectors.Api.Http;
+using Crm.Connectors.Abstractions;
 using Crm.Service.Auth;
 using Crm.Service.Contracts;
 using Crm.Service.Infrastructure.Store;
@@ -43,7 +43,7 @@ public static class AdminApi
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> RevokeApiKeyAsync(Guid id, ApiKeyDirectory keys, CancellationToken cancellationToken) =>
-        await keys.RevokeAsync(id, cancellationToken) ? TypedResults.NoContent() : Problems.Field(404, "Not found", $"No active API key {id}.", "id");
+        await keys.RevokeAsync(id, cancellationToken) ? TypedResults.NoContent() : Problems.Of(ProblemKind.NotFound, $"No active API key {id}.", "id");
 
     internal static async Task<Results<Ok<ChannelAccountSnapshot>, ProblemHttpResult>> ConfigureChannelAsync(
         string id, ChannelRequest request, IGrainFactory grains, CancellationToken cancellationToken)
@@ -67,5 +67,5 @@ public static class AdminApi
     internal static async Task<Results<Ok<ChannelAccountSnapshot>, ProblemHttpResult>> GetChannelAsync(string id, IGrainFactory grains) =>
         GrainKeys.IsValidChannelAccountId(id) && await grains.GetGrain<IChannelAccountGrain>(id).GetAsync() is { } channel
             ? TypedResults.Ok(channel)
-            : Problems.Field(404, "Not found", $"No channel '{id}'.", "id");
+            : Problems.Of(ProblemKind.NotFound, $"No channel '{id}'.", "id");
 }

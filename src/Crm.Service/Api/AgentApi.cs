@@ -1,5 +1,5 @@
 using System.Security.Claims;
-using Crm.Connectors.Api.Http;
+using Crm.Connectors.Abstractions;
 using Crm.Service.Auth;
 using Crm.Service.Contracts;
 using Crm.Service.Grains.Storage;
@@ -200,7 +200,7 @@ public static class AgentApi
             return Problems.Invalid("identity", "identity is required: the identity key to detach, e.g. \"email:alice@example.com\".");
         var identity = grains.GetGrain<IIdentityGrain>(request.Identity);
         if (await identity.GetCustomerAsync() != id)
-            return Problems.Field(404, "Not found", $"Customer {id} has no identity '{request.Identity}'.", "identity");
+            return Problems.Of(ProblemKind.NotFound, $"Customer {id} has no identity '{request.Identity}'.", "identity");
         var created = await identity.DetachAsync(user.Actor(), cancellationToken);
         return TypedResults.Ok(await ReadCustomerAsync(queries, created, cancellationToken));
     }
@@ -210,11 +210,11 @@ public static class AgentApi
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var raw = await db.RawSources.AsNoTracking().FirstOrDefaultAsync(r => r.MessageId == id, cancellationToken);
         if (raw is null)
-            return Problems.Field(404, "Not found", $"No raw source for message {id}.", "id");
+            return Problems.Of(ProblemKind.NotFound, $"No raw source for message {id}.", "id");
         // Served as an opaque download: the raw source is untrusted and must never render in the console's origin.
         var stream = raw.Content is { } inline ? new MemoryStream(inline) : raw.BlobSha256 is { } hash ? blobs.Open(hash) : null;
         if (stream is null)
-            return Problems.Field(404, "Not found", $"The raw source of message {id} is missing from the blob store.", "id");
+            return Problems.Of(ProblemKind.NotFound, $"The raw source of message {id} is missing from the blob store.", "id");
         return TypedResults.File(stream, "application/octet-stream", $"message-{id}.raw");
     }
 
@@ -223,7 +223,7 @@ public static class AgentApi
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var attachment = await db.Attachments.AsNoTracking().FirstOrDefaultAsync(a => a.Id == id, cancellationToken);
         if (attachment is null || blobs.Open(attachment.Sha256) is not { } stream)
-            return Problems.Field(404, "Not found", $"No attachment {id}.", "id");
+            return Problems.Of(ProblemKind.NotFound, $"No attachment {id}.", "id");
         http.Response.Headers.XContentTypeOptions = "nosniff";
         http.Response.Headers.ContentSecurityPolicy = "sandbox";
         return TypedResults.File(stream, attachment.ContentType, attachment.FileName);
@@ -263,9 +263,9 @@ public static class AgentApi
     private static ProblemHttpResult CursorProblem() =>
         Problems.Invalid("cursor", "cursor is not valid here: pass the nextCursor of the previous page of this list unchanged.");
 
-    private static ProblemHttpResult NoTicket(long number) => Problems.Field(404, "Not found", $"No ticket #{number}.", "number");
+    private static ProblemHttpResult NoTicket(long number) => Problems.Of(ProblemKind.NotFound, $"No ticket #{number}.", "number");
 
-    private static ProblemHttpResult NoCustomer(Guid id) => Problems.Field(404, "Not found", $"No customer {id}.", "id");
+    private static ProblemHttpResult NoCustomer(Guid id) => Problems.Of(ProblemKind.NotFound, $"No customer {id}.", "id");
 
     private static bool TryParseEnum<T>(string? text, out T? value) where T : struct, Enum
     {

@@ -1,3 +1,4 @@
+using Crm.Connectors.Abstractions;
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using System.Net;
@@ -172,13 +173,7 @@ public static class EdgeLimitExtensions
         await problems.WriteAsync(new ProblemDetailsContext
         {
             HttpContext = http,
-            ProblemDetails = new ProblemDetails
-            {
-                Status = StatusCodes.Status429TooManyRequests,
-                Title = "Too many requests",
-                Detail = $"Too many requests; retry after {seconds} s.",
-                Type = "https://httpstatuses.io/429",
-            },
+            ProblemDetails = Problems.Details(ProblemKind.RateLimited, $"Too many requests; retry after {seconds} s."),
         });
     }
 }

@@ -1,3 +1,4 @@
+using Crm.Connectors.Abstractions;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Crm.Connectors.Api.Http;
@@ -83,22 +84,19 @@ public static class HttpExtensions
     {
         public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken cancellationToken)
         {
-            (int Status, string Title, string Detail, string? Field)? problem = exception switch
+            var details = exception switch
             {
-                DomainRuleException rule => (rule.Status, rule.Status == 404 ? "Not found" : rule.Status == 422 ? "Invalid field" : "Conflict", rule.Message, rule.Field),
-                BadHttpRequestException { InnerException: JsonException json } => (400, "Invalid JSON",
-                    $"The body is not valid JSON for this request{(json.Path is null ? "" : $" at '{json.Path}'")}.", FieldOf(json.Path)),
-                BadHttpRequestException bad => (bad.StatusCode, "Bad request", bad.Message, null),
+                DomainException domain => Problems.Details(Problems.KindOf(domain.Kind), domain.Message, domain.Field),
+                BadHttpRequestException { InnerException: JsonException json } => Problems.Details(ProblemKind.MalformedBody,
+                    $"The body is not valid JSON for this request{(json.Path is null ? "" : $" at '{json.Path}'")}.", Problems.FieldOf(json.Path) ?? "body"),
+                BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } tooLarge => Problems.Details(ProblemKind.TooLarge, tooLarge.Message, "body"),
+                BadHttpRequestException bad => Problems.Details(ProblemKind.MalformedBody, bad.Message),
                 _ => null,
             };
-            if (problem is not { } p)
+            if (details is null)
                 return false;
-            http.Response.StatusCode = p.Status;
-            var details = Problems.Field(p.Status, p.Title, p.Detail, p.Field).ProblemDetails;
+            http.Response.StatusCode = details.Status!.Value;
             return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = http, ProblemDetails = details, Exception = exception });
         }
-
-        private static string? FieldOf(string? path) =>
-            string.IsNullOrEmpty(path) || path == "$" ? "body" : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path;
     }
 }

@@ -81,8 +81,8 @@ public sealed class IngestGrainTests(TestClusterFixture fixture)
         {
             Attachments = [new InboundAttachment("big.bin", null, new byte[26 * 1024 * 1024])],
         };
-        var refusal = await Assert.ThrowsAsync<DomainRuleException>(() => scenario.ReceiveAsync(message));
-        Assert.Equal(413, refusal.Status);
+        var refusal = await Assert.ThrowsAsync<DomainException>(() => scenario.ReceiveAsync(message));
+        Assert.Equal(DomainErrorKind.TooLarge, refusal.Kind);
         Assert.Equal(0, await QueryAsync(db => db.Messages.CountAsync(m => m.ChannelAccountId == scenario.Channel)));
     }
 

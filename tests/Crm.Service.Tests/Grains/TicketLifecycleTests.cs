@@ -142,8 +142,8 @@ public sealed class TicketLifecycleTests(TestClusterFixture fixture)
     {
         var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
         var first = await scenario.ReceiveAsync(scenario.Message("bad-merge", GrainScenario.NewPhone()));
-        Assert.Equal(422, (await Assert.ThrowsAsync<DomainRuleException>(() => Ticket(first.TicketNumber).MergeIntoAsync(first.TicketNumber, Agent))).Status);
-        Assert.Equal(404, (await Assert.ThrowsAsync<DomainRuleException>(() => Ticket(first.TicketNumber).MergeIntoAsync(9_999_999, Agent))).Status);
+        Assert.Equal(DomainErrorKind.Invalid, (await Assert.ThrowsAsync<DomainException>(() => Ticket(first.TicketNumber).MergeIntoAsync(first.TicketNumber, Agent))).Kind);
+        Assert.Equal(DomainErrorKind.NotFound, (await Assert.ThrowsAsync<DomainException>(() => Ticket(first.TicketNumber).MergeIntoAsync(9_999_999, Agent))).Kind);
     }
 
     [Fact]
