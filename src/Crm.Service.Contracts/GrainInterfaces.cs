@@ -21,12 +21,13 @@ public interface IIdentityGrain : IGrainWithStringKey
 
 public interface ICustomerGrain : IGrainWithGuidKey
 {
-    [ReadOnly]
+    [AlwaysInterleave]
     Task<CustomerSnapshot?> GetAsync();
 
     Task<CustomerSnapshot> UpdateProfileAsync(CustomerProfileChange change, string actor, CancellationToken cancellationToken = default);
 
-    /// <summary>Moves the source customer's identities, conversations and tickets here; the source is marked merged.</summary>
+    /// <summary>Moves the source customer's identities, conversations and tickets here; the source is marked merged.
+    /// Call it through <see cref="IMergeCoordinatorGrain"/>.</summary>
     Task<CustomerSnapshot> MergeFromAsync(Guid sourceCustomerId, string actor, CancellationToken cancellationToken = default);
 
     /// <summary>Called on the source of a merge: marks it merged and returns what must move.</summary>
@@ -56,7 +57,9 @@ public interface ITicketGrain : IGrainWithIntegerKey
     /// <summary>A customer message arrived on one of this ticket's conversations (already stored).</summary>
     Task<InboundRouting> OnInboundMessageAsync(InboundNotice notice, CancellationToken cancellationToken = default);
 
-    [ReadOnly]
+    /// <summary>Interleaves with every other call, so a read never waits behind (or deadlocks with) a running change;
+    /// it sees the state of the last commit.</summary>
+    [AlwaysInterleave]
     Task<TicketSnapshot?> GetAsync();
 
     Task<MessageSnapshot> ReplyAsync(AgentReply reply, CancellationToken cancellationToken = default);
@@ -65,7 +68,8 @@ public interface ITicketGrain : IGrainWithIntegerKey
 
     Task<TicketSnapshot> ChangeAsync(TicketChange change, string actor, CancellationToken cancellationToken = default);
 
-    /// <summary>Merges this ticket into <paramref name="targetNumber"/>: its messages and conversations move, this one closes as merged.</summary>
+    /// <summary>Merges this ticket into <paramref name="targetNumber"/>: its messages and conversations move, this one closes as merged.
+    /// Call it through <see cref="IMergeCoordinatorGrain"/>, which serializes merges so two opposite ones cannot wait on each other.</summary>
     Task<TicketSnapshot> MergeIntoAsync(long targetNumber, string actor, CancellationToken cancellationToken = default);
 
     /// <summary>Called on the target of a merge, after the source moved its content.</summary>
@@ -91,4 +95,20 @@ public interface IChannelAccountGrain : IGrainWithStringKey
     Task<ChannelAccountSnapshot?> GetAsync();
 
     Task<ChannelAccountSnapshot> ConfigureAsync(ChannelAccountSettings settings, CancellationToken cancellationToken = default);
+}
+
+/// <summary>
+/// Serializes merges. A merge calls from one grain into another (source → target), so two opposite merges at once
+/// (A into B, B into A) would each hold one grain while waiting for the other. Through one coordinator per kind
+/// they run one after the other, and the second finds its target already merged and is refused: no wait, no cycle.
+/// Keys: <see cref="Tickets"/> and <see cref="Customers"/>. Merges are rare, so one activation each is plenty.
+/// </summary>
+public interface IMergeCoordinatorGrain : IGrainWithStringKey
+{
+    const string Tickets = "tickets";
+    const string Customers = "customers";
+
+    Task<TicketSnapshot> MergeTicketsAsync(long sourceNumber, long targetNumber, string actor, CancellationToken cancellationToken = default);
+
+    Task<CustomerSnapshot> MergeCustomersAsync(Guid sourceCustomerId, Guid targetCustomerId, string actor, CancellationToken cancellationToken = default);
 }

@@ -40,7 +40,9 @@ public sealed record TicketChange
 public sealed record InboundNotice(
     [property: Id(0)] Guid MessageId,
     [property: Id(1)] Guid ConversationId,
-    [property: Id(2)] DateTimeOffset ReceivedAt);
+    [property: Id(2)] DateTimeOffset ReceivedAt,
+    /// <summary>The conversation's customer: a ticket takes a conversation it does not list only from its own customer.</summary>
+    [property: Id(3)] Guid CustomerId);
 
 public enum InboundRoutingKind
 {
@@ -52,6 +54,9 @@ public enum InboundRoutingKind
     MergedInto = 2,
     /// <summary>No such ticket is stored (a crash between allocating the number and opening it): open it now.</summary>
     Missing = 3,
+    /// <summary>The conversation is not one of this ticket's and belongs to another customer (a number the conversation
+    /// reserved but never used, now taken by someone else's ticket): open a new ticket under a new number.</summary>
+    Foreign = 4,
 }
 
 /// <param name="ActivityAt">Set when the ticket took the message without a change of its own to store: the conversation

@@ -10,9 +10,11 @@ namespace Crm.Service.Grains;
 /// and routes each to the conversation's ticket (opening or following up tickets as the ticket decides).
 /// </summary>
 /// <remarks>
-/// The order of commits is chosen so that a crash at any point loses nothing acknowledged and a redelivery
-/// repairs whatever was half done: the ticket pointer is stored before the ticket is opened, the ticket before
-/// the message, and the message before the caller is answered.
+/// A redelivery is recognised before anything has a side effect: first by the activation's recent ids, then by the
+/// store's unique (channel account, external id) index. The order of commits is chosen so that a crash at any point
+/// loses nothing acknowledged and a redelivery repairs whatever was half done: the ticket pointer is stored before
+/// the ticket is opened, the ticket before the message, and the message before the caller is answered. The
+/// conversation row is changed on a copy and swapped in after its commit.
 /// Calls go conversation → ticket only (tickets never call conversations), so the two cannot deadlock.
 /// </remarks>
 public sealed class ConversationGrain(
@@ -27,24 +29,26 @@ public sealed class ConversationGrain(
     private const int MaxMergeHops = 16;
 
     private ConversationRecord? _record;
-    private bool _recordStored;
-    // Set when a merge moved this conversation to another ticket; the pointer is stored with the next message.
-    private bool _ticketMoved;
-    // Set when the current ticket is closed and the next one is its follow-up.
-    private long? _followUpOf;
-    // Set while the first message of a new conversation is being received.
-    private bool _startedNow;
     // Fast path for redelivery while active; the unique index on (channel account, external id) is the guarantee.
     private readonly Dictionary<string, IngestResult> _recent = new(StringComparer.Ordinal);
     private readonly Queue<string> _recentOrder = new();
 
-    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    /// <summary>Where one message goes: the working copy of the conversation and what routing decided for it.</summary>
+    private sealed class Routing(ConversationRecord conversation, bool started)
     {
-        _record = await store.FindConversationAsync(this.GetPrimaryKeyString(), cancellationToken);
-        _recordStored = _record is not null;
+        public ConversationRecord Conversation { get; } = conversation;
+        /// <summary>The conversation began with this message (its customer was resolved just now).</summary>
+        public bool Started { get; } = started;
+        /// <summary>A merge moved the conversation to another ticket; the pointer is stored with the message.</summary>
+        public bool TicketMoved { get; set; }
+        /// <summary>The current ticket is closed and the next one is its follow-up.</summary>
+        public long? FollowUpOf { get; set; }
     }
 
-    public Task<ConversationSnapshot?> GetAsync() => Task.FromResult(_recordStored ? _record?.ToSnapshot() : null);
+    public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
+        _record = await store.FindConversationAsync(this.GetPrimaryKeyString(), cancellationToken);
+
+    public Task<ConversationSnapshot?> GetAsync() => Task.FromResult(_record?.ToSnapshot());
 
     public async Task<IngestResult> ReceiveAsync(InboundMessage message, CancellationToken cancellationToken = default)
     {
@@ -60,17 +64,20 @@ public sealed class ConversationGrain(
         if (message.Attachments.FirstOrDefault(a => a.Content.LongLength > limits.MaxAttachmentBytes) is { } tooBig)
             throw new DomainException(DomainErrorKind.TooLarge, $"Attachment '{AttachmentRules.SanitizeFileName(tooBig.FileName)}' is {tooBig.Content.LongLength} bytes; the limit is {limits.MaxAttachmentBytes}.", "attachments");
 
+        // A redelivery after a restart (or one whose first copy went to another thread) is answered from the store
+        // before the ticket hears of it: a duplicate must not reopen, follow up or touch anything.
+        if (await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken) is { } stored)
+            return Remember(message.ExternalMessageId, await DuplicateOfAsync(stored, cancellationToken));
+
         var now = time.GetUtcNow();
         var messageId = Guid.CreateVersion7(now);
-        var conversation = _record ?? await StartAsync(message, now, cancellationToken);
-        var routing = _recordStored && conversation.TicketNumber != 0 ? await OfferToTicketAsync(conversation, messageId, now, cancellationToken) : null;
-        if (routing is not { Kind: InboundRoutingKind.Accepted })
-        {
-            // A new ticket is rare; check first that this is not a redelivery whose first copy went to an older ticket.
-            if (await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken) is { } stored)
-                return Remember(message.ExternalMessageId, ResultFor(stored, conversation, duplicate: true));
-            await OpenTicketAsync(conversation, message, now, cancellationToken);
-        }
+        var routing = _record is null ? await StartAsync(message, now, cancellationToken) : new Routing(_record.Copy(), started: false);
+        var conversation = routing.Conversation;
+        var offered = _record is not null && conversation.TicketNumber != 0
+            ? await OfferToTicketAsync(routing, messageId, now, cancellationToken)
+            : null;
+        if (offered is not { Kind: InboundRoutingKind.Accepted })
+            await OpenTicketAsync(routing, message, now, cancellationToken);
 
         var record = new MessageRecord
         {
@@ -93,34 +100,34 @@ public sealed class ConversationGrain(
         foreach (var attachment in message.Attachments)
             writes.Insert(await StoreAttachmentAsync(messageId, attachment, now, cancellationToken));
         writes.Insert(await StoreRawSourceAsync(messageId, message, cancellationToken));
-        if (routing?.ActivityAt is { } activityAt)
+        if (offered?.ActivityAt is { } activityAt)
             writes.Update(new TicketRecord { Number = conversation.TicketNumber, Subject = "", UpdatedAt = activityAt, LastCustomerMessageAt = activityAt },
                 nameof(TicketRecord.UpdatedAt), nameof(TicketRecord.LastCustomerMessageAt));
-        if (_ticketMoved)
+        if (routing.TicketMoved)
             writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
         try
         {
             await store.CommitAsync(writes, cancellationToken);
-            _ticketMoved = false;
+            _record = conversation;
         }
         catch (DuplicateKeyException)
         {
-            var stored = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
+            // The same message committed concurrently on another thread of this channel.
+            var first = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
                 ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
-            return Remember(message.ExternalMessageId, ResultFor(stored, conversation, duplicate: true));
+            return Remember(message.ExternalMessageId, await DuplicateOfAsync(first, cancellationToken));
         }
-        return Remember(message.ExternalMessageId, ResultFor(record, conversation, duplicate: false));
+        return Remember(message.ExternalMessageId, new IngestResult(record.Id, conversation.Id, record.TicketNumber, conversation.CustomerId, Duplicate: false));
     }
 
     /// <summary>A new conversation: resolve the sender to a customer (creating one on first contact).</summary>
-    private async Task<ConversationRecord> StartAsync(InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<Routing> StartAsync(InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var account = await GrainFactory.GetGrain<IChannelAccountGrain>(message.ChannelAccountId).GetAsync()
             ?? throw new DomainException(DomainErrorKind.NotFound, $"No channel '{message.ChannelAccountId}'.", "channelId");
         var identityKey = GrainKeys.Identity(message.Sender.Kind, message.Sender.Value, message.ChannelAccountId);
         var customerId = await GrainFactory.GetGrain<IIdentityGrain>(identityKey).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
-        _startedNow = true;
-        _record = new ConversationRecord
+        return new Routing(new ConversationRecord
         {
             Id = Guid.CreateVersion7(now),
             Key = this.GetPrimaryKeyString(),
@@ -130,62 +137,60 @@ public sealed class ConversationGrain(
             CustomerId = customerId,
             CustomerIdentity = identityKey,
             CreatedAt = now,
-        };
-        return _record;
+        }, started: true);
     }
 
     /// <summary>Offers the message to the current ticket, following merges; anything but Accepted means a ticket must be opened.</summary>
-    private async Task<InboundRouting> OfferToTicketAsync(ConversationRecord conversation, Guid messageId, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<InboundRouting> OfferToTicketAsync(Routing routing, Guid messageId, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        var conversation = routing.Conversation;
         for (var hop = 0; hop < MaxMergeHops; hop++)
         {
-            var routing = await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber)
-                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now), cancellationToken);
-            switch (routing.Kind)
+            var offered = await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber)
+                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now, conversation.CustomerId), cancellationToken);
+            switch (offered.Kind)
             {
                 case InboundRoutingKind.MergedInto:
-                    conversation.TicketNumber = routing.TicketNumber;
-                    _ticketMoved = true;
+                    conversation.TicketNumber = offered.TicketNumber;
+                    routing.TicketMoved = true;
                     continue;
                 case InboundRoutingKind.NeedsFollowUp:
-                    _followUpOf = conversation.TicketNumber;
+                    routing.FollowUpOf = conversation.TicketNumber;
                     conversation.TicketNumber = 0;
-                    return routing;
+                    return offered;
+                case InboundRoutingKind.Foreign:
+                    // The number is someone else's ticket: never join it; open a new ticket under a new number.
+                    conversation.TicketNumber = 0;
+                    return offered;
                 default:
                     // Accepted, or Missing: the number was stored with the conversation but the ticket never opened (a crash);
                     // it is opened under that same number.
-                    return routing;
+                    return offered;
             }
         }
         throw new InvalidOperationException($"Ticket #{conversation.TicketNumber} is merged more than {MaxMergeHops} times deep.");
     }
 
-    private async Task OpenTicketAsync(ConversationRecord conversation, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task OpenTicketAsync(Routing routing, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        if (conversation.TicketNumber == 0)
+        var conversation = routing.Conversation;
+        if (conversation.TicketNumber == 0 || _record is null)
         {
-            conversation.TicketNumber = await ticketNumbers.NextAsync(cancellationToken);
+            if (conversation.TicketNumber == 0)
+                conversation.TicketNumber = await ticketNumbers.NextAsync(cancellationToken);
             // Store the pointer before the ticket exists, so a crash in between reopens the same number, never a second ticket.
-            var writes = new WriteSet();
-            if (_recordStored)
-                writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
-            else
-                writes.Insert(conversation.Copy());
+            var writes = _record is null
+                ? new WriteSet().Insert(conversation.Copy())
+                : new WriteSet().Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
             await store.CommitAsync(writes, cancellationToken);
-            _recordStored = true;
-            _ticketMoved = false;
-        }
-        else if (!_recordStored)
-        {
-            await store.CommitAsync(new WriteSet().Insert(conversation.Copy()), cancellationToken);
-            _recordStored = true;
+            _record = conversation.Copy();
+            routing.TicketMoved = false;
         }
         // A follow-up belongs to whoever the identity belongs to now (the customer may have been merged since);
         // a conversation started in this very call has just resolved it.
-        var customerId = _startedNow
+        var customerId = routing.Started
             ? conversation.CustomerId
             : await GrainFactory.GetGrain<IIdentityGrain>(conversation.CustomerIdentity).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
-        _startedNow = false;
         await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber).OpenAsync(new TicketOpening
         {
             Subject = TextRules.SubjectFor(message.Subject, message.Text),
@@ -193,9 +198,8 @@ public sealed class ConversationGrain(
             ConversationId = conversation.Id,
             ConversationKey = conversation.Key,
             Actor = conversation.CustomerIdentity,
-            FollowUpOf = _followUpOf,
+            FollowUpOf = routing.FollowUpOf,
         }, cancellationToken);
-        _followUpOf = null;
     }
 
     private async Task<AttachmentRecord> StoreAttachmentAsync(Guid messageId, InboundAttachment attachment, DateTimeOffset now, CancellationToken cancellationToken)
@@ -223,8 +227,15 @@ public sealed class ConversationGrain(
         return raw;
     }
 
-    private static IngestResult ResultFor(MessageRecord message, ConversationRecord conversation, bool duplicate) =>
-        new(message.Id, message.ConversationId ?? conversation.Id, message.TicketNumber, conversation.CustomerId, duplicate);
+    /// <summary>The answer for a message already stored: where its first copy went.</summary>
+    private async Task<IngestResult> DuplicateOfAsync(MessageRecord stored, CancellationToken cancellationToken)
+    {
+        var conversation = stored.ConversationId == _record?.Id
+            ? _record
+            : await store.FindConversationAsync(stored.ConversationId!.Value, cancellationToken)
+                ?? throw new InvalidOperationException($"Message {stored.Id} names conversation {stored.ConversationId}, which is not stored.");
+        return new IngestResult(stored.Id, conversation!.Id, stored.TicketNumber, conversation.CustomerId, Duplicate: true);
+    }
 
     private IngestResult Remember(string externalId, IngestResult result)
     {

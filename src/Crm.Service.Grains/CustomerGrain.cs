@@ -23,7 +23,8 @@ public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, I
 
     public async Task<CustomerSnapshot> UpdateProfileAsync(CustomerProfileChange change, string actor, CancellationToken cancellationToken = default)
     {
-        var record = Existing();
+        // Changed on a copy, swapped in after the commit: a failed commit leaves the activation as the database is.
+        var record = Existing().Copy();
         var now = time.GetUtcNow();
         var writes = new WriteSet();
         void Set(string field, string? oldValue, string? newValue, Action<string?> apply)
@@ -62,13 +63,14 @@ public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, I
         {
             record.UpdatedAt = now;
             await store.CommitAsync(writes.Update(record.Copy()), cancellationToken);
+            _record = record;
         }
         return record.ToSnapshot(_identities);
     }
 
     public async Task<CustomerSnapshot> MergeFromAsync(Guid sourceCustomerId, string actor, CancellationToken cancellationToken = default)
     {
-        var record = Existing();
+        var record = Existing().Copy();
         if (sourceCustomerId == record.Id)
             throw new DomainException(DomainErrorKind.Invalid, "A customer cannot be merged into itself.", "sourceCustomerId");
         if (record.MergedInto is { } mergedInto)
@@ -95,13 +97,14 @@ public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, I
             .Update(record.Copy())
             .Add(new MoveCustomerConversations(sourceCustomerId, record.Id))
             .Insert(Audit.Customer(record.Id, "merged", actor, now, "customer", sourceCustomerId.ToString(), record.Id.ToString())), cancellationToken);
+        _record = record;
         _identities = [.. await store.FindIdentitiesOfCustomerAsync(record.Id, cancellationToken)];
         return record.ToSnapshot(_identities);
     }
 
     public async Task<CustomerSnapshot> MarkMergedIntoAsync(Guid targetCustomerId, string actor, CancellationToken cancellationToken = default)
     {
-        var record = _record ?? throw new DomainException(DomainErrorKind.NotFound, $"No customer {this.GetPrimaryKey()}.", "sourceCustomerId");
+        var record = _record?.Copy() ?? throw new DomainException(DomainErrorKind.NotFound, $"No customer {this.GetPrimaryKey()}.", "sourceCustomerId");
         if (record.MergedInto is { } existing && existing != targetCustomerId)
             throw new DomainException(DomainErrorKind.Conflict, $"Customer {record.Id} was already merged into {existing}.", "sourceCustomerId");
         if (record.MergedInto is null)
@@ -112,6 +115,7 @@ public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, I
             await store.CommitAsync(new WriteSet()
                 .Update(record.Copy())
                 .Insert(Audit.Customer(record.Id, "merged-into", actor, now, "customer", record.Id.ToString(), targetCustomerId.ToString())), cancellationToken);
+            _record = record;
         }
         return record.ToSnapshot(_identities);
     }

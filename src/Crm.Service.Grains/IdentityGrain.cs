@@ -38,20 +38,23 @@ public sealed class IdentityGrain(ICrmStore store, TimeProvider time) : Grain, I
             return;
         var now = time.GetUtcNow();
         var writes = new WriteSet();
+        IdentityRecord next;
         if (_record is null)
         {
-            _record = NewRecord(customerId, now);
-            writes.Insert(_record.Copy());
+            next = NewRecord(customerId, now);
+            writes.Insert(next.Copy());
         }
         else
         {
             writes.Insert(Audit.Customer(_record.CustomerId, "identity-moved", actor, now, "identity", _record.Key, customerId.ToString()));
-            _record.CustomerId = customerId;
-            _record.LinkedAt = now;
-            writes.Update(_record.Copy());
+            next = _record.Copy();
+            next.CustomerId = customerId;
+            next.LinkedAt = now;
+            writes.Update(next.Copy());
         }
-        writes.Insert(Audit.Customer(customerId, "identity-linked", actor, now, "identity", null, _record.Key));
+        writes.Insert(Audit.Customer(customerId, "identity-linked", actor, now, "identity", null, next.Key));
         await store.CommitAsync(writes, cancellationToken);
+        _record = next;
     }
 
     public async Task<Guid> DetachAsync(string actor, CancellationToken cancellationToken = default)
@@ -61,13 +64,15 @@ public sealed class IdentityGrain(ICrmStore store, TimeProvider time) : Grain, I
         var now = time.GetUtcNow();
         var previous = _record.CustomerId;
         var customer = new CustomerRecord { Id = Guid.CreateVersion7(now), CreatedAt = now, UpdatedAt = now };
-        _record.CustomerId = customer.Id;
-        _record.LinkedAt = now;
+        var next = _record.Copy();
+        next.CustomerId = customer.Id;
+        next.LinkedAt = now;
         await store.CommitAsync(new WriteSet()
             .Insert(customer)
-            .Update(_record.Copy())
-            .Insert(Audit.Customer(previous, "identity-detached", actor, now, "identity", _record.Key, customer.Id.ToString()))
-            .Insert(Audit.Customer(customer.Id, "created", actor, now, "identity", null, _record.Key)), cancellationToken);
+            .Update(next.Copy())
+            .Insert(Audit.Customer(previous, "identity-detached", actor, now, "identity", next.Key, customer.Id.ToString()))
+            .Insert(Audit.Customer(customer.Id, "created", actor, now, "identity", null, next.Key)), cancellationToken);
+        _record = next;
         await GrainFactory.GetGrain<ICustomerGrain>(previous).IdentityChangedAsync();
         return customer.Id;
     }

@@ -4,7 +4,8 @@ using Crm.Service.Grains.Storage;
 namespace Crm.Service.Grains;
 
 /// <summary>Single writer of one outbound message's delivery status. The status only moves forward
-/// (queued → sent → delivered); a failure can be retried back to queued, and a delivered message stays delivered.</summary>
+/// (queued → sent → delivered, or queued/sent → failed); delivered and failed are final, so a late or replayed
+/// receipt can never move it back.</summary>
 public sealed class MessageDeliveryGrain(ICrmStore store, TimeProvider time) : Grain, IMessageDeliveryGrain
 {
     private DeliveryStatus? _current;
@@ -30,11 +31,22 @@ public sealed class MessageDeliveryGrain(ICrmStore store, TimeProvider time) : G
         _current = update.Status;
     }
 
+    /// <summary>Whether a report may move the status from <paramref name="from"/> to <paramref name="to"/>. Queued to
+    /// queued is the dispatcher noting a failed attempt that will be retried; every other move is strictly forward.</summary>
     internal static bool IsAllowed(DeliveryStatus from, DeliveryStatus to) => (from, to) switch
     {
-        (DeliveryStatus.Delivered, _) => false,
-        (DeliveryStatus.Sent, DeliveryStatus.Queued) => false,
-        (_, DeliveryStatus.None) => false,
-        _ => true,
+        (DeliveryStatus.Delivered or DeliveryStatus.Failed or DeliveryStatus.None, _) => false,
+        (DeliveryStatus.Queued, DeliveryStatus.Queued) => true,
+        (_, DeliveryStatus.Failed) => true,
+        (_, DeliveryStatus.Sent or DeliveryStatus.Delivered) => Rank(to) > Rank(from),
+        _ => false,
+    };
+
+    private static int Rank(DeliveryStatus status) => status switch
+    {
+        DeliveryStatus.Queued => 1,
+        DeliveryStatus.Sent => 2,
+        DeliveryStatus.Delivered => 3,
+        _ => 0,
     };
 }

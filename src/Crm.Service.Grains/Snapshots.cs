@@ -32,7 +32,7 @@ public static class Snapshots
         ConversationId = r.ConversationId,
         TicketNumber = r.TicketNumber,
         Direction = r.Direction,
-        ExternalId = r.ExternalId,
+        ExternalId = r.ExternalId ?? r.OutboundExternalId,
         Author = r.Author,
         Text = r.Text,
         Html = r.Html,

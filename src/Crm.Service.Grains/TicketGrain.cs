@@ -1,4 +1,3 @@
-using System.Globalization;
 using Crm.Service.Contracts;
 using Crm.Service.Grains.Records;
 using Crm.Service.Grains.Storage;
@@ -10,10 +9,15 @@ namespace Crm.Service.Grains;
 /// A ticket: the single writer of its row, its audit history, its notes and its agents' replies.
 /// A resolved ticket closes by a durable reminder once the reopen window has passed.
 /// </summary>
+/// <remarks>
+/// Every change is made to a copy of the row and swapped in only after its commit succeeded, so a failed commit
+/// leaves the activation exactly as the database is. The rules themselves are in <see cref="TicketRules"/>.
+/// </remarks>
 public sealed class TicketGrain(
     ICrmStore store,
     ITicketNumberAllocator ticketNumbers,
     IOutboxSignal outbox,
+    IHtmlSanitizer sanitizer,
     IOptions<TicketOptions> options,
     TimeProvider time) : Grain, ITicketGrain, IRemindable
 {
@@ -21,16 +25,38 @@ public sealed class TicketGrain(
 
     private TicketRecord? _record;
     private bool _loaded;
+    private Task<TicketRecord?>? _loading;
 
     private long Number => this.GetPrimaryKeyLong();
 
     // The row is loaded by the first call that needs it, not on activation: a ticket is usually activated by
     // OpenAsync under a freshly allocated number, where a read would only confirm that nothing is there.
+    // GetAsync interleaves with other calls, so two loads may overlap: they share one read, and a read that
+    // finishes after a commit never replaces the committed row.
     private async Task LoadAsync(CancellationToken cancellationToken)
     {
         if (_loaded)
             return;
-        _record = await store.FindTicketAsync(Number, cancellationToken);
+        _loading ??= store.FindTicketAsync(Number, CancellationToken.None);
+        try
+        {
+            var record = await _loading.WaitAsync(cancellationToken);
+            if (!_loaded)
+            {
+                _record = record;
+                _loaded = true;
+            }
+        }
+        finally
+        {
+            if (_loading is { IsCompleted: true })
+                _loading = null;
+        }
+    }
+
+    private void Committed(TicketRecord record)
+    {
+        _record = record;
         _loaded = true;
     }
 
@@ -43,12 +69,7 @@ public sealed class TicketGrain(
     public async Task<TicketSnapshot> OpenAsync(TicketOpening opening, CancellationToken cancellationToken = default)
     {
         if (_loaded && _record is not null)
-        {
-            // A retried open (after a crash or a lost answer) is harmless; anything else is a bug in the caller.
-            if (_record.ConversationIds.Contains(opening.ConversationId) && opening.SplitMessageId is null)
-                return _record.ToSnapshot();
-            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} already exists.", "number");
-        }
+            return SameOpeningOrConflict(opening);
         var now = time.GetUtcNow();
         var record = new TicketRecord
         {
@@ -67,28 +88,34 @@ public sealed class TicketGrain(
             .Insert(record.Copy())
             .Insert(Audit.Ticket(Number, "created", opening.Actor, now));
         if (opening.FollowUpOf is { } previous)
-            writes.Insert(Audit.Ticket(Number, "follow-up", opening.Actor, now, "followUpOf", null, Format(previous)));
+            writes.Insert(Audit.Ticket(Number, "follow-up", opening.Actor, now, "followUpOf", null, TicketRules.Format(previous)));
         if (opening.SplitMessageId is { } messageId)
         {
             writes.Add(new MoveMessage(messageId, Number));
-            writes.Insert(Audit.Ticket(Number, "split", opening.Actor, now, "splitFrom", Format(opening.SplitFrom), messageId.ToString()));
+            writes.Insert(Audit.Ticket(Number, "split", opening.Actor, now, "splitFrom", TicketRules.Format(opening.SplitFrom), messageId.ToString()));
         }
         try
         {
             await store.CommitAsync(writes, cancellationToken);
         }
-        catch (DuplicateKeyException) when (!_loaded)
+        catch (DuplicateKeyException)
         {
             // Opened before this activation (a retried open after a lost answer): answer from the stored row.
+            _loaded = false;
             await LoadAsync(cancellationToken);
-            if (_record is not null && _record.ConversationIds.Contains(opening.ConversationId) && opening.SplitMessageId is null)
-                return _record.ToSnapshot();
-            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} already exists.", "number");
+            if (_record is null)
+                throw;
+            return SameOpeningOrConflict(opening);
         }
-        _record = record;
-        _loaded = true;
+        Committed(record);
         return record.ToSnapshot();
     }
+
+    /// <summary>A retried open (after a crash or a lost answer) is harmless; anything else is a bug in the caller.</summary>
+    private TicketSnapshot SameOpeningOrConflict(TicketOpening opening) =>
+        _record!.ConversationIds.Contains(opening.ConversationId) && opening.SplitMessageId is null
+            ? _record.ToSnapshot()
+            : throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} already exists.", "number");
 
     public async Task<InboundRouting> OnInboundMessageAsync(InboundNotice notice, CancellationToken cancellationToken = default)
     {
@@ -97,57 +124,60 @@ public sealed class TicketGrain(
             return new InboundRouting(InboundRoutingKind.Missing, Number);
         if (_record.MergedInto is { } target)
             return new InboundRouting(InboundRoutingKind.MergedInto, target);
+        if (!TicketRules.AcceptsConversation(_record, notice.ConversationId, notice.CustomerId))
+            return new InboundRouting(InboundRoutingKind.Foreign, Number);
 
         var now = time.GetUtcNow();
-        var before = _record.Status;
+        var next = _record.Copy();
         var writes = new WriteSet();
-        switch (_record.Status)
+        switch (TicketRules.OnCustomerMessage(_record, now, options.Value.ReopenWindow))
         {
-            case TicketStatus.Closed:
+            case CustomerMessageEffect.FollowUp:
                 return new InboundRouting(InboundRoutingKind.NeedsFollowUp, Number);
-            case TicketStatus.Resolved when _record.ResolvedAt is { } resolvedAt && now - resolvedAt > options.Value.ReopenWindow:
+            case CustomerMessageEffect.CloseThenFollowUp:
                 // The auto-close reminder has not ticked yet; close now so the ticket's state matches the rule.
                 await CloseAsync(Audit.System, now, cancellationToken);
-                await SyncAutoCloseReminderAsync(before);
                 return new InboundRouting(InboundRoutingKind.NeedsFollowUp, Number);
-            case TicketStatus.Resolved or TicketStatus.Pending or TicketStatus.OnHold:
+            case CustomerMessageEffect.Reopen:
                 // The customer wrote again: the ticket needs an agent.
-                ChangeStatus(TicketStatus.Open, Audit.System, now, writes, "customer-replied");
+                TicketRules.ApplyStatus(next, TicketStatus.Open, now);
+                AuditDiff(_record, next, "customer-replied", Audit.System, now, writes);
                 break;
         }
-        var joined = !_record.ConversationIds.Contains(notice.ConversationId);
+        var joined = !next.ConversationIds.Contains(notice.ConversationId);
         if (joined)
-            _record.ConversationIds.Add(notice.ConversationId);
-        _record.LastCustomerMessageAt = now;
-        _record.UpdatedAt = now;
+            next.ConversationIds.Add(notice.ConversationId);
+        next.LastCustomerMessageAt = now;
+        next.UpdatedAt = now;
         if (writes.IsEmpty && !joined)
         {
             // Only the activity time changed: the conversation stores it with the message (see InboundRouting.ActivityAt).
+            // The activation keeps it too, so a later full-row write does not take it back.
+            _record.LastCustomerMessageAt = now;
+            _record.UpdatedAt = now;
             return new InboundRouting(InboundRoutingKind.Accepted, Number, now);
         }
-        await store.CommitAsync(writes.Update(_record.Copy()), cancellationToken);
-        await SyncAutoCloseReminderAsync(before);
+        await CommitAsync(next, writes, cancellationToken);
         return new InboundRouting(InboundRoutingKind.Accepted, Number);
     }
 
     public async Task<MessageSnapshot> ReplyAsync(AgentReply reply, CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken);
-        var record = Existing();
-        if (record.MergedInto is { } target)
+        var current = Existing();
+        var fingerprint = reply.RequestId is null ? null : TicketRules.ReplyFingerprint(Number, reply);
+        if (reply.RequestId is { } requestId && await store.FindMessageByIdempotencyKeyAsync(requestId, cancellationToken) is { } earlier)
+            return SameRequestOrRefuse(earlier, fingerprint);
+        if (current.MergedInto is { } target)
             throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into #{target}; reply there.", "number");
-        if (record.Status == TicketStatus.Closed)
+        if (current.Status == TicketStatus.Closed)
             throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} is closed; the customer's next message opens a follow-up.", "status");
         if (string.IsNullOrWhiteSpace(reply.Text))
             throw new DomainException(DomainErrorKind.Invalid, "A reply needs text.", "text");
 
-        var idempotencyKey = reply.RequestId is null ? null : $"{Number}:{reply.RequestId}";
-        if (idempotencyKey is not null && await store.FindMessageByIdempotencyKeyAsync(idempotencyKey, cancellationToken) is { } earlier)
-            return earlier.ToSnapshot();
-
-        var conversationId = reply.ConversationId ?? record.ConversationIds.LastOrDefault();
+        var conversationId = reply.ConversationId ?? current.ConversationIds.LastOrDefault();
         var conversation = conversationId == Guid.Empty ? null : await store.FindConversationAsync(conversationId, cancellationToken);
-        if (conversation is null || !record.ConversationIds.Contains(conversation.Id))
+        if (conversation is null || !current.ConversationIds.Contains(conversation.Id))
             throw new DomainException(DomainErrorKind.Invalid, $"Ticket #{Number} has no conversation {conversationId} to reply on.", "conversationId");
 
         var now = time.GetUtcNow();
@@ -158,10 +188,12 @@ public sealed class TicketGrain(
             TicketNumber = Number,
             Direction = MessageDirection.Outbound,
             ChannelAccountId = conversation.ChannelAccountId,
-            IdempotencyKey = idempotencyKey,
+            IdempotencyKey = reply.RequestId,
+            RequestHash = fingerprint,
             Author = reply.Actor,
             Text = reply.Text,
-            Html = reply.Html,
+            // The same policy as for every stored HTML: what an agent pastes is shown to other agents and sent out.
+            Html = reply.Html is null ? null : sanitizer.Sanitize(reply.Html),
             CreatedAt = now,
             Delivery = DeliveryStatus.Queued,
         };
@@ -178,30 +210,38 @@ public sealed class TicketGrain(
                 NextAttemptAt = now,
                 CreatedAt = now,
             });
-        var before = record.Status;
-        var newStatus = reply.SetStatus ?? (record.Status == TicketStatus.New ? TicketStatus.Open : record.Status);
-        ChangeStatus(newStatus, reply.Actor, now, writes);
-        record.FirstResponseAt ??= now;
-        record.UpdatedAt = now;
-        writes.Update(record.Copy());
+        var next = current.Copy();
+        var status = reply.SetStatus ?? (current.Status == TicketStatus.New ? TicketStatus.Open : current.Status);
+        TicketRules.EnsureStatusChangeAllowed(current, status);
+        TicketRules.ApplyStatus(next, status, now);
+        AuditDiff(current, next, "changed", reply.Actor, now, writes);
+        next.FirstResponseAt ??= now;
+        next.UpdatedAt = now;
         try
         {
-            await store.CommitAsync(writes, cancellationToken);
+            await CommitAsync(next, writes, cancellationToken);
         }
-        catch (DuplicateKeyException) when (idempotencyKey is not null)
+        catch (DuplicateKeyException) when (reply.RequestId is not null)
         {
-            _record = await store.FindTicketAsync(Number, cancellationToken);
-            return (await store.FindMessageByIdempotencyKeyAsync(idempotencyKey, cancellationToken))!.ToSnapshot();
+            // The same key committed concurrently (another ticket, or a retry racing the first request).
+            var stored = await store.FindMessageByIdempotencyKeyAsync(reply.RequestId, cancellationToken)
+                ?? throw new InvalidOperationException($"Reply {reply.RequestId} was refused as a duplicate but is not stored.");
+            return SameRequestOrRefuse(stored, fingerprint);
         }
         outbox.Notify();
-        await SyncAutoCloseReminderAsync(before);
         return message.ToSnapshot();
     }
+
+    private static MessageSnapshot SameRequestOrRefuse(MessageRecord earlier, string? fingerprint) =>
+        earlier.RequestHash == fingerprint
+            ? earlier.ToSnapshot()
+            : throw new DomainException(DomainErrorKind.Invalid,
+                "This Idempotency-Key was already used for a different request; use a new key for a new reply.", "Idempotency-Key");
 
     public async Task<MessageSnapshot> AddNoteAsync(string actor, string text, CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken);
-        var record = Existing();
+        var next = Existing().Copy();
         if (string.IsNullOrWhiteSpace(text))
             throw new DomainException(DomainErrorKind.Invalid, "A note needs text.", "text");
         var now = time.GetUtcNow();
@@ -214,72 +254,36 @@ public sealed class TicketGrain(
             Text = text,
             CreatedAt = now,
         };
-        record.UpdatedAt = now;
-        await store.CommitAsync(new WriteSet().Insert(note.Copy()).Update(record.Copy()), cancellationToken);
+        next.UpdatedAt = now;
+        await CommitAsync(next, new WriteSet().Insert(note.Copy()), cancellationToken);
         return note.ToSnapshot();
     }
 
     public async Task<TicketSnapshot> ChangeAsync(TicketChange change, string actor, CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken);
-        var record = Existing();
-        if (record.MergedInto is { } target)
+        var current = Existing();
+        if (current.MergedInto is { } target)
             throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into #{target}.", "number");
         var now = time.GetUtcNow();
-        var before = record.Status;
+        var next = current.Copy();
+        TicketRules.ApplyChange(next, change, now);
         var writes = new WriteSet();
-        if (change.Status is { } status && status != record.Status)
-        {
-            if (record.Status == TicketStatus.Closed)
-                throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} is closed and cannot change status; the customer's next message opens a follow-up.", "status");
-            ChangeStatus(status, actor, now, writes);
-        }
-        if (change.Priority is { } priority && priority != record.Priority)
-        {
-            writes.Insert(Audit.Ticket(Number, "changed", actor, now, "priority", record.Priority.ToString(), priority.ToString()));
-            record.Priority = priority;
-        }
-        if (change.Subject is { } subject && subject.Trim() != record.Subject)
-        {
-            var cleaned = TextRules.SubjectFor(subject, null);
-            writes.Insert(Audit.Ticket(Number, "changed", actor, now, "subject", record.Subject, cleaned));
-            record.Subject = cleaned;
-        }
-        if (change.Assignee is { } assignee && NullIfEmpty(assignee) != record.Assignee)
-        {
-            writes.Insert(Audit.Ticket(Number, "changed", actor, now, "assignee", record.Assignee, NullIfEmpty(assignee)));
-            record.Assignee = NullIfEmpty(assignee);
-        }
-        if (change.Team is { } team && NullIfEmpty(team) != record.Team)
-        {
-            writes.Insert(Audit.Ticket(Number, "changed", actor, now, "team", record.Team, NullIfEmpty(team)));
-            record.Team = NullIfEmpty(team);
-        }
-        if (change.Tags is { } tags)
-        {
-            var normalized = TextRules.NormalizeTags(tags);
-            if (!normalized.SequenceEqual(record.Tags))
-            {
-                writes.Insert(Audit.Ticket(Number, "changed", actor, now, "tags", string.Join(",", record.Tags), string.Join(",", normalized)));
-                record.Tags = normalized;
-            }
-        }
-        if (!writes.IsEmpty)
-        {
-            record.UpdatedAt = now;
-            await store.CommitAsync(writes.Update(record.Copy()), cancellationToken);
-            await SyncAutoCloseReminderAsync(before);
-        }
-        return record.ToSnapshot();
+        AuditDiff(current, next, "changed", actor, now, writes);
+        if (writes.IsEmpty)
+            return current.ToSnapshot();
+        next.UpdatedAt = now;
+        await CommitAsync(next, writes, cancellationToken);
+        return next.ToSnapshot();
     }
 
     public async Task<TicketSnapshot> MergeIntoAsync(long targetNumber, string actor, CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken);
-        var record = Existing();
+        var current = Existing();
         if (targetNumber == Number)
             throw new DomainException(DomainErrorKind.Invalid, "A ticket cannot be merged into itself.", "into");
-        if (record.MergedInto is { } existing)
+        if (current.MergedInto is { } existing)
         {
             if (existing != targetNumber)
                 throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was already merged into #{existing}.", "into");
@@ -290,46 +294,39 @@ public sealed class TicketGrain(
                 ?? throw new DomainException(DomainErrorKind.NotFound, $"No ticket #{targetNumber}.", "into");
             if (target.MergedInto is not null)
                 throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{targetNumber} was itself merged into #{target.MergedInto}; merge into that one.", "into");
-            if (target.CustomerId != record.CustomerId)
+            if (target.CustomerId != current.CustomerId)
                 throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{targetNumber} belongs to another customer; merge the customers first.", "into");
 
             var now = time.GetUtcNow();
-            var before = record.Status;
+            var next = current.Copy();
             // History moves first, then this ticket's last entries are written: they stay here to explain where it went.
             var writes = new WriteSet().Add(new MoveTicketContent(Number, targetNumber));
-            if (record.Status != TicketStatus.Closed)
-            {
-                writes.Insert(Audit.Ticket(Number, "changed", actor, now, "status", record.Status.ToString(), nameof(TicketStatus.Closed)));
-                record.Status = TicketStatus.Closed;
-                record.ClosedAt = now;
-            }
-            writes.Insert(Audit.Ticket(Number, "merged", actor, now, "mergedInto", null, Format(targetNumber)));
-            record.MergedInto = targetNumber;
-            record.UpdatedAt = now;
-            await store.CommitAsync(writes.Update(record.Copy()), cancellationToken);
-            await SyncAutoCloseReminderAsync(before);
+            TicketRules.ApplyStatus(next, TicketStatus.Closed, now);
+            AuditDiff(current, next, "changed", actor, now, writes);
+            writes.Insert(Audit.Ticket(Number, "merged", actor, now, "mergedInto", null, TicketRules.Format(targetNumber)));
+            next.MergedInto = targetNumber;
+            next.UpdatedAt = now;
+            await CommitAsync(next, writes, cancellationToken);
         }
-        await GrainFactory.GetGrain<ITicketGrain>(targetNumber).AbsorbAsync(Number, record.ConversationIds, actor, cancellationToken);
-        return record.ToSnapshot();
+        await GrainFactory.GetGrain<ITicketGrain>(targetNumber).AbsorbAsync(Number, _record!.ConversationIds, actor, cancellationToken);
+        return _record.ToSnapshot();
     }
 
     public async Task AbsorbAsync(long sourceNumber, IReadOnlyList<Guid> conversationIds, string actor, CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken);
-        var record = Existing();
+        var next = Existing().Copy();
         var now = time.GetUtcNow();
-        foreach (var id in conversationIds.Where(id => !record.ConversationIds.Contains(id)))
-            record.ConversationIds.Add(id);
-        record.UpdatedAt = now;
-        await store.CommitAsync(new WriteSet()
-            .Update(record.Copy())
-            .Insert(Audit.Ticket(Number, "merged-in", actor, now, "mergedFrom", null, Format(sourceNumber))), cancellationToken);
+        foreach (var id in conversationIds.Where(id => !next.ConversationIds.Contains(id)))
+            next.ConversationIds.Add(id);
+        next.UpdatedAt = now;
+        await CommitAsync(next, new WriteSet().Insert(Audit.Ticket(Number, "merged-in", actor, now, "mergedFrom", null, TicketRules.Format(sourceNumber))), cancellationToken);
     }
 
     public async Task<TicketSnapshot> SplitAsync(Guid messageId, string actor, CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken);
-        var record = Existing();
+        var current = Existing();
         var message = await store.FindMessageAsync(messageId, cancellationToken);
         if (message is null || message.TicketNumber != Number)
             throw new DomainException(DomainErrorKind.NotFound, $"Ticket #{Number} has no message {messageId}.", "messageId");
@@ -342,7 +339,7 @@ public sealed class TicketGrain(
         var created = await GrainFactory.GetGrain<ITicketGrain>(number).OpenAsync(new TicketOpening
         {
             Subject = TextRules.SubjectFor(message.Subject, message.Text),
-            CustomerId = record.CustomerId,
+            CustomerId = current.CustomerId,
             ConversationId = conversationId,
             ConversationKey = conversation.Key,
             Actor = actor,
@@ -350,24 +347,26 @@ public sealed class TicketGrain(
             SplitFrom = Number,
         }, cancellationToken);
         var now = time.GetUtcNow();
-        record.UpdatedAt = now;
-        await store.CommitAsync(new WriteSet()
-            .Update(record.Copy())
-            .Insert(Audit.Ticket(Number, "split", actor, now, "splitInto", messageId.ToString(), Format(number))), cancellationToken);
+        var next = Existing().Copy();
+        next.UpdatedAt = now;
+        await CommitAsync(next, new WriteSet()
+            .Insert(Audit.Ticket(Number, "split", actor, now, "splitInto", messageId.ToString(), TicketRules.Format(number))), cancellationToken);
         return created;
     }
 
     public async Task ChangeCustomerAsync(Guid customerId, string actor, CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken);
-        var record = Existing();
-        if (record.CustomerId == customerId)
+        var current = Existing();
+        if (current.CustomerId == customerId)
             return;
         var now = time.GetUtcNow();
-        var writes = new WriteSet().Insert(Audit.Ticket(Number, "changed", actor, now, "customer", record.CustomerId.ToString(), customerId.ToString()));
-        record.CustomerId = customerId;
-        record.UpdatedAt = now;
-        await store.CommitAsync(writes.Update(record.Copy()), cancellationToken);
+        var next = current.Copy();
+        next.CustomerId = customerId;
+        next.UpdatedAt = now;
+        var writes = new WriteSet();
+        AuditDiff(current, next, "changed", actor, now, writes);
+        await CommitAsync(next, writes, cancellationToken);
     }
 
     public async Task ReceiveReminder(string reminderName, TickStatus status)
@@ -377,7 +376,7 @@ public sealed class TicketGrain(
             return;
         // Ticks can be late, early, missed or repeated: act only on the stored state and due time.
         var now = time.GetUtcNow();
-        if (_record is { Status: TicketStatus.Resolved, ResolvedAt: { } resolvedAt } && now - resolvedAt < options.Value.ReopenWindow)
+        if (_record is { Status: TicketStatus.Resolved } && !TicketRules.ReopenWindowPassed(_record, now, options.Value.ReopenWindow))
             return;
         if (_record is { Status: TicketStatus.Resolved })
             await CloseAsync(Audit.System, now, CancellationToken.None);
@@ -388,30 +387,35 @@ public sealed class TicketGrain(
 
     private async Task CloseAsync(string actor, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var record = Existing();
+        var current = Existing();
+        var next = current.Copy();
+        TicketRules.ApplyStatus(next, TicketStatus.Closed, now);
+        next.UpdatedAt = now;
         var writes = new WriteSet();
-        ChangeStatus(TicketStatus.Closed, actor, now, writes, "auto-closed");
-        record.UpdatedAt = now;
-        await store.CommitAsync(writes.Update(record.Copy()), cancellationToken);
+        AuditDiff(current, next, "auto-closed", actor, now, writes);
+        await CommitAsync(next, writes, cancellationToken);
     }
 
-    private void ChangeStatus(TicketStatus status, string actor, DateTimeOffset now, WriteSet writes, string action = "changed")
+    private void AuditDiff(TicketRecord before, TicketRecord after, string action, string actor, DateTimeOffset now, WriteSet writes)
     {
-        var record = Existing();
-        if (status == record.Status)
-            return;
-        writes.Insert(Audit.Ticket(Number, action, actor, now, "status", record.Status.ToString(), status.ToString()));
-        record.Status = status;
-        record.ResolvedAt = status == TicketStatus.Resolved ? now : status == TicketStatus.Closed ? record.ResolvedAt : null;
-        record.ClosedAt = status == TicketStatus.Closed ? now : null;
+        foreach (var change in TicketRules.Diff(before, after))
+            writes.Insert(Audit.Ticket(Number, action, actor, now, change.Field, change.OldValue, change.NewValue));
+    }
+
+    /// <summary>Commits the new row with the set's other writes, then swaps it in and keeps the auto-close reminder in step.</summary>
+    private async Task CommitAsync(TicketRecord next, WriteSet writes, CancellationToken cancellationToken)
+    {
+        var before = _record?.Status;
+        await store.CommitAsync(writes.Update(next.Copy()), cancellationToken);
+        Committed(next);
+        if (before == TicketStatus.Resolved || next.Status == TicketStatus.Resolved)
+            await SyncAutoCloseReminderAsync();
     }
 
     /// <summary>Keeps exactly one auto-close reminder while the ticket is resolved, none otherwise.
     /// Touches the reminder table only when the ticket enters or leaves the resolved state.</summary>
-    private async Task SyncAutoCloseReminderAsync(TicketStatus before)
+    private async Task SyncAutoCloseReminderAsync()
     {
-        if (before != TicketStatus.Resolved && _record?.Status != TicketStatus.Resolved)
-            return;
         var wanted = _record is { Status: TicketStatus.Resolved, MergedInto: null };
         var existing = await this.GetReminder(AutoCloseReminder);
         if (wanted && existing is null)
@@ -427,8 +431,4 @@ public sealed class TicketGrain(
 
     private TicketRecord Existing() =>
         _record ?? throw new DomainException(DomainErrorKind.NotFound, $"No ticket #{Number}.", "number");
-
-    private static string? NullIfEmpty(string value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
-
-    private static string? Format(long? number) => number?.ToString(CultureInfo.InvariantCulture);
 }

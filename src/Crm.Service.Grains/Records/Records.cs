@@ -94,10 +94,15 @@ public sealed class MessageRecord
     public long TicketNumber { get; set; }
     public MessageDirection Direction { get; set; }
     public string? ChannelAccountId { get; set; }
-    /// <summary>The channel's own id; unique per channel account, which is what makes redelivery harmless.</summary>
+    /// <summary>Inbound only: the channel's own id, unique per channel account, which is what makes redelivery harmless.</summary>
     public string? ExternalId { get; set; }
-    /// <summary>For agent replies: "{ticket}:{request id}", unique, so a retried request returns the first reply.</summary>
+    /// <summary>Outbound only: the id the channel gave our message when it took it. Not unique (a bridge may answer
+    /// "queued" every time) and never compared with inbound ids.</summary>
+    public string? OutboundExternalId { get; set; }
+    /// <summary>For agent replies: the caller's Idempotency-Key scoped to its API key, unique, so a retried request returns the first reply.</summary>
     public string? IdempotencyKey { get; set; }
+    /// <summary>Fingerprint of the request that carried <see cref="IdempotencyKey"/>: the same key with another body is refused.</summary>
+    public string? RequestHash { get; set; }
     /// <summary>Identity key for inbound messages, agent id for outbound messages and notes.</summary>
     public required string Author { get; set; }
     public string? Subject { get; set; }
@@ -169,8 +174,11 @@ public sealed class OutboxRecord
     public OutboxState State { get; set; }
     public int Attempts { get; set; }
     public DateTimeOffset NextAttemptAt { get; set; }
+    /// <summary>The channel's own words for the last failure: for admins and logs, never shown to agents.</summary>
     public string? LastError { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+
+    public OutboxRecord Copy() => (OutboxRecord)MemberwiseClone();
 }
 
 public sealed class ChannelAccountRecord

@@ -12,7 +12,10 @@ namespace Crm.Service.Infrastructure.Outbox;
 /// <summary>
 /// Sends committed outbound messages through their channel's <see cref="IOutboundSender"/>, retrying with
 /// exponential backoff, and reports each outcome to the message's <see cref="IMessageDeliveryGrain"/>.
-/// Delivery is at least once: a crash between a send and its bookkeeping sends again, so receivers dedupe on the message id.
+/// Each attempt is recorded (with its backoff) before the send, so a send whose bookkeeping fails, or a crash
+/// after it, is retried after the backoff, never in a hot loop. Delivery is at least once: receivers dedupe on
+/// the message id. Items are handled one by one: a failure of one never aborts the pass or the other sends.
+/// Agents see a generic delivery error; the channel's own words go to the outbox row and the log.
 /// </summary>
 internal sealed class OutboxDispatcher(
     IDbContextFactory<CrmDbContext> contexts,
@@ -87,10 +90,45 @@ internal sealed class OutboxDispatcher(
 
     private async Task DispatchAsync(OutboxRecord item, OutboxOptions settings, CancellationToken cancellationToken)
     {
-        item.Attempts++;
-        var result = await SendAsync(item, settings, cancellationToken);
+        try
+        {
+            await DispatchOneAsync(item, settings, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Shutting down: the recorded attempt is retried after the next start.
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Outbound message {MessageId}: attempt {Attempt} could not be completed; it is retried at {NextAttempt}",
+                item.MessageId, item.Attempts, item.NextAttemptAt);
+        }
+    }
+
+    private async Task DispatchOneAsync(OutboxRecord item, OutboxOptions settings, CancellationToken cancellationToken)
+    {
         var delivery = grains.GetGrain<IMessageDeliveryGrain>(item.MessageId);
-        var now = time.GetUtcNow();
+        var channel = await grains.GetGrain<IChannelAccountGrain>(item.ChannelAccountId).GetAsync();
+        if (channel is { Enabled: false })
+        {
+            // A disabled channel sends nothing; its replies wait, and say so, until an admin enables it.
+            var waiting = $"Waiting: channel '{item.ChannelAccountId}' is disabled; the reply is sent when an admin enables it.";
+            var firstTime = item.LastError != waiting;
+            item.NextAttemptAt = time.GetUtcNow() + settings.DisabledChannelRecheck;
+            item.LastError = waiting;
+            await store.CommitAsync(new WriteSet().Update(item.Copy()), cancellationToken);
+            if (firstTime)
+                await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Queued, waiting), cancellationToken);
+            return;
+        }
+
+        item.Attempts++;
+        item.NextAttemptAt = time.GetUtcNow() + settings.DelayAfter(item.Attempts);
+        await store.CommitAsync(new WriteSet().Update(item.Copy()), cancellationToken);
+
+        var result = channel is null
+            ? OutboundResult.Fail($"Channel '{item.ChannelAccountId}' no longer exists.")
+            : await SendAsync(item, settings, cancellationToken);
         if (result.Success)
         {
             await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Sent, null, result.ExternalId), cancellationToken);
@@ -99,22 +137,21 @@ internal sealed class OutboxDispatcher(
         }
         else if (result.Permanent || item.Attempts >= settings.MaxAttempts)
         {
-            var reason = $"{result.Error} (attempt {item.Attempts}{(result.Permanent ? ", not retried" : ", giving up")})";
-            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed, reason), cancellationToken);
             item.State = OutboxState.Failed;
-            item.LastError = reason;
-            logger.LogWarning("Outbound message {MessageId} failed: {Reason}", item.MessageId, reason);
+            item.LastError = $"{result.Error} (attempt {item.Attempts}{(result.Permanent ? ", not retried" : ", giving up")})";
+            logger.LogWarning("Outbound message {MessageId} on channel {Channel} failed: {Reason}", item.MessageId, item.ChannelAccountId, item.LastError);
+            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed,
+                $"Delivery failed after {item.Attempts} attempt(s). An admin can see the channel's answer in the channel's health."), cancellationToken);
         }
         else
         {
-            item.NextAttemptAt = now + settings.DelayAfter(item.Attempts);
             item.LastError = result.Error;
+            logger.LogInformation("Outbound message {MessageId} on channel {Channel}, attempt {Attempt} failed: {Error}; retrying at {NextAttempt}",
+                item.MessageId, item.ChannelAccountId, item.Attempts, result.Error, item.NextAttemptAt);
             await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Queued,
-                $"Attempt {item.Attempts} failed: {result.Error}. Next attempt at {item.NextAttemptAt:u}."), cancellationToken);
-            logger.LogInformation("Outbound message {MessageId} attempt {Attempt} failed: {Error}; retrying at {NextAttempt}",
-                item.MessageId, item.Attempts, result.Error, item.NextAttemptAt);
+                $"Attempt {item.Attempts} failed; the next attempt is at {item.NextAttemptAt:u}."), cancellationToken);
         }
-        await store.CommitAsync(new WriteSet().Update(item), cancellationToken);
+        await store.CommitAsync(new WriteSet().Update(item.Copy()), cancellationToken);
     }
 
     private async Task<OutboundResult> SendAsync(OutboxRecord item, OutboxOptions settings, CancellationToken cancellationToken)

@@ -204,7 +204,7 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
         ConversationId = m.ConversationId,
         TicketNumber = m.TicketNumber,
         Direction = m.Direction,
-        ExternalId = m.ExternalId,
+        ExternalId = m.ExternalId ?? m.OutboundExternalId,
         Author = m.Author,
         Subject = m.Subject,
         Text = m.Text,

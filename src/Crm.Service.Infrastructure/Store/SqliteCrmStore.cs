@@ -1,3 +1,4 @@
+using Crm.Service.Contracts;
 using Crm.Service.Grains.Records;
 using Crm.Service.Grains.Storage;
 using Microsoft.EntityFrameworkCore;
@@ -16,7 +17,7 @@ internal sealed class SqliteCrmStore(IDbContextFactory<CrmDbContext> contexts, G
         EF.CompileAsyncQuery((CrmDbContext db, string key) => db.Identities.AsNoTracking().FirstOrDefault(i => i.Key == key));
     private static readonly Func<CrmDbContext, string, string, Task<MessageRecord?>> MessageByExternalId =
         EF.CompileAsyncQuery((CrmDbContext db, string channel, string externalId) =>
-            db.Messages.AsNoTracking().FirstOrDefault(m => m.ChannelAccountId == channel && m.ExternalId == externalId));
+            db.Messages.AsNoTracking().FirstOrDefault(m => m.ChannelAccountId == channel && m.ExternalId == externalId && m.Direction == MessageDirection.Inbound));
 
     public Task CommitAsync(WriteSet writes, CancellationToken cancellationToken = default) => writer.CommitAsync(writes, cancellationToken);
 
@@ -48,7 +49,7 @@ internal sealed class SqliteCrmStore(IDbContextFactory<CrmDbContext> contexts, G
         QueryAsync(db => MessageByExternalId(db, channelAccountId, externalId), cancellationToken);
 
     public Task<MessageRecord?> FindMessageByIdempotencyKeyAsync(string key, CancellationToken cancellationToken = default) =>
-        QueryAsync(db => db.Messages.FirstOrDefaultAsync(m => m.IdempotencyKey == key, cancellationToken), cancellationToken);
+        QueryAsync(db => db.Messages.AsNoTracking().FirstOrDefaultAsync(m => m.IdempotencyKey == key && m.Direction == MessageDirection.Outbound, cancellationToken), cancellationToken);
 
     public Task<IReadOnlyList<AttachmentRecord>> FindAttachmentsAsync(Guid messageId, CancellationToken cancellationToken = default) =>
         QueryAsync<IReadOnlyList<AttachmentRecord>>(async db => await db.Attachments.Where(a => a.MessageId == messageId).ToListAsync(cancellationToken), cancellationToken);

@@ -65,7 +65,7 @@ internal static class WriteSetApplier
                         .SetProperty(m => m.Delivery, delivery.Status)
                         .SetProperty(m => m.DeliveryError, delivery.Error)
                         .SetProperty(m => m.SentAt, m => sentAt ?? m.SentAt)
-                        .SetProperty(m => m.ExternalId, m => delivery.ExternalId ?? m.ExternalId));
+                        .SetProperty(m => m.OutboundExternalId, m => delivery.ExternalId ?? m.OutboundExternalId));
                 break;
             default:
                 throw new NotSupportedException($"Unknown write operation {operation.GetType().Name}.");

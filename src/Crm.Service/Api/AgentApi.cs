@@ -110,17 +110,27 @@ public static class AgentApi
         return await queries.HistoryAsync(number, before, size, cancellationToken) is { } page ? TypedResults.Ok(page) : NoTicket(number);
     }
 
-    internal static async Task<Created<TimelineEntry>> ReplyAsync(
+    /// <summary>Longest Idempotency-Key accepted; a longer one is refused rather than silently ignored.</summary>
+    internal const int MaxIdempotencyKeyLength = 200;
+
+    internal static async Task<Results<Created<TimelineEntry>, ProblemHttpResult>> ReplyAsync(
         long number, ReplyRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
     {
-        var requestId = http.Request.Headers["Idempotency-Key"].FirstOrDefault();
+        string? requestId = null;
+        if (http.Request.Headers.TryGetValue("Idempotency-Key", out var keys))
+        {
+            if (keys.Count != 1 || keys[0] is not { Length: > 0 and <= MaxIdempotencyKeyLength } key || key.Any(c => c is < '\u0021' or > '\u007e'))
+                return Problems.Invalid("Idempotency-Key", $"Idempotency-Key must be one value of 1-{MaxIdempotencyKeyLength} visible ASCII characters.");
+            // Scoped to the caller: two clients that both pick "reply-1" never see each other's reply.
+            requestId = $"{user.KeyId()}:{key}";
+        }
         var message = await grains.GetGrain<ITicketGrain>(number).ReplyAsync(new AgentReply
         {
             Actor = user.Actor(),
             Text = request.Text ?? "",
             Html = request.Html,
             ConversationId = request.ConversationId,
-            RequestId = requestId is { Length: > 0 and <= 200 } ? requestId : null,
+            RequestId = requestId,
             SetStatus = request.Status,
         }, cancellationToken);
         return TypedResults.Created($"/api/v1/tickets/{message.TicketNumber}", ToEntry(message));
@@ -145,7 +155,7 @@ public static class AgentApi
     {
         if (request.Into is not { } into)
             return Problems.Invalid("into", "into is required: the number of the ticket to merge this one into.");
-        await grains.GetGrain<ITicketGrain>(number).MergeIntoAsync(into, user.Actor(), cancellationToken);
+        await grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Tickets).MergeTicketsAsync(number, into, user.Actor(), cancellationToken);
         return TypedResults.Ok(await ReadTicketAsync(queries, into, cancellationToken));
     }
 
@@ -189,7 +199,7 @@ public static class AgentApi
     {
         if (request.SourceCustomerId is not { } source)
             return Problems.Invalid("sourceCustomerId", "sourceCustomerId is required: the customer to merge into this one.");
-        await grains.GetGrain<ICustomerGrain>(id).MergeFromAsync(source, user.Actor(), cancellationToken);
+        await grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Customers).MergeCustomersAsync(source, id, user.Actor(), cancellationToken);
         return TypedResults.Ok(await ReadCustomerAsync(queries, id, cancellationToken));
     }
 

@@ -184,4 +184,8 @@ public static class ApiKeyAuthenticationExtensions
 
     /// <summary>The audit actor for the caller: "apikey:{name}".</summary>
     public static string Actor(this ClaimsPrincipal user) => "apikey:" + (user.Identity?.Name ?? "unknown");
+
+    /// <summary>The id of the API key that authenticated the request: the scope of its Idempotency-Keys and rate limit.</summary>
+    public static string KeyId(this ClaimsPrincipal user) =>
+        user.FindFirst(ClaimTypes.NameIdentifier)?.Value ?? throw new InvalidOperationException("The request is not authenticated by an API key.");
 }

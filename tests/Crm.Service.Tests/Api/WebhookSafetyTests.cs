@@ -40,7 +40,8 @@ public sealed class WebhookSafetyTests : AppTest
         var id = await ReplyAsync(agent, ticket, "Hello from the inside");
 
         var failed = await Eventually.WaitForAsync(() => MessageAsync(agent, ticket, id), m => m.GetProperty("delivery").GetString() == "failed", what: "delivery failed");
-        var reason = failed.GetProperty("deliveryError").GetString();
+        Assert.DoesNotContain("127.0.0.1", failed.GetProperty("deliveryError").GetString(), StringComparison.Ordinal);
+        var reason = await app.OutboxErrorAsync(id);
         Assert.Contains("127.0.0.1", reason, StringComparison.Ordinal);
         Assert.Contains("loopback", reason, StringComparison.Ordinal);
         Assert.Empty(_bridge.Requests);
@@ -56,7 +57,8 @@ public sealed class WebhookSafetyTests : AppTest
         var id = await ReplyAsync(agent, ticket, "Where are you going?");
 
         var failed = await Eventually.WaitForAsync(() => MessageAsync(agent, ticket, id), m => m.GetProperty("delivery").GetString() == "failed", what: "delivery failed");
-        var reason = failed.GetProperty("deliveryError").GetString();
+        Assert.DoesNotContain("302", failed.GetProperty("deliveryError").GetString(), StringComparison.Ordinal);
+        var reason = await App.OutboxErrorAsync(id);
         Assert.Contains("302", reason, StringComparison.Ordinal);
         Assert.Contains("redirects are not followed", reason, StringComparison.Ordinal);
         Assert.Equal(0, _bridge.RedirectTargetHits);

@@ -47,10 +47,19 @@ public sealed class RulesTests
     [Theory]
     [InlineData(DeliveryStatus.Queued, DeliveryStatus.Sent, true)]
     [InlineData(DeliveryStatus.Sent, DeliveryStatus.Delivered, true)]
-    [InlineData(DeliveryStatus.Failed, DeliveryStatus.Queued, true)]
+    [InlineData(DeliveryStatus.Queued, DeliveryStatus.Delivered, true)]
+    [InlineData(DeliveryStatus.Queued, DeliveryStatus.Queued, true)]
+    [InlineData(DeliveryStatus.Queued, DeliveryStatus.Failed, true)]
+    [InlineData(DeliveryStatus.Sent, DeliveryStatus.Failed, true)]
+    [InlineData(DeliveryStatus.Sent, DeliveryStatus.Sent, false)]
+    [InlineData(DeliveryStatus.Failed, DeliveryStatus.Queued, false)]
+    [InlineData(DeliveryStatus.Failed, DeliveryStatus.Sent, false)]
+    [InlineData(DeliveryStatus.Failed, DeliveryStatus.Delivered, false)]
     [InlineData(DeliveryStatus.Delivered, DeliveryStatus.Sent, false)]
     [InlineData(DeliveryStatus.Delivered, DeliveryStatus.Failed, false)]
+    [InlineData(DeliveryStatus.Delivered, DeliveryStatus.Delivered, false)]
     [InlineData(DeliveryStatus.Sent, DeliveryStatus.Queued, false)]
+    [InlineData(DeliveryStatus.Queued, DeliveryStatus.None, false)]
     public void Delivery_status_only_moves_forward(DeliveryStatus from, DeliveryStatus to, bool allowed) =>
         Assert.Equal(allowed, MessageDeliveryGrain.IsAllowed(from, to));
 

@@ -35,6 +35,7 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
             ["Outbox:PollInterval"] = "00:00:00.200",
             ["Outbox:FirstRetryDelay"] = "00:00:00.100",
             ["Outbox:MaxRetryDelay"] = "00:00:00.500",
+            ["Outbox:DisabledChannelRecheck"] = "00:00:00.200",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Channels:Api:AllowPrivateNetworkWebhooks"] = "true",
         };
@@ -88,6 +89,10 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
         await using var db = await contexts.CreateDbContextAsync();
         return await query(db);
     }
+
+    /// <summary>The channel's own words for a reply's last failure, as kept for admins (agents see a generic error).</summary>
+    public Task<string?> OutboxErrorAsync(Guid messageId) =>
+        QueryAsync(db => db.Outbox.Where(o => o.MessageId == messageId).Select(o => o.LastError).SingleAsync());
 
     public IGrainFactory Grains => Services.GetRequiredService<IGrainFactory>();
 }

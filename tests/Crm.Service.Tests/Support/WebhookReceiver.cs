@@ -17,6 +17,9 @@ internal sealed class WebhookReceiver : IAsyncDisposable
     /// <summary>Status codes to answer, in order; once used up, 200.</summary>
     public ConcurrentQueue<int> Answers { get; } = new();
 
+    /// <summary>When set, every accepted delivery is answered with this messageId (a bridge that says "queued" to all).</summary>
+    public string? FixedMessageId { get; set; }
+
     public string Url { get; }
 
     /// <summary>Answers 302 to <see cref="RedirectTargetUrl"/>.</summary>
@@ -57,7 +60,7 @@ internal sealed class WebhookReceiver : IAsyncDisposable
             await http.Request.Body.CopyToAsync(buffer);
             receiver.Requests.Enqueue(new Received(buffer.ToArray(), http.Request.Headers["X-Crm-Timestamp"], http.Request.Headers["X-Crm-Signature"], http.Request.Headers["X-Crm-Delivery"]));
             var status = receiver.Answers.TryDequeue(out var answer) ? answer : 200;
-            return status == 200 ? Results.Json(new { messageId = "bridge-" + receiver.Requests.Count }) : Results.StatusCode(status);
+            return status == 200 ? Results.Json(new { messageId = receiver.FixedMessageId ?? "bridge-" + receiver.Requests.Count }) : Results.StatusCode(status);
         });
         app.MapPost("/redirect", (HttpContext http) =>
         {

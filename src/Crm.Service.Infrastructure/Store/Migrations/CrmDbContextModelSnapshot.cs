@@ -311,6 +311,14 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.Property<string>("IdempotencyKey")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("OutboundExternalId")
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("RequestHash")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("SentAt")
                         .HasColumnType("INTEGER");
 

@@ -1,0 +1,127 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Crm.Service.Contracts;
+using Crm.Service.Grains.Records;
+
+namespace Crm.Service.Grains;
+
+/// <summary>What a customer's new message does to a ticket.</summary>
+internal enum CustomerMessageEffect
+{
+    /// <summary>The ticket takes it as it is (new or open).</summary>
+    Join,
+    /// <summary>The ticket takes it and goes back to open (resolved within the window, pending, on hold).</summary>
+    Reopen,
+    /// <summary>Resolved longer ago than the window, but the auto-close has not run yet: close now, then follow up.</summary>
+    CloseThenFollowUp,
+    /// <summary>Closed: the message opens a follow-up ticket.</summary>
+    FollowUp,
+}
+
+/// <summary>One changed field, for the audit history.</summary>
+internal sealed record FieldChange(string Field, string? OldValue, string? NewValue);
+
+/// <summary>
+/// The ticket's rules as plain functions of its state: status transitions, the reopen window, the audit diff and the
+/// fingerprint of an idempotent reply. <see cref="TicketGrain"/> orchestrates (load, call, commit); these decide.
+/// </summary>
+internal static class TicketRules
+{
+    /// <summary>Refuses a status change the ticket's state does not allow; a no-op change is always allowed.</summary>
+    public static void EnsureStatusChangeAllowed(TicketRecord ticket, TicketStatus to)
+    {
+        if (!Enum.IsDefined(to))
+            throw new DomainException(DomainErrorKind.Invalid, $"{(int)to} is not a ticket status.", "status");
+        if (to == ticket.Status)
+            return;
+        if (ticket.Status == TicketStatus.Closed)
+            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{ticket.Number} is closed and cannot change status; the customer's next message opens a follow-up.", "status");
+    }
+
+    /// <summary>Sets the status and the timestamps that go with it.</summary>
+    public static void ApplyStatus(TicketRecord ticket, TicketStatus to, DateTimeOffset now)
+    {
+        if (to == ticket.Status)
+            return;
+        ticket.Status = to;
+        ticket.ResolvedAt = to == TicketStatus.Resolved ? now : to == TicketStatus.Closed ? ticket.ResolvedAt : null;
+        ticket.ClosedAt = to == TicketStatus.Closed ? now : null;
+    }
+
+    /// <summary>Whether a resolved ticket's reopen window has passed (then it closes, and the next message follows up).</summary>
+    public static bool ReopenWindowPassed(TicketRecord ticket, DateTimeOffset now, TimeSpan reopenWindow) =>
+        ticket is { Status: TicketStatus.Resolved, ResolvedAt: { } resolvedAt } && now - resolvedAt >= reopenWindow;
+
+    public static CustomerMessageEffect OnCustomerMessage(TicketRecord ticket, DateTimeOffset now, TimeSpan reopenWindow) => ticket.Status switch
+    {
+        TicketStatus.Closed => CustomerMessageEffect.FollowUp,
+        TicketStatus.Resolved when ReopenWindowPassed(ticket, now, reopenWindow) => CustomerMessageEffect.CloseThenFollowUp,
+        TicketStatus.Resolved or TicketStatus.Pending or TicketStatus.OnHold => CustomerMessageEffect.Reopen,
+        _ => CustomerMessageEffect.Join,
+    };
+
+    /// <summary>Whether a conversation may join this ticket: one it lists, or any of the same customer (a merge whose
+    /// conversation pointer moved before the target listed it). Another customer's conversation never joins.</summary>
+    public static bool AcceptsConversation(TicketRecord ticket, Guid conversationId, Guid conversationCustomerId) =>
+        ticket.ConversationIds.Contains(conversationId) || ticket.CustomerId == conversationCustomerId;
+
+    public static void ApplyChange(TicketRecord ticket, TicketChange change, DateTimeOffset now)
+    {
+        if (change.Status is { } status)
+        {
+            EnsureStatusChangeAllowed(ticket, status);
+            ApplyStatus(ticket, status, now);
+        }
+        if (change.Priority is { } priority)
+        {
+            if (!Enum.IsDefined(priority))
+                throw new DomainException(DomainErrorKind.Invalid, $"{(int)priority} is not a ticket priority.", "priority");
+            ticket.Priority = priority;
+        }
+        if (change.Subject is { } subject && subject.Trim() != ticket.Subject)
+            ticket.Subject = TextRules.SubjectFor(subject, null);
+        if (change.Assignee is { } assignee)
+            ticket.Assignee = NullIfEmpty(assignee);
+        if (change.Team is { } team)
+            ticket.Team = NullIfEmpty(team);
+        if (change.Tags is { } tags)
+            ticket.Tags = TextRules.NormalizeTags(tags);
+    }
+
+    /// <summary>The fields an agent sees change, old and new, in a fixed order.</summary>
+    public static IReadOnlyList<FieldChange> Diff(TicketRecord before, TicketRecord after)
+    {
+        var changes = new List<FieldChange>();
+        void Add(string field, string? oldValue, string? newValue)
+        {
+            if (oldValue != newValue)
+                changes.Add(new FieldChange(field, oldValue, newValue));
+        }
+        Add("status", before.Status.ToString(), after.Status.ToString());
+        Add("priority", before.Priority.ToString(), after.Priority.ToString());
+        Add("subject", before.Subject, after.Subject);
+        Add("assignee", before.Assignee, after.Assignee);
+        Add("team", before.Team, after.Team);
+        Add("tags", string.Join(",", before.Tags), string.Join(",", after.Tags));
+        Add("customer", before.CustomerId.ToString(), after.CustomerId.ToString());
+        Add("mergedInto", Format(before.MergedInto), Format(after.MergedInto));
+        return changes;
+    }
+
+    /// <summary>A stable fingerprint of what a reply asks for, so a reused Idempotency-Key with another request is told apart.</summary>
+    public static string ReplyFingerprint(long ticketNumber, AgentReply reply)
+    {
+        var canonical = string.Join('\u001f',
+            ticketNumber.ToString(CultureInfo.InvariantCulture),
+            reply.ConversationId?.ToString() ?? "",
+            reply.Text,
+            reply.Html ?? "\u0000",
+            reply.SetStatus?.ToString() ?? "");
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
+    }
+
+    public static string? Format(long? number) => number?.ToString(CultureInfo.InvariantCulture);
+
+    private static string? NullIfEmpty(string value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+}

@@ -1,0 +1,90 @@
+using Crm.Service.Grains.Records;
+using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.TestingHost;
+
+namespace Crm.Service.Tests.Support;
+
+/// <summary>The real store, except that a commit matching <see cref="FailWhen"/> fails (once) before anything is written,
+/// as a full disk or a lost database connection would.</summary>
+internal sealed class FaultInjectingStore(ICrmStore inner) : ICrmStore
+{
+    private Func<WriteSet, bool>? _failWhen;
+
+    public void FailNextCommitWhere(Func<WriteSet, bool> predicate) => Interlocked.Exchange(ref _failWhen, predicate);
+
+    public bool Armed => Volatile.Read(ref _failWhen) is not null;
+
+    public Task CommitAsync(WriteSet writes, CancellationToken cancellationToken = default)
+    {
+        if (Volatile.Read(ref _failWhen) is { } predicate && predicate(writes) && Interlocked.CompareExchange(ref _failWhen, null, predicate) == predicate)
+            throw new IOException("Injected commit failure: disk full.");
+        return inner.CommitAsync(writes, cancellationToken);
+    }
+
+    public Task<TicketRecord?> FindTicketAsync(long number, CancellationToken cancellationToken = default) => inner.FindTicketAsync(number, cancellationToken);
+    public Task<ConversationRecord?> FindConversationAsync(string key, CancellationToken cancellationToken = default) => inner.FindConversationAsync(key, cancellationToken);
+    public Task<ConversationRecord?> FindConversationAsync(Guid id, CancellationToken cancellationToken = default) => inner.FindConversationAsync(id, cancellationToken);
+    public Task<CustomerRecord?> FindCustomerAsync(Guid id, CancellationToken cancellationToken = default) => inner.FindCustomerAsync(id, cancellationToken);
+    public Task<IdentityRecord?> FindIdentityAsync(string key, CancellationToken cancellationToken = default) => inner.FindIdentityAsync(key, cancellationToken);
+    public Task<IReadOnlyList<IdentityRecord>> FindIdentitiesOfCustomerAsync(Guid customerId, CancellationToken cancellationToken = default) => inner.FindIdentitiesOfCustomerAsync(customerId, cancellationToken);
+    public Task<IReadOnlyList<long>> FindTicketNumbersOfCustomerAsync(Guid customerId, CancellationToken cancellationToken = default) => inner.FindTicketNumbersOfCustomerAsync(customerId, cancellationToken);
+    public Task<MessageRecord?> FindMessageAsync(Guid id, CancellationToken cancellationToken = default) => inner.FindMessageAsync(id, cancellationToken);
+    public Task<MessageRecord?> FindMessageByExternalIdAsync(string channelAccountId, string externalId, CancellationToken cancellationToken = default) => inner.FindMessageByExternalIdAsync(channelAccountId, externalId, cancellationToken);
+    public Task<MessageRecord?> FindMessageByIdempotencyKeyAsync(string key, CancellationToken cancellationToken = default) => inner.FindMessageByIdempotencyKeyAsync(key, cancellationToken);
+    public Task<IReadOnlyList<AttachmentRecord>> FindAttachmentsAsync(Guid messageId, CancellationToken cancellationToken = default) => inner.FindAttachmentsAsync(messageId, cancellationToken);
+    public Task<ChannelAccountRecord?> FindChannelAccountAsync(string id, CancellationToken cancellationToken = default) => inner.FindChannelAccountAsync(id, cancellationToken);
+}
+
+/// <summary>A one-silo test cluster on the real embedded store behind a <see cref="FaultInjectingStore"/>.</summary>
+public sealed class FaultyStoreClusterFixture : IAsyncLifetime
+{
+    private readonly TempDirectory _data = new("crm-faulty");
+
+    public TestCluster Cluster { get; private set; } = null!;
+
+    public IGrainFactory Grains => Cluster.GrainFactory;
+
+    private IServiceProvider SiloServices => (Cluster.Primary as InProcessSiloHandle)!.SiloHost.Services;
+
+    internal FaultInjectingStore Store => SiloServices.GetRequiredService<FaultInjectingStore>();
+
+    public async Task<T> QueryAsync<T>(Func<CrmDbContext, Task<T>> query)
+    {
+        await using var db = await SiloServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
+        return await query(db);
+    }
+
+    public async Task InitializeAsync()
+    {
+        var builder = new TestClusterBuilder(1);
+        builder.Properties["Store:DataDirectory"] = _data.Path;
+        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+        _data.Dispose();
+    }
+
+    private sealed class SiloConfigurator : ISiloConfigurator
+    {
+        public void Configure(ISiloBuilder siloBuilder)
+        {
+            var services = siloBuilder.Services;
+            services.AddCrmInfrastructure();
+            siloBuilder.UseSqliteReminderService();
+            var real = services.Single(d => d.ServiceType == typeof(ICrmStore));
+            services.Remove(real);
+            services.AddSingleton(provider => new FaultInjectingStore((ICrmStore)ActivatorUtilities.CreateInstance(provider, real.ImplementationType!)));
+            services.AddSingleton<ICrmStore>(provider => provider.GetRequiredService<FaultInjectingStore>());
+        }
+    }
+}
