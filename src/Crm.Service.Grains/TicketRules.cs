@@ -7,7 +7,7 @@ using Crm.Service.Grains.Records;
 namespace Crm.Service.Grains;
 
 /// <summary>What a customer's new message does to a ticket.</summary>
-internal enum CustomerMessageEffect
+public enum CustomerMessageEffect
 {
     /// <summary>The ticket takes it as it is (new or open).</summary>
     Join,
