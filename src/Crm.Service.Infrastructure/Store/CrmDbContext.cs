@@ -69,6 +69,9 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : DbCon
             e.HasIndex(t => new { t.Status, t.UpdatedAt });
             e.HasIndex(t => new { t.Assignee, t.Status, t.UpdatedAt });
             e.HasIndex(t => new { t.Team, t.Status, t.UpdatedAt });
+            // "Mine" and a team's queue across statuses read in order too, rather than sorting every row per page.
+            e.HasIndex(t => new { t.Assignee, t.UpdatedAt });
+            e.HasIndex(t => new { t.Team, t.UpdatedAt });
             // A customer has few tickets: no sort key, so activity does not rewrite this index.
             e.HasIndex(t => t.CustomerId);
             e.HasIndex(t => t.UpdatedAt);

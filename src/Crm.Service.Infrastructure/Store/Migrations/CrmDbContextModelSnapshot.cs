@@ -476,7 +476,11 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("UpdatedAt");
 
+                    b.HasIndex("Assignee", "UpdatedAt");
+
                     b.HasIndex("Status", "UpdatedAt");
+
+                    b.HasIndex("Team", "UpdatedAt");
 
                     b.HasIndex("Assignee", "Status", "UpdatedAt");
 
