@@ -22,7 +22,11 @@ internal sealed class ChangeFeedDispatcher(
     TimeProvider time,
     ILogger<ChangeFeedDispatcher> logger) : BackgroundService
 {
-    private readonly IReadOnlyList<IChangeConsumer> _consumers = consumers.ToList();
+    private readonly IReadOnlyList<IChangeConsumer> _consumers =
+    [
+        .. consumers,
+        .. string.IsNullOrWhiteSpace(options.Value.JournalFile) ? [] : new[] { new ChangeJournalConsumer(Path.GetFullPath(options.Value.JournalFile)) },
+    ];
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
@@ -80,7 +84,7 @@ internal sealed class ChangeFeedDispatcher(
             {
                 failures++;
                 var delay = settings.DelayAfter(failures);
-                logger.LogError(ex, "Change consumer {Consumer} failed on changes {First}–{Last} (attempt {Attempt}); handing them again in {Delay}",
+                logger.LogError(ex, "Change consumer {Consumer} failed on changes {First}..{Last} (attempt {Attempt}); handing them again in {Delay}",
                     consumer.Name, batch.Count > 0 ? batch[0].Sequence : null, batch.Count > 0 ? batch[^1].Sequence : null, failures, delay);
                 if (!await DelayAsync(delay, stoppingToken))
                     return;

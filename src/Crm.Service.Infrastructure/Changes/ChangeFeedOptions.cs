@@ -30,6 +30,9 @@ public sealed class ChangeFeedOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "1.00:00:00")]
     public TimeSpan PruneInterval { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>When set, every change is also appended to this file as a line (a diagnostic tap, cursor name "journal").</summary>
+    public string? JournalFile { get; set; }
+
     public TimeSpan DelayAfter(int failures)
     {
         var exponent = Math.Min(failures - 1, 30);

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Crm.Service.Tests.Support;
 using Microsoft.Data.Sqlite;
+using Xunit.Abstractions;
 
 namespace Crm.Service.Tests.Changes;
 
@@ -12,7 +13,7 @@ namespace Crm.Service.Tests.Changes;
 /// persisted high-water mark, applies none twice. In-process tests abandon the dispatcher at the exact point (it keeps
 /// nothing in memory that a restart needs); the SIGKILL test proves change rows commit atomically with their writes.
 /// </summary>
-public sealed class ChangeFeedCrashTests : IDisposable
+public sealed class ChangeFeedCrashTests(ITestOutputHelper output) : IDisposable
 {
     private const string Consumer = "journal";
     private readonly TempDirectory _data = new("crm-feed-crash");
@@ -90,10 +91,12 @@ public sealed class ChangeFeedCrashTests : IDisposable
     }
 
     [Fact]
-    public async Task After_a_sigkill_every_acknowledged_message_has_exactly_one_created_change_and_no_change_lacks_its_write()
+    public async Task A_sigkill_during_a_burst_loses_no_change_and_the_journal_consumer_applies_none_twice()
     {
+        var journal = Path.Combine(_data.Path, "changes.journal");
+        var settings = new Dictionary<string, string> { ["ChangeFeed__JournalFile"] = journal, ["ChangeFeed__BatchSize"] = "8" };
         var acknowledged = new ConcurrentDictionary<string, Guid>();
-        await using (var service = await ServiceProcess.StartAsync(_data.Path))
+        await using (var service = await ServiceProcess.StartAsync(_data.Path, settings))
         {
             using var admin = new HttpClient { BaseAddress = new Uri(service.BaseUrl) };
             admin.DefaultRequestHeaders.Add("X-Api-Key", CrmApp.AdminKey);
@@ -122,30 +125,74 @@ public sealed class ChangeFeedCrashTests : IDisposable
             })).ToList();
 
             await Eventually.WaitForAsync(() => Task.FromResult(acknowledged.Count), count => count >= 150, TimeSpan.FromSeconds(60), "150 acknowledged messages");
+            await Eventually.WaitForAsync(() => Task.FromResult(JournalSequences(journal).Count), count => count > 0, TimeSpan.FromSeconds(60), "the journal to start");
             await service.KillAsync();
             await stop.CancelAsync();
             await Task.WhenAll(workers);
         }
 
         // Opening the file after the kill recovers the WAL exactly as a restart would.
-        await using var connection = new SqliteConnection($"Data Source={Path.Combine(_data.Path, "crm.db")};Pooling=False");
-        await connection.OpenAsync();
+        await using (var connection = new SqliteConnection($"Data Source={Path.Combine(_data.Path, "crm.db")};Pooling=False"))
+        {
+            await connection.OpenAsync();
+            await AssertEveryWriteHasItsChangeAsync(connection, acknowledged.Values);
+            var committed = await ListAsync(connection, "SELECT CAST(Sequence AS TEXT) FROM Changes ORDER BY Sequence");
+            var cursor = await PersistedCursorAsync("journal");
+            var applied = JournalSequences(journal);
+            output.WriteLine($"at the kill: {committed.Count} changes committed, journal applied up to {applied.LastOrDefault()}, cursor at {cursor}");
+        }
+
+        // The restarted service hands the journal what it missed (and what it applied but had no cursor for) exactly once.
+        await using (await ServiceProcess.StartAsync(_data.Path, settings))
+        {
+            await Eventually.WaitForAsync(async () => (Journal: JournalSequences(journal).LastOrDefault(), Last: await LastSequenceAsync()),
+                state => state.Journal == state.Last, TimeSpan.FromSeconds(60), "the journal to catch up");
+        }
+        await using (var connection = new SqliteConnection($"Data Source={Path.Combine(_data.Path, "crm.db")};Pooling=False"))
+        {
+            await connection.OpenAsync();
+            var committed = (await ListAsync(connection, "SELECT CAST(Sequence AS TEXT) FROM Changes ORDER BY Sequence")).Select(s => long.Parse(s, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            Assert.Equal(committed, JournalSequences(journal));
+        }
+    }
+
+    private static async Task AssertEveryWriteHasItsChangeAsync(SqliteConnection connection, ICollection<Guid> acknowledged)
+    {
         var created = await ListAsync(connection, "SELECT EntityId FROM Changes WHERE Entity = 'message' AND Kind = 'created'");
         var messages = await ListAsync(connection, "SELECT Id FROM Messages");
-        foreach (var messageId in acknowledged.Values)
+        foreach (var messageId in acknowledged)
             Assert.Single(created, messageId.ToString("D"));
         Assert.Equal(messages.Select(m => Guid.Parse(m).ToString("D")).Order(), created.Order());
         var tickets = await ListAsync(connection, "SELECT CAST(Number AS TEXT) FROM Tickets");
         Assert.Equal(tickets.Order(), (await ListAsync(connection, "SELECT EntityId FROM Changes WHERE Entity = 'ticket' AND Kind = 'created'")).Order());
     }
 
-    private async Task<long> PersistedCursorAsync()
+    /// <summary>The sequences of the journal's complete lines (a line without its newline was cut short by the kill).</summary>
+    private static List<long> JournalSequences(string path)
+    {
+        if (!File.Exists(path))
+            return [];
+        using var reader = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var lines = new StreamReader(reader).ReadToEnd().Split('\n');
+        return [.. lines[..^1].Select(l => long.Parse(l[..l.IndexOf(' ', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture))];
+    }
+
+    private async Task<long> LastSequenceAsync()
+    {
+        await using var connection = new SqliteConnection($"Data Source={Path.Combine(_data.Path, "crm.db")};Mode=ReadOnly;Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COALESCE(MAX(Sequence), 0) FROM Changes";
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    private async Task<long> PersistedCursorAsync(string consumer = Consumer)
     {
         await using var connection = new SqliteConnection($"Data Source={Path.Combine(_data.Path, "crm.db")};Pooling=False");
         await connection.OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT COALESCE((SELECT Sequence FROM ChangeCursors WHERE Consumer = $consumer), 0)";
-        command.Parameters.AddWithValue("$consumer", Consumer);
+        command.Parameters.AddWithValue("$consumer", consumer);
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
