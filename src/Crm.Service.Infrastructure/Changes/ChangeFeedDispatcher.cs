@@ -22,11 +22,15 @@ internal sealed class ChangeFeedDispatcher(
     TimeProvider time,
     ILogger<ChangeFeedDispatcher> logger) : BackgroundService
 {
-    private readonly IReadOnlyList<IChangeConsumer> _consumers =
-    [
-        .. consumers,
-        .. string.IsNullOrWhiteSpace(options.Value.JournalFile) ? [] : new[] { new ChangeJournalConsumer(Path.GetFullPath(options.Value.JournalFile)) },
-    ];
+    private readonly IReadOnlyList<IChangeConsumer> _consumers = WithJournal(consumers, options.Value);
+
+    private static List<IChangeConsumer> WithJournal(IEnumerable<IChangeConsumer> consumers, ChangeFeedOptions settings)
+    {
+        var all = consumers.ToList();
+        if (!string.IsNullOrWhiteSpace(settings.JournalFile))
+            all.Add(new ChangeJournalConsumer(Path.GetFullPath(settings.JournalFile)));
+        return all;
+    }
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {

@@ -14,42 +14,42 @@ internal static class ChangeRows
     /// <summary>Tracks the change rows of <paramref name="writes"/> on <paramref name="db"/>; they are saved with the batch.</summary>
     public static void Append(CrmDbContext db, WriteSet writes, DateTimeOffset at)
     {
-        // Write sets are small (a handful of rows), so a list beats a hash set.
-        var rows = new List<ChangeRecord>(capacity: 4);
+        // Write sets are small (a handful of rows), so a list beats a hash set; many (outbox, audit) yield no row at all.
+        List<ChangeRecord>? rows = null;
         foreach (var operation in writes.Operations)
         {
             switch (operation)
             {
                 case InsertRow { Record: var record }:
                     if (Identify(record) is { } created)
-                        Add(rows, created.Entity, created.Id, ChangeKinds.Created, at);
+                        Add(ref rows, created.Entity, created.Id, ChangeKinds.Created, at);
                     break;
                 case UpdateRow { Record: var record }:
                     if (Identify(record) is { } updated)
-                        Add(rows, updated.Entity, updated.Id, ChangeKinds.Updated, at);
+                        Add(ref rows, updated.Entity, updated.Id, ChangeKinds.Updated, at);
                     break;
                 case MoveTicketContent move:
-                    Add(rows, ChangeEntities.Ticket, Format(move.FromTicket), ChangeKinds.Merged, at);
-                    Add(rows, ChangeEntities.Ticket, Format(move.ToTicket), ChangeKinds.Updated, at);
+                    Add(ref rows, ChangeEntities.Ticket, Format(move.FromTicket), ChangeKinds.Merged, at);
+                    Add(ref rows, ChangeEntities.Ticket, Format(move.ToTicket), ChangeKinds.Updated, at);
                     break;
                 case MoveMessage move:
-                    Add(rows, ChangeEntities.Message, Format(move.MessageId), ChangeKinds.Updated, at);
-                    Add(rows, ChangeEntities.Ticket, Format(move.ToTicket), ChangeKinds.Updated, at);
+                    Add(ref rows, ChangeEntities.Message, Format(move.MessageId), ChangeKinds.Updated, at);
+                    Add(ref rows, ChangeEntities.Ticket, Format(move.ToTicket), ChangeKinds.Updated, at);
                     break;
                 case MoveCustomerConversations move:
-                    Add(rows, ChangeEntities.Customer, Format(move.FromCustomer), ChangeKinds.Merged, at);
+                    Add(ref rows, ChangeEntities.Customer, Format(move.FromCustomer), ChangeKinds.Merged, at);
                     break;
                 case SetDelivery delivery:
-                    Add(rows, ChangeEntities.Message, Format(delivery.MessageId), ChangeKinds.Delivery, at);
+                    Add(ref rows, ChangeEntities.Message, Format(delivery.MessageId), ChangeKinds.Delivery, at);
                     break;
             }
         }
-        foreach (var row in rows)
+        foreach (var row in rows ?? [])
             db.Add(row);
     }
 
     /// <summary>The feed's entity and id of a stored row, or null for rows that are not in the feed.</summary>
-    public static (string Entity, string Id)? Identify(object record) => record switch
+    private static (string Entity, string Id)? Identify(object record) => record switch
     {
         TicketRecord ticket => (ChangeEntities.Ticket, Format(ticket.Number)),
         MessageRecord message => (ChangeEntities.Message, Format(message.Id)),
@@ -60,12 +60,13 @@ internal static class ChangeRows
         _ => null,
     };
 
-    public static string Format(long ticketNumber) => ticketNumber.ToString(CultureInfo.InvariantCulture);
+    private static string Format(long ticketNumber) => ticketNumber.ToString(CultureInfo.InvariantCulture);
 
-    public static string Format(Guid id) => id.ToString("D");
+    private static string Format(Guid id) => id.ToString("D");
 
-    private static void Add(List<ChangeRecord> rows, string entity, string id, string kind, DateTimeOffset at)
+    private static void Add(ref List<ChangeRecord>? rows, string entity, string id, string kind, DateTimeOffset at)
     {
+        rows ??= new List<ChangeRecord>(capacity: 4);
         foreach (var row in rows)
         {
             if (row.EntityId == id && row.Kind == kind && row.Entity == entity)
