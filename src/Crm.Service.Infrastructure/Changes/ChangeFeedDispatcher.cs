@@ -22,7 +22,9 @@ internal sealed class ChangeFeedDispatcher(
     TimeProvider time,
     ILogger<ChangeFeedDispatcher> logger) : BackgroundService
 {
-    private readonly IReadOnlyList<IChangeConsumer> _consumers = WithJournal(consumers, options.Value);
+    // Composed at start, not in the constructor: reading the options here would fail the resolution of every hosted
+    // service on a bad setting, before start-up validation names it.
+    private IReadOnlyList<IChangeConsumer> _consumers = [];
 
     private static List<IChangeConsumer> WithJournal(IEnumerable<IChangeConsumer> consumers, ChangeFeedOptions settings)
     {
@@ -34,6 +36,7 @@ internal sealed class ChangeFeedDispatcher(
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
+        _consumers = WithJournal(consumers, options.Value);
         // Two consumers under one name would share a cursor, and each would skip what the other handled.
         if (_consumers.GroupBy(c => c.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } shared)
             throw new InvalidOperationException($"Change consumers {string.Join(", ", shared.Select(c => c.GetType().Name))} share the name '{shared.Key}'; each needs its own.");
