@@ -1,6 +1,7 @@
 using Crm.Service.Grains;
 using Crm.Service.Grains.Storage;
 using Crm.Service.Infrastructure.Blobs;
+using Crm.Service.Infrastructure.Changes;
 using Crm.Service.Infrastructure.Html;
 using Crm.Service.Infrastructure.Outbox;
 using Crm.Service.Infrastructure.Reminders;
@@ -40,6 +41,8 @@ public static class InfrastructureExtensions
         services.AddSingleton<OutboxDispatcher>();
         services.AddSingleton<IOutboxSignal>(provider => provider.GetRequiredService<OutboxDispatcher>());
         services.AddHostedService(provider => provider.GetRequiredService<OutboxDispatcher>());
+
+        services.AddChangeFeed();
         return services;
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Crm.Service.Grains.Records;
+using Crm.Service.Infrastructure.Changes;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
@@ -22,6 +23,8 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : DbCon
     public DbSet<ApiKeyRecord> ApiKeys => Set<ApiKeyRecord>();
     public DbSet<ReminderRecord> Reminders => Set<ReminderRecord>();
     public DbSet<SequenceRecord> Sequences => Set<SequenceRecord>();
+    public DbSet<ChangeRecord> Changes => Set<ChangeRecord>();
+    public DbSet<ChangeCursorRecord> ChangeCursors => Set<ChangeCursorRecord>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -133,6 +136,18 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : DbCon
         {
             e.ToTable("Sequences");
             e.HasKey(s => s.Name);
+        });
+        // The change feed (docs/architecture.md): AUTOINCREMENT, so a sequence is never reused after pruning.
+        model.Entity<ChangeRecord>(e =>
+        {
+            e.ToTable("Changes");
+            e.HasKey(c => c.Sequence);
+            e.Property(c => c.Sequence).ValueGeneratedOnAdd().HasAnnotation("Sqlite:Autoincrement", true);
+        });
+        model.Entity<ChangeCursorRecord>(e =>
+        {
+            e.ToTable("ChangeCursors");
+            e.HasKey(c => c.Consumer);
         });
     }
 

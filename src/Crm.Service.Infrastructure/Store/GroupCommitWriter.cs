@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Changes;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
@@ -22,14 +23,19 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     private readonly IDbContextFactory<CrmDbContext> _contexts;
     private readonly StoreInitializer _initializer;
     private readonly ILogger<GroupCommitWriter> _logger;
+    private readonly ChangeFeedSignal _changes;
+    private readonly TimeProvider _time;
     private readonly int _maxBatch;
     private readonly Task _loop;
 
-    public GroupCommitWriter(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, IOptions<StoreOptions> options, ILogger<GroupCommitWriter> logger)
+    public GroupCommitWriter(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, IOptions<StoreOptions> options,
+        ChangeFeedSignal changes, TimeProvider time, ILogger<GroupCommitWriter> logger)
     {
         _contexts = contexts;
         _initializer = initializer;
         _logger = logger;
+        _changes = changes;
+        _time = time;
         _maxBatch = options.Value.MaxBatchSize;
         _loop = Task.Run(RunAsync);
     }
@@ -81,12 +87,14 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
                 // Rows are added and attached explicitly, so there is nothing for EF to detect, and the context is
                 // thrown away after the commit, so accepting the changes afterwards would be wasted work.
                 db.ChangeTracker.AutoDetectChangesEnabled = false;
+                var committedAt = _time.GetUtcNow();
                 foreach (var pending in batch)
-                    await WriteSetApplier.ApplyAsync(db, pending.Writes);
+                    await WriteSetApplier.ApplyAsync(db, pending.Writes, committedAt);
                 await db.SaveChangesAsync(acceptAllChangesOnSuccess: false);
                 await transaction.CommitAsync();
             }
             Interlocked.Increment(ref _transactions);
+            _changes.Notify();
             foreach (var pending in batch)
                 pending.Completion.TrySetResult();
         }
@@ -107,12 +115,13 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         await using (var db = await _contexts.CreateDbContextAsync())
         await using (var transaction = await db.Database.BeginTransactionAsync())
         {
+            var committedAt = _time.GetUtcNow();
             for (var i = 0; i < batch.Count; i++)
             {
                 await transaction.CreateSavepointAsync("ws");
                 try
                 {
-                    await WriteSetApplier.ApplyAsync(db, batch[i].Writes);
+                    await WriteSetApplier.ApplyAsync(db, batch[i].Writes, committedAt);
                     await db.SaveChangesAsync();
                     await transaction.ReleaseSavepointAsync("ws");
                 }
@@ -129,6 +138,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
             await transaction.CommitAsync();
         }
         Interlocked.Increment(ref _transactions);
+        _changes.Notify();
         for (var i = 0; i < batch.Count; i++)
         {
             if (outcomes[i] is { } failure)

@@ -10,8 +10,9 @@ namespace Crm.Service.Infrastructure.Store;
 /// a bulk operation first saves what is tracked, so the set's operations take effect in their order.</summary>
 internal static class WriteSetApplier
 {
-    public static async Task ApplyAsync(CrmDbContext db, WriteSet writes)
+    public static async Task ApplyAsync(CrmDbContext db, WriteSet writes, DateTimeOffset committedAt)
     {
+        ChangeRows.Append(db, writes, committedAt);
         foreach (var operation in writes.Operations)
         {
             switch (operation)

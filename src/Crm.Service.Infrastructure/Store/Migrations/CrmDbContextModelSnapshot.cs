@@ -126,6 +126,33 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("Audit", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Grains.Records.ChangeRecord", b =>
+                {
+                    b.Property<long>("Sequence")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasAnnotation("Sqlite:Autoincrement", true);
+
+                    b.Property<long>("At")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Entity")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("EntityId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Sequence");
+
+                    b.ToTable("Changes", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Grains.Records.ChannelAccountRecord", b =>
                 {
                     b.Property<string>("Id")
@@ -487,6 +514,19 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.HasIndex("Team", "Status", "UpdatedAt");
 
                     b.ToTable("Tickets", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.Changes.ChangeCursorRecord", b =>
+                {
+                    b.Property<string>("Consumer")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Sequence")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Consumer");
+
+                    b.ToTable("ChangeCursors", (string)null);
                 });
 
             modelBuilder.Entity("Crm.Service.Infrastructure.Store.ReminderRecord", b =>

@@ -1,0 +1,159 @@
+using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Service.Infrastructure.Changes;
+
+/// <summary>
+/// Tails the change feed for every registered <see cref="IChangeConsumer"/>: each gets the changes after its persisted
+/// cursor, in sequence order and in batches, and its cursor moves only after <see cref="IChangeConsumer.HandleAsync"/>
+/// returned. Delivery is at least once: a crash between the two hands the batch again. Consumers run independently, so
+/// one that fails is retried with backoff while the others keep going. Commits wake the consumers; a poll is the fallback.
+/// Embedded mode runs one dispatcher per SQLite file; a clustered store needs a lease per consumer.
+/// </summary>
+internal sealed class ChangeFeedDispatcher(
+    SqliteChangeFeed feed,
+    ChangeFeedSignal signal,
+    StoreInitializer initializer,
+    IEnumerable<IChangeConsumer> consumers,
+    IOptions<ChangeFeedOptions> options,
+    TimeProvider time,
+    ILogger<ChangeFeedDispatcher> logger) : BackgroundService
+{
+    // Composed at start, not in the constructor: reading the options here would fail the resolution of every hosted
+    // service on a bad setting, before start-up validation names it.
+    private IReadOnlyList<IChangeConsumer> _consumers = [];
+
+    private static List<IChangeConsumer> WithJournal(IEnumerable<IChangeConsumer> consumers, ChangeFeedOptions settings)
+    {
+        var all = consumers.ToList();
+        if (!string.IsNullOrWhiteSpace(settings.JournalFile))
+            all.Add(new ChangeJournalConsumer(Path.GetFullPath(settings.JournalFile)));
+        return all;
+    }
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        _consumers = WithJournal(consumers, options.Value);
+        // Two consumers under one name would share a cursor, and each would skip what the other handled.
+        if (_consumers.GroupBy(c => c.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } shared)
+            throw new InvalidOperationException($"Change consumers {string.Join(", ", shared.Select(c => c.GetType().Name))} share the name '{shared.Key}'; each needs its own.");
+        if (_consumers.FirstOrDefault(c => string.IsNullOrWhiteSpace(c.Name)) is { } unnamed)
+            throw new InvalidOperationException($"Change consumer {unnamed.GetType().Name} has no name.");
+        return base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await initializer.EnsureInitializedAsync(stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        var settings = options.Value;
+        await Task.WhenAll(_consumers.Select(consumer => TailAsync(consumer, settings, stoppingToken)).Append(PruneAsync(settings, stoppingToken)));
+    }
+
+    private async Task TailAsync(IChangeConsumer consumer, ChangeFeedOptions settings, CancellationToken stoppingToken)
+    {
+        // Leave the host's start-up path before the first read.
+        await Task.Yield();
+        long? cursor = null;
+        var failures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var nextCommit = signal.NextCommit;
+            IReadOnlyList<Change> batch = [];
+            try
+            {
+                cursor ??= await feed.ReadCursorAsync(consumer.Name, stoppingToken);
+                batch = await feed.ReadAsync(cursor.Value, settings.BatchSize, stoppingToken);
+                if (batch.Count > 0)
+                {
+                    await consumer.HandleAsync(batch, stoppingToken);
+                    await feed.SaveCursorAsync(consumer.Name, batch[^1].Sequence, stoppingToken);
+                    cursor = batch[^1].Sequence;
+                    failures = 0;
+                    if (batch.Count == settings.BatchSize)
+                        continue;
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                failures++;
+                var delay = settings.DelayAfter(failures);
+                logger.LogError(ex, "Change consumer {Consumer} failed on changes {First}..{Last} (attempt {Attempt}); handing them again in {Delay}",
+                    consumer.Name, batch.Count > 0 ? batch[0].Sequence : null, batch.Count > 0 ? batch[^1].Sequence : null, failures, delay);
+                if (!await DelayAsync(delay, stoppingToken))
+                    return;
+                continue;
+            }
+            if (!await WaitForCommitAsync(nextCommit, settings.PollInterval, stoppingToken))
+                return;
+        }
+    }
+
+    private async Task PruneAsync(ChangeFeedOptions settings, CancellationToken stoppingToken)
+    {
+        await Task.Yield();
+        var names = _consumers.Select(c => c.Name).ToList();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var deleted = await feed.PruneAsync(names, time.GetUtcNow() - settings.Retention, stoppingToken);
+                if (deleted > 0)
+                    logger.LogInformation("Pruned {Count} changes older than {Retention} that every consumer has handled", deleted, settings.Retention);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Pruning the change feed failed; trying again in {Interval}", settings.PruneInterval);
+            }
+            if (!await DelayAsync(settings.PruneInterval, stoppingToken))
+                return;
+        }
+    }
+
+    private async Task<bool> WaitForCommitAsync(Task nextCommit, TimeSpan pollInterval, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await nextCommit.WaitAsync(pollInterval, time, stoppingToken);
+        }
+        catch (TimeoutException)
+        {
+            // Poll: catches writes that raised no signal.
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        return true;
+    }
+
+    private async Task<bool> DelayAsync(TimeSpan delay, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await Task.Delay(delay, time, stoppingToken);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,41 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Crm.Service.Infrastructure.Changes;
+
+/// <summary>How the change feed is handed to its consumers and how long it is kept (section "ChangeFeed").</summary>
+public sealed class ChangeFeedOptions
+{
+    public const string Section = "ChangeFeed";
+
+    /// <summary>Most changes handed to a consumer in one call.</summary>
+    [Range(1, 10_000)]
+    public int BatchSize { get; set; } = 500;
+
+    /// <summary>How often an idle consumer looks for changes when no commit wakes it (a safety net: commits wake it at once).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Wait before handing a failed batch to its consumer again; doubles per failure up to <see cref="MaxRetryDelay"/>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
+    public TimeSpan FirstRetryDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    [Range(typeof(TimeSpan), "00:00:00.010", "1.00:00:00")]
+    public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Changes older than this are deleted once every registered consumer's cursor has passed them.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often old changes are pruned.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "1.00:00:00")]
+    public TimeSpan PruneInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>When set, every change is also appended to this file as a line (a diagnostic tap, cursor name "journal").</summary>
+    public string? JournalFile { get; set; }
+
+    public TimeSpan DelayAfter(int failures)
+    {
+        var exponent = Math.Min(failures - 1, 30);
+        return TimeSpan.FromMilliseconds(Math.Min(FirstRetryDelay.TotalMilliseconds * Math.Pow(2, exponent), MaxRetryDelay.TotalMilliseconds));
+    }
+}

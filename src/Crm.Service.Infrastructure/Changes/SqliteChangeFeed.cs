@@ -1,0 +1,81 @@
+using Crm.Service.Grains.Records;
+using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.EntityFrameworkCore;
+
+namespace Crm.Service.Infrastructure.Changes;
+
+/// <summary>The change feed in the embedded SQLite file: the Changes table the store appends to, and the consumers' cursors.</summary>
+internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer) : IChangeFeed
+{
+    private static readonly Func<CrmDbContext, long, int, IAsyncEnumerable<ChangeRecord>> ChangesAfter =
+        EF.CompileAsyncQuery((CrmDbContext db, long after, int max) =>
+            db.Changes.AsNoTracking().Where(c => c.Sequence > after).OrderBy(c => c.Sequence).Take(max));
+
+    public async Task<IReadOnlyList<Change>> ReadAsync(long after, int max, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var changes = new List<Change>();
+        await foreach (var row in ChangesAfter(db, after, max).WithCancellation(cancellationToken))
+            changes.Add(row.ToChange());
+        return changes;
+    }
+
+    public async Task<long> LastSequenceAsync(CancellationToken cancellationToken = default)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // AUTOINCREMENT's high-water mark survives pruning, unlike MAX(Sequence) of an emptied table.
+        return await db.Database
+            .SqlQuery<long>($"SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'Changes'), 0) AS Value")
+            .SingleAsync(cancellationToken);
+    }
+
+    /// <summary>The consumer's persisted position: every change up to it was handled (0 for a new consumer).</summary>
+    public async Task<long> ReadCursorAsync(string consumer, CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.ChangeCursors.AsNoTracking().Where(c => c.Consumer == consumer).Select(c => (long?)c.Sequence)
+            .SingleOrDefaultAsync(cancellationToken) ?? 0;
+    }
+
+    /// <summary>Moves the consumer's cursor forward (never back) in a small transaction of its own.</summary>
+    public async Task SaveCursorAsync(string consumer, long sequence, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        await db.Database.ExecuteSqlAsync($"""
+            INSERT INTO ChangeCursors (Consumer, Sequence) VALUES ({consumer}, {sequence})
+            ON CONFLICT (Consumer) DO UPDATE SET Sequence = MAX(Sequence, excluded.Sequence)
+            """, cancellationToken);
+    }
+
+    /// <summary>
+    /// Deletes changes committed before <paramref name="committedBefore"/> that every one of <paramref name="consumers"/>
+    /// has passed, in chunks so the store's writer never waits long. Returns how many rows went.
+    /// </summary>
+    public async Task<int> PruneAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore, CancellationToken cancellationToken)
+    {
+        const int Chunk = 10_000;
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var cursors = await db.ChangeCursors.AsNoTracking().Where(c => consumers.Contains(c.Consumer)).Select(c => c.Sequence).ToListAsync(cancellationToken);
+        // A consumer without a cursor has handled nothing yet.
+        var passedByAll = cursors.Count < consumers.Count ? 0 : cursors.DefaultIfEmpty(long.MaxValue).Min();
+        // Sequences follow commit order, so the first change young enough to keep bounds the old ones; finding it
+        // reads only the rows that are about to be deleted.
+        var firstKept = await db.Changes.AsNoTracking().Where(c => c.At >= committedBefore).OrderBy(c => c.Sequence)
+            .Select(c => (long?)c.Sequence).FirstOrDefaultAsync(cancellationToken);
+        var upTo = Math.Min(passedByAll, firstKept is { } kept ? kept - 1 : long.MaxValue);
+        var deleted = 0;
+        while (await db.Changes.OrderBy(c => c.Sequence).Select(c => (long?)c.Sequence).FirstOrDefaultAsync(cancellationToken) is { } oldest
+            && oldest <= upTo)
+        {
+            var chunkEnd = Math.Min(upTo, oldest + Chunk - 1);
+            deleted += await db.Changes.Where(c => c.Sequence <= chunkEnd).ExecuteDeleteAsync(cancellationToken);
+        }
+        return deleted;
+    }
+}

@@ -1,0 +1,77 @@
+using System.Globalization;
+using Crm.Service.Grains.Records;
+using Crm.Service.Grains.Storage;
+
+namespace Crm.Service.Infrastructure.Store;
+
+/// <summary>
+/// Derives the change feed's rows from a write set, so they are saved in the same transaction as the write set
+/// itself (see docs/architecture.md, "Change feed"). Only rows a consumer cares about produce a change; audit,
+/// attachments, raw sources and outbox rows do not. A write set yields at most one row per (entity, id, kind).
+/// </summary>
+internal static class ChangeRows
+{
+    /// <summary>Tracks the change rows of <paramref name="writes"/> on <paramref name="db"/>; they are saved with the batch.</summary>
+    public static void Append(CrmDbContext db, WriteSet writes, DateTimeOffset at)
+    {
+        // Write sets are small (a handful of rows), so a list beats a hash set; many (outbox, audit) yield no row at all.
+        List<ChangeRecord>? rows = null;
+        foreach (var operation in writes.Operations)
+        {
+            switch (operation)
+            {
+                case InsertRow { Record: var record }:
+                    if (Identify(record) is { } created)
+                        Add(ref rows, created.Entity, created.Id, ChangeKinds.Created, at);
+                    break;
+                case UpdateRow { Record: var record }:
+                    if (Identify(record) is { } updated)
+                        Add(ref rows, updated.Entity, updated.Id, ChangeKinds.Updated, at);
+                    break;
+                case MoveTicketContent move:
+                    Add(ref rows, ChangeEntities.Ticket, Format(move.FromTicket), ChangeKinds.Merged, at);
+                    Add(ref rows, ChangeEntities.Ticket, Format(move.ToTicket), ChangeKinds.Updated, at);
+                    break;
+                case MoveMessage move:
+                    Add(ref rows, ChangeEntities.Message, Format(move.MessageId), ChangeKinds.Updated, at);
+                    Add(ref rows, ChangeEntities.Ticket, Format(move.ToTicket), ChangeKinds.Updated, at);
+                    break;
+                case MoveCustomerConversations move:
+                    Add(ref rows, ChangeEntities.Customer, Format(move.FromCustomer), ChangeKinds.Merged, at);
+                    break;
+                case SetDelivery delivery:
+                    Add(ref rows, ChangeEntities.Message, Format(delivery.MessageId), ChangeKinds.Delivery, at);
+                    break;
+            }
+        }
+        foreach (var row in rows ?? [])
+            db.Add(row);
+    }
+
+    /// <summary>The feed's entity and id of a stored row, or null for rows that are not in the feed.</summary>
+    private static (string Entity, string Id)? Identify(object record) => record switch
+    {
+        TicketRecord ticket => (ChangeEntities.Ticket, Format(ticket.Number)),
+        MessageRecord message => (ChangeEntities.Message, Format(message.Id)),
+        ConversationRecord conversation => (ChangeEntities.Conversation, Format(conversation.Id)),
+        CustomerRecord customer => (ChangeEntities.Customer, Format(customer.Id)),
+        IdentityRecord identity => (ChangeEntities.Identity, identity.Key),
+        ChannelAccountRecord channel => (ChangeEntities.ChannelAccount, channel.Id),
+        _ => null,
+    };
+
+    private static string Format(long ticketNumber) => ticketNumber.ToString(CultureInfo.InvariantCulture);
+
+    private static string Format(Guid id) => id.ToString("D");
+
+    private static void Add(ref List<ChangeRecord>? rows, string entity, string id, string kind, DateTimeOffset at)
+    {
+        rows ??= new List<ChangeRecord>(capacity: 4);
+        foreach (var row in rows)
+        {
+            if (row.EntityId == id && row.Kind == kind && row.Entity == entity)
+                return;
+        }
+        rows.Add(new ChangeRecord { Entity = entity, EntityId = id, Kind = kind, At = at });
+    }
+}

@@ -1,0 +1,166 @@
+using Crm.Service.Grains.Records;
+using Crm.Service.Grains.Storage;
+using Crm.Service.Tests.Support;
+
+namespace Crm.Service.Tests.Changes;
+
+public sealed class ChangeFeedDispatcherTests : IDisposable
+{
+    private readonly TempDirectory _data = new("crm-feed");
+
+    public void Dispose() => _data.Dispose();
+
+    [Fact]
+    public async Task Every_consumer_gets_every_change_once_in_sequence_order_in_batches()
+    {
+        var first = new RecordingConsumer("first");
+        var second = new RecordingConsumer("second");
+        await using var rig = await FeedRig.StartAsync(_data.Path, [first, second], new Dictionary<string, string?> { ["ChangeFeed:BatchSize"] = "7" });
+
+        // Grouped commits, then one at a time.
+        await rig.CommitTicketsAsync(30);
+        for (var i = 0; i < 30; i++)
+            await rig.CommitTicketsAsync(1);
+
+        var committed = await rig.SequencesAsync();
+        Assert.Equal(60, committed.Count);
+        foreach (var consumer in new[] { first, second })
+        {
+            await Eventually.WaitForAsync(() => Task.FromResult(consumer.Sequences.Count), n => n >= committed.Count, what: $"{consumer.Name} to get 60 changes");
+            Assert.Equal(committed, consumer.Sequences);
+            Assert.All(consumer.Batches, batch => Assert.InRange(batch.Count, 1, 7));
+            await Eventually.WaitForAsync(() => rig.CursorAsync(consumer.Name), cursor => cursor == committed[^1], what: $"{consumer.Name}'s cursor at the last change");
+        }
+    }
+
+    [Fact]
+    public async Task A_consumer_that_throws_gets_the_same_changes_again_while_the_others_progress()
+    {
+        var failing = true;
+        var flaky = new RecordingConsumer("flaky")
+        {
+            Handle = (_, _) => Volatile.Read(ref failing) ? throw new InvalidOperationException("index unavailable") : Task.CompletedTask,
+        };
+        var healthy = new RecordingConsumer("healthy");
+        await using var rig = await FeedRig.StartAsync(_data.Path, [flaky, healthy]);
+
+        await rig.CommitTicketsAsync(10);
+        var committed = await rig.SequencesAsync();
+        await Eventually.WaitForAsync(() => Task.FromResult(healthy.Sequences.Count), n => n == 10, what: "the healthy consumer to get all changes");
+        await Eventually.WaitForAsync(() => Task.FromResult(flaky.AttemptStarts.Count), n => n >= 3, what: "three failed attempts");
+        Assert.Empty(flaky.Batches);
+        Assert.Equal(0, await rig.CursorAsync("flaky"));
+        Assert.Equal(committed[^1], await rig.CursorAsync("healthy"));
+
+        Volatile.Write(ref failing, false);
+        await Eventually.WaitForAsync(() => Task.FromResult(flaky.Sequences.Count), n => n == 10, what: "the recovered consumer to get all changes");
+        Assert.Equal(committed, flaky.Sequences);
+        // Every attempt, failed or not, started where the cursor stood.
+        Assert.All(flaky.AttemptStarts.Take(flaky.AttemptStarts.Count - flaky.Batches.Count + 1), start => Assert.Equal(committed[0], start));
+
+        await rig.CommitTicketsAsync(5);
+        var all = await rig.SequencesAsync();
+        await Eventually.WaitForAsync(() => Task.FromResult(flaky.Sequences.Count), n => n == 15, what: "later changes after the recovery");
+        Assert.Equal(all, flaky.Sequences);
+        await Eventually.WaitForAsync(() => Task.FromResult(healthy.Sequences.Count), n => n == 15, what: "later changes for the healthy consumer");
+        Assert.Equal(all, healthy.Sequences);
+    }
+
+    [Fact]
+    public async Task A_commit_wakes_an_idle_consumer_without_waiting_for_the_poll()
+    {
+        var consumer = new RecordingConsumer("live");
+        // With an hour between polls, only the commit signal can deliver within the test's patience.
+        await using var rig = await FeedRig.StartAsync(_data.Path, [consumer], new Dictionary<string, string?> { ["ChangeFeed:PollInterval"] = "01:00:00" });
+        await rig.CommitTicketsAsync(1);
+        await Eventually.WaitForAsync(() => Task.FromResult(consumer.Sequences.Count), n => n == 1, what: "the first change");
+
+        for (var expected = 2; expected <= 4; expected++)
+        {
+            await rig.CommitTicketsAsync(1);
+            await Eventually.WaitForAsync(() => Task.FromResult(consumer.Sequences.Count), n => n == expected, TimeSpan.FromSeconds(20), what: $"change {expected} after its commit");
+        }
+    }
+
+    [Fact]
+    public async Task Stopping_cancels_a_consumer_mid_batch_and_leaves_its_cursor()
+    {
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var sawCancellation = false;
+        var consumer = new RecordingConsumer("slow")
+        {
+            Handle = async (_, cancellationToken) =>
+            {
+                entered.TrySetResult();
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    sawCancellation = true;
+                    throw;
+                }
+            },
+        };
+        await using var rig = await FeedRig.StartAsync(_data.Path, [consumer]);
+        await rig.CommitTicketsAsync(3);
+        await entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        await rig.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(sawCancellation);
+        Assert.Empty(consumer.Batches);
+        Assert.Equal(0, await rig.CursorAsync("slow"));
+    }
+
+    [Fact]
+    public async Task Consumers_sharing_a_name_stop_start_up()
+    {
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            FeedRig.StartAsync(_data.Path, [new RecordingConsumer("search"), new RecordingConsumer("search")]));
+        Assert.Contains("'search'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Pruning_deletes_only_old_changes_every_consumer_has_passed_and_never_reuses_a_sequence()
+    {
+        await using var rig = await FeedRig.StartAsync(_data.Path, []);
+        await rig.CommitTicketsAsync(10);
+        var committed = await rig.SequencesAsync();
+        await rig.SaveCursorAsync("search", committed[4]);
+        await rig.SaveCursorAsync("console", committed[7]);
+        var later = DateTimeOffset.UtcNow.AddDays(1);
+
+        // A consumer without a cursor has passed nothing; changes younger than the retention stay.
+        Assert.Equal(0, await rig.PruneAsync(["search", "console", "routing"], later));
+        Assert.Equal(0, await rig.PruneAsync(["search", "console"], DateTimeOffset.UtcNow.AddDays(-1)));
+        Assert.Equal(5, await rig.PruneAsync(["search", "console"], later));
+        Assert.Equal(committed[5..], await rig.SequencesAsync());
+
+        // A cursor only moves forward.
+        await rig.SaveCursorAsync("search", committed[1]);
+        Assert.Equal(committed[4], await rig.CursorAsync("search"));
+
+        Assert.Equal(5, await rig.PruneAsync([], later));
+        Assert.Empty(await rig.SequencesAsync());
+        Assert.Equal(committed[^1], await rig.Feed.LastSequenceAsync());
+        await rig.CommitTicketsAsync(1);
+        Assert.True((await rig.SequencesAsync()).Single() > committed[^1]);
+    }
+
+    [Fact]
+    public async Task The_feed_reads_changes_after_a_position()
+    {
+        await using var rig = await FeedRig.StartAsync(_data.Path, []);
+        await rig.Store.CommitAsync(new WriteSet().Insert(new TicketRecord { Number = 42, Subject = "read" }));
+        await rig.Store.CommitAsync(new WriteSet().Update(new TicketRecord { Number = 42, Subject = "read" }, nameof(TicketRecord.Subject)));
+
+        var all = await rig.Feed.ReadAsync(0, 10);
+
+        Assert.Equal(["ticket/42/created", "ticket/42/updated"], all.Select(c => $"{c.Entity}/{c.EntityId}/{c.Kind}"));
+        Assert.Equal(all[1].Sequence, await rig.Feed.LastSequenceAsync());
+        Assert.Equal([all[1]], await rig.Feed.ReadAsync(all[0].Sequence, 10));
+        Assert.Equal([all[0]], await rig.Feed.ReadAsync(0, 1));
+    }
+}
