@@ -26,6 +26,10 @@ public sealed class MessageDeliveryGrain(ICrmStore store, TimeProvider time) : G
             throw new DomainException(DomainErrorKind.NotFound, $"No message {this.GetPrimaryKey()} was sent on channel '{reporter}'.", "messageId");
         if (!IsAllowed(_current.Value, update.Status))
             return;
+        // Only the channel can say a message it took has failed after all; the outbox, which may resend after a
+        // crash and be refused as a repeat, never moves a sent message to failed.
+        if (update.ChannelAccountId is null && update.Status == DeliveryStatus.Failed && _current != DeliveryStatus.Queued)
+            return;
         await store.CommitAsync(new WriteSet().Add(
             new SetDelivery(this.GetPrimaryKey(), update.Status, update.Reason, update.ExternalId, time.GetUtcNow())), cancellationToken);
         _current = update.Status;

@@ -53,9 +53,18 @@ internal sealed class OutboxDispatcher(
                 var due = await DueAsync(settings.MaxParallelSends * 4, stoppingToken);
                 if (due.Count > 0)
                 {
+                    var progressed = 0;
                     await Parallel.ForEachAsync(due, new ParallelOptions { MaxDegreeOfParallelism = settings.MaxParallelSends, CancellationToken = stoppingToken },
-                        async (item, ct) => await DispatchAsync(item, settings, ct));
-                    continue;
+                        async (item, ct) =>
+                        {
+                            if (await DispatchAsync(item, settings, ct))
+                                Interlocked.Increment(ref progressed);
+                        });
+                    // Go round at once only if something moved; items that fail before their attempt is recorded
+                    // (a full disk, a busy database) are still due and must not spin a core.
+                    if (progressed > 0)
+                        continue;
+                    logger.LogWarning("Outbox pass: none of {Count} due messages could be recorded; waiting {Interval}", due.Count, settings.PollInterval);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -81,18 +90,26 @@ internal sealed class OutboxDispatcher(
     {
         var now = time.GetUtcNow();
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // Replies of a disabled channel are marked waiting once and then parked here, so a backlog neither costs
+        // writes nor crowds out other channels; they are due again the moment the channel is enabled.
         return await db.Outbox.AsNoTracking()
             .Where(o => o.State == OutboxState.Pending && o.NextAttemptAt <= now)
+            .Where(o => o.LastError != WaitingMarker || db.ChannelAccounts.Any(c => c.Id == o.ChannelAccountId && c.Enabled))
             .OrderBy(o => o.NextAttemptAt)
             .Take(limit)
             .ToListAsync(cancellationToken);
     }
 
-    private async Task DispatchAsync(OutboxRecord item, OutboxOptions settings, CancellationToken cancellationToken)
+    /// <summary>Marks an outbox row whose channel is disabled (see <see cref="DueAsync"/>).</summary>
+    internal const string WaitingMarker = "waiting: channel disabled";
+
+    /// <summary>Handles one due row; true when its state moved (the attempt was recorded, or it was parked).</summary>
+    private async Task<bool> DispatchAsync(OutboxRecord item, OutboxOptions settings, CancellationToken cancellationToken)
     {
+        var recorded = false;
         try
         {
-            await DispatchOneAsync(item, settings, cancellationToken);
+            await DispatchOneAsync(item, settings, () => recorded = true, cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -103,32 +120,42 @@ internal sealed class OutboxDispatcher(
             logger.LogError(ex, "Outbound message {MessageId}: attempt {Attempt} could not be completed; it is retried at {NextAttempt}",
                 item.MessageId, item.Attempts, item.NextAttemptAt);
         }
+        return recorded;
     }
 
-    private async Task DispatchOneAsync(OutboxRecord item, OutboxOptions settings, CancellationToken cancellationToken)
+    private async Task DispatchOneAsync(OutboxRecord item, OutboxOptions settings, Action recorded, CancellationToken cancellationToken)
     {
         var delivery = grains.GetGrain<IMessageDeliveryGrain>(item.MessageId);
         var channel = await grains.GetGrain<IChannelAccountGrain>(item.ChannelAccountId).GetAsync();
         if (channel is { Enabled: false })
         {
             // A disabled channel sends nothing; its replies wait, and say so, until an admin enables it.
-            var waiting = $"Waiting: channel '{item.ChannelAccountId}' is disabled; the reply is sent when an admin enables it.";
-            var firstTime = item.LastError != waiting;
-            item.NextAttemptAt = time.GetUtcNow() + settings.DisabledChannelRecheck;
-            item.LastError = waiting;
+            item.LastError = WaitingMarker;
             await store.CommitAsync(new WriteSet().Update(item.Copy()), cancellationToken);
-            if (firstTime)
-                await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Queued, waiting), cancellationToken);
+            recorded();
+            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Queued,
+                $"Waiting: channel '{item.ChannelAccountId}' is disabled; the reply is sent when an admin enables it."), cancellationToken);
+            return;
+        }
+
+        var message = await store.FindMessageAsync(item.MessageId, cancellationToken);
+        if (message is { Delivery: DeliveryStatus.Sent or DeliveryStatus.Delivered or DeliveryStatus.Failed })
+        {
+            // Sent before a crash (or a failed commit) kept this row pending: never send it twice on purpose.
+            item.State = message.Delivery == DeliveryStatus.Failed ? OutboxState.Failed : OutboxState.Done;
+            await store.CommitAsync(new WriteSet().Update(item.Copy()), cancellationToken);
+            recorded();
             return;
         }
 
         item.Attempts++;
         item.NextAttemptAt = time.GetUtcNow() + settings.DelayAfter(item.Attempts);
         await store.CommitAsync(new WriteSet().Update(item.Copy()), cancellationToken);
+        recorded();
 
         var result = channel is null
             ? OutboundResult.Fail($"Channel '{item.ChannelAccountId}' no longer exists.")
-            : await SendAsync(item, settings, cancellationToken);
+            : await SendAsync(item, message, settings, cancellationToken);
         if (result.Success)
         {
             await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Sent, null, result.ExternalId), cancellationToken);
@@ -154,11 +181,10 @@ internal sealed class OutboxDispatcher(
         await store.CommitAsync(new WriteSet().Update(item.Copy()), cancellationToken);
     }
 
-    private async Task<OutboundResult> SendAsync(OutboxRecord item, OutboxOptions settings, CancellationToken cancellationToken)
+    private async Task<OutboundResult> SendAsync(OutboxRecord item, MessageRecord? message, OutboxOptions settings, CancellationToken cancellationToken)
     {
         if (!_senders.TryGetValue(item.Channel, out var sender))
             return OutboundResult.Fail($"No connector sends {item.Channel} messages in this deployment.");
-        var message = await store.FindMessageAsync(item.MessageId, cancellationToken);
         var conversation = await store.FindConversationAsync(item.ConversationKey, cancellationToken);
         if (message is null || conversation is null)
             return OutboundResult.Fail($"Message {item.MessageId} or its conversation is no longer stored.");

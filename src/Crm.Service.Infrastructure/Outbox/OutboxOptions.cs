@@ -17,10 +17,6 @@ public sealed class OutboxOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "7.00:00:00")]
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromHours(1);
 
-    /// <summary>While a channel is disabled its replies wait; this is how often the outbox looks whether it was enabled.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
-    public TimeSpan DisabledChannelRecheck { get; set; } = TimeSpan.FromSeconds(30);
-
     /// <summary>After this many failed attempts the message is marked failed.</summary>
     [Range(1, 1000)]
     public int MaxAttempts { get; set; } = 25;

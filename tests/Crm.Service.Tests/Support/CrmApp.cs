@@ -35,7 +35,6 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
             ["Outbox:PollInterval"] = "00:00:00.200",
             ["Outbox:FirstRetryDelay"] = "00:00:00.100",
             ["Outbox:MaxRetryDelay"] = "00:00:00.500",
-            ["Outbox:DisabledChannelRecheck"] = "00:00:00.200",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Channels:Api:AllowPrivateNetworkWebhooks"] = "true",
         };
