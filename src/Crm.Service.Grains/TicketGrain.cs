@@ -132,6 +132,7 @@ public sealed class TicketGrain(
 
     public async Task<MessageSnapshot> ReplyAsync(AgentReply reply, CancellationToken cancellationToken = default)
     {
+        InputLimits.CheckReply(reply);
         await LoadAsync(cancellationToken);
         var record = Existing();
         if (record.MergedInto is { } target)
@@ -200,6 +201,7 @@ public sealed class TicketGrain(
 
     public async Task<MessageSnapshot> AddNoteAsync(string actor, string text, CancellationToken cancellationToken = default)
     {
+        InputLimits.CheckNote(text);
         await LoadAsync(cancellationToken);
         var record = Existing();
         if (string.IsNullOrWhiteSpace(text))
@@ -221,6 +223,7 @@ public sealed class TicketGrain(
 
     public async Task<TicketSnapshot> ChangeAsync(TicketChange change, string actor, CancellationToken cancellationToken = default)
     {
+        InputLimits.CheckTicketChange(change);
         await LoadAsync(cancellationToken);
         var record = Existing();
         if (record.MergedInto is { } target)
