@@ -11,9 +11,9 @@ internal static class FakeGrainClock
     /// while every Orleans subsystem keeps real time. Orleans resolves each area's clock under a key that defaults to
     /// the unkeyed provider; left there, membership, messaging timeouts and reminder delivery would stop with the fake.
     /// </summary>
-    public static IServiceCollection AddFakeGrainClock(this IServiceCollection services)
+    public static IServiceCollection AddFakeGrainClock(this IServiceCollection services, FakeTimeProvider? clock = null)
     {
-        services.AddSingleton<TimeProvider>(new FakeTimeProvider(DateTimeOffset.UtcNow));
+        services.AddSingleton<TimeProvider>(clock ?? new FakeTimeProvider(DateTimeOffset.UtcNow));
         foreach (var key in OrleansClockKeys())
             services.AddKeyedSingleton(key, TimeProvider.System);
         return services;
