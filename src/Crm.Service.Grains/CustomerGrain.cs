@@ -25,6 +25,7 @@ public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, I
     {
         // Changed on a copy, swapped in after the commit: a failed commit leaves the activation as the database is.
         var record = Existing().Copy();
+        InputLimits.CheckProfileChange(change, record.CustomFields);
         var now = time.GetUtcNow();
         var writes = new WriteSet();
         void Set(string field, string? oldValue, string? newValue, Action<string?> apply)
@@ -89,9 +90,8 @@ public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, I
         record.Organization ??= source.Organization;
         record.Notes = string.Join("\n\n", new[] { record.Notes, source.Notes }.Where(n => !string.IsNullOrWhiteSpace(n)).Distinct());
         record.Notes = record.Notes.Length == 0 ? null : record.Notes;
-        record.Tags = TextRules.NormalizeTags(record.Tags.Concat(source.Tags));
-        foreach (var (key, value) in source.CustomFields)
-            record.CustomFields.TryAdd(key, value);
+        record.Tags = TextRules.MergeTags(record.Tags, source.Tags);
+        TextRules.FillCustomFields(record.CustomFields, source.CustomFields);
         record.UpdatedAt = now;
         await store.CommitAsync(new WriteSet()
             .Update(record.Copy())

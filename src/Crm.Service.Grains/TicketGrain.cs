@@ -163,6 +163,7 @@ public sealed class TicketGrain(
 
     public async Task<MessageSnapshot> ReplyAsync(AgentReply reply, CancellationToken cancellationToken = default)
     {
+        InputLimits.CheckReply(reply);
         await LoadAsync(cancellationToken);
         var current = Existing();
         var fingerprint = reply.RequestId is null ? null : TicketRules.ReplyFingerprint(Number, reply);
@@ -240,6 +241,7 @@ public sealed class TicketGrain(
 
     public async Task<MessageSnapshot> AddNoteAsync(string actor, string text, CancellationToken cancellationToken = default)
     {
+        InputLimits.CheckNote(text);
         await LoadAsync(cancellationToken);
         var next = Existing().Copy();
         if (string.IsNullOrWhiteSpace(text))
@@ -261,6 +263,7 @@ public sealed class TicketGrain(
 
     public async Task<TicketSnapshot> ChangeAsync(TicketChange change, string actor, CancellationToken cancellationToken = default)
     {
+        InputLimits.CheckTicketChange(change);
         await LoadAsync(cancellationToken);
         var current = Existing();
         if (current.MergedInto is { } target)

@@ -34,10 +34,18 @@ public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, I
             await db.Database.MigrateAsync();
         }
         // Embedded mode has one silo per SQLite file, so numbers reserved but never used before a stop can be
-        // handed out again: tickets stay #10001, #10002, … without gaps from restarts.
+        // handed out again: tickets stay #10001, #10002, … without gaps from restarts. "Never used" means no row
+        // names the number: a conversation stores its reserved number before the ticket row exists (the pointer
+        // before the thing), so a kill between the two commits leaves a number that only the conversation holds.
+        // Audit rows are left out: a ticket's first audit row is committed with the ticket row itself.
         await db.Database.ExecuteSqlAsync($"""
             INSERT INTO Sequences (Name, Next) VALUES ('ticket', {options.FirstTicketNumber})
-            ON CONFLICT (Name) DO UPDATE SET Next = MAX({options.FirstTicketNumber}, COALESCE((SELECT MAX(Number) + 1 FROM Tickets), 0));
+            ON CONFLICT (Name) DO UPDATE SET Next = MAX({options.FirstTicketNumber}, COALESCE((SELECT MAX(Referenced) + 1 FROM (
+                SELECT MAX(Number) AS Referenced FROM Tickets
+                UNION ALL SELECT MAX(TicketNumber) FROM Conversations
+                UNION ALL SELECT MAX(TicketNumber) FROM Messages
+                UNION ALL SELECT MAX(FollowUpOf) FROM Tickets
+                UNION ALL SELECT MAX(MergedInto) FROM Tickets)), 0));
             """);
         logger.LogInformation("Store ready at {Database}", options.DatabasePath);
     }

@@ -21,7 +21,8 @@ public static class AgentApi
     public static IEndpointRouteBuilder MapAgentApi(this IEndpointRouteBuilder endpoints)
     {
         var api = endpoints.MapGroup("/api/v1").RequireAuthorization(ApiKeyAuthenticationExtensions.AgentPolicy)
-            .RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy);
+            .RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy)
+            .AddEndpointFilter<RequestLimitsFilter>();
         api.MapGet("/tickets", ListTicketsAsync);
         api.MapGet("/tickets/{number:long}", GetTicketAsync);
         api.MapGet("/tickets/{number:long}/timeline", GetTimelineAsync);

@@ -1,19 +1,34 @@
 using Crm.Service.Contracts;
+using Crm.Service.Grains;
 
 // HTTP request bodies. They are the public API's shapes and are mapped to grain contracts in the handlers, so a
 // change to a grain contract never changes what clients send. Responses are the view types of
-// Crm.Service.Infrastructure.Queries.
+// Crm.Service.Infrastructure.Queries. Element types say what a valid body holds, but JSON can still put a null in
+// any list: CheckLimits (run by RequestLimitsFilter) refuses that and every over-long field before a handler runs.
 
 namespace Crm.Service.Api;
 
-public sealed record ReplyRequest(string? Text, string? Html, Guid? ConversationId, TicketStatus? Status);
+public sealed record ReplyRequest(string? Text, string? Html, Guid? ConversationId, TicketStatus? Status) : ILimitedRequest
+{
+    public void CheckLimits()
+    {
+        InputLimits.CheckLength(Text, InputLimits.MaxMessageTextLength, "text");
+        InputLimits.CheckLength(Html, InputLimits.MaxMessageTextLength, "html");
+    }
+}
 
-public sealed record NoteRequest(string? Text);
+public sealed record NoteRequest(string? Text) : ILimitedRequest
+{
+    public void CheckLimits() => InputLimits.CheckNote(Text);
+}
 
 /// <summary>A partial change to a ticket; absent (null) fields are left as they are, "" clears assignee or team.</summary>
 public sealed record ChangeTicketRequest(
     TicketStatus? Status, TicketPriority? Priority, IReadOnlyList<string>? Tags, string? Assignee, string? Team, string? Subject)
+    : ILimitedRequest
 {
+    public void CheckLimits() => InputLimits.CheckTicketChange(ToContract());
+
     public TicketChange ToContract() => new()
     {
         Status = Status,
@@ -28,8 +43,21 @@ public sealed record ChangeTicketRequest(
 /// <summary>A partial profile change; absent (null) fields are left as they are; a custom field set to null is removed.</summary>
 public sealed record ChangeCustomerRequest(
     string? Name, string? Language, string? Organization, IReadOnlyList<string>? Tags, string? Notes,
-    IReadOnlyDictionary<string, string?>? CustomFields)
+    IReadOnlyDictionary<string, string?>? CustomFields) : ILimitedRequest
 {
+    /// <summary>The request on its own; the count of custom fields after the change is the grain's to check.</summary>
+    public void CheckLimits()
+    {
+        InputLimits.CheckLength(Name, InputLimits.MaxNameLength, "name");
+        InputLimits.CheckLength(Language, InputLimits.MaxLanguageLength, "language");
+        InputLimits.CheckLength(Organization, InputLimits.MaxNameLength, "organization");
+        InputLimits.CheckLength(Notes, InputLimits.MaxNotesLength, "notes");
+        if (Tags is not null)
+            InputLimits.CheckTags(Tags);
+        if (CustomFields is not null)
+            InputLimits.CheckCustomFields(CustomFields);
+    }
+
     public CustomerProfileChange ToContract() => new()
     {
         Name = Name,

@@ -25,7 +25,7 @@ public static class HttpExtensions
             options.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
         });
         builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
-        builder.Services.AddProblemDetails();
+        builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = ProblemTypes.Conform);
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddHealthChecks()
             .AddCheck<StoreHealthCheck>("store", tags: ["ready"])

@@ -2,6 +2,7 @@ using Crm.Service.Contracts;
 using Crm.Service.Infrastructure.Store;
 using Crm.Service.Tests.Support;
 using Microsoft.EntityFrameworkCore;
+using Orleans.Core.Internal;
 
 namespace Crm.Service.Tests.Grains;
 
@@ -47,9 +48,33 @@ public sealed class IngestGrainTests(TestClusterFixture fixture)
     public async Task A_redelivery_after_the_grain_was_deactivated_is_still_recognised_by_the_store()
     {
         var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var message = scenario.Message("x-1", GrainScenario.NewPhone());
+        var first = await scenario.ReceiveAsync(message);
+        var conversation = fixture.Grains.GetGrain<IConversationGrain>(GrainKeys.Conversation(message.ChannelAccountId, message.ThreadKey));
+        var before = await fixture.Probe(conversation).GetActivationIdAsync();
+
+        await conversation.AsReference<IGrainManagementExtension>().DeactivateOnIdle();
+        // A new activation has an empty in-memory dedupe cache: only the store can recognise the redelivery now.
+        var after = await Eventually.WaitForAsync(() => fixture.Probe(conversation).GetActivationIdAsync(), id => id != before,
+            TimeSpan.FromSeconds(30), "a new activation of the conversation");
+        var again = await scenario.ReceiveAsync(message);
+
+        Assert.NotEqual(before, after);
+        Assert.Equal(after, await fixture.Probe(conversation).GetActivationIdAsync());
+        Assert.True(again.Duplicate);
+        Assert.Equal(first.MessageId, again.MessageId);
+        Assert.Equal(first.TicketNumber, again.TicketNumber);
+        Assert.Equal(1, await QueryAsync(db => db.Messages.CountAsync(m => m.ChannelAccountId == scenario.Channel)));
+        Assert.Equal(1, await QueryAsync(db => db.RawSources.CountAsync(r => r.MessageId == first.MessageId)));
+    }
+
+    [Fact]
+    public async Task The_same_message_id_on_another_thread_of_the_channel_is_recognised_by_the_store()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
         var phone = GrainScenario.NewPhone();
         var first = await scenario.ReceiveAsync(scenario.Message("x-1", phone));
-        // The same message id arriving on another thread of the same channel reaches a fresh grain with no memory of it.
+        // Another thread is another conversation grain, with no memory of the first message.
         var again = await scenario.ReceiveAsync(scenario.Message("x-1", phone, thread: "other-thread"));
         Assert.True(again.Duplicate);
         Assert.Equal(first.MessageId, again.MessageId);

@@ -18,6 +18,12 @@ public sealed class TicketLifecycleTests(TestClusterFixture fixture)
             .Select(a => a.Action + ":" + (a.Field ?? "") + ":" + (a.NewValue ?? "")).ToListAsync());
     }
 
+    private Task<int> AutoCloseRemindersAsync(long number)
+    {
+        var grainId = Ticket(number).GetGrainId().ToString();
+        return fixture.QueryAsync(db => db.Reminders.CountAsync(r => r.GrainId == grainId && r.Name == "auto-close"));
+    }
+
     [Fact]
     public async Task Ticket_numbers_start_at_10001_and_are_unique()
     {
@@ -34,12 +40,34 @@ public sealed class TicketLifecycleTests(TestClusterFixture fixture)
         var phone = GrainScenario.NewPhone();
         var first = await scenario.ReceiveAsync(scenario.Message("r-1", phone));
         await Ticket(first.TicketNumber).ChangeAsync(new TicketChange { Status = TicketStatus.Resolved }, Agent);
+        fixture.Time.Advance(TestClusterFixture.ReopenWindow - TimeSpan.FromMinutes(1));
 
         var second = await scenario.ReceiveAsync(scenario.Message("r-2", phone));
 
         Assert.Equal(first.TicketNumber, second.TicketNumber);
         Assert.Equal(TicketStatus.Open, (await Ticket(first.TicketNumber).GetAsync())!.Status);
         Assert.Contains("customer-replied:status:Open", await HistoryAsync(first.TicketNumber));
+        Assert.Equal(0, await AutoCloseRemindersAsync(first.TicketNumber));
+    }
+
+    [Fact]
+    public async Task A_message_after_the_window_closes_the_ticket_and_opens_a_follow_up_even_before_the_reminder_ticks()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var phone = GrainScenario.NewPhone();
+        var first = await scenario.ReceiveAsync(scenario.Message("w-1", phone));
+        await Ticket(first.TicketNumber).ChangeAsync(new TicketChange { Status = TicketStatus.Resolved }, Agent);
+        fixture.Time.Advance(TestClusterFixture.ReopenWindow + TimeSpan.FromMinutes(1));
+
+        var second = await scenario.ReceiveAsync(scenario.Message("w-2", phone));
+
+        Assert.NotEqual(first.TicketNumber, second.TicketNumber);
+        var closed = (await Ticket(first.TicketNumber).GetAsync())!;
+        Assert.Equal(TicketStatus.Closed, closed.Status);
+        Assert.Equal(fixture.Time.GetUtcNow(), closed.ClosedAt);
+        Assert.Contains("auto-closed:status:Closed", await HistoryAsync(first.TicketNumber));
+        Assert.Equal(first.TicketNumber, (await Ticket(second.TicketNumber).GetAsync())!.FollowUpOf);
+        Assert.Equal(0, await AutoCloseRemindersAsync(first.TicketNumber));
     }
 
     [Fact]
@@ -60,21 +88,36 @@ public sealed class TicketLifecycleTests(TestClusterFixture fixture)
     }
 
     [Fact]
-    public async Task A_resolved_ticket_is_closed_by_its_reminder_once_the_window_has_passed()
+    public async Task A_resolved_ticket_is_closed_by_its_reminder_once_the_window_has_passed_and_not_before()
     {
         var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
         var phone = GrainScenario.NewPhone();
         var first = await scenario.ReceiveAsync(scenario.Message("a-1", phone));
-        await Ticket(first.TicketNumber).ChangeAsync(new TicketChange { Status = TicketStatus.Resolved }, Agent);
+        var ticket = Ticket(first.TicketNumber);
+        await ticket.ChangeAsync(new TicketChange { Status = TicketStatus.Resolved }, Agent);
+        Assert.Equal(1, await AutoCloseRemindersAsync(first.TicketNumber));
 
-        var closed = await Eventually.WaitForAsync(() => Ticket(first.TicketNumber).GetAsync(), t => t!.Status == TicketStatus.Closed,
-            TimeSpan.FromSeconds(30), "the auto-close reminder");
+        // A tick before the window has passed (early, or a stale repeat) changes nothing.
+        fixture.Time.Advance(TestClusterFixture.ReopenWindow - TimeSpan.FromMinutes(1));
+        await fixture.Probe(ticket).FireReminderAsync("auto-close");
+        Assert.Equal(TicketStatus.Resolved, (await ticket.GetAsync())!.Status);
+        Assert.Equal(1, await AutoCloseRemindersAsync(first.TicketNumber));
 
-        Assert.NotNull(closed!.ClosedAt);
+        fixture.Time.Advance(TimeSpan.FromMinutes(2));
+        await fixture.Probe(ticket).FireReminderAsync("auto-close");
+
+        var closed = (await ticket.GetAsync())!;
+        Assert.Equal(TicketStatus.Closed, closed.Status);
+        Assert.Equal(fixture.Time.GetUtcNow(), closed.ClosedAt);
         Assert.Contains("auto-closed:status:Closed", await HistoryAsync(first.TicketNumber));
+        Assert.Equal(0, await AutoCloseRemindersAsync(first.TicketNumber));
+        // A repeated tick after the close is harmless.
+        await fixture.Probe(ticket).FireReminderAsync("auto-close");
+        Assert.Single(await HistoryAsync(first.TicketNumber), h => h.StartsWith("auto-closed:", StringComparison.Ordinal));
         // After the window the next message opens a follow-up.
         var next = await scenario.ReceiveAsync(scenario.Message("a-2", phone));
         Assert.NotEqual(first.TicketNumber, next.TicketNumber);
+        Assert.Equal(first.TicketNumber, (await Ticket(next.TicketNumber).GetAsync())!.FollowUpOf);
     }
 
     [Fact]

@@ -4,8 +4,10 @@ using System.Text.Json.Serialization;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Crm.Service.Tests.Support;
 
@@ -21,10 +23,13 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) } };
 
     private readonly Dictionary<string, string?> _settings;
+    private readonly FakeTimeProvider? _clock;
 
-    public CrmApp(string dataDirectory, IDictionary<string, string?>? settings = null)
+    /// <param name="clock">When given, the grains' clock (Orleans keeps real time) and <see cref="IActivationProbe"/> is installed.</param>
+    public CrmApp(string dataDirectory, IDictionary<string, string?>? settings = null, FakeTimeProvider? clock = null)
     {
         DataDirectory = dataDirectory;
+        _clock = clock;
         _settings = new Dictionary<string, string?>
         {
             ["Store:DataDirectory"] = dataDirectory,
@@ -49,6 +54,9 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
         builder.UseEnvironment("Testing");
         foreach (var (key, value) in _settings)
             builder.UseSetting(key, value);
+        if (_clock is not null)
+            builder.ConfigureTestServices(services => services.AddFakeGrainClock(_clock)
+                .AddKeyedTransient<IGrainExtension, ActivationProbe>(typeof(IActivationProbe)));
     }
 
     public HttpClient Admin()
