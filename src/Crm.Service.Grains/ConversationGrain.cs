@@ -69,6 +69,12 @@ public sealed class ConversationGrain(
         if (await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken) is { } stored)
             return Remember(message.ExternalMessageId, await DuplicateOfAsync(stored, cancellationToken));
 
+        // A thread belongs to one sender: another sender on the same thread key would write into (and read the
+        // replies of) someone else's conversation.
+        if (_record is not null && GrainKeys.Identity(message.Sender.Kind, message.Sender.Value, accountId) != _record.CustomerIdentity)
+            throw new DomainException(DomainErrorKind.Conflict,
+                $"Thread '{threadKey}' belongs to another sender on this channel; give each customer's conversation its own thread key.", "threadKey");
+
         var now = time.GetUtcNow();
         var messageId = Guid.CreateVersion7(now);
         var routing = _record is null ? await StartAsync(message, now, cancellationToken) : new Routing(_record.Copy(), started: false);
@@ -144,8 +150,17 @@ public sealed class ConversationGrain(
     private async Task<InboundRouting> OfferToTicketAsync(Routing routing, Guid messageId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var conversation = routing.Conversation;
-        for (var hop = 0; hop < MaxMergeHops; hop++)
+        var refreshed = false;
+        for (var hop = 0; ; hop++)
         {
+            if (hop == MaxMergeHops)
+            {
+                // A long chain of merges since this activation read its row: the store has the final pointer.
+                if (refreshed || !await RefreshAsync(routing, cancellationToken))
+                    throw new InvalidOperationException($"Ticket #{conversation.TicketNumber} is merged more than {MaxMergeHops} times deep.");
+                refreshed = true;
+                hop = 0;
+            }
             var offered = await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber)
                 .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now, conversation.CustomerId), cancellationToken);
             switch (offered.Kind)
@@ -158,6 +173,10 @@ public sealed class ConversationGrain(
                     routing.FollowUpOf = conversation.TicketNumber;
                     conversation.TicketNumber = 0;
                     return offered;
+                case InboundRoutingKind.Foreign when !refreshed && await RefreshAsync(routing, cancellationToken):
+                    // A merge (of tickets or customers) moved this conversation since the activation read its row.
+                    refreshed = true;
+                    continue;
                 case InboundRoutingKind.Foreign:
                     // The number is someone else's ticket: never join it; open a new ticket under a new number.
                     conversation.TicketNumber = 0;
@@ -168,38 +187,63 @@ public sealed class ConversationGrain(
                     return offered;
             }
         }
-        throw new InvalidOperationException($"Ticket #{conversation.TicketNumber} is merged more than {MaxMergeHops} times deep.");
+    }
+
+    /// <summary>Takes the ticket and customer from the stored row when merges changed them; false when nothing changed.</summary>
+    private async Task<bool> RefreshAsync(Routing routing, CancellationToken cancellationToken)
+    {
+        var stored = await store.FindConversationAsync(this.GetPrimaryKeyString(), cancellationToken);
+        var conversation = routing.Conversation;
+        if (stored is null || (stored.TicketNumber == conversation.TicketNumber && stored.CustomerId == conversation.CustomerId))
+            return false;
+        conversation.TicketNumber = stored.TicketNumber;
+        conversation.CustomerId = stored.CustomerId;
+        routing.TicketMoved = false;
+        return true;
     }
 
     private async Task OpenTicketAsync(Routing routing, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var conversation = routing.Conversation;
-        if (conversation.TicketNumber == 0 || _record is null)
-        {
-            if (conversation.TicketNumber == 0)
-                conversation.TicketNumber = await ticketNumbers.NextAsync(cancellationToken);
-            // Store the pointer before the ticket exists, so a crash in between reopens the same number, never a second ticket.
-            var writes = _record is null
-                ? new WriteSet().Insert(conversation.Copy())
-                : new WriteSet().Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
-            await store.CommitAsync(writes, cancellationToken);
-            _record = conversation.Copy();
-            routing.TicketMoved = false;
-        }
         // A follow-up belongs to whoever the identity belongs to now (the customer may have been merged since);
         // a conversation started in this very call has just resolved it.
         var customerId = routing.Started
             ? conversation.CustomerId
             : await GrainFactory.GetGrain<IIdentityGrain>(conversation.CustomerIdentity).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
-        await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber).OpenAsync(new TicketOpening
+        for (var attempt = 1; ; attempt++)
         {
-            Subject = TextRules.SubjectFor(message.Subject, message.Text),
-            CustomerId = customerId,
-            ConversationId = conversation.Id,
-            ConversationKey = conversation.Key,
-            Actor = conversation.CustomerIdentity,
-            FollowUpOf = routing.FollowUpOf,
-        }, cancellationToken);
+            if (conversation.TicketNumber == 0 || _record is null)
+            {
+                if (conversation.TicketNumber == 0)
+                    conversation.TicketNumber = await ticketNumbers.NextAsync(cancellationToken);
+                // Store the pointer before the ticket exists, so a crash in between reopens the same number, never a second ticket.
+                var writes = _record is null
+                    ? new WriteSet().Insert(conversation.Copy())
+                    : new WriteSet().Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
+                await store.CommitAsync(writes, cancellationToken);
+                _record = conversation.Copy();
+                routing.TicketMoved = false;
+            }
+            try
+            {
+                await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber).OpenAsync(new TicketOpening
+                {
+                    Subject = TextRules.SubjectFor(message.Subject, message.Text),
+                    CustomerId = customerId,
+                    ConversationId = conversation.Id,
+                    ConversationKey = conversation.Key,
+                    Actor = conversation.CustomerIdentity,
+                    FollowUpOf = routing.FollowUpOf,
+                }, cancellationToken);
+                return;
+            }
+            catch (DomainException ex) when (ex.Kind == DomainErrorKind.Conflict && attempt < 3)
+            {
+                // The number this conversation reserved was opened by another conversation meanwhile (a number
+                // reserved before a crash): take a new one rather than refuse the customer's message.
+                conversation.TicketNumber = 0;
+            }
+        }
     }
 
     private async Task<AttachmentRecord> StoreAttachmentAsync(Guid messageId, InboundAttachment attachment, DateTimeOffset now, CancellationToken cancellationToken)

@@ -1,6 +1,7 @@
 using Crm.Service.Contracts;
 using Crm.Service.Grains.Records;
 using Crm.Service.Grains.Storage;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Crm.Service.Grains;
@@ -19,7 +20,8 @@ public sealed class TicketGrain(
     IOutboxSignal outbox,
     IHtmlSanitizer sanitizer,
     IOptions<TicketOptions> options,
-    TimeProvider time) : Grain, ITicketGrain, IRemindable
+    TimeProvider time,
+    ILogger<TicketGrain> logger) : Grain, ITicketGrain, IRemindable
 {
     internal const string AutoCloseReminder = "auto-close";
 
@@ -405,30 +407,33 @@ public sealed class TicketGrain(
             writes.Insert(Audit.Ticket(Number, action, actor, now, change.Field, change.OldValue, change.NewValue));
     }
 
-    /// <summary>Commits the new row with the set's other writes, then swaps it in and keeps the auto-close reminder in step.</summary>
+    /// <summary>Commits the new row with the set's other writes, then swaps it in and keeps the auto-close reminder in step.
+    /// The reminder is registered before a commit that resolves the ticket, so a crash right after the commit still
+    /// closes it; a reminder left by a commit that failed finds the ticket not resolved on its tick and removes itself.
+    /// It is removed after a commit that leaves the resolved state, where a failure is harmless for the same reason.</summary>
     private async Task CommitAsync(TicketRecord next, WriteSet writes, CancellationToken cancellationToken)
     {
-        var before = _record?.Status;
-        await store.CommitAsync(writes.Update(next.Copy()), cancellationToken);
-        Committed(next);
-        if (before == TicketStatus.Resolved || next.Status == TicketStatus.Resolved)
-            await SyncAutoCloseReminderAsync();
-    }
-
-    /// <summary>Keeps exactly one auto-close reminder while the ticket is resolved, none otherwise.
-    /// Touches the reminder table only when the ticket enters or leaves the resolved state.</summary>
-    private async Task SyncAutoCloseReminderAsync()
-    {
-        var wanted = _record is { Status: TicketStatus.Resolved, MergedInto: null };
-        var existing = await this.GetReminder(AutoCloseReminder);
-        if (wanted && existing is null)
+        var wasResolved = _record?.Status == TicketStatus.Resolved;
+        var resolves = next is { Status: TicketStatus.Resolved, MergedInto: null, ResolvedAt: not null } && !wasResolved;
+        if (resolves)
         {
-            var due = _record!.ResolvedAt!.Value + options.Value.ReopenWindow - time.GetUtcNow();
+            var due = next.ResolvedAt!.Value + options.Value.ReopenWindow - time.GetUtcNow();
             await this.RegisterOrUpdateReminder(AutoCloseReminder, due < TimeSpan.Zero ? TimeSpan.Zero : due, options.Value.ReminderPeriod);
         }
-        else if (!wanted && existing is not null)
+        await store.CommitAsync(writes.Update(next.Copy()), cancellationToken);
+        Committed(next);
+        if (wasResolved && next.Status != TicketStatus.Resolved)
         {
-            await this.UnregisterReminder(existing);
+            try
+            {
+                if (await this.GetReminder(AutoCloseReminder) is { } reminder)
+                    await this.UnregisterReminder(reminder);
+            }
+            catch (Exception ex)
+            {
+                // The change is committed; the reminder's next tick finds the ticket not resolved and removes itself.
+                logger.LogWarning(ex, "Ticket #{Number}: the auto-close reminder could not be removed now; its next tick removes it", Number);
+            }
         }
     }
 

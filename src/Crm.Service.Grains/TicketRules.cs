@@ -112,13 +112,18 @@ internal static class TicketRules
     /// <summary>A stable fingerprint of what a reply asks for, so a reused Idempotency-Key with another request is told apart.</summary>
     public static string ReplyFingerprint(long ticketNumber, AgentReply reply)
     {
-        var canonical = string.Join('\u001f',
+        // Each part is length-prefixed, so no text can shift a boundary and make two requests look alike.
+        var canonical = new StringBuilder();
+        foreach (var part in new[]
+        {
             ticketNumber.ToString(CultureInfo.InvariantCulture),
-            reply.ConversationId?.ToString() ?? "",
+            reply.ConversationId?.ToString(),
             reply.Text,
-            reply.Html ?? "\u0000",
-            reply.SetStatus?.ToString() ?? "");
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
+            reply.Html,
+            reply.SetStatus?.ToString(),
+        })
+            canonical.Append(part is null ? "-1" : part.Length.ToString(CultureInfo.InvariantCulture)).Append(':').Append(part).Append(';');
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical.ToString())));
     }
 
     public static string? Format(long? number) => number?.ToString(CultureInfo.InvariantCulture);

@@ -92,4 +92,29 @@ public sealed class FailedCommitTests(FaultyStoreClusterFixture fixture) : IClas
         Assert.Equal(first.TicketNumber, redelivered.TicketNumber);
         Assert.Equal(1, await fixture.QueryAsync(db => db.Messages.CountAsync(m => m.ChannelAccountId == scenario.Channel && m.ExternalId == "fc-6")));
     }
+
+    [Fact]
+    public async Task The_auto_close_reminder_is_stored_before_the_ticket_is_committed_as_resolved()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var ticket = fixture.Grains.GetGrain<ITicketGrain>((await scenario.ReceiveAsync(scenario.Message("fc-7", GrainScenario.NewPhone()))).TicketNumber);
+        var remindersBefore = await fixture.QueryAsync(db => db.Reminders.CountAsync());
+        int? remindersAtCommit = null;
+        fixture.Store.BeforeCommit = async writes =>
+        {
+            if (writes.Operations.Any(o => o is UpdateRow { Record: TicketRecord { Status: TicketStatus.Resolved } }))
+                remindersAtCommit = await fixture.QueryAsync(db => db.Reminders.CountAsync());
+        };
+        try
+        {
+            await ticket.ChangeAsync(new TicketChange { Status = TicketStatus.Resolved }, "agent:a");
+        }
+        finally
+        {
+            fixture.Store.BeforeCommit = null;
+        }
+
+        // A kill right after the commit finds the reminder already stored, so the ticket still closes.
+        Assert.Equal(remindersBefore + 1, remindersAtCommit);
+    }
 }

@@ -112,6 +112,38 @@ public sealed class RoutingAndMergeSafetyTests(TestClusterFixture fixture)
             Assert.DoesNotContain(banned, stored.Html, StringComparison.OrdinalIgnoreCase);
     }
 
+    [Fact]
+    public async Task Another_sender_on_a_thread_key_cannot_write_into_that_conversation()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var alice = GrainScenario.NewPhone();
+        var first = await scenario.ReceiveAsync(scenario.Message("s-1", alice, "my address is …", thread: "room-1"));
+
+        var intruder = await Assert.ThrowsAsync<DomainException>(() => scenario.ReceiveAsync(scenario.Message("s-2", GrainScenario.NewPhone(), "what did she say?", thread: "room-1")));
+
+        Assert.Equal(("threadKey", DomainErrorKind.Conflict), (intruder.Field, intruder.Kind));
+        var number = first.TicketNumber;
+        Assert.Equal(["s-1"], await fixture.QueryAsync(db => db.Messages.Where(m => m.TicketNumber == number).Select(m => m.ExternalId!).ToListAsync()));
+    }
+
+    [Fact]
+    public async Task A_conversation_follows_a_chain_of_merges_longer_than_it_can_hop()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var phone = GrainScenario.NewPhone();
+        var tickets = new List<long>();
+        for (var i = 0; i < 18; i++)
+            tickets.Add((await scenario.ReceiveAsync(scenario.Message($"chain-{i}", phone, thread: $"chain-{i}"))).TicketNumber);
+        var coordinator = fixture.Grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Tickets);
+        for (var i = 0; i < 17; i++)
+            await coordinator.MergeTicketsAsync(tickets[i], tickets[i + 1], Agent);
+
+        // The first conversation's activation still points at the first ticket: 17 hops away from the last one.
+        var next = await scenario.ReceiveAsync(scenario.Message("chain-next", phone, thread: "chain-0"));
+
+        Assert.Equal(tickets[^1], next.TicketNumber);
+    }
+
     private static async Task<Exception?> Outcome(Task task)
     {
         try

@@ -1,3 +1,4 @@
+using Crm.Service.Grains.Storage;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -57,7 +58,20 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
         if (_clock is not null)
             builder.ConfigureTestServices(services => services.AddFakeGrainClock(_clock)
                 .AddKeyedTransient<IGrainExtension, ActivationProbe>(typeof(IActivationProbe)));
+        if (FaultyStore)
+            builder.ConfigureTestServices(services =>
+            {
+                var real = services.Single(d => d.ServiceType == typeof(ICrmStore));
+                services.Remove(real);
+                services.AddSingleton(provider => new FaultInjectingStore((ICrmStore)ActivatorUtilities.CreateInstance(provider, real.ImplementationType!)));
+                services.AddSingleton<ICrmStore>(provider => provider.GetRequiredService<FaultInjectingStore>());
+            });
     }
+
+    /// <summary>Set before first use: the store is wrapped in a <see cref="FaultInjectingStore"/> (see <see cref="Store"/>).</summary>
+    public bool FaultyStore { get; init; }
+
+    internal FaultInjectingStore Store => Services.GetRequiredService<FaultInjectingStore>();
 
     public HttpClient Admin()
     {

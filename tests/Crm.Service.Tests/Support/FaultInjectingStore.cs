@@ -13,16 +13,31 @@ namespace Crm.Service.Tests.Support;
 internal sealed class FaultInjectingStore(ICrmStore inner) : ICrmStore
 {
     private Func<WriteSet, bool>? _failWhen;
+    private Func<WriteSet, bool>? _alwaysFailWhen;
+    private int _refused;
 
     public void FailNextCommitWhere(Func<WriteSet, bool> predicate) => Interlocked.Exchange(ref _failWhen, predicate);
 
-    public bool Armed => Volatile.Read(ref _failWhen) is not null;
+    /// <summary>Every commit matching the predicate fails, until cleared with null.</summary>
+    public void FailEveryCommitWhere(Func<WriteSet, bool>? predicate) => Interlocked.Exchange(ref _alwaysFailWhen, predicate);
 
-    public Task CommitAsync(WriteSet writes, CancellationToken cancellationToken = default)
+    /// <summary>How many commits were refused so far.</summary>
+    public int Refused => Volatile.Read(ref _refused);
+
+    /// <summary>Runs before each commit (after the failure check), e.g. to look at what is already stored.</summary>
+    public Func<WriteSet, Task>? BeforeCommit { get; set; }
+
+    public async Task CommitAsync(WriteSet writes, CancellationToken cancellationToken = default)
     {
-        if (Volatile.Read(ref _failWhen) is { } predicate && predicate(writes) && Interlocked.CompareExchange(ref _failWhen, null, predicate) == predicate)
+        if ((Volatile.Read(ref _failWhen) is { } predicate && predicate(writes) && Interlocked.CompareExchange(ref _failWhen, null, predicate) == predicate)
+            || (Volatile.Read(ref _alwaysFailWhen) is { } always && always(writes)))
+        {
+            Interlocked.Increment(ref _refused);
             throw new IOException("Injected commit failure: disk full.");
-        return inner.CommitAsync(writes, cancellationToken);
+        }
+        if (BeforeCommit is { } before)
+            await before(writes);
+        await inner.CommitAsync(writes, cancellationToken);
     }
 
     public Task<TicketRecord?> FindTicketAsync(long number, CancellationToken cancellationToken = default) => inner.FindTicketAsync(number, cancellationToken);
