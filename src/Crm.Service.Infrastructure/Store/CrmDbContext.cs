@@ -84,7 +84,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : DbCon
             e.ToTable("Messages");
             e.HasKey(m => m.Id);
             // Inbound dedupe only; outbound channel ids live in OutboundExternalId and are not unique.
-            e.HasIndex(m => new { m.ChannelAccountId, m.ExternalId }).IsUnique().HasFilter("\"ExternalId\" IS NOT NULL");
+            e.HasIndex(m => new { m.ChannelAccountId, m.ExternalId }).IsUnique().HasFilter("\"ExternalId\" IS NOT NULL AND \"Direction\" = 0");
             e.Property(m => m.OutboundExternalId).HasMaxLength(255);
             e.Property(m => m.RequestHash).HasMaxLength(64);
             e.HasIndex(m => m.IdempotencyKey).IsUnique().HasFilter("\"IdempotencyKey\" IS NOT NULL");
