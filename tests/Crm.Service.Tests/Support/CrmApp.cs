@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -21,9 +22,12 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) } };
 
     private readonly Dictionary<string, string?> _settings;
+    private readonly Action<IServiceCollection>? _services;
 
-    public CrmApp(string dataDirectory, IDictionary<string, string?>? settings = null)
+    /// <param name="services">Replaces or adds services after the app's own (a counting store, a fake clock).</param>
+    public CrmApp(string dataDirectory, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
+        _services = services;
         DataDirectory = dataDirectory;
         _settings = new Dictionary<string, string?>
         {
@@ -49,6 +53,8 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
         builder.UseEnvironment("Testing");
         foreach (var (key, value) in _settings)
             builder.UseSetting(key, value);
+        if (_services is not null)
+            builder.ConfigureTestServices(_services);
     }
 
     public HttpClient Admin()
