@@ -53,8 +53,9 @@ public sealed class ChannelAccountGrain(ICrmStore store, ISecretProtector secret
 
         await store.CommitAsync(isNew ? new WriteSet().Insert(record.Copy()) : new WriteSet().Update(record.Copy()), cancellationToken);
         _record = record;
-        // A secret the caller chose is theirs already; one we generated is shown in the creation answer only.
-        return new ChannelAccountConfigured(record.ToSnapshot(), isNew, issued ?? (isNew ? settings.Secret : null));
+        // Only a secret we generated is shown, once; one the caller chose they have already, and echoing it would put
+        // it in one more answer (and log, and proxy).
+        return new ChannelAccountConfigured(record.ToSnapshot(), isNew, issued);
     }
 
     public async Task<ChannelAccountConfigured> RotateSecretAsync(CancellationToken cancellationToken = default)

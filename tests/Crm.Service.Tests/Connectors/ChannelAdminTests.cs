@@ -99,6 +99,7 @@ public sealed class ChannelAdminTests : AppTest
 
         legacy.EnsureSuccessStatusCode();
         typed.EnsureSuccessStatusCode();
+        Assert.DoesNotContain("legacy-secret-0123456789", await legacy.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal("https://example.com/hook", view.GetProperty("settings").GetProperty("webhookUrl").GetString());
         Assert.Equal("https://example.com/hook", view.GetProperty("webhookUrl").GetString());
         Assert.Equal("email", typedView.GetProperty("settings").GetProperty("trustedIdentityKinds")[0].GetString());
