@@ -112,6 +112,25 @@ public sealed class ApiChannelEdgeTests : IDisposable
     }
 
     [Fact]
+    public async Task Kestrel_stops_a_streamed_body_at_the_endpoint_limit()
+    {
+        // A real server: TestServer has no per-request body size feature.
+        await using var service = await ServiceProcess.StartAsync(_data.Path, new Dictionary<string, string> { ["Channels__Api__MaxBodyBytes"] = "4096" });
+        using var admin = new HttpClient { BaseAddress = new Uri(service.BaseUrl) };
+        admin.DefaultRequestHeaders.Add("X-Api-Key", CrmApp.AdminKey);
+        (await admin.PutAsJsonAsync("/api/v1/admin/channels/bridge", new { kind = "api", name = "Test bridge", secret = CrmApp.ChannelSecret })).EnsureSuccessStatusCode();
+        using var bridge = new HttpClient { BaseAddress = new Uri(service.BaseUrl) };
+        var request = Signing.SignedPost("/api/v1/channels/bridge/messages", CrmApp.ChannelSecret, new string('x', 100_000));
+        request.Content = new StreamContent(new UnknownLengthStream(await request.Content!.ReadAsByteArrayAsync())) { Headers = { ContentType = new("application/json") } };
+
+        var refused = await bridge.SendAsync(request);
+        var accepted = await bridge.SendAsync(Signing.SignedPost("/api/v1/channels/bridge/messages", CrmApp.ChannelSecret, Message("k-1")));
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+    }
+
+    [Fact]
     public async Task A_claimed_content_length_of_20_MiB_allocates_nothing_near_it()
     {
         var body = new MemoryStream(new byte[100]);
