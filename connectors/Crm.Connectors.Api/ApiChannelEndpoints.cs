@@ -1,10 +1,12 @@
-using Crm.Connectors.Api.Http;
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Unicode;
 using Crm.Connectors.Abstractions;
+using Crm.Connectors.Api.Http;
 using Crm.Service.Contracts;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
@@ -18,21 +20,23 @@ namespace Crm.Connectors.Api;
 /// </summary>
 public static class ApiChannelEndpoints
 {
-    public const string RateLimitPolicy = "api-channel";
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { MaxDepth = 16 };
 
     public static IEndpointRouteBuilder MapApiChannel(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/channels/{channelId}").RequireRateLimiting(RateLimitPolicy).DisableAntiforgery();
+        // No endpoint rate limit policy: the channel's bucket is charged in the handler, once the signature verified,
+        // so a caller who does not know the secret cannot spend a channel's budget.
+        var group = endpoints.MapGroup("/api/v1/channels/{channelId}").DisableAntiforgery();
         group.MapPost("/messages", ReceiveAsync).WithName("ApiChannelReceive");
         group.MapPost("/receipts", ReceiptAsync).WithName("ApiChannelReceipt");
         return endpoints;
     }
 
     internal static async Task<Results<Accepted<IngestResponse>, ProblemHttpResult>> ReceiveAsync(
-        string channelId, HttpContext http, IGrainFactory grains, ChannelDirectory channels, IOptions<ApiChannelOptions> options, TimeProvider time, ILoggerFactory logs, CancellationToken cancellationToken)
+        string channelId, HttpContext http, IInboundHandOff handOff, IChannelAccounts channels, ApiChannelRateLimiter limiter, IOptions<ApiChannelOptions> options,
+        TimeProvider time, ILoggerFactory logs, CancellationToken cancellationToken)
     {
-        var (request, body, problem) = await ReadSignedAsync<InboundMessageRequest>(channelId, http, channels, options.Value, time, cancellationToken);
+        var (request, body, problem) = await ReadSignedAsync<InboundMessageRequest>(channelId, http, channels, limiter, options.Value, time, cancellationToken);
         if (problem is not null)
             return problem;
         var (message, invalid) = InboundMessageMapper.Map(channelId, request!, body!, time.GetUtcNow());
@@ -40,7 +44,7 @@ public static class ApiChannelEndpoints
             return invalid;
         try
         {
-            var result = await grains.GetGrain<IConversationGrain>(GrainKeys.Conversation(channelId, message!.ThreadKey)).ReceiveAsync(message, cancellationToken);
+            var result = await handOff.HandOffAsync(message!, cancellationToken);
             return TypedResults.Accepted((string?)null, new IngestResponse(result.MessageId, result.ConversationId, result.TicketNumber, result.CustomerId, result.Duplicate));
         }
         catch (DomainException ex)
@@ -51,9 +55,10 @@ public static class ApiChannelEndpoints
     }
 
     internal static async Task<Results<Accepted, ProblemHttpResult>> ReceiptAsync(
-        string channelId, HttpContext http, IGrainFactory grains, ChannelDirectory channels, IOptions<ApiChannelOptions> options, TimeProvider time, CancellationToken cancellationToken)
+        string channelId, HttpContext http, IGrainFactory grains, IChannelAccounts channels, ApiChannelRateLimiter limiter, IOptions<ApiChannelOptions> options,
+        TimeProvider time, CancellationToken cancellationToken)
     {
-        var (receipt, _, problem) = await ReadSignedAsync<DeliveryReceiptRequest>(channelId, http, channels, options.Value, time, cancellationToken);
+        var (receipt, _, problem) = await ReadSignedAsync<DeliveryReceiptRequest>(channelId, http, channels, limiter, options.Value, time, cancellationToken);
         if (problem is not null)
             return problem;
         if (receipt!.MessageId is not { } messageId)
@@ -79,20 +84,22 @@ public static class ApiChannelEndpoints
         }
     }
 
-    /// <summary>Channel, size, signature, UTF-8 and JSON checks, in that order: nothing unsigned is parsed.</summary>
+    /// <summary>Channel (in memory), size, signature, the channel's rate limit, UTF-8 and JSON checks, in that order:
+    /// nothing unsigned is parsed or charged to the channel.</summary>
     private static async Task<(T? Request, byte[]? Body, ProblemHttpResult? Problem)> ReadSignedAsync<T>(
-        string channelId, HttpContext http, ChannelDirectory channels, ApiChannelOptions options, TimeProvider time, CancellationToken cancellationToken)
+        string channelId, HttpContext http, IChannelAccounts channels, ApiChannelRateLimiter limiter, ApiChannelOptions options, TimeProvider time, CancellationToken cancellationToken)
         where T : class
     {
-        if (!GrainKeys.IsValidChannelAccountId(channelId))
-            return (null, null, Problems.Of(ProblemKind.NotFound, $"There is no channel '{channelId}'.", "channelId"));
-        var channel = await channels.FindAsync(channelId);
+        var channel = channels.Find(channelId);
         if (channel is null || channel.Kind != ChannelKind.Api)
-            return (null, null, Problems.Of(ProblemKind.NotFound, $"There is no API channel '{channelId}'.", "channelId"));
+            return (null, null, Problems.Of(ProblemKind.NotFound, $"There is no API channel '{Truncate(channelId, 64)}'.", "channelId"));
         if (!channel.Enabled)
             return (null, null, Problems.Of(ProblemKind.Forbidden, $"Channel '{channelId}' is disabled; an admin can enable it.", "channelId"));
 
-        var body = await ReadBodyAsync(http.Request, options.MaxBodyBytes, cancellationToken);
+        // Kestrel stops reading past this endpoint's limit, whatever the server-wide limit is.
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeLimit)
+            sizeLimit.MaxRequestBodySize = options.MaxBodyBytes;
+        var body = await RequestBodyReader.ReadAsync(http.Request.Body, http.Request.ContentLength, options.MaxBodyBytes, cancellationToken);
         if (body is null)
             return (null, null, Problems.Of(ProblemKind.TooLarge, $"The body exceeds {options.MaxBodyBytes} bytes.", "body"));
 
@@ -108,6 +115,12 @@ public static class ApiChannelEndpoints
                 return (null, null, Problems.Of(ProblemKind.Unauthorized, $"{RequestSignature.TimestampHeader} is more than {options.TimestampTolerance.TotalSeconds:0} s from our clock; sign requests when you send them.", RequestSignature.TimestampHeader));
             case RequestSignature.Outcome.Mismatch:
                 return (null, null, Problems.Of(ProblemKind.Unauthorized, "The signature does not match the body and timestamp for this channel's secret.", RequestSignature.SignatureHeader));
+        }
+
+        if (limiter.TryAcquire(channel.Id) is { } retryAfter)
+        {
+            http.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
+            return (null, null, Problems.Of(ProblemKind.RateLimited, $"Channel '{channel.Id}' is over its request rate; retry after {retryAfter} s."));
         }
 
         var json = body.AsSpan();
@@ -127,22 +140,6 @@ public static class ApiChannelEndpoints
             var field = Problems.FieldOf(ex.Path);
             return (null, null, Problems.Of(ProblemKind.MalformedBody, field is null ? $"The body is not valid JSON: {FirstSentence(ex.Message)}" : $"'{field}' has the wrong type or is not valid JSON.", field ?? "body"));
         }
-    }
-
-    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
-    {
-        if (request.ContentLength > limit)
-            return null;
-        using var buffer = new MemoryStream(request.ContentLength is { } length ? (int)length : 4096);
-        var chunk = new byte[81920];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > limit)
-                return null;
-            buffer.Write(chunk, 0, read);
-        }
-        return buffer.ToArray();
     }
 
     private static string FirstSentence(string message) => message.Split(". ")[0];

@@ -1,9 +1,6 @@
-using System.Threading.RateLimiting;
+using Crm.Connectors.Abstractions;
 using Crm.Connectors.Api.Http;
 using Crm.Service.Contracts;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -12,7 +9,7 @@ namespace Crm.Connectors.Api;
 
 public static class ApiChannelExtensions
 {
-    /// <summary>The messaging API channel: options, the per-channel rate limit and the webhook sender for the outbox.</summary>
+    /// <summary>The messaging API channel: options, its settings type, the per-channel rate limit and the webhook sender for the outbox.</summary>
     public static IHostApplicationBuilder AddApiChannel(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<ApiChannelOptions>().BindConfiguration(ApiChannelOptions.Section).ValidateDataAnnotations().ValidateOnStart();
@@ -35,24 +32,8 @@ public static class ApiChannelExtensions
             };
         });
         builder.Services.AddSingleton<IOutboundSender, WebhookSender>();
-        builder.Services.AddSingleton<ChannelDirectory>();
-        builder.Services.AddRateLimiter(limiter =>
-        {
-            limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-            limiter.AddPolicy(ApiChannelEndpoints.RateLimitPolicy, http =>
-            {
-                var options = http.RequestServices.GetRequiredService<IOptions<ApiChannelOptions>>().Value;
-                var channel = http.Request.RouteValues["channelId"] as string ?? "";
-                return RateLimitPartition.GetTokenBucketLimiter(channel, _ => new TokenBucketRateLimiterOptions
-                {
-                    TokenLimit = options.Burst,
-                    TokensPerPeriod = options.RequestsPerSecond,
-                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-                    QueueLimit = 0,
-                    AutoReplenishment = true,
-                });
-            });
-        });
+        builder.Services.AddSingleton<ApiChannelRateLimiter>();
+        builder.Services.AddChannelSettings<ApiChannelSettings>(ChannelKind.Api, IdentityKind.External);
         return builder;
     }
 }

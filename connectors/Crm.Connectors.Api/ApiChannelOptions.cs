@@ -15,7 +15,7 @@ public sealed class ApiChannelOptions
     [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
     public TimeSpan TimestampTolerance { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Requests per second one channel may make (token bucket), before signatures are checked.</summary>
+    /// <summary>Requests per second one channel may make (token bucket), counting only requests whose signature verified.</summary>
     [Range(1, 1_000_000)]
     public int RequestsPerSecond { get; set; } = 2000;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using Crm.Connectors.Abstractions;
 using Crm.Connectors.Api.Http;
 using Crm.Service.Contracts;
 
@@ -11,7 +12,7 @@ namespace Crm.Connectors.Api;
 /// retries with backoff: 2xx is sent; 408, 429 and 5xx are retried; any other 4xx is a permanent refusal.
 /// The <c>X-Crm-Delivery</c> header carries our message id, so the bridge can drop a repeated delivery.
 /// </summary>
-internal sealed class WebhookSender(IHttpClientFactory clients, IGrainFactory grains, TimeProvider time) : IOutboundSender
+internal sealed class WebhookSender(IHttpClientFactory clients, IChannelAccounts channels, TimeProvider time) : IOutboundSender
 {
     public const string HttpClientName = "api-channel-webhooks";
 
@@ -19,10 +20,10 @@ internal sealed class WebhookSender(IHttpClientFactory clients, IGrainFactory gr
 
     public async Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default)
     {
-        var channel = await grains.GetGrain<IChannelAccountGrain>(delivery.ChannelAccountId).GetAsync();
+        var channel = channels.Find(delivery.ChannelAccountId);
         if (channel is null)
             return OutboundResult.Fail($"Channel '{delivery.ChannelAccountId}' no longer exists.");
-        if (string.IsNullOrEmpty(channel.WebhookUrl))
+        if (channel.SettingsAs<ApiChannelSettings>()?.WebhookUrl is not { Length: > 0 } webhookUrl)
             return OutboundResult.Fail($"Channel '{channel.Id}' has no webhook URL; set one to deliver replies.");
 
         var body = JsonSerializer.SerializeToUtf8Bytes(new
@@ -39,7 +40,7 @@ internal sealed class WebhookSender(IHttpClientFactory clients, IGrainFactory gr
             attempt = delivery.Attempt,
         }, ApiChannelEndpoints.Json);
         var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
-        using var request = new HttpRequestMessage(HttpMethod.Post, channel.WebhookUrl) { Content = new ByteArrayContent(body) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, webhookUrl) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
         request.Headers.Add(RequestSignature.TimestampHeader, timestamp.ToString(System.Globalization.CultureInfo.InvariantCulture));
         request.Headers.Add(RequestSignature.SignatureHeader, RequestSignature.Compute(channel.Secret ?? "", timestamp, body));

@@ -1,24 +1,53 @@
 namespace Crm.Service.Contracts;
 
+/// <summary>A channel account as the admin sees it: never a secret, only whether one is set.</summary>
 [GenerateSerializer, Immutable, Alias("crm.ChannelAccountSnapshot")]
-public sealed record ChannelAccountSnapshot(
-    [property: Id(0)] string Id,
-    [property: Id(1)] ChannelKind Kind,
-    [property: Id(2)] string Name,
-    [property: Id(3)] bool Enabled,
-    [property: Id(4)] string? WebhookUrl,
-    [property: Id(5)] string? Secret);
+public sealed record ChannelAccountSnapshot
+{
+    [Id(0)] public required string Id { get; init; }
+    [Id(1)] public required ChannelKind Kind { get; init; }
+    [Id(2)] public required string Name { get; init; }
+    [Id(3)] public required bool Enabled { get; init; }
+    /// <summary>The kind's settings without their secret fields, as JSON.</summary>
+    [Id(4)] public string? Settings { get; init; }
+    /// <summary>The names of the secret settings that are set.</summary>
+    [Id(5)] public IReadOnlyList<string> SecretSettings { get; init; } = [];
+    [Id(6)] public bool HasSecret { get; init; }
+    [Id(7)] public DateTimeOffset? LastSuccessAt { get; init; }
+    [Id(8)] public DateTimeOffset? LastErrorAt { get; init; }
+    /// <summary>The server's words on the last failure; for admins, never agents.</summary>
+    [Id(9)] public string? LastError { get; init; }
+    [Id(10)] public DateTimeOffset CreatedAt { get; init; }
+    [Id(11)] public DateTimeOffset UpdatedAt { get; init; }
+}
 
+/// <summary>An account's new configuration, validated by the admin API against the kind's settings type.</summary>
 [GenerateSerializer, Immutable, Alias("crm.ChannelAccountSettings")]
 public sealed record ChannelAccountSettings
 {
     [Id(0)] public required ChannelKind Kind { get; init; }
     [Id(1)] public required string Name { get; init; }
     [Id(2)] public bool Enabled { get; init; } = true;
-    [Id(3)] public string? WebhookUrl { get; init; }
-    /// <summary>Null keeps the current secret.</summary>
-    [Id(4)] public string? Secret { get; init; }
+    /// <summary>The settings without secret fields, as JSON.</summary>
+    [Id(3)] public string? Settings { get; init; }
+    /// <summary>Plain secret settings to set; a secret setting not named here keeps its stored value.</summary>
+    [Id(4)] public IReadOnlyDictionary<string, string> SecretSettings { get; init; } = new Dictionary<string, string>();
+    /// <summary>The channel (signing) secret; null keeps the current one, or generates one for a new account.</summary>
+    [Id(5)] public string? Secret { get; init; }
 }
+
+/// <summary>The answer to a configuration or a rotation: the account, and the secret when one was just issued (shown once).</summary>
+[GenerateSerializer, Immutable, Alias("crm.ChannelAccountConfigured")]
+public sealed record ChannelAccountConfigured(
+    [property: Id(0)] ChannelAccountSnapshot Account,
+    [property: Id(1)] bool Created,
+    [property: Id(2)] string? IssuedSecret);
+
+/// <summary>One report of an account's health: a success, or an error in the server's words.</summary>
+[GenerateSerializer, Immutable, Alias("crm.ChannelHealthReport")]
+public sealed record ChannelHealthReport(
+    [property: Id(0)] DateTimeOffset At,
+    [property: Id(1)] string? Error = null);
 
 [GenerateSerializer, Immutable, Alias("crm.DeliveryUpdate")]
 public sealed record DeliveryUpdate(
@@ -27,34 +56,3 @@ public sealed record DeliveryUpdate(
     [property: Id(2)] string? ExternalId = null,
     /// <summary>When a channel reports, the account it reports from: a receipt for another channel's message is refused.</summary>
     [property: Id(3)] string? ChannelAccountId = null);
-
-/// <summary>An outbound message handed to its channel's sender by the outbox dispatcher.</summary>
-public sealed record OutboundDelivery
-{
-    public required Guid MessageId { get; init; }
-    public required long TicketNumber { get; init; }
-    public required string ChannelAccountId { get; init; }
-    public required string ThreadKey { get; init; }
-    /// <summary>The customer's identity key on this channel (see <see cref="GrainKeys.Identity"/>).</summary>
-    public required string Recipient { get; init; }
-    public required string Author { get; init; }
-    public string? Text { get; init; }
-    public string? Html { get; init; }
-    public required DateTimeOffset CreatedAt { get; init; }
-    public required int Attempt { get; init; }
-}
-
-public sealed record OutboundResult(bool Success, string? Error = null, bool Permanent = false, string? ExternalId = null)
-{
-    public static OutboundResult Sent(string? externalId = null) => new(true, ExternalId: externalId);
-    public static OutboundResult Retry(string error) => new(false, error);
-    public static OutboundResult Fail(string error) => new(false, error, Permanent: true);
-}
-
-/// <summary>Sends outbound messages of one channel kind. Connectors implement it; the outbox dispatcher calls it.</summary>
-public interface IOutboundSender
-{
-    ChannelKind Channel { get; }
-
-    Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default);
-}

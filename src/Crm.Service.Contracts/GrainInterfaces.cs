@@ -94,7 +94,14 @@ public interface IChannelAccountGrain : IGrainWithStringKey
     [ReadOnly]
     Task<ChannelAccountSnapshot?> GetAsync();
 
-    Task<ChannelAccountSnapshot> ConfigureAsync(ChannelAccountSettings settings, CancellationToken cancellationToken = default);
+    /// <summary>Creates or changes the account; the answer carries the secret only when one was generated for a new account.</summary>
+    Task<ChannelAccountConfigured> ConfigureAsync(ChannelAccountSettings settings, CancellationToken cancellationToken = default);
+
+    /// <summary>Replaces the channel secret with a new random one and returns it (shown once).</summary>
+    Task<ChannelAccountConfigured> RotateSecretAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Records a success or an error of talking to the account's server (see IChannelHealth).</summary>
+    Task ReportHealthAsync(ChannelHealthReport report, CancellationToken cancellationToken = default);
 }
 
 /// <summary>

@@ -62,6 +62,19 @@ public static class Snapshots
     public static ConversationSnapshot ToSnapshot(this ConversationRecord r) =>
         new(r.Id, r.ChannelAccountId, r.Channel, r.ThreadKey, r.CustomerId, r.CustomerIdentity, r.TicketNumber);
 
-    public static ChannelAccountSnapshot ToSnapshot(this ChannelAccountRecord r) =>
-        new(r.Id, r.Kind, r.Name, r.Enabled, r.WebhookUrl, r.Secret);
+    public static ChannelAccountSnapshot ToSnapshot(this ChannelAccountRecord r) => new()
+    {
+        Id = r.Id,
+        Kind = r.Kind,
+        Name = r.Name,
+        Enabled = r.Enabled,
+        Settings = r.SettingsOrLegacy(),
+        SecretSettings = [.. r.SecretSettings.Keys.Order(StringComparer.Ordinal)],
+        HasSecret = r.Secret is not null,
+        LastSuccessAt = r.LastSuccessAt,
+        LastErrorAt = r.LastErrorAt,
+        LastError = r.LastError,
+        CreatedAt = r.CreatedAt,
+        UpdatedAt = r.UpdatedAt,
+    };
 }

@@ -2,6 +2,7 @@ using Crm.Service.Grains;
 using Crm.Service.Grains.Storage;
 using Crm.Service.Infrastructure.Blobs;
 using Crm.Service.Infrastructure.Changes;
+using Crm.Service.Infrastructure.Channels;
 using Crm.Service.Infrastructure.Html;
 using Crm.Service.Infrastructure.Outbox;
 using Crm.Service.Infrastructure.Reminders;
@@ -37,6 +38,8 @@ public static class InfrastructureExtensions
         services.AddSingleton<ITicketNumberAllocator, TicketNumberAllocator>();
         services.AddSingleton<IBlobStore, FileBlobStore>();
         services.AddSingleton<IHtmlSanitizer, HtmlSanitizerAdapter>();
+
+        services.AddChannelAccounts();
 
         services.AddSingleton<OutboxDispatcher>();
         services.AddSingleton<IOutboxSignal>(provider => provider.GetRequiredService<OutboxDispatcher>());

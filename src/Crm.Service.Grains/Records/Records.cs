@@ -187,14 +187,32 @@ public sealed class ChannelAccountRecord
     public required string Id { get; set; }
     public ChannelKind Kind { get; set; }
     public required string Name { get; set; }
-    /// <summary>HMAC secret for signed channels (both directions).</summary>
+    /// <summary>HMAC secret for signed channels (both directions), protected by <see cref="Storage.ISecretProtector"/>
+    /// (older databases hold it in plain text; it is protected on the next write).</summary>
     public string? Secret { get; set; }
+    /// <summary>Read only: older databases kept the API kind's webhook URL here, before <see cref="Settings"/>.</summary>
     public string? WebhookUrl { get; set; }
+    /// <summary>The kind's settings without secret fields, as JSON.</summary>
+    public string? Settings { get; set; }
+    /// <summary>The secret settings, name → protected value.</summary>
+    public Dictionary<string, string> SecretSettings { get; set; } = [];
     public bool Enabled { get; set; } = true;
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
+    public DateTimeOffset? LastSuccessAt { get; set; }
+    public DateTimeOffset? LastErrorAt { get; set; }
+    public string? LastError { get; set; }
 
-    public ChannelAccountRecord Copy() => (ChannelAccountRecord)MemberwiseClone();
+    /// <summary>The settings JSON, or for a row from before typed settings, its webhook URL as API settings.</summary>
+    public string? SettingsOrLegacy() =>
+        Settings ?? (WebhookUrl is null ? null : System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["webhookUrl"] = WebhookUrl }));
+
+    public ChannelAccountRecord Copy()
+    {
+        var copy = (ChannelAccountRecord)MemberwiseClone();
+        copy.SecretSettings = new Dictionary<string, string>(SecretSettings);
+        return copy;
+    }
 }
 
 public sealed class ApiKeyRecord

@@ -1,3 +1,4 @@
+using Crm.Connectors.Abstractions;
 using Crm.Service.Contracts;
 using Crm.Service.Grains.Records;
 using Crm.Service.Grains.Storage;

@@ -119,6 +119,11 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : DbCon
         {
             e.ToTable("ChannelAccounts");
             e.HasKey(c => c.Id);
+            // Rows from before the column read "" (its migration default) as no secret settings.
+            e.Property(c => c.SecretSettings).HasConversion(
+                v => JsonSerializer.Serialize(v, JsonSerializerOptions.Default),
+                v => v == "" ? new() : JsonSerializer.Deserialize<Dictionary<string, string>>(v, JsonSerializerOptions.Default) ?? new(),
+                new ValueComparer<Dictionary<string, string>>((a, b) => a!.Count == b!.Count && !a.Except(b).Any(), v => v.Count, v => new Dictionary<string, string>(v)));
         });
         model.Entity<ApiKeyRecord>(e =>
         {

@@ -173,6 +173,12 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         {
             _logger.LogWarning("The store writer did not drain within 30 s; unanswered writes were not acknowledged");
         }
+        catch (Exception ex) when (!_initializer.IsInitialized)
+        {
+            // A start-up that failed (a bad setting) disposes the host while the loop is still opening the store;
+            // rethrowing here would hide the start-up error behind this one.
+            _logger.LogDebug(ex, "The store writer stopped before the store was ready");
+        }
     }
 
     private sealed class PendingCommit(WriteSet writes)

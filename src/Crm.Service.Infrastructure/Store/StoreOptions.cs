@@ -31,5 +31,8 @@ public sealed class StoreOptions
 
     public string BlobDirectory => Path.GetFullPath(Path.Combine(DataDirectory, "blobs"));
 
+    /// <summary>The Data Protection key ring that encrypts channel secrets; back it up with the database.</summary>
+    public string KeyDirectory => Path.GetFullPath(Path.Combine(DataDirectory, "keys"));
+
     public string ConnectionString => $"Data Source={DatabasePath};Pooling=True;Default Timeout=30";
 }

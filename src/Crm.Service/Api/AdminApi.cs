@@ -1,6 +1,9 @@
 using Crm.Connectors.Abstractions;
 using Crm.Service.Auth;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Crm.Service.Contracts;
+using Crm.Service.Infrastructure.Channels;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -19,6 +22,7 @@ public static class AdminApi
         admin.MapDelete("/api-keys/{id:guid}", RevokeApiKeyAsync);
         admin.MapPut("/channels/{id}", ConfigureChannelAsync);
         admin.MapGet("/channels/{id}", GetChannelAsync);
+        admin.MapPost("/channels/{id}/rotate-secret", RotateChannelSecretAsync);
         return endpoints;
     }
 
@@ -45,27 +49,84 @@ public static class AdminApi
     internal static async Task<Results<NoContent, ProblemHttpResult>> RevokeApiKeyAsync(Guid id, ApiKeyDirectory keys, CancellationToken cancellationToken) =>
         await keys.RevokeAsync(id, cancellationToken) ? TypedResults.NoContent() : Problems.Of(ProblemKind.NotFound, $"No active API key {id}.", "id");
 
-    internal static async Task<Results<Ok<ChannelAccountSnapshot>, ProblemHttpResult>> ConfigureChannelAsync(
-        string id, ChannelRequest request, IGrainFactory grains, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> ConfigureChannelAsync(
+        string id, ChannelRequest request, IGrainFactory grains, ChannelSettingsCatalog catalog, ChannelAccountDirectory directory, CancellationToken cancellationToken)
     {
         if (!GrainKeys.IsValidChannelAccountId(id))
             return Problems.Invalid("id", "A channel id is 1-64 lower-case letters, digits or '-'.");
         if (request.Kind is not { } kind)
-            return Problems.Invalid("kind", "kind is required: api, email, telegram or webChat.");
+            return Problems.Invalid("kind", $"kind is required: one of {string.Join(", ", catalog.Kinds.Select(k => JsonNamingPolicy.CamelCase.ConvertName(k.ToString())))}.");
         if (request.Secret is { Length: < 16 })
             return Problems.Invalid("secret", "A channel secret needs at least 16 characters (or leave it out to have one generated).");
-        return TypedResults.Ok(await grains.GetGrain<IChannelAccountGrain>(id).ConfigureAsync(new ChannelAccountSettings
+        if (request.Name is { Length: > 100 })
+            return Problems.Invalid("name", "name is at most 100 characters.");
+        // The shape before typed settings put webhookUrl at the top level; it still works, settings win.
+        var settings = request.Settings;
+        if (request.WebhookUrl is not null && settings?.ContainsKey("webhookUrl") != true)
+            (settings ??= [])["webhookUrl"] = request.WebhookUrl;
+        try
         {
-            Kind = kind,
-            Name = request.Name ?? id,
-            Enabled = request.Enabled ?? true,
-            WebhookUrl = request.WebhookUrl,
-            Secret = request.Secret,
-        }, cancellationToken));
+            var parsed = catalog.Parse(kind, settings);
+            var configured = await grains.GetGrain<IChannelAccountGrain>(id).ConfigureAsync(new ChannelAccountSettings
+            {
+                Kind = kind,
+                Name = request.Name ?? id,
+                Enabled = request.Enabled ?? true,
+                Settings = parsed.PublicJson,
+                SecretSettings = parsed.Secrets,
+                Secret = request.Secret,
+            }, cancellationToken);
+            // This node sees the change at once; the others through the change feed.
+            await directory.RefreshAsync(id, cancellationToken);
+            return TypedResults.Ok(ChannelView.Of(configured.Account, configured.IssuedSecret));
+        }
+        catch (DomainException ex)
+        {
+            return Problems.From(ex);
+        }
     }
 
-    internal static async Task<Results<Ok<ChannelAccountSnapshot>, ProblemHttpResult>> GetChannelAsync(string id, IGrainFactory grains) =>
+    internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> RotateChannelSecretAsync(
+        string id, IGrainFactory grains, ChannelAccountDirectory directory, CancellationToken cancellationToken)
+    {
+        if (!GrainKeys.IsValidChannelAccountId(id))
+            return Problems.Of(ProblemKind.NotFound, $"No channel '{id}'.", "id");
+        try
+        {
+            var rotated = await grains.GetGrain<IChannelAccountGrain>(id).RotateSecretAsync(cancellationToken);
+            await directory.RefreshAsync(id, cancellationToken);
+            return TypedResults.Ok(ChannelView.Of(rotated.Account, rotated.IssuedSecret));
+        }
+        catch (DomainException ex)
+        {
+            return Problems.From(ex);
+        }
+    }
+
+    internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> GetChannelAsync(string id, IGrainFactory grains) =>
         GrainKeys.IsValidChannelAccountId(id) && await grains.GetGrain<IChannelAccountGrain>(id).GetAsync() is { } channel
-            ? TypedResults.Ok(channel)
+            ? TypedResults.Ok(ChannelView.Of(channel, issuedSecret: null))
             : Problems.Of(ProblemKind.NotFound, $"No channel '{id}'.", "id");
+}
+
+/// <summary>
+/// A channel account in the admin API. Never carries a stored secret: <see cref="Secret"/> is present only in the
+/// answer that issued it (creation with a generated secret, rotate-secret). <see cref="WebhookUrl"/> repeats the API
+/// kind's setting for clients of the shape before typed settings.
+/// </summary>
+public sealed record ChannelView(
+    string Id, ChannelKind Kind, string Name, bool Enabled, JsonElement Settings, IReadOnlyList<string> SecretSettings, bool HasSecret,
+    string? WebhookUrl, DateTimeOffset? LastSuccessAt, DateTimeOffset? LastErrorAt, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Secret { get; init; }
+
+    public static ChannelView Of(ChannelAccountSnapshot account, string? issuedSecret)
+    {
+        using var settings = JsonDocument.Parse(account.Settings ?? "{}");
+        var webhookUrl = settings.RootElement.TryGetProperty("webhookUrl", out var url) && url.ValueKind == JsonValueKind.String ? url.GetString() : null;
+        return new ChannelView(account.Id, account.Kind, account.Name, account.Enabled, settings.RootElement.Clone(), account.SecretSettings, account.HasSecret,
+            webhookUrl, account.LastSuccessAt, account.LastErrorAt, account.LastError, account.CreatedAt, account.UpdatedAt)
+        { Secret = issuedSecret };
+    }
 }

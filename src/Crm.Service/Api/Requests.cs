@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Crm.Service.Contracts;
 using Crm.Service.Grains;
 
@@ -79,6 +80,9 @@ public sealed record DetachIdentityRequest(string? Identity);
 
 public sealed record CreateApiKeyRequest(string? Name, string? Role);
 
-public sealed record ChannelRequest(ChannelKind? Kind, string? Name, bool? Enabled, string? WebhookUrl, string? Secret);
+/// <summary>PUT /api/v1/admin/channels/{id}: <see cref="Settings"/> is the kind's typed settings; <see cref="WebhookUrl"/>
+/// is the older top-level spelling of the API kind's webhook URL; <see cref="Secret"/> sets the signing secret (null keeps
+/// it, or generates one for a new channel).</summary>
+public sealed record ChannelRequest(ChannelKind? Kind, string? Name, bool? Enabled, JsonObject? Settings, string? WebhookUrl, string? Secret);
 
 public sealed record CreatedApiKey(Guid Id, string Name, string Role, string Key);

@@ -25,10 +25,13 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
 
     private readonly Dictionary<string, string?> _settings;
     private readonly FakeTimeProvider? _clock;
+    private readonly Action<IServiceCollection>? _services;
 
     /// <param name="clock">When given, the grains' clock (Orleans keeps real time) and <see cref="IActivationProbe"/> is installed.</param>
-    public CrmApp(string dataDirectory, IDictionary<string, string?>? settings = null, FakeTimeProvider? clock = null)
+    /// <param name="services">Replaces or adds services after the app's own (a counting store, a fake clock).</param>
+    public CrmApp(string dataDirectory, IDictionary<string, string?>? settings = null, FakeTimeProvider? clock = null, Action<IServiceCollection>? services = null)
     {
+        _services = services;
         DataDirectory = dataDirectory;
         _clock = clock;
         _settings = new Dictionary<string, string?>
@@ -66,6 +69,8 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
                 services.AddSingleton(provider => new FaultInjectingStore((ICrmStore)ActivatorUtilities.CreateInstance(provider, real.ImplementationType!)));
                 services.AddSingleton<ICrmStore>(provider => provider.GetRequiredService<FaultInjectingStore>());
             });
+        if (_services is not null)
+            builder.ConfigureTestServices(_services);
     }
 
     /// <summary>Set before first use: the store is wrapped in a <see cref="FaultInjectingStore"/> (see <see cref="Store"/>).</summary>

@@ -167,11 +167,27 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.Property<int>("Kind")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("LastError")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("LastErrorAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("LastSuccessAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Secret")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("SecretSettings")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Settings")
                         .HasColumnType("TEXT");
 
                     b.Property<long>("UpdatedAt")
@@ -368,7 +384,7 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("ChannelAccountId", "ExternalId")
                         .IsUnique()
-                        .HasFilter("\"ExternalId\" IS NOT NULL");
+                        .HasFilter("\"ExternalId\" IS NOT NULL AND \"Direction\" = 0");
 
                     b.HasIndex("TicketNumber", "CreatedAt");
 

@@ -11,8 +11,8 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Crm.Service.Infrastructure.Store.Migrations
 {
     [DbContext(typeof(CrmDbContext))]
-    [Migration("20261123162334_WipCore")]
-    partial class WipCore
+    [Migration("20261123172010_SecondPass")]
+    partial class SecondPass
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -129,6 +129,33 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("Audit", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Grains.Records.ChangeRecord", b =>
+                {
+                    b.Property<long>("Sequence")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasAnnotation("Sqlite:Autoincrement", true);
+
+                    b.Property<long>("At")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Entity")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("EntityId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Sequence");
+
+                    b.ToTable("Changes", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Grains.Records.ChannelAccountRecord", b =>
                 {
                     b.Property<string>("Id")
@@ -143,11 +170,27 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.Property<int>("Kind")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("LastError")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("LastErrorAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("LastSuccessAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Secret")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("SecretSettings")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Settings")
                         .HasColumnType("TEXT");
 
                     b.Property<long>("UpdatedAt")
@@ -344,7 +387,7 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("ChannelAccountId", "ExternalId")
                         .IsUnique()
-                        .HasFilter("\"ExternalId\" IS NOT NULL");
+                        .HasFilter("\"ExternalId\" IS NOT NULL AND \"Direction\" = 0");
 
                     b.HasIndex("TicketNumber", "CreatedAt");
 
@@ -479,13 +522,30 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("UpdatedAt");
 
+                    b.HasIndex("Assignee", "UpdatedAt");
+
                     b.HasIndex("Status", "UpdatedAt");
+
+                    b.HasIndex("Team", "UpdatedAt");
 
                     b.HasIndex("Assignee", "Status", "UpdatedAt");
 
                     b.HasIndex("Team", "Status", "UpdatedAt");
 
                     b.ToTable("Tickets", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.Changes.ChangeCursorRecord", b =>
+                {
+                    b.Property<string>("Consumer")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Sequence")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Consumer");
+
+                    b.ToTable("ChangeCursors", (string)null);
                 });
 
             modelBuilder.Entity("Crm.Service.Infrastructure.Store.ReminderRecord", b =>

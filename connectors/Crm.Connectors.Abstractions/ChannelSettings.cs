@@ -1,0 +1,119 @@
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Crm.Service.Contracts;
+
+namespace Crm.Connectors.Abstractions;
+
+/// <summary>The settings of one channel kind: a record bound from the admin API's <c>settings</c> object.</summary>
+public interface IChannelSettings
+{
+    /// <summary>What is wrong with these settings; each problem names its field inside <c>settings</c> ("webhookUrl").</summary>
+    IEnumerable<SettingsProblem> Validate();
+
+    /// <summary>Identity kinds, beyond the channel kind's own, whose values this account may assert as global
+    /// identities (see <see cref="IdentityScope"/>).</summary>
+    IReadOnlyList<IdentityKind> TrustedIdentityKinds => [];
+}
+
+public sealed record SettingsProblem(string Field, string Detail);
+
+/// <summary>
+/// Marks a settings property holding a secret (a mailbox password, a bot token): encrypted at rest, never returned by
+/// the admin API, and kept as stored when a PUT leaves it out.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class SecretSettingAttribute : Attribute;
+
+/// <summary>A channel kind known to this deployment: its settings type and the identity kinds it asserts natively.</summary>
+public sealed class ChannelSettingsDefinition(ChannelKind kind, Type settingsType, IReadOnlyList<IdentityKind> ownIdentityKinds)
+{
+    public ChannelKind Kind { get; } = kind;
+
+    public Type SettingsType { get; } = settingsType;
+
+    /// <summary>The identity kinds an account of this kind vouches for (an email channel's addresses); other kinds are scoped to the account.</summary>
+    public IReadOnlyList<IdentityKind> OwnIdentityKinds { get; } = ownIdentityKinds;
+}
+
+/// <summary>Settings parsed from the admin API, split into what may be shown and the secrets (plain, to be encrypted by the store's writer).</summary>
+public sealed record ParsedChannelSettings(IChannelSettings Settings, string PublicJson, IReadOnlyDictionary<string, string> Secrets);
+
+/// <summary>
+/// The registered channel kinds and the one JSON shape of their settings (web naming, enums by name, unknown members
+/// refused). Parses and validates the admin API's <c>settings</c>, splits out secret fields, and puts stored settings
+/// back together for the connectors.
+/// </summary>
+public sealed class ChannelSettingsCatalog(IEnumerable<ChannelSettingsDefinition> definitions)
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: false) },
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        MaxDepth = 8,
+    };
+
+    private readonly Dictionary<ChannelKind, ChannelSettingsDefinition> _definitions = definitions.ToDictionary(d => d.Kind);
+
+    public IEnumerable<ChannelKind> Kinds => _definitions.Keys;
+
+    public ChannelSettingsDefinition? Find(ChannelKind kind) => _definitions.GetValueOrDefault(kind);
+
+    /// <summary>Binds and validates <paramref name="settings"/> (null or absent binds the defaults). Problems name
+    /// their field as "settings.x".</summary>
+    /// <exception cref="DomainException">The kind has no settings definition, or the settings are invalid.</exception>
+    public ParsedChannelSettings Parse(ChannelKind kind, JsonObject? settings)
+    {
+        var definition = Find(kind)
+            ?? throw new DomainException(DomainErrorKind.Invalid, $"This deployment has no connector for '{kind}' channels; known kinds: {string.Join(", ", _definitions.Keys)}.", "kind");
+        IChannelSettings bound;
+        try
+        {
+            bound = (IChannelSettings)(settings ?? []).Deserialize(definition.SettingsType, Json)!;
+        }
+        catch (JsonException ex)
+        {
+            var field = Problems.FieldOf(ex.Path);
+            throw new DomainException(DomainErrorKind.Invalid, field is null ? $"settings is not valid: {ex.Message.Split(". ")[0]}." : $"'{field}' has the wrong type or is not a known setting.", field is null ? "settings" : "settings." + field);
+        }
+        if (bound.Validate().FirstOrDefault() is { } problem)
+            throw new DomainException(DomainErrorKind.Invalid, problem.Detail, "settings." + problem.Field);
+
+        var node = JsonSerializer.SerializeToNode(bound, definition.SettingsType, Json)!.AsObject();
+        var secrets = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var name in SecretNames(definition.SettingsType))
+        {
+            if (node[name] is JsonValue value && value.TryGetValue<string>(out var secret))
+                secrets[name] = secret;
+            node.Remove(name);
+        }
+        return new ParsedChannelSettings(bound, node.ToJsonString(Json), secrets);
+    }
+
+    /// <summary>Stored settings back as their type: the public JSON with the (decrypted) secrets put back in.
+    /// Null when the kind is unknown here or the stored JSON no longer binds.</summary>
+    public IChannelSettings? Compose(ChannelKind kind, string? publicJson, IReadOnlyDictionary<string, string> secrets)
+    {
+        if (Find(kind) is not { } definition)
+            return null;
+        try
+        {
+            var node = string.IsNullOrEmpty(publicJson) ? [] : JsonNode.Parse(publicJson)!.AsObject();
+            foreach (var (name, value) in secrets)
+                node[name] = value;
+            return (IChannelSettings?)node.Deserialize(definition.SettingsType, Json);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The JSON names of a settings type's secret fields.</summary>
+    public static IReadOnlyList<string> SecretNames(Type settingsType) =>
+        Json.GetTypeInfo(settingsType).Properties
+            .Where(p => p.AttributeProvider is ICustomAttributeProvider provider && provider.IsDefined(typeof(SecretSettingAttribute), inherit: true))
+            .Select(p => p.Name)
+            .ToList();
+}

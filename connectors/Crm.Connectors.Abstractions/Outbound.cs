@@ -1,0 +1,36 @@
+using Crm.Service.Contracts;
+
+namespace Crm.Connectors.Abstractions;
+
+/// <summary>An outbound message handed to its channel's sender by the outbox dispatcher.</summary>
+public sealed record OutboundDelivery
+{
+    public required Guid MessageId { get; init; }
+    public required long TicketNumber { get; init; }
+    public required string ChannelAccountId { get; init; }
+    public required string ThreadKey { get; init; }
+    /// <summary>The customer's identity key on this channel (see <see cref="GrainKeys.Identity"/>).</summary>
+    public required string Recipient { get; init; }
+    public required string Author { get; init; }
+    public string? Text { get; init; }
+    public string? Html { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public required int Attempt { get; init; }
+}
+
+/// <summary>What a send came to. <see cref="Error"/> is technical (the server's words): it goes to the logs and the
+/// admin view, never to agents.</summary>
+public sealed record OutboundResult(bool Success, string? Error = null, bool Permanent = false, string? ExternalId = null)
+{
+    public static OutboundResult Sent(string? externalId = null) => new(true, ExternalId: externalId);
+    public static OutboundResult Retry(string error) => new(false, error);
+    public static OutboundResult Fail(string error) => new(false, error, Permanent: true);
+}
+
+/// <summary>Sends outbound messages of one channel kind. Connectors implement it; the outbox dispatcher calls it.</summary>
+public interface IOutboundSender
+{
+    ChannelKind Channel { get; }
+
+    Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,105 @@
+using System.Collections.Frozen;
+using Crm.Connectors.Abstractions;
+using Crm.Service.Contracts;
+using Crm.Service.Grains.Records;
+using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Crm.Service.Infrastructure.Channels;
+
+/// <summary>
+/// Every channel account in memory, secrets decrypted: loaded from the store at start, refreshed from the change feed
+/// and, on the node where an admin changed an account, at once (<see cref="RefreshAsync"/>). The inbound hot path looks
+/// accounts up here, so an unknown or forged id is answered without a grain activation or a query.
+/// </summary>
+public sealed class ChannelAccountDirectory(
+    IDbContextFactory<CrmDbContext> contexts,
+    StoreInitializer initializer,
+    ISecretProtector secrets,
+    ChannelSettingsCatalog catalog,
+    ILogger<ChannelAccountDirectory> logger) : IChannelAccounts, IChangeConsumer, IHostedService
+{
+    private readonly Lock _write = new();
+    // Replaced whole on every change (accounts change rarely), so readers never lock.
+    private volatile FrozenDictionary<string, ChannelAccount> _accounts = FrozenDictionary<string, ChannelAccount>.Empty;
+
+    public event Action<ChannelAccountChange>? Changed;
+
+    public string Name => "channel-directory";
+
+    public ChannelAccount? Find(string id) => _accounts.GetValueOrDefault(id);
+
+    public IReadOnlyList<ChannelAccount> EnabledOf(ChannelKind kind) =>
+        [.. _accounts.Values.Where(a => a.Enabled && a.Kind == kind).OrderBy(a => a.Id, StringComparer.Ordinal)];
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var rows = await db.ChannelAccounts.AsNoTracking().ToListAsync(cancellationToken);
+        var loaded = rows.Select(Compose).OfType<ChannelAccount>().ToFrozenDictionary(a => a.Id, StringComparer.Ordinal);
+        lock (_write)
+            _accounts = loaded;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Re-reads the account changes name; applying a change twice reads the same row twice.</summary>
+    public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
+    {
+        foreach (var id in changes.Where(c => c.Entity == ChangeEntities.ChannelAccount).Select(c => c.EntityId).Distinct(StringComparer.Ordinal))
+            await RefreshAsync(id, cancellationToken);
+    }
+
+    /// <summary>Reads one account from the store and replaces (or removes) it here.</summary>
+    public async Task RefreshAsync(string id, CancellationToken cancellationToken = default)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var row = await db.ChannelAccounts.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
+        var after = row is null ? null : Compose(row);
+        ChannelAccount? before;
+        lock (_write)
+        {
+            before = _accounts.GetValueOrDefault(id);
+            // A slower refresh must not put back an older row than one already applied.
+            if (before is not null && after is not null && after.UpdatedAt < before.UpdatedAt)
+                return;
+            if (before == after)
+                return;
+            var next = new Dictionary<string, ChannelAccount>(_accounts, StringComparer.Ordinal);
+            if (after is null)
+                next.Remove(id);
+            else
+                next[id] = after;
+            _accounts = next.ToFrozenDictionary(StringComparer.Ordinal);
+        }
+        try
+        {
+            Changed?.Invoke(new ChannelAccountChange(before, after));
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "A handler of channel account changes failed for {Channel}", id);
+        }
+    }
+
+    private ChannelAccount? Compose(ChannelAccountRecord row)
+    {
+        try
+        {
+            var secretSettings = row.SecretSettings.ToDictionary(s => s.Key, s => secrets.Unprotect(s.Value), StringComparer.Ordinal);
+            var secret = row.Secret is null ? null : secrets.Unprotect(row.Secret);
+            return new ChannelAccount(row.Id, row.Kind, row.Name, row.Enabled, secret, catalog.Compose(row.Kind, row.SettingsOrLegacy(), secretSettings), row.UpdatedAt);
+        }
+        catch (System.Security.Cryptography.CryptographicException ex)
+        {
+            // Keys lost or from another install: the account cannot verify anything, so it is left out, loudly.
+            logger.LogError(ex, "Channel account {Channel}'s secrets cannot be decrypted with this install's keys; it is unavailable until its secret is rotated", row.Id);
+            return null;
+        }
+    }
+}
