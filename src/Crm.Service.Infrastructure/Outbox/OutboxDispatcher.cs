@@ -24,6 +24,7 @@ internal sealed class OutboxDispatcher(
     ICrmStore store,
     IGrainFactory grains,
     IEnumerable<IOutboundSender> senders,
+    IChannelHealth health,
     IOptions<OutboxOptions> options,
     TimeProvider time,
     ILogger<OutboxDispatcher> logger) : BackgroundService, IOutboxSignal
@@ -162,9 +163,11 @@ internal sealed class OutboxDispatcher(
             await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Sent, null, result.ExternalId), cancellationToken);
             item.State = OutboxState.Done;
             item.LastError = null;
+            await health.ReportSuccessAsync(item.ChannelAccountId, cancellationToken);
         }
         else if (result.Permanent || item.Attempts >= settings.MaxAttempts)
         {
+            await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", cancellationToken);
             item.State = OutboxState.Failed;
             item.LastError = $"{result.Error} (attempt {item.Attempts}{(result.Permanent ? ", not retried" : ", giving up")})";
             logger.LogWarning("Outbound message {MessageId} on channel {Channel} failed: {Reason}", item.MessageId, item.ChannelAccountId, item.LastError);
@@ -173,6 +176,7 @@ internal sealed class OutboxDispatcher(
         }
         else
         {
+            await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", cancellationToken);
             item.LastError = result.Error;
             logger.LogInformation("Outbound message {MessageId} on channel {Channel}, attempt {Attempt} failed: {Error}; retrying at {NextAttempt}",
                 item.MessageId, item.ChannelAccountId, item.Attempts, result.Error, item.NextAttemptAt);

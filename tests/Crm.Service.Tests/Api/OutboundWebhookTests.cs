@@ -92,6 +92,10 @@ public sealed class OutboundWebhookTests : AppTest
         // Agents get a generic error; the bridge's own answer is for admins and the log.
         Assert.DoesNotContain("422", failed.GetProperty("deliveryError").GetString(), StringComparison.Ordinal);
         Assert.Contains("422", await App.OutboxErrorAsync(id), StringComparison.Ordinal);
+        using var admin = App.Admin();
+        var channel = await Eventually.WaitForAsync(() => admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/channels/bridge"),
+            c => c.GetProperty("lastError").ValueKind == JsonValueKind.String, what: "the channel's health");
+        Assert.Contains("422", channel.GetProperty("lastError").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
