@@ -10,6 +10,13 @@ public sealed record ChannelAccount(string Id, ChannelKind Kind, string Name, bo
 {
     /// <summary>The settings as the connector's own type; null when they are of another type or absent.</summary>
     public TSettings? SettingsAs<TSettings>() where TSettings : class, IChannelSettings => Settings as TSettings;
+
+    /// <summary>Never prints the secret or the settings (which may hold secret fields): records end up in logs.</summary>
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"Id = {Id}, Kind = {Kind}, Name = {Name}, Enabled = {Enabled}, UpdatedAt = {UpdatedAt:O}");
+        return true;
+    }
 }
 
 /// <summary>An account was created, changed or removed: <see cref="Before"/> is null for a new one, <see cref="After"/> for a removed one.</summary>

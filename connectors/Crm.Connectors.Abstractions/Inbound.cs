@@ -22,7 +22,12 @@ internal sealed class ConversationHandOff(IGrainFactory grains, IChannelAccounts
             ?? throw new DomainException(DomainErrorKind.NotFound, $"There is no channel '{message.ChannelAccountId}'.", "channelId");
         if (!account.Enabled)
             throw new DomainException(DomainErrorKind.Forbidden, $"Channel '{account.Id}' is disabled; an admin can enable it.", "channelId");
-        var scoped = message with { Sender = IdentityScope.Apply(message.Sender, account, catalog.Find(account.Kind)) };
+        var sender = IdentityScope.Apply(message.Sender, account, catalog.Find(account.Kind));
+        var scoped = message with { Sender = sender };
+        // A thread named after its sender (the default when a connector has no thread of its own) is named after the
+        // scoped identity, so changing an account's trust starts a new conversation instead of orphaning the old one.
+        if (sender != message.Sender && message.ThreadKey == GrainKeys.Identity(message.Sender.Kind, message.Sender.Value, message.ChannelAccountId))
+            scoped = scoped with { ThreadKey = GrainKeys.Identity(sender.Kind, sender.Value, message.ChannelAccountId) };
         return grains.GetGrain<IConversationGrain>(GrainKeys.Conversation(scoped.ChannelAccountId, scoped.ThreadKey)).ReceiveAsync(scoped, cancellationToken);
     }
 }

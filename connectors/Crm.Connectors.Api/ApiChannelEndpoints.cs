@@ -86,7 +86,7 @@ public static class ApiChannelEndpoints
 
     /// <summary>Channel (in memory), size, signature, the channel's rate limit, UTF-8 and JSON checks, in that order:
     /// nothing unsigned is parsed or charged to the channel.</summary>
-    private static async Task<(T? Request, byte[]? Body, ProblemHttpResult? Problem)> ReadSignedAsync<T>(
+    internal static async Task<(T? Request, byte[]? Body, ProblemHttpResult? Problem)> ReadSignedAsync<T>(
         string channelId, HttpContext http, IChannelAccounts channels, ApiChannelRateLimiter limiter, ApiChannelOptions options, TimeProvider time, CancellationToken cancellationToken)
         where T : class
     {
@@ -96,6 +96,14 @@ public static class ApiChannelEndpoints
         if (!channel.Enabled)
             return (null, null, Problems.Of(ProblemKind.Forbidden, $"Channel '{channelId}' is disabled; an admin can enable it.", "channelId"));
 
+        if (channel.Secret is not { Length: > 0 })
+            return (null, null, Problems.Of(ProblemKind.Unauthorized, $"Channel '{channel.Id}' has no secret; an admin can rotate one.", "channelId"));
+        // Missing, malformed or stale signature headers are refused before a byte of the body is read.
+        var headers = RequestSignature.Verify(channel.Secret, http.Request.Headers[RequestSignature.TimestampHeader], http.Request.Headers[RequestSignature.SignatureHeader],
+            [], time.GetUtcNow(), options.TimestampTolerance);
+        if (headers is not (RequestSignature.Outcome.Valid or RequestSignature.Outcome.Mismatch))
+            return (null, null, SignatureProblem(headers, options));
+
         // Kestrel stops reading past this endpoint's limit, whatever the server-wide limit is.
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeLimit)
             sizeLimit.MaxRequestBodySize = options.MaxBodyBytes;
@@ -103,19 +111,10 @@ public static class ApiChannelEndpoints
         if (body is null)
             return (null, null, Problems.Of(ProblemKind.TooLarge, $"The body exceeds {options.MaxBodyBytes} bytes.", "body"));
 
-        var verdict = RequestSignature.Verify(channel.Secret ?? "", http.Request.Headers[RequestSignature.TimestampHeader], http.Request.Headers[RequestSignature.SignatureHeader],
+        var verdict = RequestSignature.Verify(channel.Secret, http.Request.Headers[RequestSignature.TimestampHeader], http.Request.Headers[RequestSignature.SignatureHeader],
             body, time.GetUtcNow(), options.TimestampTolerance);
-        switch (verdict)
-        {
-            case RequestSignature.Outcome.Missing:
-                return (null, null, Problems.Of(ProblemKind.Unauthorized, $"Send {RequestSignature.TimestampHeader} (Unix seconds) and {RequestSignature.SignatureHeader} (sha256=hex HMAC of \"timestamp.body\" with the channel secret).", RequestSignature.SignatureHeader));
-            case RequestSignature.Outcome.Malformed:
-                return (null, null, Problems.Of(ProblemKind.Unauthorized, $"{RequestSignature.TimestampHeader} must be Unix seconds.", RequestSignature.TimestampHeader));
-            case RequestSignature.Outcome.Stale:
-                return (null, null, Problems.Of(ProblemKind.Unauthorized, $"{RequestSignature.TimestampHeader} is more than {options.TimestampTolerance.TotalSeconds:0} s from our clock; sign requests when you send them.", RequestSignature.TimestampHeader));
-            case RequestSignature.Outcome.Mismatch:
-                return (null, null, Problems.Of(ProblemKind.Unauthorized, "The signature does not match the body and timestamp for this channel's secret.", RequestSignature.SignatureHeader));
-        }
+        if (verdict != RequestSignature.Outcome.Valid)
+            return (null, null, SignatureProblem(verdict, options));
 
         if (limiter.TryAcquire(channel.Id) is { } retryAfter)
         {
@@ -143,6 +142,14 @@ public static class ApiChannelEndpoints
     }
 
     private static string FirstSentence(string message) => message.Split(". ")[0];
+
+    private static ProblemHttpResult SignatureProblem(RequestSignature.Outcome outcome, ApiChannelOptions options) => outcome switch
+    {
+        RequestSignature.Outcome.Missing => Problems.Of(ProblemKind.Unauthorized, $"Send {RequestSignature.TimestampHeader} (Unix seconds) and {RequestSignature.SignatureHeader} (sha256=hex HMAC of \"timestamp.body\" with the channel secret).", RequestSignature.SignatureHeader),
+        RequestSignature.Outcome.Malformed => Problems.Of(ProblemKind.Unauthorized, $"{RequestSignature.TimestampHeader} must be Unix seconds.", RequestSignature.TimestampHeader),
+        RequestSignature.Outcome.Stale => Problems.Of(ProblemKind.Unauthorized, $"{RequestSignature.TimestampHeader} is more than {options.TimestampTolerance.TotalSeconds:0} s from our clock; sign requests when you send them.", RequestSignature.TimestampHeader),
+        _ => Problems.Of(ProblemKind.Unauthorized, "The signature does not match the body and timestamp for this channel's secret.", RequestSignature.SignatureHeader),
+    };
 
     internal static string? Truncate(string? value, int max) => value is null ? null : value.Length <= max ? value : value[..max];
 }

@@ -11,7 +11,7 @@ public sealed record ApiChannelSettings : IChannelSettings
 
     /// <summary>Identity kinds ("email", "phone") this bridge may assert as global identities, joining the profiles of
     /// customers known on other channels. Empty (the default): its senders stay scoped to this channel.</summary>
-    public IReadOnlyList<IdentityKind> TrustedIdentityKinds { get; init; } = [];
+    public IReadOnlyList<IdentityKind> TrustedIdentityKinds { get; init => field = value ?? []; } = [];
 
     public IEnumerable<SettingsProblem> Validate()
     {

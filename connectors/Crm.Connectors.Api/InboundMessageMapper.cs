@@ -21,6 +21,12 @@ internal static class InboundMessageMapper
             return Fail("sender.id", "sender.id is required.");
         if (request.Sender.Id.Length > 320)
             return Fail("sender.id", "sender.id is longer than 320 characters.");
+        foreach (var (field, value) in new[] { ("messageId", request.MessageId), ("sender.id", request.Sender.Id), ("threadKey", request.ThreadKey) })
+        {
+            // Ids end up in keys, logs, the change feed and agents' screens: no line breaks, controls or bidi overrides.
+            if (value is not null && value.Any(IsUnsafeInId))
+                return Fail(field, $"{field} contains control or bidirectional-override characters.");
+        }
         IdentityKind? kind = (request.Sender.Kind ?? "external").ToLowerInvariant() switch
         {
             "external" => IdentityKind.External,
@@ -86,6 +92,8 @@ internal static class InboundMessageMapper
             RawContentType = "application/json",
         }, null);
     }
+
+    private static bool IsUnsafeInId(char c) => char.IsControl(c) || c is >= '\u202A' and <= '\u202E' or >= '\u2066' and <= '\u2069' or '\u200E' or '\u200F';
 
     private static (InboundMessage?, ProblemHttpResult?) Fail(string field, string detail) => (null, Problems.Invalid(field, detail));
 }

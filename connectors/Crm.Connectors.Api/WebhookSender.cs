@@ -21,8 +21,12 @@ internal sealed class WebhookSender(IHttpClientFactory clients, IChannelAccounts
     public async Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default)
     {
         var channel = channels.Find(delivery.ChannelAccountId);
+        // Missing from the directory is not final: its secret may be unreadable until the key ring is restored or
+        // the secret rotated, and a reply must wait for that rather than fail for good.
         if (channel is null)
-            return OutboundResult.Fail($"Channel '{delivery.ChannelAccountId}' no longer exists.");
+            return OutboundResult.Retry($"Channel '{delivery.ChannelAccountId}' is not available on this node (unknown, or its settings could not be read).");
+        if (channel.Secret is not { Length: > 0 })
+            return OutboundResult.Retry($"Channel '{channel.Id}' has no secret to sign with; rotate one.");
         if (channel.SettingsAs<ApiChannelSettings>()?.WebhookUrl is not { Length: > 0 } webhookUrl)
             return OutboundResult.Fail($"Channel '{channel.Id}' has no webhook URL; set one to deliver replies.");
 
@@ -43,7 +47,7 @@ internal sealed class WebhookSender(IHttpClientFactory clients, IChannelAccounts
         using var request = new HttpRequestMessage(HttpMethod.Post, webhookUrl) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
         request.Headers.Add(RequestSignature.TimestampHeader, timestamp.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        request.Headers.Add(RequestSignature.SignatureHeader, RequestSignature.Compute(channel.Secret ?? "", timestamp, body));
+        request.Headers.Add(RequestSignature.SignatureHeader, RequestSignature.Compute(channel.Secret, timestamp, body));
         request.Headers.Add("X-Crm-Delivery", delivery.MessageId.ToString());
 
         return await PostAsync(clients.CreateClient(HttpClientName), request, cancellationToken);

@@ -34,6 +34,13 @@ public sealed record ChannelAccountSettings
     [Id(4)] public IReadOnlyDictionary<string, string> SecretSettings { get; init; } = new Dictionary<string, string>();
     /// <summary>The channel (signing) secret; null keeps the current one, or generates one for a new account.</summary>
     [Id(5)] public string? Secret { get; init; }
+
+    /// <summary>Never prints the secret or secret settings: records end up in logs and exception messages.</summary>
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"Kind = {Kind}, Name = {Name}, Enabled = {Enabled}, SecretSettings = [{string.Join(", ", SecretSettings.Keys)}]");
+        return true;
+    }
 }
 
 /// <summary>The answer to a configuration or a rotation: the account, and the secret when one was just issued (shown once).</summary>

@@ -42,7 +42,10 @@ public sealed record InboundNotice(
     [property: Id(1)] Guid ConversationId,
     [property: Id(2)] DateTimeOffset ReceivedAt,
     /// <summary>The conversation's customer: a ticket takes a conversation it does not list only from its own customer.</summary>
-    [property: Id(3)] Guid CustomerId);
+    [property: Id(3)] Guid CustomerId,
+    /// <summary>The message's dedupe key, which a ticket checks against the store before a message changes its state.</summary>
+    [property: Id(4)] string ChannelAccountId,
+    [property: Id(5)] string ExternalMessageId);
 
 public enum InboundRoutingKind
 {
@@ -57,6 +60,8 @@ public enum InboundRoutingKind
     /// <summary>The conversation is not one of this ticket's and belongs to another customer (a number the conversation
     /// reserved but never used, now taken by someone else's ticket): open a new ticket under a new number.</summary>
     Foreign = 4,
+    /// <summary>The message is already stored (a redelivery the conversation's memory did not know): change nothing.</summary>
+    Duplicate = 5,
 }
 
 /// <param name="ActivityAt">Set when the ticket took the message without a change of its own to store: the conversation

@@ -64,10 +64,12 @@ public sealed class ConversationGrain(
         if (message.Attachments.FirstOrDefault(a => a.Content.LongLength > limits.MaxAttachmentBytes) is { } tooBig)
             throw new DomainException(DomainErrorKind.TooLarge, $"Attachment '{AttachmentRules.SanitizeFileName(tooBig.FileName)}' is {tooBig.Content.LongLength} bytes; the limit is {limits.MaxAttachmentBytes}.", "attachments");
 
-        // A redelivery after a restart (or one whose first copy went to another thread) is answered from the store
-        // before the ticket hears of it: a duplicate must not reopen, follow up or touch anything.
-        if (await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken) is { } stored)
-            return Remember(message.ExternalMessageId, await DuplicateOfAsync(stored, cancellationToken));
+        // A redelivery this activation does not remember (after a restart, or one whose first copy went to another
+        // thread) must not start a conversation, reopen, follow up or open anything. The store is asked before each
+        // of those side effects: here for a new conversation, by the ticket before it changes, and below before a
+        // ticket is opened. A message that only adds to an open ticket needs no read: its commit is refused whole.
+        if (_record is null && await FindStoredAsync(accountId, message.ExternalMessageId, cancellationToken) is { } stored)
+            return Remember(message.ExternalMessageId, stored);
 
         // A thread belongs to one sender: another sender on the same thread key would write into (and read the
         // replies of) someone else's conversation.
@@ -80,10 +82,14 @@ public sealed class ConversationGrain(
         var routing = _record is null ? await StartAsync(message, now, cancellationToken) : new Routing(_record.Copy(), started: false);
         var conversation = routing.Conversation;
         var offered = _record is not null && conversation.TicketNumber != 0
-            ? await OfferToTicketAsync(routing, messageId, now, cancellationToken)
+            ? await OfferToTicketAsync(routing, message, messageId, now, cancellationToken)
             : null;
         if (offered is not { Kind: InboundRoutingKind.Accepted })
+        {
+            if (_record is not null && await FindStoredAsync(accountId, message.ExternalMessageId, cancellationToken) is { } earlier)
+                return Remember(message.ExternalMessageId, earlier);
             await OpenTicketAsync(routing, message, now, cancellationToken);
+        }
 
         var record = new MessageRecord
         {
@@ -147,7 +153,7 @@ public sealed class ConversationGrain(
     }
 
     /// <summary>Offers the message to the current ticket, following merges; anything but Accepted means a ticket must be opened.</summary>
-    private async Task<InboundRouting> OfferToTicketAsync(Routing routing, Guid messageId, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<InboundRouting> OfferToTicketAsync(Routing routing, InboundMessage message, Guid messageId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var conversation = routing.Conversation;
         var refreshed = false;
@@ -162,9 +168,11 @@ public sealed class ConversationGrain(
                 hop = 0;
             }
             var offered = await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber)
-                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now, conversation.CustomerId), cancellationToken);
+                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now, conversation.CustomerId, message.ChannelAccountId, message.ExternalMessageId), cancellationToken);
             switch (offered.Kind)
             {
+                case InboundRoutingKind.Duplicate:
+                    return offered;
                 case InboundRoutingKind.MergedInto:
                     conversation.TicketNumber = offered.TicketNumber;
                     routing.TicketMoved = true;
@@ -270,6 +278,11 @@ public sealed class ConversationGrain(
             raw.BlobSha256 = (await blobs.PutAsync(message.RawSource, cancellationToken)).Sha256;
         return raw;
     }
+
+    private async Task<IngestResult?> FindStoredAsync(string accountId, string externalId, CancellationToken cancellationToken) =>
+        await store.FindMessageByExternalIdAsync(accountId, externalId, cancellationToken) is { } stored
+            ? await DuplicateOfAsync(stored, cancellationToken)
+            : null;
 
     /// <summary>The answer for a message already stored: where its first copy went.</summary>
     private async Task<IngestResult> DuplicateOfAsync(MessageRecord stored, CancellationToken cancellationToken)

@@ -25,6 +25,11 @@ public sealed class TicketGrain(
 {
     internal const string AutoCloseReminder = "auto-close";
 
+    private static readonly string[] ColumnsButCustomerActivity = typeof(TicketRecord).GetProperties()
+        .Select(p => p.Name)
+        .Where(name => name is not (nameof(TicketRecord.Number) or nameof(TicketRecord.LastCustomerMessageAt)))
+        .ToArray();
+
     private TicketRecord? _record;
     private bool _loaded;
     private Task<TicketRecord?>? _loading;
@@ -130,9 +135,16 @@ public sealed class TicketGrain(
             return new InboundRouting(InboundRoutingKind.Foreign, Number);
 
         var now = time.GetUtcNow();
+        var effect = TicketRules.OnCustomerMessage(_record, now, options.Value.ReopenWindow);
+        // A message that would change this ticket (reopen, close, follow up, join) is first checked against the
+        // store: a redelivery the conversation's memory missed (after a restart) must change nothing. A message
+        // that only adds activity skips the read; if it is a redelivery, its commit is refused as a whole.
+        if ((effect != CustomerMessageEffect.Join || !_record.ConversationIds.Contains(notice.ConversationId))
+            && await store.FindMessageByExternalIdAsync(notice.ChannelAccountId, notice.ExternalMessageId, cancellationToken) is not null)
+            return new InboundRouting(InboundRoutingKind.Duplicate, Number);
         var next = _record.Copy();
         var writes = new WriteSet();
-        switch (TicketRules.OnCustomerMessage(_record, now, options.Value.ReopenWindow))
+        switch (effect)
         {
             case CustomerMessageEffect.FollowUp:
                 return new InboundRouting(InboundRoutingKind.NeedsFollowUp, Number);
@@ -153,10 +165,9 @@ public sealed class TicketGrain(
         next.UpdatedAt = now;
         if (writes.IsEmpty && !joined)
         {
-            // Only the activity time changed: the conversation stores it with the message (see InboundRouting.ActivityAt).
-            // The activation keeps it too, so a later full-row write does not take it back.
-            _record.LastCustomerMessageAt = now;
-            _record.UpdatedAt = now;
+            // Only the activity time changed: the conversation stores it with the message (see InboundRouting.ActivityAt),
+            // or not at all if that commit fails. The activation does not take it: it would be ahead of the database.
+            // Full-row writes leave LastCustomerMessageAt alone (see CommitAsync), so they never take it back either.
             return new InboundRouting(InboundRoutingKind.Accepted, Number, now);
         }
         await CommitAsync(next, writes, cancellationToken);
@@ -420,7 +431,10 @@ public sealed class TicketGrain(
             var due = next.ResolvedAt!.Value + options.Value.ReopenWindow - time.GetUtcNow();
             await this.RegisterOrUpdateReminder(AutoCloseReminder, due < TimeSpan.Zero ? TimeSpan.Zero : due, options.Value.ReminderPeriod);
         }
-        await store.CommitAsync(writes.Update(next.Copy()), cancellationToken);
+        // LastCustomerMessageAt is also written with inbound messages, past this activation: write it only when this
+        // turn set it, so a full-row update never takes a newer value back.
+        var ownsActivity = next.LastCustomerMessageAt != _record?.LastCustomerMessageAt;
+        await store.CommitAsync(writes.Update(next.Copy(), ownsActivity ? [] : ColumnsButCustomerActivity), cancellationToken);
         Committed(next);
         if (wasResolved && next.Status != TicketStatus.Resolved)
         {

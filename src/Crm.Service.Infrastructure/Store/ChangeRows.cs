@@ -12,6 +12,9 @@ namespace Crm.Service.Infrastructure.Store;
 internal static class ChangeRows
 {
     /// <summary>Tracks the change rows of <paramref name="writes"/> on <paramref name="db"/>; they are saved with the batch.</summary>
+    private static readonly HashSet<string> HealthColumns =
+        [nameof(ChannelAccountRecord.LastSuccessAt), nameof(ChannelAccountRecord.LastErrorAt), nameof(ChannelAccountRecord.LastError)];
+
     public static void Append(CrmDbContext db, WriteSet writes, DateTimeOffset at)
     {
         // Write sets are small (a handful of rows), so a list beats a hash set; many (outbox, audit) yield no row at all.
@@ -23,6 +26,10 @@ internal static class ChangeRows
                 case InsertRow { Record: var record }:
                     if (Identify(record) is { } created)
                         Add(ref rows, created.Entity, created.Id, ChangeKinds.Created, at);
+                    break;
+                // A channel's health (last success, last error) is not a change of its configuration: no row, so the
+                // account directory and the connectors following it are not woken every few seconds.
+                case UpdateRow { Record: ChannelAccountRecord, Properties: var columns } when columns.Count > 0 && columns.All(HealthColumns.Contains):
                     break;
                 case UpdateRow { Record: var record }:
                     if (Identify(record) is { } updated)

@@ -45,6 +45,11 @@ public sealed class HttpLimitsOptions
 
     [Range(1, 10_000_000)]
     public int BurstPerAddress { get; set; } = 40_000;
+
+    /// <summary>Requests one client address may have in flight at once: slow uploads from one address cannot take
+    /// every place of <see cref="MaxConcurrentRequests"/>.</summary>
+    [Range(1, 100_000)]
+    public int MaxConcurrentRequestsPerAddress { get; set; } = 64;
 }
 
 /// <summary>The process-wide limiter in front of authentication: a token bucket per client address, then the
@@ -82,9 +87,11 @@ internal sealed class EdgeRateLimiter : IAsyncDisposable
                     QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
                 };
             }));
-        // The address bucket first: a flooding address is refused before it can take a place in the queue.
-        Limiter = PartitionedRateLimiter.CreateChained(perAddress, inFlight);
-        _parts = [perAddress, inFlight];
+        var inFlightPerAddress = PartitionedRateLimiter.Create<HttpContext, string>(http => RateLimitPartition.GetConcurrencyLimiter(
+            ClientAddress.Of(http), _ => new ConcurrencyLimiterOptions { PermitLimit = Options(http).MaxConcurrentRequestsPerAddress, QueueLimit = 0 }));
+        // The address limits first: a flooding or slow-uploading address is refused before it can take a place in the queue.
+        Limiter = PartitionedRateLimiter.CreateChained(perAddress, inFlightPerAddress, inFlight);
+        _parts = [perAddress, inFlightPerAddress, inFlight];
     }
 
     public PartitionedRateLimiter<HttpContext> Limiter { get; }

@@ -47,4 +47,52 @@ public sealed class IdentityScopeTests : AppTest
         Assert.Equal(ceo, await CustomerOfAsync("crm-sync", "s-1", "email", "ceo@client.com"));
         Assert.NotEqual(phoneElsewhere, await CustomerOfAsync("crm-sync", "s-2", "phone", "+1 555 010 2030"));
     }
+
+    [Fact]
+    public async Task Changing_a_bridges_trust_starts_new_conversations_instead_of_refusing_its_contacts()
+    {
+        await TrustedChannelAsync("gateway");
+        var scoped = await CustomerOfAsync("gateway", "t-1", "email", "kim@client.com");
+
+        await TrustedChannelAsync("gateway", "email");
+        var trusted = await CustomerOfAsync("gateway", "t-2", "email", "kim@client.com");
+        await TrustedChannelAsync("gateway");
+        var scopedAgain = await CustomerOfAsync("gateway", "t-3", "email", "kim@client.com");
+
+        Assert.NotEqual(scoped, trusted);
+        Assert.Equal(scoped, scopedAgain);
+        // A redelivery after the change is still recognised.
+        var again = await App.PostMessageAsync(new { messageId = "t-2", sender = new { id = "kim@client.com", kind = "email" }, text = "hello" }, "gateway");
+        Assert.True((await again.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("duplicate").GetBoolean());
+    }
+
+    [Theory]
+    [InlineData("messageId")]
+    [InlineData("sender.id")]
+    [InlineData("threadKey")]
+    public async Task Ids_with_line_breaks_controls_or_bidi_overrides_are_refused(string field)
+    {
+        var evil = "x\n999 a b c\u202Egnp.exe";
+        object body = field switch
+        {
+            "messageId" => new { messageId = evil, sender = new { id = "u-1" }, text = "hi" },
+            "sender.id" => new { messageId = "c-1", sender = new { id = evil }, text = "hi" },
+            _ => new { messageId = "c-1", sender = new { id = "u-1" }, threadKey = evil, text = "hi" },
+        };
+
+        var response = await App.PostMessageAsync(body);
+
+        Assert.Equal(System.Net.HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.Equal(field, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("field").GetString());
+    }
+
+    [Fact]
+    public async Task A_null_trust_list_is_no_trust_not_a_server_error()
+    {
+        using var admin = App.Admin();
+        var response = await admin.PutAsync("/api/v1/admin/channels/nulls", new StringContent(
+            "{\"kind\":\"api\",\"name\":\"n\",\"settings\":{\"trustedIdentityKinds\":null}}", System.Text.Encoding.UTF8, "application/json"));
+
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+    }
 }

@@ -117,4 +117,35 @@ public sealed class FailedCommitTests(FaultyStoreClusterFixture fixture) : IClas
         // A kill right after the commit finds the reminder already stored, so the ticket still closes.
         Assert.Equal(remindersBefore + 1, remindersAtCommit);
     }
+
+    [Fact]
+    public async Task A_message_whose_commit_failed_leaves_no_customer_activity_on_the_ticket()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var phone = GrainScenario.NewPhone();
+        var number = (await scenario.ReceiveAsync(scenario.Message("fc-8", phone))).TicketNumber;
+        var before = await fixture.QueryAsync(db => db.Tickets.Where(t => t.Number == number).Select(t => t.LastCustomerMessageAt).SingleAsync());
+
+        fixture.Store.FailNextCommitWhere(Touches<MessageRecord>);
+        await Assert.ThrowsAsync<IOException>(() => scenario.ReceiveAsync(scenario.Message("fc-9", phone)));
+        await fixture.Grains.GetGrain<ITicketGrain>(number).ChangeAsync(new TicketChange { Priority = TicketPriority.High }, "agent:a");
+
+        Assert.Equal(before, await fixture.QueryAsync(db => db.Tickets.Where(t => t.Number == number).Select(t => t.LastCustomerMessageAt).SingleAsync()));
+    }
+
+    [Fact]
+    public async Task A_full_row_change_never_takes_back_the_activity_time_written_with_a_message()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var phone = GrainScenario.NewPhone();
+        var number = (await scenario.ReceiveAsync(scenario.Message("fc-10", phone))).TicketNumber;
+        var ticket = fixture.Grains.GetGrain<ITicketGrain>(number);
+        await ticket.ChangeAsync(new TicketChange { Status = TicketStatus.Open }, "agent:a");
+        await scenario.ReceiveAsync(scenario.Message("fc-11", phone));
+        var afterSecond = await fixture.QueryAsync(db => db.Tickets.Where(t => t.Number == number).Select(t => t.LastCustomerMessageAt).SingleAsync());
+
+        await ticket.ChangeAsync(new TicketChange { Priority = TicketPriority.Low }, "agent:a");
+
+        Assert.Equal(afterSecond, await fixture.QueryAsync(db => db.Tickets.Where(t => t.Number == number).Select(t => t.LastCustomerMessageAt).SingleAsync()));
+    }
 }

@@ -144,6 +144,21 @@ public sealed class RoutingAndMergeSafetyTests(TestClusterFixture fixture)
         Assert.Equal(tickets[^1], next.TicketNumber);
     }
 
+    [Fact]
+    public async Task A_channels_health_report_is_not_a_change_of_the_channel()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var channel = scenario.Channel;
+        var before = await fixture.QueryAsync(db => db.Changes.CountAsync(c => c.Entity == "channel" && c.EntityId == channel));
+
+        var account = fixture.Grains.GetGrain<IChannelAccountGrain>(channel);
+        await account.ReportHealthAsync(new ChannelHealthReport(DateTimeOffset.UtcNow));
+        await account.ReportHealthAsync(new ChannelHealthReport(DateTimeOffset.UtcNow.AddSeconds(1), "503 Service Unavailable"));
+
+        Assert.Equal("503 Service Unavailable", (await account.GetAsync())!.LastError);
+        Assert.Equal(before, await fixture.QueryAsync(db => db.Changes.CountAsync(c => c.Entity == "channel" && c.EntityId == channel)));
+    }
+
     private static async Task<Exception?> Outcome(Task task)
     {
         try
