@@ -99,6 +99,8 @@ internal sealed class ChangeFeedDispatcher(
             }
             if (!await WaitForCommitAsync(nextCommit, settings.PollInterval, stoppingToken))
                 return;
+            if (settings.GatherDelay > TimeSpan.Zero && !await DelayAsync(settings.GatherDelay, stoppingToken))
+                return;
         }
     }
 

@@ -15,6 +15,12 @@ public sealed class ChangeFeedOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>After a commit wakes a consumer, it waits this long for more commits before it reads: under load one
+    /// read and one cursor write then cover many commits instead of one each (the cursor write competes with the
+    /// store's writer for the database).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
+    public TimeSpan GatherDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+
     /// <summary>Wait before handing a failed batch to its consumer again; doubles per failure up to <see cref="MaxRetryDelay"/>.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
     public TimeSpan FirstRetryDelay { get; set; } = TimeSpan.FromSeconds(1);

@@ -62,13 +62,7 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
             builder.ConfigureTestServices(services => services.AddFakeGrainClock(_clock)
                 .AddKeyedTransient<IGrainExtension, ActivationProbe>(typeof(IActivationProbe)));
         if (FaultyStore)
-            builder.ConfigureTestServices(services =>
-            {
-                var real = services.Single(d => d.ServiceType == typeof(ICrmStore));
-                services.Remove(real);
-                services.AddSingleton(provider => new FaultInjectingStore((ICrmStore)ActivatorUtilities.CreateInstance(provider, real.ImplementationType!)));
-                services.AddSingleton<ICrmStore>(provider => provider.GetRequiredService<FaultInjectingStore>());
-            });
+            builder.ConfigureTestServices(services => services.AddFaultInjectingStore());
         if (_services is not null)
             builder.ConfigureTestServices(_services);
     }

@@ -54,6 +54,18 @@ internal sealed class FaultInjectingStore(ICrmStore inner) : ICrmStore
     public Task<ChannelAccountRecord?> FindChannelAccountAsync(string id, CancellationToken cancellationToken = default) => inner.FindChannelAccountAsync(id, cancellationToken);
 }
 
+internal static class FaultInjectingStoreExtensions
+{
+    /// <summary>Puts a <see cref="FaultInjectingStore"/> in front of the registered store.</summary>
+    public static IServiceCollection AddFaultInjectingStore(this IServiceCollection services)
+    {
+        var real = services.Single(d => d.ServiceType == typeof(ICrmStore));
+        services.Remove(real);
+        services.AddSingleton(provider => new FaultInjectingStore((ICrmStore)ActivatorUtilities.CreateInstance(provider, real.ImplementationType!)));
+        return services.AddSingleton<ICrmStore>(provider => provider.GetRequiredService<FaultInjectingStore>());
+    }
+}
+
 /// <summary>A one-silo test cluster on the real embedded store behind a <see cref="FaultInjectingStore"/>.</summary>
 public sealed class FaultyStoreClusterFixture : IAsyncLifetime
 {
@@ -96,10 +108,7 @@ public sealed class FaultyStoreClusterFixture : IAsyncLifetime
             var services = siloBuilder.Services;
             services.AddCrmInfrastructure();
             siloBuilder.UseSqliteReminderService();
-            var real = services.Single(d => d.ServiceType == typeof(ICrmStore));
-            services.Remove(real);
-            services.AddSingleton(provider => new FaultInjectingStore((ICrmStore)ActivatorUtilities.CreateInstance(provider, real.ImplementationType!)));
-            services.AddSingleton<ICrmStore>(provider => provider.GetRequiredService<FaultInjectingStore>());
+            services.AddFaultInjectingStore();
         }
     }
 }
