@@ -1,6 +1,7 @@
 using System.Globalization;
 using Crm.Service.Grains.Records;
 using Crm.Service.Grains.Storage;
+using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.Infrastructure.Store;
 
@@ -11,11 +12,11 @@ namespace Crm.Service.Infrastructure.Store;
 /// </summary>
 internal static class ChangeRows
 {
-    /// <summary>Tracks the change rows of <paramref name="writes"/> on <paramref name="db"/>; they are saved with the batch.</summary>
     private static readonly HashSet<string> HealthColumns =
         [nameof(ChannelAccountRecord.LastSuccessAt), nameof(ChannelAccountRecord.LastErrorAt), nameof(ChannelAccountRecord.LastError)];
 
-    public static void Append(CrmDbContext db, WriteSet writes, DateTimeOffset at)
+    /// <summary>Adds the change rows of <paramref name="writes"/> to <paramref name="into"/>.</summary>
+    public static void Append(WriteSet writes, DateTimeOffset at, List<ChangeRecord> into)
     {
         // Write sets are small (a handful of rows), so a list beats a hash set; many (outbox, audit) yield no row at all.
         List<ChangeRecord>? rows = null;
@@ -51,8 +52,33 @@ internal static class ChangeRows
                     break;
             }
         }
-        foreach (var row in rows ?? [])
-            db.Add(row);
+        if (rows is not null)
+            into.AddRange(rows);
+    }
+
+    /// <summary>Inserts the collected rows in the context's current transaction with a few multi-row statements (EF's
+    /// per-entity tracking would cost more than the rows themselves), then clears the list.</summary>
+    public static async Task InsertAsync(CrmDbContext db, List<ChangeRecord> rows)
+    {
+        const int RowsPerStatement = 200;
+        for (var start = 0; start < rows.Count; start += RowsPerStatement)
+        {
+            var count = Math.Min(RowsPerStatement, rows.Count - start);
+            var sql = new System.Text.StringBuilder("INSERT INTO \"Changes\" (\"Entity\", \"EntityId\", \"Kind\", \"At\") VALUES ");
+            var parameters = new object[count * 4];
+            for (var i = 0; i < count; i++)
+            {
+                var row = rows[start + i];
+                var p = i * 4;
+                sql.Append(i == 0 ? "" : ", ").Append(CultureInfo.InvariantCulture, $"({{{p}}}, {{{p + 1}}}, {{{p + 2}}}, {{{p + 3}}})");
+                parameters[p] = row.Entity;
+                parameters[p + 1] = row.EntityId;
+                parameters[p + 2] = row.Kind;
+                parameters[p + 3] = row.At.UtcTicks;
+            }
+            await db.Database.ExecuteSqlRawAsync(sql.ToString(), parameters);
+        }
+        rows.Clear();
     }
 
     /// <summary>The feed's entity and id of a stored row, or null for rows that are not in the feed.</summary>

@@ -1,3 +1,4 @@
+using Crm.Service.Grains.Records;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Crm.Service.Grains.Storage;
@@ -88,9 +89,11 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
                 // thrown away after the commit, so accepting the changes afterwards would be wasted work.
                 db.ChangeTracker.AutoDetectChangesEnabled = false;
                 var committedAt = _time.GetUtcNow();
+                var changes = new List<ChangeRecord>(batch.Count * 2);
                 foreach (var pending in batch)
-                    await WriteSetApplier.ApplyAsync(db, pending.Writes, committedAt);
+                    await WriteSetApplier.ApplyAsync(db, pending.Writes, committedAt, changes);
                 await db.SaveChangesAsync(acceptAllChangesOnSuccess: false);
+                await ChangeRows.InsertAsync(db, changes);
                 await transaction.CommitAsync();
             }
             Interlocked.Increment(ref _transactions);
@@ -116,13 +119,16 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         await using (var transaction = await db.Database.BeginTransactionAsync())
         {
             var committedAt = _time.GetUtcNow();
+            var changes = new List<ChangeRecord>();
             for (var i = 0; i < batch.Count; i++)
             {
                 await transaction.CreateSavepointAsync("ws");
                 try
                 {
-                    await WriteSetApplier.ApplyAsync(db, batch[i].Writes, committedAt);
+                    changes.Clear();
+                    await WriteSetApplier.ApplyAsync(db, batch[i].Writes, committedAt, changes);
                     await db.SaveChangesAsync();
+                    await ChangeRows.InsertAsync(db, changes);
                     await transaction.ReleaseSavepointAsync("ws");
                 }
                 catch (Exception ex) when (IsPerWriteSetFailure(ex))

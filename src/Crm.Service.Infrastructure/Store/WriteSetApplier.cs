@@ -10,9 +10,10 @@ namespace Crm.Service.Infrastructure.Store;
 /// a bulk operation first saves what is tracked, so the set's operations take effect in their order.</summary>
 internal static class WriteSetApplier
 {
-    public static async Task ApplyAsync(CrmDbContext db, WriteSet writes, DateTimeOffset committedAt)
+    /// <param name="changes">Collects the set's change rows; the caller inserts them in the same transaction (<see cref="ChangeRows.InsertAsync"/>).</param>
+    public static async Task ApplyAsync(CrmDbContext db, WriteSet writes, DateTimeOffset committedAt, List<ChangeRecord> changes)
     {
-        ChangeRows.Append(db, writes, committedAt);
+        ChangeRows.Append(writes, committedAt, changes);
         foreach (var operation in writes.Operations)
         {
             switch (operation)
