@@ -32,6 +32,15 @@ internal static class WebhookAddressRules
             var inner = WhyRefusedV4(b[12..]);
             return inner is null ? null : $"{inner} (IPv4 {new IPAddress(b[12..])} inside IPv6)";
         }
+        // 6to4 (2002:a.b.c.d::/48) routes to the IPv4 address in bytes 2-5; judge that address.
+        if (b[0] == 0x20 && b[1] == 0x02 && WhyRefusedV4(b[2..6]) is { } sixToFour)
+            return $"{sixToFour} (IPv4 {new IPAddress(b[2..6])} inside 6to4)";
+        if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00)
+            return "Teredo (2001::/32)";
+        if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8)
+            return "documentation (2001:db8::/32)";
+        if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0x00 && b[5] == 0x01)
+            return "local-use NAT64 (64:ff9b:1::/48)";
         if (b[0] == 0xff)
             return "multicast";
         if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
@@ -52,6 +61,9 @@ internal static class WebhookAddressRules
         [192, 168, ..] => "private (192.168.0.0/16)",
         [169, 254, ..] => "link-local (169.254.0.0/16)",
         [100, >= 64 and <= 127, ..] => "shared address space (CGNAT, 100.64.0.0/10)",
+        [192, 0, 0, _] => "IETF protocol assignments (192.0.0.0/24)",
+        [192, 0, 2, _] or [198, 51, 100, _] or [203, 0, 113, _] => "documentation (TEST-NET)",
+        [198, 18 or 19, ..] => "benchmarking (198.18.0.0/15)",
         [255, 255, 255, 255] => "broadcast",
         [>= 224 and <= 239, ..] => "multicast (224.0.0.0/4)",
         [>= 240, ..] => "reserved (240.0.0.0/4)",

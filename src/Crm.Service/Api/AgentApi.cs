@@ -111,6 +111,9 @@ public static class AgentApi
         return await queries.HistoryAsync(number, before, size, cancellationToken) is { } page ? TypedResults.Ok(page) : NoTicket(number);
     }
 
+    /// <summary>Longest identity key a request may name (the longest kind prefix, a channel id and a 320-character address).</summary>
+    internal const int MaxIdentityKeyLength = 400;
+
     /// <summary>Longest Idempotency-Key accepted; a longer one is refused rather than silently ignored.</summary>
     internal const int MaxIdempotencyKeyLength = 200;
 
@@ -209,6 +212,8 @@ public static class AgentApi
     {
         if (string.IsNullOrEmpty(request.Identity))
             return Problems.Invalid("identity", "identity is required: the identity key to detach, e.g. \"email:alice@example.com\".");
+        if (request.Identity.Length > MaxIdentityKeyLength)
+            return Problems.Invalid("identity", $"identity is longer than {MaxIdentityKeyLength} characters; no identity key is that long.");
         var identity = grains.GetGrain<IIdentityGrain>(request.Identity);
         if (await identity.GetCustomerAsync() != id)
             return Problems.Of(ProblemKind.NotFound, $"Customer {id} has no identity '{request.Identity}'.", "identity");

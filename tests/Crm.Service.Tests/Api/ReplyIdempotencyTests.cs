@@ -90,4 +90,16 @@ public sealed class ReplyIdempotencyTests : AppTest
         Assert.Equal("Idempotency-Key", (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("field").GetString());
         Assert.Equal(0, await App.QueryAsync(db => db.Outbox.CountAsync()));
     }
+
+    [Fact]
+    public async Task An_over_long_identity_to_detach_is_refused_before_any_grain_is_asked()
+    {
+        var posted = await (await App.PostMessageAsync(new { messageId = "d-1", sender = new { id = "u-d" }, text = "Hi" })).Content.ReadFromJsonAsync<JsonElement>();
+        using var ann = await App.AgentAsync("ann");
+
+        var response = await ann.PostAsJsonAsync($"/api/v1/customers/{posted.GetProperty("customerId").GetGuid()}/identities/detach", new { identity = "email:" + new string('a', 100_000) });
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.True((await response.Content.ReadAsStringAsync()).Length < 2_000, "the refusal does not echo the key");
+    }
 }

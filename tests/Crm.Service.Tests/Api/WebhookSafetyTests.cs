@@ -187,6 +187,17 @@ public sealed class WebhookSafetyTests : AppTest
         [InlineData("::ffff:224.0.0.1", "multicast")]
         [InlineData("::127.0.0.1", "loopback")]
         [InlineData("64:ff9b::a9fe:a9fe", "link-local")]
+        [InlineData("192.0.0.192", "IETF")]
+        [InlineData("192.0.2.1", "TEST-NET")]
+        [InlineData("198.51.100.7", "TEST-NET")]
+        [InlineData("203.0.113.9", "TEST-NET")]
+        [InlineData("198.18.0.1", "benchmarking")]
+        [InlineData("198.19.255.255", "benchmarking")]
+        [InlineData("2002:7f00:1::1", "loopback")]
+        [InlineData("2002:a9fe:a9fe::", "link-local")]
+        [InlineData("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo")]
+        [InlineData("2001:db8::1", "documentation")]
+        [InlineData("64:ff9b:1::a00:1", "NAT64")]
         public void Refuses_internal_addresses_and_says_why(string address, string why)
         {
             var reason = WebhookAddressRules.WhyRefused(IPAddress.Parse(address));
@@ -211,6 +222,9 @@ public sealed class WebhookSafetyTests : AppTest
         [InlineData("2001:4860:4860::8888")]
         [InlineData("::ffff:8.8.8.8")]
         [InlineData("64:ff9b::808:808")]
+        [InlineData("2002:808:808::1")]
+        [InlineData("198.20.0.1")]
+        [InlineData("192.0.3.1")]
         public void Allows_public_addresses(string address) =>
             Assert.Null(WebhookAddressRules.WhyRefused(IPAddress.Parse(address)));
 
