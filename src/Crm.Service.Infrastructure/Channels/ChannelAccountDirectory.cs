@@ -54,6 +54,20 @@ public sealed class ChannelAccountDirectory(
             await RefreshAsync(id, cancellationToken);
     }
 
+    /// <summary>After an admin change on this node: refresh now if possible. A failure is only logged, because the
+    /// change is committed (and a secret it issued must still reach the admin); the change feed brings it here soon.</summary>
+    public async Task RefreshSoonAsync(string id, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await RefreshAsync(id, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "Channel {Channel} changed but could not be re-read now; the change feed will apply it", id);
+        }
+    }
+
     /// <summary>Reads one account from the store and replaces (or removes) it here.</summary>
     public async Task RefreshAsync(string id, CancellationToken cancellationToken = default)
     {

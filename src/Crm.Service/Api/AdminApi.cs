@@ -77,7 +77,7 @@ public static class AdminApi
                 Secret = request.Secret,
             }, cancellationToken);
             // This node sees the change at once; the others through the change feed.
-            await directory.RefreshAsync(id, cancellationToken);
+            await directory.RefreshSoonAsync(id, CancellationToken.None);
             return TypedResults.Ok(ChannelView.Of(configured.Account, configured.IssuedSecret));
         }
         catch (DomainException ex)
@@ -94,7 +94,7 @@ public static class AdminApi
         try
         {
             var rotated = await grains.GetGrain<IChannelAccountGrain>(id).RotateSecretAsync(cancellationToken);
-            await directory.RefreshAsync(id, cancellationToken);
+            await directory.RefreshSoonAsync(id, CancellationToken.None);
             return TypedResults.Ok(ChannelView.Of(rotated.Account, rotated.IssuedSecret));
         }
         catch (DomainException ex)
