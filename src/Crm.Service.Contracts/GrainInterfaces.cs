@@ -28,6 +28,7 @@ public interface ICustomerGrain : IGrainWithGuidKey
 
     /// <summary>Moves the source customer's identities, conversations and tickets here; the source is marked merged.
     /// Call it through <see cref="IMergeCoordinatorGrain"/>.</summary>
+    [ResponseTimeout(IMergeCoordinatorGrain.MergeTimeout)]
     Task<CustomerSnapshot> MergeFromAsync(Guid sourceCustomerId, string actor, CancellationToken cancellationToken = default);
 
     /// <summary>Called on the source of a merge: marks it merged and returns what must move.</summary>
@@ -70,6 +71,7 @@ public interface ITicketGrain : IGrainWithIntegerKey
 
     /// <summary>Merges this ticket into <paramref name="targetNumber"/>: its messages and conversations move, this one closes as merged.
     /// Call it through <see cref="IMergeCoordinatorGrain"/>, which serializes merges so two opposite ones cannot wait on each other.</summary>
+    [ResponseTimeout(IMergeCoordinatorGrain.MergeTimeout)]
     Task<TicketSnapshot> MergeIntoAsync(long targetNumber, string actor, CancellationToken cancellationToken = default);
 
     /// <summary>Called on the target of a merge, after the source moved its content.</summary>
@@ -114,8 +116,13 @@ public interface IMergeCoordinatorGrain : IGrainWithStringKey
 {
     const string Tickets = "tickets";
     const string Customers = "customers";
+    const string MergeTimeout = "00:30:00";
 
+    // A merge touches every ticket (or message) it moves and may outlast the default 30 s call timeout; a timed-out
+    // caller would leave the merge running while the coordinator took the next one, so merges get a long timeout.
+    [ResponseTimeout(MergeTimeout)]
     Task<TicketSnapshot> MergeTicketsAsync(long sourceNumber, long targetNumber, string actor, CancellationToken cancellationToken = default);
 
+    [ResponseTimeout(MergeTimeout)]
     Task<CustomerSnapshot> MergeCustomersAsync(Guid sourceCustomerId, Guid targetCustomerId, string actor, CancellationToken cancellationToken = default);
 }

@@ -102,4 +102,16 @@ public sealed class TicketRulesTests
         Assert.NotEqual(fingerprint, TicketRules.ReplyFingerprint(10001, reply with { SetStatus = TicketStatus.Resolved }));
         Assert.NotEqual(fingerprint, TicketRules.ReplyFingerprint(10001, reply with { ConversationId = Guid.NewGuid() }));
     }
+
+    [Theory]
+    [InlineData(typeof(IMergeCoordinatorGrain), nameof(IMergeCoordinatorGrain.MergeTicketsAsync))]
+    [InlineData(typeof(IMergeCoordinatorGrain), nameof(IMergeCoordinatorGrain.MergeCustomersAsync))]
+    [InlineData(typeof(ICustomerGrain), nameof(ICustomerGrain.MergeFromAsync))]
+    [InlineData(typeof(ITicketGrain), nameof(ITicketGrain.MergeIntoAsync))]
+    public void Merges_outlast_the_default_call_timeout_so_the_coordinator_stays_serial(Type grain, string method)
+    {
+        var timeout = grain.GetMethod(method)!.GetCustomAttributes(typeof(Orleans.ResponseTimeoutAttribute), false).Cast<Orleans.ResponseTimeoutAttribute>().SingleOrDefault();
+        Assert.NotNull(timeout);
+        Assert.True(timeout.Timeout >= TimeSpan.FromMinutes(10), $"{grain.Name}.{method} times out after {timeout.Timeout}");
+    }
 }
