@@ -39,11 +39,18 @@ public sealed class AuthOptions
     public int BurstPerClient { get; set; } = 500;
 }
 
-/// <summary>Looks up API keys by their SHA-256, with a short cache so a revoked key stops working within seconds.</summary>
+/// <summary>
+/// Looks up API keys by their SHA-256 in an in-memory copy of the active keys (there are few), re-read every
+/// <see cref="RefreshEvery"/> and at once after a key is created or revoked on this node. A made-up key therefore
+/// costs no database query, and a key revoked on another node stops working within seconds.
+/// </summary>
 public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, TimeProvider time)
 {
-    private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(10);
-    private readonly ConcurrentDictionary<string, (ApiKeyRecord Key, DateTimeOffset Until)> _cache = new();
+    internal static readonly TimeSpan RefreshEvery = TimeSpan.FromSeconds(10);
+    private readonly SemaphoreSlim _refreshing = new(1, 1);
+    private volatile ActiveKeys? _active;
+
+    private sealed record ActiveKeys(Dictionary<string, ApiKeyRecord> ByHash, DateTimeOffset Until);
 
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
@@ -52,16 +59,30 @@ public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, St
     public async Task<ApiKeyRecord?> FindAsync(string key, CancellationToken cancellationToken)
     {
         var hash = Hash(key);
-        var now = time.GetUtcNow();
-        if (_cache.TryGetValue(hash, out var cached) && cached.Until > now)
-            return cached.Key;
-        await initializer.EnsureInitializedAsync(cancellationToken);
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var found = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.KeyHash == hash && k.RevokedAt == null, cancellationToken);
-        // Only real keys are cached: anyone can send made-up ones, and caching those would grow without bound.
-        if (found is not null)
-            _cache[hash] = (found, now + CacheFor);
-        return found;
+        var active = await ActiveAsync(cancellationToken);
+        return active.ByHash.GetValueOrDefault(hash);
+    }
+
+    private async ValueTask<ActiveKeys> ActiveAsync(CancellationToken cancellationToken)
+    {
+        if (_active is { } current && current.Until > time.GetUtcNow())
+            return current;
+        await _refreshing.WaitAsync(cancellationToken);
+        try
+        {
+            if (_active is { } fresh && fresh.Until > time.GetUtcNow())
+                return fresh;
+            await initializer.EnsureInitializedAsync(cancellationToken);
+            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+            var keys = await db.ApiKeys.AsNoTracking().Where(k => k.RevokedAt == null).ToListAsync(cancellationToken);
+            var loaded = new ActiveKeys(keys.ToDictionary(k => k.KeyHash, StringComparer.Ordinal), time.GetUtcNow() + RefreshEvery);
+            _active = loaded;
+            return loaded;
+        }
+        finally
+        {
+            _refreshing.Release();
+        }
     }
 
     /// <summary>The key's record whether or not it is revoked; never cached, for the rare callers that must tell the two apart.</summary>
@@ -81,7 +102,7 @@ public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, St
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         db.ApiKeys.Add(record);
         await db.SaveChangesAsync(cancellationToken);
-        _cache.TryRemove(record.KeyHash, out _);
+        _active = null;
         return (record, key);
     }
 
@@ -90,7 +111,7 @@ public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, St
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var revoked = await db.ApiKeys.Where(k => k.Id == id && k.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, time.GetUtcNow()), cancellationToken);
-        _cache.Clear();
+        _active = null;
         return revoked > 0;
     }
 
