@@ -99,9 +99,9 @@ public static class ApiChannelEndpoints
         if (channel.Secret is not { Length: > 0 })
             return (null, null, Problems.Of(ProblemKind.Unauthorized, $"Channel '{channel.Id}' has no secret; an admin can rotate one.", "channelId"));
         // Missing, malformed or stale signature headers are refused before a byte of the body is read.
-        var headers = RequestSignature.Verify(channel.Secret, http.Request.Headers[RequestSignature.TimestampHeader], http.Request.Headers[RequestSignature.SignatureHeader],
-            [], time.GetUtcNow(), options.TimestampTolerance);
-        if (headers is not (RequestSignature.Outcome.Valid or RequestSignature.Outcome.Mismatch))
+        var headers = RequestSignature.CheckHeaders(http.Request.Headers[RequestSignature.TimestampHeader], http.Request.Headers[RequestSignature.SignatureHeader],
+            time.GetUtcNow(), options.TimestampTolerance);
+        if (headers != RequestSignature.Outcome.Valid)
             return (null, null, SignatureProblem(headers, options));
 
         // Kestrel stops reading past this endpoint's limit, whatever the server-wide limit is.

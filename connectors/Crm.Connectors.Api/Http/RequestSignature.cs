@@ -26,16 +26,27 @@ public static class RequestSignature
 
     public enum Outcome { Valid, Missing, Malformed, Stale, Mismatch }
 
-    public static Outcome Verify(string secret, string? timestampHeader, string? signatureHeader, ReadOnlySpan<byte> body, DateTimeOffset now, TimeSpan tolerance)
+    /// <summary>The checks that need no body (present, well-formed, fresh); <see cref="Outcome.Valid"/> when they pass,
+    /// so a request can be refused before its body is read.</summary>
+    public static Outcome CheckHeaders(string? timestampHeader, string? signatureHeader, DateTimeOffset now, TimeSpan tolerance) =>
+        CheckHeaders(timestampHeader, signatureHeader, now, tolerance, out _);
+
+    private static Outcome CheckHeaders(string? timestampHeader, string? signatureHeader, DateTimeOffset now, TimeSpan tolerance, out long timestamp)
     {
+        timestamp = 0;
         if (string.IsNullOrEmpty(timestampHeader) || string.IsNullOrEmpty(signatureHeader))
             return Outcome.Missing;
-        if (!long.TryParse(timestampHeader, NumberStyles.None, CultureInfo.InvariantCulture, out var timestamp))
+        if (!long.TryParse(timestampHeader, NumberStyles.None, CultureInfo.InvariantCulture, out timestamp))
             return Outcome.Malformed;
-        if (Math.Abs(now.ToUnixTimeSeconds() - timestamp) > tolerance.TotalSeconds)
-            return Outcome.Stale;
+        return Math.Abs(now.ToUnixTimeSeconds() - timestamp) > tolerance.TotalSeconds ? Outcome.Stale : Outcome.Valid;
+    }
+
+    public static Outcome Verify(string secret, string? timestampHeader, string? signatureHeader, ReadOnlySpan<byte> body, DateTimeOffset now, TimeSpan tolerance)
+    {
+        if (CheckHeaders(timestampHeader, signatureHeader, now, tolerance, out var timestamp) is var headers and not Outcome.Valid)
+            return headers;
         var expected = Encoding.ASCII.GetBytes(Compute(secret, timestamp, body));
-        var given = Encoding.ASCII.GetBytes(signatureHeader.Trim().ToLowerInvariant());
+        var given = Encoding.ASCII.GetBytes(signatureHeader!.Trim().ToLowerInvariant());
         return CryptographicOperations.FixedTimeEquals(expected, given) ? Outcome.Valid : Outcome.Mismatch;
     }
 }

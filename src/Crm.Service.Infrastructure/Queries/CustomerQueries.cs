@@ -31,7 +31,7 @@ public sealed class CustomerQueries(IDbContextFactory<CrmDbContext> contexts, Ti
     }
 
     /// <summary>The customer's tickets, most recent activity first; null if there is no such customer.</summary>
-    public async Task<Page<TicketListItem>?> TicketsAsync(Guid id, TicketCursor? after, int pageSize, CancellationToken cancellationToken)
+    public async Task<Page<TicketView>?> TicketsAsync(Guid id, TicketCursor? after, int pageSize, CancellationToken cancellationToken)
     {
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
         {

@@ -14,7 +14,7 @@ namespace Crm.Service.Infrastructure.Queries;
 public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
 {
     /// <summary>Tickets in the order an agent works a queue: most recent activity first, ties by number.</summary>
-    public async Task<Page<TicketListItem>> ListAsync(TicketFilter filter, TicketCursor? after, int pageSize, CancellationToken cancellationToken)
+    public async Task<Page<TicketView>> ListAsync(TicketFilter filter, TicketCursor? after, int pageSize, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         // One row more than the page tells whether there is a next page without counting the queue.
@@ -22,7 +22,7 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
         var page = rows.Take(pageSize).ToList();
         var names = await CustomerNamesAsync(db, page.Select(t => t.CustomerId), cancellationToken);
         var next = rows.Count > pageSize ? new TicketCursor(page[^1].UpdatedAt, page[^1].Number).Encode() : null;
-        return new Page<TicketListItem>(page.Select(t => ToListItem(t, names.GetValueOrDefault(t.CustomerId))).ToList(), next);
+        return new Page<TicketView>(page.Select(t => ToView(t, names.GetValueOrDefault(t.CustomerId))).ToList(), next);
     }
 
     /// <summary>The queue query before its limit; internal so that tests can read its plan.</summary>
@@ -154,29 +154,7 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
         return await db.Customers.AsNoTracking().Where(c => ids.Contains(c.Id)).ToDictionaryAsync(c => c.Id, c => c.Name, cancellationToken);
     }
 
-    internal static TicketListItem ToListItem(TicketRecord t, string? customerName) => new()
-    {
-        Number = t.Number,
-        Subject = t.Subject,
-        Status = t.Status,
-        Priority = t.Priority,
-        Team = t.Team,
-        Assignee = t.Assignee,
-        Tags = [.. t.Tags],
-        CustomerId = t.CustomerId,
-        CustomerName = customerName,
-        ConversationIds = [.. t.ConversationIds],
-        CreatedAt = t.CreatedAt,
-        UpdatedAt = t.UpdatedAt,
-        ResolvedAt = t.ResolvedAt,
-        ClosedAt = t.ClosedAt,
-        FollowUpOf = t.FollowUpOf,
-        MergedInto = t.MergedInto,
-        FirstResponseAt = t.FirstResponseAt,
-        LastCustomerMessageAt = t.LastCustomerMessageAt,
-    };
-
-    private static TicketView ToView(TicketRecord t, string? customerName) => new()
+    internal static TicketView ToView(TicketRecord t, string? customerName) => new()
     {
         Number = t.Number,
         Subject = t.Subject,

@@ -12,28 +12,7 @@ public sealed record Page<T>(IReadOnlyList<T> Items, string? NextCursor)
     public bool HasMore => NextCursor is not null;
 }
 
-public sealed record TicketListItem
-{
-    public required long Number { get; init; }
-    public required string Subject { get; init; }
-    public required TicketStatus Status { get; init; }
-    public required TicketPriority Priority { get; init; }
-    public string? Team { get; init; }
-    public string? Assignee { get; init; }
-    public IReadOnlyList<string> Tags { get; init; } = [];
-    public required Guid CustomerId { get; init; }
-    public string? CustomerName { get; init; }
-    public IReadOnlyList<Guid> ConversationIds { get; init; } = [];
-    public required DateTimeOffset CreatedAt { get; init; }
-    public required DateTimeOffset UpdatedAt { get; init; }
-    public DateTimeOffset? ResolvedAt { get; init; }
-    public DateTimeOffset? ClosedAt { get; init; }
-    public long? FollowUpOf { get; init; }
-    public long? MergedInto { get; init; }
-    public DateTimeOffset? FirstResponseAt { get; init; }
-    public DateTimeOffset? LastCustomerMessageAt { get; init; }
-}
-
+/// <summary>A ticket as lists and the ticket page show it (one shape for both).</summary>
 public sealed record TicketView
 {
     public required long Number { get; init; }

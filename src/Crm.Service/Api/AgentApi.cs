@@ -42,7 +42,7 @@ public static class AgentApi
         return endpoints;
     }
 
-    internal static async Task<Results<Ok<Page<TicketListItem>>, ProblemHttpResult>> ListTicketsAsync(
+    internal static async Task<Results<Ok<Page<TicketView>>, ProblemHttpResult>> ListTicketsAsync(
         TicketQueries queries, HttpContext http, string? status, string? assignee, string? team, Guid? customer, string? priority,
         string? tag, string? channel, string? cursor, int? pageSize, CancellationToken cancellationToken)
     {
@@ -176,7 +176,7 @@ public static class AgentApi
         Guid id, CustomerQueries queries, CancellationToken cancellationToken) =>
         await queries.GetAsync(id, cancellationToken) is { } customer ? TypedResults.Ok(customer) : NoCustomer(id);
 
-    internal static async Task<Results<Ok<Page<TicketListItem>>, ProblemHttpResult>> GetCustomerTicketsAsync(
+    internal static async Task<Results<Ok<Page<TicketView>>, ProblemHttpResult>> GetCustomerTicketsAsync(
         Guid id, string? cursor, int? pageSize, CustomerQueries queries, CancellationToken cancellationToken)
     {
         if (PageSize(pageSize) is not { } size)

@@ -12,6 +12,15 @@ public sealed class StartupTests
     [InlineData("Channels:Api:MaxBodyBytes", "10", "MaxBodyBytes")]
     [InlineData("Cluster:SiloPort", "70000", "SiloPort")]
     [InlineData("Auth:BootstrapAdminKey", "short", "BootstrapAdminKey")]
+    [InlineData("Http:Limits:MaxConcurrentRequests", "0", "MaxConcurrentRequests")]
+    [InlineData("Http:Limits:QueueLimit", "-1", "QueueLimit")]
+    [InlineData("Http:Limits:RequestsPerSecondPerAddress", "0", "RequestsPerSecondPerAddress")]
+    [InlineData("Http:Limits:BurstPerAddress", "0", "BurstPerAddress")]
+    [InlineData("Http:KnownProxies:0", "not-an-address", "Http:KnownProxies")]
+    [InlineData("Http:KnownNetworks:0", "10.0.0.0/99", "Http:KnownNetworks")]
+    [InlineData("ChangeFeed:BatchSize", "0", "BatchSize")]
+    [InlineData("ChangeFeed:PollInterval", "00:00:00", "PollInterval")]
+    [InlineData("ChangeFeed:Retention", "-00:00:01", "Retention")]
     public async Task A_bad_setting_stops_start_up_with_a_message_naming_it(string key, string value, string named)
     {
         using var data = new TempDirectory();
