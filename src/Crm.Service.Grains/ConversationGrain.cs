@@ -14,7 +14,9 @@ namespace Crm.Service.Grains;
 /// store's unique (channel account, external id) index. The order of commits is chosen so that a crash at any point
 /// loses nothing acknowledged and a redelivery repairs whatever was half done: the ticket pointer is stored before
 /// the ticket is opened, the ticket before the message, and the message before the caller is answered. The
-/// conversation row is changed on a copy and swapped in after its commit.
+/// conversation row is changed on a copy and swapped in after its commit. The message's commit requires its ticket
+/// not to be merged (checked in the commit's transaction); a merge that landed after the ticket accepted the message
+/// makes the conversation offer it again, to the merge target.
 /// Calls go conversation → ticket only (tickets never call conversations), so the two cannot deadlock.
 /// </remarks>
 public sealed class ConversationGrain(
@@ -81,55 +83,76 @@ public sealed class ConversationGrain(
         var messageId = Guid.CreateVersion7(now);
         var routing = _record is null ? await StartAsync(message, now, cancellationToken) : new Routing(_record.Copy(), started: false);
         var conversation = routing.Conversation;
-        var offered = _record is not null && conversation.TicketNumber != 0
-            ? await OfferToTicketAsync(routing, message, messageId, now, cancellationToken)
-            : null;
-        if (offered is not { Kind: InboundRoutingKind.Accepted })
+        List<object>? content = null;
+        for (var attempt = 1; ; attempt++)
         {
-            if (_record is not null && await FindStoredAsync(accountId, message.ExternalMessageId, cancellationToken) is { } earlier)
-                return Remember(message.ExternalMessageId, earlier);
-            await OpenTicketAsync(routing, message, now, cancellationToken);
-        }
+            var offered = _record is not null && conversation.TicketNumber != 0
+                ? await OfferToTicketAsync(routing, message, messageId, now, cancellationToken)
+                : null;
+            if (offered is not { Kind: InboundRoutingKind.Accepted })
+            {
+                if (_record is not null && await FindStoredAsync(accountId, message.ExternalMessageId, cancellationToken) is { } earlier)
+                    return Remember(message.ExternalMessageId, earlier);
+                await OpenTicketAsync(routing, message, now, cancellationToken);
+            }
 
-        var record = new MessageRecord
-        {
-            Id = messageId,
-            ConversationId = conversation.Id,
-            TicketNumber = conversation.TicketNumber,
-            Direction = MessageDirection.Inbound,
-            ChannelAccountId = accountId,
-            ExternalId = message.ExternalMessageId,
-            Author = conversation.CustomerIdentity,
-            Subject = message.Subject,
-            Text = message.Text ?? (message.Html is null ? null : sanitizer.ToPlainText(message.Html)),
-            Html = message.Html is null ? null : sanitizer.Sanitize(message.Html),
-            CreatedAt = now,
-            SentAt = message.SentAt,
-            Delivery = DeliveryStatus.None,
-            AttachmentCount = message.Attachments.Count,
-        };
-        var writes = new WriteSet().Insert(record);
+            var record = NewMessageRecord(message, messageId, conversation, now);
+            content ??= await StoreContentAsync(messageId, message, now, cancellationToken);
+            var writes = new WriteSet().Add(new RequireTicketNotMerged(conversation.TicketNumber)).Insert(record);
+            foreach (var row in content)
+                writes.Insert(row);
+            if (offered?.ActivityAt is { } activityAt)
+                writes.Update(new TicketRecord { Number = conversation.TicketNumber, Subject = "", UpdatedAt = activityAt, LastCustomerMessageAt = activityAt },
+                    nameof(TicketRecord.UpdatedAt), nameof(TicketRecord.LastCustomerMessageAt));
+            if (routing.TicketMoved)
+                writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
+            try
+            {
+                await store.CommitAsync(writes, cancellationToken);
+                _record = conversation;
+                return Remember(message.ExternalMessageId, new IngestResult(record.Id, conversation.Id, record.TicketNumber, conversation.CustomerId, Duplicate: false));
+            }
+            catch (StaleWriteException) when (attempt < MaxMergeHops)
+            {
+                // The ticket was merged after it accepted the message: offer it again, which follows the merge to
+                // the ticket that now holds this conversation (and applies that ticket's rules, e.g. a reopen).
+            }
+            catch (DuplicateKeyException)
+            {
+                // The same message committed concurrently on another thread of this channel.
+                var first = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
+                    ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
+                return Remember(message.ExternalMessageId, await DuplicateOfAsync(first, cancellationToken));
+            }
+        }
+    }
+
+    private MessageRecord NewMessageRecord(InboundMessage message, Guid messageId, ConversationRecord conversation, DateTimeOffset now) => new()
+    {
+        Id = messageId,
+        ConversationId = conversation.Id,
+        TicketNumber = conversation.TicketNumber,
+        Direction = MessageDirection.Inbound,
+        ChannelAccountId = conversation.ChannelAccountId,
+        ExternalId = message.ExternalMessageId,
+        Author = conversation.CustomerIdentity,
+        Subject = message.Subject,
+        Text = message.Text ?? (message.Html is null ? null : sanitizer.ToPlainText(message.Html)),
+        Html = message.Html is null ? null : sanitizer.Sanitize(message.Html),
+        CreatedAt = now,
+        SentAt = message.SentAt,
+        Delivery = DeliveryStatus.None,
+        AttachmentCount = message.Attachments.Count,
+    };
+
+    /// <summary>The message's attachments and raw source: blobs written (content-addressed, so a retry rewrites nothing) and their rows.</summary>
+    private async Task<List<object>> StoreContentAsync(Guid messageId, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var rows = new List<object>(message.Attachments.Count + 1);
         foreach (var attachment in message.Attachments)
-            writes.Insert(await StoreAttachmentAsync(messageId, attachment, now, cancellationToken));
-        writes.Insert(await StoreRawSourceAsync(messageId, message, cancellationToken));
-        if (offered?.ActivityAt is { } activityAt)
-            writes.Update(new TicketRecord { Number = conversation.TicketNumber, Subject = "", UpdatedAt = activityAt, LastCustomerMessageAt = activityAt },
-                nameof(TicketRecord.UpdatedAt), nameof(TicketRecord.LastCustomerMessageAt));
-        if (routing.TicketMoved)
-            writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
-        try
-        {
-            await store.CommitAsync(writes, cancellationToken);
-            _record = conversation;
-        }
-        catch (DuplicateKeyException)
-        {
-            // The same message committed concurrently on another thread of this channel.
-            var first = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
-                ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
-            return Remember(message.ExternalMessageId, await DuplicateOfAsync(first, cancellationToken));
-        }
-        return Remember(message.ExternalMessageId, new IngestResult(record.Id, conversation.Id, record.TicketNumber, conversation.CustomerId, Duplicate: false));
+            rows.Add(await StoreAttachmentAsync(messageId, attachment, now, cancellationToken));
+        rows.Add(await StoreRawSourceAsync(messageId, message, cancellationToken));
+        return rows;
     }
 
     /// <summary>A new conversation: resolve the sender to a customer (creating one on first contact).</summary>

@@ -5,6 +5,10 @@ namespace Crm.Service.Grains.Storage;
 /// <summary>Raised by <see cref="ICrmStore.CommitAsync"/> when a unique key is already taken (a redelivered message, a retried reply).</summary>
 public sealed class DuplicateKeyException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>Raised by <see cref="ICrmStore.CommitAsync"/> when a precondition of the write set (<see cref="RequireTicketNotMerged"/>)
+/// no longer holds; nothing of the set was written, and the writer decides again on what is stored now.</summary>
+public sealed class StaleWriteException(string message) : Exception(message);
+
 /// <summary>The system of record as the grains see it: durable commits and the reads a grain needs to activate.</summary>
 public interface ICrmStore
 {

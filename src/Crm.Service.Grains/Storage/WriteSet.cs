@@ -40,6 +40,13 @@ public sealed record InsertRow(object Record) : WriteOperation;
 
 public sealed record UpdateRow(object Record, IReadOnlyList<string> Properties) : WriteOperation;
 
+/// <summary>
+/// A precondition, checked inside the commit's transaction: the set is refused whole (<see cref="StaleWriteException"/>)
+/// when the ticket has been merged away. A conversation commits a customer's message after the ticket accepted it; a
+/// merge committed in between would otherwise leave the message on the closed source ticket, which nobody works.
+/// </summary>
+public sealed record RequireTicketNotMerged(long Number) : WriteOperation;
+
 /// <summary>Moves a ticket's messages, conversations and audit history to another ticket (merge).</summary>
 public sealed record MoveTicketContent(long FromTicket, long ToTicket) : WriteOperation;
 

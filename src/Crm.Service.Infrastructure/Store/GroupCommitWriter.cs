@@ -156,7 +156,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
 
     /// <summary>Failures caused by one write set's content (constraint violations, a row tracked twice), not by the disk.</summary>
     private static bool IsPerWriteSetFailure(Exception ex) =>
-        ex is DbUpdateException or InvalidOperationException || ex is SqliteException { SqliteErrorCode: 19 };
+        ex is DbUpdateException or InvalidOperationException or StaleWriteException || ex is SqliteException { SqliteErrorCode: 19 };
 
     private static Exception Translate(Exception ex)
     {

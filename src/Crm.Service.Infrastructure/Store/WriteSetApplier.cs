@@ -29,6 +29,10 @@ internal static class WriteSetApplier
                     foreach (var property in update.Properties)
                         entry.Property(property).IsModified = true;
                     break;
+                case RequireTicketNotMerged required:
+                    if (await MergedIntoAsync(db, required.Number) is { } target)
+                        throw new StaleWriteException($"Ticket #{required.Number} was merged into #{target} before this write committed.");
+                    break;
                 default:
                     // Tracked rows go first (and are accepted, so the batch's final save does not insert them again).
                     await db.SaveChangesAsync(acceptAllChangesOnSuccess: true);
@@ -36,6 +40,21 @@ internal static class WriteSetApplier
                     break;
             }
         }
+    }
+
+    private static readonly Func<CrmDbContext, long, Task<long?>> StoredMergedInto = EF.CompileAsyncQuery(
+        (CrmDbContext db, long number) => db.Tickets.Where(t => t.Number == number).Select(t => t.MergedInto).FirstOrDefault());
+
+    /// <summary>Where the ticket was merged as of this transaction: a merge earlier in the same batch may still be a
+    /// tracked, unsaved row (a full row update marks MergedInto modified); otherwise the saved row says.</summary>
+    private static async Task<long?> MergedIntoAsync(CrmDbContext db, long number)
+    {
+        foreach (var entry in db.ChangeTracker.Entries<TicketRecord>())
+        {
+            if (entry.Entity.Number == number && entry.Property(t => t.MergedInto).IsModified)
+                return entry.Entity.MergedInto;
+        }
+        return await StoredMergedInto(db, number);
     }
 
     private static async Task ApplyBulkAsync(CrmDbContext db, WriteOperation operation)
