@@ -18,6 +18,7 @@ internal sealed class ChangeFeedDispatcher(
     ChangeFeedSignal signal,
     StoreInitializer initializer,
     IEnumerable<IChangeConsumer> consumers,
+    ChangeFeedStatus status,
     IOptions<ChangeFeedOptions> options,
     TimeProvider time,
     ILogger<ChangeFeedDispatcher> logger) : BackgroundService
@@ -42,6 +43,8 @@ internal sealed class ChangeFeedDispatcher(
             throw new InvalidOperationException($"Change consumers {string.Join(", ", shared.Select(c => c.GetType().Name))} share the name '{shared.Key}'; each needs its own.");
         if (_consumers.FirstOrDefault(c => string.IsNullOrWhiteSpace(c.Name)) is { } unnamed)
             throw new InvalidOperationException($"Change consumer {unnamed.GetType().Name} has no name.");
+        foreach (var consumer in _consumers)
+            status.Registered(consumer.Name);
         return base.StartAsync(cancellationToken);
     }
 
@@ -71,7 +74,11 @@ internal sealed class ChangeFeedDispatcher(
             IReadOnlyList<Change> batch = [];
             try
             {
-                cursor ??= await feed.ReadCursorAsync(consumer.Name, stoppingToken);
+                if (cursor is null)
+                {
+                    cursor = await feed.ReadCursorAsync(consumer.Name, stoppingToken);
+                    status.CursorRead(consumer.Name, cursor.Value);
+                }
                 batch = await feed.ReadAsync(cursor.Value, settings.BatchSize, stoppingToken);
                 if (batch.Count > 0)
                 {
@@ -79,6 +86,7 @@ internal sealed class ChangeFeedDispatcher(
                     await feed.SaveCursorAsync(consumer.Name, batch[^1].Sequence, stoppingToken);
                     cursor = batch[^1].Sequence;
                     failures = 0;
+                    status.Handled(consumer.Name, cursor.Value, time.GetUtcNow());
                     if (batch.Count == settings.BatchSize)
                         continue;
                 }
@@ -90,6 +98,7 @@ internal sealed class ChangeFeedDispatcher(
             catch (Exception ex)
             {
                 failures++;
+                status.Failed(consumer.Name, ex, time.GetUtcNow());
                 var delay = settings.DelayAfter(failures);
                 logger.LogError(ex, "Change consumer {Consumer} failed on changes {First}..{Last} (attempt {Attempt}); handing them again in {Delay}",
                     consumer.Name, batch.Count > 0 ? batch[0].Sequence : null, batch.Count > 0 ? batch[^1].Sequence : null, failures, delay);
@@ -112,9 +121,13 @@ internal sealed class ChangeFeedDispatcher(
         {
             try
             {
-                var deleted = await feed.PruneAsync(names, time.GetUtcNow() - settings.Retention, stoppingToken);
+                var (deleted, heldBackBy) = await feed.PruneAsync(names, time.GetUtcNow() - settings.Retention, stoppingToken);
+                status.Pruned(heldBackBy);
                 if (deleted > 0)
                     logger.LogInformation("Pruned {Count} changes older than {Retention} that every consumer has handled", deleted, settings.Retention);
+                if (heldBackBy.Count > 0)
+                    logger.LogWarning("Changes older than {Retention} are kept because change consumers {Consumers} have not handled them; the Changes table grows until they catch up",
+                        settings.Retention, string.Join(", ", heldBackBy));
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

@@ -14,6 +14,7 @@ public static class ChangeFeedExtensions
             return services;
         services.AddOptions<ChangeFeedOptions>().BindConfiguration(ChangeFeedOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<ChangeFeedSignal>();
+        services.TryAddSingleton<ChangeFeedStatus>();
         services.TryAddSingleton<SqliteChangeFeed>();
         services.TryAddSingleton<IChangeFeed>(provider => provider.GetRequiredService<SqliteChangeFeed>());
         services.AddSingleton<ChangeFeedDispatcher>();

@@ -36,6 +36,10 @@ public sealed class ChangeFeedOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "1.00:00:00")]
     public TimeSpan PruneInterval { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>A consumer failing for longer than this makes readiness report Degraded (still serving, HTTP 200), naming it.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan DegradedAfter { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>When set, every change is also appended to this file as a line (a diagnostic tap, cursor name "journal").</summary>
     public string? JournalFile { get; set; }
 

@@ -54,16 +54,18 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
 
     /// <summary>
     /// Deletes changes committed before <paramref name="committedBefore"/> that every one of <paramref name="consumers"/>
-    /// has passed, in chunks so the store's writer never waits long. Returns how many rows went.
+    /// has passed, in chunks so the store's writer never waits long. Returns how many rows went, and the consumers whose
+    /// cursors kept changes older than the retention.
     /// </summary>
-    public async Task<int> PruneAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore, CancellationToken cancellationToken)
+    public async Task<(int Deleted, IReadOnlyList<string> HeldBackBy)> PruneAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore, CancellationToken cancellationToken)
     {
         const int Chunk = 10_000;
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var cursors = await db.ChangeCursors.AsNoTracking().Where(c => consumers.Contains(c.Consumer)).Select(c => c.Sequence).ToListAsync(cancellationToken);
+        var stored = await db.ChangeCursors.AsNoTracking().Where(c => consumers.Contains(c.Consumer)).ToDictionaryAsync(c => c.Consumer, c => c.Sequence, cancellationToken);
         // A consumer without a cursor has handled nothing yet.
-        var passedByAll = cursors.Count < consumers.Count ? 0 : cursors.DefaultIfEmpty(long.MaxValue).Min();
+        var cursors = consumers.ToDictionary(name => name, name => stored.GetValueOrDefault(name), StringComparer.Ordinal);
+        var passedByAll = cursors.Values.DefaultIfEmpty(long.MaxValue).Min();
         // Sequences follow commit order, so the first change young enough to keep bounds the old ones; finding it
         // reads only the rows that are about to be deleted.
         var firstKept = await db.Changes.AsNoTracking().Where(c => c.At >= committedBefore).OrderBy(c => c.Sequence)
@@ -76,6 +78,14 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
             var chunkEnd = Math.Min(upTo, oldest + Chunk - 1);
             deleted += await db.Changes.Where(c => c.Sequence <= chunkEnd).ExecuteDeleteAsync(cancellationToken);
         }
-        return deleted;
+        // Old enough to go but still here: the consumers that have not handled all of them hold them back.
+        IReadOnlyList<string> heldBackBy = [];
+        // Commit order is sequence order, so the oldest row tells whether any old change is left (an index seek, no scan).
+        if (await db.Changes.AsNoTracking().OrderBy(c => c.Sequence).Take(1).AnyAsync(c => c.At < committedBefore, cancellationToken))
+        {
+            var newestOld = firstKept is { } keptFrom ? keptFrom - 1 : await db.Changes.MaxAsync(c => c.Sequence, cancellationToken);
+            heldBackBy = [.. cursors.Where(c => c.Value < newestOld).Select(c => c.Key).Order(StringComparer.Ordinal)];
+        }
+        return (deleted, heldBackBy);
     }
 }

@@ -3,6 +3,8 @@ using Crm.Service.Auth;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Crm.Service.Contracts;
+using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Changes;
 using Crm.Service.Infrastructure.Channels;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -23,7 +25,17 @@ public static class AdminApi
         admin.MapPut("/channels/{id}", ConfigureChannelAsync);
         admin.MapGet("/channels/{id}", GetChannelAsync);
         admin.MapPost("/channels/{id}/rotate-secret", RotateChannelSecretAsync);
+        admin.MapGet("/change-feed", GetChangeFeedAsync);
         return endpoints;
+    }
+
+    /// <summary>The change feed's head and each consumer on this node: cursor, lag, failures and the last error.</summary>
+    internal static async Task<Ok<ChangeFeedView>> GetChangeFeedAsync(IChangeFeed feed, ChangeFeedStatus status, CancellationToken cancellationToken)
+    {
+        var head = await feed.LastSequenceAsync(cancellationToken);
+        return TypedResults.Ok(new ChangeFeedView(head,
+            [.. status.Consumers.Select(c => new ChangeConsumerView(c.Name, c.Cursor, c.Cursor is { } cursor ? head - cursor : null, c.LastHandledAt, c.Failures, c.FailingSince, c.LastError))],
+            status.PruneHeldBackBy));
     }
 
     internal static async Task<Results<Created<CreatedApiKey>, ProblemHttpResult>> CreateApiKeyAsync(
@@ -130,3 +142,7 @@ public sealed record ChannelView(
         { Secret = issuedSecret };
     }
 }
+
+public sealed record ChangeFeedView(long Head, IReadOnlyList<ChangeConsumerView> Consumers, IReadOnlyList<string> PruneHeldBackBy);
+
+public sealed record ChangeConsumerView(string Name, long? Cursor, long? Lag, DateTimeOffset? LastHandledAt, int Failures, DateTimeOffset? FailingSince, string? LastError);

@@ -1,3 +1,5 @@
+using Crm.Service.Infrastructure.Changes;
+using Microsoft.Extensions.Options;
 using Crm.Connectors.Abstractions;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -29,7 +31,8 @@ public static class HttpExtensions
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddHealthChecks()
             .AddCheck<StoreHealthCheck>("store", tags: ["ready"])
-            .AddCheck<SiloHealthCheck>("silo", tags: ["ready"]);
+            .AddCheck<SiloHealthCheck>("silo", tags: ["ready"])
+            .AddCheck<ChangeFeedHealthCheck>("change-feed", tags: ["ready"]);
         return builder;
     }
 
@@ -76,6 +79,20 @@ public static class HttpExtensions
             {
                 return HealthCheckResult.Unhealthy("The silo did not answer a grain call.", ex);
             }
+        }
+    }
+
+    /// <summary>Degraded, not unhealthy: a stuck consumer (an indexer whose engine is down) must not take the node out
+    /// of service, but the operator must see it before its held-back changes fill the disk.</summary>
+    private sealed class ChangeFeedHealthCheck(ChangeFeedStatus status, IOptions<ChangeFeedOptions> options, TimeProvider time) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            var since = time.GetUtcNow() - options.Value.DegradedAfter;
+            var failing = status.Consumers.Where(c => c.FailingSince <= since).ToList();
+            return Task.FromResult(failing.Count == 0
+                ? HealthCheckResult.Healthy()
+                : HealthCheckResult.Degraded(string.Join("; ", failing.Select(c => $"change consumer '{c.Name}' has failed {c.Failures} times since {c.FailingSince:O}: {c.LastError}"))));
         }
     }
 

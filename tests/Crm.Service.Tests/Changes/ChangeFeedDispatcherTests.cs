@@ -150,6 +150,31 @@ public sealed class ChangeFeedDispatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task Pruning_names_the_consumers_whose_cursors_keep_changes_older_than_the_retention()
+    {
+        await using var rig = await FeedRig.StartAsync(_data.Path, []);
+        await rig.CommitTicketsAsync(6);
+        var committed = await rig.SequencesAsync();
+        await rig.SaveCursorAsync("search", committed[1]);
+        await rig.SaveCursorAsync("console", committed[^1]);
+        var later = DateTimeOffset.UtcNow.AddDays(1);
+
+        var (deleted, heldBackBy) = await rig.PruneReportingAsync(["search", "console", "routing"], later);
+        Assert.Equal(0, deleted);
+        Assert.Equal(["routing", "search"], heldBackBy);
+
+        (deleted, heldBackBy) = await rig.PruneReportingAsync(["search", "console"], later);
+        Assert.Equal(2, deleted);
+        Assert.Equal(["search"], heldBackBy);
+
+        // Nothing old is left behind once everyone has passed it.
+        await rig.SaveCursorAsync("search", committed[^1]);
+        (deleted, heldBackBy) = await rig.PruneReportingAsync(["search", "console"], later);
+        Assert.Equal(4, deleted);
+        Assert.Empty(heldBackBy);
+    }
+
+    [Fact]
     public async Task The_feed_reads_changes_after_a_position()
     {
         await using var rig = await FeedRig.StartAsync(_data.Path, []);

@@ -57,7 +57,10 @@ internal sealed class FeedRig : IAsyncDisposable
 
     public Task SaveCursorAsync(string consumer, long sequence) => SqliteFeed.SaveCursorAsync(consumer, sequence, CancellationToken.None);
 
-    public Task<int> PruneAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore) =>
+    public async Task<int> PruneAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore) =>
+        (await SqliteFeed.PruneAsync(consumers, committedBefore, CancellationToken.None)).Deleted;
+
+    public Task<(int Deleted, IReadOnlyList<string> HeldBackBy)> PruneReportingAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore) =>
         SqliteFeed.PruneAsync(consumers, committedBefore, CancellationToken.None);
 
     /// <summary>Commits <paramref name="count"/> write sets of one new ticket each, all at once so the store groups them.</summary>
