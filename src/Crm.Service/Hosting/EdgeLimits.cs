@@ -110,7 +110,26 @@ internal sealed class EdgeRateLimiter : IAsyncDisposable
 /// already replaced with the real client's when the request came through a known proxy.</summary>
 internal static class ClientAddress
 {
-    public static string Of(HttpContext http) => http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+    public static string Of(HttpContext http) => KeyOf(http.Connection.RemoteIpAddress);
+
+    /// <summary>
+    /// An IPv4 address is its own key. An IPv6 client keys on its /64: one subscriber is routinely given a whole /64
+    /// (2^64 addresses), so a per-address budget keyed on the full address would be no budget at all. An IPv4 address
+    /// written as IPv6 (::ffff:a.b.c.d, as a dual-stack socket reports it) is the IPv4 client.
+    /// </summary>
+    public static string KeyOf(IPAddress? address)
+    {
+        if (address is null)
+            return "unknown";
+        if (address.IsIPv4MappedToIPv6)
+            address = address.MapToIPv4();
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6 || IPAddress.IsLoopback(address))
+            return address.ToString();
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out _);
+        bytes[8..].Clear();
+        return new IPAddress(bytes).ToString() + "/64";
+    }
 }
 
 public static class EdgeLimitExtensions

@@ -118,6 +118,25 @@ public sealed class RateLimitTests : IDisposable
     }
 
     [Fact]
+    public async Task Ipv6_clients_of_one_64_share_a_bucket_and_another_64_has_its_own()
+    {
+        await using var app = new CrmApp(_data.Path, new Dictionary<string, string?>
+        {
+            ["Http:Limits:RequestsPerSecondPerAddress"] = "1",
+            ["Http:Limits:BurstPerAddress"] = "5",
+            ["Http:KnownProxies:0"] = ProxyAddress,
+        });
+        using var client = Behind(app, ProxyAddress).CreateClient();
+        var hopping = 0;
+
+        // A client that takes a new address of its /64 for every request still spends one budget.
+        var refused = await ExhaustAsync(() => client.SendAsync(Live($"2001:db8:5:6::{++hopping:x}")));
+
+        await AssertRefusedAsync(refused);
+        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Live("2001:db8:5:7::1"))).StatusCode);
+    }
+
+    [Fact]
     public async Task Requests_beyond_the_in_flight_limit_and_its_queue_are_refused()
     {
         // A real server (Kestrel on a port): TestServer does not start a request before its body is complete.
