@@ -17,13 +17,26 @@ public static class IdentityNormalizer
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown identity kind"),
     };
 
-    /// <summary>Lower-cases the domain and the local part (every mainstream provider treats them alike) and applies NFC.</summary>
+    /// <summary>
+    /// Applies NFC, maps the domain by IDNA (what DNS resolves, so every spelling of it is the same host) and lower-cases
+    /// the local part's ASCII letters only (every mainstream provider treats those alike). Non-ASCII letters of the local
+    /// part are kept as written (NFC still makes canonically equal spellings one): Unicode case mapping folds distinct
+    /// code points together (the dotted İ lower-cases to "i"; the long ſ and the dotless ı upper-case to "S" and "I"),
+    /// and now that email identities are global, a mailbox that folded onto someone else's address would join that
+    /// customer's profile and read their tickets. Control and invisible format characters
+    /// (zero-width joiners, bidi overrides) are refused: no mail system assigns them, and they only disguise an address.
+    /// </summary>
     public static string Email(string value)
     {
         var trimmed = value.Trim().Normalize(NormalizationForm.FormC);
         var at = trimmed.LastIndexOf('@');
         if (at <= 0 || at == trimmed.Length - 1)
             throw new FormatException($"'{value}' is not an email address.");
+        foreach (var c in trimmed)
+        {
+            if (char.IsControl(c) || CharUnicodeInfo.GetUnicodeCategory(c) == UnicodeCategory.Format)
+                throw new FormatException($"'{value}' contains a control or invisible character (U+{(int)c:X4}).");
+        }
         var domain = trimmed[(at + 1)..].TrimEnd('.');
         try
         {
@@ -33,8 +46,15 @@ public static class IdentityNormalizer
         {
             throw new FormatException($"'{value}' has an invalid domain.");
         }
-        return trimmed[..at].ToLowerInvariant() + "@" + domain.ToLowerInvariant();
+        return AsciiLower(trimmed[..at]) + "@" + domain.ToLowerInvariant();
     }
+
+    private static string AsciiLower(string value) =>
+        string.Create(value.Length, value, static (span, source) =>
+        {
+            for (var i = 0; i < source.Length; i++)
+                span[i] = char.IsAsciiLetterUpper(source[i]) ? (char)(source[i] | 0x20) : source[i];
+        });
 
     /// <summary>Keeps a leading '+' and the digits; "+1 (555) 010-2030" becomes "+15550102030".</summary>
     public static string Phone(string value)

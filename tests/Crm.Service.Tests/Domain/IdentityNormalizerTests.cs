@@ -12,6 +12,29 @@ public sealed class IdentityNormalizerTests
         Assert.Equal(expected, GrainKeys.Identity(IdentityKind.Email, value, "any"));
 
     [Theory]
+    [InlineData("\u0130vy@example.com", "ivy@example.com")]     // dotted capital I
+    [InlineData("\u017Fam@example.com", "sam@example.com")]     // long s, upper-cases to "S"
+    [InlineData("\u0131vy@example.com", "ivy@example.com")]     // dotless i, upper-cases to "I"
+    public void Non_ascii_letters_in_the_local_part_never_fold_onto_another_mailbox(string spoof, string victim) =>
+        Assert.NotEqual(IdentityNormalizer.Email(victim), IdentityNormalizer.Email(spoof));
+
+    [Fact]
+    public void Composed_and_decomposed_spellings_are_one_identity_and_ascii_case_still_folds()
+    {
+        Assert.Equal(IdentityNormalizer.Email("Jos\u00E9@example.com"), IdentityNormalizer.Email("jose\u0301@Example.com"));
+        // Only ASCII letters fold; an accented capital is kept as written.
+        Assert.Equal("\u00C9lodie@example.com", IdentityNormalizer.Email("\u00C9LODIE@EXAMPLE.COM"));
+    }
+
+    [Theory]
+    [InlineData("ali\u200Bce@example.com")]   // zero-width space
+    [InlineData("alice\u202E@example.com")]   // right-to-left override
+    [InlineData("ali\u0000ce@example.com")]
+    [InlineData("alice@exa\u200Dmple.com")]
+    public void Addresses_with_control_or_invisible_characters_are_refused(string value) =>
+        Assert.Throws<FormatException>(() => IdentityNormalizer.Email(value));
+
+    [Theory]
     [InlineData("+1 (555) 010-2030", "phone:+15550102030")]
     [InlineData("+15550102030", "phone:+15550102030")]
     [InlineData("555.010.2030", "phone:5550102030")]
