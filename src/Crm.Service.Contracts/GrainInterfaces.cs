@@ -104,6 +104,9 @@ public interface IChannelAccountGrain : IGrainWithStringKey
 
     /// <summary>Records a success or an error of talking to the account's server (see IChannelHealth).</summary>
     Task ReportHealthAsync(ChannelHealthReport report, CancellationToken cancellationToken = default);
+
+    /// <summary>Encrypts secrets an older database stored in plain text; false when there were none.</summary>
+    Task<bool> ProtectStoredSecretsAsync(CancellationToken cancellationToken = default);
 }
 
 /// <summary>

@@ -97,6 +97,23 @@ public sealed class ChannelAccountGrain(ICrmStore store, ISecretProtector secret
         _record = record;
     }
 
+    public async Task<bool> ProtectStoredSecretsAsync(CancellationToken cancellationToken = default)
+    {
+        if (_record is null)
+            return false;
+        var record = _record.Copy();
+        if (record.Secret is { } secret)
+            record.Secret = Reprotect(secret);
+        foreach (var (name, value) in _record.SecretSettings)
+            record.SecretSettings[name] = Reprotect(value);
+        if (record.Secret == _record.Secret && record.SecretSettings.All(s => _record.SecretSettings[s.Key] == s.Value))
+            return false;
+        // Only the secret columns: the configuration and its UpdatedAt are the admin's.
+        await store.CommitAsync(new WriteSet().Update(record.Copy(), nameof(ChannelAccountRecord.Secret), nameof(ChannelAccountRecord.SecretSettings)), cancellationToken);
+        _record = record;
+        return true;
+    }
+
     /// <summary>A value from an older database is plain text; protect it now that the row is written anyway.</summary>
     private string Reprotect(string stored) => ProtectedSecrets.IsProtected(stored) ? stored : secrets.Protect(stored);
 

@@ -29,6 +29,7 @@ public static class ChannelAccountExtensions
         services.AddSingleton<IChangeConsumer>(provider => provider.GetRequiredService<ChannelAccountDirectory>());
         services.AddHostedService(provider => provider.GetRequiredService<ChannelAccountDirectory>());
         services.AddSingleton<IChannelHealth, ChannelHealthReporter>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, LegacySecretSweep>();
         return services;
     }
 }

@@ -77,4 +77,25 @@ public sealed class ChannelDirectoryTests : IDisposable
         Assert.StartsWith(ProtectedSecrets.Marker, stored.Secret, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.Accepted, (await app.PostMessageAsync(Message("old-2"), secret: legacySecret)).StatusCode);
     }
+
+    [Fact]
+    public async Task A_plaintext_secret_from_an_older_database_is_encrypted_at_the_next_start_without_any_admin_write()
+    {
+        const string legacySecret = "legacy-plain-secret-9876543210";
+        await using (var before = new CrmApp(_data.Path))
+        {
+            await before.CreateApiChannelAsync();
+            await before.QueryAsync(db => db.ChannelAccounts.Where(c => c.Id == "bridge").ExecuteUpdateAsync(s => s.SetProperty(c => c.Secret, legacySecret)));
+        }
+        await using var app = new CrmApp(_data.Path);
+        using var admin = app.Admin();
+        var updatedBefore = (await admin.GetFromJsonAsync<System.Text.Json.JsonElement>("/api/v1/admin/channels/bridge")).GetProperty("updatedAt").GetDateTimeOffset();
+
+        var stored = await Eventually.WaitForAsync(() => app.QueryAsync(db => db.ChannelAccounts.AsNoTracking().SingleAsync(c => c.Id == "bridge")),
+            c => c.Secret is { } s && ProtectedSecrets.IsProtected(s), what: "the legacy secret to be encrypted at rest");
+
+        Assert.DoesNotContain(legacySecret, stored.Secret!, StringComparison.Ordinal);
+        Assert.Equal(updatedBefore, stored.UpdatedAt);
+        Assert.Equal(HttpStatusCode.Accepted, (await app.PostMessageAsync(Message("old-3"), secret: legacySecret)).StatusCode);
+    }
 }
