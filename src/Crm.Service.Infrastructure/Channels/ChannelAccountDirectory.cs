@@ -23,6 +23,10 @@ public sealed class ChannelAccountDirectory(
     ILogger<ChannelAccountDirectory> logger) : IChannelAccounts, IChangeConsumer, IHostedService
 {
     private readonly Lock _write = new();
+    // One read-and-apply at a time: a read that starts after another finished sees a row at least as new, so the
+    // order of application is the order of the rows. (Comparing UpdatedAt would drop a change made after the clock
+    // stepped back, and two nodes' clocks never agree anyway.)
+    private readonly SemaphoreSlim _refresh = new(1, 1);
     // Replaced whole on every change (accounts change rarely), so readers never lock.
     private volatile FrozenDictionary<string, ChannelAccount> _accounts = FrozenDictionary<string, ChannelAccount>.Empty;
 
@@ -38,11 +42,19 @@ public sealed class ChannelAccountDirectory(
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var rows = await db.ChannelAccounts.AsNoTracking().ToListAsync(cancellationToken);
-        var loaded = rows.Select(Compose).OfType<ChannelAccount>().ToFrozenDictionary(a => a.Id, StringComparer.Ordinal);
-        lock (_write)
-            _accounts = loaded;
+        await _refresh.WaitAsync(cancellationToken);
+        try
+        {
+            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+            var rows = await db.ChannelAccounts.AsNoTracking().ToListAsync(cancellationToken);
+            var loaded = rows.Select(Compose).OfType<ChannelAccount>().ToFrozenDictionary(a => a.Id, StringComparer.Ordinal);
+            lock (_write)
+                _accounts = loaded;
+        }
+        finally
+        {
+            _refresh.Release();
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -72,24 +84,29 @@ public sealed class ChannelAccountDirectory(
     public async Task RefreshAsync(string id, CancellationToken cancellationToken = default)
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var row = await db.ChannelAccounts.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
-        var after = row is null ? null : Compose(row);
-        ChannelAccount? before;
-        lock (_write)
+        ChannelAccount? before, after;
+        await _refresh.WaitAsync(cancellationToken);
+        try
         {
-            before = _accounts.GetValueOrDefault(id);
-            // A slower refresh must not put back an older row than one already applied.
-            if (before is not null && after is not null && after.UpdatedAt < before.UpdatedAt)
-                return;
-            if (before == after)
-                return;
-            var next = new Dictionary<string, ChannelAccount>(_accounts, StringComparer.Ordinal);
-            if (after is null)
-                next.Remove(id);
-            else
-                next[id] = after;
-            _accounts = next.ToFrozenDictionary(StringComparer.Ordinal);
+            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+            var row = await db.ChannelAccounts.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
+            after = row is null ? null : Compose(row);
+            lock (_write)
+            {
+                before = _accounts.GetValueOrDefault(id);
+                if (before == after)
+                    return;
+                var next = new Dictionary<string, ChannelAccount>(_accounts, StringComparer.Ordinal);
+                if (after is null)
+                    next.Remove(id);
+                else
+                    next[id] = after;
+                _accounts = next.ToFrozenDictionary(StringComparer.Ordinal);
+            }
+        }
+        finally
+        {
+            _refresh.Release();
         }
         try
         {

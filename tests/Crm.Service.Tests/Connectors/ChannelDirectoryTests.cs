@@ -54,6 +54,22 @@ public sealed class ChannelDirectoryTests : IDisposable
     }
 
     [Fact]
+    public async Task A_change_stamped_earlier_than_the_one_applied_after_the_clock_stepped_back_is_still_applied()
+    {
+        await using var app = new CrmApp(_data.Path);
+        await app.CreateApiChannelAsync();
+        var directory = app.Services.GetRequiredService<ChannelAccountDirectory>();
+        var applied = directory.Find("bridge")!.UpdatedAt;
+
+        // An admin disables the channel on a node whose clock is an hour behind.
+        await app.QueryAsync(db => db.ChannelAccounts.Where(c => c.Id == "bridge").ExecuteUpdateAsync(s => s.SetProperty(c => c.Enabled, false).SetProperty(c => c.UpdatedAt, applied.AddHours(-1))));
+        await directory.HandleAsync([new Change(1, ChangeEntities.ChannelAccount, "bridge", ChangeKinds.Updated, DateTimeOffset.UtcNow)], default);
+
+        Assert.False(directory.Find("bridge")!.Enabled);
+        Assert.Equal(HttpStatusCode.Forbidden, (await app.PostMessageAsync(Message("skew-1"))).StatusCode);
+    }
+
+    [Fact]
     public async Task A_plaintext_secret_from_an_older_database_still_verifies_and_is_encrypted_on_the_next_write()
     {
         const string legacySecret = "legacy-plain-secret-0123456789";
