@@ -16,7 +16,8 @@ namespace Crm.Service.Grains;
 /// the ticket is opened, the ticket before the message, and the message before the caller is answered. The
 /// conversation row is changed on a copy and swapped in after its commit. The message's commit requires its ticket
 /// not to be merged (checked in the commit's transaction); a merge that landed after the ticket accepted the message
-/// makes the conversation offer it again, to the merge target.
+/// makes the conversation offer it again, to the merge target. A copy of the message stored at the same instant on
+/// another thread wins the unique index; this call then withdraws the ticket (and the conversation) it opened for it.
 /// Calls go conversation → ticket only (tickets never call conversations), so the two cannot deadlock.
 /// </remarks>
 public sealed class ConversationGrain(
@@ -45,6 +46,8 @@ public sealed class ConversationGrain(
         public bool TicketMoved { get; set; }
         /// <summary>The current ticket is closed and the next one is its follow-up.</summary>
         public long? FollowUpOf { get; set; }
+        /// <summary>The ticket this call opened, if it opened one.</summary>
+        public long? Opened { get; set; }
     }
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
@@ -122,9 +125,23 @@ public sealed class ConversationGrain(
                 // The same message committed concurrently on another thread of this channel.
                 var first = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
                     ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
-                return Remember(message.ExternalMessageId, await DuplicateOfAsync(first, cancellationToken));
+                var duplicate = await DuplicateOfAsync(first, cancellationToken);
+                if (routing.Opened is { } opened)
+                    await WithdrawAsync(routing, opened, cancellationToken);
+                return Remember(message.ExternalMessageId, duplicate);
             }
         }
+    }
+
+    /// <summary>Takes back the ticket (and a conversation begun by this call) opened for a message that is a copy:
+    /// an empty ticket would wait in the queues for an agent with nothing to answer. A crash before this leaves it,
+    /// as before; an agent can close it.</summary>
+    private async Task WithdrawAsync(Routing routing, long opened, CancellationToken cancellationToken)
+    {
+        var withConversation = routing.Started;
+        if (await GrainFactory.GetGrain<ITicketGrain>(opened).WithdrawIfEmptyAsync(routing.Conversation.Id, withConversation, cancellationToken)
+            && withConversation)
+            _record = null;
     }
 
     private MessageRecord NewMessageRecord(InboundMessage message, Guid messageId, ConversationRecord conversation, DateTimeOffset now) => new()
@@ -266,6 +283,7 @@ public sealed class ConversationGrain(
                     Actor = conversation.CustomerIdentity,
                     FollowUpOf = routing.FollowUpOf,
                 }, cancellationToken);
+                routing.Opened = conversation.TicketNumber;
                 return;
             }
             catch (DomainException ex) when (ex.Kind == DomainErrorKind.Conflict && attempt < 3)

@@ -174,6 +174,26 @@ public sealed class TicketGrain(
         return new InboundRouting(InboundRoutingKind.Accepted, Number);
     }
 
+    public async Task<bool> WithdrawIfEmptyAsync(Guid conversationId, bool withConversation, CancellationToken cancellationToken = default)
+    {
+        await LoadAsync(cancellationToken);
+        if (_record is not { Status: TicketStatus.New, Assignee: null, Team: null, MergedInto: null, Tags.Count: 0 } record
+            || record.ConversationIds is not [var only] || only != conversationId)
+            return false;
+        try
+        {
+            await store.CommitAsync(new WriteSet().Add(new WithdrawEmptyTicket(Number, withConversation ? conversationId : null)), cancellationToken);
+        }
+        catch (StaleWriteException)
+        {
+            return false;
+        }
+        _record = null;
+        _loaded = true;
+        DeactivateOnIdle();
+        return true;
+    }
+
     public async Task<MessageSnapshot> ReplyAsync(AgentReply reply, CancellationToken cancellationToken = default)
     {
         InputLimits.CheckReply(reply);

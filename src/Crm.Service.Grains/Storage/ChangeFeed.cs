@@ -27,6 +27,9 @@ public static class ChangeKinds
     public const string Updated = "updated";
     /// <summary>The entity was merged into another (its content moved there).</summary>
     public const string Merged = "merged";
+    /// <summary>The entity was removed before it held anything: a ticket and conversation opened for a message that
+    /// turned out to be a copy of one stored at the same instant on another thread.</summary>
+    public const string Withdrawn = "withdrawn";
     /// <summary>An outbound message's delivery status changed.</summary>
     public const string Delivery = "delivery";
 }

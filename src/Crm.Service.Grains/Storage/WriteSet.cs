@@ -47,6 +47,13 @@ public sealed record UpdateRow(object Record, IReadOnlyList<string> Properties) 
 /// </summary>
 public sealed record RequireTicketNotMerged(long Number) : WriteOperation;
 
+/// <summary>
+/// Deletes a ticket that holds nothing (no message, its only audit rows) and, when given, the conversation that opened
+/// it, checked inside the commit's transaction: if any message references either, the set is refused whole
+/// (<see cref="StaleWriteException"/>).
+/// </summary>
+public sealed record WithdrawEmptyTicket(long Number, Guid? ConversationId) : WriteOperation;
+
 /// <summary>Moves a ticket's messages, conversations and audit history to another ticket (merge).</summary>
 public sealed record MoveTicketContent(long FromTicket, long ToTicket) : WriteOperation;
 

@@ -40,6 +40,11 @@ internal static class ChangeRows
                     Add(ref rows, ChangeEntities.Ticket, Format(move.FromTicket), ChangeKinds.Merged, at);
                     Add(ref rows, ChangeEntities.Ticket, Format(move.ToTicket), ChangeKinds.Updated, at);
                     break;
+                case WithdrawEmptyTicket withdraw:
+                    Add(ref rows, ChangeEntities.Ticket, Format(withdraw.Number), ChangeKinds.Withdrawn, at);
+                    if (withdraw.ConversationId is { } conversationId)
+                        Add(ref rows, ChangeEntities.Conversation, Format(conversationId), ChangeKinds.Withdrawn, at);
+                    break;
                 case MoveMessage move:
                     Add(ref rows, ChangeEntities.Message, Format(move.MessageId), ChangeKinds.Updated, at);
                     Add(ref rows, ChangeEntities.Ticket, Format(move.ToTicket), ChangeKinds.Updated, at);

@@ -71,6 +71,16 @@ internal static class WriteSetApplier
                 await db.Audit.Where(a => a.EntityType == "ticket" && a.EntityId == from)
                     .ExecuteUpdateAsync(s => s.SetProperty(a => a.EntityId, to));
                 break;
+            case WithdrawEmptyTicket withdraw:
+                if (await db.Messages.AnyAsync(m => m.TicketNumber == withdraw.Number
+                        || (withdraw.ConversationId != null && m.ConversationId == withdraw.ConversationId)))
+                    throw new StaleWriteException($"Ticket #{withdraw.Number} holds messages; it is not withdrawn.");
+                var number = withdraw.Number.ToString(CultureInfo.InvariantCulture);
+                await db.Audit.Where(a => a.EntityType == "ticket" && a.EntityId == number).ExecuteDeleteAsync();
+                await db.Tickets.Where(t => t.Number == withdraw.Number).ExecuteDeleteAsync();
+                if (withdraw.ConversationId is { } conversationId)
+                    await db.Conversations.Where(c => c.Id == conversationId).ExecuteDeleteAsync();
+                break;
             case MoveMessage move:
                 await db.Messages.Where(m => m.Id == move.MessageId)
                     .ExecuteUpdateAsync(s => s.SetProperty(m => m.TicketNumber, move.ToTicket));
