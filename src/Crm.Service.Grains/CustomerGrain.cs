@@ -9,6 +9,8 @@ namespace Crm.Service.Grains;
 /// interrupted by a crash completes when it is requested again.</summary>
 public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, ICustomerGrain
 {
+    private const int MergeWindow = 64;
+
     private CustomerRecord? _record;
     private List<IdentityRecord> _identities = [];
 
@@ -78,10 +80,13 @@ public sealed class CustomerGrain(ICrmStore store, TimeProvider time) : Grain, I
             throw new DomainException(DomainErrorKind.Conflict, $"This customer was merged into {mergedInto}; merge into that one.", "customerId");
 
         var source = await GrainFactory.GetGrain<ICustomerGrain>(sourceCustomerId).MarkMergedIntoAsync(record.Id, actor, cancellationToken);
-        foreach (var identity in source.Identities)
-            await GrainFactory.GetGrain<IIdentityGrain>(identity.Key).LinkToCustomerAsync(record.Id, actor, cancellationToken);
-        foreach (var number in await store.FindTicketNumbersOfCustomerAsync(sourceCustomerId, cancellationToken))
-            await GrainFactory.GetGrain<ITicketGrain>(number).ChangeCustomerAsync(record.Id, actor, cancellationToken);
+        // Identities and tickets are independent grains: a window of them at once lets the store commit their rows in
+        // a few group commits instead of one fsync each (a customer with thousands of tickets merges in seconds).
+        // Each call is idempotent, so a merge retried after a crash or a timeout finishes what is left.
+        foreach (var window in source.Identities.Chunk(MergeWindow))
+            await Task.WhenAll(window.Select(identity => GrainFactory.GetGrain<IIdentityGrain>(identity.Key).LinkToCustomerAsync(record.Id, actor, cancellationToken)));
+        foreach (var window in (await store.FindTicketNumbersOfCustomerAsync(sourceCustomerId, cancellationToken)).Chunk(MergeWindow))
+            await Task.WhenAll(window.Select(number => GrainFactory.GetGrain<ITicketGrain>(number).ChangeCustomerAsync(record.Id, actor, cancellationToken)));
 
         // The profile keeps this customer's values and fills gaps from the source.
         var now = time.GetUtcNow();

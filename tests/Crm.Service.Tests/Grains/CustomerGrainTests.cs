@@ -31,6 +31,23 @@ public sealed class CustomerGrainTests(TestClusterFixture fixture)
     }
 
     [Fact]
+    public async Task Merging_a_customer_with_more_tickets_than_one_window_moves_every_ticket()
+    {
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        var a = await scenario.ReceiveAsync(scenario.Message("cw-a", GrainScenario.NewPhone()));
+        var phoneB = GrainScenario.NewPhone();
+        // One thread per ticket: 70 open tickets of customer B (the merge moves them 64 at a time).
+        var bs = await Task.WhenAll(Enumerable.Range(0, 70).Select(i => scenario.ReceiveAsync(scenario.Message($"cw-b-{i}", phoneB, thread: $"b-{i}"))));
+        var customerB = bs[0].CustomerId;
+
+        await fixture.Grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Customers).MergeCustomersAsync(customerB, a.CustomerId, "agent");
+
+        var owners = await Task.WhenAll(bs.Select(b => b.TicketNumber).Distinct().Select(n => fixture.Grains.GetGrain<ITicketGrain>(n).GetAsync()));
+        Assert.Equal(70, owners.Length);
+        Assert.All(owners, t => Assert.Equal(a.CustomerId, t!.CustomerId));
+    }
+
+    [Fact]
     public async Task Detaching_an_identity_gives_it_a_customer_of_its_own()
     {
         var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
