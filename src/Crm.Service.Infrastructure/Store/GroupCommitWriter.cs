@@ -90,8 +90,9 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
                 db.ChangeTracker.AutoDetectChangesEnabled = false;
                 var committedAt = _time.GetUtcNow();
                 var changes = new List<ChangeRecord>(batch.Count * 2);
+                var tickets = await TicketMerges.ReadAsync(db, batch.Select(p => p.Writes));
                 foreach (var pending in batch)
-                    await WriteSetApplier.ApplyAsync(db, pending.Writes, committedAt, changes);
+                    await WriteSetApplier.ApplyAsync(db, pending.Writes, tickets, committedAt, changes);
                 await db.SaveChangesAsync(acceptAllChangesOnSuccess: false);
                 await ChangeRows.InsertAsync(db, changes);
                 await transaction.CommitAsync();
@@ -120,13 +121,16 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         {
             var committedAt = _time.GetUtcNow();
             var changes = new List<ChangeRecord>();
+            // A set that is rolled back may leave its merge here: the next set's check then refuses it wrongly, and
+            // its writer simply offers the message again (the ticket answers from its committed state).
+            var tickets = await TicketMerges.ReadAsync(db, batch.Select(p => p.Writes));
             for (var i = 0; i < batch.Count; i++)
             {
                 await transaction.CreateSavepointAsync("ws");
                 try
                 {
                     changes.Clear();
-                    await WriteSetApplier.ApplyAsync(db, batch[i].Writes, committedAt, changes);
+                    await WriteSetApplier.ApplyAsync(db, batch[i].Writes, tickets, committedAt, changes);
                     await db.SaveChangesAsync();
                     await ChangeRows.InsertAsync(db, changes);
                     await transaction.ReleaseSavepointAsync("ws");

@@ -10,8 +10,9 @@ namespace Crm.Service.Infrastructure.Store;
 /// a bulk operation first saves what is tracked, so the set's operations take effect in their order.</summary>
 internal static class WriteSetApplier
 {
+    /// <param name="tickets">What the transaction knows of tickets' merges (<see cref="TicketMerges"/>), shared by its write sets.</param>
     /// <param name="changes">Collects the set's change rows; the caller inserts them in the same transaction (<see cref="ChangeRows.InsertAsync"/>).</param>
-    public static async Task ApplyAsync(CrmDbContext db, WriteSet writes, DateTimeOffset committedAt, List<ChangeRecord> changes)
+    public static async Task ApplyAsync(CrmDbContext db, WriteSet writes, TicketMerges tickets, DateTimeOffset committedAt, List<ChangeRecord> changes)
     {
         ChangeRows.Append(writes, committedAt, changes);
         foreach (var operation in writes.Operations)
@@ -23,6 +24,8 @@ internal static class WriteSetApplier
                     break;
                 case UpdateRow { Properties.Count: 0 } update:
                     db.Update(update.Record);
+                    if (update.Record is TicketRecord ticket)
+                        tickets.Written(ticket);
                     break;
                 case UpdateRow update:
                     var entry = db.Attach(update.Record);
@@ -30,7 +33,7 @@ internal static class WriteSetApplier
                         entry.Property(property).IsModified = true;
                     break;
                 case RequireTicketNotMerged required:
-                    if (await MergedIntoAsync(db, required.Number) is { } target)
+                    if (await tickets.MergedIntoAsync(db, required.Number) is { } target)
                         throw new StaleWriteException($"Ticket #{required.Number} was merged into #{target} before this write committed.");
                     break;
                 default:
@@ -40,21 +43,6 @@ internal static class WriteSetApplier
                     break;
             }
         }
-    }
-
-    private static readonly Func<CrmDbContext, long, Task<long?>> StoredMergedInto = EF.CompileAsyncQuery(
-        (CrmDbContext db, long number) => db.Tickets.Where(t => t.Number == number).Select(t => t.MergedInto).FirstOrDefault());
-
-    /// <summary>Where the ticket was merged as of this transaction: a merge earlier in the same batch may still be a
-    /// tracked, unsaved row (a full row update marks MergedInto modified); otherwise the saved row says.</summary>
-    private static async Task<long?> MergedIntoAsync(CrmDbContext db, long number)
-    {
-        foreach (var entry in db.ChangeTracker.Entries<TicketRecord>())
-        {
-            if (entry.Entity.Number == number && entry.Property(t => t.MergedInto).IsModified)
-                return entry.Entity.MergedInto;
-        }
-        return await StoredMergedInto(db, number);
     }
 
     private static async Task ApplyBulkAsync(CrmDbContext db, WriteOperation operation)
@@ -102,4 +90,37 @@ internal static class WriteSetApplier
                 throw new NotSupportedException($"Unknown write operation {operation.GetType().Name}.");
         }
     }
+}
+
+/// <summary>
+/// Where tickets were merged, as of the current point of one transaction, for the <see cref="RequireTicketNotMerged"/>
+/// checks of its write sets: the merged ones among all the numbers the batch checks, read once before the batch
+/// (one query, instead of one per customer message), then every full ticket row the batch writes. Only full rows
+/// carry MergedInto: the partial activity updates of conversations do not.
+/// </summary>
+internal sealed class TicketMerges
+{
+    private readonly Dictionary<long, long?> _known = [];
+
+    public static async Task<TicketMerges> ReadAsync(CrmDbContext db, IEnumerable<WriteSet> batch)
+    {
+        var merges = new TicketMerges();
+        var numbers = batch.SelectMany(w => w.Operations).OfType<RequireTicketNotMerged>().Select(r => r.Number).Distinct().ToList();
+        if (numbers.Count == 0)
+            return merges;
+        var merged = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number) && t.MergedInto != null)
+            .Select(t => new { t.Number, t.MergedInto }).ToListAsync();
+        foreach (var number in numbers)
+            merges._known[number] = null;
+        foreach (var ticket in merged)
+            merges._known[ticket.Number] = ticket.MergedInto;
+        return merges;
+    }
+
+    public void Written(TicketRecord ticket) => _known[ticket.Number] = ticket.MergedInto;
+
+    public async Task<long?> MergedIntoAsync(CrmDbContext db, long number) =>
+        _known.TryGetValue(number, out var known)
+            ? known
+            : await db.Tickets.AsNoTracking().Where(t => t.Number == number).Select(t => t.MergedInto).FirstOrDefaultAsync();
 }
