@@ -57,11 +57,11 @@ public interface ITicketGrain : IGrainWithIntegerKey
 
     /// <summary>
     /// Removes the ticket the conversation just opened when the message it was opened for turned out to be stored
-    /// already (a copy on another thread at the same instant), so no empty ticket is left in the queues; with
-    /// <paramref name="withConversation"/> the conversation's row goes too. Does nothing (false) once the ticket holds a
-    /// message or an agent or another conversation has touched it.
+    /// already (a copy on another thread at the same instant), so no empty ticket is left in the queues. The
+    /// conversation's row goes too, or, given <paramref name="restorePointerTo"/> (it existed before), points back at
+    /// that ticket. Does nothing (false) once the ticket holds a message or anyone or anything else has touched it.
     /// </summary>
-    Task<bool> WithdrawIfEmptyAsync(Guid conversationId, bool withConversation, CancellationToken cancellationToken = default);
+    Task<bool> WithdrawIfEmptyAsync(Guid conversationId, long? restorePointerTo, CancellationToken cancellationToken = default);
 
     /// <summary>A customer message arrived on one of this ticket's conversations (already stored).</summary>
     Task<InboundRouting> OnInboundMessageAsync(InboundNotice notice, CancellationToken cancellationToken = default);

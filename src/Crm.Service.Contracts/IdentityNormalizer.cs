@@ -19,11 +19,11 @@ public static class IdentityNormalizer
 
     /// <summary>
     /// Applies NFC, maps the domain by IDNA (what DNS resolves, so every spelling of it is the same host) and lower-cases
-    /// the local part's ASCII letters only (every mainstream provider treats those alike). Non-ASCII letters of the local
-    /// part are kept as written (NFC still makes canonically equal spellings one): Unicode case mapping folds distinct
-    /// code points together (the dotted İ lower-cases to "i"; the long ſ and the dotless ı upper-case to "S" and "I"),
-    /// and now that email identities are global, a mailbox that folded onto someone else's address would join that
-    /// customer's profile and read their tickets. Control and invisible format characters
+    /// the local part (every mainstream provider treats case alike), except where a non-ASCII letter would become an
+    /// ASCII one: Unicode case mapping folds distinct code points together (the dotted İ lower-cases to "i"), and now
+    /// that email identities are global, a mailbox that folded onto someone else's address would join that customer's
+    /// profile and read their tickets. (Folding stays otherwise as it was, so identity keys stored by earlier versions
+    /// keep naming the same customer.) Control and invisible format characters
     /// (zero-width joiners, bidi overrides) are refused: no mail system assigns them, and they only disguise an address.
     /// </summary>
     public static string Email(string value)
@@ -32,10 +32,11 @@ public static class IdentityNormalizer
         var at = trimmed.LastIndexOf('@');
         if (at <= 0 || at == trimmed.Length - 1)
             throw new FormatException($"'{value}' is not an email address.");
-        foreach (var c in trimmed)
+        foreach (var rune in trimmed.EnumerateRunes())
         {
-            if (char.IsControl(c) || CharUnicodeInfo.GetUnicodeCategory(c) == UnicodeCategory.Format)
-                throw new FormatException($"'{value}' contains a control or invisible character (U+{(int)c:X4}).");
+            // By rune, so invisible characters beyond the BMP (tag characters) are seen; a lone surrogate reads as U+FFFD.
+            if (Rune.IsControl(rune) || Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format || rune == Rune.ReplacementChar)
+                throw new FormatException($"'{value}' contains a control, invisible or invalid character (U+{rune.Value:X4}).");
         }
         var domain = trimmed[(at + 1)..].TrimEnd('.');
         try
@@ -46,14 +47,19 @@ public static class IdentityNormalizer
         {
             throw new FormatException($"'{value}' has an invalid domain.");
         }
-        return AsciiLower(trimmed[..at]) + "@" + domain.ToLowerInvariant();
+        return LowerLocalPart(trimmed[..at]) + "@" + domain.ToLowerInvariant();
     }
 
-    private static string AsciiLower(string value) =>
+    /// <summary>Lower-cases as before (so stored identity keys stay valid), except that a non-ASCII letter whose lower
+    /// case is ASCII (the dotted İ → "i") is kept: that mapping is how one mailbox's spelling lands on another's.</summary>
+    private static string LowerLocalPart(string value) =>
         string.Create(value.Length, value, static (span, source) =>
         {
             for (var i = 0; i < source.Length; i++)
-                span[i] = char.IsAsciiLetterUpper(source[i]) ? (char)(source[i] | 0x20) : source[i];
+            {
+                var lower = char.ToLowerInvariant(source[i]);
+                span[i] = !char.IsAscii(source[i]) && char.IsAscii(lower) ? source[i] : lower;
+            }
         });
 
     /// <summary>Keeps a leading '+' and the digits; "+1 (555) 010-2030" becomes "+15550102030".</summary>

@@ -84,6 +84,7 @@ public sealed class ConversationGrain(
 
         var now = time.GetUtcNow();
         var messageId = Guid.CreateVersion7(now);
+        var previousTicket = _record?.TicketNumber;
         var routing = _record is null ? await StartAsync(message, now, cancellationToken) : new Routing(_record.Copy(), started: false);
         var conversation = routing.Conversation;
         List<object>? content = null;
@@ -127,7 +128,7 @@ public sealed class ConversationGrain(
                     ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
                 var duplicate = await DuplicateOfAsync(first, cancellationToken);
                 if (routing.Opened is { } opened)
-                    await WithdrawAsync(routing, opened, cancellationToken);
+                    await WithdrawAsync(routing, opened, previousTicket, cancellationToken);
                 return Remember(message.ExternalMessageId, duplicate);
             }
         }
@@ -136,11 +137,18 @@ public sealed class ConversationGrain(
     /// <summary>Takes back the ticket (and a conversation begun by this call) opened for a message that is a copy:
     /// an empty ticket would wait in the queues for an agent with nothing to answer. A crash before this leaves it,
     /// as before; an agent can close it.</summary>
-    private async Task WithdrawAsync(Routing routing, long opened, CancellationToken cancellationToken)
+    private async Task WithdrawAsync(Routing routing, long opened, long? previousTicket, CancellationToken cancellationToken)
     {
-        var withConversation = routing.Started;
-        if (await GrainFactory.GetGrain<ITicketGrain>(opened).WithdrawIfEmptyAsync(routing.Conversation.Id, withConversation, cancellationToken)
-            && withConversation)
+        var restoreTo = routing.Started ? null : previousTicket;
+        if (!await GrainFactory.GetGrain<ITicketGrain>(opened).WithdrawIfEmptyAsync(routing.Conversation.Id, restoreTo, cancellationToken))
+            return;
+        if (restoreTo is { } previous)
+        {
+            var restored = routing.Conversation.Copy();
+            restored.TicketNumber = previous;
+            _record = restored;
+        }
+        else
             _record = null;
     }
 

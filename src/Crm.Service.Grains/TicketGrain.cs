@@ -174,15 +174,16 @@ public sealed class TicketGrain(
         return new InboundRouting(InboundRoutingKind.Accepted, Number);
     }
 
-    public async Task<bool> WithdrawIfEmptyAsync(Guid conversationId, bool withConversation, CancellationToken cancellationToken = default)
+    public async Task<bool> WithdrawIfEmptyAsync(Guid conversationId, long? restorePointerTo, CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken);
-        if (_record is not { Status: TicketStatus.New, Assignee: null, Team: null, MergedInto: null, Tags.Count: 0 } record
+        // Untouched since it was opened: any change (an agent's, a join) moves UpdatedAt.
+        if (_record is not { Status: TicketStatus.New, MergedInto: null } record || record.UpdatedAt != record.CreatedAt
             || record.ConversationIds is not [var only] || only != conversationId)
             return false;
         try
         {
-            await store.CommitAsync(new WriteSet().Add(new WithdrawEmptyTicket(Number, withConversation ? conversationId : null)), cancellationToken);
+            await store.CommitAsync(new WriteSet().Add(new WithdrawEmptyTicket(Number, conversationId, restorePointerTo)), cancellationToken);
         }
         catch (StaleWriteException)
         {
@@ -342,7 +343,14 @@ public sealed class TicketGrain(
             writes.Insert(Audit.Ticket(Number, "merged", actor, now, "mergedInto", null, TicketRules.Format(targetNumber)));
             next.MergedInto = targetNumber;
             next.UpdatedAt = now;
-            await CommitAsync(next, writes, cancellationToken);
+            try
+            {
+                await CommitAsync(next, writes, cancellationToken);
+            }
+            catch (StaleWriteException)
+            {
+                throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{targetNumber} no longer exists; nothing was merged.", "into");
+            }
         }
         await GrainFactory.GetGrain<ITicketGrain>(targetNumber).AbsorbAsync(Number, _record!.ConversationIds, actor, cancellationToken);
         return _record.ToSnapshot();

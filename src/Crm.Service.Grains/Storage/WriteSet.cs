@@ -48,11 +48,12 @@ public sealed record UpdateRow(object Record, IReadOnlyList<string> Properties) 
 public sealed record RequireTicketNotMerged(long Number) : WriteOperation;
 
 /// <summary>
-/// Deletes a ticket that holds nothing (no message, its only audit rows) and, when given, the conversation that opened
-/// it, checked inside the commit's transaction: if any message references either, the set is refused whole
-/// (<see cref="StaleWriteException"/>).
+/// Deletes a ticket that holds nothing (no message, no other conversation, only its own audit rows), checked inside the
+/// commit's transaction: otherwise the set is refused whole (<see cref="StaleWriteException"/>). The conversation that
+/// opened it is deleted too, or, when it existed before (<paramref name="RestorePointerTo"/>), points back at its
+/// previous ticket.
 /// </summary>
-public sealed record WithdrawEmptyTicket(long Number, Guid? ConversationId) : WriteOperation;
+public sealed record WithdrawEmptyTicket(long Number, Guid ConversationId, long? RestorePointerTo) : WriteOperation;
 
 /// <summary>Moves a ticket's messages, conversations and audit history to another ticket (merge).</summary>
 public sealed record MoveTicketContent(long FromTicket, long ToTicket) : WriteOperation;

@@ -90,6 +90,12 @@ internal sealed class ChangeFeedDispatcher(
                     if (batch.Count == settings.BatchSize)
                         continue;
                 }
+                else if (failures > 0)
+                {
+                    // The feed answered again and there is nothing to hand: the consumer is healthy, not still failing.
+                    failures = 0;
+                    status.Recovered(consumer.Name);
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

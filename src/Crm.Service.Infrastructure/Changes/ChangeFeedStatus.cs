@@ -38,6 +38,10 @@ public sealed class ChangeFeedStatus
             _ => new ChangeConsumerState(name, null, null, 1, at, Describe(error)),
             (_, state) => state with { Failures = state.Failures + 1, FailingSince = state.FailingSince ?? at, LastError = Describe(error) });
 
+    internal void Recovered(string name) =>
+        _consumers.AddOrUpdate(name, _ => new ChangeConsumerState(name, null, null, 0, null, null),
+            (_, state) => state with { Failures = 0, FailingSince = null, LastError = null });
+
     internal void Pruned(IReadOnlyList<string> heldBackBy) => PruneHeldBackBy = heldBackBy;
 
     private static string Describe(Exception error) => $"{error.GetType().Name}: {error.Message}";

@@ -42,8 +42,8 @@ internal static class ChangeRows
                     break;
                 case WithdrawEmptyTicket withdraw:
                     Add(ref rows, ChangeEntities.Ticket, Format(withdraw.Number), ChangeKinds.Withdrawn, at);
-                    if (withdraw.ConversationId is { } conversationId)
-                        Add(ref rows, ChangeEntities.Conversation, Format(conversationId), ChangeKinds.Withdrawn, at);
+                    Add(ref rows, ChangeEntities.Conversation, Format(withdraw.ConversationId),
+                        withdraw.RestorePointerTo is null ? ChangeKinds.Withdrawn : ChangeKinds.Updated, at);
                     break;
                 case MoveMessage move:
                     Add(ref rows, ChangeEntities.Message, Format(move.MessageId), ChangeKinds.Updated, at);

@@ -121,12 +121,11 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         {
             var committedAt = _time.GetUtcNow();
             var changes = new List<ChangeRecord>();
-            // A set that is rolled back may leave its merge here: the next set's check then refuses it wrongly, and
-            // its writer simply offers the message again (the ticket answers from its committed state).
             var tickets = await TicketMerges.ReadAsync(db, batch.Select(p => p.Writes));
             for (var i = 0; i < batch.Count; i++)
             {
                 await transaction.CreateSavepointAsync("ws");
+                var known = tickets.Snapshot();
                 try
                 {
                     changes.Clear();
@@ -139,6 +138,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
                 {
                     await transaction.RollbackToSavepointAsync("ws");
                     await transaction.ReleaseSavepointAsync("ws");
+                    tickets.Restore(known);
                     db.ChangeTracker.Clear();
                     outcomes[i] = Translate(ex);
                 }

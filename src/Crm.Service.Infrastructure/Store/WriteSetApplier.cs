@@ -31,10 +31,20 @@ internal static class WriteSetApplier
                     var entry = db.Attach(update.Record);
                     foreach (var property in update.Properties)
                         entry.Property(property).IsModified = true;
+                    if (update.Record is TicketRecord partial && update.Properties.Contains(nameof(TicketRecord.MergedInto)))
+                        tickets.Written(partial);
                     break;
                 case RequireTicketNotMerged required:
                     if (await tickets.MergedIntoAsync(db, required.Number) is { } target)
                         throw new StaleWriteException($"Ticket #{required.Number} was merged into #{target} before this write committed.");
+                    break;
+                case MoveTicketContent move:
+                    await db.SaveChangesAsync(acceptAllChangesOnSuccess: true);
+                    // The target may have been withdrawn (deleted as empty) since the merging ticket looked at it.
+                    if (!await db.Tickets.AnyAsync(t => t.Number == move.ToTicket))
+                        throw new StaleWriteException($"Ticket #{move.ToTicket} no longer exists; nothing was merged into it.");
+                    await ApplyBulkAsync(db, operation);
+                    tickets.Merged(move.FromTicket, move.ToTicket);
                     break;
                 default:
                     // Tracked rows go first (and are accepted, so the batch's final save does not insert them again).
@@ -60,14 +70,20 @@ internal static class WriteSetApplier
                     .ExecuteUpdateAsync(s => s.SetProperty(a => a.EntityId, to));
                 break;
             case WithdrawEmptyTicket withdraw:
-                if (await db.Messages.AnyAsync(m => m.TicketNumber == withdraw.Number
-                        || (withdraw.ConversationId != null && m.ConversationId == withdraw.ConversationId)))
-                    throw new StaleWriteException($"Ticket #{withdraw.Number} holds messages; it is not withdrawn.");
+                // Anything that reached the ticket since it was opened (a message, a merged-in ticket's conversations)
+                // keeps it.
+                var deletesConversation = withdraw.RestorePointerTo is null;
+                if (await db.Messages.AnyAsync(m => m.TicketNumber == withdraw.Number || (deletesConversation && m.ConversationId == withdraw.ConversationId))
+                    || await db.Conversations.AnyAsync(c => c.TicketNumber == withdraw.Number && c.Id != withdraw.ConversationId))
+                    throw new StaleWriteException($"Ticket #{withdraw.Number} holds messages or conversations; it is not withdrawn.");
                 var number = withdraw.Number.ToString(CultureInfo.InvariantCulture);
                 await db.Audit.Where(a => a.EntityType == "ticket" && a.EntityId == number).ExecuteDeleteAsync();
                 await db.Tickets.Where(t => t.Number == withdraw.Number).ExecuteDeleteAsync();
-                if (withdraw.ConversationId is { } conversationId)
-                    await db.Conversations.Where(c => c.Id == conversationId).ExecuteDeleteAsync();
+                if (withdraw.RestorePointerTo is { } previous)
+                    await db.Conversations.Where(c => c.Id == withdraw.ConversationId && c.TicketNumber == withdraw.Number)
+                        .ExecuteUpdateAsync(s => s.SetProperty(c => c.TicketNumber, previous));
+                else
+                    await db.Conversations.Where(c => c.Id == withdraw.ConversationId).ExecuteDeleteAsync();
                 break;
             case MoveMessage move:
                 await db.Messages.Where(m => m.Id == move.MessageId)
@@ -95,8 +111,8 @@ internal static class WriteSetApplier
 /// <summary>
 /// Where tickets were merged, as of the current point of one transaction, for the <see cref="RequireTicketNotMerged"/>
 /// checks of its write sets: the merged ones among all the numbers the batch checks, read once before the batch
-/// (one query, instead of one per customer message), then every full ticket row the batch writes. Only full rows
-/// carry MergedInto: the partial activity updates of conversations do not.
+/// (one query, instead of one per customer message), then every merge the batch applies (a ticket content move, a
+/// ticket row written with its MergedInto column). The partial activity updates of conversations carry no MergedInto.
 /// </summary>
 internal sealed class TicketMerges
 {
@@ -118,6 +134,18 @@ internal sealed class TicketMerges
     }
 
     public void Written(TicketRecord ticket) => _known[ticket.Number] = ticket.MergedInto;
+
+    public void Merged(long from, long to) => _known[from] = to;
+
+    /// <summary>What is known now, to go back to when a write set is rolled back to its savepoint.</summary>
+    public Dictionary<long, long?> Snapshot() => new(_known);
+
+    public void Restore(Dictionary<long, long?> snapshot)
+    {
+        _known.Clear();
+        foreach (var (number, target) in snapshot)
+            _known[number] = target;
+    }
 
     public async Task<long?> MergedIntoAsync(CrmDbContext db, long number) =>
         _known.TryGetValue(number, out var known)

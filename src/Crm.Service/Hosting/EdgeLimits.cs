@@ -110,6 +110,8 @@ internal sealed class EdgeRateLimiter : IAsyncDisposable
 /// already replaced with the real client's when the request came through a known proxy.</summary>
 internal static class ClientAddress
 {
+    private static readonly byte[] Nat64Prefix = [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0];
+
     public static string Of(HttpContext http) => KeyOf(http.Connection.RemoteIpAddress);
 
     /// <summary>
@@ -127,6 +129,12 @@ internal static class ClientAddress
             return address.ToString();
         Span<byte> bytes = stackalloc byte[16];
         address.TryWriteBytes(bytes, out _);
+        // IPv6 addresses that carry an IPv4 client: NAT64 (64:ff9b::/96) puts every IPv4 client of a translator in one
+        // /64, and 6to4 (2002:v4::/48) gives one IPv4 host 65,536 /64s; both key on the IPv4 address inside.
+        if (bytes[..12].SequenceEqual(Nat64Prefix))
+            return new IPAddress(bytes[12..]).ToString();
+        if (bytes[0] == 0x20 && bytes[1] == 0x02)
+            return new IPAddress(bytes[2..6]).ToString();
         bytes[8..].Clear();
         return new IPAddress(bytes).ToString() + "/64";
     }

@@ -14,6 +14,10 @@ public sealed class ClientAddressTests
     [InlineData("::ffff:203.0.113.7", "203.0.113.7")]
     [InlineData("203.0.113.7", "203.0.113.7")]
     [InlineData("::1", "::1")]
+    [InlineData("64:ff9b::1.2.3.4", "1.2.3.4")]
+    [InlineData("64:ff9b::5.6.7.8", "5.6.7.8")]
+    [InlineData("2002:0102:0304:1::1", "1.2.3.4")]
+    [InlineData("2002:0102:0304:ffff::1", "1.2.3.4")]
     public void An_ipv6_client_keys_on_its_64_and_an_ipv4_client_on_its_address(string address, string key) =>
         Assert.Equal(key, ClientAddress.KeyOf(IPAddress.Parse(address)));
 

@@ -22,8 +22,9 @@ public sealed class IdentityNormalizerTests
     public void Composed_and_decomposed_spellings_are_one_identity_and_ascii_case_still_folds()
     {
         Assert.Equal(IdentityNormalizer.Email("Jos\u00E9@example.com"), IdentityNormalizer.Email("jose\u0301@Example.com"));
-        // Only ASCII letters fold; an accented capital is kept as written.
-        Assert.Equal("\u00C9lodie@example.com", IdentityNormalizer.Email("\u00C9LODIE@EXAMPLE.COM"));
+        // Non-ASCII capitals fold as they always did (keys stored by earlier versions stay valid).
+        Assert.Equal("\u00E9lodie@example.com", IdentityNormalizer.Email("\u00C9LODIE@EXAMPLE.COM"));
+        Assert.Equal("j\u00F6rg@x.de", IdentityNormalizer.Email("J\u00D6RG@x.de"));
     }
 
     [Theory]
@@ -31,6 +32,7 @@ public sealed class IdentityNormalizerTests
     [InlineData("alice\u202E@example.com")]   // right-to-left override
     [InlineData("ali\u0000ce@example.com")]
     [InlineData("alice@exa\u200Dmple.com")]
+    [InlineData("a\U000E0041b@example.com")]  // tag character, outside the BMP
     public void Addresses_with_control_or_invisible_characters_are_refused(string value) =>
         Assert.Throws<FormatException>(() => IdentityNormalizer.Email(value));
 
