@@ -1,3 +1,4 @@
+using Microsoft.EntityFrameworkCore.Storage;
 using System.Globalization;
 using Crm.Service.Grains.Records;
 using Crm.Service.Grains.Storage;
@@ -61,29 +62,38 @@ internal static class ChangeRows
             into.AddRange(rows);
     }
 
-    /// <summary>Inserts the collected rows in the context's current transaction with a few multi-row statements (EF's
-    /// per-entity tracking would cost more than the rows themselves), then clears the list.</summary>
+    /// <summary>Inserts the collected rows in the context's current transaction with one prepared statement run per row
+    /// on the context's connection (EF's tracking, or its raw-SQL pipeline and a statement text per batch size, cost
+    /// more than the rows themselves), then clears the list.</summary>
     public static async Task InsertAsync(CrmDbContext db, List<ChangeRecord> rows)
     {
-        const int RowsPerStatement = 200;
-        for (var start = 0; start < rows.Count; start += RowsPerStatement)
+        if (rows.Count == 0)
+            return;
+        var connection = db.Database.GetDbConnection();
+        await using var command = connection.CreateCommand();
+        command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+        command.CommandText = "INSERT INTO \"Changes\" (\"Entity\", \"EntityId\", \"Kind\", \"At\") VALUES ($entity, $id, $kind, $at)";
+        var entity = Parameter(command, "$entity");
+        var id = Parameter(command, "$id");
+        var kind = Parameter(command, "$kind");
+        var at = Parameter(command, "$at");
+        foreach (var row in rows)
         {
-            var count = Math.Min(RowsPerStatement, rows.Count - start);
-            var sql = new System.Text.StringBuilder("INSERT INTO \"Changes\" (\"Entity\", \"EntityId\", \"Kind\", \"At\") VALUES ");
-            var parameters = new object[count * 4];
-            for (var i = 0; i < count; i++)
-            {
-                var row = rows[start + i];
-                var p = i * 4;
-                sql.Append(i == 0 ? "" : ", ").Append(CultureInfo.InvariantCulture, $"({{{p}}}, {{{p + 1}}}, {{{p + 2}}}, {{{p + 3}}})");
-                parameters[p] = row.Entity;
-                parameters[p + 1] = row.EntityId;
-                parameters[p + 2] = row.Kind;
-                parameters[p + 3] = row.At.UtcTicks;
-            }
-            await db.Database.ExecuteSqlRawAsync(sql.ToString(), parameters);
+            entity.Value = row.Entity;
+            id.Value = row.EntityId;
+            kind.Value = row.Kind;
+            at.Value = row.At.UtcTicks;
+            await command.ExecuteNonQueryAsync();
         }
         rows.Clear();
+    }
+
+    private static System.Data.Common.DbParameter Parameter(System.Data.Common.DbCommand command, string name)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        command.Parameters.Add(parameter);
+        return parameter;
     }
 
     /// <summary>The feed's entity and id of a stored row, or null for rows that are not in the feed.</summary>

@@ -118,17 +118,19 @@ internal sealed class TicketMerges
 {
     private readonly Dictionary<long, long?> _known = [];
 
+    // Compiled: this runs once per group commit on the hot path, and EF's query cache lookup costs more than the query.
+    private static readonly Func<CrmDbContext, long[], IAsyncEnumerable<TicketRecord>> MergedAmong = EF.CompileAsyncQuery(
+        (CrmDbContext db, long[] numbers) => db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number) && t.MergedInto != null));
+
     public static async Task<TicketMerges> ReadAsync(CrmDbContext db, IEnumerable<WriteSet> batch)
     {
         var merges = new TicketMerges();
-        var numbers = batch.SelectMany(w => w.Operations).OfType<RequireTicketNotMerged>().Select(r => r.Number).Distinct().ToList();
-        if (numbers.Count == 0)
+        var numbers = batch.SelectMany(w => w.Operations).OfType<RequireTicketNotMerged>().Select(r => r.Number).Distinct().ToArray();
+        if (numbers.Length == 0)
             return merges;
-        var merged = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number) && t.MergedInto != null)
-            .Select(t => new { t.Number, t.MergedInto }).ToListAsync();
         foreach (var number in numbers)
             merges._known[number] = null;
-        foreach (var ticket in merged)
+        await foreach (var ticket in MergedAmong(db, numbers))
             merges._known[ticket.Number] = ticket.MergedInto;
         return merges;
     }
