@@ -17,6 +17,9 @@ internal sealed partial class ConsoleBrowser : IDisposable
 
     public HttpClient Client { get; }
 
+    /// <summary>"crm.console=…" after <see cref="SignedInAsync"/>, for clients that keep no cookies (the SignalR client).</summary>
+    public string? SessionCookie { get; private set; }
+
     public static ConsoleBrowser Open(CrmApp app) => new(app.CreateClient(new WebApplicationFactoryClientOptions
     {
         AllowAutoRedirect = false,
@@ -30,6 +33,7 @@ internal sealed partial class ConsoleBrowser : IDisposable
         var browser = Open(app);
         var response = await browser.SubmitAsync("/Account/Login", new() { ["Email"] = email, ["Password"] = Password });
         Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        browser.SessionCookie = response.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("crm.console=", StringComparison.Ordinal)).Split(';')[0];
         return browser;
     }
 
