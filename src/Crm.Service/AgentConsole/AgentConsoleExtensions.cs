@@ -53,6 +53,8 @@ public static class AgentConsoleExtensions
                 });
             return next(http);
         });
+        // The console's CSS and JS bundle (public files, no user data).
+        app.UseStaticFiles();
         app.UseRequestLocalization(options =>
         {
             options.DefaultRequestCulture = new RequestCulture("en");
@@ -65,7 +67,6 @@ public static class AgentConsoleExtensions
 
     public static IEndpointRouteBuilder MapAgentConsole(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapStaticAssets();
         endpoints.MapRazorPages();
         endpoints.MapHub<AgentHub>("/hubs/agents");
         return endpoints;
