@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Unicode;
 using Crm.Service.Auth;
 using Crm.Service.Hubs;
 using Crm.Service.Infrastructure.Changes;
@@ -15,6 +17,9 @@ public static class AgentConsoleExtensions
     public static IHostApplicationBuilder AddAgentConsole(this IHostApplicationBuilder builder)
     {
         builder.Services.AddLocalization(options => options.ResourcesPath = "Resources");
+        // Chinese and every other script as characters, not numeric entities; HTML's special characters stay encoded.
+        builder.Services.Configure<Microsoft.Extensions.WebEncoders.WebEncoderOptions>(options =>
+            options.TextEncoderSettings = new TextEncoderSettings(UnicodeRanges.All));
         builder.Services.AddRazorPages(pages =>
         {
             // Deny by default: every page needs a signed-in person unless it is one of the few anonymous ones.

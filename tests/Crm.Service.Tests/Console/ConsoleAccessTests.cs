@@ -173,4 +173,20 @@ public sealed class ConsoleAccessTests : AppTest
         keyBrowser.DefaultRequestHeaders.Add("X-Api-Key", CrmApp.AdminKey);
         Assert.Equal(HttpStatusCode.Redirect, (await keyBrowser.GetAsync("/Queues")).StatusCode);
     }
+
+    [Fact]
+    public async Task Pages_speak_chinese_to_a_zh_cn_browser_and_english_otherwise()
+    {
+        using var browser = ConsoleBrowser.Open(App);
+        using var chinese = new HttpRequestMessage(HttpMethod.Get, "/Account/Login");
+        chinese.Headers.AcceptLanguage.ParseAdd("zh-CN,zh;q=0.9");
+
+        var zh = await (await browser.Client.SendAsync(chinese)).Content.ReadAsStringAsync();
+        var en = await browser.PageAsync("/Account/Login");
+
+        Assert.Contains("<html lang=\"zh-CN\">", zh, StringComparison.Ordinal);
+        Assert.Contains("登录", zh, StringComparison.Ordinal);
+        Assert.Contains("Sign in", en, StringComparison.Ordinal);
+        Assert.DoesNotContain("登录", en, StringComparison.Ordinal);
+    }
 }

@@ -192,4 +192,29 @@ public sealed class ConsoleTicketTests : AppTest
         var counts = await hub.InvokeAsync<QueueCountsView>("GetCounts");
         Assert.Equal(2, counts.Open);
     }
+
+    [Fact]
+    public async Task An_agent_merges_two_customers_and_detaches_an_identity_on_the_customer_page()
+    {
+        var alice = (await ReceiveAsync("m-1", sender: "alice")).GetProperty("customerId").GetGuid();
+        var bob = (await ReceiveAsync("m-2", sender: "bob", name: "Bob")).GetProperty("customerId").GetGuid();
+        using var agent = await ConsoleBrowser.SignedInAsync(App, Agent, ConsoleRoles.Agent);
+
+        var toItself = await agent.SubmitAsync($"/Customers/{alice}", new() { ["MergeFrom"] = alice.ToString() }, $"/Customers/{alice}?handler=Merge");
+        var merged = await agent.SubmitAsync($"/Customers/{alice}", new() { ["MergeFrom"] = bob.ToString() }, $"/Customers/{alice}?handler=Merge");
+        var page = await agent.PageAsync($"/Customers/{alice}");
+        var foreign = await agent.SubmitAsync($"/Customers/{alice}", new() { ["Identity"] = "external:other:nobody" }, $"/Customers/{alice}?handler=Detach");
+        var detached = await agent.SubmitAsync($"/Customers/{alice}", new() { ["Identity"] = "external:bridge:bob" }, $"/Customers/{alice}?handler=Detach");
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, toItself.StatusCode);
+        Assert.Equal(HttpStatusCode.Redirect, merged.StatusCode);
+        Assert.Equal(alice, await App.QueryAsync(db => Task.FromResult(db.Customers.Single(c => c.Id == bob).MergedInto)));
+        Assert.Contains("bob", page, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, foreign.StatusCode);
+        Assert.Equal(HttpStatusCode.Redirect, detached.StatusCode);
+        var owner = await App.QueryAsync(db => Task.FromResult(db.Identities.Single(i => i.Key == "external:bridge:bob").CustomerId));
+        Assert.NotEqual(alice, owner);
+        Assert.EndsWith(owner.ToString(), detached.Headers.Location!.OriginalString, StringComparison.Ordinal);
+    }
 }
+
