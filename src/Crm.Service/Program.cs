@@ -1,6 +1,7 @@
 using Crm.Connectors.Api;
 using Crm.Service.Api;
 using Crm.Service.Auth;
+using Crm.Service.AgentConsole;
 using Crm.Service.Hosting;
 using Crm.Service.Infrastructure.Queries;
 
@@ -8,15 +9,21 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddCrmSilo();
 builder.AddApiChannel();
 builder.AddApiKeyAuthentication();
+builder.AddConsoleIdentity();
 builder.AddCrmHttp();
 builder.Services.AddCrmQueries();
+builder.AddAgentConsole();
 
 var app = builder.Build();
+if (await app.RunConsoleCommandAsync())
+    return;
 app.UseCrmHttp();
+app.UseAgentConsole();
 app.MapCrmHealthChecks();
 app.MapApiChannel();
 app.MapAgentApi();
 app.MapAdminApi();
+app.MapAgentConsole();
 app.Run();
 
 /// <summary>Visible to WebApplicationFactory in the tests.</summary>

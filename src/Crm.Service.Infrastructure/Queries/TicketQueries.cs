@@ -31,6 +31,8 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
         var query = db.Tickets.AsNoTracking();
         if (filter.Status is { } status)
             query = query.Where(t => t.Status == status);
+        if (filter.Statuses is { Count: > 0 } statuses)
+            query = query.Where(t => statuses.Contains(t.Status));
         if (filter.Assignee is { } assignee)
             query = assignee.Length == 0 ? query.Where(t => t.Assignee == null) : query.Where(t => t.Assignee == assignee);
         if (filter.Team is { } team)

@@ -87,6 +87,8 @@ public sealed record IdentityView(string Key, IdentityKind Kind, string Value, D
 public sealed record TicketFilter
 {
     public TicketStatus? Status { get; init; }
+    /// <summary>Any of these statuses (the console's queues: "all open" is New or Open); combined with <see cref="Status"/> when both are set.</summary>
+    public IReadOnlyList<TicketStatus>? Statuses { get; init; }
     public string? Assignee { get; init; }
     public string? Team { get; init; }
     public Guid? CustomerId { get; init; }

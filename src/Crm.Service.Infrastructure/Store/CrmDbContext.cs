@@ -1,14 +1,17 @@
 using System.Text.Json;
 using Crm.Service.Grains.Records;
 using Crm.Service.Infrastructure.Changes;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
 namespace Crm.Service.Infrastructure.Store;
 
-/// <summary>The system of record. Grains write through <see cref="SqliteCrmStore"/>; the console and the API query it directly.</summary>
-public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : DbContext(options)
+/// <summary>The system of record. Grains write through <see cref="SqliteCrmStore"/>; the console and the API query it directly.
+/// The console's people and roles (ASP.NET Core Identity's AspNet* tables) live here too, so one file is backed up.</summary>
+public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : IdentityDbContext<IdentityUser, IdentityRole, string>(options)
 {
     public DbSet<CustomerRecord> Customers => Set<CustomerRecord>();
     public DbSet<IdentityRecord> Identities => Set<IdentityRecord>();
@@ -36,6 +39,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : DbCon
 
     protected override void OnModelCreating(ModelBuilder model)
     {
+        base.OnModelCreating(model);
         model.Entity<CustomerRecord>(e =>
         {
             e.ToTable("Customers");

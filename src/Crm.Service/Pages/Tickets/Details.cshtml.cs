@@ -1,0 +1,147 @@
+using System.ComponentModel.DataAnnotations;
+using Crm.Connectors.Abstractions;
+using Crm.Service.Api;
+using Crm.Service.Auth;
+using Crm.Service.Contracts;
+using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Queries;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.EntityFrameworkCore;
+
+namespace Crm.Service.Pages.Tickets;
+
+/// <summary>
+/// The ticket page: the timeline across the ticket's conversations, reply, note, field changes and the audit history.
+/// Reads come from the read model; every change is the same grain call the REST API makes, with the person as actor,
+/// then a redirect (so a reload never sends a reply twice).
+/// </summary>
+public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs) : PageModel
+{
+    private const int TimelinePage = 50;
+    private const int HistoryPage = 50;
+
+    [FromRoute] public long Number { get; set; }
+
+    public TicketView Ticket { get; private set; } = null!;
+
+    /// <summary>Oldest first, as a conversation is read.</summary>
+    public IReadOnlyList<TimelineEntry> Timeline { get; private set; } = [];
+
+    public string? OlderTimelineCursor { get; private set; }
+
+    public IReadOnlyList<AuditEntryView> History { get; private set; } = [];
+
+    /// <summary>The ticket's conversations with their channel, to label messages and to pick where a reply goes.</summary>
+    public IReadOnlyDictionary<Guid, ConversationChannel> Conversations { get; private set; } = new Dictionary<Guid, ConversationChannel>();
+
+    public sealed record ConversationChannel(Guid Id, string ChannelAccountId, ChannelKind Kind, string CustomerIdentity);
+
+    [BindProperty, StringLength(100_000)] public string? ReplyText { get; set; }
+    [BindProperty] public Guid? ReplyConversation { get; set; }
+    [BindProperty] public TicketStatus? ReplyStatus { get; set; }
+    [BindProperty, StringLength(100_000)] public string? NoteText { get; set; }
+    [BindProperty] public TicketStatus? NewStatus { get; set; }
+    [BindProperty] public TicketPriority? NewPriority { get; set; }
+    [BindProperty, StringLength(200)] public string? NewAssignee { get; set; }
+    [BindProperty, StringLength(200)] public string? NewTeam { get; set; }
+
+    public async Task<IActionResult> OnGetAsync(string? cursor, CancellationToken cancellationToken) =>
+        await LoadAsync(cursor, cancellationToken) ? Page() : NotFound();
+
+    /// <summary>The timeline alone, for the live update of an open ticket page (same rendering, same encoding).</summary>
+    public async Task<IActionResult> OnGetTimelineAsync(CancellationToken cancellationToken) =>
+        await LoadAsync(null, cancellationToken) ? Partial("_Timeline", this) : NotFound();
+
+    public async Task<IActionResult> OnPostReplyAsync(CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(ReplyText))
+            ModelState.AddModelError(nameof(ReplyText), "Write a reply first.");
+        return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).ReplyAsync(new AgentReply
+        {
+            Actor = User.ConsoleActor(),
+            Text = ReplyText!.Trim(),
+            ConversationId = ReplyConversation,
+            SetStatus = ReplyStatus,
+        }, cancellationToken), () => new ReplyRequest(ReplyText, null, ReplyConversation, ReplyStatus).CheckLimits(), cancellationToken);
+    }
+
+    public async Task<IActionResult> OnPostNoteAsync(CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(NoteText))
+            ModelState.AddModelError(nameof(NoteText), "Write a note first.");
+        return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).AddNoteAsync(User.ConsoleActor(), NoteText!.Trim(), cancellationToken),
+            () => new NoteRequest(NoteText).CheckLimits(), cancellationToken);
+    }
+
+    public async Task<IActionResult> OnPostChangeAsync(CancellationToken cancellationToken)
+    {
+        // Blank fields in the form mean "leave as is", except assignee and team, which the form always sends ("" clears).
+        var request = new ChangeTicketRequest(NewStatus, NewPriority, null, NewAssignee?.Trim() ?? "", NewTeam?.Trim() ?? "", null);
+        return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).ChangeAsync(request.ToContract(), User.ConsoleActor(), cancellationToken),
+            request.CheckLimits, cancellationToken);
+    }
+
+    /// <summary>An attachment of this ticket, as a download that never renders in the console's origin.</summary>
+    public async Task<IActionResult> OnGetAttachmentAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var attachment = await db.Attachments.AsNoTracking()
+            .Where(a => a.Id == id && db.Messages.Any(m => m.Id == a.MessageId && m.TicketNumber == Number))
+            .FirstOrDefaultAsync(cancellationToken);
+        if (attachment is null || blobs.Open(attachment.Sha256) is not { } stream)
+            return NotFound();
+        Response.Headers.XContentTypeOptions = "nosniff";
+        Response.Headers.ContentSecurityPolicy = "sandbox";
+        return File(stream, "application/octet-stream", attachment.FileName);
+    }
+
+    private async Task<IActionResult> ChangeAsync(Func<Task> change, Action checkLimits, CancellationToken cancellationToken)
+    {
+        if (ModelState.IsValid)
+        {
+            try
+            {
+                checkLimits();
+                await change();
+                return Redirect($"/Tickets/{Number}");
+            }
+            catch (DomainException refused)
+            {
+                ModelState.AddModelError("", refused.Message);
+            }
+        }
+        Response.StatusCode = StatusCodes.Status422UnprocessableEntity;
+        return await LoadAsync(null, cancellationToken) ? Page() : NotFound();
+    }
+
+    private async Task<bool> LoadAsync(string? cursor, CancellationToken cancellationToken)
+    {
+        if (await queries.GetAsync(Number, cancellationToken) is not { } ticket)
+            return false;
+        Ticket = ticket;
+        // The side form shows the current values (kept as posted when a change was refused).
+        NewStatus ??= ticket.Status;
+        NewPriority ??= ticket.Priority;
+        NewAssignee ??= ticket.Assignee;
+        NewTeam ??= ticket.Team;
+        EntryCursor? before = null;
+        if (cursor is not null && EntryCursor.TryDecode(cursor, CursorKind.Timeline, out var decoded))
+            before = decoded;
+        var timeline = await queries.TimelineAsync(Number, before, TimelinePage, cancellationToken);
+        Timeline = timeline?.Items.Reverse().ToList() ?? [];
+        OlderTimelineCursor = timeline?.NextCursor;
+        History = (await queries.HistoryAsync(Number, null, HistoryPage, cancellationToken))?.Items ?? [];
+        var ids = ticket.ConversationIds.Concat(Timeline.Where(e => e.ConversationId is not null).Select(e => e.ConversationId!.Value)).Distinct().ToList();
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        Conversations = await db.Conversations.AsNoTracking().Where(c => ids.Contains(c.Id))
+            .ToDictionaryAsync(c => c.Id, c => new ConversationChannel(c.Id, c.ChannelAccountId, c.Channel, c.CustomerIdentity), cancellationToken);
+        return true;
+    }
+
+    public string ChannelOf(TimelineEntry entry) =>
+        entry.Direction == MessageDirection.Note ? "note"
+        : entry.ConversationId is { } id && Conversations.TryGetValue(id, out var conversation) ? conversation.ChannelAccountId
+        : "—";
+}

@@ -1,0 +1,165 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Crm.Service.Auth;
+using Crm.Service.Tests.Support;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Playwright;
+
+namespace Crm.Service.Tests.Console;
+
+/// <summary>
+/// The console in Debian's headless chromium (/usr/bin/chromium; Playwright downloads no browser), against the whole
+/// service on a real Kestrel port. Set CRM_SCREENSHOT_DIR to save the queue, ticket and customer pages (docs/screenshots).
+/// </summary>
+public sealed class ConsoleBrowserTests : IAsyncLifetime
+{
+    private const string Agent = "agent@example.com";
+    private readonly TempDirectory _data = new();
+    private CrmApp _app = null!;
+    private IPlaywright _playwright = null!;
+    private IBrowser _browser = null!;
+    private string _baseUrl = "";
+
+    public async Task InitializeAsync()
+    {
+        var port = FreePorts.Next();
+        _baseUrl = $"http://127.0.0.1:{port}";
+        _app = new CrmApp(_data.Path);
+        _app.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
+        _app.StartServer();
+        await _app.CreateApiChannelAsync();
+        await ConsoleBrowser.CreateUserAsync(_app, Agent, ConsoleRoles.Agent);
+        _playwright = await Playwright.CreateAsync();
+        _browser = await _playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = "/usr/bin/chromium",
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _browser.DisposeAsync();
+        _playwright.Dispose();
+        await _app.DisposeAsync();
+        _data.Dispose();
+    }
+
+    private async Task<JsonElement> ReceiveAsync(string id, string sender, string? name, string text, string? html = null, string? subject = "Printer")
+    {
+        var response = await _app.PostMessageAsync(new { messageId = id, sender = new { id = sender, name }, subject, text, html });
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    private async Task<IPage> SignedInPageAsync()
+    {
+        var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 800 } });
+        await page.GotoAsync(_baseUrl + "/");
+        Assert.Contains("/Account/Login", page.Url, StringComparison.Ordinal);
+        await page.GetByLabel("Email").FillAsync(Agent);
+        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.WaitForURLAsync(new Regex("/Queues"));
+        return page;
+    }
+
+    private static Task WaitForLiveAsync(IPage page) =>
+        page.Locator("#live-status[data-state='online']").WaitForAsync(new() { State = WaitForSelectorState.Attached });
+
+    private static async Task ScreenshotAsync(IPage page, string name)
+    {
+        if (Environment.GetEnvironmentVariable("CRM_SCREENSHOT_DIR") is { Length: > 0 } directory)
+            await page.ScreenshotAsync(new() { Path = Path.Combine(directory, name), FullPage = true });
+    }
+
+    [Fact]
+    public async Task An_agent_signs_in_replies_to_an_api_ticket_and_sees_new_messages_and_counts_live()
+    {
+        var ticket = await ReceiveAsync("wa-1", "+15550100001", "Alice Example", "My order #4711 never arrived.");
+        var number = ticket.GetProperty("ticketNumber").GetInt64();
+        await ReceiveAsync("wa-2", "+15550100002", "Bob Beispiel", "Wie ändere ich meine Adresse?", subject: "Adresse");
+        await ReceiveAsync("wa-3", "+15550100003", "王小明", "发票抬头需要修改。", subject: "发票");
+        var page = await SignedInPageAsync();
+        await WaitForLiveAsync(page);
+        var openCount = page.Locator(".count[data-queue='Open']");
+        Assert.Equal("3", (await openCount.InnerTextAsync()).Trim());
+        await ScreenshotAsync(page, "queues.png");
+
+        // A new ticket arrives while the queue is open: its count moves without a reload.
+        await ReceiveAsync("wa-4", "+15550100004", "Carol", "Hello?", subject: "Question");
+        await Assertions.Expect(openCount).ToHaveTextAsync("4");
+        await Assertions.Expect(page.Locator("#queue-news")).ToBeVisibleAsync();
+
+        await page.GotoAsync($"{_baseUrl}/Tickets/{number}");
+        await WaitForLiveAsync(page);
+        await Assertions.Expect(page.Locator("#timeline")).ToContainTextAsync("My order #4711 never arrived.");
+        await page.GetByLabel("Reply to the customer").FillAsync("Sorry! A new parcel is on its way.");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send reply" }).ClickAsync();
+        var outbound = page.Locator(".entry.d-Outbound").Filter(new() { HasText = "A new parcel is on its way" });
+        await Assertions.Expect(outbound).ToHaveCountAsync(1);
+        await Assertions.Expect(outbound.Locator("[data-delivery]")).ToHaveAttributeAsync("data-delivery", new Regex("Queued|Sent|Delivered|Failed"));
+
+        // The customer answers while the ticket is open: the message appears without a reload.
+        await WaitForLiveAsync(page);
+        await ReceiveAsync("wa-5", "+15550100001", "Alice Example", "Thanks, got the tracking number.");
+        await Assertions.Expect(page.Locator("#timeline")).ToContainTextAsync("Thanks, got the tracking number.");
+        await ScreenshotAsync(page, "ticket.png");
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "Alice Example" }).First.ClickAsync();
+        await Assertions.Expect(page.Locator("h1")).ToHaveTextAsync("Alice Example");
+        await ScreenshotAsync(page, "customer.png");
+    }
+
+    [Fact]
+    public async Task Xss_payloads_in_messages_html_bodies_and_customer_names_never_run()
+    {
+        // Every vector of the HtmlSanitizer corpus (tests/Crm.Service.Tests/Corpora/hostile) as text and as HTML body,
+        // plus a few classics, from a customer whose name is itself a payload.
+        var corpus = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "Corpora", "hostile", "sanitizer-vectors", "htmlsanitizer-tests.json")));
+        var vectors = corpus.RootElement.EnumerateArray().Select(v => v.GetProperty("input").GetString()!)
+            .Concat(["<script>alert('xss-script')</script>", "<img src=x onerror=alert('xss-img')>", "<svg onload=alert('xss-svg')>",
+                "\"><iframe srcdoc=\"<script>parent.alert('xss-frame')</script>\">", "<a href=\"javascript:alert('xss-link')\">click</a>"])
+            .ToList();
+        const string hostileName = "<img src=x onerror=alert('xss-name')><script>alert('xss-name')</script>";
+        long number = 0;
+        for (var i = 0; i < vectors.Count; i++)
+            number = (await ReceiveAsync($"x-{i}", "+15550109999", hostileName, vectors[i], html: vectors[i], subject: i == 0 ? "<script>alert('xss-subject')</script>" : null))
+                .GetProperty("ticketNumber").GetInt64();
+        var customer = await _app.QueryAsync(db => Task.FromResult(db.Tickets.Single(t => t.Number == number).CustomerId));
+
+        var page = await SignedInPageAsync();
+        var dialogs = new List<string>();
+        page.Dialog += async (_, dialog) =>
+        {
+            lock (dialogs)
+                dialogs.Add($"{dialog.Type}:{dialog.Message}");
+            await dialog.DismissAsync();
+        };
+        foreach (var path in new[] { "/Queues/Open", $"/Tickets/{number}", $"/Tickets/{number}?cursor=", $"/Customers/{customer}" })
+        {
+            await page.GotoAsync(_baseUrl + path, new() { WaitUntil = WaitUntilState.NetworkIdle });
+            // Also open every HTML body (they are collapsed when a text version exists).
+            foreach (var details in await page.Locator("details.html").AllAsync())
+                await details.EvaluateAsync("d => d.open = true");
+            await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+            var foreignScripts = await page.EvaluateAsync<int>("() => [...document.querySelectorAll('script')].filter(s => !(s.getAttribute('src') || '').startsWith('/js/console.js')).length");
+            var handlers = await page.EvaluateAsync<int>("() => [...document.querySelectorAll('*')].filter(e => [...e.attributes].some(a => a.name.startsWith('on'))).length");
+            Assert.Equal(0, foreignScripts);
+            Assert.Equal(0, handlers);
+            if (path.StartsWith("/Tickets/", StringComparison.Ordinal))
+            {
+                Assert.Contains(hostileName, await page.Locator(".ticket-head").InnerTextAsync(), StringComparison.Ordinal);
+                // HTML bodies render only in frames without scripts.
+                Assert.All(await page.Locator("#timeline iframe").AllAsync(), frame => Assert.Equal("", frame.GetAttributeAsync("sandbox").GetAwaiter().GetResult()));
+            }
+        }
+        await page.EvaluateAsync("() => new Promise(r => setTimeout(r, 500))");
+        Assert.Empty(dialogs);
+    }
+}

@@ -1,0 +1,87 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Crm.Service.Auth;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crm.Service.Tests.Support;
+
+/// <summary>A cookie-keeping HTTP client over HTTPS (so Secure cookies flow) that reads anti-forgery tokens from forms,
+/// like a browser without JavaScript.</summary>
+internal sealed partial class ConsoleBrowser : IDisposable
+{
+    public const string Password = "correct horse battery staple";
+
+    private ConsoleBrowser(HttpClient client) => Client = client;
+
+    public HttpClient Client { get; }
+
+    /// <summary>"crm.console=…" after <see cref="SignedInAsync"/>, for clients that keep no cookies (the SignalR client).</summary>
+    public string? SessionCookie { get; private set; }
+
+    public static ConsoleBrowser Open(CrmApp app) => new(app.CreateClient(new WebApplicationFactoryClientOptions
+    {
+        AllowAutoRedirect = false,
+        HandleCookies = true,
+        BaseAddress = new Uri("https://localhost"),
+    }));
+
+    public static async Task<ConsoleBrowser> SignedInAsync(CrmApp app, string email, params string[] roles)
+    {
+        await CreateUserAsync(app, email, roles);
+        var browser = Open(app);
+        var response = await browser.SubmitAsync("/Account/Login", new() { ["Email"] = email, ["Password"] = Password });
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        browser.SessionCookie = response.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("crm.console=", StringComparison.Ordinal)).Split(';')[0];
+        return browser;
+    }
+
+    public static async Task CreateUserAsync(CrmApp app, string email, params string[] roles)
+    {
+        using var scope = app.Services.CreateScope();
+        await FirstAdminSetupRoles(scope.ServiceProvider);
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>();
+        var user = new IdentityUser { UserName = email, Email = email, EmailConfirmed = true };
+        var created = await users.CreateAsync(user, Password);
+        Assert.True(created.Succeeded, string.Join(" ", created.Errors.Select(e => e.Description)));
+        if (roles.Length > 0)
+            Assert.True((await users.AddToRolesAsync(user, roles)).Succeeded);
+    }
+
+    private static async Task FirstAdminSetupRoles(IServiceProvider services)
+    {
+        var roles = services.GetRequiredService<RoleManager<IdentityRole>>();
+        foreach (var role in ConsoleRoles.All)
+            if (!await roles.RoleExistsAsync(role))
+                await roles.CreateAsync(new IdentityRole(role));
+    }
+
+    public Task<HttpResponseMessage> GetAsync(string path) => Client.GetAsync(path);
+
+    public async Task<string> PageAsync(string path)
+    {
+        var response = await Client.GetAsync(path);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await response.Content.ReadAsStringAsync();
+    }
+
+    /// <summary>Loads <paramref name="formPage"/>, takes the anti-forgery token of its forms and posts the fields to
+    /// <paramref name="action"/> (default: the page itself).</summary>
+    public async Task<HttpResponseMessage> SubmitAsync(string formPage, Dictionary<string, string> fields, string? action = null)
+    {
+        var html = await PageAsync(formPage);
+        var token = TokenPattern().Match(html);
+        Assert.True(token.Success, $"No anti-forgery token on {formPage}.");
+        fields["__RequestVerificationToken"] = WebUtility.HtmlDecode(token.Groups[1].Value);
+        return await Client.PostAsync(action ?? formPage, new FormUrlEncodedContent(fields));
+    }
+
+    public Task<HttpResponseMessage> PostWithoutTokenAsync(string action, Dictionary<string, string> fields) =>
+        Client.PostAsync(action, new FormUrlEncodedContent(fields));
+
+    [GeneratedRegex("name=\"__RequestVerificationToken\" type=\"hidden\" value=\"([^\"]+)\"")]
+    private static partial Regex TokenPattern();
+
+    public void Dispose() => Client.Dispose();
+}
