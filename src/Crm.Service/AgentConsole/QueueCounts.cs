@@ -102,8 +102,13 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
         lock (_lock)
         {
             foreach (var (change, _) in tickets)
+            {
+                // A withdrawn ticket (opened for a copy of a message that lost the race) leaves the total again.
                 if (change.Kind == ChangeKinds.Created && change.Sequence > _appliedUpTo)
                     _total++;
+                else if (change.Kind == ChangeKinds.Withdrawn && change.Sequence > _appliedUpTo)
+                    _total--;
+            }
             foreach (var number in numbers)
             {
                 if (_working.Remove(number, out var before))
