@@ -43,12 +43,12 @@ public sealed class EmailIngestLimits
 /// </summary>
 internal sealed class MimeMessageMapper(IOptions<EmailIngestLimits> limits)
 {
-    static MimeMessageMapper() => Encoding.RegisterProvider(CodePagesEncodingProvider.Instance);
-
     private static readonly ParserOptions Parsing = CreateParserOptions();
 
     private static ParserOptions CreateParserOptions()
     {
+        // GB2312, Big5, windows-125x and the other legacy charsets of old mail are not in .NET without this.
+        Encoding.RegisterProvider(CodePagesEncodingProvider.Instance);
         var options = ParserOptions.Default.Clone();
         // Undeclared 8-bit text in old mail is more often windows-1252 than anything else; UTF-8 is tried first.
         options.CharsetEncoding = Encoding.GetEncoding(1252);
@@ -196,6 +196,8 @@ internal sealed class MimeMessageMapper(IOptions<EmailIngestLimits> limits)
     {
         if (entity is MimePart { FileName: { Length: > 0 } name })
             return name;
+        if (entity.ContentDisposition?.FileName is { Length: > 0 } dispositionName)
+            return dispositionName;
         if (entity.ContentType.Name is { Length: > 0 } typeName)
             return typeName;
         if (subject is { Length: > 0 } && entity is MessagePart)
