@@ -54,8 +54,25 @@ internal sealed partial class EmailIngest(
         {
             return await QuarantineAsync(account, folder, uidValidity, uid, ex.Message, raw, cancellationToken);
         }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // A mail that breaks the parser must not stop the mailbox: every redelivery would break it again.
+            logger.LogError(ex, "Mail UID {Uid} of channel {Channel} could not be parsed", uid, account.Id);
+            return await QuarantineAsync(account, folder, uidValidity, uid, $"The parser failed: {ex.GetType().Name}: {ex.Message}", raw, cancellationToken);
+        }
 
-        if (BounceReport.Read(mail.Message, raw) is { } bounce)
+        BounceReport? bounce;
+        try
+        {
+            bounce = BounceReport.Read(mail.Message, raw);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogError(ex, "Mail UID {Uid} of channel {Channel}: reading it as a bounce failed", uid, account.Id);
+            bounce = null;
+        }
+
+        if (bounce is not null)
         {
             var matched = await MarkBouncedAsync(account, bounce, cancellationToken);
             return await QuarantineAsync(account, folder, uidValidity, uid,
