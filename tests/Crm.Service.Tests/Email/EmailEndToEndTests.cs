@@ -153,6 +153,34 @@ public sealed class EmailEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_changed_account_restarts_its_reader_without_a_restart_of_the_host()
+    {
+        await _mail.SendAsync(CustomerMail("before-change@customer.example.test", "One", "First."));
+        await StoredAsync("before-change@customer.example.test");
+
+        using (var admin = _app.Admin())
+        {
+            var response = await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new { kind = "email", name = "Support", settings = _mail.ChannelSettings(afterProcessing: "move:Processed") });
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        await _mail.SendAsync(CustomerMail("after-change@customer.example.test", "Two", "Second."));
+        await StoredAsync("after-change@customer.example.test");
+
+        var processed = await Eventually.WaitForAsync(() => _mail.ReadAsync(MailServer.Support, MailServer.SupportPassword, "Processed"), m => m.Count == 1, what: "the mail moved to Processed");
+        Assert.Equal("after-change@customer.example.test", processed[0].Message.MessageId);
+        var inbox = await _mail.ReadAsync(MailServer.Support, MailServer.SupportPassword);
+        Assert.Equal(["before-change@customer.example.test"], inbox.Select(m => m.Message.MessageId));
+
+        using (var admin = _app.Admin())
+            Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new { kind = "email", name = "Support", enabled = false, settings = _mail.ChannelSettings() })).StatusCode);
+        using (var admin = _app.Admin())
+        {
+            var view = await admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/channels/support");
+            Assert.True(view.GetProperty("lastSuccessAt").ValueKind == JsonValueKind.String, "the reader reported its logins as health");
+        }
+    }
+
+    [Fact]
     public async Task A_bounce_of_a_reply_marks_it_failed_and_opens_no_ticket()
     {
         await _mail.SendAsync(CustomerMail("bounce-1@customer.example.test", "Hello", "Hi."));
