@@ -53,11 +53,24 @@ internal sealed class ImapMailboxReader(
                 var moveTo = imap.MoveTo is { } target ? await FolderForMoveAsync(client, target, cancellationToken) : null;
                 await health.ReportSuccessAsync(AccountId, cancellationToken);
                 failures = 0;
-                while (!cancellationToken.IsCancellationRequested)
+                // EXISTS can arrive with the answer to any command (a SEARCH, a FETCH), not only during IDLE: it is
+                // noted here, so a mail that arrives while a batch is read is never left waiting for the next one.
+                var changed = new MailboxChangeSignal();
+                folder.CountChanged += changed.OnCountChanged;
+                try
                 {
-                    await ReadNewAsync(account, folder, moveTo, cancellationToken);
-                    await health.ReportSuccessAsync(AccountId, cancellationToken);
-                    await WaitForMailAsync(client, folder, cancellationToken);
+                    while (!cancellationToken.IsCancellationRequested)
+                    {
+                        changed.Reset();
+                        await ReadNewAsync(account, folder, moveTo, cancellationToken);
+                        await health.ReportSuccessAsync(AccountId, cancellationToken);
+                        if (!changed.IsSet)
+                            await WaitForMailAsync(client, changed, cancellationToken);
+                    }
+                }
+                finally
+                {
+                    folder.CountChanged -= changed.OnCountChanged;
                 }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -173,7 +186,7 @@ internal sealed class ImapMailboxReader(
     }
 
     /// <summary>IDLE until the folder changes (or the refresh interval passes); without IDLE, one poll interval.</summary>
-    private async Task WaitForMailAsync(ImapClient client, IMailFolder folder, CancellationToken cancellationToken)
+    private async Task WaitForMailAsync(ImapClient client, MailboxChangeSignal changed, CancellationToken cancellationToken)
     {
         if (!client.Capabilities.HasFlag(ImapCapabilities.Idle))
         {
@@ -183,15 +196,34 @@ internal sealed class ImapMailboxReader(
         }
         using var done = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         done.CancelAfter(options.IdleRefresh);
-        void OnChange(object? sender, EventArgs e) => done.Cancel();
-        folder.CountChanged += OnChange;
+        changed.EndIdle = done;
         try
         {
+            // A change noted between the last read and here ends the IDLE at once.
+            if (changed.IsSet)
+                return;
             await client.IdleAsync(done.Token, cancellationToken);
         }
         finally
         {
-            folder.CountChanged -= OnChange;
+            changed.EndIdle = null;
+        }
+    }
+
+    /// <summary>Whether the folder changed since the last read; ends a running IDLE when it does. Raised and read on
+    /// the reader's own flow (MailKit raises events while it processes responses), so no lock is needed.</summary>
+    private sealed class MailboxChangeSignal
+    {
+        public bool IsSet { get; private set; }
+
+        public CancellationTokenSource? EndIdle { get; set; }
+
+        public void Reset() => IsSet = false;
+
+        public void OnCountChanged(object? sender, EventArgs e)
+        {
+            IsSet = true;
+            EndIdle?.Cancel();
         }
     }
 

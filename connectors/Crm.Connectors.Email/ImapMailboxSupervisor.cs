@@ -101,7 +101,13 @@ internal sealed class ImapMailboxSupervisor(
         await running.Stop.CancelAsync();
         try
         {
-            await running.Loop;
+            // A reader stuck in a call that ignores cancellation must not hold up the others or the host's shutdown.
+            await running.Loop.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (TimeoutException)
+        {
+            _logger.LogWarning("Mailbox {Channel}: reader did not stop within 10 s; left to finish on its own", running.Reader.AccountId);
+            return;
         }
         catch (Exception ex)
         {
