@@ -84,9 +84,10 @@ public sealed class ChannelSettingsCatalog(IEnumerable<ChannelSettingsDefinition
         var secrets = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var name in SecretNames(definition.SettingsType))
         {
-            if (node[name] is JsonValue value && value.TryGetValue<string>(out var secret))
+            var (parent, member) = Locate(node, name);
+            if (parent?[member] is JsonValue value && value.TryGetValue<string>(out var secret))
                 secrets[name] = secret;
-            node.Remove(name);
+            parent?.Remove(member);
         }
         return new ParsedChannelSettings(bound, node.ToJsonString(Json), secrets);
     }
@@ -101,7 +102,10 @@ public sealed class ChannelSettingsCatalog(IEnumerable<ChannelSettingsDefinition
         {
             var node = string.IsNullOrEmpty(publicJson) ? [] : JsonNode.Parse(publicJson)!.AsObject();
             foreach (var (name, value) in secrets)
-                node[name] = value;
+            {
+                var (parent, member) = Locate(node, name, create: true);
+                parent![member] = value;
+            }
             return (IChannelSettings?)node.Deserialize(definition.SettingsType, Json);
         }
         catch (JsonException)
@@ -110,10 +114,38 @@ public sealed class ChannelSettingsCatalog(IEnumerable<ChannelSettingsDefinition
         }
     }
 
-    /// <summary>The JSON names of a settings type's secret fields.</summary>
-    public static IReadOnlyList<string> SecretNames(Type settingsType) =>
-        Json.GetTypeInfo(settingsType).Properties
-            .Where(p => p.AttributeProvider is ICustomAttributeProvider provider && provider.IsDefined(typeof(SecretSettingAttribute), inherit: true))
-            .Select(p => p.Name)
-            .ToList();
+    /// <summary>The JSON names of a settings type's secret fields; a secret inside a nested settings object is named by
+    /// its path ("imap.password").</summary>
+    public static IReadOnlyList<string> SecretNames(Type settingsType) => SecretNames(settingsType, "", depth: 0);
+
+    private static List<string> SecretNames(Type type, string prefix, int depth)
+    {
+        var names = new List<string>();
+        foreach (var property in Json.GetTypeInfo(type).Properties)
+        {
+            if (property.AttributeProvider is ICustomAttributeProvider provider && provider.IsDefined(typeof(SecretSettingAttribute), inherit: true))
+                names.Add(prefix + property.Name);
+            else if (depth < 2 && property.PropertyType.IsClass && property.PropertyType != typeof(string)
+                     && Json.GetTypeInfo(property.PropertyType).Kind == System.Text.Json.Serialization.Metadata.JsonTypeInfoKind.Object)
+                names.AddRange(SecretNames(property.PropertyType, prefix + property.Name + ".", depth + 1));
+        }
+        return names;
+    }
+
+    /// <summary>The object holding the member a dotted secret name points at (created on the way when asked).</summary>
+    private static (JsonObject? Parent, string Member) Locate(JsonObject root, string path, bool create = false)
+    {
+        var parts = path.Split('.');
+        var current = root;
+        foreach (var part in parts[..^1])
+        {
+            if (current[part] is JsonObject child)
+                current = child;
+            else if (create)
+                current = (JsonObject)(current[part] = new JsonObject());
+            else
+                return (null, parts[^1]);
+        }
+        return (current, parts[^1]);
+    }
 }

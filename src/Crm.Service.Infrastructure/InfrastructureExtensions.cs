@@ -4,6 +4,7 @@ using Crm.Service.Infrastructure.Blobs;
 using Crm.Service.Infrastructure.Changes;
 using Crm.Service.Infrastructure.Channels;
 using Crm.Service.Infrastructure.Html;
+using Crm.Service.Infrastructure.Mailboxes;
 using Crm.Service.Infrastructure.Outbox;
 using Crm.Service.Infrastructure.Reminders;
 using Crm.Service.Infrastructure.Store;
@@ -40,6 +41,9 @@ public static class InfrastructureExtensions
         services.AddSingleton<IHtmlSanitizer, HtmlSanitizerAdapter>();
 
         services.AddChannelAccounts();
+        services.AddSingleton<SqliteMailboxStore>();
+        services.AddSingleton<Crm.Connectors.Abstractions.IConversationLookup>(provider => provider.GetRequiredService<SqliteMailboxStore>());
+        services.AddSingleton<Crm.Connectors.Abstractions.IMailboxStateStore>(provider => provider.GetRequiredService<SqliteMailboxStore>());
 
         services.AddSingleton<OutboxDispatcher>();
         services.AddSingleton<IOutboxSignal>(provider => provider.GetRequiredService<OutboxDispatcher>());

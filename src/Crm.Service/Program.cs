@@ -1,4 +1,5 @@
 using Crm.Connectors.Api;
+using Crm.Connectors.Email;
 using Crm.Service.Api;
 using Crm.Service.Auth;
 using Crm.Service.AgentConsole;
@@ -8,6 +9,7 @@ using Crm.Service.Infrastructure.Queries;
 var builder = WebApplication.CreateBuilder(args);
 builder.AddCrmSilo();
 builder.AddApiChannel();
+builder.AddEmailChannel();
 builder.AddApiKeyAuthentication();
 builder.AddConsoleIdentity();
 builder.AddCrmHttp();

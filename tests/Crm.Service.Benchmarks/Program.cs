@@ -9,6 +9,21 @@ using Crm.Service.Benchmarks;
 // Ingest benchmark: N signed messages through the API channel of the real service (its own process, real HTTP,
 // durable group commit), next to the raw SQLite insert rate at the same durability, measured in the same run.
 // Usage: dotnet run -c Release --project tests/Crm.Service.Benchmarks -- [--messages N] [--senders S] [--concurrency C] [--warmup W] [--rounds R]
+// Email import (as root, needs postfix and dovecot installed): … -- --email [--messages N]
+
+if (args.Contains("--email"))
+{
+    var mailWork = Directory.CreateTempSubdirectory("crm-bench-");
+    try
+    {
+        await EmailImport.RunAsync(mailWork.FullName, Arg("--messages", 10_000));
+    }
+    finally
+    {
+        mailWork.Delete(recursive: true);
+    }
+    return 0;
+}
 
 var messages = Arg("--messages", 20_000);
 var senders = Arg("--senders", 1_000);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Crm.Service.Grains.Records;
 using Crm.Service.Infrastructure.Changes;
+using Crm.Service.Infrastructure.Mailboxes;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -28,6 +29,8 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<SequenceRecord> Sequences => Set<SequenceRecord>();
     public DbSet<ChangeRecord> Changes => Set<ChangeRecord>();
     public DbSet<ChangeCursorRecord> ChangeCursors => Set<ChangeCursorRecord>();
+    public DbSet<MailboxCursorRecord> MailboxCursors => Set<MailboxCursorRecord>();
+    public DbSet<QuarantinedMailRecord> QuarantinedMail => Set<QuarantinedMailRecord>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -157,6 +160,18 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
         {
             e.ToTable("ChangeCursors");
             e.HasKey(c => c.Consumer);
+        });
+        model.Entity<MailboxCursorRecord>(e =>
+        {
+            e.ToTable("MailboxCursors");
+            e.HasKey(c => new { c.ChannelAccountId, c.Folder });
+        });
+        model.Entity<QuarantinedMailRecord>(e =>
+        {
+            e.ToTable("QuarantinedMail");
+            e.HasKey(q => q.Id);
+            e.HasIndex(q => new { q.ChannelAccountId, q.Sha256 }).IsUnique();
+            e.HasIndex(q => q.At);
         });
     }
 

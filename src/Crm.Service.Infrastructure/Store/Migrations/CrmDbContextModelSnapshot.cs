@@ -545,6 +545,78 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("ChangeCursors", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Infrastructure.Mailboxes.MailboxCursorRecord", b =>
+                {
+                    b.Property<string>("ChannelAccountId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Folder")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("LastUid")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UidValidity")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("ChannelAccountId", "Folder");
+
+                    b.ToTable("MailboxCursors", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.Mailboxes.QuarantinedMailRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("At")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("BlobSha256")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ChannelAccountId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<byte[]>("Content")
+                        .HasColumnType("BLOB");
+
+                    b.Property<string>("Folder")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Length")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Reason")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Uid")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UidValidity")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("At");
+
+                    b.HasIndex("ChannelAccountId", "Sha256")
+                        .IsUnique();
+
+                    b.ToTable("QuarantinedMail", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Infrastructure.Store.ReminderRecord", b =>
                 {
                     b.Property<string>("GrainId")

@@ -1,0 +1,48 @@
+namespace Crm.Connectors.Abstractions;
+
+/// <summary>A conversation of a channel account as a threading connector needs it: where a reply belongs.</summary>
+public sealed record ThreadMatch(string ThreadKey, string CustomerIdentity, long TicketNumber);
+
+/// <summary>The thread an outbound message continues: the ticket's subject and the ids of the thread's messages,
+/// oldest first (inbound: the channel's own ids; outbound: our message ids).</summary>
+public sealed record ThreadHistory(string? TicketSubject, IReadOnlyList<ThreadHistoryEntry> Messages);
+
+public sealed record ThreadHistoryEntry(string? InboundExternalId, Guid? OutboundMessageId, DateTimeOffset At);
+
+/// <summary>
+/// Indexed reads of the store for connectors that thread by message references (email): which conversation holds a
+/// message a reply refers to, which conversations a ticket tag names, and what an outbound message answers.
+/// </summary>
+public interface IConversationLookup
+{
+    /// <summary>The conversation on <paramref name="channelAccountId"/> holding any of the given messages (inbound by the
+    /// channel's id, outbound by our message id); the most recent match wins. Null when none is stored.</summary>
+    Task<ThreadMatch?> FindByMessagesAsync(string channelAccountId, IReadOnlyCollection<string> inboundExternalIds, IReadOnlyCollection<Guid> outboundMessageIds, CancellationToken cancellationToken = default);
+
+    /// <summary>The conversations on <paramref name="channelAccountId"/> that belong to ticket <paramref name="ticketNumber"/>.</summary>
+    Task<IReadOnlyList<ThreadMatch>> FindByTicketAsync(string channelAccountId, long ticketNumber, CancellationToken cancellationToken = default);
+
+    /// <summary>The messages of one conversation (at most <paramref name="max"/>, the newest) and its ticket's subject.</summary>
+    Task<ThreadHistory> HistoryAsync(string channelAccountId, string threadKey, int max = 50, CancellationToken cancellationToken = default);
+
+    /// <summary>Whether <paramref name="messageId"/> is an outbound message sent on <paramref name="channelAccountId"/> (a bounce may name it).</summary>
+    Task<bool> IsOutboundAsync(string channelAccountId, Guid messageId, CancellationToken cancellationToken = default);
+}
+
+/// <summary>Where a mailbox reader stands: the folder's UIDVALIDITY and the highest UID it has handled.</summary>
+public sealed record MailboxCursor(uint UidValidity, uint LastUid);
+
+/// <summary>A message a mailbox reader could not map at all: kept byte for byte with the reason, for admins.</summary>
+public sealed record QuarantinedMail(string ChannelAccountId, string Folder, uint UidValidity, uint Uid, string Reason, byte[] RawSource, DateTimeOffset At);
+
+/// <summary>The durable state of polling connectors (IMAP readers): cursors and the quarantine.</summary>
+public interface IMailboxStateStore
+{
+    Task<MailboxCursor?> GetCursorAsync(string channelAccountId, string folder, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores the cursor durably; called only after every message up to it was handed off.</summary>
+    Task SaveCursorAsync(string channelAccountId, string folder, MailboxCursor cursor, CancellationToken cancellationToken = default);
+
+    /// <summary>Keeps an unmappable message (idempotent: the same raw source on the same account is kept once).</summary>
+    Task QuarantineAsync(QuarantinedMail mail, CancellationToken cancellationToken = default);
+}

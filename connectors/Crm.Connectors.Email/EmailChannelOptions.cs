@@ -1,0 +1,49 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Crm.Connectors.Email;
+
+/// <summary>Deployment-wide settings of the email channel (<c>Channels:Email</c>); per-mailbox settings are the account's.</summary>
+public sealed class EmailChannelOptions
+{
+    public const string Section = "Channels:Email";
+
+    /// <summary>How often a mailbox whose server offers no IDLE is polled.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>IDLE is restarted this often, well inside the 29 minutes after which RFC 2177 lets a server drop it.</summary>
+    [Range(typeof(TimeSpan), "00:00:05", "00:29:00")]
+    public TimeSpan IdleRefresh { get; set; } = TimeSpan.FromMinutes(9);
+
+    /// <summary>Most messages fetched (and handed off) per round trip.</summary>
+    [Range(1, 1000)]
+    public int BatchSize { get; set; } = 50;
+
+    /// <summary>A message larger than this is not parsed: its raw source is stored and the message flagged.</summary>
+    [Range(1024, int.MaxValue)]
+    public int MaxMessageBytes { get; set; } = 50 * 1024 * 1024;
+
+    /// <summary>Backoff after a connection, login or server error: doubles from the first to the last.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
+    public TimeSpan FirstReconnectDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
+    public TimeSpan MaxReconnectDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Connect, command and send timeout of one IMAP or SMTP operation.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan ServerTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Most automatic mails (acknowledgements, notifications) to one recipient per <see cref="AutomaticMailWindow"/>.</summary>
+    [Range(0, 1000)]
+    public int MaxAutomaticMailsPerRecipient { get; set; } = 3;
+
+    [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
+    public TimeSpan AutomaticMailWindow { get; set; } = TimeSpan.FromHours(1);
+
+    internal TimeSpan ReconnectDelay(int failures)
+    {
+        var delay = FirstReconnectDelay * Math.Pow(2, Math.Min(failures - 1, 20));
+        return delay > MaxReconnectDelay ? MaxReconnectDelay : delay;
+    }
+}

@@ -1,0 +1,185 @@
+using System.Text.RegularExpressions;
+using Crm.Connectors.Abstractions;
+using Crm.Service.Contracts;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Connectors.Email;
+
+/// <summary>What became of one mail; every outcome lets the reader acknowledge it on the server.</summary>
+internal abstract record MailOutcome
+{
+    /// <summary>Stored as a message (or it already was: <see cref="IngestResult.Duplicate"/>).</summary>
+    public sealed record Stored(IngestResult Result) : MailOutcome;
+
+    /// <summary>Not a customer message (unparseable, a bounce, our own mail, refused): kept raw in the quarantine with the reason.</summary>
+    public sealed record Quarantined(string Reason) : MailOutcome;
+}
+
+/// <summary>
+/// One mail from a mailbox to the core: parse (MimeKit), recognise bounces and our own mail, thread in layers, hand
+/// off. Bounces mark the outbound message they answer failed and open no ticket. Whatever cannot become a message is
+/// quarantined with its raw source and the reason, so nothing is lost and nothing blocks the mailbox.
+/// </summary>
+/// <remarks>
+/// Threading, in layers: (1) In-Reply-To/References naming a message we received or sent on this account → that
+/// conversation; (2) a ticket tag "[#N]" in the subject, trusted only when the sender is the customer of a
+/// conversation of that ticket on this account; (3) otherwise a conversation of its own (keyed by the mail's own
+/// Message-ID), that is, a new ticket. The mail's own id is looked up first, so a redelivery resolves to the
+/// conversation of its first copy and the conversation grain answers it as a duplicate.
+/// </remarks>
+internal sealed partial class EmailIngest(
+    MimeMessageMapper mapper,
+    IInboundHandOff handOff,
+    IConversationLookup conversations,
+    IMailboxStateStore mailboxes,
+    IGrainFactory grains,
+    IOptions<EmailChannelOptions> options,
+    TimeProvider time,
+    ILogger<EmailIngest> logger)
+{
+    public async Task<MailOutcome> ProcessAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, CancellationToken cancellationToken = default)
+    {
+        var settings = account.SettingsAs<EmailChannelSettings>() ?? throw new InvalidOperationException($"Channel '{account.Id}' has no email settings.");
+        var now = time.GetUtcNow();
+        if (raw.Length > options.Value.MaxMessageBytes)
+            return await HandOffOversizeAsync(account, raw, now, cancellationToken);
+
+        ParsedMail mail;
+        try
+        {
+            mail = mapper.Parse(raw, now, cancellationToken);
+        }
+        catch (UnmappableMailException ex)
+        {
+            return await QuarantineAsync(account, folder, uidValidity, uid, ex.Message, raw, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // A mail that breaks the parser must not stop the mailbox: every redelivery would break it again.
+            logger.LogError(ex, "Mail UID {Uid} of channel {Channel} could not be parsed", uid, account.Id);
+            return await QuarantineAsync(account, folder, uidValidity, uid, $"The parser failed: {ex.GetType().Name}: {ex.Message}", raw, cancellationToken);
+        }
+
+        BounceReport? bounce;
+        try
+        {
+            bounce = BounceReport.Read(mail.Message, raw);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogError(ex, "Mail UID {Uid} of channel {Channel}: reading it as a bounce failed", uid, account.Id);
+            bounce = null;
+        }
+
+        if (bounce is not null)
+        {
+            var matched = await MarkBouncedAsync(account, bounce, cancellationToken);
+            return await QuarantineAsync(account, folder, uidValidity, uid,
+                matched > 0 ? $"Bounce for {matched} outbound message(s): {bounce.Reason}" : $"Bounce matching no outbound message of this mailbox: {bounce.Reason}", raw, cancellationToken);
+        }
+        if (string.Equals(mail.From.Address, settings.Address, StringComparison.OrdinalIgnoreCase))
+            return await QuarantineAsync(account, folder, uidValidity, uid, $"Sent from this mailbox's own address {settings.Address} (a loop or a copy of our own mail).", raw, cancellationToken);
+
+        var sender = new SenderIdentity(IdentityKind.Email, mail.From.Address, string.IsNullOrWhiteSpace(mail.From.Name) ? null : mail.From.Name.Trim());
+        var threadKey = await ThreadKeyAsync(account, mail, sender, cancellationToken);
+        var message = new InboundMessage
+        {
+            ChannelAccountId = account.Id,
+            ThreadKey = threadKey,
+            ExternalMessageId = mail.ExternalMessageId,
+            Sender = sender,
+            SentAt = mail.SentAt,
+            Subject = mail.Subject is { Length: > 500 } long_ ? long_[..500] : mail.Subject,
+            Text = mail.Text,
+            Html = mail.Html,
+            Attachments = mail.Attachments,
+            RawSource = raw,
+            RawContentType = "message/rfc822",
+        };
+        try
+        {
+            return new MailOutcome.Stored(await handOff.HandOffAsync(message, cancellationToken));
+        }
+        catch (DomainException ex)
+        {
+            // A refusal of this message (see docs/connectors.md): kept for admins, acknowledged, never retried forever.
+            logger.LogWarning("Mail {MessageId} on channel {Channel} refused: {Reason}", mail.ExternalMessageId, account.Id, ex.Message);
+            return await QuarantineAsync(account, folder, uidValidity, uid, $"Refused by the core: {ex.Message}", raw, cancellationToken);
+        }
+    }
+
+    /// <summary>The layers of threading (see the class remarks).</summary>
+    internal async Task<string> ThreadKeyAsync(ChannelAccount account, ParsedMail mail, SenderIdentity sender, CancellationToken cancellationToken)
+    {
+        var senderKey = GrainKeys.Identity(sender.Kind, sender.Value, account.Id);
+        var inbound = new List<string>(mail.ReferencedIds.Count + 1) { mail.ExternalMessageId };
+        var outbound = new List<Guid>();
+        foreach (var id in mail.ReferencedIds)
+        {
+            if (EmailIds.OutboundMessageIdOf(id) is { } ours)
+                outbound.Add(ours);
+            else
+                inbound.Add(id);
+        }
+        // A redelivery goes where its first copy went, whatever its references say now.
+        if (await conversations.FindByMessagesAsync(account.Id, [mail.ExternalMessageId], [], cancellationToken) is { } first)
+            return first.ThreadKey;
+        // A reply by the conversation's own customer continues it; anyone else (a colleague on Cc, a forged
+        // reference) gets a conversation of their own rather than someone else's thread.
+        if (await conversations.FindByMessagesAsync(account.Id, inbound, outbound, cancellationToken) is { } referenced && referenced.CustomerIdentity == senderKey)
+            return referenced.ThreadKey;
+        foreach (Match tag in TicketTag().Matches(mail.Subject ?? ""))
+        {
+            if (!long.TryParse(tag.Groups[1].ValueSpan, out var number))
+                continue;
+            var ofTicket = await conversations.FindByTicketAsync(account.Id, number, cancellationToken);
+            if (ofTicket.OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged)
+                return tagged.ThreadKey;
+        }
+        return mail.ExternalMessageId;
+    }
+
+    private async Task<int> MarkBouncedAsync(ChannelAccount account, BounceReport bounce, CancellationToken cancellationToken)
+    {
+        var matched = 0;
+        foreach (var id in bounce.OutboundMessageIds.Take(20))
+        {
+            if (!await conversations.IsOutboundAsync(account.Id, id, cancellationToken))
+                continue;
+            await grains.GetGrain<IMessageDeliveryGrain>(id).UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed, bounce.Reason, ChannelAccountId: account.Id), cancellationToken);
+            matched++;
+        }
+        return matched;
+    }
+
+    /// <summary>Too large to parse: handed off with its raw source and a note, in a conversation of its own.</summary>
+    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, byte[] raw, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var headers = OversizeHeaders.Read(raw);
+        var externalId = EmailIds.Normalize(headers.MessageId) ?? EmailIds.OfRawSource(raw);
+        var message = new InboundMessage
+        {
+            ChannelAccountId = account.Id,
+            ThreadKey = externalId,
+            ExternalMessageId = externalId,
+            Sender = new SenderIdentity(IdentityKind.Email, headers.From ?? "unknown-sender@invalid"),
+            SentAt = now,
+            Subject = headers.Subject ?? "(oversized email)",
+            Text = MimeMessageMapper.OversizeNote(raw.LongLength, options.Value.MaxMessageBytes),
+            RawSource = raw,
+            RawContentType = "message/rfc822",
+        };
+        return new MailOutcome.Stored(await handOff.HandOffAsync(message, cancellationToken));
+    }
+
+    private async Task<MailOutcome> QuarantineAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, string reason, byte[] raw, CancellationToken cancellationToken)
+    {
+        logger.LogWarning("Mail UID {Uid} in {Folder} of channel {Channel} quarantined: {Reason}", uid, folder, account.Id, reason);
+        await mailboxes.QuarantineAsync(new QuarantinedMail(account.Id, folder, uidValidity, uid, reason, raw, time.GetUtcNow()), cancellationToken);
+        return new MailOutcome.Quarantined(reason);
+    }
+
+    [GeneratedRegex(@"\[#(\d{1,18})\]", RegexOptions.CultureInvariant)]
+    private static partial Regex TicketTag();
+}

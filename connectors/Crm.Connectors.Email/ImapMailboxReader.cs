@@ -1,0 +1,247 @@
+using System.Net.Sockets;
+using Crm.Connectors.Abstractions;
+using MailKit;
+using MailKit.Net.Imap;
+using MailKit.Search;
+using MailKit.Security;
+using Microsoft.Extensions.Logging;
+
+namespace Crm.Connectors.Email;
+
+/// <summary>
+/// Reads one mailbox account: connect, log in, open the folder, hand off every mail above the stored cursor in
+/// batches, acknowledge (\Seen or move) only the mails whose hand-off returned, store the cursor, then wait with IDLE
+/// (or poll when the server has no IDLE) and go round again. Errors are reported to the account's health in the
+/// server's words and the loop reconnects with backoff. One <see cref="ImapClient"/> per reader: it is not thread-safe.
+/// </summary>
+/// <remarks>
+/// Nothing is lost and nothing is duplicated: the cursor moves only after the mails below it were stored and
+/// acknowledged, so a crash or a dropped connection makes the server deliver them again, and the hand-off answers a
+/// redelivery (same Message-ID, or the same bytes when there is none) with the stored message. A changed UIDVALIDITY
+/// starts the folder again from its first UID, with the same dedupe.
+/// </remarks>
+internal sealed class ImapMailboxReader(
+    string accountId,
+    IChannelAccounts accounts,
+    EmailIngest ingest,
+    IMailboxStateStore state,
+    IChannelHealth health,
+    EmailChannelOptions options,
+    ILogger logger)
+{
+    public string AccountId { get; } = accountId;
+
+    /// <summary>Mails handed off by this reader (stored, duplicate or quarantined), for tests and the benchmark.</summary>
+    public long Processed => Interlocked.Read(ref _processed);
+
+    private long _processed;
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var failures = 0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var account = accounts.Find(AccountId);
+            if (account?.SettingsAs<EmailChannelSettings>() is not { Imap: { } imap } settings)
+                return;
+            using var client = new ImapClient { Timeout = (int)options.ServerTimeout.TotalMilliseconds };
+            try
+            {
+                await ConnectAsync(client, imap, cancellationToken);
+                var folder = await client.GetFolderAsync(imap.Folder, cancellationToken);
+                await folder.OpenAsync(FolderAccess.ReadWrite, cancellationToken);
+                var moveTo = imap.MoveTo is { } target ? await FolderForMoveAsync(client, target, cancellationToken) : null;
+                await health.ReportSuccessAsync(AccountId, cancellationToken);
+                failures = 0;
+                // EXISTS can arrive with the answer to any command (a SEARCH, a FETCH), not only during IDLE: it is
+                // noted here, so a mail that arrives while a batch is read is never left waiting for the next one.
+                var changed = new MailboxChangeSignal();
+                folder.CountChanged += changed.OnCountChanged;
+                try
+                {
+                    while (!cancellationToken.IsCancellationRequested)
+                    {
+                        changed.Reset();
+                        await ReadNewAsync(account, folder, moveTo, cancellationToken);
+                        await health.ReportSuccessAsync(AccountId, cancellationToken);
+                        if (!changed.IsSet)
+                            await WaitForMailAsync(client, changed, cancellationToken);
+                    }
+                }
+                finally
+                {
+                    folder.CountChanged -= changed.OnCountChanged;
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                failures++;
+                var delay = options.ReconnectDelay(failures);
+                var words = ServerWords(ex);
+                logger.LogWarning(IsServerError(ex) ? null : ex, "Mailbox {Channel}: {Error}; reconnecting in {Delay}", AccountId, words, delay);
+                await health.ReportErrorAsync(AccountId, words, CancellationToken.None);
+                try
+                {
+                    await Task.Delay(delay, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+            finally
+            {
+                if (client.IsConnected)
+                {
+                    try
+                    {
+                        using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                        await client.DisconnectAsync(quit: true, quick.Token);
+                    }
+                    catch (Exception ex) when (ex is not OutOfMemoryException)
+                    {
+                        // Closing a broken connection may fail; the socket is disposed with the client.
+                    }
+                }
+            }
+        }
+    }
+
+    private static async Task ConnectAsync(ImapClient client, ImapSettings imap, CancellationToken cancellationToken)
+    {
+        await client.ConnectAsync(imap.Host!, imap.Port, SecurityOf(imap.Security), cancellationToken);
+        await client.AuthenticateAsync(imap.User!, imap.Password ?? "", cancellationToken);
+    }
+
+    internal static SecureSocketOptions SecurityOf(MailSecurity security) => security switch
+    {
+        MailSecurity.Ssl => SecureSocketOptions.SslOnConnect,
+        MailSecurity.Starttls => SecureSocketOptions.StartTls,
+        _ => SecureSocketOptions.None,
+    };
+
+    private static async Task<IMailFolder> FolderForMoveAsync(ImapClient client, string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await client.GetFolderAsync(name, cancellationToken);
+        }
+        catch (FolderNotFoundException)
+        {
+            var root = client.GetFolder(client.PersonalNamespaces[0]);
+            return await root.CreateAsync(name, isMessageFolder: true, cancellationToken)
+                ?? throw new FolderNotFoundException(name);
+        }
+    }
+
+    /// <summary>Every mail above the cursor, batch by batch: fetch, hand off one by one, acknowledge, move the cursor.</summary>
+    private async Task ReadNewAsync(ChannelAccount account, IMailFolder folder, IMailFolder? moveTo, CancellationToken cancellationToken)
+    {
+        var imap = account.SettingsAs<EmailChannelSettings>()!.Imap!;
+        var cursor = await state.GetCursorAsync(AccountId, imap.Folder, cancellationToken);
+        if (cursor is not null && cursor.UidValidity != folder.UidValidity)
+        {
+            logger.LogWarning("Mailbox {Channel}: UIDVALIDITY of {Folder} changed from {Old} to {New}; reading the folder again (stored mails are recognised)",
+                AccountId, imap.Folder, cursor.UidValidity, folder.UidValidity);
+            cursor = null;
+        }
+        var last = cursor?.LastUid ?? 0;
+        if (folder.Count == 0)
+            return;
+        var range = new UniqueIdRange(new UniqueId(folder.UidValidity, last + 1), UniqueId.MaxValue);
+        // "n:*" always matches the newest mail even when its UID is below n; keep only what is really new.
+        var uids = (await folder.SearchAsync(SearchQuery.Uids(range), cancellationToken)).Where(u => u.Id > last).OrderBy(u => u.Id).ToList();
+        foreach (var batch in uids.Chunk(options.BatchSize))
+        {
+            var raws = new SortedDictionary<uint, byte[]>();
+            await ((ImapFolder)folder).GetStreamsAsync(batch, async (_, _, uid, stream, ct) =>
+            {
+                using var buffer = new MemoryStream();
+                await stream.CopyToAsync(buffer, ct);
+                raws[uid.Id] = buffer.ToArray();
+            }, cancellationToken);
+
+            var handled = new List<UniqueId>(batch.Length);
+            foreach (var (uid, raw) in raws)
+            {
+                await ingest.ProcessAsync(account, imap.Folder, folder.UidValidity, uid, raw, cancellationToken);
+                handled.Add(new UniqueId(folder.UidValidity, uid));
+                Interlocked.Increment(ref _processed);
+            }
+            // Only now, with every mail of the batch stored (or quarantined), may the server forget them.
+            if (handled.Count > 0)
+            {
+                if (moveTo is not null)
+                    await folder.MoveToAsync(handled, moveTo, cancellationToken);
+                else
+                    await folder.StoreAsync(handled, new StoreFlagsRequest(StoreAction.Add, MessageFlags.Seen) { Silent = true }, cancellationToken);
+            }
+            // A UID that vanished between SEARCH and FETCH (expunged by someone else) is passed too.
+            await state.SaveCursorAsync(AccountId, imap.Folder, new MailboxCursor(folder.UidValidity, batch[^1].Id), cancellationToken);
+        }
+    }
+
+    /// <summary>IDLE until the folder changes (or the refresh interval passes); without IDLE, one poll interval.</summary>
+    private async Task WaitForMailAsync(ImapClient client, MailboxChangeSignal changed, CancellationToken cancellationToken)
+    {
+        if (!client.Capabilities.HasFlag(ImapCapabilities.Idle))
+        {
+            await Task.Delay(options.PollInterval, cancellationToken);
+            await client.NoOpAsync(cancellationToken);
+            return;
+        }
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        done.CancelAfter(options.IdleRefresh);
+        changed.EndIdle = done;
+        try
+        {
+            // A change noted between the last read and here ends the IDLE at once.
+            if (changed.IsSet)
+                return;
+            await client.IdleAsync(done.Token, cancellationToken);
+        }
+        finally
+        {
+            changed.EndIdle = null;
+        }
+    }
+
+    /// <summary>Whether the folder changed since the last read; ends a running IDLE when it does. Raised and read on
+    /// the reader's own flow (MailKit raises events while it processes responses), so no lock is needed.</summary>
+    private sealed class MailboxChangeSignal
+    {
+        public bool IsSet { get; private set; }
+
+        public CancellationTokenSource? EndIdle { get; set; }
+
+        public void Reset() => IsSet = false;
+
+        public void OnCountChanged(object? sender, EventArgs e)
+        {
+            IsSet = true;
+            EndIdle?.Cancel();
+        }
+    }
+
+    /// <summary>Errors of the server or the network, logged without a stack; anything else is ours and logged with it.</summary>
+    private static bool IsServerError(Exception ex) =>
+        ex is AuthenticationException or ImapCommandException or FolderNotFoundException or ImapProtocolException or SocketException or IOException or SslHandshakeException or TimeoutException;
+
+    /// <summary>The server's own words where there are some (a NO/BAD response, an authentication refusal).</summary>
+    private static string ServerWords(Exception ex) => ex switch
+    {
+        AuthenticationException auth => $"Login refused: {auth.Message}",
+        ImapCommandException command => $"IMAP {command.Response}: {command.ResponseText}",
+        FolderNotFoundException folder => $"Folder '{folder.FolderName}' does not exist on the server.",
+        ImapProtocolException protocol => $"IMAP protocol error: {protocol.Message}",
+        SocketException socket => $"Cannot connect: {socket.Message}",
+        IOException io => $"Connection lost: {io.Message}",
+        SslHandshakeException tls => $"TLS failed: {tls.Message}",
+        TimeoutException timeout => $"Timeout: {timeout.Message}",
+        _ => $"{ex.GetType().Name}: {ex.Message}",
+    };
+}

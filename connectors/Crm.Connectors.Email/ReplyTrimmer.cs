@@ -1,0 +1,96 @@
+using System.Text.RegularExpressions;
+
+namespace Crm.Connectors.Email;
+
+/// <summary>
+/// The new part of a reply, for display: the text before the quoted earlier mail ("On … wrote:", an Outlook header
+/// block, "-----Original Message-----", a trailing "&gt;" quote) and before the signature ("-- ", "Sent from my …").
+/// The full text is always kept; when trimming would leave nothing, the full text is the display text.
+/// </summary>
+public static partial class ReplyTrimmer
+{
+    public static string Trim(string text)
+    {
+        var lines = text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n').Split('\n');
+        var end = lines.Length;
+        for (var i = 0; i < lines.Length; i++)
+        {
+            if (StartsQuote(lines, i) || StartsSignature(lines[i]))
+            {
+                end = i;
+                break;
+            }
+        }
+        var kept = string.Join("\n", lines[..end]).Trim();
+        if (kept.Length > 0)
+            return kept;
+        // Bottom-posted: the quote comes first and the answer below it.
+        var below = BelowLeadingQuote(lines, end);
+        return below is { Length: > 0 } ? Trim(below) : text.Trim();
+    }
+
+    /// <summary>The text after a quote that opens the mail ("On … wrote:" and its "&gt;" lines), or null.</summary>
+    private static string? BelowLeadingQuote(string[] lines, int start)
+    {
+        var i = start;
+        while (i < lines.Length && i < start + 3 && !lines[i].TrimStart().StartsWith('>'))
+            i++;
+        if (i == lines.Length || !lines[i].TrimStart().StartsWith('>'))
+            return null;
+        while (i < lines.Length && (lines[i].TrimStart().StartsWith('>') || string.IsNullOrWhiteSpace(lines[i])))
+            i++;
+        return i < lines.Length ? string.Join("\n", lines[i..]) : null;
+    }
+
+    private static bool StartsQuote(string[] lines, int i)
+    {
+        var line = lines[i].Trim();
+        if (OriginalMessage().IsMatch(line) || (line.Length >= 20 && line.All(c => c == '_')))
+            return true;
+        // "On Tue, Apr 3, 2012 at 4:19 PM, bob <bob@example.com> wrote:" is often wrapped over two or three lines.
+        if (QuoteHeaderStart().IsMatch(line))
+        {
+            var joined = line;
+            for (var j = i; j < Math.Min(lines.Length, i + 3); j++)
+            {
+                if (j > i)
+                    joined += " " + lines[j].Trim();
+                if (QuoteHeaderEnd().IsMatch(joined))
+                    return true;
+            }
+        }
+        // An Outlook header block: "From: …" followed within a few lines by "Sent:"/"Date:" and "To:"/"Subject:".
+        if (HeaderFrom().IsMatch(line))
+        {
+            var next = lines.Skip(i + 1).Take(5).Select(l => l.Trim()).ToList();
+            if (next.Any(l => HeaderDate().IsMatch(l)) && next.Any(l => HeaderOther().IsMatch(l)))
+                return true;
+        }
+        // A quote that runs to the end (blank lines aside): the earlier mail, quoted below the answer.
+        return line.StartsWith('>') && lines.Skip(i).All(l => l.TrimStart().StartsWith('>') || string.IsNullOrWhiteSpace(l));
+    }
+
+    private static bool StartsSignature(string line) =>
+        line is "-- " or "--" || SentFrom().IsMatch(line.Trim());
+
+    [GeneratedRegex(@"^(On|Am|Le|El|Il|Op|Em|W dniu|Den|På)\s.{4,}", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex QuoteHeaderStart();
+
+    [GeneratedRegex(@"(wrote|schrieb|a écrit|escribió|ha scritto|schreef|escreveu|napisał|skrev)\s*:\s*$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex QuoteHeaderEnd();
+
+    [GeneratedRegex(@"^-{2,}\s*(Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original|Forwarded message)\s*-{2,}", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex OriginalMessage();
+
+    [GeneratedRegex(@"^\*?(From|Von|De|Van|Da)\s*:\*?\s", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex HeaderFrom();
+
+    [GeneratedRegex(@"^\*?(Sent|Date|Gesendet|Datum|Envoyé|Enviado|Verzonden)\s*:", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex HeaderDate();
+
+    [GeneratedRegex(@"^\*?(To|Subject|An|Betreff|À|Objet|Para|Asunto|Aan|Onderwerp)\s*:", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex HeaderOther();
+
+    [GeneratedRegex(@"^(Sent from my |Sent from Mail for|Get Outlook for |Sent with Sparrow|Von meinem .* gesendet|Envoyé de mon )", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex SentFrom();
+}

@@ -1,0 +1,104 @@
+using System.Net.Sockets;
+using Crm.Connectors.Abstractions;
+using Crm.Service.Contracts;
+using MailKit;
+using MailKit.Net.Smtp;
+using MailKit.Security;
+using Microsoft.Extensions.Options;
+using MimeKit;
+
+namespace Crm.Connectors.Email;
+
+/// <summary>
+/// Sends agent replies through the account's SMTP server: From and Reply-To of the account, our Message-ID made from
+/// the outbound message id (so a resend after a crash carries the same id, and replies and bounces map back), In-Reply-To
+/// and References of the thread, the subject with the ticket tag, HTML with a text alternative. A 5xx answer is a
+/// permanent refusal; 4xx, connection and authentication failures are retried by the outbox.
+/// </summary>
+internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup conversations, IOptions<EmailChannelOptions> options) : IOutboundSender
+{
+    /// <summary>Most message ids named in References; the oldest (the thread's root) is always kept.</summary>
+    private const int MaxReferences = 20;
+
+    public ChannelKind Channel => ChannelKind.Email;
+
+    public async Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default)
+    {
+        var account = accounts.Find(delivery.ChannelAccountId);
+        if (account?.SettingsAs<EmailChannelSettings>() is not { Smtp: { } smtp } settings)
+            return OutboundResult.Retry($"Channel '{delivery.ChannelAccountId}' is not available on this node (unknown, or its settings could not be read).");
+        if (!delivery.Recipient.StartsWith("email:", StringComparison.Ordinal) || !MailboxAddress.TryParse(delivery.Recipient[6..], out var recipient))
+            return OutboundResult.Fail($"The conversation's customer '{delivery.Recipient}' has no email address.");
+
+        var history = await conversations.HistoryAsync(delivery.ChannelAccountId, delivery.ThreadKey, cancellationToken: cancellationToken);
+        var message = Compose(delivery, settings, recipient, history);
+        using var client = new SmtpClient { Timeout = (int)options.Value.ServerTimeout.TotalMilliseconds };
+        try
+        {
+            await client.ConnectAsync(smtp.Host!, smtp.Port, ImapMailboxReader.SecurityOf(smtp.Security), cancellationToken);
+            if (!string.IsNullOrEmpty(smtp.User))
+                await client.AuthenticateAsync(smtp.User, smtp.Password ?? "", cancellationToken);
+            await client.SendAsync(message, cancellationToken);
+            await client.DisconnectAsync(quit: true, cancellationToken);
+            return OutboundResult.Sent(message.MessageId);
+        }
+        catch (SmtpCommandException ex)
+        {
+            var words = $"SMTP {(int)ex.StatusCode} {ex.Message}{(ex.Mailbox is null ? "" : $" ({ex.Mailbox.Address})")}";
+            return (int)ex.StatusCode >= 500 ? OutboundResult.Fail(words) : OutboundResult.Retry(words);
+        }
+        catch (AuthenticationException ex)
+        {
+            // Often a changed password: retried, so replies go out once an admin fixes it.
+            return OutboundResult.Retry($"SMTP login refused: {ex.Message}");
+        }
+        catch (Exception ex) when (ex is SmtpProtocolException or SocketException or IOException or SslHandshakeException or TimeoutException or ServiceNotConnectedException)
+        {
+            return OutboundResult.Retry($"SMTP {ex.GetType().Name}: {ex.Message}");
+        }
+    }
+
+    internal static MimeMessage Compose(OutboundDelivery delivery, EmailChannelSettings settings, MailboxAddress recipient, ThreadHistory history)
+    {
+        var from = new MailboxAddress(settings.DisplayName ?? "", settings.Address!);
+        var message = new MimeMessage
+        {
+            MessageId = EmailIds.Outbound(delivery.MessageId, settings.Domain),
+            Date = delivery.CreatedAt,
+            Subject = SubjectOf(history.TicketSubject, delivery.TicketNumber),
+        };
+        message.From.Add(from);
+        message.ReplyTo.Add(from);
+        message.To.Add(recipient);
+
+        var earlier = history.Messages
+            .Where(m => m.OutboundMessageId != delivery.MessageId)
+            .Select(m => m.InboundExternalId ?? (m.OutboundMessageId is { } id ? EmailIds.Outbound(id, settings.Domain) : null))
+            .OfType<string>()
+            .Where(id => !id.StartsWith("sha256:", StringComparison.Ordinal) && !id.StartsWith("raw-sha256:", StringComparison.Ordinal))
+            .ToList();
+        if (earlier.Count > 0)
+        {
+            message.InReplyTo = earlier[^1];
+            var references = earlier.Count <= MaxReferences ? earlier : [earlier[0], .. earlier.TakeLast(MaxReferences - 1)];
+            foreach (var id in references)
+                message.References.Add(id);
+        }
+        message.Headers.Add("X-Crm-Ticket", delivery.TicketNumber.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var body = new BodyBuilder { TextBody = delivery.Text ?? "" };
+        if (!string.IsNullOrEmpty(delivery.Html))
+            body.HtmlBody = delivery.Html;
+        message.Body = body.ToMessageBody();
+        return message;
+    }
+
+    /// <summary>"Re: {subject} [#N]": the tag lets a reply find its ticket even when a mail client drops the references.</summary>
+    internal static string SubjectOf(string? ticketSubject, long ticketNumber)
+    {
+        var tag = $"[#{ticketNumber}]";
+        var subject = string.IsNullOrWhiteSpace(ticketSubject) ? "Your request" : ticketSubject.Trim();
+        if (!subject.Contains(tag, StringComparison.Ordinal))
+            subject += " " + tag;
+        return subject.StartsWith("Re:", StringComparison.OrdinalIgnoreCase) ? subject : "Re: " + subject;
+    }
+}

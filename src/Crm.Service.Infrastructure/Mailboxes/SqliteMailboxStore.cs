@@ -1,0 +1,127 @@
+using System.Security.Cryptography;
+using Crm.Connectors.Abstractions;
+using Crm.Service.Contracts;
+using Crm.Service.Grains;
+using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Service.Infrastructure.Mailboxes;
+
+/// <summary>
+/// The store side of threading and mailbox connectors: indexed reads over messages and conversations, and the
+/// readers' cursors and quarantine, written in their own small transactions (like API keys: not grain state).
+/// </summary>
+internal sealed class SqliteMailboxStore(
+    IDbContextFactory<CrmDbContext> contexts,
+    IBlobStore blobs,
+    IOptions<IngestOptions> ingest,
+    TimeProvider time) : IConversationLookup, IMailboxStateStore
+{
+    public async Task<ThreadMatch?> FindByMessagesAsync(string channelAccountId, IReadOnlyCollection<string> inboundExternalIds, IReadOnlyCollection<Guid> outboundMessageIds, CancellationToken cancellationToken = default)
+    {
+        if (inboundExternalIds.Count == 0 && outboundMessageIds.Count == 0)
+            return null;
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // Both lookups hit an index: (ChannelAccountId, ExternalId) for inbound, the primary key for outbound.
+        var inbound = inboundExternalIds.Count == 0 ? [] : await db.Messages.AsNoTracking()
+            .Where(m => m.ChannelAccountId == channelAccountId && m.Direction == MessageDirection.Inbound && m.ExternalId != null && inboundExternalIds.Contains(m.ExternalId))
+            .Select(m => new { m.ConversationId, m.CreatedAt }).ToListAsync(cancellationToken);
+        var outbound = outboundMessageIds.Count == 0 ? [] : await db.Messages.AsNoTracking()
+            .Where(m => outboundMessageIds.Contains(m.Id) && m.ChannelAccountId == channelAccountId && m.Direction == MessageDirection.Outbound)
+            .Select(m => new { m.ConversationId, m.CreatedAt }).ToListAsync(cancellationToken);
+        var newest = inbound.Concat(outbound).Where(m => m.ConversationId is not null).OrderByDescending(m => m.CreatedAt).FirstOrDefault();
+        if (newest is null)
+            return null;
+        return await db.Conversations.AsNoTracking().Where(c => c.Id == newest.ConversationId)
+            .Select(c => new ThreadMatch(c.ThreadKey, c.CustomerIdentity, c.TicketNumber)).SingleOrDefaultAsync(cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<ThreadMatch>> FindByTicketAsync(string channelAccountId, long ticketNumber, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.Conversations.AsNoTracking()
+            .Where(c => c.TicketNumber == ticketNumber && c.ChannelAccountId == channelAccountId)
+            .Select(c => new ThreadMatch(c.ThreadKey, c.CustomerIdentity, c.TicketNumber)).ToListAsync(cancellationToken);
+    }
+
+    public async Task<ThreadHistory> HistoryAsync(string channelAccountId, string threadKey, int max = 50, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var key = GrainKeys.Conversation(channelAccountId, threadKey);
+        var conversation = await db.Conversations.AsNoTracking().Where(c => c.Key == key).Select(c => new { c.Id, c.TicketNumber }).SingleOrDefaultAsync(cancellationToken);
+        if (conversation is null)
+            return new ThreadHistory(null, []);
+        var subject = await db.Tickets.AsNoTracking().Where(t => t.Number == conversation.TicketNumber).Select(t => t.Subject).SingleOrDefaultAsync(cancellationToken);
+        var messages = await db.Messages.AsNoTracking()
+            .Where(m => m.ConversationId == conversation.Id && m.Direction != MessageDirection.Note)
+            .OrderByDescending(m => m.CreatedAt).Take(max)
+            .Select(m => new { m.Id, m.Direction, m.ExternalId, m.CreatedAt }).ToListAsync(cancellationToken);
+        return new ThreadHistory(subject, [.. messages.OrderBy(m => m.CreatedAt).Select(m => m.Direction == MessageDirection.Inbound
+            ? new ThreadHistoryEntry(m.ExternalId, null, m.CreatedAt)
+            : new ThreadHistoryEntry(null, m.Id, m.CreatedAt))]);
+    }
+
+    public async Task<bool> IsOutboundAsync(string channelAccountId, Guid messageId, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.Messages.AsNoTracking().AnyAsync(m => m.Id == messageId && m.ChannelAccountId == channelAccountId && m.Direction == MessageDirection.Outbound, cancellationToken);
+    }
+
+    public async Task<MailboxCursor?> GetCursorAsync(string channelAccountId, string folder, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var row = await db.MailboxCursors.AsNoTracking().SingleOrDefaultAsync(c => c.ChannelAccountId == channelAccountId && c.Folder == folder, cancellationToken);
+        return row is null ? null : new MailboxCursor((uint)row.UidValidity, (uint)row.LastUid);
+    }
+
+    public async Task SaveCursorAsync(string channelAccountId, string folder, MailboxCursor cursor, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var row = await db.MailboxCursors.SingleOrDefaultAsync(c => c.ChannelAccountId == channelAccountId && c.Folder == folder, cancellationToken);
+        if (row is null)
+            db.MailboxCursors.Add(row = new MailboxCursorRecord { ChannelAccountId = channelAccountId, Folder = folder });
+        row.UidValidity = cursor.UidValidity;
+        row.LastUid = cursor.LastUid;
+        row.UpdatedAt = time.GetUtcNow();
+        await db.SaveChangesAsync(cancellationToken);
+    }
+
+    public async Task QuarantineAsync(QuarantinedMail mail, CancellationToken cancellationToken = default)
+    {
+        var sha256 = Convert.ToHexStringLower(SHA256.HashData(mail.RawSource));
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        if (await db.QuarantinedMail.AnyAsync(q => q.ChannelAccountId == mail.ChannelAccountId && q.Sha256 == sha256, cancellationToken))
+            return;
+        var row = new QuarantinedMailRecord
+        {
+            Id = Guid.CreateVersion7(mail.At),
+            ChannelAccountId = mail.ChannelAccountId,
+            Folder = mail.Folder,
+            UidValidity = mail.UidValidity,
+            Uid = mail.Uid,
+            Reason = mail.Reason.Length <= 2000 ? mail.Reason : mail.Reason[..2000],
+            Sha256 = sha256,
+            Length = mail.RawSource.LongLength,
+            At = mail.At,
+        };
+        // The blob is fsynced before the row that names it is committed.
+        if (mail.RawSource.Length <= ingest.Value.MaxInlineRawSourceBytes)
+            row.Content = mail.RawSource;
+        else
+            row.BlobSha256 = (await blobs.PutAsync(mail.RawSource, cancellationToken)).Sha256;
+        db.QuarantinedMail.Add(row);
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException)
+        {
+            // Quarantined concurrently by another reader of the same account: kept once. Anything else is an error.
+            await using var check = await contexts.CreateDbContextAsync(cancellationToken);
+            if (!await check.QuarantinedMail.AnyAsync(q => q.ChannelAccountId == mail.ChannelAccountId && q.Sha256 == sha256, cancellationToken))
+                throw;
+        }
+    }
+}

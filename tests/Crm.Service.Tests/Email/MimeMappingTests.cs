@@ -1,0 +1,163 @@
+using System.Text;
+using System.Text.Json;
+using Crm.Connectors.Email;
+using Microsoft.Extensions.Options;
+using MimeKit;
+using MimeKit.Utils;
+
+namespace Crm.Service.Tests.Email;
+
+/// <summary>MIME to our message with MimeKit: charsets, encoded headers, attachments, inline images, TNEF, ids.</summary>
+public sealed class MimeMappingTests
+{
+    internal static readonly string Corpus = Path.Combine(AppContext.BaseDirectory, "Corpora", "email");
+
+    private static readonly MimeMessageMapper Mapper = new(Options.Create(new EmailIngestLimits()));
+
+    private static ParsedMail Parse(byte[] raw) => Mapper.Parse(raw, DateTimeOffset.UnixEpoch.AddYears(50));
+
+    static MimeMappingTests() => Encoding.RegisterProvider(CodePagesEncodingProvider.Instance);
+
+    [Theory]
+    [InlineData("gb2312", "您好，我的订单没有到")]
+    [InlineData("gbk", "您好，我的訂單沒有到")]
+    [InlineData("gb18030", "您好，我的订单没有到")]
+    [InlineData("big5", "您好，我的訂單沒有到")]
+    [InlineData("iso-2022-jp", "注文が届きません")]
+    [InlineData("iso-8859-2", "Zażółć gęślą jaźń")]
+    [InlineData("windows-1251", "Заказ не пришёл")]
+    [InlineData("windows-1252", "Café crème, naïve")]
+    [InlineData("koi8-r", "Заказ не пришёл")]
+    public void Legacy_charsets_decode_in_body_and_rfc2047_subject(string charset, string words)
+    {
+        var encoding = Encoding.GetEncoding(charset);
+        var subject = Rfc2047.EncodeText(new FormatOptions(), encoding, words);
+        var head = $"From: =?utf-8?q?J=C3=BCrgen?= <jurgen@example.test>\r\nTo: support@example.test\r\nSubject: {Encoding.ASCII.GetString(subject)}\r\nMessage-ID: <cs-{charset}@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset={charset}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n";
+        var raw = Encoding.ASCII.GetBytes(head).Concat(encoding.GetBytes(words + "\r\n")).ToArray();
+
+        var mail = Parse(raw);
+
+        Assert.Equal(words, mail.Subject);
+        Assert.Equal(words, mail.Text!.Trim());
+        Assert.Equal("Jürgen", mail.From.Name);
+        Assert.Equal($"cs-{charset}@example.test", mail.ExternalMessageId);
+        Assert.Same(raw, mail.RawSource);
+    }
+
+    [Fact]
+    public void Text_html_attachments_and_inline_cid_images_are_kept()
+    {
+        var builder = new BodyBuilder { TextBody = "See the picture.", HtmlBody = "<p>See <img src=\"cid:pic1@example.test\"></p>" };
+        var image = builder.LinkedResources.Add("pic.png", [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 1, 2, 3], new ContentType("image", "png"));
+        image.ContentId = "pic1@example.test";
+        builder.Attachments.Add("invoice.pdf", "%PDF-1.4 test"u8.ToArray(), new ContentType("application", "pdf"));
+        var message = new MimeMessage { Subject = "Pictures", MessageId = "pics@example.test", Body = builder.ToMessageBody() };
+        message.From.Add(new MailboxAddress("Ann", "ann@example.test"));
+
+        var mail = Parse(Bytes(message));
+
+        Assert.Equal("See the picture.", mail.Text!.Trim());
+        Assert.Contains("cid:pic1@example.test", mail.Html);
+        Assert.Equal(["invoice.pdf", "pic.png"], mail.Attachments.Select(a => a.FileName).Order());
+    }
+
+    [Fact]
+    public void A_winmail_dat_is_unpacked_into_its_attachments()
+    {
+        var tnef = File.ReadAllBytes(Path.Combine(Corpus, "mimekit", "tnef", "winmail.tnef"));
+        var expected = File.ReadAllLines(Path.Combine(Corpus, "mimekit", "tnef", "winmail.list")).Where(l => l.Length > 0).ToList();
+        var builder = new BodyBuilder { TextBody = "Outlook sent this." };
+        builder.Attachments.Add("winmail.dat", tnef, new ContentType("application", "ms-tnef"));
+        var message = new MimeMessage { Subject = "TNEF", MessageId = "tnef@example.test", Body = builder.ToMessageBody() };
+        message.From.Add(new MailboxAddress("Outlook", "outlook@example.test"));
+
+        var mail = Parse(Bytes(message));
+
+        Assert.Equal(expected.Count, mail.Attachments.Count);
+        Assert.DoesNotContain(mail.Attachments, a => a.FileName == "winmail.dat");
+    }
+
+    [Fact]
+    public void A_mail_without_message_id_is_keyed_by_a_hash_of_its_bytes_and_references_are_read_newest_first()
+    {
+        var raw = "From: a@example.test\r\nSubject: x\r\nIn-Reply-To: <c@example.test>\r\nReferences: <a@example.test> <b@example.test> <c@example.test>\r\n\r\nbody\r\n"u8.ToArray();
+
+        var mail = Parse(raw);
+
+        Assert.Equal(EmailIds.OfRawSource(raw), mail.ExternalMessageId);
+        Assert.Equal(EmailIds.OfRawSource(raw), Parse([.. raw]).ExternalMessageId);
+        Assert.Equal(["c@example.test", "b@example.test", "a@example.test"], mail.ReferencedIds);
+    }
+
+    [Fact]
+    public void Our_message_ids_map_back_to_the_outbound_message()
+    {
+        var id = Guid.CreateVersion7();
+
+        Assert.Equal(id, EmailIds.OutboundMessageIdOf(EmailIds.Outbound(id, "example.test")));
+        Assert.Equal(id, EmailIds.OutboundMessageIdOf($"<{EmailIds.Outbound(id, "other.example")}>"));
+        Assert.Null(EmailIds.OutboundMessageIdOf("someone@example.test"));
+    }
+
+    [Fact]
+    public void A_mail_with_no_usable_sender_is_unmappable()
+    {
+        var ex = Assert.Throws<UnmappableMailException>(() => Parse("Subject: hi\r\n\r\nbody\r\n"u8.ToArray()));
+        Assert.Contains("From", ex.Message);
+    }
+
+    /// <summary>Where the corpus carries an expected parse (imap_tools' JSON), subject, sender and attachment names agree.</summary>
+    [Fact]
+    public void Subject_sender_text_and_attachment_names_agree_with_the_expected_parses_of_imap_tools()
+    {
+        var disagreements = new List<string>();
+        var compared = 0;
+        foreach (var expectedFile in Directory.GetFiles(Path.Combine(Corpus, "imap_tools", "expected"), "*.json"))
+        {
+            var name = Path.GetFileNameWithoutExtension(expectedFile);
+            var messageFile = Path.Combine(Corpus, "imap_tools", "messages", name + ".eml");
+            if (!File.Exists(messageFile))
+                continue;
+            var expected = JsonDocument.Parse(File.ReadAllText(expectedFile)).RootElement;
+            ParsedMail mail;
+            try
+            {
+                mail = Parse(File.ReadAllBytes(messageFile));
+            }
+            catch (UnmappableMailException)
+            {
+                // imap_tools parses mails with no sender too; we quarantine them (the corpus test covers that).
+                Assert.Equal("", expected.GetProperty("from_").GetString());
+                continue;
+            }
+            compared++;
+            var subject = expected.GetProperty("subject").GetString()!;
+            if (Normalize(subject) != Normalize(mail.Subject ?? ""))
+                disagreements.Add($"{name}: subject '{mail.Subject}' ≠ '{subject}'");
+            var from = expected.GetProperty("from_").GetString()!;
+            if (from.Length > 0 && !string.Equals(from, mail.From.Address, StringComparison.OrdinalIgnoreCase))
+                disagreements.Add($"{name}: from '{mail.From.Address}' ≠ '{from}'");
+            // imap_tools joins the text of attached (forwarded) mails into the body; we keep those as .eml attachments.
+            var text = expected.GetProperty("text").GetString()!;
+            if (Normalize(text).Length > 0 && !mail.Message.BodyParts.Any(p => p.ContentType.IsMimeType("message", "rfc822")) && !Normalize(mail.Text ?? "").Contains(Normalize(text), StringComparison.Ordinal))
+                disagreements.Add($"{name}: text differs");
+            var names = expected.GetProperty("attachments").EnumerateArray()
+                .Where(a => a.GetProperty("content_disposition").GetString() == "attachment")
+                .Select(a => a.GetProperty("filename").GetString()).Where(n => !string.IsNullOrEmpty(n)).Order().ToList();
+            var ours = mail.Attachments.Select(a => a.FileName).ToHashSet();
+            if (names.Any(n => !ours.Contains(n!)))
+                disagreements.Add($"{name}: attachments [{string.Join(", ", ours)}] lack some of [{string.Join(", ", names)}]");
+        }
+        Assert.True(compared >= 10, $"only {compared} messages compared");
+        Assert.True(disagreements.Count == 0, string.Join("\n", disagreements));
+    }
+
+    private static string Normalize(string text) => string.Join(" ", text.Split((char[])[' ', '\t', '\r', '\n'], StringSplitOptions.RemoveEmptyEntries));
+
+    internal static byte[] Bytes(MimeMessage message)
+    {
+        using var buffer = new MemoryStream();
+        message.WriteTo(buffer);
+        return buffer.ToArray();
+    }
+}
