@@ -206,8 +206,22 @@ internal sealed class MimeMessageMapper(IOptions<EmailIngestLimits> limits)
         return (entity.ContentId is { Length: > 0 } contentId ? contentId.Split('@')[0] : entity.ContentType.MediaType) + extension;
     }
 
-    private static bool IsAddress(string? address) =>
-        address is { Length: > 2 and <= 320 } && address.IndexOf('@') is > 0 and var at && at < address.Length - 1 && !address.Any(char.IsWhiteSpace);
+    /// <summary>An address the core accepts as an email identity (it refuses invisible and control characters, which
+    /// would otherwise fail the hand-off on every retry and block the mailbox behind this mail).</summary>
+    private static bool IsAddress(string? address)
+    {
+        if (address is not { Length: > 2 and <= 320 } || address.IndexOf('@') is not (> 0 and var at) || at >= address.Length - 1 || address.Any(char.IsWhiteSpace))
+            return false;
+        try
+        {
+            IdentityNormalizer.Email(address);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
 
     private static string Truncate(string value, int max) => value.Length <= max ? value : value[..max] + "…";
 }

@@ -108,6 +108,13 @@ public sealed class MimeMappingTests
 
     /// <summary>Where the corpus carries an expected parse (imap_tools' JSON), subject, sender and attachment names agree.</summary>
     [Fact]
+    public void A_sender_address_the_core_refuses_makes_the_mail_unmappable_instead_of_failing_every_hand_off()
+    {
+        var raw = System.Text.Encoding.UTF8.GetBytes("From: ali\u200Bce@example.com\r\nSubject: hi\r\nMessage-ID: <zw@example.com>\r\n\r\nbody\r\n");
+        Assert.Throws<UnmappableMailException>(() => Parse(raw));
+    }
+
+    [Fact]
     public void Subject_sender_text_and_attachment_names_agree_with_the_expected_parses_of_imap_tools()
     {
         var disagreements = new List<string>();
