@@ -123,6 +123,21 @@ public sealed class ConsoleTicketTests : AppTest
     }
 
     [Fact]
+    public async Task A_withdrawn_ticket_leaves_every_count()
+    {
+        // What a conversation does when the copy of a message it opened a ticket for lost the race on another thread.
+        var store = App.Services.GetRequiredService<Crm.Service.Grains.Storage.ICrmStore>();
+        var number = Random.Shared.NextInt64(700_000_000, 799_999_999);
+        var now = DateTimeOffset.UtcNow;
+        await store.CommitAsync(new Crm.Service.Grains.Storage.WriteSet().Insert(new Crm.Service.Grains.Records.TicketRecord { Number = number, Subject = "empty", CreatedAt = now, UpdatedAt = now }));
+        await Eventually.WaitForAsync(() => CountsAsync(), c => c == new QueueCountsView(0, 1, 1, 0, 0), what: "the opened ticket");
+
+        await store.CommitAsync(new Crm.Service.Grains.Storage.WriteSet().Add(new Crm.Service.Grains.Storage.WithdrawEmptyTicket(number, Guid.NewGuid(), RestorePointerTo: null)));
+
+        await Eventually.WaitForAsync(() => CountsAsync(), c => c == new QueueCountsView(0, 0, 0, 0, 0), what: "no ticket counted, closed included");
+    }
+
+    [Fact]
     public async Task A_restarted_node_counts_the_existing_tickets_once()
     {
         var number = (await ReceiveAsync("m-1")).GetProperty("ticketNumber").GetInt64();
