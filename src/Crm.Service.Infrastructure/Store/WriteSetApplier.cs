@@ -22,34 +22,29 @@ internal static class WriteSetApplier
                 case InsertRow insert:
                     db.Add(insert.Record);
                     break;
-                case UpdateRow { Properties.Count: 0 } update:
-                    db.Update(update.Record);
-                    if (update.Record is TicketRecord ticket)
-                        tickets.Written(ticket);
-                    break;
                 case UpdateRow update:
-                    var entry = db.Attach(update.Record);
-                    foreach (var property in update.Properties)
-                        entry.Property(property).IsModified = true;
-                    if (update.Record is TicketRecord partial && update.Properties.Contains(nameof(TicketRecord.MergedInto)))
-                        tickets.Written(partial);
+                    if (update.Properties.Count == 0)
+                        db.Update(update.Record);
+                    else
+                    {
+                        var entry = db.Attach(update.Record);
+                        foreach (var property in update.Properties)
+                            entry.Property(property).IsModified = true;
+                    }
+                    // Only a row that carries MergedInto says where a ticket went (a conversation's activity update does not).
+                    if (update.Record is TicketRecord ticket && (update.Properties.Count == 0 || update.Properties.Contains(nameof(TicketRecord.MergedInto))))
+                        tickets.Written(ticket);
                     break;
                 case RequireTicketNotMerged required:
                     if (await tickets.MergedIntoAsync(db, required.Number) is { } target)
                         throw new StaleWriteException($"Ticket #{required.Number} was merged into #{target} before this write committed.");
                     break;
-                case MoveTicketContent move:
-                    await db.SaveChangesAsync(acceptAllChangesOnSuccess: true);
-                    // The target may have been withdrawn (deleted as empty) since the merging ticket looked at it.
-                    if (!await db.Tickets.AnyAsync(t => t.Number == move.ToTicket))
-                        throw new StaleWriteException($"Ticket #{move.ToTicket} no longer exists; nothing was merged into it.");
-                    await ApplyBulkAsync(db, operation);
-                    tickets.Merged(move.FromTicket, move.ToTicket);
-                    break;
                 default:
                     // Tracked rows go first (and are accepted, so the batch's final save does not insert them again).
                     await db.SaveChangesAsync(acceptAllChangesOnSuccess: true);
                     await ApplyBulkAsync(db, operation);
+                    if (operation is MoveTicketContent move)
+                        tickets.Merged(move.FromTicket, move.ToTicket);
                     break;
             }
         }
@@ -60,6 +55,9 @@ internal static class WriteSetApplier
         switch (operation)
         {
             case MoveTicketContent move:
+                // The target may have been withdrawn (deleted as empty) since the merging ticket looked at it.
+                if (!await db.Tickets.AnyAsync(t => t.Number == move.ToTicket))
+                    throw new StaleWriteException($"Ticket #{move.ToTicket} no longer exists; nothing was merged into it.");
                 var from = move.FromTicket.ToString(CultureInfo.InvariantCulture);
                 var to = move.ToTicket.ToString(CultureInfo.InvariantCulture);
                 await db.Messages.Where(m => m.TicketNumber == move.FromTicket)

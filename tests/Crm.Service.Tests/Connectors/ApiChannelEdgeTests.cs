@@ -22,27 +22,14 @@ public sealed class ApiChannelEdgeTests : IDisposable
     private static string Message(string id) => JsonSerializer.Serialize(new { messageId = id, sender = new { id = "+15550102030", kind = "phone" }, text = "hi" });
 
     /// <summary>The real store, counting the channel lookups grains make.</summary>
-    private sealed class CountingStore(ICrmStore inner) : ICrmStore
+    private sealed class CountingStore(ICrmStore inner) : DelegatingCrmStore(inner)
     {
         public ConcurrentBag<string> ChannelLookups { get; } = [];
 
-        public Task CommitAsync(WriteSet writes, CancellationToken cancellationToken = default) => inner.CommitAsync(writes, cancellationToken);
-        public Task<TicketRecord?> FindTicketAsync(long number, CancellationToken cancellationToken = default) => inner.FindTicketAsync(number, cancellationToken);
-        public Task<ConversationRecord?> FindConversationAsync(string key, CancellationToken cancellationToken = default) => inner.FindConversationAsync(key, cancellationToken);
-        public Task<ConversationRecord?> FindConversationAsync(Guid id, CancellationToken cancellationToken = default) => inner.FindConversationAsync(id, cancellationToken);
-        public Task<CustomerRecord?> FindCustomerAsync(Guid id, CancellationToken cancellationToken = default) => inner.FindCustomerAsync(id, cancellationToken);
-        public Task<IdentityRecord?> FindIdentityAsync(string key, CancellationToken cancellationToken = default) => inner.FindIdentityAsync(key, cancellationToken);
-        public Task<IReadOnlyList<IdentityRecord>> FindIdentitiesOfCustomerAsync(Guid customerId, CancellationToken cancellationToken = default) => inner.FindIdentitiesOfCustomerAsync(customerId, cancellationToken);
-        public Task<IReadOnlyList<long>> FindTicketNumbersOfCustomerAsync(Guid customerId, CancellationToken cancellationToken = default) => inner.FindTicketNumbersOfCustomerAsync(customerId, cancellationToken);
-        public Task<MessageRecord?> FindMessageAsync(Guid id, CancellationToken cancellationToken = default) => inner.FindMessageAsync(id, cancellationToken);
-        public Task<MessageRecord?> FindMessageByExternalIdAsync(string channelAccountId, string externalId, CancellationToken cancellationToken = default) => inner.FindMessageByExternalIdAsync(channelAccountId, externalId, cancellationToken);
-        public Task<MessageRecord?> FindMessageByIdempotencyKeyAsync(string key, CancellationToken cancellationToken = default) => inner.FindMessageByIdempotencyKeyAsync(key, cancellationToken);
-        public Task<IReadOnlyList<AttachmentRecord>> FindAttachmentsAsync(Guid messageId, CancellationToken cancellationToken = default) => inner.FindAttachmentsAsync(messageId, cancellationToken);
-
-        public Task<ChannelAccountRecord?> FindChannelAccountAsync(string id, CancellationToken cancellationToken = default)
+        public override Task<ChannelAccountRecord?> FindChannelAccountAsync(string id, CancellationToken cancellationToken = default)
         {
             ChannelLookups.Add(id);
-            return inner.FindChannelAccountAsync(id, cancellationToken);
+            return Inner.FindChannelAccountAsync(id, cancellationToken);
         }
     }
 

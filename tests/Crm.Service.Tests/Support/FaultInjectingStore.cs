@@ -10,7 +10,7 @@ namespace Crm.Service.Tests.Support;
 
 /// <summary>The real store, except that a commit matching <see cref="FailWhen"/> fails (once) before anything is written,
 /// as a full disk or a lost database connection would.</summary>
-internal sealed class FaultInjectingStore(ICrmStore inner) : ICrmStore
+internal sealed class FaultInjectingStore(ICrmStore inner) : DelegatingCrmStore(inner)
 {
     private Func<WriteSet, bool>? _failWhen;
     private Func<WriteSet, bool>? _alwaysFailWhen;
@@ -27,7 +27,7 @@ internal sealed class FaultInjectingStore(ICrmStore inner) : ICrmStore
     /// <summary>Runs before each commit (after the failure check), e.g. to look at what is already stored.</summary>
     public Func<WriteSet, Task>? BeforeCommit { get; set; }
 
-    public async Task CommitAsync(WriteSet writes, CancellationToken cancellationToken = default)
+    public override async Task CommitAsync(WriteSet writes, CancellationToken cancellationToken = default)
     {
         if ((Volatile.Read(ref _failWhen) is { } predicate && predicate(writes) && Interlocked.CompareExchange(ref _failWhen, null, predicate) == predicate)
             || (Volatile.Read(ref _alwaysFailWhen) is { } always && always(writes)))
@@ -37,21 +37,9 @@ internal sealed class FaultInjectingStore(ICrmStore inner) : ICrmStore
         }
         if (BeforeCommit is { } before)
             await before(writes);
-        await inner.CommitAsync(writes, cancellationToken);
+        await base.CommitAsync(writes, cancellationToken);
     }
 
-    public Task<TicketRecord?> FindTicketAsync(long number, CancellationToken cancellationToken = default) => inner.FindTicketAsync(number, cancellationToken);
-    public Task<ConversationRecord?> FindConversationAsync(string key, CancellationToken cancellationToken = default) => inner.FindConversationAsync(key, cancellationToken);
-    public Task<ConversationRecord?> FindConversationAsync(Guid id, CancellationToken cancellationToken = default) => inner.FindConversationAsync(id, cancellationToken);
-    public Task<CustomerRecord?> FindCustomerAsync(Guid id, CancellationToken cancellationToken = default) => inner.FindCustomerAsync(id, cancellationToken);
-    public Task<IdentityRecord?> FindIdentityAsync(string key, CancellationToken cancellationToken = default) => inner.FindIdentityAsync(key, cancellationToken);
-    public Task<IReadOnlyList<IdentityRecord>> FindIdentitiesOfCustomerAsync(Guid customerId, CancellationToken cancellationToken = default) => inner.FindIdentitiesOfCustomerAsync(customerId, cancellationToken);
-    public Task<IReadOnlyList<long>> FindTicketNumbersOfCustomerAsync(Guid customerId, CancellationToken cancellationToken = default) => inner.FindTicketNumbersOfCustomerAsync(customerId, cancellationToken);
-    public Task<MessageRecord?> FindMessageAsync(Guid id, CancellationToken cancellationToken = default) => inner.FindMessageAsync(id, cancellationToken);
-    public Task<MessageRecord?> FindMessageByExternalIdAsync(string channelAccountId, string externalId, CancellationToken cancellationToken = default) => inner.FindMessageByExternalIdAsync(channelAccountId, externalId, cancellationToken);
-    public Task<MessageRecord?> FindMessageByIdempotencyKeyAsync(string key, CancellationToken cancellationToken = default) => inner.FindMessageByIdempotencyKeyAsync(key, cancellationToken);
-    public Task<IReadOnlyList<AttachmentRecord>> FindAttachmentsAsync(Guid messageId, CancellationToken cancellationToken = default) => inner.FindAttachmentsAsync(messageId, cancellationToken);
-    public Task<ChannelAccountRecord?> FindChannelAccountAsync(string id, CancellationToken cancellationToken = default) => inner.FindChannelAccountAsync(id, cancellationToken);
 }
 
 internal static class FaultInjectingStoreExtensions
