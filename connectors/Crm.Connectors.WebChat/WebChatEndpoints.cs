@@ -1,0 +1,86 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using Crm.Connectors.Abstractions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Connectors.WebChat;
+
+/// <summary>What any page of an allowed origin may read about a widget: its look and texts, never its origins or team.</summary>
+public sealed record WidgetConfig(
+    string Widget,
+    LocalizedText Title,
+    LocalizedText Greeting,
+    string Colour,
+    WidgetPosition Position,
+    bool PreChatForm,
+    bool AgentsOnline,
+    int MaxMessageChars,
+    int MaxUploadBytes,
+    IReadOnlyList<string> UploadContentTypes);
+
+public sealed record SessionRequest(string? Token, bool NewConversation = false);
+
+/// <summary>The visitor's (possibly renewed) token and their conversation; the widget stores the token in localStorage.</summary>
+public sealed record SessionResponse(string Token, string ConversationId, bool NewVisitor);
+
+internal static class WebChatEndpoints
+{
+    private static readonly Lazy<(byte[] Body, string ETag)> Widget = new(() =>
+    {
+        using var stream = typeof(WebChatEndpoints).Assembly.GetManifestResourceStream("Crm.Connectors.WebChat.widget.js")
+            ?? throw new InvalidOperationException("The widget bundle is not embedded; run connectors/Crm.Connectors.WebChat/ClientApp/build.sh.");
+        using var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        var body = buffer.ToArray();
+        return (body, "\"" + Convert.ToHexStringLower(SHA256.HashData(body))[..16] + "\"");
+    });
+
+    public static void Map(IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGet("/widget.js", ServeWidget).AllowAnonymous();
+        var visitor = endpoints.MapGroup(WebChatGate.ApiPrefix + "/{widget}").AllowAnonymous().RequireRateLimiting(WebChatRateLimitPolicy.Name);
+        visitor.MapGet("/config", ConfigAsync);
+        visitor.MapPost("/sessions", StartSession).WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(4096));
+    }
+
+    /// <summary>The widget's script: cached briefly (a new release reaches pages within minutes), revalidated by ETag.</summary>
+    private static IResult ServeWidget(HttpContext http)
+    {
+        var (body, etag) = Widget.Value;
+        http.Response.Headers.CacheControl = "public, max-age=300";
+        http.Response.Headers.ETag = etag;
+        http.Response.Headers.XContentTypeOptions = "nosniff";
+        // Any site may load the script (the allow-list is enforced on the API and the hub, where it matters).
+        http.Response.Headers.AccessControlAllowOrigin = "*";
+        if (http.Request.Headers.IfNoneMatch == etag)
+            return Results.StatusCode(StatusCodes.Status304NotModified);
+        return Results.Bytes(body, "text/javascript; charset=utf-8");
+    }
+
+    private static async Task<Ok<WidgetConfig>> ConfigAsync(string widget, IChannelAccounts accounts, IAgentAvailability availability, IOptions<WebChatOptions> options, CancellationToken cancellationToken)
+    {
+        // The gate has checked that the widget exists and the origin is allowed.
+        var settings = WebChatGate.WidgetOf(accounts, widget)!;
+        var online = await availability.AnyAgentOnlineAsync(settings.Team, cancellationToken);
+        return TypedResults.Ok(new WidgetConfig(widget, settings.Title, settings.Greeting, settings.Colour, settings.Position, settings.PreChatForm,
+            online, options.Value.MaxMessageChars, settings.MaxUploadBytes, settings.UploadContentTypes));
+    }
+
+    /// <summary>Starts or resumes a visitor: a valid token keeps its visitor and conversation (renewed when due, or a new
+    /// conversation when asked); none or an invalid one makes a new visitor, who can read nothing of anyone before.</summary>
+    private static Ok<SessionResponse> StartSession(string widget, SessionRequest? request, VisitorTokens tokens)
+    {
+        var visitor = tokens.Read(request?.Token, widget);
+        var isNew = visitor is null;
+        visitor ??= tokens.NewVisitor(widget);
+        if (!isNew && request!.NewConversation)
+            visitor = tokens.NewSession(visitor);
+        else if (!isNew && tokens.IsDueForRenewal(visitor))
+            visitor = tokens.Renew(visitor);
+        return TypedResults.Ok(new SessionResponse(tokens.Issue(visitor), visitor.SessionId, isNew));
+    }
+}

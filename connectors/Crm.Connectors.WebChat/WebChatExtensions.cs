@@ -1,0 +1,85 @@
+using Crm.Connectors.Abstractions;
+using Crm.Service.Contracts;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Microsoft.AspNetCore.SignalR;
+
+namespace Crm.Connectors.WebChat;
+
+/// <summary>What an agent's client reports while it works a web chat conversation: typing (renew every few
+/// seconds while typing) and the newest visitor message it has shown.</summary>
+public sealed record AgentActivity(bool? Typing, Guid? ReadUpTo);
+
+public static class WebChatExtensions
+{
+    /// <summary>Agents' endpoints are authorized with the host's agent policy (the API key or console roles).</summary>
+    public const string AgentPolicy = "agent";
+
+    /// <summary>The web chat channel: settings kind "webchat", visitor tokens, the visitors' hub and its limits, the push
+    /// path and the outbound sender. Defaults for <see cref="IAgentAvailability"/> and <see cref="IArticleSuggestions"/>
+    /// are registered only when the host has none.</summary>
+    public static IHostApplicationBuilder AddWebChatChannel(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<WebChatOptions>().BindConfiguration(WebChatOptions.Section).ValidateDataAnnotations()
+            .Validate(o => o.TokenRenewAfter < o.TokenLifetime, "Channels:WebChat:TokenRenewAfter must be shorter than TokenLifetime.")
+            .ValidateOnStart();
+        builder.Services.AddChannelSettings<WebChatSettings>(ChannelKind.WebChat, IdentityKind.WebChat);
+        builder.Services.AddDataProtection();
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<VisitorTokens>();
+        builder.Services.AddSingleton<VisitorRateLimits>();
+        builder.Services.AddSingleton<VisitorPushNode>();
+        builder.Services.AddHostedService(provider => provider.GetRequiredService<VisitorPushNode>());
+        builder.Services.AddSingleton<IOutboundSender, WebChatSender>();
+        builder.Services.TryAddSingleton<IAgentAvailability, AlwaysAvailable>();
+        builder.Services.TryAddSingleton<IArticleSuggestions, NoArticleSuggestions>();
+        builder.Services.AddSingleton<WebChatRateLimitPolicy>();
+        builder.Services.AddRateLimiter(limiter => limiter.AddPolicy<string, WebChatRateLimitPolicy>(WebChatRateLimitPolicy.Name));
+        // AddHubOptions copies the global hub options into the visitor hub's; the limits below then apply to it alone.
+        builder.Services.AddSignalR().AddHubOptions<VisitorHub>(_ => { });
+        builder.Services.AddOptions<HubOptions<VisitorHub>>().Configure<IOptions<WebChatOptions>>((hub, options) =>
+        {
+            hub.MaximumReceiveMessageSize = options.Value.MaxHubMessageBytes;
+            hub.MaximumParallelInvocationsPerClient = 1;
+            hub.EnableDetailedErrors = false;
+        });
+        return builder;
+    }
+
+    /// <summary>The origin gate in front of the visitors' requests, /widget.js, the visitor API, the hub and the
+    /// agents' activity endpoint. Call after UseCrmHttp (routing and the rate limiter).</summary>
+    public static WebApplication MapWebChat(this WebApplication app)
+    {
+        app.UseWhen(WebChatGate.Applies, branch => branch.UseMiddleware<WebChatGate>());
+        WebChatEndpoints.Map(app);
+        app.MapHub<VisitorHub>(VisitorHub.Path, options =>
+            {
+                // Long polls and the WebSocket upgrade pass the gate like every other request; SSE is not offered.
+                options.Transports = HttpTransportType.WebSockets | HttpTransportType.LongPolling;
+                options.ApplicationMaxBufferSize = 64 * 1024;
+                options.TransportMaxBufferSize = 64 * 1024;
+            })
+            .AllowAnonymous()
+            .RequireRateLimiting(WebChatRateLimitPolicy.Name);
+        var agents = app.MapGroup("/api/v1/webchat-conversations/{widget}/{conversationId}").RequireAuthorization(AgentPolicy);
+        agents.MapGet("/activity", GetActivityAsync);
+        agents.MapPost("/activity", PostActivityAsync);
+        return app;
+    }
+
+    private static async Task<Ok<SessionActivity>> GetActivityAsync(string widget, string conversationId, IGrainFactory grains) =>
+        TypedResults.Ok(await grains.GetGrain<IWebChatSessionGrain>(GrainKeys.Conversation(widget, conversationId)).GetActivityAsync());
+
+    private static async Task<NoContent> PostActivityAsync(string widget, string conversationId, AgentActivity activity, IGrainFactory grains)
+    {
+        await grains.GetGrain<IWebChatSessionGrain>(GrainKeys.Conversation(widget, conversationId)).AgentActivityAsync(activity.Typing, activity.ReadUpTo);
+        return TypedResults.NoContent();
+    }
+}

@@ -1,0 +1,41 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Crm.Connectors.WebChat;
+
+/// <summary>Deployment-wide limits of the web chat channel (<c>Channels:WebChat</c>); per-widget settings are in <see cref="WebChatSettings"/>.</summary>
+public sealed class WebChatOptions
+{
+    public const string Section = "Channels:WebChat";
+
+    /// <summary>A visitor token older than this is refused (the visitor starts afresh with a new identity).</summary>
+    public TimeSpan TokenLifetime { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>A token older than this is replaced by a fresh one when the visitor comes back.</summary>
+    public TimeSpan TokenRenewAfter { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>Longest chat message, in characters.</summary>
+    [Range(1, 20000)]
+    public int MaxMessageChars { get; set; } = 4000;
+
+    /// <summary>Largest SignalR frame a visitor may send (messages are text; uploads go over HTTP).</summary>
+    [Range(1024, 1024 * 1024)]
+    public int MaxHubMessageBytes { get; set; } = 32 * 1024;
+
+    /// <summary>HTTP requests (config, sessions, uploads, hub negotiation) per client address per minute.</summary>
+    [Range(1, 100000)]
+    public int RequestsPerMinutePerAddress { get; set; } = 120;
+
+    /// <summary>Chat messages a visitor may send in a burst, and how many more per minute after it.</summary>
+    [Range(1, 10000)]
+    public int MessageBurstPerVisitor { get; set; } = 10;
+
+    [Range(1, 10000)]
+    public int MessagesPerMinutePerVisitor { get; set; } = 20;
+
+    /// <summary>Messages of the conversation sent to a returning visitor.</summary>
+    [Range(1, 1000)]
+    public int HistorySize { get; set; } = 100;
+
+    /// <summary>How long a node's subscription to a conversation's pushes lives without renewal (renewed at a third of it).</summary>
+    public TimeSpan PushSubscriptionLifetime { get; set; } = TimeSpan.FromMinutes(3);
+}
