@@ -1,0 +1,381 @@
+// The embeddable web chat widget. One script tag on any site of the widget's allowed origins:
+//   <script src="https://support.example.com/widget.js" data-channel="shop" async></script>
+// It draws a launcher and a chat window inside a shadow root (the host page's styles never reach in, ours never leak
+// out), reads its look and texts from the widget's public config, and talks to /hubs/visitor over SignalR.
+// Everything anyone sends is put on the page with textContent, never as HTML.
+import { HubConnectionBuilder, HttpTransportType, LogLevel } from "@microsoft/signalr";
+import { css } from "./style.js";
+import { textsFor } from "./texts.js";
+
+(function () {
+  const script = document.currentScript || document.querySelector("script[data-channel][src*='widget.js']");
+  if (!script || !script.dataset.channel) return;
+  const widget = script.dataset.channel;
+  if (!/^[a-z0-9-]{1,64}$/.test(widget)) return;
+  const base = new URL(script.src, location.href).origin;
+  const api = `${base}/api/v1/webchat/${widget}`;
+  const storageKey = `crm-webchat:${widget}`;
+  const language = pickLanguage();
+  const t = textsFor(language);
+
+  let config = null;
+  let session = null; // { token, conversationId }
+  let connection = null;
+  let starting = null;
+  let lastAgentLine = null;
+  let typingTimer = null;
+  let lastTypingSent = 0;
+  const shown = new Map(); // message id or client id → line element
+
+  // ---- page ---------------------------------------------------------------------------------------------------
+  const host = document.createElement("div");
+  host.setAttribute("data-crm-webchat", widget);
+  const root = host.attachShadow({ mode: "open" });
+  const style = document.createElement("style");
+  style.textContent = css;
+  root.appendChild(style);
+
+  const launcher = el("button", "launcher", { type: "button", "aria-label": t.open, "aria-expanded": "false" });
+  launcher.appendChild(el("span", "launcher-icon", { "aria-hidden": "true" }, "💬"));
+  const panel = el("section", "panel", { role: "dialog", "aria-label": t.chat, hidden: "" });
+  const header = el("header", "header");
+  const title = el("h2", "title", {}, t.chat);
+  const close = el("button", "close", { type: "button", "aria-label": t.close }, "×");
+  header.append(title, close);
+  const log = el("ol", "log", { "aria-live": "polite" });
+  const typing = el("div", "typing", { hidden: "" }, t.agentTyping);
+  const suggestions = el("ul", "suggestions", { hidden: "", "aria-label": t.suggestions });
+  const status = el("div", "status", { role: "status" });
+  const form = el("form", "composer");
+  const input = el("textarea", "input", { rows: "2", "aria-label": t.placeholder, placeholder: t.placeholder, maxlength: "4000" });
+  const send = el("button", "send", { type: "submit" }, t.send);
+  form.append(input, send);
+  panel.append(header, log, typing, suggestions, status, form);
+  root.append(launcher, panel);
+
+  if (document.body) document.body.appendChild(host);
+  else document.addEventListener("DOMContentLoaded", () => document.body.appendChild(host));
+
+  launcher.addEventListener("click", () => (panel.hidden ? openPanel() : closePanel()));
+  close.addEventListener("click", closePanel);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    hideSuggestions();
+    queueMessage(text);
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit", { cancelable: true }));
+    }
+  });
+  input.addEventListener("input", onTyping);
+
+  loadConfig();
+
+  // ---- config and session -------------------------------------------------------------------------------------
+  async function loadConfig() {
+    try {
+      const response = await fetch(`${api}/config`, { credentials: "omit" });
+      if (!response.ok) throw new Error(await problemText(response));
+      config = await response.json();
+    } catch (error) {
+      // The widget stays hidden on a site that is not allowed or when the service is down.
+      console.warn("Web chat is not available here:", error.message || error);
+      host.remove();
+      return;
+    }
+    const colour = /^#[0-9a-fA-F]{6}$/.test(config.colour) ? config.colour : "#1f6feb";
+    host.style.setProperty("--crm-accent", colour);
+    panel.classList.toggle("left", config.position === "bottomLeft");
+    launcher.classList.toggle("left", config.position === "bottomLeft");
+    title.textContent = localized(config.title) || t.chat;
+    panel.setAttribute("aria-label", title.textContent);
+    if (config.maxMessageChars) input.setAttribute("maxlength", String(config.maxMessageChars));
+    const greeting = localized(config.greeting);
+    if (greeting) addLine({ id: "greeting", from: "agent", text: greeting }, { greeting: true });
+    if (!config.agentsOnline) setStatus(t.offline);
+    // A visitor who talked before is reconnected at once, so replies that came meanwhile show up.
+    if (readStored().token) openPanel(false);
+  }
+
+  async function ensureSession() {
+    if (session) return session;
+    const stored = readStored();
+    const response = await fetch(`${api}/sessions`, {
+      method: "POST",
+      credentials: "omit",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token: stored.token || null }),
+    });
+    if (!response.ok) throw new Error(await problemText(response));
+    const answer = await response.json();
+    session = { token: answer.token, conversationId: answer.conversationId };
+    writeStored({ ...stored, token: answer.token, pending: answer.newVisitor ? [] : stored.pending || [] });
+    return session;
+  }
+
+  function connect() {
+    if (starting) return starting;
+    starting = (async () => {
+      await ensureSession();
+      connection = new HubConnectionBuilder()
+        .withUrl(`${base}/hubs/visitor?widget=${encodeURIComponent(widget)}`, {
+          accessTokenFactory: () => session.token,
+          withCredentials: false,
+          transport: HttpTransportType.WebSockets | HttpTransportType.LongPolling,
+        })
+        .withAutomaticReconnect([0, 2000, 5000, 10000, 30000])
+        .configureLogging(LogLevel.None)
+        .build();
+      connection.on("Message", (line) => {
+        addLine(line);
+        if (line.from === "agent") {
+          showTyping(false);
+          markRead();
+        }
+      });
+      connection.on("Typing", (agentTyping) => showTyping(agentTyping));
+      connection.on("Read", (upTo) => showRead(upTo));
+      connection.onreconnecting(() => setStatus(t.reconnecting));
+      connection.onreconnected(() => afterConnect());
+      connection.onclose(() => {
+        setStatus(t.disconnected);
+        starting = null;
+      });
+      await connection.start();
+      await afterConnect();
+    })().catch((error) => {
+      starting = null;
+      setStatus(friendly(error));
+      throw error;
+    });
+    return starting;
+  }
+
+  // After every (re)connect: the history from the store (replies that came while away), then the unsent messages.
+  async function afterConnect() {
+    setStatus(config && !config.agentsOnline ? t.offline : "");
+    const history = await connection.invoke("History", session.conversationId);
+    for (const line of history.lines) addLine(line);
+    if (history.agentReadUpTo) showRead(history.agentReadUpTo);
+    await flushPending();
+    markRead();
+  }
+
+  // ---- messages -----------------------------------------------------------------------------------------------
+  function queueMessage(text) {
+    const clientMessageId = newClientId();
+    const stored = readStored();
+    writeStored({ ...stored, pending: [...(stored.pending || []), { clientMessageId, text }] });
+    addLine({ id: null, from: "visitor", text, clientMessageId }, { pending: true });
+    connect().then(flushPending, () => {});
+  }
+
+  let flushing = false;
+  // Sends the unacknowledged messages in order; each is dropped from the list only when the hub acknowledged it
+  // (stored). A resend after a lost acknowledgement carries the same client id, so it is never stored twice.
+  async function flushPending() {
+    if (flushing || !connection || connection.state !== "Connected") return;
+    flushing = true;
+    try {
+      for (;;) {
+        const pending = readStored().pending || [];
+        if (pending.length === 0) break;
+        const next = pending[0];
+        if (!shown.has(next.clientMessageId)) addLine({ id: null, from: "visitor", text: next.text, clientMessageId: next.clientMessageId }, { pending: true });
+        try {
+          const ack = await connection.invoke("Send", session.conversationId, next.clientMessageId, next.text);
+          const line = shown.get(next.clientMessageId);
+          if (line) {
+            line.classList.remove("pending");
+            line.dataset.id = ack.messageId;
+            shown.set(ack.messageId, line);
+          }
+          const now = readStored();
+          writeStored({ ...now, pending: (now.pending || []).filter((p) => p.clientMessageId !== next.clientMessageId) });
+          setStatus(config && !config.agentsOnline ? t.offline : "");
+        } catch (error) {
+          const message = friendly(error);
+          setStatus(message);
+          const wait = /rate-limited/.test(String(error && error.message)) && /(\d+) seconds/.exec(message);
+          if (wait) {
+            // Kept and sent by itself once the budget allows.
+            setTimeout(flushPending, (Number(wait[1]) + 1) * 1000);
+          } else {
+            // Refused for good (too long, empty): drop it and say so; a connection error keeps it for the reconnect.
+            if (connection.state === "Connected" && /HubException/.test(String(error && error.message))) {
+              const now = readStored();
+              writeStored({ ...now, pending: (now.pending || []).filter((p) => p.clientMessageId !== next.clientMessageId) });
+              const line = shown.get(next.clientMessageId);
+              if (line) line.classList.add("failed");
+              continue;
+            }
+          }
+          break;
+        }
+      }
+    } finally {
+      flushing = false;
+    }
+  }
+
+  function addLine(line, options = {}) {
+    const key = line.id || line.clientMessageId;
+    const existing = (line.id && shown.get(line.id)) || (line.clientMessageId && shown.get(line.clientMessageId));
+    if (existing) {
+      if (line.id) {
+        existing.dataset.id = line.id;
+        existing.classList.remove("pending");
+        shown.set(line.id, existing);
+      }
+      return existing;
+    }
+    const item = el("li", `line ${line.from === "visitor" ? "mine" : "theirs"}`);
+    if (options.pending) item.classList.add("pending");
+    if (options.greeting) item.classList.add("greeting");
+    const bubble = el("div", "bubble");
+    // Text only: whatever a visitor or an agent wrote is shown as characters, never parsed as HTML.
+    bubble.textContent = line.text || "";
+    item.appendChild(bubble);
+    if (line.attachments) item.appendChild(el("div", "meta", {}, t.attachments(line.attachments)));
+    if (line.id) item.dataset.id = line.id;
+    item.dataset.from = line.from;
+    log.appendChild(item);
+    if (line.id) shown.set(line.id, item);
+    if (line.clientMessageId) shown.set(line.clientMessageId, item);
+    if (key && line.from === "agent" && !options.greeting) lastAgentLine = line.id;
+    log.scrollTop = log.scrollHeight;
+    return item;
+  }
+
+  function showRead(upTo) {
+    const target = shown.get(upTo);
+    if (!target) return;
+    for (const old of log.querySelectorAll(".receipt")) old.remove();
+    target.appendChild(el("div", "receipt", {}, t.read));
+  }
+
+  function showTyping(on) {
+    typing.hidden = !on;
+    clearTimeout(typingTimer);
+    // The agent's client renews "typing" every few seconds; a missed "stopped" must not leave it on.
+    if (on) typingTimer = setTimeout(() => (typing.hidden = true), 8000);
+  }
+
+  function markRead() {
+    if (!connection || connection.state !== "Connected" || panel.hidden || !lastAgentLine) return;
+    connection.invoke("MarkRead", session.conversationId, lastAgentLine).catch(() => {});
+  }
+
+  function onTyping() {
+    if (!connection || connection.state !== "Connected") return;
+    const now = Date.now();
+    if (now - lastTypingSent < 1500) return;
+    lastTypingSent = now;
+    connection
+      .invoke("Typing", session.conversationId, input.value.trim().length > 0, input.value.slice(0, 500), language)
+      .then(showSuggestions, () => {});
+  }
+
+  function showSuggestions(articles) {
+    suggestions.textContent = "";
+    const list = (articles || []).slice(0, 3).filter((a) => /^https?:\/\//i.test(a.url || ""));
+    suggestions.hidden = list.length === 0;
+    for (const article of list) {
+      const item = el("li");
+      const link = el("a", "", { href: article.url, target: "_blank", rel: "noopener noreferrer" });
+      link.textContent = article.title;
+      item.appendChild(link);
+      suggestions.appendChild(item);
+    }
+  }
+
+  function hideSuggestions() {
+    suggestions.hidden = true;
+    suggestions.textContent = "";
+  }
+
+  // ---- panel --------------------------------------------------------------------------------------------------
+  function openPanel(focus = true) {
+    panel.hidden = false;
+    launcher.setAttribute("aria-expanded", "true");
+    launcher.setAttribute("aria-label", t.close);
+    if (focus) input.focus();
+    connect().then(markRead, () => {});
+  }
+
+  function closePanel() {
+    panel.hidden = true;
+    launcher.setAttribute("aria-expanded", "false");
+    launcher.setAttribute("aria-label", t.open);
+  }
+
+  function setStatus(text) {
+    status.textContent = text || "";
+    status.hidden = !text;
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------------------------
+  function el(tag, className, attributes = {}, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function pickLanguage() {
+    const page = (document.documentElement.getAttribute("lang") || "").toLowerCase();
+    const browser = (navigator.language || "").toLowerCase();
+    return (page || browser).startsWith("zh") ? "zh" : "en";
+  }
+
+  function localized(text) {
+    if (!text) return "";
+    return (language === "zh" ? text.zh || text.en : text.en || text.zh) || "";
+  }
+
+  function readStored() {
+    try {
+      return JSON.parse(localStorage.getItem(storageKey) || "{}") || {};
+    } catch {
+      return {};
+    }
+  }
+
+  function writeStored(value) {
+    try {
+      localStorage.setItem(storageKey, JSON.stringify(value));
+    } catch {
+      // Private mode or a full storage: the chat works for this page view only.
+    }
+  }
+
+  function newClientId() {
+    const bytes = new Uint8Array(12);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  async function problemText(response) {
+    try {
+      const problem = await response.json();
+      return problem.detail || problem.title || `HTTP ${response.status}`;
+    } catch {
+      return `HTTP ${response.status}`;
+    }
+  }
+
+  // The hub's refusals start with a tag ("rate-limited: …"); the visitor sees the sentence after it.
+  function friendly(error) {
+    const message = String((error && error.message) || error || "");
+    const match = /HubException: (?:[a-z-]+: )?(.*)$/s.exec(message);
+    if (/rate-limited/.test(message) && match) return match[1];
+    if (match) return match[1];
+    return t.disconnected;
+  }
+})();
