@@ -4,7 +4,7 @@ export const css = `
 :host { all: initial; }
 * { box-sizing: border-box; }
 .launcher, .panel { position: fixed; z-index: 2147483000; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif; color: #1f2328; }
-.launcher { right: 20px; bottom: 20px; width: 56px; height: 56px; border-radius: 50%; border: 0; background: var(--crm-accent, #1f6feb); color: #fff; font-size: 26px; cursor: pointer; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
+.launcher { right: 20px; bottom: 20px; width: 56px; height: 56px; border-radius: 50%; border: 0; background: var(--crm-accent, #1f6feb); color: #fff; display: flex; align-items: center; justify-content: center; cursor: pointer; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
 .launcher.left, .panel.left { right: auto; left: 20px; }
 .launcher:focus-visible, .send:focus-visible, .close:focus-visible { outline: 3px solid #ffbf47; outline-offset: 2px; }
 .panel { right: 20px; bottom: 88px; width: 360px; max-width: calc(100vw - 40px); height: 520px; max-height: calc(100vh - 110px); display: flex; flex-direction: column; background: #fff; border-radius: 12px; box-shadow: 0 8px 30px rgba(0,0,0,.25); overflow: hidden; }

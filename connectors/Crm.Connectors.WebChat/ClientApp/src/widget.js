@@ -28,15 +28,19 @@ import { textsFor } from "./texts.js";
   const shown = new Map(); // message id or client id → line element
 
   // ---- page ---------------------------------------------------------------------------------------------------
-  const host = document.createElement("div");
+  // A custom element, so the page's "div { … }" rules do not match it; the few properties a page's rules could still
+  // set on it (display, visibility, …) are pinned inline with !important, which beats any stylesheet.
+  const host = document.createElement("crm-webchat");
   host.setAttribute("data-crm-webchat", widget);
+  for (const [name, value] of [["display", "block"], ["visibility", "visible"], ["opacity", "1"], ["position", "static"], ["transform", "none"], ["filter", "none"], ["contain", "none"]])
+    host.style.setProperty(name, value, "important");
   const root = host.attachShadow({ mode: "open" });
   const style = document.createElement("style");
   style.textContent = css;
   root.appendChild(style);
 
   const launcher = el("button", "launcher", { type: "button", "aria-label": t.open, "aria-expanded": "false" });
-  launcher.appendChild(el("span", "launcher-icon", { "aria-hidden": "true" }, "💬"));
+  launcher.appendChild(chatIcon());
   const panel = el("section", "panel", { role: "dialog", "aria-label": t.chat, hidden: "" });
   const header = el("header", "header");
   const title = el("h2", "title", {}, t.chat);
@@ -326,6 +330,21 @@ import { textsFor } from "./texts.js";
     for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
     if (text !== undefined) node.textContent = text;
     return node;
+  }
+
+  // A speech bubble drawn as SVG (no icon font, no emoji font needed on the visitor's machine).
+  function chatIcon() {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "28");
+    svg.setAttribute("height", "28");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zm3 6a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3zm5 0a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3zm5 0a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3z");
+    svg.appendChild(path);
+    return svg;
   }
 
   function pickLanguage() {
