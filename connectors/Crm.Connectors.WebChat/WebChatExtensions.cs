@@ -74,12 +74,24 @@ public static class WebChatExtensions
         return app;
     }
 
-    private static async Task<Ok<SessionActivity>> GetActivityAsync(string widget, string conversationId, IGrainFactory grains) =>
-        TypedResults.Ok(await grains.GetGrain<IWebChatSessionGrain>(GrainKeys.Conversation(widget, conversationId)).GetActivityAsync());
+    private static async Task<Results<Ok<SessionActivity>, ProblemHttpResult>> GetActivityAsync(string widget, string conversationId, IGrainFactory grains, IChannelAccounts accounts) =>
+        UnknownConversation(widget, conversationId, accounts) is { } problem
+            ? problem
+            : TypedResults.Ok(await grains.GetGrain<IWebChatSessionGrain>(GrainKeys.Conversation(widget, conversationId)).GetActivityAsync());
 
-    private static async Task<NoContent> PostActivityAsync(string widget, string conversationId, AgentActivity activity, IGrainFactory grains)
+    private static async Task<Results<NoContent, ProblemHttpResult>> PostActivityAsync(string widget, string conversationId, AgentActivity activity, IGrainFactory grains, IChannelAccounts accounts)
     {
+        if (UnknownConversation(widget, conversationId, accounts) is { } problem)
+            return problem;
         await grains.GetGrain<IWebChatSessionGrain>(GrainKeys.Conversation(widget, conversationId)).AgentActivityAsync(activity.Typing, activity.ReadUpTo);
         return TypedResults.NoContent();
     }
+
+    /// <summary>Only web chat widgets and well-formed session ids (32 hex digits) get a session grain.</summary>
+    private static ProblemHttpResult? UnknownConversation(string widget, string conversationId, IChannelAccounts accounts) =>
+        accounts.Find(widget) is not { Kind: ChannelKind.WebChat }
+            ? Problems.NotFound("widget", $"There is no web chat widget '{widget}'.")
+            : conversationId.Length != 32 || !conversationId.All(char.IsAsciiHexDigitLower)
+                ? Problems.NotFound("conversationId", $"'{conversationId}' is not a web chat conversation id.")
+                : null;
 }
