@@ -45,6 +45,9 @@ internal static class WebChatEndpoints
         var visitor = endpoints.MapGroup(WebChatGate.ApiPrefix + "/{widget}").AllowAnonymous().RequireRateLimiting(WebChatRateLimitPolicy.Name);
         visitor.MapGet("/config", ConfigAsync);
         visitor.MapPost("/sessions", StartSession).WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(4096));
+        visitor.MapPost("/uploads", VisitorUploads.UploadAsync).DisableAntiforgery()
+            .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(VisitorUploads.MaxRequestBytes),
+                new Microsoft.AspNetCore.Mvc.RequestFormLimitsAttribute { MultipartBodyLengthLimit = VisitorUploads.MaxRequestBytes, ValueCountLimit = 16 });
     }
 
     /// <summary>The widget's script: cached briefly (a new release reaches pages within minutes), revalidated by ETag.</summary>
