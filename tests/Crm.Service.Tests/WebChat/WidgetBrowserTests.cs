@@ -155,10 +155,15 @@ public sealed class WidgetBrowserTests : IAsyncLifetime
         if (Environment.GetEnvironmentVariable("CRM_SCREENSHOT_DIR") is { Length: > 0 } directory)
             await page.ScreenshotAsync(new() { Path = Path.Combine(directory, "webchat-widget.png") });
 
+        // A file through the widget's attach button: sent over HTTP, stored as an attachment of this conversation.
+        await page.Locator("input.file").SetInputFilesAsync(new FilePayload { Name = "receipt.txt", MimeType = "text/plain", Buffer = "Order 4711"u8.ToArray() });
+        await Assertions.Expect(page.Locator(".line.mine:not(.pending)").Filter(new() { HasText = "File: receipt.txt" })).ToHaveCountAsync(1);
+        Assert.Equal(1, await _app.QueryAsync(db => db.Attachments.CountAsync()));
+
         // A returning visitor (same browser, new page view) gets the conversation back from the store.
         var (again, _) = await OpenSiteAsync(context);
         await again.Locator(".launcher").ClickAsync();
-        await Assertions.Expect(again.Locator(".line.mine")).ToContainTextAsync("Hello, where is my parcel?");
+        await Assertions.Expect(again.Locator(".line.mine").First).ToContainTextAsync("Hello, where is my parcel?");
         await Assertions.Expect(again.Locator(".line.theirs:not(.greeting)")).ToContainTextAsync("It left our warehouse this morning.");
         Assert.Empty(dialogs);
     }

@@ -30,5 +30,8 @@ export const css = `
 .composer { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #d0d7de; }
 .input { flex: 1; resize: none; padding: 8px; border: 1px solid #d0d7de; border-radius: 8px; font: inherit; color: inherit; }
 .send { padding: 0 14px; border: 0; border-radius: 8px; background: var(--crm-accent, #1f6feb); color: #fff; font: inherit; font-weight: 600; cursor: pointer; }
+.attach { display: flex; align-items: center; justify-content: center; width: 36px; border: 1px solid #d0d7de; border-radius: 8px; color: var(--crm-accent, #1f6feb); font-size: 22px; cursor: pointer; position: relative; }
+.attach .file { position: absolute; width: 1px; height: 1px; opacity: 0; overflow: hidden; }
+.attach:focus-within { outline: 3px solid #ffbf47; outline-offset: 2px; }
 [hidden] { display: none !important; }
 `;

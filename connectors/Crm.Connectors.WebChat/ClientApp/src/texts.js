@@ -12,6 +12,9 @@ const en = {
   reconnecting: "Connection lost, reconnecting…",
   disconnected: "Not connected. Your messages will be sent when the connection is back.",
   attachments: (n) => (n === 1 ? "1 attachment" : `${n} attachments`),
+  attach: "Send a file",
+  file: (name) => `File: ${name}`,
+  fileTooLarge: (mb) => `The file is too large: at most ${mb} MB.`,
 };
 
 const zh = {
@@ -27,6 +30,9 @@ const zh = {
   reconnecting: "连接已断开，正在重新连接…",
   disconnected: "未连接。连接恢复后将发送您的消息。",
   attachments: (n) => `${n} 个附件`,
+  attach: "发送文件",
+  file: (name) => `文件：${name}`,
+  fileTooLarge: (mb) => `文件太大：最大 ${mb} MB。`,
 };
 
 export function textsFor(language) {

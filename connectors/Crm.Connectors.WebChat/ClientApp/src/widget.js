@@ -53,7 +53,10 @@ import { textsFor } from "./texts.js";
   const form = el("form", "composer");
   const input = el("textarea", "input", { rows: "2", "aria-label": t.placeholder, placeholder: t.placeholder, maxlength: "4000" });
   const send = el("button", "send", { type: "submit" }, t.send);
-  form.append(input, send);
+  const attach = el("label", "attach", { hidden: "", title: t.attach });
+  const fileInput = el("input", "file", { type: "file", "aria-label": t.attach });
+  attach.append(el("span", "attach-icon", { "aria-hidden": "true" }, "+"), fileInput);
+  form.append(attach, input, send);
   panel.append(header, log, typing, suggestions, status, form);
   root.append(launcher, panel);
 
@@ -77,6 +80,11 @@ import { textsFor } from "./texts.js";
     }
   });
   input.addEventListener("input", onTyping);
+  fileInput.addEventListener("change", () => {
+    const file = fileInput.files && fileInput.files[0];
+    fileInput.value = "";
+    if (file) uploadFile(file);
+  });
 
   loadConfig();
 
@@ -99,6 +107,10 @@ import { textsFor } from "./texts.js";
     title.textContent = localized(config.title) || t.chat;
     panel.setAttribute("aria-label", title.textContent);
     if (config.maxMessageChars) input.setAttribute("maxlength", String(config.maxMessageChars));
+    if (config.maxUploadBytes > 0) {
+      attach.hidden = false;
+      fileInput.setAttribute("accept", (config.uploadContentTypes || []).join(","));
+    }
     const greeting = localized(config.greeting);
     if (greeting) addLine({ id: "greeting", from: "agent", text: greeting }, { greeting: true });
     if (!config.agentsOnline) setStatus(t.offline);
@@ -224,6 +236,32 @@ import { textsFor } from "./texts.js";
       }
     } finally {
       flushing = false;
+    }
+  }
+
+  // Files go over HTTP (the hub carries text only), acknowledged like messages once stored.
+  async function uploadFile(file) {
+    if (file.size > config.maxUploadBytes) {
+      setStatus(t.fileTooLarge(Math.max(1, Math.round(config.maxUploadBytes / 1048576))));
+      return;
+    }
+    const clientMessageId = newClientId();
+    const line = addLine({ id: null, from: "visitor", text: t.file(file.name), clientMessageId }, { pending: true });
+    try {
+      await connect();
+      const body = new FormData();
+      body.append("file", file, file.name);
+      body.append("conversationId", session.conversationId);
+      body.append("clientMessageId", clientMessageId);
+      const response = await fetch(`${api}/uploads`, { method: "POST", credentials: "omit", headers: { Authorization: `Bearer ${session.token}` }, body });
+      if (!response.ok) throw new Error(await problemText(response));
+      const ack = await response.json();
+      line.classList.remove("pending");
+      line.dataset.id = ack.messageId;
+      shown.set(ack.messageId, line);
+    } catch (error) {
+      line.classList.add("failed");
+      setStatus(String((error && error.message) || error));
     }
   }
 
