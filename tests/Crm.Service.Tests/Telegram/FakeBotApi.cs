@@ -200,7 +200,7 @@ internal sealed class FakeBotApi : IAsyncDisposable
                     if (string.IsNullOrEmpty(text))
                         return Error(400, "Bad Request: message text is empty");
                     var visible = text;
-                    if (parseMode == "HTML")
+                    if (string.Equals(parseMode, "HTML", StringComparison.OrdinalIgnoreCase))
                     {
                         if (ParseHtml(text) is not { } plain)
                             return Error(400, "Bad Request: can't parse entities: Unsupported start tag or unmatched '&'");
