@@ -55,7 +55,7 @@ internal sealed class FakeBotApi : IAsyncDisposable
         public ConcurrentDictionary<long, bool> Blocked { get; } = new();
         /// <summary>How many times each update_id was handed out by getUpdates.</summary>
         public ConcurrentDictionary<int, int> Deliveries { get; } = new();
-        /// <summary>The next send calls answer 429 with this retry_after, one per entry.</summary>
+        /// <summary>The next send calls answer 429 with this retry_after, one per entry (0: that call goes through).</summary>
         public ConcurrentQueue<int> FloodRetryAfter { get; } = new();
 
         /// <summary>Queues an update: <paramref name="body"/> is an update without its update_id, which is assigned here
@@ -189,7 +189,7 @@ internal sealed class FakeBotApi : IAsyncDisposable
                 return Ok(true);
             case "sendMessage" or "sendPhoto" or "sendDocument":
                 var chat = long.Parse(Str(args, "chat_id") ?? "0", CultureInfo.InvariantCulture);
-                if (bot.FloodRetryAfter.TryDequeue(out var retryAfter))
+                if (bot.FloodRetryAfter.TryDequeue(out var retryAfter) && retryAfter > 0)
                     return Error(429, $"Too Many Requests: retry after {retryAfter}", retryAfter);
                 if (bot.Blocked.ContainsKey(chat))
                     return Error(403, "Forbidden: bot was blocked by the user");
@@ -210,7 +210,9 @@ internal sealed class FakeBotApi : IAsyncDisposable
                         return Error(400, "Bad Request: message is too long");
                 }
                 var part = method == "sendPhoto" ? "photo" : "document";
-                files.TryGetValue(part, out var upload);
+                // The file is the part named after the argument, or the one the argument points at ("attach://name").
+                if (!files.TryGetValue(part, out var upload) && Str(args, part) is { } reference && reference.StartsWith("attach://", StringComparison.Ordinal))
+                    files.TryGetValue(reference["attach://".Length..], out upload);
                 var id = bot.NextMessageId();
                 bot.Sent.Enqueue(new Sent(method, chat, text, parseMode, upload.Name, upload.Content, id));
                 var message = new JsonObject
