@@ -58,6 +58,17 @@ public sealed class TelegramWebhookTests
         var accepted = await client.SendAsync(Post("tg", body));
         Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
         Assert.Equal("hi", Assert.Single(await rig.InboundAsync("tg")).Text);
+
+        // From a caller who knows the secret, garbage is kept raw with a reason and acknowledged (Telegram would
+        // otherwise resend it forever); nothing is stored as a message.
+        foreach (var garbage in new[] { "not json at all", "[1,2,3]", "{\"update_id\":77,\"message\":{\"message_id\":\"seven\",\"chat\":5}}", "{\"message\":{}}" })
+            Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Post("tg", garbage))).StatusCode);
+        var kept = await rig.KeptAsync("tg");
+        Assert.Equal(4, kept.Count);
+        Assert.All(kept, k => Assert.StartsWith("Not a Telegram update", k.Reason, StringComparison.Ordinal));
+        Assert.Contains(kept, k => k.Uid == 77);
+        Assert.Equal("not json at all", Encoding.UTF8.GetString(Assert.Single(kept, k => k.Length == 15).Content!));
+        Assert.Single(await rig.InboundAsync("tg"));
     }
 
     [Fact]
