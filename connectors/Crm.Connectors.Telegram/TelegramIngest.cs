@@ -177,6 +177,8 @@ internal sealed class TelegramIngest(
     {
         if (string.IsNullOrWhiteSpace(settings.WelcomeText))
             return await KeepAsync(account, updateId, "/start: no welcome text is configured; nothing to answer.", raw, cancellationToken);
+        if (await state.IsQuarantinedAsync(account.Id, raw, cancellationToken))
+            return new UpdateOutcome.Kept("/start: a redelivery of an update already answered.");
         var answered = "answered with the welcome text";
         try
         {
@@ -194,6 +196,8 @@ internal sealed class TelegramIngest(
     /// <summary>Our inline buttons (CSAT, later) send callback queries; Telegram shows a spinner until it is answered.</summary>
     private async Task<UpdateOutcome> CallbackAsync(ChannelAccount account, TelegramChannelSettings settings, CallbackQuery query, int updateId, byte[] raw, CancellationToken cancellationToken)
     {
+        if (await state.IsQuarantinedAsync(account.Id, raw, cancellationToken))
+            return new UpdateOutcome.Kept("Callback query: a redelivery of an update already answered.");
         var answered = "answered";
         try
         {
