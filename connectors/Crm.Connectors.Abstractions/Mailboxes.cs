@@ -35,7 +35,8 @@ public sealed record MailboxCursor(uint UidValidity, uint LastUid);
 /// <summary>A message a mailbox reader could not map at all: kept byte for byte with the reason, for admins.</summary>
 public sealed record QuarantinedMail(string ChannelAccountId, string Folder, uint UidValidity, uint Uid, string Reason, byte[] RawSource, DateTimeOffset At);
 
-/// <summary>The durable state of polling connectors (IMAP readers): cursors and the quarantine.</summary>
+/// <summary>The durable state of polling connectors (IMAP readers; Telegram bots, whose cursor is the last update_id
+/// and whose quarantine keeps the updates that are not messages): cursors and the quarantine.</summary>
 public interface IMailboxStateStore
 {
     Task<MailboxCursor?> GetCursorAsync(string channelAccountId, string folder, CancellationToken cancellationToken = default);
@@ -45,4 +46,8 @@ public interface IMailboxStateStore
 
     /// <summary>Keeps an unmappable message (idempotent: the same raw source on the same account is kept once).</summary>
     Task QuarantineAsync(QuarantinedMail mail, CancellationToken cancellationToken = default);
+
+    /// <summary>Whether exactly these raw bytes are kept for the account already (a redelivery of something handled:
+    /// its side effects, such as an automatic answer, must not happen twice).</summary>
+    Task<bool> IsQuarantinedAsync(string channelAccountId, byte[] rawSource, CancellationToken cancellationToken = default);
 }

@@ -16,7 +16,13 @@ public sealed record OutboundDelivery
     public string? Html { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public required int Attempt { get; init; }
+    /// <summary>Files to send with the text. The outbox sends none yet (agent replies carry no files); connectors that
+    /// can send files (Telegram) already take them.</summary>
+    public IReadOnlyList<OutboundAttachment> Attachments { get; init; } = [];
 }
+
+/// <summary>A file of an outbound message.</summary>
+public sealed record OutboundAttachment(string FileName, string ContentType, byte[] Content);
 
 /// <summary>What a send came to. <see cref="Error"/> is technical (the server's words): it goes to the logs and the
 /// admin view, never to agents.</summary>

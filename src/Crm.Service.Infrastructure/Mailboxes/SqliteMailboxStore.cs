@@ -88,6 +88,13 @@ internal sealed class SqliteMailboxStore(
         await db.SaveChangesAsync(cancellationToken);
     }
 
+    public async Task<bool> IsQuarantinedAsync(string channelAccountId, byte[] rawSource, CancellationToken cancellationToken = default)
+    {
+        var sha256 = Convert.ToHexStringLower(SHA256.HashData(rawSource));
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.QuarantinedMail.AnyAsync(q => q.ChannelAccountId == channelAccountId && q.Sha256 == sha256, cancellationToken);
+    }
+
     public async Task QuarantineAsync(QuarantinedMail mail, CancellationToken cancellationToken = default)
     {
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(mail.RawSource));

@@ -71,7 +71,7 @@ public sealed class ChannelAdminTests : AppTest
         { """{"kind":"api","name":"x","settings":{"trustedIdentityKinds":["telegram"]}}""", "settings.trustedIdentityKinds" },
         { """{"kind":"api","name":"x","settings":{"trustedIdentityKinds":["fax"]}}""", "settings.trustedIdentityKinds[0]" },
         { """{"kind":"api","name":"x","settings":{"webhookURI":"https://example.com"}}""", "settings.webhookURI" },
-        { """{"kind":"telegram","name":"x"}""", "kind" },
+        { """{"kind":"fax","name":"x"}""", "kind" },
         { """{"kind":"email","name":"x"}""", "settings.address" },
     };
 

@@ -1,0 +1,154 @@
+using System.Text;
+using Crm.Connectors.Abstractions;
+using Crm.Service.Contracts;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Telegram.Bot;
+using Telegram.Bot.Exceptions;
+
+namespace Crm.Connectors.Telegram;
+
+/// <summary>
+/// One loop per enabled bot on this node. It checks the token with getMe, then, in webhook mode, registers the webhook
+/// (setWebhook with the secret token, when a public base URL is set) and waits; in polling mode it removes any webhook
+/// (Telegram refuses getUpdates while one is set) and long-polls. Every error goes to the account's health in
+/// Telegram's words ("getMe: 401 Unauthorized") and the loop starts over after a backoff.
+/// </summary>
+internal sealed class TelegramBotSupervisor(
+    IChannelAccounts accounts,
+    TelegramBots bots,
+    TelegramIngest ingest,
+    IMailboxStateStore state,
+    IChannelHealth health,
+    IOptions<TelegramChannelOptions> options,
+    TimeProvider time,
+    ILogger<TelegramBotSupervisor> logger) : AccountLoopSupervisor<TelegramChannelSettings>(accounts, ChannelKind.Telegram, logger)
+{
+    /// <summary>The cursor "folder" of a bot's getUpdates offset; the cursor's UID is the last stored update_id.</summary>
+    public const string CursorFolder = "telegram:updates";
+
+    private readonly IChannelAccounts _accounts = accounts;
+
+    protected override async Task RunAccountAsync(ChannelAccount account, TelegramChannelSettings settings, CancellationToken stopping)
+    {
+        var settingsOf = options.Value;
+        var delay = settingsOf.FirstReconnectDelay;
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                if (string.IsNullOrEmpty(settings.Token))
+                {
+                    await health.ReportErrorAsync(account.Id, "settings.token is not set: give the bot's token from @BotFather.", stopping);
+                    await Task.Delay(Timeout.Infinite, stopping);
+                }
+                var bot = bots.For(settings.Token!);
+                var me = await Step("getMe", () => bot.GetMe(stopping));
+                if (settings.Mode == TelegramMode.Webhook)
+                {
+                    if (string.IsNullOrEmpty(settings.SecretToken))
+                    {
+                        await health.ReportErrorAsync(account.Id, "Webhook mode needs settings.secretToken: every webhook call is refused until it is set.", stopping);
+                        await Task.Delay(Timeout.Infinite, stopping);
+                    }
+                    if (settings.WebhookUrl(account.Id) is { } url)
+                        await Step("setWebhook", () => bot.SetWebhook(url, secretToken: settings.SecretToken, cancellationToken: stopping));
+                    await health.ReportSuccessAsync(account.Id, stopping);
+                    logger.LogInformation("Telegram channel {Channel}: bot @{Bot} receives updates by webhook", account.Id, me.Username);
+                    await Task.Delay(Timeout.Infinite, stopping);
+                }
+                await Step("deleteWebhook", () => bot.DeleteWebhook(dropPendingUpdates: false, cancellationToken: stopping));
+                await health.ReportSuccessAsync(account.Id, stopping);
+                logger.LogInformation("Telegram channel {Channel}: bot @{Bot} polls for updates", account.Id, me.Username);
+                await PollAsync(account.Id, bot, () => delay = settingsOf.FirstReconnectDelay, stopping);
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                var error = ex is StepException step ? step.Message : $"{ex.GetType().Name}: {ex.Message}";
+                logger.LogWarning("Telegram channel {Channel}: {Error}; starting over in {Delay}", account.Id, error, delay);
+                await health.ReportErrorAsync(account.Id, error, CancellationToken.None);
+                try
+                {
+                    await Task.Delay(delay, time, stopping);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, settingsOf.MaxReconnectDelay.Ticks));
+            }
+        }
+    }
+
+    /// <summary>
+    /// getUpdates until stopped. Each update is handed off (or kept raw) and only then its id is stored as the cursor;
+    /// Telegram considers an update confirmed once a later getUpdates asks for an offset above it, which this loop does
+    /// only after the store. The first call after a start asks without an offset, that is, for Telegram's earliest
+    /// unconfirmed update: after a crash between the store and the next poll those come again (the hand-off answers
+    /// them as duplicates), and after Telegram restarted its update ids (it does after a week without updates) the
+    /// reader follows instead of waiting above the new ids forever.
+    /// </summary>
+    private async Task PollAsync(string accountId, TelegramBotClient bot, Action progressed, CancellationToken stopping)
+    {
+        var limits = options.Value;
+        var stored = await state.GetCursorAsync(accountId, CursorFolder, stopping);
+        int? next = null;
+        var first = true;
+        while (true)
+        {
+            var updates = await Step("getUpdates", () => bot.SendRequest(new RawGetUpdatesRequest
+            {
+                Offset = first ? null : next,
+                Limit = limits.PollLimit,
+                Timeout = first ? 0 : (int)limits.PollTimeout.TotalSeconds,
+            }, stopping));
+            await health.ReportSuccessAsync(accountId, stopping);
+            progressed();
+            if (first && updates.Length == 0 && stored is { } cursor)
+                next = (int)cursor.LastUid + 1;
+            first = false;
+            foreach (var update in updates)
+            {
+                var raw = Encoding.UTF8.GetBytes(update.GetRawText());
+                // Looked up per update: the directory is in memory, and a disabled account stops this loop anyway.
+                var account = _accounts.Find(accountId) ?? throw new OperationCanceledException("The account was removed.");
+                await ingest.ProcessAsync(account, raw, stopping);
+                if (TelegramIngest.UpdateIdOf(raw) is { } id and >= 0)
+                {
+                    await state.SaveCursorAsync(accountId, CursorFolder, new MailboxCursor(0, (uint)id), stopping);
+                    next = id + 1;
+                }
+            }
+        }
+    }
+
+    private static async Task<T> Step<T>(string method, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (ApiRequestException ex)
+        {
+            throw new StepException($"{method}: {ex.ErrorCode} {ex.Message}", ex);
+        }
+    }
+
+    private static async Task Step(string method, Func<Task> call)
+    {
+        try
+        {
+            await call();
+        }
+        catch (ApiRequestException ex)
+        {
+            throw new StepException($"{method}: {ex.ErrorCode} {ex.Message}", ex);
+        }
+    }
+
+    private sealed class StepException(string message, Exception inner) : Exception(message, inner);
+}

@@ -1,0 +1,45 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Crm.Connectors.Telegram;
+
+/// <summary>Deployment-wide settings of the Telegram channel (section <c>Channels:Telegram</c>); each bot's own settings
+/// are a channel account's <see cref="TelegramChannelSettings"/>.</summary>
+public sealed class TelegramChannelOptions
+{
+    public const string Section = "Channels:Telegram";
+
+    /// <summary>The Bot API server; null is Telegram's (https://api.telegram.org). A self-hosted telegram-bot-api
+    /// server, or the tests' local fake, goes here (Telegram.Bot's documented baseUrl option).</summary>
+    public string? ApiBaseUrl { get; set; }
+
+    /// <summary>getUpdates long-poll timeout: how long Telegram holds a poll open when nothing is new.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:30")]
+    public TimeSpan PollTimeout { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>Updates fetched per getUpdates (Telegram allows 1-100).</summary>
+    [Range(1, 100)]
+    public int PollLimit { get; set; } = 100;
+
+    /// <summary>Largest webhook body accepted; Telegram's updates are a few KiB.</summary>
+    [Range(1024, 16 * 1024 * 1024)]
+    public int MaxWebhookBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Files larger than this are not fetched (the Bot API's getFile limit is 20 MB); the agent gets a note instead.</summary>
+    [Range(1, long.MaxValue)]
+    public long MaxFileBytes { get; set; } = 20L * 1024 * 1024;
+
+    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
+    public TimeSpan FirstReconnectDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
+    public TimeSpan MaxReconnectDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>A 429 whose retry_after is at most this is waited out within the send; a longer one returns the
+    /// message to the outbox (Retry) and holds the bot's other sends until it has passed.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan MaxInlineRetryAfter { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Timeout of one Bot API call other than the long poll.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(60);
+}

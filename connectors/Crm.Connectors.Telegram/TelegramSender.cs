@@ -1,0 +1,136 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Crm.Connectors.Abstractions;
+using Crm.Service.Contracts;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Telegram.Bot;
+using Telegram.Bot.Exceptions;
+using Telegram.Bot.Extensions;
+using Telegram.Bot.Types;
+using Telegram.Bot.Types.Enums;
+
+namespace Crm.Connectors.Telegram;
+
+/// <summary>
+/// Sends agent replies to the conversation's chat: the text HTML-escaped (parse mode HTML, so nothing the agent typed
+/// is read as markup) in parts of at most 4096 characters, then each file with sendPhoto (JPEG, PNG, WebP up to
+/// 10 MB) or sendDocument. 429 honours retry_after: a short one is waited out here, a longer one hands the message back
+/// to the outbox (Retry) and holds the bot's other sends until it has passed. 403 (the user blocked the bot, or the
+/// bot was removed from the group) and 400 (chat not found) are final (Fail, in Telegram's words). The outbox records
+/// "chat_id:message_id[,message_id…]" as the message's external id.
+/// </summary>
+/// <remarks>A message in several parts whose send is cut short (a long 429, a timeout) remembers on this node which
+/// parts went out, so the outbox's retry sends only the rest; after a restart it may repeat parts (at least once).</remarks>
+internal sealed class TelegramSender(
+    IChannelAccounts accounts,
+    TelegramBots bots,
+    IOptions<TelegramChannelOptions> options,
+    TimeProvider time,
+    ILogger<TelegramSender> logger) : IOutboundSender
+{
+    /// <summary>Telegram's limit on a message's text, after entity parsing.</summary>
+    public const int MaxTextLength = 4096;
+
+    private const long MaxPhotoBytes = 10L * 1024 * 1024;
+    private const int MaxInlineWaits = 3;
+
+    private readonly ConcurrentDictionary<Guid, List<int>> _sentParts = new();
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _floodUntil = new(StringComparer.Ordinal);
+
+    public ChannelKind Channel => ChannelKind.Telegram;
+
+    public async Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default)
+    {
+        var account = accounts.Find(delivery.ChannelAccountId);
+        if (account?.SettingsAs<TelegramChannelSettings>() is not { } settings)
+            return OutboundResult.Fail($"Channel '{delivery.ChannelAccountId}' is not a Telegram channel.");
+        if (string.IsNullOrEmpty(settings.Token))
+            return OutboundResult.Retry("settings.token is not set: give the bot's token from @BotFather.");
+        if (!long.TryParse(delivery.ThreadKey, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var chatId))
+            return OutboundResult.Fail($"Thread '{delivery.ThreadKey}' is not a Telegram chat id.");
+        if (_floodUntil.TryGetValue(account.Id, out var until) && until > time.GetUtcNow())
+            return OutboundResult.Retry($"429 Too Many Requests: flood control for {(until - time.GetUtcNow()).TotalSeconds:0} s more.");
+
+        var parts = Split(delivery.Text ?? "").Select(text => (Text: (string?)text, File: (OutboundAttachment?)null))
+            .Concat(delivery.Attachments.Select(file => (Text: (string?)null, File: (OutboundAttachment?)file))).ToList();
+        if (parts.Count == 0)
+            return OutboundResult.Fail("The message has neither text nor files.");
+
+        var bot = bots.For(settings.Token);
+        var sent = _sentParts.GetOrAdd(delivery.MessageId, _ => []);
+        var waits = 0;
+        while (sent.Count < parts.Count)
+        {
+            var (text, file) = parts[sent.Count];
+            try
+            {
+                var message = file is null
+                    ? await bot.SendMessage(chatId, HtmlText.Escape(text!), ParseMode.Html, cancellationToken: cancellationToken)
+                    : await SendFileAsync(bot, chatId, file, cancellationToken);
+                sent.Add(message.MessageId);
+            }
+            catch (ApiRequestException ex) when (ex.ErrorCode == 429)
+            {
+                var retryAfter = TimeSpan.FromSeconds(Math.Max(1, ex.Parameters?.RetryAfter ?? 1));
+                if (retryAfter <= options.Value.MaxInlineRetryAfter && ++waits <= MaxInlineWaits)
+                {
+                    await Task.Delay(retryAfter, time, cancellationToken);
+                    continue;
+                }
+                _floodUntil[account.Id] = time.GetUtcNow() + retryAfter;
+                return OutboundResult.Retry($"429 {ex.Message} (retry after {retryAfter.TotalSeconds:0} s; {sent.Count} of {parts.Count} parts sent)");
+            }
+            catch (ApiRequestException ex) when (ex.ErrorCode is 403 or 400)
+            {
+                _sentParts.TryRemove(delivery.MessageId, out _);
+                logger.LogInformation("Telegram channel {Channel}: message {MessageId} refused: {Code} {Error}", account.Id, delivery.MessageId, ex.ErrorCode, ex.Message);
+                return OutboundResult.Fail($"{ex.ErrorCode} {ex.Message}");
+            }
+            catch (ApiRequestException ex)
+            {
+                // 401/404 (a revoked token: an admin can fix it), 5xx: worth another attempt.
+                return OutboundResult.Retry($"{ex.ErrorCode} {ex.Message}");
+            }
+        }
+        _sentParts.TryRemove(delivery.MessageId, out _);
+        var ids = $"{chatId.ToString(CultureInfo.InvariantCulture)}:{string.Join(',', sent)}";
+        return OutboundResult.Sent(ids.Length <= 255 ? ids : ids[..ids.LastIndexOf(',', 254)]);
+    }
+
+    private static Task<Message> SendFileAsync(TelegramBotClient bot, long chatId, OutboundAttachment file, CancellationToken cancellationToken)
+    {
+        var input = InputFile.FromStream(new MemoryStream(file.Content, writable: false), file.FileName);
+        return file.ContentType.ToLowerInvariant() is "image/jpeg" or "image/png" or "image/webp" && file.Content.LongLength <= MaxPhotoBytes
+            ? bot.SendPhoto(chatId, input, cancellationToken: cancellationToken)
+            : bot.SendDocument(chatId, input, cancellationToken: cancellationToken);
+    }
+
+    /// <summary>
+    /// Splits plain text into parts of at most <see cref="MaxTextLength"/> UTF-16 units (what Telegram counts), at the
+    /// last line break, else the last space, of each window; never inside a surrogate pair. Escaping comes after the
+    /// split, so an entity like "&amp;amp;" is never cut and does not count against the limit (Telegram counts the text
+    /// after parsing).
+    /// </summary>
+    internal static List<string> Split(string text, int max = MaxTextLength)
+    {
+        var parts = new List<string>();
+        var rest = text.AsSpan().Trim();
+        while (rest.Length > max)
+        {
+            var window = rest[..max];
+            var cut = window.LastIndexOf('\n');
+            if (cut < max / 2)
+                cut = Math.Max(cut, window.LastIndexOf(' '));
+            if (cut <= 0)
+                cut = char.IsHighSurrogate(window[^1]) ? max - 1 : max;
+            var part = rest[..cut].TrimEnd();
+            if (part.Length > 0)
+                parts.Add(part.ToString());
+            rest = rest[cut..].TrimStart();
+        }
+        if (rest.Length > 0)
+            parts.Add(rest.ToString());
+        return parts;
+    }
+}

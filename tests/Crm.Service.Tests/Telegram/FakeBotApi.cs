@@ -1,0 +1,305 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Crm.Service.Tests.Support;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+
+namespace Crm.Service.Tests.Telegram;
+
+/// <summary>
+/// Telegram's Bot API on 127.0.0.1, the subset the connector uses, behaving like the real one: /bot{token}/{method}
+/// with JSON or multipart arguments, {"ok":false,"error_code","description","parameters"} errors, getUpdates ordered by
+/// update_id with confirmation by offset and a long-poll timeout, 409 while a webhook is set, getFile plus
+/// /file/bot{token}/{path} downloads with the 20 MB limit, 429 with retry_after on demand, 403 for chats that blocked
+/// the bot, and HTML parse mode that refuses unescaped markup like Telegram does.
+/// </summary>
+internal sealed class FakeBotApi : IAsyncDisposable
+{
+    public const long DownloadLimit = 20L * 1024 * 1024;
+
+    private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<string, Bot> _bots = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (string Path, byte[] Content, long Size)> _files = new(StringComparer.Ordinal);
+
+    public string BaseUrl { get; }
+
+    private FakeBotApi(WebApplication app, string baseUrl)
+    {
+        _app = app;
+        BaseUrl = baseUrl;
+    }
+
+    public sealed record Sent(string Method, long ChatId, string? Text, string? ParseMode, string? FileName, byte[]? File, int MessageId);
+
+    public sealed class Bot(string token, long id, string username)
+    {
+        private readonly List<(int Id, string Json)> _updates = [];
+        private int _nextUpdateId = 100;
+        private int _nextMessageId = 5000;
+        private SemaphoreSlim _arrived = new(0);
+
+        public string Token { get; } = token;
+        public long Id { get; } = id;
+        public string Username { get; } = username;
+        /// <summary>The highest update_id confirmed by a getUpdates offset.</summary>
+        public int Confirmed { get; private set; }
+        public string? WebhookUrl { get; set; }
+        public string? WebhookSecret { get; set; }
+        public ConcurrentQueue<string> Calls { get; } = new();
+        public ConcurrentQueue<Sent> Sent { get; } = new();
+        public ConcurrentQueue<string> AnsweredCallbacks { get; } = new();
+        public ConcurrentDictionary<long, bool> Blocked { get; } = new();
+        /// <summary>How many times each update_id was handed out by getUpdates.</summary>
+        public ConcurrentDictionary<int, int> Deliveries { get; } = new();
+        /// <summary>The next send calls answer 429 with this retry_after, one per entry (0: that call goes through).</summary>
+        public ConcurrentQueue<int> FloodRetryAfter { get; } = new();
+
+        /// <summary>Queues an update: <paramref name="body"/> is an update without its update_id, which is assigned here
+        /// (Telegram's own numbering); returns it.</summary>
+        public int Enqueue(JsonObject body)
+        {
+            lock (_updates)
+            {
+                var id = ++_nextUpdateId;
+                var update = new JsonObject { ["update_id"] = id };
+                foreach (var (key, value) in body.ToList())
+                {
+                    if (key == "update_id")
+                        continue;
+                    body.Remove(key);
+                    update[key] = value;
+                }
+                _updates.Add((id, update.ToJsonString()));
+                _arrived.Release();
+                return id;
+            }
+        }
+
+        /// <summary>Forgets confirmations: what was confirmed comes again under new update_ids (like an offset reset).</summary>
+        public void Redeliver(IEnumerable<int> updateIds)
+        {
+            List<string> again;
+            lock (_updates)
+                again = [.. _updates.Where(u => updateIds.Contains(u.Id)).Select(u => u.Json)];
+            foreach (var json in again)
+                Enqueue(JsonNode.Parse(json)!.AsObject());
+        }
+
+        public int NextMessageId() => Interlocked.Increment(ref _nextMessageId);
+
+        public async Task<List<string>> TakeAsync(int? offset, int limit, int timeoutSeconds, CancellationToken cancellationToken)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
+            while (true)
+            {
+                List<(int Id, string Json)> due;
+                lock (_updates)
+                {
+                    if (offset is { } o and > 0)
+                        Confirmed = Math.Max(Confirmed, o - 1);
+                    due = [.. _updates.Where(u => u.Id > Confirmed && (offset is null or <= 0 || u.Id >= offset)).OrderBy(u => u.Id).Take(limit)];
+                }
+                var left = deadline - DateTime.UtcNow;
+                if (due.Count > 0 || left <= TimeSpan.Zero)
+                {
+                    foreach (var (id, _) in due)
+                        Deliveries.AddOrUpdate(id, 1, (_, n) => n + 1);
+                    return [.. due.Select(u => u.Json)];
+                }
+                try
+                {
+                    await _arrived.WaitAsync(left, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return [];
+                }
+            }
+        }
+    }
+
+    public static async Task<FakeBotApi> StartAsync()
+    {
+        var port = FreePorts.Next();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 64 * 1024 * 1024);
+        var app = builder.Build();
+        var api = new FakeBotApi(app, $"http://127.0.0.1:{port}");
+        app.MapPost("/bot{token}/{method}", api.HandleAsync);
+        app.MapGet("/bot{token}/{method}", api.HandleAsync);
+        app.MapGet("/file/bot{token}/{**path}", (string token, string path) =>
+            !api._bots.ContainsKey(token) ? Results.StatusCode(401)
+            : api._files.Values.FirstOrDefault(f => f.Path == path) is { Path: not null } file ? Results.Bytes(file.Content, "application/octet-stream") : Results.NotFound());
+        await app.StartAsync();
+        return api;
+    }
+
+    public Bot AddBot(string token, long id, string username) => _bots[token] = new Bot(token, id, username);
+
+    /// <summary>A file Telegram holds; <paramref name="size"/> may claim more than <paramref name="content"/> (a large file
+    /// whose bytes the test does not need).</summary>
+    public void AddFile(string fileId, string path, byte[] content, long? size = null) => _files[fileId] = (path, content, size ?? content.LongLength);
+
+    private static IResult Error(int code, string description, int? retryAfter = null)
+    {
+        var body = new JsonObject { ["ok"] = false, ["error_code"] = code, ["description"] = description };
+        if (retryAfter is { } seconds)
+            body["parameters"] = new JsonObject { ["retry_after"] = seconds };
+        return Results.Content(body.ToJsonString(), "application/json", statusCode: code);
+    }
+
+    private static IResult Ok(JsonNode? result) => Results.Content(new JsonObject { ["ok"] = true, ["result"] = result }.ToJsonString(), "application/json");
+
+    private async Task<IResult> HandleAsync(string token, string method, HttpContext http)
+    {
+        if (!_bots.TryGetValue(token, out var bot))
+            return Error(401, "Unauthorized");
+        var (args, files) = await ReadArgumentsAsync(http.Request);
+        bot.Calls.Enqueue(method);
+        switch (method)
+        {
+            case "getMe":
+                return Ok(new JsonObject { ["id"] = bot.Id, ["is_bot"] = true, ["first_name"] = bot.Username, ["username"] = bot.Username });
+            case "setWebhook":
+                bot.WebhookUrl = Str(args, "url");
+                bot.WebhookSecret = Str(args, "secret_token");
+                return Ok(true);
+            case "deleteWebhook":
+                bot.WebhookUrl = null;
+                bot.WebhookSecret = null;
+                return Ok(true);
+            case "getUpdates":
+                if (bot.WebhookUrl is not null)
+                    return Error(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first");
+                var updates = await bot.TakeAsync(Int(args, "offset"), Int(args, "limit") ?? 100, Int(args, "timeout") ?? 0, http.RequestAborted);
+                return Results.Content($"{{\"ok\":true,\"result\":[{string.Join(',', updates)}]}}", "application/json");
+            case "getFile":
+                if (Str(args, "file_id") is not { } fileId || !_files.TryGetValue(fileId, out var file))
+                    return Error(400, "Bad Request: invalid file_id");
+                if (file.Size > DownloadLimit)
+                    return Error(400, "Bad Request: file is too big");
+                return Ok(new JsonObject { ["file_id"] = fileId, ["file_unique_id"] = "u" + fileId, ["file_size"] = file.Size, ["file_path"] = file.Path });
+            case "answerCallbackQuery":
+                bot.AnsweredCallbacks.Enqueue(Str(args, "callback_query_id") ?? "");
+                return Ok(true);
+            case "sendMessage" or "sendPhoto" or "sendDocument":
+                var chat = long.Parse(Str(args, "chat_id") ?? "0", CultureInfo.InvariantCulture);
+                if (bot.FloodRetryAfter.TryDequeue(out var retryAfter) && retryAfter > 0)
+                    return Error(429, $"Too Many Requests: retry after {retryAfter}", retryAfter);
+                if (bot.Blocked.ContainsKey(chat))
+                    return Error(403, "Forbidden: bot was blocked by the user");
+                var text = Str(args, "text");
+                var parseMode = Str(args, "parse_mode");
+                if (method == "sendMessage")
+                {
+                    if (string.IsNullOrEmpty(text))
+                        return Error(400, "Bad Request: message text is empty");
+                    var visible = text;
+                    if (string.Equals(parseMode, "HTML", StringComparison.OrdinalIgnoreCase))
+                    {
+                        if (ParseHtml(text) is not { } plain)
+                            return Error(400, "Bad Request: can't parse entities: Unsupported start tag or unmatched '&'");
+                        visible = plain;
+                    }
+                    if (visible.Length > 4096)
+                        return Error(400, "Bad Request: message is too long");
+                }
+                var part = method == "sendPhoto" ? "photo" : "document";
+                // The file is the part named after the argument, or the one the argument points at ("attach://name").
+                if (!files.TryGetValue(part, out var upload) && Str(args, part) is { } reference && reference.StartsWith("attach://", StringComparison.Ordinal))
+                    files.TryGetValue(reference["attach://".Length..], out upload);
+                var id = bot.NextMessageId();
+                bot.Sent.Enqueue(new Sent(method, chat, text, parseMode, upload.Name, upload.Content, id));
+                var message = new JsonObject
+                {
+                    ["message_id"] = id,
+                    ["date"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+                    ["chat"] = new JsonObject { ["id"] = chat, ["type"] = "private" },
+                    ["from"] = new JsonObject { ["id"] = bot.Id, ["is_bot"] = true, ["first_name"] = bot.Username },
+                };
+                if (text is not null)
+                    message["text"] = ParseHtml(text);
+                if (method == "sendDocument")
+                    message["document"] = new JsonObject { ["file_id"] = "sent-" + id, ["file_unique_id"] = "s" + id, ["file_name"] = upload.Name };
+                if (method == "sendPhoto")
+                    message["photo"] = new JsonArray(new JsonObject { ["file_id"] = "sent-" + id, ["file_unique_id"] = "s" + id, ["width"] = 1, ["height"] = 1 });
+                return Ok(message);
+            default:
+                return Error(404, "Not Found: method not found");
+        }
+    }
+
+    /// <summary>The visible text of an HTML-mode message, or null where Telegram would refuse it: this connector sends
+    /// no tags, so any '&lt;' or an '&amp;' that starts no entity is markup it failed to escape.</summary>
+    internal static string? ParseHtml(string html)
+    {
+        if (html.Contains('<', StringComparison.Ordinal) || html.Contains('>', StringComparison.Ordinal))
+            return null;
+        var result = new System.Text.StringBuilder(html.Length);
+        for (var i = 0; i < html.Length; i++)
+        {
+            if (html[i] != '&')
+            {
+                result.Append(html[i]);
+                continue;
+            }
+            var end = html.IndexOf(';', i);
+            if (end < 0)
+                return null;
+            switch (html[i..(end + 1)])
+            {
+                case "&lt;": result.Append('<'); break;
+                case "&gt;": result.Append('>'); break;
+                case "&amp;": result.Append('&'); break;
+                case "&quot;": result.Append('"'); break;
+                default: return null;
+            }
+            i = end;
+        }
+        return result.ToString();
+    }
+
+    private static async Task<(Dictionary<string, string> Args, Dictionary<string, (string Name, byte[] Content)> Files)> ReadArgumentsAsync(HttpRequest request)
+    {
+        var args = new Dictionary<string, string>(StringComparer.Ordinal);
+        var files = new Dictionary<string, (string, byte[])>(StringComparer.Ordinal);
+        if (request.HasFormContentType)
+        {
+            var form = await request.ReadFormAsync();
+            foreach (var (key, value) in form)
+                args[key] = value.ToString();
+            foreach (var file in form.Files)
+            {
+                using var buffer = new MemoryStream();
+                await file.CopyToAsync(buffer);
+                files[file.Name] = (file.FileName, buffer.ToArray());
+            }
+        }
+        else if (request.ContentLength is not 0)
+        {
+            using var document = await JsonDocument.ParseAsync(request.Body);
+            if (document.RootElement.ValueKind == JsonValueKind.Object)
+                foreach (var property in document.RootElement.EnumerateObject())
+                    args[property.Name] = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString()! : property.Value.GetRawText();
+        }
+        foreach (var (key, value) in request.Query)
+            args.TryAdd(key, value.ToString());
+        return (args, files);
+    }
+
+    private static string? Str(Dictionary<string, string> args, string name) => args.GetValueOrDefault(name);
+
+    private static int? Int(Dictionary<string, string> args, string name) =>
+        int.TryParse(args.GetValueOrDefault(name), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value) ? value : null;
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,129 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Crm.Connectors.Abstractions;
+using Crm.Service.Contracts;
+using Crm.Service.Tests.Support;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crm.Service.Tests.Telegram;
+
+/// <summary>Agent replies through the outbox to the fake Bot API: escaping, splitting, 429, 403, files.</summary>
+public sealed class TelegramOutboundTests : IAsyncLifetime
+{
+    private TelegramRig _rig = null!;
+    private FakeBotApi.Bot _bot = null!;
+    private long _ticket;
+
+    public async Task InitializeAsync()
+    {
+        _rig = await TelegramRig.StartAsync();
+        _bot = _rig.Api.AddBot(TelegramRig.TokenA, 111111, "support_bot");
+        await _rig.ConfigureBotAsync("tg", TelegramRig.TokenA);
+        _bot.Enqueue(TelegramRig.PrivateMessage(1, "Where is my parcel?"));
+        _ticket = Assert.Single(await _rig.InboundCountReachedAsync("tg", 1)).TicketNumber;
+    }
+
+    public async Task DisposeAsync() => await _rig.DisposeAsync();
+
+    private async Task<Guid> ReplyAsync(string text)
+    {
+        using var agent = await _rig.App.AgentAsync();
+        var response = await agent.PostAsJsonAsync($"/api/v1/tickets/{_ticket}/reply", new { text });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+    }
+
+    private Task<Crm.Service.Grains.Records.MessageRecord> DeliveredAsync(Guid id, DeliveryStatus status) =>
+        Eventually.WaitForAsync(() => _rig.App.QueryAsync(db => db.Messages.AsNoTracking().SingleAsync(m => m.Id == id)), m => m.Delivery == status, what: $"reply {status}");
+
+    private int SendMessageCalls => _bot.Calls.Count(c => c == "sendMessage");
+
+    [Fact]
+    public async Task A_reply_is_sent_html_escaped_and_the_telegram_message_id_is_recorded()
+    {
+        var id = await ReplyAsync("Use <b>tags</b> & \"quotes\" freely; 2 < 3 > 1 &amp; done");
+        var sent = await DeliveredAsync(id, DeliveryStatus.Sent);
+        var message = Assert.Single(_bot.Sent);
+        Assert.Equal(TelegramRig.UserId, message.ChatId);
+        Assert.Equal("Use &lt;b&gt;tags&lt;/b&gt; &amp; &quot;quotes&quot; freely; 2 &lt; 3 &gt; 1 &amp;amp; done", message.Text);
+        // What the customer sees is exactly what the agent typed.
+        Assert.Equal("Use <b>tags</b> & \"quotes\" freely; 2 < 3 > 1 &amp; done", FakeBotApi.ParseHtml(message.Text!));
+        Assert.Equal($"{TelegramRig.UserId}:{message.MessageId}", sent.OutboundExternalId);
+    }
+
+    [Fact]
+    public async Task A_long_reply_is_split_at_4096_characters_and_a_429_in_the_middle_resends_only_what_had_not_gone_out()
+    {
+        var paragraph = string.Join(' ', Enumerable.Repeat("Lorem ipsum <dolor> & sit amet.", 40));
+        var text = string.Join('\n', Enumerable.Range(1, 9).Select(i => $"{i}. {paragraph}"));
+        Assert.True(text.Length > 2 * 4096);
+        // The first part goes through; the second meets flood control longer than the sender waits inline.
+        _bot.FloodRetryAfter.Enqueue(0);
+        _bot.FloodRetryAfter.Enqueue(2);
+        var id = await ReplyAsync(text);
+        var sent = await DeliveredAsync(id, DeliveryStatus.Sent);
+
+        var parts = _bot.Sent.ToList();
+        Assert.Equal(3, parts.Count);
+        var visible = parts.Select(p => FakeBotApi.ParseHtml(p.Text!)!).ToList();
+        Assert.All(visible, v => Assert.InRange(v.Length, 1, 4096));
+        Assert.Equal(text, string.Join('\n', visible));
+        // One refused call and three that went through: the retry did not resend part one, and the outbox's retries
+        // during the flood window were held back without calling Telegram.
+        Assert.Equal(4, SendMessageCalls);
+        Assert.Equal($"{TelegramRig.UserId}:{string.Join(',', parts.Select(p => p.MessageId))}", sent.OutboundExternalId);
+    }
+
+    [Fact]
+    public async Task A_short_429_is_waited_out_within_the_send()
+    {
+        _bot.FloodRetryAfter.Enqueue(1);
+        var id = await ReplyAsync("After the flood.");
+        await DeliveredAsync(id, DeliveryStatus.Sent);
+        Assert.Single(_bot.Sent);
+        Assert.Equal(2, SendMessageCalls);
+        // The first attempt succeeded: the outbox never saw an error.
+        Assert.Null(await _rig.App.OutboxErrorAsync(id));
+    }
+
+    [Fact]
+    public async Task A_user_who_blocked_the_bot_fails_the_delivery_with_telegrams_reason()
+    {
+        _bot.Blocked[TelegramRig.UserId] = true;
+        var id = await ReplyAsync("Are you there?");
+        await DeliveredAsync(id, DeliveryStatus.Failed);
+        Assert.Equal(1, SendMessageCalls);
+        Assert.Contains("403 Forbidden: bot was blocked by the user", await _rig.App.OutboxErrorAsync(id));
+    }
+
+    [Fact]
+    public async Task Files_go_out_with_sendPhoto_and_sendDocument()
+    {
+        var sender = _rig.App.Services.GetServices<IOutboundSender>().Single(s => s.Channel == ChannelKind.Telegram);
+        var jpeg = new byte[] { 0xFF, 0xD8, 0xFF, 0xE0, 9, 9 };
+        var pdf = Encoding.ASCII.GetBytes("%PDF-1.4 label");
+        var result = await sender.SendAsync(new OutboundDelivery
+        {
+            MessageId = Guid.NewGuid(),
+            TicketNumber = _ticket,
+            ChannelAccountId = "tg",
+            ThreadKey = TelegramRig.UserId.ToString(),
+            Recipient = $"telegram:{TelegramRig.UserId}",
+            Author = "agent",
+            Text = "Your label and a photo:",
+            CreatedAt = DateTimeOffset.UtcNow,
+            Attempt = 1,
+            Attachments = [new OutboundAttachment("parcel.jpg", "image/jpeg", jpeg), new OutboundAttachment("label.pdf", "application/pdf", pdf)],
+        });
+        Assert.True(result.Success, result.Error);
+        var sent = _bot.Sent.ToList();
+        Assert.Equal(["sendMessage", "sendPhoto", "sendDocument"], sent.Select(s => s.Method));
+        Assert.Equal(jpeg, sent[1].File);
+        Assert.Equal("label.pdf", sent[2].FileName);
+        Assert.Equal(pdf, sent[2].File);
+        Assert.Equal($"{TelegramRig.UserId}:{string.Join(',', sent.Select(s => s.MessageId))}", result.ExternalId);
+    }
+}
