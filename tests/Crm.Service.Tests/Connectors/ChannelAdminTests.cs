@@ -71,13 +71,12 @@ public sealed class ChannelAdminTests : AppTest
         { """{"kind":"api","name":"x","settings":{"trustedIdentityKinds":["telegram"]}}""", "settings.trustedIdentityKinds" },
         { """{"kind":"api","name":"x","settings":{"trustedIdentityKinds":["fax"]}}""", "settings.trustedIdentityKinds[0]" },
         { """{"kind":"api","name":"x","settings":{"webhookURI":"https://example.com"}}""", "settings.webhookURI" },
-        { """{"kind":"fax","name":"x"}""", "kind" },
         { """{"kind":"email","name":"x"}""", "settings.address" },
     };
 
     [Theory]
     [MemberData(nameof(BadSettings))]
-    public async Task Invalid_settings_and_kinds_without_a_connector_are_refused_naming_the_field(string body, string field)
+    public async Task Invalid_settings_are_refused_naming_the_field(string body, string field)
     {
         using var admin = App.Admin();
 
