@@ -25,6 +25,7 @@ app.MapCrmHealthChecks();
 app.MapApiChannel();
 app.MapAgentApi();
 app.MapAdminApi();
+app.MapTeamsApi();
 app.MapAgentConsole();
 app.Run();
 

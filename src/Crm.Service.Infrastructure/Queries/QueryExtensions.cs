@@ -10,6 +10,7 @@ public static class QueryExtensions
     {
         services.AddSingleton<TicketQueries>();
         services.AddSingleton<CustomerQueries>();
+        services.AddSingleton<Teams.TeamDirectory>();
         return services;
     }
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Crm.Service.Grains.Records;
 using Crm.Service.Infrastructure.Changes;
 using Crm.Service.Infrastructure.Mailboxes;
+using Crm.Service.Infrastructure.Teams;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -31,6 +32,8 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<ChangeCursorRecord> ChangeCursors => Set<ChangeCursorRecord>();
     public DbSet<MailboxCursorRecord> MailboxCursors => Set<MailboxCursorRecord>();
     public DbSet<QuarantinedMailRecord> QuarantinedMail => Set<QuarantinedMailRecord>();
+    public DbSet<TeamRecord> Teams => Set<TeamRecord>();
+    public DbSet<TeamMemberRecord> TeamMembers => Set<TeamMemberRecord>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -85,6 +88,9 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             // A customer has few tickets: no sort key, so activity does not rewrite this index.
             e.HasIndex(t => t.CustomerId);
             e.HasIndex(t => t.UpdatedAt);
+            // The console's other sorts: newest created, and priority then latest activity.
+            e.HasIndex(t => new { t.Status, t.CreatedAt });
+            e.HasIndex(t => new { t.Status, t.Priority, t.UpdatedAt });
         });
         model.Entity<MessageRecord>(e =>
         {
@@ -137,6 +143,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.ToTable("ApiKeys");
             e.HasKey(k => k.Id);
             e.HasIndex(k => k.KeyHash).IsUnique();
+            e.HasIndex(k => k.OwnerId);
         });
         model.Entity<ReminderRecord>(e =>
         {
@@ -172,6 +179,19 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.HasKey(q => q.Id);
             e.HasIndex(q => new { q.ChannelAccountId, q.Sha256 }).IsUnique();
             e.HasIndex(q => q.At);
+        });
+        model.Entity<TeamRecord>(e =>
+        {
+            e.ToTable("Teams");
+            e.HasKey(t => t.Id);
+            e.Property(t => t.Id).HasMaxLength(64);
+            e.Property(t => t.Name).HasMaxLength(TeamDirectory.MaxNameLength);
+        });
+        model.Entity<TeamMemberRecord>(e =>
+        {
+            e.ToTable("TeamMembers");
+            e.HasKey(m => new { m.TeamId, m.UserId });
+            e.HasIndex(m => m.UserId);
         });
     }
 

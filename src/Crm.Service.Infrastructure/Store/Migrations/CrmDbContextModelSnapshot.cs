@@ -34,6 +34,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("OwnerId")
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("RevokedAt")
                         .HasColumnType("INTEGER");
 
@@ -45,6 +48,8 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("KeyHash")
                         .IsUnique();
+
+                    b.HasIndex("OwnerId");
 
                     b.ToTable("ApiKeys", (string)null);
                 });
@@ -521,11 +526,15 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("Assignee", "UpdatedAt");
 
+                    b.HasIndex("Status", "CreatedAt");
+
                     b.HasIndex("Status", "UpdatedAt");
 
                     b.HasIndex("Team", "UpdatedAt");
 
                     b.HasIndex("Assignee", "Status", "UpdatedAt");
+
+                    b.HasIndex("Status", "Priority", "UpdatedAt");
 
                     b.HasIndex("Team", "Status", "UpdatedAt");
 
@@ -656,6 +665,46 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.HasKey("Name");
 
                     b.ToTable("Sequences", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.Teams.TeamMemberRecord", b =>
+                {
+                    b.Property<string>("TeamId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("UserId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("TeamId", "UserId");
+
+                    b.HasIndex("UserId");
+
+                    b.ToTable("TeamMembers", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.Teams.TeamRecord", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Restricted")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("Teams", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRole", b =>

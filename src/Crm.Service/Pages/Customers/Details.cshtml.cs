@@ -9,7 +9,7 @@ namespace Crm.Service.Pages.Customers;
 
 /// <summary>Customer 360 (first part): profile, identities on every channel, the customer's tickets; merge another
 /// customer into this one and detach an identity, through the same grain calls as the REST API.</summary>
-public sealed class DetailsModel(CustomerQueries customers, IGrainFactory grains) : PageModel
+public sealed class DetailsModel(CustomerQueries customers, IGrainFactory grains, Crm.Service.AgentConsole.TicketAccess access) : PageModel
 {
     [FromRoute] public Guid Id { get; set; }
 
@@ -72,7 +72,7 @@ public sealed class DetailsModel(CustomerQueries customers, IGrainFactory grains
             return false;
         Customer = customer;
         TicketCursor? after = cursor is not null && TicketCursor.TryDecode(cursor, out var decoded) ? decoded : null;
-        Tickets = await customers.TicketsAsync(Id, after, 50, cancellationToken) ?? new([], null);
+        Tickets = await customers.TicketsAsync(Id, after, 50, cancellationToken, await access.HiddenTeamsAsync(User, cancellationToken)) ?? new([], null);
         return true;
     }
 }

@@ -8,6 +8,10 @@ using Crm.Service.Infrastructure.Queries;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.AspNetCore.Mvc.Filters;
+using Crm.Service.AgentConsole;
+using Crm.Service.Hubs;
+using Crm.Service.Infrastructure.Teams;
 using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.Pages.Tickets;
@@ -17,7 +21,8 @@ namespace Crm.Service.Pages.Tickets;
 /// Reads come from the read model; every change is the same grain call the REST API makes, with the person as actor,
 /// then a redirect (so a reload never sends a reply twice).
 /// </summary>
-public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs) : PageModel
+public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs,
+    TicketAccess access, TeamDirectory teamDirectory, Mentions mentions) : PageModel
 {
     private const int TimelinePage = 50;
     private const int HistoryPage = 50;
@@ -46,6 +51,23 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     [BindProperty] public TicketPriority? NewPriority { get; set; }
     [BindProperty, StringLength(200)] public string? NewAssignee { get; set; }
     [BindProperty, StringLength(200)] public string? NewTeam { get; set; }
+    /// <summary>The ticket's tags, separated by commas (the tags form replaces them all).</summary>
+    [BindProperty, StringLength(4000)] public string? TagsText { get; set; }
+
+    /// <summary>Teams for the team field: those this person may see, plus the ticket's own.</summary>
+    public IReadOnlyList<TeamView> Teams { get; private set; } = [];
+
+    /// <summary>Every handler of this page, GET or POST, first checks that this person may see the ticket: a ticket of a
+    /// restricted team they are not in answers 404, as if it did not exist.</summary>
+    public override async Task OnPageHandlerExecutionAsync(PageHandlerExecutingContext context, PageHandlerExecutionDelegate next)
+    {
+        if (!await access.CanSeeTicketAsync(User, Number, HttpContext.RequestAborted))
+        {
+            context.Result = NotFound();
+            return;
+        }
+        await next();
+    }
 
     public async Task<IActionResult> OnGetAsync(string? cursor, CancellationToken cancellationToken) =>
         await LoadAsync(cursor, cancellationToken) ? Page() : NotFound();
@@ -71,12 +93,35 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     {
         if (string.IsNullOrWhiteSpace(NoteText))
             ModelState.AddModelError(nameof(NoteText), "Write a note first.");
-        return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).AddNoteAsync(User.ConsoleActor(), NoteText!.Trim(), cancellationToken),
-            () => new NoteRequest(NoteText).CheckLimits(), cancellationToken);
+        return await ChangeAsync(async () =>
+        {
+            await grains.GetGrain<ITicketGrain>(Number).AddNoteAsync(User.ConsoleActor(), NoteText!.Trim(), cancellationToken);
+            // After the note is stored: a notification never points at a note that is not there.
+            var named = Mentions.Parse(NoteText);
+            if (named.Count > 0)
+            {
+                var team = (await queries.GetAsync(Number, cancellationToken))?.Team;
+                var resolved = await mentions.ResolveAsync(named, team, cancellationToken);
+                var me = TicketAccess.UserId(User);
+                await mentions.NotifyAsync(resolved.People.Select(p => p.UserId).Where(id => id != me), new AgentNotification("mentioned", Number, User.Identity!.Name));
+            }
+        }, () => new NoteRequest(NoteText).CheckLimits(), cancellationToken);
+    }
+
+    public async Task<IActionResult> OnPostTagsAsync(CancellationToken cancellationToken)
+    {
+        var tags = (TagsText ?? "").Split([',', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var request = new ChangeTicketRequest(null, null, tags, null, null, null);
+        return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).ChangeAsync(request.ToContract(), User.ConsoleActor(), cancellationToken),
+            request.CheckLimits, cancellationToken);
     }
 
     public async Task<IActionResult> OnPostChangeAsync(CancellationToken cancellationToken)
     {
+        var team = NewTeam?.Trim() ?? "";
+        if (team.Length > 0 && await teamDirectory.GetAsync(team, cancellationToken) is null
+            && (await queries.GetAsync(Number, cancellationToken))?.Team != team)
+            ModelState.AddModelError(nameof(NewTeam), $"There is no team '{team}': an admin creates teams under Admin → Teams.");
         // Blank fields in the form mean "leave as is", except assignee and team, which the form always sends ("" clears).
         var request = new ChangeTicketRequest(NewStatus, NewPriority, null, NewAssignee?.Trim() ?? "", NewTeam?.Trim() ?? "", null);
         return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).ChangeAsync(request.ToContract(), User.ConsoleActor(), cancellationToken),
@@ -105,7 +150,8 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
             {
                 checkLimits();
                 await change();
-                return Redirect($"/Tickets/{Number}");
+                // A ticket moved into a restricted team this person is not in is gone from their view.
+                return Redirect(await access.CanSeeTicketAsync(User, Number, cancellationToken) ? $"/Tickets/{Number}" : "/Queues");
             }
             catch (DomainException refused)
             {
@@ -126,6 +172,9 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
         NewPriority ??= ticket.Priority;
         NewAssignee ??= ticket.Assignee;
         NewTeam ??= ticket.Team;
+        TagsText ??= string.Join(", ", ticket.Tags);
+        var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
+        Teams = [.. (await teamDirectory.ListAsync(cancellationToken)).Where(team => !hidden.Contains(team.Id) || team.Id == ticket.Team)];
         EntryCursor? before = null;
         if (cursor is not null && EntryCursor.TryDecode(cursor, CursorKind.Timeline, out var decoded))
             before = decoded;
