@@ -72,6 +72,17 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     public async Task<IActionResult> OnGetAsync(string? cursor, CancellationToken cancellationToken) =>
         await LoadAsync(cursor, cancellationToken) ? Page() : NotFound();
 
+    /// <summary>The next ticket to work (keyboard "j"): the next one of All open after this one in the queue's order,
+    /// among those this person may see; the queue when there is none.</summary>
+    public async Task<IActionResult> OnGetNextAsync(CancellationToken cancellationToken)
+    {
+        if (await queries.GetAsync(Number, cancellationToken) is not { } ticket)
+            return NotFound();
+        var filter = ConsoleQueues.Filter(ConsoleQueue.Open, User.Identity!.Name!) with { HiddenTeams = await access.HiddenTeamsAsync(User, cancellationToken) };
+        var next = await queries.ListAsync(filter, TicketSort.Updated, new QueueCursor(TicketSort.Updated, ticket.UpdatedAt, default, ticket.Number), 1, cancellationToken);
+        return Redirect(next.Items.FirstOrDefault() is { } found ? $"/Tickets/{found.Number}" : "/Queues/Open");
+    }
+
     /// <summary>The timeline alone, for the live update of an open ticket page (same rendering, same encoding).</summary>
     public async Task<IActionResult> OnGetTimelineAsync(CancellationToken cancellationToken) =>
         await LoadAsync(null, cancellationToken) ? Partial("_Timeline", this) : NotFound();
