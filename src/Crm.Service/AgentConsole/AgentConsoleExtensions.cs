@@ -40,6 +40,7 @@ public static class AgentConsoleExtensions
         builder.Services.AddSingleton<AgentPresence>();
         builder.Services.AddSingleton<IAgentPresence>(provider => provider.GetRequiredService<AgentPresence>());
         builder.Services.AddSingleton<TicketViewers>();
+        builder.Services.AddSingleton<AgentConnections>();
         builder.Services.AddSingleton<Mentions>();
         builder.Services.AddSingleton<TeamDirectoryAccess>();
         builder.Services.AddHostedService<PresenceBroadcaster>();
@@ -50,6 +51,7 @@ public static class AgentConsoleExtensions
     /// <summary>Security headers for the console's responses and the UI language (from the "crm.culture" cookie or Accept-Language).</summary>
     public static WebApplication UseAgentConsole(this WebApplication app)
     {
+        app.UseSignInThrottle();
         app.Use((http, next) =>
         {
             if (!http.Request.Path.StartsWithSegments("/api"))

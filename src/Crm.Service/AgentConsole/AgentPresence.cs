@@ -162,3 +162,39 @@ public sealed class TicketViewers(TimeProvider time)
                 .OrderBy(v => v.Name, StringComparer.OrdinalIgnoreCase)];
     }
 }
+
+/// <summary>The hub connections of each person on this node, so that disabling someone or changing their roles
+/// closes their open connections at once (the hub authorizes only when a connection starts).</summary>
+public sealed class AgentConnections
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, Dictionary<string, Microsoft.AspNetCore.SignalR.HubCallerContext>> _byUser = new(StringComparer.Ordinal);
+
+    public void Add(string userId, Microsoft.AspNetCore.SignalR.HubCallerContext context)
+    {
+        lock (_lock)
+        {
+            if (!_byUser.TryGetValue(userId, out var contexts))
+                _byUser[userId] = contexts = new(StringComparer.Ordinal);
+            contexts[context.ConnectionId] = context;
+        }
+    }
+
+    public void Remove(string userId, string connectionId)
+    {
+        lock (_lock)
+            if (_byUser.TryGetValue(userId, out var contexts) && contexts.Remove(connectionId) && contexts.Count == 0)
+                _byUser.Remove(userId);
+    }
+
+    /// <summary>Closes every connection of the person; returns how many.</summary>
+    public int AbortAll(string userId)
+    {
+        List<Microsoft.AspNetCore.SignalR.HubCallerContext> contexts;
+        lock (_lock)
+            contexts = _byUser.TryGetValue(userId, out var found) ? [.. found.Values] : [];
+        foreach (var context in contexts)
+            context.Abort();
+        return contexts.Count;
+    }
+}

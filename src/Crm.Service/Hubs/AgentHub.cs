@@ -34,7 +34,8 @@ public interface IAgentClient
 /// and to that group (<see cref="LiveConsoleFeed"/>). A client that reconnects watches again and reloads what it shows
 /// (wwwroot/js/console.js). Connections also make presence (connected = not offline) and the ticket viewers.</summary>
 [Authorize(Policy = ConsolePolicies.Tickets)]
-public sealed class AgentHub(TicketAccess access, AgentPresence presence, TicketViewers viewers) : Hub<IAgentClient>
+public sealed class AgentHub(TicketAccess access, AgentPresence presence, TicketViewers viewers, AgentConnections connections,
+    Microsoft.AspNetCore.Identity.SignInManager<Microsoft.AspNetCore.Identity.IdentityUser> signIn) : Hub<IAgentClient>
 {
     internal const string QueuesGroup = "queues";
     internal const string EveryTeamGroup = "every-team";
@@ -45,16 +46,25 @@ public sealed class AgentHub(TicketAccess access, AgentPresence presence, Ticket
 
     public override async Task OnConnectedAsync()
     {
+        // The cookie is re-checked against the account only every Console:SessionRecheckInterval; a connection is
+        // long-lived, so it checks now: a disabled person or one whose roles changed cannot reconnect on an old cookie.
+        if (await signIn.ValidateSecurityStampAsync(Context.User) is null)
+        {
+            Context.Abort();
+            return;
+        }
         await Groups.AddToGroupAsync(Context.ConnectionId, QueuesGroup);
         if (TicketAccess.SeesEveryTeam(Context.User!))
             await Groups.AddToGroupAsync(Context.ConnectionId, EveryTeamGroup);
         presence.Connected(TicketAccess.UserId(Context.User!), Me, Context.ConnectionId);
+        connections.Add(TicketAccess.UserId(Context.User!), Context);
         await base.OnConnectedAsync();
     }
 
     public override async Task OnDisconnectedAsync(Exception? exception)
     {
         presence.Disconnected(TicketAccess.UserId(Context.User!), Context.ConnectionId);
+        connections.Remove(TicketAccess.UserId(Context.User!), Context.ConnectionId);
         if (viewers.Leave(Context.ConnectionId) is { } left)
             await Clients.Group(TicketGroup(left)).Viewers(left, viewers.Of(left));
         await base.OnDisconnectedAsync(exception);

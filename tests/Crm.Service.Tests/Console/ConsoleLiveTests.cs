@@ -116,9 +116,9 @@ public sealed class ConsoleLiveTests : AppTest
         await bobHub.StartAsync();
 
         await ann.SubmitAsync($"/Tickets/{secret}", new() { ["NoteText"] = "@bob look at this secret" }, $"/Tickets/{secret}?handler=Note");
-        await ann.SubmitAsync($"/Tickets/{secret}", new() { ["NewAssignee"] = Bob, ["NewTeam"] = "vip" }, $"/Tickets/{secret}?handler=Change");
+        await ann.SubmitAsync($"/Tickets/{secret}", new() { ["NewAssignee"] = Bob, ["NewTeam"] = "vip", ["OriginalAssignee"] = "", ["OriginalTeam"] = "vip", ["OriginalStatus"] = "New", ["OriginalPriority"] = "Normal", ["NewStatus"] = "New", ["NewPriority"] = "Normal" }, $"/Tickets/{secret}?handler=Change");
         await ann.SubmitAsync($"/Tickets/{number}", new() { ["NoteText"] = "@bob please call (cc @nobody, @ann)" }, $"/Tickets/{number}?handler=Note");
-        await ann.SubmitAsync($"/Tickets/{number}", new() { ["NewAssignee"] = Bob, ["NewTeam"] = "" }, $"/Tickets/{number}?handler=Change");
+        await ann.SubmitAsync($"/Tickets/{number}", new() { ["NewAssignee"] = Bob, ["NewTeam"] = "", ["OriginalAssignee"] = "", ["OriginalTeam"] = "", ["OriginalStatus"] = "New", ["OriginalPriority"] = "Normal", ["NewStatus"] = "New", ["NewPriority"] = "Normal" }, $"/Tickets/{number}?handler=Change");
 
         await Eventually.WaitForAsync(() => Task.FromResult(notified.ToArray()), n => n.Any(x => x.Kind == "assigned" && x.Ticket == number), what: "assignment notification");
         var all = notified.ToArray();

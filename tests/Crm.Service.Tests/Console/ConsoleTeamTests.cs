@@ -161,7 +161,7 @@ public sealed class ConsoleTeamTests : AppTest
         await Eventually.WaitForAsync(() => App.Services.GetRequiredService<TicketAccess>().CountsAsync(SignedInPrincipal(Member, memberId), CancellationToken.None),
             c => c.MyTeams == 1, what: "My teams count");
         // An unknown team cannot be set from the ticket page.
-        var unknown = await agent.SubmitAsync($"/Tickets/{billing}", new() { ["NewTeam"] = "nope", ["NewAssignee"] = "" }, $"/Tickets/{billing}?handler=Change");
+        var unknown = await agent.SubmitAsync($"/Tickets/{billing}", new() { ["NewTeam"] = "nope", ["NewAssignee"] = "", ["OriginalTeam"] = "billing", ["OriginalAssignee"] = "", ["OriginalStatus"] = "New", ["OriginalPriority"] = "Normal", ["NewStatus"] = "New", ["NewPriority"] = "Normal" }, $"/Tickets/{billing}?handler=Change");
         Assert.Equal(HttpStatusCode.UnprocessableEntity, unknown.StatusCode);
         Assert.Contains("There is no team", await unknown.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }

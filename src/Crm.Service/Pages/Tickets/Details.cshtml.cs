@@ -47,10 +47,17 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     [BindProperty] public Guid? ReplyConversation { get; set; }
     [BindProperty] public TicketStatus? ReplyStatus { get; set; }
     [BindProperty, StringLength(100_000)] public string? NoteText { get; set; }
+    /// <summary>A fresh id in every rendered reply form (see <see cref="ReplyRequestId"/>).</summary>
+    [BindProperty] public Guid? RequestId { get; set; }
     [BindProperty] public TicketStatus? NewStatus { get; set; }
     [BindProperty] public TicketPriority? NewPriority { get; set; }
     [BindProperty, StringLength(200)] public string? NewAssignee { get; set; }
     [BindProperty, StringLength(200)] public string? NewTeam { get; set; }
+    // The values the side form showed, posted back to tell what the agent changed (see OnPostChangeAsync).
+    [BindProperty] public TicketStatus? OriginalStatus { get; set; }
+    [BindProperty] public TicketPriority? OriginalPriority { get; set; }
+    [BindProperty, StringLength(200)] public string? OriginalAssignee { get; set; }
+    [BindProperty, StringLength(200)] public string? OriginalTeam { get; set; }
     /// <summary>The ticket's tags, separated by commas (the tags form replaces them all).</summary>
     [BindProperty, StringLength(4000)] public string? TagsText { get; set; }
 
@@ -94,6 +101,8 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
         return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).ReplyAsync(new AgentReply
         {
             Actor = User.ConsoleActor(),
+            // One rendered form is one reply: a double click or a browser re-post answers with the first reply.
+            RequestId = ReplyRequestId(),
             Text = ReplyText!.Trim(),
             ConversationId = ReplyConversation,
             SetStatus = ReplyStatus,
@@ -127,16 +136,72 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
             request.CheckLimits, cancellationToken);
     }
 
+    /// <summary>
+    /// Saves the side form. Only the fields the agent changed are sent, and each only if nobody else changed it since
+    /// the page was loaded (the form carries the values it showed): saving a stale page never undoes a colleague's
+    /// assignment or status. A post without those values (a page from before this rule) is refused, not guessed at.
+    /// </summary>
     public async Task<IActionResult> OnPostChangeAsync(CancellationToken cancellationToken)
     {
+        if (await queries.GetAsync(Number, cancellationToken) is not { } current)
+            return NotFound();
+        var form = Request.Form;
+        if (!form.ContainsKey(nameof(OriginalStatus)) || !form.ContainsKey(nameof(OriginalPriority))
+            || !form.ContainsKey(nameof(OriginalAssignee)) || !form.ContainsKey(nameof(OriginalTeam)))
+        {
+            ModelState.AddModelError("", "This form is out of date; reload the ticket and make the change again.");
+            return await ChangeAsync(() => Task.CompletedTask, () => { }, cancellationToken);
+        }
+        var assignee = NewAssignee?.Trim() ?? "";
         var team = NewTeam?.Trim() ?? "";
-        if (team.Length > 0 && await teamDirectory.GetAsync(team, cancellationToken) is null
-            && (await queries.GetAsync(Number, cancellationToken))?.Team != team)
-            ModelState.AddModelError(nameof(NewTeam), $"There is no team '{team}': an admin creates teams under Admin → Teams.");
-        // Blank fields in the form mean "leave as is", except assignee and team, which the form always sends ("" clears).
-        var request = new ChangeTicketRequest(NewStatus, NewPriority, null, NewAssignee?.Trim() ?? "", NewTeam?.Trim() ?? "", null);
+        TicketStatus? status = NewStatus != OriginalStatus ? NewStatus : null;
+        TicketPriority? priority = NewPriority != OriginalPriority ? NewPriority : null;
+        string? newAssignee = assignee != (OriginalAssignee ?? "") ? assignee : null;
+        string? newTeam = team != (OriginalTeam ?? "") ? team : null;
+        var conflict = false;
+        void Conflict(string field, string? now)
+        {
+            conflict = true;
+            ModelState.AddModelError("", $"Someone else changed the {field} meanwhile (now {(string.IsNullOrEmpty(now) ? "none" : now)}); the form shows it, decide again.");
+        }
+        if (status is not null && current.Status != OriginalStatus)
+            Conflict("status", current.Status.ToString());
+        if (priority is not null && current.Priority != OriginalPriority)
+            Conflict("priority", current.Priority.ToString());
+        if (newAssignee is not null && (current.Assignee ?? "") != (OriginalAssignee ?? ""))
+            Conflict("assignee", current.Assignee);
+        if (newTeam is not null && (current.Team ?? "") != (OriginalTeam ?? ""))
+            Conflict("team", current.Team);
+        if (newTeam is { Length: > 0 } && await teamDirectory.GetAsync(newTeam, cancellationToken) is null)
+            ModelState.AddModelError(nameof(NewTeam), $"There is no team '{newTeam}': an admin creates teams under Admin → Teams.");
+        if (!ModelState.IsValid)
+        {
+            // Show the current values, so the agent decides on what is there now.
+            NewStatus = null;
+            NewPriority = null;
+            NewAssignee = null;
+            NewTeam = null;
+            if (conflict)
+                Response.StatusCode = StatusCodes.Status409Conflict;
+        }
+        var request = new ChangeTicketRequest(status, priority, null, newAssignee, newTeam, null);
+        if (status is null && priority is null && newAssignee is null && newTeam is null && ModelState.IsValid)
+            return Redirect($"/Tickets/{Number}");
         return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).ChangeAsync(request.ToContract(), User.ConsoleActor(), cancellationToken),
             request.CheckLimits, cancellationToken);
+    }
+
+    /// <summary>
+    /// The reply's idempotency key, scoped to the person: the form's one-time id, or, for a post without one (an
+    /// older page), a digest of the form's anti-forgery token, which is the same for every post of one rendered page
+    /// and new on the next render. Either way a second post of the same form is answered with the first reply.
+    /// </summary>
+    private string ReplyRequestId()
+    {
+        var form = RequestId is { } id && id != Guid.Empty
+            ? id.ToString("N")
+            : "t" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Request.Form["__RequestVerificationToken"].ToString())))[..32];
+        return $"console:{TicketAccess.UserId(User)}:{form}";
     }
 
     /// <summary>An attachment of this ticket, as a download that never renders in the console's origin.</summary>
@@ -169,7 +234,8 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
                 ModelState.AddModelError("", refused.Message);
             }
         }
-        Response.StatusCode = StatusCodes.Status422UnprocessableEntity;
+        if (Response.StatusCode != StatusCodes.Status409Conflict)
+            Response.StatusCode = StatusCodes.Status422UnprocessableEntity;
         return await LoadAsync(null, cancellationToken) ? Page() : NotFound();
     }
 
