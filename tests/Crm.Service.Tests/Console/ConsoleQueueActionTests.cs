@@ -230,4 +230,23 @@ public sealed class ConsoleQueueActionTests : AppTest
         var owner = await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(Agent);
         Assert.Equal(owner!.Id, record.OwnerId);
     }
+
+    [Fact]
+    public async Task Quoted_text_is_collapsed_behind_a_toggle_and_own_text_stays_visible()
+    {
+        var response = await App.PostMessageAsync(new { messageId = "q-1", sender = new { id = "alice", name = "Alice" }, subject = "Re: Printer",
+            text = "Still broken, see below.\n\nOn Mon, 23 Nov 2026 at 10:00, Support <help@example.com> wrote:\n> Did you restart it?\n> <script>x</script>" });
+        response.EnsureSuccessStatusCode();
+        var number = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();
+        using var agent = await ConsoleBrowser.SignedInAsync(App, Agent, ConsoleRoles.Agent);
+
+        var page = await agent.PageAsync($"/Tickets/{number}");
+
+        Assert.Matches(new Regex("<div class=\"body\">Still broken, see below.</div>\\s*<details class=\"quoted\">"), page);
+        Assert.Contains("&gt; Did you restart it?", page, StringComparison.Ordinal);
+        Assert.Contains("&lt;script&gt;", page, StringComparison.Ordinal);
+        Assert.Equal(("only quotes", "> x"), Pages.Tickets.DetailsModel.SplitQuoted("only quotes\n> x"));
+        Assert.Equal(("hi", "> quoted\n> more"), Pages.Tickets.DetailsModel.SplitQuoted("hi\n> quoted\n> more"));
+        Assert.Equal(("> not a quote\nbecause text follows", (string?)null), Pages.Tickets.DetailsModel.SplitQuoted("> not a quote\nbecause text follows"));
+    }
 }

@@ -28,6 +28,12 @@ async function refreshCounts() {
 
 async function refreshTimeline() {
   if (watchedTicket === null) return;
+  // Reading an older page: keep the agent's place and say that something new arrived.
+  if (ticketPage.dataset.olderPage === "true") {
+    const news = document.getElementById("ticket-news");
+    if (news) news.hidden = false;
+    return;
+  }
   const response = await fetch(`/Tickets/${watchedTicket}?handler=Timeline`, { credentials: "same-origin", headers: { "Accept": "text/html" } });
   if (!response.ok) return;
   // Server-rendered and encoded by Razor, from our own origin: the same markup a full page load would show.
