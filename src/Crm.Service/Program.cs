@@ -26,6 +26,7 @@ app.MapApiChannel();
 app.MapAgentApi();
 app.MapAdminApi();
 app.MapTeamsApi();
+app.MapCustomerEventsApi();
 app.MapAgentConsole();
 app.Run();
 

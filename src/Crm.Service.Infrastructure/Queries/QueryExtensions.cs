@@ -11,6 +11,7 @@ public static class QueryExtensions
         services.AddSingleton<TicketQueries>();
         services.AddSingleton<CustomerQueries>();
         services.AddSingleton<Teams.TeamDirectory>();
+        services.AddSingleton<CustomerEvents.CustomerEventStore>();
         return services;
     }
 }

@@ -3,6 +3,7 @@ using Crm.Service.Grains.Records;
 using Crm.Service.Infrastructure.Changes;
 using Crm.Service.Infrastructure.Mailboxes;
 using Crm.Service.Infrastructure.Teams;
+using Crm.Service.Infrastructure.CustomerEvents;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -34,6 +35,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<QuarantinedMailRecord> QuarantinedMail => Set<QuarantinedMailRecord>();
     public DbSet<TeamRecord> Teams => Set<TeamRecord>();
     public DbSet<TeamMemberRecord> TeamMembers => Set<TeamMemberRecord>();
+    public DbSet<CustomerEventRecord> CustomerEvents => Set<CustomerEventRecord>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -192,6 +194,14 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.ToTable("TeamMembers");
             e.HasKey(m => new { m.TeamId, m.UserId });
             e.HasIndex(m => m.UserId);
+        });
+        model.Entity<CustomerEventRecord>(e =>
+        {
+            e.ToTable("CustomerEvents");
+            e.HasKey(x => x.Id);
+            e.HasIndex(x => new { x.CustomerId, x.ClientEventId }).IsUnique();
+            e.HasIndex(x => new { x.CustomerId, x.At });
+            e.Property(x => x.Amount).HasConversion<string>();
         });
     }
 
