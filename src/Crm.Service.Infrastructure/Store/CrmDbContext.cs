@@ -66,6 +66,8 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.ToTable("Identities");
             e.HasKey(i => i.Key);
             e.HasIndex(i => i.CustomerId);
+            // The console's search finds a customer by an email address or phone number.
+            e.HasIndex(i => i.Value);
         });
         model.Entity<ConversationRecord>(e =>
         {

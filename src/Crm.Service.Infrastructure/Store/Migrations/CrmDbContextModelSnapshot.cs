@@ -316,6 +316,8 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("CustomerId");
 
+                    b.HasIndex("Value");
+
                     b.ToTable("Identities", (string)null);
                 });
 

@@ -78,6 +78,11 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                 columns: new[] { "Status", "Priority", "UpdatedAt" });
 
             migrationBuilder.CreateIndex(
+                name: "IX_Identities_Value",
+                table: "Identities",
+                column: "Value");
+
+            migrationBuilder.CreateIndex(
                 name: "IX_ApiKeys_OwnerId",
                 table: "ApiKeys",
                 column: "OwnerId");
@@ -118,6 +123,10 @@ namespace Crm.Service.Infrastructure.Store.Migrations
             migrationBuilder.DropIndex(
                 name: "IX_Tickets_Status_Priority_UpdatedAt",
                 table: "Tickets");
+
+            migrationBuilder.DropIndex(
+                name: "IX_Identities_Value",
+                table: "Identities");
 
             migrationBuilder.DropIndex(
                 name: "IX_ApiKeys_OwnerId",

@@ -11,7 +11,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Crm.Service.Infrastructure.Store.Migrations
 {
     [DbContext(typeof(CrmDbContext))]
-    [Migration("20261123231718_Console")]
+    [Migration("20261123232704_Console")]
     partial class Console
     {
         /// <inheritdoc />
@@ -318,6 +318,8 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.HasKey("Key");
 
                     b.HasIndex("CustomerId");
+
+                    b.HasIndex("Value");
 
                     b.ToTable("Identities", (string)null);
                 });
