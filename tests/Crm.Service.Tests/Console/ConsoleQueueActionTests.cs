@@ -249,4 +249,20 @@ public sealed class ConsoleQueueActionTests : AppTest
         Assert.Equal(("hi", "> quoted\n> more"), Pages.Tickets.DetailsModel.SplitQuoted("hi\n> quoted\n> more"));
         Assert.Equal(("> not a quote\nbecause text follows", (string?)null), Pages.Tickets.DetailsModel.SplitQuoted("> not a quote\nbecause text follows"));
     }
+
+    [Fact]
+    public async Task Admins_see_channel_accounts_with_health_and_last_error_and_agents_do_not()
+    {
+        await App.QueryAsync(db => Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.ExecuteUpdateAsync(db.ChannelAccounts,
+            u => u.SetProperty(c => c.LastErrorAt, DateTimeOffset.UtcNow).SetProperty(c => c.LastError, "<b>connection refused</b>")));
+        using var admin = await ConsoleBrowser.SignedInAsync(App, "admin@example.com", ConsoleRoles.Admin);
+        using var agent = await ConsoleBrowser.SignedInAsync(App, Agent, ConsoleRoles.Agent);
+
+        var page = await admin.PageAsync("/Admin/Channels");
+
+        Assert.Contains("data-channel=\"bridge\" data-health=\"failing\"", page, StringComparison.Ordinal);
+        Assert.Contains("&lt;b&gt;connection refused&lt;/b&gt;", page, StringComparison.Ordinal);
+        Assert.DoesNotContain(CrmApp.ChannelSecret, page, StringComparison.Ordinal);
+        Assert.Contains("/Account/AccessDenied", (await agent.GetAsync("/Admin/Channels")).Headers.Location!.OriginalString, StringComparison.Ordinal);
+    }
 }
