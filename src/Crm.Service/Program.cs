@@ -31,6 +31,8 @@ app.MapWebChat();
 app.MapTelegramChannel();
 app.MapAgentApi();
 app.MapAdminApi();
+app.MapTeamsApi();
+app.MapCustomerEventsApi();
 app.MapAgentConsole();
 app.Run();
 

@@ -225,4 +225,6 @@ public sealed class ApiKeyRecord
     public required string KeyHash { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? RevokedAt { get; set; }
+    /// <summary>The console account (AspNetUsers.Id) the key belongs to; null for system keys made through the admin API.</summary>
+    public string? OwnerId { get; set; }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Buffers.Text;
+using Crm.Service.Contracts;
 
 namespace Crm.Service.Infrastructure.Queries;
 
@@ -10,6 +11,68 @@ public enum CursorKind : byte
     Queue = 1,
     Timeline = 2,
     History = 3,
+    QueueByCreated = 4,
+    QueueByPriority = 5,
+}
+
+/// <summary>The orders a ticket list can be read in; each has its own cursor kind, so a cursor of one order is refused by another.</summary>
+public enum TicketSort
+{
+    /// <summary>Latest activity first (the API's order).</summary>
+    Updated,
+    /// <summary>Newest ticket first.</summary>
+    Created,
+    /// <summary>Most urgent first, then latest activity.</summary>
+    Priority,
+}
+
+/// <summary>A position in a ticket list read in <see cref="Sort"/> order: <see cref="At"/> is the updated or created
+/// time of the last row shown, <see cref="Priority"/> its priority (only for <see cref="TicketSort.Priority"/>).
+/// <see cref="TicketSort.Updated"/> cursors are the same strings as <see cref="TicketCursor"/>'s.</summary>
+public readonly record struct QueueCursor(TicketSort Sort, DateTimeOffset At, TicketPriority Priority, long Number)
+{
+    private const int Length = 1 + 8 + 8;
+
+    public string Encode()
+    {
+        if (Sort == TicketSort.Updated)
+            return new TicketCursor(At, Number).Encode();
+        Span<byte> bytes = stackalloc byte[Length + (Sort == TicketSort.Priority ? 1 : 0)];
+        bytes[0] = (byte)KindOf(Sort);
+        BinaryPrimitives.WriteInt64BigEndian(bytes[1..], At.UtcTicks);
+        BinaryPrimitives.WriteInt64BigEndian(bytes[9..], Number);
+        if (Sort == TicketSort.Priority)
+            bytes[17] = (byte)Priority;
+        return Base64Url.EncodeToString(bytes);
+    }
+
+    public static bool TryDecode(string? text, TicketSort sort, out QueueCursor cursor)
+    {
+        cursor = default;
+        if (sort == TicketSort.Updated)
+        {
+            if (!TicketCursor.TryDecode(text, out var updated))
+                return false;
+            cursor = new QueueCursor(sort, updated.UpdatedAt, default, updated.Number);
+            return true;
+        }
+        Span<byte> bytes = stackalloc byte[Length + (sort == TicketSort.Priority ? 1 : 0)];
+        if (!Cursors.TryRead(text, KindOf(sort), bytes, out var at))
+            return false;
+        var number = BinaryPrimitives.ReadInt64BigEndian(bytes[9..]);
+        var priority = sort == TicketSort.Priority ? (TicketPriority)bytes[17] : default;
+        if (number < 1 || !Enum.IsDefined(priority))
+            return false;
+        cursor = new QueueCursor(sort, at, priority, number);
+        return true;
+    }
+
+    private static CursorKind KindOf(TicketSort sort) => sort switch
+    {
+        TicketSort.Created => CursorKind.QueueByCreated,
+        TicketSort.Priority => CursorKind.QueueByPriority,
+        _ => CursorKind.Queue,
+    };
 }
 
 /// <summary>A position in a ticket queue ordered by (updatedAt desc, number desc): the next page starts after it.</summary>

@@ -31,13 +31,13 @@ public sealed class CustomerQueries(IDbContextFactory<CrmDbContext> contexts, Ti
     }
 
     /// <summary>The customer's tickets, most recent activity first; null if there is no such customer.</summary>
-    public async Task<Page<TicketView>?> TicketsAsync(Guid id, TicketCursor? after, int pageSize, CancellationToken cancellationToken)
+    public async Task<Page<TicketView>?> TicketsAsync(Guid id, TicketCursor? after, int pageSize, CancellationToken cancellationToken, IReadOnlyList<string>? hiddenTeams = null)
     {
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
         {
             if (!await db.Customers.AnyAsync(c => c.Id == id, cancellationToken))
                 return null;
         }
-        return await tickets.ListAsync(new TicketFilter { CustomerId = id }, after, pageSize, cancellationToken);
+        return await tickets.ListAsync(new TicketFilter { CustomerId = id, HiddenTeams = hiddenTeams }, after, pageSize, cancellationToken);
     }
 }

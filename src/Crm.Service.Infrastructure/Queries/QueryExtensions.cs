@@ -10,6 +10,9 @@ public static class QueryExtensions
     {
         services.AddSingleton<TicketQueries>();
         services.AddSingleton<CustomerQueries>();
+        services.AddSingleton<Teams.TeamDirectory>();
+        services.AddSingleton<CustomerEvents.CustomerEventStore>();
+        services.AddSingleton<IConsoleSearch, SqlConsoleSearch>();
         return services;
     }
 }

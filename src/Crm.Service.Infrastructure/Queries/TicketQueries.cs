@@ -14,19 +14,31 @@ namespace Crm.Service.Infrastructure.Queries;
 public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
 {
     /// <summary>Tickets in the order an agent works a queue: most recent activity first, ties by number.</summary>
-    public async Task<Page<TicketView>> ListAsync(TicketFilter filter, TicketCursor? after, int pageSize, CancellationToken cancellationToken)
+    public async Task<Page<TicketView>> ListAsync(TicketFilter filter, TicketCursor? after, int pageSize, CancellationToken cancellationToken) =>
+        await ListAsync(filter, TicketSort.Updated, after is { } c ? new QueueCursor(TicketSort.Updated, c.UpdatedAt, default, c.Number) : null, pageSize, cancellationToken);
+
+    /// <summary>Tickets in the given order, keyset-paged: the next page starts after <paramref name="after"/> (of the same order).</summary>
+    public async Task<Page<TicketView>> ListAsync(TicketFilter filter, TicketSort sort, QueueCursor? after, int pageSize, CancellationToken cancellationToken)
     {
+        if (after is { } given && given.Sort != sort)
+            throw new ArgumentException("The cursor belongs to another order.", nameof(after));
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         // One row more than the page tells whether there is a next page without counting the queue.
-        var rows = await Queue(db, filter, after).Take(pageSize + 1).ToListAsync(cancellationToken);
+        var rows = await Queue(db, filter, sort, after).Take(pageSize + 1).ToListAsync(cancellationToken);
         var page = rows.Take(pageSize).ToList();
         var names = await CustomerNamesAsync(db, page.Select(t => t.CustomerId), cancellationToken);
-        var next = rows.Count > pageSize ? new TicketCursor(page[^1].UpdatedAt, page[^1].Number).Encode() : null;
+        var next = rows.Count > pageSize ? CursorAfter(page[^1], sort).Encode() : null;
         return new Page<TicketView>(page.Select(t => ToView(t, names.GetValueOrDefault(t.CustomerId))).ToList(), next);
     }
 
+    internal static QueueCursor CursorAfter(TicketRecord last, TicketSort sort) =>
+        new(sort, sort == TicketSort.Created ? last.CreatedAt : last.UpdatedAt, last.Priority, last.Number);
+
     /// <summary>The queue query before its limit; internal so that tests can read its plan.</summary>
-    internal static IQueryable<TicketRecord> Queue(CrmDbContext db, TicketFilter filter, TicketCursor? after)
+    internal static IQueryable<TicketRecord> Queue(CrmDbContext db, TicketFilter filter, TicketCursor? after) =>
+        Queue(db, filter, TicketSort.Updated, after is { } c ? new QueueCursor(TicketSort.Updated, c.UpdatedAt, default, c.Number) : null);
+
+    internal static IQueryable<TicketRecord> Queue(CrmDbContext db, TicketFilter filter, TicketSort sort, QueueCursor? after)
     {
         var query = db.Tickets.AsNoTracking();
         if (filter.Status is { } status)
@@ -37,6 +49,10 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
             query = assignee.Length == 0 ? query.Where(t => t.Assignee == null) : query.Where(t => t.Assignee == assignee);
         if (filter.Team is { } team)
             query = team.Length == 0 ? query.Where(t => t.Team == null) : query.Where(t => t.Team == team);
+        if (filter.AnyOfTeams is { } teams)
+            query = query.Where(t => t.Team != null && teams.Contains(t.Team));
+        if (filter.HiddenTeams is { Count: > 0 } hidden)
+            query = query.Where(t => t.Team == null || !hidden.Contains(t.Team));
         if (filter.CustomerId is { } customer)
             query = query.Where(t => t.CustomerId == customer);
         if (filter.Priority is { } priority)
@@ -46,14 +62,35 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
         if (filter.Channel is { } channel)
             // Messages, not conversations: a conversation points only at its latest ticket, its messages stay put.
             query = query.Where(t => db.Messages.Any(m => m.TicketNumber == t.Number && m.ChannelAccountId == channel));
-        if (after is { } c)
+        switch (sort)
         {
-            var at = c.UpdatedAt;
-            var number = c.Number;
-            // The redundant "UpdatedAt <= at" gives SQLite a range on the index's sort column; the OR alone would not.
-            query = query.Where(t => t.UpdatedAt <= at && (t.UpdatedAt < at || t.Number < number));
+            case TicketSort.Created:
+                if (after is { } created)
+                {
+                    var at = created.At;
+                    var number = created.Number;
+                    query = query.Where(t => t.CreatedAt <= at && (t.CreatedAt < at || t.Number < number));
+                }
+                return query.OrderByDescending(t => t.CreatedAt).ThenByDescending(t => t.Number);
+            case TicketSort.Priority:
+                if (after is { } ranked)
+                {
+                    var p = ranked.Priority;
+                    var at = ranked.At;
+                    var number = ranked.Number;
+                    query = query.Where(t => t.Priority <= p && (t.Priority < p || t.UpdatedAt < at || (t.UpdatedAt == at && t.Number < number)));
+                }
+                return query.OrderByDescending(t => t.Priority).ThenByDescending(t => t.UpdatedAt).ThenByDescending(t => t.Number);
+            default:
+                if (after is { } c)
+                {
+                    var at = c.At;
+                    var number = c.Number;
+                    // The redundant "UpdatedAt <= at" gives SQLite a range on the index's sort column; the OR alone would not.
+                    query = query.Where(t => t.UpdatedAt <= at && (t.UpdatedAt < at || t.Number < number));
+                }
+                return query.OrderByDescending(t => t.UpdatedAt).ThenByDescending(t => t.Number);
         }
-        return query.OrderByDescending(t => t.UpdatedAt).ThenByDescending(t => t.Number);
     }
 
     public async Task<TicketView?> GetAsync(long number, CancellationToken cancellationToken)

@@ -96,4 +96,8 @@ public sealed record TicketFilter
     public string? Tag { get; init; }
     /// <summary>A channel account id (e.g. "bridge"): tickets with at least one message on it.</summary>
     public string? Channel { get; init; }
+    /// <summary>Tickets of any of these teams (the console's "My teams"); an empty list matches nothing.</summary>
+    public IReadOnlyList<string>? AnyOfTeams { get; init; }
+    /// <summary>Never tickets of these teams (restricted teams the reader is not a member of).</summary>
+    public IReadOnlyList<string>? HiddenTeams { get; init; }
 }

@@ -2,6 +2,8 @@ using System.Text.Json;
 using Crm.Service.Grains.Records;
 using Crm.Service.Infrastructure.Changes;
 using Crm.Service.Infrastructure.Mailboxes;
+using Crm.Service.Infrastructure.Teams;
+using Crm.Service.Infrastructure.CustomerEvents;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -31,6 +33,9 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<ChangeCursorRecord> ChangeCursors => Set<ChangeCursorRecord>();
     public DbSet<MailboxCursorRecord> MailboxCursors => Set<MailboxCursorRecord>();
     public DbSet<QuarantinedMailRecord> QuarantinedMail => Set<QuarantinedMailRecord>();
+    public DbSet<TeamRecord> Teams => Set<TeamRecord>();
+    public DbSet<TeamMemberRecord> TeamMembers => Set<TeamMemberRecord>();
+    public DbSet<CustomerEventRecord> CustomerEvents => Set<CustomerEventRecord>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -61,6 +66,8 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.ToTable("Identities");
             e.HasKey(i => i.Key);
             e.HasIndex(i => i.CustomerId);
+            // The console's search finds a customer by an email address or phone number.
+            e.HasIndex(i => i.Value);
         });
         model.Entity<ConversationRecord>(e =>
         {
@@ -85,6 +92,9 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             // A customer has few tickets: no sort key, so activity does not rewrite this index.
             e.HasIndex(t => t.CustomerId);
             e.HasIndex(t => t.UpdatedAt);
+            // The console's other sorts: newest created, and priority then latest activity.
+            e.HasIndex(t => new { t.Status, t.CreatedAt });
+            e.HasIndex(t => new { t.Status, t.Priority, t.UpdatedAt });
         });
         model.Entity<MessageRecord>(e =>
         {
@@ -137,6 +147,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.ToTable("ApiKeys");
             e.HasKey(k => k.Id);
             e.HasIndex(k => k.KeyHash).IsUnique();
+            e.HasIndex(k => k.OwnerId);
         });
         model.Entity<ReminderRecord>(e =>
         {
@@ -172,6 +183,27 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.HasKey(q => q.Id);
             e.HasIndex(q => new { q.ChannelAccountId, q.Sha256 }).IsUnique();
             e.HasIndex(q => q.At);
+        });
+        model.Entity<TeamRecord>(e =>
+        {
+            e.ToTable("Teams");
+            e.HasKey(t => t.Id);
+            e.Property(t => t.Id).HasMaxLength(64);
+            e.Property(t => t.Name).HasMaxLength(TeamDirectory.MaxNameLength);
+        });
+        model.Entity<TeamMemberRecord>(e =>
+        {
+            e.ToTable("TeamMembers");
+            e.HasKey(m => new { m.TeamId, m.UserId });
+            e.HasIndex(m => m.UserId);
+        });
+        model.Entity<CustomerEventRecord>(e =>
+        {
+            e.ToTable("CustomerEvents");
+            e.HasKey(x => x.Id);
+            e.HasIndex(x => new { x.CustomerId, x.ClientEventId }).IsUnique();
+            e.HasIndex(x => new { x.CustomerId, x.At });
+            e.Property(x => x.Amount).HasConversion<string>();
         });
     }
 

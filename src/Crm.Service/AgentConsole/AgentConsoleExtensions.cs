@@ -28,12 +28,22 @@ public static class AgentConsoleExtensions
             pages.Conventions.AuthorizeFolder("/Tickets", ConsolePolicies.Tickets);
             pages.Conventions.AuthorizeFolder("/Customers", ConsolePolicies.Tickets);
             pages.Conventions.AuthorizeFolder("/Admin", ConsolePolicies.Admin);
+            pages.Conventions.AuthorizeFolder("/Search", ConsolePolicies.Tickets);
             pages.Conventions.AllowAnonymousToPage("/Account/Login");
             pages.Conventions.AllowAnonymousToPage("/Account/AccessDenied");
             pages.Conventions.AllowAnonymousToPage("/Setup");
         }).AddViewLocalization();
         builder.Services.AddSignalR();
         builder.Services.AddSingleton<QueueCounts>();
+        builder.Services.AddSingleton<TicketAccess>();
+        builder.Services.AddSingleton<PersonalApiKeys>();
+        builder.Services.AddSingleton<AgentPresence>();
+        builder.Services.AddSingleton<IAgentPresence>(provider => provider.GetRequiredService<AgentPresence>());
+        builder.Services.AddSingleton<TicketViewers>();
+        builder.Services.AddSingleton<AgentConnections>();
+        builder.Services.AddSingleton<Mentions>();
+        builder.Services.AddSingleton<TeamDirectoryAccess>();
+        builder.Services.AddHostedService<PresenceBroadcaster>();
         builder.Services.AddChangeConsumer<LiveConsoleFeed>();
         return builder;
     }
@@ -41,6 +51,7 @@ public static class AgentConsoleExtensions
     /// <summary>Security headers for the console's responses and the UI language (from the "crm.culture" cookie or Accept-Language).</summary>
     public static WebApplication UseAgentConsole(this WebApplication app)
     {
+        app.UseSignInThrottle();
         app.Use((http, next) =>
         {
             if (!http.Request.Path.StartsWithSegments("/api"))

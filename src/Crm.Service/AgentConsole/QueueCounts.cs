@@ -12,6 +12,8 @@ namespace Crm.Service.AgentConsole;
 public enum ConsoleQueue
 {
     Mine,
+    /// <summary>Not resolved or closed, in one of my teams.</summary>
+    Teams,
     Unassigned,
     Open,
     Pending,
@@ -25,10 +27,12 @@ public static class ConsoleQueues
     private static readonly TicketStatus[] Done = [TicketStatus.Resolved, TicketStatus.Closed];
     private static readonly TicketStatus[] NotDone = [.. Working, .. Waiting];
 
-    /// <summary>The read-model filter of a queue for <paramref name="me"/> (the assignee name of the signed-in person).</summary>
-    public static TicketFilter Filter(ConsoleQueue queue, string me) => queue switch
+    /// <summary>The read-model filter of a queue for <paramref name="me"/> (the assignee name of the signed-in person)
+    /// and <paramref name="myTeams"/> (the teams they are in).</summary>
+    public static TicketFilter Filter(ConsoleQueue queue, string me, IReadOnlyList<string>? myTeams = null) => queue switch
     {
         ConsoleQueue.Mine => new TicketFilter { Assignee = me, Statuses = NotDone },
+        ConsoleQueue.Teams => new TicketFilter { AnyOfTeams = myTeams ?? [], Statuses = NotDone },
         ConsoleQueue.Unassigned => new TicketFilter { Assignee = "", Statuses = Working },
         ConsoleQueue.Open => new TicketFilter { Statuses = Working },
         ConsoleQueue.Pending => new TicketFilter { Statuses = Waiting },
@@ -41,9 +45,13 @@ public static class ConsoleQueues
 /// <summary>Queue sizes as one agent sees them.</summary>
 public sealed record QueueCountsView(int Mine, int Unassigned, int Open, int Pending, int Closed)
 {
+    /// <summary>Not resolved or closed, in one of my teams.</summary>
+    public int MyTeams { get; init; }
+
     public int Of(ConsoleQueue queue) => queue switch
     {
         ConsoleQueue.Mine => Mine,
+        ConsoleQueue.Teams => MyTeams,
         ConsoleQueue.Unassigned => Unassigned,
         ConsoleQueue.Open => Open,
         ConsoleQueue.Pending => Pending,
@@ -60,44 +68,68 @@ public sealed record QueueCountsView(int Mine, int Unassigned, int Open, int Pen
 /// </summary>
 public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreInitializer store)
 {
-    private readonly record struct TicketState(TicketStatus Status, string? Assignee);
+    private readonly record struct TicketState(TicketStatus Status, string? Assignee, string? Team);
+
+    /// <summary>The counters of one team ("" = no team), so a person's view can leave out restricted teams they are not in.</summary>
+    private sealed class TeamCounters
+    {
+        public readonly Dictionary<string, int> Mine = new(StringComparer.Ordinal);
+        public int Unassigned;
+        public int Open;
+        public int Pending;
+    }
 
     private readonly Lock _lock = new();
     private readonly SemaphoreSlim _loading = new(1, 1);
     private readonly Dictionary<long, TicketState> _working = [];
-    private readonly Dictionary<string, int> _mine = new(StringComparer.Ordinal);
-    private int _unassigned;
-    private int _open;
-    private int _pending;
+    private readonly Dictionary<string, TeamCounters> _teams = new(StringComparer.Ordinal);
     private long _total;
     private long _appliedUpTo;
     private bool _loaded;
 
-    public async Task<QueueCountsView> GetAsync(string me, CancellationToken cancellationToken)
+    public Task<QueueCountsView> GetAsync(string me, CancellationToken cancellationToken) => GetAsync(me, [], [], cancellationToken);
+
+    /// <summary>The sizes as <paramref name="me"/> sees them: tickets of <paramref name="hiddenTeams"/> leave every working
+    /// queue. Closed is the number of all resolved and closed tickets (done tickets are not kept per team).</summary>
+    public async Task<QueueCountsView> GetAsync(string me, IReadOnlyCollection<string> myTeams, IReadOnlyCollection<string> hiddenTeams, CancellationToken cancellationToken)
     {
         await EnsureLoadedAsync(cancellationToken);
         lock (_lock)
-            return View(me);
+        {
+            int mine = 0, unassigned = 0, open = 0, pending = 0, teams = 0;
+            foreach (var (team, counters) in _teams)
+            {
+                if (team.Length > 0 && hiddenTeams.Contains(team))
+                    continue;
+                mine += counters.Mine.GetValueOrDefault(me);
+                unassigned += counters.Unassigned;
+                open += counters.Open;
+                pending += counters.Pending;
+                if (team.Length > 0 && myTeams.Contains(team))
+                    teams += counters.Open + counters.Pending;
+            }
+            return new QueueCountsView(mine, unassigned, open, pending, (int)(_total - _working.Count)) { MyTeams = teams };
+        }
     }
 
-    private QueueCountsView View(string me) =>
-        new(_mine.GetValueOrDefault(me), _unassigned, _open, _pending, (int)(_total - _working.Count));
-
-    /// <summary>Applies a batch of the change feed.</summary>
-    public async Task ApplyAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
+    /// <summary>Applies a batch of the change feed. Returns the unfinished tickets whose assignee became someone
+    /// (assigned, reassigned, or reopened with an assignee): the assignment notifications. A replayed change finds
+    /// the same state and returns nothing.</summary>
+    public async Task<IReadOnlyList<(long Number, string Assignee)>> ApplyAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
     {
         await EnsureLoadedAsync(cancellationToken);
         var tickets = changes.Where(c => c.Entity == ChangeEntities.Ticket)
             .Select(c => (Change: c, Number: long.Parse(c.EntityId, CultureInfo.InvariantCulture))).ToList();
+        var assigned = new List<(long, string)>();
         if (tickets.Count == 0)
-            return;
+            return assigned;
         var numbers = tickets.Select(t => t.Number).Distinct().ToList();
         Dictionary<long, TicketState> current;
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
         {
             current = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number))
-                .Select(t => new { t.Number, t.Status, t.Assignee })
-                .ToDictionaryAsync(t => t.Number, t => new TicketState(t.Status, t.Assignee), cancellationToken);
+                .Select(t => new { t.Number, t.Status, t.Assignee, t.Team })
+                .ToDictionaryAsync(t => t.Number, t => new TicketState(t.Status, t.Assignee, t.Team), cancellationToken);
         }
         lock (_lock)
         {
@@ -109,35 +141,47 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
                 else if (change.Kind == ChangeKinds.Withdrawn && change.Sequence > _appliedUpTo)
                     _total--;
             }
+            var fresh = tickets.Where(t => t.Change.Sequence > _appliedUpTo).Select(t => t.Number).ToHashSet();
             foreach (var number in numbers)
             {
-                if (_working.Remove(number, out var before))
+                var known = _working.Remove(number, out var before);
+                if (known)
                     Count(before, -1);
                 if (current.TryGetValue(number, out var after) && !ConsoleQueues.IsDone(after.Status))
                 {
                     _working[number] = after;
                     Count(after, +1);
+                    if (after.Assignee is { } assignee && (known ? before.Assignee != assignee : fresh.Contains(number)))
+                        assigned.Add((number, assignee));
                 }
             }
             _appliedUpTo = Math.Max(_appliedUpTo, changes[^1].Sequence);
         }
+        return assigned;
     }
 
     private void Count(TicketState state, int delta)
     {
+        var key = state.Team ?? "";
+        if (!_teams.TryGetValue(key, out var counters))
+            _teams[key] = counters = new TeamCounters();
         if (state.Status is TicketStatus.New or TicketStatus.Open)
         {
-            _open += delta;
+            counters.Open += delta;
             if (state.Assignee is null)
-                _unassigned += delta;
+                counters.Unassigned += delta;
         }
         else
         {
-            _pending += delta;
+            counters.Pending += delta;
         }
         if (state.Assignee is { } assignee)
         {
-            _mine[assignee] = _mine.GetValueOrDefault(assignee) + delta;
+            var mine = counters.Mine.GetValueOrDefault(assignee) + delta;
+            if (mine == 0)
+                counters.Mine.Remove(assignee);
+            else
+                counters.Mine[assignee] = mine;
         }
     }
 
@@ -172,7 +216,7 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
             var sequence = await ScalarAsync(connection, "SELECT COALESCE(MAX(Sequence), 0) FROM Changes", cancellationToken);
             var total = await ScalarAsync(connection, "SELECT COUNT(*) FROM Tickets", cancellationToken);
             await using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT Number, Status, Assignee FROM Tickets WHERE Status NOT IN ({(int)TicketStatus.Resolved}, {(int)TicketStatus.Closed})";
+            command.CommandText = $"SELECT Number, Status, Assignee, Team FROM Tickets WHERE Status NOT IN ({(int)TicketStatus.Resolved}, {(int)TicketStatus.Closed})";
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             lock (_lock)
             {
@@ -181,7 +225,7 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
             }
             while (await reader.ReadAsync(cancellationToken))
             {
-                var state = new TicketState((TicketStatus)reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+                var state = new TicketState((TicketStatus)reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3));
                 lock (_lock)
                 {
                     _working[reader.GetInt64(0)] = state;

@@ -54,7 +54,7 @@ public static class AdminApi
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var keys = await db.ApiKeys.AsNoTracking().OrderBy(k => k.CreatedAt)
-            .Select(k => (object)new { k.Id, k.Name, k.Role, k.CreatedAt, k.RevokedAt }).ToListAsync(cancellationToken);
+            .Select(k => (object)new { k.Id, k.Name, k.Role, k.CreatedAt, k.RevokedAt, k.OwnerId }).ToListAsync(cancellationToken);
         return TypedResults.Ok(keys);
     }
 

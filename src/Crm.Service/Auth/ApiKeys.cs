@@ -94,10 +94,10 @@ public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, St
         return await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.KeyHash == hash, cancellationToken);
     }
 
-    public async Task<(ApiKeyRecord Record, string Key)> CreateAsync(string name, string role, string? key = null, CancellationToken cancellationToken = default)
+    public async Task<(ApiKeyRecord Record, string Key)> CreateAsync(string name, string role, string? key = null, CancellationToken cancellationToken = default, string? ownerId = null)
     {
         key ??= NewKey();
-        var record = new ApiKeyRecord { Id = Guid.CreateVersion7(), Name = name, Role = role, KeyHash = Hash(key), CreatedAt = time.GetUtcNow() };
+        var record = new ApiKeyRecord { Id = Guid.CreateVersion7(), Name = name, Role = role, KeyHash = Hash(key), CreatedAt = time.GetUtcNow(), OwnerId = ownerId };
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         db.ApiKeys.Add(record);
@@ -106,13 +106,26 @@ public sealed class ApiKeyDirectory(IDbContextFactory<CrmDbContext> contexts, St
         return (record, key);
     }
 
-    public async Task<bool> RevokeAsync(Guid id, CancellationToken cancellationToken)
+    public Task<bool> RevokeAsync(Guid id, CancellationToken cancellationToken) => RevokeAsync(id, ownerId: null, cancellationToken);
+
+    /// <summary>Revokes an active key; given <paramref name="ownerId"/>, only a key of that person (a person revoking their own).</summary>
+    public async Task<bool> RevokeAsync(Guid id, string? ownerId, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var revoked = await db.ApiKeys.Where(k => k.Id == id && k.RevokedAt == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, time.GetUtcNow()), cancellationToken);
+        var keys = db.ApiKeys.Where(k => k.Id == id && k.RevokedAt == null);
+        if (ownerId is not null)
+            keys = keys.Where(k => k.OwnerId == ownerId);
+        var revoked = await keys.ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, time.GetUtcNow()), cancellationToken);
         _active = null;
         return revoked > 0;
+    }
+
+    /// <summary>Every key of one person, newest first (hashes only; a key is shown once, when it is made).</summary>
+    public async Task<IReadOnlyList<ApiKeyRecord>> OfOwnerAsync(string ownerId, CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.ApiKeys.AsNoTracking().Where(k => k.OwnerId == ownerId).OrderByDescending(k => k.CreatedAt).Take(200).ToListAsync(cancellationToken);
     }
 
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');

@@ -57,6 +57,14 @@ public sealed class ConsoleOptions
 
     /// <summary>How long a sign-in lasts without activity.</summary>
     public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromHours(10);
+
+    /// <summary>Posts of the sign-in and setup forms one client address may make per minute (more are answered 429).</summary>
+    [Range(1, 10_000)]
+    public int SignInPostsPerMinute { get; set; } = 20;
+
+    /// <summary>How often a signed-in session is checked against the account (disabled, roles changed, signed out
+    /// everywhere): at most this long after an admin disables someone, their pages stop working.</summary>
+    public TimeSpan SessionRecheckInterval { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>
@@ -150,6 +158,7 @@ public static class ConsoleIdentityExtensions
         var services = builder.Services;
         services.AddOptions<ConsoleOptions>().BindConfiguration(ConsoleOptions.Section).ValidateDataAnnotations()
             .Validate(o => o.LockoutDuration > TimeSpan.Zero && o.SessionIdleTimeout > TimeSpan.Zero, "Console:LockoutDuration and Console:SessionIdleTimeout must be positive.")
+            .Validate(o => o.SessionRecheckInterval >= TimeSpan.Zero, "Console:SessionRecheckInterval must not be negative.")
             .ValidateOnStart();
         // Identity's stores take a scoped context; it comes from the pool like every other read.
         services.TryAddScoped(provider => provider.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContext());
@@ -212,6 +221,9 @@ public static class ConsoleIdentityExtensions
             .AddPolicy(ConsolePolicies.Admin, policy => policy.AddAuthenticationSchemes(IdentityConstants.ApplicationScheme)
                 .RequireRole(ConsoleRoles.Admin));
 
+        services.AddOptions<SecurityStampValidatorOptions>().Configure<IOptions<ConsoleOptions>>((stamp, console) =>
+            stamp.ValidationInterval = console.Value.SessionRecheckInterval);
+        services.AddSingleton<SignInThrottle>();
         services.AddSingleton<FirstAdminSetup>();
         services.AddHostedService<ConsoleIdentityStartup>();
         return builder;

@@ -5,6 +5,9 @@ using Microsoft.AspNetCore.SignalR;
 
 namespace Crm.Service.Hubs;
 
+/// <summary>A personal notification: the ticket was assigned to you, or someone mentioned you in a note on it.</summary>
+public sealed record AgentNotification(string Kind, long Ticket, string? By);
+
 /// <summary>What the server pushes to agents' browsers. Events carry no ticket content: the page fetches what changed
 /// through its own authorized handlers, so a push can never show more than a page would.</summary>
 public interface IAgentClient
@@ -15,26 +18,116 @@ public interface IAgentClient
 
     /// <summary>The watched ticket changed: a new message, a delivery status, a field.</summary>
     Task TicketChanged(long number);
+
+    /// <summary>Who else is on the watched ticket, and who of them is typing (the collision indicator).</summary>
+    Task Viewers(long number, IReadOnlyList<TicketViewers.ViewerView> viewers);
+
+    /// <summary>A colleague's presence changed.</summary>
+    Task PresenceChanged(PresenceView presence);
+
+    Task Notify(AgentNotification notification);
 }
 
-/// <summary>The agents' hub. Every connection joins the queue group; the ticket page also watches its ticket. A client
-/// that reconnects watches again and reloads what it shows (wwwroot/js/console.js).</summary>
+/// <summary>The agents' hub. Every connection joins the queue group, Supervisors and Admins also the group that hears
+/// restricted teams' tickets; the ticket page also watches its ticket (only one it may see). Events of a restricted
+/// team's ticket go only to its members (by account id, read per event, so a removed member stops hearing at once)
+/// and to that group (<see cref="LiveConsoleFeed"/>). A client that reconnects watches again and reloads what it shows
+/// (wwwroot/js/console.js). Connections also make presence (connected = not offline) and the ticket viewers.</summary>
 [Authorize(Policy = ConsolePolicies.Tickets)]
-public sealed class AgentHub(QueueCounts counts) : Hub<IAgentClient>
+public sealed class AgentHub(TicketAccess access, AgentPresence presence, TicketViewers viewers, AgentConnections connections,
+    Microsoft.AspNetCore.Identity.SignInManager<Microsoft.AspNetCore.Identity.IdentityUser> signIn) : Hub<IAgentClient>
 {
     internal const string QueuesGroup = "queues";
+    internal const string EveryTeamGroup = "every-team";
 
     internal static string TicketGroup(long number) => "ticket:" + number;
 
+    private string Me => Context.User!.Identity!.Name!;
+
     public override async Task OnConnectedAsync()
     {
+        // The cookie is re-checked against the account only every Console:SessionRecheckInterval; a connection is
+        // long-lived, so it checks now: a disabled person or one whose roles changed cannot reconnect on an old cookie.
+        if (await signIn.ValidateSecurityStampAsync(Context.User) is null)
+        {
+            Context.Abort();
+            return;
+        }
         await Groups.AddToGroupAsync(Context.ConnectionId, QueuesGroup);
+        if (TicketAccess.SeesEveryTeam(Context.User!))
+            await Groups.AddToGroupAsync(Context.ConnectionId, EveryTeamGroup);
+        presence.Connected(TicketAccess.UserId(Context.User!), Me, Context.ConnectionId);
+        connections.Add(TicketAccess.UserId(Context.User!), Context);
         await base.OnConnectedAsync();
     }
 
-    public Task<QueueCountsView> GetCounts() => counts.GetAsync(Context.User!.Identity!.Name!, Context.ConnectionAborted);
+    public override async Task OnDisconnectedAsync(Exception? exception)
+    {
+        presence.Disconnected(TicketAccess.UserId(Context.User!), Context.ConnectionId);
+        connections.Remove(TicketAccess.UserId(Context.User!), Context.ConnectionId);
+        if (viewers.Leave(Context.ConnectionId) is { } left)
+            await Clients.Group(TicketGroup(left)).Viewers(left, viewers.Of(left));
+        await base.OnDisconnectedAsync(exception);
+    }
 
-    public Task WatchTicket(long number) => Groups.AddToGroupAsync(Context.ConnectionId, TicketGroup(number));
+    public Task<QueueCountsView> GetCounts() => access.CountsAsync(Context.User!, Context.ConnectionAborted);
 
-    public Task UnwatchTicket(long number) => Groups.RemoveFromGroupAsync(Context.ConnectionId, TicketGroup(number));
+    public Task<IReadOnlyList<PresenceView>> GetPresence() => presence.ListAsync(Context.ConnectionAborted);
+
+    public async Task WatchTicket(long number)
+    {
+        if (!await access.CanSeeTicketAsync(Context.User!, number, Context.ConnectionAborted))
+            throw new HubException($"No ticket #{number}.");
+        await Groups.AddToGroupAsync(Context.ConnectionId, TicketGroup(number));
+        if (viewers.Watch(Context.ConnectionId, number, Me) is { } before)
+        {
+            await Groups.RemoveFromGroupAsync(Context.ConnectionId, TicketGroup(before));
+            await Clients.Group(TicketGroup(before)).Viewers(before, viewers.Of(before));
+        }
+        await Clients.Group(TicketGroup(number)).Viewers(number, viewers.Of(number));
+    }
+
+    public async Task UnwatchTicket(long number)
+    {
+        await Groups.RemoveFromGroupAsync(Context.ConnectionId, TicketGroup(number));
+        if (viewers.Leave(Context.ConnectionId) is { } left)
+            await Clients.Group(TicketGroup(left)).Viewers(left, viewers.Of(left));
+    }
+
+    /// <summary>The agent is typing a reply or note on the ticket they watch (the page sends this at most every few seconds).</summary>
+    public async Task Typing(long number)
+    {
+        if (viewers.Typing(Context.ConnectionId, number))
+            await Clients.OthersInGroup(TicketGroup(number)).Viewers(number, viewers.Of(number));
+    }
+}
+
+/// <summary>Tells every connected agent when a colleague's presence changes.</summary>
+internal sealed class PresenceBroadcaster(AgentPresence presence, IHubContext<AgentHub, IAgentClient> hub, ILogger<PresenceBroadcaster> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        presence.Changed += OnChanged;
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        presence.Changed -= OnChanged;
+        return Task.CompletedTask;
+    }
+
+    private void OnChanged(PresenceView view) => _ = SendAsync(view);
+
+    private async Task SendAsync(PresenceView view)
+    {
+        try
+        {
+            await hub.Clients.Group(AgentHub.QueuesGroup).PresenceChanged(view);
+        }
+        catch (Exception ex)
+        {
+            logger.LogDebug(ex, "Could not announce the presence of {Name}", view.Name);
+        }
+    }
 }

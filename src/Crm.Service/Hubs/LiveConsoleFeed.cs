@@ -2,6 +2,7 @@ using System.Globalization;
 using Crm.Service.AgentConsole;
 using Crm.Service.Grains.Storage;
 using Crm.Service.Infrastructure.Store;
+using Crm.Service.Infrastructure.Teams;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
 
@@ -10,30 +11,71 @@ namespace Crm.Service.Hubs;
 /// <summary>
 /// Turns the change feed into pushes to the agents' hub: after moving the queue counts, "these tickets changed" to
 /// everyone (each browser then asks for its own counts), and "ticket changed" to the browsers watching a ticket (a message on it, its delivery
-/// status, or the ticket row). Idempotent as the feed requires: a repeated change repeats a harmless notification,
+/// status, or the ticket row). A ticket of a restricted team is announced only to its members and to Supervisors and
+/// Admins, not even by number. Idempotent as the feed requires: a repeated change repeats a harmless notification,
 /// and the counts re-read the tickets. Every node subscribes, so a change made on one node reaches agents on all.
 /// </summary>
-internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, IAgentClient> hub, IDbContextFactory<CrmDbContext> contexts)
+internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, IAgentClient> hub, IDbContextFactory<CrmDbContext> contexts, TeamDirectory teams, TeamDirectoryAccess access)
     : IChangeConsumer
 {
     public string Name => "console-live";
 
     public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
     {
-        await counts.ApplyAsync(changes, cancellationToken);
+        var assigned = await counts.ApplyAsync(changes, cancellationToken);
         var tickets = changes.Where(c => c.Entity == ChangeEntities.Ticket)
             .Select(c => long.Parse(c.EntityId, CultureInfo.InvariantCulture)).ToHashSet();
         var messageIds = changes.Where(c => c.Entity == ChangeEntities.Message && Guid.TryParse(c.EntityId, out _))
             .Select(c => Guid.Parse(c.EntityId)).Distinct().ToList();
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         if (messageIds.Count > 0)
-        {
-            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
             tickets.UnionWith(await db.Messages.AsNoTracking().Where(m => messageIds.Contains(m.Id)).Select(m => m.TicketNumber).ToListAsync(cancellationToken));
-        }
         if (tickets.Count == 0)
             return;
-        await hub.Clients.Group(AgentHub.QueuesGroup).QueuesChanged([.. tickets.Order()]);
-        foreach (var number in tickets)
+        if (assigned.Count > 0)
+            await NotifyAssigneesAsync(db, assigned, cancellationToken);
+        var numbers = tickets.ToList();
+        var teamOf = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number) && t.Team != null)
+            .ToDictionaryAsync(t => t.Number, t => t.Team!, cancellationToken);
+        var restricted = await teams.RestrictedMembersAsync([.. teamOf.Values.Distinct()], cancellationToken);
+        var open = new List<long>();
+        foreach (var number in tickets.Order())
+        {
+            if (teamOf.TryGetValue(number, out var team) && restricted.TryGetValue(team, out var members))
+            {
+                // Members by account id and the every-team group; the ticket group may hold people who watched it before it moved.
+                await hub.Clients.Group(AgentHub.EveryTeamGroup).QueuesChanged([number]);
+                await hub.Clients.Group(AgentHub.EveryTeamGroup).TicketChanged(number);
+                if (members.Count > 0)
+                {
+                    await hub.Clients.Users(members).QueuesChanged([number]);
+                    await hub.Clients.Users(members).TicketChanged(number);
+                }
+            }
+            else
+            {
+                open.Add(number);
+            }
+        }
+        if (open.Count == 0)
+            return;
+        await hub.Clients.Group(AgentHub.QueuesGroup).QueuesChanged(open);
+        foreach (var number in open)
             await hub.Clients.Group(AgentHub.TicketGroup(number)).TicketChanged(number);
+    }
+
+    /// <summary>"Assigned to you" to the assignee's own connections (on this node: every node runs this consumer).
+    /// The assignee is a sign-in name; names of no console account (API-set, say) notify nobody.</summary>
+    private async Task NotifyAssigneesAsync(CrmDbContext db, IReadOnlyList<(long Number, string Assignee)> assigned, CancellationToken cancellationToken)
+    {
+        var names = assigned.Select(a => a.Assignee.ToUpperInvariant()).Distinct().ToList();
+        var ids = await db.Users.AsNoTracking().Where(u => names.Contains(u.NormalizedUserName!))
+            .ToDictionaryAsync(u => u.NormalizedUserName!, u => u.Id, cancellationToken);
+        var numbers = assigned.Select(a => a.Number).ToList();
+        var teamOf = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number)).ToDictionaryAsync(t => t.Number, t => t.Team, cancellationToken);
+        foreach (var (number, assignee) in assigned)
+            // Not even the number to someone who may not see the ticket (a restricted team they are not in).
+            if (ids.TryGetValue(assignee.ToUpperInvariant(), out var userId) && await access.MaySeeTeamAsync(userId, teamOf.GetValueOrDefault(number), cancellationToken))
+                await hub.Clients.User(userId).Notify(new AgentNotification("assigned", number, null));
     }
 }

@@ -124,7 +124,7 @@ public sealed class ConsoleAccessTests : AppTest
     }
 
     [Fact]
-    public async Task Sign_in_locks_the_account_after_repeated_wrong_passwords()
+    public async Task Sign_in_refuses_an_address_after_repeated_wrong_passwords_with_the_same_answer()
     {
         await ConsoleBrowser.CreateUserAsync(App, "agent@example.com", ConsoleRoles.Agent);
         using var browser = ConsoleBrowser.Open(App);
@@ -137,7 +137,8 @@ public sealed class ConsoleAccessTests : AppTest
         var right = await browser.SubmitAsync("/Account/Login", new() { ["Email"] = "agent@example.com", ["Password"] = ConsoleBrowser.Password });
 
         Assert.Equal(HttpStatusCode.OK, right.StatusCode);
-        Assert.Contains("locked", await right.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains("Wrong email or password", await right.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.True(App.Services.GetRequiredService<SignInThrottle>().IsBlocked("agent@example.com", "unknown"));
     }
 
     [Fact]

@@ -162,4 +162,24 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await page.EvaluateAsync("() => new Promise(r => setTimeout(r, 500))");
         Assert.Empty(dialogs);
     }
+
+    [Fact]
+    public async Task A_live_change_keeps_an_agent_reading_an_older_page_where_they_are()
+    {
+        var number = (await ReceiveAsync("old-0", "+15550100009", "Dora", "message 0")).GetProperty("ticketNumber").GetInt64();
+        for (var i = 1; i < 55; i++)
+            await ReceiveAsync($"old-{i}", "+15550100009", "Dora", $"message {i}");
+        var page = await SignedInPageAsync();
+        await page.GotoAsync($"{_baseUrl}/Tickets/{number}");
+        await page.GetByRole(AriaRole.Link, new() { Name = "Older messages" }).ClickAsync();
+        await page.WaitForURLAsync(new Regex("cursor="));
+        await WaitForLiveAsync(page);
+        await Assertions.Expect(page.Locator("#timeline")).ToContainTextAsync("message 0");
+
+        await ReceiveAsync("old-new", "+15550100009", "Dora", "a brand new message");
+
+        await Assertions.Expect(page.Locator("#ticket-news")).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator("#timeline")).ToContainTextAsync("message 0");
+        await Assertions.Expect(page.Locator("#timeline")).Not.ToContainTextAsync("a brand new message");
+    }
 }

@@ -51,7 +51,7 @@ public sealed class ConsoleTicketTests : AppTest
         using var agent = await ConsoleBrowser.SignedInAsync(App, Agent, ConsoleRoles.Agent);
 
         var note = await agent.SubmitAsync($"/Tickets/{number}", new() { ["NoteText"] = "Call the fire brigade" }, $"/Tickets/{number}?handler=Note");
-        var change = await agent.SubmitAsync($"/Tickets/{number}", new() { ["NewStatus"] = "Open", ["NewPriority"] = "Urgent", ["NewAssignee"] = Agent, ["NewTeam"] = "" }, $"/Tickets/{number}?handler=Change");
+        var change = await agent.SubmitAsync($"/Tickets/{number}", new() { ["NewStatus"] = "Open", ["NewPriority"] = "Urgent", ["NewAssignee"] = Agent, ["NewTeam"] = "", ["OriginalStatus"] = "New", ["OriginalPriority"] = "Normal", ["OriginalAssignee"] = "", ["OriginalTeam"] = "" }, $"/Tickets/{number}?handler=Change");
         var emptyNote = await agent.SubmitAsync($"/Tickets/{number}", new() { ["NoteText"] = "  " }, $"/Tickets/{number}?handler=Note");
         var longTeam = await agent.SubmitAsync($"/Tickets/{number}", new() { ["NewTeam"] = new string('t', 201), ["NewAssignee"] = Agent }, $"/Tickets/{number}?handler=Change");
 

@@ -34,6 +34,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("OwnerId")
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("RevokedAt")
                         .HasColumnType("INTEGER");
 
@@ -45,6 +48,8 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("KeyHash")
                         .IsUnique();
+
+                    b.HasIndex("OwnerId");
 
                     b.ToTable("ApiKeys", (string)null);
                 });
@@ -311,6 +316,8 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("CustomerId");
 
+                    b.HasIndex("Value");
+
                     b.ToTable("Identities", (string)null);
                 });
 
@@ -521,11 +528,15 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("Assignee", "UpdatedAt");
 
+                    b.HasIndex("Status", "CreatedAt");
+
                     b.HasIndex("Status", "UpdatedAt");
 
                     b.HasIndex("Team", "UpdatedAt");
 
                     b.HasIndex("Assignee", "Status", "UpdatedAt");
+
+                    b.HasIndex("Status", "Priority", "UpdatedAt");
 
                     b.HasIndex("Team", "Status", "UpdatedAt");
 
@@ -543,6 +554,63 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.HasKey("Consumer");
 
                     b.ToTable("ChangeCursors", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.CustomerEvents.CustomerEventRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Amount")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("At")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("ClientEventId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Currency")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("CustomerId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Data")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Fingerprint")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Link")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("PostedBy")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("ReceivedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Title")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("CustomerId", "At");
+
+                    b.HasIndex("CustomerId", "ClientEventId")
+                        .IsUnique();
+
+                    b.ToTable("CustomerEvents", (string)null);
                 });
 
             modelBuilder.Entity("Crm.Service.Infrastructure.Mailboxes.MailboxCursorRecord", b =>
@@ -656,6 +724,46 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.HasKey("Name");
 
                     b.ToTable("Sequences", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.Teams.TeamMemberRecord", b =>
+                {
+                    b.Property<string>("TeamId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("UserId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("TeamId", "UserId");
+
+                    b.HasIndex("UserId");
+
+                    b.ToTable("TeamMembers", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.Teams.TeamRecord", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Restricted")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("Teams", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRole", b =>

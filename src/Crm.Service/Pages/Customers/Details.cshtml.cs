@@ -9,8 +9,44 @@ namespace Crm.Service.Pages.Customers;
 
 /// <summary>Customer 360 (first part): profile, identities on every channel, the customer's tickets; merge another
 /// customer into this one and detach an identity, through the same grain calls as the REST API.</summary>
-public sealed class DetailsModel(CustomerQueries customers, IGrainFactory grains) : PageModel
+public sealed class DetailsModel(CustomerQueries customers, IGrainFactory grains, Crm.Service.AgentConsole.TicketAccess access,
+    Crm.Service.Infrastructure.CustomerEvents.CustomerEventStore events) : PageModel
 {
+    /// <summary>External events (orders, sign-ups), newest first.</summary>
+    public IReadOnlyList<Crm.Service.Infrastructure.CustomerEvents.CustomerEventView> Events { get; private set; } = [];
+
+    [BindProperty, System.ComponentModel.DataAnnotations.StringLength(20_000)] public string? NotesText { get; set; }
+    [BindProperty, System.ComponentModel.DataAnnotations.StringLength(4000)] public string? TagsText { get; set; }
+    /// <summary>Custom fields, one "name = value" per line; a field left out is removed.</summary>
+    [BindProperty, System.ComponentModel.DataAnnotations.StringLength(50_000)] public string? FieldsText { get; set; }
+
+    /// <summary>Saves notes, tags and custom fields through the same grain call as PATCH /api/v1/customers/{id}.</summary>
+    public async Task<IActionResult> OnPostProfileAsync(CancellationToken cancellationToken)
+    {
+        var fields = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var line in (FieldsText ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var eq = line.IndexOf('=');
+            if (eq <= 0)
+            {
+                ModelState.AddModelError(nameof(FieldsText), $"Write each custom field as name = value; '{(line.Length > 40 ? line[..40] + "…" : line)}' has no name.");
+                break;
+            }
+            fields[line[..eq].Trim()] = line[(eq + 1)..].Trim();
+        }
+        return await ChangeAsync(async () =>
+        {
+            var current = await customers.GetAsync(Id, cancellationToken) ?? throw new DomainException(DomainErrorKind.NotFound, "No such customer.", "id");
+            foreach (var removed in current.CustomFields.Keys.Where(k => !fields.ContainsKey(k)))
+                fields[removed] = null;
+            var tags = (TagsText ?? "").Split([',', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var request = new ChangeCustomerRequest(null, null, null, tags, NotesText?.Trim() ?? "", fields);
+            request.CheckLimits();
+            await grains.GetGrain<ICustomerGrain>(Id).UpdateProfileAsync(request.ToContract(), User.ConsoleActor(), cancellationToken);
+            return Id;
+        }, cancellationToken);
+    }
+
     [FromRoute] public Guid Id { get; set; }
 
     public CustomerView Customer { get; private set; } = null!;
@@ -72,7 +108,11 @@ public sealed class DetailsModel(CustomerQueries customers, IGrainFactory grains
             return false;
         Customer = customer;
         TicketCursor? after = cursor is not null && TicketCursor.TryDecode(cursor, out var decoded) ? decoded : null;
-        Tickets = await customers.TicketsAsync(Id, after, 50, cancellationToken) ?? new([], null);
+        Events = await events.LatestAsync(Id, 50, cancellationToken);
+        NotesText ??= customer.Notes;
+        TagsText ??= string.Join(", ", customer.Tags);
+        FieldsText ??= string.Join("\n", customer.CustomFields.OrderBy(f => f.Key, StringComparer.Ordinal).Select(f => $"{f.Key} = {f.Value}"));
+        Tickets = await customers.TicketsAsync(Id, after, 50, cancellationToken, await access.HiddenTeamsAsync(User, cancellationToken)) ?? new([], null);
         return true;
     }
 }

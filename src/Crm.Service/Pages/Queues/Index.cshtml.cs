@@ -1,6 +1,8 @@
 using Crm.Service.AgentConsole;
 using Crm.Service.Contracts;
 using Crm.Service.Infrastructure.Queries;
+using Crm.Service.Infrastructure.Teams;
+using Crm.Service.Auth;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 
@@ -8,8 +10,29 @@ namespace Crm.Service.Pages.Queues;
 
 /// <summary>A queue page: the queue's filter plus the agent's own filters, keyset-paged through the read model, and the
 /// queue sizes from <see cref="QueueCounts"/> (never a COUNT per page view).</summary>
-public sealed class IndexModel(TicketQueries tickets, QueueCounts counts) : PageModel
+public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamDirectory teamDirectory, IGrainFactory grains, ILogger<IndexModel> logger) : PageModel
 {
+    public const int MaxBulk = 100;
+
+    public enum BulkAction
+    {
+        Assign,
+        Status,
+        Tag,
+        Merge,
+    }
+
+    [BindProperty] public List<long> Selected { get; set; } = [];
+    [BindProperty] public BulkAction? Action { get; set; }
+    /// <summary>Assign: a sign-in name, "me", or empty to unassign.</summary>
+    [BindProperty, System.ComponentModel.DataAnnotations.StringLength(200)] public string? BulkAssignee { get; set; }
+    [BindProperty] public TicketStatus? BulkStatus { get; set; }
+    [BindProperty, System.ComponentModel.DataAnnotations.StringLength(64)] public string? BulkTag { get; set; }
+    /// <summary>Merge: the selected tickets go into this one.</summary>
+    [BindProperty] public long? MergeInto { get; set; }
+
+    [TempData] public string? BulkResult { get; set; }
+
     public const int PageSize = 50;
 
     [FromRoute(Name = "queue")]
@@ -21,7 +44,12 @@ public sealed class IndexModel(TicketQueries tickets, QueueCounts counts) : Page
     [FromQuery(Name = "customer")] public Guid? Customer { get; set; }
     [FromQuery(Name = "channel")] public string? Channel { get; set; }
     [FromQuery(Name = "tag")] public string? Tag { get; set; }
+    [FromQuery(Name = "team")] public string? Team { get; set; }
+    [FromQuery(Name = "sort")] public TicketSort Sort { get; set; } = TicketSort.Updated;
     [FromQuery(Name = "cursor")] public string? Cursor { get; set; }
+
+    /// <summary>The teams this person may filter by (restricted teams they are not in are left out).</summary>
+    public IReadOnlyList<TeamView> Teams { get; private set; } = [];
 
     public Page<TicketView> Tickets { get; private set; } = new([], null);
 
@@ -31,28 +59,112 @@ public sealed class IndexModel(TicketQueries tickets, QueueCounts counts) : Page
     {
         if (!ModelState.IsValid)
             return BadRequest();
-        TicketCursor? after = null;
+        QueueCursor? after = null;
         if (Cursor is not null)
         {
-            if (!TicketCursor.TryDecode(Cursor, out var decoded))
+            // A cursor of another sort order is refused like any made-up one.
+            if (!QueueCursor.TryDecode(Cursor, Sort, out var decoded))
                 return BadRequest();
             after = decoded;
         }
         var me = User.Identity!.Name!;
-        var filter = ConsoleQueues.Filter(Queue, me) with
+        var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
+        var filter = ConsoleQueues.Filter(Queue, me, await access.MyTeamsAsync(User, cancellationToken)) with
         {
             Status = Status,
             Priority = Priority,
             CustomerId = Customer,
             Channel = string.IsNullOrWhiteSpace(Channel) ? null : Channel.Trim(),
             Tag = string.IsNullOrWhiteSpace(Tag) ? null : Tag.Trim().ToLowerInvariant(),
+            Team = string.IsNullOrWhiteSpace(Team) ? null : Team.Trim() == "-" ? "" : Team.Trim(),
+            HiddenTeams = hidden,
         };
         // The queue's own assignee (Mine, Unassigned) wins over the filter field.
         if (filter.Assignee is null && !string.IsNullOrWhiteSpace(Assignee))
             filter = filter with { Assignee = Assignee.Trim() == "-" ? "" : Assignee.Trim() };
-        Tickets = await tickets.ListAsync(filter, after, PageSize, cancellationToken);
-        Counts = await counts.GetAsync(me, cancellationToken);
+        Tickets = await tickets.ListAsync(filter, Sort, after, PageSize, cancellationToken);
+        Counts = await access.CountsAsync(User, cancellationToken);
+        Teams = [.. (await teamDirectory.ListAsync(cancellationToken)).Where(t => !hidden.Contains(t.Id))];
         return Page();
+    }
+
+    /// <summary>
+    /// One action on the selected tickets, each through the same grain call as the ticket page, with per-ticket
+    /// authorization (a ticket this person may not see is skipped as not found). Merging, which cannot be undone,
+    /// needs a Supervisor. The result ("3 changed, 1 refused: …") shows on the queue page after the redirect.
+    /// </summary>
+    public async Task<IActionResult> OnPostBulkAsync(CancellationToken cancellationToken)
+    {
+        var selected = Selected.Distinct().ToList();
+        if (selected.Count == 0 || Action is not { } action)
+            return BulkDone("Select tickets and an action first.");
+        if (selected.Count > MaxBulk)
+            return BulkDone($"At most {MaxBulk} tickets at once.");
+        if (action == BulkAction.Merge && !User.IsInRole(Auth.ConsoleRoles.Supervisor))
+            return Forbid();
+        if (!ModelState.IsValid)
+            return BulkDone("The bulk action's fields are invalid.");
+        TicketChange? change = action switch
+        {
+            BulkAction.Assign => new TicketChange { Assignee = BulkAssignee?.Trim() is "me" ? User.Identity!.Name! : BulkAssignee?.Trim() ?? "" },
+            BulkAction.Status when BulkStatus is { } status && Enum.IsDefined(status) => new TicketChange { Status = status },
+            _ => null,
+        };
+        if (action == BulkAction.Status && change is null)
+            return BulkDone("Choose the status to set.");
+        if (action == BulkAction.Tag && string.IsNullOrWhiteSpace(BulkTag))
+            return BulkDone("Enter the tag to add.");
+        if (action == BulkAction.Merge && (MergeInto is not { } target || !await access.CanSeeTicketAsync(User, target, cancellationToken)))
+            return BulkDone("Enter the number of a ticket to merge the selected ones into.");
+        int done = 0;
+        var refused = new List<string>();
+        foreach (var number in selected)
+        {
+            if (!await access.CanSeeTicketAsync(User, number, cancellationToken))
+            {
+                refused.Add($"#{number}: no such ticket");
+                continue;
+            }
+            try
+            {
+                var ticket = grains.GetGrain<ITicketGrain>(number);
+                switch (action)
+                {
+                    case BulkAction.Tag:
+                        var current = (await tickets.GetAsync(number, cancellationToken))?.Tags ?? [];
+                        var tagged = new TicketChange { Tags = [.. current, BulkTag!.Trim()] };
+                        Grains.InputLimits.CheckTicketChange(tagged);
+                        await ticket.ChangeAsync(tagged, User.ConsoleActor(), cancellationToken);
+                        break;
+                    case BulkAction.Merge:
+                        if (number == MergeInto)
+                            continue;
+                        await grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Tickets).MergeTicketsAsync(number, MergeInto!.Value, User.ConsoleActor(), cancellationToken);
+                        break;
+                    default:
+                        Grains.InputLimits.CheckTicketChange(change!);
+                        await ticket.ChangeAsync(change!, User.ConsoleActor(), cancellationToken);
+                        break;
+                }
+                done++;
+            }
+            catch (DomainException refusal)
+            {
+                refused.Add($"#{number}: {refusal.Message}");
+            }
+            catch (Exception failure) when (failure is not OperationCanceledException)
+            {
+                logger.LogWarning(failure, "Bulk {Action} failed on ticket {Number}", action, number);
+                refused.Add($"#{number}: failed, try again");
+            }
+        }
+        return BulkDone(refused.Count == 0 ? $"{done} changed." : $"{done} changed, {refused.Count} refused: {string.Join("; ", refused.Take(10))}");
+    }
+
+    private IActionResult BulkDone(string message)
+    {
+        BulkResult = message;
+        return Redirect(Link(Queue));
     }
 
     /// <summary>The same filters with another cursor (or none).</summary>
@@ -66,6 +178,8 @@ public sealed class IndexModel(TicketQueries tickets, QueueCounts counts) : Page
             ["customer"] = Customer?.ToString(),
             ["channel"] = Channel,
             ["tag"] = Tag,
+            ["team"] = Team,
+            ["sort"] = Sort == TicketSort.Updated ? null : Sort.ToString(),
             ["cursor"] = cursor,
         }.Where(p => !string.IsNullOrEmpty(p.Value)).ToDictionary(p => p.Key, p => p.Value);
         return Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString($"/Queues/{queue}", query);

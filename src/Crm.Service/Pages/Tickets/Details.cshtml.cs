@@ -8,6 +8,10 @@ using Crm.Service.Infrastructure.Queries;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.AspNetCore.Mvc.Filters;
+using Crm.Service.AgentConsole;
+using Crm.Service.Hubs;
+using Crm.Service.Infrastructure.Teams;
 using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.Pages.Tickets;
@@ -17,7 +21,8 @@ namespace Crm.Service.Pages.Tickets;
 /// Reads come from the read model; every change is the same grain call the REST API makes, with the person as actor,
 /// then a redirect (so a reload never sends a reply twice).
 /// </summary>
-public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs) : PageModel
+public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs,
+    TicketAccess access, TeamDirectory teamDirectory, Mentions mentions) : PageModel
 {
     private const int TimelinePage = 50;
     private const int HistoryPage = 50;
@@ -42,13 +47,74 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     [BindProperty] public Guid? ReplyConversation { get; set; }
     [BindProperty] public TicketStatus? ReplyStatus { get; set; }
     [BindProperty, StringLength(100_000)] public string? NoteText { get; set; }
+    /// <summary>A fresh id in every rendered reply form (see <see cref="ReplyRequestId"/>).</summary>
+    [BindProperty] public Guid? RequestId { get; set; }
     [BindProperty] public TicketStatus? NewStatus { get; set; }
     [BindProperty] public TicketPriority? NewPriority { get; set; }
     [BindProperty, StringLength(200)] public string? NewAssignee { get; set; }
     [BindProperty, StringLength(200)] public string? NewTeam { get; set; }
+    // The values the side form showed, posted back to tell what the agent changed (see OnPostChangeAsync).
+    [BindProperty] public TicketStatus? OriginalStatus { get; set; }
+    [BindProperty] public TicketPriority? OriginalPriority { get; set; }
+    [BindProperty, StringLength(200)] public string? OriginalAssignee { get; set; }
+    [BindProperty, StringLength(200)] public string? OriginalTeam { get; set; }
+    /// <summary>The ticket's tags, separated by commas (the tags form replaces them all).</summary>
+    [BindProperty, StringLength(4000)] public string? TagsText { get; set; }
 
-    public async Task<IActionResult> OnGetAsync(string? cursor, CancellationToken cancellationToken) =>
-        await LoadAsync(cursor, cancellationToken) ? Page() : NotFound();
+    /// <summary>Teams for the team field: those this person may see, plus the ticket's own.</summary>
+    public IReadOnlyList<TeamView> Teams { get; private set; } = [];
+
+    /// <summary>Every handler of this page, GET or POST, first checks that this person may see the ticket: a ticket of a
+    /// restricted team they are not in answers 404, as if it did not exist.</summary>
+    public override async Task OnPageHandlerExecutionAsync(PageHandlerExecutingContext context, PageHandlerExecutionDelegate next)
+    {
+        if (!await access.CanSeeTicketAsync(User, Number, HttpContext.RequestAborted))
+        {
+            context.Result = NotFound();
+            return;
+        }
+        await next();
+    }
+
+    /// <summary>True when the page shows an older part of the timeline: live changes then announce themselves
+    /// instead of replacing what the agent is reading.</summary>
+    public bool ShowsOlderPage { get; private set; }
+
+    public async Task<IActionResult> OnGetAsync(string? cursor, CancellationToken cancellationToken)
+    {
+        ShowsOlderPage = cursor is not null;
+        return await LoadAsync(cursor, cancellationToken) ? Page() : NotFound();
+    }
+
+    /// <summary>Splits a plain-text message into what the author wrote and the quoted earlier mail below it (lines
+    /// starting with "&gt;", or everything after an "On … wrote:" line), which the page collapses behind a toggle.</summary>
+    public static (string Own, string? Quoted) SplitQuoted(string text)
+    {
+        var lines = text.Split('\n');
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var line = lines[i].TrimEnd('\r');
+            var trimmed = line.TrimStart();
+            var wrote = System.Text.RegularExpressions.Regex.IsMatch(line, @"^\s*(On|Am|Le|El|在).{0,300}(wrote|schrieb|a écrit|escribió|写道)\s*[:：]\s*$");
+            if (wrote || (trimmed.StartsWith('>') && lines.Skip(i).All(l => l.TrimStart().StartsWith('>') || string.IsNullOrWhiteSpace(l))))
+            {
+                var own = string.Join('\n', lines.Take(i)).TrimEnd();
+                return own.Length == 0 ? (text, null) : (own, string.Join('\n', lines.Skip(i)));
+            }
+        }
+        return (text, null);
+    }
+
+    /// <summary>The next ticket to work (keyboard "j"): the next one of All open after this one in the queue's order,
+    /// among those this person may see; the queue when there is none.</summary>
+    public async Task<IActionResult> OnGetNextAsync(CancellationToken cancellationToken)
+    {
+        if (await queries.GetAsync(Number, cancellationToken) is not { } ticket)
+            return NotFound();
+        var filter = ConsoleQueues.Filter(ConsoleQueue.Open, User.Identity!.Name!) with { HiddenTeams = await access.HiddenTeamsAsync(User, cancellationToken) };
+        var next = await queries.ListAsync(filter, TicketSort.Updated, new QueueCursor(TicketSort.Updated, ticket.UpdatedAt, default, ticket.Number), 1, cancellationToken);
+        return Redirect(next.Items.FirstOrDefault() is { } found ? $"/Tickets/{found.Number}" : "/Queues/Open");
+    }
 
     /// <summary>The timeline alone, for the live update of an open ticket page (same rendering, same encoding).</summary>
     public async Task<IActionResult> OnGetTimelineAsync(CancellationToken cancellationToken) =>
@@ -61,6 +127,8 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
         return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).ReplyAsync(new AgentReply
         {
             Actor = User.ConsoleActor(),
+            // One rendered form is one reply: a double click or a browser re-post answers with the first reply.
+            RequestId = ReplyRequestId(),
             Text = ReplyText!.Trim(),
             ConversationId = ReplyConversation,
             SetStatus = ReplyStatus,
@@ -71,16 +139,95 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     {
         if (string.IsNullOrWhiteSpace(NoteText))
             ModelState.AddModelError(nameof(NoteText), "Write a note first.");
-        return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).AddNoteAsync(User.ConsoleActor(), NoteText!.Trim(), cancellationToken),
-            () => new NoteRequest(NoteText).CheckLimits(), cancellationToken);
+        return await ChangeAsync(async () =>
+        {
+            await grains.GetGrain<ITicketGrain>(Number).AddNoteAsync(User.ConsoleActor(), NoteText!.Trim(), cancellationToken);
+            // After the note is stored: a notification never points at a note that is not there.
+            var named = Mentions.Parse(NoteText);
+            if (named.Count > 0)
+            {
+                var team = (await queries.GetAsync(Number, cancellationToken))?.Team;
+                var resolved = await mentions.ResolveAsync(named, team, cancellationToken);
+                var me = TicketAccess.UserId(User);
+                await mentions.NotifyAsync(resolved.People.Select(p => p.UserId).Where(id => id != me), new AgentNotification("mentioned", Number, User.Identity!.Name));
+            }
+        }, () => new NoteRequest(NoteText).CheckLimits(), cancellationToken);
     }
 
-    public async Task<IActionResult> OnPostChangeAsync(CancellationToken cancellationToken)
+    public async Task<IActionResult> OnPostTagsAsync(CancellationToken cancellationToken)
     {
-        // Blank fields in the form mean "leave as is", except assignee and team, which the form always sends ("" clears).
-        var request = new ChangeTicketRequest(NewStatus, NewPriority, null, NewAssignee?.Trim() ?? "", NewTeam?.Trim() ?? "", null);
+        var tags = (TagsText ?? "").Split([',', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var request = new ChangeTicketRequest(null, null, tags, null, null, null);
         return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).ChangeAsync(request.ToContract(), User.ConsoleActor(), cancellationToken),
             request.CheckLimits, cancellationToken);
+    }
+
+    /// <summary>
+    /// Saves the side form. Only the fields the agent changed are sent, and each only if nobody else changed it since
+    /// the page was loaded (the form carries the values it showed): saving a stale page never undoes a colleague's
+    /// assignment or status. A post without those values (a page from before this rule) is refused, not guessed at.
+    /// </summary>
+    public async Task<IActionResult> OnPostChangeAsync(CancellationToken cancellationToken)
+    {
+        if (await queries.GetAsync(Number, cancellationToken) is not { } current)
+            return NotFound();
+        var form = Request.Form;
+        if (!form.ContainsKey(nameof(OriginalStatus)) || !form.ContainsKey(nameof(OriginalPriority))
+            || !form.ContainsKey(nameof(OriginalAssignee)) || !form.ContainsKey(nameof(OriginalTeam)))
+        {
+            ModelState.AddModelError("", "This form is out of date; reload the ticket and make the change again.");
+            return await ChangeAsync(() => Task.CompletedTask, () => { }, cancellationToken);
+        }
+        var assignee = NewAssignee?.Trim() ?? "";
+        var team = NewTeam?.Trim() ?? "";
+        TicketStatus? status = NewStatus != OriginalStatus ? NewStatus : null;
+        TicketPriority? priority = NewPriority != OriginalPriority ? NewPriority : null;
+        string? newAssignee = assignee != (OriginalAssignee ?? "") ? assignee : null;
+        string? newTeam = team != (OriginalTeam ?? "") ? team : null;
+        var conflict = false;
+        void Conflict(string field, string? now)
+        {
+            conflict = true;
+            ModelState.AddModelError("", $"Someone else changed the {field} meanwhile (now {(string.IsNullOrEmpty(now) ? "none" : now)}); the form shows it, decide again.");
+        }
+        if (status is not null && current.Status != OriginalStatus)
+            Conflict("status", current.Status.ToString());
+        if (priority is not null && current.Priority != OriginalPriority)
+            Conflict("priority", current.Priority.ToString());
+        if (newAssignee is not null && (current.Assignee ?? "") != (OriginalAssignee ?? ""))
+            Conflict("assignee", current.Assignee);
+        if (newTeam is not null && (current.Team ?? "") != (OriginalTeam ?? ""))
+            Conflict("team", current.Team);
+        if (newTeam is { Length: > 0 } && await teamDirectory.GetAsync(newTeam, cancellationToken) is null)
+            ModelState.AddModelError(nameof(NewTeam), $"There is no team '{newTeam}': an admin creates teams under Admin → Teams.");
+        if (!ModelState.IsValid)
+        {
+            // Show the current values, so the agent decides on what is there now.
+            NewStatus = null;
+            NewPriority = null;
+            NewAssignee = null;
+            NewTeam = null;
+            if (conflict)
+                Response.StatusCode = StatusCodes.Status409Conflict;
+        }
+        var request = new ChangeTicketRequest(status, priority, null, newAssignee, newTeam, null);
+        if (status is null && priority is null && newAssignee is null && newTeam is null && ModelState.IsValid)
+            return Redirect($"/Tickets/{Number}");
+        return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).ChangeAsync(request.ToContract(), User.ConsoleActor(), cancellationToken),
+            request.CheckLimits, cancellationToken);
+    }
+
+    /// <summary>
+    /// The reply's idempotency key, scoped to the person: the form's one-time id, or, for a post without one (an
+    /// older page), a digest of the form's anti-forgery token, which is the same for every post of one rendered page
+    /// and new on the next render. Either way a second post of the same form is answered with the first reply.
+    /// </summary>
+    private string ReplyRequestId()
+    {
+        var form = RequestId is { } id && id != Guid.Empty
+            ? id.ToString("N")
+            : "t" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Request.Form["__RequestVerificationToken"].ToString())))[..32];
+        return $"console:{TicketAccess.UserId(User)}:{form}";
     }
 
     /// <summary>An attachment of this ticket, as a download that never renders in the console's origin.</summary>
@@ -105,14 +252,16 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
             {
                 checkLimits();
                 await change();
-                return Redirect($"/Tickets/{Number}");
+                // A ticket moved into a restricted team this person is not in is gone from their view.
+                return Redirect(await access.CanSeeTicketAsync(User, Number, cancellationToken) ? $"/Tickets/{Number}" : "/Queues");
             }
             catch (DomainException refused)
             {
                 ModelState.AddModelError("", refused.Message);
             }
         }
-        Response.StatusCode = StatusCodes.Status422UnprocessableEntity;
+        if (Response.StatusCode != StatusCodes.Status409Conflict)
+            Response.StatusCode = StatusCodes.Status422UnprocessableEntity;
         return await LoadAsync(null, cancellationToken) ? Page() : NotFound();
     }
 
@@ -126,6 +275,9 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
         NewPriority ??= ticket.Priority;
         NewAssignee ??= ticket.Assignee;
         NewTeam ??= ticket.Team;
+        TagsText ??= string.Join(", ", ticket.Tags);
+        var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
+        Teams = [.. (await teamDirectory.ListAsync(cancellationToken)).Where(team => !hidden.Contains(team.Id) || team.Id == ticket.Team)];
         EntryCursor? before = null;
         if (cursor is not null && EntryCursor.TryDecode(cursor, CursorKind.Timeline, out var decoded))
             before = decoded;

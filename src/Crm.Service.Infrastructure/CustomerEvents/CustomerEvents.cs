@@ -1,0 +1,78 @@
+using Crm.Service.Infrastructure.Store;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+
+namespace Crm.Service.Infrastructure.CustomerEvents;
+
+/// <summary>Something that happened to a customer in another system (an order, a purchase, a sign-up), posted through
+/// <c>POST /api/v1/customers/{id}/events</c> and shown in the customer's timeline.</summary>
+public sealed class CustomerEventRecord
+{
+    public Guid Id { get; set; }
+    public Guid CustomerId { get; set; }
+    /// <summary>The sender's own id of the event: a repeat with the same id is the same event (idempotent).</summary>
+    public required string ClientEventId { get; set; }
+    public required string Type { get; set; }
+    public DateTimeOffset At { get; set; }
+    public required string Title { get; set; }
+    /// <summary>An amount in minor units is the sender's business; stored as given (decimal text), with its currency.</summary>
+    public decimal? Amount { get; set; }
+    public string? Currency { get; set; }
+    public string? Link { get; set; }
+    /// <summary>Free JSON object from the sender (at most <see cref="CustomerEventStore.MaxDataBytes"/>), shown as text.</summary>
+    public string? Data { get; set; }
+    /// <summary>SHA-256 of the request body's fields, to tell a retry from a different event reusing an id.</summary>
+    public required string Fingerprint { get; set; }
+    public required string PostedBy { get; set; }
+    public DateTimeOffset ReceivedAt { get; set; }
+}
+
+public sealed record CustomerEventView(Guid Id, string ClientEventId, string Type, DateTimeOffset At, string Title, decimal? Amount, string? Currency, string? Link, string? Data, DateTimeOffset ReceivedAt);
+
+public enum StoredEvent
+{
+    Created,
+    /// <summary>The same event again (same id, same content): nothing stored.</summary>
+    Repeated,
+    /// <summary>The id is taken by an event with other content.</summary>
+    Conflict,
+}
+
+public sealed class CustomerEventStore(IDbContextFactory<CrmDbContext> contexts)
+{
+    public const int MaxDataBytes = 16 * 1024;
+
+    public async Task<(StoredEvent Outcome, CustomerEventView Event)> AddAsync(CustomerEventRecord record, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        if (await FindAsync(db, record.CustomerId, record.ClientEventId, cancellationToken) is { } existing)
+            return (existing.Fingerprint == record.Fingerprint ? StoredEvent.Repeated : StoredEvent.Conflict, View(existing));
+        db.CustomerEvents.Add(record);
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+            return (StoredEvent.Created, View(record));
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is SqliteException { SqliteErrorCode: 19 })
+        {
+            // Two copies raced: the unique index kept one; answer like a repeat.
+            await using var again = await contexts.CreateDbContextAsync(cancellationToken);
+            var winner = (await FindAsync(again, record.CustomerId, record.ClientEventId, cancellationToken))!;
+            return (winner.Fingerprint == record.Fingerprint ? StoredEvent.Repeated : StoredEvent.Conflict, View(winner));
+        }
+    }
+
+    /// <summary>The customer's events, newest first (the latest <paramref name="count"/>).</summary>
+    public async Task<IReadOnlyList<CustomerEventView>> LatestAsync(Guid customerId, int count, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var rows = await db.CustomerEvents.AsNoTracking().Where(e => e.CustomerId == customerId)
+            .OrderByDescending(e => e.At).ThenByDescending(e => e.Id).Take(count).ToListAsync(cancellationToken);
+        return [.. rows.Select(View)];
+    }
+
+    private static Task<CustomerEventRecord?> FindAsync(CrmDbContext db, Guid customerId, string clientEventId, CancellationToken cancellationToken) =>
+        db.CustomerEvents.AsNoTracking().FirstOrDefaultAsync(e => e.CustomerId == customerId && e.ClientEventId == clientEventId, cancellationToken);
+
+    private static CustomerEventView View(CustomerEventRecord e) => new(e.Id, e.ClientEventId, e.Type, e.At, e.Title, e.Amount, e.Currency, e.Link, e.Data, e.ReceivedAt);
+}
