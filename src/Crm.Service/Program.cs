@@ -5,6 +5,7 @@ using Crm.Service.Auth;
 using Crm.Service.AgentConsole;
 using Crm.Service.Hosting;
 using Crm.Service.Infrastructure.Queries;
+using Crm.Service.KnowledgeBase;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddCrmSilo();
@@ -15,9 +16,10 @@ builder.AddConsoleIdentity();
 builder.AddCrmHttp();
 builder.Services.AddCrmQueries();
 builder.AddAgentConsole();
+builder.AddKnowledgeBase();
 
 var app = builder.Build();
-if (await app.RunConsoleCommandAsync())
+if (await app.RunConsoleCommandAsync() || await app.RunKnowledgeBaseCommandAsync(args))
     return;
 app.UseCrmHttp();
 app.UseAgentConsole();
@@ -25,6 +27,7 @@ app.MapCrmHealthChecks();
 app.MapApiChannel();
 app.MapAgentApi();
 app.MapAdminApi();
+app.MapKnowledgeBaseApi();
 app.MapAgentConsole();
 app.Run();
 

@@ -31,6 +31,9 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<ChangeCursorRecord> ChangeCursors => Set<ChangeCursorRecord>();
     public DbSet<MailboxCursorRecord> MailboxCursors => Set<MailboxCursorRecord>();
     public DbSet<QuarantinedMailRecord> QuarantinedMail => Set<QuarantinedMailRecord>();
+    public DbSet<KnowledgeBase.ArticleRecord> KbArticles => Set<KnowledgeBase.ArticleRecord>();
+    public DbSet<KnowledgeBase.ArticleRevisionRecord> KbRevisions => Set<KnowledgeBase.ArticleRevisionRecord>();
+    public DbSet<KnowledgeBase.CategoryRecord> KbCategories => Set<KnowledgeBase.CategoryRecord>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -173,6 +176,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.HasIndex(q => new { q.ChannelAccountId, q.Sha256 }).IsUnique();
             e.HasIndex(q => q.At);
         });
+        KnowledgeBase.KnowledgeBaseModel.Configure(model);
     }
 
     private sealed class UtcTicksConverter() : ValueConverter<DateTimeOffset, long>(
