@@ -75,7 +75,7 @@ public sealed class TermMatcher
         // The word being typed: its raw lower-case form, since the stemmer would cut "printi" to "printi", not "print".
         var words = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
         var last = words.Length > 0 ? words[^1].ToLowerInvariant().Trim('"', '\'', '?', '!', '.', ',', ';', ':', '(', ')') : "";
-        Prefix = last.Length >= 2 && last.All(char.IsAsciiLetterOrDigit) ? last : null;
+        Prefix = last.Length >= 3 && last.All(char.IsAsciiLetterOrDigit) ? last : null;
         Fuzzy = field.EndsWith("_en", StringComparison.Ordinal)
             ? [.. Terms.Where(t => Analysis.AutoEdits(t) > 0 && t.All(char.IsAsciiLetter)).Take(MaxTerms / 4)]
             : [];
