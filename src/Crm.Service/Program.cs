@@ -7,6 +7,7 @@ using Crm.Service.Auth;
 using Crm.Service.AgentConsole;
 using Crm.Service.Hosting;
 using Crm.Service.Infrastructure.Queries;
+using Crm.Service.KnowledgeBase;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddCrmSilo();
@@ -19,9 +20,10 @@ builder.AddConsoleIdentity();
 builder.AddCrmHttp();
 builder.Services.AddCrmQueries();
 builder.AddAgentConsole();
+builder.AddKnowledgeBase();
 
 var app = builder.Build();
-if (await app.RunConsoleCommandAsync())
+if (await app.RunConsoleCommandAsync() || await app.RunKnowledgeBaseCommandAsync(args))
     return;
 app.UseCrmHttp();
 app.UseAgentConsole();
@@ -33,6 +35,7 @@ app.MapAgentApi();
 app.MapAdminApi();
 app.MapTeamsApi();
 app.MapCustomerEventsApi();
+app.MapKnowledgeBaseApi();
 app.MapAgentConsole();
 app.Run();
 

@@ -11,6 +11,21 @@ using Crm.Service.Benchmarks;
 // Usage: dotnet run -c Release --project tests/Crm.Service.Benchmarks -- [--messages N] [--senders S] [--concurrency C] [--warmup W] [--rounds R]
 // Email import (as root, needs postfix and dovecot installed): … -- --email [--messages N]
 
+// Knowledge-base search (quality on the FAQ corpus, speed at scale): … -- --kb [--articles N] [--queries Q]
+if (args.Contains("--kb"))
+{
+    var kbWork = Directory.CreateTempSubdirectory("crm-bench-kb-");
+    try
+    {
+        await KbSearch.RunAsync(kbWork.FullName, Arg("--articles", 100_000), Arg("--queries", 5_000));
+    }
+    finally
+    {
+        kbWork.Delete(recursive: true);
+    }
+    return 0;
+}
+
 if (args.Contains("--email"))
 {
     var mailWork = Directory.CreateTempSubdirectory("crm-bench-");

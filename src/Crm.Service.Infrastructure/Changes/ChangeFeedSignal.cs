@@ -4,7 +4,7 @@ namespace Crm.Service.Infrastructure.Changes;
 /// Raised by the store after every successful commit, so consumers of the change feed wake at once instead of at
 /// their next poll. Every waiting consumer wakes (unlike a semaphore, which would wake one).
 /// </summary>
-internal sealed class ChangeFeedSignal
+public sealed class ChangeFeedSignal
 {
     private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
 

@@ -36,6 +36,9 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<TeamRecord> Teams => Set<TeamRecord>();
     public DbSet<TeamMemberRecord> TeamMembers => Set<TeamMemberRecord>();
     public DbSet<CustomerEventRecord> CustomerEvents => Set<CustomerEventRecord>();
+    public DbSet<KnowledgeBase.ArticleRecord> KbArticles => Set<KnowledgeBase.ArticleRecord>();
+    public DbSet<KnowledgeBase.ArticleRevisionRecord> KbRevisions => Set<KnowledgeBase.ArticleRevisionRecord>();
+    public DbSet<KnowledgeBase.CategoryRecord> KbCategories => Set<KnowledgeBase.CategoryRecord>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -205,6 +208,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.HasIndex(x => new { x.CustomerId, x.At });
             e.Property(x => x.Amount).HasConversion<string>();
         });
+        KnowledgeBase.KnowledgeBaseModel.Configure(model);
     }
 
     private sealed class UtcTicksConverter() : ValueConverter<DateTimeOffset, long>(

@@ -44,7 +44,7 @@ public static class AdminApi
         if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 100)
             return Problems.Invalid("name", "name is required (at most 100 characters).");
         if (request.Role is null || !Roles.IsValid(request.Role))
-            return Problems.Invalid("role", $"role must be '{Roles.Agent}' or '{Roles.Admin}'.");
+            return Problems.Invalid("role", $"role must be '{Roles.Agent}', '{Roles.KnowledgeEditor}' or '{Roles.Admin}'.");
         var (record, key) = await keys.CreateAsync(request.Name.Trim(), request.Role, cancellationToken: cancellationToken);
         // The key is shown once; only its hash is stored.
         return TypedResults.Created($"/api/v1/admin/api-keys/{record.Id}", new CreatedApiKey(record.Id, record.Name, record.Role, key));

@@ -17,8 +17,10 @@ public static class Roles
 {
     public const string Admin = "admin";
     public const string Agent = "agent";
+    /// <summary>Writes knowledge-base articles (and reads them); no access to tickets.</summary>
+    public const string KnowledgeEditor = "knowledge-editor";
 
-    public static bool IsValid(string role) => role is Admin or Agent;
+    public static bool IsValid(string role) => role is Admin or Agent or KnowledgeEditor;
 }
 
 /// <summary>Settings for API keys (section "Auth").</summary>

@@ -1,0 +1,436 @@
+using System.Globalization;
+using System.Text;
+using Crm.Service.Grains.Records;
+using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Changes;
+using Crm.Service.Infrastructure.Store;
+using Markdig;
+using Microsoft.EntityFrameworkCore;
+
+namespace Crm.Service.Infrastructure.KnowledgeBase;
+
+/// <summary>What an editor sends when creating or saving an article.</summary>
+public sealed record ArticleDraft(
+    string Language,
+    string Title,
+    string BodyMarkdown,
+    string Visibility,
+    Guid? CategoryId = null,
+    IReadOnlyList<string>? Tags = null,
+    string? Slug = null,
+    Guid? TranslationOf = null);
+
+/// <summary>A knowledge-base request the store refuses; <see cref="Kind"/> says how (the API maps it to 404/409/422).</summary>
+public sealed class KnowledgeBaseException(KnowledgeBaseError kind, string message, string? field = null) : Exception(message)
+{
+    public KnowledgeBaseError Kind { get; } = kind;
+    public string? Field { get; } = field;
+}
+
+public enum KnowledgeBaseError { NotFound, Conflict, Invalid }
+
+/// <summary>The change feed's rows for articles: entity "article", kinds created/updated/deleted.</summary>
+public static class ArticleChanges
+{
+    public const string Entity = "article";
+    public const string Deleted = "deleted";
+}
+
+/// <summary>
+/// Articles, their revisions and categories in the store. Every save writes the article, a revision and a change-feed
+/// row ("article") in one transaction, so the search index (a feed consumer) follows every committed save and never
+/// one that rolled back. Saves are optimistic: each names the version it edited, and a save against an older version
+/// is refused with a conflict instead of overwriting someone else's work.
+/// </summary>
+public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, ChangeFeedSignal signal,
+    Grains.Storage.IHtmlSanitizer sanitizer, TimeProvider time)
+{
+    public const int MaxTitleLength = 200;
+    public const int MaxBodyLength = 200_000;
+    public const int MaxTags = 20;
+
+    private static readonly MarkdownPipeline Pipeline = new MarkdownPipelineBuilder().UseAdvancedExtensions().DisableHtml().Build();
+
+    /// <summary>Markdown → HTML (raw HTML in the Markdown is not passed through), then the one sanitizer policy.</summary>
+    public string Render(string markdown) => sanitizer.Sanitize(Markdown.ToHtml(markdown, Pipeline));
+
+    public static string ToPlainText(string markdown) =>
+        System.Net.WebUtility.HtmlDecode(Markdown.ToPlainText(markdown, Pipeline)).Trim();
+
+    private async Task<CrmDbContext> OpenAsync(CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        return await contexts.CreateDbContextAsync(cancellationToken);
+    }
+
+    public async Task<ArticleRecord?> GetAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        return await db.KbArticles.AsNoTracking().FirstOrDefaultAsync(a => a.Id == id, cancellationToken);
+    }
+
+    public async Task<ArticleRecord?> GetBySlugAsync(string language, string slug, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        return await db.KbArticles.AsNoTracking().FirstOrDefaultAsync(a => a.Language == language && a.Slug == slug, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<ArticleRecord>> TranslationsAsync(Guid group, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        return await db.KbArticles.AsNoTracking().Where(a => a.TranslationGroup == group).OrderBy(a => a.Language).ToListAsync(cancellationToken);
+    }
+
+    public sealed record ArticleFilter(string? Language = null, string? Status = null, string? Visibility = null, Guid? CategoryId = null, string? Tag = null,
+        int Skip = 0, int Take = 50);
+
+    public async Task<IReadOnlyList<ArticleRecord>> ListAsync(ArticleFilter filter, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        var query = db.KbArticles.AsNoTracking();
+        if (filter.Language is not null) query = query.Where(a => a.Language == filter.Language);
+        if (filter.Status is not null) query = query.Where(a => a.Status == filter.Status);
+        if (filter.Visibility is not null) query = query.Where(a => a.Visibility == filter.Visibility);
+        if (filter.CategoryId is { } category)
+        {
+            var ids = await DescendantsAsync(db, category, cancellationToken);
+            query = query.Where(a => a.CategoryId != null && ids.Contains(a.CategoryId.Value));
+        }
+        var rows = await query.OrderByDescending(a => a.UpdatedAt).ThenBy(a => a.Id).ToListAsync(cancellationToken);
+        // Tags are a JSON column: filtered here, after the indexed filters (an article list is small).
+        if (filter.Tag is not null)
+            rows = [.. rows.Where(a => a.Tags.Contains(filter.Tag))];
+        return [.. rows.Skip(Math.Max(0, filter.Skip)).Take(Math.Clamp(filter.Take, 1, 200))];
+    }
+
+    /// <summary>Reads every article in id order, a page at a time, for a reindex.</summary>
+    public async IAsyncEnumerable<IReadOnlyList<ArticleRecord>> AllAsync(int pageSize, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        Guid? after = null;
+        while (true)
+        {
+            await using var db = await OpenAsync(cancellationToken);
+            var query = db.KbArticles.AsNoTracking();
+            if (after is { } last)
+                query = query.Where(a => a.Id.CompareTo(last) > 0);
+            var page = await query.OrderBy(a => a.Id).Take(pageSize).ToListAsync(cancellationToken);
+            if (page.Count == 0)
+                yield break;
+            yield return page;
+            after = page[^1].Id;
+        }
+    }
+
+    public async Task<int> CountAsync(CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        return await db.KbArticles.CountAsync(cancellationToken);
+    }
+
+    public async Task<ArticleRecord> CreateAsync(ArticleDraft draft, string actor, CancellationToken cancellationToken = default)
+    {
+        Validate(draft);
+        await using var db = await OpenAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        var group = Guid.CreateVersion7();
+        if (draft.TranslationOf is { } original)
+        {
+            group = await db.KbArticles.Where(a => a.Id == original).Select(a => (Guid?)a.TranslationGroup).FirstOrDefaultAsync(cancellationToken)
+                ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {original} (translationOf) does not exist.", "translationOf");
+            if (await db.KbArticles.AnyAsync(a => a.TranslationGroup == group && a.Language == draft.Language, cancellationToken))
+                throw new KnowledgeBaseException(KnowledgeBaseError.Conflict, $"That article already has a {draft.Language} translation; edit it instead.", "language");
+        }
+        await RequireCategoryAsync(db, draft.CategoryId, cancellationToken);
+        var article = new ArticleRecord
+        {
+            Id = Guid.CreateVersion7(), TranslationGroup = group, Language = draft.Language, Title = draft.Title.Trim(),
+            Slug = await UniqueSlugAsync(db, draft.Language, draft.Slug ?? draft.Title, null, cancellationToken),
+            BodyMarkdown = draft.BodyMarkdown, BodyHtml = Render(draft.BodyMarkdown), BodyText = ToPlainText(draft.BodyMarkdown),
+            CategoryId = draft.CategoryId, Tags = NormalizeTags(draft.Tags), Status = ArticleStatus.Draft, Visibility = draft.Visibility,
+            Author = actor, UpdatedBy = actor, CreatedAt = now, UpdatedAt = now, Version = 1,
+        };
+        db.KbArticles.Add(article);
+        AddRevisionAndChange(db, article, "created", ChangeKinds.Created, now);
+        await SaveAsync(db, cancellationToken);
+        return article;
+    }
+
+    public Task<ArticleRecord> UpdateAsync(Guid id, int expectedVersion, ArticleDraft draft, string actor, CancellationToken cancellationToken = default)
+    {
+        Validate(draft);
+        return ChangeAsync(id, expectedVersion, actor, "edited", async (db, article) =>
+        {
+            if (draft.Language != article.Language)
+                throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "An article's language cannot change; add a translation instead.", "language");
+            await RequireCategoryAsync(db, draft.CategoryId, cancellationToken);
+            article.Title = draft.Title.Trim();
+            if (draft.Slug is not null && draft.Slug != article.Slug)
+                article.Slug = await UniqueSlugAsync(db, article.Language, draft.Slug, article.Id, cancellationToken);
+            article.BodyMarkdown = draft.BodyMarkdown;
+            article.BodyHtml = Render(draft.BodyMarkdown);
+            article.BodyText = ToPlainText(draft.BodyMarkdown);
+            article.CategoryId = draft.CategoryId;
+            article.Tags = NormalizeTags(draft.Tags);
+            article.Visibility = draft.Visibility;
+        }, cancellationToken);
+    }
+
+    /// <summary>Publish, unpublish (back to draft) or archive.</summary>
+    public Task<ArticleRecord> SetStatusAsync(Guid id, int expectedVersion, string status, string actor, CancellationToken cancellationToken = default)
+    {
+        if (!ArticleStatus.IsValid(status))
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "status must be draft, published or archived.", "status");
+        var note = status switch { ArticleStatus.Published => "published", ArticleStatus.Archived => "archived", _ => "unpublished" };
+        return ChangeAsync(id, expectedVersion, actor, note, (_, article) =>
+        {
+            if (status == ArticleStatus.Published)
+                article.PublishedAt ??= time.GetUtcNow();
+            article.Status = status;
+            return Task.CompletedTask;
+        }, cancellationToken);
+    }
+
+    /// <summary>Brings back the content (title, body, category, tags, visibility) of an earlier revision as a new
+    /// revision; the status stays, so restoring never publishes by surprise.</summary>
+    public Task<ArticleRecord> RestoreAsync(Guid id, int revision, int expectedVersion, string actor, CancellationToken cancellationToken = default) =>
+        ChangeAsync(id, expectedVersion, actor, $"restored from {revision}", async (db, article) =>
+        {
+            var old = await db.KbRevisions.AsNoTracking().FirstOrDefaultAsync(r => r.ArticleId == id && r.Version == revision, cancellationToken)
+                ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {id} has no revision {revision}.", "revision");
+            article.Title = old.Title;
+            article.BodyMarkdown = old.BodyMarkdown;
+            article.BodyHtml = Render(old.BodyMarkdown);
+            article.BodyText = ToPlainText(old.BodyMarkdown);
+            article.CategoryId = await db.KbCategories.AnyAsync(c => c.Id == old.CategoryId, cancellationToken) ? old.CategoryId : null;
+            article.Tags = [.. old.Tags];
+            article.Visibility = old.Visibility;
+        }, cancellationToken);
+
+    public async Task DeleteAsync(Guid id, int expectedVersion, string actor, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        var article = await db.KbArticles.FirstOrDefaultAsync(a => a.Id == id, cancellationToken)
+            ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {id} does not exist.");
+        RequireVersion(article, expectedVersion);
+        db.KbArticles.Remove(article);
+        await db.KbRevisions.Where(r => r.ArticleId == id).ExecuteDeleteAsync(cancellationToken);
+        db.Changes.Add(new ChangeRecord { Entity = ArticleChanges.Entity, EntityId = id.ToString("D"), Kind = ArticleChanges.Deleted, At = time.GetUtcNow() });
+        await SaveAsync(db, cancellationToken);
+    }
+
+    private async Task<ArticleRecord> ChangeAsync(Guid id, int expectedVersion, string actor, string note, Func<CrmDbContext, ArticleRecord, Task> change, CancellationToken cancellationToken)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        var article = await db.KbArticles.FirstOrDefaultAsync(a => a.Id == id, cancellationToken)
+            ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {id} does not exist.");
+        RequireVersion(article, expectedVersion);
+        await change(db, article);
+        var now = time.GetUtcNow();
+        article.UpdatedAt = now;
+        article.UpdatedBy = actor;
+        // The UPDATE's WHERE carries the version read above (concurrency token): a save that committed in between
+        // makes it touch no row, and EF reports that as a concurrency conflict.
+        article.Version = expectedVersion + 1;
+        AddRevisionAndChange(db, article, note, ChangeKinds.Updated, now);
+        await SaveAsync(db, cancellationToken);
+        return article;
+    }
+
+    private static void RequireVersion(ArticleRecord article, int expectedVersion)
+    {
+        if (article.Version != expectedVersion)
+            throw new KnowledgeBaseException(KnowledgeBaseError.Conflict,
+                $"Article {article.Id} was saved by {article.UpdatedBy} at {article.UpdatedAt:u} (version {article.Version}) after you opened version {expectedVersion}. Reload it, compare, and save again.", "version");
+    }
+
+    private static void AddRevisionAndChange(CrmDbContext db, ArticleRecord article, string note, string kind, DateTimeOffset now)
+    {
+        db.KbRevisions.Add(new ArticleRevisionRecord
+        {
+            ArticleId = article.Id, Version = article.Version, Title = article.Title, BodyMarkdown = article.BodyMarkdown, CategoryId = article.CategoryId,
+            Tags = [.. article.Tags], Status = article.Status, Visibility = article.Visibility, SavedBy = article.UpdatedBy, SavedAt = now, Note = note,
+        });
+        db.Changes.Add(new ChangeRecord { Entity = ArticleChanges.Entity, EntityId = article.Id.ToString("D"), Kind = kind, At = now });
+    }
+
+    private async Task SaveAsync(CrmDbContext db, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            throw new KnowledgeBaseException(KnowledgeBaseError.Conflict, "Someone else saved this article a moment ago. Reload it, compare, and save again.", "version");
+        }
+        catch (DbUpdateException e) when (e.InnerException is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 19 })
+        {
+            throw new KnowledgeBaseException(KnowledgeBaseError.Conflict, "Another article already uses that slug or translation language. Choose another.", "slug");
+        }
+        signal.Notify();
+    }
+
+    public async Task<IReadOnlyList<ArticleRevisionRecord>> RevisionsAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        return await db.KbRevisions.AsNoTracking().Where(r => r.ArticleId == id).OrderByDescending(r => r.Version).ToListAsync(cancellationToken);
+    }
+
+    public async Task<ArticleRevisionRecord?> RevisionAsync(Guid id, int version, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        return await db.KbRevisions.AsNoTracking().FirstOrDefaultAsync(r => r.ArticleId == id && r.Version == version, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<CategoryRecord>> CategoriesAsync(CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        return await db.KbCategories.AsNoTracking().OrderBy(c => c.Position).ThenBy(c => c.Name).ToListAsync(cancellationToken);
+    }
+
+    public async Task<CategoryRecord> CreateCategoryAsync(string name, Guid? parentId, IReadOnlyDictionary<string, string>? names, CancellationToken cancellationToken = default)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.Length > 100)
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "name is required (at most 100 characters).", "name");
+        await using var db = await OpenAsync(cancellationToken);
+        if (parentId is not null && !await db.KbCategories.AnyAsync(c => c.Id == parentId, cancellationToken))
+            throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Parent category {parentId} does not exist.", "parentId");
+        var slug = Slugify(name);
+        for (var n = 2; await db.KbCategories.AnyAsync(c => c.Slug == slug, cancellationToken); n++)
+            slug = Slugify(name) + "-" + n.ToString(CultureInfo.InvariantCulture);
+        var category = new CategoryRecord
+        {
+            Id = Guid.CreateVersion7(), ParentId = parentId, Name = name.Trim(), Slug = slug,
+            Names = names?.Where(p => SearchLanguage(p.Key)).ToDictionary(p => p.Key, p => p.Value.Trim()) ?? [],
+            Position = await db.KbCategories.CountAsync(cancellationToken),
+        };
+        db.KbCategories.Add(category);
+        await db.SaveChangesAsync(cancellationToken);
+        return category;
+    }
+
+    private static bool SearchLanguage(string language) => language is "en" or "zh-CN" or "zh-TW";
+
+    /// <summary>The category and every category below it.</summary>
+    private static async Task<HashSet<Guid>> DescendantsAsync(CrmDbContext db, Guid root, CancellationToken cancellationToken)
+    {
+        var all = await db.KbCategories.AsNoTracking().Select(c => new { c.Id, c.ParentId }).ToListAsync(cancellationToken);
+        var found = new HashSet<Guid> { root };
+        for (var grew = true; grew;)
+        {
+            grew = false;
+            foreach (var c in all)
+                if (c.ParentId is { } parent && found.Contains(parent) && found.Add(c.Id))
+                    grew = true;
+        }
+        return found;
+    }
+
+    /// <summary>The category and its ancestors, root first (for search filters and breadcrumbs).</summary>
+    public static IReadOnlyList<CategoryRecord> Path(IReadOnlyList<CategoryRecord> categories, Guid? id)
+    {
+        var byId = categories.ToDictionary(c => c.Id);
+        var path = new List<CategoryRecord>();
+        while (id is { } current && byId.TryGetValue(current, out var category) && path.Count < 32)
+        {
+            path.Insert(0, category);
+            id = category.ParentId;
+        }
+        return path;
+    }
+
+    private static async Task RequireCategoryAsync(CrmDbContext db, Guid? categoryId, CancellationToken cancellationToken)
+    {
+        if (categoryId is { } id && !await db.KbCategories.AnyAsync(c => c.Id == id, cancellationToken))
+            throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Category {id} does not exist.", "categoryId");
+    }
+
+    private static void Validate(ArticleDraft draft)
+    {
+        if (!SearchLanguage(draft.Language))
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "language must be zh-CN, zh-TW or en.", "language");
+        if (string.IsNullOrWhiteSpace(draft.Title) || draft.Title.Length > MaxTitleLength)
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, $"title is required (at most {MaxTitleLength} characters).", "title");
+        if (draft.BodyMarkdown is null || draft.BodyMarkdown.Length > MaxBodyLength)
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, $"body is required (at most {MaxBodyLength} characters of Markdown).", "body");
+        if (!ArticleVisibility.IsValid(draft.Visibility))
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "visibility must be internal or public.", "visibility");
+        if (draft.Tags is { Count: > MaxTags } || draft.Tags?.Any(t => string.IsNullOrWhiteSpace(t) || t.Length > 50) == true)
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, $"tags: at most {MaxTags}, each 1–50 characters.", "tags");
+        if (draft.Slug is not null && (draft.Slug.Length is 0 or > 120 || Slugify(draft.Slug) != draft.Slug))
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "slug may hold lower-case letters, digits, CJK characters and single hyphens (at most 120).", "slug");
+    }
+
+    private static List<string> NormalizeTags(IReadOnlyList<string>? tags) =>
+        tags is null ? [] : [.. tags.Select(t => t.Trim().ToLowerInvariant()).Distinct(StringComparer.Ordinal)];
+
+    /// <summary>A friendly URL segment: lower-case letters and digits (any script, so Chinese titles stay readable),
+    /// words joined by single hyphens.</summary>
+    public static string Slugify(string text)
+    {
+        var slug = new StringBuilder();
+        foreach (var c in text.Normalize(NormalizationForm.FormKC).ToLowerInvariant())
+        {
+            if (char.IsLetterOrDigit(c) && c < 0x10000)
+                slug.Append(c);
+            else if (slug.Length > 0 && slug[^1] != '-')
+                slug.Append('-');
+            if (slug.Length >= 100)
+                break;
+        }
+        var result = slug.ToString().Trim('-');
+        return result.Length == 0 ? "article" : result;
+    }
+
+    private static async Task<string> UniqueSlugAsync(CrmDbContext db, string language, string wanted, Guid? self, CancellationToken cancellationToken)
+    {
+        var root = Slugify(wanted);
+        var slug = root;
+        for (var n = 2; await db.KbArticles.AnyAsync(a => a.Language == language && a.Slug == slug && a.Id != self, cancellationToken); n++)
+            slug = root + "-" + n.ToString(CultureInfo.InvariantCulture);
+        return slug;
+    }
+}
+
+/// <summary>A line diff between two revisions (longest common subsequence), for the history view.</summary>
+public static class RevisionDiff
+{
+    public enum Op { Same, Added, Removed }
+
+    public static IReadOnlyList<(Op Op, string Line)> Lines(string before, string after)
+    {
+        var a = before.Replace("\r\n", "\n").Split('\n');
+        var b = after.Replace("\r\n", "\n").Split('\n');
+        // Common head and tail first: edits are usually local, so the table stays small.
+        var head = 0;
+        while (head < a.Length && head < b.Length && a[head] == b[head]) head++;
+        var tail = 0;
+        while (tail < a.Length - head && tail < b.Length - head && a[^(tail + 1)] == b[^(tail + 1)]) tail++;
+        var x = a[head..^tail];
+        var y = b[head..^tail];
+        var result = new List<(Op, string)>();
+        result.AddRange(a[..head].Select(l => (Op.Same, l)));
+        if ((long)x.Length * y.Length > 4_000_000)
+        {
+            result.AddRange(x.Select(l => (Op.Removed, l)));
+            result.AddRange(y.Select(l => (Op.Added, l)));
+        }
+        else
+        {
+            var lcs = new int[x.Length + 1, y.Length + 1];
+            for (var i = x.Length - 1; i >= 0; i--)
+                for (var j = y.Length - 1; j >= 0; j--)
+                    lcs[i, j] = x[i] == y[j] ? lcs[i + 1, j + 1] + 1 : Math.Max(lcs[i + 1, j], lcs[i, j + 1]);
+            int p = 0, q = 0;
+            while (p < x.Length || q < y.Length)
+            {
+                if (p < x.Length && q < y.Length && x[p] == y[q]) { result.Add((Op.Same, x[p])); p++; q++; }
+                // Removals before additions, as diff tools show a replaced line.
+                else if (p < x.Length && (q == y.Length || lcs[p + 1, q] >= lcs[p, q + 1])) { result.Add((Op.Removed, x[p])); p++; }
+                else { result.Add((Op.Added, y[q])); q++; }
+            }
+        }
+        result.AddRange(a[^tail..].Select(l => (Op.Same, l)));
+        return result;
+    }
+}

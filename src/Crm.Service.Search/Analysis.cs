@@ -1,0 +1,191 @@
+using Lucene.Net.Analysis;
+using Lucene.Net.Analysis.Cjk;
+using Lucene.Net.Analysis.Core;
+using Lucene.Net.Analysis.En;
+using Lucene.Net.Analysis.Miscellaneous;
+using Lucene.Net.Analysis.TokenAttributes;
+using Lucene.Net.Util;
+
+namespace Crm.Service.Search;
+
+/// <summary>
+/// Per-language analysis, shared by the Lucene index, the snippets and the Elasticsearch test double. English text
+/// goes to the "_en" fields (standard tokenizer, possessives, lower case, stop words, Porter stemming: "printers"
+/// finds "printer"); Chinese (zh-CN and zh-TW) to the "_zh" fields (CJK width folding, lower case, overlapping
+/// bigrams: "打印机" is "打印" "印机", so any two adjacent characters of a word match without a dictionary). The
+/// Elasticsearch template declares the same pair as the built-in "english" analyzer and a custom "cjk" chain.
+/// </summary>
+public static class Analysis
+{
+    public const LuceneVersion Version = LuceneVersion.LUCENE_48;
+
+    public const string TitleEn = "title_en";
+    public const string BodyEn = "body_en";
+    public const string TitleZh = "title_zh";
+    public const string BodyZh = "body_zh";
+
+    /// <summary>Title matches count this much more than body matches.</summary>
+    public const float TitleBoost = 3f;
+
+    public static readonly Analyzer English = new EnglishAnalyzer(Version);
+    public static readonly Analyzer Cjk = new CJKAnalyzer(Version);
+
+    public static string TitleField(string family) => family == "en" ? TitleEn : TitleZh;
+
+    public static string BodyField(string family) => family == "en" ? BodyEn : BodyZh;
+
+    public static Analyzer ForField(string field) => field.EndsWith("_en", StringComparison.Ordinal) ? English : Cjk;
+
+    /// <summary>Index-time analyzer: the text fields by their suffix, everything else (ids, filters) untouched.</summary>
+    public static Analyzer PerField() => new PerFieldAnalyzerWrapper(new KeywordAnalyzer(), new Dictionary<string, Analyzer>
+    {
+        [TitleEn] = English, [BodyEn] = English, [TitleZh] = Cjk, [BodyZh] = Cjk,
+    });
+
+    /// <summary>The tokens of <paramref name="text"/> as <paramref name="field"/> indexes them, with their character offsets.</summary>
+    public static List<(string Term, int Start, int End)> Tokens(string field, string text)
+    {
+        var tokens = new List<(string, int, int)>();
+        using var stream = ForField(field).GetTokenStream(field, new StringReader(text));
+        var term = stream.AddAttribute<ICharTermAttribute>();
+        var offset = stream.AddAttribute<IOffsetAttribute>();
+        stream.Reset();
+        while (stream.IncrementToken())
+            tokens.Add((term.ToString(), offset.StartOffset, offset.EndOffset));
+        stream.End();
+        return tokens;
+    }
+
+    /// <summary>Elasticsearch's "fuzziness": AUTO: no edit below 3 characters, one up to 5, two above.</summary>
+    public static int AutoEdits(string term) => term.Length < 3 ? 0 : term.Length <= 5 ? 1 : 2;
+}
+
+/// <summary>Which indexed terms a query matches in one field: exact terms, the last word as a prefix, and fuzzy
+/// terms within <see cref="Analysis.AutoEdits"/>. Used to mark words in snippets exactly as the query matched them.</summary>
+public sealed class TermMatcher
+{
+    public const int FuzzyPrefixLength = 1;
+    public const int MaxTerms = 64;
+
+    public TermMatcher(string field, string text)
+    {
+        Field = field;
+        // Bounded: a long ticket text as a query must not exceed Lucene's clause limit (1024) across four fields.
+        Terms = [.. Analysis.Tokens(field, text).Select(t => t.Term).Distinct(StringComparer.Ordinal).Take(MaxTerms)];
+        // The word being typed: its raw lower-case form, since the stemmer would cut "printi" to "printi", not "print".
+        var words = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+        var last = words.Length > 0 ? words[^1].ToLowerInvariant().Trim('"', '\'', '?', '!', '.', ',', ';', ':', '(', ')') : "";
+        Prefix = last.Length >= 3 && last.All(char.IsAsciiLetterOrDigit) ? last : null;
+        Fuzzy = field.EndsWith("_en", StringComparison.Ordinal)
+            ? [.. Terms.Where(t => Analysis.AutoEdits(t) > 0 && t.All(char.IsAsciiLetter)).Take(MaxTerms / 4)]
+            : [];
+    }
+
+    public string Field { get; }
+    public IReadOnlyList<string> Terms { get; }
+    public string? Prefix { get; }
+    public IReadOnlyList<string> Fuzzy { get; }
+
+    public bool IsEmpty => Terms.Count == 0 && Prefix is null;
+
+    public bool Matches(string term)
+    {
+        foreach (var t in Terms)
+            if (t == term)
+                return true;
+        if (Prefix is not null && term.StartsWith(Prefix, StringComparison.Ordinal))
+            return true;
+        foreach (var f in Fuzzy)
+            if (term.Length > FuzzyPrefixLength && term[0] == f[0] && WithinEdits(f, term, Analysis.AutoEdits(f)))
+                return true;
+        return false;
+    }
+
+    /// <summary>Damerau-free Levenshtein distance ≤ <paramref name="max"/>, with an early exit.</summary>
+    public static bool WithinEdits(string a, string b, int max)
+    {
+        if (Math.Abs(a.Length - b.Length) > max)
+            return false;
+        var previous = new int[b.Length + 1];
+        var current = new int[b.Length + 1];
+        for (var j = 0; j <= b.Length; j++)
+            previous[j] = j;
+        for (var i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            var rowMin = current[0];
+            for (var j = 1; j <= b.Length; j++)
+            {
+                var cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
+                rowMin = Math.Min(rowMin, current[j]);
+            }
+            if (rowMin > max)
+                return false;
+            (previous, current) = (current, previous);
+        }
+        return previous[b.Length] <= max;
+    }
+}
+
+/// <summary>Highlighted snippets built from the stored plain text and the analyzer's offsets (Lucene.Net's
+/// Highlighter package is not available here): the window of about <c>length</c> characters holding the most
+/// distinct matched words, HTML-encoded, matches wrapped in &lt;mark&gt;.</summary>
+public static class Snippets
+{
+    public const int DefaultLength = 160;
+
+    public static string Build(string text, string field, Func<string, bool> matches, int length = DefaultLength)
+    {
+        if (string.IsNullOrEmpty(text))
+            return "";
+        var spans = new List<(int Start, int End, string Term)>();
+        foreach (var (term, start, end) in Analysis.Tokens(field, text))
+            if (matches(term))
+                spans.Add((start, end, term));
+        if (spans.Count == 0)
+            return Encode(text, 0, Math.Min(text.Length, length), text.Length > length);
+
+        var bestStart = 0;
+        var bestScore = -1;
+        foreach (var anchor in spans)
+        {
+            var start = Math.Max(0, anchor.Start - length / 5);
+            var distinct = spans.Where(s => s.Start >= start && s.End <= start + length).Select(s => s.Term).Distinct().Count();
+            if (distinct > bestScore)
+                (bestScore, bestStart) = (distinct, start);
+        }
+        var windowEnd = Math.Min(text.Length, bestStart + length);
+        if (bestStart > 0 && char.IsLowSurrogate(text[bestStart]))
+            bestStart--;
+        if (windowEnd < text.Length && char.IsHighSurrogate(text[windowEnd - 1]))
+            windowEnd++;
+
+        // Overlapping spans (CJK bigrams "打印" and "印机") become one mark.
+        var merged = new List<(int Start, int End)>();
+        foreach (var (start, end, _) in spans.Where(s => s.Start >= bestStart && s.End <= windowEnd).OrderBy(s => s.Start))
+        {
+            if (merged.Count > 0 && start <= merged[^1].End)
+                merged[^1] = (merged[^1].Start, Math.Max(merged[^1].End, end));
+            else
+                merged.Add((start, end));
+        }
+        var html = new System.Text.StringBuilder(length + 40);
+        if (bestStart > 0)
+            html.Append('…');
+        var at = bestStart;
+        foreach (var (start, end) in merged)
+        {
+            html.Append(System.Net.WebUtility.HtmlEncode(text[at..start]));
+            html.Append("<mark>").Append(System.Net.WebUtility.HtmlEncode(text[start..end])).Append("</mark>");
+            at = end;
+        }
+        html.Append(System.Net.WebUtility.HtmlEncode(text[at..windowEnd]));
+        if (windowEnd < text.Length)
+            html.Append('…');
+        return html.ToString();
+    }
+
+    private static string Encode(string text, int start, int end, bool more) =>
+        System.Net.WebUtility.HtmlEncode(text[start..end]) + (more ? "…" : "");
+}

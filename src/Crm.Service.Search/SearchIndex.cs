@@ -1,0 +1,86 @@
+namespace Crm.Service.Search;
+
+/// <summary>The languages articles are written in; Chinese variants share one analysis (CJK bigrams).</summary>
+public static class SearchLanguages
+{
+    public const string English = "en";
+    public const string SimplifiedChinese = "zh-CN";
+    public const string TraditionalChinese = "zh-TW";
+
+    public static readonly IReadOnlyList<string> All = [SimplifiedChinese, TraditionalChinese, English];
+
+    public static bool IsValid(string? language) => language is English or SimplifiedChinese or TraditionalChinese;
+
+    /// <summary>The analysis family of a language: "en" (English, stemmed) or "zh" (CJK bigrams).</summary>
+    public static string Family(string language) => language == English ? "en" : "zh";
+}
+
+/// <summary>One searchable document: a knowledge-base article in one language. <see cref="Body"/> is plain text
+/// (Markdown already rendered and stripped), so snippets never show markup.</summary>
+public sealed record SearchDocument(
+    string Id,
+    string Language,
+    string Title,
+    string Body,
+    string Visibility,
+    string Status,
+    string? Slug = null,
+    IReadOnlyList<string>? Categories = null,
+    IReadOnlyList<string>? Tags = null,
+    DateTimeOffset UpdatedAt = default)
+{
+    /// <summary>The article's category and its ancestors: a filter on a parent category finds articles below it.</summary>
+    public IReadOnlyList<string> Categories { get; init; } = Categories ?? [];
+    public IReadOnlyList<string> Tags { get; init; } = Tags ?? [];
+}
+
+/// <summary>A search: free text plus filters. An empty filter list means "any".</summary>
+public sealed record SearchQuery(string Text)
+{
+    public IReadOnlyList<string> Languages { get; init; } = [];
+    public IReadOnlyList<string> Visibilities { get; init; } = [];
+    public IReadOnlyList<string> Statuses { get; init; } = [];
+    public string? Category { get; init; }
+    public int Skip { get; init; }
+    public int Take { get; init; } = 10;
+}
+
+/// <summary>One hit. <see cref="Snippet"/> is HTML: the text is encoded and the matched words are in &lt;mark&gt;.</summary>
+public sealed record SearchHit(string Id, double Score, string Title, string Snippet, string Language, string Visibility, string Status, string? Slug);
+
+public sealed record SearchResults(long Total, IReadOnlyList<SearchHit> Hits);
+
+/// <summary>
+/// The full-text index of knowledge-base articles (docs/search.md). Writes are idempotent (an upsert replaces the
+/// document with the same id; deleting a missing id is no error), so the change feed may hand a change twice. When
+/// a write returns, the change is durable and visible to the next search.
+/// </summary>
+public interface ISearchIndex
+{
+    /// <summary>"lucene" or "elasticsearch", for the admin view and logs.</summary>
+    string Engine { get; }
+
+    Task UpsertAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default);
+
+    Task DeleteAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default);
+
+    Task<SearchResults> SearchAsync(SearchQuery query, CancellationToken cancellationToken = default);
+
+    Task<long> CountAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Starts a rebuild into a new, empty index. Searches and writes go to the current index until
+    /// <see cref="IIndexRebuild.CompleteAsync"/> swaps the new one in; disposing an uncompleted rebuild throws it away.</summary>
+    Task<IIndexRebuild> BeginRebuildAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>A rebuild in progress (see <see cref="ISearchIndex.BeginRebuildAsync"/>).</summary>
+public interface IIndexRebuild : IAsyncDisposable
+{
+    Task AddAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default);
+
+    /// <summary>Makes the new index the one searched and written, atomically, and drops the old one.</summary>
+    Task CompleteAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>The search engine could not be reached or refused a request: the message says which and why.</summary>
+public sealed class SearchUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,0 +1,47 @@
+using Crm.Service.Grains.Storage;
+using Crm.Service.Infrastructure.Changes;
+using Crm.Service.Infrastructure.KnowledgeBase;
+using Crm.Service.Search;
+
+namespace Crm.Service.KnowledgeBase;
+
+/// <summary>
+/// Keeps the search index in step with the store through the change feed (consumer "search-articles"): for each
+/// changed article it reads the current row and upserts it, or deletes it from the index when the row is gone.
+/// Re-reading the current state makes a repeated change harmless, and because the feed's cursor moves only after
+/// this returns (the index commits first), a crash between the store's commit and the index update is repaired by
+/// handing the same changes again after the restart.
+/// </summary>
+public sealed class ArticleIndexer(KnowledgeBaseStore store, ISearchIndex index) : IChangeConsumer
+{
+    public string Name => "search-articles";
+
+    public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
+    {
+        var ids = changes.Where(c => c.Entity == ArticleChanges.Entity).Select(c => c.EntityId).Distinct(StringComparer.Ordinal).ToList();
+        if (ids.Count > 0)
+            await SyncAsync(ids, cancellationToken);
+    }
+
+    /// <summary>Makes the index hold exactly the store's current state of these articles.</summary>
+    internal async Task SyncAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken)
+    {
+        var categories = await store.CategoriesAsync(cancellationToken);
+        var upserts = new List<SearchDocument>();
+        var deletes = new List<string>();
+        foreach (var id in ids)
+        {
+            var article = Guid.TryParse(id, out var guid) ? await store.GetAsync(guid, cancellationToken) : null;
+            if (article is null)
+                deletes.Add(id);
+            else
+                upserts.Add(ToDocument(article, categories));
+        }
+        await index.DeleteAsync(deletes, cancellationToken);
+        await index.UpsertAsync(upserts, cancellationToken);
+    }
+
+    public static SearchDocument ToDocument(ArticleRecord article, IReadOnlyList<CategoryRecord> categories) =>
+        new(article.Id.ToString("D"), article.Language, article.Title, article.BodyText, article.Visibility, article.Status, article.Slug,
+            [.. KnowledgeBaseStore.Path(categories, article.CategoryId).Select(c => c.Id.ToString("D"))], article.Tags, article.UpdatedAt);
+}

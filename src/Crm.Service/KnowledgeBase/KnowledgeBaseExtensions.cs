@@ -1,0 +1,97 @@
+using System.ComponentModel.DataAnnotations;
+using System.Threading.RateLimiting;
+using Crm.Service.Auth;
+using Crm.Service.Infrastructure.Changes;
+using Crm.Service.Infrastructure.KnowledgeBase;
+using Crm.Service.Infrastructure.Store;
+using Crm.Service.Search;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Service.KnowledgeBase;
+
+/// <summary>Settings of the knowledge base and the public help center (section "KnowledgeBase").</summary>
+public sealed class KnowledgeBaseOptions
+{
+    public const string Section = "KnowledgeBase";
+
+    /// <summary>Help-center searches one client address may make per second (token bucket), and its burst.</summary>
+    [Range(1, 10_000)]
+    public int HelpSearchesPerSecond { get; set; } = 2;
+
+    [Range(1, 100_000)]
+    public int HelpSearchBurst { get; set; } = 20;
+
+    /// <summary>How long browsers and proxies may reuse a help-center page (Cache-Control max-age).</summary>
+    public TimeSpan HelpCacheDuration { get; set; } = TimeSpan.FromMinutes(1);
+}
+
+public static class KnowledgeBaseExtensions
+{
+    public const string HelpSearchRateLimit = "help-search";
+    public const string EditorPolicy = "console-kb";
+
+    /// <summary>Articles in the store, the search engine (Search:Engine), the indexer on the change feed, reindexing,
+    /// the API's and pages' policies and the help center's rate limit.</summary>
+    public static IHostApplicationBuilder AddKnowledgeBase(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<KnowledgeBaseOptions>().BindConfiguration(KnowledgeBaseOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddCrmSearch(builder.Configuration, provider =>
+            Path.Combine(Path.GetFullPath(provider.GetRequiredService<IOptions<Crm.Service.Infrastructure.Store.StoreOptions>>().Value.DataDirectory), "search"));
+        services.AddSingleton<KnowledgeBaseStore>();
+        services.AddSingleton<ArticleIndexer>();
+        services.AddChangeConsumer<ArticleIndexer>();
+        services.AddSingleton<ReindexService>();
+        services.AddHostedService(provider => provider.GetRequiredService<ReindexService>());
+        services.AddAuthorizationBuilder()
+            .AddPolicy(KnowledgeBaseApi.ReadPolicy, policy => policy.RequireRole(Roles.Agent, Roles.Admin, Roles.KnowledgeEditor))
+            .AddPolicy(KnowledgeBaseApi.WritePolicy, policy => policy.RequireRole(Roles.Admin, Roles.KnowledgeEditor))
+            .AddPolicy(EditorPolicy, policy => policy.AddAuthenticationSchemes(IdentityConstants.ApplicationScheme)
+                .RequireRole(ConsoleRoles.KnowledgeEditor, ConsoleRoles.Admin));
+        services.Configure<RazorPagesOptions>(pages =>
+        {
+            pages.Conventions.AllowAnonymousToFolder("/Help");
+            pages.Conventions.AuthorizeFolder("/Kb", EditorPolicy);
+        });
+        services.AddRateLimiter(limiter => limiter.AddPolicy(HelpSearchRateLimit, http =>
+        {
+            var settings = http.RequestServices.GetRequiredService<IOptions<KnowledgeBaseOptions>>().Value;
+            return RateLimitPartition.GetTokenBucketLimiter(http.Connection.RemoteIpAddress?.ToString() ?? "unknown", _ => new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = settings.HelpSearchBurst,
+                TokensPerPeriod = settings.HelpSearchesPerSecond,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                QueueLimit = 0,
+            });
+        }));
+        return builder;
+    }
+
+    /// <summary><c>--reindex</c>: rebuilds the search index from the store, printing progress, and exits instead of serving.
+    /// Run it while the service is stopped (Lucene allows one writer); on a running service use POST /api/v1/admin/kb/reindex.</summary>
+    public static async Task<bool> RunKnowledgeBaseCommandAsync(this WebApplication app, string[] args)
+    {
+        if (!args.Contains("--reindex"))
+            return false;
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Crm.Service.Reindex");
+        var reindex = app.Services.GetRequiredService<ReindexService>();
+        var last = -1;
+        var result = await reindex.RunAsync(new Progress<ReindexProgress>(p =>
+        {
+            if (p.Done == p.Total || p.Done - last >= 1000)
+            {
+                last = p.Done;
+                Console.WriteLine($"reindex: {p.Done}/{p.Total} articles");
+            }
+        }), CancellationToken.None);
+        Console.WriteLine($"reindex: {result.State}, {result.Done} articles");
+        if (result.State != "completed")
+        {
+            logger.LogError("Reindex failed: {Error}", result.Error);
+            Environment.ExitCode = 1;
+        }
+        return true;
+    }
+}

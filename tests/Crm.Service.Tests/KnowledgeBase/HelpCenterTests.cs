@@ -1,0 +1,114 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Crm.Service.Tests.Support;
+using static Crm.Service.Tests.KnowledgeBase.KbClient;
+
+namespace Crm.Service.Tests.KnowledgeBase;
+
+/// <summary>The public help center: anonymous, only published public articles, friendly URLs, cacheable, rate-limited search.</summary>
+public sealed class HelpCenterTests : AppTest
+{
+    internal override IDictionary<string, string?>? Settings => new Dictionary<string, string?>
+    {
+        ["KnowledgeBase:HelpSearchesPerSecond"] = "1",
+        ["KnowledgeBase:HelpSearchBurst"] = "3",
+    };
+
+    private HttpClient Visitor() => App.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
+
+    [Fact]
+    public async Task Only_published_public_articles_are_visible_to_visitors()
+    {
+        using var editor = await EditorAsync(App);
+        var category = await (await editor.PostAsJsonAsync("/api/v1/kb/categories", new { name = "Accounts", names = new Dictionary<string, string> { ["zh-CN"] = "账户" } }))
+            .Content.ReadFromJsonAsync<JsonElement>();
+        var categoryId = category.GetProperty("id").GetString();
+        var open = await CreateAsync(editor, "Change your email address", "Open **Profile** and edit the address.");
+        open = await (await editor.PutAsJsonAsync($"/api/v1/kb/articles/{Id(open)}", new { title = "Change your email address", body = "Open **Profile** and edit the address.", visibility = "public", categoryId, version = 1 }))
+            .Content.ReadFromJsonAsync<JsonElement>();
+        await PublishAsync(editor, open);
+        var secret = await PublishAsync(editor, await CreateAsync(editor, "Impersonate a customer address", "Agents only: address tricks.", visibility: "internal"));
+        var draft = await CreateAsync(editor, "Unfinished address guide", "Draft about the address.");
+        using var visitor = Visitor();
+
+        var home = await (await visitor.GetAsync("/help/en")).Content.ReadAsStringAsync();
+        var page = await visitor.GetAsync("/help/en/articles/change-your-email-address");
+        var internalPage = await visitor.GetAsync("/help/en/articles/" + secret.GetProperty("slug").GetString());
+        var draftPage = await visitor.GetAsync("/help/en/articles/" + draft.GetProperty("slug").GetString());
+
+        Assert.Contains("Change your email address", home, StringComparison.Ordinal);
+        Assert.Contains("Accounts", home, StringComparison.Ordinal);
+        Assert.DoesNotContain("Impersonate", home, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unfinished", home, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("<strong>Profile</strong>", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, internalPage.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, draftPage.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await visitor.GetAsync("/help/en/categories/accounts")).StatusCode);
+
+        await Eventually.WaitForAsync(() => visitor.GetStringAsync("/help/en/search?q=address"),
+            html => html.Contains("Change your email address", StringComparison.Ordinal), what: "the public article in the help search");
+        var results = await visitor.GetStringAsync("/help/en/search?q=address");
+        Assert.DoesNotContain("Impersonate", results, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unfinished", results, StringComparison.Ordinal);
+        Assert.Contains("<mark>address</mark>", results, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Pages_carry_an_etag_and_answer_304_while_nothing_changed()
+    {
+        using var editor = await EditorAsync(App);
+        var article = await PublishAsync(editor, await CreateAsync(editor, "Opening hours", "We answer from nine to five."));
+        using var visitor = Visitor();
+
+        var first = await visitor.GetAsync("/help/en/articles/opening-hours");
+        var etag = first.Headers.ETag!;
+        using var again = new HttpRequestMessage(HttpMethod.Get, "/help/en/articles/opening-hours");
+        again.Headers.IfNoneMatch.Add(etag);
+        var cached = await visitor.SendAsync(again);
+        await editor.PutAsJsonAsync($"/api/v1/kb/articles/{Id(article)}", new { title = "Opening hours", body = "We answer from eight to six.", visibility = "public", version = Version(article) });
+        using var afterEdit = new HttpRequestMessage(HttpMethod.Get, "/help/en/articles/opening-hours");
+        afterEdit.Headers.IfNoneMatch.Add(etag);
+        var changed = await visitor.SendAsync(afterEdit);
+
+        Assert.Contains("public", first.Headers.CacheControl!.ToString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotModified, cached.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, changed.StatusCode);
+        Assert.Contains("eight to six", await changed.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.False(first.Headers.Contains("Set-Cookie"), "a cacheable public page must not set cookies");
+    }
+
+    [Fact]
+    public async Task The_language_switch_leads_to_the_translation_and_help_picks_the_browser_language()
+    {
+        using var editor = await EditorAsync(App);
+        var zh = await PublishAsync(editor, await CreateAsync(editor, "退货政策", "三十天内可以退货。", "zh-CN"));
+        var response = await editor.PostAsJsonAsync("/api/v1/kb/articles", new { language = "en", title = "Return policy", body = "Returns within thirty days.", visibility = "public", translationOf = Id(zh) });
+        await PublishAsync(editor, await response.Content.ReadFromJsonAsync<JsonElement>());
+        using var visitor = Visitor();
+
+        var page = await visitor.GetStringAsync("/help/zh-CN/articles/" + Uri.EscapeDataString("退货政策"));
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/help");
+        request.Headers.AcceptLanguage.ParseAdd("zh-TW,zh;q=0.8");
+        var redirect = await visitor.SendAsync(request);
+
+        Assert.Contains("三十天内可以退货", page, StringComparison.Ordinal);
+        Assert.Contains("href=\"/help/en/articles/return-policy\"", page, StringComparison.Ordinal);
+        Assert.Equal("/help/zh-TW", redirect.Headers.Location!.OriginalString);
+        Assert.Equal(HttpStatusCode.NotFound, (await visitor.GetAsync("/help/fr")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Search_is_rate_limited_per_visitor()
+    {
+        using var visitor = Visitor();
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 8; i++)
+            statuses.Add((await visitor.GetAsync("/help/en/search?q=anything")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, statuses[0]);
+        Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
+        Assert.Equal(HttpStatusCode.OK, (await visitor.GetAsync("/help/en")).StatusCode);
+    }
+}
