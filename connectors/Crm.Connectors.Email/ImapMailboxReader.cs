@@ -138,7 +138,7 @@ internal sealed class ImapMailboxReader(
         }
     }
 
-    /// <summary>Every mail above the cursor, batch by batch: fetch, hand off one by one, acknowledge, move the cursor.</summary>
+    /// <summary>Every mail above the cursor, batch by batch: fetch, hand off (concurrently by lane), acknowledge, move the cursor.</summary>
     private async Task ReadNewAsync(ChannelAccount account, IMailFolder folder, IMailFolder? moveTo, CancellationToken cancellationToken)
     {
         var imap = account.SettingsAs<EmailChannelSettings>()!.Imap!;
@@ -165,13 +165,18 @@ internal sealed class ImapMailboxReader(
                 raws[uid.Id] = buffer.ToArray();
             }, cancellationToken);
 
-            var handled = new List<UniqueId>(batch.Length);
-            foreach (var (uid, raw) in raws)
+            // Lanes of possibly related mails run side by side; a lane keeps UID order. A failure ends the batch: the
+            // mails already stored are recognised when the server delivers the batch again.
+            var lanes = MailLanes.Split([.. raws.Select(r => (r.Key, r.Value))]);
+            await Parallel.ForEachAsync(lanes, new ParallelOptions { MaxDegreeOfParallelism = options.HandOffParallelism, CancellationToken = cancellationToken }, async (lane, ct) =>
             {
-                await ingest.ProcessAsync(account, imap.Folder, folder.UidValidity, uid, raw, cancellationToken);
-                handled.Add(new UniqueId(folder.UidValidity, uid));
-                Interlocked.Increment(ref _processed);
-            }
+                foreach (var (uid, raw) in lane)
+                {
+                    await ingest.ProcessAsync(account, imap.Folder, folder.UidValidity, uid, raw, ct);
+                    Interlocked.Increment(ref _processed);
+                }
+            });
+            var handled = raws.Keys.Select(uid => new UniqueId(folder.UidValidity, uid)).ToList();
             // Only now, with every mail of the batch stored (or quarantined), may the server forget them.
             if (handled.Count > 0)
             {
