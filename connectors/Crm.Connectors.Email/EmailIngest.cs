@@ -24,8 +24,8 @@ internal abstract record MailOutcome
 /// <remarks>
 /// Threading, in layers: (1) In-Reply-To/References naming a message we received or sent on this account → that
 /// conversation; (2) a ticket tag "[#N]" in the subject, trusted only when the sender is the customer of a
-/// conversation of that ticket on this account; (3) otherwise a conversation of its own (keyed by the mail's own
-/// Message-ID), that is, a new ticket. The mail's own id is looked up first, so a redelivery resolves to the
+/// conversation of that ticket on this account; (3) otherwise a conversation of its own (keyed by the mail's dedupe
+/// key: its Message-ID qualified by a hash of the sender), that is, a new ticket. The mail's own id is looked up first, so a redelivery resolves to the
 /// conversation of its first copy and the conversation grain answers it as a duplicate.
 /// </remarks>
 internal sealed partial class EmailIngest(
@@ -82,12 +82,12 @@ internal sealed partial class EmailIngest(
             return await QuarantineAsync(account, folder, uidValidity, uid, $"Sent from this mailbox's own address {settings.Address} (a loop or a copy of our own mail).", raw, cancellationToken);
 
         var sender = new SenderIdentity(IdentityKind.Email, mail.From.Address, string.IsNullOrWhiteSpace(mail.From.Name) ? null : mail.From.Name.Trim());
-        var threadKey = await ThreadKeyAsync(account, mail, sender, cancellationToken);
+        var (threadKey, dedupeKey) = await ThreadKeyAsync(account, mail, sender, cancellationToken);
         var message = new InboundMessage
         {
             ChannelAccountId = account.Id,
             ThreadKey = threadKey,
-            ExternalMessageId = mail.ExternalMessageId,
+            ExternalMessageId = dedupeKey,
             Sender = sender,
             SentAt = mail.SentAt,
             Subject = mail.Subject is { Length: > 500 } long_ ? long_[..500] : mail.Subject,
@@ -109,35 +109,44 @@ internal sealed partial class EmailIngest(
         }
     }
 
-    /// <summary>The layers of threading (see the class remarks).</summary>
-    internal async Task<string> ThreadKeyAsync(ChannelAccount account, ParsedMail mail, SenderIdentity sender, CancellationToken cancellationToken)
+    /// <summary>The layers of threading (see the class remarks), and the mail's dedupe key.</summary>
+    internal async Task<(string ThreadKey, string DedupeKey)> ThreadKeyAsync(ChannelAccount account, ParsedMail mail, SenderIdentity sender, CancellationToken cancellationToken)
     {
         var senderKey = GrainKeys.Identity(sender.Kind, sender.Value, account.Id);
-        var inbound = new List<string>(mail.ReferencedIds.Count + 1) { mail.ExternalMessageId };
+        var dedupeKey = EmailIds.DedupeKey(mail.ExternalMessageId, sender.Value);
+        // A redelivery goes where its first copy went, whatever its references say now. A copy stored before dedupe
+        // keys named the sender is found by its bare Message-ID, but only in the same sender's conversation.
+        if (await conversations.FindByMessagesAsync(account.Id, [dedupeKey], [], cancellationToken) is { } first)
+            return (first.ThreadKey, dedupeKey);
+        if (dedupeKey != mail.ExternalMessageId
+            && await conversations.FindByMessagesAsync(account.Id, [mail.ExternalMessageId], [], cancellationToken) is { } legacy
+            && legacy.CustomerIdentity == senderKey)
+            return (legacy.ThreadKey, mail.ExternalMessageId);
+
+        // Every inbound mail of a conversation is its customer's, so a reference to one is looked up under this
+        // sender's key (and, for mails stored before the qualifier, the bare id, checked against the customer below).
+        var inbound = new List<string>(mail.ReferencedIds.Count * 2);
         var outbound = new List<Guid>();
         foreach (var id in mail.ReferencedIds)
         {
             if (EmailIds.OutboundMessageIdOf(id) is { } ours)
                 outbound.Add(ours);
             else
-                inbound.Add(id);
+                inbound.AddRange([EmailIds.DedupeKey(id, sender.Value), id]);
         }
-        // A redelivery goes where its first copy went, whatever its references say now.
-        if (await conversations.FindByMessagesAsync(account.Id, [mail.ExternalMessageId], [], cancellationToken) is { } first)
-            return first.ThreadKey;
         // A reply by the conversation's own customer continues it; anyone else (a colleague on Cc, a forged
         // reference) gets a conversation of their own rather than someone else's thread.
         if (await conversations.FindByMessagesAsync(account.Id, inbound, outbound, cancellationToken) is { } referenced && referenced.CustomerIdentity == senderKey)
-            return referenced.ThreadKey;
+            return (referenced.ThreadKey, dedupeKey);
         foreach (Match tag in TicketTag().Matches(mail.Subject ?? ""))
         {
             if (!long.TryParse(tag.Groups[1].ValueSpan, out var number))
                 continue;
             var ofTicket = await conversations.FindByTicketAsync(account.Id, number, cancellationToken);
             if (ofTicket.OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged)
-                return tagged.ThreadKey;
+                return (tagged.ThreadKey, dedupeKey);
         }
-        return mail.ExternalMessageId;
+        return (dedupeKey, dedupeKey);
     }
 
     private async Task<int> MarkBouncedAsync(ChannelAccount account, BounceReport bounce, CancellationToken cancellationToken)
@@ -157,13 +166,14 @@ internal sealed partial class EmailIngest(
     private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, byte[] raw, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var headers = OversizeHeaders.Read(raw);
-        var externalId = EmailIds.Normalize(headers.MessageId) ?? EmailIds.OfRawSource(raw);
+        var from = headers.From ?? "unknown-sender@invalid";
+        var externalId = EmailIds.DedupeKey(EmailIds.Normalize(headers.MessageId) ?? EmailIds.OfRawSource(raw), from);
         var message = new InboundMessage
         {
             ChannelAccountId = account.Id,
             ThreadKey = externalId,
             ExternalMessageId = externalId,
-            Sender = new SenderIdentity(IdentityKind.Email, headers.From ?? "unknown-sender@invalid"),
+            Sender = new SenderIdentity(IdentityKind.Email, from),
             SentAt = now,
             Subject = headers.Subject ?? "(oversized email)",
             Text = MimeMessageMapper.OversizeNote(raw.LongLength, options.Value.MaxMessageBytes),

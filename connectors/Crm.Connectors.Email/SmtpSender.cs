@@ -73,7 +73,7 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
 
         var earlier = history.Messages
             .Where(m => m.OutboundMessageId != delivery.MessageId)
-            .Select(m => m.InboundExternalId ?? (m.OutboundMessageId is { } id ? EmailIds.Outbound(id, settings.Domain) : null))
+            .Select(m => (m.InboundExternalId is { } inbound ? EmailIds.MessageIdOf(inbound) : null) ?? (m.OutboundMessageId is { } id ? EmailIds.Outbound(id, settings.Domain) : null))
             .OfType<string>()
             .Where(id => !id.StartsWith("sha256:", StringComparison.Ordinal) && !id.StartsWith("raw-sha256:", StringComparison.Ordinal))
             .ToList();

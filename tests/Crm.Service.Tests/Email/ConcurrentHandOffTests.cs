@@ -76,7 +76,7 @@ public sealed class ConcurrentHandOffTests
         Assert.Equal(Customers, tickets.Count);
         foreach (var ticket in tickets)
         {
-            var ids = ticket.OrderBy(m => m.CreatedAt).Select(m => m.ExternalId!).ToList();
+            var ids = ticket.OrderBy(m => m.CreatedAt).Select(m => EmailIds.MessageIdOf(m.ExternalId!)).ToList();
             var customer = ids[0].Split('-')[0];
             Assert.Equal(Enumerable.Range(0, PerCustomer).Select(n => $"{customer}-{n}@customer.test"), ids);
         }
