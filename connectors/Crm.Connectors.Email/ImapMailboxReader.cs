@@ -51,7 +51,7 @@ internal sealed class ImapMailboxReader(
                 var folder = await client.GetFolderAsync(imap.Folder, cancellationToken);
                 await folder.OpenAsync(FolderAccess.ReadWrite, cancellationToken);
                 var moveTo = imap.MoveTo is { } target ? await FolderForMoveAsync(client, target, cancellationToken) : null;
-                await health.ReportSuccessAsync(AccountId, cancellationToken);
+                await ReportHealthAsync(null, cancellationToken);
                 failures = 0;
                 // EXISTS can arrive with the answer to any command (a SEARCH, a FETCH), not only during IDLE: it is
                 // noted here, so a mail that arrives while a batch is read is never left waiting for the next one.
@@ -63,7 +63,7 @@ internal sealed class ImapMailboxReader(
                     {
                         changed.Reset();
                         await ReadNewAsync(account, folder, moveTo, cancellationToken);
-                        await health.ReportSuccessAsync(AccountId, cancellationToken);
+                        await ReportHealthAsync(null, cancellationToken);
                         if (!changed.IsSet)
                             await WaitForMailAsync(client, changed, cancellationToken);
                     }
@@ -83,7 +83,7 @@ internal sealed class ImapMailboxReader(
                 var delay = options.ReconnectDelay(failures);
                 var words = ServerWords(ex);
                 logger.LogWarning(IsServerError(ex) ? null : ex, "Mailbox {Channel}: {Error}; reconnecting in {Delay}", AccountId, words, delay);
-                await health.ReportErrorAsync(AccountId, words, CancellationToken.None);
+                await ReportHealthAsync(words, CancellationToken.None);
                 try
                 {
                     await Task.Delay(delay, cancellationToken);
@@ -108,6 +108,23 @@ internal sealed class ImapMailboxReader(
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>Best effort: health is written to the store, and a store outage must not end the reader (it would
+    /// never read this mailbox again); the reader goes on to its backoff and reports again later.</summary>
+    private async Task ReportHealthAsync(string? error, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (error is null)
+                await health.ReportSuccessAsync(AccountId, cancellationToken);
+            else
+                await health.ReportErrorAsync(AccountId, error, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning(ex, "Mailbox {Channel}: its health could not be recorded", AccountId);
         }
     }
 

@@ -77,7 +77,8 @@ internal sealed class ImapMailboxSupervisor(
         Running? current;
         lock (_running)
             current = _running.GetValueOrDefault(id);
-        if (current is not null && current.Settings == settings)
+        // A reader whose loop ended (it faulted: a bug, or an error its own handling did not survive) is started again.
+        if (current is not null && current.Settings == settings && !current.Loop.IsCompleted)
             return;
         if (current is not null)
         {
@@ -91,6 +92,16 @@ internal sealed class ImapMailboxSupervisor(
         var reader = new ImapMailboxReader(id, accounts, services.GetRequiredService<EmailIngest>(), state, health, options.Value, logs.CreateLogger<ImapMailboxReader>());
         var stop = new CancellationTokenSource();
         var loop = Task.Run(() => reader.RunAsync(stop.Token));
+        _ = loop.ContinueWith(async ended =>
+        {
+            if (stop.IsCancellationRequested)
+                return;
+            if (ended.IsFaulted)
+                _logger.LogError(ended.Exception, "Mailbox {Channel}: reader failed; starting it again", id);
+            // Not at once: a reader that fails at its start must not spin.
+            await Task.Delay(options.Value.MaxReconnectDelay);
+            _changed.Writer.TryWrite(id);
+        }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         lock (_running)
             _running[id] = new Running(reader, settings, stop, loop);
         _logger.LogInformation("Mailbox {Channel}: reader started for {Address}", id, settings.Address);

@@ -1,0 +1,71 @@
+using System.Net.Http.Json;
+using Crm.Service.Contracts;
+using Crm.Service.Tests.Support;
+using MailKit;
+using Microsoft.EntityFrameworkCore;
+using MimeKit;
+
+namespace Crm.Service.Tests.Email;
+
+/// <summary>Regression tests for the findings of the cold review of the email channel (review/email.md, F1–F12).</summary>
+public sealed class EmailReviewTests : IAsyncLifetime
+{
+    private readonly TempDirectory _data = new();
+    private MailServer _mail = null!;
+
+    public async Task InitializeAsync() => _mail = await MailServer.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        await _mail.DisposeAsync();
+        _data.Dispose();
+    }
+
+    internal static MimeMessage Mail(string id, string subject, string from = MailServer.Customer, string text = "Hello")
+    {
+        var message = new MimeMessage { MessageId = id, Subject = subject };
+        message.From.Add(new MailboxAddress("", from));
+        message.To.Add(new MailboxAddress("", MailServer.Support));
+        message.Body = new TextPart("plain") { Text = text };
+        return message;
+    }
+
+    private async Task<CrmApp> AppAsync(Dictionary<string, string?>? settings = null, bool faultyStore = false)
+    {
+        var all = new Dictionary<string, string?>
+        {
+            ["Channels:Email:FirstReconnectDelay"] = "00:00:00.100",
+            ["Channels:Email:MaxReconnectDelay"] = "00:00:00.500",
+        };
+        foreach (var (key, value) in settings ?? [])
+            all[key] = value;
+        var app = new CrmApp(_data.Path, all) { FaultyStore = faultyStore };
+        using var admin = app.Admin();
+        (await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new { kind = "email", name = "Support", settings = _mail.ChannelSettings() })).EnsureSuccessStatusCode();
+        return app;
+    }
+
+    private static Task<List<Crm.Service.Grains.Records.MessageRecord>> InboundAsync(CrmApp app, int count) => Eventually.WaitForAsync(
+        () => app.QueryAsync(db => db.Messages.AsNoTracking().Where(m => m.ChannelAccountId == "support" && m.Direction == MessageDirection.Inbound).OrderBy(m => m.CreatedAt).ToListAsync()),
+        m => m.Count >= count, what: $"{count} inbound messages");
+
+    /// <summary>F2: a store outage (hand-off and health writes both failing) must not end the reader for good.</summary>
+    [Fact]
+    public async Task F2_the_reader_survives_a_store_outage_and_reads_the_mail_that_arrived_during_it()
+    {
+        await using var app = await AppAsync(faultyStore: true);
+        await _mail.SendAsync(Mail("before-outage@customer.test", "Before"));
+        await InboundAsync(app, 1);
+
+        app.Store.FailEveryCommitWhere(_ => true);
+        var refusedBefore = app.Store.Refused;
+        await _mail.SendAsync(Mail("during-outage@customer.test", "During"));
+        // The reader tried the hand-off and its health write while the store was down.
+        await Eventually.WaitForAsync(() => Task.FromResult(app.Store.Refused), r => r >= refusedBefore + 2, what: "failed commits during the outage");
+        app.Store.FailEveryCommitWhere(null);
+
+        var stored = await InboundAsync(app, 2);
+        Assert.Equal(["before-outage@customer.test", "during-outage@customer.test"], stored.Select(m => Crm.Connectors.Email.EmailIds.MessageIdOf(m.ExternalId!)));
+        await Eventually.WaitForAsync(() => _mail.ReadAsync(MailServer.Support, MailServer.SupportPassword), m => m.Count == 2 && m.All(x => x.Flags.HasFlag(MessageFlags.Seen)), what: "both \\Seen");
+    }
+}
