@@ -43,7 +43,7 @@ internal sealed partial class EmailIngest(
         var settings = account.SettingsAs<EmailChannelSettings>() ?? throw new InvalidOperationException($"Channel '{account.Id}' has no email settings.");
         var now = time.GetUtcNow();
         if (raw.Length > options.Value.MaxMessageBytes)
-            return await HandOffOversizeAsync(account, raw, now, cancellationToken);
+            return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now, cancellationToken);
 
         ParsedMail mail;
         try
@@ -97,17 +97,35 @@ internal sealed partial class EmailIngest(
             RawSource = raw,
             RawContentType = "message/rfc822",
         };
+        return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
+    }
+
+    /// <summary>
+    /// Hands a message off. A refusal of the message itself (a <see cref="DomainException"/> about its content, or the
+    /// core rejecting a value as malformed) is deterministic: the mail is quarantined, so it is acknowledged and never
+    /// retried forever. A refusal about the channel (unknown or disabled, e.g. disabled while a batch is handed off) is
+    /// not about the mail: it is passed on, so nothing is acknowledged and the mail is read again once the channel is back.
+    /// </summary>
+    private async Task<MailOutcome> HandOffOrQuarantineAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, InboundMessage message, byte[] raw, CancellationToken cancellationToken)
+    {
         try
         {
             return new MailOutcome.Stored(await handOff.HandOffAsync(message, cancellationToken));
         }
-        catch (DomainException ex)
+        catch (DomainException ex) when (!IsAboutTheChannel(ex))
         {
-            // A refusal of this message (see docs/connectors.md): kept for admins, acknowledged, never retried forever.
-            logger.LogWarning("Mail {MessageId} on channel {Channel} refused: {Reason}", mail.ExternalMessageId, account.Id, ex.Message);
+            logger.LogWarning("Mail {MessageId} on channel {Channel} refused: {Reason}", message.ExternalMessageId, account.Id, ex.Message);
             return await QuarantineAsync(account, folder, uidValidity, uid, $"Refused by the core: {ex.Message}", raw, cancellationToken);
         }
+        catch (Exception ex) when (ex is FormatException or ArgumentException)
+        {
+            logger.LogWarning(ex, "Mail {MessageId} on channel {Channel} could not be taken", message.ExternalMessageId, account.Id);
+            return await QuarantineAsync(account, folder, uidValidity, uid, $"The core could not take the mail: {ex.Message}", raw, cancellationToken);
+        }
     }
+
+    private static bool IsAboutTheChannel(DomainException ex) =>
+        ex.Field == "channelId" && ex.Kind is DomainErrorKind.NotFound or DomainErrorKind.Forbidden;
 
     /// <summary>The layers of threading (see the class remarks), and the mail's dedupe key.</summary>
     internal async Task<(string ThreadKey, string DedupeKey)> ThreadKeyAsync(ChannelAccount account, ParsedMail mail, SenderIdentity sender, CancellationToken cancellationToken)
@@ -163,10 +181,11 @@ internal sealed partial class EmailIngest(
     }
 
     /// <summary>Too large to parse: handed off with its raw source and a note, in a conversation of its own.</summary>
-    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, byte[] raw, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var headers = OversizeHeaders.Read(raw);
-        var from = headers.From ?? "unknown-sender@invalid";
+        // The same check as a parsed mail's sender: an address the core refuses would fail the hand-off on every retry.
+        var from = MimeMessageMapper.IsAddress(headers.From) ? headers.From! : "unknown-sender@invalid";
         var externalId = EmailIds.DedupeKey(EmailIds.Normalize(headers.MessageId) ?? EmailIds.OfRawSource(raw), from);
         var message = new InboundMessage
         {
@@ -180,7 +199,7 @@ internal sealed partial class EmailIngest(
             RawSource = raw,
             RawContentType = "message/rfc822",
         };
-        return new MailOutcome.Stored(await handOff.HandOffAsync(message, cancellationToken));
+        return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
     }
 
     private async Task<MailOutcome> QuarantineAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, string reason, byte[] raw, CancellationToken cancellationToken)

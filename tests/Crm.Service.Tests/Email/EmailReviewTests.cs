@@ -3,6 +3,7 @@ using Crm.Service.Contracts;
 using Crm.Service.Tests.Support;
 using MailKit;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using MimeKit;
 
 namespace Crm.Service.Tests.Email;
@@ -67,5 +68,57 @@ public sealed class EmailReviewTests : IAsyncLifetime
         var stored = await InboundAsync(app, 2);
         Assert.Equal(["before-outage@customer.test", "during-outage@customer.test"], stored.Select(m => Crm.Connectors.Email.EmailIds.MessageIdOf(m.ExternalId!)));
         await Eventually.WaitForAsync(() => _mail.ReadAsync(MailServer.Support, MailServer.SupportPassword), m => m.Count == 2 && m.All(x => x.Flags.HasFlag(MessageFlags.Seen)), what: "both \\Seen");
+    }
+
+    /// <summary>F3: an oversize mail whose From the core refuses must not block the mails behind it.</summary>
+    [Fact]
+    public async Task F3_an_oversize_mail_with_a_sender_the_core_refuses_does_not_block_the_mailbox()
+    {
+        await using var app = await AppAsync(new() { ["Channels:Email:MaxMessageBytes"] = "2048" });
+        var big = "From: x <a@-.com>\r\nTo: support@example.test\r\nSubject: big\r\nMessage-ID: <big@customer.test>\r\n\r\n" + new string('x', 3000) + "\r\n";
+        await _mail.AppendAsync(MailServer.Support, MailServer.SupportPassword, System.Text.Encoding.ASCII.GetBytes(big));
+        await _mail.SendAsync(Mail("behind-big@customer.test", "Behind"));
+
+        var stored = await InboundAsync(app, 2);
+        Assert.Contains(stored, m => m.ExternalId!.StartsWith("behind-big@customer.test|", StringComparison.Ordinal));
+        Assert.Contains(stored, m => m.Text!.Contains("over the", StringComparison.Ordinal) && m.Subject == "big");
+    }
+
+    /// <summary>F7: a refusal about the channel (disabled while a batch is handed off) acknowledges nothing and quarantines nothing.</summary>
+    [Fact]
+    public async Task F7_a_channel_refusal_during_the_hand_off_neither_quarantines_nor_acknowledges_the_mail()
+    {
+        var failed = 0;
+        List<bool>? seenAtFailure = null;
+        await using var app = new CrmApp(_data.Path, new Dictionary<string, string?>
+        {
+            ["Channels:Email:FirstReconnectDelay"] = "00:00:00.100",
+            ["Channels:Email:MaxReconnectDelay"] = "00:00:00.500",
+        }, services: services => services.AddSingleton<Crm.Connectors.Abstractions.IInboundHandOff>(provider => new RefusingHandOff(
+            ActivatorUtilities.CreateInstance<Crm.Connectors.Abstractions.ConversationHandOff>(provider), async () =>
+            {
+                if (Interlocked.Increment(ref failed) != 1)
+                    return false;
+                seenAtFailure = [.. (await _mail.ReadAsync(MailServer.Support, MailServer.SupportPassword)).Select(m => m.Flags.HasFlag(MessageFlags.Seen))];
+                return true;
+            })));
+        await _mail.SendAsync(Mail("refused-once@customer.test", "Refused once"));
+        using (var admin = app.Admin())
+            (await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new { kind = "email", name = "Support", settings = _mail.ChannelSettings() })).EnsureSuccessStatusCode();
+
+        var stored = Assert.Single(await InboundAsync(app, 1));
+        Assert.Equal("refused-once@customer.test", Crm.Connectors.Email.EmailIds.MessageIdOf(stored.ExternalId!));
+        Assert.Equal([false], seenAtFailure);
+        Assert.Equal(0, await app.QueryAsync(db => db.QuarantinedMail.CountAsync()));
+    }
+
+    private sealed class RefusingHandOff(Crm.Connectors.Abstractions.IInboundHandOff inner, Func<Task<bool>> refuse) : Crm.Connectors.Abstractions.IInboundHandOff
+    {
+        public async Task<IngestResult> HandOffAsync(InboundMessage message, CancellationToken cancellationToken = default)
+        {
+            if (await refuse())
+                throw new DomainException(DomainErrorKind.Forbidden, "Channel 'support' is disabled; an admin can enable it.", "channelId");
+            return await inner.HandOffAsync(message, cancellationToken);
+        }
     }
 }
