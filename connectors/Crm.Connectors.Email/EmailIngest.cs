@@ -72,6 +72,8 @@ internal sealed partial class EmailIngest(
             bounce = null;
         }
 
+        if (bounce is { Failed: false })
+            return await QuarantineAsync(account, folder, uidValidity, uid, bounce.Reason, raw, cancellationToken);
         if (bounce is not null)
         {
             var matched = await MarkBouncedAsync(account, bounce, cancellationToken);
