@@ -121,4 +121,113 @@ public sealed class EmailReviewTests : IAsyncLifetime
             return await inner.HandOffAsync(message, cancellationToken);
         }
     }
+
+    /// <summary>F6: the server answers 250 to DATA and then never answers QUIT (MailKit itself ignores a dropped
+    /// connection at QUIT, but not the outbox's send timeout running out); the reply is sent once, not retried.</summary>
+    [Fact]
+    public async Task F6_a_reply_the_server_took_is_not_sent_again_when_quit_hangs()
+    {
+        await using var smtp = new QuitDroppingSmtpServer();
+        await using var app = new CrmApp(_data.Path, new Dictionary<string, string?> { ["Outbox:SendTimeout"] = "00:00:05" });
+        using (var admin = app.Admin())
+            (await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new
+            {
+                kind = "email",
+                name = "Support",
+                settings = new
+                {
+                    address = MailServer.Support,
+                    imap = new { host = "127.0.0.1", port = _mail.ImapPort, security = "none", user = MailServer.Support, password = MailServer.SupportPassword },
+                    smtp = new { host = "127.0.0.1", port = smtp.Port, security = "none" },
+                },
+            })).EnsureSuccessStatusCode();
+        await _mail.SendAsync(Mail("quit@customer.test", "Question"));
+        var ticket = (await InboundAsync(app, 1))[0].TicketNumber;
+
+        using var agent = await app.AgentAsync();
+        var reply = await agent.PostAsJsonAsync($"/api/v1/tickets/{ticket}/reply", new { text = "Answer" });
+        var id = (await reply.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("id").GetGuid();
+
+        await Eventually.WaitForAsync(() => app.QueryAsync(db => db.Messages.Where(m => m.Id == id).Select(m => m.Delivery).SingleAsync()),
+            d => d == DeliveryStatus.Sent, what: "the reply marked sent");
+        Assert.Equal(1, smtp.Accepted);
+    }
+
+    /// <summary>Just enough SMTP for MailKit: accepts every mail with 250 and never answers QUIT.</summary>
+    private sealed class QuitDroppingSmtpServer : IAsyncDisposable
+    {
+        private readonly System.Net.Sockets.TcpListener _listener = new(System.Net.IPAddress.Loopback, 0);
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _loop;
+        private int _accepted;
+
+        public QuitDroppingSmtpServer()
+        {
+            _listener.Start();
+            _loop = Task.Run(AcceptAsync);
+        }
+
+        public int Port => ((System.Net.IPEndPoint)_listener.LocalEndpoint).Port;
+
+        public int Accepted => Volatile.Read(ref _accepted);
+
+        private async Task AcceptAsync()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                System.Net.Sockets.TcpClient client;
+                try
+                {
+                    client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                _ = Task.Run(() => ServeAsync(client));
+            }
+        }
+
+        private async Task ServeAsync(System.Net.Sockets.TcpClient client)
+        {
+            using (client)
+            {
+                var stream = client.GetStream();
+                var reader = new StreamReader(stream, System.Text.Encoding.ASCII);
+                var writer = new StreamWriter(stream, System.Text.Encoding.ASCII) { NewLine = "\r\n", AutoFlush = true };
+                await writer.WriteLineAsync("220 quit-dropper ESMTP");
+                while (await reader.ReadLineAsync() is { } line)
+                {
+                    var verb = line.Split(' ')[0].ToUpperInvariant();
+                    switch (verb)
+                    {
+                        case "EHLO" or "HELO":
+                            await writer.WriteLineAsync("250 quit-dropper");
+                            break;
+                        case "DATA":
+                            await writer.WriteLineAsync("354 go ahead");
+                            while (await reader.ReadLineAsync() is { } data && data != ".")
+                            {
+                            }
+                            Interlocked.Increment(ref _accepted);
+                            await writer.WriteLineAsync("250 2.0.0 queued");
+                            break;
+                        case "QUIT":
+                            await Task.Delay(Timeout.Infinite, _stop.Token).ContinueWith(_ => { }, TaskScheduler.Default); // no "221"
+                            return;
+                        default:
+                            await writer.WriteLineAsync("250 ok");
+                            break;
+                    }
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            _listener.Stop();
+            await _loop;
+        }
+    }
 }
