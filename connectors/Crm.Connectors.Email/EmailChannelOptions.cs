@@ -28,6 +28,11 @@ public sealed class EmailChannelOptions
     [Range(1024, int.MaxValue)]
     public int MaxMessageBytes { get; set; } = 50 * 1024 * 1024;
 
+    /// <summary>A message with more MIME boundary lines than this is not parsed either (like an oversize one): a few
+    /// megabytes of tiny parts cost MimeKit about 90 bytes of memory per byte of mail.</summary>
+    [Range(10, 1_000_000)]
+    public int MaxMimeParts { get; set; } = 2000;
+
     /// <summary>Backoff after a connection, login or server error: doubles from the first to the last.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
     public TimeSpan FirstReconnectDelay { get; set; } = TimeSpan.FromSeconds(1);

@@ -43,7 +43,10 @@ internal sealed partial class EmailIngest(
         var settings = account.SettingsAs<EmailChannelSettings>() ?? throw new InvalidOperationException($"Channel '{account.Id}' has no email settings.");
         var now = time.GetUtcNow();
         if (raw.Length > options.Value.MaxMessageBytes)
-            return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now, cancellationToken);
+            return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now, MimeMessageMapper.OversizeNote(raw.LongLength, options.Value.MaxMessageBytes), cancellationToken);
+        if (MimeMessageMapper.CountBoundaryLines(raw, options.Value.MaxMimeParts + 1) > options.Value.MaxMimeParts)
+            return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now,
+                $"[This email has more than {options.Value.MaxMimeParts} MIME parts. It was not parsed; its raw source is kept with the message.]", cancellationToken);
 
         ParsedMail mail;
         try
@@ -182,8 +185,8 @@ internal sealed partial class EmailIngest(
         return matched;
     }
 
-    /// <summary>Too large to parse: handed off with its raw source and a note, in a conversation of its own.</summary>
-    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>Too large (or too many parts) to parse: handed off with its raw source and a note, in a conversation of its own.</summary>
+    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, DateTimeOffset now, string note, CancellationToken cancellationToken)
     {
         var headers = OversizeHeaders.Read(raw);
         // The same check as a parsed mail's sender: an address the core refuses would fail the hand-off on every retry.
@@ -197,7 +200,7 @@ internal sealed partial class EmailIngest(
             Sender = new SenderIdentity(IdentityKind.Email, from),
             SentAt = now,
             Subject = headers.Subject ?? "(oversized email)",
-            Text = MimeMessageMapper.OversizeNote(raw.LongLength, options.Value.MaxMessageBytes),
+            Text = note,
             RawSource = raw,
             RawContentType = "message/rfc822",
         };

@@ -230,4 +230,27 @@ public sealed class EmailReviewTests : IAsyncLifetime
             await _loop;
         }
     }
+
+    /// <summary>F1: a mail of 200,000 tiny parts (7 MB, under the byte limit) is not parsed into 200,000 objects: it is
+    /// stored raw with a note, and the mail behind it is read.</summary>
+    [Fact]
+    public async Task F1_a_mail_with_a_huge_number_of_parts_is_stored_raw_without_parsing()
+    {
+        var raw = new System.Text.StringBuilder("From: a@customer.test\r\nTo: support@example.test\r\nSubject: parts\r\nMessage-ID: <parts@customer.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+        for (var i = 0; i < 200_000; i++)
+            raw.Append("--b\r\nContent-Type: application/x\r\n\r\nx\r\n");
+        raw.Append("--b--\r\n");
+        var bytes = System.Text.Encoding.ASCII.GetBytes(raw.ToString());
+        Assert.True(Crm.Connectors.Email.MimeMessageMapper.CountBoundaryLines(bytes, 2001) > 2000);
+
+        await using var app = await AppAsync();
+        await _mail.AppendAsync(MailServer.Support, MailServer.SupportPassword, bytes);
+        await _mail.SendAsync(Mail("behind-parts@customer.test", "Behind"));
+
+        var stored = await InboundAsync(app, 2);
+        var parts = Assert.Single(stored, m => m.Subject == "parts");
+        Assert.Contains("more than 2000 MIME parts", parts.Text);
+        Assert.Equal(0, parts.AttachmentCount);
+        Assert.Equal(bytes.LongLength, await app.QueryAsync(db => db.RawSources.Where(r => r.MessageId == parts.Id).Select(r => r.Length).SingleAsync()));
+    }
 }
