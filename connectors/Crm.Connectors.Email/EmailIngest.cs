@@ -32,6 +32,7 @@ internal sealed partial class EmailIngest(
     MimeMessageMapper mapper,
     IInboundHandOff handOff,
     IConversationLookup conversations,
+    IChannelAccounts accounts,
     IMailboxStateStore mailboxes,
     IGrainFactory grains,
     IOptions<EmailChannelOptions> options,
@@ -87,7 +88,12 @@ internal sealed partial class EmailIngest(
             return await QuarantineAsync(account, folder, uidValidity, uid, $"Sent from this mailbox's own address {settings.Address} (a loop or a copy of our own mail).", raw, cancellationToken);
 
         var sender = new SenderIdentity(IdentityKind.Email, mail.From.Address, string.IsNullOrWhiteSpace(mail.From.Name) ? null : mail.From.Name.Trim());
-        var (threadKey, dedupeKey) = await ThreadKeyAsync(account, mail, sender, cancellationToken);
+        var (threadKey, dedupeKey, isNew) = await ThreadKeyAsync(account, mail, sender, cancellationToken);
+        // Machine-written mail (out-of-office, list mail, no-reply senders) is stored on the ticket it answers, where it
+        // changes no status; one that answers nothing opens no ticket (the peers' most common loop complaint).
+        var automatic = AutomaticMailGuard.AutomaticReason(mail.Message, accounts.EnabledOf(ChannelKind.Email).Select(a => a.SettingsAs<EmailChannelSettings>()?.Address).OfType<string>());
+        if (automatic is not null && isNew)
+            return await QuarantineAsync(account, folder, uidValidity, uid, $"Automatic mail ({automatic}) that answers no conversation: no ticket opened.", raw, cancellationToken);
         var message = new InboundMessage
         {
             ChannelAccountId = account.Id,
@@ -101,6 +107,7 @@ internal sealed partial class EmailIngest(
             Attachments = mail.Attachments,
             RawSource = raw,
             RawContentType = "message/rfc822",
+            AutomaticReason = automatic,
         };
         return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
     }
@@ -133,18 +140,18 @@ internal sealed partial class EmailIngest(
         ex.Field == "channelId" && ex.Kind is DomainErrorKind.NotFound or DomainErrorKind.Forbidden;
 
     /// <summary>The layers of threading (see the class remarks), and the mail's dedupe key.</summary>
-    internal async Task<(string ThreadKey, string DedupeKey)> ThreadKeyAsync(ChannelAccount account, ParsedMail mail, SenderIdentity sender, CancellationToken cancellationToken)
+    internal async Task<(string ThreadKey, string DedupeKey, bool New)> ThreadKeyAsync(ChannelAccount account, ParsedMail mail, SenderIdentity sender, CancellationToken cancellationToken)
     {
         var senderKey = GrainKeys.Identity(sender.Kind, sender.Value, account.Id);
         var dedupeKey = EmailIds.DedupeKey(mail.ExternalMessageId, sender.Value);
         // A redelivery goes where its first copy went, whatever its references say now. A copy stored before dedupe
         // keys named the sender is found by its bare Message-ID, but only in the same sender's conversation.
         if (await conversations.FindByMessagesAsync(account.Id, [dedupeKey], [], cancellationToken) is { } first)
-            return (first.ThreadKey, dedupeKey);
+            return (first.ThreadKey, dedupeKey, false);
         if (dedupeKey != mail.ExternalMessageId
             && await conversations.FindByMessagesAsync(account.Id, [mail.ExternalMessageId], [], cancellationToken) is { } legacy
             && legacy.CustomerIdentity == senderKey)
-            return (legacy.ThreadKey, mail.ExternalMessageId);
+            return (legacy.ThreadKey, mail.ExternalMessageId, false);
 
         // Every inbound mail of a conversation is its customer's, so a reference to one is looked up under this
         // sender's key (and, for mails stored before the qualifier, the bare id, checked against the customer below).
@@ -160,16 +167,16 @@ internal sealed partial class EmailIngest(
         // A reply by the conversation's own customer continues it; anyone else (a colleague on Cc, a forged
         // reference) gets a conversation of their own rather than someone else's thread.
         if (await conversations.FindByMessagesAsync(account.Id, inbound, outbound, cancellationToken) is { } referenced && referenced.CustomerIdentity == senderKey)
-            return (referenced.ThreadKey, dedupeKey);
+            return (referenced.ThreadKey, dedupeKey, false);
         foreach (Match tag in TicketTag().Matches(mail.Subject ?? ""))
         {
             if (!long.TryParse(tag.Groups[1].ValueSpan, out var number))
                 continue;
             var ofTicket = await conversations.FindByTicketAsync(account.Id, number, cancellationToken);
             if (ofTicket.OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged)
-                return (tagged.ThreadKey, dedupeKey);
+                return (tagged.ThreadKey, dedupeKey, false);
         }
-        return (dedupeKey, dedupeKey);
+        return (dedupeKey, dedupeKey, true);
     }
 
     private async Task<int> MarkBouncedAsync(ChannelAccount account, BounceReport bounce, CancellationToken cancellationToken)

@@ -253,4 +253,35 @@ public sealed class EmailReviewTests : IAsyncLifetime
         Assert.Equal(0, parts.AttachmentCount);
         Assert.Equal(bytes.LongLength, await app.QueryAsync(db => db.RawSources.Where(r => r.MessageId == parts.Id).Select(r => r.Length).SingleAsync()));
     }
+
+    /// <summary>F8: an out-of-office answering our reply is stored on the ticket but does not reopen it; an automatic
+    /// mail that answers nothing opens no ticket.</summary>
+    [Fact]
+    public async Task F8_an_auto_reply_to_a_resolved_ticket_does_not_reopen_it_and_unmatched_automatic_mail_opens_no_ticket()
+    {
+        await using var app = await AppAsync();
+        await _mail.SendAsync(Mail("ooo-first@customer.test", "Printer"));
+        var ticket = (await InboundAsync(app, 1))[0].TicketNumber;
+        using var agent = await app.AgentAsync();
+        var reply = await agent.PostAsJsonAsync($"/api/v1/tickets/{ticket}/reply", new { text = "Fixed, closing." });
+        var replyId = (await reply.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("id").GetGuid();
+        (await agent.PatchAsJsonAsync($"/api/v1/tickets/{ticket}", new { status = "resolved" })).EnsureSuccessStatusCode();
+
+        var ooo = Mail("ooo-auto@customer.test", "Automatic reply: Re: Printer");
+        ooo.Headers.Add("Auto-Submitted", "auto-replied");
+        ooo.InReplyTo = Crm.Connectors.Email.EmailIds.Outbound(replyId, "example.test");
+        await _mail.SendAsync(ooo);
+        var newsletter = Mail("news@lists.test", "Our newsletter", from: "news@lists.test");
+        newsletter.Headers.Add("List-Id", "<news.lists.test>");
+        await _mail.SendAsync(newsletter);
+        await _mail.SendAsync(Mail("ooo-marker@other.test", "Marker", from: "other@example.test"));
+
+        var stored = await InboundAsync(app, 3);
+        Assert.Equal(3, stored.Count);
+        Assert.Equal(ticket, Assert.Single(stored, m => m.Subject == "Automatic reply: Re: Printer").TicketNumber);
+        Assert.Equal(TicketStatus.Resolved, await app.QueryAsync(db => db.Tickets.Where(t => t.Number == ticket).Select(t => t.Status).SingleAsync()));
+        var quarantined = await Eventually.WaitForAsync(() => app.QueryAsync(db => db.QuarantinedMail.AsNoTracking().ToListAsync()), q => q.Count == 1, what: "the newsletter quarantined");
+        Assert.Contains("List-Id", quarantined[0].Reason);
+        Assert.DoesNotContain(stored, m => m.Subject == "Our newsletter");
+    }
 }
