@@ -24,6 +24,9 @@ public abstract class AccountLoopSupervisor<TSettings>(IChannelAccounts accounts
     /// <summary>How long a stopping loop may take before it is left to finish on its own.</summary>
     protected virtual TimeSpan StopTimeout => TimeSpan.FromSeconds(10);
 
+    /// <summary>How long after a loop ended on its own (a bug, an error it did not survive) it is started again.</summary>
+    protected virtual TimeSpan RestartDelay => TimeSpan.FromSeconds(30);
+
     /// <summary>The account's loop: runs until <paramref name="stopping"/> is cancelled, handling its own errors.</summary>
     protected abstract Task RunAccountAsync(ChannelAccount account, TSettings settings, CancellationToken stopping);
 
@@ -74,7 +77,8 @@ public abstract class AccountLoopSupervisor<TSettings>(IChannelAccounts accounts
         Running? current;
         lock (_running)
             current = _running.GetValueOrDefault(id);
-        if (current is not null && current.Settings == settings)
+        // A loop that ended on its own is started again.
+        if (current is not null && current.Settings == settings && !current.Loop.IsCompleted)
             return;
         if (current is not null)
         {
@@ -87,6 +91,16 @@ public abstract class AccountLoopSupervisor<TSettings>(IChannelAccounts accounts
             return;
         var stop = new CancellationTokenSource();
         var loop = Task.Run(() => RunAccountAsync(account!, settings, stop.Token));
+        _ = loop.ContinueWith(async ended =>
+        {
+            if (stop.IsCancellationRequested)
+                return;
+            if (ended.IsFaulted)
+                logger.LogError(ended.Exception, "{Kind} channel {Channel}: loop failed; starting it again", kind, id);
+            // Not at once: a loop that fails at its start must not spin.
+            await Task.Delay(RestartDelay);
+            _changed.Writer.TryWrite(id);
+        }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         lock (_running)
             _running[id] = new Running(id, settings, stop, loop);
         logger.LogInformation("{Kind} channel {Channel}: loop started", kind, id);

@@ -19,9 +19,19 @@ public sealed class EmailChannelOptions
     [Range(1, 1000)]
     public int BatchSize { get; set; } = 50;
 
+    /// <summary>Most mails of one batch handed off at the same time. Mails that may belong to one conversation (same
+    /// sender, or linked by Message-ID/References) share a lane and are handed off in UID order; 1 hands off one by one.</summary>
+    [Range(1, 256)]
+    public int HandOffParallelism { get; set; } = 16;
+
     /// <summary>A message larger than this is not parsed: its raw source is stored and the message flagged.</summary>
     [Range(1024, int.MaxValue)]
     public int MaxMessageBytes { get; set; } = 50 * 1024 * 1024;
+
+    /// <summary>A message with more MIME boundary lines than this is not parsed either (like an oversize one): a few
+    /// megabytes of tiny parts cost MimeKit about 90 bytes of memory per byte of mail.</summary>
+    [Range(10, 1_000_000)]
+    public int MaxMimeParts { get; set; } = 2000;
 
     /// <summary>Backoff after a connection, login or server error: doubles from the first to the last.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]

@@ -26,6 +26,31 @@ internal static partial class EmailIds
     /// <summary>The dedupe key of a mail without Message-ID: a hash of its bytes, so a redelivery of the same bytes is recognised.</summary>
     public static string OfRawSource(ReadOnlySpan<byte> raw) => "raw-sha256:" + Convert.ToHexStringLower(SHA256.HashData(raw));
 
+    /// <summary>Separates a Message-ID from the sender hash in a dedupe key; '|' ends no id we keep (see <see cref="MessageIdOf"/>).</summary>
+    private const string SenderQualifier = "|from:";
+
+    /// <summary>
+    /// The dedupe key (and thread key of a new conversation) of an inbound mail: its Message-ID qualified by a hash
+    /// of the sender address, so a stranger who reuses someone else's Message-ID is not deduped against (or threaded
+    /// into) that mail. A hash of the raw bytes already covers the sender and is kept as it is.
+    /// </summary>
+    /// <remarks>Mails stored before the qualifier existed keep their bare Message-ID; the ingest recognises a
+    /// redelivery of one by its bare id when its conversation is the same sender's.</remarks>
+    public static string DedupeKey(string messageIdKey, string senderAddress)
+    {
+        if (messageIdKey.StartsWith("raw-sha256:", StringComparison.Ordinal))
+            return messageIdKey;
+        var sender = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(senderAddress.Trim().ToLowerInvariant())))[..16];
+        return messageIdKey + SenderQualifier + sender;
+    }
+
+    /// <summary>The Message-ID inside a dedupe key (a bare, pre-qualifier key is returned as it is).</summary>
+    public static string MessageIdOf(string dedupeKey)
+    {
+        var at = dedupeKey.LastIndexOf(SenderQualifier, StringComparison.Ordinal);
+        return at > 0 && dedupeKey.Length - at == SenderQualifier.Length + 16 ? dedupeKey[..at] : dedupeKey;
+    }
+
     /// <summary>Our Message-ID for an outbound message (without angle brackets): "crm.{id}@{domain}".</summary>
     public static string Outbound(Guid messageId, string domain) => $"crm.{messageId:N}@{domain}";
 

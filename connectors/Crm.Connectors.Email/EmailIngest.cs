@@ -24,14 +24,15 @@ internal abstract record MailOutcome
 /// <remarks>
 /// Threading, in layers: (1) In-Reply-To/References naming a message we received or sent on this account → that
 /// conversation; (2) a ticket tag "[#N]" in the subject, trusted only when the sender is the customer of a
-/// conversation of that ticket on this account; (3) otherwise a conversation of its own (keyed by the mail's own
-/// Message-ID), that is, a new ticket. The mail's own id is looked up first, so a redelivery resolves to the
+/// conversation of that ticket on this account; (3) otherwise a conversation of its own (keyed by the mail's dedupe
+/// key: its Message-ID qualified by a hash of the sender), that is, a new ticket. The mail's own id is looked up first, so a redelivery resolves to the
 /// conversation of its first copy and the conversation grain answers it as a duplicate.
 /// </remarks>
 internal sealed partial class EmailIngest(
     MimeMessageMapper mapper,
     IInboundHandOff handOff,
     IConversationLookup conversations,
+    IChannelAccounts accounts,
     IMailboxStateStore mailboxes,
     IGrainFactory grains,
     IOptions<EmailChannelOptions> options,
@@ -43,7 +44,10 @@ internal sealed partial class EmailIngest(
         var settings = account.SettingsAs<EmailChannelSettings>() ?? throw new InvalidOperationException($"Channel '{account.Id}' has no email settings.");
         var now = time.GetUtcNow();
         if (raw.Length > options.Value.MaxMessageBytes)
-            return await HandOffOversizeAsync(account, raw, now, cancellationToken);
+            return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now, MimeMessageMapper.OversizeNote(raw.LongLength, options.Value.MaxMessageBytes), cancellationToken);
+        if (MimeMessageMapper.CountBoundaryLines(raw, options.Value.MaxMimeParts + 1) > options.Value.MaxMimeParts)
+            return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now,
+                $"[This email has more than {options.Value.MaxMimeParts} MIME parts. It was not parsed; its raw source is kept with the message.]", cancellationToken);
 
         ParsedMail mail;
         try
@@ -72,6 +76,8 @@ internal sealed partial class EmailIngest(
             bounce = null;
         }
 
+        if (bounce is { Failed: false })
+            return await QuarantineAsync(account, folder, uidValidity, uid, bounce.Reason, raw, cancellationToken);
         if (bounce is not null)
         {
             var matched = await MarkBouncedAsync(account, bounce, cancellationToken);
@@ -82,12 +88,17 @@ internal sealed partial class EmailIngest(
             return await QuarantineAsync(account, folder, uidValidity, uid, $"Sent from this mailbox's own address {settings.Address} (a loop or a copy of our own mail).", raw, cancellationToken);
 
         var sender = new SenderIdentity(IdentityKind.Email, mail.From.Address, string.IsNullOrWhiteSpace(mail.From.Name) ? null : mail.From.Name.Trim());
-        var threadKey = await ThreadKeyAsync(account, mail, sender, cancellationToken);
+        var (threadKey, dedupeKey, isNew) = await ThreadKeyAsync(account, mail, sender, cancellationToken);
+        // Machine-written mail (out-of-office, list mail, no-reply senders) is stored on the ticket it answers, where it
+        // changes no status; one that answers nothing opens no ticket (the peers' most common loop complaint).
+        var automatic = AutomaticMailGuard.AutomaticReason(mail.Message, accounts.EnabledOf(ChannelKind.Email).Select(a => a.SettingsAs<EmailChannelSettings>()?.Address).OfType<string>());
+        if (automatic is not null && isNew)
+            return await QuarantineAsync(account, folder, uidValidity, uid, $"Automatic mail ({automatic}) that answers no conversation: no ticket opened.", raw, cancellationToken);
         var message = new InboundMessage
         {
             ChannelAccountId = account.Id,
             ThreadKey = threadKey,
-            ExternalMessageId = mail.ExternalMessageId,
+            ExternalMessageId = dedupeKey,
             Sender = sender,
             SentAt = mail.SentAt,
             Subject = mail.Subject is { Length: > 500 } long_ ? long_[..500] : mail.Subject,
@@ -96,48 +107,76 @@ internal sealed partial class EmailIngest(
             Attachments = mail.Attachments,
             RawSource = raw,
             RawContentType = "message/rfc822",
+            AutomaticReason = automatic,
         };
+        return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
+    }
+
+    /// <summary>
+    /// Hands a message off. A refusal of the message itself (a <see cref="DomainException"/> about its content, or the
+    /// core rejecting a value as malformed) is deterministic: the mail is quarantined, so it is acknowledged and never
+    /// retried forever. A refusal about the channel (unknown or disabled, e.g. disabled while a batch is handed off) is
+    /// not about the mail: it is passed on, so nothing is acknowledged and the mail is read again once the channel is back.
+    /// </summary>
+    private async Task<MailOutcome> HandOffOrQuarantineAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, InboundMessage message, byte[] raw, CancellationToken cancellationToken)
+    {
         try
         {
             return new MailOutcome.Stored(await handOff.HandOffAsync(message, cancellationToken));
         }
-        catch (DomainException ex)
+        catch (DomainException ex) when (!IsAboutTheChannel(ex))
         {
-            // A refusal of this message (see docs/connectors.md): kept for admins, acknowledged, never retried forever.
-            logger.LogWarning("Mail {MessageId} on channel {Channel} refused: {Reason}", mail.ExternalMessageId, account.Id, ex.Message);
+            logger.LogWarning("Mail {MessageId} on channel {Channel} refused: {Reason}", message.ExternalMessageId, account.Id, ex.Message);
             return await QuarantineAsync(account, folder, uidValidity, uid, $"Refused by the core: {ex.Message}", raw, cancellationToken);
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentException)
+        {
+            logger.LogWarning(ex, "Mail {MessageId} on channel {Channel} could not be taken", message.ExternalMessageId, account.Id);
+            return await QuarantineAsync(account, folder, uidValidity, uid, $"The core could not take the mail: {ex.Message}", raw, cancellationToken);
         }
     }
 
-    /// <summary>The layers of threading (see the class remarks).</summary>
-    internal async Task<string> ThreadKeyAsync(ChannelAccount account, ParsedMail mail, SenderIdentity sender, CancellationToken cancellationToken)
+    private static bool IsAboutTheChannel(DomainException ex) =>
+        ex.Field == "channelId" && ex.Kind is DomainErrorKind.NotFound or DomainErrorKind.Forbidden;
+
+    /// <summary>The layers of threading (see the class remarks), and the mail's dedupe key.</summary>
+    internal async Task<(string ThreadKey, string DedupeKey, bool New)> ThreadKeyAsync(ChannelAccount account, ParsedMail mail, SenderIdentity sender, CancellationToken cancellationToken)
     {
         var senderKey = GrainKeys.Identity(sender.Kind, sender.Value, account.Id);
-        var inbound = new List<string>(mail.ReferencedIds.Count + 1) { mail.ExternalMessageId };
+        var dedupeKey = EmailIds.DedupeKey(mail.ExternalMessageId, sender.Value);
+        // A redelivery goes where its first copy went, whatever its references say now. A copy stored before dedupe
+        // keys named the sender is found by its bare Message-ID, but only in the same sender's conversation.
+        if (await conversations.FindByMessagesAsync(account.Id, [dedupeKey], [], cancellationToken) is { } first)
+            return (first.ThreadKey, dedupeKey, false);
+        if (dedupeKey != mail.ExternalMessageId
+            && await conversations.FindByMessagesAsync(account.Id, [mail.ExternalMessageId], [], cancellationToken) is { } legacy
+            && legacy.CustomerIdentity == senderKey)
+            return (legacy.ThreadKey, mail.ExternalMessageId, false);
+
+        // Every inbound mail of a conversation is its customer's, so a reference to one is looked up under this
+        // sender's key (and, for mails stored before the qualifier, the bare id, checked against the customer below).
+        var inbound = new List<string>(mail.ReferencedIds.Count * 2);
         var outbound = new List<Guid>();
         foreach (var id in mail.ReferencedIds)
         {
             if (EmailIds.OutboundMessageIdOf(id) is { } ours)
                 outbound.Add(ours);
             else
-                inbound.Add(id);
+                inbound.AddRange([EmailIds.DedupeKey(id, sender.Value), id]);
         }
-        // A redelivery goes where its first copy went, whatever its references say now.
-        if (await conversations.FindByMessagesAsync(account.Id, [mail.ExternalMessageId], [], cancellationToken) is { } first)
-            return first.ThreadKey;
         // A reply by the conversation's own customer continues it; anyone else (a colleague on Cc, a forged
         // reference) gets a conversation of their own rather than someone else's thread.
         if (await conversations.FindByMessagesAsync(account.Id, inbound, outbound, cancellationToken) is { } referenced && referenced.CustomerIdentity == senderKey)
-            return referenced.ThreadKey;
+            return (referenced.ThreadKey, dedupeKey, false);
         foreach (Match tag in TicketTag().Matches(mail.Subject ?? ""))
         {
             if (!long.TryParse(tag.Groups[1].ValueSpan, out var number))
                 continue;
             var ofTicket = await conversations.FindByTicketAsync(account.Id, number, cancellationToken);
             if (ofTicket.OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged)
-                return tagged.ThreadKey;
+                return (tagged.ThreadKey, dedupeKey, false);
         }
-        return mail.ExternalMessageId;
+        return (dedupeKey, dedupeKey, true);
     }
 
     private async Task<int> MarkBouncedAsync(ChannelAccount account, BounceReport bounce, CancellationToken cancellationToken)
@@ -153,24 +192,26 @@ internal sealed partial class EmailIngest(
         return matched;
     }
 
-    /// <summary>Too large to parse: handed off with its raw source and a note, in a conversation of its own.</summary>
-    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, byte[] raw, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>Too large (or too many parts) to parse: handed off with its raw source and a note, in a conversation of its own.</summary>
+    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, DateTimeOffset now, string note, CancellationToken cancellationToken)
     {
         var headers = OversizeHeaders.Read(raw);
-        var externalId = EmailIds.Normalize(headers.MessageId) ?? EmailIds.OfRawSource(raw);
+        // The same check as a parsed mail's sender: an address the core refuses would fail the hand-off on every retry.
+        var from = MimeMessageMapper.IsAddress(headers.From) ? headers.From! : "unknown-sender@invalid";
+        var externalId = EmailIds.DedupeKey(EmailIds.Normalize(headers.MessageId) ?? EmailIds.OfRawSource(raw), from);
         var message = new InboundMessage
         {
             ChannelAccountId = account.Id,
             ThreadKey = externalId,
             ExternalMessageId = externalId,
-            Sender = new SenderIdentity(IdentityKind.Email, headers.From ?? "unknown-sender@invalid"),
+            Sender = new SenderIdentity(IdentityKind.Email, from),
             SentAt = now,
             Subject = headers.Subject ?? "(oversized email)",
-            Text = MimeMessageMapper.OversizeNote(raw.LongLength, options.Value.MaxMessageBytes),
+            Text = note,
             RawSource = raw,
             RawContentType = "message/rfc822",
         };
-        return new MailOutcome.Stored(await handOff.HandOffAsync(message, cancellationToken));
+        return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
     }
 
     private async Task<MailOutcome> QuarantineAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, string reason, byte[] raw, CancellationToken cancellationToken)

@@ -51,7 +51,7 @@ internal sealed class ImapMailboxReader(
                 var folder = await client.GetFolderAsync(imap.Folder, cancellationToken);
                 await folder.OpenAsync(FolderAccess.ReadWrite, cancellationToken);
                 var moveTo = imap.MoveTo is { } target ? await FolderForMoveAsync(client, target, cancellationToken) : null;
-                await health.ReportSuccessAsync(AccountId, cancellationToken);
+                await ReportHealthAsync(null, cancellationToken);
                 failures = 0;
                 // EXISTS can arrive with the answer to any command (a SEARCH, a FETCH), not only during IDLE: it is
                 // noted here, so a mail that arrives while a batch is read is never left waiting for the next one.
@@ -63,7 +63,7 @@ internal sealed class ImapMailboxReader(
                     {
                         changed.Reset();
                         await ReadNewAsync(account, folder, moveTo, cancellationToken);
-                        await health.ReportSuccessAsync(AccountId, cancellationToken);
+                        await ReportHealthAsync(null, cancellationToken);
                         if (!changed.IsSet)
                             await WaitForMailAsync(client, changed, cancellationToken);
                     }
@@ -83,7 +83,7 @@ internal sealed class ImapMailboxReader(
                 var delay = options.ReconnectDelay(failures);
                 var words = ServerWords(ex);
                 logger.LogWarning(IsServerError(ex) ? null : ex, "Mailbox {Channel}: {Error}; reconnecting in {Delay}", AccountId, words, delay);
-                await health.ReportErrorAsync(AccountId, words, CancellationToken.None);
+                await ReportHealthAsync(words, CancellationToken.None);
                 try
                 {
                     await Task.Delay(delay, cancellationToken);
@@ -108,6 +108,23 @@ internal sealed class ImapMailboxReader(
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>Best effort: health is written to the store, and a store outage must not end the reader (it would
+    /// never read this mailbox again); the reader goes on to its backoff and reports again later.</summary>
+    private async Task ReportHealthAsync(string? error, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (error is null)
+                await health.ReportSuccessAsync(AccountId, cancellationToken);
+            else
+                await health.ReportErrorAsync(AccountId, error, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning(ex, "Mailbox {Channel}: its health could not be recorded", AccountId);
         }
     }
 
@@ -138,7 +155,7 @@ internal sealed class ImapMailboxReader(
         }
     }
 
-    /// <summary>Every mail above the cursor, batch by batch: fetch, hand off one by one, acknowledge, move the cursor.</summary>
+    /// <summary>Every mail above the cursor, batch by batch: fetch, hand off (concurrently by lane), acknowledge, move the cursor.</summary>
     private async Task ReadNewAsync(ChannelAccount account, IMailFolder folder, IMailFolder? moveTo, CancellationToken cancellationToken)
     {
         var imap = account.SettingsAs<EmailChannelSettings>()!.Imap!;
@@ -165,13 +182,18 @@ internal sealed class ImapMailboxReader(
                 raws[uid.Id] = buffer.ToArray();
             }, cancellationToken);
 
-            var handled = new List<UniqueId>(batch.Length);
-            foreach (var (uid, raw) in raws)
+            // Lanes of possibly related mails run side by side; a lane keeps UID order. A failure ends the batch: the
+            // mails already stored are recognised when the server delivers the batch again.
+            var lanes = MailLanes.Split([.. raws.Select(r => (r.Key, r.Value))]);
+            await Parallel.ForEachAsync(lanes, new ParallelOptions { MaxDegreeOfParallelism = options.HandOffParallelism, CancellationToken = cancellationToken }, async (lane, ct) =>
             {
-                await ingest.ProcessAsync(account, imap.Folder, folder.UidValidity, uid, raw, cancellationToken);
-                handled.Add(new UniqueId(folder.UidValidity, uid));
-                Interlocked.Increment(ref _processed);
-            }
+                foreach (var (uid, raw) in lane)
+                {
+                    await ingest.ProcessAsync(account, imap.Folder, folder.UidValidity, uid, raw, ct);
+                    Interlocked.Increment(ref _processed);
+                }
+            });
+            var handled = raws.Keys.Select(uid => new UniqueId(folder.UidValidity, uid)).ToList();
             // Only now, with every mail of the batch stored (or quarantined), may the server forget them.
             if (handled.Count > 0)
             {

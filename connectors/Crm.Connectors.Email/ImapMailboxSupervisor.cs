@@ -23,6 +23,8 @@ internal sealed class ImapMailboxSupervisor(
 {
     private readonly IChannelAccounts _accounts = accounts;
 
+    protected override TimeSpan RestartDelay => options.Value.MaxReconnectDelay;
+
     protected override Task RunAccountAsync(ChannelAccount account, EmailChannelSettings settings, CancellationToken stopping) =>
         new ImapMailboxReader(account.Id, _accounts, services.GetRequiredService<EmailIngest>(), state, health, options.Value, logs.CreateLogger<ImapMailboxReader>())
             .RunAsync(stopping);

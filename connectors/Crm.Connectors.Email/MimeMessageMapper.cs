@@ -72,6 +72,22 @@ internal sealed class MimeMessageMapper(IOptions<EmailIngestLimits> limits)
         return Map(message, raw, receivedAt);
     }
 
+    /// <summary>Lines that start with "--" (every MIME boundary does), counted up to <paramref name="stopAt"/>: a cheap
+    /// bound on the number of parts before MimeKit builds an object per part.</summary>
+    public static int CountBoundaryLines(ReadOnlySpan<byte> raw, int stopAt)
+    {
+        var count = raw.StartsWith("--"u8) ? 1 : 0;
+        while (count < stopAt)
+        {
+            var at = raw.IndexOf("\n--"u8);
+            if (at < 0)
+                break;
+            count++;
+            raw = raw[(at + 3)..];
+        }
+        return count;
+    }
+
     /// <summary>A mail too large to parse: stored raw, with a note that says so to the agent.</summary>
     public static string OversizeNote(long length, int limit) =>
         $"[This email is {length / 1024.0 / 1024.0:0.0} MB, over the {limit / 1024.0 / 1024.0:0.#} MB this mailbox parses. It was not parsed; its raw source is kept with the message.]";
@@ -208,7 +224,7 @@ internal sealed class MimeMessageMapper(IOptions<EmailIngestLimits> limits)
 
     /// <summary>An address the core accepts as an email identity (it refuses invisible and control characters, which
     /// would otherwise fail the hand-off on every retry and block the mailbox behind this mail).</summary>
-    private static bool IsAddress(string? address)
+    internal static bool IsAddress(string? address)
     {
         if (address is not { Length: > 2 and <= 320 } || address.IndexOf('@') is not (> 0 and var at) || at >= address.Length - 1 || address.Any(char.IsWhiteSpace))
             return false;

@@ -39,8 +39,6 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
             if (!string.IsNullOrEmpty(smtp.User))
                 await client.AuthenticateAsync(smtp.User, smtp.Password ?? "", cancellationToken);
             await client.SendAsync(message, cancellationToken);
-            await client.DisconnectAsync(quit: true, cancellationToken);
-            return OutboundResult.Sent(message.MessageId);
         }
         catch (SmtpCommandException ex)
         {
@@ -56,6 +54,17 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
         {
             return OutboundResult.Retry($"SMTP {ex.GetType().Name}: {ex.Message}");
         }
+        // The server took the mail: whatever happens to QUIT now, it is sent (a retry would mail the customer twice).
+        try
+        {
+            using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await client.DisconnectAsync(quit: true, quick.Token);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A server that drops the connection or is slow to answer QUIT after 250 for DATA.
+        }
+        return OutboundResult.Sent(message.MessageId);
     }
 
     internal static MimeMessage Compose(OutboundDelivery delivery, EmailChannelSettings settings, MailboxAddress recipient, ThreadHistory history)
@@ -73,7 +82,7 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
 
         var earlier = history.Messages
             .Where(m => m.OutboundMessageId != delivery.MessageId)
-            .Select(m => m.InboundExternalId ?? (m.OutboundMessageId is { } id ? EmailIds.Outbound(id, settings.Domain) : null))
+            .Select(m => (m.InboundExternalId is { } inbound ? EmailIds.MessageIdOf(inbound) : null) ?? (m.OutboundMessageId is { } id ? EmailIds.Outbound(id, settings.Domain) : null))
             .OfType<string>()
             .Where(id => !id.StartsWith("sha256:", StringComparison.Ordinal) && !id.StartsWith("raw-sha256:", StringComparison.Ordinal))
             .ToList();

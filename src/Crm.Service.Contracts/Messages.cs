@@ -34,6 +34,9 @@ public sealed record InboundMessage
     /// <summary>The bytes exactly as the channel delivered them; kept for every inbound message.</summary>
     [Id(9)] public required byte[] RawSource { get; init; }
     [Id(10)] public required string RawContentType { get; init; }
+    /// <summary>Set when a machine wrote the message (an auto-reply, a list mail): it is stored on its ticket but never
+    /// reopens it or opens a follow-up (see <c>TicketRules.OnCustomerMessage</c>).</summary>
+    [Id(11)] public string? AutomaticReason { get; init; }
 }
 
 [GenerateSerializer, Immutable, Alias("crm.IngestResult")]

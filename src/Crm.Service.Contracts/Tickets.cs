@@ -45,7 +45,9 @@ public sealed record InboundNotice(
     [property: Id(3)] Guid CustomerId,
     /// <summary>The message's dedupe key, which a ticket checks against the store before a message changes its state.</summary>
     [property: Id(4)] string ChannelAccountId,
-    [property: Id(5)] string ExternalMessageId);
+    [property: Id(5)] string ExternalMessageId,
+    /// <summary>A machine wrote it (see <see cref="InboundMessage.AutomaticReason"/>): it changes no ticket status.</summary>
+    [property: Id(6)] bool Automatic = false);
 
 public enum InboundRoutingKind
 {

@@ -216,7 +216,7 @@ public sealed class ConversationGrain(
                 hop = 0;
             }
             var offered = await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber)
-                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now, conversation.CustomerId, message.ChannelAccountId, message.ExternalMessageId), cancellationToken);
+                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now, conversation.CustomerId, message.ChannelAccountId, message.ExternalMessageId, message.AutomaticReason is not null), cancellationToken);
             switch (offered.Kind)
             {
                 case InboundRoutingKind.Duplicate:

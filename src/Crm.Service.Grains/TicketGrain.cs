@@ -135,7 +135,7 @@ public sealed class TicketGrain(
             return new InboundRouting(InboundRoutingKind.Foreign, Number);
 
         var now = time.GetUtcNow();
-        var effect = TicketRules.OnCustomerMessage(_record, now, options.Value.ReopenWindow);
+        var effect = TicketRules.OnCustomerMessage(_record, now, options.Value.ReopenWindow, notice.Automatic);
         // A message that would change this ticket (reopen, close, follow up, join) is first checked against the
         // store: a redelivery the conversation's memory missed (after a restart) must change nothing. A message
         // that only adds activity skips the read; if it is a redelivery, its commit is refused as a whole.

@@ -53,8 +53,11 @@ internal static class TicketRules
     public static bool ReopenWindowPassed(TicketRecord ticket, DateTimeOffset now, TimeSpan reopenWindow) =>
         ticket is { Status: TicketStatus.Resolved, ResolvedAt: { } resolvedAt } && now - resolvedAt >= reopenWindow;
 
-    public static CustomerMessageEffect OnCustomerMessage(TicketRecord ticket, DateTimeOffset now, TimeSpan reopenWindow) => ticket.Status switch
+    /// <param name="automatic">A machine wrote it (an out-of-office, a list mail): it is kept on the ticket as it is;
+    /// reopening or following up on it would bounce resolved work back into the queues.</param>
+    public static CustomerMessageEffect OnCustomerMessage(TicketRecord ticket, DateTimeOffset now, TimeSpan reopenWindow, bool automatic = false) => ticket.Status switch
     {
+        _ when automatic => CustomerMessageEffect.Join,
         TicketStatus.Closed => CustomerMessageEffect.FollowUp,
         TicketStatus.Resolved when ReopenWindowPassed(ticket, now, reopenWindow) => CustomerMessageEffect.CloseThenFollowUp,
         TicketStatus.Resolved or TicketStatus.Pending or TicketStatus.OnHold => CustomerMessageEffect.Reopen,

@@ -43,40 +43,16 @@ internal static class EmailImport
                 await client.DisconnectAsync(true);
             }
 
-            var data = Path.Combine(workDirectory, "email-service");
-            await using var service = await ServiceUnderTest.StartAsync(data);
-            using var http = new HttpClient { BaseAddress = new Uri(service.BaseUrl) };
-            http.DefaultRequestHeaders.Add("X-Api-Key", ServiceUnderTest.AdminKey);
-            var clock = Stopwatch.StartNew();
-            (await http.PutAsJsonAsync("/api/v1/admin/channels/support", new
-            {
-                kind = "email",
-                name = "Support",
-                settings = new
-                {
-                    address = "support@example.test",
-                    imap = new { host = "127.0.0.1", port = imap, security = "none", user = "support@example.test", password = "support-pw" },
-                    smtp = new { host = "127.0.0.1", port = smtp, security = "none" },
-                },
-            })).EnsureSuccessStatusCode();
-            var connection = $"Data Source={Path.Combine(data, "crm.db")};Mode=ReadOnly";
-            long stored = 0;
-            while (stored < count)
-            {
-                await Task.Delay(100);
-                await using var db = new SqliteConnection(connection);
-                await db.OpenAsync();
-                await using var command = db.CreateCommand();
-                command.CommandText = "SELECT COUNT(*) FROM Messages WHERE ChannelAccountId = 'support'";
-                stored = (long)(await command.ExecuteScalarAsync())!;
-                if (clock.Elapsed > TimeSpan.FromMinutes(30))
-                    throw new TimeoutException($"only {stored} of {count} mails stored after 30 minutes");
-            }
-            var importRate = count / clock.Elapsed.TotalSeconds;
+            // The same mailbox imported twice, each time by a fresh service on an empty data folder: first with the
+            // batch handed off one mail after the other (the first version), then concurrently by lane (the default).
+            var sequential = await ImportAsync(Path.Combine(workDirectory, "email-sequential"), imap, smtp, count, parallelism: 1);
+            var concurrent = await ImportAsync(Path.Combine(workDirectory, "email-concurrent"), imap, smtp, count, parallelism: null);
             Console.WriteLine();
-            Console.WriteLine($"| figure ({count:N0} mails, same run) | value |");
+            Console.WriteLine($"| figure ({count:N0} mails, same run, each a new customer and ticket) | value |");
             Console.WriteLine("|---|---|");
-            Console.WriteLine($"| import from Dovecot over IMAP, end to end (each mail a new customer and ticket) | {importRate:N0} messages/s |");
+            Console.WriteLine($"| import, batch handed off one by one (HandOffParallelism=1, the first version) | {sequential:N0} messages/s |");
+            Console.WriteLine($"| import, batch handed off concurrently by lane (default) | {concurrent:N0} messages/s |");
+            Console.WriteLine($"| concurrent / one by one | {concurrent / sequential:0.00}x |");
             Console.WriteLine($"| MimeKit parse of the same mails, one thread | {parseRate:N0} messages/s |");
         }
         finally
@@ -84,6 +60,42 @@ internal static class EmailImport
             await RunScriptAsync(script, "stop", mailDirectory);
             Directory.Delete(mailDirectory, recursive: true);
         }
+    }
+
+    /// <summary>Starts the service on an empty folder, creates the channel, and times until all mails are stored.</summary>
+    private static async Task<double> ImportAsync(string data, int imap, int smtp, int count, int? parallelism)
+    {
+        await using var service = await ServiceUnderTest.StartAsync(data, parallelism is { } p ? new Dictionary<string, string> { ["Channels__Email__HandOffParallelism"] = p.ToString(System.Globalization.CultureInfo.InvariantCulture) } : null);
+        using var http = new HttpClient { BaseAddress = new Uri(service.BaseUrl) };
+        http.DefaultRequestHeaders.Add("X-Api-Key", ServiceUnderTest.AdminKey);
+        var clock = Stopwatch.StartNew();
+        (await http.PutAsJsonAsync("/api/v1/admin/channels/support", new
+        {
+            kind = "email",
+            name = "Support",
+            settings = new
+            {
+                address = "support@example.test",
+                imap = new { host = "127.0.0.1", port = imap, security = "none", user = "support@example.test", password = "support-pw" },
+                smtp = new { host = "127.0.0.1", port = smtp, security = "none" },
+            },
+        })).EnsureSuccessStatusCode();
+        var connection = $"Data Source={Path.Combine(data, "crm.db")};Mode=ReadOnly";
+        long stored = 0;
+        while (stored < count)
+        {
+            await Task.Delay(100);
+            await using var db = new SqliteConnection(connection);
+            await db.OpenAsync();
+            await using var command = db.CreateCommand();
+            command.CommandText = "SELECT COUNT(*) FROM Messages WHERE ChannelAccountId = 'support'";
+            stored = (long)(await command.ExecuteScalarAsync())!;
+            if (clock.Elapsed > TimeSpan.FromMinutes(30))
+                throw new TimeoutException($"only {stored} of {count} mails stored after 30 minutes");
+        }
+        var rate = count / clock.Elapsed.TotalSeconds;
+        Console.WriteLine($"  {(parallelism is 1 ? "one by one" : "concurrent")}: {rate:N0} messages/s");
+        return rate;
     }
 
     /// <summary>A typical support mail: a new sender each time, text and HTML, about 3 KB.</summary>

@@ -19,7 +19,7 @@ internal sealed class ServiceUnderTest : IAsyncDisposable
 
     public string BaseUrl { get; }
 
-    public static async Task<ServiceUnderTest> StartAsync(string dataDirectory)
+    public static async Task<ServiceUnderTest> StartAsync(string dataDirectory, IReadOnlyDictionary<string, string>? environment = null)
     {
         var host = BuiltService.HostDirectory();
         var port = FreePort();
@@ -42,6 +42,8 @@ internal sealed class ServiceUnderTest : IAsyncDisposable
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         start.Environment["Channels__Api__RequestsPerSecond"] = "1000000";
         start.Environment["Channels__Api__Burst"] = "10000000";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[key] = value;
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("  [service] " + e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("  [service] " + e.Data); };

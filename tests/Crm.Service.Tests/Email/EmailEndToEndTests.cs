@@ -47,9 +47,10 @@ public sealed class EmailEndToEndTests : IAsyncLifetime
         return message;
     }
 
-    private Task<Crm.Service.Grains.Records.MessageRecord> StoredAsync(string externalId) =>
+    /// <summary>The stored message of a Message-ID (its dedupe key is the id qualified by the sender's hash).</summary>
+    internal Task<Crm.Service.Grains.Records.MessageRecord> StoredAsync(string externalId) =>
         Eventually.WaitForAsync(
-            () => _app.QueryAsync(db => db.Messages.AsNoTracking().SingleOrDefaultAsync(m => m.ChannelAccountId == "support" && m.ExternalId == externalId)),
+            () => _app.QueryAsync(db => db.Messages.AsNoTracking().SingleOrDefaultAsync(m => m.ChannelAccountId == "support" && (m.ExternalId == externalId || m.ExternalId!.StartsWith(externalId + "|from:")))),
             m => m is not null, what: $"message {externalId} stored")!;
 
     private Task<int> InboundCountAsync() => _app.QueryAsync(db => db.Messages.CountAsync(m => m.ChannelAccountId == "support" && m.Direction == MessageDirection.Inbound));
