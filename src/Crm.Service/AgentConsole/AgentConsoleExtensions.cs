@@ -39,6 +39,8 @@ public static class AgentConsoleExtensions
         builder.Services.AddSingleton<PersonalApiKeys>();
         builder.Services.AddSingleton<AgentPresence>();
         builder.Services.AddSingleton<IAgentPresence>(provider => provider.GetRequiredService<AgentPresence>());
+        // Replaces the web chat's default (always available).
+        builder.Services.AddSingleton<Crm.Connectors.Abstractions.IAgentAvailability, PresenceAvailability>();
         builder.Services.AddSingleton<TicketViewers>();
         builder.Services.AddSingleton<AgentConnections>();
         builder.Services.AddSingleton<Mentions>();

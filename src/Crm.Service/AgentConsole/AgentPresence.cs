@@ -198,3 +198,10 @@ public sealed class AgentConnections
         return contexts.Count;
     }
 }
+
+/// <summary>The web chat's "is an agent of this widget's team online?" (offline notice), answered by presence.</summary>
+public sealed class PresenceAvailability(IAgentPresence presence) : Crm.Connectors.Abstractions.IAgentAvailability
+{
+    public Task<bool> AnyAgentOnlineAsync(string? teamId, CancellationToken cancellationToken = default) =>
+        presence.AnyOnlineAsync(string.IsNullOrEmpty(teamId) ? null : teamId, cancellationToken);
+}

@@ -45,6 +45,8 @@ public static class KnowledgeBaseExtensions
         services.AddChangeConsumer<ArticleIndexer>();
         services.AddSingleton<ReindexService>();
         services.AddHostedService(provider => provider.GetRequiredService<ReindexService>());
+        // Replaces the web chat's default (no suggestions).
+        services.AddSingleton<Crm.Connectors.Abstractions.IArticleSuggestions, HelpCenterSuggestions>();
         services.AddAuthorizationBuilder()
             .AddPolicy(KnowledgeBaseApi.ReadPolicy, policy => policy.RequireRole(Roles.Agent, Roles.Admin, Roles.KnowledgeEditor))
             .AddPolicy(KnowledgeBaseApi.WritePolicy, policy => policy.RequireRole(Roles.Admin, Roles.KnowledgeEditor))
