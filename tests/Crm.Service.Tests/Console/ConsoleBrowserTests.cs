@@ -33,13 +33,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await _app.CreateApiChannelAsync();
         await ConsoleBrowser.CreateUserAsync(_app, Agent, ConsoleRoles.Agent);
         _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = "/usr/bin/chromium",
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        _browser = await Chromium.LaunchAsync(_playwright);
     }
 
     public async Task DisposeAsync()

@@ -32,18 +32,7 @@ public sealed class ConsoleLiveTests : AppTest
         return (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(email))!.Id;
     }
 
-    private HubConnection Hub(ConsoleBrowser browser)
-    {
-        var server = App.Server;
-        return new HubConnectionBuilder()
-            .WithUrl(new Uri(server.BaseAddress, "/hubs/agents"), options =>
-            {
-                options.HttpMessageHandlerFactory = _ => server.CreateHandler();
-                options.Transports = Microsoft.AspNetCore.Http.Connections.HttpTransportType.LongPolling;
-                options.Headers["Cookie"] = browser.SessionCookie!;
-            })
-            .Build();
-    }
+    private HubConnection Hub(ConsoleBrowser browser) => browser.AgentHub(App);
 
     [Fact]
     public async Task Presence_follows_connections_and_the_chosen_status_and_answers_whether_a_team_has_someone_online()

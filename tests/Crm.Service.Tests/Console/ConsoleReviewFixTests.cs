@@ -65,18 +65,7 @@ public sealed class ConsoleReviewFixTests : IAsyncLifetime
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();
     }
 
-    private HubConnection Hub(ConsoleBrowser browser)
-    {
-        var server = App.Server;
-        return new HubConnectionBuilder()
-            .WithUrl(new Uri(server.BaseAddress, "/hubs/agents"), options =>
-            {
-                options.HttpMessageHandlerFactory = _ => server.CreateHandler();
-                options.Transports = Microsoft.AspNetCore.Http.Connections.HttpTransportType.LongPolling;
-                options.Headers["Cookie"] = browser.SessionCookie!;
-            })
-            .Build();
-    }
+    private HubConnection Hub(ConsoleBrowser browser) => browser.AgentHub(App);
 
     // C1 (high)
     [Fact]

@@ -46,18 +46,7 @@ public sealed class ConsoleTeamTests : AppTest
     private Task SetTeamAsync(long number, string? team) =>
         App.Grains.GetGrain<ITicketGrain>(number).ChangeAsync(new TicketChange { Team = team ?? "" }, "test");
 
-    private HubConnection Hub(ConsoleBrowser browser)
-    {
-        var server = App.Server;
-        return new HubConnectionBuilder()
-            .WithUrl(new Uri(server.BaseAddress, "/hubs/agents"), options =>
-            {
-                options.HttpMessageHandlerFactory = _ => server.CreateHandler();
-                options.Transports = Microsoft.AspNetCore.Http.Connections.HttpTransportType.LongPolling;
-                options.Headers["Cookie"] = browser.SessionCookie!;
-            })
-            .Build();
-    }
+    private HubConnection Hub(ConsoleBrowser browser) => browser.AgentHub(App);
 
     [Fact]
     public async Task An_agent_outside_a_restricted_team_reaches_neither_its_queue_nor_its_tickets_nor_their_handlers()

@@ -183,15 +183,7 @@ public sealed class ConsoleTicketTests : AppTest
     {
         var number = (await ReceiveAsync("m-1")).GetProperty("ticketNumber").GetInt64();
         using var agent = await ConsoleBrowser.SignedInAsync(App, Agent, ConsoleRoles.Agent);
-        var server = App.Server;
-        await using var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(server.BaseAddress, "/hubs/agents"), options =>
-            {
-                options.HttpMessageHandlerFactory = _ => server.CreateHandler();
-                options.Transports = Microsoft.AspNetCore.Http.Connections.HttpTransportType.LongPolling;
-                options.Headers["Cookie"] = agent.SessionCookie!;
-            })
-            .Build();
+        await using var hub = agent.AgentHub(App);
         var ticketChanged = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
         var queuesChanged = new TaskCompletionSource<long[]>(TaskCreationOptions.RunContinuationsAsynchronously);
         hub.On<long>("TicketChanged", n => ticketChanged.TrySetResult(n));

@@ -1,8 +1,10 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using Crm.Service.Auth;
+using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Crm.Service.Tests.Support;
@@ -35,6 +37,21 @@ internal sealed partial class ConsoleBrowser : IDisposable
         Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
         browser.SessionCookie = response.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("crm.console=", StringComparison.Ordinal)).Split(';')[0];
         return browser;
+    }
+
+    /// <summary>A SignalR client on the agents' hub as this signed-in person (long polling through the test server).</summary>
+    public HubConnection AgentHub(CrmApp app)
+    {
+        var server = app.Server;
+        var cookie = SessionCookie ?? throw new InvalidOperationException("Sign in first (SignedInAsync).");
+        return new HubConnectionBuilder()
+            .WithUrl(new Uri(server.BaseAddress, "/hubs/agents"), options =>
+            {
+                options.HttpMessageHandlerFactory = _ => server.CreateHandler();
+                options.Transports = HttpTransportType.LongPolling;
+                options.Headers["Cookie"] = cookie;
+            })
+            .Build();
     }
 
     public static async Task CreateUserAsync(CrmApp app, string email, params string[] roles)
