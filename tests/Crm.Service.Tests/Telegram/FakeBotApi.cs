@@ -59,6 +59,10 @@ internal sealed class FakeBotApi : IAsyncDisposable
         /// <summary>What getWebhookInfo reports as Telegram's last delivery error (dated when it is asked).</summary>
         public string? WebhookError { get; set; }
         public int PendingUpdates { get; set; }
+        /// <summary>sendPhoto answers 400 PHOTO_INVALID_DIMENSIONS (as Telegram does for a 1×8000 image).</summary>
+        public bool RefusePhotos { get; set; }
+        /// <summary>sendDocument answers 400.</summary>
+        public bool RefuseDocuments { get; set; }
         public ConcurrentQueue<string> Calls { get; } = new();
         public ConcurrentQueue<Sent> Sent { get; } = new();
         public ConcurrentQueue<string> AnsweredCallbacks { get; } = new();
@@ -234,6 +238,10 @@ internal sealed class FakeBotApi : IAsyncDisposable
                     return Error(429, $"Too Many Requests: retry after {retryAfter}", retryAfter);
                 if (bot.Blocked.ContainsKey(chat))
                     return Error(403, "Forbidden: bot was blocked by the user");
+                if (method == "sendPhoto" && bot.RefusePhotos)
+                    return Error(400, "Bad Request: PHOTO_INVALID_DIMENSIONS");
+                if (method == "sendDocument" && bot.RefuseDocuments)
+                    return Error(400, "Bad Request: file must be non-empty");
                 var text = Str(args, "text");
                 var parseMode = Str(args, "parse_mode");
                 if (method == "sendMessage")
