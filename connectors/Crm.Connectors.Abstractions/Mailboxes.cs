@@ -44,8 +44,14 @@ public interface IMailboxStateStore
     /// <summary>Stores the cursor durably; called only after every message up to it was handed off.</summary>
     Task SaveCursorAsync(string channelAccountId, string folder, MailboxCursor cursor, CancellationToken cancellationToken = default);
 
-    /// <summary>Keeps an unmappable message (idempotent: the same raw source on the same account is kept once).</summary>
-    Task QuarantineAsync(QuarantinedMail mail, CancellationToken cancellationToken = default);
+    /// <summary>Keeps an unmappable message (idempotent: the same raw source on the same account is kept once). True
+    /// when this call kept it, false when it was kept already (by an earlier or a concurrent call): a claim, so an
+    /// automatic answer keyed by its raw bytes is sent by the one caller that won.</summary>
+    Task<bool> QuarantineAsync(QuarantinedMail mail, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes what <paramref name="folder"/> of the account kept before <paramref name="keptBefore"/> (a
+    /// retention period for rows that are not customer messages); returns how many rows went.</summary>
+    Task<int> PruneQuarantineAsync(string channelAccountId, string folder, DateTimeOffset keptBefore, CancellationToken cancellationToken = default);
 
     /// <summary>Whether exactly these raw bytes are kept for the account already (a redelivery of something handled:
     /// its side effects, such as an automatic answer, must not happen twice).</summary>

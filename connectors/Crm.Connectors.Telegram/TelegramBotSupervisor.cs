@@ -10,7 +10,9 @@ namespace Crm.Connectors.Telegram;
 
 /// <summary>
 /// One loop per enabled bot on this node. It checks the token with getMe, then, in webhook mode, registers the webhook
-/// (setWebhook with the secret token, when a public base URL is set) and waits; in polling mode it removes any webhook
+/// (setWebhook with the secret token and max_connections, when a public base URL is set) and asks getWebhookInfo every
+/// <see cref="TelegramChannelOptions.WebhookCheckInterval"/> whether Telegram can deliver (its last error goes to the
+/// health; a webhook URL changed behind our back is registered again); in polling mode it removes any webhook
 /// (Telegram refuses getUpdates while one is set) and long-polls. Every error goes to the account's health in
 /// Telegram's words ("getMe: 401 Unauthorized") and the loop starts over after a backoff.
 /// </summary>
@@ -51,15 +53,18 @@ internal sealed class TelegramBotSupervisor(
                         await health.ReportErrorAsync(account.Id, "Webhook mode needs settings.secretToken: every webhook call is refused until it is set.", stopping);
                         await Task.Delay(Timeout.Infinite, stopping);
                     }
-                    if (settings.WebhookUrl(account.Id) is { } url)
-                        await Step("setWebhook", () => bot.SetWebhook(url, secretToken: settings.SecretToken, cancellationToken: stopping));
+                    var url = settings.WebhookUrl(account.Id);
+                    if (url is not null)
+                        await Step("setWebhook", () => bot.SetWebhook(url, maxConnections: settingsOf.WebhookMaxConnections, secretToken: settings.SecretToken, cancellationToken: stopping));
                     await health.ReportSuccessAsync(account.Id, stopping);
                     logger.LogInformation("Telegram channel {Channel}: bot @{Bot} receives updates by webhook", account.Id, me.Username);
-                    await Task.Delay(Timeout.Infinite, stopping);
+                    await ingest.PruneIfDueAsync(account, stopping);
+                    await WatchWebhookAsync(account.Id, bot, url, settings.SecretToken, () => delay = settingsOf.FirstReconnectDelay, stopping);
                 }
                 await Step("deleteWebhook", () => bot.DeleteWebhook(dropPendingUpdates: false, cancellationToken: stopping));
                 await health.ReportSuccessAsync(account.Id, stopping);
                 logger.LogInformation("Telegram channel {Channel}: bot @{Bot} polls for updates", account.Id, me.Username);
+                await ingest.PruneIfDueAsync(account, stopping);
                 await PollAsync(account.Id, bot, () => delay = settingsOf.FirstReconnectDelay, stopping);
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -81,6 +86,36 @@ internal sealed class TelegramBotSupervisor(
                 }
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, settingsOf.MaxReconnectDelay.Ticks));
             }
+        }
+    }
+
+    /// <summary>
+    /// Webhook mode, until stopped: Telegram tells only getWebhookInfo that its deliveries fail (a certificate expired,
+    /// a proxy that answers 401 or 404, a firewall), and drops updates it could not deliver after 24 hours. A recent
+    /// last_error_date (within two check intervals) is reported as the health error, with the updates waiting.
+    /// </summary>
+    private async Task WatchWebhookAsync(string accountId, TelegramBotClient bot, string? url, string? secretToken, Action progressed, CancellationToken stopping)
+    {
+        var every = options.Value.WebhookCheckInterval;
+        var recent = every * 2 > TimeSpan.FromMinutes(1) ? every * 2 : TimeSpan.FromMinutes(1);
+        while (true)
+        {
+            await Task.Delay(every, time, stopping);
+            var info = await Step("getWebhookInfo", () => bot.GetWebhookInfo(stopping));
+            if (url is not null && !string.Equals(info.Url, url, StringComparison.Ordinal))
+            {
+                logger.LogWarning("Telegram channel {Channel}: the webhook is '{Actual}', not ours; registering it again", accountId, info.Url);
+                await Step("setWebhook", () => bot.SetWebhook(url, maxConnections: options.Value.WebhookMaxConnections, secretToken: secretToken, cancellationToken: stopping));
+                continue;
+            }
+            if (info.LastErrorMessage is { Length: > 0 } error && info.LastErrorDate is { } at
+                && time.GetUtcNow() - new DateTimeOffset(DateTime.SpecifyKind(at, DateTimeKind.Utc)) <= recent)
+            {
+                await health.ReportErrorAsync(accountId, $"getWebhookInfo: Telegram cannot deliver to the webhook: {error} ({info.PendingUpdateCount} updates waiting; Telegram drops them after 24 hours).", stopping);
+                continue;
+            }
+            await health.ReportSuccessAsync(accountId, stopping);
+            progressed();
         }
     }
 
@@ -114,9 +149,15 @@ internal sealed class TelegramBotSupervisor(
             foreach (var update in updates)
             {
                 var raw = Encoding.UTF8.GetBytes(update.GetRawText());
-                // Looked up per update: the directory is in memory, and a disabled account stops this loop anyway.
-                var account = _accounts.Find(accountId) ?? throw new OperationCanceledException("The account was removed.");
-                await ingest.ProcessAsync(account, raw, stopping);
+                // Looked up per update: the directory is in memory. A disabled or removed account is not read on: its
+                // loop is stopped by the supervisor shortly, and the update stays unconfirmed until it is enabled again.
+                var account = _accounts.Find(accountId);
+                if (account is not { Enabled: true })
+                {
+                    await Task.Delay(Timeout.Infinite, stopping);
+                    return;
+                }
+                await ingest.HandleAsync(account, raw, stopping);
                 if (TelegramIngest.UpdateIdOf(raw) is { } id and >= 0)
                 {
                     await state.SaveCursorAsync(accountId, CursorFolder, new MailboxCursor(0, (uint)id), stopping);

@@ -15,7 +15,8 @@ public static class TelegramChannelExtensions
         builder.Services.AddOptions<TelegramChannelOptions>().BindConfiguration(TelegramChannelOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddChannelSettings<TelegramChannelSettings>(ChannelKind.Telegram, IdentityKind.Telegram);
         // The bot clients set their own timeout (the long poll is longer than HttpClient's default 100 s allows for).
-        builder.Services.AddHttpClient(TelegramBots.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan);
+        // No request logging: the bot token is in every request's path, and .NET redacts only the query string.
+        builder.Services.AddHttpClient(TelegramBots.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan).RemoveAllLoggers();
         builder.Services.AddSingleton<TelegramBots>();
         builder.Services.AddSingleton<TelegramIngest>();
         builder.Services.AddSingleton<IOutboundSender, TelegramSender>();

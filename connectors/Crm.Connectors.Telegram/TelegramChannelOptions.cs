@@ -42,4 +42,35 @@ public sealed class TelegramChannelOptions
     /// <summary>Timeout of one Bot API call other than the long poll.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>A file download may take RequestTimeout plus its size at this rate; a stalled or very slow download is
+    /// cut off then (and the update counts a failed attempt), instead of holding the bot's reader.</summary>
+    [Range(1024, long.MaxValue)]
+    public long MinDownloadBytesPerSecond { get; set; } = 64 * 1024;
+
+    /// <summary>An update whose handling fails this many times in a row (a download that always times out, a hand-off
+    /// that always throws) is kept raw with the last error and acknowledged, so the updates behind it go on.</summary>
+    [Range(1, 1000)]
+    public int MaxUpdateAttempts { get; set; } = 5;
+
+    /// <summary>How long updates that are not customer messages (ignored groups, service messages, reactions, member
+    /// changes, /start and button answers) are kept raw before they are deleted. The raw updates carry the names and
+    /// texts of people who never contacted support. Answers to /start and buttons are kept at least two days
+    /// (Telegram redelivers for 24 hours), so a redelivery is not answered twice.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan IgnoredRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Webhook mode: Telegram's max_connections (parallel deliveries; its default is 40). Each delivery may
+    /// hold a file of up to MaxFileBytes in memory.</summary>
+    [Range(1, 100)]
+    public int WebhookMaxConnections { get; set; } = 8;
+
+    /// <summary>Webhook mode: how often getWebhookInfo is asked whether Telegram can deliver (its last error, the
+    /// updates waiting); a delivery error goes to the account's health.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan WebhookCheckInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The welcome text is sent to one chat at most once per this period, however often /start comes.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "7.00:00:00")]
+    public TimeSpan WelcomeInterval { get; set; } = TimeSpan.FromHours(1);
 }

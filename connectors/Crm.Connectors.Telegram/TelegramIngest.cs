@@ -1,9 +1,12 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Crm.Connectors.Abstractions;
 using Crm.Service.Contracts;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Telegram.Bot;
@@ -21,7 +24,7 @@ internal abstract record UpdateOutcome
     public sealed record Stored(IngestResult Result) : UpdateOutcome;
 
     /// <summary>Not a customer message (another update kind, a service message, a group while groups are ignored,
-    /// malformed, refused): kept raw with the reason.</summary>
+    /// malformed, refused): kept raw with the reason (or, for a live location's moves, dropped).</summary>
     public sealed record Kept(string Reason) : UpdateOutcome;
 }
 
@@ -33,23 +36,79 @@ internal abstract record UpdateOutcome
 /// and comes again, and the hand-off answers the repeat as a duplicate.
 /// </summary>
 /// <remarks>
-/// Dedupe: a message's external id is "chat_id:message_id"; an edit is "chat_id:message_id:edit:{edit_date}", a message
-/// of its own (the core has no edit concept: the earlier message stays as it was, so the history is kept). The thread
-/// key is the chat id, so conversations are per (bot, chat), and the identity is the user id, global across bots: one
-/// user who writes to two bots is two conversations and one customer.
+/// Dedupe: a message's external id is "chat_id:message_id"; an edit is "chat_id:message_id:edit:{hash}", a message
+/// of its own (the core has no edit concept: the earlier message stays as it was, so the history is kept), keyed by
+/// what it shows (text, caption, files, place), so an edit that changes nothing visible again (a reaction) is a
+/// duplicate and two edits within one second are both kept. An edit is marked automatic: it joins the ticket but
+/// never reopens it or opens a follow-up. A live location's moves (edits with only a new position) are dropped. The
+/// thread key is the chat id, so conversations are per (bot, chat), and the identity is the user id, global across
+/// bots: one user who writes to two bots is two conversations and one customer.
+/// Kept raw: in <see cref="QuarantineFolder"/> what an admin must see (malformed, refused, not handled after
+/// <see cref="TelegramChannelOptions.MaxUpdateAttempts"/>, Business messages); in <see cref="IgnoredFolder"/> what is
+/// not a customer message (ignored groups, service messages, other update kinds), deleted after
+/// <see cref="TelegramChannelOptions.IgnoredRetention"/>; in <see cref="AnsweredFolder"/> a claim per automatic answer.
 /// </remarks>
 internal sealed class TelegramIngest(
     IInboundHandOff handOff,
+    IConversationLookup lookup,
     IMailboxStateStore state,
     IGrainFactory grains,
     TelegramBots bots,
     IChannelHealth health,
     IOptions<TelegramChannelOptions> options,
+    IConfiguration configuration,
     TimeProvider time,
     ILogger<TelegramIngest> logger)
 {
-    /// <summary>The quarantine "folder" of Telegram updates (the quarantine's UID is the update_id).</summary>
+    /// <summary>The quarantine "folder" of Telegram updates an admin must see (the quarantine's UID is the update_id).</summary>
     public const string QuarantineFolder = "telegram";
+
+    /// <summary>Updates that are not customer messages, deleted after <see cref="TelegramChannelOptions.IgnoredRetention"/>.</summary>
+    public const string IgnoredFolder = "telegram:ignored";
+
+    /// <summary>Claims of automatic answers (/start, buttons): keyed by what they answer, inserted before the answer is
+    /// sent, so of two deliveries of one update (a webhook retry, a redelivery under a new update_id) one answers.</summary>
+    public const string AnsweredFolder = "telegram:answered";
+
+    /// <summary>The cursor "folder" counting failed attempts: UidValidity = attempts, LastUid = the update_id.</summary>
+    public const string AttemptsFolder = "telegram:attempts";
+
+    private static readonly TimeSpan MinAnswerRetention = TimeSpan.FromDays(2);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _prunedAt = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// <see cref="ProcessAsync"/> with a durable count of failed attempts per update: an update that fails
+    /// <see cref="TelegramChannelOptions.MaxUpdateAttempts"/> times in a row (a download that always stalls, a hand-off
+    /// that always throws) is kept raw with the last error and acknowledged, so it cannot hold up the bot's reader
+    /// forever. A refusal that is about the channel itself (disabled, deleted) is not counted: it is not the update's fault.
+    /// </summary>
+    public async Task<UpdateOutcome> HandleAsync(ChannelAccount account, byte[] raw, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await ProcessAsync(account, raw, cancellationToken);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested && !(ex is DomainException domain && IsAboutTheChannel(domain)) && UpdateIdOf(raw) is >= 0)
+        {
+            var id = (uint)UpdateIdOf(raw)!.Value;
+            var previous = await state.GetCursorAsync(account.Id, AttemptsFolder, CancellationToken.None);
+            var attempts = previous is { } p && p.LastUid == id ? p.UidValidity + 1 : 1;
+            var error = ex is HttpRequestException or TimeoutException or ApiRequestException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+            if (attempts < options.Value.MaxUpdateAttempts)
+            {
+                await state.SaveCursorAsync(account.Id, AttemptsFolder, new MailboxCursor(attempts, id), CancellationToken.None);
+                throw;
+            }
+            logger.LogWarning("Telegram update {UpdateId} of channel {Channel} failed {Attempts} times; kept raw and acknowledged: {Error}", id, account.Id, attempts, error);
+            await health.ReportErrorAsync(account.Id, $"Update {id} could not be handled in {attempts} attempts and was kept raw: {error}", CancellationToken.None);
+            return await KeepAsync(account, (int)id, $"Not handled in {attempts} attempts (kept so the bot's later updates go on); last error: {error}", raw, cancellationToken);
+        }
+    }
+
+    /// <summary>Whether a refusal is about the channel (disabled or deleted while the update was on its way) rather than
+    /// about the message: then the update is not acknowledged, and it is handed off once the channel is back.</summary>
+    internal static bool IsAboutTheChannel(DomainException ex) =>
+        ex.Field == "channelId" && ex.Kind is DomainErrorKind.NotFound or DomainErrorKind.Forbidden;
 
     public async Task<UpdateOutcome> ProcessAsync(ChannelAccount account, byte[] raw, CancellationToken cancellationToken = default)
     {
@@ -69,14 +128,18 @@ internal sealed class TelegramIngest(
 
         switch (update.Type)
         {
-            case UpdateType.Message or UpdateType.ChannelPost or UpdateType.BusinessMessage:
-                return await MessageAsync(account, settings, update.Message ?? update.ChannelPost ?? update.BusinessMessage!, edited: false, updateId.Value, raw, cancellationToken);
-            case UpdateType.EditedMessage or UpdateType.EditedChannelPost or UpdateType.EditedBusinessMessage:
-                return await MessageAsync(account, settings, update.EditedMessage ?? update.EditedChannelPost ?? update.EditedBusinessMessage!, edited: true, updateId.Value, raw, cancellationToken);
+            case UpdateType.Message or UpdateType.ChannelPost:
+                return await MessageAsync(account, settings, update.Message ?? update.ChannelPost!, edited: false, updateId.Value, raw, cancellationToken);
+            case UpdateType.EditedMessage or UpdateType.EditedChannelPost:
+                return await MessageAsync(account, settings, update.EditedMessage ?? update.EditedChannelPost!, edited: true, updateId.Value, raw, cancellationToken);
+            case UpdateType.BusinessMessage or UpdateType.EditedBusinessMessage:
+                // A business chat has the client's user id as its chat id, the same as the client's own chat with the
+                // bot, and carries the business owner's messages too: handed off, it would mix two people in one thread.
+                return await KeepAsync(account, updateId, "Telegram Business messages are not supported yet; kept raw, not handed off.", raw, cancellationToken);
             case UpdateType.CallbackQuery:
-                return await CallbackAsync(account, settings, update.CallbackQuery!, updateId.Value, raw, cancellationToken);
+                return await CallbackAsync(account, settings, update.CallbackQuery!, updateId.Value, cancellationToken);
             default:
-                return await KeepAsync(account, updateId, $"Update of kind '{KindOf(raw)}' is not a customer message; kept for the record.", raw, cancellationToken);
+                return await IgnoreAsync(account, updateId, $"Update of kind '{KindOf(raw)}' is not a customer message.", raw, cancellationToken);
         }
     }
 
@@ -87,9 +150,15 @@ internal sealed class TelegramIngest(
         var chat = message.Chat;
         var isPrivate = chat.Type == ChatType.Private;
         if (!isPrivate && settings.Groups == TelegramGroupHandling.Ignore)
-            return await KeepAsync(account, updateId, $"Message in {chat.Type.ToString().ToLowerInvariant()} chat {chat.Id} ignored: settings.groups is \"ignore\".", raw, cancellationToken);
+            return await IgnoreAsync(account, updateId, $"Message in {chat.Type.ToString().ToLowerInvariant()} chat {chat.Id} ignored: settings.groups is \"ignore\".", raw, cancellationToken);
         if (message.IsServiceMessage)
-            return await KeepAsync(account, updateId, $"Service message ({message.Type}) in chat {chat.Id}; not a customer message.", raw, cancellationToken);
+            return await IgnoreAsync(account, updateId, $"Service message ({message.Type}) in chat {chat.Id}; not a customer message.", raw, cancellationToken);
+        if (edited && message.Location is { LivePeriod: not null } && message.Text is null && message.Caption is null)
+        {
+            // A live location reports every move as an edit (hundreds an hour); the message that shared it is stored.
+            logger.LogDebug("Telegram channel {Channel}: live location update of message {Chat}:{Message} dropped", account.Id, chat.Id, message.MessageId);
+            return new UpdateOutcome.Kept("A live location's new position; the message that shared it is stored.");
+        }
 
         SenderIdentity sender;
         if (isPrivate)
@@ -97,7 +166,7 @@ internal sealed class TelegramIngest(
             if (message.From is not { } from)
                 return await KeepAsync(account, updateId, $"Message {message.MessageId} in private chat {chat.Id} names no sender.", raw, cancellationToken);
             if (from.IsBot)
-                return await KeepAsync(account, updateId, $"Message {message.MessageId} in chat {chat.Id} is from a bot ({from.Id}).", raw, cancellationToken);
+                return await IgnoreAsync(account, updateId, $"Message {message.MessageId} in chat {chat.Id} is from a bot ({from.Id}).", raw, cancellationToken);
             sender = new SenderIdentity(IdentityKind.Telegram, from.Id.ToString(CultureInfo.InvariantCulture), NameOf(from));
         }
         else
@@ -109,9 +178,13 @@ internal sealed class TelegramIngest(
         if (isPrivate && !edited && IsStart(message.Text))
             return await StartAsync(account, settings, message, updateId, raw, cancellationToken);
 
-        var content = await ContentAsync(account, settings, message, cancellationToken);
         var chatId = chat.Id.ToString(CultureInfo.InvariantCulture);
         var originalId = $"{chatId}:{message.MessageId.ToString(CultureInfo.InvariantCulture)}";
+        var externalId = edited ? $"{originalId}:edit:{VisibleHash(message)}" : originalId;
+        // A redelivery (a webhook retry, a restart before the offset was confirmed) is not downloaded again only to be
+        // answered as a duplicate: the hand-off still answers it, without the files.
+        var stored = await lookup.FindByMessagesAsync(account.Id, [externalId], [], cancellationToken) is not null;
+        var content = await ContentAsync(account, settings, message, fetchFiles: !stored, cancellationToken);
         var prefix = new List<string>();
         if (edited)
             prefix.Add($"✏️ Edit of message {originalId}:");
@@ -123,7 +196,7 @@ internal sealed class TelegramIngest(
         {
             ChannelAccountId = account.Id,
             ThreadKey = chatId,
-            ExternalMessageId = edited ? $"{originalId}:edit:{(message.EditDate ?? message.Date).ToUnixSeconds()}" : originalId,
+            ExternalMessageId = externalId,
             Sender = sender,
             SentAt = new DateTimeOffset(DateTime.SpecifyKind(edited ? message.EditDate ?? message.Date : message.Date, DateTimeKind.Utc)),
             Text = string.Join("\n", prefix.Concat(content.Lines)),
@@ -131,13 +204,15 @@ internal sealed class TelegramIngest(
             Attachments = content.Attachments,
             RawSource = raw,
             RawContentType = "application/json",
+            // The core has no edit: an edit joins the ticket for the record but never reopens it or opens a follow-up.
+            AutomaticReason = edited ? "An edit of an earlier Telegram message" : null,
         };
         IngestResult result;
         try
         {
             result = await handOff.HandOffAsync(inbound, cancellationToken);
         }
-        catch (DomainException ex)
+        catch (DomainException ex) when (!IsAboutTheChannel(ex))
         {
             // A refusal of this message (docs/connectors.md): kept for admins and acknowledged, never retried forever.
             logger.LogWarning("Telegram message {MessageId} on channel {Channel} refused: {Reason}", inbound.ExternalMessageId, account.Id, ex.Message);
@@ -158,7 +233,9 @@ internal sealed class TelegramIngest(
         string key;
         try
         {
-            key = GrainKeys.Identity(IdentityKind.Phone, phone ?? "", account.Id);
+            // Telegram clients send the user's own number with or without '+'; it is always international.
+            var international = phone?.Trim() is { Length: > 0 } given && !given.StartsWith('+') ? "+" + given : phone;
+            key = GrainKeys.Identity(IdentityKind.Phone, international ?? "", account.Id);
         }
         catch (FormatException)
         {
@@ -172,14 +249,28 @@ internal sealed class TelegramIngest(
             logger.LogInformation("Telegram channel {Channel}: shared phone {Phone} already belongs to customer {Holder}; not moved to {Customer}", account.Id, key, holder, customerId);
     }
 
-    /// <summary>/start opens the chat with the bot: answered with the welcome text; it opens no ticket.</summary>
+    /// <summary>
+    /// /start opens the chat with the bot: answered with the welcome text; it opens no ticket. The answer is claimed
+    /// before it is sent (a row keyed by chat and message id; the store's unique index picks one winner), so a
+    /// concurrent webhook retry or the same message under a new update_id is not welcomed again; and one chat is
+    /// welcomed at most once per <see cref="TelegramChannelOptions.WelcomeInterval"/>, however often it sends /start.
+    /// A crash between the claim and the send leaves that /start unanswered (at most once).
+    /// </summary>
     private async Task<UpdateOutcome> StartAsync(ChannelAccount account, TelegramChannelSettings settings, Message message, int updateId, byte[] raw, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(settings.WelcomeText))
-            return await KeepAsync(account, updateId, "/start: no welcome text is configured; nothing to answer.", raw, cancellationToken);
-        if (await state.IsQuarantinedAsync(account.Id, raw, cancellationToken))
-            return new UpdateOutcome.Kept("/start: a redelivery of an update already answered.");
-        var answered = "answered with the welcome text";
+            return await IgnoreAsync(account, updateId, "/start: no welcome text is configured; nothing to answer.", raw, cancellationToken);
+        var chat = message.Chat.Id.ToString(CultureInfo.InvariantCulture);
+        var who = $"/start from user {message.From?.Id} (message {chat}:{message.MessageId})";
+        if (!await ClaimAsync(account, updateId, $"start:{chat}:{message.MessageId}", $"{who}: answering with the welcome text.", cancellationToken))
+            return new UpdateOutcome.Kept($"{who}: a redelivery of a message already answered.");
+        var interval = options.Value.WelcomeInterval;
+        if (interval > TimeSpan.Zero)
+        {
+            var period = time.GetUtcNow().UtcTicks / interval.Ticks;
+            if (!await ClaimAsync(account, updateId, $"welcome:{chat}:{interval.Ticks}:{period}", $"Welcome text sent to chat {chat} in this period.", cancellationToken))
+                return new UpdateOutcome.Kept($"{who}: this chat was welcomed a short while ago.");
+        }
         try
         {
             await Bot(settings).SendMessage(message.Chat.Id, HtmlText.Escape(settings.WelcomeText), ParseMode.Html, cancellationToken: cancellationToken);
@@ -187,18 +278,19 @@ internal sealed class TelegramIngest(
         catch (ApiRequestException ex)
         {
             // The user may have blocked the bot right away; the update is still handled.
-            answered = $"the welcome text could not be sent: {ex.ErrorCode} {ex.Message}";
             await health.ReportErrorAsync(account.Id, $"sendMessage (welcome): {ex.ErrorCode} {ex.Message}", cancellationToken);
+            return new UpdateOutcome.Kept($"{who}: the welcome text could not be sent: {ex.ErrorCode} {ex.Message}.");
         }
-        return await KeepAsync(account, updateId, $"/start from user {message.From?.Id}: {answered}.", raw, cancellationToken);
+        return new UpdateOutcome.Kept($"{who}: answered with the welcome text.");
     }
 
-    /// <summary>Our inline buttons (CSAT, later) send callback queries; Telegram shows a spinner until it is answered.</summary>
-    private async Task<UpdateOutcome> CallbackAsync(ChannelAccount account, TelegramChannelSettings settings, CallbackQuery query, int updateId, byte[] raw, CancellationToken cancellationToken)
+    /// <summary>Our inline buttons (CSAT, later) send callback queries; Telegram shows a spinner until it is answered.
+    /// Claimed by the query's id before answering, like /start.</summary>
+    private async Task<UpdateOutcome> CallbackAsync(ChannelAccount account, TelegramChannelSettings settings, CallbackQuery query, int updateId, CancellationToken cancellationToken)
     {
-        if (await state.IsQuarantinedAsync(account.Id, raw, cancellationToken))
-            return new UpdateOutcome.Kept("Callback query: a redelivery of an update already answered.");
-        var answered = "answered";
+        var what = $"Callback query {Truncate(query.Id, 64)} from user {query.From?.Id} with data '{Truncate(query.Data, 64)}'";
+        if (!await ClaimAsync(account, updateId, $"callback:{query.Id}", $"{what} answered; no action is bound to it yet.", cancellationToken))
+            return new UpdateOutcome.Kept($"{what}: a redelivery of a query already answered.");
         try
         {
             await Bot(settings).AnswerCallbackQuery(query.Id, cancellationToken: cancellationToken);
@@ -206,14 +298,23 @@ internal sealed class TelegramIngest(
         catch (ApiRequestException ex)
         {
             // "query is too old": a redelivery long after the fact; nothing to answer any more.
-            answered = $"not answered ({ex.ErrorCode} {ex.Message})";
+            return new UpdateOutcome.Kept($"{what} not answered ({ex.ErrorCode} {ex.Message}).");
         }
-        return await KeepAsync(account, updateId, $"Callback query from user {query.From?.Id} with data '{Truncate(query.Data, 64)}' {answered}; no action is bound to it yet.", raw, cancellationToken);
+        return new UpdateOutcome.Kept($"{what} answered; no action is bound to it yet.");
+    }
+
+    /// <summary>Inserts the claim row of an automatic answer; true when this call inserted it (and so must answer).</summary>
+    private async Task<bool> ClaimAsync(ChannelAccount account, int updateId, string key, string reason, CancellationToken cancellationToken)
+    {
+        var claimed = await state.QuarantineAsync(new QuarantinedMail(account.Id, AnsweredFolder, 0, updateId > 0 ? (uint)updateId : 0, reason,
+            Encoding.UTF8.GetBytes($"telegram-answer:{key}"), time.GetUtcNow()), cancellationToken);
+        await PruneIfDueAsync(account, cancellationToken);
+        return claimed;
     }
 
     private sealed record Content(List<string> Lines, string? Html, List<InboundAttachment> Attachments);
 
-    private async Task<Content> ContentAsync(ChannelAccount account, TelegramChannelSettings settings, Message message, CancellationToken cancellationToken)
+    private async Task<Content> ContentAsync(ChannelAccount account, TelegramChannelSettings settings, Message message, bool fetchFiles, CancellationToken cancellationToken)
     {
         var lines = new List<string>();
         var attachments = new List<InboundAttachment>();
@@ -263,7 +364,7 @@ internal sealed class TelegramIngest(
         if (message.Contact is { } contact)
             lines.Add($"📇 Contact: {string.Join(' ', new[] { contact.FirstName, contact.LastName }.Where(n => !string.IsNullOrWhiteSpace(n)))}, {contact.PhoneNumber}"
                       + (contact.UserId is { } user && user == message.From?.Id ? " (the sender's own number)" : ""));
-        foreach (var (file, name, type, label) in files)
+        foreach (var (file, name, type, label) in fetchFiles ? files : [])
         {
             var (attachment, problem) = await FetchAsync(account, settings, file, name, type, label, cancellationToken);
             if (attachment is not null)
@@ -281,12 +382,16 @@ internal sealed class TelegramIngest(
         return new Content(lines, html, attachments);
     }
 
-    /// <summary>getFile and download; a file over the Bot API's limit, or one Telegram refuses, becomes a note for the agent.</summary>
+    /// <summary>getFile and download; a file over the limit, or one Telegram refuses, becomes a note for the agent. The
+    /// limit is the smaller of the Bot API's (MaxFileBytes) and the core's (Ingest:MaxAttachmentBytes): a file the core
+    /// would refuse would otherwise take the whole message, text and all, into the quarantine.</summary>
     private async Task<(InboundAttachment? Attachment, string? Problem)> FetchAsync(ChannelAccount account, TelegramChannelSettings settings, FileBase file, string name, string contentType, string label, CancellationToken cancellationToken)
     {
-        var limit = options.Value.MaxFileBytes;
+        var telegramLimit = options.Value.MaxFileBytes;
+        var coreLimit = configuration.GetValue<long?>("Ingest:MaxAttachmentBytes") ?? long.MaxValue;
+        var limit = Math.Min(telegramLimit, coreLimit);
         if (file.FileSize > limit)
-            return (null, TooLarge(label, name, file.FileSize.Value, limit));
+            return (null, TooLarge(label, name, file.FileSize.Value, limit, limit < telegramLimit));
         if (settings.Token is null)
             return (null, $"[The {label} '{name}' could not be fetched: the bot has no token.]");
         var bot = Bot(settings);
@@ -294,40 +399,85 @@ internal sealed class TelegramIngest(
         {
             var info = await bot.GetFile(file.FileId, cancellationToken);
             if (info.FileSize > limit)
-                return (null, TooLarge(label, name, info.FileSize.Value, limit));
+                return (null, TooLarge(label, name, info.FileSize.Value, limit, limit < telegramLimit));
             if (string.IsNullOrEmpty(info.FilePath))
                 return (null, $"[The {label} '{name}' could not be fetched: Telegram gave no file path.]");
-            using var buffer = new CappedStream(limit);
-            await bot.DownloadFile(info.FilePath, buffer, cancellationToken);
-            return (new InboundAttachment(name, contentType, buffer.ToArray()), null);
+            // Sized from the declared size, so the buffer does not grow by doubling (and is handed on without a copy).
+            var declared = info.FileSize ?? file.FileSize ?? 0;
+            using var buffer = new CappedStream(limit, (int)Math.Clamp(declared, 0, Math.Min(limit, Array.MaxLength)));
+            var timeout = options.Value.RequestTimeout + TimeSpan.FromSeconds(Math.Max(declared, 0) / (double)options.Value.MinDownloadBytesPerSecond);
+            await bots.DownloadAsync(settings.Token, info.FilePath, buffer, timeout, cancellationToken);
+            var content = buffer.Length == buffer.Capacity ? buffer.GetBuffer() : buffer.ToArray();
+            return (new InboundAttachment(name, contentType, content), null);
         }
         catch (CappedStream.LimitExceededException)
         {
-            return (null, TooLarge(label, name, limit + 1, limit));
+            return (null, TooLarge(label, name, limit + 1, limit, limit < telegramLimit));
         }
         catch (ApiRequestException ex) when (ex.ErrorCode is 400 or 404)
         {
             // "file is too big", "wrong file_id": asking again would get the same answer.
             logger.LogInformation("Telegram channel {Channel}: {Label} {FileId} not fetched: {Error}", account.Id, label, file.FileId, ex.Message);
             return (null, ex.Message.Contains("too big", StringComparison.OrdinalIgnoreCase)
-                ? TooLarge(label, name, file.FileSize ?? limit + 1, limit)
+                ? TooLarge(label, name, file.FileSize ?? telegramLimit + 1, telegramLimit, false)
                 : $"[The {label} '{name}' could not be fetched from Telegram: {ex.Message}]");
         }
         catch (ApiRequestException ex)
         {
-            // 401, 429, 5xx: the update is not acknowledged and comes again.
+            // 401, 429, 5xx: the update is not acknowledged and comes again (counted: see HandleAsync).
             throw new HttpRequestException($"getFile: {ex.ErrorCode} {ex.Message}", ex, ex.ErrorCode is > 0 ? (HttpStatusCode)ex.ErrorCode : null);
         }
     }
 
-    private static string TooLarge(string label, string name, long size, long limit) =>
-        $"[The {label} '{name}' ({size / (1024.0 * 1024):0.#} MB) is larger than the {limit / (1024.0 * 1024):0.#} MB bots may download from Telegram; ask the customer to send it another way.]";
+    private static string TooLarge(string label, string name, long size, long limit, bool ours) => ours
+        ? $"[The {label} '{name}' ({size / (1024.0 * 1024):0.#} MB) is larger than the {limit / (1024.0 * 1024):0.#} MB this helpdesk accepts per file; ask the customer to send it another way.]"
+        : $"[The {label} '{name}' ({size / (1024.0 * 1024):0.#} MB) is larger than the {limit / (1024.0 * 1024):0.#} MB bots may download from Telegram; ask the customer to send it another way.]";
 
+    /// <summary>Kept for admins (never deleted by the connector).</summary>
     private async Task<UpdateOutcome> KeepAsync(ChannelAccount account, int? updateId, string reason, byte[] raw, CancellationToken cancellationToken)
     {
         logger.LogInformation("Telegram update {UpdateId} of channel {Channel} kept raw: {Reason}", updateId, account.Id, reason);
         await state.QuarantineAsync(new QuarantinedMail(account.Id, QuarantineFolder, 0, updateId is > 0 ? (uint)updateId.Value : 0, reason, raw, time.GetUtcNow()), cancellationToken);
         return new UpdateOutcome.Kept(reason);
+    }
+
+    /// <summary>Not a customer message: kept raw for <see cref="TelegramChannelOptions.IgnoredRetention"/>, then deleted.</summary>
+    private async Task<UpdateOutcome> IgnoreAsync(ChannelAccount account, int? updateId, string reason, byte[] raw, CancellationToken cancellationToken)
+    {
+        logger.LogDebug("Telegram update {UpdateId} of channel {Channel} ignored: {Reason}", updateId, account.Id, reason);
+        await state.QuarantineAsync(new QuarantinedMail(account.Id, IgnoredFolder, 0, updateId is > 0 ? (uint)updateId.Value : 0, reason, raw, time.GetUtcNow()), cancellationToken);
+        await PruneIfDueAsync(account, cancellationToken);
+        return new UpdateOutcome.Kept(reason);
+    }
+
+    /// <summary>Deletes ignored updates and answer claims past their retention; at most every retention period (and at
+    /// least hourly) per account, so a flood of ignored updates costs one delete per period.</summary>
+    internal async Task PruneIfDueAsync(ChannelAccount account, CancellationToken cancellationToken)
+    {
+        var retention = options.Value.IgnoredRetention;
+        var now = time.GetUtcNow();
+        var every = retention < TimeSpan.FromHours(1) ? retention : TimeSpan.FromHours(1);
+        if (_prunedAt.TryGetValue(account.Id, out var last) && now - last < every)
+            return;
+        _prunedAt[account.Id] = now;
+        var ignored = await state.PruneQuarantineAsync(account.Id, IgnoredFolder, now - retention, cancellationToken);
+        var answers = await state.PruneQuarantineAsync(account.Id, AnsweredFolder, now - (retention > MinAnswerRetention ? retention : MinAnswerRetention), cancellationToken);
+        if (ignored + answers > 0)
+            logger.LogInformation("Telegram channel {Channel}: {Ignored} ignored updates and {Answers} answer claims past their retention deleted", account.Id, ignored, answers);
+    }
+
+    /// <summary>A short hash of what a message shows (text, caption, files by file_unique_id, place, contact): the key
+    /// of an edit, so an edit that shows nothing new is a duplicate of the last one that did.</summary>
+    internal static string VisibleHash(Message message)
+    {
+        var parts = new List<string?> { message.Text, message.Caption };
+        parts.AddRange(new FileBase?[] { message.Photo?.OrderBy(p => (long)p.Width * p.Height).LastOrDefault(), message.Animation, message.Document, message.Audio, message.Voice, message.Video, message.VideoNote, message.Sticker }
+            .Select(f => f?.FileUniqueId));
+        parts.Add(message.Venue is { } venue ? $"{venue.Title}|{venue.Address}" : null);
+        parts.Add(message.Location is { } location ? Coordinates(location) : null);
+        parts.Add(message.Contact is { } contact ? $"{contact.PhoneNumber}|{contact.UserId}" : null);
+        var bytes = SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\u0001', parts.Select(p => p ?? ""))));
+        return Convert.ToHexStringLower(bytes.AsSpan(0, 8));
     }
 
     private TelegramBotClient Bot(TelegramChannelSettings settings) => bots.For(settings.Token ?? throw new InvalidOperationException("The bot has no token."));
@@ -390,7 +540,7 @@ internal sealed class TelegramIngest(
 }
 
 /// <summary>A memory stream that refuses to grow past a limit: a file server lying about a size cannot make us buffer more.</summary>
-internal sealed class CappedStream(long limit) : MemoryStream
+internal sealed class CappedStream(long limit, int capacity = 0) : MemoryStream(capacity)
 {
     public sealed class LimitExceededException() : IOException("The file is larger than the limit.");
 

@@ -21,7 +21,10 @@ namespace Crm.Connectors.Telegram;
 /// "chat_id:message_id[,message_id…]" as the message's external id.
 /// </summary>
 /// <remarks>A message in several parts whose send is cut short (a long 429, a timeout) remembers on this node which
-/// parts went out, so the outbox's retry sends only the rest; after a restart it may repeat parts (at least once).</remarks>
+/// parts went out, so the outbox's retry sends only the rest; after a restart it may repeat parts (at least once).
+/// That memory is forgotten on every final outcome, and an entry the outbox never came back for (it gave up) after a
+/// day. A photo Telegram refuses (400, e.g. PHOTO_INVALID_DIMENSIONS) is sent once more as a document; a final
+/// refusal after some parts went out says how many the customer has.</remarks>
 internal sealed class TelegramSender(
     IChannelAccounts accounts,
     TelegramBots bots,
@@ -35,7 +38,9 @@ internal sealed class TelegramSender(
     private const long MaxPhotoBytes = 10L * 1024 * 1024;
     private const int MaxInlineWaits = 3;
 
-    private readonly ConcurrentDictionary<Guid, List<int>> _sentParts = new();
+    private static readonly TimeSpan SentPartsExpiry = TimeSpan.FromDays(1);
+
+    private readonly ConcurrentDictionary<Guid, (List<int> Ids, DateTimeOffset Since)> _sentParts = new();
     private readonly ConcurrentDictionary<string, DateTimeOffset> _floodUntil = new(StringComparer.Ordinal);
 
     public ChannelKind Channel => ChannelKind.Telegram;
@@ -58,8 +63,13 @@ internal sealed class TelegramSender(
             return OutboundResult.Fail("The message has neither text nor files.");
 
         var bot = bots.For(settings.Token);
-        var sent = _sentParts.GetOrAdd(delivery.MessageId, _ => []);
+        var now = time.GetUtcNow();
+        foreach (var (id, entry) in _sentParts)
+            if (now - entry.Since > SentPartsExpiry)
+                _sentParts.TryRemove(id, out _);
+        var sent = _sentParts.GetOrAdd(delivery.MessageId, _ => ([], now)).Ids;
         var waits = 0;
+        var asDocument = false;
         while (sent.Count < parts.Count)
         {
             var (text, file) = parts[sent.Count];
@@ -67,8 +77,14 @@ internal sealed class TelegramSender(
             {
                 var message = file is null
                     ? await bot.SendMessage(chatId, HtmlText.Escape(text!), ParseMode.Html, cancellationToken: cancellationToken)
-                    : await SendFileAsync(bot, chatId, file, cancellationToken);
+                    : await SendFileAsync(bot, chatId, file, asDocument, cancellationToken);
                 sent.Add(message.MessageId);
+                asDocument = false;
+            }
+            catch (ApiRequestException ex) when (ex.ErrorCode == 400 && file is not null && !asDocument && IsPhoto(file))
+            {
+                logger.LogInformation("Telegram channel {Channel}: photo '{File}' refused ({Error}); sending it as a document", account.Id, file.FileName, ex.Message);
+                asDocument = true;
             }
             catch (ApiRequestException ex) when (ex.ErrorCode == 429)
             {
@@ -85,7 +101,9 @@ internal sealed class TelegramSender(
             {
                 _sentParts.TryRemove(delivery.MessageId, out _);
                 logger.LogInformation("Telegram channel {Channel}: message {MessageId} refused: {Code} {Error}", account.Id, delivery.MessageId, ex.ErrorCode, ex.Message);
-                return OutboundResult.Fail($"{ex.ErrorCode} {ex.Message}");
+                return OutboundResult.Fail(sent.Count == 0
+                    ? $"{ex.ErrorCode} {ex.Message}"
+                    : $"{ex.ErrorCode} {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before; sending it again repeats them)");
             }
             catch (ApiRequestException ex)
             {
@@ -98,10 +116,13 @@ internal sealed class TelegramSender(
         return OutboundResult.Sent(ids.Length <= 255 ? ids : ids[..ids.LastIndexOf(',', 254)]);
     }
 
-    private static Task<Message> SendFileAsync(TelegramBotClient bot, long chatId, OutboundAttachment file, CancellationToken cancellationToken)
+    private static bool IsPhoto(OutboundAttachment file) =>
+        file.ContentType.ToLowerInvariant() is "image/jpeg" or "image/png" or "image/webp" && file.Content.LongLength <= MaxPhotoBytes;
+
+    private static Task<Message> SendFileAsync(TelegramBotClient bot, long chatId, OutboundAttachment file, bool asDocument, CancellationToken cancellationToken)
     {
         var input = InputFile.FromStream(new MemoryStream(file.Content, writable: false), file.FileName);
-        return file.ContentType.ToLowerInvariant() is "image/jpeg" or "image/png" or "image/webp" && file.Content.LongLength <= MaxPhotoBytes
+        return IsPhoto(file) && !asDocument
             ? bot.SendPhoto(chatId, input, cancellationToken: cancellationToken)
             : bot.SendDocument(chatId, input, cancellationToken: cancellationToken);
     }

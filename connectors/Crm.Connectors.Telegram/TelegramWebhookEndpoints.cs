@@ -14,7 +14,9 @@ namespace Crm.Connectors.Telegram;
 
 /// <summary>
 /// POST /connectors/telegram/{account}/webhook: Telegram's webhook calls. Checked in the order account (in memory),
-/// X-Telegram-Bot-Api-Secret-Token (constant time; 401), size (413); then the update is handed off or kept raw and
+/// X-Telegram-Bot-Api-Secret-Token (constant time), size (413). Every refusal before the secret matched (no such
+/// account, disabled, polling, no secret set, a wrong secret) is the same 401, so a stranger learns nothing about which
+/// accounts exist or their state; the real reason is logged (and, for a missing secret, in the health); then the update is handed off or kept raw and
 /// only then answered 200. Telegram retries anything else, so a transient failure answers 500 and the update comes
 /// again (a duplicate then). A malformed update from a caller who knows the secret is kept raw and answered 200:
 /// refusing it would make Telegram resend it forever.
@@ -34,16 +36,19 @@ public static class TelegramWebhookEndpoints
         IOptions<TelegramChannelOptions> options, ILoggerFactory logs, CancellationToken cancellationToken)
     {
         var channel = accounts.Find(account);
-        if (channel is null || channel.Kind != ChannelKind.Telegram || channel.SettingsAs<TelegramChannelSettings>() is not { } settings)
-            return Problems.Of(ProblemKind.NotFound, $"There is no Telegram channel '{Truncate(account, 64)}'.", "account");
-        if (!channel.Enabled)
-            return Problems.Of(ProblemKind.Forbidden, $"Channel '{channel.Id}' is disabled; an admin can enable it.", "account");
-        if (settings.Mode != TelegramMode.Webhook)
-            return Problems.Of(ProblemKind.Conflict, $"Channel '{channel.Id}' reads its updates by long polling; its webhook is off.", "account");
-        if (string.IsNullOrEmpty(settings.SecretToken))
-            return Problems.Of(ProblemKind.Unauthorized, $"Channel '{channel.Id}' has no secret token; an admin must set settings.secretToken (and the bot's webhook with it).", SecretHeader);
-        if (!SecretMatches(settings.SecretToken, http.Request.Headers[SecretHeader]))
+        var settings = channel is { Kind: ChannelKind.Telegram } ? channel.SettingsAs<TelegramChannelSettings>() : null;
+        var refusal = channel is null || settings is null ? "there is no such Telegram channel"
+            : !channel.Enabled ? "the channel is disabled"
+            : settings.Mode != TelegramMode.Webhook ? "the channel reads its updates by long polling"
+            : string.IsNullOrEmpty(settings.SecretToken) ? "the channel has no settings.secretToken"
+            : !SecretMatches(settings.SecretToken, http.Request.Headers[SecretHeader]) ? "the secret token does not match"
+            : null;
+        if (refusal is not null)
+        {
+            logs.CreateLogger(typeof(TelegramWebhookEndpoints)).LogDebug("Telegram webhook call for '{Account}' refused: {Reason}", Truncate(account, 64), refusal);
             return Problems.Of(ProblemKind.Unauthorized, $"{SecretHeader} is missing or does not match this bot's secret token.", SecretHeader);
+        }
+        var bot = channel!;
 
         var limit = options.Value.MaxWebhookBodyBytes;
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeLimit)
@@ -52,10 +57,10 @@ public static class TelegramWebhookEndpoints
         if (body is null)
             return Problems.Of(ProblemKind.TooLarge, $"The body exceeds {limit} bytes.", "body");
 
-        var outcome = await ingest.ProcessAsync(channel, body, cancellationToken);
-        await health.ReportSuccessAsync(channel.Id, cancellationToken);
+        var outcome = await ingest.HandleAsync(bot, body, cancellationToken);
+        await health.ReportSuccessAsync(bot.Id, cancellationToken);
         if (outcome is UpdateOutcome.Kept kept)
-            logs.CreateLogger(typeof(TelegramWebhookEndpoints)).LogDebug("Telegram channel {Channel}: update kept raw: {Reason}", channel.Id, kept.Reason);
+            logs.CreateLogger(typeof(TelegramWebhookEndpoints)).LogDebug("Telegram channel {Channel}: update kept raw: {Reason}", bot.Id, kept.Reason);
         return TypedResults.Ok();
     }
 

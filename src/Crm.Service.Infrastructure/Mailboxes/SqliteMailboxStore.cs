@@ -95,12 +95,19 @@ internal sealed class SqliteMailboxStore(
         return await db.QuarantinedMail.AnyAsync(q => q.ChannelAccountId == channelAccountId && q.Sha256 == sha256, cancellationToken);
     }
 
-    public async Task QuarantineAsync(QuarantinedMail mail, CancellationToken cancellationToken = default)
+    public async Task<int> PruneQuarantineAsync(string channelAccountId, string folder, DateTimeOffset keptBefore, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // Rows only: a blob (raw sources over MaxInlineRawSourceBytes) is content-addressed and may be shared.
+        return await db.QuarantinedMail.Where(q => q.ChannelAccountId == channelAccountId && q.Folder == folder && q.At < keptBefore).ExecuteDeleteAsync(cancellationToken);
+    }
+
+    public async Task<bool> QuarantineAsync(QuarantinedMail mail, CancellationToken cancellationToken = default)
     {
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(mail.RawSource));
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         if (await db.QuarantinedMail.AnyAsync(q => q.ChannelAccountId == mail.ChannelAccountId && q.Sha256 == sha256, cancellationToken))
-            return;
+            return false;
         var row = new QuarantinedMailRecord
         {
             Id = Guid.CreateVersion7(mail.At),
@@ -122,6 +129,7 @@ internal sealed class SqliteMailboxStore(
         try
         {
             await db.SaveChangesAsync(cancellationToken);
+            return true;
         }
         catch (DbUpdateException)
         {
@@ -129,6 +137,7 @@ internal sealed class SqliteMailboxStore(
             await using var check = await contexts.CreateDbContextAsync(cancellationToken);
             if (!await check.QuarantinedMail.AnyAsync(q => q.ChannelAccountId == mail.ChannelAccountId && q.Sha256 == sha256, cancellationToken))
                 throw;
+            return false;
         }
     }
 }

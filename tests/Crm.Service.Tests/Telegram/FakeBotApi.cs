@@ -27,6 +27,12 @@ internal sealed class FakeBotApi : IAsyncDisposable
 
     public string BaseUrl { get; }
 
+    /// <summary>File downloads (/file/bot…/path) served, by path.</summary>
+    public ConcurrentDictionary<string, int> Downloads { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Paths whose download sends the headers and a few bytes, then stalls (a connection that hangs mid-body).</summary>
+    public ConcurrentDictionary<string, bool> StalledDownloads { get; } = new(StringComparer.Ordinal);
+
     private FakeBotApi(WebApplication app, string baseUrl)
     {
         _app = app;
@@ -49,6 +55,14 @@ internal sealed class FakeBotApi : IAsyncDisposable
         public int Confirmed { get; private set; }
         public string? WebhookUrl { get; set; }
         public string? WebhookSecret { get; set; }
+        public int? WebhookMaxConnections { get; set; }
+        /// <summary>What getWebhookInfo reports as Telegram's last delivery error (dated when it is asked).</summary>
+        public string? WebhookError { get; set; }
+        public int PendingUpdates { get; set; }
+        /// <summary>sendPhoto answers 400 PHOTO_INVALID_DIMENSIONS (as Telegram does for a 1×8000 image).</summary>
+        public bool RefusePhotos { get; set; }
+        /// <summary>sendDocument answers 400.</summary>
+        public bool RefuseDocuments { get; set; }
         public ConcurrentQueue<string> Calls { get; } = new();
         public ConcurrentQueue<Sent> Sent { get; } = new();
         public ConcurrentQueue<string> AnsweredCallbacks { get; } = new();
@@ -132,14 +146,36 @@ internal sealed class FakeBotApi : IAsyncDisposable
         var api = new FakeBotApi(app, $"http://127.0.0.1:{port}");
         app.MapPost("/bot{token}/{method}", api.HandleAsync);
         app.MapGet("/bot{token}/{method}", api.HandleAsync);
-        app.MapGet("/file/bot{token}/{**path}", (string token, string path) =>
-            !api._bots.ContainsKey(token) ? Results.StatusCode(401)
-            : api._files.Values.FirstOrDefault(f => f.Path == path) is { Path: not null } file ? Results.Bytes(file.Content, "application/octet-stream") : Results.NotFound());
+        app.MapGet("/file/bot{token}/{**path}", async (string token, string path, HttpContext http) =>
+        {
+            if (!api._bots.ContainsKey(token))
+                return Results.StatusCode(401);
+            if (api._files.Values.FirstOrDefault(f => f.Path == path) is not { Path: not null } file)
+                return Results.NotFound();
+            api.Downloads.AddOrUpdate(path, 1, (_, n) => n + 1);
+            if (api.StalledDownloads.ContainsKey(path))
+            {
+                http.Response.ContentLength = file.Size;
+                await http.Response.Body.WriteAsync(file.Content.AsMemory(0, Math.Min(4, file.Content.Length)), http.RequestAborted);
+                await http.Response.Body.FlushAsync(http.RequestAborted);
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, http.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                return Results.Empty;
+            }
+            return Results.Bytes(file.Content, "application/octet-stream");
+        });
         await app.StartAsync();
         return api;
     }
 
     public Bot AddBot(string token, long id, string username) => _bots[token] = new Bot(token, id, username);
+
+    public Bot BotOf(string token) => _bots[token];
 
     /// <summary>A file Telegram holds; <paramref name="size"/> may claim more than <paramref name="content"/> (a large file
     /// whose bytes the test does not need).</summary>
@@ -168,7 +204,16 @@ internal sealed class FakeBotApi : IAsyncDisposable
             case "setWebhook":
                 bot.WebhookUrl = Str(args, "url");
                 bot.WebhookSecret = Str(args, "secret_token");
+                bot.WebhookMaxConnections = Int(args, "max_connections");
                 return Ok(true);
+            case "getWebhookInfo":
+                var info = new JsonObject { ["url"] = bot.WebhookUrl ?? "", ["has_custom_certificate"] = false, ["pending_update_count"] = bot.PendingUpdates };
+                if (bot.WebhookError is { } webhookError)
+                {
+                    info["last_error_date"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+                    info["last_error_message"] = webhookError;
+                }
+                return Ok(info);
             case "deleteWebhook":
                 bot.WebhookUrl = null;
                 bot.WebhookSecret = null;
@@ -193,6 +238,10 @@ internal sealed class FakeBotApi : IAsyncDisposable
                     return Error(429, $"Too Many Requests: retry after {retryAfter}", retryAfter);
                 if (bot.Blocked.ContainsKey(chat))
                     return Error(403, "Forbidden: bot was blocked by the user");
+                if (method == "sendPhoto" && bot.RefusePhotos)
+                    return Error(400, "Bad Request: PHOTO_INVALID_DIMENSIONS");
+                if (method == "sendDocument" && bot.RefuseDocuments)
+                    return Error(400, "Bad Request: file must be non-empty");
                 var text = Str(args, "text");
                 var parseMode = Str(args, "parse_mode");
                 if (method == "sendMessage")

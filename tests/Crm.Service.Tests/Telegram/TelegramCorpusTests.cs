@@ -63,7 +63,7 @@ public sealed class TelegramCorpusTests(ITestOutputHelper output)
             output.WriteLine($"  {reason.Count(),4} × {reason.Key}");
         Assert.True(missing.Count == 0, $"neither stored nor kept on {account}: {string.Join(", ", missing)}");
         Assert.All(kept, k => Assert.False(string.IsNullOrWhiteSpace(k.Reason)));
-        Assert.All(kept, k => Assert.Equal(TelegramIngest.QuarantineFolder, k.Folder));
+        Assert.All(kept, k => Assert.Contains(k.Folder, new[] { TelegramIngest.QuarantineFolder, TelegramIngest.IgnoredFolder, TelegramIngest.AnsweredFolder }));
         // Both outcomes happen: the corpus holds messages and much that is not.
         Assert.True(stored.Count >= 10, $"only {stored.Count} stored");
         Assert.True(kept.Count >= 100, $"only {kept.Count} kept");

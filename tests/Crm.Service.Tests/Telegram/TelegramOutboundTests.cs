@@ -126,4 +126,43 @@ public sealed class TelegramOutboundTests : IAsyncLifetime
         Assert.Equal(pdf, sent[2].File);
         Assert.Equal($"{TelegramRig.UserId}:{string.Join(',', sent.Select(s => s.MessageId))}", result.ExternalId);
     }
+
+    private Task<OutboundResult> SendTextAndPhotoAsync()
+    {
+        var sender = _rig.App.Services.GetServices<IOutboundSender>().Single(s => s.Channel == ChannelKind.Telegram);
+        return sender.SendAsync(new OutboundDelivery
+        {
+            MessageId = Guid.NewGuid(),
+            TicketNumber = _ticket,
+            ChannelAccountId = "tg",
+            ThreadKey = TelegramRig.UserId.ToString(),
+            Recipient = $"telegram:{TelegramRig.UserId}",
+            Author = "agent",
+            Text = "The chart:",
+            CreatedAt = DateTimeOffset.UtcNow,
+            Attempt = 1,
+            Attachments = [new OutboundAttachment("chart.png", "image/png", [0x89, 0x50, 0x4E, 0x47, 1, 2])],
+        });
+    }
+
+    [Fact]
+    public async Task T12_a_photo_telegram_refuses_goes_out_as_a_document()
+    {
+        _bot.RefusePhotos = true;
+        var result = await SendTextAndPhotoAsync();
+        Assert.True(result.Success, result.Error);
+        Assert.Equal(["sendMessage", "sendDocument"], _bot.Sent.Select(s => s.Method));
+        Assert.Contains("sendPhoto", _bot.Calls);
+    }
+
+    [Fact]
+    public async Task T12_a_final_refusal_after_some_parts_went_out_says_how_many_the_customer_has()
+    {
+        _bot.RefusePhotos = true;
+        _bot.RefuseDocuments = true;
+        var result = await SendTextAndPhotoAsync();
+        Assert.False(result.Success);
+        Assert.Contains("1 of 2 parts were delivered", result.Error);
+        Assert.Equal(["sendMessage"], _bot.Sent.Select(s => s.Method));
+    }
 }

@@ -19,28 +19,40 @@ internal sealed class TelegramRig : IAsyncDisposable
 
     private readonly TempDirectory _data = new();
     private readonly Action<IServiceCollection>? _services;
+    private readonly IDictionary<string, string?>? _settings;
 
     public FakeBotApi Api { get; private set; } = null!;
     public CrmApp App { get; private set; } = null!;
 
-    private TelegramRig(Action<IServiceCollection>? services) => _services = services;
-
-    public static async Task<TelegramRig> StartAsync(Action<IServiceCollection>? services = null)
+    private TelegramRig(Action<IServiceCollection>? services, IDictionary<string, string?>? settings)
     {
-        var rig = new TelegramRig(services);
+        _services = services;
+        _settings = settings;
+    }
+
+    /// <param name="settings">Configuration on top of the rig's (and kept across restarts).</param>
+    public static async Task<TelegramRig> StartAsync(Action<IServiceCollection>? services = null, IDictionary<string, string?>? settings = null)
+    {
+        var rig = new TelegramRig(services, settings);
         rig.Api = await FakeBotApi.StartAsync();
         rig.App = rig.NewApp(services);
         return rig;
     }
 
-    public CrmApp NewApp(Action<IServiceCollection>? services) => new(_data.Path, new Dictionary<string, string?>
+    public CrmApp NewApp(Action<IServiceCollection>? services)
     {
-        ["Channels:Telegram:ApiBaseUrl"] = Api.BaseUrl,
-        ["Channels:Telegram:PollTimeout"] = "00:00:01",
-        ["Channels:Telegram:FirstReconnectDelay"] = "00:00:00.100",
-        ["Channels:Telegram:MaxReconnectDelay"] = "00:00:00.500",
-        ["Channels:Telegram:MaxInlineRetryAfter"] = "00:00:01",
-    }, services: services);
+        var settings = new Dictionary<string, string?>
+        {
+            ["Channels:Telegram:ApiBaseUrl"] = Api.BaseUrl,
+            ["Channels:Telegram:PollTimeout"] = "00:00:01",
+            ["Channels:Telegram:FirstReconnectDelay"] = "00:00:00.100",
+            ["Channels:Telegram:MaxReconnectDelay"] = "00:00:00.500",
+            ["Channels:Telegram:MaxInlineRetryAfter"] = "00:00:01",
+        };
+        foreach (var (key, value) in _settings ?? new Dictionary<string, string?>())
+            settings[key] = value;
+        return new(_data.Path, settings, services: services);
+    }
 
     /// <summary>Stops the app (as a crash or deploy would, between any two awaits of the reader) and starts another on the same data.</summary>
     public async Task RestartAsync(Action<IServiceCollection>? services = null)
