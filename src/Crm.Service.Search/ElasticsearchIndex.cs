@@ -151,10 +151,6 @@ public sealed class ElasticsearchIndex : ISearchIndex
         };
     }
 
-    /// <summary>Most characters of NDJSON in one "_bulk" request: Elasticsearch refuses bodies above http.max_content_length
-    /// (100 MB by default) with 413, and a batch of 500 long articles, each body sent twice, can exceed that.</summary>
-    internal const int MaxBulkChars = 4_000_000;
-
     /// <summary>Writes CJK as UTF-8 instead of six-byte \uXXXX escapes (the payload is JSON in a request body, not HTML).</summary>
     private static readonly JsonSerializerOptions Relaxed = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
@@ -163,16 +159,21 @@ public sealed class ElasticsearchIndex : ISearchIndex
     /// (require_alias), so a vanished alias is an error instead of a new concrete index of that name.</summary>
     private async Task BulkAsync(string index, IReadOnlyList<SearchDocument> upserts, IReadOnlyList<string> deletes, string refresh, CancellationToken cancellationToken)
     {
+        // A batch of 500 long articles, each body sent twice, can exceed Elasticsearch's request limit: split by size.
         var ndjson = new StringBuilder();
+        var bytes = 0;
         foreach (var document in upserts)
         {
             var lines = new JsonObject { ["index"] = new JsonObject { ["_id"] = document.Id } }.ToJsonString(Relaxed) + "\n" + ToSource(document).ToJsonString(Relaxed) + "\n";
-            if (ndjson.Length > 0 && ndjson.Length + lines.Length > MaxBulkChars)
+            var size = Encoding.UTF8.GetByteCount(lines);
+            if (ndjson.Length > 0 && bytes + size > _options.MaxBulkBytes)
             {
                 await BulkRequestAsync(index, ndjson.ToString(), refresh, cancellationToken);
                 ndjson.Clear();
+                bytes = 0;
             }
             ndjson.Append(lines);
+            bytes += size;
         }
         foreach (var id in deletes)
             ndjson.Append(new JsonObject { ["delete"] = new JsonObject { ["_id"] = id } }.ToJsonString(Relaxed)).Append('\n');
