@@ -36,7 +36,7 @@ public sealed class KnowledgeBaseApiTests : AppTest
     {
         using var editor = await EditorAsync(App);
         using var agent = await App.AgentAsync();
-        var article = await CreateAsync(editor, "Billing", "Invoices are monthly.");
+        var article = await PublishAsync(editor, await CreateAsync(editor, "Billing", "Invoices are monthly."));
 
         Assert.Equal(HttpStatusCode.Forbidden, (await agent.PostAsJsonAsync("/api/v1/kb/articles", new { language = "en", title = "x", body = "y", visibility = "public" })).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await agent.PostAsJsonAsync($"/api/v1/kb/articles/{Id(article)}/publish", new { version = 1 })).StatusCode);
