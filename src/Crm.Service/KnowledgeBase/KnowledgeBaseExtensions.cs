@@ -43,7 +43,7 @@ public static class KnowledgeBaseExtensions
         services.AddSingleton<KnowledgeBaseStore>();
         services.AddSingleton<ArticleIndexer>();
         // The same instance as the singleton: ReindexService releases it once its start-up check is done.
-        services.AddSingleton<IChangeConsumer>(provider => provider.GetRequiredService<ArticleIndexer>());
+        services.AddSingleton<Crm.Service.Grains.Storage.IChangeConsumer>(provider => provider.GetRequiredService<ArticleIndexer>());
         services.AddSingleton<ReindexService>();
         services.AddHostedService(provider => provider.GetRequiredService<ReindexService>());
         // Replaces the web chat's default (no suggestions).
