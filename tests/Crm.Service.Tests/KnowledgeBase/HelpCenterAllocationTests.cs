@@ -30,7 +30,7 @@ public sealed class HelpCenterAllocationTests : AppTest
         // The search indexer reads every article once: let it finish before counting.
         var head = await App.QueryAsync(db => Task.FromResult(db.Changes.Max(c => c.Sequence)));
         var status = App.Services.GetRequiredService<Crm.Service.Infrastructure.Changes.ChangeFeedStatus>();
-        await Eventually.WaitForAsync(() => Task.FromResult(status.Consumers.Single(c => c.Name.StartsWith("search-articles:", StringComparison.Ordinal)).Cursor),
+        await Eventually.WaitForAsync(() => Task.FromResult(status.Consumers.Single(c => c.Name.StartsWith("search-articles", StringComparison.Ordinal)).Cursor),
             cursor => cursor >= head, TimeSpan.FromMinutes(2), "the search indexer to catch up");
         using var visitor = App.CreateClient();
         // Warm-up: the first request compiles the page and the queries.

@@ -105,7 +105,7 @@ public sealed class ReindexCatchUpTests
         (await editor.PostAsJsonAsync($"/api/v1/kb/articles/{Id(article)}/unpublish", new { version = Version(article) })).EnsureSuccessStatusCode();
         var head = await app.QueryAsync(db => Task.FromResult(db.Changes.Max(c => c.Sequence)));
         var status = app.Services.GetRequiredService<ChangeFeedStatus>();
-        await Eventually.WaitForAsync(() => Task.FromResult(status.Consumers.Single(c => c.Name.StartsWith("search-articles:", StringComparison.Ordinal)).Cursor),
+        await Eventually.WaitForAsync(() => Task.FromResult(status.Consumers.Single(c => c.Name.StartsWith("search-articles", StringComparison.Ordinal)).Cursor),
             cursor => cursor >= head, what: "the search consumer handling the unpublish (into the old index)");
         Assert.False(await HelpFindsAsync(app, "zebrafish", "Zebrafish quarantine"));
 
