@@ -19,6 +19,8 @@ public sealed class ReindexCatchUpTests
     private sealed class Faults
     {
         public TaskCompletionSource Fill { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>The rebuild has read its first page from the store and waits to add it.</summary>
+        public TaskCompletionSource Read { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public TaskCompletionSource Swapped { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         /// <summary>After the swap every index write fails: the process as good as died right after the swap.</summary>
         public bool DieAfterSwap;
@@ -61,6 +63,7 @@ public sealed class ReindexCatchUpTests
     {
         public async Task AddAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default)
         {
+            faults.Read.TrySetResult();
             await faults.Fill.Task.WaitAsync(cancellationToken);
             await inner.AddAsync(documents, cancellationToken);
         }
@@ -90,7 +93,7 @@ public sealed class ReindexCatchUpTests
         return html.Contains(title, StringComparison.Ordinal);
     }
 
-    /// <summary>Publishes A, starts a reindex that holds before filling, unpublishes A while it holds and waits until
+    /// <summary>Publishes A, starts a reindex that holds after reading the store, unpublishes A while it holds and waits until
     /// the feed's consumer handled that (into the old index), then lets the rebuild fill and swap.</summary>
     private static async Task<string> UnpublishDuringReindexAsync(CrmApp app, Faults faults)
     {
@@ -102,6 +105,8 @@ public sealed class ReindexCatchUpTests
 
         using var admin = app.Admin();
         Assert.Equal(System.Net.HttpStatusCode.Accepted, (await admin.PostAsync("/api/v1/admin/kb/reindex", null)).StatusCode);
+        // The rebuild has copied A from the store while it was still published.
+        await faults.Read.Task.WaitAsync(TimeSpan.FromSeconds(30));
         (await editor.PostAsJsonAsync($"/api/v1/kb/articles/{Id(article)}/unpublish", new { version = Version(article) })).EnsureSuccessStatusCode();
         var head = await app.QueryAsync(db => Task.FromResult(db.Changes.Max(c => c.Sequence)));
         var status = app.Services.GetRequiredService<ChangeFeedStatus>();
