@@ -135,26 +135,24 @@ public static class Snippets
 {
     public const int DefaultLength = 160;
 
+    /// <summary>Only this much of a body is analysed for a snippet: a body may hold 200,000 characters, and a snippet
+    /// is built for every hit of every search. Matches further in are found by the search but not highlighted.</summary>
+    public const int MaxAnalyzedLength = 20_000;
+
     public static string Build(string text, string field, Func<string, bool> matches, int length = DefaultLength)
     {
         if (string.IsNullOrEmpty(text))
             return "";
+        var analyzed = text.Length <= MaxAnalyzedLength ? text
+            : text[..(char.IsHighSurrogate(text[MaxAnalyzedLength - 1]) ? MaxAnalyzedLength - 1 : MaxAnalyzedLength)];
         var spans = new List<(int Start, int End, string Term)>();
-        foreach (var (term, start, end) in Analysis.Tokens(field, text))
+        foreach (var (term, start, end) in Analysis.Tokens(field, analyzed))
             if (matches(term))
                 spans.Add((start, end, term));
         if (spans.Count == 0)
             return Encode(text, 0, Math.Min(text.Length, length), text.Length > length);
 
-        var bestStart = 0;
-        var bestScore = -1;
-        foreach (var anchor in spans)
-        {
-            var start = Math.Max(0, anchor.Start - length / 5);
-            var distinct = spans.Where(s => s.Start >= start && s.End <= start + length).Select(s => s.Term).Distinct().Count();
-            if (distinct > bestScore)
-                (bestScore, bestStart) = (distinct, start);
-        }
+        var (bestStart, _) = BestWindow(spans, length, out _);
         var windowEnd = Math.Min(text.Length, bestStart + length);
         if (bestStart > 0 && char.IsLowSurrogate(text[bestStart]))
             bestStart--;
@@ -184,6 +182,38 @@ public static class Snippets
         if (windowEnd < text.Length)
             html.Append('…');
         return html.ToString();
+    }
+
+    /// <summary>
+    /// The window of <paramref name="length"/> characters, starting a little before a match, that holds the most
+    /// distinct matched terms. One pass with two pointers over the spans (in text order) and a count per term in the
+    /// window: linear in the number of matches, where comparing every window with every span was quadratic.
+    /// <paramref name="steps"/> counts pointer moves (tests check the growth).
+    /// </summary>
+    internal static (int Start, int Distinct) BestWindow(IReadOnlyList<(int Start, int End, string Term)> spans, int length, out long steps)
+    {
+        steps = 0;
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        int left = 0, right = 0, bestStart = 0, best = -1;
+        foreach (var anchor in spans)
+        {
+            var start = Math.Max(0, anchor.Start - length / 5);
+            // Spans before the window's start leave it…
+            for (; left < right && spans[left].Start < start; left++, steps++)
+                if (--counts[spans[left].Term] == 0)
+                    counts.Remove(spans[left].Term);
+            if (right < left)
+                right = left;
+            for (; left == right && left < spans.Count && spans[left].Start < start; left++, right++, steps++)
+            {
+            }
+            // …and those that end inside it join (window starts only move forward, as the anchors do).
+            for (; right < spans.Count && spans[right].End <= start + length; right++, steps++)
+                counts[spans[right].Term] = counts.GetValueOrDefault(spans[right].Term) + 1;
+            if (counts.Count > best)
+                (best, bestStart) = (counts.Count, start);
+        }
+        return (bestStart, best);
     }
 
     private static string Encode(string text, int start, int end, bool more) =>

@@ -39,6 +39,8 @@ public sealed class ElasticsearchIndex : ISearchIndex
 
     public string Engine => SearchOptions.ElasticsearchEngine;
 
+    public string Identity => $"{Engine}:{_http.BaseAddress!.Authority}/{Alias}";
+
     private string Alias => _options.Alias;
 
     /// <summary>The index template: every "{alias}-*" index gets these settings and mappings.</summary>
@@ -149,21 +151,42 @@ public sealed class ElasticsearchIndex : ISearchIndex
         };
     }
 
-    /// <summary>One "_bulk" request (NDJSON). A per-item failure fails the call (the feed then hands the batch again);
-    /// deleting a document that is not there is no failure.</summary>
+    /// <summary>Writes CJK as UTF-8 instead of six-byte \uXXXX escapes (the payload is JSON in a request body, not HTML).</summary>
+    private static readonly JsonSerializerOptions Relaxed = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>"_bulk" requests (NDJSON), split by size. A per-item failure fails the call (the feed then hands the
+    /// batch again); deleting a document that is not there is no failure. Writes through the alias require it to exist
+    /// (require_alias), so a vanished alias is an error instead of a new concrete index of that name.</summary>
     private async Task BulkAsync(string index, IReadOnlyList<SearchDocument> upserts, IReadOnlyList<string> deletes, string refresh, CancellationToken cancellationToken)
     {
+        // A batch of 500 long articles, each body sent twice, can exceed Elasticsearch's request limit: split by size.
         var ndjson = new StringBuilder();
+        var bytes = 0;
         foreach (var document in upserts)
         {
-            ndjson.Append(new JsonObject { ["index"] = new JsonObject { ["_id"] = document.Id } }.ToJsonString()).Append('\n');
-            ndjson.Append(ToSource(document).ToJsonString()).Append('\n');
+            var lines = new JsonObject { ["index"] = new JsonObject { ["_id"] = document.Id } }.ToJsonString(Relaxed) + "\n" + ToSource(document).ToJsonString(Relaxed) + "\n";
+            var size = Encoding.UTF8.GetByteCount(lines);
+            if (ndjson.Length > 0 && bytes + size > _options.MaxBulkBytes)
+            {
+                await BulkRequestAsync(index, ndjson.ToString(), refresh, cancellationToken);
+                ndjson.Clear();
+                bytes = 0;
+            }
+            ndjson.Append(lines);
+            bytes += size;
         }
         foreach (var id in deletes)
-            ndjson.Append(new JsonObject { ["delete"] = new JsonObject { ["_id"] = id } }.ToJsonString()).Append('\n');
-        using var content = new StringContent(ndjson.ToString(), Encoding.UTF8);
+            ndjson.Append(new JsonObject { ["delete"] = new JsonObject { ["_id"] = id } }.ToJsonString(Relaxed)).Append('\n');
+        if (ndjson.Length > 0)
+            await BulkRequestAsync(index, ndjson.ToString(), refresh, cancellationToken);
+    }
+
+    private async Task BulkRequestAsync(string index, string ndjson, string refresh, CancellationToken cancellationToken)
+    {
+        using var content = new StringContent(ndjson, Encoding.UTF8);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ndjson");
-        using var response = await Call(() => _http.PostAsync($"{index}/_bulk?refresh={refresh}", content, cancellationToken), "POST _bulk");
+        var requireAlias = index == Alias ? "&require_alias=true" : "";
+        using var response = await Call(() => _http.PostAsync($"{index}/_bulk?refresh={refresh}{requireAlias}", content, cancellationToken), "POST _bulk");
         var body = await ReadAsync(response, "POST _bulk", cancellationToken);
         if (body["errors"]?.GetValue<bool>() != true)
             return;
@@ -219,10 +242,11 @@ public sealed class ElasticsearchIndex : ISearchIndex
         if (!string.IsNullOrEmpty(query.Category))
             filters.Add(new JsonObject { ["term"] = new JsonObject { ["category"] = query.Category } });
         var boost = Analysis.TitleBoost.ToString(CultureInfo.InvariantCulture);
+        var text = Bounded(query.Text ?? "");
         var fragment = new JsonObject { ["fragment_size"] = Snippets.DefaultLength, ["number_of_fragments"] = 1, ["no_match_size"] = Snippets.DefaultLength };
         return new JsonObject
         {
-            ["from"] = Math.Max(0, query.Skip),
+            ["from"] = Math.Clamp(query.Skip, 0, SearchQuery.MaxSkip),
             ["size"] = Math.Clamp(query.Take, 1, 100),
             ["track_total_hits"] = true,
             ["_source"] = new JsonArray("title", "body", "language", "visibility", "status", "slug"),
@@ -235,7 +259,7 @@ public sealed class ElasticsearchIndex : ISearchIndex
                         {
                             ["multi_match"] = new JsonObject
                             {
-                                ["query"] = query.Text,
+                                ["query"] = text,
                                 ["fields"] = new JsonArray($"{Analysis.TitleEn}^{boost}", Analysis.BodyEn, $"{Analysis.TitleZh}^{boost}", Analysis.BodyZh),
                                 ["type"] = "most_fields",
                                 ["fuzziness"] = "AUTO",
@@ -246,7 +270,7 @@ public sealed class ElasticsearchIndex : ISearchIndex
                         {
                             ["multi_match"] = new JsonObject
                             {
-                                ["query"] = query.Text,
+                                ["query"] = text,
                                 ["fields"] = new JsonArray($"{Analysis.TitleEn}^{boost}", Analysis.BodyEn),
                                 ["type"] = "bool_prefix",
                                 ["boost"] = 0.5,
@@ -264,6 +288,24 @@ public sealed class ElasticsearchIndex : ISearchIndex
                 ["fields"] = new JsonObject { [Analysis.BodyEn] = fragment, [Analysis.BodyZh] = fragment.DeepClone() },
             },
         };
+    }
+
+    /// <summary>The query text cut after its <see cref="TermMatcher.MaxTerms"/>th word in either analysis, as the Lucene
+    /// engine bounds it: a 500-character query must not become hundreds of fuzzy clauses per field.</summary>
+    internal static string Bounded(string text)
+    {
+        var cut = text.Length;
+        foreach (var field in new[] { Analysis.TitleEn, Analysis.TitleZh })
+        {
+            var count = 0;
+            foreach (var (_, _, end) in Analysis.Tokens(field, text))
+                if (++count == TermMatcher.MaxTerms)
+                {
+                    cut = Math.Min(cut, end);
+                    break;
+                }
+        }
+        return text[..cut];
     }
 
     public async Task<long> CountAsync(CancellationToken cancellationToken = default)

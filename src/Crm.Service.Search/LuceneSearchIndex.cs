@@ -45,6 +45,8 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
 
     public string Engine => SearchOptions.LuceneEngine;
 
+    public string Identity => Engine + ":" + Path.GetFullPath(_root);
+
     public Task UpsertAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default)
     {
         if (documents.Count == 0)
@@ -108,8 +110,13 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         if (matchers.Values.All(m => m.IsEmpty))
             return Task.FromResult(new SearchResults(0, []));
         var take = Math.Clamp(query.Take, 1, 100);
-        var skip = Math.Max(0, query.Skip);
+        // Bounded so that skip + take cannot overflow (the API refuses more; see SearchQuery.MaxSkip).
+        var skip = Math.Clamp(query.Skip, 0, SearchQuery.MaxSkip);
 
+        // Stored fields are copied out under the lock; snippets (which analyse text) are built after it is released,
+        // so a slow one never holds up a swap, nor, through the waiting swap, every other search and write.
+        var found = new List<(string Id, double Score, string Title, string Body, string Language, string Visibility, string Status, string? Slug)>(take);
+        long total;
         _swap.EnterReadLock();
         try
         {
@@ -121,18 +128,12 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
                     return Task.FromResult(new SearchResults(0, []));
                 Query lucene = FilterFor(query) is { } filter ? new FilteredQuery(text, filter) : text;
                 var top = searcher.Search(lucene, skip + take);
-                var hits = new List<SearchHit>(take);
+                total = top.TotalHits;
                 foreach (var scored in top.ScoreDocs.Skip(skip))
                 {
                     var doc = searcher.Doc(scored.Doc);
-                    var language = doc.Get("language");
-                    var family = SearchLanguages.Family(language);
-                    var bodyField = Analysis.BodyField(family);
-                    hits.Add(new SearchHit(doc.Get("id"), scored.Score, doc.Get("title"),
-                        Snippets.Build(doc.Get("body") ?? "", bodyField, matchers[bodyField].Matches),
-                        language, doc.Get("visibility"), doc.Get("status"), doc.Get("slug")));
+                    found.Add((doc.Get("id"), scored.Score, doc.Get("title"), doc.Get("body") ?? "", doc.Get("language"), doc.Get("visibility"), doc.Get("status"), doc.Get("slug")));
                 }
-                return Task.FromResult(new SearchResults(top.TotalHits, hits));
             }
             finally
             {
@@ -143,6 +144,12 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         {
             _swap.ExitReadLock();
         }
+        var hits = found.Select(h =>
+        {
+            var bodyField = Analysis.BodyField(SearchLanguages.Family(h.Language));
+            return new SearchHit(h.Id, h.Score, h.Title, Snippets.Build(h.Body, bodyField, matchers[bodyField].Matches), h.Language, h.Visibility, h.Status, h.Slug);
+        }).ToList();
+        return Task.FromResult(new SearchResults(total, hits));
     }
 
     /// <summary>Every query word as a term in all four text fields (titles boosted), the last word also as a prefix,
@@ -231,7 +238,8 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         return Task.FromResult<IIndexRebuild>(new Rebuild(this, name, Generation.Open(Path.Combine(_root, name), create: true)));
     }
 
-    private void SwapIn(string name, Generation next)
+    /// <summary>Makes <paramref name="next"/> current; returns the generation it replaced, for <see cref="Retire"/>.</summary>
+    private Generation SwapIn(string name, Generation next)
     {
         Generation old;
         _swap.EnterWriteLock();
@@ -245,9 +253,27 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         {
             _swap.ExitWriteLock();
         }
-        old.Dispose();
-        TryDelete(old.Path);
         _logger.LogInformation("Search index rebuilt: {Generation} is now in use.", name);
+        return old;
+    }
+
+    /// <summary>Test hook: runs before a replaced generation is closed (a test makes it throw, as a full disk would).</summary>
+    internal Action? BeforeRetire { get; set; }
+
+    /// <summary>Closes and deletes a replaced generation, best effort: the swap is done, and a failure here must not
+    /// undo it (the folder is removed at the next start).</summary>
+    private void Retire(Generation old)
+    {
+        try
+        {
+            BeforeRetire?.Invoke();
+            old.Dispose();
+        }
+        catch (Exception e)
+        {
+            _logger.LogWarning(e, "Closing the replaced search index {Folder} failed; the new index is in use, and the old folder is removed at the next start.", old.Path);
+        }
+        TryDelete(old.Path);
     }
 
     private void WritePointer(string name)
@@ -262,11 +288,19 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         File.Move(temporary, pointer, overwrite: true);
     }
 
+    /// <summary>Generation folders are "g" and 21 digits (<see cref="NewGenerationName"/>).</summary>
+    private static readonly System.Text.RegularExpressions.Regex GenerationName = new("^g[0-9]{21}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>Removes generations a crash or a swap left behind, and nothing else: the root may be a folder that
+    /// also holds other data (Search:LuceneDirectory pointed at the data directory), which is never touched.</summary>
     private void RemoveStaleGenerations(string keep)
     {
         foreach (var folder in System.IO.Directory.EnumerateDirectories(_root))
-            if (Path.GetFileName(folder) != keep)
+        {
+            var name = Path.GetFileName(folder);
+            if (name != keep && GenerationName.IsMatch(name))
                 TryDelete(folder);
+        }
     }
 
     private void TryDelete(string folder)
@@ -275,7 +309,7 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         {
             System.IO.Directory.Delete(folder, recursive: true);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _logger.LogWarning(e, "Could not delete the old search index folder {Folder}; it is unused and may be removed by hand.", folder);
         }
@@ -345,8 +379,10 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         public Task CompleteAsync(CancellationToken cancellationToken = default)
         {
             next.CommitAndRefresh();
-            owner.SwapIn(name, next);
+            var old = owner.SwapIn(name, next);
+            // From here on `next` is the live index: whatever happens to the old one, disposing this rebuild must not close it.
             _done = true;
+            owner.Retire(old);
             return Task.CompletedTask;
         }
 

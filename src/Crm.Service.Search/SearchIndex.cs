@@ -37,6 +37,10 @@ public sealed record SearchDocument(
 /// <summary>A search: free text plus filters. An empty filter list means "any".</summary>
 public sealed record SearchQuery(string Text)
 {
+    /// <summary>The deepest page a search reaches (Skip at most this): ranking is for the first pages, and Elasticsearch
+    /// refuses from + size above 10,000 anyway.</summary>
+    public const int MaxSkip = 1000;
+
     public IReadOnlyList<string> Languages { get; init; } = [];
     public IReadOnlyList<string> Visibilities { get; init; } = [];
     public IReadOnlyList<string> Statuses { get; init; } = [];
@@ -59,6 +63,11 @@ public interface ISearchIndex
 {
     /// <summary>"lucene" or "elasticsearch", for the admin view and logs.</summary>
     string Engine { get; }
+
+    /// <summary>Which index this is ("lucene:/var/lib/crm/search", "elasticsearch:es1:9200/crm-kb"): the change
+    /// feed keeps one cursor per identity, so an index that was not written for a while (another engine or folder
+    /// was configured) is caught up or rebuilt instead of trusted.</summary>
+    string Identity => Engine;
 
     Task UpsertAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default);
 

@@ -39,4 +39,9 @@ public sealed class ElasticsearchOptions
     public string Refresh { get; set; } = "wait_for";
 
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Most bytes in one "_bulk" request; larger batches are split. Elasticsearch refuses bodies above its
+    /// http.max_content_length (100 MB by default) with 413, which would stop indexing on the same batch for good.</summary>
+    [Range(64 * 1024, 100 * 1024 * 1024)]
+    public int MaxBulkBytes { get; set; } = 10 * 1024 * 1024;
 }

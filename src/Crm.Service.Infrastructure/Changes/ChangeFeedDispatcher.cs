@@ -19,6 +19,7 @@ internal sealed class ChangeFeedDispatcher(
     StoreInitializer initializer,
     IEnumerable<IChangeConsumer> consumers,
     ChangeFeedStatus status,
+    ChangeConsumerGates gates,
     IOptions<ChangeFeedOptions> options,
     TimeProvider time,
     ILogger<ChangeFeedDispatcher> logger) : BackgroundService
@@ -68,33 +69,49 @@ internal sealed class ChangeFeedDispatcher(
         await Task.Yield();
         long? cursor = null;
         var failures = 0;
+        var gate = gates.For(consumer.Name);
+        var rewinds = Volatile.Read(ref gate.Rewinds);
         while (!stoppingToken.IsCancellationRequested)
         {
             var nextCommit = signal.NextCommit;
             IReadOnlyList<Change> batch = [];
             try
             {
-                if (cursor is null)
+                // Held while a batch is read, handled and its cursor saved: a rewind (ChangeConsumerGates) happens between batches.
+                await gate.Lock.WaitAsync(stoppingToken);
+                try
                 {
-                    cursor = await feed.ReadCursorAsync(consumer.Name, stoppingToken);
-                    status.CursorRead(consumer.Name, cursor.Value);
+                    if (Volatile.Read(ref gate.Rewinds) != rewinds)
+                    {
+                        rewinds = Volatile.Read(ref gate.Rewinds);
+                        cursor = null;
+                    }
+                    if (cursor is null)
+                    {
+                        cursor = await feed.ReadCursorAsync(consumer.Name, stoppingToken);
+                        status.CursorRead(consumer.Name, cursor.Value);
+                    }
+                    batch = await feed.ReadAsync(cursor.Value, settings.BatchSize, stoppingToken);
+                    if (batch.Count > 0)
+                    {
+                        await consumer.HandleAsync(batch, stoppingToken);
+                        await feed.SaveCursorAsync(consumer.Name, batch[^1].Sequence, stoppingToken);
+                        cursor = batch[^1].Sequence;
+                        failures = 0;
+                        status.Handled(consumer.Name, cursor.Value, time.GetUtcNow());
+                        if (batch.Count == settings.BatchSize)
+                            continue;
+                    }
+                    else if (failures > 0)
+                    {
+                        // The feed answered again and there is nothing to hand: the consumer is healthy, not still failing.
+                        failures = 0;
+                        status.Recovered(consumer.Name);
+                    }
                 }
-                batch = await feed.ReadAsync(cursor.Value, settings.BatchSize, stoppingToken);
-                if (batch.Count > 0)
+                finally
                 {
-                    await consumer.HandleAsync(batch, stoppingToken);
-                    await feed.SaveCursorAsync(consumer.Name, batch[^1].Sequence, stoppingToken);
-                    cursor = batch[^1].Sequence;
-                    failures = 0;
-                    status.Handled(consumer.Name, cursor.Value, time.GetUtcNow());
-                    if (batch.Count == settings.BatchSize)
-                        continue;
-                }
-                else if (failures > 0)
-                {
-                    // The feed answered again and there is nothing to hand: the consumer is healthy, not still failing.
-                    failures = 0;
-                    status.Recovered(consumer.Name);
+                    gate.Lock.Release();
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -17,6 +17,7 @@ public static class ChangeFeedExtensions
         services.TryAddSingleton<ChangeFeedStatus>();
         services.TryAddSingleton<SqliteChangeFeed>();
         services.TryAddSingleton<IChangeFeed>(provider => provider.GetRequiredService<SqliteChangeFeed>());
+        services.TryAddSingleton(provider => new ChangeConsumerGates(provider.GetRequiredService<SqliteChangeFeed>(), provider.GetRequiredService<ChangeFeedSignal>()));
         services.AddSingleton<ChangeFeedDispatcher>();
         services.AddHostedService(provider => provider.GetRequiredService<ChangeFeedDispatcher>());
         return services;

@@ -52,6 +52,30 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
             """, cancellationToken);
     }
 
+    /// <summary>The consumer's persisted position, or null when it never handled a change under this name.</summary>
+    public async Task<long?> FindCursorAsync(string consumer, CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.ChangeCursors.AsNoTracking().Where(c => c.Consumer == consumer).Select(c => (long?)c.Sequence).SingleOrDefaultAsync(cancellationToken);
+    }
+
+    /// <summary>Moves the consumer's cursor back to <paramref name="sequence"/> (never forward), so the changes after it are handed again.</summary>
+    public async Task RewindCursorAsync(string consumer, long sequence, CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        await db.Database.ExecuteSqlAsync($"UPDATE ChangeCursors SET Sequence = MIN(Sequence, {sequence}) WHERE Consumer = {consumer}", cancellationToken);
+    }
+
+    /// <summary>The oldest change still in the feed (older ones were pruned), or null when the feed is empty.</summary>
+    public async Task<long?> OldestSequenceAsync(CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.Changes.AsNoTracking().OrderBy(c => c.Sequence).Select(c => (long?)c.Sequence).FirstOrDefaultAsync(cancellationToken);
+    }
+
     /// <summary>
     /// Deletes changes committed before <paramref name="committedBefore"/> that every one of <paramref name="consumers"/>
     /// has passed, in chunks so the store's writer never waits long. Returns how many rows went, and the consumers whose

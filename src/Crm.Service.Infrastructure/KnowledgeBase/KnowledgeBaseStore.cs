@@ -52,10 +52,25 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
     private static readonly MarkdownPipeline Pipeline = new MarkdownPipelineBuilder().UseAdvancedExtensions().DisableHtml().Build();
 
     /// <summary>Markdown → HTML (raw HTML in the Markdown is not passed through), then the one sanitizer policy.</summary>
-    public string Render(string markdown) => sanitizer.Sanitize(Markdown.ToHtml(markdown, Pipeline));
+    public string Render(string markdown) => sanitizer.Sanitize(Parse(() => Markdown.ToHtml(markdown, Pipeline)));
 
     public static string ToPlainText(string markdown) =>
-        System.Net.WebUtility.HtmlDecode(Markdown.ToPlainText(markdown, Pipeline)).Trim();
+        System.Net.WebUtility.HtmlDecode(Parse(() => Markdown.ToPlainText(markdown, Pipeline))).Trim();
+
+    /// <summary>Markdig refuses input nested deeper than its limit (128) with an ArgumentException: that is the editor's
+    /// input to fix (422), not a server error.</summary>
+    private static string Parse(Func<string> parse)
+    {
+        try
+        {
+            return parse();
+        }
+        catch (ArgumentException e) when (e.Message.Contains("nested", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid,
+                "The body nests quotes or lists too deeply (Markdown allows at most 127 levels); flatten it.", "body");
+        }
+    }
 
     private async Task<CrmDbContext> OpenAsync(CancellationToken cancellationToken)
     {
@@ -81,26 +96,58 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
         return await db.KbArticles.AsNoTracking().Where(a => a.TranslationGroup == group).OrderBy(a => a.Language).ToListAsync(cancellationToken);
     }
 
+    /// <summary>Which articles a list shows. <see cref="Uncategorized"/> keeps those without a category;
+    /// <see cref="ByTitle"/> orders by title instead of newest change first.</summary>
     public sealed record ArticleFilter(string? Language = null, string? Status = null, string? Visibility = null, Guid? CategoryId = null, string? Tag = null,
-        int Skip = 0, int Take = 50);
+        int Skip = 0, int Take = 50, bool Uncategorized = false, bool ByTitle = false);
 
-    public async Task<IReadOnlyList<ArticleRecord>> ListAsync(ArticleFilter filter, CancellationToken cancellationToken = default)
+    public const int MaxListPage = 200;
+
+    /// <summary>Lists read these columns only, never the three bodies (up to <see cref="MaxBodyLength"/> each).</summary>
+    public sealed record ArticleSummary(Guid Id, string Language, string Title, string Slug, string Status, string Visibility, Guid? CategoryId,
+        List<string> Tags, DateTimeOffset UpdatedAt, string UpdatedBy, int Version);
+
+    /// <summary>A cheap fingerprint of what a filter selects (count, sum of versions, newest change): every save, publish,
+    /// unpublish or delete changes it, so a page's ETag can be checked before any row is read.</summary>
+    public sealed record ListStamp(int Count, long Versions, long LastUpdate);
+
+    /// <summary>One page of the filtered articles, paged and projected in SQL.</summary>
+    public async Task<IReadOnlyList<ArticleSummary>> ListAsync(ArticleFilter filter, CancellationToken cancellationToken = default)
     {
         await using var db = await OpenAsync(cancellationToken);
-        var query = db.KbArticles.AsNoTracking();
+        var query = await FilterAsync(db, filter, cancellationToken);
+        query = filter.ByTitle ? query.OrderBy(a => a.Title).ThenBy(a => a.Id) : query.OrderByDescending(a => a.UpdatedAt).ThenBy(a => a.Id);
+        return await query.Skip(Math.Max(0, filter.Skip)).Take(Math.Clamp(filter.Take, 1, MaxListPage))
+            .Select(a => new ArticleSummary(a.Id, a.Language, a.Title, a.Slug, a.Status, a.Visibility, a.CategoryId, a.Tags, a.UpdatedAt, a.UpdatedBy, a.Version))
+            .ToListAsync(cancellationToken);
+    }
+
+    public async Task<ListStamp> StampAsync(ArticleFilter filter, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        var query = await FilterAsync(db, filter, cancellationToken);
+        var stamp = await query.GroupBy(_ => 1)
+            .Select(g => new { Count = g.Count(), Versions = g.Sum(a => (long)a.Version), Last = g.Max(a => a.UpdatedAt) })
+            .FirstOrDefaultAsync(cancellationToken);
+        return stamp is null ? new ListStamp(0, 0, 0) : new ListStamp(stamp.Count, stamp.Versions, stamp.Last.UtcTicks);
+    }
+
+    private static async Task<IQueryable<ArticleRecord>> FilterAsync(CrmDbContext db, ArticleFilter filter, CancellationToken cancellationToken)
+    {
+        // Tags are a JSON array column: SQLite's json_each matches one exactly, in SQL.
+        var query = filter.Tag is { } tag
+            ? db.KbArticles.FromSql($"SELECT * FROM KbArticles WHERE EXISTS (SELECT 1 FROM json_each(KbArticles.Tags) WHERE json_each.value = {tag})").AsNoTracking()
+            : db.KbArticles.AsNoTracking();
         if (filter.Language is not null) query = query.Where(a => a.Language == filter.Language);
         if (filter.Status is not null) query = query.Where(a => a.Status == filter.Status);
         if (filter.Visibility is not null) query = query.Where(a => a.Visibility == filter.Visibility);
+        if (filter.Uncategorized) query = query.Where(a => a.CategoryId == null);
         if (filter.CategoryId is { } category)
         {
             var ids = await DescendantsAsync(db, category, cancellationToken);
             query = query.Where(a => a.CategoryId != null && ids.Contains(a.CategoryId.Value));
         }
-        var rows = await query.OrderByDescending(a => a.UpdatedAt).ThenBy(a => a.Id).ToListAsync(cancellationToken);
-        // Tags are a JSON column: filtered here, after the indexed filters (an article list is small).
-        if (filter.Tag is not null)
-            rows = [.. rows.Where(a => a.Tags.Contains(filter.Tag))];
-        return [.. rows.Skip(Math.Max(0, filter.Skip)).Take(Math.Clamp(filter.Take, 1, 200))];
+        return query;
     }
 
     /// <summary>Reads every article in id order, a page at a time, for a reindex.</summary>
@@ -155,10 +202,18 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
         return article;
     }
 
-    public Task<ArticleRecord> UpdateAsync(Guid id, int expectedVersion, ArticleDraft draft, string actor, CancellationToken cancellationToken = default)
+    public Task<ArticleRecord> UpdateAsync(Guid id, int expectedVersion, ArticleDraft draft, string actor, CancellationToken cancellationToken = default) =>
+        SaveAsync(id, expectedVersion, draft, null, actor, cancellationToken);
+
+    /// <summary>Saves the content and, in the same revision and version check, sets the status ("Save and publish"):
+    /// publishing from the editor never drops what was typed since the last save.</summary>
+    public Task<ArticleRecord> SaveAsync(Guid id, int expectedVersion, ArticleDraft draft, string? status, string actor, CancellationToken cancellationToken = default)
     {
         Validate(draft);
-        return ChangeAsync(id, expectedVersion, actor, "edited", async (db, article) =>
+        if (status is not null && !ArticleStatus.IsValid(status))
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "status must be draft, published or archived.", "status");
+        var note = status switch { null => "edited", ArticleStatus.Published => "edited and published", ArticleStatus.Archived => "edited and archived", _ => "edited and unpublished" };
+        return ChangeAsync(id, expectedVersion, actor, note, async (db, article) =>
         {
             if (draft.Language != article.Language)
                 throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "An article's language cannot change; add a translation instead.", "language");
@@ -172,6 +227,12 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
             article.CategoryId = draft.CategoryId;
             article.Tags = NormalizeTags(draft.Tags);
             article.Visibility = draft.Visibility;
+            if (status is not null)
+            {
+                if (status == ArticleStatus.Published)
+                    article.PublishedAt ??= time.GetUtcNow();
+                article.Status = status;
+            }
         }, cancellationToken);
     }
 
@@ -190,8 +251,9 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
         }, cancellationToken);
     }
 
-    /// <summary>Brings back the content (title, body, category, tags, visibility) of an earlier revision as a new
-    /// revision; the status stays, so restoring never publishes by surprise.</summary>
+    /// <summary>Brings back the content (title, body, category, tags) of an earlier revision as a new revision; the
+    /// status and the visibility stay, so restoring never publishes by surprise (published + public is what the world
+    /// sees, so an internal article must not turn public because an old draft was public).</summary>
     public Task<ArticleRecord> RestoreAsync(Guid id, int revision, int expectedVersion, string actor, CancellationToken cancellationToken = default) =>
         ChangeAsync(id, expectedVersion, actor, $"restored from {revision}", async (db, article) =>
         {
@@ -203,7 +265,6 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
             article.BodyText = ToPlainText(old.BodyMarkdown);
             article.CategoryId = await db.KbCategories.AnyAsync(c => c.Id == old.CategoryId, cancellationToken) ? old.CategoryId : null;
             article.Tags = [.. old.Tags];
-            article.Visibility = old.Visibility;
         }, cancellationToken);
 
     public async Task DeleteAsync(Guid id, int expectedVersion, string actor, CancellationToken cancellationToken = default)
@@ -213,9 +274,16 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
             ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {id} does not exist.");
         RequireVersion(article, expectedVersion);
         db.KbArticles.Remove(article);
-        await db.KbRevisions.Where(r => r.ArticleId == id).ExecuteDeleteAsync(cancellationToken);
         db.Changes.Add(new ChangeRecord { Entity = ArticleChanges.Entity, EntityId = id.ToString("D"), Kind = ArticleChanges.Deleted, At = time.GetUtcNow() });
-        await SaveAsync(db, cancellationToken);
+        // The revisions go in the same transaction as the article's removal (guarded by the version token): a crash,
+        // or a concurrent save that makes the delete a conflict, leaves the history whole.
+        await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
+        {
+            await db.KbRevisions.Where(r => r.ArticleId == id).ExecuteDeleteAsync(cancellationToken);
+            await SaveAsync(db, cancellationToken, notify: false);
+            await transaction.CommitAsync(cancellationToken);
+        }
+        signal.Notify();
     }
 
     private async Task<ArticleRecord> ChangeAsync(Guid id, int expectedVersion, string actor, string note, Func<CrmDbContext, ArticleRecord, Task> change, CancellationToken cancellationToken)
@@ -253,7 +321,7 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
         db.Changes.Add(new ChangeRecord { Entity = ArticleChanges.Entity, EntityId = article.Id.ToString("D"), Kind = kind, At = now });
     }
 
-    private async Task SaveAsync(CrmDbContext db, CancellationToken cancellationToken)
+    private async Task SaveAsync(CrmDbContext db, CancellationToken cancellationToken, bool notify = true)
     {
         try
         {
@@ -267,7 +335,8 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
         {
             throw new KnowledgeBaseException(KnowledgeBaseError.Conflict, "Another article already uses that slug or translation language. Choose another.", "slug");
         }
-        signal.Notify();
+        if (notify)
+            signal.Notify();
     }
 
     public async Task<IReadOnlyList<ArticleRevisionRecord>> RevisionsAsync(Guid id, CancellationToken cancellationToken = default)

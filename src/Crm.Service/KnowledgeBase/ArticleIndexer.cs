@@ -10,14 +10,24 @@ namespace Crm.Service.KnowledgeBase;
 /// changed article it reads the current row and upserts it, or deletes it from the index when the row is gone.
 /// Re-reading the current state makes a repeated change harmless, and because the feed's cursor moves only after
 /// this returns (the index commits first), a crash between the store's commit and the index update is repaired by
-/// handing the same changes again after the restart.
+/// handing the same changes again after the restart. The cursor is named after the index's identity
+/// ("search-articles:lucene:/var/lib/crm/search"): an index that was not written for a while (another engine or
+/// folder was in use) keeps its own older cursor and is caught up, or rebuilt when the feed was pruned past it.
 /// </summary>
 public sealed class ArticleIndexer(KnowledgeBaseStore store, ISearchIndex index) : IChangeConsumer
 {
-    public string Name => "search-articles";
+    public const string NamePrefix = "search-articles:";
+    private readonly TaskCompletionSource _checked = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public string Name => NamePrefix + index.Identity;
+
+    /// <summary>Called by <see cref="ReindexService"/> once it has decided at start whether the index needs a rebuild:
+    /// until then no change is handled, so the cursor it inspects is the one the index was last written with.</summary>
+    internal void StartChecked() => _checked.TrySetResult();
 
     public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
     {
+        await _checked.Task.WaitAsync(cancellationToken);
         var ids = changes.Where(c => c.Entity == ArticleChanges.Entity).Select(c => c.EntityId).Distinct(StringComparer.Ordinal).ToList();
         if (ids.Count > 0)
             await SyncAsync(ids, cancellationToken);

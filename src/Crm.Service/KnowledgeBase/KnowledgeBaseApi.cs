@@ -24,8 +24,9 @@ public sealed record RevisionView(int Version, string Title, string Body, string
 
 public sealed record DiffLine(string Op, string Line);
 
-/// <summary>The knowledge base's REST API (/api/v1/kb): agents, knowledge editors and admins read (internal and
-/// public articles); knowledge editors and admins write. Saves name the version they edited (If-Match or "version").</summary>
+/// <summary>The knowledge base's REST API (/api/v1/kb): agents read published articles (internal and public);
+/// knowledge editors and admins also read drafts, archived articles and the revision history, and write. Saves name
+/// the version they edited (If-Match or "version").</summary>
 public static class KnowledgeBaseApi
 {
     public const string ReadPolicy = "kb-read";
@@ -36,13 +37,14 @@ public static class KnowledgeBaseApi
         var read = endpoints.MapGroup("/api/v1/kb").RequireAuthorization(ReadPolicy).RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy);
         read.MapGet("/articles", ListAsync);
         read.MapGet("/articles/{id:guid}", GetAsync);
-        read.MapGet("/articles/{id:guid}/revisions", RevisionsAsync);
-        read.MapGet("/articles/{id:guid}/revisions/{version:int}", RevisionAsync);
-        read.MapGet("/articles/{id:guid}/revisions/{version:int}/diff", DiffAsync);
         read.MapGet("/categories", CategoriesAsync);
         read.MapGet("/search", SearchAsync);
 
         var write = endpoints.MapGroup("/api/v1/kb").RequireAuthorization(WritePolicy).RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy);
+        // History holds text an editor removed (drafts, a pasted secret taken out again): editors and admins only.
+        write.MapGet("/articles/{id:guid}/revisions", RevisionsAsync);
+        write.MapGet("/articles/{id:guid}/revisions/{version:int}", RevisionAsync);
+        write.MapGet("/articles/{id:guid}/revisions/{version:int}/diff", DiffAsync);
         write.MapPost("/articles", CreateAsync);
         write.MapPut("/articles/{id:guid}", UpdateAsync);
         write.MapPost("/articles/{id:guid}/publish", (Guid id, VersionRequest? body, HttpContext http, KnowledgeBaseStore store, CancellationToken ct) =>
@@ -101,9 +103,18 @@ public static class KnowledgeBaseApi
         return created ? TypedResults.Created($"/api/v1/kb/articles/{article.Id}", view) : TypedResults.Ok(view);
     }
 
-    internal static async Task<IResult> ListAsync(KnowledgeBaseStore store, string? language, string? status, string? visibility, Guid? category, string? tag,
+    private static bool IsEditor(ClaimsPrincipal user) => user.IsInRole(Roles.KnowledgeEditor) || user.IsInRole(Roles.Admin);
+
+    internal static async Task<IResult> ListAsync(KnowledgeBaseStore store, HttpContext http, string? language, string? status, string? visibility, Guid? category, string? tag,
         int? skip, int? take, CancellationToken ct)
     {
+        // Agents see published articles only, as in search; drafts and archived ones are the editors' business.
+        if (!IsEditor(http.User))
+        {
+            if (status is not null && status != ArticleStatus.Published)
+                return Problems.Invalid("status", "status must be published (or, for knowledge editors, draft or archived).");
+            status = ArticleStatus.Published;
+        }
         var rows = await store.ListAsync(new KnowledgeBaseStore.ArticleFilter(language, status, visibility, category, tag, skip ?? 0, take ?? 50), ct);
         return TypedResults.Ok(rows.Select(a => new { a.Id, a.Language, a.Title, a.Slug, a.Status, a.Visibility, a.CategoryId, a.Tags, a.UpdatedAt, a.UpdatedBy, a.Version }));
     }
@@ -111,7 +122,10 @@ public static class KnowledgeBaseApi
     internal static async Task<IResult> GetAsync(Guid id, KnowledgeBaseStore store, HttpContext http, CancellationToken ct)
     {
         var article = await store.GetAsync(id, ct);
-        return article is null ? Problems.NotFound("id", $"Article {id} does not exist.") : await Saved(article, store, http, ct);
+        // A draft or archived article does not exist for agents (404, as on the help center).
+        return article is null || article.Status != ArticleStatus.Published && !IsEditor(http.User)
+            ? Problems.NotFound("id", $"Article {id} does not exist.")
+            : await Saved(article, store, http, ct);
     }
 
     internal static async Task<IResult> CreateAsync(ArticleRequest request, KnowledgeBaseStore store, HttpContext http, CancellationToken ct)
@@ -235,11 +249,13 @@ public static class KnowledgeBaseApi
             return Problems.Invalid("q", "q is required (at most 500 characters).");
         if (language is not null && !SearchLanguages.IsValid(language))
             return Problems.Invalid("language", "language must be zh-CN, zh-TW or en.");
-        var editor = http.User.IsInRole(Roles.KnowledgeEditor) || http.User.IsInRole(Roles.Admin);
+        var editor = IsEditor(http.User);
         if (status is not null && (!ArticleStatus.IsValid(status) || !editor && status != ArticleStatus.Published))
             return Problems.Invalid("status", "status must be published (or, for knowledge editors, draft or archived).");
         if (visibility is not null && !ArticleVisibility.IsValid(visibility))
             return Problems.Invalid("visibility", "visibility must be internal or public.");
+        if (skip is < 0 or > SearchQuery.MaxSkip)
+            return Problems.Invalid("skip", $"skip must be between 0 and {SearchQuery.MaxSkip}; narrow the search instead of paging deeper.");
         try
         {
             var results = await index.SearchAsync(new SearchQuery(q)
@@ -248,7 +264,7 @@ public static class KnowledgeBaseApi
                 Statuses = [status ?? ArticleStatus.Published],
                 Visibilities = visibility is null ? [] : [visibility],
                 Category = category?.ToString("D"),
-                Skip = Math.Max(0, skip ?? 0),
+                Skip = skip ?? 0,
                 Take = Math.Clamp(take ?? 10, 1, 50),
             }, ct);
             return TypedResults.Ok(new { total = results.Total, hits = results.Hits.Select(h => new { h.Id, h.Title, h.Snippet, h.Language, h.Slug, h.Visibility, h.Status, h.Score }) });

@@ -42,7 +42,8 @@ public static class KnowledgeBaseExtensions
             Path.Combine(Path.GetFullPath(provider.GetRequiredService<IOptions<Crm.Service.Infrastructure.Store.StoreOptions>>().Value.DataDirectory), "search"));
         services.AddSingleton<KnowledgeBaseStore>();
         services.AddSingleton<ArticleIndexer>();
-        services.AddChangeConsumer<ArticleIndexer>();
+        // The same instance as the singleton: ReindexService releases it once its start-up check is done.
+        services.AddSingleton<Crm.Service.Grains.Storage.IChangeConsumer>(provider => provider.GetRequiredService<ArticleIndexer>());
         services.AddSingleton<ReindexService>();
         services.AddHostedService(provider => provider.GetRequiredService<ReindexService>());
         // Replaces the web chat's default (no suggestions).

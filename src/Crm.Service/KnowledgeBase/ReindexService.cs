@@ -9,12 +9,14 @@ public sealed record ReindexProgress(string State, int Total, int Done, DateTime
 
 /// <summary>
 /// Rebuilds the search index from the store: every article into a new index, then an atomic swap (searches keep
-/// answering from the old one meanwhile). Changes committed while it ran went to the old index, so after the swap
-/// the articles the feed names since the rebuild began are synced again. One rebuild at a time. On start, an empty
-/// index next to a store with articles (a deleted index folder, a new Elasticsearch cluster) is rebuilt by itself.
+/// answering from the old one meanwhile). Changes committed while it ran went to the old index, so just before the
+/// swap the indexer's feed cursor is moved back, durably, to where the rebuild began: the indexer then hands those
+/// changes again to the new index, with its usual retries, and a crash right after the swap cannot skip them. One
+/// rebuild at a time. On start, the index is rebuilt by itself when the store holds articles and the index is empty
+/// (a deleted folder, a new Elasticsearch cluster), has no cursor of its own, or the feed was pruned past its cursor.
 /// </summary>
-public sealed class ReindexService(KnowledgeBaseStore store, ISearchIndex index, ArticleIndexer indexer, IChangeFeed feed, TimeProvider time,
-    ILogger<ReindexService> logger) : BackgroundService
+public sealed class ReindexService(KnowledgeBaseStore store, ISearchIndex index, ArticleIndexer indexer, IChangeFeed feed, ChangeConsumerGates gates,
+    TimeProvider time, ILogger<ReindexService> logger) : BackgroundService
 {
     private const int PageSize = 500;
     private readonly object _gate = new();
@@ -50,6 +52,7 @@ public sealed class ReindexService(KnowledgeBaseStore store, ISearchIndex index,
 
     private async Task RunCoreAsync(CancellationToken cancellationToken, IProgress<ReindexProgress>? report = null)
     {
+        var swapped = false;
         try
         {
             var from = await feed.LastSequenceAsync(cancellationToken);
@@ -63,23 +66,23 @@ public sealed class ReindexService(KnowledgeBaseStore store, ISearchIndex index,
                     await rebuild.AddAsync([.. page.Select(a => ArticleIndexer.ToDocument(a, categories))], cancellationToken);
                     Update(p => p with { Done = p.Done + page.Count }, report);
                 }
+                // What changed while the new index was filling went to the old one. With the indexer held between
+                // batches, its cursor goes back to where the rebuild began (committed before the swap, so a crash
+                // after the swap still leaves those changes owed), then the swap; the indexer hands them again.
+                await using var pause = await gates.PauseAsync(indexer.Name, cancellationToken);
+                await pause.RewindAsync(from, cancellationToken);
                 await rebuild.CompleteAsync(cancellationToken);
-            }
-            // Catch up with what changed while the new index was filling (it went to the old one).
-            for (var after = from; ;)
-            {
-                var changes = await feed.ReadAsync(after, 1000, cancellationToken);
-                if (changes.Count == 0)
-                    break;
-                await indexer.HandleAsync(changes, cancellationToken);
-                after = changes[^1].Sequence;
+                swapped = true;
             }
             Update(p => p with { State = "completed", FinishedAt = time.GetUtcNow() }, report);
             logger.LogInformation("Search index rebuilt from {Count} articles ({Engine}).", Progress.Done, index.Engine);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            logger.LogError(e, "Rebuilding the search index failed; the previous index is still in use.");
+            if (swapped)
+                logger.LogError(e, "The rebuilt search index is in use, but finishing the rebuild failed; the changes made meanwhile are handed to it by the change feed.");
+            else
+                logger.LogError(e, "Rebuilding the search index failed; the previous index is still in use.");
             Update(p => p with { State = "failed", FinishedAt = time.GetUtcNow(), Error = e.Message }, report);
         }
     }
@@ -96,9 +99,9 @@ public sealed class ReindexService(KnowledgeBaseStore store, ISearchIndex index,
     {
         try
         {
-            if (await index.CountAsync(stoppingToken) == 0 && await store.CountAsync(stoppingToken) > 0)
+            if (await RebuildReasonAsync(stoppingToken) is { } reason)
             {
-                logger.LogWarning("The search index is empty but the store holds articles: rebuilding it.");
+                logger.LogWarning("{Reason}: rebuilding the search index {Index}.", reason, index.Identity);
                 TryStart(out _);
             }
         }
@@ -106,5 +109,23 @@ public sealed class ReindexService(KnowledgeBaseStore store, ISearchIndex index,
         {
             logger.LogWarning(e, "Could not check whether the search index needs a rebuild; POST /api/v1/admin/kb/reindex rebuilds it by hand.");
         }
+        finally
+        {
+            indexer.StartChecked();
+        }
+    }
+
+    /// <summary>Why the index cannot be trusted to follow the store, or null when it can.</summary>
+    private async Task<string?> RebuildReasonAsync(CancellationToken cancellationToken)
+    {
+        if (await store.CountAsync(cancellationToken) == 0)
+            return null;
+        if (await index.CountAsync(cancellationToken) == 0)
+            return "The search index is empty but the store holds articles";
+        if (await gates.CursorAsync(indexer.Name, cancellationToken) is not { } cursor)
+            return "The search index has no change-feed cursor of its own (it was never written by this store under this name)";
+        if (await gates.OldestChangeAsync(cancellationToken) is { } oldest && oldest > cursor + 1)
+            return $"The change feed was pruned past the search index's cursor ({cursor}; oldest change kept {oldest}) while another index was in use";
+        return null;
     }
 }

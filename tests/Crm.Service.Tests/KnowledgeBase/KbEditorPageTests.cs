@@ -67,7 +67,8 @@ public sealed class KbEditorPageTests : AppTest
         var edit = created.Headers.Location!.OriginalString;
         var id = edit.Split('/')[^1];
         await editor.SubmitAsync(edit, Fields("Returns", "New wording.", 1), edit + "?handler=Save");
-        var published = await editor.SubmitAsync(edit, new() { ["Version"] = "2" }, edit + "?handler=Publish");
+        // The Publish button submits the whole form (it saves what is typed, then publishes).
+        var published = await editor.SubmitAsync(edit, Fields("Returns", "New wording.", 2), edit + "?handler=Publish");
         Assert.Equal(HttpStatusCode.Redirect, published.StatusCode);
 
         var history = WebUtility.HtmlDecode(await editor.PageAsync($"/Kb/History/{id}?diff=2"));

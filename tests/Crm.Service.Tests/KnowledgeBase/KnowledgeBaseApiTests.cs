@@ -36,7 +36,7 @@ public sealed class KnowledgeBaseApiTests : AppTest
     {
         using var editor = await EditorAsync(App);
         using var agent = await App.AgentAsync();
-        var article = await CreateAsync(editor, "Billing", "Invoices are monthly.");
+        var article = await PublishAsync(editor, await CreateAsync(editor, "Billing", "Invoices are monthly."));
 
         Assert.Equal(HttpStatusCode.Forbidden, (await agent.PostAsJsonAsync("/api/v1/kb/articles", new { language = "en", title = "x", body = "y", visibility = "public" })).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await agent.PostAsJsonAsync($"/api/v1/kb/articles/{Id(article)}/publish", new { version = 1 })).StatusCode);
@@ -206,7 +206,7 @@ public sealed class KnowledgeBaseCrashTests
             id = Id(article);
             Assert.Empty(await SearchIdsAsync(agent, "firewall"));
             // The consumer failed on the article's changes, so its cursor is still before them.
-            var cursor = await first.QueryAsync(db => Task.FromResult(db.ChangeCursors.Where(c => c.Consumer == "search-articles").Select(c => (long?)c.Sequence).FirstOrDefault()));
+            var cursor = await first.QueryAsync(db => Task.FromResult(db.ChangeCursors.Where(c => c.Consumer.StartsWith("search-articles:")).Select(c => (long?)c.Sequence).FirstOrDefault()));
             var head = await first.QueryAsync(db => Task.FromResult(db.Changes.Where(c => c.Entity == "article").Max(c => c.Sequence)));
             Assert.True(cursor is null || cursor < head, $"cursor {cursor} should be behind the article changes (head {head})");
         }

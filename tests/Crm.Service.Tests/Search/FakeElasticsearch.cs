@@ -27,6 +27,9 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
 
     public List<string> Requests { get; } = [];
 
+    /// <summary>Like http.max_content_length: larger request bodies are answered 413 (null: no limit).</summary>
+    public int? MaxContentLength { get; set; }
+
     private sealed class FakeIndex(JsonObject mappings, JsonObject analyzers)
     {
         public JsonObject Mappings { get; } = mappings;
@@ -63,7 +66,9 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
             body = await reader.ReadToEndAsync();
         lock (_gate)
             Requests.Add($"{method} /{path}{http.Request.QueryString}");
-        var (status, answer) = Route(method, path.Split('/'), body, http.Request.ContentType);
+        var (status, answer) = MaxContentLength is { } limit && Encoding.UTF8.GetByteCount(body) > limit
+            ? Error(HttpStatusCode.RequestEntityTooLarge, "content_too_long_exception", $"request body is too large ({Encoding.UTF8.GetByteCount(body)} > {limit} bytes)")
+            : Route(method, path.Split('/'), body, http.Request.ContentType);
         http.Response.StatusCode = (int)status;
         http.Response.ContentType = "application/json";
         await http.Response.WriteAsync(answer.ToJsonString());

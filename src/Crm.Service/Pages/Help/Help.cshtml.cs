@@ -13,38 +13,62 @@ namespace Crm.Service.Pages.Help;
 /// <summary>What every help-center page shares: the language from the route, caching with ETag, only published public articles.</summary>
 public abstract class HelpPage(IOptions<KnowledgeBaseOptions> options) : PageModel
 {
+    /// <summary>Articles a category page (and the "other articles" list) shows at a time; the index shows a few per category.</summary>
+    public const int PageSize = 50;
+    public const int SectionSize = 10;
+
     [FromRoute(Name = "lang")]
     public string? Lang { get; set; }
+
+    /// <summary>1-based page of a paged list (?page=2).</summary>
+    [FromQuery(Name = "page")]
+    public int PageNumber { get; set; } = 1;
 
     public HelpText Text => HelpText.For(Lang ?? "en");
 
     protected static KnowledgeBaseStore.ArticleFilter Visible(string language) =>
-        new(language, ArticleStatus.Published, ArticleVisibility.Public, Take: 200);
+        new(language, ArticleStatus.Published, ArticleVisibility.Public, ByTitle: true);
 
     protected bool ValidLanguage()
     {
         ViewData["Lang"] = Lang;
+        PageNumber = Math.Clamp(PageNumber, 1, 100_000);
         return SearchLanguages.IsValid(Lang);
     }
 
-    /// <summary>Sets ETag and Cache-Control from what the page shows; true when the browser's copy is still current (answer 304).</summary>
+    /// <summary>Sets ETag and Cache-Control from what the page shows; true when the browser's copy is still current (answer 304).
+    /// Callers pass a cheap fingerprint (a <see cref="KnowledgeBaseStore.ListStamp"/>), read before any article row.</summary>
     protected bool NotModified(string state)
     {
         var tag = "\"" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(state)))[..32] + "\"";
         Response.Headers.ETag = tag;
-        Response.Headers.CacheControl = $"public, max-age={(int)options.Value.HelpCacheDuration.TotalSeconds}";
+        Response.Headers.CacheControl = CacheControl((int)options.Value.HelpCacheDuration.TotalSeconds);
         return Request.Headers.IfNoneMatch.Any(v => v is not null && v.Split(',').Any(t => t.Trim() == tag));
     }
 
+    /// <summary>Shared caches may keep a page only when it was answered to an anonymous visitor: for a signed-in agent
+    /// the cookie handler may renew the session cookie (Set-Cookie) on this very response.</summary>
+    protected string CacheControl(int seconds) =>
+        User.Identity?.IsAuthenticated == true ? "private, no-cache" : $"public, max-age={seconds}";
+
+    protected static string State(KnowledgeBaseStore.ListStamp stamp) => $"{stamp.Count}:{stamp.Versions}:{stamp.LastUpdate}";
+
     protected static string State(IEnumerable<ArticleRecord> articles) => string.Join(';', articles.Select(a => $"{a.Id}:{a.Version}"));
+
+    protected static string State(IEnumerable<CategoryRecord> categories) =>
+        string.Join(';', categories.Select(c => c.Id + c.Name + c.ParentId + string.Join(',', c.Names)));
+
+    public int PageCount(int count) => Math.Max(1, (count + PageSize - 1) / PageSize);
 }
 
 public sealed class IndexModel(KnowledgeBaseStore store, IOptions<KnowledgeBaseOptions> options) : HelpPage(options)
 {
-    public sealed record Section(CategoryRecord Category, string Name, IReadOnlyList<ArticleRecord> Articles);
+    /// <summary>A top-level category with its first articles by title and how many it holds (its page lists them all).</summary>
+    public sealed record Section(CategoryRecord Category, string Name, IReadOnlyList<KnowledgeBaseStore.ArticleSummary> Articles, int Count);
 
     public IReadOnlyList<Section> Categories { get; private set; } = [];
-    public IReadOnlyList<ArticleRecord> Uncategorized { get; private set; } = [];
+    public IReadOnlyList<KnowledgeBaseStore.ArticleSummary> Uncategorized { get; private set; } = [];
+    public int UncategorizedCount { get; private set; }
 
     public async Task<IActionResult> OnGetAsync(CancellationToken cancellationToken)
     {
@@ -56,16 +80,25 @@ public sealed class IndexModel(KnowledgeBaseStore store, IOptions<KnowledgeBaseO
         }
         if (!ValidLanguage())
             return NotFound();
-        var articles = await store.ListAsync(Visible(Lang), cancellationToken);
         var categories = await store.CategoriesAsync(cancellationToken);
-        if (NotModified(Lang + State(articles) + string.Join(';', categories.Select(c => c.Id + c.Name + string.Join(',', c.Names)))))
+        var visible = Visible(Lang);
+        var stamp = await store.StampAsync(visible, cancellationToken);
+        if (NotModified($"{Lang}|{PageNumber}|{State(stamp)}|{State(categories)}"))
             return StatusCode(StatusCodes.Status304NotModified);
-        // An article shows under its category's top-level ancestor.
-        var top = articles.GroupBy(a => KnowledgeBaseStore.Path(categories, a.CategoryId).FirstOrDefault()?.Id).ToList();
-        Categories = [.. categories.Where(c => c.ParentId is null)
-            .Select(c => new Section(c, HelpText.CategoryName(c, Lang), [.. top.FirstOrDefault(g => g.Key == c.Id)?.OrderBy(a => a.Title) ?? Enumerable.Empty<ArticleRecord>()]))
-            .Where(s => s.Articles.Count > 0)];
-        Uncategorized = [.. top.FirstOrDefault(g => g.Key is null)?.OrderBy(a => a.Title) ?? Enumerable.Empty<ArticleRecord>()];
+        // An article shows under its category's top-level ancestor (the filter includes the categories below).
+        var sections = new List<Section>();
+        foreach (var top in categories.Where(c => c.ParentId is null))
+        {
+            var filter = visible with { CategoryId = top.Id };
+            var count = (await store.StampAsync(filter, cancellationToken)).Count;
+            if (count > 0)
+                sections.Add(new Section(top, HelpText.CategoryName(top, Lang), await store.ListAsync(filter with { Take = SectionSize }, cancellationToken), count));
+        }
+        Categories = sections;
+        // Articles without a category (or whose category is gone) have no category page: this list is paged here.
+        var uncategorized = visible with { Uncategorized = true };
+        UncategorizedCount = (await store.StampAsync(uncategorized, cancellationToken)).Count;
+        Uncategorized = await store.ListAsync(uncategorized with { Skip = (PageNumber - 1) * PageSize, Take = PageSize }, cancellationToken);
         return Page();
     }
 }
@@ -76,7 +109,8 @@ public sealed class CategoryModel(KnowledgeBaseStore store, IOptions<KnowledgeBa
     public string Slug { get; set; } = "";
 
     public string Name { get; private set; } = "";
-    public IReadOnlyList<ArticleRecord> Articles { get; private set; } = [];
+    public IReadOnlyList<KnowledgeBaseStore.ArticleSummary> Articles { get; private set; } = [];
+    public int Count { get; private set; }
 
     public async Task<IActionResult> OnGetAsync(CancellationToken cancellationToken)
     {
@@ -85,11 +119,13 @@ public sealed class CategoryModel(KnowledgeBaseStore store, IOptions<KnowledgeBa
         var categories = await store.CategoriesAsync(cancellationToken);
         if (categories.FirstOrDefault(c => c.Slug == Slug) is not { } category)
             return NotFound();
-        var articles = await store.ListAsync(Visible(Lang!) with { CategoryId = category.Id }, cancellationToken);
-        if (NotModified(Lang + category.Id + category.Name + State(articles)))
+        var filter = Visible(Lang!) with { CategoryId = category.Id };
+        var stamp = await store.StampAsync(filter, cancellationToken);
+        if (NotModified($"{Lang}|{PageNumber}|{State(stamp)}|{State(categories)}"))
             return StatusCode(StatusCodes.Status304NotModified);
         Name = HelpText.CategoryName(category, Lang!);
-        Articles = [.. articles.OrderBy(a => a.Title)];
+        Count = stamp.Count;
+        Articles = await store.ListAsync(filter with { Skip = (PageNumber - 1) * PageSize, Take = PageSize }, cancellationToken);
         return Page();
     }
 }
@@ -123,8 +159,10 @@ public sealed class ArticleModel(KnowledgeBaseStore store, IOptions<KnowledgeBas
 }
 
 [EnableRateLimiting(KnowledgeBaseExtensions.HelpSearchRateLimit)]
-public sealed class SearchModel(ISearchIndex index, IOptions<KnowledgeBaseOptions> options) : HelpPage(options)
+public sealed class SearchModel(ISearchIndex index, IOptions<KnowledgeBaseOptions> options, ILogger<SearchModel> logger) : HelpPage(options)
 {
+    public bool Unavailable { get; private set; }
+
     [FromQuery(Name = "q")]
     public string? Query { get; set; }
 
@@ -139,14 +177,26 @@ public sealed class SearchModel(ISearchIndex index, IOptions<KnowledgeBaseOption
             return Page();
         if (Query.Length > 200)
             Query = Query[..200];
-        Results = await index.SearchAsync(new SearchQuery(Query)
+        try
         {
-            Languages = [Lang!],
-            Statuses = [ArticleStatus.Published],
-            Visibilities = [ArticleVisibility.Public],
-            Take = 20,
-        }, cancellationToken);
-        Response.Headers.CacheControl = "public, max-age=30";
+            Results = await index.SearchAsync(new SearchQuery(Query)
+            {
+                Languages = [Lang!],
+                Statuses = [ArticleStatus.Published],
+                Visibilities = [ArticleVisibility.Public],
+                Take = 20,
+            }, cancellationToken);
+        }
+        catch (SearchUnavailableException e)
+        {
+            // The engine (Elasticsearch) is down or refused: a page that says so, not a 500, and nothing cached.
+            logger.LogWarning(e, "Help-center search failed: {Reason}", e.Message);
+            Unavailable = true;
+            Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            Response.Headers.CacheControl = "no-store";
+            return Page();
+        }
+        Response.Headers.CacheControl = CacheControl(30);
         return Page();
     }
 }

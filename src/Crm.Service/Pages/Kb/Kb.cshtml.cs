@@ -2,6 +2,7 @@ using Crm.Service.Auth;
 using Crm.Service.Infrastructure.KnowledgeBase;
 using Crm.Service.KnowledgeBase;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 
 namespace Crm.Service.Pages.Kb;
@@ -13,12 +14,27 @@ public sealed class IndexModel(KnowledgeBaseStore store) : PageModel
     [FromQuery] public string? Status { get; set; }
     [FromQuery] public string? Visibility { get; set; }
 
-    public IReadOnlyList<ArticleRecord> Articles { get; private set; } = [];
+    [FromQuery(Name = "page")] public int PageNumber { get; set; } = 1;
 
-    public async Task OnGetAsync(CancellationToken cancellationToken) =>
-        Articles = await store.ListAsync(new KnowledgeBaseStore.ArticleFilter(
+    public const int PageSize = 100;
+    public IReadOnlyList<KnowledgeBaseStore.ArticleSummary> Articles { get; private set; } = [];
+    public int Count { get; private set; }
+
+    public async Task OnGetAsync(CancellationToken cancellationToken)
+    {
+        PageNumber = Math.Clamp(PageNumber, 1, 100_000);
+        var filter = new KnowledgeBaseStore.ArticleFilter(
             string.IsNullOrEmpty(Language) ? null : Language, string.IsNullOrEmpty(Status) ? null : Status,
-            string.IsNullOrEmpty(Visibility) ? null : Visibility, Take: 200), cancellationToken);
+            string.IsNullOrEmpty(Visibility) ? null : Visibility);
+        Count = (await store.StampAsync(filter, cancellationToken)).Count;
+        Articles = await store.ListAsync(filter with { Skip = (PageNumber - 1) * PageSize, Take = PageSize }, cancellationToken);
+    }
+
+    /// <summary>The list's address for another page, keeping the filters.</summary>
+    public string PageUrl(int page) => QueryHelpers.AddQueryString("/Kb", new Dictionary<string, string?>
+    {
+        ["language"] = Language, ["status"] = Status, ["visibility"] = Visibility, ["page"] = page.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    }.Where(p => !string.IsNullOrEmpty(p.Value)));
 }
 
 /// <summary>Create and edit with a live preview (the same Markdig + sanitizer path as a save), publish and unpublish.
@@ -58,9 +74,29 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
 
     /// <summary>The live preview: sanitized HTML of the posted Markdown (anti-forgery checked like every post).</summary>
     public IActionResult OnPostPreview() =>
-        Content(Body.Length > KnowledgeBaseStore.MaxBodyLength ? "" : store.Render(Body), "text/html; charset=utf-8");
+        Content(Body.Length > KnowledgeBaseStore.MaxBodyLength ? "" : Preview(Body), "text/html; charset=utf-8");
 
-    public async Task<IActionResult> OnPostSaveAsync(CancellationToken cancellationToken)
+    /// <summary>The rendered body, or what is wrong with it (Markdown nested too deeply) as the preview's text.</summary>
+    private string Preview(string body)
+    {
+        try
+        {
+            return store.Render(body);
+        }
+        catch (KnowledgeBaseException e)
+        {
+            return "<p class=\"error\">" + System.Net.WebUtility.HtmlEncode(e.Message) + "</p>";
+        }
+    }
+
+    public Task<IActionResult> OnPostSaveAsync(CancellationToken cancellationToken) => SaveAsync(null, cancellationToken);
+
+    // Publish and Unpublish submit the whole form: what was typed is saved with the new status, in one version check.
+    public Task<IActionResult> OnPostPublishAsync(CancellationToken cancellationToken) => SaveAsync(ArticleStatus.Published, cancellationToken);
+
+    public Task<IActionResult> OnPostUnpublishAsync(CancellationToken cancellationToken) => SaveAsync(ArticleStatus.Draft, cancellationToken);
+
+    private async Task<IActionResult> SaveAsync(string? status, CancellationToken cancellationToken)
     {
         var tags = (Tags ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         return await RunAsync(async () =>
@@ -68,18 +104,12 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
             if (Id is not { } id)
             {
                 var created = await store.CreateAsync(new ArticleDraft(Language, Title, Body, Visibility, CategoryId, tags), User.ConsoleActor(), cancellationToken);
-                return created;
+                return status is null ? created : await store.SetStatusAsync(created.Id, created.Version, status, User.ConsoleActor(), cancellationToken);
             }
             var current = await store.GetAsync(id, cancellationToken) ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, "The article was deleted.");
-            return await store.UpdateAsync(id, Version, new ArticleDraft(current.Language, Title, Body, Visibility, CategoryId, tags), User.ConsoleActor(), cancellationToken);
+            return await store.SaveAsync(id, Version, new ArticleDraft(current.Language, Title, Body, Visibility, CategoryId, tags), status, User.ConsoleActor(), cancellationToken);
         }, cancellationToken);
     }
-
-    public Task<IActionResult> OnPostPublishAsync(CancellationToken cancellationToken) =>
-        RunAsync(() => store.SetStatusAsync(Id!.Value, Version, ArticleStatus.Published, User.ConsoleActor(), cancellationToken), cancellationToken);
-
-    public Task<IActionResult> OnPostUnpublishAsync(CancellationToken cancellationToken) =>
-        RunAsync(() => store.SetStatusAsync(Id!.Value, Version, ArticleStatus.Draft, User.ConsoleActor(), cancellationToken), cancellationToken);
 
     private async Task<IActionResult> RunAsync(Func<Task<ArticleRecord>> action, CancellationToken cancellationToken)
     {
@@ -95,7 +125,7 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
             // Keep what the editor typed; show the stored status and version so a reload is one click away.
             if (Id is { } id && await store.GetAsync(id, cancellationToken) is { } stored)
                 Status = stored.Status;
-            PreviewHtml = store.Render(Body);
+            PreviewHtml = Preview(Body);
             Response.StatusCode = e.Kind switch
             {
                 KnowledgeBaseError.Conflict => StatusCodes.Status409Conflict,

@@ -1,0 +1,75 @@
+using System.Collections.Concurrent;
+
+namespace Crm.Service.Infrastructure.Changes;
+
+/// <summary>
+/// Lets the owner of a change consumer hold it between two batches and move its cursor back, so that changes are
+/// handed again. A search index swapped for a rebuilt copy needs that: the changes made while the copy was filling
+/// went to the old index, and the rewind is durable, so a crash right after the swap still hands them to the new
+/// one. The dispatcher holds a consumer's gate while it reads, hands and saves a batch, and re-reads the cursor
+/// after a rewind.
+/// </summary>
+public sealed class ChangeConsumerGates
+{
+    private readonly SqliteChangeFeed _feed;
+    private readonly ChangeFeedSignal _signal;
+    private readonly ConcurrentDictionary<string, Gate> _gates = new(StringComparer.Ordinal);
+
+    internal ChangeConsumerGates(SqliteChangeFeed feed, ChangeFeedSignal signal) => (_feed, _signal) = (feed, signal);
+
+    internal sealed class Gate
+    {
+        public SemaphoreSlim Lock { get; } = new(1, 1);
+        public int Rewinds;
+    }
+
+    internal Gate For(string consumer) => _gates.GetOrAdd(consumer, _ => new Gate());
+
+    /// <summary>The consumer's saved cursor, or null when no change was ever handled under that name.</summary>
+    public Task<long?> CursorAsync(string consumer, CancellationToken cancellationToken = default) => _feed.FindCursorAsync(consumer, cancellationToken);
+
+    /// <summary>The oldest change the feed still holds (null when empty): a consumer whose cursor is below it minus
+    /// one never saw the pruned changes in between.</summary>
+    public Task<long?> OldestChangeAsync(CancellationToken cancellationToken = default) => _feed.OldestSequenceAsync(cancellationToken);
+
+    /// <summary>Waits until the consumer is between batches and keeps it there until the pause is disposed.</summary>
+    public async Task<Pause> PauseAsync(string consumer, CancellationToken cancellationToken = default)
+    {
+        var gate = For(consumer);
+        await gate.Lock.WaitAsync(cancellationToken);
+        return new Pause(this, consumer, gate);
+    }
+
+    public sealed class Pause : IAsyncDisposable
+    {
+        private readonly ChangeConsumerGates _owner;
+        private readonly string _consumer;
+        private readonly Gate _gate;
+        private bool _released;
+        private bool _rewound;
+
+        internal Pause(ChangeConsumerGates owner, string consumer, Gate gate) => (_owner, _consumer, _gate) = (owner, consumer, gate);
+
+        /// <summary>Durably moves the cursor back to <paramref name="sequence"/> (never forward); the consumer
+        /// continues from there once the pause ends, in this process or after a restart.</summary>
+        public async Task RewindAsync(long sequence, CancellationToken cancellationToken = default)
+        {
+            await _owner._feed.RewindCursorAsync(_consumer, sequence, cancellationToken);
+            Interlocked.Increment(ref _gate.Rewinds);
+            _rewound = true;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            if (!_released)
+            {
+                _released = true;
+                _gate.Lock.Release();
+                // Wake the consumer now rather than at its next poll.
+                if (_rewound)
+                    _owner._signal.Notify();
+            }
+            return ValueTask.CompletedTask;
+        }
+    }
+}
