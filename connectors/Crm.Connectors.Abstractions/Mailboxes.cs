@@ -19,8 +19,8 @@ public interface IConversationLookup
     /// channel's id, outbound by our message id); the most recent match wins. Null when none is stored.</summary>
     Task<ThreadMatch?> FindByMessagesAsync(string channelAccountId, IReadOnlyCollection<string> inboundExternalIds, IReadOnlyCollection<Guid> outboundMessageIds, CancellationToken cancellationToken = default);
 
-    /// <summary>The conversations on <paramref name="channelAccountId"/> that belong to ticket <paramref name="ticketNumber"/>.</summary>
-    Task<IReadOnlyList<ThreadMatch>> FindByTicketAsync(string channelAccountId, long ticketNumber, CancellationToken cancellationToken = default);
+    /// <summary>The conversations on <paramref name="channelAccountId"/> that belong to any of the tickets <paramref name="ticketNumbers"/> (one query; callers bound the list).</summary>
+    Task<IReadOnlyList<ThreadMatch>> FindByTicketsAsync(string channelAccountId, IReadOnlyCollection<long> ticketNumbers, CancellationToken cancellationToken = default);
 
     /// <summary>The messages of one conversation (at most <paramref name="max"/>, the newest) and its ticket's subject.</summary>
     Task<ThreadHistory> HistoryAsync(string channelAccountId, string threadKey, int max = 50, CancellationToken cancellationToken = default);
@@ -29,8 +29,10 @@ public interface IConversationLookup
     Task<bool> IsOutboundAsync(string channelAccountId, Guid messageId, CancellationToken cancellationToken = default);
 }
 
-/// <summary>Where a mailbox reader stands: the folder's UIDVALIDITY and the highest UID it has handled.</summary>
-public sealed record MailboxCursor(uint UidValidity, uint LastUid);
+/// <summary>Where a mailbox reader stands: the folder's UIDVALIDITY and the highest UID it has handled, and which
+/// server mailbox that was (<paramref name="Server"/>, an opaque identity such as a hash of host and user; null for a
+/// cursor stored before it was recorded). A UID means nothing in another server's mailbox, even with the same UIDVALIDITY.</summary>
+public sealed record MailboxCursor(uint UidValidity, uint LastUid, string? Server = null);
 
 /// <summary>A message a mailbox reader could not map at all: kept byte for byte with the reason, for admins.</summary>
 public sealed record QuarantinedMail(string ChannelAccountId, string Folder, uint UidValidity, uint Uid, string Reason, byte[] RawSource, DateTimeOffset At);

@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Crm.Connectors.Abstractions;
 using Crm.Service.Contracts;
 using Microsoft.Extensions.Logging;
@@ -28,7 +27,7 @@ internal abstract record MailOutcome
 /// key: its Message-ID qualified by a hash of the sender), that is, a new ticket. The mail's own id is looked up first, so a redelivery resolves to the
 /// conversation of its first copy and the conversation grain answers it as a duplicate.
 /// </remarks>
-internal sealed partial class EmailIngest(
+internal sealed class EmailIngest(
     MimeMessageMapper mapper,
     IInboundHandOff handOff,
     IConversationLookup conversations,
@@ -112,6 +111,13 @@ internal sealed partial class EmailIngest(
         return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
     }
 
+    /// <summary>A mail over the size limit, of which only the header was downloaded: handed off flagged, in a
+    /// conversation of its own; its full source stays on the mail server.</summary>
+    public Task<MailOutcome> ProcessOversizeAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] header, long size, CancellationToken cancellationToken = default) =>
+        HandOffOversizeAsync(account, folder, uidValidity, uid, header, time.GetUtcNow(),
+            $"[This email is {size / 1024.0 / 1024.0:0.0} MB, over the {options.Value.MaxMessageBytes / 1024.0 / 1024.0:0.#} MB this mailbox downloads. " +
+            $"Only its header was read; the full message stays on the mail server in folder '{folder}' (UID {uid}).]", cancellationToken, headerOnly: true);
+
     /// <summary>
     /// Hands a message off. A refusal of the message itself (a <see cref="DomainException"/> about its content, or the
     /// core rejecting a value as malformed) is deterministic: the mail is quarantined, so it is acknowledged and never
@@ -168,13 +174,14 @@ internal sealed partial class EmailIngest(
         // reference) gets a conversation of their own rather than someone else's thread.
         if (await conversations.FindByMessagesAsync(account.Id, inbound, outbound, cancellationToken) is { } referenced && referenced.CustomerIdentity == senderKey)
             return (referenced.ThreadKey, dedupeKey, false);
-        foreach (Match tag in TicketTag().Matches(mail.Subject ?? ""))
+        // A few tags at most, in one query; the first tag (in subject order) naming a conversation of this sender wins.
+        var numbers = EmailIds.TicketNumbers(mail.Subject);
+        if (numbers.Count > 0)
         {
-            if (!long.TryParse(tag.Groups[1].ValueSpan, out var number))
-                continue;
-            var ofTicket = await conversations.FindByTicketAsync(account.Id, number, cancellationToken);
-            if (ofTicket.OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged)
-                return (tagged.ThreadKey, dedupeKey, false);
+            var ofTickets = await conversations.FindByTicketsAsync(account.Id, numbers, cancellationToken);
+            foreach (var number in numbers)
+                if (ofTickets.Where(c => c.TicketNumber == number).OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged)
+                    return (tagged.ThreadKey, dedupeKey, false);
         }
         return (dedupeKey, dedupeKey, true);
     }
@@ -193,7 +200,7 @@ internal sealed partial class EmailIngest(
     }
 
     /// <summary>Too large (or too many parts) to parse: handed off with its raw source and a note, in a conversation of its own.</summary>
-    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, DateTimeOffset now, string note, CancellationToken cancellationToken)
+    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, DateTimeOffset now, string note, CancellationToken cancellationToken, bool headerOnly = false)
     {
         var headers = OversizeHeaders.Read(raw);
         // The same check as a parsed mail's sender: an address the core refuses would fail the hand-off on every retry.
@@ -209,7 +216,7 @@ internal sealed partial class EmailIngest(
             Subject = headers.Subject ?? "(oversized email)",
             Text = note,
             RawSource = raw,
-            RawContentType = "message/rfc822",
+            RawContentType = headerOnly ? "text/rfc822-headers" : "message/rfc822",
         };
         return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
     }
@@ -220,7 +227,4 @@ internal sealed partial class EmailIngest(
         await mailboxes.QuarantineAsync(new QuarantinedMail(account.Id, folder, uidValidity, uid, reason, raw, time.GetUtcNow()), cancellationToken);
         return new MailOutcome.Quarantined(reason);
     }
-
-    [GeneratedRegex(@"\[#(\d{1,18})\]", RegexOptions.CultureInvariant)]
-    private static partial Regex TicketTag();
 }

@@ -38,11 +38,13 @@ internal sealed class SqliteMailboxStore(
             .Select(c => new ThreadMatch(c.ThreadKey, c.CustomerIdentity, c.TicketNumber)).SingleOrDefaultAsync(cancellationToken);
     }
 
-    public async Task<IReadOnlyList<ThreadMatch>> FindByTicketAsync(string channelAccountId, long ticketNumber, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<ThreadMatch>> FindByTicketsAsync(string channelAccountId, IReadOnlyCollection<long> ticketNumbers, CancellationToken cancellationToken = default)
     {
+        if (ticketNumbers.Count == 0)
+            return [];
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         return await db.Conversations.AsNoTracking()
-            .Where(c => c.TicketNumber == ticketNumber && c.ChannelAccountId == channelAccountId)
+            .Where(c => ticketNumbers.Contains(c.TicketNumber) && c.ChannelAccountId == channelAccountId)
             .Select(c => new ThreadMatch(c.ThreadKey, c.CustomerIdentity, c.TicketNumber)).ToListAsync(cancellationToken);
     }
 
@@ -73,7 +75,7 @@ internal sealed class SqliteMailboxStore(
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var row = await db.MailboxCursors.AsNoTracking().SingleOrDefaultAsync(c => c.ChannelAccountId == channelAccountId && c.Folder == folder, cancellationToken);
-        return row is null ? null : new MailboxCursor((uint)row.UidValidity, (uint)row.LastUid);
+        return row is null ? null : new MailboxCursor((uint)row.UidValidity, (uint)row.LastUid, row.Server);
     }
 
     public async Task SaveCursorAsync(string channelAccountId, string folder, MailboxCursor cursor, CancellationToken cancellationToken = default)
@@ -84,6 +86,7 @@ internal sealed class SqliteMailboxStore(
             db.MailboxCursors.Add(row = new MailboxCursorRecord { ChannelAccountId = channelAccountId, Folder = folder });
         row.UidValidity = cursor.UidValidity;
         row.LastUid = cursor.LastUid;
+        row.Server = cursor.Server;
         row.UpdatedAt = time.GetUtcNow();
         await db.SaveChangesAsync(cancellationToken);
     }
