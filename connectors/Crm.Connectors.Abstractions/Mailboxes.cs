@@ -53,3 +53,31 @@ public interface IMailboxStateStore
     /// its side effects, such as an automatic answer, must not happen twice).</summary>
     Task<bool> IsQuarantinedAsync(string channelAccountId, byte[] rawSource, CancellationToken cancellationToken = default);
 }
+
+/// <summary>One kept message of the quarantine as admins see it (without its bytes).</summary>
+public sealed record QuarantineEntry(Guid Id, string ChannelAccountId, string Folder, uint UidValidity, uint Uid, string Reason, long Length, DateTimeOffset At);
+
+/// <summary>Where a mailbox reader stands in one folder, and when it last took mail from it.</summary>
+public sealed record MailboxFolderState(string Folder, uint UidValidity, uint LastUid, DateTimeOffset UpdatedAt);
+
+/// <summary>
+/// What admins see and do with the state of polling connectors: the quarantine (list, read the raw source, delete,
+/// prune by age) and the readers' cursors. Separate from <see cref="IMailboxStateStore"/>, which readers use.
+/// </summary>
+public interface IMailboxAdminStore
+{
+    /// <summary>A page of the account's quarantine, newest first, and how many it holds in all.</summary>
+    Task<(IReadOnlyList<QuarantineEntry> Items, int Total)> ListQuarantineAsync(string channelAccountId, int offset, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>One kept message with its raw bytes; null when the account holds no such entry.</summary>
+    Task<(QuarantineEntry Entry, byte[] RawSource)?> GetQuarantinedAsync(string channelAccountId, Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes one entry; false when the account holds no such entry.</summary>
+    Task<bool> DeleteQuarantinedAsync(string channelAccountId, Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes the entries of the given accounts kept before <paramref name="before"/>; returns how many.</summary>
+    Task<int> PruneQuarantineAsync(IReadOnlyCollection<string> channelAccountIds, DateTimeOffset before, CancellationToken cancellationToken = default);
+
+    /// <summary>The account's reader cursors, one per folder.</summary>
+    Task<IReadOnlyList<MailboxFolderState>> FoldersAsync(string channelAccountId, CancellationToken cancellationToken = default);
+}

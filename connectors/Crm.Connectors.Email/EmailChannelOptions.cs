@@ -61,6 +61,14 @@ public sealed class EmailChannelOptions
     [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
     public TimeSpan AutomaticMailWindow { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>Quarantined mail (raw sources of refused, unparseable or automatic mail) is kept this long.</summary>
+    [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
+    public TimeSpan QuarantineRetention { get; set; } = TimeSpan.FromDays(90);
+
+    /// <summary>How often quarantined mail past <see cref="QuarantineRetention"/> is removed.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
+    public TimeSpan QuarantinePruneInterval { get; set; } = TimeSpan.FromHours(1);
+
     internal TimeSpan ReconnectDelay(int failures)
     {
         var delay = FirstReconnectDelay * Math.Pow(2, Math.Min(failures - 1, 20));

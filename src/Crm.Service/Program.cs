@@ -33,6 +33,7 @@ app.MapWebChat();
 app.MapTelegramChannel();
 app.MapAgentApi();
 app.MapAdminApi();
+app.MapEmailAdminApi(ApiKeyAuthenticationExtensions.AdminPolicy, ApiKeyAuthenticationExtensions.RateLimitPolicy);
 app.MapTeamsApi();
 app.MapCustomerEventsApi();
 app.MapKnowledgeBaseApi();
