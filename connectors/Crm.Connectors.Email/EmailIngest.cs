@@ -36,7 +36,8 @@ internal sealed class EmailIngest(
     IGrainFactory grains,
     IOptions<EmailChannelOptions> options,
     TimeProvider time,
-    ILogger<EmailIngest> logger)
+    ILogger<EmailIngest> logger,
+    IAgentAddresses? agents = null)
 {
     public async Task<MailOutcome> ProcessAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, CancellationToken cancellationToken = default)
     {
@@ -86,6 +87,11 @@ internal sealed class EmailIngest(
         if (string.Equals(mail.From.Address, settings.Address, StringComparison.OrdinalIgnoreCase))
             return await QuarantineAsync(account, folder, uidValidity, uid, $"Sent from this mailbox's own address {settings.Address} (a loop or a copy of our own mail).", raw, cancellationToken);
 
+        if (settings.Forwarding is { Enabled: true } forwarding && await IsAgentAsync(forwarding, mail.From.Address, cancellationToken)
+            && ForwardedMail.OriginalSender(mail.Message, mail.Message.TextBody ?? mail.Text) is { } original
+            && !string.Equals(original.Address, settings.Address, StringComparison.OrdinalIgnoreCase))
+            return await HandOffForwardedAsync(account, folder, uidValidity, uid, mail, original, raw, cancellationToken);
+
         var sender = new SenderIdentity(IdentityKind.Email, mail.From.Address, string.IsNullOrWhiteSpace(mail.From.Name) ? null : mail.From.Name.Trim());
         var (threadKey, dedupeKey, isNew) = await ThreadKeyAsync(account, mail, sender, cancellationToken);
         // Machine-written mail (out-of-office, list mail, no-reply senders) is stored on the ticket it answers, where it
@@ -108,6 +114,37 @@ internal sealed class EmailIngest(
             RawContentType = "message/rfc822",
             AutomaticReason = automatic,
         };
+        return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
+    }
+
+    private async Task<bool> IsAgentAsync(ForwardingSettings forwarding, string address, CancellationToken cancellationToken) =>
+        forwarding.AgentAddresses.Contains(address, StringComparer.OrdinalIgnoreCase)
+        || (forwarding.ConsoleUsers && agents is not null && await agents.IsAgentAsync(address, cancellationToken));
+
+    /// <summary>
+    /// A mail an agent forwarded: a new ticket for the original sender, whatever the forward references (it would
+    /// otherwise thread into the agent's own mail). Its dedupe key is the forward's own Message-ID qualified by the
+    /// original sender, so a redelivery is a duplicate. The text says who forwarded it.
+    /// </summary>
+    private async Task<MailOutcome> HandOffForwardedAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, ParsedMail mail, MimeKit.MailboxAddress original, byte[] raw, CancellationToken cancellationToken)
+    {
+        var key = EmailIds.DedupeKey(mail.ExternalMessageId, original.Address);
+        var subject = ForwardedMail.Subject(mail.Subject);
+        var message = new InboundMessage
+        {
+            ChannelAccountId = account.Id,
+            ThreadKey = key,
+            ExternalMessageId = key,
+            Sender = new SenderIdentity(IdentityKind.Email, original.Address, string.IsNullOrWhiteSpace(original.Name) ? null : original.Name.Trim()),
+            SentAt = mail.SentAt,
+            Subject = subject is { Length: > 500 } long_ ? long_[..500] : subject,
+            Text = $"[Forwarded by {mail.From.Address}]\n\n{mail.Text}",
+            Html = mail.Html,
+            Attachments = mail.Attachments,
+            RawSource = raw,
+            RawContentType = "message/rfc822",
+        };
+        logger.LogInformation("Mail UID {Uid} of channel {Channel}: forwarded by agent {Agent} for {Sender}", uid, account.Id, mail.From.Address, original.Address);
         return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
     }
 

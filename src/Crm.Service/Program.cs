@@ -17,6 +17,7 @@ builder.AddWebChatChannel();
 builder.AddTelegramChannel();
 builder.AddApiKeyAuthentication();
 builder.AddConsoleIdentity();
+builder.Services.AddSingleton<Crm.Connectors.Abstractions.IAgentAddresses, ConsoleAgentAddresses>();
 builder.AddCrmHttp();
 builder.Services.AddCrmQueries();
 builder.AddAgentConsole();
