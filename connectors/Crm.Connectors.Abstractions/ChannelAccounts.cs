@@ -58,3 +58,10 @@ public interface IChannelHealth
     /// and body excerpt, SMTP reply, API error), shown to admins, never to agents.</summary>
     ValueTask ReportErrorAsync(string channelAccountId, string error, CancellationToken cancellationToken = default);
 }
+
+/// <summary>Whether an address belongs to one of our agents (a console user): an email connector takes mail an agent
+/// forwarded as the original sender's. Optional: without a registration, only configured addresses count.</summary>
+public interface IAgentAddresses
+{
+    Task<bool> IsAgentAsync(string emailAddress, CancellationToken cancellationToken = default);
+}

@@ -19,8 +19,8 @@ public interface IConversationLookup
     /// channel's id, outbound by our message id); the most recent match wins. Null when none is stored.</summary>
     Task<ThreadMatch?> FindByMessagesAsync(string channelAccountId, IReadOnlyCollection<string> inboundExternalIds, IReadOnlyCollection<Guid> outboundMessageIds, CancellationToken cancellationToken = default);
 
-    /// <summary>The conversations on <paramref name="channelAccountId"/> that belong to ticket <paramref name="ticketNumber"/>.</summary>
-    Task<IReadOnlyList<ThreadMatch>> FindByTicketAsync(string channelAccountId, long ticketNumber, CancellationToken cancellationToken = default);
+    /// <summary>The conversations on <paramref name="channelAccountId"/> that belong to any of the tickets <paramref name="ticketNumbers"/> (one query; callers bound the list).</summary>
+    Task<IReadOnlyList<ThreadMatch>> FindByTicketsAsync(string channelAccountId, IReadOnlyCollection<long> ticketNumbers, CancellationToken cancellationToken = default);
 
     /// <summary>The messages of one conversation (at most <paramref name="max"/>, the newest) and its ticket's subject.</summary>
     Task<ThreadHistory> HistoryAsync(string channelAccountId, string threadKey, int max = 50, CancellationToken cancellationToken = default);
@@ -29,8 +29,10 @@ public interface IConversationLookup
     Task<bool> IsOutboundAsync(string channelAccountId, Guid messageId, CancellationToken cancellationToken = default);
 }
 
-/// <summary>Where a mailbox reader stands: the folder's UIDVALIDITY and the highest UID it has handled.</summary>
-public sealed record MailboxCursor(uint UidValidity, uint LastUid);
+/// <summary>Where a mailbox reader stands: the folder's UIDVALIDITY and the highest UID it has handled, and which
+/// server mailbox that was (<paramref name="Server"/>, an opaque identity such as a hash of host and user; null for a
+/// cursor stored before it was recorded). A UID means nothing in another server's mailbox, even with the same UIDVALIDITY.</summary>
+public sealed record MailboxCursor(uint UidValidity, uint LastUid, string? Server = null);
 
 /// <summary>A message a mailbox reader could not map at all: kept byte for byte with the reason, for admins.</summary>
 public sealed record QuarantinedMail(string ChannelAccountId, string Folder, uint UidValidity, uint Uid, string Reason, byte[] RawSource, DateTimeOffset At);
@@ -56,4 +58,32 @@ public interface IMailboxStateStore
     /// <summary>Whether exactly these raw bytes are kept for the account already (a redelivery of something handled:
     /// its side effects, such as an automatic answer, must not happen twice).</summary>
     Task<bool> IsQuarantinedAsync(string channelAccountId, byte[] rawSource, CancellationToken cancellationToken = default);
+}
+
+/// <summary>One kept message of the quarantine as admins see it (without its bytes).</summary>
+public sealed record QuarantineEntry(Guid Id, string ChannelAccountId, string Folder, uint UidValidity, uint Uid, string Reason, long Length, DateTimeOffset At);
+
+/// <summary>Where a mailbox reader stands in one folder, and when it last took mail from it.</summary>
+public sealed record MailboxFolderState(string Folder, uint UidValidity, uint LastUid, DateTimeOffset UpdatedAt);
+
+/// <summary>
+/// What admins see and do with the state of polling connectors: the quarantine (list, read the raw source, delete,
+/// prune by age) and the readers' cursors. Separate from <see cref="IMailboxStateStore"/>, which readers use.
+/// </summary>
+public interface IMailboxAdminStore
+{
+    /// <summary>A page of the account's quarantine, newest first, and how many it holds in all.</summary>
+    Task<(IReadOnlyList<QuarantineEntry> Items, int Total)> ListQuarantineAsync(string channelAccountId, int offset, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>One kept message with its raw bytes; null when the account holds no such entry.</summary>
+    Task<(QuarantineEntry Entry, byte[] RawSource)?> GetQuarantinedAsync(string channelAccountId, Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes one entry; false when the account holds no such entry.</summary>
+    Task<bool> DeleteQuarantinedAsync(string channelAccountId, Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes the entries of the given accounts kept before <paramref name="before"/>; returns how many.</summary>
+    Task<int> PruneQuarantineAsync(IReadOnlyCollection<string> channelAccountIds, DateTimeOffset before, CancellationToken cancellationToken = default);
+
+    /// <summary>The account's reader cursors, one per folder.</summary>
+    Task<IReadOnlyList<MailboxFolderState>> FoldersAsync(string channelAccountId, CancellationToken cancellationToken = default);
 }

@@ -21,6 +21,7 @@ public static class EmailChannelExtensions
         builder.Services.AddSingleton<IOutboundSender, SmtpSender>();
         builder.Services.AddSingleton<ImapMailboxSupervisor>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<ImapMailboxSupervisor>());
+        builder.Services.AddHostedService<QuarantinePruner>();
         return builder;
     }
 }

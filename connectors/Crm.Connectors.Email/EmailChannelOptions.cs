@@ -24,9 +24,19 @@ public sealed class EmailChannelOptions
     [Range(1, 256)]
     public int HandOffParallelism { get; set; } = 16;
 
-    /// <summary>A message larger than this is not parsed: its raw source is stored and the message flagged.</summary>
+    /// <summary>A message larger than this (by its RFC822.SIZE) is not downloaded: its header is stored with a note that
+    /// flags it to the agent, and the full source stays on the mail server (marked or moved like any other).</summary>
     [Range(1024, int.MaxValue)]
     public int MaxMessageBytes { get; set; } = 50 * 1024 * 1024;
+
+    /// <summary>Most bytes of mail bodies one batch downloads and holds (sizes are read first, with RFC822.SIZE); a
+    /// single mail larger than this is a batch of its own.</summary>
+    [Range(1024, int.MaxValue)]
+    public int MaxBatchBytes { get; set; } = 32 * 1024 * 1024;
+
+    /// <summary>Most bytes of header kept of a mail over <see cref="MaxMessageBytes"/> (whose body is not downloaded).</summary>
+    [Range(1024, 16 * 1024 * 1024)]
+    public int MaxHeaderBytes { get; set; } = 256 * 1024;
 
     /// <summary>A message with more MIME boundary lines than this is not parsed either (like an oversize one): a few
     /// megabytes of tiny parts cost MimeKit about 90 bytes of memory per byte of mail.</summary>
@@ -50,6 +60,14 @@ public sealed class EmailChannelOptions
 
     [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
     public TimeSpan AutomaticMailWindow { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Quarantined mail (raw sources of refused, unparseable or automatic mail) is kept this long.</summary>
+    [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
+    public TimeSpan QuarantineRetention { get; set; } = TimeSpan.FromDays(90);
+
+    /// <summary>How often quarantined mail past <see cref="QuarantineRetention"/> is removed.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
+    public TimeSpan QuarantinePruneInterval { get; set; } = TimeSpan.FromHours(1);
 
     internal TimeSpan ReconnectDelay(int failures)
     {

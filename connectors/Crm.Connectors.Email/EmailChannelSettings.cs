@@ -27,6 +27,9 @@ public sealed record EmailChannelSettings : IChannelSettings
 
     public SmtpSettings? Smtp { get; init; }
 
+    /// <summary>Mail an agent forwards to the mailbox opens a ticket for the original sender (off by default).</summary>
+    public ForwardingSettings? Forwarding { get; init; }
+
     /// <summary>The domain of <see cref="Address"/>: the right-hand side of our Message-IDs.</summary>
     public string Domain => Address is { } address && address.LastIndexOf('@') is var at and > 0 ? address[(at + 1)..].ToLowerInvariant() : "localhost";
 
@@ -48,6 +51,19 @@ public sealed record EmailChannelSettings : IChannelSettings
         else
             foreach (var problem in Smtp.Validate("smtp"))
                 yield return problem;
+        foreach (var problem in ValidateForwarding())
+            yield return problem;
+    }
+
+    internal IEnumerable<SettingsProblem> ValidateForwarding()
+    {
+        if (Forwarding is null)
+            yield break;
+        if (Forwarding.AgentAddresses.Count > 500)
+            yield return new SettingsProblem("forwarding.agentAddresses", "forwarding.agentAddresses holds at most 500 addresses.");
+        foreach (var address in Forwarding.AgentAddresses)
+            if (!MimeMessageMapper.IsAddress(address))
+                yield return new SettingsProblem("forwarding.agentAddresses", $"forwarding.agentAddresses: '{address}' is not an email address.");
     }
 
     internal static IEnumerable<SettingsProblem> ValidateServer(string prefix, string? host, int port)
@@ -100,4 +116,17 @@ public sealed record SmtpSettings
     public string? Password { get; init; }
 
     internal IEnumerable<SettingsProblem> Validate(string prefix) => EmailChannelSettings.ValidateServer(prefix, Host, Port);
+}
+
+/// <summary>Forwarded mail from an agent: a ticket for the sender named in the forwarded headers (or the attached
+/// message/rfc822), not for the agent.</summary>
+public sealed record ForwardingSettings
+{
+    public bool Enabled { get; init; }
+
+    /// <summary>Whether any console user's address counts as an agent's (besides <see cref="AgentAddresses"/>).</summary>
+    public bool ConsoleUsers { get; init; } = true;
+
+    /// <summary>More agent addresses (a shared team address, agents without a console account).</summary>
+    public IReadOnlyList<string> AgentAddresses { get; init; } = [];
 }

@@ -62,6 +62,33 @@ internal static partial class EmailIds
     public static IEnumerable<Guid> OutboundMessageIdsIn(string text) =>
         OutboundPattern().Matches(text).Select(m => Guid.TryParseExact(m.Groups[1].Value, "N", out var id) ? id : (Guid?)null).OfType<Guid>().Distinct();
 
+    /// <summary>Most ticket tags of one subject that are looked up, and how far into the subject they are looked for.</summary>
+    public const int MaxTicketTags = 3, TicketTagScanLength = 500;
+
+    /// <summary>
+    /// The ticket numbers a subject names ("[#10042]"): the distinct numbers of the first <see cref="MaxTicketTags"/>
+    /// tags in its first <see cref="TicketTagScanLength"/> characters. Bounded because every byte of a subject is the
+    /// sender's: a subject of 25,000 tags must not cost 25,000 lookups.
+    /// </summary>
+    public static IReadOnlyList<long> TicketNumbers(string? subject)
+    {
+        if (string.IsNullOrEmpty(subject))
+            return [];
+        var numbers = new List<long>(MaxTicketTags);
+        var scanned = subject.Length <= TicketTagScanLength ? subject : subject[..TicketTagScanLength];
+        foreach (Match tag in TicketTag().Matches(scanned))
+        {
+            if (long.TryParse(tag.Groups[1].ValueSpan, out var number) && !numbers.Contains(number))
+                numbers.Add(number);
+            if (numbers.Count == MaxTicketTags)
+                break;
+        }
+        return numbers;
+    }
+
+    [GeneratedRegex(@"\[#(\d{1,18})\]", RegexOptions.CultureInvariant)]
+    private static partial Regex TicketTag();
+
     [GeneratedRegex(@"crm\.([0-9a-f]{32})@", RegexOptions.CultureInvariant)]
     private static partial Regex OutboundPattern();
 }

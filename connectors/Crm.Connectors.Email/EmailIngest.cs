@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Crm.Connectors.Abstractions;
 using Crm.Service.Contracts;
 using Microsoft.Extensions.Logging;
@@ -28,7 +27,7 @@ internal abstract record MailOutcome
 /// key: its Message-ID qualified by a hash of the sender), that is, a new ticket. The mail's own id is looked up first, so a redelivery resolves to the
 /// conversation of its first copy and the conversation grain answers it as a duplicate.
 /// </remarks>
-internal sealed partial class EmailIngest(
+internal sealed class EmailIngest(
     MimeMessageMapper mapper,
     IInboundHandOff handOff,
     IConversationLookup conversations,
@@ -37,7 +36,8 @@ internal sealed partial class EmailIngest(
     IGrainFactory grains,
     IOptions<EmailChannelOptions> options,
     TimeProvider time,
-    ILogger<EmailIngest> logger)
+    ILogger<EmailIngest> logger,
+    IAgentAddresses? agents = null)
 {
     public async Task<MailOutcome> ProcessAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, CancellationToken cancellationToken = default)
     {
@@ -87,6 +87,11 @@ internal sealed partial class EmailIngest(
         if (string.Equals(mail.From.Address, settings.Address, StringComparison.OrdinalIgnoreCase))
             return await QuarantineAsync(account, folder, uidValidity, uid, $"Sent from this mailbox's own address {settings.Address} (a loop or a copy of our own mail).", raw, cancellationToken);
 
+        if (settings.Forwarding is { Enabled: true } forwarding && await IsAgentAsync(forwarding, mail.From.Address, cancellationToken)
+            && ForwardedMail.OriginalSender(mail.Message, mail.Message.TextBody ?? mail.Text) is { } original
+            && !string.Equals(original.Address, settings.Address, StringComparison.OrdinalIgnoreCase))
+            return await HandOffForwardedAsync(account, folder, uidValidity, uid, mail, original, raw, cancellationToken);
+
         var sender = new SenderIdentity(IdentityKind.Email, mail.From.Address, string.IsNullOrWhiteSpace(mail.From.Name) ? null : mail.From.Name.Trim());
         var (threadKey, dedupeKey, isNew) = await ThreadKeyAsync(account, mail, sender, cancellationToken);
         // Machine-written mail (out-of-office, list mail, no-reply senders) is stored on the ticket it answers, where it
@@ -111,6 +116,44 @@ internal sealed partial class EmailIngest(
         };
         return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
     }
+
+    private async Task<bool> IsAgentAsync(ForwardingSettings forwarding, string address, CancellationToken cancellationToken) =>
+        forwarding.AgentAddresses.Contains(address, StringComparer.OrdinalIgnoreCase)
+        || (forwarding.ConsoleUsers && agents is not null && await agents.IsAgentAsync(address, cancellationToken));
+
+    /// <summary>
+    /// A mail an agent forwarded: a new ticket for the original sender, whatever the forward references (it would
+    /// otherwise thread into the agent's own mail). Its dedupe key is the forward's own Message-ID qualified by the
+    /// original sender, so a redelivery is a duplicate. The text says who forwarded it.
+    /// </summary>
+    private async Task<MailOutcome> HandOffForwardedAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, ParsedMail mail, MimeKit.MailboxAddress original, byte[] raw, CancellationToken cancellationToken)
+    {
+        var key = EmailIds.DedupeKey(mail.ExternalMessageId, original.Address);
+        var subject = ForwardedMail.Subject(mail.Subject);
+        var message = new InboundMessage
+        {
+            ChannelAccountId = account.Id,
+            ThreadKey = key,
+            ExternalMessageId = key,
+            Sender = new SenderIdentity(IdentityKind.Email, original.Address, string.IsNullOrWhiteSpace(original.Name) ? null : original.Name.Trim()),
+            SentAt = mail.SentAt,
+            Subject = subject is { Length: > 500 } long_ ? long_[..500] : subject,
+            Text = $"[Forwarded by {mail.From.Address}]\n\n{mail.Text}",
+            Html = mail.Html,
+            Attachments = mail.Attachments,
+            RawSource = raw,
+            RawContentType = "message/rfc822",
+        };
+        logger.LogInformation("Mail UID {Uid} of channel {Channel}: forwarded by agent {Agent} for {Sender}", uid, account.Id, mail.From.Address, original.Address);
+        return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
+    }
+
+    /// <summary>A mail over the size limit, of which only the header was downloaded: handed off flagged, in a
+    /// conversation of its own; its full source stays on the mail server.</summary>
+    public Task<MailOutcome> ProcessOversizeAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] header, long size, CancellationToken cancellationToken = default) =>
+        HandOffOversizeAsync(account, folder, uidValidity, uid, header, time.GetUtcNow(),
+            $"[This email is {size / 1024.0 / 1024.0:0.0} MB, over the {options.Value.MaxMessageBytes / 1024.0 / 1024.0:0.#} MB this mailbox downloads. " +
+            $"Only its header was read; the full message stays on the mail server in folder '{folder}' (UID {uid}).]", cancellationToken, headerOnly: true);
 
     /// <summary>
     /// Hands a message off. A refusal of the message itself (a <see cref="DomainException"/> about its content, or the
@@ -168,13 +211,14 @@ internal sealed partial class EmailIngest(
         // reference) gets a conversation of their own rather than someone else's thread.
         if (await conversations.FindByMessagesAsync(account.Id, inbound, outbound, cancellationToken) is { } referenced && referenced.CustomerIdentity == senderKey)
             return (referenced.ThreadKey, dedupeKey, false);
-        foreach (Match tag in TicketTag().Matches(mail.Subject ?? ""))
+        // A few tags at most, in one query; the first tag (in subject order) naming a conversation of this sender wins.
+        var numbers = EmailIds.TicketNumbers(mail.Subject);
+        if (numbers.Count > 0)
         {
-            if (!long.TryParse(tag.Groups[1].ValueSpan, out var number))
-                continue;
-            var ofTicket = await conversations.FindByTicketAsync(account.Id, number, cancellationToken);
-            if (ofTicket.OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged)
-                return (tagged.ThreadKey, dedupeKey, false);
+            var ofTickets = await conversations.FindByTicketsAsync(account.Id, numbers, cancellationToken);
+            foreach (var number in numbers)
+                if (ofTickets.Where(c => c.TicketNumber == number).OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged)
+                    return (tagged.ThreadKey, dedupeKey, false);
         }
         return (dedupeKey, dedupeKey, true);
     }
@@ -193,7 +237,7 @@ internal sealed partial class EmailIngest(
     }
 
     /// <summary>Too large (or too many parts) to parse: handed off with its raw source and a note, in a conversation of its own.</summary>
-    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, DateTimeOffset now, string note, CancellationToken cancellationToken)
+    private async Task<MailOutcome> HandOffOversizeAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, DateTimeOffset now, string note, CancellationToken cancellationToken, bool headerOnly = false)
     {
         var headers = OversizeHeaders.Read(raw);
         // The same check as a parsed mail's sender: an address the core refuses would fail the hand-off on every retry.
@@ -209,7 +253,7 @@ internal sealed partial class EmailIngest(
             Subject = headers.Subject ?? "(oversized email)",
             Text = note,
             RawSource = raw,
-            RawContentType = "message/rfc822",
+            RawContentType = headerOnly ? "text/rfc822-headers" : "message/rfc822",
         };
         return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
     }
@@ -220,7 +264,4 @@ internal sealed partial class EmailIngest(
         await mailboxes.QuarantineAsync(new QuarantinedMail(account.Id, folder, uidValidity, uid, reason, raw, time.GetUtcNow()), cancellationToken);
         return new MailOutcome.Quarantined(reason);
     }
-
-    [GeneratedRegex(@"\[#(\d{1,18})\]", RegexOptions.CultureInvariant)]
-    private static partial Regex TicketTag();
 }

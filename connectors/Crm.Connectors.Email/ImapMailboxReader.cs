@@ -155,12 +155,24 @@ internal sealed class ImapMailboxReader(
         }
     }
 
-    /// <summary>Every mail above the cursor, batch by batch: fetch, hand off (concurrently by lane), acknowledge, move the cursor.</summary>
+    /// <summary>
+    /// Every mail above the cursor, batch by batch: sizes first (RFC822.SIZE), then the bodies of one batch (bounded
+    /// by count and bytes), hand off (concurrently by lane), acknowledge, move the cursor. A mail over the size limit is
+    /// never downloaded: only its header is, and it is handed off flagged (the full source stays on the server).
+    /// </summary>
     private async Task ReadNewAsync(ChannelAccount account, IMailFolder folder, IMailFolder? moveTo, CancellationToken cancellationToken)
     {
         var imap = account.SettingsAs<EmailChannelSettings>()!.Imap!;
+        var server = ServerIdentity(imap);
         var cursor = await state.GetCursorAsync(AccountId, imap.Folder, cancellationToken);
-        if (cursor is not null && cursor.UidValidity != folder.UidValidity)
+        if (cursor is not null && cursor.Server is not null && cursor.Server != server)
+        {
+            // UIDs of another mailbox (the account now points at another host or login): mailboxes created in the same
+            // second share a UIDVALIDITY on Dovecot, so the old LastUid would silently skip this one's mail.
+            logger.LogWarning("Mailbox {Channel}: the account now reads another server mailbox; reading {Folder} from its first UID (stored mails are recognised)", AccountId, imap.Folder);
+            cursor = null;
+        }
+        else if (cursor is not null && cursor.UidValidity != folder.UidValidity)
         {
             logger.LogWarning("Mailbox {Channel}: UIDVALIDITY of {Folder} changed from {Old} to {New}; reading the folder again (stored mails are recognised)",
                 AccountId, imap.Folder, cursor.UidValidity, folder.UidValidity);
@@ -172,15 +184,24 @@ internal sealed class ImapMailboxReader(
         var range = new UniqueIdRange(new UniqueId(folder.UidValidity, last + 1), UniqueId.MaxValue);
         // "n:*" always matches the newest mail even when its UID is below n; keep only what is really new.
         var uids = (await folder.SearchAsync(SearchQuery.Uids(range), cancellationToken)).Where(u => u.Id > last).OrderBy(u => u.Id).ToList();
-        foreach (var batch in uids.Chunk(options.BatchSize))
+        if (uids.Count == 0)
+            return;
+        // Sizes before bodies: what a batch holds in memory is known before it is fetched.
+        var sizes = new Dictionary<uint, long>();
+        foreach (var summary in await folder.FetchAsync(uids, MessageSummaryItems.UniqueId | MessageSummaryItems.Size, cancellationToken))
+            sizes[summary.UniqueId.Id] = summary.Size ?? 0;
+        foreach (var batch in MailBatches.Split(uids.Select(u => u.Id).ToList(), sizes, options.BatchSize, options.MaxBatchBytes, options.MaxMessageBytes))
         {
             var raws = new SortedDictionary<uint, byte[]>();
-            await ((ImapFolder)folder).GetStreamsAsync(batch, async (_, _, uid, stream, ct) =>
-            {
-                using var buffer = new MemoryStream();
-                await stream.CopyToAsync(buffer, ct);
-                raws[uid.Id] = buffer.ToArray();
-            }, cancellationToken);
+            var full = batch.Where(uid => sizes.TryGetValue(uid, out var size) && size <= options.MaxMessageBytes).Select(uid => new UniqueId(folder.UidValidity, uid)).ToList();
+            if (full.Count > 0)
+                await ((ImapFolder)folder).GetStreamsAsync(full, async (_, _, uid, stream, ct) =>
+                {
+                    using var buffer = new MemoryStream(sizes.TryGetValue(uid.Id, out var size) ? (int)Math.Min(size, options.MaxMessageBytes) : 0);
+                    await stream.CopyToAsync(buffer, ct);
+                    // Exactly the announced size: the buffer itself, no second copy.
+                    raws[uid.Id] = buffer.Length == buffer.Capacity ? buffer.GetBuffer() : buffer.ToArray();
+                }, cancellationToken);
 
             // Lanes of possibly related mails run side by side; a lane keeps UID order. A failure ends the batch: the
             // mails already stored are recognised when the server delivers the batch again.
@@ -193,19 +214,50 @@ internal sealed class ImapMailboxReader(
                     Interlocked.Increment(ref _processed);
                 }
             });
-            var handled = raws.Keys.Select(uid => new UniqueId(folder.UidValidity, uid)).ToList();
+            // Over the limit: the header only (bounded too), handed off with a note; the source stays on the server.
+            var handled = raws.Keys.ToList();
+            foreach (var uid in batch.Where(uid => sizes.TryGetValue(uid, out var size) && size > options.MaxMessageBytes))
+            {
+                var header = await HeaderOfAsync(folder, new UniqueId(folder.UidValidity, uid), cancellationToken);
+                if (header is null)
+                    continue;
+                await ingest.ProcessOversizeAsync(account, imap.Folder, folder.UidValidity, uid, header, sizes[uid], cancellationToken);
+                Interlocked.Increment(ref _processed);
+                handled.Add(uid);
+            }
             // Only now, with every mail of the batch stored (or quarantined), may the server forget them.
             if (handled.Count > 0)
             {
+                var ids = handled.Order().Select(uid => new UniqueId(folder.UidValidity, uid)).ToList();
                 if (moveTo is not null)
-                    await folder.MoveToAsync(handled, moveTo, cancellationToken);
+                    await folder.MoveToAsync(ids, moveTo, cancellationToken);
                 else
-                    await folder.StoreAsync(handled, new StoreFlagsRequest(StoreAction.Add, MessageFlags.Seen) { Silent = true }, cancellationToken);
+                    await folder.StoreAsync(ids, new StoreFlagsRequest(StoreAction.Add, MessageFlags.Seen) { Silent = true }, cancellationToken);
             }
             // A UID that vanished between SEARCH and FETCH (expunged by someone else) is passed too.
-            await state.SaveCursorAsync(AccountId, imap.Folder, new MailboxCursor(folder.UidValidity, batch[^1].Id), cancellationToken);
+            await state.SaveCursorAsync(AccountId, imap.Folder, new MailboxCursor(folder.UidValidity, batch[^1], server), cancellationToken);
         }
     }
+
+    /// <summary>The header block of one mail, at most <see cref="EmailChannelOptions.MaxHeaderBytes"/>; null when the mail is gone.</summary>
+    private async Task<byte[]?> HeaderOfAsync(IMailFolder folder, UniqueId uid, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var stream = await folder.GetStreamAsync(uid, "HEADER", cancellationToken);
+            var buffer = new byte[(int)Math.Min(stream.CanSeek ? stream.Length : options.MaxHeaderBytes, options.MaxHeaderBytes)];
+            var read = await stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken);
+            return read == buffer.Length ? buffer : buffer[..read];
+        }
+        catch (MessageNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Which server mailbox a cursor's UIDs belong to: a hash of host, port and login (never the password).</summary>
+    internal static string ServerIdentity(ImapSettings imap) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+        System.Text.Encoding.UTF8.GetBytes($"{imap.Host?.Trim().ToLowerInvariant()}:{imap.Port}/{imap.User?.Trim()}")))[..32];
 
     /// <summary>IDLE until the folder changes (or the refresh interval passes); without IDLE, one poll interval.</summary>
     private async Task WaitForMailAsync(ImapClient client, MailboxChangeSignal changed, CancellationToken cancellationToken)

@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using MimeKit;
 using MimeKit.Utils;
 
@@ -10,7 +9,7 @@ namespace Crm.Connectors.Email;
 /// by the other (Message-ID, In-Reply-To, References), or the same ticket tag in the subject. Within a lane the mails
 /// keep their UID order, so a reply is never threaded before the mail it answers was stored.
 /// </summary>
-internal static partial class MailLanes
+internal static class MailLanes
 {
     private static readonly ParserOptions Parsing = ParserOptions.Default.Clone();
 
@@ -71,14 +70,11 @@ internal static partial class MailLanes
                             keys.Add("id:" + normalized);
                     break;
                 case HeaderId.Subject:
-                    foreach (Match tag in TicketTag().Matches(header.Value ?? ""))
-                        keys.Add("tag:" + tag.Groups[1].Value);
+                    foreach (var number in EmailIds.TicketNumbers(header.Value))
+                        keys.Add("tag:" + number.ToString(System.Globalization.CultureInfo.InvariantCulture));
                     break;
             }
         }
         return keys.Count > 0 ? keys : ["raw:" + EmailIds.OfRawSource(raw)];
     }
-
-    [GeneratedRegex(@"\[#(\d{1,18})\]", RegexOptions.CultureInvariant)]
-    private static partial Regex TicketTag();
 }

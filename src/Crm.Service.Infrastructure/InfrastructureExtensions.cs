@@ -44,6 +44,7 @@ public static class InfrastructureExtensions
         services.AddSingleton<SqliteMailboxStore>();
         services.AddSingleton<Crm.Connectors.Abstractions.IConversationLookup>(provider => provider.GetRequiredService<SqliteMailboxStore>());
         services.AddSingleton<Crm.Connectors.Abstractions.IMailboxStateStore>(provider => provider.GetRequiredService<SqliteMailboxStore>());
+        services.AddSingleton<Crm.Connectors.Abstractions.IMailboxAdminStore>(provider => provider.GetRequiredService<SqliteMailboxStore>());
         services.AddSingleton<Crm.Connectors.Abstractions.IConversationTranscripts, Queries.ConversationTranscripts>();
 
         services.AddSingleton<OutboxDispatcher>();

@@ -7,6 +7,9 @@ public sealed class MailboxCursorRecord
     public required string Folder { get; set; }
     public long UidValidity { get; set; }
     public long LastUid { get; set; }
+    /// <summary>The server mailbox the UIDs are of (see <see cref="Crm.Connectors.Abstractions.MailboxCursor.Server"/>).</summary>
+    public string? Server { get; set; }
+    /// <summary>When the cursor last moved, that is, when the reader last took mail from this folder.</summary>
     public DateTimeOffset UpdatedAt { get; set; }
 }
 

@@ -17,7 +17,7 @@ internal sealed class SqliteMailboxStore(
     IDbContextFactory<CrmDbContext> contexts,
     IBlobStore blobs,
     IOptions<IngestOptions> ingest,
-    TimeProvider time) : IConversationLookup, IMailboxStateStore
+    TimeProvider time) : IConversationLookup, IMailboxStateStore, IMailboxAdminStore
 {
     public async Task<ThreadMatch?> FindByMessagesAsync(string channelAccountId, IReadOnlyCollection<string> inboundExternalIds, IReadOnlyCollection<Guid> outboundMessageIds, CancellationToken cancellationToken = default)
     {
@@ -38,11 +38,13 @@ internal sealed class SqliteMailboxStore(
             .Select(c => new ThreadMatch(c.ThreadKey, c.CustomerIdentity, c.TicketNumber)).SingleOrDefaultAsync(cancellationToken);
     }
 
-    public async Task<IReadOnlyList<ThreadMatch>> FindByTicketAsync(string channelAccountId, long ticketNumber, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<ThreadMatch>> FindByTicketsAsync(string channelAccountId, IReadOnlyCollection<long> ticketNumbers, CancellationToken cancellationToken = default)
     {
+        if (ticketNumbers.Count == 0)
+            return [];
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         return await db.Conversations.AsNoTracking()
-            .Where(c => c.TicketNumber == ticketNumber && c.ChannelAccountId == channelAccountId)
+            .Where(c => ticketNumbers.Contains(c.TicketNumber) && c.ChannelAccountId == channelAccountId)
             .Select(c => new ThreadMatch(c.ThreadKey, c.CustomerIdentity, c.TicketNumber)).ToListAsync(cancellationToken);
     }
 
@@ -73,7 +75,7 @@ internal sealed class SqliteMailboxStore(
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var row = await db.MailboxCursors.AsNoTracking().SingleOrDefaultAsync(c => c.ChannelAccountId == channelAccountId && c.Folder == folder, cancellationToken);
-        return row is null ? null : new MailboxCursor((uint)row.UidValidity, (uint)row.LastUid);
+        return row is null ? null : new MailboxCursor((uint)row.UidValidity, (uint)row.LastUid, row.Server);
     }
 
     public async Task SaveCursorAsync(string channelAccountId, string folder, MailboxCursor cursor, CancellationToken cancellationToken = default)
@@ -84,6 +86,7 @@ internal sealed class SqliteMailboxStore(
             db.MailboxCursors.Add(row = new MailboxCursorRecord { ChannelAccountId = channelAccountId, Folder = folder });
         row.UidValidity = cursor.UidValidity;
         row.LastUid = cursor.LastUid;
+        row.Server = cursor.Server;
         row.UpdatedAt = time.GetUtcNow();
         await db.SaveChangesAsync(cancellationToken);
     }
@@ -139,5 +142,63 @@ internal sealed class SqliteMailboxStore(
                 throw;
             return false;
         }
+    }
+
+    public async Task<(IReadOnlyList<QuarantineEntry> Items, int Total)> ListQuarantineAsync(string channelAccountId, int offset, int limit, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var rows = db.QuarantinedMail.AsNoTracking().Where(q => q.ChannelAccountId == channelAccountId);
+        var total = await rows.CountAsync(cancellationToken);
+        // Ids are version 7 GUIDs made from the time kept, stored as text that sorts by it: newest first without sorting
+        // on a DateTimeOffset (SQLite cannot).
+        var page = await rows.OrderByDescending(q => q.Id).Skip(offset).Take(limit)
+            .Select(q => new { q.Id, q.ChannelAccountId, q.Folder, q.UidValidity, q.Uid, q.Reason, q.Length, q.At }).ToListAsync(cancellationToken);
+        return ([.. page.Select(q => new QuarantineEntry(q.Id, q.ChannelAccountId, q.Folder, (uint)q.UidValidity, (uint)q.Uid, q.Reason, q.Length, q.At))], total);
+    }
+
+    public async Task<(QuarantineEntry Entry, byte[] RawSource)?> GetQuarantinedAsync(string channelAccountId, Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var q = await db.QuarantinedMail.AsNoTracking().SingleOrDefaultAsync(q => q.Id == id && q.ChannelAccountId == channelAccountId, cancellationToken);
+        if (q is null)
+            return null;
+        byte[] raw;
+        if (q.Content is not null)
+            raw = q.Content;
+        else
+        {
+            await using var blob = blobs.Open(q.BlobSha256!) ?? throw new InvalidOperationException($"The raw source of quarantined mail {q.Id} (blob {q.BlobSha256}) is missing from the blob store.");
+            using var buffer = new MemoryStream();
+            await blob.CopyToAsync(buffer, cancellationToken);
+            raw = buffer.ToArray();
+        }
+        return (new QuarantineEntry(q.Id, q.ChannelAccountId, q.Folder, (uint)q.UidValidity, (uint)q.Uid, q.Reason, q.Length, q.At), raw);
+    }
+
+    public async Task<bool> DeleteQuarantinedAsync(string channelAccountId, Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // The blob of a large source stays: blobs are content-addressed and may be shared with a stored message.
+        return await db.QuarantinedMail.Where(q => q.Id == id && q.ChannelAccountId == channelAccountId).ExecuteDeleteAsync(cancellationToken) > 0;
+    }
+
+    public async Task<int> PruneQuarantineAsync(IReadOnlyCollection<string> channelAccountIds, DateTimeOffset before, CancellationToken cancellationToken = default)
+    {
+        if (channelAccountIds.Count == 0)
+            return 0;
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // SQLite cannot compare DateTimeOffset columns; the quarantine is small (one row per refused mail), so the ages are read.
+        var ids = await db.QuarantinedMail.AsNoTracking().Where(q => channelAccountIds.Contains(q.ChannelAccountId)).Select(q => new { q.Id, q.At }).ToListAsync(cancellationToken);
+        var old = ids.Where(q => q.At < before).Select(q => q.Id).ToList();
+        if (old.Count == 0)
+            return 0;
+        return await db.QuarantinedMail.Where(q => old.Contains(q.Id)).ExecuteDeleteAsync(cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<MailboxFolderState>> FoldersAsync(string channelAccountId, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var rows = await db.MailboxCursors.AsNoTracking().Where(c => c.ChannelAccountId == channelAccountId).ToListAsync(cancellationToken);
+        return [.. rows.OrderBy(r => r.Folder, StringComparer.Ordinal).Select(r => new MailboxFolderState(r.Folder, (uint)r.UidValidity, (uint)r.LastUid, r.UpdatedAt))];
     }
 }

@@ -179,6 +179,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
         {
             e.ToTable("MailboxCursors");
             e.HasKey(c => new { c.ChannelAccountId, c.Folder });
+            e.Property(c => c.Server).HasMaxLength(64);
         });
         model.Entity<QuarantinedMailRecord>(e =>
         {

@@ -117,11 +117,11 @@ internal sealed class MailServer : IAsyncDisposable
     }
 
     /// <summary>The admin API's settings of an email channel reading <paramref name="user"/>'s INBOX on this server.</summary>
-    public object ChannelSettings(string user = Support, string password = SupportPassword, string afterProcessing = "seen") => new
+    public object ChannelSettings(string user = Support, string password = SupportPassword, string afterProcessing = "seen", int? imapPort = null, string? address = null) => new
     {
-        address = user,
+        address = address ?? user,
         displayName = "Example Support",
-        imap = new { host = "127.0.0.1", port = ImapPort, security = "none", user, password, folder = "INBOX", afterProcessing },
+        imap = new { host = "127.0.0.1", port = imapPort ?? ImapPort, security = "none", user, password, folder = "INBOX", afterProcessing },
         smtp = new { host = "127.0.0.1", port = SmtpPort, security = "none", user, password },
     };
 

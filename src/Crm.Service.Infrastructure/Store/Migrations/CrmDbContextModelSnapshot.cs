@@ -789,6 +789,10 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.Property<long>("LastUid")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Server")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<long>("UidValidity")
                         .HasColumnType("INTEGER");
 
