@@ -39,6 +39,8 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<KnowledgeBase.ArticleRecord> KbArticles => Set<KnowledgeBase.ArticleRecord>();
     public DbSet<KnowledgeBase.ArticleRevisionRecord> KbRevisions => Set<KnowledgeBase.ArticleRevisionRecord>();
     public DbSet<KnowledgeBase.CategoryRecord> KbCategories => Set<KnowledgeBase.CategoryRecord>();
+    public DbSet<Queries.TicketTagRecord> TicketTags => Set<Queries.TicketTagRecord>();
+    public DbSet<Queries.TicketChannelRecord> TicketChannels => Set<Queries.TicketChannelRecord>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -209,6 +211,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.Property(x => x.Amount).HasConversion<string>();
         });
         KnowledgeBase.KnowledgeBaseModel.Configure(model);
+        Queries.TicketProjections.Configure(model);
     }
 
     private sealed class UtcTicksConverter() : ValueConverter<DateTimeOffset, long>(

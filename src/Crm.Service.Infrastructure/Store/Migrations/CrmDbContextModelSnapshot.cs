@@ -850,6 +850,42 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("QuarantinedMail", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Infrastructure.Queries.TicketChannelRecord", b =>
+                {
+                    b.Property<long>("TicketNumber")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("ChannelAccountId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("TicketNumber", "ChannelAccountId");
+
+                    b.HasIndex("ChannelAccountId", "UpdatedAt", "TicketNumber");
+
+                    b.ToTable("TicketChannels", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.Queries.TicketTagRecord", b =>
+                {
+                    b.Property<long>("TicketNumber")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Tag")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("TicketNumber", "Tag");
+
+                    b.HasIndex("Tag", "UpdatedAt", "TicketNumber");
+
+                    b.ToTable("TicketTags", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Infrastructure.Store.ReminderRecord", b =>
                 {
                     b.Property<string>("GrainId")
