@@ -35,6 +35,7 @@ app.MapAgentApi();
 app.MapAdminApi();
 app.MapTeamsApi();
 app.MapCustomerEventsApi();
+app.MapRepliesApi();
 app.MapKnowledgeBaseApi();
 app.MapAgentConsole();
 app.Run();

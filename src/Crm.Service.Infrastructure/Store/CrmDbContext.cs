@@ -41,6 +41,8 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<KnowledgeBase.CategoryRecord> KbCategories => Set<KnowledgeBase.CategoryRecord>();
     public DbSet<Queries.TicketTagRecord> TicketTags => Set<Queries.TicketTagRecord>();
     public DbSet<Queries.TicketChannelRecord> TicketChannels => Set<Queries.TicketChannelRecord>();
+    public DbSet<Replies.CannedResponseRecord> CannedResponses => Set<Replies.CannedResponseRecord>();
+    public DbSet<Replies.MacroRecord> Macros => Set<Replies.MacroRecord>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -212,6 +214,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
         });
         KnowledgeBase.KnowledgeBaseModel.Configure(model);
         Queries.TicketProjections.Configure(model);
+        Replies.ReplyLibrary.Configure(model);
     }
 
     private sealed class UtcTicksConverter() : ValueConverter<DateTimeOffset, long>(

@@ -71,6 +71,9 @@ public sealed class ConsoleQueueFilterTests(ITestOutputHelper output) : AppTest
         Assert.Equal([b, a, d], await ListAsync(new TicketFilter { Channel = "bridge", Status = TicketStatus.New }));
 
         // Merging moves the shop message into a: a now has a shop message; c (merged, closed) keeps none.
+        // (Tickets merge within one customer: the shop customer is merged into ann first.)
+        var customerOf = async (long n) => await App.QueryAsync(db => db.Tickets.Where(t => t.Number == n).Select(t => t.CustomerId).SingleAsync());
+        await App.Grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Customers).MergeCustomersAsync(await customerOf(c), await customerOf(a), "test");
         await App.Grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Tickets).MergeTicketsAsync(c, a, "test");
         Assert.Equal([a], await ListAsync(new TicketFilter { Channel = "shop" }));
 

@@ -12,6 +12,7 @@ using Microsoft.AspNetCore.Mvc.Filters;
 using Crm.Service.AgentConsole;
 using Crm.Service.Hubs;
 using Crm.Service.Infrastructure.Teams;
+using Crm.Service.Infrastructure.Replies;
 using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.Pages.Tickets;
@@ -22,7 +23,7 @@ namespace Crm.Service.Pages.Tickets;
 /// then a redirect (so a reload never sends a reply twice).
 /// </summary>
 public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs,
-    TicketAccess access, TeamDirectory teamDirectory, Mentions mentions) : PageModel
+    TicketAccess access, TeamDirectory teamDirectory, Mentions mentions, ReplyLibrary library, MacroRunner macros) : PageModel
 {
     private const int TimelinePage = 50;
     private const int HistoryPage = 50;
@@ -60,6 +61,13 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     [BindProperty, StringLength(200)] public string? OriginalTeam { get; set; }
     /// <summary>The ticket's tags, separated by commas (the tags form replaces them all).</summary>
     [BindProperty, StringLength(4000)] public string? TagsText { get; set; }
+
+    /// <summary>Canned responses this person may use, each with this ticket's placeholders filled (what "Insert" puts in the reply box).</summary>
+    public IReadOnlyList<(CannedResponseRecord Canned, string Text)> Canned { get; private set; } = [];
+
+    public IReadOnlyList<MacroRecord> Macros { get; private set; } = [];
+
+    [BindProperty] public Guid? MacroId { get; set; }
 
     /// <summary>Teams for the team field: those this person may see, plus the ticket's own.</summary>
     public IReadOnlyList<TeamView> Teams { get; private set; } = [];
@@ -217,6 +225,27 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
             request.CheckLimits, cancellationToken);
     }
 
+    /// <summary>Applies a macro (personal or shared) to this ticket: its reply, field changes and notes at once.</summary>
+    public async Task<IActionResult> OnPostMacroAsync(CancellationToken cancellationToken)
+    {
+        var me = TicketAccess.UserId(User);
+        if (MacroId is not { } id || await library.FindMacroAsync(id, cancellationToken) is not { } macro
+            || (macro.OwnerId != ReplyLibrary.Shared && macro.OwnerId != me))
+        {
+            ModelState.AddModelError(nameof(MacroId), "Choose one of your macros or a shared one.");
+            return await ChangeAsync(() => Task.CompletedTask, () => { }, cancellationToken);
+        }
+        string? refused = null;
+        var result = await ChangeAsync(async () =>
+        {
+            var name = User.Identity!.Name!;
+            refused = await macros.ApplyAsync(macro, Number, new MacroCaller(User.ConsoleActor(), Api.AgentNames.Display(name), name, ReplyRequestId()), cancellationToken);
+            if (refused is not null)
+                throw new DomainException($"The macro \"{macro.Name}\" was not applied: {refused}");
+        }, () => { }, cancellationToken);
+        return result;
+    }
+
     /// <summary>
     /// The reply's idempotency key, scoped to the person: the form's one-time id, or, for a post without one (an
     /// older page), a digest of the form's anti-forgery token, which is the same for every post of one rendered page
@@ -276,6 +305,10 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
         NewAssignee ??= ticket.Assignee;
         NewTeam ??= ticket.Team;
         TagsText ??= string.Join(", ", ticket.Tags);
+        var me = TicketAccess.UserId(User);
+        var values = new PlaceholderValues(ticket.CustomerName, ticket.Number, ticket.Subject, Api.AgentNames.Display(User.Identity!.Name!), User.Identity!.Name!);
+        Canned = [.. (await library.CannedAsync(me, null, cancellationToken)).Select(c => (c, Placeholders.Render(c.Text, values)))];
+        Macros = await library.MacrosAsync(me, cancellationToken);
         var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
         Teams = [.. (await teamDirectory.ListAsync(cancellationToken)).Where(team => !hidden.Contains(team.Id) || team.Id == ticket.Team)];
         EntryCursor? before = null;
