@@ -23,7 +23,7 @@ namespace Crm.Service.Pages.Tickets;
 /// then a redirect (so a reload never sends a reply twice).
 /// </summary>
 public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs,
-    TicketAccess access, TeamDirectory teamDirectory, Mentions mentions, ReplyLibrary library, MacroRunner macros) : PageModel
+    TicketAccess access, TeamDirectory teamDirectory, Mentions mentions, ReplyLibrary library, MacroRunner macros, Crm.Service.Search.ISearchIndex kbIndex) : PageModel
 {
     private const int TimelinePage = 50;
     private const int HistoryPage = 50;
@@ -91,8 +91,76 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     public async Task<IActionResult> OnGetAsync(string? cursor, CancellationToken cancellationToken)
     {
         ShowsOlderPage = cursor is not null;
-        return await LoadAsync(cursor, cancellationToken) ? Page() : NotFound();
+        if (!await LoadAsync(cursor, cancellationToken))
+            return NotFound();
+        await SearchKnowledgeBaseAsync(cancellationToken);
+        return Page();
     }
+
+    /// <summary>The knowledge-base panel's search text (<c>?kb=</c>) and language (<c>?kblang=</c>).</summary>
+    [FromQuery(Name = "kb")] public string? KbQuery { get; set; }
+    [FromQuery(Name = "kblang")] public string? KbLanguage { get; set; }
+
+    /// <summary>A published article found for the panel: the snippet as plain text, the help-center link (public
+    /// articles only; internal ones are for agents and are inserted as text), and the text to insert.</summary>
+    public sealed record KbHit(string Title, string Snippet, string Language, string? Url, string Text);
+
+    public IReadOnlyList<KbHit> KbHits { get; private set; } = [];
+
+    public const int KbTextLimit = 4000;
+
+    /// <summary>
+    /// Searches published articles through the search index (Lucene or Elasticsearch) in one language family: the one
+    /// the agent picked, else the customer's language, else the agent's own UI language, so a Chinese customer gets
+    /// Chinese articles even when the agent works in English.
+    /// </summary>
+    private async Task SearchKnowledgeBaseAsync(CancellationToken cancellationToken)
+    {
+        var customerLanguage = await CustomerLanguageAsync(cancellationToken);
+        KbLanguage = Crm.Service.Search.SearchLanguages.IsValid(KbLanguage) ? KbLanguage
+            : LanguageFamily(customerLanguage) ?? LanguageFamily(System.Globalization.CultureInfo.CurrentUICulture.Name) ?? Crm.Service.Search.SearchLanguages.English;
+        if (KbQuery?.Trim() is not { Length: > 0 and <= 200 } text)
+            return;
+        var languages = KbLanguage == Crm.Service.Search.SearchLanguages.English ? new[] { Crm.Service.Search.SearchLanguages.English }
+            : [Crm.Service.Search.SearchLanguages.SimplifiedChinese, Crm.Service.Search.SearchLanguages.TraditionalChinese];
+        var results = await kbIndex.SearchAsync(new Crm.Service.Search.SearchQuery(text)
+        {
+            Languages = languages,
+            Statuses = [Infrastructure.KnowledgeBase.ArticleStatus.Published],
+            Take = 8,
+        }, cancellationToken);
+        var ids = results.Hits.Select(h => Guid.TryParse(h.Id, out var id) ? id : Guid.Empty).Where(id => id != Guid.Empty).ToList();
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // The store decides what is published now (the index may lag a moment behind an unpublish).
+        var articles = await db.KbArticles.AsNoTracking().Where(a => ids.Contains(a.Id) && a.Status == Infrastructure.KnowledgeBase.ArticleStatus.Published)
+            .ToDictionaryAsync(a => a.Id.ToString("D"), cancellationToken);
+        var origin = $"{Request.Scheme}://{Request.Host}";
+        KbHits = [.. results.Hits.Where(h => articles.ContainsKey(h.Id)).Select(h =>
+        {
+            var article = articles[h.Id];
+            var url = article.Visibility == Infrastructure.KnowledgeBase.ArticleVisibility.Public
+                ? $"{origin}/help/{Uri.EscapeDataString(article.Language)}/articles/{Uri.EscapeDataString(article.Slug)}" : null;
+            var body = article.BodyText.Length > KbTextLimit ? article.BodyText[..KbTextLimit] + "…" : article.BodyText;
+            return new KbHit(article.Title, SnippetText(h.Snippet), article.Language, url, body);
+        })];
+    }
+
+    private async Task<string?> CustomerLanguageAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.Customers.AsNoTracking().Where(c => c.Id == Ticket.CustomerId).Select(c => c.Language).FirstOrDefaultAsync(cancellationToken);
+    }
+
+    private static string? LanguageFamily(string? language) => language switch
+    {
+        not null when language.StartsWith("zh", StringComparison.OrdinalIgnoreCase) => Crm.Service.Search.SearchLanguages.SimplifiedChinese,
+        not null when language.StartsWith("en", StringComparison.OrdinalIgnoreCase) => Crm.Service.Search.SearchLanguages.English,
+        _ => null,
+    };
+
+    /// <summary>The index's snippet is encoded HTML with &lt;mark&gt;; the page shows it as text (Razor encodes it again).</summary>
+    private static string SnippetText(string snippet) =>
+        System.Net.WebUtility.HtmlDecode(System.Text.RegularExpressions.Regex.Replace(snippet, "</?mark>", ""));
 
     /// <summary>Splits a plain-text message into what the author wrote and the quoted earlier mail below it (lines
     /// starting with "&gt;", or everything after an "On … wrote:" line), which the page collapses behind a toggle.</summary>
