@@ -43,7 +43,7 @@ public sealed class ConsoleKnowledgePanelTests : AppTest
         Assert.DoesNotContain("<script>alert(1)", page, StringComparison.Ordinal);
         // Public: a help-center link and the text; internal: only the text (the customer could not open the link).
         Assert.Matches("data-insert=\"http://localhost/help/en/articles/refund-policy\"", page);
-        Assert.Equal(1, System.Text.RegularExpressions.Regex.Matches(page, "data-insert=\"http[^\"]*/help/").Count);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(page, "data-insert=\"http[^\"]*/help/"));
         Assert.Contains("data-insert=\"Agents only: refund beyond 30 days.\"", page, StringComparison.Ordinal);
 
         // The Chinese customer's ticket searches Chinese articles by default, whatever the agent's language.

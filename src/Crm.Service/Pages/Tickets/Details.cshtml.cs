@@ -293,6 +293,37 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
             request.CheckLimits, cancellationToken);
     }
 
+    [BindProperty] public long? MergeTarget { get; set; }
+    [BindProperty] public Guid? SplitMessage { get; set; }
+
+    /// <summary>Merges this ticket into another of the same customer (Supervisors: it cannot be undone), through the
+    /// merge coordinator like the API and the bulk action; then shows the target.</summary>
+    public async Task<IActionResult> OnPostMergeAsync(CancellationToken cancellationToken)
+    {
+        if (!User.IsInRole(ConsoleRoles.Supervisor))
+            return Forbid();
+        if (MergeTarget is not { } target || !await access.CanSeeTicketAsync(User, target, cancellationToken))
+        {
+            ModelState.AddModelError(nameof(MergeTarget), "Enter the number of a ticket to merge this one into.");
+            return await ChangeAsync(() => Task.CompletedTask, () => { }, cancellationToken);
+        }
+        var result = await ChangeAsync(() => grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Tickets)
+            .MergeTicketsAsync(Number, target, User.ConsoleActor(), cancellationToken), () => { }, cancellationToken);
+        return result is RedirectResult ? Redirect($"/Tickets/{target}") : result;
+    }
+
+    /// <summary>Moves one message (and what the customer sends on after it, per the core's split rules) into a new ticket.</summary>
+    public async Task<IActionResult> OnPostSplitAsync(CancellationToken cancellationToken)
+    {
+        long? created = null;
+        if (SplitMessage is not { } message)
+            ModelState.AddModelError(nameof(SplitMessage), "Choose the message to split off.");
+        var result = await ChangeAsync(async () =>
+            created = (await grains.GetGrain<ITicketGrain>(Number).SplitAsync(SplitMessage!.Value, User.ConsoleActor(), cancellationToken)).Number,
+            () => { }, cancellationToken);
+        return result is RedirectResult && created is { } number ? Redirect($"/Tickets/{number}") : result;
+    }
+
     /// <summary>Applies a macro (personal or shared) to this ticket: its reply, field changes and notes at once.</summary>
     public async Task<IActionResult> OnPostMacroAsync(CancellationToken cancellationToken)
     {
