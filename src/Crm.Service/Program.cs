@@ -37,6 +37,7 @@ app.MapAdminApi();
 app.MapEmailAdminApi(ApiKeyAuthenticationExtensions.AdminPolicy, ApiKeyAuthenticationExtensions.RateLimitPolicy);
 app.MapTeamsApi();
 app.MapCustomerEventsApi();
+app.MapRepliesApi();
 app.MapKnowledgeBaseApi();
 app.MapAgentConsole();
 app.Run();

@@ -13,6 +13,7 @@ public static class QueryExtensions
         services.AddSingleton<Teams.TeamDirectory>();
         services.AddSingleton<CustomerEvents.CustomerEventStore>();
         services.AddSingleton<IConsoleSearch, SqlConsoleSearch>();
+        services.AddSingleton<Replies.ReplyLibrary>();
         return services;
     }
 }

@@ -57,11 +57,31 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
             query = query.Where(t => t.CustomerId == customer);
         if (filter.Priority is { } priority)
             query = query.Where(t => t.Priority == priority);
-        if (filter.Tag is { } tag)
-            query = query.Where(t => t.Tags.Contains(tag));
-        if (filter.Channel is { } channel)
-            // Messages, not conversations: a conversation points only at its latest ticket, its messages stay put.
-            query = query.Where(t => db.Messages.Any(m => m.TicketNumber == t.Number && m.ChannelAccountId == channel));
+        // Tag and channel come from their projections (TicketProjections), never from the JSON column or a probe of
+        // Messages per ticket: a rare tag would otherwise walk the whole table to fill a page.
+        if (filter.Tag is { } tag && filter.Channel is { } both)
+            query = query.Where(t => db.TicketChannels.Any(c => c.TicketNumber == t.Number && c.ChannelAccountId == both));
+        if (sort == TicketSort.Updated && (filter.Tag ?? filter.Channel) is not null)
+        {
+            // The projection's (key, UpdatedAt, TicketNumber) index drives the page in order; tickets are read by number.
+            var keys = filter.Tag is { } byTag
+                ? db.TicketTags.Where(x => x.Tag == byTag).Select(x => new ProjectedKey { UpdatedAt = x.UpdatedAt, Number = x.TicketNumber })
+                : db.TicketChannels.Where(x => x.ChannelAccountId == filter.Channel).Select(x => new ProjectedKey { UpdatedAt = x.UpdatedAt, Number = x.TicketNumber });
+            if (after is { } k)
+            {
+                var at = k.At;
+                var number = k.Number;
+                keys = keys.Where(x => x.UpdatedAt <= at && (x.UpdatedAt < at || x.Number < number));
+            }
+            return from x in keys
+                   join t in query on x.Number equals t.Number
+                   orderby x.UpdatedAt descending, x.Number descending
+                   select t;
+        }
+        if (filter.Tag is { } tagged)
+            query = query.Where(t => db.TicketTags.Where(x => x.Tag == tagged).Select(x => x.TicketNumber).Contains(t.Number));
+        else if (filter.Channel is { } channel)
+            query = query.Where(t => db.TicketChannels.Where(x => x.ChannelAccountId == channel).Select(x => x.TicketNumber).Contains(t.Number));
         switch (sort)
         {
             case TicketSort.Created:
@@ -91,6 +111,12 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
                 }
                 return query.OrderByDescending(t => t.UpdatedAt).ThenByDescending(t => t.Number);
         }
+    }
+
+    private sealed class ProjectedKey
+    {
+        public DateTimeOffset UpdatedAt { get; init; }
+        public long Number { get; init; }
     }
 
     public async Task<TicketView?> GetAsync(long number, CancellationToken cancellationToken)

@@ -39,6 +39,10 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<KnowledgeBase.ArticleRecord> KbArticles => Set<KnowledgeBase.ArticleRecord>();
     public DbSet<KnowledgeBase.ArticleRevisionRecord> KbRevisions => Set<KnowledgeBase.ArticleRevisionRecord>();
     public DbSet<KnowledgeBase.CategoryRecord> KbCategories => Set<KnowledgeBase.CategoryRecord>();
+    public DbSet<Queries.TicketTagRecord> TicketTags => Set<Queries.TicketTagRecord>();
+    public DbSet<Queries.TicketChannelRecord> TicketChannels => Set<Queries.TicketChannelRecord>();
+    public DbSet<Replies.CannedResponseRecord> CannedResponses => Set<Replies.CannedResponseRecord>();
+    public DbSet<Replies.MacroRecord> Macros => Set<Replies.MacroRecord>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -210,6 +214,8 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.Property(x => x.Amount).HasConversion<string>();
         });
         KnowledgeBase.KnowledgeBaseModel.Configure(model);
+        Queries.TicketProjections.Configure(model);
+        Replies.ReplyLibrary.Configure(model);
     }
 
     private sealed class UtcTicksConverter() : ValueConverter<DateTimeOffset, long>(

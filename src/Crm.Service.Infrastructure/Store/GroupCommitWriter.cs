@@ -91,9 +91,11 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
                 var committedAt = _time.GetUtcNow();
                 var changes = new List<ChangeRecord>(batch.Count * 2);
                 var tickets = await TicketMerges.ReadAsync(db, batch.Select(p => p.Writes));
+                var touched = new HashSet<long>();
                 foreach (var pending in batch)
-                    await WriteSetApplier.ApplyAsync(db, pending.Writes, tickets, committedAt, changes);
+                    await WriteSetApplier.ApplyAsync(db, pending.Writes, tickets, committedAt, changes, touched);
                 await db.SaveChangesAsync(acceptAllChangesOnSuccess: false);
+                await Queries.TicketProjections.RefreshAsync(db, touched);
                 await ChangeRows.InsertAsync(db, changes);
                 await transaction.CommitAsync();
             }
@@ -129,8 +131,10 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
                 try
                 {
                     changes.Clear();
-                    await WriteSetApplier.ApplyAsync(db, batch[i].Writes, tickets, committedAt, changes);
+                    var touched = new HashSet<long>();
+                    await WriteSetApplier.ApplyAsync(db, batch[i].Writes, tickets, committedAt, changes, touched);
                     await db.SaveChangesAsync();
+                    await Queries.TicketProjections.RefreshAsync(db, touched);
                     await ChangeRows.InsertAsync(db, changes);
                     await transaction.ReleaseSavepointAsync("ws");
                 }

@@ -47,6 +47,7 @@ public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, I
                 UNION ALL SELECT MAX(FollowUpOf) FROM Tickets
                 UNION ALL SELECT MAX(MergedInto) FROM Tickets)), 0));
             """);
+        await Queries.TicketProjections.BackfillAsync(db);
         logger.LogInformation("Store ready at {Database}", options.DatabasePath);
     }
 }

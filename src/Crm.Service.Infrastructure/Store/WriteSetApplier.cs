@@ -12,15 +12,22 @@ internal static class WriteSetApplier
 {
     /// <param name="tickets">What the transaction knows of tickets' merges (<see cref="TicketMerges"/>), shared by its write sets.</param>
     /// <param name="changes">Collects the set's change rows; the caller inserts them in the same transaction (<see cref="ChangeRows.InsertAsync"/>).</param>
-    public static async Task ApplyAsync(CrmDbContext db, WriteSet writes, TicketMerges tickets, DateTimeOffset committedAt, List<ChangeRecord> changes)
+    /// <param name="touched">Collects the tickets whose queue projections (<see cref="Queries.TicketProjections"/>) must be rebuilt after the save.</param>
+    public static async Task ApplyAsync(CrmDbContext db, WriteSet writes, TicketMerges tickets, DateTimeOffset committedAt, List<ChangeRecord> changes,
+        ISet<long>? touched = null)
     {
         ChangeRows.Append(writes, committedAt, changes);
+        touched ??= new HashSet<long>();
         foreach (var operation in writes.Operations)
         {
             switch (operation)
             {
                 case InsertRow insert:
                     db.Add(insert.Record);
+                    if (insert.Record is TicketRecord inserted)
+                        touched.Add(inserted.Number);
+                    else if (insert.Record is MessageRecord { ChannelAccountId: not null } message)
+                        touched.Add(message.TicketNumber);
                     break;
                 case UpdateRow update:
                     if (update.Properties.Count == 0)
@@ -31,6 +38,9 @@ internal static class WriteSetApplier
                         foreach (var property in update.Properties)
                             entry.Property(property).IsModified = true;
                     }
+                    if (update.Record is TicketRecord updated && (update.Properties.Count == 0
+                        || update.Properties.Contains(nameof(TicketRecord.Tags)) || update.Properties.Contains(nameof(TicketRecord.UpdatedAt))))
+                        touched.Add(updated.Number);
                     // Only a row that carries MergedInto says where a ticket went (a conversation's activity update does not).
                     if (update.Record is TicketRecord ticket && (update.Properties.Count == 0 || update.Properties.Contains(nameof(TicketRecord.MergedInto))))
                         tickets.Written(ticket);
@@ -42,7 +52,7 @@ internal static class WriteSetApplier
                 default:
                     // Tracked rows go first (and are accepted, so the batch's final save does not insert them again).
                     await db.SaveChangesAsync(acceptAllChangesOnSuccess: true);
-                    await ApplyBulkAsync(db, operation);
+                    await ApplyBulkAsync(db, operation, touched);
                     if (operation is MoveTicketContent move)
                         tickets.Merged(move.FromTicket, move.ToTicket);
                     break;
@@ -50,8 +60,25 @@ internal static class WriteSetApplier
         }
     }
 
-    private static async Task ApplyBulkAsync(CrmDbContext db, WriteOperation operation)
+    private static async Task ApplyBulkAsync(CrmDbContext db, WriteOperation operation, ISet<long> touched)
     {
+        switch (operation)
+        {
+            case MoveTicketContent content:
+                touched.Add(content.FromTicket);
+                touched.Add(content.ToTicket);
+                break;
+            case WithdrawEmptyTicket withdrawn:
+                touched.Add(withdrawn.Number);
+                if (withdrawn.RestorePointerTo is { } restored)
+                    touched.Add(restored);
+                break;
+            case MoveMessage moved:
+                touched.Add(moved.ToTicket);
+                if (await db.Messages.Where(m => m.Id == moved.MessageId).Select(m => (long?)m.TicketNumber).FirstOrDefaultAsync() is { } source)
+                    touched.Add(source);
+                break;
+        }
         switch (operation)
         {
             case MoveTicketContent move:

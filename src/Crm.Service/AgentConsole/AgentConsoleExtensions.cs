@@ -29,6 +29,7 @@ public static class AgentConsoleExtensions
             pages.Conventions.AuthorizeFolder("/Customers", ConsolePolicies.Tickets);
             pages.Conventions.AuthorizeFolder("/Admin", ConsolePolicies.Admin);
             pages.Conventions.AuthorizeFolder("/Search", ConsolePolicies.Tickets);
+            pages.Conventions.AuthorizeFolder("/Replies", ConsolePolicies.Tickets);
             pages.Conventions.AllowAnonymousToPage("/Account/Login");
             pages.Conventions.AllowAnonymousToPage("/Account/AccessDenied");
             pages.Conventions.AllowAnonymousToPage("/Setup");
@@ -42,6 +43,7 @@ public static class AgentConsoleExtensions
         // Replaces the web chat's default (always available).
         builder.Services.AddSingleton<Crm.Connectors.Abstractions.IAgentAvailability, PresenceAvailability>();
         builder.Services.AddSingleton<TicketViewers>();
+        builder.Services.AddSingleton<MacroRunner>();
         builder.Services.AddSingleton<AgentConnections>();
         builder.Services.AddSingleton<Mentions>();
         builder.Services.AddSingleton<TeamDirectoryAccess>();

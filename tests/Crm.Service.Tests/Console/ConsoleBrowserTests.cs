@@ -176,4 +176,53 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await Assertions.Expect(page.Locator("#timeline")).ToContainTextAsync("message 0");
         await Assertions.Expect(page.Locator("#timeline")).Not.ToContainTextAsync("a brand new message");
     }
+
+    [Fact]
+    public async Task Canned_responses_insert_by_picker_and_by_slash_shortcut_and_keyboard_shortcuts_work()
+    {
+        var library = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Crm.Service.Infrastructure.Replies.ReplyLibrary>(_app.Services);
+        var (_, error) = await library.SaveCannedAsync(null, Crm.Service.Infrastructure.Replies.ReplyLibrary.Shared, "thanks", "Thanks",
+            "Thanks {{customer.first_name}}, ticket {{ticket.number}}.", "test", CancellationToken.None);
+        Assert.Null(error);
+        await library.SaveCannedAsync(null, Crm.Service.Infrastructure.Replies.ReplyLibrary.Shared, "bye", "Bye", "Bye <img src=x onerror=alert(1)>", "test", CancellationToken.None);
+        var first = (await ReceiveAsync("k1", "+15550100011", "Kim Park", "first")).GetProperty("ticketNumber").GetInt64();
+        var second = (await ReceiveAsync("k2", "+15550100012", "Lee", "second")).GetProperty("ticketNumber").GetInt64();
+        var dialogs = new List<string>();
+        var page = await SignedInPageAsync();
+        page.Dialog += (_, dialog) => dialogs.Add(dialog.Message);
+        await page.GotoAsync($"{_baseUrl}/Tickets/{second}");
+        await WaitForLiveAsync(page);
+
+        // Keyboard: r and n focus the reply and the note boxes.
+        await page.Locator("body").ClickAsync(new() { Position = new() { X = 5, Y = 300 } });
+        await page.Keyboard.PressAsync("r");
+        await Assertions.Expect(page.Locator("#ReplyText")).ToBeFocusedAsync();
+        await page.Locator("body").ClickAsync(new() { Position = new() { X = 5, Y = 300 } });
+        await page.Keyboard.PressAsync("n");
+        await Assertions.Expect(page.Locator("#NoteText")).ToBeFocusedAsync();
+
+        // "/thanks" then Tab expands in place, filled for this ticket; the picker inserts at the caret.
+        var reply = page.Locator("#ReplyText");
+        await reply.ClickAsync();
+        await page.Keyboard.TypeAsync("Hello. /than");
+        await page.Keyboard.PressAsync("Tab");
+        await Assertions.Expect(reply).ToHaveValueAsync($"Hello. Thanks Lee, ticket #{second}.");
+        await Assertions.Expect(reply).ToBeFocusedAsync();
+        await page.Locator("#canned-picker").SelectOptionAsync("bye");
+        await page.Locator("#canned-insert").ClickAsync();
+        await Assertions.Expect(reply).ToHaveValueAsync($"Hello. Thanks Lee, ticket #{second}.Bye <img src=x onerror=alert(1)>");
+        Assert.Equal(0, await page.Locator("#reply-form img").CountAsync());
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send reply" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#timeline")).ToContainTextAsync($"Thanks Lee, ticket #{second}.");
+
+        // j goes to the next ticket of All open; / opens search.
+        await page.Locator("body").ClickAsync(new() { Position = new() { X = 5, Y = 300 } });
+        await page.Keyboard.PressAsync("j");
+        await page.WaitForURLAsync(new Regex($"/Tickets/{first}$"));
+        await page.Locator("body").ClickAsync(new() { Position = new() { X = 5, Y = 300 } });
+        await page.Keyboard.PressAsync("/");
+        await page.WaitForURLAsync(new Regex("/Search"));
+        await Assertions.Expect(page.Locator("#search-box")).ToBeFocusedAsync();
+        Assert.Empty(dialogs);
+    }
 }

@@ -79,6 +79,48 @@ function typing() {
 
 for (const box of document.querySelectorAll("#ReplyText, #NoteText")) box.addEventListener("input", typing);
 
+// Composer: put text into the reply box at the caret (canned responses, knowledge-base links). Text only: a
+// textarea's value is never parsed as HTML.
+function insertIntoReply(text, replaceFrom) {
+  const box = document.getElementById("ReplyText");
+  if (!box || typeof text !== "string") return;
+  const start = replaceFrom ?? box.selectionStart ?? box.value.length;
+  const end = box.selectionEnd ?? box.value.length;
+  box.value = box.value.slice(0, start) + text + box.value.slice(end);
+  const caret = start + text.length;
+  box.focus();
+  box.setSelectionRange(caret, caret);
+  box.dispatchEvent(new Event("input"));
+}
+
+const cannedPicker = document.getElementById("canned-picker");
+document.getElementById("canned-insert")?.addEventListener("click", () => {
+  const option = cannedPicker?.selectedOptions[0];
+  if (option) insertIntoReply(option.dataset.text);
+});
+
+// "/shortcut" then Tab in the reply box expands to that canned response (exact shortcut, or the only one it starts).
+document.getElementById("ReplyText")?.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab" || event.shiftKey || !cannedPicker) return;
+  const box = event.target;
+  const before = box.value.slice(0, box.selectionStart);
+  const typed = /(?:^|\s)\/([A-Za-z0-9_-]{1,40})$/.exec(before);
+  if (!typed) return;
+  const options = [...cannedPicker.options];
+  const exact = options.filter((o) => o.value === typed[1]);
+  const prefixed = options.filter((o) => o.value.startsWith(typed[1]));
+  const match = exact.length ? exact[0] : prefixed.length === 1 ? prefixed[0] : null;
+  if (!match) return;
+  event.preventDefault();
+  insertIntoReply(match.dataset.text, box.selectionStart - typed[1].length - 1);
+});
+
+// Buttons that carry their text (knowledge-base panel: a link or an article's text).
+document.addEventListener("click", (event) => {
+  const button = event.target instanceof Element ? event.target.closest("[data-insert]") : null;
+  if (button) { event.preventDefault(); insertIntoReply(button.getAttribute("data-insert")); }
+});
+
 // Keyboard shortcuts (not while typing in a field): r reply, n note, j next ticket in the queue, / search.
 document.addEventListener("keydown", (event) => {
   const target = event.target;

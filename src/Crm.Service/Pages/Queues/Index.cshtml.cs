@@ -10,7 +10,8 @@ namespace Crm.Service.Pages.Queues;
 
 /// <summary>A queue page: the queue's filter plus the agent's own filters, keyset-paged through the read model, and the
 /// queue sizes from <see cref="QueueCounts"/> (never a COUNT per page view).</summary>
-public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamDirectory teamDirectory, IGrainFactory grains, ILogger<IndexModel> logger) : PageModel
+public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamDirectory teamDirectory, IGrainFactory grains, ILogger<IndexModel> logger,
+    Infrastructure.Replies.ReplyLibrary library, MacroRunner macros) : PageModel
 {
     public const int MaxBulk = 100;
 
@@ -20,7 +21,15 @@ public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamD
         Status,
         Tag,
         Merge,
+        Macro,
     }
+
+    /// <summary>Macro: the macro to apply to each selected ticket.</summary>
+    [BindProperty] public Guid? BulkMacro { get; set; }
+    /// <summary>One rendered bulk form = one apply: a re-post sends each macro reply once.</summary>
+    [BindProperty] public Guid? RequestId { get; set; }
+
+    public IReadOnlyList<Infrastructure.Replies.MacroRecord> Macros { get; private set; } = [];
 
     [BindProperty] public List<long> Selected { get; set; } = [];
     [BindProperty] public BulkAction? Action { get; set; }
@@ -67,6 +76,7 @@ public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamD
                 return BadRequest();
             after = decoded;
         }
+        Macros = await library.MacrosAsync(TicketAccess.UserId(User), cancellationToken);
         var me = User.Identity!.Name!;
         var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
         var filter = ConsoleQueues.Filter(Queue, me, await access.MyTeamsAsync(User, cancellationToken)) with
@@ -114,6 +124,15 @@ public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamD
             return BulkDone("Choose the status to set.");
         if (action == BulkAction.Tag && string.IsNullOrWhiteSpace(BulkTag))
             return BulkDone("Enter the tag to add.");
+        Infrastructure.Replies.MacroRecord? macro = null;
+        if (action == BulkAction.Macro)
+        {
+            macro = BulkMacro is { } macroId ? await library.FindMacroAsync(macroId, cancellationToken) : null;
+            if (macro is null || (macro.OwnerId != Infrastructure.Replies.ReplyLibrary.Shared && macro.OwnerId != TicketAccess.UserId(User)))
+                return BulkDone("Choose one of your macros or a shared one.");
+        }
+        var caller = new MacroCaller(User.ConsoleActor(), Api.AgentNames.Display(User.Identity!.Name!), User.Identity!.Name!,
+            $"console:{TicketAccess.UserId(User)}:{(RequestId is { } rid && rid != Guid.Empty ? rid.ToString("N") : Guid.NewGuid().ToString("N"))}");
         if (action == BulkAction.Merge && (MergeInto is not { } target || !await access.CanSeeTicketAsync(User, target, cancellationToken)))
             return BulkDone("Enter the number of a ticket to merge the selected ones into.");
         int done = 0;
@@ -135,6 +154,13 @@ public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamD
                         var tagged = new TicketChange { Tags = [.. current, BulkTag!.Trim()] };
                         Grains.InputLimits.CheckTicketChange(tagged);
                         await ticket.ChangeAsync(tagged, User.ConsoleActor(), cancellationToken);
+                        break;
+                    case BulkAction.Macro:
+                        if (await macros.ApplyAsync(macro!, number, caller, cancellationToken) is { } macroRefusal)
+                        {
+                            refused.Add($"#{number}: {macroRefusal}");
+                            continue;
+                        }
                         break;
                     case BulkAction.Merge:
                         if (number == MergeInto)

@@ -12,6 +12,7 @@ using Microsoft.AspNetCore.Mvc.Filters;
 using Crm.Service.AgentConsole;
 using Crm.Service.Hubs;
 using Crm.Service.Infrastructure.Teams;
+using Crm.Service.Infrastructure.Replies;
 using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.Pages.Tickets;
@@ -22,7 +23,7 @@ namespace Crm.Service.Pages.Tickets;
 /// then a redirect (so a reload never sends a reply twice).
 /// </summary>
 public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs,
-    TicketAccess access, TeamDirectory teamDirectory, Mentions mentions) : PageModel
+    TicketAccess access, TeamDirectory teamDirectory, Mentions mentions, ReplyLibrary library, MacroRunner macros, Crm.Service.Search.ISearchIndex kbIndex) : PageModel
 {
     private const int TimelinePage = 50;
     private const int HistoryPage = 50;
@@ -61,6 +62,13 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     /// <summary>The ticket's tags, separated by commas (the tags form replaces them all).</summary>
     [BindProperty, StringLength(4000)] public string? TagsText { get; set; }
 
+    /// <summary>Canned responses this person may use, each with this ticket's placeholders filled (what "Insert" puts in the reply box).</summary>
+    public IReadOnlyList<(CannedResponseRecord Canned, string Text)> Canned { get; private set; } = [];
+
+    public IReadOnlyList<MacroRecord> Macros { get; private set; } = [];
+
+    [BindProperty] public Guid? MacroId { get; set; }
+
     /// <summary>Teams for the team field: those this person may see, plus the ticket's own.</summary>
     public IReadOnlyList<TeamView> Teams { get; private set; } = [];
 
@@ -83,8 +91,76 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     public async Task<IActionResult> OnGetAsync(string? cursor, CancellationToken cancellationToken)
     {
         ShowsOlderPage = cursor is not null;
-        return await LoadAsync(cursor, cancellationToken) ? Page() : NotFound();
+        if (!await LoadAsync(cursor, cancellationToken))
+            return NotFound();
+        await SearchKnowledgeBaseAsync(cancellationToken);
+        return Page();
     }
+
+    /// <summary>The knowledge-base panel's search text (<c>?kb=</c>) and language (<c>?kblang=</c>).</summary>
+    [FromQuery(Name = "kb")] public string? KbQuery { get; set; }
+    [FromQuery(Name = "kblang")] public string? KbLanguage { get; set; }
+
+    /// <summary>A published article found for the panel: the snippet as plain text, the help-center link (public
+    /// articles only; internal ones are for agents and are inserted as text), and the text to insert.</summary>
+    public sealed record KbHit(string Title, string Snippet, string Language, string? Url, string Text);
+
+    public IReadOnlyList<KbHit> KbHits { get; private set; } = [];
+
+    public const int KbTextLimit = 4000;
+
+    /// <summary>
+    /// Searches published articles through the search index (Lucene or Elasticsearch) in one language family: the one
+    /// the agent picked, else the customer's language, else the agent's own UI language, so a Chinese customer gets
+    /// Chinese articles even when the agent works in English.
+    /// </summary>
+    private async Task SearchKnowledgeBaseAsync(CancellationToken cancellationToken)
+    {
+        var customerLanguage = await CustomerLanguageAsync(cancellationToken);
+        KbLanguage = Crm.Service.Search.SearchLanguages.IsValid(KbLanguage) ? KbLanguage
+            : LanguageFamily(customerLanguage) ?? LanguageFamily(System.Globalization.CultureInfo.CurrentUICulture.Name) ?? Crm.Service.Search.SearchLanguages.English;
+        if (KbQuery?.Trim() is not { Length: > 0 and <= 200 } text)
+            return;
+        var languages = KbLanguage == Crm.Service.Search.SearchLanguages.English ? new[] { Crm.Service.Search.SearchLanguages.English }
+            : [Crm.Service.Search.SearchLanguages.SimplifiedChinese, Crm.Service.Search.SearchLanguages.TraditionalChinese];
+        var results = await kbIndex.SearchAsync(new Crm.Service.Search.SearchQuery(text)
+        {
+            Languages = languages,
+            Statuses = [Infrastructure.KnowledgeBase.ArticleStatus.Published],
+            Take = 8,
+        }, cancellationToken);
+        var ids = results.Hits.Select(h => Guid.TryParse(h.Id, out var id) ? id : Guid.Empty).Where(id => id != Guid.Empty).ToList();
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // The store decides what is published now (the index may lag a moment behind an unpublish).
+        var articles = await db.KbArticles.AsNoTracking().Where(a => ids.Contains(a.Id) && a.Status == Infrastructure.KnowledgeBase.ArticleStatus.Published)
+            .ToDictionaryAsync(a => a.Id.ToString("D"), cancellationToken);
+        var origin = $"{Request.Scheme}://{Request.Host}";
+        KbHits = [.. results.Hits.Where(h => articles.ContainsKey(h.Id)).Select(h =>
+        {
+            var article = articles[h.Id];
+            var url = article.Visibility == Infrastructure.KnowledgeBase.ArticleVisibility.Public
+                ? $"{origin}/help/{Uri.EscapeDataString(article.Language)}/articles/{Uri.EscapeDataString(article.Slug)}" : null;
+            var body = article.BodyText.Length > KbTextLimit ? article.BodyText[..KbTextLimit] + "…" : article.BodyText;
+            return new KbHit(article.Title, SnippetText(h.Snippet), article.Language, url, body);
+        })];
+    }
+
+    private async Task<string?> CustomerLanguageAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.Customers.AsNoTracking().Where(c => c.Id == Ticket.CustomerId).Select(c => c.Language).FirstOrDefaultAsync(cancellationToken);
+    }
+
+    private static string? LanguageFamily(string? language) => language switch
+    {
+        not null when language.StartsWith("zh", StringComparison.OrdinalIgnoreCase) => Crm.Service.Search.SearchLanguages.SimplifiedChinese,
+        not null when language.StartsWith("en", StringComparison.OrdinalIgnoreCase) => Crm.Service.Search.SearchLanguages.English,
+        _ => null,
+    };
+
+    /// <summary>The index's snippet is encoded HTML with &lt;mark&gt;; the page shows it as text (Razor encodes it again).</summary>
+    private static string SnippetText(string snippet) =>
+        System.Net.WebUtility.HtmlDecode(System.Text.RegularExpressions.Regex.Replace(snippet, "</?mark>", ""));
 
     /// <summary>Splits a plain-text message into what the author wrote and the quoted earlier mail below it (lines
     /// starting with "&gt;", or everything after an "On … wrote:" line), which the page collapses behind a toggle.</summary>
@@ -217,6 +293,58 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
             request.CheckLimits, cancellationToken);
     }
 
+    [BindProperty] public long? MergeTarget { get; set; }
+    [BindProperty] public Guid? SplitMessage { get; set; }
+
+    /// <summary>Merges this ticket into another of the same customer (Supervisors: it cannot be undone), through the
+    /// merge coordinator like the API and the bulk action; then shows the target.</summary>
+    public async Task<IActionResult> OnPostMergeAsync(CancellationToken cancellationToken)
+    {
+        if (!User.IsInRole(ConsoleRoles.Supervisor))
+            return Forbid();
+        if (MergeTarget is not { } target || !await access.CanSeeTicketAsync(User, target, cancellationToken))
+        {
+            ModelState.AddModelError(nameof(MergeTarget), "Enter the number of a ticket to merge this one into.");
+            return await ChangeAsync(() => Task.CompletedTask, () => { }, cancellationToken);
+        }
+        var result = await ChangeAsync(() => grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Tickets)
+            .MergeTicketsAsync(Number, target, User.ConsoleActor(), cancellationToken), () => { }, cancellationToken);
+        return result is RedirectResult ? Redirect($"/Tickets/{target}") : result;
+    }
+
+    /// <summary>Moves one message (and what the customer sends on after it, per the core's split rules) into a new ticket.</summary>
+    public async Task<IActionResult> OnPostSplitAsync(CancellationToken cancellationToken)
+    {
+        long? created = null;
+        if (SplitMessage is not { } message)
+            ModelState.AddModelError(nameof(SplitMessage), "Choose the message to split off.");
+        var result = await ChangeAsync(async () =>
+            created = (await grains.GetGrain<ITicketGrain>(Number).SplitAsync(SplitMessage!.Value, User.ConsoleActor(), cancellationToken)).Number,
+            () => { }, cancellationToken);
+        return result is RedirectResult && created is { } number ? Redirect($"/Tickets/{number}") : result;
+    }
+
+    /// <summary>Applies a macro (personal or shared) to this ticket: its reply, field changes and notes at once.</summary>
+    public async Task<IActionResult> OnPostMacroAsync(CancellationToken cancellationToken)
+    {
+        var me = TicketAccess.UserId(User);
+        if (MacroId is not { } id || await library.FindMacroAsync(id, cancellationToken) is not { } macro
+            || (macro.OwnerId != ReplyLibrary.Shared && macro.OwnerId != me))
+        {
+            ModelState.AddModelError(nameof(MacroId), "Choose one of your macros or a shared one.");
+            return await ChangeAsync(() => Task.CompletedTask, () => { }, cancellationToken);
+        }
+        string? refused = null;
+        var result = await ChangeAsync(async () =>
+        {
+            var name = User.Identity!.Name!;
+            refused = await macros.ApplyAsync(macro, Number, new MacroCaller(User.ConsoleActor(), Api.AgentNames.Display(name), name, ReplyRequestId()), cancellationToken);
+            if (refused is not null)
+                throw new DomainException($"The macro \"{macro.Name}\" was not applied: {refused}");
+        }, () => { }, cancellationToken);
+        return result;
+    }
+
     /// <summary>
     /// The reply's idempotency key, scoped to the person: the form's one-time id, or, for a post without one (an
     /// older page), a digest of the form's anti-forgery token, which is the same for every post of one rendered page
@@ -276,6 +404,10 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
         NewAssignee ??= ticket.Assignee;
         NewTeam ??= ticket.Team;
         TagsText ??= string.Join(", ", ticket.Tags);
+        var me = TicketAccess.UserId(User);
+        var values = new PlaceholderValues(ticket.CustomerName, ticket.Number, ticket.Subject, Api.AgentNames.Display(User.Identity!.Name!), User.Identity!.Name!);
+        Canned = [.. (await library.CannedAsync(me, null, cancellationToken)).Select(c => (c, Placeholders.Render(c.Text, values)))];
+        Macros = await library.MacrosAsync(me, cancellationToken);
         var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
         Teams = [.. (await teamDirectory.ListAsync(cancellationToken)).Where(team => !hidden.Contains(team.Id) || team.Id == ticket.Team)];
         EntryCursor? before = null;

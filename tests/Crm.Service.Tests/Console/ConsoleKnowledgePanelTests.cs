@@ -1,0 +1,58 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Crm.Service.Auth;
+using Crm.Service.Contracts;
+using Crm.Service.Tests.KnowledgeBase;
+using Crm.Service.Tests.Support;
+
+namespace Crm.Service.Tests.Console;
+
+/// <summary>The ticket page's knowledge-base panel: published articles through the search index, in the ticket's language.</summary>
+public sealed class ConsoleKnowledgePanelTests : AppTest
+{
+    private const string Agent = "agent@example.com";
+
+    private async Task<(long Ticket, Guid Customer)> ReceiveAsync(string id, string sender)
+    {
+        var response = await App.PostMessageAsync(new { messageId = id, sender = new { id = sender, name = sender }, text = "refund please" });
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        var number = body.GetProperty("ticketNumber").GetInt64();
+        return (number, (await App.Grains.GetGrain<ITicketGrain>(number).GetAsync())!.CustomerId);
+    }
+
+    [Fact]
+    public async Task The_panel_finds_published_articles_in_the_customers_language_with_links_only_to_public_ones()
+    {
+        using var editor = await KbClient.EditorAsync(App);
+        await KbClient.PublishAsync(editor, await KbClient.CreateAsync(editor, "Refund policy", "Refunds within 30 days <script>alert(1)</script>."));
+        await KbClient.PublishAsync(editor, await KbClient.CreateAsync(editor, "Refund overrides", "Agents only: refund beyond 30 days.", visibility: "internal"));
+        await KbClient.CreateAsync(editor, "Refund draft", "Unfinished refund text.");
+        await KbClient.PublishAsync(editor, await KbClient.CreateAsync(editor, "退款政策", "三十天内可以退款。", "zh-CN"));
+        var (english, _) = await ReceiveAsync("m1", "c1");
+        var (chinese, customer) = await ReceiveAsync("m2", "c2");
+        await App.Grains.GetGrain<ICustomerGrain>(customer).UpdateProfileAsync(new CustomerProfileChange { Language = "zh-CN" }, "test");
+        using var agent = await ConsoleBrowser.SignedInAsync(App, Agent, ConsoleRoles.Agent);
+
+        var page = await Eventually.WaitForAsync(() => agent.PageAsync($"/Tickets/{english}?kb=refund"),
+            html => html.Contains("data-article=\"Refund overrides\"", StringComparison.Ordinal) && html.Contains("data-article=\"Refund policy\"", StringComparison.Ordinal),
+            what: "both published English refund articles in the panel");
+        Assert.DoesNotContain("Refund draft", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("退款政策", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("<script>alert(1)", page, StringComparison.Ordinal);
+        // Public: a help-center link and the text; internal: only the text (the customer could not open the link).
+        Assert.Matches("data-insert=\"https?://[^\"/]+/help/en/articles/[a-z0-9-]+\"", page);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(page, "data-insert=\"http[^\"]*/help/"));
+        Assert.Contains("data-insert=\"Agents only: refund beyond 30 days.\"", page, StringComparison.Ordinal);
+
+        // The Chinese customer's ticket searches Chinese articles by default, whatever the agent's language.
+        var zh = await Eventually.WaitForAsync(() => agent.PageAsync($"/Tickets/{chinese}?kb=" + Uri.EscapeDataString("退款")),
+            html => html.Contains("data-article=\"退款政策\"", StringComparison.Ordinal), what: "the Chinese article");
+        Assert.Contains("<option value=\"zh-CN\" selected=\"selected\">", zh, StringComparison.Ordinal);
+        Assert.DoesNotContain("data-article=\"Refund policy\"", zh, StringComparison.Ordinal);
+        // The agent can switch the panel to another language.
+        var en = await agent.PageAsync($"/Tickets/{chinese}?kb=refund&kblang=en");
+        Assert.Contains("data-article=\"Refund policy\"", en, StringComparison.Ordinal);
+    }
+}
