@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Crm.Connectors.Abstractions;
 using Crm.Connectors.WebChat;
 using Crm.Service.Tests.Support;
 using Microsoft.AspNetCore.Builder;
@@ -9,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 
 namespace Crm.Service.Tests.WebChat;
@@ -237,5 +239,32 @@ public sealed class WidgetBrowserTests : IAsyncLifetime
         Assert.True(missing.Count == 0, "not shown as sent: " + string.Join(" | ", missing.Take(5)));
         Assert.Empty(dialogs);
         Assert.Empty(dialogsAgain);
+    }
+
+    [Fact]
+    public async Task A_visitor_typing_a_question_on_the_shop_gets_a_link_that_opens_the_article_on_the_service()
+    {
+        using var editor = await Crm.Service.Tests.KnowledgeBase.KbClient.EditorAsync(_app);
+        await Crm.Service.Tests.KnowledgeBase.KbClient.PublishAsync(editor,
+            await Crm.Service.Tests.KnowledgeBase.KbClient.CreateAsync(editor, "Reset your password", "Use the reset password link on the sign-in page."));
+        var search = _app.Services.GetRequiredService<IArticleSuggestions>();
+        await Eventually.WaitForAsync(() => search.SuggestAsync("reset my password", "en", 3), found => found.Count > 0, what: "the article indexed");
+
+        await using var context = await _browser.NewContextAsync(new() { Locale = "en-US" });
+        var (page, dialogs) = await OpenSiteAsync(context);
+        await page.Locator(".launcher").ClickAsync();
+        await Assertions.Expect(page.Locator(".line.greeting")).ToBeVisibleAsync();
+        await page.Locator("textarea.input").PressSequentiallyAsync("how do I reset my password", new() { Delay = 100 });
+
+        var link = page.Locator(".suggestions a");
+        await Assertions.Expect(link).ToHaveTextAsync("Reset your password");
+        var href = await link.EvaluateAsync<string>("a => a.href");
+        // On the service, not on the shop the widget is embedded in.
+        Assert.StartsWith(_service + "/help/en/articles/", href, StringComparison.Ordinal);
+        var opened = context.WaitForPageAsync();
+        await link.ClickAsync();
+        var article = await opened;
+        await Assertions.Expect(article.Locator("body")).ToContainTextAsync("Use the reset password link on the sign-in page.");
+        Assert.Empty(dialogs);
     }
 }
