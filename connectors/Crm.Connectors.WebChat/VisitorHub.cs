@@ -180,14 +180,11 @@ public sealed partial class VisitorHub(
         var visitor = Context.Items.TryGetValue(VisitorItem, out var value) && value is Visitor v ? v : throw new HubException("Not connected as a visitor.");
         if (!string.Equals(conversationId, visitor.SessionId, StringComparison.Ordinal))
             throw new HubException("forbidden: This conversation is not yours; a visitor can only open their own conversation.");
-        // The gate checked the widget and the origin when the connection opened; an admin who turns the widget off or
-        // removes the site since ends what open connections may do (and closes them), not only new ones.
+        // The gate checked the widget and the origin when the connection opened (and checks every long poll); an admin
+        // who turns the widget off or removes the site since ends what an open WebSocket may do, not only new ones.
         var origin = Context.GetHttpContext()?.Request.Headers.Origin.ToString();
         if (WebChatGate.WidgetOf(accounts, visitor.WidgetId) is not { } settings || !settings.AllowsOrigin(origin))
-        {
-            Context.Abort();
             throw new HubException("forbidden: The chat is no longer available on this site.");
-        }
         return visitor;
     }
 

@@ -4,7 +4,10 @@ using System.Net.Http.Json;
 using Crm.Connectors.Abstractions;
 using Crm.Connectors.WebChat;
 using Crm.Service.Tests.Support;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.EntityFrameworkCore;
@@ -107,7 +110,21 @@ public sealed class VisitorLimitTests
     {
         await using var rig = await WebChatRig.StartAsync();
         var session = await rig.StartSessionAsync();
-        await using var hub = rig.Visitor(session.Token);
+        // Over a WebSocket: the gate sees only the upgrade request, so the hub itself must notice.
+        var server = rig.App.Server;
+        await using var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(server.BaseAddress, $"/hubs/visitor?widget=shop&access_token={Uri.EscapeDataString(session.Token)}"), options =>
+            {
+                options.Transports = HttpTransportType.WebSockets;
+                options.SkipNegotiation = true;
+                options.WebSocketFactory = async (context, cancellationToken) =>
+                {
+                    var client = server.CreateWebSocketClient();
+                    client.ConfigureRequest = request => request.Headers.Origin = WebChatRig.Origin;
+                    return await client.ConnectAsync(context.Uri, cancellationToken);
+                };
+            })
+            .Build();
         await hub.StartAsync();
         await hub.InvokeAsync<SendAck>("Send", session.ConversationId, "c-1", "Hello");
 
@@ -220,27 +237,28 @@ public sealed class VisitorLimitTests
     [Fact]
     public async Task A_widget_with_uploads_off_refuses_a_large_upload_without_reading_it()
     {
-        await using var rig = await WebChatRig.StartAsync(widgetSettings: new { allowedOrigins = new[] { WebChatRig.Origin }, maxUploadBytes = 0 });
+        var read = new BodyCounter();
+        await using var rig = await WebChatRig.StartAsync(services: read.Register, widgetSettings: new { allowedOrigins = new[] { WebChatRig.Origin }, maxUploadBytes = 0 });
         var session = await rig.StartSessionAsync();
-        var body = new CountingStream(20 * 1024 * 1024);
 
-        var refused = await UploadAsync(rig, session, new StreamContent(body), chunked: true);
+        var refused = await UploadAsync(rig, session, new StreamContent(new CountingStream(20 * 1024 * 1024)), chunked: true);
 
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
-        Assert.True(body.BytesRead < 2 * 1024 * 1024, $"{body.BytesRead} bytes of the body were read before the refusal");
+        Assert.True(read.Bytes < 64 * 1024, $"{read.Bytes} bytes of the body were read before the refusal");
     }
 
     [Fact]
     public async Task A_body_longer_than_the_widgets_limit_is_not_read_to_the_end()
     {
-        await using var rig = await WebChatRig.StartAsync(widgetSettings: new { allowedOrigins = new[] { WebChatRig.Origin }, maxUploadBytes = 1024 * 1024, uploadContentTypes = new[] { "text/plain" } });
+        var read = new BodyCounter();
+        await using var rig = await WebChatRig.StartAsync(services: read.Register,
+            widgetSettings: new { allowedOrigins = new[] { WebChatRig.Origin }, maxUploadBytes = 1024 * 1024, uploadContentTypes = new[] { "text/plain" } });
         var session = await rig.StartSessionAsync();
-        var body = new CountingStream(20 * 1024 * 1024);
 
-        var refused = await UploadAsync(rig, session, new StreamContent(body), chunked: true);
+        var refused = await UploadAsync(rig, session, new StreamContent(new CountingStream(20 * 1024 * 1024)), chunked: true);
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, refused.StatusCode);
-        Assert.True(body.BytesRead < 4 * 1024 * 1024, $"{body.BytesRead} bytes of the body were read before the refusal");
+        Assert.True(read.Bytes < 2 * 1024 * 1024, $"{read.Bytes} bytes of the body were read before the refusal");
     }
 
     [Fact]
@@ -312,6 +330,57 @@ public sealed class VisitorLimitTests
         if (chunked)
             request.Headers.TransferEncodingChunked = true;
         return await page.SendAsync(request);
+    }
+
+    /// <summary>Counts the bytes the service reads of upload request bodies (a filter in front of the whole pipeline).</summary>
+    private sealed class BodyCounter : IStartupFilter
+    {
+        private long _bytes;
+
+        public long Bytes => Interlocked.Read(ref _bytes);
+
+        public void Register(IServiceCollection services) => services.AddSingleton<IStartupFilter>(this);
+
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(async (http, inner) =>
+            {
+                if (http.Request.Path.Value?.EndsWith("/uploads", StringComparison.Ordinal) == true)
+                    http.Request.Body = new CountingReader(http.Request.Body, this);
+                await inner(http);
+            });
+            next(app);
+        };
+
+        private sealed class CountingReader(Stream body, BodyCounter counter) : Stream
+        {
+            public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+            {
+                var n = await body.ReadAsync(buffer, cancellationToken);
+                Interlocked.Add(ref counter._bytes, n);
+                return n;
+            }
+
+            public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+                ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+            public override int Read(byte[] buffer, int offset, int count)
+            {
+                var n = body.Read(buffer, offset, count);
+                Interlocked.Add(ref counter._bytes, n);
+                return n;
+            }
+
+            public override bool CanRead => true;
+            public override bool CanSeek => false;
+            public override bool CanWrite => false;
+            public override long Length => throw new NotSupportedException();
+            public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+            public override void Flush() { }
+            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+            public override void SetLength(long value) => throw new NotSupportedException();
+            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        }
     }
 
     /// <summary>A body of <c>a</c>s that counts what the server pulled from it.</summary>
