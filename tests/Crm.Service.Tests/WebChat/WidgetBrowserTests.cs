@@ -267,4 +267,33 @@ public sealed class WidgetBrowserTests : IAsyncLifetime
         await Assertions.Expect(article.Locator("body")).ToContainTextAsync("Use the reset password link on the sign-in page.");
         Assert.Empty(dialogs);
     }
+
+    [Fact]
+    public async Task A_message_refused_while_the_widget_is_off_is_kept_and_sent_once_it_is_on_again()
+    {
+        await using var context = await _browser.NewContextAsync(new() { Locale = "en-US" });
+        var (page, _) = await OpenSiteAsync(context);
+        await page.Locator(".launcher").ClickAsync();
+        await page.Locator("textarea.input").FillAsync("First message");
+        await page.Locator("textarea.input").PressAsync("Enter");
+        await Assertions.Expect(page.Locator(".line.mine:not(.pending)")).ToHaveCountAsync(1);
+
+        // The channel is turned off while the visitor's connection stays open: the next message is refused, not lost.
+        using var admin = _app.Admin();
+        Assert.True((await admin.PutAsJsonAsync("/api/v1/admin/channels/shop", new { kind = "webchat", name = "Shop chat", enabled = false, settings = new { allowedOrigins = new[] { _origin } } })).IsSuccessStatusCode);
+        await page.Locator("textarea.input").FillAsync("Sent while the chat was off");
+        await page.Locator("textarea.input").PressAsync("Enter");
+        await Assertions.Expect(page.Locator(".line.mine.pending")).ToHaveCountAsync(1, new() { Timeout = 15_000 });
+        await page.EvaluateAsync("() => new Promise(r => setTimeout(r, 2000))");
+        Assert.Equal(1, await _app.QueryAsync(db => db.Messages.CountAsync(m => m.ChannelAccountId == "shop")));
+        Assert.Contains("Sent while the chat was off", await page.EvaluateAsync<string>("() => localStorage.getItem('crm-webchat:shop')"), StringComparison.Ordinal);
+
+        Assert.True((await admin.PutAsJsonAsync("/api/v1/admin/channels/shop", new { kind = "webchat", name = "Shop chat", enabled = true, settings = new { allowedOrigins = new[] { _origin } } })).IsSuccessStatusCode);
+        // Reloaded (the connection of the old page was refused for good), the kept message goes out once.
+        var (again, _) = await OpenSiteAsync(context);
+        await Eventually.WaitForAsync(
+            () => _app.QueryAsync(db => db.Messages.CountAsync(m => m.ChannelAccountId == "shop" && m.Text == "Sent while the chat was off")),
+            n => n == 1, timeout: TimeSpan.FromSeconds(60), what: "the kept message stored");
+        await Assertions.Expect(again.Locator(".line.mine:not(.pending)")).ToHaveCountAsync(2);
+    }
 }

@@ -183,12 +183,23 @@ import { textsFor } from "./texts.js";
   // After every (re)connect: the history from the store (replies that came while away), then the unsent messages.
   async function afterConnect() {
     setStatus(config && !config.agentsOnline ? t.offline : "");
-    const history = await connection.invoke("History", session.conversationId);
-    for (const line of history.lines) addLine(line);
-    if (history.agentReadUpTo) showRead(history.agentReadUpTo);
+    await readHistory();
     await flushPending();
     markRead();
   }
+
+  async function readHistory() {
+    const history = await connection.invoke("History", session.conversationId);
+    for (const line of history.lines) addLine(line);
+    if (history.agentReadUpTo) showRead(history.agentReadUpTo);
+  }
+
+  // A push can be missed while the connection stays up (the session grain moved to another server, a subscription
+  // raced a reload): while the chat is open, the history is read again once a minute, so a reply shows up anyway.
+  setInterval(() => {
+    if (connection && connection.state === "Connected" && !panel.hidden && !document.hidden)
+      readHistory().then(markRead, () => {});
+  }, 60000);
 
   // ---- messages -----------------------------------------------------------------------------------------------
   function queueMessage(text) {
