@@ -19,10 +19,11 @@ public sealed class VisitorPushTests
         await node.AttachAsync(key);
 
         // The old tab closes: its unsubscribe is on its way (held) when the reloaded tab attaches and subscribes.
-        session.HoldUnsubscribe = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        session.HoldUnsubscribe = hold;
         var detach = node.DetachAsync(key);
         await node.AttachAsync(key);
-        session.HoldUnsubscribe.SetResult();
+        hold.SetResult();
         await detach;
 
         Assert.True(session.Subscribed, "the node lost its subscription while a visitor is connected: pushes would be dropped");
