@@ -1,4 +1,3 @@
-using System.Net;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Crm.Connectors.Abstractions;
@@ -43,6 +42,7 @@ public sealed partial class VisitorHub(
     IArticleSuggestions suggestions,
     VisitorPushNode push,
     VisitorRateLimits limits,
+    VisitorConnections connections,
     IGrainFactory grains,
     IOptions<WebChatOptions> options,
     TimeProvider time,
@@ -50,6 +50,7 @@ public sealed partial class VisitorHub(
 {
     internal const string Path = "/hubs/visitor";
     private const string VisitorItem = "crm.webchat.visitor";
+    private const string AddressItem = "crm.webchat.address";
     internal const int MaxSuggestions = 3;
 
     public override async Task OnConnectedAsync()
@@ -59,6 +60,10 @@ public sealed partial class VisitorHub(
         var visitor = tokens.Read(WebChatGate.TokenOf(http), widgetId);
         if (visitor is null || WebChatGate.WidgetOf(accounts, widgetId) is not { } settings || !settings.AllowsOrigin(http.Request.Headers.Origin))
             throw new HubException("This visitor token is not valid for this widget; start a new session.");
+        var address = AddressOf(http);
+        if (connections.TryOpen(visitor, address) is { } refusal)
+            throw new HubException(refusal);
+        Context.Items[AddressItem] = address;
         Context.Items[VisitorItem] = visitor;
         await Groups.AddToGroupAsync(Context.ConnectionId, VisitorPushNode.Group(visitor.ConversationKey));
         await push.AttachAsync(visitor.ConversationKey);
@@ -68,14 +73,20 @@ public sealed partial class VisitorHub(
     public override async Task OnDisconnectedAsync(Exception? exception)
     {
         if (Context.Items.TryGetValue(VisitorItem, out var value) && value is Visitor visitor)
+        {
+            connections.Close(visitor, (string)Context.Items[AddressItem]!);
             await push.DetachAsync(visitor.ConversationKey);
+        }
         await base.OnDisconnectedAsync(exception);
     }
 
-    /// <summary>The conversation so far (from the store), for a visitor who comes back or reconnects.</summary>
+    /// <summary>The conversation so far (from the store), for a visitor who comes back or reconnects. Budgeted per
+    /// visitor and per address: each read costs two store queries and up to a few megabytes of JSON.</summary>
     public async Task<ChatHistory> History(string conversationId)
     {
         var visitor = Own(conversationId);
+        if (limits.TryAcquireHistory(visitor, AddressOf(Context.GetHttpContext())) is { } wait)
+            throw new HubException($"rate-limited: You are reloading the chat too quickly. Please wait {Seconds(wait)} seconds.");
         var entries = await transcripts.ReadAsync(visitor.WidgetId, visitor.SessionId, options.Value.HistorySize, Context.ConnectionAborted);
         var activity = await grains.GetGrain<IWebChatSessionGrain>(visitor.ConversationKey).GetActivityAsync();
         return new ChatHistory(visitor.SessionId, [.. entries.Select(e => LineOf(visitor, e))], activity.AgentReadUpTo);
@@ -87,14 +98,14 @@ public sealed partial class VisitorHub(
     {
         var visitor = Own(conversationId);
         if (string.IsNullOrEmpty(clientMessageId) || !ClientMessageIdPattern().IsMatch(clientMessageId))
-            throw new HubException("clientMessageId must be 1-64 letters, digits, '-' or '_'.");
+            throw new HubException("invalid: clientMessageId must be 1-64 letters, digits, '-' or '_'.");
         text = (text ?? "").Trim();
         if (text.Length == 0)
-            throw new HubException("The message is empty.");
+            throw new HubException("invalid: The message is empty.");
         if (text.Length > options.Value.MaxMessageChars)
-            throw new HubException($"The message is too long: at most {options.Value.MaxMessageChars} characters.");
+            throw new HubException($"invalid: The message is too long: at most {options.Value.MaxMessageChars} characters.");
         if (limits.TryAcquireMessage(visitor, AddressOf(Context.GetHttpContext())) is { } wait)
-            throw new HubException($"rate-limited: You are sending messages too quickly. Please wait {Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds))} seconds and send again.");
+            throw new HubException($"rate-limited: You are sending messages too quickly. Please wait {Seconds(wait)} seconds and send again.");
 
         var sentAt = time.GetUtcNow();
         var message = new InboundMessage
@@ -135,18 +146,22 @@ public sealed partial class VisitorHub(
     }
 
     /// <summary>The visitor types (<paramref name="draft"/>: the text so far, for article suggestions) or stopped.
-    /// Ephemeral: nothing is stored. Returns up to three knowledge-base articles for the draft.</summary>
-    public async Task<IReadOnlyList<ArticleSuggestion>> Typing(string conversationId, bool typing, string? draft = null, string? language = null)
+    /// Ephemeral: nothing is stored. Returns up to three knowledge-base articles for the draft, or null when the signal
+    /// or the search was over its budget and skipped (the widget keeps what it shows).</summary>
+    public async Task<IReadOnlyList<ArticleSuggestion>?> Typing(string conversationId, bool typing, string? draft = null, string? language = null)
     {
         var visitor = Own(conversationId);
         if (limits.TryAcquireSignal(visitor) is not null)
-            return [];
+            return null;
         await grains.GetGrain<IWebChatSessionGrain>(visitor.ConversationKey).VisitorActivityAsync(typing, null);
         draft = draft?.Trim();
         if (!typing || string.IsNullOrEmpty(draft) || draft.Length < 3)
             return [];
         if (draft.Length > 500)
             draft = draft[..500];
+        // Searches have their own budget (per visitor and per address); a refused one is skipped, not an error.
+        if (limits.TryAcquireSearch(visitor, AddressOf(Context.GetHttpContext())) is not null)
+            return null;
         var found = await suggestions.SuggestAsync(draft, language is "zh" ? "zh" : "en", MaxSuggestions, Context.ConnectionAborted);
         return [.. found.Take(MaxSuggestions)];
     }
@@ -163,9 +178,14 @@ public sealed partial class VisitorHub(
     private Visitor Own(string conversationId)
     {
         var visitor = Context.Items.TryGetValue(VisitorItem, out var value) && value is Visitor v ? v : throw new HubException("Not connected as a visitor.");
-        return string.Equals(conversationId, visitor.SessionId, StringComparison.Ordinal)
-            ? visitor
-            : throw new HubException("forbidden: This conversation is not yours; a visitor can only open their own conversation.");
+        if (!string.Equals(conversationId, visitor.SessionId, StringComparison.Ordinal))
+            throw new HubException("forbidden: This conversation is not yours; a visitor can only open their own conversation.");
+        // The gate checked the widget and the origin when the connection opened (and checks every long poll); an admin
+        // who turns the widget off or removes the site since ends what an open WebSocket may do, not only new ones.
+        var origin = Context.GetHttpContext()?.Request.Headers.Origin.ToString();
+        if (WebChatGate.WidgetOf(accounts, visitor.WidgetId) is not { } settings || !settings.AllowsOrigin(origin))
+            throw new HubException("forbidden: The chat is no longer available on this site.");
+        return visitor;
     }
 
     internal static ChatLine LineOf(Visitor visitor, TranscriptEntry entry)
@@ -175,7 +195,9 @@ public sealed partial class VisitorHub(
         return new ChatLine(entry.Id, entry.Direction == MessageDirection.Inbound ? "visitor" : "agent", entry.Text, entry.CreatedAt, clientId, entry.AttachmentCount);
     }
 
-    internal static string AddressOf(HttpContext? http) => VisitorRateLimits.AddressKey(http?.Connection.RemoteIpAddress ?? IPAddress.None);
+    internal static string AddressOf(HttpContext? http) => ClientAddresses.Of(http);
+
+    private static int Seconds(TimeSpan wait) => Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
 
     [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
     private static partial Regex ClientMessageIdPattern();

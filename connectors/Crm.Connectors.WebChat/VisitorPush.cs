@@ -171,18 +171,24 @@ public sealed class VisitorPushNode(IGrainFactory grains, IHubContext<VisitorHub
     public async Task DetachAsync(string conversationKey)
     {
         var left = _local.AddOrUpdate(conversationKey, 0, (_, n) => Math.Max(0, n - 1));
-        if (left > 0)
+        // Only the detach that removed the last local connection unsubscribes: when a new connection (a reload, a
+        // second tab) attached in between, the count is above 0 again and the node must stay subscribed.
+        if (left > 0 || !_local.TryRemove(KeyValuePair.Create(conversationKey, 0)))
             return;
-        _local.TryRemove(KeyValuePair.Create(conversationKey, 0));
+        var session = grains.GetGrain<IWebChatSessionGrain>(conversationKey);
         try
         {
-            await grains.GetGrain<IWebChatSessionGrain>(conversationKey).UnsubscribeAsync(Self);
+            await session.UnsubscribeAsync(Self);
         }
         catch (Exception ex)
         {
             // The subscription expires on its own.
             logger.LogDebug(ex, "Unsubscribing from {Conversation} failed", conversationKey);
         }
+        // A connection that attached while the unsubscribe was on its way may have had its subscribe handled first:
+        // subscribe again for it (subscribing is idempotent).
+        if (_local.TryGetValue(conversationKey, out var now) && now > 0)
+            await session.SubscribeAsync(Self);
     }
 
     public Task OnEventAsync(string conversationKey, VisitorEvent visitorEvent)

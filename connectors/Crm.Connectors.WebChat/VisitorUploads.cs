@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using Crm.Connectors.Abstractions;
 using Crm.Service.Contracts;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Logging;
 
@@ -11,9 +12,11 @@ namespace Crm.Connectors.WebChat;
 
 /// <summary>
 /// A file a visitor sends (<c>POST /api/v1/webchat/{widget}/uploads</c>, multipart: <c>file</c>, <c>conversationId</c>,
-/// <c>clientMessageId</c>, optional <c>text</c>; the visitor token as bearer). Checked in the order: the visitor's own
-/// conversation (403), uploads on for the widget (403), size (413), type (415: the widget's list, and the bytes must
-/// be what the type says, so an HTML page sent as "image/png" is refused), the visitor's message budget (429). Then it
+/// <c>clientMessageId</c>, optional <c>text</c>; the visitor token as bearer). Before the body is read: the token (401),
+/// uploads on for the widget (403), the declared length against the widget's limit (413), the visitor's message budget
+/// and the upload byte quotas per visitor and per address (429). Then the body, read no further than the widget's
+/// limit (413): the visitor's own conversation (403), type (415: the widget's list, and the bytes must be what the type
+/// says, so an HTML page sent as "image/png" is refused). The stored name gets the checked type's extension. Then it
 /// is handed off like a chat message, with the same dedupe on the client message id, and acknowledged after.
 /// </summary>
 internal static partial class VisitorUploads
@@ -28,21 +31,44 @@ internal static partial class VisitorUploads
         var visitor = tokens.Read(WebChatGate.TokenOf(http), widget);
         if (visitor is null)
             return Problems.Of(ProblemKind.Unauthorized, "The visitor token is missing, expired or not for this widget; start a new session.", "token");
+        // Everything that can be decided without the body is decided before a byte of it is read.
+        var settings = WebChatGate.WidgetOf(accounts, widget)!;
+        if (settings.MaxUploadBytes == 0)
+            return Problems.Of(ProblemKind.Forbidden, "This widget does not accept files.", "file");
         if (!http.Request.HasFormContentType)
             return Problems.Of(ProblemKind.MalformedBody, "Send the file as multipart/form-data with the fields file, conversationId and clientMessageId.", "body");
-        var form = await http.Request.ReadFormAsync(cancellationToken);
+        var maxBody = settings.MaxUploadBytes + FormOverheadBytes;
+        if (http.Request.ContentLength > maxBody)
+            return TooLarge(settings);
+        var address = VisitorHub.AddressOf(http);
+        if (limits.TryAcquireMessage(visitor, address) is { } wait)
+            return Problems.Of(ProblemKind.RateLimited, $"You are sending messages too quickly. Please wait {Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds))} seconds and send again.");
+        // The quota is charged with what the request may carry; a body without a length is charged the widget's limit.
+        if (limits.TryAcquireUpload(visitor, address, http.Request.ContentLength ?? maxBody) is not null)
+            return Problems.Of(ProblemKind.RateLimited, "You have sent too many files for now. Please try again later, or describe the problem in a message.", "file");
+
+        // The form is read with this widget's limit, not the endpoint's largest: a longer body stops being read there.
+        http.Features.Set<IFormFeature>(new FormFeature(http.Request, new FormOptions { MultipartBodyLengthLimit = maxBody, ValueCountLimit = 16 }));
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+            bodyLimit.MaxRequestBodySize = maxBody;
+        IFormCollection form;
+        try
+        {
+            form = await http.Request.ReadFormAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge })
+        {
+            return TooLarge(settings);
+        }
         if (form["conversationId"].ToString() != visitor.SessionId)
             return Problems.Of(ProblemKind.Forbidden, "This conversation is not yours; a visitor can only write to their own conversation.", "conversationId");
         var clientMessageId = form["clientMessageId"].ToString();
         if (!ClientMessageIdPattern().IsMatch(clientMessageId))
             return Problems.Invalid("clientMessageId", "clientMessageId must be 1-64 letters, digits, '-' or '_'.");
-        var settings = WebChatGate.WidgetOf(accounts, widget)!;
-        if (settings.MaxUploadBytes == 0)
-            return Problems.Of(ProblemKind.Forbidden, "This widget does not accept files.", "file");
         if (form.Files.GetFile("file") is not { } file || file.Length == 0)
             return Problems.Invalid("file", "Choose a file to send.");
         if (file.Length > settings.MaxUploadBytes)
-            return Problems.Of(ProblemKind.TooLarge, $"The file is too large: at most {settings.MaxUploadBytes / 1024 / 1024.0:0.#} MB.", "file");
+            return TooLarge(settings);
         var text = form["text"].ToString().Trim();
         if (text.Length > 4000)
             return Problems.Invalid("text", "The message with the file is at most 4000 characters.");
@@ -53,11 +79,9 @@ internal static partial class VisitorUploads
         var declared = (file.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
         if (!settings.UploadContentTypes.Contains(declared, StringComparer.OrdinalIgnoreCase) || !LooksLike(declared, bytes))
             return UnsupportedType(settings);
-        if (limits.TryAcquireMessage(visitor, VisitorHub.AddressOf(http)) is { } wait)
-            return Problems.Of(ProblemKind.RateLimited, $"You are sending messages too quickly. Please wait {Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds))} seconds and send again.");
 
         var sentAt = time.GetUtcNow();
-        var fileName = Path.GetFileName(file.FileName);
+        var fileName = NameFor(Path.GetFileName(file.FileName), declared);
         var message = new InboundMessage
         {
             ChannelAccountId = visitor.WidgetId,
@@ -97,6 +121,32 @@ internal static partial class VisitorUploads
             }
         }
         return TypedResults.Ok(new SendAck(result.MessageId, clientMessageId, result.Duplicate, sentAt));
+    }
+
+    private const long FormOverheadBytes = 64 * 1024;
+
+    private static ProblemHttpResult TooLarge(WebChatSettings settings) =>
+        Problems.Of(ProblemKind.TooLarge, $"The file is too large: at most {settings.MaxUploadBytes / 1024 / 1024.0:0.#} MB.", "file");
+
+    /// <summary>The stored name ends in the extension of the type the bytes were checked against (a script sent as
+    /// text/plain under "invoice.pdf.js" is stored as "invoice.pdf.js.txt"), so an agent's double-click opens it as
+    /// what it was checked to be, never runs it.</summary>
+    internal static string NameFor(string fileName, string contentType)
+    {
+        var extension = contentType switch
+        {
+            "image/png" => ".png",
+            "image/jpeg" => ".jpg",
+            "image/gif" => ".gif",
+            "image/webp" => ".webp",
+            "application/pdf" => ".pdf",
+            _ => ".txt",
+        };
+        var name = string.IsNullOrWhiteSpace(fileName) ? "file" : fileName;
+        var current = Path.GetExtension(name);
+        return current.Equals(extension, StringComparison.OrdinalIgnoreCase) || (extension == ".jpg" && current.Equals(".jpeg", StringComparison.OrdinalIgnoreCase))
+            ? name
+            : name + extension;
     }
 
     /// <summary>415 with the invalid-field problem type (a client switches on the type; the status says why).</summary>

@@ -74,11 +74,18 @@ internal static class WebChatEndpoints
     }
 
     /// <summary>Starts or resumes a visitor: a valid token keeps its visitor and conversation (renewed when due, or a new
-    /// conversation when asked); none or an invalid one makes a new visitor, who can read nothing of anyone before.</summary>
-    private static Ok<SessionResponse> StartSession(string widget, SessionRequest? request, VisitorTokens tokens)
+    /// conversation when asked); none or an invalid one makes a new visitor, who can read nothing of anyone before. A
+    /// new visitor or conversation can open a ticket, so those are budgeted per client address.</summary>
+    private static Results<Ok<SessionResponse>, ProblemHttpResult> StartSession(string widget, SessionRequest? request, VisitorTokens tokens, VisitorRateLimits limits, HttpContext http)
     {
         var visitor = tokens.Read(request?.Token, widget);
         var isNew = visitor is null;
+        if ((isNew || request!.NewConversation) && limits.TryAcquireNewSession(VisitorHub.AddressOf(http)) is { } wait)
+        {
+            var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
+            http.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Problems.Of(ProblemKind.RateLimited, $"Too many new chats from your network. Please wait {seconds} seconds and try again.");
+        }
         visitor ??= tokens.NewVisitor(widget);
         if (!isNew && request!.NewConversation)
             visitor = tokens.NewSession(visitor);

@@ -35,6 +35,7 @@ public static class WebChatExtensions
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<VisitorTokens>();
         builder.Services.AddSingleton<VisitorRateLimits>();
+        builder.Services.AddSingleton<VisitorConnections>();
         builder.Services.AddSingleton<VisitorPushNode>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<VisitorPushNode>());
         builder.Services.AddSingleton<IOutboundSender, WebChatSender>();
@@ -49,6 +50,11 @@ public static class WebChatExtensions
             hub.MaximumReceiveMessageSize = options.Value.MaxHubMessageBytes;
             hub.MaximumParallelInvocationsPerClient = 1;
             hub.EnableDetailedErrors = false;
+            // Explicit, not inherited: a visitor whose client stopped answering (a closed laptop, a dead network) frees
+            // its connection place within 30 s (the client pings every 15 s).
+            hub.KeepAliveInterval = TimeSpan.FromSeconds(15);
+            hub.ClientTimeoutInterval = TimeSpan.FromSeconds(30);
+            hub.HandshakeTimeout = TimeSpan.FromSeconds(15);
         });
         return builder;
     }

@@ -101,7 +101,7 @@ internal sealed class WebChatGate(RequestDelegate next, IChannelAccounts account
 }
 
 /// <summary>
-/// The per-address budget of the widget's HTTP endpoints and hub requests (ASP.NET Core rate limiting). A refusal
+/// The per-address budget of the widget's HTTP endpoints and hub negotiations (ASP.NET Core rate limiting). A refusal
 /// says in words how long to wait, with CORS headers so the widget can read it and show it.
 /// </summary>
 internal sealed class WebChatRateLimitPolicy(IOptions<WebChatOptions> options, IChannelAccounts accounts) : IRateLimiterPolicy<string>
@@ -122,6 +122,11 @@ internal sealed class WebChatRateLimitPolicy(IOptions<WebChatOptions> options, I
 
     public RateLimitPartition<string> GetPartition(HttpContext http)
     {
+        // On the hub only negotiation counts (each new connection negotiates first): the polls and sends of an open
+        // long-polling connection are its traffic, budgeted per call inside the hub; counting them here would let two
+        // visitors typing behind one address exhaust it and drop each other's connections.
+        if (http.Request.Path.StartsWithSegments(VisitorHub.Path, out var rest) && rest != "/negotiate")
+            return RateLimitPartition.GetNoLimiter("hub-connection");
         var perMinute = options.Value.RequestsPerMinutePerAddress;
         return RateLimitPartition.GetTokenBucketLimiter(VisitorHub.AddressOf(http), _ => new TokenBucketRateLimiterOptions
         {

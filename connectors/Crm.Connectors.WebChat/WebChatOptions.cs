@@ -36,6 +36,36 @@ public sealed class WebChatOptions
     [Range(1, 1000)]
     public int HistorySize { get; set; } = 100;
 
+    /// <summary>New visitors and new conversations (<c>POST /sessions</c> without a valid token, or asking for a new
+    /// conversation) one client address may start in a burst, and how many more per hour after it: each one can open a
+    /// ticket, so a script that mints sessions to reset the per-visitor budgets runs out here.</summary>
+    [Range(1, 100000)]
+    public int NewSessionBurstPerAddress { get; set; } = 30;
+
+    [Range(1, 1000000)]
+    public int NewSessionsPerHourPerAddress { get; set; } = 60;
+
+    /// <summary>Open visitor connections (tabs) of one visitor on this node.</summary>
+    [Range(1, 1000)]
+    public int MaxConnectionsPerVisitor { get; set; } = 10;
+
+    /// <summary>Open visitor connections from one client address on this node (an office or a mobile carrier's NAT can
+    /// put many visitors behind one address).</summary>
+    [Range(1, 1000000)]
+    public int MaxConnectionsPerAddress { get; set; } = 200;
+
+    /// <summary>Open visitor connections on this node. Hub connections do not count against the HTTP in-flight limits
+    /// (Http:Limits), so this is what bounds them; a full node refuses new visitors, never agents or the API.</summary>
+    [Range(1, 10000000)]
+    public int MaxConnections { get; set; } = 10000;
+
+    /// <summary>Bytes of files one client address may upload per hour, and one visitor per day.</summary>
+    [Range(1, long.MaxValue)]
+    public long UploadBytesPerHourPerAddress { get; set; } = 200L * 1024 * 1024;
+
+    [Range(1, long.MaxValue)]
+    public long UploadBytesPerDayPerVisitor { get; set; } = 50L * 1024 * 1024;
+
     /// <summary>How long a node's subscription to a conversation's pushes lives without renewal (renewed at a third of it).</summary>
     public TimeSpan PushSubscriptionLifetime { get; set; } = TimeSpan.FromMinutes(3);
 }

@@ -76,7 +76,7 @@ internal sealed class EdgeRateLimiter : IAsyncDisposable
                     AutoReplenishment = true,
                 };
             }));
-        var inFlight = PartitionedRateLimiter.Create<HttpContext, string>(http => RateLimitPartition.GetConcurrencyLimiter(
+        var inFlight = PartitionedRateLimiter.Create<HttpContext, string>(http => IsHubTransport(http) ? HubTransports : RateLimitPartition.GetConcurrencyLimiter(
             Everyone, _ =>
             {
                 var options = Options(http);
@@ -87,7 +87,7 @@ internal sealed class EdgeRateLimiter : IAsyncDisposable
                     QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
                 };
             }));
-        var inFlightPerAddress = PartitionedRateLimiter.Create<HttpContext, string>(http => RateLimitPartition.GetConcurrencyLimiter(
+        var inFlightPerAddress = PartitionedRateLimiter.Create<HttpContext, string>(http => IsHubTransport(http) ? HubTransports : RateLimitPartition.GetConcurrencyLimiter(
             ClientAddress.Of(http), _ => new ConcurrencyLimiterOptions { PermitLimit = Options(http).MaxConcurrentRequestsPerAddress, QueueLimit = 0 }));
         // The address limits first: a flooding or slow-uploading address is refused before it can take a place in the queue.
         Limiter = PartitionedRateLimiter.CreateChained(perAddress, inFlightPerAddress, inFlight);
@@ -95,6 +95,19 @@ internal sealed class EdgeRateLimiter : IAsyncDisposable
     }
 
     public PartitionedRateLimiter<HttpContext> Limiter { get; }
+
+    private static readonly RateLimitPartition<string> HubTransports = RateLimitPartition.GetNoLimiter("hub-transport");
+
+    /// <summary>
+    /// A SignalR connection's transport request (the WebSocket, an SSE stream or a long poll: GETs under /hubs) lasts
+    /// as long as the connection, up to 90 s for a poll, and would hold an in-flight place all that time: a few hundred
+    /// open chat widgets would then take every place, and the service would stop answering everything else. These
+    /// requests pass the per-address token bucket only; the hubs bound their connections themselves (the visitors'
+    /// hub per visitor, per address and per node; the agents' hub by sign-in). Negotiation (POST) and sends (POST) are
+    /// short and stay counted.
+    /// </summary>
+    internal static bool IsHubTransport(HttpContext http) =>
+        HttpMethods.IsGet(http.Request.Method) && http.Request.Path.StartsWithSegments("/hubs");
 
     private static HttpLimitsOptions Options(HttpContext http) => http.RequestServices.GetRequiredService<IOptions<HttpLimitsOptions>>().Value;
 
@@ -106,38 +119,12 @@ internal sealed class EdgeRateLimiter : IAsyncDisposable
     }
 }
 
-/// <summary>The client address the limits key on: the connection's, which the forwarded-headers middleware has
-/// already replaced with the real client's when the request came through a known proxy.</summary>
+/// <summary>The client address the limits key on (<see cref="ClientAddresses"/>, shared with the connectors' limits).</summary>
 internal static class ClientAddress
 {
-    private static readonly byte[] Nat64Prefix = [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0];
+    public static string Of(HttpContext http) => ClientAddresses.Of(http);
 
-    public static string Of(HttpContext http) => KeyOf(http.Connection.RemoteIpAddress);
-
-    /// <summary>
-    /// An IPv4 address is its own key. An IPv6 client keys on its /64: one subscriber is routinely given a whole /64
-    /// (2^64 addresses), so a per-address budget keyed on the full address would be no budget at all. An IPv4 address
-    /// written as IPv6 (::ffff:a.b.c.d, as a dual-stack socket reports it) is the IPv4 client.
-    /// </summary>
-    public static string KeyOf(IPAddress? address)
-    {
-        if (address is null)
-            return "unknown";
-        if (address.IsIPv4MappedToIPv6)
-            address = address.MapToIPv4();
-        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6 || IPAddress.IsLoopback(address))
-            return address.ToString();
-        Span<byte> bytes = stackalloc byte[16];
-        address.TryWriteBytes(bytes, out _);
-        // IPv6 addresses that carry an IPv4 client: NAT64 (64:ff9b::/96) puts every IPv4 client of a translator in one
-        // /64, and 6to4 (2002:v4::/48) gives one IPv4 host 65,536 /64s; both key on the IPv4 address inside.
-        if (bytes[..12].SequenceEqual(Nat64Prefix))
-            return new IPAddress(bytes[12..]).ToString();
-        if (bytes[0] == 0x20 && bytes[1] == 0x02)
-            return new IPAddress(bytes[2..6]).ToString();
-        bytes[8..].Clear();
-        return new IPAddress(bytes).ToString() + "/64";
-    }
+    public static string KeyOf(IPAddress? address) => ClientAddresses.KeyOf(address);
 }
 
 public static class EdgeLimitExtensions

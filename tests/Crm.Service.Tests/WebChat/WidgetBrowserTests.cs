@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Crm.Connectors.Abstractions;
 using Crm.Connectors.WebChat;
 using Crm.Service.Tests.Support;
 using Microsoft.AspNetCore.Builder;
@@ -9,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 
 namespace Crm.Service.Tests.WebChat;
@@ -231,5 +233,61 @@ public sealed class WidgetBrowserTests : IAsyncLifetime
         Assert.True(missing.Count == 0, "not shown as sent: " + string.Join(" | ", missing.Take(5)));
         Assert.Empty(dialogs);
         Assert.Empty(dialogsAgain);
+    }
+
+    [Fact]
+    public async Task A_visitor_typing_a_question_on_the_shop_gets_a_link_that_opens_the_article_on_the_service()
+    {
+        using var editor = await Crm.Service.Tests.KnowledgeBase.KbClient.EditorAsync(_app);
+        await Crm.Service.Tests.KnowledgeBase.KbClient.PublishAsync(editor,
+            await Crm.Service.Tests.KnowledgeBase.KbClient.CreateAsync(editor, "Reset your password", "Use the reset password link on the sign-in page."));
+        var search = _app.Services.GetRequiredService<IArticleSuggestions>();
+        await Eventually.WaitForAsync(() => search.SuggestAsync("reset my password", "en", 3), found => found.Count > 0, what: "the article indexed");
+
+        await using var context = await _browser.NewContextAsync(new() { Locale = "en-US" });
+        var (page, dialogs) = await OpenSiteAsync(context);
+        await page.Locator(".launcher").ClickAsync();
+        await Assertions.Expect(page.Locator(".line.greeting")).ToBeVisibleAsync();
+        await page.Locator("textarea.input").PressSequentiallyAsync("how do I reset my password", new() { Delay = 100 });
+
+        var link = page.Locator(".suggestions a");
+        await Assertions.Expect(link).ToHaveTextAsync("Reset your password");
+        var href = await link.EvaluateAsync<string>("a => a.href");
+        // On the service, not on the shop the widget is embedded in.
+        Assert.StartsWith(_service + "/help/en/articles/", href, StringComparison.Ordinal);
+        var opened = context.WaitForPageAsync();
+        await link.ClickAsync();
+        var article = await opened;
+        await Assertions.Expect(article.Locator("body")).ToContainTextAsync("Use the reset password link on the sign-in page.");
+        Assert.Empty(dialogs);
+    }
+
+    [Fact]
+    public async Task A_message_refused_while_the_widget_is_off_is_kept_and_sent_once_it_is_on_again()
+    {
+        await using var context = await _browser.NewContextAsync(new() { Locale = "en-US" });
+        var (page, _) = await OpenSiteAsync(context);
+        await page.Locator(".launcher").ClickAsync();
+        await page.Locator("textarea.input").FillAsync("First message");
+        await page.Locator("textarea.input").PressAsync("Enter");
+        await Assertions.Expect(page.Locator(".line.mine:not(.pending)")).ToHaveCountAsync(1);
+
+        // The channel is turned off while the visitor's connection stays open: the next message is refused, not lost.
+        using var admin = _app.Admin();
+        Assert.True((await admin.PutAsJsonAsync("/api/v1/admin/channels/shop", new { kind = "webchat", name = "Shop chat", enabled = false, settings = new { allowedOrigins = new[] { _origin } } })).IsSuccessStatusCode);
+        await page.Locator("textarea.input").FillAsync("Sent while the chat was off");
+        await page.Locator("textarea.input").PressAsync("Enter");
+        await Assertions.Expect(page.Locator(".line.mine.pending")).ToHaveCountAsync(1, new() { Timeout = 15_000 });
+        await page.EvaluateAsync("() => new Promise(r => setTimeout(r, 2000))");
+        Assert.Equal(1, await _app.QueryAsync(db => db.Messages.CountAsync(m => m.ChannelAccountId == "shop")));
+        Assert.Contains("Sent while the chat was off", await page.EvaluateAsync<string>("() => localStorage.getItem('crm-webchat:shop')"), StringComparison.Ordinal);
+
+        Assert.True((await admin.PutAsJsonAsync("/api/v1/admin/channels/shop", new { kind = "webchat", name = "Shop chat", enabled = true, settings = new { allowedOrigins = new[] { _origin } } })).IsSuccessStatusCode);
+        // Reloaded (the connection of the old page was refused for good), the kept message goes out once.
+        var (again, _) = await OpenSiteAsync(context);
+        await Eventually.WaitForAsync(
+            () => _app.QueryAsync(db => db.Messages.CountAsync(m => m.ChannelAccountId == "shop" && m.Text == "Sent while the chat was off")),
+            n => n == 1, timeout: TimeSpan.FromSeconds(60), what: "the kept message stored");
+        await Assertions.Expect(again.Locator(".line.mine:not(.pending)")).ToHaveCountAsync(2);
     }
 }

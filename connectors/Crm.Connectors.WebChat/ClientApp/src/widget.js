@@ -25,6 +25,7 @@ import { textsFor } from "./texts.js";
   let lastAgentLine = null;
   let typingTimer = null;
   let lastTypingSent = 0;
+  let typingTrailing = null;
   const shown = new Map(); // message id or client id → line element
 
   // ---- page ---------------------------------------------------------------------------------------------------
@@ -114,8 +115,12 @@ import { textsFor } from "./texts.js";
     const greeting = localized(config.greeting);
     if (greeting) addLine({ id: "greeting", from: "agent", text: greeting }, { greeting: true });
     if (!config.agentsOnline) setStatus(t.offline);
-    // A visitor who talked before is reconnected at once, so replies that came meanwhile show up.
-    if (readStored().token) openPanel(false);
+    // A visitor who left the chat open on the last page gets it back open (and connected, so replies that came
+    // meanwhile show up); one with unsent messages is connected to send them. Anyone else connects only when they open
+    // the chat: an idle widget on every page view would hold a server connection per tab for nothing.
+    const stored = readStored();
+    if (stored.token && stored.open) openPanel(false);
+    else if (stored.token && (stored.pending || []).length > 0) connect().then(flushPending, () => {});
   }
 
   async function ensureSession() {
@@ -130,7 +135,9 @@ import { textsFor } from "./texts.js";
     if (!response.ok) throw new Error(await problemText(response));
     const answer = await response.json();
     session = { token: answer.token, conversationId: answer.conversationId };
-    writeStored({ ...stored, token: answer.token, pending: answer.newVisitor ? [] : stored.pending || [] });
+    // A new visitor (the old token expired or is no longer valid) keeps the messages typed offline: they are the
+    // visitor's own and are sent in the new conversation.
+    writeStored({ ...stored, token: answer.token, pending: stored.pending || [] });
     return session;
   }
 
@@ -158,8 +165,9 @@ import { textsFor } from "./texts.js";
       connection.on("Read", (upTo) => showRead(upTo));
       connection.onreconnecting(() => setStatus(t.reconnecting));
       connection.onreconnected(() => afterConnect());
-      connection.onclose(() => {
-        setStatus(t.disconnected);
+      connection.onclose((error) => {
+        // A refusal (too many tabs, a full server) says why; anything else is a lost connection.
+        setStatus(error && /HubException/.test(String(error.message)) ? friendly(error) : t.disconnected);
         starting = null;
       });
       await connection.start();
@@ -175,12 +183,23 @@ import { textsFor } from "./texts.js";
   // After every (re)connect: the history from the store (replies that came while away), then the unsent messages.
   async function afterConnect() {
     setStatus(config && !config.agentsOnline ? t.offline : "");
-    const history = await connection.invoke("History", session.conversationId);
-    for (const line of history.lines) addLine(line);
-    if (history.agentReadUpTo) showRead(history.agentReadUpTo);
+    await readHistory();
     await flushPending();
     markRead();
   }
+
+  async function readHistory() {
+    const history = await connection.invoke("History", session.conversationId);
+    for (const line of history.lines) addLine(line);
+    if (history.agentReadUpTo) showRead(history.agentReadUpTo);
+  }
+
+  // A push can be missed while the connection stays up (the session grain moved to another server, a subscription
+  // raced a reload): while the chat is open, the history is read again once a minute, so a reply shows up anyway.
+  setInterval(() => {
+    if (connection && connection.state === "Connected" && !panel.hidden && !document.hidden)
+      readHistory().then(markRead, () => {});
+  }, 60000);
 
   // ---- messages -----------------------------------------------------------------------------------------------
   function queueMessage(text) {
@@ -192,6 +211,7 @@ import { textsFor } from "./texts.js";
   }
 
   let flushing = false;
+  let retryTimer = null;
   // Sends the unacknowledged messages in order; each is dropped from the list only when the hub acknowledged it
   // (stored). A resend after a lost acknowledgement carries the same client id, so it is never stored twice.
   async function flushPending() {
@@ -221,15 +241,18 @@ import { textsFor } from "./texts.js";
           if (wait) {
             // Kept and sent by itself once the budget allows.
             setTimeout(flushPending, (Number(wait[1]) + 1) * 1000);
-          } else {
-            // Refused for good (too long, empty): drop it and say so; a connection error keeps it for the reconnect.
-            if (connection.state === "Connected" && /HubException/.test(String(error && error.message))) {
-              const now = readStored();
-              writeStored({ ...now, pending: (now.pending || []).filter((p) => p.clientMessageId !== next.clientMessageId) });
-              const line = shown.get(next.clientMessageId);
-              if (line) line.classList.add("failed");
-              continue;
-            }
+          } else if (connection.state === "Connected" && /HubException: invalid:/.test(String(error && error.message))) {
+            // Refused for good (too long, empty): drop it and say so.
+            const now = readStored();
+            writeStored({ ...now, pending: (now.pending || []).filter((p) => p.clientMessageId !== next.clientMessageId) });
+            const line = shown.get(next.clientMessageId);
+            if (line) line.classList.add("failed");
+            continue;
+          } else if (connection.state === "Connected") {
+            // Refused for now (the channel is off, the conversation is busy): kept, and tried again in a while; a
+            // connection error keeps it for the reconnect.
+            clearTimeout(retryTimer);
+            retryTimer = setTimeout(flushPending, 15000);
           }
           break;
         }
@@ -313,26 +336,43 @@ import { textsFor } from "./texts.js";
     connection.invoke("MarkRead", session.conversationId, lastAgentLine).catch(() => {});
   }
 
+  // At most one signal every 1.5 s, and the last draft always goes (so the suggestions match what was typed last).
   function onTyping() {
+    clearTimeout(typingTrailing);
     if (!connection || connection.state !== "Connected") return;
-    const now = Date.now();
-    if (now - lastTypingSent < 1500) return;
-    lastTypingSent = now;
+    const wait = 1500 - (Date.now() - lastTypingSent);
+    if (wait > 0) {
+      typingTrailing = setTimeout(onTyping, wait);
+      return;
+    }
+    lastTypingSent = Date.now();
     connection
       .invoke("Typing", session.conversationId, input.value.trim().length > 0, input.value.slice(0, 500), language)
-      .then(showSuggestions, () => {});
+      // null: the server skipped the search (its budget); what is shown stays.
+      .then((articles) => articles && showSuggestions(articles), () => {});
   }
 
   function showSuggestions(articles) {
     suggestions.textContent = "";
-    const list = (articles || []).slice(0, 3).filter((a) => /^https?:\/\//i.test(a.url || ""));
+    const list = (articles || []).slice(0, 3).map((a) => ({ ...a, href: linkOf(a.url) })).filter((a) => a.href);
     suggestions.hidden = list.length === 0;
     for (const article of list) {
       const item = el("li");
-      const link = el("a", "", { href: article.url, target: "_blank", rel: "noopener noreferrer" });
+      const link = el("a", "", { href: article.href, target: "_blank", rel: "noopener noreferrer" });
       link.textContent = article.title;
       item.appendChild(link);
       suggestions.appendChild(item);
+    }
+  }
+
+  // The help center's links are paths on the service ("/help/en/articles/…"); on a shop's page they must point at the
+  // service, not the shop, so they resolve against the origin the script came from. Only http(s) links are kept.
+  function linkOf(url) {
+    try {
+      const resolved = new URL(url || "", `${base}/`);
+      return resolved.protocol === "https:" || resolved.protocol === "http:" ? resolved.href : null;
+    } catch {
+      return null;
     }
   }
 
@@ -344,6 +384,7 @@ import { textsFor } from "./texts.js";
   // ---- panel --------------------------------------------------------------------------------------------------
   function openPanel(focus = true) {
     panel.hidden = false;
+    writeStored({ ...readStored(), open: true });
     launcher.setAttribute("aria-expanded", "true");
     launcher.setAttribute("aria-label", t.close);
     if (focus) input.focus();
@@ -352,6 +393,7 @@ import { textsFor } from "./texts.js";
 
   function closePanel() {
     panel.hidden = true;
+    writeStored({ ...readStored(), open: false });
     launcher.setAttribute("aria-expanded", "false");
     launcher.setAttribute("aria-label", t.open);
   }
