@@ -84,3 +84,50 @@ public sealed record SlaPolicy
     [Id(6)] public double? WarningAt { get; init; } = 0.8;
     [Id(7)] public IReadOnlyList<EscalationLevel> Escalations { get; init; } = [new EscalationLevel { NotifySupervisors = true }];
 }
+
+/// <summary>What one SLA clock measures.</summary>
+public enum SlaMetric
+{
+    FirstResponse = 0,
+    NextResponse = 1,
+    Resolution = 2,
+}
+
+/// <summary>One clock of a ticket as agents see it.</summary>
+[GenerateSerializer, Immutable, Alias("crm.SlaClockStatus")]
+public sealed record SlaClockStatus(
+    [property: Id(0)] SlaMetric Metric,
+    [property: Id(1)] TimeSpan Target,
+    [property: Id(2)] TimeSpan Elapsed,
+    [property: Id(3)] bool Running,
+    [property: Id(4)] DateTimeOffset? DueAt,
+    [property: Id(5)] DateTimeOffset? StoppedAt,
+    [property: Id(6)] bool Breached);
+
+/// <summary>Something an SLA clock did: "warning" or "breach-{level}", at the (clock) time it acted.</summary>
+[GenerateSerializer, Immutable, Alias("crm.SlaEvent")]
+public sealed record SlaEvent(
+    [property: Id(0)] SlaMetric Metric,
+    [property: Id(1)] string Milestone,
+    [property: Id(2)] DateTimeOffset DueAt,
+    [property: Id(3)] DateTimeOffset FiredAt);
+
+[GenerateSerializer, Immutable, Alias("crm.SlaStatus")]
+public sealed record SlaStatus(
+    [property: Id(0)] long Ticket,
+    [property: Id(1)] string? PolicyId,
+    [property: Id(2)] IReadOnlyList<SlaClockStatus> Clocks,
+    [property: Id(3)] IReadOnlyList<SlaEvent> Events,
+    /// <summary>The next warning or escalation this ticket's reminder waits for.</summary>
+    [property: Id(4)] DateTimeOffset? NextDueAt);
+
+/// <summary>The SLA clocks of one ticket, keyed by the ticket number. Kept in step by the change feed ("sla" consumer);
+/// a durable reminder fires warnings and escalations, each once, also across restarts.</summary>
+public interface ISlaClockGrain : IGrainWithIntegerKey
+{
+    /// <summary>Re-reads the ticket and its policy, moves the clocks, fires what is due and sets the reminder.</summary>
+    Task<SlaStatus> SyncAsync(CancellationToken cancellationToken = default);
+
+    [Orleans.Concurrency.ReadOnly]
+    Task<SlaStatus> GetAsync();
+}

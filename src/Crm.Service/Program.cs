@@ -34,6 +34,7 @@ app.MapTelegramChannel();
 app.MapAgentApi();
 app.MapAdminApi();
 app.MapTeamsApi();
+app.MapRoutingApi();
 app.MapCustomerEventsApi();
 app.MapKnowledgeBaseApi();
 app.MapAgentConsole();

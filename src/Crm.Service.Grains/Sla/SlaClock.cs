@@ -2,14 +2,6 @@ using Crm.Service.Contracts;
 
 namespace Crm.Service.Grains.Sla;
 
-/// <summary>What one SLA clock measures.</summary>
-public enum SlaMetric
-{
-    FirstResponse = 0,
-    NextResponse = 1,
-    Resolution = 2,
-}
-
 /// <summary>
 /// One SLA clock as a value: the target, the business time consumed in earlier running spells, and since when it runs
 /// (null while paused or stopped). Pauses (pending, on hold) simply end a spell, so the arithmetic never has to

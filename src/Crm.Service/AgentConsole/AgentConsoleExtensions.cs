@@ -44,6 +44,8 @@ public static class AgentConsoleExtensions
         builder.Services.AddSingleton<TicketViewers>();
         builder.Services.AddSingleton<AgentConnections>();
         builder.Services.AddSingleton<Mentions>();
+        // Replaces the log-only default of the SLA clocks.
+        builder.Services.AddSingleton<Crm.Service.Grains.Sla.ISlaNotifier, HubSlaNotifier>();
         builder.Services.AddSingleton<TeamDirectoryAccess>();
         builder.Services.AddHostedService<PresenceBroadcaster>();
         builder.Services.AddChangeConsumer<LiveConsoleFeed>();
