@@ -23,6 +23,8 @@ public static class RoutingKinds
     public const string SlaPolicy = "sla-policy";
     public const string RoutingRule = "routing-rule";
     public const string SlaClocks = "sla-clocks";
+    public const string TeamQueue = "team-queue";
+    public const string TeamAssignment = "team-assignment";
 }
 
 /// <summary>One JSON shape for everything in <see cref="IRoutingStore"/> (enums by name, so a reordered enum breaks nothing).</summary>

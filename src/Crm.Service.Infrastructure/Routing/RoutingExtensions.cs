@@ -13,6 +13,7 @@ public static class RoutingExtensions
         services.TryAddSingleton<IRoutingStore, SqliteRoutingStore>();
         services.TryAddSingleton<ISlaNotifier, LoggingSlaNotifier>();
         services.AddChangeConsumer<SlaChangeConsumer>();
+        services.AddChangeConsumer<AssignmentChangeConsumer>();
         return services;
     }
 }

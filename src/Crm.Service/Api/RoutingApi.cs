@@ -37,6 +37,9 @@ public static class RoutingApi
         admin.MapPut("/sla-policies/{id}", PutPolicyAsync);
         admin.MapDelete("/sla-policies/{id}", (string id, IRoutingStore store, CancellationToken ct) => DeleteAsync(RoutingKinds.SlaPolicy, id, "SLA policy", store, ct));
 
+        admin.MapGet("/teams/{id}/assignment", GetAssignmentAsync);
+        admin.MapPut("/teams/{id}/assignment", PutAssignmentAsync);
+
         endpoints.MapGroup("/api/v1").RequireAuthorization(ApiKeyAuthenticationExtensions.AgentPolicy)
             .RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy)
             .MapGet("/tickets/{number:long}/sla", async (long number, IGrainFactory grains) =>
@@ -140,6 +143,55 @@ public static class RoutingApi
         };
         await store.PutAsync(RoutingKinds.SlaPolicy, id, RoutingJson.Write(policy), cancellationToken);
         return TypedResults.Ok(policy);
+    }
+
+    /// <summary>A team's assignment settings and its queue now.</summary>
+    public sealed record TeamAssignmentView(TeamAssignmentSettings Settings, TeamQueueSnapshot Queue);
+
+    /// <summary>PUT body: policy, agents by sign-in email (team members) with skills and capacity, offline return time.</summary>
+    public sealed record TeamAssignmentRequest(AssignmentPolicy? Policy, IReadOnlyList<AgentRequest>? Agents, TimeSpan? ReturnTicketsAfterOffline);
+
+    public sealed record AgentRequest(string? Email, IReadOnlyList<string>? Skills, int? MaxOpenTickets);
+
+    internal static async Task<Results<Ok<TeamAssignmentView>, ProblemHttpResult>> GetAssignmentAsync(
+        string id, TeamDirectory teams, IRoutingStore store, IGrainFactory grains, CancellationToken cancellationToken)
+    {
+        if (!TeamDirectory.IsValidId(id) || await teams.GetAsync(id, cancellationToken) is null)
+            return Problems.Of(ProblemKind.NotFound, $"No team '{id}'.", "id");
+        var json = await store.GetAsync(RoutingKinds.TeamAssignment, id, cancellationToken);
+        var settings = json is null ? new TeamAssignmentSettings() : RoutingJson.Read<TeamAssignmentSettings>(json);
+        return TypedResults.Ok(new TeamAssignmentView(settings, await grains.GetGrain<ITeamQueueGrain>(id).GetAsync()));
+    }
+
+    internal static async Task<Results<Ok<TeamAssignmentView>, ProblemHttpResult>> PutAssignmentAsync(
+        string id, TeamAssignmentRequest request, TeamDirectory teams, IRoutingStore store, IGrainFactory grains,
+        Microsoft.AspNetCore.Identity.UserManager<Microsoft.AspNetCore.Identity.IdentityUser> users, AgentConsole.IAgentPresence presence, CancellationToken cancellationToken)
+    {
+        if (!TeamDirectory.IsValidId(id) || await teams.GetAsync(id, cancellationToken) is not { } team)
+            return Problems.Of(ProblemKind.NotFound, $"No team '{id}'; create it under /api/v1/admin/teams first.", "id");
+        if (request.ReturnTicketsAfterOffline is { } after && (after < TimeSpan.FromMinutes(1) || after > TimeSpan.FromDays(30)))
+            return Problems.Invalid("returnTicketsAfterOffline", "returnTicketsAfterOffline is between 00:01:00 and 30.00:00:00, or null to keep tickets with their agent.");
+        var agents = new List<AgentCapacity>();
+        foreach (var agent in request.Agents ?? [])
+        {
+            if (string.IsNullOrWhiteSpace(agent.Email) || await users.FindByEmailAsync(agent.Email.Trim()) is not { } user || !team.MemberIds.Contains(user.Id))
+                return Problems.Invalid("agents", $"'{agent.Email}' is not a member of team '{id}'; add them to the team first.");
+            if (agent.MaxOpenTickets is < 1 or > 10_000 || (agent.Skills?.Count ?? 0) > 50 || (agent.Skills ?? []).Any(s => string.IsNullOrWhiteSpace(s) || s.Length > 64))
+                return Problems.Invalid("agents", "maxOpenTickets is 1-10000; at most 50 skills of 1-64 characters.");
+            agents.Add(new AgentCapacity(user.Id, [.. (agent.Skills ?? []).Select(s => s.Trim())], agent.MaxOpenTickets ?? 20));
+        }
+        var settings = new TeamAssignmentSettings
+        {
+            Policy = request.Policy ?? AssignmentPolicy.Manual,
+            Agents = agents,
+            ReturnTicketsAfterOffline = request.ReturnTicketsAfterOffline,
+        };
+        await store.PutAsync(RoutingKinds.TeamAssignment, id, RoutingJson.Write(settings), cancellationToken);
+        var queue = grains.GetGrain<ITeamQueueGrain>(id);
+        await queue.ConfigureAsync(settings, cancellationToken);
+        foreach (var agent in agents)
+            await queue.SetOnlineAsync(agent.UserId, (await presence.GetAsync(agent.UserId, cancellationToken)).Status == AgentConsole.PresenceStatus.Online, cancellationToken);
+        return TypedResults.Ok(new TeamAssignmentView(settings, await queue.GetAsync()));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string kind, string id, string what, IRoutingStore store, CancellationToken cancellationToken) =>
