@@ -59,9 +59,16 @@ public sealed class TeamQueueGrain(IRoutingStore store, IOptions<TicketOptions> 
 
     public Task<TeamQueueSnapshot> GetAsync() => Task.FromResult(Snapshot());
 
-    public async Task ObserveAsync(TicketSnapshot ticket, CancellationToken cancellationToken = default)
+    public async Task ObserveAsync(TicketSnapshot observed, CancellationToken cancellationToken = default)
     {
-        var number = ticket.Number;
+        var number = observed.Number;
+        // The observation may be older than a decision made since (a redelivered change): decide on the ticket as it is now.
+        if (await GrainFactory.GetGrain<ITicketGrain>(number).GetAsync() is not { } ticket)
+        {
+            _board.Forget(number);
+            await DispatchAndSaveAsync(cancellationToken);
+            return;
+        }
         if (ticket.Team != Team || ticket.MergedInto is not null || ticket.Status is TicketStatus.Resolved or TicketStatus.Closed)
             _board.Forget(number);
         else if (!string.IsNullOrEmpty(ticket.Assignee))
