@@ -19,6 +19,9 @@ public sealed record TicketSnapshot
     [Id(13)] public long? FollowUpOf { get; init; }
     [Id(14)] public long? MergedInto { get; init; }
     [Id(15)] public DateTimeOffset? FirstResponseAt { get; init; }
+    [Id(16)] public DateTimeOffset? LastCustomerMessageAt { get; init; }
+    /// <summary>The last reply an agent sent (the next-response SLA clock stops here).</summary>
+    [Id(17)] public DateTimeOffset? LastAgentReplyAt { get; init; }
 }
 
 /// <summary>A partial change to a ticket; null fields are left as they are.</summary>

@@ -24,6 +24,8 @@ public static class Snapshots
         FollowUpOf = r.FollowUpOf,
         MergedInto = r.MergedInto,
         FirstResponseAt = r.FirstResponseAt,
+        LastCustomerMessageAt = r.LastCustomerMessageAt,
+        LastAgentReplyAt = r.LastAgentReplyAt,
     };
 
     public static MessageSnapshot ToSnapshot(this MessageRecord r, IReadOnlyList<AttachmentRecord>? attachments = null) => new()

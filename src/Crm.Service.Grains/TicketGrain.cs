@@ -251,6 +251,7 @@ public sealed class TicketGrain(
         TicketRules.ApplyStatus(next, status, now);
         AuditDiff(current, next, "changed", reply.Actor, now, writes);
         next.FirstResponseAt ??= now;
+        next.LastAgentReplyAt = now;
         next.UpdatedAt = now;
         try
         {

@@ -52,6 +52,7 @@ public static class InfrastructureExtensions
         services.AddHostedService(provider => provider.GetRequiredService<OutboxDispatcher>());
 
         services.AddChangeFeed();
+        Routing.RoutingExtensions.AddCrmRouting(services);
         return services;
     }
 

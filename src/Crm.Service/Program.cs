@@ -36,6 +36,7 @@ app.MapAgentApi();
 app.MapAdminApi();
 app.MapEmailAdminApi(ApiKeyAuthenticationExtensions.AdminPolicy, ApiKeyAuthenticationExtensions.RateLimitPolicy);
 app.MapTeamsApi();
+app.MapRoutingApi();
 app.MapCustomerEventsApi();
 app.MapRepliesApi();
 app.MapKnowledgeBaseApi();

@@ -74,6 +74,7 @@ public sealed class TicketRecord
     public DateTimeOffset? ClosedAt { get; set; }
     public DateTimeOffset? FirstResponseAt { get; set; }
     public DateTimeOffset? LastCustomerMessageAt { get; set; }
+    public DateTimeOffset? LastAgentReplyAt { get; set; }
     public long? FollowUpOf { get; set; }
     public long? MergedInto { get; set; }
 

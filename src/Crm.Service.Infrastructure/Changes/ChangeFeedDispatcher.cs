@@ -131,7 +131,9 @@ internal sealed class ChangeFeedDispatcher(
             }
             if (!await WaitForCommitAsync(nextCommit, settings.PollInterval, stoppingToken))
                 return;
-            if (settings.GatherDelay > TimeSpan.Zero && !await DelayAsync(settings.GatherDelay, stoppingToken))
+            // Gathering and polling are plumbing, not domain time: they run on the real clock so that a test's fake
+            // clock (which only moves when told) never holds the feed back.
+            if (settings.GatherDelay > TimeSpan.Zero && !await DelayAsync(settings.GatherDelay, TimeProvider.System, stoppingToken))
                 return;
         }
     }
@@ -169,7 +171,7 @@ internal sealed class ChangeFeedDispatcher(
     {
         try
         {
-            await nextCommit.WaitAsync(pollInterval, time, stoppingToken);
+            await nextCommit.WaitAsync(pollInterval, TimeProvider.System, stoppingToken);
         }
         catch (TimeoutException)
         {
@@ -182,11 +184,13 @@ internal sealed class ChangeFeedDispatcher(
         return true;
     }
 
-    private async Task<bool> DelayAsync(TimeSpan delay, CancellationToken stoppingToken)
+    private Task<bool> DelayAsync(TimeSpan delay, CancellationToken stoppingToken) => DelayAsync(delay, time, stoppingToken);
+
+    private static async Task<bool> DelayAsync(TimeSpan delay, TimeProvider clock, CancellationToken stoppingToken)
     {
         try
         {
-            await Task.Delay(delay, time, stoppingToken);
+            await Task.Delay(delay, clock, stoppingToken);
             return true;
         }
         catch (OperationCanceledException)

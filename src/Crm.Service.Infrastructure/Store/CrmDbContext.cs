@@ -35,6 +35,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<QuarantinedMailRecord> QuarantinedMail => Set<QuarantinedMailRecord>();
     public DbSet<TeamRecord> Teams => Set<TeamRecord>();
     public DbSet<TeamMemberRecord> TeamMembers => Set<TeamMemberRecord>();
+    public DbSet<Routing.RoutingDocumentRecord> RoutingDocuments => Set<Routing.RoutingDocumentRecord>();
     public DbSet<CustomerEventRecord> CustomerEvents => Set<CustomerEventRecord>();
     public DbSet<KnowledgeBase.ArticleRecord> KbArticles => Set<KnowledgeBase.ArticleRecord>();
     public DbSet<KnowledgeBase.ArticleRevisionRecord> KbRevisions => Set<KnowledgeBase.ArticleRevisionRecord>();
@@ -212,6 +213,11 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.HasIndex(x => new { x.CustomerId, x.ClientEventId }).IsUnique();
             e.HasIndex(x => new { x.CustomerId, x.At });
             e.Property(x => x.Amount).HasConversion<string>();
+        });
+        model.Entity<Routing.RoutingDocumentRecord>(e =>
+        {
+            e.ToTable("RoutingDocuments");
+            e.HasKey(d => new { d.Kind, d.Id });
         });
         KnowledgeBase.KnowledgeBaseModel.Configure(model);
         Queries.TicketProjections.Configure(model);

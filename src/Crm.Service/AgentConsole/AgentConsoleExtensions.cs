@@ -46,6 +46,9 @@ public static class AgentConsoleExtensions
         builder.Services.AddSingleton<MacroRunner>();
         builder.Services.AddSingleton<AgentConnections>();
         builder.Services.AddSingleton<Mentions>();
+        // Replaces the log-only default of the SLA clocks.
+        builder.Services.AddSingleton<Crm.Service.Grains.Sla.ISlaNotifier, HubSlaNotifier>();
+        builder.Services.AddHostedService<PresenceToQueues>();
         builder.Services.AddSingleton<TeamDirectoryAccess>();
         builder.Services.AddHostedService<PresenceBroadcaster>();
         builder.Services.AddChangeConsumer<LiveConsoleFeed>();

@@ -1,5 +1,6 @@
 using System.Net;
 using Crm.Service.Infrastructure;
+using Crm.Service.Infrastructure.Routing;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 
@@ -12,6 +13,7 @@ public static class SiloExtensions
     {
         // The store registers first so it is migrated before the silo starts taking calls.
         builder.Services.AddCrmInfrastructure();
+        builder.Services.AddRoutingConsumers();
         builder.Services.AddOptions<CrmClusterOptions>().BindConfiguration(CrmClusterOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.UseOrleans(silo =>
         {

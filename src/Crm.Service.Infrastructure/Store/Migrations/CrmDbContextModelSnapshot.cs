@@ -491,6 +491,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.Property<long?>("FollowUpOf")
                         .HasColumnType("INTEGER");
 
+                    b.Property<long?>("LastAgentReplyAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<long?>("LastCustomerMessageAt")
                         .HasColumnType("INTEGER");
 
@@ -959,6 +962,26 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.HasIndex("OwnerId", "Name");
 
                     b.ToTable("Macros", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.Routing.RoutingDocumentRecord", b =>
+                {
+                    b.Property<string>("Kind")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Id")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Json")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Kind", "Id");
+
+                    b.ToTable("RoutingDocuments", (string)null);
                 });
 
             modelBuilder.Entity("Crm.Service.Infrastructure.Store.ReminderRecord", b =>

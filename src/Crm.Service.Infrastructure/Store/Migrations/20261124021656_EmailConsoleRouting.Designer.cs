@@ -11,8 +11,8 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Crm.Service.Infrastructure.Store.Migrations
 {
     [DbContext(typeof(CrmDbContext))]
-    [Migration("20261124012728_Console2")]
-    partial class Console2
+    [Migration("20261124021656_EmailConsoleRouting")]
+    partial class EmailConsoleRouting
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -494,6 +494,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.Property<long?>("FollowUpOf")
                         .HasColumnType("INTEGER");
 
+                    b.Property<long?>("LastAgentReplyAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<long?>("LastCustomerMessageAt")
                         .HasColumnType("INTEGER");
 
@@ -792,6 +795,10 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.Property<long>("LastUid")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Server")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<long>("UidValidity")
                         .HasColumnType("INTEGER");
 
@@ -958,6 +965,26 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.HasIndex("OwnerId", "Name");
 
                     b.ToTable("Macros", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.Routing.RoutingDocumentRecord", b =>
+                {
+                    b.Property<string>("Kind")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Id")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Json")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Kind", "Id");
+
+                    b.ToTable("RoutingDocuments", (string)null);
                 });
 
             modelBuilder.Entity("Crm.Service.Infrastructure.Store.ReminderRecord", b =>

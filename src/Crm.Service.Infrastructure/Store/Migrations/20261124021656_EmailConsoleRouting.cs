@@ -6,11 +6,24 @@ using Microsoft.EntityFrameworkCore.Migrations;
 namespace Crm.Service.Infrastructure.Store.Migrations
 {
     /// <inheritdoc />
-    public partial class Console2 : Migration
+    public partial class EmailConsoleRouting : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.AddColumn<long>(
+                name: "LastAgentReplyAt",
+                table: "Tickets",
+                type: "INTEGER",
+                nullable: true);
+
+            migrationBuilder.AddColumn<string>(
+                name: "Server",
+                table: "MailboxCursors",
+                type: "TEXT",
+                maxLength: 64,
+                nullable: true);
+
             migrationBuilder.CreateTable(
                 name: "CannedResponses",
                 columns: table => new
@@ -42,6 +55,20 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                 constraints: table =>
                 {
                     table.PrimaryKey("PK_Macros", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "RoutingDocuments",
+                columns: table => new
+                {
+                    Kind = table.Column<string>(type: "TEXT", nullable: false),
+                    Id = table.Column<string>(type: "TEXT", nullable: false),
+                    Json = table.Column<string>(type: "TEXT", nullable: false),
+                    UpdatedAt = table.Column<long>(type: "INTEGER", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_RoutingDocuments", x => new { x.Kind, x.Id });
                 });
 
             migrationBuilder.CreateTable(
@@ -102,10 +129,21 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                 name: "Macros");
 
             migrationBuilder.DropTable(
+                name: "RoutingDocuments");
+
+            migrationBuilder.DropTable(
                 name: "TicketChannels");
 
             migrationBuilder.DropTable(
                 name: "TicketTags");
+
+            migrationBuilder.DropColumn(
+                name: "LastAgentReplyAt",
+                table: "Tickets");
+
+            migrationBuilder.DropColumn(
+                name: "Server",
+                table: "MailboxCursors");
         }
     }
 }

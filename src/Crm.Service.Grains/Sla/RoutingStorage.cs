@@ -1,0 +1,71 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Crm.Service.Contracts;
+
+namespace Crm.Service.Grains.Sla;
+
+/// <summary>
+/// Routing and SLA settings and state, as JSON documents by kind and id (table RoutingDocuments): calendars, SLA
+/// policies, routing rules, and each ticket's SLA clocks. A put returns once the document is durably stored.
+/// </summary>
+public interface IRoutingStore
+{
+    Task<string?> GetAsync(string kind, string id, CancellationToken cancellationToken = default);
+    Task<IReadOnlyList<string>> ListAsync(string kind, CancellationToken cancellationToken = default);
+    Task PutAsync(string kind, string id, string json, CancellationToken cancellationToken = default);
+    Task<bool> DeleteAsync(string kind, string id, CancellationToken cancellationToken = default);
+}
+
+/// <summary>The document kinds of <see cref="IRoutingStore"/>.</summary>
+public static class RoutingKinds
+{
+    public const string Calendar = "calendar";
+    public const string SlaPolicy = "sla-policy";
+    public const string RoutingRule = "routing-rule";
+    public const string SlaClocks = "sla-clocks";
+    public const string TeamQueue = "team-queue";
+    public const string TeamAssignment = "team-assignment";
+}
+
+/// <summary>One JSON shape for everything in <see cref="IRoutingStore"/> (enums by name, so a reordered enum breaks nothing).</summary>
+public static class RoutingJson
+{
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
+    public static string Write<T>(T value) => JsonSerializer.Serialize(value, Options);
+
+    public static T Read<T>(string json) => JsonSerializer.Deserialize<T>(json, Options)
+        ?? throw new InvalidOperationException($"A stored {typeof(T).Name} is empty.");
+
+    public static async Task<IReadOnlyList<SlaPolicy>> PoliciesAsync(this IRoutingStore store, CancellationToken cancellationToken) =>
+        [.. (await store.ListAsync(RoutingKinds.SlaPolicy, cancellationToken)).Select(Read<SlaPolicy>).OrderBy(p => p.Order).ThenBy(p => p.Id, StringComparer.Ordinal)];
+
+    public static async Task<BusinessCalendar> CalendarAsync(this IRoutingStore store, string? id, CancellationToken cancellationToken)
+    {
+        if (id is null)
+            return BusinessCalendar.AlwaysOpen;
+        var json = await store.GetAsync(RoutingKinds.Calendar, id, cancellationToken);
+        // A policy naming a deleted calendar counts round the clock rather than not at all.
+        return json is null ? BusinessCalendar.AlwaysOpen : BusinessCalendar.From(Read<BusinessCalendarDefinition>(json));
+    }
+}
+
+/// <summary>What an SLA clock tells people: a warning to the assignee, a breach to the assignee and supervisors.</summary>
+[GenerateSerializer, Immutable, Alias("crm.SlaNotice")]
+public sealed record SlaNotice(
+    [property: Id(0)] long Ticket,
+    [property: Id(1)] SlaMetric Metric,
+    [property: Id(2)] string Milestone,
+    [property: Id(3)] string? Assignee,
+    [property: Id(4)] bool NotifyAssignee,
+    [property: Id(5)] bool NotifySupervisors);
+
+/// <summary>Delivers SLA notices to people (the host pushes them to the agents' consoles). Best effort: a notice is
+/// sent after the milestone is stored as fired, so it is never repeated; a crash in between loses it.</summary>
+public interface ISlaNotifier
+{
+    Task NotifyAsync(SlaNotice notice, CancellationToken cancellationToken = default);
+}
