@@ -131,9 +131,7 @@ internal sealed class ChangeFeedDispatcher(
             }
             if (!await WaitForCommitAsync(nextCommit, settings.PollInterval, stoppingToken))
                 return;
-            // Gathering and polling are plumbing, not domain time: they run on the real clock so that a test's fake
-            // clock (which only moves when told) never holds the feed back.
-            if (settings.GatherDelay > TimeSpan.Zero && !await DelayAsync(settings.GatherDelay, TimeProvider.System, stoppingToken))
+            if (settings.GatherDelay > TimeSpan.Zero && !await DelayAsync(settings.GatherDelay, stoppingToken))
                 return;
         }
     }
@@ -171,7 +169,7 @@ internal sealed class ChangeFeedDispatcher(
     {
         try
         {
-            await nextCommit.WaitAsync(pollInterval, TimeProvider.System, stoppingToken);
+            await nextCommit.WaitAsync(pollInterval, time, stoppingToken);
         }
         catch (TimeoutException)
         {
@@ -184,13 +182,11 @@ internal sealed class ChangeFeedDispatcher(
         return true;
     }
 
-    private Task<bool> DelayAsync(TimeSpan delay, CancellationToken stoppingToken) => DelayAsync(delay, time, stoppingToken);
-
-    private static async Task<bool> DelayAsync(TimeSpan delay, TimeProvider clock, CancellationToken stoppingToken)
+    private async Task<bool> DelayAsync(TimeSpan delay, CancellationToken stoppingToken)
     {
         try
         {
-            await Task.Delay(delay, clock, stoppingToken);
+            await Task.Delay(delay, time, stoppingToken);
             return true;
         }
         catch (OperationCanceledException)

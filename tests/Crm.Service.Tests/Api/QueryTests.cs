@@ -1,8 +1,6 @@
-using System.Data.Common;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Crm.Service.Contracts;
 using Crm.Service.Infrastructure.Queries;
 using Crm.Service.Infrastructure.Store;
@@ -381,32 +379,13 @@ public sealed class QueryTests(ITestOutputHelper output) : AppTest
     {
         var (query, index, sorts) = Plans[name];
 
-        var plan = await App.QueryAsync(db => PlanAsync(db, query(db)));
+        var plan = await App.QueryAsync(db => QueryPlans.ExplainAsync(db, query(db)));
 
         output.WriteLine(plan);
         Assert.Contains($"USING INDEX {index} ", plan + " ", StringComparison.Ordinal);
         Assert.DoesNotContain("SCAN t ", plan + " ", StringComparison.Ordinal);
         // Timeline and history sort only rows with the same time by id ("LAST TERM"), never the whole list.
         Assert.Equal(sorts, plan.Contains("USE TEMP B-TREE FOR ORDER BY", StringComparison.Ordinal));
-    }
-
-    private static async Task<string> PlanAsync<T>(CrmDbContext db, IQueryable<T> query)
-    {
-        // ToQueryString declares the parameters as ".param set @name value" lines; inline them for EXPLAIN.
-        var text = query.ToQueryString();
-        var parameters = Regex.Matches(text, @"^\.param set (@\w+) (.*)$", RegexOptions.Multiline).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value.TrimEnd('\r'));
-        var sql = string.Join('\n', text.Split('\n').Where(l => !l.StartsWith(".param", StringComparison.Ordinal)));
-        foreach (var (name, value) in parameters.OrderByDescending(p => p.Key.Length))
-            sql = sql.Replace(name, value, StringComparison.Ordinal);
-        var connection = db.Database.GetDbConnection();
-        await db.Database.OpenConnectionAsync();
-        await using DbCommand command = connection.CreateCommand();
-        command.CommandText = "EXPLAIN QUERY PLAN " + sql;
-        var details = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-            details.Add(reader.GetString(3));
-        return string.Join(" | ", details);
     }
 
     // The smallest valid PNG (1×1, transparent), so the attachment sniffer accepts it as an image.

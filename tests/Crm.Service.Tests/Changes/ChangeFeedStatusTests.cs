@@ -49,27 +49,3 @@ public sealed class ChangeFeedStatusTests
         Assert.Equal("Healthy", await ready.Content.ReadAsStringAsync());
     }
 }
-
-/// <summary>Timers on a fake clock (SLA, auto-close) must not stop the feed: gathering and polling run on the real clock.</summary>
-public sealed class ChangeFeedFakeClockTests
-{
-    [Fact]
-    public async Task Under_a_fake_clock_that_never_moves_the_feed_still_hands_changes_to_every_consumer()
-    {
-        using var data = new TempDirectory();
-        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-03-02T09:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
-        await using var app = new CrmApp(data.Path, new Dictionary<string, string?>
-        {
-            ["ChangeFeed:GatherDelay"] = "00:00:00.050",
-            ["ChangeFeed:PollInterval"] = "00:00:00.200",
-        }, clock);
-        using var admin = app.Admin();
-        await app.CreateApiChannelAsync();
-
-        var feed = await Eventually.WaitForAsync(() => admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/change-feed"),
-            f => f.GetProperty("head").GetInt64() > 0
-                 && f.GetProperty("consumers").EnumerateArray().All(c => c.GetProperty("lag").GetInt64() == 0),
-            what: "every consumer to catch up with the head while the fake clock stands still");
-        Assert.NotEmpty(feed.GetProperty("consumers").EnumerateArray());
-    }
-}

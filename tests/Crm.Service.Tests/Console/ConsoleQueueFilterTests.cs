@@ -1,7 +1,5 @@
-using System.Data.Common;
 using System.Net.Http.Json;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Crm.Service.Contracts;
 using Crm.Service.Infrastructure.Queries;
 using Crm.Service.Infrastructure.Store;
@@ -133,7 +131,7 @@ public sealed class ConsoleQueueFilterTests(ITestOutputHelper output) : AppTest
         var (filter, sort, index, sorts) = Plans[name];
         var after = new QueueCursor(sort, DateTimeOffset.UtcNow, TicketPriority.High, 10001);
 
-        var plan = await App.QueryAsync(db => PlanAsync(db, TicketQueries.Queue(db, filter, sort, after).Take(51)));
+        var plan = await App.QueryAsync(db => QueryPlans.ExplainAsync(db, TicketQueries.Queue(db, filter, sort, after).Take(51)));
 
         output.WriteLine(plan);
         Assert.Contains($"USING COVERING INDEX {index} ", plan + " ", StringComparison.Ordinal);
@@ -143,24 +141,5 @@ public sealed class ConsoleQueueFilterTests(ITestOutputHelper output) : AppTest
         Assert.DoesNotContain("IX_Tickets_", plan, StringComparison.Ordinal);
         Assert.DoesNotContain("Messages", plan, StringComparison.Ordinal);
         Assert.Equal(sorts, plan.Contains("USE TEMP B-TREE FOR ORDER BY", StringComparison.Ordinal));
-    }
-
-    internal static async Task<string> PlanAsync<T>(CrmDbContext db, IQueryable<T> query)
-    {
-        // ToQueryString declares the parameters as ".param set @name value" lines; inline them for EXPLAIN.
-        var text = query.ToQueryString();
-        var parameters = Regex.Matches(text, @"^\.param set (@\w+) (.*)$", RegexOptions.Multiline).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value.TrimEnd('\r'));
-        var sql = string.Join('\n', text.Split('\n').Where(l => !l.StartsWith(".param", StringComparison.Ordinal)));
-        foreach (var (key, value) in parameters.OrderByDescending(p => p.Key.Length))
-            sql = sql.Replace(key, value, StringComparison.Ordinal);
-        var connection = db.Database.GetDbConnection();
-        await db.Database.OpenConnectionAsync();
-        await using DbCommand command = connection.CreateCommand();
-        command.CommandText = "EXPLAIN QUERY PLAN " + sql;
-        var details = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-            details.Add(reader.GetString(3));
-        return string.Join(" | ", details);
     }
 }
