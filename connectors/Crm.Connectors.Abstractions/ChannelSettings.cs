@@ -26,6 +26,60 @@ public sealed record SettingsProblem(string Field, string Detail);
 [AttributeUsage(AttributeTargets.Property)]
 public sealed class SecretSettingAttribute : Attribute;
 
+/// <summary>
+/// An optional check a connector registers for its kind (<see cref="ConnectorExtensions.AddChannelSettingsCheck{TCheck}"/>),
+/// run by the admin API before an account is saved: it asks the channel's server whether the settings work (Telegram's
+/// getMe; a mail login, later) and may fill in what the server says about the account (the bot's username). A problem
+/// refuses the save with a 422 naming the field, in the server's own words; nothing is stored.
+/// </summary>
+public interface IChannelSettingsCheck
+{
+    ChannelKind Kind { get; }
+
+    /// <param name="accountId">The account being saved.</param>
+    /// <param name="settings">The settings as they will be in effect: the request's, with the secrets it left out taken
+    /// from the stored account.</param>
+    /// <param name="stored">The account's settings before this save (when it is of the same kind), else null.</param>
+    /// <param name="enabled">Whether the account is saved enabled. An admin must be able to disable an account whose
+    /// login broke, so a check usually asks nothing of a disabled one.</param>
+    Task<ChannelSettingsVerdict> CheckAsync(string accountId, IChannelSettings settings, IChannelSettings? stored, bool enabled, CancellationToken cancellationToken);
+}
+
+/// <summary>What a check made of the settings: <see cref="Settings"/> to save (possibly with facts from the server
+/// filled in), or a <see cref="Problem"/> that refuses the save.</summary>
+public sealed record ChannelSettingsVerdict(IChannelSettings Settings, SettingsProblem? Problem = null);
+
+/// <summary>
+/// Parses the admin API's settings (<see cref="ChannelSettingsCatalog.Parse"/>) and runs the kind's
+/// <see cref="IChannelSettingsCheck"/>, if one is registered, against the settings as they will be in effect.
+/// </summary>
+public sealed class ChannelSettingsChecks(ChannelSettingsCatalog catalog, IChannelAccounts accounts, IEnumerable<IChannelSettingsCheck> checks)
+{
+    /// <exception cref="DomainException">The settings are invalid, or the check refused them (Invalid, "settings.x").</exception>
+    public async Task<ParsedChannelSettings> ParseAsync(string accountId, ChannelKind kind, JsonObject? settings, bool enabled, CancellationToken cancellationToken)
+    {
+        var parsed = catalog.Parse(kind, settings);
+        if (checks.LastOrDefault(c => c.Kind == kind) is not { } check)
+            return parsed;
+        var type = catalog.Find(kind)!.SettingsType;
+        var stored = accounts.Find(accountId) is { Settings: { } before } account && account.Kind == kind && before.GetType() == type ? before : null;
+        var effective = parsed.Settings;
+        if (stored is not null)
+        {
+            var secrets = ChannelSettingsCatalog.Split(stored, type).Secrets;
+            foreach (var (name, value) in parsed.Secrets)
+                secrets[name] = value;
+            effective = catalog.Compose(kind, parsed.PublicJson, secrets) ?? parsed.Settings;
+        }
+        var verdict = await check.CheckAsync(accountId, effective, stored, enabled, cancellationToken);
+        if (verdict.Problem is { } problem)
+            throw new DomainException(DomainErrorKind.Invalid, problem.Detail, "settings." + problem.Field);
+        // What the check filled in goes to the public settings; the secrets saved stay the request's (a left-out one is
+        // kept by the store as it is).
+        return parsed with { Settings = verdict.Settings, PublicJson = ChannelSettingsCatalog.Split(verdict.Settings, type).PublicJson };
+    }
+}
+
 /// <summary>A channel kind known to this deployment: its settings type and the identity kinds it asserts natively.</summary>
 public sealed class ChannelSettingsDefinition(ChannelKind kind, Type settingsType, IReadOnlyList<IdentityKind> ownIdentityKinds)
 {
@@ -80,16 +134,23 @@ public sealed class ChannelSettingsCatalog(IEnumerable<ChannelSettingsDefinition
         if (bound.Validate().FirstOrDefault() is { } problem)
             throw new DomainException(DomainErrorKind.Invalid, problem.Detail, "settings." + problem.Field);
 
-        var node = JsonSerializer.SerializeToNode(bound, definition.SettingsType, Json)!.AsObject();
+        var (publicJson, secrets) = Split(bound, definition.SettingsType);
+        return new ParsedChannelSettings(bound, publicJson, secrets);
+    }
+
+    /// <summary>Settings as their public JSON and their secret fields (by dotted name).</summary>
+    public static (string PublicJson, Dictionary<string, string> Secrets) Split(IChannelSettings settings, Type settingsType)
+    {
+        var node = JsonSerializer.SerializeToNode(settings, settingsType, Json)!.AsObject();
         var secrets = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var name in SecretNames(definition.SettingsType))
+        foreach (var name in SecretNames(settingsType))
         {
             var (parent, member) = Locate(node, name);
             if (parent?[member] is JsonValue value && value.TryGetValue<string>(out var secret))
                 secrets[name] = secret;
             parent?.Remove(member);
         }
-        return new ParsedChannelSettings(bound, node.ToJsonString(Json), secrets);
+        return (node.ToJsonString(Json), secrets);
     }
 
     /// <summary>Stored settings back as their type: the public JSON with the (decrypted) secrets put back in.

@@ -18,10 +18,20 @@ public static class ConnectorExtensions
         return services.AddConnectorCore();
     }
 
+    /// <summary>A check the admin API runs on an account of <typeparamref name="TCheck"/>'s kind before saving it
+    /// (see <see cref="IChannelSettingsCheck"/>).</summary>
+    public static IServiceCollection AddChannelSettingsCheck<TCheck>(this IServiceCollection services)
+        where TCheck : class, IChannelSettingsCheck
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IChannelSettingsCheck, TCheck>());
+        return services;
+    }
+
     /// <summary>The inbound hand-off and the settings catalog; an <see cref="IChannelAccounts"/> must be registered by the host.</summary>
     public static IServiceCollection AddConnectorCore(this IServiceCollection services)
     {
         services.TryAddSingleton<ChannelSettingsCatalog>();
+        services.TryAddSingleton<ChannelSettingsChecks>();
         services.TryAddSingleton<IInboundHandOff, ConversationHandOff>();
         return services;
     }

@@ -84,6 +84,54 @@ public interface IMailboxAdminStore
     /// <summary>Removes the entries of the given accounts kept before <paramref name="before"/>; returns how many.</summary>
     Task<int> PruneQuarantineAsync(IReadOnlyCollection<string> channelAccountIds, DateTimeOffset before, CancellationToken cancellationToken = default);
 
+    /// <summary>The accounts that have anything in the quarantine (disabled and removed ones too).</summary>
+    Task<IReadOnlyList<string>> QuarantinedAccountsAsync(CancellationToken cancellationToken = default);
+
     /// <summary>The account's reader cursors, one per folder.</summary>
     Task<IReadOnlyList<MailboxFolderState>> FoldersAsync(string channelAccountId, CancellationToken cancellationToken = default);
+}
+
+/// <summary>One automatic mail (an acknowledgement of a new ticket) as it is claimed and queued: who gets it, about
+/// which ticket, what it answers (<paramref name="InReplyTo"/>, the customer's Message-ID) and in which language.</summary>
+public sealed record AutomaticMail(
+    Guid Id,
+    string ChannelAccountId,
+    string Kind,
+    long TicketNumber,
+    string Recipient,
+    string? RecipientName,
+    string? InReplyTo,
+    string? Subject,
+    string Language,
+    DateTimeOffset At,
+    int Attempts = 0);
+
+/// <summary>What a claim of an automatic mail came to.</summary>
+public enum AutomaticMailClaim
+{
+    /// <summary>Queued: this caller's mail will be sent.</summary>
+    Claimed,
+    /// <summary>This ticket had its automatic mail of this kind already (a redelivery, another reader): none again.</summary>
+    AlreadyClaimed,
+    /// <summary>The recipient had the most automatic mails of the rolling window: none is sent, and none later for this ticket.</summary>
+    OverCap,
+}
+
+/// <summary>
+/// The durable queue and ledger of automatic mail: at most one of a kind per ticket, at most N per recipient over a
+/// rolling window (counted from the store, so a restart or a second node does not reset it), and the queue a sender
+/// works through with retries.
+/// </summary>
+public interface IAutomaticMailStore
+{
+    /// <summary>Claims <paramref name="mail"/>: once per (account, kind, ticket), refused when its recipient (an address
+    /// counted in its canonical form) already had <paramref name="maxPerRecipient"/> automatic mails, or its account
+    /// <paramref name="maxPerAccount"/>, since <paramref name="window"/> before <see cref="AutomaticMail.At"/>.</summary>
+    Task<AutomaticMailClaim> ClaimAsync(AutomaticMail mail, int maxPerRecipient, int maxPerAccount, TimeSpan window, CancellationToken cancellationToken = default);
+
+    /// <summary>Queued mails due at <paramref name="now"/>, oldest first.</summary>
+    Task<IReadOnlyList<AutomaticMail>> DueAsync(DateTimeOffset now, int max, CancellationToken cancellationToken = default);
+
+    /// <summary>Marks a queued mail sent (<paramref name="error"/> null), failed for good, or due again at <paramref name="retryAt"/>.</summary>
+    Task CompleteAsync(Guid id, string? error, DateTimeOffset? retryAt, DateTimeOffset now, CancellationToken cancellationToken = default);
 }

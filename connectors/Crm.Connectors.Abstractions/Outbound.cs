@@ -14,11 +14,16 @@ public sealed record OutboundDelivery
     public required string Author { get; init; }
     public string? Text { get; init; }
     public string? Html { get; init; }
+    /// <summary>For mail that is not part of a ticket (a web chat verification code or transcript): the subject to use
+    /// instead of the ticket's. Null for replies.</summary>
+    public string? Subject { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public required int Attempt { get; init; }
     /// <summary>Files to send with the text. The outbox sends none yet (agent replies carry no files); connectors that
     /// can send files (Telegram) already take them.</summary>
     public IReadOnlyList<OutboundAttachment> Attachments { get; init; } = [];
+    /// <summary>Email only: addresses the agent copies in (Cc), besides the customer.</summary>
+    public IReadOnlyList<string> Cc { get; init; } = [];
 }
 
 /// <summary>A file of an outbound message.</summary>

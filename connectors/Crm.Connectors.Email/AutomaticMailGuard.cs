@@ -1,17 +1,14 @@
-using System.Collections.Concurrent;
-using Microsoft.Extensions.Options;
 using MimeKit;
 
 namespace Crm.Connectors.Email;
 
 /// <summary>
-/// Loop protection: whether a mail was written by a machine (then nothing automatic may answer it), and a per-recipient
-/// cap on automatic mail over a rolling window, so two auto-responders can never ping-pong through us.
+/// Loop protection: whether a mail was written by a machine (then nothing automatic may answer it). The per-recipient
+/// cap on automatic mail over a rolling window, the second guard against two auto-responders ping-ponging through us,
+/// is kept in the store (<see cref="Crm.Connectors.Abstractions.IAutomaticMailStore"/>), so a restart does not reset it.
 /// </summary>
-internal sealed class AutomaticMailGuard(IOptions<EmailChannelOptions> options, TimeProvider time)
+internal static class AutomaticMailGuard
 {
-    private readonly ConcurrentDictionary<string, Queue<DateTimeOffset>> _sent = new(StringComparer.OrdinalIgnoreCase);
-
     /// <summary>Why <paramref name="message"/> must get no automatic answer, or null when a human wrote it.</summary>
     public static string? AutomaticReason(MimeMessage message, IEnumerable<string> ownAddresses)
     {
@@ -35,22 +32,5 @@ internal sealed class AutomaticMailGuard(IOptions<EmailChannelOptions> options, 
         if (message.Headers[HeaderId.ReturnPath]?.Trim() is "<>" or "")
             return "empty Return-Path (a delivery report)";
         return null;
-    }
-
-    /// <summary>Reserves one automatic mail to <paramref name="recipient"/>; false when the cap of the window is reached.</summary>
-    public bool TryReserve(string recipient)
-    {
-        var settings = options.Value;
-        var now = time.GetUtcNow();
-        var queue = _sent.GetOrAdd(recipient.Trim(), _ => new Queue<DateTimeOffset>());
-        lock (queue)
-        {
-            while (queue.Count > 0 && queue.Peek() <= now - settings.AutomaticMailWindow)
-                queue.Dequeue();
-            if (queue.Count >= settings.MaxAutomaticMailsPerRecipient)
-                return false;
-            queue.Enqueue(now);
-            return true;
-        }
     }
 }

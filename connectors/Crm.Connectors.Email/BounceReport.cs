@@ -85,9 +85,25 @@ internal sealed partial record BounceReport(IReadOnlyList<Guid> OutboundMessageI
         var text = message.TextBody;
         if (string.IsNullOrWhiteSpace(text))
             return null;
-        var line = text.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => SmtpReply().IsMatch(l))
-            ?? text.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0);
+        // Every byte is a stranger's (anyone may send with MAIL FROM:<>): only lines of a sane length are matched, with
+        // a pattern whose gaps are bounded, so a long line costs linear time (G12).
+        var lines = text.Split('\n', MaxScannedLines + 1).Take(MaxScannedLines).Select(l => l.Trim()).Where(l => l.Length is > 0 and <= MaxLineLength).ToList();
+        var line = lines.FirstOrDefault(IsSmtpReply) ?? lines.FirstOrDefault();
         return line is null ? null : $"Bounced: {line}";
+    }
+
+    private const int MaxScannedLines = 2000, MaxLineLength = 1000;
+
+    private static bool IsSmtpReply(string line)
+    {
+        try
+        {
+            return SmtpReply().IsMatch(line);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            return false;
+        }
     }
 
     /// <summary>A quoted "Message-ID: &lt;…&gt;" header line (of the returned mail) in a plain report, not one of the report itself.</summary>
@@ -97,6 +113,6 @@ internal sealed partial record BounceReport(IReadOnlyList<Guid> OutboundMessageI
     [GeneratedRegex(@"undeliver|returned mail|delivery (status notification|failure|has failed)|failure notice|mail delivery (failed|subsystem)|non[- ]?delivery|could not be delivered|unzustellbar|nicht zustellbar|non remis|delivery failed", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex BounceSubject();
 
-    [GeneratedRegex(@"\b[45]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b|\b5\d\d\b.*(user|mailbox|recipient|address)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"\b[45]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b|\b5\d\d\b.{0,200}?(?:user|mailbox|recipient|address)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, matchTimeoutMilliseconds: 200)]
     private static partial Regex SmtpReply();
 }

@@ -96,6 +96,9 @@ public static class EmailAdminEndpoints
             await store.DeleteQuarantinedAsync(id, qid, cancellationToken);
             return TypedResults.Ok(new RetryResult("stored", result.MessageId, result.TicketNumber, result.Duplicate));
         }
+        // Deleted or pruned while the retry ran: the entry is gone (a tombstone keeps the mail from coming back under a new id).
+        if (await store.GetQuarantinedAsync(id, qid, cancellationToken) is null)
+            return NoEntry(id, qid);
         return Problems.Of(ProblemKind.Invalid, $"Still refused: {((MailOutcome.Quarantined)outcome).Reason} The entry is kept; delete it if it is not wanted.", "qid");
     }
 

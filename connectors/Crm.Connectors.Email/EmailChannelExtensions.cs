@@ -15,10 +15,14 @@ public static class EmailChannelExtensions
         builder.Services.AddOptions<EmailChannelOptions>().BindConfiguration(EmailChannelOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddChannelSettings<EmailChannelSettings>(ChannelKind.Email, IdentityKind.Email);
         builder.Services.AddSingleton<MimeMessageMapper>();
-        builder.Services.AddSingleton<AutomaticMailGuard>();
+        builder.Services.AddSingleton<AutomaticMailSignal>();
+        builder.Services.AddSingleton<AutoAcknowledgements>();
+        builder.Services.AddHostedService<AutomaticMailSender>();
         builder.Services.AddSingleton<EmailIngest>();
         builder.Services.AddOptions<EmailIngestLimits>().BindConfiguration(EmailIngestLimits.Section);
         builder.Services.AddSingleton<IOutboundSender, SmtpSender>();
+        builder.Services.AddSingleton<EmailQuarantine>();
+        builder.Services.AddConnectorLeases();
         builder.Services.AddSingleton<ImapMailboxSupervisor>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<ImapMailboxSupervisor>());
         builder.Services.AddHostedService<QuarantinePruner>();

@@ -38,10 +38,16 @@ public sealed class EmailChannelOptions
     [Range(1024, 16 * 1024 * 1024)]
     public int MaxHeaderBytes { get; set; } = 256 * 1024;
 
-    /// <summary>A message with more MIME boundary lines than this is not parsed either (like an oversize one): a few
-    /// megabytes of tiny parts cost MimeKit about 90 bytes of memory per byte of mail.</summary>
+    /// <summary>A message with more MIME entities than this (counted by MimeKit's streaming reader, attached messages
+    /// included) is not parsed either (like an oversize one): a few megabytes of tiny parts cost MimeKit about 90 bytes of
+    /// memory per byte of mail.</summary>
     [Range(10, 1_000_000)]
     public int MaxMimeParts { get; set; } = 2000;
+
+    /// <summary>A message with more header fields than this (its own, its parts' and attached messages' together) is not
+    /// parsed either: MimeKit keeps about 240 bytes per header field and has no limit of its own.</summary>
+    [Range(100, 1_000_000)]
+    public int MaxHeaderLines { get; set; } = 10_000;
 
     /// <summary>Backoff after a connection, login or server error: doubles from the first to the last.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
@@ -57,6 +63,11 @@ public sealed class EmailChannelOptions
     /// <summary>Most automatic mails (acknowledgements, notifications) to one recipient per <see cref="AutomaticMailWindow"/>.</summary>
     [Range(0, 1000)]
     public int MaxAutomaticMailsPerRecipient { get; set; } = 3;
+
+    /// <summary>Most automatic mails of one account per <see cref="AutomaticMailWindow"/>, all recipients together: a
+    /// flood of spoofed senders cannot turn the account's relay into a spam cannon.</summary>
+    [Range(0, 100_000)]
+    public int MaxAutomaticMailsPerAccount { get; set; } = 100;
 
     [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
     public TimeSpan AutomaticMailWindow { get; set; } = TimeSpan.FromHours(1);

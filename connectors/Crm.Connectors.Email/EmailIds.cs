@@ -23,6 +23,21 @@ internal static partial class EmailIds
         return id.Length <= MaxKeptLength && !id.Any(char.IsControl) ? id : "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(id)));
     }
 
+    /// <summary>Whether MimeKit accepts the id in In-Reply-To/References of a mail we send: a stranger's id such as "."
+    /// is kept for dedupe but would make composing the answer throw, on every retry.</summary>
+    public static bool IsSendable(string id)
+    {
+        try
+        {
+            _ = new MimeKit.MimeMessage { InReplyTo = id };
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The dedupe key of a mail without Message-ID: a hash of its bytes, so a redelivery of the same bytes is recognised.</summary>
     public static string OfRawSource(ReadOnlySpan<byte> raw) => "raw-sha256:" + Convert.ToHexStringLower(SHA256.HashData(raw));
 

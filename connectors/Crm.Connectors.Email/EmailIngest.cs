@@ -37,6 +37,7 @@ internal sealed class EmailIngest(
     IOptions<EmailChannelOptions> options,
     TimeProvider time,
     ILogger<EmailIngest> logger,
+    AutoAcknowledgements acknowledgements,
     IAgentAddresses? agents = null)
 {
     public async Task<MailOutcome> ProcessAsync(ChannelAccount account, string folder, uint uidValidity, uint uid, byte[] raw, CancellationToken cancellationToken = default)
@@ -45,9 +46,13 @@ internal sealed class EmailIngest(
         var now = time.GetUtcNow();
         if (raw.Length > options.Value.MaxMessageBytes)
             return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now, MimeMessageMapper.OversizeNote(raw.LongLength, options.Value.MaxMessageBytes), cancellationToken);
-        if (MimeMessageMapper.CountBoundaryLines(raw, options.Value.MaxMimeParts + 1) > options.Value.MaxMimeParts)
+        var (parts, headerFields) = MimeShape.Measure(raw, options.Value.MaxMimeParts, options.Value.MaxHeaderLines, cancellationToken);
+        if (parts > options.Value.MaxMimeParts)
             return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now,
                 $"[This email has more than {options.Value.MaxMimeParts} MIME parts. It was not parsed; its raw source is kept with the message.]", cancellationToken);
+        if (headerFields > options.Value.MaxHeaderLines)
+            return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now,
+                $"[This email has more than {options.Value.MaxHeaderLines} header fields. It was not parsed; its raw source is kept with the message.]", cancellationToken);
 
         ParsedMail mail;
         try
@@ -87,10 +92,20 @@ internal sealed class EmailIngest(
         if (string.Equals(mail.From.Address, settings.Address, StringComparison.OrdinalIgnoreCase))
             return await QuarantineAsync(account, folder, uidValidity, uid, $"Sent from this mailbox's own address {settings.Address} (a loop or a copy of our own mail).", raw, cancellationToken);
 
-        if (settings.Forwarding is { Enabled: true } forwarding && await IsAgentAsync(forwarding, mail.From.Address, cancellationToken)
+        if (settings.Forwarding is { } forwarding && await IsAgentAsync(forwarding, mail.From.Address, cancellationToken)
             && ForwardedMail.OriginalSender(mail.Message, mail.Message.TextBody ?? mail.Text) is { } original
             && !string.Equals(original.Address, settings.Address, StringComparison.OrdinalIgnoreCase))
-            return await HandOffForwardedAsync(account, folder, uidValidity, uid, mail, original, raw, cancellationToken);
+        {
+            // A redelivery keeps the path its first copy took, whatever the forwarding settings say now (they may have
+            // changed between the hand-off and the acknowledgement): either key already stored decides.
+            var asAgent = EmailIds.DedupeKey(mail.ExternalMessageId, mail.From.Address);
+            var asForward = EmailIds.DedupeKey(mail.ExternalMessageId, original.Address);
+            var first = await conversations.FindByMessagesAsync(account.Id, [asForward], [], cancellationToken) is not null ? asForward
+                : await conversations.FindByMessagesAsync(account.Id, [asAgent], [], cancellationToken) is not null ? asAgent : null;
+            if (first == asForward
+                || (first is null && forwarding.Enabled && SenderAuthentication.IsAuthenticated(mail.Message, forwarding.TrustedAuthServId, mail.From.Address)))
+                return await HandOffForwardedAsync(account, folder, uidValidity, uid, mail, original, raw, cancellationToken);
+        }
 
         var sender = new SenderIdentity(IdentityKind.Email, mail.From.Address, string.IsNullOrWhiteSpace(mail.From.Name) ? null : mail.From.Name.Trim());
         var (threadKey, dedupeKey, isNew) = await ThreadKeyAsync(account, mail, sender, cancellationToken);
@@ -114,7 +129,29 @@ internal sealed class EmailIngest(
             RawContentType = "message/rfc822",
             AutomaticReason = automatic,
         };
-        return await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
+        var outcome = await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
+        // The mail that opened its conversation (also when redelivered: its thread key is its own dedupe key) gets the
+        // acknowledgement, claimed before the mailbox acknowledges the mail; the claim is once per ticket.
+        if (outcome is MailOutcome.Stored stored && automatic is null && threadKey == dedupeKey && settings.AutoAcknowledgement is { Enabled: true } acknowledgement
+            && (!stored.Result.Duplicate || StoredUnderTheseSettings(stored.Result, account, now)))
+            await acknowledgements.ClaimAsync(account, mail, sender, stored.Result, acknowledgement, settings, cancellationToken);
+        return outcome;
+    }
+
+    /// <summary>
+    /// Whether a redelivered opener may still be acknowledged: only the redelivery of a crash between its hand-off and
+    /// the claim, that is, a message stored recently and under the account's current settings. An old mail read again
+    /// after a cursor reset (or stored before acknowledgements were switched on) gets none: a redelivery never mails
+    /// past customers about old tickets.
+    /// </summary>
+    private bool StoredUnderTheseSettings(IngestResult stored, ChannelAccount account, DateTimeOffset now)
+    {
+        var bytes = stored.MessageId.ToByteArray(bigEndian: true);
+        var ms = 0L;
+        for (var i = 0; i < 6; i++)
+            ms = (ms << 8) | bytes[i];
+        var storedAt = DateTimeOffset.FromUnixTimeMilliseconds(ms);
+        return stored.MessageId.Version == 7 && storedAt >= account.UpdatedAt && storedAt > now - options.Value.AutomaticMailWindow;
     }
 
     private async Task<bool> IsAgentAsync(ForwardingSettings forwarding, string address, CancellationToken cancellationToken) =>

@@ -65,7 +65,7 @@ internal sealed class ImapMailboxReader(
                         await ReadNewAsync(account, folder, moveTo, cancellationToken);
                         await ReportHealthAsync(null, cancellationToken);
                         if (!changed.IsSet)
-                            await WaitForMailAsync(client, changed, cancellationToken);
+                            await WaitForMailAsync(client, imap.Idle, changed, cancellationToken);
                     }
                 }
                 finally
@@ -130,6 +130,7 @@ internal sealed class ImapMailboxReader(
 
     private static async Task ConnectAsync(ImapClient client, ImapSettings imap, CancellationToken cancellationToken)
     {
+        client.ServerCertificateValidationCallback = CertificateTrust.Validator(imap.TrustedCertificate);
         await client.ConnectAsync(imap.Host!, imap.Port, SecurityOf(imap.Security), cancellationToken);
         await client.AuthenticateAsync(imap.User!, imap.Password ?? "", cancellationToken);
     }
@@ -259,10 +260,11 @@ internal sealed class ImapMailboxReader(
     internal static string ServerIdentity(ImapSettings imap) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
         System.Text.Encoding.UTF8.GetBytes($"{imap.Host?.Trim().ToLowerInvariant()}:{imap.Port}/{imap.User?.Trim()}")))[..32];
 
-    /// <summary>IDLE until the folder changes (or the refresh interval passes); without IDLE, one poll interval.</summary>
-    private async Task WaitForMailAsync(ImapClient client, MailboxChangeSignal changed, CancellationToken cancellationToken)
+    /// <summary>IDLE until the folder changes (or the refresh interval passes); without IDLE (the server has none, or the
+    /// account turned it off), one poll interval.</summary>
+    private async Task WaitForMailAsync(ImapClient client, bool idle, MailboxChangeSignal changed, CancellationToken cancellationToken)
     {
-        if (!client.Capabilities.HasFlag(ImapCapabilities.Idle))
+        if (!idle || !client.Capabilities.HasFlag(ImapCapabilities.Idle))
         {
             await Task.Delay(options.PollInterval, cancellationToken);
             await client.NoOpAsync(cancellationToken);

@@ -48,7 +48,8 @@ internal static class MailLanes
         HeaderList headers;
         try
         {
-            using var stream = new MemoryStream(raw, writable: false);
+            // A bounded prefix: a header flood must not cost memory before any limit is checked (G1).
+            using var stream = new MemoryStream(MimeMessageMapper.HeaderPrefix(raw), writable: false);
             headers = HeaderList.Load(Parsing, stream);
         }
         catch (Exception ex) when (ex is FormatException or ParseException)

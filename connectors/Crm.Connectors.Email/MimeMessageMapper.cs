@@ -72,21 +72,9 @@ internal sealed class MimeMessageMapper(IOptions<EmailIngestLimits> limits)
         return Map(message, raw, receivedAt);
     }
 
-    /// <summary>Lines that start with "--" (every MIME boundary does), counted up to <paramref name="stopAt"/>: a cheap
-    /// bound on the number of parts before MimeKit builds an object per part.</summary>
-    public static int CountBoundaryLines(ReadOnlySpan<byte> raw, int stopAt)
-    {
-        var count = raw.StartsWith("--"u8) ? 1 : 0;
-        while (count < stopAt)
-        {
-            var at = raw.IndexOf("\n--"u8);
-            if (at < 0)
-                break;
-            count++;
-            raw = raw[(at + 3)..];
-        }
-        return count;
-    }
+    /// <summary>The first bytes of a mail, where its header is: what header-only readers (lanes, oversize mail) load, so a
+    /// header flood costs them a bounded amount.</summary>
+    public static byte[] HeaderPrefix(byte[] raw, int maxBytes = 64 * 1024) => raw.Length <= maxBytes ? raw : raw[..maxBytes];
 
     /// <summary>A mail too large to parse: stored raw, with a note that says so to the agent.</summary>
     public static string OversizeNote(long length, int limit) =>

@@ -9,12 +9,12 @@ internal static class OversizeHeaders
     {
         try
         {
-            using var stream = new MemoryStream(raw, writable: false);
+            using var stream = new MemoryStream(MimeMessageMapper.HeaderPrefix(raw), writable: false);
             var headers = HeaderList.Load(stream);
             var from = headers[HeaderId.From] is { } value && InternetAddressList.TryParse(value, out var list) ? list.Mailboxes.FirstOrDefault()?.Address : null;
             return (headers[HeaderId.MessageId], from, headers[HeaderId.Subject]);
         }
-        catch (FormatException)
+        catch (Exception ex) when (ex is FormatException or ParseException)
         {
             return (null, null, null);
         }

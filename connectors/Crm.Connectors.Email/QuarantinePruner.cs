@@ -41,7 +41,9 @@ internal sealed class QuarantinePruner(
 
     internal async Task<int> PruneAsync(CancellationToken cancellationToken)
     {
-        var ids = accounts.EnabledOf(ChannelKind.Email).Select(a => a.Id).ToList();
+        // Every email account, disabled ones too: retention is a promise about the bytes kept, whatever the account's state.
+        // (and of removed ones): other kinds keep their own retention.
+        var ids = (await store.QuarantinedAccountsAsync(cancellationToken)).Where(id => accounts.Find(id) is null or { Kind: ChannelKind.Email }).ToList();
         var pruned = await store.PruneQuarantineAsync(ids, time.GetUtcNow() - options.Value.QuarantineRetention, cancellationToken);
         if (pruned > 0)
             logger.LogInformation("Pruned {Count} quarantined mail(s) older than {Retention}", pruned, options.Value.QuarantineRetention);

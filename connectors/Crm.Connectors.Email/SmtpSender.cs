@@ -12,7 +12,8 @@ namespace Crm.Connectors.Email;
 /// <summary>
 /// Sends agent replies through the account's SMTP server: From and Reply-To of the account, our Message-ID made from
 /// the outbound message id (so a resend after a crash carries the same id, and replies and bounces map back), In-Reply-To
-/// and References of the thread, the subject with the ticket tag, HTML with a text alternative. A 5xx answer is a
+/// and References of the thread, the subject with the ticket tag, HTML with a text alternative, the delivery's files as
+/// MIME attachments and its Cc addresses (chosen by the agent, as Zammad's reply/reply-all: never added on our own). A 5xx answer is a
 /// permanent refusal; 4xx, connection and authentication failures are retried by the outbox.
 /// </summary>
 internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup conversations, IOptions<EmailChannelOptions> options) : IOutboundSender
@@ -30,14 +31,22 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
         if (!delivery.Recipient.StartsWith("email:", StringComparison.Ordinal) || !MailboxAddress.TryParse(delivery.Recipient[6..], out var recipient))
             return OutboundResult.Fail($"The conversation's customer '{delivery.Recipient}' has no email address.");
 
+        var cc = new List<MailboxAddress>();
+        foreach (var copy in delivery.Cc)
+        {
+            if (!MailboxAddress.TryParse(copy, out var address) || !MimeMessageMapper.IsAddress(address.Address))
+                return OutboundResult.Fail($"The Cc address '{copy}' is not an email address.");
+            if (!string.Equals(address.Address, recipient.Address, StringComparison.OrdinalIgnoreCase) && !string.Equals(address.Address, settings.Address, StringComparison.OrdinalIgnoreCase)
+                && !cc.Any(c => string.Equals(c.Address, address.Address, StringComparison.OrdinalIgnoreCase)))
+                cc.Add(address);
+        }
+
         var history = await conversations.HistoryAsync(delivery.ChannelAccountId, delivery.ThreadKey, cancellationToken: cancellationToken);
-        var message = Compose(delivery, settings, recipient, history);
+        var message = Compose(delivery, settings, recipient, history, cc);
         using var client = new SmtpClient { Timeout = (int)options.Value.ServerTimeout.TotalMilliseconds };
         try
         {
-            await client.ConnectAsync(smtp.Host!, smtp.Port, ImapMailboxReader.SecurityOf(smtp.Security), cancellationToken);
-            if (!string.IsNullOrEmpty(smtp.User))
-                await client.AuthenticateAsync(smtp.User, smtp.Password ?? "", cancellationToken);
+            await ConnectAsync(client, smtp, cancellationToken);
             await client.SendAsync(message, cancellationToken);
         }
         catch (SmtpCommandException ex)
@@ -50,7 +59,8 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
             // Often a changed password: retried, so replies go out once an admin fixes it.
             return OutboundResult.Retry($"SMTP login refused: {ex.Message}");
         }
-        catch (Exception ex) when (ex is SmtpProtocolException or SocketException or IOException or SslHandshakeException or TimeoutException or ServiceNotConnectedException)
+        catch (Exception ex) when (ex is SmtpProtocolException or SocketException or IOException or SslHandshakeException or TimeoutException or ServiceNotConnectedException
+            or ServiceNotAuthenticatedException or NotSupportedException)
         {
             return OutboundResult.Retry($"SMTP {ex.GetType().Name}: {ex.Message}");
         }
@@ -67,24 +77,35 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
         return OutboundResult.Sent(message.MessageId);
     }
 
-    internal static MimeMessage Compose(OutboundDelivery delivery, EmailChannelSettings settings, MailboxAddress recipient, ThreadHistory history)
+    /// <summary>Connects (with the account's certificate trust) and logs in when the account has a user.</summary>
+    internal static async Task ConnectAsync(SmtpClient client, SmtpSettings smtp, CancellationToken cancellationToken)
+    {
+        client.ServerCertificateValidationCallback = CertificateTrust.Validator(smtp.TrustedCertificate);
+        await client.ConnectAsync(smtp.Host!, smtp.Port, ImapMailboxReader.SecurityOf(smtp.Security), cancellationToken);
+        if (!string.IsNullOrEmpty(smtp.User))
+            await client.AuthenticateAsync(smtp.User, smtp.Password ?? "", cancellationToken);
+    }
+
+    internal static MimeMessage Compose(OutboundDelivery delivery, EmailChannelSettings settings, MailboxAddress recipient, ThreadHistory history, IReadOnlyList<MailboxAddress>? cc = null)
     {
         var from = new MailboxAddress(settings.DisplayName ?? "", settings.Address!);
         var message = new MimeMessage
         {
             MessageId = EmailIds.Outbound(delivery.MessageId, settings.Domain),
             Date = delivery.CreatedAt,
-            Subject = SubjectOf(history.TicketSubject, delivery.TicketNumber),
+            Subject = delivery.Subject ?? SubjectOf(history.TicketSubject, delivery.TicketNumber),
         };
         message.From.Add(from);
         message.ReplyTo.Add(from);
         message.To.Add(recipient);
+        foreach (var copy in cc ?? [])
+            message.Cc.Add(copy);
 
         var earlier = history.Messages
             .Where(m => m.OutboundMessageId != delivery.MessageId)
             .Select(m => (m.InboundExternalId is { } inbound ? EmailIds.MessageIdOf(inbound) : null) ?? (m.OutboundMessageId is { } id ? EmailIds.Outbound(id, settings.Domain) : null))
             .OfType<string>()
-            .Where(id => !id.StartsWith("sha256:", StringComparison.Ordinal) && !id.StartsWith("raw-sha256:", StringComparison.Ordinal))
+            .Where(id => !id.StartsWith("sha256:", StringComparison.Ordinal) && !id.StartsWith("raw-sha256:", StringComparison.Ordinal) && EmailIds.IsSendable(id))
             .ToList();
         if (earlier.Count > 0)
         {
@@ -97,6 +118,13 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
         var body = new BodyBuilder { TextBody = delivery.Text ?? "" };
         if (!string.IsNullOrEmpty(delivery.Html))
             body.HtmlBody = delivery.Html;
+        foreach (var file in delivery.Attachments)
+        {
+            // A type the agent's browser sent that MimeKit cannot read goes as octet-stream rather than failing the reply.
+            if (!ContentType.TryParse(file.ContentType, out var type))
+                type = new ContentType("application", "octet-stream");
+            body.Attachments.Add(string.IsNullOrWhiteSpace(file.FileName) ? "attachment" : file.FileName, file.Content, type);
+        }
         message.Body = body.ToMessageBody();
         return message;
     }

@@ -9,7 +9,7 @@ using Telegram.Bot.Exceptions;
 namespace Crm.Connectors.Telegram;
 
 /// <summary>
-/// One loop per enabled bot on this node. It checks the token with getMe, then, in webhook mode, registers the webhook
+/// One loop per enabled bot in the cluster, on the node that holds the bot's connector lease. It checks the token with getMe, then, in webhook mode, registers the webhook
 /// (setWebhook with the secret token and max_connections, when a public base URL is set) and asks getWebhookInfo every
 /// <see cref="TelegramChannelOptions.WebhookCheckInterval"/> whether Telegram can deliver (its last error goes to the
 /// health; a webhook URL changed behind our back is registered again); in polling mode it removes any webhook
@@ -22,6 +22,7 @@ internal sealed class TelegramBotSupervisor(
     TelegramIngest ingest,
     IMailboxStateStore state,
     IChannelHealth health,
+    ConnectorLeases leases,
     IOptions<TelegramChannelOptions> options,
     TimeProvider time,
     ILogger<TelegramBotSupervisor> logger) : AccountLoopSupervisor<TelegramChannelSettings>(accounts, ChannelKind.Telegram, logger)
@@ -31,7 +32,18 @@ internal sealed class TelegramBotSupervisor(
 
     private readonly IChannelAccounts _accounts = accounts;
 
-    protected override async Task RunAccountAsync(ChannelAccount account, TelegramChannelSettings settings, CancellationToken stopping)
+    /// <summary>One reader per bot in the cluster: the loop runs only while this node holds the account's connector
+    /// lease (Telegram ends the older of two getUpdates with 409, and two webhook watchers would register in turns).
+    /// Another node takes over when this one stops or dies; it starts with a getUpdates without an offset, so what
+    /// this node stored but Telegram had not seen confirmed comes again and is answered as a duplicate.</summary>
+    protected override Task RunAccountAsync(ChannelAccount account, TelegramChannelSettings settings, CancellationToken stopping) =>
+        leases.RunWhileHeldAsync(LeaseKey(account.Id), held => ReadAsync(account, settings, held), stopping);
+
+    /// <summary>The lease of a bot's reader: named by connector and purpose, so other work for the same account (a
+    /// sender, later) takes a lease of its own.</summary>
+    internal static string LeaseKey(string accountId) => $"telegram:reader:{accountId}";
+
+    private async Task ReadAsync(ChannelAccount account, TelegramChannelSettings settings, CancellationToken stopping)
     {
         var settingsOf = options.Value;
         var delay = settingsOf.FirstReconnectDelay;

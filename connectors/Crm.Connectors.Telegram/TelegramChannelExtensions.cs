@@ -1,4 +1,5 @@
 using Crm.Connectors.Abstractions;
+using Microsoft.AspNetCore.Builder;
 using Crm.Service.Contracts;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -14,9 +15,12 @@ public static class TelegramChannelExtensions
     {
         builder.Services.AddOptions<TelegramChannelOptions>().BindConfiguration(TelegramChannelOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddChannelSettings<TelegramChannelSettings>(ChannelKind.Telegram, IdentityKind.Telegram);
+        builder.Services.AddChannelSettingsCheck<TelegramSettingsCheck>();
         // The bot clients set their own timeout (the long poll is longer than HttpClient's default 100 s allows for).
         // No request logging: the bot token is in every request's path, and .NET redacts only the query string.
         builder.Services.AddHttpClient(TelegramBots.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan).RemoveAllLoggers();
+        builder.Services.AddConnectorLeases();
+        builder.Services.AddRateLimiter(limiter => limiter.AddPolicy(TelegramWebhookEndpoints.RateLimitPolicy, TelegramWebhookEndpoints.Partition));
         builder.Services.AddSingleton<TelegramBots>();
         builder.Services.AddSingleton<TelegramIngest>();
         builder.Services.AddSingleton<IOutboundSender, TelegramSender>();

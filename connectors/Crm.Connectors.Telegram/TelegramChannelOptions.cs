@@ -39,6 +39,11 @@ public sealed class TelegramChannelOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan MaxInlineRetryAfter { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Largest file a bot may send (the Bot API's multipart upload limit is 50 MB; a self-hosted Bot API server
+    /// allows 2000 MB). A reply with a larger file fails before anything is sent. Photos above 10 MB go as documents.</summary>
+    [Range(1, 2000L * 1024 * 1024)]
+    public long MaxUploadBytes { get; set; } = 50L * 1024 * 1024;
+
     /// <summary>Timeout of one Bot API call other than the long poll.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(60);
@@ -64,6 +69,16 @@ public sealed class TelegramChannelOptions
     /// hold a file of up to MaxFileBytes in memory.</summary>
     [Range(1, 100)]
     public int WebhookMaxConnections { get; set; } = 8;
+
+    /// <summary>Webhook calls per second per bot that carry its secret token (a token bucket holding
+    /// <see cref="WebhookBurst"/>); past it the call is answered 429 and Telegram delivers it again later. Well above
+    /// what <see cref="WebhookMaxConnections"/> parallel deliveries produce when Telegram drains a backlog (a 429 there
+    /// would hold that chat's later updates behind a retry): it bounds only someone who has the secret.</summary>
+    [Range(1, 10_000)]
+    public int WebhookRequestsPerSecond { get; set; } = 1000;
+
+    [Range(1, 100_000)]
+    public int WebhookBurst { get; set; } = 2000;
 
     /// <summary>Webhook mode: how often getWebhookInfo is asked whether Telegram can deliver (its last error, the
     /// updates waiting); a delivery error goes to the account's health.</summary>

@@ -45,6 +45,10 @@ public sealed partial record TelegramChannelSettings : IChannelSettings
 
     public TelegramGroupHandling Groups { get; init; } = TelegramGroupHandling.Ignore;
 
+    /// <summary>The bot's @username as Telegram's getMe answered when the account was last saved enabled (shown in the
+    /// admin API). Filled in by the service; a value given in a PUT is replaced.</summary>
+    public string? BotUsername { get; init; }
+
     public IEnumerable<SettingsProblem> Validate()
     {
         // Token and secret token may be absent here: a PUT that leaves a secret out keeps the stored one. The bot's

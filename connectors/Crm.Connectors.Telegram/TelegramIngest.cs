@@ -70,6 +70,10 @@ internal sealed class TelegramIngest(
     /// sent, so of two deliveries of one update (a webhook retry, a redelivery under a new update_id) one answers.</summary>
     public const string AnsweredFolder = "telegram:answered";
 
+    /// <summary>A row per file stored with a message (keyed by chat, message id and file_unique_id), so an edit of that
+    /// message (a new caption) does not download the same file again; pruned like answer claims.</summary>
+    public const string FilesFolder = "telegram:files";
+
     /// <summary>The cursor "folder" counting failed attempts: UidValidity = attempts, LastUid = the update_id.</summary>
     public const string AttemptsFolder = "telegram:attempts";
 
@@ -218,6 +222,10 @@ internal sealed class TelegramIngest(
             logger.LogWarning("Telegram message {MessageId} on channel {Channel} refused: {Reason}", inbound.ExternalMessageId, account.Id, ex.Message);
             return await KeepAsync(account, updateId, $"Refused by the core: {ex.Message}", raw, cancellationToken);
         }
+        // After the hand-off stored the files: an edit that shows them again finds them here.
+        foreach (var uniqueId in content.FileUniqueIds)
+            await state.QuarantineAsync(new QuarantinedMail(account.Id, FilesFolder, 0, updateId > 0 ? (uint)updateId : 0,
+                $"File {uniqueId} stored with message {originalId}.", FileKey(message, uniqueId), time.GetUtcNow()), cancellationToken);
         if (isPrivate && message.Contact is { } contact && contact.UserId is { } owner && owner == message.From!.Id)
             await LinkPhoneAsync(account, contact.PhoneNumber, result.CustomerId, cancellationToken);
         return new UpdateOutcome.Stored(result);
@@ -241,11 +249,9 @@ internal sealed class TelegramIngest(
         {
             return;
         }
-        var identity = grains.GetGrain<IIdentityGrain>(key);
-        var holder = await identity.GetCustomerAsync();
-        if (holder is null)
-            await identity.LinkToCustomerAsync(customerId, $"telegram:{account.Id}", cancellationToken);
-        else if (holder != customerId)
+        // Decided inside the identity grain: two first contacts sharing one number at once link it once, never move it.
+        var holder = await grains.GetGrain<IIdentityGrain>(key).LinkIfFreeAsync(customerId, $"telegram:{account.Id}", cancellationToken);
+        if (holder != customerId)
             logger.LogInformation("Telegram channel {Channel}: shared phone {Phone} already belongs to customer {Holder}; not moved to {Customer}", account.Id, key, holder, customerId);
     }
 
@@ -312,7 +318,10 @@ internal sealed class TelegramIngest(
         return claimed;
     }
 
-    private sealed record Content(List<string> Lines, string? Html, List<InboundAttachment> Attachments);
+    private sealed record Content(List<string> Lines, string? Html, List<InboundAttachment> Attachments, List<string> FileUniqueIds);
+
+    private static byte[] FileKey(Message message, string fileUniqueId) =>
+        Encoding.UTF8.GetBytes($"telegram-file:{message.Chat.Id.ToString(CultureInfo.InvariantCulture)}:{message.MessageId.ToString(CultureInfo.InvariantCulture)}:{fileUniqueId}");
 
     private async Task<Content> ContentAsync(ChannelAccount account, TelegramChannelSettings settings, Message message, bool fetchFiles, CancellationToken cancellationToken)
     {
@@ -364,11 +373,23 @@ internal sealed class TelegramIngest(
         if (message.Contact is { } contact)
             lines.Add($"📇 Contact: {string.Join(' ', new[] { contact.FirstName, contact.LastName }.Where(n => !string.IsNullOrWhiteSpace(n)))}, {contact.PhoneNumber}"
                       + (contact.UserId is { } user && user == message.From?.Id ? " (the sender's own number)" : ""));
+        var fetched = new List<string>();
         foreach (var (file, name, type, label) in fetchFiles ? files : [])
         {
+            // An edit (a new caption) shows the same file: it is on the message already and is not downloaded again.
+            if (message.EditDate is not null && !string.IsNullOrEmpty(file.FileUniqueId)
+                && await state.IsQuarantinedAsync(account.Id, FileKey(message, file.FileUniqueId), cancellationToken))
+            {
+                lines.Add($"[The {label} '{name}' is unchanged; it is on the earlier version of the message.]");
+                continue;
+            }
             var (attachment, problem) = await FetchAsync(account, settings, file, name, type, label, cancellationToken);
             if (attachment is not null)
+            {
                 attachments.Add(attachment);
+                if (!string.IsNullOrEmpty(file.FileUniqueId))
+                    fetched.Add(file.FileUniqueId);
+            }
             if (problem is not null)
                 lines.Add(problem);
         }
@@ -379,7 +400,7 @@ internal sealed class TelegramIngest(
             // Notes about files, locations and contacts go next to the formatted text.
             html = string.Join("\n", lines.Where(l => !ReferenceEquals(l, body)).Select(HtmlText.Escape).Prepend(html));
         }
-        return new Content(lines, html, attachments);
+        return new Content(lines, html, attachments, fetched);
     }
 
     /// <summary>getFile and download; a file over the limit, or one Telegram refuses, becomes a note for the agent. The
@@ -461,7 +482,8 @@ internal sealed class TelegramIngest(
             return;
         _prunedAt[account.Id] = now;
         var ignored = await state.PruneQuarantineAsync(account.Id, IgnoredFolder, now - retention, cancellationToken);
-        var answers = await state.PruneQuarantineAsync(account.Id, AnsweredFolder, now - (retention > MinAnswerRetention ? retention : MinAnswerRetention), cancellationToken);
+        var answers = await state.PruneQuarantineAsync(account.Id, AnsweredFolder, now - (retention > MinAnswerRetention ? retention : MinAnswerRetention), cancellationToken)
+            + await state.PruneQuarantineAsync(account.Id, FilesFolder, now - (retention > MinAnswerRetention ? retention : MinAnswerRetention), cancellationToken);
         if (ignored + answers > 0)
             logger.LogInformation("Telegram channel {Channel}: {Ignored} ignored updates and {Answers} answer claims past their retention deleted", account.Id, ignored, answers);
     }

@@ -17,7 +17,9 @@ namespace Crm.Connectors.Telegram;
 /// is read as markup) in parts of at most 4096 characters, then each file with sendPhoto (JPEG, PNG, WebP up to
 /// 10 MB) or sendDocument. 429 honours retry_after: a short one is waited out here, a longer one hands the message back
 /// to the outbox (Retry) and holds the bot's other sends until it has passed. 403 (the user blocked the bot, or the
-/// bot was removed from the group) and 400 (chat not found) are final (Fail, in Telegram's words). The outbox records
+/// bot was removed from the group), 400 (chat not found) and 413 (a file over Telegram's upload limit) are final (Fail,
+/// in Telegram's words); a file over <see cref="TelegramChannelOptions.MaxUploadBytes"/> fails the reply before anything
+/// is sent. The outbox records
 /// "chat_id:message_id[,message_id…]" as the message's external id.
 /// </summary>
 /// <remarks>A message in several parts whose send is cut short (a long 429, a timeout) remembers on this node which
@@ -61,6 +63,10 @@ internal sealed class TelegramSender(
             .Concat(delivery.Attachments.Select(file => (Text: (string?)null, File: (OutboundAttachment?)file))).ToList();
         if (parts.Count == 0)
             return OutboundResult.Fail("The message has neither text nor files.");
+        // Checked before anything goes out: a reply whose file Telegram must refuse (413) is not sent in part.
+        var maxUpload = options.Value.MaxUploadBytes;
+        if (delivery.Attachments.FirstOrDefault(f => f.Content.LongLength > maxUpload) is { } tooLarge)
+            return OutboundResult.Fail($"The file '{tooLarge.FileName}' ({Megabytes(tooLarge.Content.LongLength)} MB) is larger than the {Megabytes(maxUpload)} MB a bot may send through Telegram; nothing was sent. Share it as a link instead.");
 
         var bot = bots.For(settings.Token);
         var now = time.GetUtcNow();
@@ -97,13 +103,19 @@ internal sealed class TelegramSender(
                 _floodUntil[account.Id] = time.GetUtcNow() + retryAfter;
                 return OutboundResult.Retry($"429 {ex.Message} (retry after {retryAfter.TotalSeconds:0} s; {sent.Count} of {parts.Count} parts sent)");
             }
-            catch (ApiRequestException ex) when (ex.ErrorCode is 403 or 400)
+            catch (ApiRequestException ex) when (ex.ErrorCode is 403 or 400 or 413)
             {
                 _sentParts.TryRemove(delivery.MessageId, out _);
                 logger.LogInformation("Telegram channel {Channel}: message {MessageId} refused: {Code} {Error}", account.Id, delivery.MessageId, ex.ErrorCode, ex.Message);
                 return OutboundResult.Fail(sent.Count == 0
                     ? $"{ex.ErrorCode} {ex.Message}"
                     : $"{ex.ErrorCode} {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before; sending it again repeats them)");
+            }
+            catch (RequestException ex) when (ex is not ApiRequestException && ex.HttpStatusCode == System.Net.HttpStatusCode.RequestEntityTooLarge)
+            {
+                // A 413 from a proxy in front of the Bot API, without Telegram's JSON: as final as Telegram's own.
+                _sentParts.TryRemove(delivery.MessageId, out _);
+                return OutboundResult.Fail($"413 {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before)");
             }
             catch (ApiRequestException ex)
             {
@@ -116,6 +128,10 @@ internal sealed class TelegramSender(
         return OutboundResult.Sent(ids.Length <= 255 ? ids : ids[..ids.LastIndexOf(',', 254)]);
     }
 
+    private static string Megabytes(long bytes) => (bytes / (1024.0 * 1024)).ToString("0.#", CultureInfo.InvariantCulture);
+
+    /// <summary>Sent with sendPhoto (Telegram recompresses it and shows it inline): JPEG, PNG or WebP of at most 10 MB,
+    /// Telegram's photo limit; a larger image goes as a document.</summary>
     private static bool IsPhoto(OutboundAttachment file) =>
         file.ContentType.ToLowerInvariant() is "image/jpeg" or "image/png" or "image/webp" && file.Content.LongLength <= MaxPhotoBytes;
 

@@ -1,3 +1,6 @@
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.DependencyInjection;
 using System.Security.Cryptography;
 using System.Text;
 using Crm.Connectors.Abstractions;
@@ -24,10 +27,39 @@ namespace Crm.Connectors.Telegram;
 public static class TelegramWebhookEndpoints
 {
     public const string SecretHeader = "X-Telegram-Bot-Api-Secret-Token";
+    public const string RateLimitPolicy = "telegram-webhook";
+
+    /// <summary>
+    /// The webhook's rate limit, per bot: calls with the bot's secret token share one bucket
+    /// (<see cref="TelegramChannelOptions.WebhookRequestsPerSecond"/>), and every other call for that bot path a small
+    /// bucket of its own, so a stranger who floods a bot's URL cannot use up the budget of Telegram's real deliveries.
+    /// </summary>
+    internal static RateLimitPartition<string> Partition(HttpContext http)
+    {
+        var account = http.Request.RouteValues["account"]?.ToString() ?? "";
+        var options = http.RequestServices.GetRequiredService<IOptions<TelegramChannelOptions>>().Value;
+        var settings = http.RequestServices.GetRequiredService<IChannelAccounts>().Find(account) is { Kind: ChannelKind.Telegram } channel
+            ? channel.SettingsAs<TelegramChannelSettings>() : null;
+        var genuine = settings?.SecretToken is { Length: > 0 } secret && SecretMatches(secret, http.Request.Headers[SecretHeader]);
+        var (key, perSecond, burst) = genuine
+            ? (account, options.WebhookRequestsPerSecond, options.WebhookBurst)
+            // A path that names no Telegram account shares one bucket: a partition (and its replenishing timer) per
+            // invented path would let a stranger create thousands of them.
+            : (settings is null ? "refused:unknown" : "refused:" + account, 5, 20);
+        return RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = burst,
+            TokensPerPeriod = perSecond,
+            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        });
+    }
 
     public static IEndpointRouteBuilder MapTelegramChannel(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/connectors/telegram/{account}/webhook", ReceiveAsync).DisableAntiforgery().WithName("TelegramWebhook");
+        endpoints.MapPost("/connectors/telegram/{account}/webhook", ReceiveAsync).DisableAntiforgery().WithName("TelegramWebhook")
+            .RequireRateLimiting(RateLimitPolicy);
         return endpoints;
     }
 

@@ -27,6 +27,9 @@ public enum VisitorEventKind
     Typing,
     /// <summary>The agent read the visitor's messages up to <see cref="VisitorEvent.ReadUpTo"/>.</summary>
     Read,
+    /// <summary>The visitor's tokens below generation <see cref="VisitorEvent.EndedBelow"/> were revoked (or the visitor
+    /// blocked): every node closes its connections of the conversation made with such a token.</summary>
+    Ended,
 }
 
 [GenerateSerializer, Immutable, Alias("crm.webchat.VisitorEvent")]
@@ -34,7 +37,8 @@ public sealed record VisitorEvent(
     [property: Id(0)] VisitorEventKind Kind,
     [property: Id(1)] ChatLine? Line = null,
     [property: Id(2)] bool Typing = false,
-    [property: Id(3)] Guid? ReadUpTo = null);
+    [property: Id(3)] Guid? ReadUpTo = null,
+    [property: Id(4)] int EndedBelow = 0);
 
 /// <summary>What a conversation's two sides are doing right now: ephemeral, in memory, never stored.</summary>
 [GenerateSerializer, Immutable, Alias("crm.webchat.SessionActivity")]
@@ -75,6 +79,10 @@ public interface IWebChatSessionGrain : IGrainWithStringKey
 
     [AlwaysInterleave]
     Task<SessionActivity> GetActivityAsync();
+
+    /// <summary>Whether any node holds a connection of the visitor (a live subscription).</summary>
+    [AlwaysInterleave]
+    Task<bool> HasVisitorAsync();
 }
 
 internal sealed class WebChatSessionGrain : Grain, IWebChatSessionGrain
@@ -135,6 +143,12 @@ internal sealed class WebChatSessionGrain : Grain, IWebChatSessionGrain
         return Task.CompletedTask;
     }
 
+    public Task<bool> HasVisitorAsync()
+    {
+        _nodes.ClearExpired();
+        return Task.FromResult(_nodes.Count > 0);
+    }
+
     public Task<SessionActivity> GetActivityAsync()
     {
         var now = _time.GetUtcNow();
@@ -155,12 +169,31 @@ public sealed class VisitorPushNode(IGrainFactory grains, IHubContext<VisitorHub
     : BackgroundService, IVisitorNode
 {
     private readonly ConcurrentDictionary<string, int> _local = new(StringComparer.Ordinal);
+    // The local connections of each conversation and the token generation each connected with, to close them on a revoke.
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, (HubCallerContext Context, int Generation)>> _connections = new(StringComparer.Ordinal);
     private IVisitorNode? _self;
 
     /// <summary>This node as a grain observer (Orleans holds the object weakly; the DI container keeps it alive).</summary>
     private IVisitorNode Self => _self ??= grains.CreateObjectReference<IVisitorNode>(this);
 
     internal static string Group(string conversationKey) => "conversation:" + conversationKey;
+
+    public Task AttachAsync(string conversationKey, HubCallerContext connection, int generation)
+    {
+        _connections.GetOrAdd(conversationKey, _ => new(StringComparer.Ordinal))[connection.ConnectionId] = (connection, generation);
+        return AttachAsync(conversationKey);
+    }
+
+    public Task DetachAsync(string conversationKey, string connectionId)
+    {
+        if (_connections.TryGetValue(conversationKey, out var open))
+        {
+            open.TryRemove(connectionId, out _);
+            if (open.IsEmpty)
+                _connections.TryRemove(KeyValuePair.Create(conversationKey, open));
+        }
+        return DetachAsync(conversationKey);
+    }
 
     public async Task AttachAsync(string conversationKey)
     {
@@ -193,6 +226,15 @@ public sealed class VisitorPushNode(IGrainFactory grains, IHubContext<VisitorHub
 
     public Task OnEventAsync(string conversationKey, VisitorEvent visitorEvent)
     {
+        if (visitorEvent.Kind == VisitorEventKind.Ended)
+        {
+            // A revoked token must not keep receiving replies on a connection it opened before: close them (the
+            // widget of the rightful visitor reconnects and is told what happened).
+            if (_connections.TryGetValue(conversationKey, out var open))
+                foreach (var (context, generation) in open.Values.Where(c => c.Generation < visitorEvent.EndedBelow))
+                    context.Abort();
+            return Task.CompletedTask;
+        }
         var clients = hub.Clients.Group(Group(conversationKey));
         return visitorEvent.Kind switch
         {

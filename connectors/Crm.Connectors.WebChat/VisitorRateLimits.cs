@@ -21,6 +21,9 @@ public sealed class VisitorRateLimits : IDisposable
     private readonly PartitionedRateLimiter<string> _newSessions;
     private readonly PartitionedRateLimiter<string> _uploadAddresses;
     private readonly PartitionedRateLimiter<string> _uploadVisitors;
+    private readonly PartitionedRateLimiter<string> _codeChecks;
+    private readonly PartitionedRateLimiter<string> _codeCheckAddresses;
+    private readonly PartitionedRateLimiter<string> _transcripts;
     private readonly long _uploadAddressBytes;
     private readonly long _uploadVisitorBytes;
 
@@ -38,6 +41,10 @@ public sealed class VisitorRateLimits : IDisposable
         _reads = Bucket(10, TimeSpan.FromSeconds(6));
         _readAddresses = Bucket(50, TimeSpan.FromSeconds(6) / 5);
         _newSessions = Bucket(o.NewSessionBurstPerAddress, TimeSpan.FromHours(1) / o.NewSessionsPerHourPerAddress);
+        // Wrong codes: each code takes only a few tries anyway (the visitor grain); these stop a loop over many visitors.
+        _codeChecks = Bucket(10, TimeSpan.FromMinutes(1));
+        _codeCheckAddresses = Bucket(30, TimeSpan.FromMinutes(1) / 5);
+        _transcripts = Bucket(o.TranscriptsPerHourPerVisitor, TimeSpan.FromHours(1) / o.TranscriptsPerHourPerVisitor);
         _uploadAddressBytes = Math.Min(o.UploadBytesPerHourPerAddress, int.MaxValue);
         _uploadVisitorBytes = Math.Min(o.UploadBytesPerDayPerVisitor, int.MaxValue);
         _uploadAddresses = BytesBucket((int)_uploadAddressBytes, TimeSpan.FromHours(1));
@@ -56,6 +63,11 @@ public sealed class VisitorRateLimits : IDisposable
 
     public TimeSpan? TryAcquireHistory(Visitor visitor, string address) =>
         Acquire(_reads, KeyOf(visitor)) ?? Acquire(_readAddresses, address);
+
+    public TimeSpan? TryAcquireCodeCheck(Visitor visitor, string address) =>
+        Acquire(_codeChecks, KeyOf(visitor)) ?? Acquire(_codeCheckAddresses, address);
+
+    public TimeSpan? TryAcquireTranscript(Visitor visitor) => Acquire(_transcripts, KeyOf(visitor));
 
     /// <summary>A new visitor or a new conversation from <paramref name="address"/>.</summary>
     public TimeSpan? TryAcquireNewSession(string address) => Acquire(_newSessions, address);
@@ -101,7 +113,7 @@ public sealed class VisitorRateLimits : IDisposable
 
     public void Dispose()
     {
-        foreach (var limiter in new[] { _messages, _addresses, _signals, _searches, _searchAddresses, _reads, _readAddresses, _newSessions, _uploadAddresses, _uploadVisitors })
+        foreach (var limiter in new[] { _messages, _addresses, _signals, _searches, _searchAddresses, _reads, _readAddresses, _newSessions, _uploadAddresses, _uploadVisitors, _codeChecks, _codeCheckAddresses, _transcripts })
             limiter.Dispose();
     }
 }

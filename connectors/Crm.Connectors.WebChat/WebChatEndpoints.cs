@@ -18,6 +18,7 @@ public sealed record WidgetConfig(
     WidgetPosition Position,
     bool PreChatForm,
     bool AgentsOnline,
+    bool EmailFeatures,
     int MaxMessageChars,
     int MaxUploadBytes,
     IReadOnlyList<string> UploadContentTypes);
@@ -64,21 +65,33 @@ internal static class WebChatEndpoints
         return Results.Bytes(body, "text/javascript; charset=utf-8");
     }
 
-    private static async Task<Ok<WidgetConfig>> ConfigAsync(string widget, IChannelAccounts accounts, IAgentAvailability availability, IOptions<WebChatOptions> options, CancellationToken cancellationToken)
+    private static async Task<Ok<WidgetConfig>> ConfigAsync(string widget, IChannelAccounts accounts, IAgentAvailability availability, WidgetMail mail, IOptions<WebChatOptions> options, CancellationToken cancellationToken)
     {
         // The gate has checked that the widget exists and the origin is allowed.
         var settings = WebChatGate.WidgetOf(accounts, widget)!;
         var online = await availability.AnyAgentOnlineAsync(settings.Team, cancellationToken);
         return TypedResults.Ok(new WidgetConfig(widget, settings.Title, settings.Greeting, settings.Colour, settings.Position, settings.PreChatForm,
-            online, options.Value.MaxMessageChars, settings.MaxUploadBytes, settings.UploadContentTypes));
+            online, mail.AccountOf(settings) is not null, options.Value.MaxMessageChars, settings.MaxUploadBytes, settings.UploadContentTypes));
     }
 
-    /// <summary>Starts or resumes a visitor: a valid token keeps its visitor and conversation (renewed when due, or a new
-    /// conversation when asked); none or an invalid one makes a new visitor, who can read nothing of anyone before. A
-    /// new visitor or conversation can open a ticket, so those are budgeted per client address.</summary>
-    private static Results<Ok<SessionResponse>, ProblemHttpResult> StartSession(string widget, SessionRequest? request, VisitorTokens tokens, VisitorRateLimits limits, HttpContext http)
+    /// <summary>Starts or resumes a visitor: a valid token of the visitor's current generation keeps its visitor and
+    /// conversation (renewed when due, or a new conversation when asked; either raises the generation, so the replaced
+    /// token dies after a short grace); a token in its grace is answered as it is (it cannot mint a newer one); none, an
+    /// invalid, revoked or too old one makes a new visitor, who can read nothing of anyone before. A blocked visitor is
+    /// refused. A new visitor or conversation can open a ticket, so those are budgeted per client address.</summary>
+    private static async Task<Results<Ok<SessionResponse>, ProblemHttpResult>> StartSession(string widget, SessionRequest? request, VisitorTokens tokens,
+        VisitorRateLimits limits, IGrainFactory grains, TimeProvider time, HttpContext http)
     {
         var visitor = tokens.Read(request?.Token, widget);
+        VisitorStanding? standing = null;
+        if (visitor is not null)
+        {
+            standing = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).GetAsync();
+            if (standing.Blocked)
+                return Problems.Of(ProblemKind.Forbidden, BlockedMessage);
+            if (!standing.Accepts(visitor.Generation, time.GetUtcNow()))
+                visitor = null;
+        }
         var isNew = visitor is null;
         if ((isNew || request!.NewConversation) && limits.TryAcquireNewSession(VisitorHub.AddressOf(http)) is { } wait)
         {
@@ -86,11 +99,26 @@ internal static class WebChatEndpoints
             http.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return Problems.Of(ProblemKind.RateLimited, $"Too many new chats from your network. Please wait {seconds} seconds and try again.");
         }
-        visitor ??= tokens.NewVisitor(widget);
-        if (!isNew && request!.NewConversation)
-            visitor = tokens.NewSession(visitor);
-        else if (!isNew && tokens.IsDueForRenewal(visitor))
-            visitor = tokens.Renew(visitor);
-        return TypedResults.Ok(new SessionResponse(tokens.Issue(visitor), visitor.SessionId, isNew));
+        if (visitor is null)
+        {
+            visitor = tokens.NewVisitor(widget);
+            return TypedResults.Ok(new SessionResponse(tokens.Issue(visitor), visitor.SessionId, true));
+        }
+        if (!standing!.IsCurrent(visitor.Generation))
+            // A replaced token in its grace: the answer of its renewal was lost (a page left mid-request, a dropped
+            // network, a crash after the rotation) or another tab renewed first. It gets a token of the current
+            // generation for its own conversation, without raising the generation again: the visitor keeps the
+            // conversation. (Handing back the same token made it die after the grace: the visitor lost the chat.)
+            return TypedResults.Ok(new SessionResponse(tokens.Issue(tokens.Renew(visitor, standing.Generation)), visitor.SessionId, false));
+        if (request!.NewConversation || tokens.IsDueForRenewal(visitor))
+        {
+            var rotated = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).RotateAsync(visitor.Generation);
+            if (rotated.Blocked)
+                return Problems.Of(ProblemKind.Forbidden, BlockedMessage);
+            visitor = request.NewConversation ? tokens.NewSession(visitor, rotated.Generation) : tokens.Renew(visitor, rotated.Generation);
+        }
+        return TypedResults.Ok(new SessionResponse(tokens.Issue(visitor), visitor.SessionId, false));
     }
+
+    internal const string BlockedMessage = "This chat is not available to you. If you think this is a mistake, please contact us by email.";
 }

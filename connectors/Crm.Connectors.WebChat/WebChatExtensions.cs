@@ -17,6 +17,12 @@ namespace Crm.Connectors.WebChat;
 /// seconds while typing) and the newest visitor message it has shown.</summary>
 public sealed record AgentActivity(bool? Typing, Guid? ReadUpTo);
 
+/// <summary>An agent's or admin's block of a visitor; the reason is for colleagues, never shown to the visitor.</summary>
+public sealed record VisitorBlock(string? Reason);
+
+/// <summary>What the server holds about a conversation's visitor, for agents.</summary>
+public sealed record VisitorStandingView(string Visitor, int Generation, bool Blocked, string? BlockReason, string? VerifiedEmail);
+
 public static class WebChatExtensions
 {
     /// <summary>Agents' endpoints are authorized with the host's agent policy (the API key or console roles).</summary>
@@ -29,6 +35,7 @@ public static class WebChatExtensions
     {
         builder.Services.AddOptions<WebChatOptions>().BindConfiguration(WebChatOptions.Section).ValidateDataAnnotations()
             .Validate(o => o.TokenRenewAfter < o.TokenLifetime, "Channels:WebChat:TokenRenewAfter must be shorter than TokenLifetime.")
+            .Validate(o => o.TokenLifetime <= o.TokenMaxAge, "Channels:WebChat:TokenLifetime must not be longer than TokenMaxAge.")
             .ValidateOnStart();
         builder.Services.AddChannelSettings<WebChatSettings>(ChannelKind.WebChat, IdentityKind.WebChat);
         builder.Services.AddDataProtection();
@@ -36,6 +43,7 @@ public static class WebChatExtensions
         builder.Services.AddSingleton<VisitorTokens>();
         builder.Services.AddSingleton<VisitorRateLimits>();
         builder.Services.AddSingleton<VisitorConnections>();
+        builder.Services.AddSingleton<WidgetMail>();
         builder.Services.AddSingleton<VisitorPushNode>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<VisitorPushNode>());
         builder.Services.AddSingleton<IOutboundSender, WebChatSender>();
@@ -77,6 +85,16 @@ public static class WebChatExtensions
         var agents = app.MapGroup("/api/v1/webchat-conversations/{widget}/{conversationId}").RequireAuthorization(AgentPolicy);
         agents.MapGet("/activity", GetActivityAsync);
         agents.MapPost("/activity", PostActivityAsync);
+        agents.MapGet("/visitor", (string widget, string conversationId, IChannelAccounts accounts, IWebChatVisitorStore store, IGrainFactory grains, CancellationToken cancellationToken) =>
+            OnVisitorAsync(widget, conversationId, accounts, store, grains, g => g.GetAsync(), cancellationToken));
+        agents.MapPost("/visitor/revoke", (string widget, string conversationId, IChannelAccounts accounts, IWebChatVisitorStore store, IGrainFactory grains, CancellationToken cancellationToken) =>
+            OnVisitorAsync(widget, conversationId, accounts, store, grains, g => g.RevokeAsync(), cancellationToken, ended: standing => standing.Generation));
+        agents.MapPut("/visitor/block", (string widget, string conversationId, VisitorBlock block, IChannelAccounts accounts, IWebChatVisitorStore store, IGrainFactory grains, CancellationToken cancellationToken) =>
+            block.Reason?.Length > 500
+                ? Task.FromResult<Results<Ok<VisitorStandingView>, ProblemHttpResult>>(Problems.Invalid("reason", "reason is at most 500 characters."))
+                : OnVisitorAsync(widget, conversationId, accounts, store, grains, g => g.BlockAsync(true, block.Reason), cancellationToken, ended: _ => int.MaxValue));
+        agents.MapDelete("/visitor/block", (string widget, string conversationId, IChannelAccounts accounts, IWebChatVisitorStore store, IGrainFactory grains, CancellationToken cancellationToken) =>
+            OnVisitorAsync(widget, conversationId, accounts, store, grains, g => g.BlockAsync(false, null), cancellationToken));
         return app;
     }
 
@@ -91,6 +109,23 @@ public static class WebChatExtensions
             return problem;
         await grains.GetGrain<IWebChatSessionGrain>(GrainKeys.Conversation(widget, conversationId)).AgentActivityAsync(activity.Typing, activity.ReadUpTo);
         return TypedResults.NoContent();
+    }
+
+    /// <summary>Reads or changes the standing of the visitor who wrote in the conversation; a revoke or block also closes
+    /// the conversation's open connections made with a token it ended (on every node, through the session grain).</summary>
+    private static async Task<Results<Ok<VisitorStandingView>, ProblemHttpResult>> OnVisitorAsync(string widget, string conversationId, IChannelAccounts accounts,
+        IWebChatVisitorStore store, IGrainFactory grains, Func<IWebChatVisitorGrain, Task<VisitorStanding>> action, CancellationToken cancellationToken,
+        Func<VisitorStanding, int>? ended = null)
+    {
+        if (UnknownConversation(widget, conversationId, accounts) is { } problem)
+            return problem;
+        if (await store.FindConversationIdentityAsync(widget, conversationId, cancellationToken) is not { } visitorKey)
+            return Problems.NotFound("conversationId", $"Conversation '{conversationId}' of widget '{widget}' has no messages yet, so there is no visitor to act on.");
+        var standing = await action(grains.GetGrain<IWebChatVisitorGrain>(visitorKey));
+        if (ended is not null)
+            await grains.GetGrain<IWebChatSessionGrain>(GrainKeys.Conversation(widget, conversationId))
+                .PublishAsync(new VisitorEvent(VisitorEventKind.Ended, EndedBelow: ended(standing)));
+        return TypedResults.Ok(new VisitorStandingView(visitorKey, standing.Generation, standing.Blocked, standing.BlockReason, standing.VerifiedEmail));
     }
 
     /// <summary>Only web chat widgets and well-formed session ids (32 hex digits) get a session grain.</summary>

@@ -13,6 +13,46 @@ public sealed class WebChatOptions
     /// <summary>A token older than this is replaced by a fresh one when the visitor comes back.</summary>
     public TimeSpan TokenRenewAfter { get; set; } = TimeSpan.FromDays(1);
 
+    /// <summary>No token of a visitor is accepted this long after the visitor's first one, however often it was renewed
+    /// (the visitor then starts afresh): a lifetime cap on rotating tokens.</summary>
+    public TimeSpan TokenMaxAge { get; set; } = TimeSpan.FromDays(90);
+
+    /// <summary>How long the token a renewal replaced still works (the visitor's other open tabs pick up the new one).</summary>
+    public TimeSpan TokenGracePeriod { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Email verification: how long a code is good, how many wrong tries a code takes before it is void, and how
+    /// many codes a visitor, a client address and a recipient address may be sent per hour.</summary>
+    public TimeSpan VerificationCodeLifetime { get; set; } = TimeSpan.FromMinutes(15);
+
+    [Range(1, 20)]
+    public int VerificationTriesPerCode { get; set; } = 5;
+
+    [Range(1, 100)]
+    public int VerificationCodesPerHourPerVisitor { get; set; } = 3;
+
+    [Range(1, 10000)]
+    public int VerificationCodesPerHourPerAddress { get; set; } = 10;
+
+    [Range(1, 100)]
+    public int VerificationCodesPerHourPerRecipient { get; set; } = 5;
+
+    /// <summary>Code mails per widget (all visitors, all addresses) per hour and per day: the widget's mail account is the
+    /// company's, so nobody can make it mail strangers in bulk.</summary>
+    [Range(1, 100_000)]
+    public int VerificationCodesPerHourPerWidget { get; set; } = 100;
+
+    [Range(1, 1_000_000)]
+    public int VerificationCodesPerDayPerWidget { get; set; } = 500;
+
+    /// <summary>Wrong codes entered for one address by any visitors within a day; past it, no more codes to that address
+    /// that day (guessing at a customer's address is bounded however many visitors try).</summary>
+    [Range(1, 10_000)]
+    public int WrongCodesPerDayPerRecipient { get; set; } = 20;
+
+    /// <summary>Transcripts by email a visitor may ask for per hour.</summary>
+    [Range(1, 100)]
+    public int TranscriptsPerHourPerVisitor { get; set; } = 2;
+
     /// <summary>Longest chat message, in characters.</summary>
     [Range(1, 20000)]
     public int MaxMessageChars { get; set; } = 4000;

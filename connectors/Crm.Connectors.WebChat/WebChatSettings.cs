@@ -17,7 +17,7 @@ public sealed record LocalizedText
 }
 
 /// <summary>The settings of a web chat widget (the admin API's <c>settings</c> for kind "webchat"). Everything here but
-/// <see cref="AllowedOrigins"/> and <see cref="Team"/> is public: the widget's config endpoint shows it to any page.</summary>
+/// <see cref="AllowedOrigins"/>, <see cref="Team"/> and <see cref="EmailChannel"/> is public: the widget's config endpoint shows it to any page.</summary>
 public sealed partial record WebChatSettings : IChannelSettings
 {
     public const int MaxUploadBytesLimit = 25 * 1024 * 1024;
@@ -40,6 +40,10 @@ public sealed partial record WebChatSettings : IChannelSettings
 
     /// <summary>Ask for name and email before the first message.</summary>
     public bool PreChatForm { get; init; }
+
+    /// <summary>The email channel account (kind email) that mails visitors their verification codes, transcripts and the
+    /// answers to offline messages; none: the widget offers no email features.</summary>
+    public string? EmailChannel { get; init; }
 
     /// <summary>Largest file a visitor may upload; 0: uploads off.</summary>
     public int MaxUploadBytes { get; init; } = 5 * 1024 * 1024;
@@ -69,6 +73,8 @@ public sealed partial record WebChatSettings : IChannelSettings
                 yield return new SettingsProblem(field, "A greeting is at most 500 characters.");
         if (Team?.Length > 64)
             yield return new SettingsProblem("team", "team is at most 64 characters.");
+        if (EmailChannel is not null && !Crm.Service.Contracts.GrainKeys.IsValidChannelAccountId(EmailChannel))
+            yield return new SettingsProblem("emailChannel", "emailChannel must be the id of an email channel account, e.g. \"support\".");
         if (MaxUploadBytes is < 0 or > MaxUploadBytesLimit)
             yield return new SettingsProblem("maxUploadBytes", $"maxUploadBytes must be between 0 (uploads off) and {MaxUploadBytesLimit}.");
         foreach (var type in UploadContentTypes)

@@ -12,6 +12,11 @@ public interface IIdentityGrain : IGrainWithStringKey
     [ReadOnly]
     Task<Guid?> GetCustomerAsync();
 
+    /// <summary>Links this identity to <paramref name="customerId"/> only when no customer holds it yet, decided inside
+    /// the grain (a check by the caller followed by <see cref="LinkToCustomerAsync"/> would race a concurrent link and
+    /// move the identity away from its holder). Returns the customer that holds it afterwards.</summary>
+    Task<Guid> LinkIfFreeAsync(Guid customerId, string actor, CancellationToken cancellationToken = default);
+
     /// <summary>Moves this identity to another customer (a customer merge).</summary>
     Task LinkToCustomerAsync(Guid customerId, string actor, CancellationToken cancellationToken = default);
 
@@ -73,7 +78,9 @@ public interface ITicketGrain : IGrainWithIntegerKey
 
     Task<MessageSnapshot> ReplyAsync(AgentReply reply, CancellationToken cancellationToken = default);
 
-    Task<MessageSnapshot> AddNoteAsync(string actor, string text, CancellationToken cancellationToken = default);
+    /// <summary>Adds an internal note. With <paramref name="requestId"/> (scoped to the caller) a second call with the
+    /// same id and text returns the first note instead of adding another; the same id with another text is refused.</summary>
+    Task<MessageSnapshot> AddNoteAsync(string actor, string text, string? requestId = null, CancellationToken cancellationToken = default);
 
     Task<TicketSnapshot> ChangeAsync(TicketChange change, string actor, CancellationToken cancellationToken = default);
 

@@ -67,6 +67,12 @@ public sealed record TicketConditions
     [Id(8)] public TimeSpan? From { get; init; }
     [Id(9)] public TimeSpan? To { get; init; }
     [Id(10)] public string? TimeZone { get; init; }
+    /// <summary>A business-hours calendar: its zone is the time-of-day window's zone when <see cref="TimeZone"/> is
+    /// null, and <see cref="InBusinessHours"/> checks its open hours.</summary>
+    [Id(11)] public string? CalendarId { get; init; }
+    /// <summary>true: only while <see cref="CalendarId"/>'s calendar is open; false: only while it is closed (nights,
+    /// weekends, holidays).</summary>
+    [Id(12)] public bool? InBusinessHours { get; init; }
 }
 
 /// <summary>An SLA policy: the first one (by <see cref="Order"/>) whose conditions match a ticket applies to it.</summary>

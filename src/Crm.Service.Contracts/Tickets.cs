@@ -36,6 +36,13 @@ public sealed record TicketChange
     /// <summary>An empty string clears the team.</summary>
     [Id(4)] public string? Team { get; init; }
     [Id(5)] public string? Subject { get; init; }
+    /// <summary>Tags added to (and <see cref="RemoveTags"/> removed from) the ticket's tags as they are when the change
+    /// runs, so a caller that read the tags earlier never drops one added meanwhile (unlike <see cref="Tags"/>).</summary>
+    [Id(6)] public IReadOnlyList<string>? AddTags { get; init; }
+    [Id(7)] public IReadOnlyList<string>? RemoveTags { get; init; }
+    /// <summary>Makes the change idempotent: a second change with the same id changes nothing (a retried macro must not
+    /// put its values back over a colleague's newer ones). Scope it to the caller.</summary>
+    [Id(8)] public string? RequestId { get; init; }
 }
 
 /// <summary>What the conversation grain asks of a ticket when a customer message arrives.</summary>
@@ -90,5 +97,9 @@ public sealed record TicketOpening
     /// <summary>For a split: the message that moves into the new ticket.</summary>
     [Id(6)] public Guid? SplitMessageId { get; init; }
     [Id(7)] public long? SplitFrom { get; init; }
+    /// <summary>The team the new ticket starts in (a split keeps its source's, so a restricted team's message stays
+    /// restricted).</summary>
+    [Id(8)] public string? Team { get; init; }
+    [Id(9)] public TicketPriority? Priority { get; init; }
 }
 

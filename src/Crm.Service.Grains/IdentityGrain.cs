@@ -32,6 +32,16 @@ public sealed class IdentityGrain(ICrmStore store, TimeProvider time) : Grain, I
 
     public Task<Guid?> GetCustomerAsync() => Task.FromResult(_record?.CustomerId);
 
+    public async Task<Guid> LinkIfFreeAsync(Guid customerId, string actor, CancellationToken cancellationToken = default)
+    {
+        if (_record is not null)
+            return _record.CustomerId;
+        // Non-reentrant: no other link can run between this check and the commit. The insert's unique key settles a
+        // duplicate activation elsewhere (DuplicateKeyException, the caller's transient error).
+        await LinkToCustomerAsync(customerId, actor, cancellationToken);
+        return customerId;
+    }
+
     public async Task LinkToCustomerAsync(Guid customerId, string actor, CancellationToken cancellationToken = default)
     {
         if (_record?.CustomerId == customerId)

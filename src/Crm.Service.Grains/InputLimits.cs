@@ -23,6 +23,8 @@ public static class InputLimits
     public const int MaxNotesLength = 10_000;
     /// <summary>A reply's text or HTML, or a note's text.</summary>
     public const int MaxMessageTextLength = 100_000;
+    /// <summary>Longest request id of an idempotent call (a caller's scope plus the client's key).</summary>
+    public const int MaxRequestIdLength = 400;
 
     public static void CheckTicketChange(TicketChange change)
     {
@@ -31,6 +33,11 @@ public static class InputLimits
         CheckLength(change.Team, MaxNameLength, "team");
         if (change.Tags is { } tags)
             CheckTags(tags);
+        if (change.AddTags is { } added)
+            CheckTags(added);
+        if (change.RemoveTags is { } removed)
+            CheckTags(removed);
+        CheckLength(change.RequestId, MaxRequestIdLength, "requestId");
     }
 
     public static void CheckReply(AgentReply reply)

@@ -83,7 +83,8 @@ public sealed class TicketGrain(
             Number = Number,
             Subject = opening.Subject,
             Status = TicketStatus.New,
-            Priority = TicketPriority.Normal,
+            Priority = opening.Priority ?? TicketPriority.Normal,
+            Team = opening.Team,
             CustomerId = opening.CustomerId,
             ConversationIds = [opening.ConversationId],
             CreatedAt = now,
@@ -274,25 +275,40 @@ public sealed class TicketGrain(
             : throw new DomainException(DomainErrorKind.Invalid,
                 "This Idempotency-Key was already used for a different request; use a new key for a new reply.", "Idempotency-Key");
 
-    public async Task<MessageSnapshot> AddNoteAsync(string actor, string text, CancellationToken cancellationToken = default)
+    public async Task<MessageSnapshot> AddNoteAsync(string actor, string text, string? requestId = null, CancellationToken cancellationToken = default)
     {
         InputLimits.CheckNote(text);
+        InputLimits.CheckLength(requestId, InputLimits.MaxRequestIdLength, "requestId");
         await LoadAsync(cancellationToken);
         var next = Existing().Copy();
         if (string.IsNullOrWhiteSpace(text))
             throw new DomainException(DomainErrorKind.Invalid, "A note needs text.", "text");
+        var fingerprint = requestId is null ? null : TicketRules.NoteFingerprint(Number, text);
+        if (requestId is not null && await store.FindMessageByIdempotencyKeyAsync(requestId, cancellationToken) is { } earlier)
+            return SameRequestOrRefuse(earlier, fingerprint);
         var now = time.GetUtcNow();
         var note = new MessageRecord
         {
             Id = Guid.CreateVersion7(now),
             TicketNumber = Number,
             Direction = MessageDirection.Note,
+            IdempotencyKey = requestId,
+            RequestHash = fingerprint,
             Author = actor,
             Text = text,
             CreatedAt = now,
         };
         next.UpdatedAt = now;
-        await CommitAsync(next, new WriteSet().Insert(note.Copy()), cancellationToken);
+        try
+        {
+            await CommitAsync(next, new WriteSet().Insert(note.Copy()), cancellationToken);
+        }
+        catch (DuplicateKeyException) when (requestId is not null)
+        {
+            var stored = await store.FindMessageByIdempotencyKeyAsync(requestId, cancellationToken)
+                ?? throw new InvalidOperationException($"Note {requestId} was refused as a duplicate but is not stored.");
+            return SameRequestOrRefuse(stored, fingerprint);
+        }
         return note.ToSnapshot();
     }
 
@@ -308,10 +324,26 @@ public sealed class TicketGrain(
         TicketRules.ApplyChange(next, change, now);
         var writes = new WriteSet();
         AuditDiff(current, next, "changed", actor, now, writes);
-        if (writes.IsEmpty)
-            return current.ToSnapshot();
-        next.UpdatedAt = now;
-        await CommitAsync(next, writes, cancellationToken);
+        // The request id is stored in the same commit as the change (or alone when it changed nothing, so a retry
+        // after a colleague's change does not apply it then): a second call with it fails on the key and changes nothing.
+        var key = change.RequestId is { } requestId ? new RequestKeyRecord { Key = requestId, TicketNumber = Number, At = now } : null;
+        try
+        {
+            if (writes.IsEmpty)
+            {
+                if (key is not null)
+                    await store.CommitAsync(new WriteSet().Insert(key), cancellationToken);
+                return current.ToSnapshot();
+            }
+            if (key is not null)
+                writes.Insert(key);
+            next.UpdatedAt = now;
+            await CommitAsync(next, writes, cancellationToken);
+        }
+        catch (DuplicateKeyException) when (key is not null)
+        {
+            return Existing().ToSnapshot();
+        }
         return next.ToSnapshot();
     }
 
@@ -390,6 +422,9 @@ public sealed class TicketGrain(
             Actor = actor,
             SplitMessageId = messageId,
             SplitFrom = Number,
+            // The split-off message stays as visible as it was: a restricted team's ticket must not become everyone's.
+            Team = current.Team,
+            Priority = current.Priority,
         }, cancellationToken);
         var now = time.GetUtcNow();
         var next = Existing().Copy();

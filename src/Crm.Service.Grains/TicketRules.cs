@@ -90,7 +90,21 @@ internal static class TicketRules
             ticket.Team = NullIfEmpty(team);
         if (change.Tags is { } tags)
             ticket.Tags = TextRules.NormalizeTags(tags);
+        if (change.AddTags is { Count: > 0 } || change.RemoveTags is { Count: > 0 })
+        {
+            var removed = TextRules.NormalizeTags(change.RemoveTags ?? []);
+            var result = ticket.Tags.Concat(TextRules.NormalizeTags(change.AddTags ?? [])).Where(t => !removed.Contains(t))
+                .Select(t => t.Trim().ToLowerInvariant()).Distinct().ToList();
+            if (result.Count > InputLimits.MaxTagsPerEntity)
+                throw new DomainException(DomainErrorKind.Invalid,
+                    $"Ticket #{ticket.Number} would have {result.Count} tags; at most {InputLimits.MaxTagsPerEntity} are allowed. Remove some first.", "tags");
+            ticket.Tags = TextRules.NormalizeTags(result);
+        }
     }
+
+    /// <summary>The fingerprint of a note request: the same request id with another text is another request.</summary>
+    public static string NoteFingerprint(long ticketNumber, string text) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"note;{ticketNumber.ToString(CultureInfo.InvariantCulture)};{text.Length.ToString(CultureInfo.InvariantCulture)}:{text}")));
 
     /// <summary>The fields an agent sees change, old and new, in a fixed order.</summary>
     public static IReadOnlyList<FieldChange> Diff(TicketRecord before, TicketRecord after)

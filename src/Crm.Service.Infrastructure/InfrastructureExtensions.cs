@@ -37,6 +37,7 @@ public static class InfrastructureExtensions
         services.AddSingleton<GroupCommitWriter>();
         services.AddSingleton<ICrmStore, SqliteCrmStore>();
         services.AddSingleton<ITicketNumberAllocator, TicketNumberAllocator>();
+        services.AddSingleton<IConnectorLeaseStore, Leases.SqliteConnectorLeaseStore>();
         services.AddSingleton<IBlobStore, FileBlobStore>();
         services.AddSingleton<IHtmlSanitizer, HtmlSanitizerAdapter>();
 
@@ -45,7 +46,9 @@ public static class InfrastructureExtensions
         services.AddSingleton<Crm.Connectors.Abstractions.IConversationLookup>(provider => provider.GetRequiredService<SqliteMailboxStore>());
         services.AddSingleton<Crm.Connectors.Abstractions.IMailboxStateStore>(provider => provider.GetRequiredService<SqliteMailboxStore>());
         services.AddSingleton<Crm.Connectors.Abstractions.IMailboxAdminStore>(provider => provider.GetRequiredService<SqliteMailboxStore>());
+        services.AddSingleton<Crm.Connectors.Abstractions.IAutomaticMailStore>(provider => provider.GetRequiredService<SqliteMailboxStore>());
         services.AddSingleton<Crm.Connectors.Abstractions.IConversationTranscripts, Queries.ConversationTranscripts>();
+        services.AddSingleton<Crm.Connectors.Abstractions.IWebChatVisitorStore, WebChat.SqliteWebChatVisitorStore>();
 
         services.AddSingleton<OutboxDispatcher>();
         services.AddSingleton<IOutboxSignal>(provider => provider.GetRequiredService<OutboxDispatcher>());

@@ -79,7 +79,11 @@ public sealed class TermMatcher
         Fuzzy = field.EndsWith("_en", StringComparison.Ordinal)
             ? [.. Terms.Where(t => Analysis.AutoEdits(t) > 0 && t.All(char.IsAsciiLetter)).Take(MaxTerms / 4)]
             : [];
+        _terms = new HashSet<string>(Terms, StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
     }
+
+    // Looked up by the analyzer's term buffer: snippets test every token of a body without making a string of it.
+    private readonly HashSet<string>.AlternateLookup<ReadOnlySpan<char>> _terms;
 
     public string Field { get; }
     public IReadOnlyList<string> Terms { get; }
@@ -88,11 +92,12 @@ public sealed class TermMatcher
 
     public bool IsEmpty => Terms.Count == 0 && Prefix is null;
 
-    public bool Matches(string term)
+    public bool Matches(string term) => Matches(term.AsSpan());
+
+    public bool Matches(ReadOnlySpan<char> term)
     {
-        foreach (var t in Terms)
-            if (t == term)
-                return true;
+        if (_terms.Contains(term))
+            return true;
         if (Prefix is not null && term.StartsWith(Prefix, StringComparison.Ordinal))
             return true;
         foreach (var f in Fuzzy)
@@ -102,12 +107,15 @@ public sealed class TermMatcher
     }
 
     /// <summary>Damerau-free Levenshtein distance ≤ <paramref name="max"/>, with an early exit.</summary>
-    public static bool WithinEdits(string a, string b, int max)
+    public static bool WithinEdits(string a, string b, int max) => WithinEdits(a, b.AsSpan(), max);
+
+    public static bool WithinEdits(string a, ReadOnlySpan<char> b, int max)
     {
         if (Math.Abs(a.Length - b.Length) > max)
             return false;
-        var previous = new int[b.Length + 1];
-        var current = new int[b.Length + 1];
+        // Tokens are at most 255 characters (StandardTokenizer), so the rows fit on the stack.
+        Span<int> previous = b.Length < 512 ? stackalloc int[b.Length + 1] : new int[b.Length + 1];
+        Span<int> current = b.Length < 512 ? stackalloc int[b.Length + 1] : new int[b.Length + 1];
         for (var j = 0; j <= b.Length; j++)
             previous[j] = j;
         for (var i = 1; i <= a.Length; i++)
@@ -122,7 +130,9 @@ public sealed class TermMatcher
             }
             if (rowMin > max)
                 return false;
-            (previous, current) = (current, previous);
+            var swap = previous;
+            previous = current;
+            current = swap;
         }
         return previous[b.Length] <= max;
     }
@@ -139,16 +149,37 @@ public static class Snippets
     /// is built for every hit of every search. Matches further in are found by the search but not highlighted.</summary>
     public const int MaxAnalyzedLength = 20_000;
 
-    public static string Build(string text, string field, Func<string, bool> matches, int length = DefaultLength)
+    /// <summary>Whether a token (the analyzer's term buffer) is one the query matched.</summary>
+    private delegate bool TermPredicate(ReadOnlySpan<char> term);
+
+    public static string Build(string text, string field, Func<string, bool> matches, int length = DefaultLength) =>
+        BuildCore(text, field, term => matches(term.ToString()), length);
+
+    public static string Build(string text, string field, TermMatcher matcher, int length = DefaultLength) =>
+        BuildCore(text, field, matcher.Matches, length);
+
+    private static string BuildCore(string text, string field, TermPredicate matches, int length)
     {
         if (string.IsNullOrEmpty(text))
             return "";
-        var analyzed = text.Length <= MaxAnalyzedLength ? text
-            : text[..(char.IsHighSurrogate(text[MaxAnalyzedLength - 1]) ? MaxAnalyzedLength - 1 : MaxAnalyzedLength)];
+        var analyzedLength = text.Length <= MaxAnalyzedLength ? text.Length
+            : char.IsHighSurrogate(text[MaxAnalyzedLength - 1]) ? MaxAnalyzedLength - 1 : MaxAnalyzedLength;
+        // Tokens are tested on the analyzer's buffer; only matched ones become strings (a body has hundreds of tokens
+        // per hit, ten hits per search: allocating each was most of a search's garbage).
         var spans = new List<(int Start, int End, string Term)>();
-        foreach (var (term, start, end) in Analysis.Tokens(field, analyzed))
-            if (matches(term))
-                spans.Add((start, end, term));
+        using (var stream = Analysis.ForField(field).GetTokenStream(field, new SpanReader(text, analyzedLength)))
+        {
+            var term = stream.AddAttribute<ICharTermAttribute>();
+            var offset = stream.AddAttribute<IOffsetAttribute>();
+            stream.Reset();
+            while (stream.IncrementToken())
+            {
+                var buffer = term.Buffer.AsSpan(0, term.Length);
+                if (matches(buffer))
+                    spans.Add((offset.StartOffset, offset.EndOffset, buffer.ToString()));
+            }
+            stream.End();
+        }
         if (spans.Count == 0)
             return Encode(text, 0, Math.Min(text.Length, length), text.Length > length);
 
@@ -218,4 +249,24 @@ public static class Snippets
 
     private static string Encode(string text, int start, int end, bool more) =>
         System.Net.WebUtility.HtmlEncode(text[start..end]) + (more ? "…" : "");
+}
+
+/// <summary>A reader over the first <c>length</c> characters of a string, without copying them into a new string.</summary>
+internal sealed class SpanReader(string text, int length) : TextReader
+{
+    private int _at;
+
+    public override int Peek() => _at < length ? text[_at] : -1;
+
+    public override int Read() => _at < length ? text[_at++] : -1;
+
+    public override int Read(char[] buffer, int index, int count)
+    {
+        var n = Math.Min(count, length - _at);
+        if (n <= 0)
+            return 0;
+        text.CopyTo(_at, buffer, index, n);
+        _at += n;
+        return n;
+    }
 }

@@ -72,7 +72,7 @@ public sealed class ElasticsearchIndex : ISearchIndex
                 ["properties"] = new JsonObject
                 {
                     ["id"] = Keyword(), ["language"] = Keyword(), ["visibility"] = Keyword(), ["status"] = Keyword(),
-                    ["category"] = Keyword(), ["tag"] = Keyword(),
+                    ["category"] = Keyword(), ["tag"] = Keyword(), ["kind"] = Keyword(), ["team"] = Keyword(),
                     ["slug"] = new JsonObject { ["type"] = "keyword", ["index"] = false },
                     ["title"] = new JsonObject { ["type"] = "text", ["index"] = false },
                     ["body"] = new JsonObject { ["type"] = "text", ["index"] = false },
@@ -140,7 +140,7 @@ public sealed class ElasticsearchIndex : ISearchIndex
     internal static JsonObject ToSource(SearchDocument document)
     {
         var family = SearchLanguages.Family(document.Language);
-        return new JsonObject
+        var source = new JsonObject
         {
             ["id"] = document.Id, ["language"] = document.Language, ["visibility"] = document.Visibility, ["status"] = document.Status,
             ["slug"] = document.Slug, ["title"] = document.Title, ["body"] = document.Body,
@@ -149,6 +149,12 @@ public sealed class ElasticsearchIndex : ISearchIndex
             [Analysis.TitleField(family)] = document.Title, [Analysis.BodyField(family)] = document.Body,
             ["updated"] = document.UpdatedAt.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture),
         };
+        // Articles carry neither (an article index created before these fields has a strict mapping without them).
+        if (document.Kind != SearchKinds.Article)
+            source["kind"] = document.Kind;
+        if (document.Team is not null)
+            source["team"] = document.Team;
+        return source;
     }
 
     /// <summary>Writes CJK as UTF-8 instead of six-byte \uXXXX escapes (the payload is JSON in a request body, not HTML).</summary>
@@ -219,7 +225,8 @@ public sealed class ElasticsearchIndex : ISearchIndex
             var highlight = hit["highlight"]?[Analysis.BodyField(SearchLanguages.Family(language))]?[0]?.GetValue<string>();
             hits.Add(new SearchHit(hit["_id"]!.GetValue<string>(), hit["_score"]?.GetValue<double>() ?? 0, source["title"]!.GetValue<string>(),
                 highlight ?? WebUtility.HtmlEncode(Truncate(source["body"]?.GetValue<string>() ?? "")),
-                language, source["visibility"]!.GetValue<string>(), source["status"]!.GetValue<string>(), source["slug"]?.GetValue<string>()));
+                language, source["visibility"]!.GetValue<string>(), source["status"]!.GetValue<string>(), source["slug"]?.GetValue<string>())
+            { Kind = source["kind"]?.GetValue<string>() ?? SearchKinds.Article });
         }
         return new SearchResults(total, hits);
     }
@@ -241,6 +248,10 @@ public sealed class ElasticsearchIndex : ISearchIndex
         AnyOf("status", query.Statuses);
         if (!string.IsNullOrEmpty(query.Category))
             filters.Add(new JsonObject { ["term"] = new JsonObject { ["category"] = query.Category } });
+        AnyOf("kind", query.Kinds);
+        var mustNot = new JsonArray();
+        if (query.ExcludedTeams.Count > 0)
+            mustNot.Add(new JsonObject { ["terms"] = new JsonObject { ["team"] = new JsonArray([.. query.ExcludedTeams.Select(v => (JsonNode)v)]) } });
         var boost = Analysis.TitleBoost.ToString(CultureInfo.InvariantCulture);
         var text = Bounded(query.Text ?? "");
         var fragment = new JsonObject { ["fragment_size"] = Snippets.DefaultLength, ["number_of_fragments"] = 1, ["no_match_size"] = Snippets.DefaultLength };
@@ -249,7 +260,7 @@ public sealed class ElasticsearchIndex : ISearchIndex
             ["from"] = Math.Clamp(query.Skip, 0, SearchQuery.MaxSkip),
             ["size"] = Math.Clamp(query.Take, 1, 100),
             ["track_total_hits"] = true,
-            ["_source"] = new JsonArray("title", "body", "language", "visibility", "status", "slug"),
+            ["_source"] = new JsonArray("title", "body", "language", "visibility", "status", "slug", "kind"),
             ["query"] = new JsonObject
             {
                 ["bool"] = new JsonObject
@@ -278,6 +289,7 @@ public sealed class ElasticsearchIndex : ISearchIndex
                         }),
                     ["minimum_should_match"] = 1,
                     ["filter"] = filters,
+                    ["must_not"] = mustNot,
                 },
             },
             ["highlight"] = new JsonObject
@@ -308,6 +320,31 @@ public sealed class ElasticsearchIndex : ISearchIndex
         return text[..cut];
     }
 
+    /// <summary>The mapping's <c>_meta</c> key of the version marker (<see cref="ISearchIndex.AppliedSequenceAsync"/>).</summary>
+    internal const string SequenceMeta = "crm_applied_sequence";
+
+    public async Task<long?> AppliedSequenceAsync(CancellationToken cancellationToken = default)
+    {
+        await EnsureReadyAsync(cancellationToken);
+        using var response = await Call(() => _http.GetAsync($"{Alias}/_mapping", cancellationToken), "GET _mapping");
+        var body = await ReadAsync(response, "GET _mapping", cancellationToken);
+        var meta = body.AsObject().Select(p => p.Value?["mappings"]?["_meta"]).FirstOrDefault();
+        return meta?[SequenceMeta] is JsonValue value && value.TryGetValue<long>(out var sequence) ? sequence : null;
+    }
+
+    /// <summary>Puts the marker into the index's mapping <c>_meta</c> (a mapping update; <c>_meta</c> is replaced, not merged).</summary>
+    public async Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default)
+    {
+        if (await AppliedSequenceAsync(cancellationToken) is { } applied && applied >= sequence)
+            return;
+        await PutMarkerAsync(Alias, sequence, cancellationToken);
+    }
+
+    private async Task PutMarkerAsync(string index, long sequence, CancellationToken cancellationToken)
+    {
+        using (await SendAsync(HttpMethod.Put, $"{index}/_mapping", new JsonObject { ["_meta"] = new JsonObject { [SequenceMeta] = sequence } }, cancellationToken)) { }
+    }
+
     public async Task<long> CountAsync(CancellationToken cancellationToken = default)
     {
         await EnsureReadyAsync(cancellationToken);
@@ -331,6 +368,8 @@ public sealed class ElasticsearchIndex : ISearchIndex
 
         public Task AddAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default) =>
             documents.Count == 0 ? Task.CompletedTask : owner.BulkAsync(name, documents, [], "false", cancellationToken);
+
+        public Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default) => owner.PutMarkerAsync(name, sequence, cancellationToken);
 
         public async Task CompleteAsync(CancellationToken cancellationToken = default)
         {

@@ -57,6 +57,7 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
             foreach (var document in documents)
                 _current.Writer.UpdateDocument(new Term("id", document.Id), ToLucene(document));
             _current.CommitAndRefresh();
+            Interlocked.Add(ref _writtenSinceMerge, documents.Count);
         }
         finally
         {
@@ -74,6 +75,111 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         {
             _current.Writer.DeleteDocuments([.. ids.Select(id => new Term("id", id))]);
             _current.CommitAndRefresh();
+            Interlocked.Add(ref _writtenSinceMerge, ids.Count);
+        }
+        finally
+        {
+            _swap.ExitReadLock();
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Documents written since the index was last merged to one segment.</summary>
+    private long _writtenSinceMerge;
+    private int _merging;
+
+    /// <summary>Merges the index to one segment when writes since the last merge left it fragmented: more than
+    /// <see cref="MaxSegmentsAtRest"/> segments and at least 1% of its documents written since. The feed
+    /// calls it when caught up, so a burst (catch-up, import, many small feed commits) ends in one segment, while a
+    /// trickle of edits does not rewrite the whole index each time. One merge at a time; searches and writes go on
+    /// meanwhile (IndexWriter merges concurrently; the searcher is refreshed after). The returned task ends with it.</summary>
+    public Task OptimizeAsync(CancellationToken cancellationToken = default)
+    {
+        Generation generation;
+        _swap.EnterReadLock();
+        try
+        {
+            generation = _current;
+            var segments = SegmentCountOf(generation);
+            var documents = generation.Writer.MaxDoc;
+            if (segments <= MaxSegmentsAtRest || Interlocked.Read(ref _writtenSinceMerge) < Math.Max(1, documents / 100))
+                return Task.CompletedTask;
+        }
+        finally
+        {
+            _swap.ExitReadLock();
+        }
+        if (Interlocked.CompareExchange(ref _merging, 1, 0) != 0)
+            return Task.CompletedTask;
+        return Task.Run(() =>
+        {
+            try
+            {
+                var written = Interlocked.Read(ref _writtenSinceMerge);
+                generation.Writer.ForceMerge(1);
+                generation.CommitAndRefresh();
+                Interlocked.Add(ref _writtenSinceMerge, -written);
+            }
+            catch (Exception e) when (e is ObjectDisposedException || e.GetType().Name == "AlreadyClosedException")
+            {
+                // A rebuild swapped this generation out meanwhile: the new one was merged before it went live.
+            }
+            catch (Exception e)
+            {
+                _logger.LogWarning(e, "Merging the search index after a burst of writes failed; searches stay correct, only slower.");
+            }
+            finally
+            {
+                Volatile.Write(ref _merging, 0);
+            }
+        }, CancellationToken.None);
+    }
+
+    /// <summary>Segments an idle index may keep (more cost every search a terms lookup per segment).</summary>
+    internal const int MaxSegmentsAtRest = 1;
+
+    private static int SegmentCountOf(Generation generation)
+    {
+        var searcher = generation.Searchers.Acquire();
+        try
+        {
+            return searcher.IndexReader.Leaves.Count;
+        }
+        finally
+        {
+            generation.Searchers.Release(searcher);
+        }
+    }
+
+    /// <summary>The commit-data key of the version marker (<see cref="ISearchIndex.AppliedSequenceAsync"/>).</summary>
+    internal const string SequenceKey = "crm.applied-sequence";
+
+    public Task<long?> AppliedSequenceAsync(CancellationToken cancellationToken = default)
+    {
+        _swap.EnterReadLock();
+        try
+        {
+            return Task.FromResult(Generation.AppliedSequence(_current.Writer));
+        }
+        finally
+        {
+            _swap.ExitReadLock();
+        }
+    }
+
+    /// <summary>Commits the marker with the index's user data, so it is exactly as durable as the documents before it.</summary>
+    public Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default)
+    {
+        _swap.EnterReadLock();
+        try
+        {
+            lock (_current)
+            {
+                if (Generation.AppliedSequence(_current.Writer) is { } applied && applied >= sequence)
+                    return Task.CompletedTask;
+                Generation.SetAppliedSequence(_current.Writer, sequence);
+                _current.Writer.Commit();
+            }
         }
         finally
         {
@@ -103,8 +209,39 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         }
     }
 
+    /// <summary>Benchmark hook: when set, each search reports the timestamps (Stopwatch ticks, [0..5]) and the thread's
+    /// allocated bytes ([6..11]) at the start and the end of its phases: analysis of the query, query building, the
+    /// search itself, stored fields, snippets.</summary>
+    internal Action<long[]>? Trace { get; set; }
+
+    private static void Mark(long[] trace, int phase)
+    {
+        trace[phase] = System.Diagnostics.Stopwatch.GetTimestamp();
+        trace[6 + phase] = GC.GetAllocatedBytesForCurrentThread();
+    }
+
+    /// <summary>Segments of the current index (the benchmark prints it: every query pays per segment).</summary>
+    internal int SegmentCount
+    {
+        get
+        {
+            _swap.EnterReadLock();
+            try
+            {
+                return SegmentCountOf(_current);
+            }
+            finally
+            {
+                _swap.ExitReadLock();
+            }
+        }
+    }
+
     public Task<SearchResults> SearchAsync(SearchQuery query, CancellationToken cancellationToken = default)
     {
+        var trace = Trace is null ? null : new long[12];
+        if (trace is not null)
+            Mark(trace, 0);
         var matchers = new[] { Analysis.TitleEn, Analysis.BodyEn, Analysis.TitleZh, Analysis.BodyZh }
             .ToDictionary(f => f, f => new TermMatcher(f, query.Text ?? ""));
         if (matchers.Values.All(m => m.IsEmpty))
@@ -112,10 +249,12 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         var take = Math.Clamp(query.Take, 1, 100);
         // Bounded so that skip + take cannot overflow (the API refuses more; see SearchQuery.MaxSkip).
         var skip = Math.Clamp(query.Skip, 0, SearchQuery.MaxSkip);
+        if (trace is not null)
+            Mark(trace, 1);
 
         // Stored fields are copied out under the lock; snippets (which analyse text) are built after it is released,
         // so a slow one never holds up a swap, nor, through the waiting swap, every other search and write.
-        var found = new List<(string Id, double Score, string Title, string Body, string Language, string Visibility, string Status, string? Slug)>(take);
+        var found = new List<(string Id, double Score, string Title, string Body, string Language, string Visibility, string Status, string? Slug, string Kind)>(take);
         long total;
         _swap.EnterReadLock();
         try
@@ -127,12 +266,22 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
                 if (text.Clauses.Count == 0)
                     return Task.FromResult(new SearchResults(0, []));
                 Query lucene = FilterFor(query) is { } filter ? new FilteredQuery(text, filter) : text;
-                var top = searcher.Search(lucene, skip + take);
+                if (trace is not null)
+                    Mark(trace, 2);
+                // In-order collection: a disjunction is then scored by BooleanScorer2 (one pass over the postings)
+                // rather than BooleanScorer, which allocates a table of 2,048 buckets per segment per search — most of
+                // a search's garbage, and gen0 collections were the whole p99 (docs/benchmarks.md).
+                var collector = TopScoreDocCollector.Create(skip + take, true);
+                searcher.Search(lucene, collector);
+                var top = collector.GetTopDocs();
                 total = top.TotalHits;
+                if (trace is not null)
+                    Mark(trace, 3);
                 foreach (var scored in top.ScoreDocs.Skip(skip))
                 {
-                    var doc = searcher.Doc(scored.Doc);
-                    found.Add((doc.Get("id"), scored.Score, doc.Get("title"), doc.Get("body") ?? "", doc.Get("language"), doc.Get("visibility"), doc.Get("status"), doc.Get("slug")));
+                    var doc = searcher.Doc(scored.Doc, HitFields);
+                    found.Add((doc.Get("id"), scored.Score, doc.Get("title"), doc.Get("body") ?? "", doc.Get("language"), doc.Get("visibility"), doc.Get("status"), doc.Get("slug"),
+                        doc.Get("kind") ?? SearchKinds.Article));
                 }
             }
             finally
@@ -144,13 +293,23 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         {
             _swap.ExitReadLock();
         }
+        if (trace is not null)
+            Mark(trace, 4);
         var hits = found.Select(h =>
         {
             var bodyField = Analysis.BodyField(SearchLanguages.Family(h.Language));
-            return new SearchHit(h.Id, h.Score, h.Title, Snippets.Build(h.Body, bodyField, matchers[bodyField].Matches), h.Language, h.Visibility, h.Status, h.Slug);
+            return new SearchHit(h.Id, h.Score, h.Title, Snippets.Build(h.Body, bodyField, matchers[bodyField]), h.Language, h.Visibility, h.Status, h.Slug) { Kind = h.Kind };
         }).ToList();
+        if (trace is not null)
+        {
+            Mark(trace, 5);
+            Trace?.Invoke(trace);
+        }
         return Task.FromResult(new SearchResults(total, hits));
     }
+
+    /// <summary>The stored fields a hit shows (categories, tags and dates are only for filters).</summary>
+    private static readonly ISet<string> HitFields = new HashSet<string>(StringComparer.Ordinal) { "id", "title", "body", "language", "visibility", "status", "slug", "kind" };
 
     /// <summary>Every query word as a term in all four text fields (titles boosted), the last word also as a prefix,
     /// English words also fuzzy (Elasticsearch's AUTO edits), all as SHOULD clauses: more matched words rank higher.</summary>
@@ -160,17 +319,54 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         foreach (var (field, matcher) in matchers)
         {
             var boost = field.StartsWith("title", StringComparison.Ordinal) ? Analysis.TitleBoost : 1f;
-            foreach (var term in matcher.Terms)
-                query.Add(new TermQuery(new Term(field, term)) { Boost = boost }, Occur.SHOULD);
+            var contexts = TermContexts(reader, field, matcher.Terms);
+            for (var i = 0; i < matcher.Terms.Count; i++)
+                if (contexts[i].DocFreq > 0)
+                    query.Add(new TermQuery(new Term(field, matcher.Terms[i]), contexts[i]) { Boost = boost }, Occur.SHOULD);
             // Fuzzy only for words the field does not hold as typed: a correctly spelt word needs no expansion, and
             // expanding every word (up to 50 neighbours each) was most of the query time at 100,000 articles.
             foreach (var term in matcher.Fuzzy)
-                if (reader.DocFreq(new Term(field, term)) == 0)
+                if (IndexOf(matcher.Terms, term) is var at && (at < 0 ? reader.DocFreq(new Term(field, term)) : contexts[at].DocFreq) == 0)
                     query.Add(new FuzzyQuery(new Term(field, term), Analysis.AutoEdits(term), TermMatcher.FuzzyPrefixLength) { Boost = boost * 0.3f }, Occur.SHOULD);
             if (matcher.Prefix is { } prefix && field.EndsWith("_en", StringComparison.Ordinal))
                 query.Add(new PrefixQuery(new Term(field, prefix)) { Boost = boost * 0.5f }, Occur.SHOULD);
         }
         return query;
+    }
+
+    private static int IndexOf(IReadOnlyList<string> terms, string term)
+    {
+        for (var i = 0; i < terms.Count; i++)
+            if (terms[i] == term)
+                return i;
+        return -1;
+    }
+
+    /// <summary>Looks up all of a field's query terms with one terms enumerator per segment: a TermQuery left to itself
+    /// opens an enumerator per term per segment (kilobytes of garbage each; with a dozen segments that was most of a
+    /// search's garbage). A term no segment holds gets no clause at all.</summary>
+    private static TermContext[] TermContexts(IndexReader reader, string field, IReadOnlyList<string> terms)
+    {
+        var top = reader.Context;
+        var contexts = new TermContext[terms.Count];
+        var bytes = new Lucene.Net.Util.BytesRef[terms.Count];
+        for (var i = 0; i < terms.Count; i++)
+        {
+            contexts[i] = new TermContext(top);
+            bytes[i] = new Lucene.Net.Util.BytesRef(terms[i]);
+        }
+        if (terms.Count == 0)
+            return contexts;
+        foreach (var leaf in top.Leaves)
+        {
+            if (((AtomicReader)leaf.Reader).GetTerms(field) is not { } fieldTerms)
+                continue;
+            var termsEnum = fieldTerms.GetEnumerator();
+            for (var i = 0; i < terms.Count; i++)
+                if (termsEnum.SeekExact(bytes[i]))
+                    contexts[i].Register(termsEnum.GetTermState(), leaf.Ord, termsEnum.DocFreq, termsEnum.TotalTermFreq);
+        }
+        return contexts;
     }
 
     /// <summary>Filters repeat (a handful of language/visibility/status combinations), so each is cached per index
@@ -179,12 +375,15 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
 
     private Filter? FilterFor(SearchQuery query)
     {
-        if (BuildFilter(query) is not { } filter)
+        if (query.Languages.Count == 0 && query.Visibilities.Count == 0 && query.Statuses.Count == 0 && string.IsNullOrEmpty(query.Category)
+            && query.Kinds.Count == 0 && query.ExcludedTeams.Count == 0)
             return null;
-        var key = filter.ToString();
+        // Values are languages, visibilities, statuses, kinds, team ids and a category id: none holds a control character.
+        var key = string.Join('\u001e', string.Join('\u001f', query.Languages), string.Join('\u001f', query.Visibilities), string.Join('\u001f', query.Statuses),
+            query.Category, string.Join('\u001f', query.Kinds), string.Join('\u001f', query.ExcludedTeams));
         if (_filters.Count > 1000)
             _filters.Clear();
-        return _filters.GetOrAdd(key, _ => new CachingWrapperFilter(new QueryWrapperFilter(filter)));
+        return _filters.GetOrAdd(key, _ => new CachingWrapperFilter(new QueryWrapperFilter(BuildFilter(query)!)));
     }
 
     private static BooleanQuery? BuildFilter(SearchQuery query)
@@ -195,6 +394,15 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         AnyOf(filter, "status", query.Statuses);
         if (!string.IsNullOrEmpty(query.Category))
             filter.Add(new TermQuery(new Term("category", query.Category)), Occur.MUST);
+        AnyOf(filter, "kind", query.Kinds);
+        if (query.ExcludedTeams.Count > 0)
+        {
+            // A query of MUST_NOT clauses alone matches nothing in Lucene: exclude from everything.
+            if (filter.Clauses.Count == 0)
+                filter.Add(new MatchAllDocsQuery(), Occur.MUST);
+            foreach (var team in query.ExcludedTeams)
+                filter.Add(new TermQuery(new Term("team", team)), Occur.MUST_NOT);
+        }
         return filter.Clauses.Count == 0 ? null : filter;
     }
 
@@ -222,7 +430,10 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
             new TextField(Analysis.TitleField(family), source.Title, Field.Store.NO),
             new TextField(Analysis.BodyField(family), source.Body, Field.Store.NO),
             new StoredField("updated", source.UpdatedAt.UtcTicks.ToString(CultureInfo.InvariantCulture)),
+            new StringField("kind", source.Kind, Field.Store.YES),
         };
+        if (source.Team is not null)
+            doc.Add(new StringField("team", source.Team, Field.Store.NO));
         if (source.Slug is not null)
             doc.Add(new StoredField("slug", source.Slug));
         foreach (var category in source.Categories)
@@ -248,6 +459,8 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
             WritePointer(name);
             old = _current;
             _current = next;
+            // A rebuilt generation is merged to one segment before it goes live.
+            Interlocked.Exchange(ref _writtenSinceMerge, 0);
         }
         finally
         {
@@ -344,12 +557,23 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
             var config = new IndexWriterConfig(Analysis.Version, Analysis.PerField())
             {
                 OpenMode = create ? OpenMode.CREATE : OpenMode.CREATE_OR_APPEND,
+                // Every search pays per segment (each term is looked up in each), and the feed commits small batches:
+                // fewer segments per tier than the default 10 trade a little merging on rare article writes for reads.
+                MergePolicy = new TieredMergePolicy { SegmentsPerTier = 5, MaxMergeAtOnce = 5 },
             };
             var writer = new IndexWriter(directory, config);
             if (create)
                 writer.Commit();
             return new Generation(path, directory, writer);
         }
+
+        public static long? AppliedSequence(IndexWriter writer) =>
+            writer.CommitData is { } data && data.TryGetValue(SequenceKey, out var value)
+                && long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) ? sequence : null;
+
+        /// <summary>Sets the marker for the next commit (user data is kept across later commits until set again).</summary>
+        public static void SetAppliedSequence(IndexWriter writer, long sequence) =>
+            writer.SetCommitData(new Dictionary<string, string> { [SequenceKey] = sequence.ToString(CultureInfo.InvariantCulture) });
 
         public void CommitAndRefresh()
         {
@@ -376,8 +600,24 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
             return Task.CompletedTask;
         }
 
+        public Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default)
+        {
+            Generation.SetAppliedSequence(next.Writer, sequence);
+            return Task.CompletedTask;
+        }
+
+        /// <summary>A rebuilt index is read far more than written: one segment, merged before it goes live.</summary>
+        public Task OptimizeAsync(CancellationToken cancellationToken = default)
+        {
+            next.Writer.ForceMerge(1);
+            next.Writer.Commit();
+            return Task.CompletedTask;
+        }
+
         public Task CompleteAsync(CancellationToken cancellationToken = default)
         {
+            // Cheap when OptimizeAsync ran (nothing left to merge).
+            next.Writer.ForceMerge(1);
             next.CommitAndRefresh();
             var old = owner.SwapIn(name, next);
             // From here on `next` is the live index: whatever happens to the old one, disposing this rebuild must not close it.

@@ -16,6 +16,10 @@ public sealed class SearchOptions
     /// <summary>Where the Lucene index lives; when empty, "{Store:DataDirectory}/search".</summary>
     public string? LuceneDirectory { get; set; }
 
+    /// <summary>Where the Lucene index of tickets, messages and customers lives; when empty, "{Store:DataDirectory}/search-records".
+    /// Must not be LuceneDirectory (each is a root of index generations).</summary>
+    public string? RecordsLuceneDirectory { get; set; }
+
     public ElasticsearchOptions Elasticsearch { get; set; } = new();
 }
 
@@ -27,6 +31,10 @@ public sealed class ElasticsearchOptions
     /// <summary>The alias searched and written; each build is a concrete index "{Alias}-{timestamp}" behind it.</summary>
     [RegularExpression("^[a-z0-9][a-z0-9_-]{0,100}$")]
     public string Alias { get; set; } = "crm-kb";
+
+    /// <summary>The alias of the console's index of tickets, messages and customers.</summary>
+    [RegularExpression("^[a-z0-9][a-z0-9_-]{0,100}$")]
+    public string RecordsAlias { get; set; } = "crm-records";
 
     /// <summary>Sent as "Authorization: ApiKey …" when set.</summary>
     public string? ApiKey { get; set; }

@@ -26,6 +26,21 @@ if (args.Contains("--kb"))
     return 0;
 }
 
+// Console queue and ticket pages over a million tickets: … -- --queues [--tickets N] [--seeds S] [--requests R]
+if (args.Contains("--queues"))
+{
+    var queueWork = Directory.CreateTempSubdirectory("crm-bench-queues-");
+    try
+    {
+        await QueuePages.RunAsync(queueWork.FullName, Arg("--tickets", 1_000_000), Arg("--seeds", 2_000), Arg("--requests", 200));
+    }
+    finally
+    {
+        queueWork.Delete(recursive: true);
+    }
+    return 0;
+}
+
 if (args.Contains("--email"))
 {
     var mailWork = Directory.CreateTempSubdirectory("crm-bench-");

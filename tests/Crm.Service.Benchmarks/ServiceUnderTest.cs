@@ -69,6 +69,36 @@ internal sealed class ServiceUnderTest : IAsyncDisposable
         throw new TimeoutException("The service did not become ready within 60 s.");
     }
 
+    /// <summary>Runs the built service once with <paramref name="arguments"/> (a command such as --create-admin) and waits for it.</summary>
+    public static async Task RunCommandAsync(string dataDirectory, IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string> environment)
+    {
+        var host = BuiltService.HostDirectory();
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(host, "Crm.Service.dll"), .. arguments])
+        {
+            WorkingDirectory = host,
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["Store__DataDirectory"] = dataDirectory;
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        foreach (var (key, value) in environment)
+            start.Environment[key] = value;
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"The service {string.Join(' ', arguments)} exited with {process.ExitCode}: {await output}{await errors}");
+    }
+
+    /// <summary>The service process's resident memory (VmRSS), in MiB.</summary>
+    public double ResidentMiB()
+    {
+        var line = File.ReadLines($"/proc/{_process.Id}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)

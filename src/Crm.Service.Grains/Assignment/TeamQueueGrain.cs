@@ -23,9 +23,9 @@ public sealed record TeamQueueState
 /// One team's queue: the single, non-reentrant writer of its assignment decisions, so concurrent tickets are handed
 /// out one at a time and none goes to two agents. A decision is stored (with the queue) before it is written to the
 /// ticket, and stored decisions not yet confirmed are written again on the next activation, so a crash between the two
-/// neither loses nor doubles an assignment. Presence is not stored: consoles report it again when they reconnect.
+/// neither loses nor doubles an assignment. Presence is not stored: it is asked for on activation and kept in step by the console's changes.
 /// </summary>
-public sealed class TeamQueueGrain(IRoutingStore store, IOptions<TicketOptions> options, TimeProvider time, ILogger<TeamQueueGrain> logger)
+public sealed class TeamQueueGrain(IRoutingStore store, IAgentPresenceLookup presence, IOptions<TicketOptions> options, TimeProvider time, ILogger<TeamQueueGrain> logger)
     : Grain, ITeamQueueGrain, IRemindable
 {
     public const string SkillTagPrefix = "skill:";
@@ -46,6 +46,9 @@ public sealed class TeamQueueGrain(IRoutingStore store, IOptions<TicketOptions> 
         foreach (var ticket in _state.Waiting)
             _board.Enqueue(ticket);
         _board.Restore(_state.Sequence, _state.LastAssigned);
+        // Presence is not stored; it is asked for here, since the changes that set it may have come before this activation.
+        foreach (var agent in await presence.OnlineAsync([.. _state.Settings.Agents.Select(a => a.UserId)], cancellationToken))
+            _board.SetOnline(agent, true);
         await ApplyPendingAsync(cancellationToken);
     }
 

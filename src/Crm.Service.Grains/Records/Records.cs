@@ -157,6 +157,15 @@ public sealed class AuditRecord
     public string? NewValue { get; set; }
 }
 
+/// <summary>A request id of an idempotent change (<see cref="Contracts.TicketChange.RequestId"/>), stored in the commit
+/// of the change it made, so a retry with the same id finds it and changes nothing.</summary>
+public sealed class RequestKeyRecord
+{
+    public required string Key { get; set; }
+    public long TicketNumber { get; set; }
+    public DateTimeOffset At { get; set; }
+}
+
 public enum OutboxState
 {
     Pending = 0,

@@ -33,6 +33,9 @@ public sealed class BusinessCalendar
 
     public string Id { get; }
 
+    /// <summary>The calendar's time zone (a routing rule's time-of-day window counts in it).</summary>
+    public TimeZoneInfo Zone => _zone;
+
     public static BusinessCalendar AlwaysOpen { get; } = From(BusinessCalendarDefinition.AlwaysOpen);
 
     /// <summary>Checks and compiles a definition.</summary>
@@ -71,7 +74,8 @@ public sealed class BusinessCalendar
         {
             return TimeZoneInfo.FindSystemTimeZoneById(id);
         }
-        catch (Exception ex) when (ex is TimeZoneNotFoundException or InvalidTimeZoneException or ArgumentException)
+        // A directory of zoneinfo ("America") surfaces as a SecurityException or an I/O error on Linux.
+        catch (Exception ex) when (ex is TimeZoneNotFoundException or InvalidTimeZoneException or ArgumentException or System.Security.SecurityException or IOException or UnauthorizedAccessException)
         {
             throw new DomainException(DomainErrorKind.Invalid, $"'{id}' is not a known time zone; use an IANA id such as Europe/Berlin.", "timeZone");
         }

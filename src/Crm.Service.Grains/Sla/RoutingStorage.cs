@@ -14,6 +14,12 @@ public interface IRoutingStore
     Task<IReadOnlyList<string>> ListAsync(string kind, CancellationToken cancellationToken = default);
     Task PutAsync(string kind, string id, string json, CancellationToken cancellationToken = default);
     Task<bool> DeleteAsync(string kind, string id, CancellationToken cancellationToken = default);
+
+    /// <summary>The text of the ticket's first customer message (at most <see cref="MaxConditionText"/> characters),
+    /// which keyword conditions search; null while none is stored.</summary>
+    Task<string?> FirstCustomerTextAsync(long ticketNumber, CancellationToken cancellationToken = default);
+
+    public const int MaxConditionText = 20_000;
 }
 
 /// <summary>The document kinds of <see cref="IRoutingStore"/>.</summary>
@@ -25,6 +31,12 @@ public static class RoutingKinds
     public const string SlaClocks = "sla-clocks";
     public const string TeamQueue = "team-queue";
     public const string TeamAssignment = "team-assignment";
+    /// <summary>Per ticket: the routing rule's decision and whether it is on the ticket.</summary>
+    public const string TicketRouting = "ticket-routing";
+    /// <summary>Per ticket: its "follow up at" (see TicketFollowUpGrain).</summary>
+    public const string TicketFollowUp = "ticket-follow-up";
+    /// <summary>Per ticket: the last SLA sync that failed for good and was skipped by the change consumer.</summary>
+    public const string SlaFailure = "sla-failure";
 }
 
 /// <summary>One JSON shape for everything in <see cref="IRoutingStore"/> (enums by name, so a reordered enum breaks nothing).</summary>
@@ -42,6 +54,9 @@ public static class RoutingJson
 
     public static async Task<IReadOnlyList<SlaPolicy>> PoliciesAsync(this IRoutingStore store, CancellationToken cancellationToken) =>
         [.. (await store.ListAsync(RoutingKinds.SlaPolicy, cancellationToken)).Select(Read<SlaPolicy>).OrderBy(p => p.Order).ThenBy(p => p.Id, StringComparer.Ordinal)];
+
+    public static async Task<IReadOnlyList<RoutingRule>> RoutingRulesAsync(this IRoutingStore store, CancellationToken cancellationToken) =>
+        [.. Routing.RoutingRules.Ordered((await store.ListAsync(RoutingKinds.RoutingRule, cancellationToken)).Select(Read<RoutingRule>))];
 
     public static async Task<BusinessCalendar> CalendarAsync(this IRoutingStore store, string? id, CancellationToken cancellationToken)
     {

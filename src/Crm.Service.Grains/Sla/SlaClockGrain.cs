@@ -40,7 +40,9 @@ public sealed class SlaClockGrain(
     public async Task<SlaStatus> SyncAsync(CancellationToken cancellationToken = default)
     {
         var state = await LoadAsync(cancellationToken);
-        var ticket = await GrainFactory.GetGrain<ITicketGrain>(Number).GetAsync();
+        // The stored row, not the ticket grain's memory: a customer message on an open ticket writes its time
+        // (LastCustomerMessageAt) to the row only, and the next-response clock starts from it.
+        var ticket = (await store.FindTicketAsync(Number, cancellationToken))?.ToSnapshot();
         if (ticket is null)
             return Status(state);
         var now = time.GetUtcNow();
@@ -68,12 +70,27 @@ public sealed class SlaClockGrain(
         foreach (var milestone in SlaRules.Pending(_state!, _policy, _calendar).TakeWhile(m => m.At <= now))
         {
             var level = milestone.Level;
+            SlaEvent? failed = null;
             if (level is not null && SlaRules.ChangeFor(level, ticket) is { } change)
-                ticket = await GrainFactory.GetGrain<ITicketGrain>(Number).ChangeAsync(change, "sla", cancellationToken);
+            {
+                try
+                {
+                    ticket = await GrainFactory.GetGrain<ITicketGrain>(Number).ChangeAsync(change, "sla", cancellationToken);
+                }
+                catch (DomainException ex)
+                {
+                    // The ticket refuses the change (50 tags already, merged meanwhile): the milestone still counts as
+                    // fired and people are still told, or one ticket would retry (and block) forever.
+                    logger.LogWarning("Ticket #{Number}: the SLA {Milestone} escalation of {Metric} could not change the ticket: {Reason}", Number, milestone.Name, milestone.Metric, ex.Message);
+                    failed = new SlaEvent(milestone.Metric, milestone.Name + "-change-refused", milestone.At, now);
+                }
+            }
             var fired = _state! with
             {
                 Fired = [.. _state.Fired, milestone.Key],
-                Events = [.. _state.Events, new SlaEvent(milestone.Metric, milestone.Name, milestone.At, now)],
+                Events = failed is null
+                    ? [.. _state.Events, new SlaEvent(milestone.Metric, milestone.Name, milestone.At, now)]
+                    : [.. _state.Events, new SlaEvent(milestone.Metric, milestone.Name, milestone.At, now), failed],
             };
             await SaveAsync(fired, cancellationToken);
             try
@@ -107,9 +124,9 @@ public sealed class SlaClockGrain(
         var policies = await settings.PoliciesAsync(cancellationToken);
         if (policies.Count == 0)
             return;
-        var conversation = ticket.ConversationIds.Count > 0 ? await store.FindConversationAsync(ticket.ConversationIds[0], cancellationToken) : null;
-        var customer = await GrainFactory.GetGrain<ICustomerGrain>(ticket.CustomerId).GetAsync();
-        var facts = new TicketFacts(ticket, conversation?.Channel, conversation?.ChannelAccountId, customer, null, ticket.CreatedAt);
+        var conditions = policies.Select(p => p.Conditions).ToList();
+        var text = conditions.Any(c => c.Keywords.Count > 0) ? await settings.FirstCustomerTextAsync(Number, cancellationToken) : null;
+        var facts = await TicketFactsLoader.LoadAsync(GrainFactory, store, settings, ticket, conditions, text, cancellationToken);
         _policy = policies.FirstOrDefault(p => TicketConditionMatcher.Matches(p.Conditions, facts));
         _calendar = await settings.CalendarAsync(_policy?.CalendarId, cancellationToken);
     }

@@ -53,8 +53,9 @@ public static class SlaRules
         var answeredAt = ticket.LastAgentReplyAt ?? ticket.FirstResponseAt;
         if (answeredAt is not null && ticket.LastCustomerMessageAt is { } asked && asked > answeredAt)
         {
+            // A running clock keeps the first unanswered message: a customer who nudges waits longer, not shorter.
             if (targets?.NextResponse is { } nextResponse
-                && (!clocks.TryGetValue(SlaMetric.NextResponse, out var next) || next.StartedAt != asked))
+                && (!clocks.TryGetValue(SlaMetric.NextResponse, out var next) || (next.StoppedAt is not null && next.StartedAt != asked)))
                 clocks[SlaMetric.NextResponse] = SlaClockValue.Start(SlaMetric.NextResponse, nextResponse, asked);
         }
         if (clocks.TryGetValue(SlaMetric.NextResponse, out var waiting) && waiting.StoppedAt is null

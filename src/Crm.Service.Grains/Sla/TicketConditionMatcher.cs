@@ -9,7 +9,8 @@ public sealed record TicketFacts(
     string? ChannelAccountId,
     CustomerSnapshot? Customer,
     string? FirstMessageText,
-    DateTimeOffset At);
+    DateTimeOffset At,
+    IReadOnlyDictionary<string, BusinessCalendar>? Calendars = null);
 
 /// <summary>Evaluates <see cref="TicketConditions"/> (routing rules and SLA policies share them).</summary>
 public static class TicketConditionMatcher
@@ -36,9 +37,15 @@ public static class TicketConditionMatcher
         if (c.Keywords.Count > 0 && !c.Keywords.Any(k => t.Subject.Contains(k, StringComparison.OrdinalIgnoreCase)
             || (f.FirstMessageText?.Contains(k, StringComparison.OrdinalIgnoreCase) ?? false)))
             return false;
+        BusinessCalendar? calendar = null;
+        // A condition naming a calendar that is gone matches nothing rather than everything.
+        if (c.CalendarId is { } calendarId && (f.Calendars is null || !f.Calendars.TryGetValue(calendarId, out calendar)))
+            return false;
+        if (c.InBusinessHours is { } open && calendar is not null && calendar.IsOpen(f.At) != open)
+            return false;
         if (c.From is { } from && c.To is { } to)
         {
-            var zone = c.TimeZone is null ? TimeZoneInfo.Utc : BusinessCalendar.FindZone(c.TimeZone);
+            var zone = c.TimeZone is not null ? BusinessCalendar.FindZone(c.TimeZone) : calendar?.Zone ?? TimeZoneInfo.Utc;
             var time = TimeZoneInfo.ConvertTime(f.At, zone).TimeOfDay;
             var inside = from <= to ? time >= from && time < to : time >= from || time < to;
             if (!inside)

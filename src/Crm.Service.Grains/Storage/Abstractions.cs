@@ -46,6 +46,9 @@ public interface IBlobStore
 
     /// <summary>Opens a stored blob for reading, or null when no blob has that hash.</summary>
     Stream? Open(string sha256);
+
+    /// <summary>Removes a blob; the caller has checked that no row names it any more. False when there was none.</summary>
+    bool Delete(string sha256);
 }
 
 /// <summary>Makes untrusted HTML safe to show an agent.</summary>

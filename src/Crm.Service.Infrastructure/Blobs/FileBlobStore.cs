@@ -46,6 +46,17 @@ internal sealed partial class FileBlobStore(IOptions<StoreOptions> options) : IB
         return File.Exists(path) ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, FileOptions.Asynchronous) : null;
     }
 
+    public bool Delete(string sha256)
+    {
+        if (sha256.Length != 64 || !sha256.All(char.IsAsciiHexDigitLower))
+            return false;
+        var path = PathOf(sha256);
+        if (!File.Exists(path))
+            return false;
+        File.Delete(path);
+        return true;
+    }
+
     private string PathOf(string hash) => Path.Combine(_root, hash[..2], hash[2..4], hash);
 
     /// <summary>fsync of the directory makes the rename itself durable (POSIX); .NET has no API for it.</summary>

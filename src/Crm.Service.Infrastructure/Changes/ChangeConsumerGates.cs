@@ -32,6 +32,34 @@ public sealed class ChangeConsumerGates
     /// one never saw the pruned changes in between.</summary>
     public Task<long?> OldestChangeAsync(CancellationToken cancellationToken = default) => _feed.OldestSequenceAsync(cancellationToken);
 
+    /// <summary>The head of the feed: the newest sequence ever handed out (it survives pruning), 0 when none.</summary>
+    public Task<long> HeadAsync(CancellationToken cancellationToken = default) => _feed.LastSequenceAsync(cancellationToken);
+
+    private static string AppliedName(string consumer) => consumer + "#applied";
+
+    /// <summary>
+    /// What the store records about an index the consumer writes: the version marker it last put into the index
+    /// (<see cref="RecordAppliedAsync"/>), or <see cref="RebuildOwed"/> while a rebuild found necessary has not
+    /// completed, or null (never recorded). Kept next to the cursors, where the feed's pruning does not reach, so an
+    /// older copy of the index is recognised however long ago the knowledge base last changed.
+    /// </summary>
+    public Task<long?> AppliedAsync(string consumer, CancellationToken cancellationToken = default) => _feed.FindCursorAsync(AppliedName(consumer), cancellationToken);
+
+    public const long RebuildOwed = -1;
+
+    /// <summary>Records (never lowers) the marker the consumer just wrote into its index; leaves a pending
+    /// <see cref="RebuildOwed"/> alone: the index being written is the untrusted one.</summary>
+    public Task RecordAppliedAsync(string consumer, long sequence, CancellationToken cancellationToken = default) =>
+        _feed.SetNoteAsync(AppliedName(consumer), sequence, raiseOnly: true, cancellationToken);
+
+    /// <summary>Durably notes that the consumer's index must be rebuilt: until <see cref="RebuildDoneAsync"/>, every start rebuilds it.</summary>
+    public Task OweRebuildAsync(string consumer, CancellationToken cancellationToken = default) =>
+        _feed.SetNoteAsync(AppliedName(consumer), RebuildOwed, raiseOnly: false, cancellationToken);
+
+    /// <summary>A rebuilt index is in use with marker <paramref name="sequence"/>: the record is set to it (clearing an owed rebuild).</summary>
+    public Task RebuildDoneAsync(string consumer, long sequence, CancellationToken cancellationToken = default) =>
+        _feed.SetNoteAsync(AppliedName(consumer), sequence, raiseOnly: false, cancellationToken);
+
     /// <summary>Waits until the consumer is between batches and keeps it there until the pause is disposed.</summary>
     public async Task<Pause> PauseAsync(string consumer, CancellationToken cancellationToken = default)
     {

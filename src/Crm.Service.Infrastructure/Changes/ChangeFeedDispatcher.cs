@@ -165,11 +165,13 @@ internal sealed class ChangeFeedDispatcher(
         }
     }
 
+    // Polls, gathering and backoff wait on the real clock: they pace the plumbing, not business time. On the injected
+    // clock a test's FakeTimeProvider would stall every consumer after its first batch.
     private async Task<bool> WaitForCommitAsync(Task nextCommit, TimeSpan pollInterval, CancellationToken stoppingToken)
     {
         try
         {
-            await nextCommit.WaitAsync(pollInterval, time, stoppingToken);
+            await nextCommit.WaitAsync(pollInterval, TimeProvider.System, stoppingToken);
         }
         catch (TimeoutException)
         {
@@ -186,7 +188,7 @@ internal sealed class ChangeFeedDispatcher(
     {
         try
         {
-            await Task.Delay(delay, time, stoppingToken);
+            await Task.Delay(delay, TimeProvider.System, stoppingToken);
             return true;
         }
         catch (OperationCanceledException)

@@ -60,6 +60,24 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
         return await db.ChangeCursors.AsNoTracking().Where(c => c.Consumer == consumer).Select(c => (long?)c.Sequence).SingleOrDefaultAsync(cancellationToken);
     }
 
+    /// <summary>Writes a value under <paramref name="name"/> in the cursor table (not a consumer: pruning ignores it).
+    /// <paramref name="raiseOnly"/>: never lower it, and never change a negative value (a flag the writer clears).</summary>
+    public async Task SetNoteAsync(string name, long value, bool raiseOnly, CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        if (raiseOnly)
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO ChangeCursors (Consumer, Sequence) VALUES ({name}, {value})
+                ON CONFLICT (Consumer) DO UPDATE SET Sequence = CASE WHEN Sequence < 0 THEN Sequence ELSE MAX(Sequence, excluded.Sequence) END
+                """, cancellationToken);
+        else
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO ChangeCursors (Consumer, Sequence) VALUES ({name}, {value})
+                ON CONFLICT (Consumer) DO UPDATE SET Sequence = excluded.Sequence
+                """, cancellationToken);
+    }
+
     /// <summary>Moves the consumer's cursor back to <paramref name="sequence"/> (never forward), so the changes after it are handed again.</summary>
     public async Task RewindCursorAsync(string consumer, long sequence, CancellationToken cancellationToken)
     {

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -17,10 +18,15 @@ public static class ChannelAccountExtensions
     public static IServiceCollection AddChannelAccounts(this IServiceCollection services)
     {
         services.AddDataProtection().SetApplicationName("Crm.Service");
-        // The folder comes from the validated store options, read when the key ring is first used, so test and
+        // The EF Core key repository reads and writes through a scoped context.
+        services.TryAddScoped(provider => provider.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<CrmDbContext>>().CreateDbContext());
+        // The key ring lives in the store (shared by every node); keys earlier versions kept in the data folder are still
+        // read. The folder comes from the validated store options, read when the key ring is first used, so test and
         // deployment overrides of Store:DataDirectory apply.
-        services.AddOptions<KeyManagementOptions>().Configure<IOptions<StoreOptions>, ILoggerFactory>((keys, store, logs) =>
-            keys.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(store.Value.KeyDirectory), logs));
+        services.AddOptions<KeyManagementOptions>().Configure<IServiceProvider, IOptions<StoreOptions>, ILoggerFactory>((keys, provider, store, logs) =>
+            keys.XmlRepository = new StoreKeyRepository(
+                new Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.EntityFrameworkCoreXmlRepository<CrmDbContext>(provider, logs),
+                Directory.Exists(store.Value.KeyDirectory) ? new FileSystemXmlRepository(new DirectoryInfo(store.Value.KeyDirectory), logs) : null));
         services.AddSingleton<ISecretProtector, DataProtectionSecretProtector>();
 
         services.AddConnectorCore();

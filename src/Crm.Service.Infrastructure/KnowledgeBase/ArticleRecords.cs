@@ -77,6 +77,21 @@ public sealed class CategoryRecord
     public int Position { get; set; }
 }
 
+/// <summary>A file uploaded with an article (table KbAttachments): the bytes are a content-addressed blob, served at
+/// <c>/kb/files/{Id}/{FileName}</c> under the article's visibility.</summary>
+public sealed class ArticleAttachmentRecord
+{
+    public Guid Id { get; set; }
+    public Guid ArticleId { get; set; }
+    public required string FileName { get; set; }
+    /// <summary>One of <see cref="KnowledgeBaseStore.AttachmentTypes"/>, checked against the file's first bytes.</summary>
+    public required string ContentType { get; set; }
+    public long Size { get; set; }
+    public required string Sha256 { get; set; }
+    public required string UploadedBy { get; set; }
+    public DateTimeOffset UploadedAt { get; set; }
+}
+
 internal static class KnowledgeBaseModel
 {
     public static void Configure(ModelBuilder model)
@@ -101,6 +116,12 @@ internal static class KnowledgeBaseModel
             e.HasKey(r => new { r.ArticleId, r.Version });
             e.Property(a => a.Tags).HasConversion(v => System.Text.Json.JsonSerializer.Serialize(v, System.Text.Json.JsonSerializerOptions.Default),
                 v => System.Text.Json.JsonSerializer.Deserialize<List<string>>(v, System.Text.Json.JsonSerializerOptions.Default) ?? new(), tags);
+        });
+        model.Entity<ArticleAttachmentRecord>(e =>
+        {
+            e.ToTable("KbAttachments");
+            e.HasKey(a => a.Id);
+            e.HasIndex(a => a.ArticleId);
         });
         model.Entity<CategoryRecord>(e =>
         {

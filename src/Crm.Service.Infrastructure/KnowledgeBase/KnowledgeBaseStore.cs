@@ -1,3 +1,4 @@
+using Crm.Service.Infrastructure.Blobs;
 using System.Globalization;
 using System.Text;
 using Crm.Service.Grains.Records;
@@ -42,8 +43,8 @@ public static class ArticleChanges
 /// one that rolled back. Saves are optimistic: each names the version it edited, and a save against an older version
 /// is refused with a conflict instead of overwriting someone else's work.
 /// </summary>
-public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, ChangeFeedSignal signal,
-    Grains.Storage.IHtmlSanitizer sanitizer, TimeProvider time)
+public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, ChangeFeedSignal signal,
+    Grains.Storage.IHtmlSanitizer sanitizer, TimeProvider time, IBlobStore blobs)
 {
     public const int MaxTitleLength = 200;
     public const int MaxBodyLength = 200_000;
@@ -51,8 +52,133 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
 
     private static readonly MarkdownPipeline Pipeline = new MarkdownPipelineBuilder().UseAdvancedExtensions().DisableHtml().Build();
 
-    /// <summary>Markdown → HTML (raw HTML in the Markdown is not passed through), then the one sanitizer policy.</summary>
-    public string Render(string markdown) => sanitizer.Sanitize(Parse(() => Markdown.ToHtml(markdown, Pipeline)));
+    /// <summary>Markdown → HTML (raw HTML in the Markdown is not passed through), then the one sanitizer policy, then
+    /// the articles' image rule: an image shows only from our own attachment URLs (<see cref="AttachmentPath"/>);
+    /// any other (remote, or another path of this service) becomes its alt text.</summary>
+    public string Render(string markdown) => OwnImagesOnly(sanitizer.Sanitize(Parse(() => Markdown.ToHtml(markdown, Pipeline))));
+
+    /// <summary>Where an attachment is served: /kb/files/{id}/{file name}.</summary>
+    public static string AttachmentPath(Guid id, string fileName) => $"/kb/files/{id:D}/{Uri.EscapeDataString(fileName)}";
+
+    [System.Text.RegularExpressions.GeneratedRegex("^/kb/files/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[^/?#\\\\]+$")]
+    private static partial System.Text.RegularExpressions.Regex OwnImage();
+
+    private static string OwnImagesOnly(string html)
+    {
+        if (!html.Contains("<img", StringComparison.OrdinalIgnoreCase))
+            return html;
+        var document = new AngleSharp.Html.Parser.HtmlParser().ParseDocument("<body>" + html + "</body>");
+        foreach (var image in document.QuerySelectorAll("img").ToList())
+        {
+            if (image.GetAttribute("src") is { } src && OwnImage().IsMatch(src) && image.GetAttribute("data-remote-src") is null)
+                continue;
+            var alt = image.GetAttribute("alt");
+            image.Replace(document.CreateTextNode(string.IsNullOrEmpty(alt) ? "" : alt));
+        }
+        return document.Body!.InnerHtml;
+    }
+
+    /// <summary>The files an article may carry: the type an uploader declares must also be what the first bytes say
+    /// (a page saved as "picture.png" is refused). No SVG: it is a document that can run script.</summary>
+    public static readonly IReadOnlyDictionary<string, string[]> AttachmentTypes = new Dictionary<string, string[]>(StringComparer.Ordinal)
+    {
+        ["image/png"] = [".png"], ["image/jpeg"] = [".jpg", ".jpeg"], ["image/gif"] = [".gif"], ["image/webp"] = [".webp"],
+        ["application/pdf"] = [".pdf"], ["text/plain"] = [".txt", ".log"],
+    };
+
+    public const long DefaultMaxAttachmentBytes = 10 * 1024 * 1024;
+
+    private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+    private static readonly byte[] JpegSignature = [0xFF, 0xD8, 0xFF];
+
+    /// <summary>Whether the first bytes are what the declared type says (text: valid UTF-8 without NUL bytes).</summary>
+    public static bool LooksLike(string contentType, ReadOnlySpan<byte> bytes) => contentType switch
+    {
+        "image/png" => bytes.StartsWith(PngSignature),
+        "image/jpeg" => bytes.StartsWith(JpegSignature),
+        "image/gif" => bytes.StartsWith("GIF87a"u8) || bytes.StartsWith("GIF89a"u8),
+        "image/webp" => bytes.Length >= 12 && bytes.StartsWith("RIFF"u8) && bytes[8..12].SequenceEqual("WEBP"u8),
+        "application/pdf" => bytes.StartsWith("%PDF-"u8),
+        "text/plain" => !bytes.Contains((byte)0) && System.Text.Unicode.Utf8.IsValid(bytes),
+        _ => false,
+    };
+
+    /// <summary>Stores an uploaded file for an article (editors; the API checks the size before reading it all).</summary>
+    public async Task<ArticleAttachmentRecord> AddAttachmentAsync(Guid articleId, string fileName, string contentType, ReadOnlyMemory<byte> content, string actor,
+        CancellationToken cancellationToken = default)
+    {
+        fileName = System.IO.Path.GetFileName((fileName ?? "").Replace('\\', '/')).Trim();
+        if (fileName.Length is 0 or > 200 || fileName.Any(c => char.IsControl(c) || c is '/' or '"'))
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "Give the file a name of 1 to 200 characters without slashes, quotes or control characters.", "fileName");
+        if (!AttachmentTypes.TryGetValue(contentType, out var extensions))
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid,
+                $"Files of type {contentType} are not accepted; upload one of {string.Join(", ", AttachmentTypes.Keys)}.", "contentType");
+        if (!extensions.Any(e => fileName.EndsWith(e, StringComparison.OrdinalIgnoreCase)))
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, $"A {contentType} file's name must end in {string.Join(" or ", extensions)}.", "fileName");
+        if (!LooksLike(contentType, content.Span))
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, $"The file's content is not {contentType}; upload the file as what it is.", "contentType");
+        await using var db = await OpenAsync(cancellationToken);
+        if (!await db.KbArticles.AnyAsync(a => a.Id == articleId, cancellationToken))
+            throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {articleId} does not exist.");
+        ArticleAttachmentRecord attachment;
+        // The blob first (fsynced), then the row: a crash in between leaves an unreferenced blob, never a row without
+        // bytes. Under the blob gate, so a concurrent clean-up cannot delete these bytes between the two.
+        await BlobReferences.Gate.WaitAsync(cancellationToken);
+        try
+        {
+            var blob = await blobs.PutAsync(content, cancellationToken);
+            attachment = new ArticleAttachmentRecord
+            {
+                Id = Guid.NewGuid(), ArticleId = articleId, FileName = fileName, ContentType = contentType, Size = blob.Length, Sha256 = blob.Sha256,
+                UploadedBy = actor, UploadedAt = time.GetUtcNow(),
+            };
+            db.Set<ArticleAttachmentRecord>().Add(attachment);
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        finally
+        {
+            BlobReferences.Gate.Release();
+        }
+        // An article deleted meanwhile: its delete either removed this row (it committed after the insert; SQLite has
+        // one writer) or committed before it, which this check sees. No row is left for an article that is gone.
+        if (!await db.KbArticles.AnyAsync(a => a.Id == articleId, cancellationToken))
+        {
+            await db.Set<ArticleAttachmentRecord>().Where(a => a.Id == attachment.Id).ExecuteDeleteAsync(cancellationToken);
+            await BlobReferences.DeleteUnreferencedAsync(db, blobs, [attachment.Sha256], cancellationToken);
+            throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {articleId} was deleted while the file was uploaded.");
+        }
+        return attachment;
+    }
+
+    public async Task<IReadOnlyList<ArticleAttachmentRecord>> AttachmentsAsync(Guid articleId, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        return await db.Set<ArticleAttachmentRecord>().AsNoTracking().Where(a => a.ArticleId == articleId).OrderBy(a => a.UploadedAt).ToListAsync(cancellationToken);
+    }
+
+    /// <summary>An attachment with its article's status and visibility (who may read it), or null.</summary>
+    public async Task<(ArticleAttachmentRecord Attachment, string Status, string Visibility)?> AttachmentAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        var found = await db.Set<ArticleAttachmentRecord>().AsNoTracking().Where(a => a.Id == id)
+            .Join(db.KbArticles, a => a.ArticleId, article => article.Id, (a, article) => new { a, article.Status, article.Visibility })
+            .FirstOrDefaultAsync(cancellationToken);
+        return found is null ? null : (found.a, found.Status, found.Visibility);
+    }
+
+    public Stream? OpenBlob(string sha256) => blobs.Open(sha256);
+
+    /// <summary>Removes the attachment and, when nothing else names the same bytes, the bytes themselves (an editor who
+    /// removes a screenshot because it showed a customer's data expects it gone).</summary>
+    public async Task<bool> DeleteAttachmentAsync(Guid articleId, Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        var sha256 = await db.Set<ArticleAttachmentRecord>().Where(a => a.Id == id && a.ArticleId == articleId).Select(a => a.Sha256).FirstOrDefaultAsync(cancellationToken);
+        if (sha256 is null || await db.Set<ArticleAttachmentRecord>().Where(a => a.Id == id && a.ArticleId == articleId).ExecuteDeleteAsync(cancellationToken) == 0)
+            return false;
+        await BlobReferences.DeleteUnreferencedAsync(db, blobs, [sha256], cancellationToken);
+        return true;
+    }
 
     public static string ToPlainText(string markdown) =>
         System.Net.WebUtility.HtmlDecode(Parse(() => Markdown.ToPlainText(markdown, Pipeline))).Trim();
@@ -76,6 +202,32 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
         return await contexts.CreateDbContextAsync(cancellationToken);
+    }
+
+    /// <summary>The newest article change at or before <paramref name="atMost"/> still in the feed (null: none), for
+    /// checking a search index's version marker against the consumer cursor. Pruning only lowers it, so a
+    /// good index is never taken for an old copy.</summary>
+    public async Task<long?> LastArticleChangeAsync(long atMost, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        // Newest first along the primary key from the cursor down, stopping at the first article row (run once at start).
+        return await db.Changes.Where(c => c.Sequence <= atMost && c.Entity == ArticleChanges.Entity).OrderByDescending(c => c.Sequence)
+            .Select(c => (long?)c.Sequence).FirstOrDefaultAsync(cancellationToken);
+    }
+
+    /// <summary>Of these article ids (as the index names them), the ones that are published and public in the store
+    /// now. Public searches keep only those: whatever an index lags behind or a restored copy still holds, what the
+    /// world sees is what the store says (one primary-key lookup per hit page).</summary>
+    public async Task<IReadOnlySet<string>> PublicArticleIdsAsync(IEnumerable<string> ids, CancellationToken cancellationToken = default)
+    {
+        var guids = ids.Select(id => Guid.TryParse(id, out var g) ? g : (Guid?)null).OfType<Guid>().Distinct().ToList();
+        if (guids.Count == 0)
+            return new HashSet<string>();
+        await using var db = await OpenAsync(cancellationToken);
+        var found = await db.KbArticles.AsNoTracking()
+            .Where(a => guids.Contains(a.Id) && a.Status == ArticleStatus.Published && a.Visibility == ArticleVisibility.Public)
+            .Select(a => a.Id).ToListAsync(cancellationToken);
+        return found.Select(g => g.ToString("D")).ToHashSet(StringComparer.OrdinalIgnoreCase);
     }
 
     public async Task<ArticleRecord?> GetAsync(Guid id, CancellationToken cancellationToken = default)
@@ -273,6 +425,7 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
         var article = await db.KbArticles.FirstOrDefaultAsync(a => a.Id == id, cancellationToken)
             ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {id} does not exist.");
         RequireVersion(article, expectedVersion);
+        var files = await db.Set<ArticleAttachmentRecord>().Where(a => a.ArticleId == id).Select(a => a.Sha256).ToListAsync(cancellationToken);
         db.KbArticles.Remove(article);
         db.Changes.Add(new ChangeRecord { Entity = ArticleChanges.Entity, EntityId = id.ToString("D"), Kind = ArticleChanges.Deleted, At = time.GetUtcNow() });
         // The revisions go in the same transaction as the article's removal (guarded by the version token): a crash,
@@ -280,10 +433,13 @@ public sealed class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts,
         await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
         {
             await db.KbRevisions.Where(r => r.ArticleId == id).ExecuteDeleteAsync(cancellationToken);
+            await db.Set<ArticleAttachmentRecord>().Where(a => a.ArticleId == id).ExecuteDeleteAsync(cancellationToken);
             await SaveAsync(db, cancellationToken, notify: false);
             await transaction.CommitAsync(cancellationToken);
         }
         signal.Notify();
+        // After the commit: a crash before this leaves unreferenced bytes (harmless), never a row without its bytes.
+        await BlobReferences.DeleteUnreferencedAsync(db, blobs, files, cancellationToken);
     }
 
     private async Task<ArticleRecord> ChangeAsync(Guid id, int expectedVersion, string actor, string note, Func<CrmDbContext, ArticleRecord, Task> change, CancellationToken cancellationToken)

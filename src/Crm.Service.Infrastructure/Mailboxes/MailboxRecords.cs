@@ -28,4 +28,33 @@ public sealed class QuarantinedMailRecord
     public byte[]? Content { get; set; }
     public string? BlobSha256 { get; set; }
     public DateTimeOffset At { get; set; }
+    /// <summary>Set when an admin deleted the entry or the pruner removed it (Unix ms): the row stays as a tombstone,
+    /// without bytes, so the same mail read again (a cursor reset reads the folder from UID 1) is not kept again.</summary>
+    public long? DeletedAtMs { get; set; }
+}
+
+/// <summary>An automatic mail (see <see cref="Crm.Connectors.Abstractions.IAutomaticMailStore"/>): queued, sent,
+/// suppressed by the per-recipient cap, or failed. Times are Unix milliseconds, so SQLite can compare them.</summary>
+public sealed class AutomaticMailRecord
+{
+    public const int Pending = 0, Sent = 1, Suppressed = 2, Failed = 3;
+
+    public Guid Id { get; set; }
+    public required string ChannelAccountId { get; set; }
+    public required string Kind { get; set; }
+    public long TicketNumber { get; set; }
+    /// <summary>Lower-cased address the mail is sent to.</summary>
+    public required string Recipient { get; set; }
+    /// <summary>The address in the form the per-recipient cap counts by (no "+tag"; Gmail without dots).</summary>
+    public string RecipientKey { get; set; } = "";
+    public string? RecipientName { get; set; }
+    public string? InReplyTo { get; set; }
+    public string? Subject { get; set; }
+    public required string Language { get; set; }
+    public int State { get; set; }
+    public int Attempts { get; set; }
+    public long CreatedAtMs { get; set; }
+    public long NextAttemptAtMs { get; set; }
+    public long? SentAtMs { get; set; }
+    public string? Error { get; set; }
 }

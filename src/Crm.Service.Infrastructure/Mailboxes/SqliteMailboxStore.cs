@@ -17,8 +17,12 @@ internal sealed class SqliteMailboxStore(
     IDbContextFactory<CrmDbContext> contexts,
     IBlobStore blobs,
     IOptions<IngestOptions> ingest,
-    TimeProvider time) : IConversationLookup, IMailboxStateStore, IMailboxAdminStore
+    TimeProvider time) : IConversationLookup, IMailboxStateStore, IMailboxAdminStore, IAutomaticMailStore
 {
+    /// <summary>One claim at a time on this node: the cap's count and the insert must not interleave (the unique index
+    /// still keeps one mail per ticket across nodes).</summary>
+    private readonly SemaphoreSlim _claims = new(1, 1);
+
     public async Task<ThreadMatch?> FindByMessagesAsync(string channelAccountId, IReadOnlyCollection<string> inboundExternalIds, IReadOnlyCollection<Guid> outboundMessageIds, CancellationToken cancellationToken = default)
     {
         if (inboundExternalIds.Count == 0 && outboundMessageIds.Count == 0)
@@ -101,16 +105,39 @@ internal sealed class SqliteMailboxStore(
     public async Task<int> PruneQuarantineAsync(string channelAccountId, string folder, DateTimeOffset keptBefore, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        // Rows only: a blob (raw sources over MaxInlineRawSourceBytes) is content-addressed and may be shared.
-        return await db.QuarantinedMail.Where(q => q.ChannelAccountId == channelAccountId && q.Folder == folder && q.At < keptBefore).ExecuteDeleteAsync(cancellationToken);
+        var blobs = await db.QuarantinedMail.AsNoTracking().Where(q => q.ChannelAccountId == channelAccountId && q.Folder == folder && q.At < keptBefore && q.BlobSha256 != null).Select(q => q.BlobSha256).ToListAsync(cancellationToken);
+        var pruned = await db.QuarantinedMail.Where(q => q.ChannelAccountId == channelAccountId && q.Folder == folder && q.At < keptBefore).ExecuteDeleteAsync(cancellationToken);
+        await DeleteUnreferencedBlobsAsync(db, blobs, cancellationToken);
+        return pruned;
+    }
+
+    /// <summary>
+    /// Deletes the blobs (raw sources over the inline limit) of removed quarantine rows that nothing names any more:
+    /// blobs are content-addressed, so the same bytes may be a stored message's raw source, an attachment or another
+    /// account's quarantined mail, and then stay.
+    /// </summary>
+    private async Task DeleteUnreferencedBlobsAsync(CrmDbContext db, IReadOnlyCollection<string?> hashes, CancellationToken cancellationToken)
+    {
+        // Every table naming blobs, knowledge-base attachments included (Blobs/BlobReferences.cs).
+        await Blobs.BlobReferences.DeleteUnreferencedAsync(db, blobs, hashes, cancellationToken);
     }
 
     public async Task<bool> QuarantineAsync(QuarantinedMail mail, CancellationToken cancellationToken = default)
     {
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(mail.RawSource));
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        if (await db.QuarantinedMail.AnyAsync(q => q.ChannelAccountId == mail.ChannelAccountId && q.Sha256 == sha256, cancellationToken))
+        var reason = mail.Reason.Length <= 2000 ? mail.Reason : mail.Reason[..2000];
+        if (await db.QuarantinedMail.SingleOrDefaultAsync(q => q.ChannelAccountId == mail.ChannelAccountId && q.Sha256 == sha256, cancellationToken) is { } kept)
+        {
+            // Kept already: a live entry shows the latest reason (a retry refused for another reason); a tombstone
+            // (deleted or pruned) keeps the mail from coming back.
+            if (kept.DeletedAtMs is null && kept.Reason != reason)
+            {
+                kept.Reason = reason;
+                await db.SaveChangesAsync(cancellationToken);
+            }
             return false;
+        }
         var row = new QuarantinedMailRecord
         {
             Id = Guid.CreateVersion7(mail.At),
@@ -118,7 +145,7 @@ internal sealed class SqliteMailboxStore(
             Folder = mail.Folder,
             UidValidity = mail.UidValidity,
             Uid = mail.Uid,
-            Reason = mail.Reason.Length <= 2000 ? mail.Reason : mail.Reason[..2000],
+            Reason = reason,
             Sha256 = sha256,
             Length = mail.RawSource.LongLength,
             At = mail.At,
@@ -147,7 +174,7 @@ internal sealed class SqliteMailboxStore(
     public async Task<(IReadOnlyList<QuarantineEntry> Items, int Total)> ListQuarantineAsync(string channelAccountId, int offset, int limit, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var rows = db.QuarantinedMail.AsNoTracking().Where(q => q.ChannelAccountId == channelAccountId);
+        var rows = db.QuarantinedMail.AsNoTracking().Where(q => q.ChannelAccountId == channelAccountId && q.DeletedAtMs == null);
         var total = await rows.CountAsync(cancellationToken);
         // Ids are version 7 GUIDs made from the time kept, stored as text that sorts by it: newest first without sorting
         // on a DateTimeOffset (SQLite cannot).
@@ -159,7 +186,7 @@ internal sealed class SqliteMailboxStore(
     public async Task<(QuarantineEntry Entry, byte[] RawSource)?> GetQuarantinedAsync(string channelAccountId, Guid id, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var q = await db.QuarantinedMail.AsNoTracking().SingleOrDefaultAsync(q => q.Id == id && q.ChannelAccountId == channelAccountId, cancellationToken);
+        var q = await db.QuarantinedMail.AsNoTracking().SingleOrDefaultAsync(q => q.Id == id && q.ChannelAccountId == channelAccountId && q.DeletedAtMs == null, cancellationToken);
         if (q is null)
             return null;
         byte[] raw;
@@ -178,8 +205,27 @@ internal sealed class SqliteMailboxStore(
     public async Task<bool> DeleteQuarantinedAsync(string channelAccountId, Guid id, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        // The blob of a large source stays: blobs are content-addressed and may be shared with a stored message.
-        return await db.QuarantinedMail.Where(q => q.Id == id && q.ChannelAccountId == channelAccountId).ExecuteDeleteAsync(cancellationToken) > 0;
+        var blob = await db.QuarantinedMail.AsNoTracking().Where(q => q.Id == id && q.ChannelAccountId == channelAccountId && q.DeletedAtMs == null).Select(q => new { q.BlobSha256 }).SingleOrDefaultAsync(cancellationToken);
+        if (blob is null)
+            return false;
+        var deleted = await Tombstone(db.QuarantinedMail.Where(q => q.Id == id && q.ChannelAccountId == channelAccountId && q.DeletedAtMs == null), cancellationToken) > 0;
+        await DeleteUnreferencedBlobsAsync(db, [blob.BlobSha256], cancellationToken);
+        return deleted;
+    }
+
+    /// <summary>How long a tombstone of a deleted or pruned entry is kept beyond the retention: as long as the mail may
+    /// be read again from the server (a cursor reset after a host or login change, a new UIDVALIDITY).</summary>
+    internal static readonly TimeSpan TombstoneRetention = TimeSpan.FromDays(365);
+
+    /// <summary>Drops the bytes and the reason (a stranger's words) of entries and keeps their hash as a tombstone.</summary>
+    private Task<int> Tombstone(IQueryable<QuarantinedMailRecord> rows, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        return rows.ExecuteUpdateAsync(u => u
+            .SetProperty(q => q.DeletedAtMs, now)
+            .SetProperty(q => q.Content, (byte[]?)null)
+            .SetProperty(q => q.BlobSha256, (string?)null)
+            .SetProperty(q => q.Reason, "(deleted)"), cancellationToken);
     }
 
     public async Task<int> PruneQuarantineAsync(IReadOnlyCollection<string> channelAccountIds, DateTimeOffset before, CancellationToken cancellationToken = default)
@@ -187,12 +233,28 @@ internal sealed class SqliteMailboxStore(
         if (channelAccountIds.Count == 0)
             return 0;
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // Tombstones past their own retention go for good.
+        var tombstonesBefore = (before - TombstoneRetention).ToUnixTimeMilliseconds();
+        await db.QuarantinedMail.Where(q => channelAccountIds.Contains(q.ChannelAccountId) && q.DeletedAtMs != null && q.DeletedAtMs < tombstonesBefore).ExecuteDeleteAsync(cancellationToken);
         // SQLite cannot compare DateTimeOffset columns; the quarantine is small (one row per refused mail), so the ages are read.
-        var ids = await db.QuarantinedMail.AsNoTracking().Where(q => channelAccountIds.Contains(q.ChannelAccountId)).Select(q => new { q.Id, q.At }).ToListAsync(cancellationToken);
+        var ids = await db.QuarantinedMail.AsNoTracking().Where(q => channelAccountIds.Contains(q.ChannelAccountId) && q.DeletedAtMs == null).Select(q => new { q.Id, q.At }).ToListAsync(cancellationToken);
         var old = ids.Where(q => q.At < before).Select(q => q.Id).ToList();
         if (old.Count == 0)
             return 0;
-        return await db.QuarantinedMail.Where(q => old.Contains(q.Id)).ExecuteDeleteAsync(cancellationToken);
+        var pruned = 0;
+        foreach (var chunk in old.Chunk(500))
+        {
+            var blobs = await db.QuarantinedMail.AsNoTracking().Where(q => chunk.Contains(q.Id) && q.BlobSha256 != null).Select(q => q.BlobSha256).ToListAsync(cancellationToken);
+            pruned += await Tombstone(db.QuarantinedMail.Where(q => chunk.Contains(q.Id) && q.DeletedAtMs == null), cancellationToken);
+            await DeleteUnreferencedBlobsAsync(db, blobs, cancellationToken);
+        }
+        return pruned;
+    }
+
+    public async Task<IReadOnlyList<string>> QuarantinedAccountsAsync(CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.QuarantinedMail.AsNoTracking().Select(q => q.ChannelAccountId).Distinct().ToListAsync(cancellationToken);
     }
 
     public async Task<IReadOnlyList<MailboxFolderState>> FoldersAsync(string channelAccountId, CancellationToken cancellationToken = default)
@@ -200,5 +262,109 @@ internal sealed class SqliteMailboxStore(
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var rows = await db.MailboxCursors.AsNoTracking().Where(c => c.ChannelAccountId == channelAccountId).ToListAsync(cancellationToken);
         return [.. rows.OrderBy(r => r.Folder, StringComparer.Ordinal).Select(r => new MailboxFolderState(r.Folder, (uint)r.UidValidity, (uint)r.LastUid, r.UpdatedAt))];
+    }
+
+    public async Task<AutomaticMailClaim> ClaimAsync(AutomaticMail mail, int maxPerRecipient, int maxPerAccount, TimeSpan window, CancellationToken cancellationToken = default)
+    {
+        var recipient = mail.Recipient.Trim().ToLowerInvariant();
+        var recipientKey = RecipientKey(recipient);
+        var at = mail.At.ToUnixTimeMilliseconds();
+        await _claims.WaitAsync(cancellationToken);
+        try
+        {
+            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+            if (await db.AutomaticMail.AnyAsync(a => a.ChannelAccountId == mail.ChannelAccountId && a.Kind == mail.Kind && a.TicketNumber == mail.TicketNumber, cancellationToken))
+                return AutomaticMailClaim.AlreadyClaimed;
+            var since = at - (long)window.TotalMilliseconds;
+            var recent = await db.AutomaticMail.CountAsync(a => a.RecipientKey == recipientKey && a.CreatedAtMs > since && a.State != AutomaticMailRecord.Suppressed, cancellationToken);
+            var ofAccount = await db.AutomaticMail.CountAsync(a => a.ChannelAccountId == mail.ChannelAccountId && a.CreatedAtMs > since && a.State != AutomaticMailRecord.Suppressed, cancellationToken);
+            var claim = recent >= maxPerRecipient || ofAccount >= maxPerAccount ? AutomaticMailClaim.OverCap : AutomaticMailClaim.Claimed;
+            // A suppressed mail is kept too: the decision for this ticket is final, a redelivery does not send it later.
+            db.AutomaticMail.Add(new AutomaticMailRecord
+            {
+                Id = mail.Id,
+                ChannelAccountId = mail.ChannelAccountId,
+                Kind = mail.Kind,
+                TicketNumber = mail.TicketNumber,
+                Recipient = recipient,
+                RecipientKey = recipientKey,
+                RecipientName = mail.RecipientName is { Length: > 200 } name ? name[..200] : mail.RecipientName,
+                InReplyTo = mail.InReplyTo,
+                Subject = mail.Subject is { Length: > 500 } subject ? subject[..500] : mail.Subject,
+                Language = mail.Language,
+                State = claim == AutomaticMailClaim.Claimed ? AutomaticMailRecord.Pending : AutomaticMailRecord.Suppressed,
+                Error = claim == AutomaticMailClaim.Claimed ? null
+                    : recent >= maxPerRecipient ? $"Not sent: {recipientKey} had {recent} automatic mail(s) in the last {window}."
+                    : $"Not sent: channel {mail.ChannelAccountId} sent {ofAccount} automatic mail(s) in the last {window}.",
+                CreatedAtMs = at,
+                NextAttemptAtMs = at,
+            });
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+            }
+            catch (DbUpdateException)
+            {
+                // Claimed at the same time by another node: one mail per ticket.
+                await using var check = await contexts.CreateDbContextAsync(cancellationToken);
+                if (await check.AutomaticMail.AnyAsync(a => a.ChannelAccountId == mail.ChannelAccountId && a.Kind == mail.Kind && a.TicketNumber == mail.TicketNumber, cancellationToken))
+                    return AutomaticMailClaim.AlreadyClaimed;
+                throw;
+            }
+            return claim;
+        }
+        finally
+        {
+            _claims.Release();
+        }
+    }
+
+    /// <summary>
+    /// The form of an address the per-recipient cap counts by: lower case, without a "+tag" (sub-addressing: every
+    /// tag reaches the same mailbox), and for Gmail without dots and with googlemail.com as gmail.com. Spelling one
+    /// victim's address many ways must not multiply the cap.
+    /// </summary>
+    internal static string RecipientKey(string address)
+    {
+        var lower = address.Trim().ToLowerInvariant();
+        var at = lower.LastIndexOf('@');
+        if (at < 1)
+            return lower;
+        var (local, domain) = (lower[..at], lower[(at + 1)..]);
+        if (local.IndexOf('+') is var plus and > 0)
+            local = local[..plus];
+        if (domain is "gmail.com" or "googlemail.com")
+            (local, domain) = (local.Replace(".", "", StringComparison.Ordinal), "gmail.com");
+        return local + "@" + domain;
+    }
+
+    public async Task<IReadOnlyList<AutomaticMail>> DueAsync(DateTimeOffset now, int max, CancellationToken cancellationToken = default)
+    {
+        var due = now.ToUnixTimeMilliseconds();
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var rows = await db.AutomaticMail.AsNoTracking().Where(a => a.State == AutomaticMailRecord.Pending && a.NextAttemptAtMs <= due)
+            .OrderBy(a => a.NextAttemptAtMs).Take(max).ToListAsync(cancellationToken);
+        return [.. rows.Select(a => new AutomaticMail(a.Id, a.ChannelAccountId, a.Kind, a.TicketNumber, a.Recipient, a.RecipientName, a.InReplyTo, a.Subject, a.Language,
+            DateTimeOffset.FromUnixTimeMilliseconds(a.CreatedAtMs), a.Attempts))];
+    }
+
+    public async Task CompleteAsync(Guid id, string? error, DateTimeOffset? retryAt, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var row = await db.AutomaticMail.SingleOrDefaultAsync(a => a.Id == id, cancellationToken);
+        if (row is null)
+            return;
+        row.Attempts++;
+        row.Error = error is { Length: > 2000 } ? error[..2000] : error;
+        if (error is null)
+        {
+            row.State = AutomaticMailRecord.Sent;
+            row.SentAtMs = now.ToUnixTimeMilliseconds();
+        }
+        else if (retryAt is { } next)
+            row.NextAttemptAtMs = next.ToUnixTimeMilliseconds();
+        else
+            row.State = AutomaticMailRecord.Failed;
+        await db.SaveChangesAsync(cancellationToken);
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Crm.Service.Contracts;
 using Crm.Service.Grains.Records;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.EntityFrameworkCore;
@@ -23,13 +24,78 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
         if (after is { } given && given.Sort != sort)
             throw new ArgumentException("The cursor belongs to another order.", nameof(after));
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var parts = Parts(db, filter, sort, after);
+        // Several parts are read in one deferred transaction: one WAL snapshot for all of them, without the write lock
+        // (EF's own transaction is BEGIN IMMEDIATE). Otherwise a ticket that moves from one part to another between two
+        // reads shows twice or not at all (review routing2-console3 N7).
+        await using var snapshot = parts.Count > 1 ? await ReadSnapshotAsync(db, cancellationToken) : null;
         // One row more than the page tells whether there is a next page without counting the queue.
-        var rows = await Queue(db, filter, sort, after).Take(pageSize + 1).ToListAsync(cancellationToken);
+        var rows = new List<TicketRecord>();
+        foreach (var part in parts)
+            rows.AddRange(await part.Take(pageSize + 1).ToListAsync(cancellationToken));
+        rows.Sort(Order(sort));
         var page = rows.Take(pageSize).ToList();
         var names = await CustomerNamesAsync(db, page.Select(t => t.CustomerId), cancellationToken);
         var next = rows.Count > pageSize ? CursorAfter(page[^1], sort).Encode() : null;
         return new Page<TicketView>(page.Select(t => ToView(t, names.GetValueOrDefault(t.CustomerId))).ToList(), next);
     }
+
+    /// <summary>A read-only deferred transaction on the context's connection (a WAL snapshot from its first read),
+    /// rolled back when disposed.</summary>
+    private static async Task<IAsyncDisposable> ReadSnapshotAsync(CrmDbContext db, CancellationToken cancellationToken)
+    {
+        await db.Database.OpenConnectionAsync(cancellationToken);
+        var transaction = ((Microsoft.Data.Sqlite.SqliteConnection)db.Database.GetDbConnection()).BeginTransaction(deferred: true);
+        await db.Database.UseTransactionAsync(transaction, cancellationToken);
+        return new ReadSnapshot(db, transaction);
+    }
+
+    private sealed class ReadSnapshot(CrmDbContext db, System.Data.Common.DbTransaction transaction) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await db.Database.UseTransactionAsync(null);
+            await transaction.DisposeAsync();
+        }
+    }
+
+    /// <summary>Most parts one page reads (statuses × teams); past it the queue is one query that sorts its rows.</summary>
+    internal const int MaxParts = 16;
+
+    /// <summary>
+    /// The queue as one query per status (and per team of "My teams"), each an equality on an index that holds the sort
+    /// key next, so each reads its first rows in order; the page is the newest of their merged rows. A single query
+    /// with <c>Status IN (…)</c> would read every matching row and sort them for each page (SQLite does not merge an
+    /// IN list's ranges in order). Tag and channel filters keep one query (their projection drives the order).
+    /// </summary>
+    internal static IReadOnlyList<IQueryable<TicketRecord>> Parts(CrmDbContext db, TicketFilter filter, TicketSort sort, QueueCursor? after)
+    {
+        IReadOnlyList<TicketStatus?> statuses = filter is { Status: null, Statuses.Count: > 1 } ? [.. filter.Statuses.Distinct().Select(s => (TicketStatus?)s)] : [null];
+        // Distinct: a status or team named twice would otherwise read (and show) its tickets twice.
+        IReadOnlyList<string?> teams = filter is { Team: null, AnyOfTeams.Count: > 0 } ? [.. filter.AnyOfTeams.Distinct(StringComparer.Ordinal)] : [null];
+        if ((statuses.Count == 1 && teams.Count == 1) || statuses.Count * teams.Count > MaxParts || filter.Tag is not null || filter.Channel is not null)
+            return [Queue(db, filter, sort, after)];
+        var parts = new List<IQueryable<TicketRecord>>();
+        foreach (var status in statuses)
+            foreach (var team in teams)
+                parts.Add(Queue(db, filter with
+                {
+                    Status = status ?? filter.Status,
+                    Statuses = status is null ? filter.Statuses : null,
+                    Team = team ?? filter.Team,
+                    AnyOfTeams = team is null ? filter.AnyOfTeams : null,
+                }, sort, after));
+        return parts;
+    }
+
+    /// <summary>The queue order in memory, as the queries sort (newest first, ties by number).</summary>
+    private static Comparison<TicketRecord> Order(TicketSort sort) => sort switch
+    {
+        TicketSort.Created => (a, b) => b.CreatedAt.CompareTo(a.CreatedAt) is var c and not 0 ? c : b.Number.CompareTo(a.Number),
+        TicketSort.Priority => (a, b) => b.Priority.CompareTo(a.Priority) is var p and not 0 ? p
+            : b.UpdatedAt.CompareTo(a.UpdatedAt) is var c and not 0 ? c : b.Number.CompareTo(a.Number),
+        _ => (a, b) => b.UpdatedAt.CompareTo(a.UpdatedAt) is var c and not 0 ? c : b.Number.CompareTo(a.Number),
+    };
 
     internal static QueueCursor CursorAfter(TicketRecord last, TicketSort sort) =>
         new(sort, sort == TicketSort.Created ? last.CreatedAt : last.UpdatedAt, last.Priority, last.Number);

@@ -13,9 +13,14 @@ public static class HolidayImport
 {
     public const int MaxBytes = 1024 * 1024;
     public const int MaxDays = 5000;
+    /// <summary>Bounds on the work a file can ask for (a holiday feed has tens of events, each a day or a few).</summary>
+    public const int MaxEvents = 2000;
+    public const int MaxEventDays = 31;
+    public const int MaxOccurrences = 20_000;
+    public const int EarliestRecurrenceYear = 1900;
 
     /// <exception cref="DomainException">(Invalid) not an iCalendar file, too large, or more than <see cref="MaxDays"/> days.</exception>
-    public static IReadOnlyList<DateOnly> Parse(string ics, int fromYear, int toYear)
+    public static IReadOnlyList<DateOnly> Parse(string ics, int fromYear, int toYear, CancellationToken cancellationToken = default)
     {
         if (ics.Length > MaxBytes)
             throw new DomainException(DomainErrorKind.Invalid, $"The calendar file is larger than {MaxBytes / 1024} KiB.", "ics");
@@ -33,27 +38,51 @@ public static class HolidayImport
         var from = new DateOnly(fromYear, 1, 1);
         var to = new DateOnly(toYear, 12, 31);
         var days = new SortedSet<DateOnly>();
+        if (calendar.Events.Count > MaxEvents)
+            throw Refused($"The file has {calendar.Events.Count} events; a holiday calendar has at most {MaxEvents}.");
+        var occurrences = 0;
         foreach (var holiday in calendar.Events)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (holiday.DtStart is not { HasTime: false } start)
                 continue;
             var length = holiday.DtEnd is { HasTime: false } end ? Math.Max(1, end.Date.DayNumber - start.Date.DayNumber) : 1;
-            IEnumerable<DateOnly> starts = holiday.RecurrenceRule is not null
-                ? holiday.GetOccurrences(new CalDateTime(from.AddDays(-length)))
-                    .Select(o => o.Period.StartTime.Date)
-                    .TakeWhile(d => d <= to)
-                : [start.Date];
-            foreach (var first in starts)
-                for (var i = 0; i < length; i++)
+            if (length > MaxEventDays)
+                throw Refused($"The event '{holiday.Summary}' lasts {length} days; a holiday lasts at most {MaxEventDays}.");
+            IEnumerable<DateOnly> starts;
+            if (holiday.RecurrenceRule is { } rule)
+            {
+                // Holidays recur yearly; a daily rule from year 1 would have the evaluator walk millions of steps.
+                if (rule.Frequency != FrequencyType.Yearly || start.Date.Year < EarliestRecurrenceYear)
+                    throw Refused($"The event '{holiday.Summary}' recurs {rule.Frequency.ToString().ToLowerInvariant()} from {start.Date:yyyy-MM-dd}; only yearly holidays from {EarliestRecurrenceYear} on are imported.");
+                starts = holiday.GetOccurrences(new CalDateTime(from.AddDays(-length))).Select(o => o.Period.StartTime.Date).TakeWhile(d => d <= to);
+            }
+            else
+                starts = [start.Date];
+            try
+            {
+                foreach (var first in starts)
                 {
-                    var day = first.AddDays(i);
-                    if (day < from || day > to)
-                        continue;
-                    days.Add(day);
-                    if (days.Count > MaxDays)
-                        throw new DomainException(DomainErrorKind.Invalid, $"The calendar names more than {MaxDays} holidays in {fromYear}-{toYear}.", "ics");
+                    if (++occurrences > MaxOccurrences)
+                        throw Refused($"The file names more than {MaxOccurrences} holiday occurrences in {fromYear}-{toYear}.");
+                    for (var i = 0; i < length; i++)
+                    {
+                        var day = first.AddDays(i);
+                        if (day < from || day > to)
+                            continue;
+                        days.Add(day);
+                        if (days.Count > MaxDays)
+                            throw Refused($"The calendar names more than {MaxDays} holidays in {fromYear}-{toYear}.");
+                    }
                 }
+            }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
+            {
+                throw Refused($"The event '{holiday.Summary}' cannot be read as a holiday ({ex.Message}).");
+            }
         }
         return [.. days];
     }
+
+    private static DomainException Refused(string message) => new(DomainErrorKind.Invalid, message + " Export the public holidays as all-day events.", "ics");
 }

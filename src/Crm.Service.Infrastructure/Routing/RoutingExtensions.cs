@@ -12,6 +12,9 @@ public static class RoutingExtensions
     {
         services.TryAddSingleton<IRoutingStore, SqliteRoutingStore>();
         services.TryAddSingleton<ISlaNotifier, LoggingSlaNotifier>();
+        services.TryAddSingleton<Grains.FollowUps.IFollowUpNotifier, LoggingFollowUpNotifier>();
+        services.AddOptions<Grains.FollowUps.FollowUpOptions>().BindConfiguration(Grains.FollowUps.FollowUpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton<Grains.Assignment.IAgentPresenceLookup, Grains.Assignment.NobodyOnline>();
         return services;
     }
 

@@ -1,3 +1,4 @@
+using Crm.Service.Contracts;
 using Crm.Service.Grains.Sla;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.EntityFrameworkCore;
@@ -38,6 +39,17 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         await db.Database.ExecuteSqlInterpolatedAsync(
             $"INSERT INTO RoutingDocuments (Kind, Id, Json, UpdatedAt) VALUES ({kind}, {id}, {json}, {now}) ON CONFLICT (Kind, Id) DO UPDATE SET Json = excluded.Json, UpdatedAt = excluded.UpdatedAt",
             cancellationToken);
+    }
+
+    public async Task<string?> FirstCustomerTextAsync(long ticketNumber, CancellationToken cancellationToken = default)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var text = await db.Messages.AsNoTracking()
+            .Where(m => m.TicketNumber == ticketNumber && m.Direction == MessageDirection.Inbound)
+            .OrderBy(m => m.CreatedAt).ThenBy(m => m.Id)
+            .Select(m => m.Text ?? "").FirstOrDefaultAsync(cancellationToken);
+        return text is { Length: > IRoutingStore.MaxConditionText } ? text[..IRoutingStore.MaxConditionText] : text;
     }
 
     public async Task<bool> DeleteAsync(string kind, string id, CancellationToken cancellationToken = default)

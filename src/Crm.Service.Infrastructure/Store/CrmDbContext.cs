@@ -14,7 +14,7 @@ namespace Crm.Service.Infrastructure.Store;
 
 /// <summary>The system of record. Grains write through <see cref="SqliteCrmStore"/>; the console and the API query it directly.
 /// The console's people and roles (ASP.NET Core Identity's AspNet* tables) live here too, so one file is backed up.</summary>
-public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : IdentityDbContext<IdentityUser, IdentityRole, string>(options)
+public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : IdentityDbContext<IdentityUser, IdentityRole, string>(options), Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.IDataProtectionKeyContext
 {
     public DbSet<CustomerRecord> Customers => Set<CustomerRecord>();
     public DbSet<IdentityRecord> Identities => Set<IdentityRecord>();
@@ -24,6 +24,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<AttachmentRecord> Attachments => Set<AttachmentRecord>();
     public DbSet<RawSourceRecord> RawSources => Set<RawSourceRecord>();
     public DbSet<AuditRecord> Audit => Set<AuditRecord>();
+    public DbSet<RequestKeyRecord> RequestKeys => Set<RequestKeyRecord>();
     public DbSet<OutboxRecord> Outbox => Set<OutboxRecord>();
     public DbSet<ChannelAccountRecord> ChannelAccounts => Set<ChannelAccountRecord>();
     public DbSet<ApiKeyRecord> ApiKeys => Set<ApiKeyRecord>();
@@ -33,6 +34,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<ChangeCursorRecord> ChangeCursors => Set<ChangeCursorRecord>();
     public DbSet<MailboxCursorRecord> MailboxCursors => Set<MailboxCursorRecord>();
     public DbSet<QuarantinedMailRecord> QuarantinedMail => Set<QuarantinedMailRecord>();
+    public DbSet<AutomaticMailRecord> AutomaticMail => Set<AutomaticMailRecord>();
     public DbSet<TeamRecord> Teams => Set<TeamRecord>();
     public DbSet<TeamMemberRecord> TeamMembers => Set<TeamMemberRecord>();
     public DbSet<Routing.RoutingDocumentRecord> RoutingDocuments => Set<Routing.RoutingDocumentRecord>();
@@ -44,6 +46,12 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<Queries.TicketChannelRecord> TicketChannels => Set<Queries.TicketChannelRecord>();
     public DbSet<Replies.CannedResponseRecord> CannedResponses => Set<Replies.CannedResponseRecord>();
     public DbSet<Replies.MacroRecord> Macros => Set<Replies.MacroRecord>();
+    public DbSet<Crm.Service.Grains.Storage.ConnectorLeaseRecord> ConnectorLeases => Set<Crm.Service.Grains.Storage.ConnectorLeaseRecord>();
+    public DbSet<WebChat.WebChatVisitorRecord> WebChatVisitors => Set<WebChat.WebChatVisitorRecord>();
+    public DbSet<WebChat.WebChatPendingCodeRecord> WebChatPendingCodes => Set<WebChat.WebChatPendingCodeRecord>();
+    public DbSet<WebChat.WebChatBudgetEventRecord> WebChatBudgetEvents => Set<WebChat.WebChatBudgetEventRecord>();
+    /// <summary>The Data Protection key ring, shared by every node on this store (see <c>ChannelAccountExtensions</c>).</summary>
+    public DbSet<Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey> DataProtectionKeys => Set<Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -103,6 +111,12 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             // The console's other sorts: newest created, and priority then latest activity.
             e.HasIndex(t => new { t.Status, t.CreatedAt });
             e.HasIndex(t => new { t.Status, t.Priority, t.UpdatedAt });
+            // The created and priority orders of the Mine, Unassigned and team queues (one status at a time, see
+            // TicketQueries.Parts): each reads its index in order instead of sorting the queue.
+            e.HasIndex(t => new { t.Assignee, t.Status, t.CreatedAt });
+            e.HasIndex(t => new { t.Assignee, t.Status, t.Priority, t.UpdatedAt });
+            e.HasIndex(t => new { t.Team, t.Status, t.CreatedAt });
+            e.HasIndex(t => new { t.Team, t.Status, t.Priority, t.UpdatedAt });
         });
         model.Entity<MessageRecord>(e =>
         {
@@ -127,6 +141,12 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
         {
             e.ToTable("RawSources");
             e.HasKey(r => r.MessageId);
+        });
+        model.Entity<RequestKeyRecord>(e =>
+        {
+            e.ToTable("RequestKeys");
+            e.HasKey(k => k.Key);
+            e.Property(k => k.Key).HasMaxLength(Grains.InputLimits.MaxRequestIdLength);
         });
         model.Entity<AuditRecord>(e =>
         {
@@ -180,6 +200,33 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.ToTable("ChangeCursors");
             e.HasKey(c => c.Consumer);
         });
+        model.Entity<WebChat.WebChatVisitorRecord>(e =>
+        {
+            e.ToTable("WebChatVisitors");
+            e.HasKey(v => new { v.WidgetId, v.VisitorId });
+            e.Property(v => v.WidgetId).HasMaxLength(64);
+            e.Property(v => v.VisitorId).HasMaxLength(64);
+            e.Property(v => v.BlockReason).HasMaxLength(500);
+            e.Property(v => v.VerifiedEmail).HasMaxLength(320);
+        });
+        model.Entity<WebChat.WebChatPendingCodeRecord>(e =>
+        {
+            e.ToTable("WebChatPendingCodes");
+            e.HasKey(c => new { c.WidgetId, c.VisitorId });
+            e.Property(c => c.WidgetId).HasMaxLength(64);
+            e.Property(c => c.VisitorId).HasMaxLength(64);
+            e.Property(c => c.Email).HasMaxLength(320);
+            e.Property(c => c.Name).HasMaxLength(200);
+            e.HasIndex(c => c.Expires);
+        });
+        model.Entity<WebChat.WebChatBudgetEventRecord>(e =>
+        {
+            e.ToTable("WebChatBudgetEvents");
+            e.HasKey(b => b.Id);
+            e.Property(b => b.Key).HasMaxLength(400);
+            e.HasIndex(b => new { b.Key, b.At });
+            e.HasIndex(b => b.At);
+        });
         model.Entity<MailboxCursorRecord>(e =>
         {
             e.ToTable("MailboxCursors");
@@ -192,6 +239,19 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.HasKey(q => q.Id);
             e.HasIndex(q => new { q.ChannelAccountId, q.Sha256 }).IsUnique();
             e.HasIndex(q => q.At);
+        });
+        model.Entity<AutomaticMailRecord>(e =>
+        {
+            e.ToTable("AutomaticMail");
+            e.HasKey(a => a.Id);
+            // Once per ticket and kind; the cap counts a recipient's recent mails; the sender reads what is due.
+            e.HasIndex(a => new { a.ChannelAccountId, a.Kind, a.TicketNumber }).IsUnique();
+            e.HasIndex(a => new { a.RecipientKey, a.CreatedAtMs });
+            e.HasIndex(a => new { a.ChannelAccountId, a.CreatedAtMs });
+            e.HasIndex(a => new { a.State, a.NextAttemptAtMs });
+            e.Property(a => a.Recipient).HasMaxLength(320);
+            e.Property(a => a.RecipientKey).HasMaxLength(320);
+            e.Property(a => a.Kind).HasMaxLength(40);
         });
         model.Entity<TeamRecord>(e =>
         {
@@ -222,6 +282,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
         KnowledgeBase.KnowledgeBaseModel.Configure(model);
         Queries.TicketProjections.Configure(model);
         Replies.ReplyLibrary.Configure(model);
+        Leases.ConnectorLeaseModel.Configure(model);
     }
 
     private sealed class UtcTicksConverter() : ValueConverter<DateTimeOffset, long>(

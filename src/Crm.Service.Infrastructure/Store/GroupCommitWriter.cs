@@ -91,7 +91,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
                 var committedAt = _time.GetUtcNow();
                 var changes = new List<ChangeRecord>(batch.Count * 2);
                 var tickets = await TicketMerges.ReadAsync(db, batch.Select(p => p.Writes));
-                var touched = new HashSet<long>();
+                var touched = new Queries.ProjectionTouches();
                 foreach (var pending in batch)
                     await WriteSetApplier.ApplyAsync(db, pending.Writes, tickets, committedAt, changes, touched);
                 await db.SaveChangesAsync(acceptAllChangesOnSuccess: false);
@@ -131,7 +131,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
                 try
                 {
                     changes.Clear();
-                    var touched = new HashSet<long>();
+                    var touched = new Queries.ProjectionTouches();
                     await WriteSetApplier.ApplyAsync(db, batch[i].Writes, tickets, committedAt, changes, touched);
                     await db.SaveChangesAsync();
                     await Queries.TicketProjections.RefreshAsync(db, touched);

@@ -48,8 +48,9 @@ internal sealed class SqliteCrmStore(IDbContextFactory<CrmDbContext> contexts, G
     public Task<MessageRecord?> FindMessageByExternalIdAsync(string channelAccountId, string externalId, CancellationToken cancellationToken = default) =>
         QueryAsync(db => MessageByExternalId(db, channelAccountId, externalId), cancellationToken);
 
+    // Replies and notes share the unique key column (their keys never overlap: notes have their own prefixes).
     public Task<MessageRecord?> FindMessageByIdempotencyKeyAsync(string key, CancellationToken cancellationToken = default) =>
-        QueryAsync(db => db.Messages.AsNoTracking().FirstOrDefaultAsync(m => m.IdempotencyKey == key && m.Direction == MessageDirection.Outbound, cancellationToken), cancellationToken);
+        QueryAsync(db => db.Messages.AsNoTracking().FirstOrDefaultAsync(m => m.IdempotencyKey == key, cancellationToken), cancellationToken);
 
     public Task<IReadOnlyList<AttachmentRecord>> FindAttachmentsAsync(Guid messageId, CancellationToken cancellationToken = default) =>
         QueryAsync<IReadOnlyList<AttachmentRecord>>(async db => await db.Attachments.Where(a => a.MessageId == messageId).ToListAsync(cancellationToken), cancellationToken);

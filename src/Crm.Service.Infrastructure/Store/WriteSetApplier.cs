@@ -14,10 +14,10 @@ internal static class WriteSetApplier
     /// <param name="changes">Collects the set's change rows; the caller inserts them in the same transaction (<see cref="ChangeRows.InsertAsync"/>).</param>
     /// <param name="touched">Collects the tickets whose queue projections (<see cref="Queries.TicketProjections"/>) must be rebuilt after the save.</param>
     public static async Task ApplyAsync(CrmDbContext db, WriteSet writes, TicketMerges tickets, DateTimeOffset committedAt, List<ChangeRecord> changes,
-        ISet<long>? touched = null)
+        Queries.ProjectionTouches? touched = null)
     {
         ChangeRows.Append(writes, committedAt, changes);
-        touched ??= new HashSet<long>();
+        touched ??= new Queries.ProjectionTouches();
         foreach (var operation in writes.Operations)
         {
             switch (operation)
@@ -26,8 +26,11 @@ internal static class WriteSetApplier
                     db.Add(insert.Record);
                     if (insert.Record is TicketRecord inserted)
                         touched.Add(inserted.Number);
-                    else if (insert.Record is MessageRecord { ChannelAccountId: not null } message)
+                    else if (insert.Record is MessageRecord { ChannelAccountId: { } channel } message)
+                    {
                         touched.Add(message.TicketNumber);
+                        touched.Channels.Add((message.TicketNumber, channel));
+                    }
                     break;
                 case UpdateRow update:
                     if (update.Properties.Count == 0)
@@ -60,23 +63,23 @@ internal static class WriteSetApplier
         }
     }
 
-    private static async Task ApplyBulkAsync(CrmDbContext db, WriteOperation operation, ISet<long> touched)
+    private static async Task ApplyBulkAsync(CrmDbContext db, WriteOperation operation, Queries.ProjectionTouches touched)
     {
         switch (operation)
         {
             case MoveTicketContent content:
-                touched.Add(content.FromTicket);
-                touched.Add(content.ToTicket);
+                touched.RebuildTicket(content.FromTicket);
+                touched.RebuildTicket(content.ToTicket);
                 break;
             case WithdrawEmptyTicket withdrawn:
-                touched.Add(withdrawn.Number);
+                touched.RebuildTicket(withdrawn.Number);
                 if (withdrawn.RestorePointerTo is { } restored)
-                    touched.Add(restored);
+                    touched.RebuildTicket(restored);
                 break;
             case MoveMessage moved:
-                touched.Add(moved.ToTicket);
+                touched.RebuildTicket(moved.ToTicket);
                 if (await db.Messages.Where(m => m.Id == moved.MessageId).Select(m => (long?)m.TicketNumber).FirstOrDefaultAsync() is { } source)
-                    touched.Add(source);
+                    touched.RebuildTicket(source);
                 break;
         }
         switch (operation)

@@ -48,7 +48,10 @@ public static class AgentConsoleExtensions
         builder.Services.AddSingleton<Mentions>();
         // Replaces the log-only default of the SLA clocks.
         builder.Services.AddSingleton<Crm.Service.Grains.Sla.ISlaNotifier, HubSlaNotifier>();
-        builder.Services.AddHostedService<PresenceToQueues>();
+        builder.Services.AddSingleton<Crm.Service.Grains.FollowUps.IFollowUpNotifier, HubFollowUpNotifier>();
+        builder.Services.AddSingleton<PresenceToQueues>();
+        builder.Services.AddHostedService(provider => provider.GetRequiredService<PresenceToQueues>());
+        builder.Services.AddSingleton<Crm.Service.Grains.Assignment.IAgentPresenceLookup, HubPresenceLookup>();
         builder.Services.AddSingleton<TeamDirectoryAccess>();
         builder.Services.AddHostedService<PresenceBroadcaster>();
         builder.Services.AddChangeConsumer<LiveConsoleFeed>();

@@ -1,4 +1,3 @@
-using Crm.Service.Auth;
 using Crm.Service.Grains.Sla;
 using Crm.Service.Hubs;
 using Crm.Service.Infrastructure.Store;
@@ -14,18 +13,7 @@ public sealed class HubSlaNotifier(IDbContextFactory<CrmDbContext> contexts, IHu
     public async Task NotifyAsync(SlaNotice notice, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var people = new HashSet<string>(StringComparer.Ordinal);
-        if (notice.NotifyAssignee && !string.IsNullOrEmpty(notice.Assignee))
-        {
-            var upper = notice.Assignee.ToUpperInvariant();
-            people.UnionWith(await db.Users.AsNoTracking()
-                .Where(u => u.Id == notice.Assignee || u.NormalizedEmail == upper || u.NormalizedUserName == upper)
-                .Select(u => u.Id).Take(2).ToListAsync(cancellationToken));
-        }
-        if (notice.NotifySupervisors)
-            people.UnionWith(await db.UserRoles.AsNoTracking()
-                .Join(db.Roles.Where(r => r.Name == ConsoleRoles.Supervisor), ur => ur.RoleId, r => r.Id, (ur, _) => ur.UserId)
-                .ToListAsync(cancellationToken));
+        var people = await NotificationRecipients.ResolveAsync(db, notice.NotifyAssignee ? [notice.Assignee] : [], notice.NotifySupervisors, cancellationToken);
         if (people.Count == 0)
             return;
         var kind = $"sla-{notice.Milestone}-{notice.Metric}".ToLowerInvariant();

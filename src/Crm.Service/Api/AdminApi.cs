@@ -62,7 +62,7 @@ public static class AdminApi
         await keys.RevokeAsync(id, cancellationToken) ? TypedResults.NoContent() : Problems.Of(ProblemKind.NotFound, $"No active API key {id}.", "id");
 
     internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> ConfigureChannelAsync(
-        string id, ChannelRequest request, IGrainFactory grains, ChannelSettingsCatalog catalog, ChannelAccountDirectory directory, CancellationToken cancellationToken)
+        string id, ChannelRequest request, IGrainFactory grains, ChannelSettingsCatalog catalog, ChannelSettingsChecks checks, ChannelAccountDirectory directory, CancellationToken cancellationToken)
     {
         if (!GrainKeys.IsValidChannelAccountId(id))
             return Problems.Invalid("id", "A channel id is 1-64 lower-case letters, digits or '-'.");
@@ -78,7 +78,8 @@ public static class AdminApi
             (settings ??= [])["webhookUrl"] = request.WebhookUrl;
         try
         {
-            var parsed = catalog.Parse(kind, settings);
+            // Parsed, then checked by the kind's connector (Telegram: getMe) before anything is saved.
+            var parsed = await checks.ParseAsync(id, kind, settings, request.Enabled ?? true, cancellationToken);
             var configured = await grains.GetGrain<IChannelAccountGrain>(id).ConfigureAsync(new ChannelAccountSettings
             {
                 Kind = kind,

@@ -120,14 +120,8 @@ public static class AgentApi
     internal static async Task<Results<Created<TimelineEntry>, ProblemHttpResult>> ReplyAsync(
         long number, ReplyRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
     {
-        string? requestId = null;
-        if (http.Request.Headers.TryGetValue("Idempotency-Key", out var keys))
-        {
-            if (keys.Count != 1 || keys[0] is not { Length: > 0 and <= MaxIdempotencyKeyLength } key || key.Any(c => c is < '\u0021' or > '\u007e'))
-                return Problems.Invalid("Idempotency-Key", $"Idempotency-Key must be one value of 1-{MaxIdempotencyKeyLength} visible ASCII characters.");
-            // Scoped to the caller: two clients that both pick "reply-1" never see each other's reply.
-            requestId = $"{user.KeyId()}:{key}";
-        }
+        if (!TryReadIdempotencyKey(http, user, out var requestId))
+            return Problems.Invalid("Idempotency-Key", $"Idempotency-Key must be one value of 1-{MaxIdempotencyKeyLength} visible ASCII characters.");
         var message = await grains.GetGrain<ITicketGrain>(number).ReplyAsync(new AgentReply
         {
             Actor = user.Actor(),
@@ -140,10 +134,27 @@ public static class AgentApi
         return TypedResults.Created($"/api/v1/tickets/{message.TicketNumber}", ToEntry(message));
     }
 
-    internal static async Task<Created<TimelineEntry>> AddNoteAsync(
-        long number, NoteRequest request, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
+    /// <summary>The optional Idempotency-Key header, scoped to the caller (two clients that both pick "reply-1" never
+    /// see each other's message); false when it is malformed.</summary>
+    internal static bool TryReadIdempotencyKey(HttpContext http, ClaimsPrincipal user, out string? requestId)
     {
-        var note = await grains.GetGrain<ITicketGrain>(number).AddNoteAsync(user.Actor(), request.Text ?? "", cancellationToken);
+        requestId = null;
+        if (!http.Request.Headers.TryGetValue("Idempotency-Key", out var keys))
+            return true;
+        if (keys.Count != 1 || keys[0] is not { Length: > 0 and <= MaxIdempotencyKeyLength } key || key.Any(c => c is < '\u0021' or > '\u007e'))
+            return false;
+        requestId = $"{user.KeyId()}:{key}";
+        return true;
+    }
+
+    internal static async Task<Results<Created<TimelineEntry>, ProblemHttpResult>> AddNoteAsync(
+        long number, NoteRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
+    {
+        if (!TryReadIdempotencyKey(http, user, out var requestId))
+            return Problems.Invalid("Idempotency-Key", $"Idempotency-Key must be one value of 1-{MaxIdempotencyKeyLength} visible ASCII characters.");
+        // The note's key is its own ("note:"), so a client reusing one key for a reply and a note gets both.
+        var note = await grains.GetGrain<ITicketGrain>(number).AddNoteAsync(user.Actor(), request.Text ?? "",
+            requestId is null ? null : "note:" + requestId, cancellationToken);
         return TypedResults.Created($"/api/v1/tickets/{number}", ToEntry(note));
     }
 

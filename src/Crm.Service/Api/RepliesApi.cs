@@ -15,7 +15,8 @@ public sealed record RenderedCannedResponse(Guid Id, long Ticket, string Text);
 public sealed record MacroResource(Guid Id, string Name, IReadOnlyList<MacroAction> Actions, bool Shared, DateTimeOffset UpdatedAt, string UpdatedBy);
 public sealed record MacroRequest(string? Name, IReadOnlyList<MacroAction>? Actions, bool? Shared);
 public sealed record ApplyMacroRequest(IReadOnlyList<long>? Tickets);
-public sealed record MacroOutcome(long Ticket, bool Applied, string? Error);
+/// <summary><see cref="ReplySent"/> with <see cref="Applied"/> false: the reply went out, a later step was refused.</summary>
+public sealed record MacroOutcome(long Ticket, bool Applied, string? Error, bool ReplySent);
 
 /// <summary>
 /// Canned responses and macros over the API (<c>/api/v1/canned-responses</c>, <c>/api/v1/macros</c>). A key's
@@ -53,6 +54,24 @@ public static class RepliesApi
     }
 
     private static bool MayChangeShared(ClaimsPrincipal user) => user.IsInRole(Roles.Admin);
+
+    /// <summary>
+    /// Restricted teams whose tickets a key may not touch here: a personal key carries its person's limits (as in the
+    /// console: Supervisors and Admins see every team, an Agent only the restricted teams they are in); a system key
+    /// (no person) keeps the API's reach (review console2 F6).
+    /// </summary>
+    private static async Task<IReadOnlyList<string>> HiddenTeamsAsync(string owner, Infrastructure.Teams.TeamDirectory teams,
+        IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
+    {
+        if (owner.StartsWith("key:", StringComparison.Ordinal))
+            return [];
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var seesEveryTeam = await (from link in db.UserRoles
+                                   join role in db.Roles on link.RoleId equals role.Id
+                                   where link.UserId == owner && (role.Name == ConsoleRoles.Supervisor || role.Name == ConsoleRoles.Admin)
+                                   select link).AnyAsync(cancellationToken);
+        return seesEveryTeam ? [] : await teams.RestrictedTeamsWithoutAsync(owner, cancellationToken);
+    }
 
     private static CannedResponseResource Resource(CannedResponseRecord c) =>
         new(c.Id, c.Shortcut, c.Title, c.Text, c.OwnerId == ReplyLibrary.Shared, c.UpdatedAt, c.UpdatedBy);
@@ -97,12 +116,14 @@ public static class RepliesApi
 
     /// <summary>The text with this ticket's placeholders filled, ready to send.</summary>
     internal static async Task<Results<Ok<RenderedCannedResponse>, ProblemHttpResult>> RenderCannedAsync(long number, Guid id, ClaimsPrincipal user,
-        ReplyLibrary library, Infrastructure.Queries.TicketQueries tickets, IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
+        ReplyLibrary library, Infrastructure.Queries.TicketQueries tickets, Infrastructure.Teams.TeamDirectory teams, IDbContextFactory<CrmDbContext> contexts,
+        CancellationToken cancellationToken)
     {
         var owner = await OwnerAsync(user, contexts, cancellationToken);
         if (await library.FindCannedAsync(id, cancellationToken) is not { } canned || (canned.OwnerId != ReplyLibrary.Shared && canned.OwnerId != owner))
             return Problems.Of(ProblemKind.NotFound, "No such canned response.", "id");
-        if (await tickets.GetAsync(number, cancellationToken) is not { } ticket)
+        if (await tickets.GetAsync(number, cancellationToken) is not { } ticket
+            || (ticket.Team is { } team && (await HiddenTeamsAsync(owner, teams, contexts, cancellationToken)).Contains(team, StringComparer.Ordinal)))
             return Problems.Of(ProblemKind.NotFound, $"No ticket #{number}.", "number");
         var name = user.Identity?.Name ?? "";
         var values = new PlaceholderValues(ticket.CustomerName, ticket.Number, ticket.Subject, AgentNames.Display(name), AgentNames.Email(name));
@@ -144,30 +165,45 @@ public static class RepliesApi
         return Problems.Of(ProblemKind.NotFound, "No such macro of yours (shared ones need an admin key).", "id");
     }
 
-    /// <summary>Applies a macro to up to <see cref="MaxBulk"/> tickets; one outcome per ticket. The request's
-    /// Idempotency-Key header, when given, makes a retried apply send each reply once.</summary>
+    /// <summary>Applies a macro to up to <see cref="MaxBulk"/> tickets; one outcome per ticket. A retried apply (same
+    /// Idempotency-Key, same macro version) does only the steps still missing (MacroRunner); without a key, or with a
+    /// new one, the macro is applied again.</summary>
     internal static async Task<Results<Ok<List<MacroOutcome>>, ProblemHttpResult>> ApplyMacroAsync(Guid id, ApplyMacroRequest request, HttpContext http,
-        ClaimsPrincipal user, ReplyLibrary library, MacroRunner runner, IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
+        ClaimsPrincipal user, ReplyLibrary library, MacroRunner runner, Infrastructure.Teams.TeamDirectory teams, IDbContextFactory<CrmDbContext> contexts,
+        CancellationToken cancellationToken)
     {
+        if (!AgentApi.TryReadIdempotencyKey(http, user, out var requestId))
+            return Problems.Invalid("Idempotency-Key", $"Idempotency-Key must be one value of 1-{AgentApi.MaxIdempotencyKeyLength} visible ASCII characters.");
         var owner = await OwnerAsync(user, contexts, cancellationToken);
         if (await library.FindMacroAsync(id, cancellationToken) is not { } macro || (macro.OwnerId != ReplyLibrary.Shared && macro.OwnerId != owner))
             return Problems.Of(ProblemKind.NotFound, "No such macro.", "id");
+        // Without a key every call is a new apply; with one, a retry does only what is still missing.
+        var applyId = requestId ?? "once:" + Guid.NewGuid().ToString("N");
         var numbers = request.Tickets?.Distinct().ToList() ?? [];
         if (numbers.Count is 0 or > MaxBulk)
             return Problems.Invalid("tickets", $"tickets: 1 to {MaxBulk} ticket numbers.");
-        var key = http.Request.Headers["Idempotency-Key"].ToString();
-        if (key.Length > 200)
-            return Problems.Invalid("Idempotency-Key", "Idempotency-Key is at most 200 characters.");
-        var scope = $"apikey:{user.KeyId()}:{(key.Length > 0 ? key : Guid.NewGuid().ToString("N"))}";
         var name = user.Identity?.Name ?? "";
-        var caller = new MacroCaller(user.Actor(), AgentNames.Display(name), AgentNames.Email(name), scope);
+        var caller = new MacroCaller(user.Actor(), AgentNames.Display(name), AgentNames.Email(name));
+        var hidden = await HiddenTeamsAsync(owner, teams, contexts, cancellationToken);
         var outcomes = new List<MacroOutcome>();
         foreach (var number in numbers)
         {
-            var error = await runner.ApplyAsync(macro, number, caller, cancellationToken);
-            outcomes.Add(new MacroOutcome(number, error is null, error));
+            if (hidden.Count > 0 && await TeamOfAsync(number) is { } team && hidden.Contains(team, StringComparer.Ordinal))
+            {
+                // Answered like a ticket that does not exist: the key's person may not know it is there.
+                outcomes.Add(new MacroOutcome(number, false, "no such ticket", false));
+                continue;
+            }
+            var result = await runner.ApplyAsync(macro, number, caller, applyId, cancellationToken);
+            outcomes.Add(new MacroOutcome(number, result.Applied, result.Error, result.ReplySent));
         }
         return TypedResults.Ok(outcomes);
+
+        async Task<string?> TeamOfAsync(long number)
+        {
+            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+            return await db.Tickets.AsNoTracking().Where(t => t.Number == number).Select(t => t.Team).FirstOrDefaultAsync(cancellationToken);
+        }
     }
 }
 

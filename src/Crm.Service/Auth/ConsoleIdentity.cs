@@ -65,6 +65,12 @@ public sealed class ConsoleOptions
     /// <summary>How often a signed-in session is checked against the account (disabled, roles changed, signed out
     /// everywhere): at most this long after an admin disables someone, their pages stop working.</summary>
     public TimeSpan SessionRecheckInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>The address customers reach the help center at (e.g. https://help.example.com): help-center links the
+    /// console puts into replies start with it. Unset, they use the console request's own scheme and host, which
+    /// behind a proxy or on an internal host name is not what a customer can open.</summary>
+    [Url]
+    public string? PublicBaseUrl { get; set; }
 }
 
 /// <summary>

@@ -50,6 +50,15 @@ public sealed class HttpLimitsOptions
     /// every place of <see cref="MaxConcurrentRequests"/>.</summary>
     [Range(1, 100_000)]
     public int MaxConcurrentRequestsPerAddress { get; set; } = 64;
+
+    /// <summary>The slowest a request body may arrive (Kestrel's slow-upload guard): a client that sends its body
+    /// more slowly than this, after <see cref="RequestBodyGraceSeconds"/>, is cut off and its place freed.</summary>
+    [Range(1, 1_000_000_000)]
+    public int MinRequestBodyBytesPerSecond { get; set; } = 240;
+
+    /// <summary>Kestrel requires more than one second.</summary>
+    [Range(2, 3600)]
+    public int RequestBodyGraceSeconds { get; set; } = 5;
 }
 
 /// <summary>The process-wide limiter in front of authentication: a token bucket per client address, then the
@@ -152,6 +161,8 @@ public static class EdgeLimitExtensions
             // Walk a chain of known proxies right to left; the walk stops at the first address that is not one.
             forwarded.ForwardLimit = null;
         });
+        builder.Services.AddOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>().Configure<IOptions<HttpLimitsOptions>>((kestrel, limits) =>
+            kestrel.Limits.MinRequestBodyDataRate = new(limits.Value.MinRequestBodyBytesPerSecond, TimeSpan.FromSeconds(limits.Value.RequestBodyGraceSeconds)));
         builder.Services.AddSingleton<EdgeRateLimiter>();
         // Refusals by the endpoint policies (per channel, per API key) look like the edge's.
         builder.Services.AddRateLimiter(limiter =>

@@ -56,16 +56,113 @@ public static class KnowledgeBaseApi
         write.MapPost("/articles/{id:guid}/revisions/{version:int}/restore", RestoreAsync);
         write.MapDelete("/articles/{id:guid}", DeleteAsync);
         write.MapPost("/categories", CreateCategoryAsync);
+        write.MapPut("/articles/{id:guid}/attachments/{fileName}", UploadAsync);
+        write.MapGet("/articles/{id:guid}/attachments", async (Guid id, KnowledgeBaseStore store, CancellationToken ct) =>
+            TypedResults.Ok((await store.AttachmentsAsync(id, ct)).Select(AttachmentView)));
+        write.MapDelete("/articles/{id:guid}/attachments/{attachmentId:guid}", async (Guid id, Guid attachmentId, KnowledgeBaseStore store, CancellationToken ct) =>
+            await store.DeleteAttachmentAsync(id, attachmentId, ct) ? Results.NoContent() : Problems.NotFound("attachmentId", $"Article {id} has no attachment {attachmentId}."));
+
+        // Attachments are served outside /api (images in article pages load them with the page's cookie, or none).
+        // Its own, generous bucket: an article with many screenshots, or an office behind one address, must not run
+        // into the help search's (and spend it).
+        endpoints.MapGet("/kb/files/{attachmentId:guid}/{fileName}", ServeAttachmentAsync).AllowAnonymous()
+            .RequireRateLimiting(KnowledgeBaseExtensions.FilesRateLimit);
 
         var admin = endpoints.MapGroup("/api/v1/admin/kb").RequireAuthorization(ApiKeyAuthenticationExtensions.AdminPolicy)
             .RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy);
-        admin.MapPost("/reindex", (ReindexService reindex) =>
+        // Idempotent: while a rebuild runs, another POST starts nothing and answers the running one (a double click,
+        // a retried request), so the caller always gets 202 and where to follow it.
+        admin.MapPost("/reindex", (ReindexService reindex, ISearchIndex index) =>
         {
             var started = reindex.TryStart(out _);
-            return started ? Results.Accepted("/api/v1/admin/kb/reindex", reindex.Progress) : Problems.Of(ProblemKind.Conflict, "A reindex is already running; GET /api/v1/admin/kb/reindex shows its progress.");
+            return Results.Accepted("/api/v1/admin/kb/reindex", new { started, engine = index.Engine, progress = reindex.Progress });
         });
         admin.MapGet("/reindex", (ReindexService reindex, ISearchIndex index) => TypedResults.Ok(new { engine = index.Engine, progress = reindex.Progress }));
+        FullTextSearch.RecordSearchExtensions.MapRecordSearchApi(endpoints);
         return endpoints;
+    }
+
+    private static object AttachmentView(ArticleAttachmentRecord a)
+    {
+        var url = KnowledgeBaseStore.AttachmentPath(a.Id, a.FileName);
+        return new
+        {
+            a.Id, a.FileName, a.ContentType, a.Size, a.UploadedBy, a.UploadedAt, url,
+            markdown = AttachmentMarkdown(a),
+        };
+    }
+
+    /// <summary>What an editor pastes (or the editor page inserts): an image for images, a link for other files. The
+    /// name's Markdown characters are escaped so "[x](javascript:…)" in a file name stays text.</summary>
+    public static string AttachmentMarkdown(ArticleAttachmentRecord a)
+    {
+        var url = KnowledgeBaseStore.AttachmentPath(a.Id, a.FileName);
+        var label = System.Text.RegularExpressions.Regex.Replace(a.FileName, @"([\\`*_{}\[\]()#+\-.!<>|])", @"\$1");
+        return a.ContentType.StartsWith("image/", StringComparison.Ordinal) ? $"![{label}]({url})" : $"[{label}]({url})";
+    }
+
+    /// <summary>PUT the file's bytes with its Content-Type: refused before reading when Content-Length is over the
+    /// limit (413), and while reading when a body without a length grows past it.</summary>
+    internal static async Task<IResult> UploadAsync(Guid id, string fileName, HttpContext http, KnowledgeBaseStore store,
+        Microsoft.Extensions.Options.IOptions<KnowledgeBaseOptions> options, CancellationToken ct)
+    {
+        var limit = options.Value.MaxAttachmentBytes;
+        if (http.Request.ContentLength > limit)
+            return TooLarge(limit);
+        var contentType = (http.Request.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = await http.Request.Body.ReadAsync(chunk, ct)) > 0)
+        {
+            if (buffer.Length + read > limit)
+                return TooLarge(limit);
+            buffer.Write(chunk, 0, read);
+        }
+        if (buffer.Length == 0)
+            return Problems.Invalid("body", "The request body is empty: PUT the file's bytes with its Content-Type.");
+        try
+        {
+            var attachment = await store.AddAttachmentAsync(id, fileName, contentType, buffer.GetBuffer().AsMemory(0, (int)buffer.Length), Actor(http.User), ct);
+            return TypedResults.Created(KnowledgeBaseStore.AttachmentPath(attachment.Id, attachment.FileName), AttachmentView(attachment));
+        }
+        catch (KnowledgeBaseException e)
+        {
+            return Refusal(e);
+        }
+    }
+
+    private static IResult TooLarge(long limit) => TypedResults.Problem(
+        $"The file is larger than {limit / 1024 / 1024} MB (KnowledgeBase:MaxAttachmentBytes); make it smaller or link to it.",
+        statusCode: StatusCodes.Status413PayloadTooLarge, title: "File too large");
+
+    /// <summary>Anyone may load the files of a published public article; an internal one's only agents (signed in to
+    /// the console), a draft's or archived one's only editors and admins. Everything else is 404, as on the help
+    /// center. nosniff and a sandboxing CSP: a file is shown as what it was checked to be, and never runs.</summary>
+    internal static async Task<IResult> ServeAttachmentAsync(Guid attachmentId, string fileName, HttpContext http, KnowledgeBaseStore store,
+        Microsoft.Extensions.Options.IOptions<KnowledgeBaseOptions> options, CancellationToken ct)
+    {
+        if (await store.AttachmentAsync(attachmentId, ct) is not { } found || found.Attachment.FileName != fileName)
+            return Results.NotFound();
+        var (attachment, status, visibility) = found;
+        var user = http.User;
+        var isPublic = status == ArticleStatus.Published && visibility == ArticleVisibility.Public;
+        var allowed = isPublic
+            || status == ArticleStatus.Published && (user.IsInRole(ConsoleRoles.Agent) || user.IsInRole(ConsoleRoles.Supervisor) || user.IsInRole(ConsoleRoles.Admin) || user.IsInRole(ConsoleRoles.KnowledgeEditor))
+            || user.IsInRole(ConsoleRoles.Admin) || user.IsInRole(ConsoleRoles.KnowledgeEditor);
+        if (!allowed || store.OpenBlob(attachment.Sha256) is not { } stream)
+            return Results.NotFound();
+        var headers = http.Response.Headers;
+        headers.XContentTypeOptions = "nosniff";
+        headers.ContentSecurityPolicy = "default-src 'none'; sandbox";
+        // Shared caches only for anonymous readers (a signed-in reader's response may renew the session cookie), and
+        // no longer than help pages: an article made internal stops serving its images from caches as soon as its pages.
+        headers.CacheControl = !isPublic ? "private, no-store"
+            : user.Identity?.IsAuthenticated == true ? "private, no-cache"
+            : $"public, max-age={(int)options.Value.HelpCacheDuration.TotalSeconds}";
+        var inline = attachment.ContentType.StartsWith("image/", StringComparison.Ordinal);
+        headers.ContentDisposition = new System.Net.Mime.ContentDisposition { Inline = inline, FileName = attachment.FileName }.ToString();
+        return Results.Stream(stream, attachment.ContentType, enableRangeProcessing: true);
     }
 
     internal static string Actor(ClaimsPrincipal user) =>

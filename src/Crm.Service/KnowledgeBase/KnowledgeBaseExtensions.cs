@@ -23,6 +23,18 @@ public sealed class KnowledgeBaseOptions
     [Range(1, 100_000)]
     public int HelpSearchBurst { get; set; } = 20;
 
+    /// <summary>Attachment downloads (/kb/files) one client address may make per second, and its burst: pages show
+    /// many images, and offices share an address.</summary>
+    [Range(1, 100_000)]
+    public int FileRequestsPerSecond { get; set; } = 50;
+
+    [Range(1, 1_000_000)]
+    public int FileBurst { get; set; } = 300;
+
+    /// <summary>The largest file an editor may attach to an article (bytes).</summary>
+    [Range(1024, 100L * 1024 * 1024)]
+    public long MaxAttachmentBytes { get; set; } = KnowledgeBaseStore.DefaultMaxAttachmentBytes;
+
     /// <summary>How long browsers and proxies may reuse a help-center page (Cache-Control max-age).</summary>
     public TimeSpan HelpCacheDuration { get; set; } = TimeSpan.FromMinutes(1);
 }
@@ -30,6 +42,7 @@ public sealed class KnowledgeBaseOptions
 public static class KnowledgeBaseExtensions
 {
     public const string HelpSearchRateLimit = "help-search";
+    public const string FilesRateLimit = "kb-files";
     public const string EditorPolicy = "console-kb";
 
     /// <summary>Articles in the store, the search engine (Search:Engine), the indexer on the change feed, reindexing,
@@ -38,8 +51,9 @@ public static class KnowledgeBaseExtensions
     {
         var services = builder.Services;
         services.AddOptions<KnowledgeBaseOptions>().BindConfiguration(KnowledgeBaseOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddCrmSearch(builder.Configuration, provider =>
-            Path.Combine(Path.GetFullPath(provider.GetRequiredService<IOptions<Crm.Service.Infrastructure.Store.StoreOptions>>().Value.DataDirectory), "search"));
+        string Data(IServiceProvider provider) => Path.GetFullPath(provider.GetRequiredService<IOptions<Crm.Service.Infrastructure.Store.StoreOptions>>().Value.DataDirectory);
+        services.AddCrmSearch(builder.Configuration, provider => Path.Combine(Data(provider), "search"), provider => Path.Combine(Data(provider), "search-records"));
+        FullTextSearch.RecordSearchExtensions.AddRecordSearch(builder);
         services.AddSingleton<KnowledgeBaseStore>();
         services.AddSingleton<ArticleIndexer>();
         // The same instance as the singleton: ReindexService releases it once its start-up check is done.
@@ -69,6 +83,17 @@ public static class KnowledgeBaseExtensions
                 QueueLimit = 0,
             });
         }));
+        services.AddRateLimiter(limiter => limiter.AddPolicy(FilesRateLimit, http =>
+        {
+            var settings = http.RequestServices.GetRequiredService<IOptions<KnowledgeBaseOptions>>().Value;
+            return RateLimitPartition.GetTokenBucketLimiter(http.Connection.RemoteIpAddress?.ToString() ?? "unknown", _ => new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = settings.FileBurst,
+                TokensPerPeriod = settings.FileRequestsPerSecond,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                QueueLimit = 0,
+            });
+        }));
         return builder;
     }
 
@@ -93,6 +118,13 @@ public static class KnowledgeBaseExtensions
         if (result.State != "completed")
         {
             logger.LogError("Reindex failed: {Error}", result.Error);
+            Environment.ExitCode = 1;
+        }
+        var records = await app.Services.GetRequiredService<FullTextSearch.RecordReindexService>().RunAsync(null, CancellationToken.None);
+        Console.WriteLine($"reindex: {records.State}, {records.Done} tickets, messages and customers");
+        if (records.State != "completed")
+        {
+            logger.LogError("Reindex of tickets, messages and customers failed: {Error}", records.Error);
             Environment.ExitCode = 1;
         }
         return true;

@@ -50,7 +50,8 @@ public sealed class ChangeFeedDispatcherTests : IDisposable
         await Eventually.WaitForAsync(() => Task.FromResult(flaky.AttemptStarts.Count), n => n >= 3, what: "three failed attempts");
         Assert.Empty(flaky.Batches);
         Assert.Equal(0, await rig.CursorAsync("flaky"));
-        Assert.Equal(committed[^1], await rig.CursorAsync("healthy"));
+        // The cursor is saved after HandleAsync returns.
+        await Eventually.WaitForAsync(() => rig.CursorAsync("healthy"), c => c == committed[^1], what: "healthy's cursor at the last change");
 
         Volatile.Write(ref failing, false);
         await Eventually.WaitForAsync(() => Task.FromResult(flaky.Sequences.Count), n => n == 10, what: "the recovered consumer to get all changes");
@@ -80,6 +81,26 @@ public sealed class ChangeFeedDispatcherTests : IDisposable
             await rig.CommitTicketsAsync(1);
             await Eventually.WaitForAsync(() => Task.FromResult(consumer.Sequences.Count), n => n == expected, TimeSpan.FromSeconds(20), what: $"change {expected} after its commit");
         }
+    }
+
+    [Fact]
+    public async Task Consumers_keep_going_when_the_injected_clock_stands_still()
+    {
+        // Tests drive business time with a FakeTimeProvider that nobody advances; the dispatcher's gather delay, poll and
+        // backoff pace the plumbing and must not wait on it, or every consumer stalls after its first batch.
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var failOnce = 1;
+        var consumer = new RecordingConsumer("frozen-clock")
+        {
+            Handle = (_, _) => Interlocked.Exchange(ref failOnce, 0) == 1 ? throw new InvalidOperationException("first attempt fails") : Task.CompletedTask,
+        };
+        await using var rig = await FeedRig.StartAsync(_data.Path, [consumer], new Dictionary<string, string?> { ["ChangeFeed:GatherDelay"] = "00:00:00.050" }, clock);
+        for (var expected = 1; expected <= 4; expected++)
+        {
+            await rig.CommitTicketsAsync(1);
+            await Eventually.WaitForAsync(() => Task.FromResult(consumer.Sequences.Count), n => n == expected, what: $"change {expected} with the clock stopped");
+        }
+        Assert.Equal(await rig.SequencesAsync(), consumer.Sequences);
     }
 
     [Fact]

@@ -22,7 +22,7 @@ internal sealed class FeedRig : IAsyncDisposable
 
     private FeedRig(ServiceProvider services) => _services = services;
 
-    public static async Task<FeedRig> StartAsync(string dataDirectory, IEnumerable<IChangeConsumer> consumers, IDictionary<string, string?>? settings = null)
+    public static async Task<FeedRig> StartAsync(string dataDirectory, IEnumerable<IChangeConsumer> consumers, IDictionary<string, string?>? settings = null, TimeProvider? clock = null)
     {
         var configuration = new Dictionary<string, string?>
         {
@@ -37,6 +37,8 @@ internal sealed class FeedRig : IAsyncDisposable
         services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(configuration).Build());
         services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
         services.AddCrmInfrastructure();
+        if (clock is not null)
+            services.AddSingleton(clock);
         foreach (var consumer in consumers)
             services.AddSingleton(consumer);
         var rig = new FeedRig(services.BuildServiceProvider());

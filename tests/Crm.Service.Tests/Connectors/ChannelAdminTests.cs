@@ -60,7 +60,9 @@ public sealed class ChannelAdminTests : AppTest
         Assert.StartsWith(ProtectedSecrets.Marker, stored, StringComparison.Ordinal);
         Assert.DoesNotContain(CrmApp.ChannelSecret, stored, StringComparison.Ordinal);
         Assert.Equal(CrmApp.ChannelSecret, App.Services.GetRequiredService<ISecretProtector>().Unprotect(stored!));
-        Assert.True(Directory.EnumerateFiles(Path.Combine(App.DataDirectory, "keys"), "*.xml").Any(), "the key ring lives in the data folder");
+        // The key ring lives in the store (shared by every node), no longer in a folder of one node.
+        Assert.True(await App.QueryAsync(db => db.DataProtectionKeys.AnyAsync()), "the key ring lives in the store");
+        Assert.False(Directory.Exists(Path.Combine(App.DataDirectory, "keys")) && Directory.EnumerateFiles(Path.Combine(App.DataDirectory, "keys"), "*.xml").Any());
     }
 
     public static TheoryData<string, string> BadSettings => new()

@@ -82,7 +82,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         var page = await SignedInPageAsync();
         await WaitForLiveAsync(page);
         var openCount = page.Locator(".count[data-queue='Open']");
-        Assert.Equal("3", (await openCount.InnerTextAsync()).Trim());
+        await Assertions.Expect(openCount).ToHaveTextAsync("3");
         await ScreenshotAsync(page, "queues.png");
 
         // A new ticket arrives while the queue is open: its count moves without a reload.

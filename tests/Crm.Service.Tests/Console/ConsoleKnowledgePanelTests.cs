@@ -11,6 +11,8 @@ namespace Crm.Service.Tests.Console;
 /// <summary>The ticket page's knowledge-base panel: published articles through the search index, in the ticket's language.</summary>
 public sealed class ConsoleKnowledgePanelTests : AppTest
 {
+    internal override IDictionary<string, string?>? Settings => new Dictionary<string, string?> { ["Console:PublicBaseUrl"] = "https://help.example.com/" };
+
     private const string Agent = "agent@example.com";
 
     private async Task<(long Ticket, Guid Customer)> ReceiveAsync(string id, string sender)
@@ -41,10 +43,16 @@ public sealed class ConsoleKnowledgePanelTests : AppTest
         Assert.DoesNotContain("Refund draft", page, StringComparison.Ordinal);
         Assert.DoesNotContain("退款政策", page, StringComparison.Ordinal);
         Assert.DoesNotContain("<script>alert(1)", page, StringComparison.Ordinal);
-        // Public: a help-center link and the text; internal: only the text (the customer could not open the link).
-        Assert.Matches("data-insert=\"https?://[^\"/]+/help/en/articles/[a-z0-9-]+\"", page);
+        // Public: a help-center link on the configured public address (not the host the console was reached by) and
+        // the text; internal: marked, readable, and never offered for insertion into a reply (review F11).
+        Assert.Matches("data-insert=\"https://help.example.com/help/en/articles/[a-z0-9-]+\"", page);
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(page, "data-insert=\"http[^\"]*/help/"));
-        Assert.Contains("data-insert=\"Agents only: refund beyond 30 days.\"", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("data-insert=\"Agents only", page, StringComparison.Ordinal);
+        var internalHit = page[page.IndexOf("data-article=\"Refund overrides\"", StringComparison.Ordinal)..];
+        internalHit = internalHit[..internalHit.IndexOf("</li>", StringComparison.Ordinal)];
+        Assert.Contains("class=\"badge internal\"", internalHit, StringComparison.Ordinal);
+        Assert.Contains("Agents only: refund beyond 30 days.", internalHit, StringComparison.Ordinal);
+        Assert.DoesNotContain("data-insert", internalHit, StringComparison.Ordinal);
 
         // The Chinese customer's ticket searches Chinese articles by default, whatever the agent's language.
         var zh = await Eventually.WaitForAsync(() => agent.PageAsync($"/Tickets/{chinese}?kb=" + Uri.EscapeDataString("退款")),

@@ -50,7 +50,9 @@ public sealed class ConsoleLiveTests : AppTest
         bobHub.On<PresenceView>("PresenceChanged", p => heard.Enqueue(p));
         await bobHub.StartAsync();
         await annHub.StartAsync();
-        Assert.True(await presence.AnyOnlineAsync("billing", CancellationToken.None));
+        // StartAsync returns after the handshake; the hub's OnConnectedAsync (which records presence) may run after it.
+        await Eventually.WaitForAsync(async () => await presence.AnyOnlineAsync("billing", CancellationToken.None) && await presence.AnyOnlineAsync("sales", CancellationToken.None),
+            online => online, what: "ann and bob online once connected");
 
         var away = await ann.SubmitAsync("/Profile", new() { ["NewPresence"] = "Away" }, "/Profile?handler=Presence");
         Assert.Equal(System.Net.HttpStatusCode.Redirect, away.StatusCode);

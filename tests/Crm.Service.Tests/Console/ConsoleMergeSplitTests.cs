@@ -4,7 +4,10 @@ using System.Text.Json;
 using Crm.Service.Auth;
 using Crm.Service.Contracts;
 using Crm.Service.Tests.Support;
+using Crm.Service.Infrastructure.Teams;
+using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Crm.Service.Tests.Console;
 
@@ -49,5 +52,28 @@ public sealed class ConsoleMergeSplitTests : AppTest
         // A made-up message id is refused with the page, not a crash.
         var bogus = await agent.SubmitAsync($"/Tickets/{first}", new() { ["SplitMessage"] = Guid.NewGuid().ToString() }, $"/Tickets/{first}?handler=Split");
         Assert.Equal(HttpStatusCode.UnprocessableEntity, bogus.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_message_split_off_a_restricted_teams_ticket_stays_in_that_team()
+    {
+        using var member = await ConsoleBrowser.SignedInAsync(App, "lee@example.com", ConsoleRoles.Agent);
+        using var outsider = await ConsoleBrowser.SignedInAsync(App, "out@example.com", ConsoleRoles.Agent);
+        string memberId;
+        using (var scope = App.Services.CreateScope())
+            memberId = (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync("lee@example.com"))!.Id;
+        await App.Services.GetRequiredService<TeamDirectory>().SaveAsync("legal", "Legal", true, [memberId], CancellationToken.None);
+        var ticket = await ReceiveAsync("r1", "t1", "about the contract");
+        await ReceiveAsync("r2", "t1", "and the other matter");
+        await App.Grains.GetGrain<ITicketGrain>(ticket).ChangeAsync(new TicketChange { Team = "legal", Priority = TicketPriority.High }, "test");
+        var message = await App.QueryAsync(db => db.Messages.Where(m => m.Text == "and the other matter").Select(m => m.Id).SingleAsync());
+
+        var split = await member.SubmitAsync($"/Tickets/{ticket}", new() { ["SplitMessage"] = message.ToString() }, $"/Tickets/{ticket}?handler=Split");
+        var created = long.Parse(split.Headers.Location!.ToString().Split('/')[^1]);
+
+        var view = (await App.Grains.GetGrain<ITicketGrain>(created).GetAsync())!;
+        Assert.Equal(("legal", TicketPriority.High), (view.Team, view.Priority));
+        Assert.Equal(HttpStatusCode.NotFound, (await outsider.GetAsync($"/Tickets/{created}")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await member.GetAsync($"/Tickets/{created}")).StatusCode);
     }
 }

@@ -143,8 +143,12 @@ public sealed class ConsoleRepliesTests : AppTest
         // The ticket page offers both, filled for this ticket and encoded; the macro applies in one go.
         var ticket = await ReceiveAsync("m1", "c1", "Rita <script>alert(1)</script> Moreno");
         var page = await agent.PageAsync($"/Tickets/{ticket}");
-        Assert.Contains("data-text=\"Thanks Rita! &lt;b&gt;Ann Lee&lt;/b&gt;\"", page, StringComparison.Ordinal);
-        Assert.Contains("data-text=\"Hello from Ann Lee\"", page, StringComparison.Ordinal);
+        // Titles on the page; each text, filled for this ticket, from the page's handler as plain text (review F8).
+        var thanks = await App.QueryAsync(db => db.CannedResponses.SingleAsync(c => c.Shortcut == "thanks"));
+        Assert.Contains($"data-id=\"{thanks.Id}\"", page, StringComparison.Ordinal);
+        Assert.Contains($"data-id=\"{shared.Id}\"", page, StringComparison.Ordinal);
+        Assert.Equal("Thanks Rita! <b>Ann Lee</b>", await (await agent.GetAsync($"/Tickets/{ticket}?handler=CannedText&id={thanks.Id}")).Content.ReadAsStringAsync());
+        Assert.Equal("Hello from Ann Lee", await (await agent.GetAsync($"/Tickets/{ticket}?handler=CannedText&id={shared.Id}")).Content.ReadAsStringAsync());
         Assert.DoesNotContain("<script>alert(1)", page, StringComparison.Ordinal);
         var macro = await App.QueryAsync(db => db.Macros.SingleAsync());
         var applied = await agent.SubmitAsync($"/Tickets/{ticket}", new() { ["MacroId"] = macro.Id.ToString() }, $"/Tickets/{ticket}?handler=Macro");

@@ -221,6 +221,11 @@ public sealed class ConsoleReviewFixTests : IAsyncLifetime
         await hub.StartAsync();
 
         var missing = await Record.ExceptionAsync(() => hub.InvokeAsync("WatchTicket", 99_999_999L));
+        // The live feed has passed m-1's own changes, so a late batch of them cannot reach the first watch.
+        var head = await App.QueryAsync(db => Task.FromResult(db.Changes.Max(c => c.Sequence)));
+        var feed = App.Services.GetRequiredService<Crm.Service.Infrastructure.Changes.ChangeFeedStatus>();
+        await Eventually.WaitForAsync(() => Task.FromResult(feed.Consumers.FirstOrDefault(c => c.Name == "console-live")?.Cursor ?? 0),
+            cursor => cursor >= head, what: "the console feed past m-1");
         await hub.InvokeAsync("WatchTicket", first);
         var response = await App.PostMessageAsync(new { messageId = "m-x", sender = new { id = "bob", name = "Bob" }, subject = "Other", text = "x" });
         var second = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();

@@ -241,7 +241,7 @@ public sealed class EmailReviewTests : IAsyncLifetime
             raw.Append("--b\r\nContent-Type: application/x\r\n\r\nx\r\n");
         raw.Append("--b--\r\n");
         var bytes = System.Text.Encoding.ASCII.GetBytes(raw.ToString());
-        Assert.True(Crm.Connectors.Email.MimeMessageMapper.CountBoundaryLines(bytes, 2001) > 2000);
+        Assert.True(Crm.Connectors.Email.MimeShape.Measure(bytes, 2000, 10_000).Parts > 2000);
 
         await using var app = await AppAsync();
         await _mail.AppendAsync(MailServer.Support, MailServer.SupportPassword, bytes);

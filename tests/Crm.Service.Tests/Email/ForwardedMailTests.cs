@@ -24,6 +24,8 @@ public sealed class ForwardedMailTests : IAsyncLifetime
         return bytes.AsSpan().StartsWith("From "u8) ? bytes[(Array.IndexOf(bytes, (byte)'\n') + 1)..] : bytes;
     }
 
+    private static byte[] Received(string authenticationResults, byte[] raw) => [.. System.Text.Encoding.ASCII.GetBytes($"Authentication-Results: {authenticationResults}\r\n"), .. raw];
+
     private static MimeMessage Load(params string[] path) => MimeMessage.Load(new MemoryStream(Bytes(path)));
 
     /// <summary>A mail from an agent whose body is one of the corpus's forwarded texts, unedited.</summary>
@@ -80,16 +82,18 @@ public sealed class ForwardedMailTests : IAsyncLifetime
     {
         await using var app = new CrmApp(_data.Path);
         var settings = (Dictionary<string, object?>)System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, object?>>(System.Text.Json.JsonSerializer.Serialize(_mail.ChannelSettings()))!;
-        settings["forwarding"] = new { enabled = true, agentAddresses = new[] { "xxxxxxxxx.xxxxxxx@gmail.com" } };
+        settings["forwarding"] = new { enabled = true, agentAddresses = new[] { "xxxxxxxxx.xxxxxxx@gmail.com" }, consoleUsers = true, trustedAuthServId = "mx.example.test" };
         using (var admin = app.Admin())
             (await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new { kind = "email", name = "Support", settings })).EnsureSuccessStatusCode();
         // test@example.com (the forwarder of attachment_message_rfc822_inline_image.eml) is a console user.
         using (var scope = app.Services.CreateScope())
             Assert.True((await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().CreateAsync(new IdentityUser { UserName = "tester", Email = "test@example.com" }, "a-long-password-123")).Succeeded);
 
-        var gmail = Bytes("ruby-mail", "emails", "plain_emails", "raw_email8.eml");
+        // The receiving server's verdict on the forwarder, as it adds it on delivery (the corpus files stay unedited).
+        var gmail = Received("mx.example.test; dkim=pass header.d=gmail.com", Bytes("ruby-mail", "emails", "plain_emails", "raw_email8.eml"));
         await _mail.AppendAsync(MailServer.Support, MailServer.SupportPassword, gmail);
-        await _mail.AppendAsync(MailServer.Support, MailServer.SupportPassword, Bytes("ruby-mail", "emails", "attachment_emails", "attachment_message_rfc822_inline_image.eml"));
+        await _mail.AppendAsync(MailServer.Support, MailServer.SupportPassword,
+            Received("mx.example.test; dmarc=pass header.from=example.com", Bytes("ruby-mail", "emails", "attachment_emails", "attachment_message_rfc822_inline_image.eml")));
         // Redelivered (a copy of the same forward): no second ticket.
         await _mail.AppendAsync(MailServer.Support, MailServer.SupportPassword, gmail);
 

@@ -22,12 +22,24 @@ internal sealed class MailServer : IAsyncDisposable
 
     private static readonly string Script = Path.Combine(AppContext.BaseDirectory, "Email", "MailServer", "mailsys.sh");
 
-    private MailServer(string directory, int smtpPort, int imapPort)
+    private MailServer(string directory, int smtpPort, int imapPort, int imapsPort, int smtpsPort)
     {
         Directory_ = directory;
         SmtpPort = smtpPort;
         ImapPort = imapPort;
+        ImapsPort = imapsPort;
+        SmtpsPort = smtpsPort;
     }
+
+    /// <summary>IMAP with TLS from the first byte; the plain IMAP and SMTP ports offer STARTTLS.</summary>
+    public int ImapsPort { get; }
+
+    /// <summary>SMTP with TLS from the first byte (TLS required).</summary>
+    public int SmtpsPort { get; }
+
+    /// <summary>The SHA-256 fingerprint of the servers' self-signed certificate (made at start).</summary>
+    public string CertificateFingerprint =>
+        Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(Directory_, "tls", "cert.pem"))).RawData));
 
     // Short: the folder holds unix sockets, whose paths may not exceed ~100 bytes.
     private string Directory_ { get; }
@@ -41,8 +53,8 @@ internal sealed class MailServer : IAsyncDisposable
         for (var attempt = 1; ; attempt++)
         {
             var directory = Path.Combine("/tmp", "mailtest-" + Guid.NewGuid().ToString("N")[..10]);
-            var server = new MailServer(directory, FreePorts.Next(), FreePorts.Next());
-            var (code, output) = await RunAsync("start", directory, server.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture), server.ImapPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var server = new MailServer(directory, FreePorts.Next(), FreePorts.Next(), FreePorts.Next(), FreePorts.Next());
+            var (code, output) = await RunAsync(["start", directory, .. new[] { server.SmtpPort, server.ImapPort, server.ImapsPort, server.SmtpsPort }.Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
             if (code == 0)
                 return server;
             // A port taken between picking and binding: pick others.

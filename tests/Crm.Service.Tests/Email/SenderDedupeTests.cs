@@ -32,6 +32,9 @@ public sealed class SenderDedupeTests : IAsyncLifetime
         _data.Dispose();
     }
 
+    private Task AppendAsync(MimeMessage message) =>
+        _mail.AppendAsync(MailServer.Support, MailServer.SupportPassword, MimeMappingTests.Bytes(message));
+
     private static MimeMessage Mail(string id, string from, string subject, string? inReplyTo = null)
     {
         var message = new MimeMessage { MessageId = id, Subject = subject };
@@ -83,10 +86,12 @@ public sealed class SenderDedupeTests : IAsyncLifetime
             RawContentType = "message/rfc822",
         });
 
-        await _mail.SendAsync(Mail("legacy@customer.example.test", MailServer.Customer, "Stored by the first version"));
-        await _mail.SendAsync(Mail("legacy-reply@customer.example.test", MailServer.Customer, "Re: Stored by the first version", inReplyTo: "legacy@customer.example.test"));
+        // Appended over IMAP, not sent through Postfix: its queue may deliver the three in any order, and the test
+        // needs their UIDs in this order.
+        await AppendAsync(Mail("legacy@customer.example.test", MailServer.Customer, "Stored by the first version"));
+        await AppendAsync(Mail("legacy-reply@customer.example.test", MailServer.Customer, "Re: Stored by the first version", inReplyTo: "legacy@customer.example.test"));
         // Same sender, so one lane in UID order: once the marker is stored, the redelivery before it was handled.
-        await _mail.SendAsync(Mail("legacy-marker@customer.example.test", MailServer.Customer, "Marker"));
+        await AppendAsync(Mail("legacy-marker@customer.example.test", MailServer.Customer, "Marker"));
         var all = await InboundAsync(3);
 
         Assert.Equal(3, all.Count);

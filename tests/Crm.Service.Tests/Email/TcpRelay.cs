@@ -33,6 +33,18 @@ internal sealed class TcpRelay : IAsyncDisposable
 
     public int Cuts { get; private set; }
 
+    private readonly System.Text.StringBuilder _uploaded = new();
+
+    /// <summary>What clients sent through the relay (as ASCII, the first megabyte): the commands an IMAP client issued.</summary>
+    public string Uploaded
+    {
+        get
+        {
+            lock (_uploaded)
+                return _uploaded.ToString();
+        }
+    }
+
     /// <summary>Closes every open connection at once (the client sees a reset or an end of stream).</summary>
     public void CutAll()
     {
@@ -98,6 +110,10 @@ internal sealed class TcpRelay : IAsyncDisposable
                 if (read == 0)
                     break;
                 await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
+                if (!countDownload)
+                    lock (_uploaded)
+                        if (_uploaded.Length < 1024 * 1024)
+                            _uploaded.Append(System.Text.Encoding.ASCII.GetString(buffer, 0, read));
                 if (countDownload && Interlocked.Add(ref _downloaded, read) >= CutAfterDownloaded)
                 {
                     CutAfterDownloaded = null;

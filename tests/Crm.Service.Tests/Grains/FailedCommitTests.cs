@@ -98,12 +98,14 @@ public sealed class FailedCommitTests(FaultyStoreClusterFixture fixture) : IClas
     {
         var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
         var ticket = fixture.Grains.GetGrain<ITicketGrain>((await scenario.ReceiveAsync(scenario.Message("fc-7", GrainScenario.NewPhone()))).TicketNumber);
-        var remindersBefore = await fixture.QueryAsync(db => db.Reminders.CountAsync());
+        // Only this grain's reminders: the cluster is shared with other test classes' grains.
+        var grainId = ticket.GetGrainId().ToString();
+        var remindersBefore = await fixture.QueryAsync(db => db.Reminders.CountAsync(r => r.GrainId == grainId));
         int? remindersAtCommit = null;
         fixture.Store.BeforeCommit = async writes =>
         {
             if (writes.Operations.Any(o => o is UpdateRow { Record: TicketRecord { Status: TicketStatus.Resolved } }))
-                remindersAtCommit = await fixture.QueryAsync(db => db.Reminders.CountAsync());
+                remindersAtCommit = await fixture.QueryAsync(db => db.Reminders.CountAsync(r => r.GrainId == grainId));
         };
         try
         {

@@ -180,6 +180,9 @@ public sealed class KnowledgeBaseCrashTests
             Dead ? throw new IOException("simulated crash before the index write") : inner.DeleteAsync(ids, cancellationToken);
         public Task<SearchResults> SearchAsync(SearchQuery query, CancellationToken cancellationToken = default) => inner.SearchAsync(query, cancellationToken);
         public Task<long> CountAsync(CancellationToken cancellationToken = default) => inner.CountAsync(cancellationToken);
+        public Task<long?> AppliedSequenceAsync(CancellationToken cancellationToken = default) => inner.AppliedSequenceAsync(cancellationToken);
+        public Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default) =>
+            Dead ? throw new IOException("simulated crash before the index write") : inner.MarkAppliedAsync(sequence, cancellationToken);
         public Task<IIndexRebuild> BeginRebuildAsync(CancellationToken cancellationToken = default) => throw new IOException("simulated crash");
     }
 
@@ -190,7 +193,7 @@ public sealed class KnowledgeBaseCrashTests
         string id;
         await using (var first = new CrmApp(data.Path, services: s =>
         {
-            var engine = s.Last(d => d.ServiceType == typeof(ISearchIndex));
+            var engine = s.Last(d => d.ServiceType == typeof(ISearchIndex) && !d.IsKeyedService);
             s.Remove(engine);
             s.AddSingleton<ISearchIndex>(p => new DeadIndex((ISearchIndex)engine.ImplementationFactory!(p)));
         }))

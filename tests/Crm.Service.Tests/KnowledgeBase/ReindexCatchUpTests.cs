@@ -54,6 +54,12 @@ public sealed class ReindexCatchUpTests
         }
         public Task<SearchResults> SearchAsync(SearchQuery query, CancellationToken cancellationToken = default) => inner.SearchAsync(query, cancellationToken);
         public Task<long> CountAsync(CancellationToken cancellationToken = default) => inner.CountAsync(cancellationToken);
+        public Task<long?> AppliedSequenceAsync(CancellationToken cancellationToken = default) => inner.AppliedSequenceAsync(cancellationToken);
+        public Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default)
+        {
+            faults.Write();
+            return inner.MarkAppliedAsync(sequence, cancellationToken);
+        }
         public async Task<IIndexRebuild> BeginRebuildAsync(CancellationToken cancellationToken = default) =>
             new GatedRebuild(await inner.BeginRebuildAsync(cancellationToken), faults);
     }
@@ -67,6 +73,7 @@ public sealed class ReindexCatchUpTests
             await faults.Fill.Task.WaitAsync(cancellationToken);
             await inner.AddAsync(documents, cancellationToken);
         }
+        public Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default) => inner.MarkAppliedAsync(sequence, cancellationToken);
         public async Task CompleteAsync(CancellationToken cancellationToken = default)
         {
             await inner.CompleteAsync(cancellationToken);
@@ -79,7 +86,7 @@ public sealed class ReindexCatchUpTests
 
     private static CrmApp FaultyApp(string data, Faults faults) => new(data, services: s =>
     {
-        var engine = s.Last(d => d.ServiceType == typeof(ISearchIndex));
+        var engine = s.Last(d => d.ServiceType == typeof(ISearchIndex) && !d.IsKeyedService);
         s.Remove(engine);
         s.AddSingleton<ISearchIndex>(p => new FaultyIndex((ISearchIndex)engine.ImplementationFactory!(p), faults));
     });

@@ -13,7 +13,7 @@ namespace Crm.Service.Tests.Search;
 /// A stand-in for Elasticsearch on 127.0.0.1 (none can be installed here) that answers the subset of the REST API
 /// our <see cref="ElasticsearchIndex"/> uses, in Elasticsearch's documented request and response formats: index
 /// templates, index creation, aliases (GET _alias, atomic POST _aliases), _bulk (NDJSON, per-item status, strict
-/// mappings), _search (bool with filter/should, multi_match most_fields with AUTO fuzziness and bool_prefix,
+/// mappings), _search (bool with filter/must_not/should, multi_match most_fields with AUTO fuzziness and bool_prefix,
 /// highlight), _count, _refresh and index deletion. Text is analyzed with the analyzer each field's mapping names,
 /// and an analyzer the template does not define is refused like Elasticsearch would, so a wrong template fails here.
 /// </summary>
@@ -35,6 +35,8 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
         public JsonObject Mappings { get; } = mappings;
         public JsonObject Analyzers { get; } = analyzers;
         public Dictionary<string, JsonObject> Documents { get; } = [];
+        /// <summary>The mapping's "_meta" (PUT _mapping replaces it; Elasticsearch keeps it with the index).</summary>
+        public JsonObject? Meta { get; set; }
     }
 
     private FakeElasticsearch(WebApplication app) => _app = app;
@@ -92,6 +94,8 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
                         : Error(HttpStatusCode.NotAcceptable, "media_type_header_exception", "The bulk API needs Content-Type application/x-ndjson"),
                     ("POST", [var target, "_search"]) => Search(Resolve(target, write: false), JsonNode.Parse(body)!.AsObject()),
                     ("GET", [var target, "_count"]) => (HttpStatusCode.OK, new JsonObject { ["count"] = _indices[Resolve(target, write: false)].Documents.Count }),
+                    ("GET", [var target, "_mapping"]) => GetMapping(Resolve(target, write: false)),
+                    ("PUT", [var target, "_mapping"]) => PutMapping(Resolve(target, write: true), JsonNode.Parse(body)!.AsObject()),
                     ("POST", [var target, "_refresh"]) => (HttpStatusCode.OK, new JsonObject { ["_shards"] = Shards() }),
                     _ => Error(HttpStatusCode.BadRequest, "illegal_argument_exception", $"unsupported by the fake: {method} /{string.Join('/', segments)}"),
                 };
@@ -173,6 +177,30 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
         return (HttpStatusCode.OK, new JsonObject { ["acknowledged"] = true, ["shards_acknowledged"] = true, ["index"] = name });
     }
 
+    private (HttpStatusCode, JsonNode) GetMapping(string name)
+    {
+        var mappings = _indices[name].Mappings.DeepClone().AsObject();
+        if (_indices[name].Meta is { } meta)
+            mappings["_meta"] = meta.DeepClone();
+        return (HttpStatusCode.OK, new JsonObject { [name] = new JsonObject { ["mappings"] = mappings } });
+    }
+
+    /// <summary>Only "_meta" updates are needed (and accepted): the template's fields never change.</summary>
+    private (HttpStatusCode, JsonNode) PutMapping(string name, JsonObject request)
+    {
+        if (request.Any(p => p.Key != "_meta") || request["_meta"] is not JsonObject meta)
+            return Error(HttpStatusCode.BadRequest, "illegal_argument_exception", "unsupported by the fake: a mapping update other than _meta");
+        _indices[name].Meta = meta.DeepClone().AsObject();
+        return Acknowledged();
+    }
+
+    /// <summary>Test hook: replaces an index's "_meta" marker, as restoring an older snapshot would.</summary>
+    public void SetMeta(string index, JsonObject? meta)
+    {
+        lock (_gate)
+            _indices[_aliases.GetValueOrDefault(index, index)].Meta = meta;
+    }
+
     private static bool Matches(string pattern, string name) =>
         pattern.EndsWith('*') ? name.StartsWith(pattern[..^1], StringComparison.Ordinal) : name == pattern;
 
@@ -236,6 +264,8 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
         {
             if (!(boolQuery["filter"]?.AsArray() ?? []).All(f => PassesFilter(f!.AsObject(), source)))
                 continue;
+            if ((boolQuery["must_not"]?.AsArray() ?? []).Any(f => PassesFilter(f!.AsObject(), source)))
+                continue;
             var score = 0.0;
             foreach (var should in boolQuery["should"]?.AsArray() ?? [])
                 score += ScoreMultiMatch(index, should!["multi_match"]!, source);
@@ -262,7 +292,7 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
                     continue;
                 var size2 = settings?["fragment_size"]?.GetValue<int>() ?? 100;
                 var matcher = new TermMatcher(field, queryText);
-                highlight[field] = new JsonArray(Snippets.Build(text, field, matcher.Matches, size2));
+                highlight[field] = new JsonArray(Snippets.Build(text, field, matcher, size2));
             }
             if (highlight.Count > 0)
                 hit["highlight"] = highlight;

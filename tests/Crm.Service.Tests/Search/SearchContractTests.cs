@@ -96,6 +96,34 @@ public abstract class SearchContractTests : IAsyncLifetime
         Assert.Equal(["draft"], await IdsAsync("refund", q => q with { Statuses = ["draft"] }));
     }
 
+    private static SearchDocument Record(string kind, string id, string title, string body, string? team = null) =>
+        new(kind + ":" + id, SearchLanguages.Detect(title + " " + body), title, body, "internal", "open") { Kind = kind, Team = team };
+
+    [Fact]
+    public async Task Records_are_filtered_by_kind_and_the_documents_of_excluded_teams_never_show()
+    {
+        await Index.UpsertAsync([
+            Record(SearchKinds.Ticket, "1", "Flux capacitor broken", "ticket about the flux capacitor"),
+            Record(SearchKinds.Message, "m1", "Re: flux capacitor", "The flux capacitor sparks again.", team: "support"),
+            Record(SearchKinds.Message, "m2", "Secret plans", "flux capacitor secret plans", team: "vip"),
+            Record(SearchKinds.Ticket, "2", "VIP flux capacitor", "restricted ticket", team: "vip"),
+            Record(SearchKinds.Customer, "c1", "Marty McFly", "marty@example.com flux capacitor fan"),
+            Record(SearchKinds.Message, "m3", "电容器坏了", "通量电容器又坏了，请帮忙。", team: "support")]);
+
+        var everything = await Index.SearchAsync(new SearchQuery("flux capacitor") { Kinds = SearchKinds.Records });
+        Assert.Equal(["customer:c1", "message:m1", "message:m2", "ticket:1", "ticket:2"], everything.Hits.Select(h => h.Id).Order());
+        Assert.All(everything.Hits, h => Assert.Equal(h.Id[..h.Id.IndexOf(':')], h.Kind));
+        Assert.Equal(["customer:c1", "message:m1", "ticket:1"],
+            (await IdsAsync("flux capacitor", q => q with { Kinds = SearchKinds.Records, ExcludedTeams = ["vip"] })).Order());
+        Assert.Equal(["message:m1"], await IdsAsync("flux capacitor", q => q with { Kinds = [SearchKinds.Message], ExcludedTeams = ["vip", "other"] }));
+        // Excluding teams alone (no other filter) still finds everything else.
+        Assert.Equal(["customer:c1", "message:m1", "ticket:1"], (await IdsAsync("flux capacitor", q => q with { ExcludedTeams = ["vip"] })).Order());
+        Assert.Equal(["message:m3"], await IdsAsync("电容器", q => q with { Kinds = [SearchKinds.Message] }));
+        await Index.UpsertAsync([Doc("art", "Flux capacitor manual", "How to fit a flux capacitor.")]);
+        Assert.Equal(SearchKinds.Article, (await Index.SearchAsync(new SearchQuery("manual"))).Hits.Single().Kind);
+        Assert.DoesNotContain("art", await IdsAsync("flux capacitor", q => q with { Kinds = SearchKinds.Records }));
+    }
+
     [Fact]
     public async Task Snippets_mark_the_matched_words_and_encode_the_rest()
     {
@@ -168,6 +196,28 @@ public abstract class SearchContractTests : IAsyncLifetime
         await Index.UpsertAsync([Doc("after", "After", "Faxes after the swap.")]);
         Assert.Contains("after", await IdsAsync("faxes"));
     }
+
+    [Fact]
+    public async Task The_version_marker_only_moves_forward_and_a_rebuild_carries_its_own()
+    {
+        Assert.Null(await Index.AppliedSequenceAsync());
+        await Index.UpsertAsync([Doc("a", "Marker", "Marked content.")]);
+        await Index.MarkAppliedAsync(42);
+        Assert.Equal(42, await Index.AppliedSequenceAsync());
+        await Index.MarkAppliedAsync(7);
+        Assert.Equal(42, await Index.AppliedSequenceAsync());
+
+        await using var rebuild = await Index.BeginRebuildAsync();
+        await rebuild.AddAsync([Doc("b", "Marker", "Rebuilt content.")]);
+        await rebuild.MarkAppliedAsync(30);
+        Assert.Equal(42, await Index.AppliedSequenceAsync());
+        await rebuild.CompleteAsync();
+
+        // The rebuild started at 30: the changes after it are owed to the new index, and its marker says so.
+        Assert.Equal(30, await Index.AppliedSequenceAsync());
+        await Index.MarkAppliedAsync(31);
+        Assert.Equal(31, await Index.AppliedSequenceAsync());
+    }
 }
 
 public sealed class LuceneContractTests : SearchContractTests
@@ -199,6 +249,40 @@ public sealed class LuceneContractTests : SearchContractTests
 
         Assert.Equal(["b"], hits.Hits.Select(h => h.Id));
         Assert.Single(Directory.GetDirectories(_folder));
+    }
+
+    [Fact]
+    public async Task The_catch_up_merge_leaves_one_segment_after_a_burst_but_not_after_a_trickle()
+    {
+        var lucene = (LuceneSearchIndex)Index;
+        // Many small feed commits, as a catch-up or an import makes them.
+        for (var i = 0; i < 30; i++)
+            await Index.UpsertAsync([.. Enumerable.Range(0, 10).Select(j => Doc($"d{i}-{j}", $"Gearbox {i} {j}", "gearbox oil change"))]);
+        var before = lucene.SegmentCount;
+        var hitsBefore = (await Index.SearchAsync(new SearchQuery("gearbox") { Take = 100 })).Total;
+
+        await Index.OptimizeAsync();
+
+        Assert.True(before > 1, $"{before} segments before");
+        Assert.Equal(1, lucene.SegmentCount);
+        Assert.Equal(hitsBefore, (await Index.SearchAsync(new SearchQuery("gearbox") { Take = 100 })).Total);
+        Assert.Equal(300, await Index.CountAsync());
+        // One more document is under 1% of the index: no whole-index rewrite for it.
+        await Index.UpsertAsync([Doc("late", "Gearbox late", "gearbox")]);
+        await Index.OptimizeAsync();
+        Assert.Equal(2, lucene.SegmentCount);
+    }
+
+    [Fact]
+    public async Task The_version_marker_is_committed_with_the_index()
+    {
+        await Index.UpsertAsync([Doc("a", "Warranty", "Two years of warranty.")]);
+        await Index.MarkAppliedAsync(17);
+        ((IDisposable)Index).Dispose();
+
+        using var reopened = new LuceneSearchIndex(_folder, NullLogger<LuceneSearchIndex>.Instance);
+
+        Assert.Equal(17, await reopened.AppliedSequenceAsync());
     }
 }
 

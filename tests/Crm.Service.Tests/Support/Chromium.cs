@@ -5,12 +5,18 @@ namespace Crm.Service.Tests.Support;
 /// <summary>Debian's chromium (installed by .ci/run), headless, never a downloaded browser.</summary>
 internal static class Chromium
 {
-    public static Task<IBrowser> LaunchAsync(IPlaywright playwright) => playwright.Chromium.LaunchAsync(new()
+    public static Task<IBrowser> LaunchAsync(IPlaywright playwright)
     {
-        ExecutablePath = "/usr/bin/chromium",
-        Headless = true,
-        // No sandbox: CI runs as root; the rest keeps chromium from reaching the network on its own.
-        Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+        // Playwright's 5 s default for Expect is too short on a loaded 2-core CI box (a widget's first
+        // SignalR round trip took longer there); a longer wait changes no verdict, only patience.
+        Assertions.SetDefaultExpectTimeout(20_000);
+        return playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = "/usr/bin/chromium",
+            Headless = true,
+            // No sandbox: CI runs as root; the rest keeps chromium from reaching the network on its own.
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+    }
 }

@@ -111,8 +111,11 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
     }
 
     /// <summary>The channel's own words for a reply's last failure, as kept for admins (agents see a generic error).</summary>
-    public Task<string?> OutboxErrorAsync(Guid messageId) =>
-        QueryAsync(db => db.Outbox.Where(o => o.MessageId == messageId).Select(o => o.LastError).SingleAsync());
+    /// The message shows its final state before the outbox row gets its error (two commits): wait for the row to settle.
+    public async Task<string?> OutboxErrorAsync(Guid messageId) =>
+        (await Eventually.WaitForAsync(
+            () => QueryAsync(db => db.Outbox.Where(o => o.MessageId == messageId).Select(o => new { o.State, o.LastError }).SingleAsync()),
+            o => o.State != Crm.Service.Grains.Records.OutboxState.Pending, what: $"the outbox row of {messageId} settled")).LastError;
 
     public IGrainFactory Grains => Services.GetRequiredService<IGrainFactory>();
 }

@@ -16,10 +16,23 @@ internal static class QueryPlans
         var sql = string.Join('\n', text.Split('\n').Where(l => !l.StartsWith(".param", StringComparison.Ordinal)));
         foreach (var (name, value) in parameters.OrderByDescending(p => p.Key.Length))
             sql = sql.Replace(name, value, StringComparison.Ordinal);
+        return await ExplainSqlAsync(db, sql);
+    }
+
+    /// <summary>The plan of SQL text as EF logged it; parameters it still names are bound to 0 (the plan does not depend on them).</summary>
+    public static async Task<string> ExplainSqlAsync(CrmDbContext db, string sql)
+    {
         var connection = db.Database.GetDbConnection();
         await db.Database.OpenConnectionAsync();
         await using DbCommand command = connection.CreateCommand();
         command.CommandText = "EXPLAIN QUERY PLAN " + sql;
+        foreach (var name in Regex.Matches(sql, @"@\w+").Select(m => m.Value).Distinct())
+        {
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = name;
+            parameter.Value = 0;
+            command.Parameters.Add(parameter);
+        }
         var details = new List<string>();
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())

@@ -13,7 +13,8 @@ namespace Crm.Service.Tests.Telegram;
 /// <summary>
 /// Telegram's Bot API on 127.0.0.1, the subset the connector uses, behaving like the real one: /bot{token}/{method}
 /// with JSON or multipart arguments, {"ok":false,"error_code","description","parameters"} errors, getUpdates ordered by
-/// update_id with confirmation by offset and a long-poll timeout, 409 while a webhook is set, getFile plus
+/// update_id with confirmation by offset and a long-poll timeout, 409 while a webhook is set or when a newer getUpdates
+/// ends a waiting one, getFile plus
 /// /file/bot{token}/{path} downloads with the 20 MB limit, 429 with retry_after on demand, 403 for chats that blocked
 /// the bot, and HTML parse mode that refuses unescaped markup like Telegram does.
 /// </summary>
@@ -61,6 +62,8 @@ internal sealed class FakeBotApi : IAsyncDisposable
         public int PendingUpdates { get; set; }
         /// <summary>sendPhoto answers 400 PHOTO_INVALID_DIMENSIONS (as Telegram does for a 1×8000 image).</summary>
         public bool RefusePhotos { get; set; }
+        /// <summary>Largest upload accepted (Telegram's multipart limit, 50 MB); larger ones answer 413.</summary>
+        public long UploadLimit { get; set; } = 50L * 1024 * 1024;
         /// <summary>sendDocument answers 400.</summary>
         public bool RefuseDocuments { get; set; }
         public ConcurrentQueue<string> Calls { get; } = new();
@@ -69,6 +72,38 @@ internal sealed class FakeBotApi : IAsyncDisposable
         public ConcurrentDictionary<long, bool> Blocked { get; } = new();
         /// <summary>How many times each update_id was handed out by getUpdates.</summary>
         public ConcurrentDictionary<int, int> Deliveries { get; } = new();
+        /// <summary>getUpdates calls ended with 409 because another getUpdates of the same bot came in meanwhile (two readers).</summary>
+        public int Conflicts => _conflicts;
+        private int _conflicts;
+        private CancellationTokenSource? _polling;
+
+        /// <summary>Like Telegram: a getUpdates ends the one still waiting, which answers 409.</summary>
+        public async Task<List<string>?> PollAsync(int? offset, int limit, int timeoutSeconds, CancellationToken aborted)
+        {
+            using var mine = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+            var previous = Interlocked.Exchange(ref _polling, mine);
+            try
+            {
+                previous?.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+            try
+            {
+                var updates = await TakeAsync(offset, limit, timeoutSeconds, mine.Token);
+                if (mine.IsCancellationRequested && !aborted.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref _conflicts);
+                    return null;
+                }
+                return updates;
+            }
+            finally
+            {
+                Interlocked.CompareExchange(ref _polling, null, mine);
+            }
+        }
         /// <summary>The next send calls answer 429 with this retry_after, one per entry (0: that call goes through).</summary>
         public ConcurrentQueue<int> FloodRetryAfter { get; } = new();
 
@@ -177,6 +212,9 @@ internal sealed class FakeBotApi : IAsyncDisposable
 
     public Bot BotOf(string token) => _bots[token];
 
+    /// <summary>Revokes a token (as @BotFather's /revoke does): every call with it answers 401 Unauthorized.</summary>
+    public void RevokeBot(string token) => _bots.TryRemove(token, out _);
+
     /// <summary>A file Telegram holds; <paramref name="size"/> may claim more than <paramref name="content"/> (a large file
     /// whose bytes the test does not need).</summary>
     public void AddFile(string fileId, string path, byte[] content, long? size = null) => _files[fileId] = (path, content, size ?? content.LongLength);
@@ -221,7 +259,8 @@ internal sealed class FakeBotApi : IAsyncDisposable
             case "getUpdates":
                 if (bot.WebhookUrl is not null)
                     return Error(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first");
-                var updates = await bot.TakeAsync(Int(args, "offset"), Int(args, "limit") ?? 100, Int(args, "timeout") ?? 0, http.RequestAborted);
+                if (await bot.PollAsync(Int(args, "offset"), Int(args, "limit") ?? 100, Int(args, "timeout") ?? 0, http.RequestAborted) is not { } updates)
+                    return Error(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running");
                 return Results.Content($"{{\"ok\":true,\"result\":[{string.Join(',', updates)}]}}", "application/json");
             case "getFile":
                 if (Str(args, "file_id") is not { } fileId || !_files.TryGetValue(fileId, out var file))
@@ -242,6 +281,12 @@ internal sealed class FakeBotApi : IAsyncDisposable
                     return Error(400, "Bad Request: PHOTO_INVALID_DIMENSIONS");
                 if (method == "sendDocument" && bot.RefuseDocuments)
                     return Error(400, "Bad Request: file must be non-empty");
+                // Like Telegram: an upload over the multipart limit is refused by the server in front of the API, and a
+                // photo over 10 MB by sendPhoto.
+                if (files.Values.Any(f => f.Content.LongLength > bot.UploadLimit))
+                    return Error(413, "Request Entity Too Large");
+                if (method == "sendPhoto" && files.Values.Any(f => f.Content.LongLength > 10L * 1024 * 1024))
+                    return Error(400, "Bad Request: PHOTO_SAVE_FILE_INVALID");
                 var text = Str(args, "text");
                 var parseMode = Str(args, "parse_mode");
                 if (method == "sendMessage")

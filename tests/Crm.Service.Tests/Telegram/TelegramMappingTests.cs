@@ -122,6 +122,34 @@ public sealed class TelegramMappingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Audio_video_video_notes_and_stickers_are_fetched_with_getFile_into_attachments()
+    {
+        _rig.Api.AddFile("audio-1", "music/file_10.mp3", [0x49, 0x44, 0x33, 1, 2]);
+        _rig.Api.AddFile("video-1", "videos/file_11.mp4", [0, 0, 0, 0x18, 0x66, 0x74, 0x79, 0x70]);
+        _rig.Api.AddFile("note-1", "video_notes/file_12.mp4", [0, 0, 0, 0x18, 0x66, 0x74, 0x79, 0x71]);
+        _rig.Api.AddFile("sticker-1", "stickers/file_13.webp", [0x52, 0x49, 0x46, 0x46, 9]);
+        await PostAsync(TelegramRig.PrivateMessage(21, null, extra: new JsonObject
+        {
+            ["audio"] = new JsonObject { ["file_id"] = "audio-1", ["file_unique_id"] = "a1", ["duration"] = 3, ["file_name"] = "song.mp3", ["mime_type"] = "audio/mpeg" },
+            ["caption"] = "This song",
+        }));
+        await PostAsync(TelegramRig.PrivateMessage(22, null, extra: new JsonObject { ["video"] = new JsonObject { ["file_id"] = "video-1", ["file_unique_id"] = "vi1", ["width"] = 640, ["height"] = 480, ["duration"] = 5 } }));
+        await PostAsync(TelegramRig.PrivateMessage(23, null, extra: new JsonObject { ["video_note"] = new JsonObject { ["file_id"] = "note-1", ["file_unique_id"] = "n1", ["length"] = 240, ["duration"] = 4 } }));
+        await PostAsync(TelegramRig.PrivateMessage(24, null, extra: new JsonObject { ["sticker"] = new JsonObject { ["file_id"] = "sticker-1", ["file_unique_id"] = "st1", ["type"] = "regular", ["width"] = 512, ["height"] = 512, ["is_animated"] = false, ["is_video"] = false, ["emoji"] = "🙂" } }));
+
+        var messages = await _rig.InboundAsync("tga");
+        Assert.Equal(4, messages.Count);
+        var attachments = await _rig.App.QueryAsync(db => db.Attachments.AsNoTracking().ToListAsync());
+        Assert.Equal(("song.mp3", 5L), Assert.Single(attachments, a => a.MessageId == messages[0].Id) is var audio ? (audio.FileName, audio.Length) : default);
+        Assert.Equal("This song", messages[0].Text);
+        Assert.Equal(("video-22.mp4", 8L), Assert.Single(attachments, a => a.MessageId == messages[1].Id) is var video ? (video.FileName, video.Length) : default);
+        Assert.Equal(("video-note-23.mp4", 8L), Assert.Single(attachments, a => a.MessageId == messages[2].Id) is var note ? (note.FileName, note.Length) : default);
+        Assert.Equal(("sticker-24.webp", 5L), Assert.Single(attachments, a => a.MessageId == messages[3].Id) is var sticker ? (sticker.FileName, sticker.Length) : default);
+        Assert.Contains("[Sticker 🙂]", messages[3].Text);
+        Assert.True(new[] { "music/file_10.mp3", "videos/file_11.mp4", "video_notes/file_12.mp4", "stickers/file_13.webp" }.All(_rig.Api.Downloads.ContainsKey));
+    }
+
+    [Fact]
     public async Task A_contact_the_user_shared_of_themselves_links_the_phone_and_anyone_elses_links_nothing()
     {
         await PostAsync(TelegramRig.PrivateMessage(1, null, extra: new JsonObject

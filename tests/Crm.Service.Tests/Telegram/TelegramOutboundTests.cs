@@ -165,4 +165,60 @@ public sealed class TelegramOutboundTests : IAsyncLifetime
         Assert.Contains("1 of 2 parts were delivered", result.Error);
         Assert.Equal(["sendMessage"], _bot.Sent.Select(s => s.Method));
     }
+
+    private Task<OutboundResult> SendFilesAsync(string text, params OutboundAttachment[] files)
+    {
+        var sender = _rig.App.Services.GetServices<IOutboundSender>().Single(s => s.Channel == ChannelKind.Telegram);
+        return sender.SendAsync(new OutboundDelivery
+        {
+            MessageId = Guid.NewGuid(),
+            TicketNumber = _ticket,
+            ChannelAccountId = "tg",
+            ThreadKey = TelegramRig.UserId.ToString(),
+            Recipient = $"telegram:{TelegramRig.UserId}",
+            Author = "agent",
+            Text = text,
+            CreatedAt = DateTimeOffset.UtcNow,
+            Attempt = 1,
+            Attachments = files,
+        });
+    }
+
+    [Fact]
+    public async Task A_file_over_telegrams_50_MB_upload_limit_fails_the_reply_before_anything_is_sent()
+    {
+        var video = new byte[50 * 1024 * 1024 + 1];
+        var result = await SendFilesAsync("The recording:", new OutboundAttachment("small.pdf", "application/pdf", "%PDF-1.4"u8.ToArray()),
+            new OutboundAttachment("recording.mp4", "video/mp4", video));
+        Assert.False(result.Success);
+        Assert.True(result.Permanent);
+        Assert.Contains("'recording.mp4' (50 MB) is larger than the 50 MB a bot may send through Telegram; nothing was sent", result.Error);
+        // Not the text, not the small file, not the large one: the customer gets no half of the reply.
+        Assert.DoesNotContain(_bot.Calls, c => c.StartsWith("send", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_image_over_telegrams_10_MB_photo_limit_goes_out_as_a_document_without_trying_sendPhoto()
+    {
+        var png = new byte[10 * 1024 * 1024 + 1];
+        new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }.CopyTo(png, 0);
+        var result = await SendFilesAsync("The scan:", new OutboundAttachment("scan.png", "image/png", png));
+        Assert.True(result.Success, result.Error);
+        Assert.Equal(["sendMessage", "sendDocument"], _bot.Sent.Select(s => s.Method));
+        Assert.DoesNotContain("sendPhoto", _bot.Calls);
+        Assert.Equal(png.Length, _bot.Sent.Last().File!.Length);
+    }
+
+    [Fact]
+    public async Task An_upload_telegram_refuses_as_too_large_fails_at_once_instead_of_being_retried()
+    {
+        // A Bot API server with a lower limit than ours (or a proxy in front of it): its 413 is final.
+        _bot.UploadLimit = 1024 * 1024;
+        var result = await SendFilesAsync("The manual:", new OutboundAttachment("manual.pdf", "application/pdf", new byte[2 * 1024 * 1024]));
+        Assert.False(result.Success);
+        Assert.True(result.Permanent);
+        Assert.Contains("413 Request Entity Too Large", result.Error);
+        Assert.Contains("1 of 2 parts were delivered", result.Error);
+        Assert.Equal(1, _bot.Calls.Count(c => c == "sendDocument"));
+    }
 }

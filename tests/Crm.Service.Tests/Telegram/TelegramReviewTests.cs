@@ -11,6 +11,7 @@ using Crm.Service.Tests.Support;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Orleans;
 
 namespace Crm.Service.Tests.Telegram;
 
@@ -282,6 +283,120 @@ public sealed class TelegramReviewTests
         }));
         var phone = await rig.App.QueryAsync(db => db.Identities.AsNoTracking().SingleAsync(i => i.Kind == IdentityKind.Phone));
         Assert.Equal("phone:+4915123456789", phone.Key);
+    }
+
+    [Fact]
+    public async Task T11_concurrent_first_contacts_sharing_one_number_link_it_once_and_never_move_it()
+    {
+        await using var rig = await WebhookRigAsync();
+        // Several users share "their own" number at the same moment (a family phone; or one of them racing an API link):
+        // one customer gets it, and nobody's link moves it away afterwards.
+        var posts = Enumerable.Range(0, 8).Select(i => PostAsync(rig, 100 + i, TelegramRig.PrivateMessage(1, null, userId: 7000 + i, extra: new JsonObject
+        {
+            ["contact"] = new JsonObject { ["phone_number"] = "4915123456789", ["first_name"] = "Ada", ["user_id"] = 7000 + i },
+        })));
+        Assert.All(await Task.WhenAll(posts), status => Assert.Equal(HttpStatusCode.OK, status));
+
+        var phone = await rig.App.QueryAsync(db => db.Identities.AsNoTracking().SingleAsync(i => i.Kind == IdentityKind.Phone));
+        var audit = await rig.App.QueryAsync(db => db.Audit.AsNoTracking().Where(a => a.Field == "identity" && (a.NewValue == phone.Key || a.OldValue == phone.Key)).ToListAsync());
+        Assert.Equal("identity-linked", Assert.Single(audit).Action);
+        var holder = await rig.App.QueryAsync(db => db.Identities.AsNoTracking().Where(i => i.CustomerId == phone.CustomerId && i.Kind == IdentityKind.Telegram).CountAsync());
+        Assert.Equal(1, holder);
+    }
+
+    /// <summary>Holds every answer of a GetCustomerAsync on a phone identity until <paramref name="parties"/> callers
+    /// have theirs (or 20 s passed): the widest window a check-then-link from outside the grain can have, made
+    /// certain instead of lucky. A link decided inside the grain asks no such question and is not held.</summary>
+    private sealed class PhoneLookupBarrier(int parties) : IOutgoingGrainCallFilter
+    {
+        private readonly TaskCompletionSource _all = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _arrived;
+
+        public int Held => Volatile.Read(ref _arrived);
+
+        public async Task Invoke(IOutgoingGrainCallContext context)
+        {
+            await context.Invoke();
+            if (context.MethodName == nameof(IIdentityGrain.GetCustomerAsync) && context.TargetId.Key.ToString().StartsWith("phone:", StringComparison.Ordinal))
+            {
+                if (Interlocked.Increment(ref _arrived) >= parties)
+                    _all.TrySetResult();
+                await Task.WhenAny(_all.Task, Task.Delay(TimeSpan.FromSeconds(20)));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task T11_two_first_contacts_sharing_one_number_in_the_worst_interleaving_link_it_once()
+    {
+        var barrier = new PhoneLookupBarrier(2);
+        await using var rig = await WebhookRigAsync(services => services.AddSingleton<IOutgoingGrainCallFilter>(barrier));
+        var posts = Enumerable.Range(0, 2).Select(i => PostAsync(rig, 200 + i, TelegramRig.PrivateMessage(1, null, userId: 8000 + i, extra: new JsonObject
+        {
+            ["contact"] = new JsonObject { ["phone_number"] = "+4915000000001", ["first_name"] = "Family", ["user_id"] = 8000 + i },
+        })));
+        Assert.All(await Task.WhenAll(posts), status => Assert.Equal(HttpStatusCode.OK, status));
+
+        var phone = await rig.App.QueryAsync(db => db.Identities.AsNoTracking().SingleAsync(i => i.Kind == IdentityKind.Phone));
+        var audit = await rig.App.QueryAsync(db => db.Audit.AsNoTracking().Where(a => a.Field == "identity" && (a.NewValue == phone.Key || a.OldValue == phone.Key)).ToListAsync());
+        // Linked once, never moved from one customer to the other.
+        Assert.Equal("identity-linked", Assert.Single(audit).Action);
+    }
+
+    [Fact]
+    public async Task A_caption_edit_does_not_download_the_file_again_and_a_replaced_file_is_downloaded()
+    {
+        await using var rig = await WebhookRigAsync();
+        var pdf = "%PDF-1.4 invoice"u8.ToArray();
+        rig.Api.AddFile("doc-1", "documents/file_1.pdf", pdf);
+        rig.Api.AddFile("doc-2", "documents/file_2.pdf", "%PDF-1.4 corrected"u8.ToArray());
+        JsonObject Document(string fileId, string uniqueId, string caption, long? editDate) => TelegramRig.PrivateMessage(1, null, kind: editDate is null ? "message" : "edited_message", editDate: editDate, extra: new JsonObject
+        {
+            ["document"] = new JsonObject { ["file_id"] = fileId, ["file_unique_id"] = uniqueId, ["file_name"] = "invoice.pdf", ["mime_type"] = "application/pdf" },
+            ["caption"] = caption,
+        });
+
+        Assert.Equal(HttpStatusCode.OK, await PostAsync(rig, 1, Document("doc-1", "d1", "My invoice", null)));
+        Assert.Equal(HttpStatusCode.OK, await PostAsync(rig, 2, Document("doc-1", "d1", "My invoice from May", 1_700_000_100)));
+        var messages = await rig.InboundAsync("tg");
+        Assert.Equal(2, messages.Count);
+        Assert.Contains("My invoice from May", messages[1].Text);
+        Assert.Contains("[The document 'invoice.pdf' is unchanged; it is on the earlier version of the message.]", messages[1].Text);
+        Assert.Equal(1, rig.Api.Downloads["documents/file_1.pdf"]);
+        Assert.Equal(0, await rig.App.QueryAsync(db => db.Attachments.CountAsync(a => a.MessageId == messages[1].Id)));
+
+        // The file itself replaced (editMessageMedia: a new file_unique_id): that one is fetched.
+        Assert.Equal(HttpStatusCode.OK, await PostAsync(rig, 3, Document("doc-2", "d2", "My invoice from May", 1_700_000_200)));
+        Assert.Equal(1, rig.Api.Downloads["documents/file_2.pdf"]);
+        Assert.Equal(1, rig.Api.Downloads["documents/file_1.pdf"]);
+    }
+
+    [Fact]
+    public async Task The_webhook_is_rate_limited_per_bot_and_strangers_cannot_use_up_telegrams_budget()
+    {
+        await using var rig = await WebhookRigAsync(settings: new Dictionary<string, string?>
+        {
+            ["Channels:Telegram:WebhookRequestsPerSecond"] = "1",
+            ["Channels:Telegram:WebhookBurst"] = "2",
+        });
+        using var client = rig.App.CreateClient();
+        // A stranger floods the bot's URL without the secret: refused, and soon throttled in a bucket of its own.
+        var strangers = new List<HttpStatusCode>();
+        for (var i = 0; i < 30; i++)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/connectors/telegram/tg/webhook") { Content = new StringContent("{\"update_id\":1}", Encoding.UTF8, "application/json") };
+            request.Headers.Add(TelegramWebhookEndpoints.SecretHeader, "wrong-secret");
+            strangers.Add((await client.SendAsync(request)).StatusCode);
+        }
+        Assert.Contains(HttpStatusCode.TooManyRequests, strangers);
+        Assert.DoesNotContain(HttpStatusCode.OK, strangers);
+
+        // Telegram's deliveries still have their whole burst; past it, 429 (Telegram delivers again later).
+        var genuine = new List<HttpStatusCode>();
+        for (var i = 1; i <= 6; i++)
+            genuine.Add(await PostAsync(rig, i, TelegramRig.PrivateMessage(i, $"Message {i}")));
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK], genuine.Take(2));
+        Assert.Contains(HttpStatusCode.TooManyRequests, genuine);
     }
 
     [Fact]

@@ -18,6 +18,7 @@ internal sealed class TelegramRig : IAsyncDisposable
     public const long UserId = 424242;
 
     private readonly TempDirectory _data = new();
+    private readonly TempDirectory _secondNode = new();
     private readonly Action<IServiceCollection>? _services;
     private readonly IDictionary<string, string?>? _settings;
 
@@ -39,7 +40,8 @@ internal sealed class TelegramRig : IAsyncDisposable
         return rig;
     }
 
-    public CrmApp NewApp(Action<IServiceCollection>? services)
+    /// <param name="extra">Settings for this app only (a second node's own search folder).</param>
+    public CrmApp NewApp(Action<IServiceCollection>? services, IDictionary<string, string?>? extra = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -49,7 +51,7 @@ internal sealed class TelegramRig : IAsyncDisposable
             ["Channels:Telegram:MaxReconnectDelay"] = "00:00:00.500",
             ["Channels:Telegram:MaxInlineRetryAfter"] = "00:00:01",
         };
-        foreach (var (key, value) in _settings ?? new Dictionary<string, string?>())
+        foreach (var (key, value) in (_settings ?? new Dictionary<string, string?>()).Concat(extra ?? new Dictionary<string, string?>()))
             settings[key] = value;
         return new(_data.Path, settings, services: services);
     }
@@ -61,6 +63,14 @@ internal sealed class TelegramRig : IAsyncDisposable
         App = NewApp(services);
         _ = App.Services;
     }
+
+    /// <summary>A second node on the same store and Bot API (its own Lucene folder: an index has one writer).</summary>
+    public CrmApp SecondNode(Action<IServiceCollection>? services = null) =>
+        NewApp(services, new Dictionary<string, string?>
+        {
+            ["Search:LuceneDirectory"] = Path.Combine(_secondNode.Path, "search"),
+            ["Search:RecordsLuceneDirectory"] = Path.Combine(_secondNode.Path, "search-records"),
+        });
 
     public async Task ConfigureBotAsync(string id, string token, string mode = "polling", string? secretToken = null, string? publicBaseUrl = null, string? welcomeText = null, string groups = "ignore")
     {
@@ -110,5 +120,6 @@ internal sealed class TelegramRig : IAsyncDisposable
         await App.DisposeAsync();
         await Api.DisposeAsync();
         _data.Dispose();
+        _secondNode.Dispose();
     }
 }

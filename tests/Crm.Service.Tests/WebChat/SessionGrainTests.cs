@@ -74,6 +74,8 @@ public sealed class SessionGrainTests : IAsyncLifetime
         var line = new ChatLine(Guid.NewGuid(), "agent", "On its way", DateTimeOffset.UtcNow);
         await session.PublishAsync(new VisitorEvent(VisitorEventKind.Message, line));
         await session.AgentActivityAsync(typing: true, readUpTo: line.Id);
+        // Read at once: typing lasts 6 s of real time, which a stall while waiting for the events could use up.
+        var activity = await session.GetActivityAsync();
         await Eventually.WaitForAsync(() => Task.FromResult(nodeA.Count + nodeB.Count), n => n == 6, what: "three events on both nodes");
 
         foreach (var node in new[] { nodeA, nodeB })
@@ -83,7 +85,6 @@ public sealed class SessionGrainTests : IAsyncLifetime
             Assert.True(node.Events.Single(e => e.Event.Kind == VisitorEventKind.Typing).Event.Typing);
             Assert.Equal(line.Id, node.Events.Single(e => e.Event.Kind == VisitorEventKind.Read).Event.ReadUpTo);
         }
-        var activity = await session.GetActivityAsync();
         Assert.NotNull(activity.AgentTypingUntil);
         Assert.Equal(line.Id, activity.AgentReadUpTo);
 

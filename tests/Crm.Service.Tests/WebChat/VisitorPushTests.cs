@@ -61,6 +61,7 @@ public sealed class VisitorPushTests
         public Task AgentActivityAsync(bool? typing, Guid? readUpTo) => Task.CompletedTask;
 
         public Task<SessionActivity> GetActivityAsync() => throw new NotSupportedException();
+        public Task<bool> HasVisitorAsync() => throw new NotSupportedException();
     }
 
     /// <summary>An IGrainFactory that hands out the one session grain and observer references that are the object itself.</summary>

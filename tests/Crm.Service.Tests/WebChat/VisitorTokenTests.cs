@@ -25,8 +25,8 @@ public sealed class VisitorTokenTests
         Assert.False(_tokens.IsDueForRenewal(visitor));
         _clock.Advance(TimeSpan.FromDays(2));
         Assert.True(_tokens.IsDueForRenewal(visitor));
-        var renewed = _tokens.Renew(visitor);
-        Assert.Equal((visitor.VisitorId, visitor.SessionId), (renewed.VisitorId, renewed.SessionId));
+        var renewed = _tokens.Renew(visitor, 1);
+        Assert.Equal((visitor.VisitorId, visitor.SessionId, visitor.FirstIssuedAt), (renewed.VisitorId, renewed.SessionId, renewed.FirstIssuedAt));
         var renewedToken = _tokens.Issue(renewed);
         Assert.NotEqual(token, renewedToken);
 

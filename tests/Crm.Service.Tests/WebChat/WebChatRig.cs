@@ -18,10 +18,40 @@ internal sealed class WebChatRig : IAsyncDisposable
 
     private readonly TempDirectory _data = new();
 
-    private WebChatRig(IDictionary<string, string?>? settings, Action<IServiceCollection>? services) =>
-        App = new CrmApp(_data.Path, settings, services: services);
+    private readonly IDictionary<string, string?>? _settings;
+    private readonly Action<IServiceCollection>? _services;
+    private readonly TempDirectory _secondNode = new();
 
-    public CrmApp App { get; }
+    private WebChatRig(IDictionary<string, string?>? settings, Action<IServiceCollection>? services)
+    {
+        _settings = settings;
+        _services = services;
+        App = new CrmApp(_data.Path, settings, services: services);
+    }
+
+    public CrmApp App { get; private set; }
+
+    /// <summary>Stops the app (as a crash or a deploy would) and starts another on the same data folder.</summary>
+    public async Task RestartAsync()
+    {
+        await App.DisposeAsync();
+        App = new CrmApp(_data.Path, _settings, services: _services);
+        _ = App.Services;
+    }
+
+    /// <summary>A second node on the same store (its own Lucene folder: an index has one writer). With
+    /// <paramref name="ownDataFolder"/>, everything but the database is its own (blobs, and the key folder of old).</summary>
+    public CrmApp SecondNode(bool ownDataFolder = false)
+    {
+        var settings = new Dictionary<string, string?>(_settings ?? new Dictionary<string, string?>())
+        {
+            ["Search:LuceneDirectory"] = Path.Combine(_secondNode.Path, "search"),
+            ["Search:RecordsLuceneDirectory"] = Path.Combine(_secondNode.Path, "search-records"),
+        };
+        if (ownDataFolder)
+            settings["Store:DatabaseFile"] = Path.Combine(_data.Path, "crm.db");
+        return new CrmApp(ownDataFolder ? _secondNode.Path : _data.Path, settings, services: _services);
+    }
 
     public static async Task<WebChatRig> StartAsync(IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null, object? widgetSettings = null)
     {
@@ -38,25 +68,25 @@ internal sealed class WebChatRig : IAsyncDisposable
     }
 
     /// <summary>A client that sends <paramref name="origin"/> as a browser on that site would (null: no Origin).</summary>
-    public HttpClient Page(string? origin = Origin)
+    public HttpClient Page(string? origin = Origin, CrmApp? node = null)
     {
-        var client = App.CreateClient();
+        var client = (node ?? App).CreateClient();
         if (origin is not null)
             client.DefaultRequestHeaders.Add("Origin", origin);
         return client;
     }
 
-    public async Task<SessionResponse> StartSessionAsync(string? token = null, bool newConversation = false, string widget = Widget)
+    public async Task<SessionResponse> StartSessionAsync(string? token = null, bool newConversation = false, string widget = Widget, CrmApp? node = null)
     {
-        using var page = Page();
+        using var page = Page(node: node);
         var response = await page.PostAsJsonAsync($"/api/v1/webchat/{widget}/sessions", new { token, newConversation });
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
         return (await response.Content.ReadFromJsonAsync<SessionResponse>(CrmApp.Json))!;
     }
 
-    public HubConnection Visitor(string token, string widget = Widget, string? origin = Origin)
+    public HubConnection Visitor(string token, string widget = Widget, string? origin = Origin, CrmApp? node = null)
     {
-        var server = App.Server;
+        var server = (node ?? App).Server;
         return new HubConnectionBuilder()
             .WithUrl(new Uri(server.BaseAddress, $"/hubs/visitor?widget={widget}"), options =>
             {
@@ -83,5 +113,6 @@ internal sealed class WebChatRig : IAsyncDisposable
     {
         await App.DisposeAsync();
         _data.Dispose();
+        _secondNode.Dispose();
     }
 }

@@ -263,6 +263,30 @@ public sealed class WidgetBrowserTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task V10_a_message_typed_while_the_session_request_is_on_its_way_is_sent()
+    {
+        await using var context = await _browser.NewContextAsync(new() { Locale = "en-US" });
+        var page = await context.NewPageAsync();
+        // The session answer comes late (a slow mobile network); the visitor writes meanwhile.
+        var release = new TaskCompletionSource();
+        await page.RouteAsync("**/api/v1/webchat/shop/sessions", async route =>
+        {
+            await release.Task;
+            await route.ContinueAsync();
+        });
+        await page.GotoAsync(_origin + "/");
+        await page.Locator(".launcher").ClickAsync();
+        await page.Locator("textarea.input").FillAsync("Typed before the session came");
+        await page.Locator("textarea.input").PressAsync("Enter");
+        await page.WaitForFunctionAsync("() => (JSON.parse(localStorage.getItem('crm-webchat:shop') || '{}').pending || []).length === 1", null, new() { Timeout = 30_000 });
+        release.SetResult();
+        await Eventually.WaitForAsync(
+            () => _app.QueryAsync(db => db.Messages.CountAsync(m => m.ChannelAccountId == "shop" && m.Text == "Typed before the session came")),
+            n => n == 1, timeout: TimeSpan.FromSeconds(60), what: "the message stored");
+        await Assertions.Expect(page.Locator(".line.mine:not(.pending)")).ToHaveCountAsync(1, new() { Timeout = 30_000 });
+    }
+
+    [Fact]
     public async Task A_message_refused_while_the_widget_is_off_is_kept_and_sent_once_it_is_on_again()
     {
         await using var context = await _browser.NewContextAsync(new() { Locale = "en-US" });

@@ -33,5 +33,18 @@ export const css = `
 .attach { display: flex; align-items: center; justify-content: center; width: 36px; border: 1px solid #d0d7de; border-radius: 8px; color: var(--crm-accent, #1f6feb); font-size: 22px; cursor: pointer; position: relative; }
 .attach .file { position: absolute; width: 1px; height: 1px; opacity: 0; overflow: hidden; }
 .attach:focus-within { outline: 3px solid #ffbf47; outline-offset: 2px; }
+.intro, .verify { display: flex; flex-direction: column; gap: 8px; padding: 10px; border-top: 1px solid #d0d7de; }
+.intro-text, .verify-text { margin: 0; font-size: 13px; color: #1f2328; overflow-wrap: anywhere; }
+.field { padding: 8px; border: 1px solid #d0d7de; border-radius: 8px; font: inherit; color: inherit; background: #fff; }
+textarea.field { resize: none; }
+.row { display: flex; gap: 8px; }
+.row .field { flex: 1; min-width: 0; }
+.primary { padding: 8px 14px; border: 0; border-radius: 8px; background: var(--crm-accent, #1f6feb); color: #fff; font: inherit; font-weight: 600; cursor: pointer; }
+.link { padding: 0; border: 0; background: transparent; color: var(--crm-accent, #1f6feb); font: inherit; font-size: 12px; text-decoration: underline; cursor: pointer; }
+.form-status { font-size: 12px; color: #cf222e; overflow-wrap: anywhere; }
+.form-status:empty { display: none; }
+.tools { display: flex; gap: 12px; justify-content: flex-end; padding: 4px 12px; }
+.tools:not(:has(:not([hidden]))) { display: none; }
+.primary:focus-visible, .link:focus-visible, .field:focus-visible { outline: 3px solid #ffbf47; outline-offset: 2px; }
 [hidden] { display: none !important; }
 `;

@@ -58,7 +58,40 @@ import { textsFor } from "./texts.js";
   const fileInput = el("input", "file", { type: "file", "aria-label": t.attach });
   attach.append(el("span", "attach-icon", { "aria-hidden": "true" }, "+"), fileInput);
   form.append(attach, input, send);
-  panel.append(header, log, typing, suggestions, status, form);
+
+  // The pre-chat form (name, email; when the widget asks for it) and, when no agent is online, the offline form (name,
+  // email, question): an address typed here proves nothing until the visitor enters the code mailed to it.
+  const intro = el("form", "intro", { hidden: "", novalidate: "" });
+  const introText = el("p", "intro-text");
+  const nameInput = el("input", "field name", { type: "text", autocomplete: "name", maxlength: "100", "aria-label": t.name, placeholder: t.name });
+  const emailInput = el("input", "field email", { type: "email", autocomplete: "email", maxlength: "254", "aria-label": t.email, placeholder: t.email });
+  const questionInput = el("textarea", "field question", { rows: "3", maxlength: "4000", "aria-label": t.question, placeholder: t.question });
+  const introStatus = el("div", "form-status", { role: "alert" });
+  const introSubmit = el("button", "primary intro-submit", { type: "submit" }, t.start);
+  const introSkip = el("button", "link intro-skip", { type: "button" }, t.skip);
+  intro.append(introText, nameInput, emailInput, questionInput, introStatus, introSubmit, introSkip);
+
+  // The code entry, after a code was mailed.
+  const verify = el("form", "verify", { hidden: "", novalidate: "" });
+  const verifyText = el("p", "verify-text");
+  const codeInput = el("input", "field code", { type: "text", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "12", "aria-label": t.code, placeholder: t.code });
+  const codeSubmit = el("button", "primary code-submit", { type: "submit" }, t.confirm);
+  const codeRow = el("div", "row");
+  codeRow.append(codeInput, codeSubmit);
+  const verifyStatus = el("div", "form-status", { role: "alert" });
+  const codeLinks = el("div", "row");
+  const codeResend = el("button", "link code-resend", { type: "button" }, t.resend);
+  const codeLater = el("button", "link code-later", { type: "button" }, t.later);
+  codeLinks.append(codeResend, codeLater);
+  verify.append(verifyText, codeRow, verifyStatus, codeLinks);
+
+  // Transcript by email (a proven address only) and a way to prove one later.
+  const tools = el("div", "tools");
+  const proveButton = el("button", "link prove", { type: "button", hidden: "" }, t.prove);
+  const transcriptButton = el("button", "link transcript", { type: "button", hidden: "" }, t.transcript);
+  tools.append(proveButton, transcriptButton);
+
+  panel.append(header, log, typing, suggestions, status, tools, intro, verify, form);
   root.append(launcher, panel);
 
   if (document.body) document.body.appendChild(host);
@@ -87,6 +120,34 @@ import { textsFor } from "./texts.js";
     if (file) uploadFile(file);
   });
 
+  intro.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitIntro();
+  });
+  introSkip.addEventListener("click", () => {
+    writeStored({ ...readStored(), intro: true });
+    render();
+    input.focus();
+  });
+  verify.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitCode();
+  });
+  codeResend.addEventListener("click", () => {
+    const pending = readStored().verifying;
+    if (pending) startVerification(pending);
+  });
+  codeLater.addEventListener("click", () => {
+    writeStored({ ...readStored(), verifying: null });
+    render();
+  });
+  proveButton.addEventListener("click", () => {
+    writeStored({ ...readStored(), proving: true });
+    render();
+    emailInput.focus();
+  });
+  transcriptButton.addEventListener("click", sendTranscript);
+
   loadConfig();
 
   // ---- config and session -------------------------------------------------------------------------------------
@@ -114,7 +175,8 @@ import { textsFor } from "./texts.js";
     }
     const greeting = localized(config.greeting);
     if (greeting) addLine({ id: "greeting", from: "agent", text: greeting }, { greeting: true });
-    if (!config.agentsOnline) setStatus(t.offline);
+    setStatus(offlineNotice());
+    render();
     // A visitor who left the chat open on the last page gets it back open (and connected, so replies that came
     // meanwhile show up); one with unsent messages is connected to send them. Anyone else connects only when they open
     // the chat: an idle widget on every page view would hold a server connection per tab for nothing.
@@ -136,8 +198,13 @@ import { textsFor } from "./texts.js";
     const answer = await response.json();
     session = { token: answer.token, conversationId: answer.conversationId };
     // A new visitor (the old token expired or is no longer valid) keeps the messages typed offline: they are the
-    // visitor's own and are sent in the new conversation.
-    writeStored({ ...stored, token: answer.token, pending: stored.pending || [] });
+    // visitor's own and are sent in the new conversation. What the server knew of the old one (a proven address) is
+    // gone with it.
+    const fresh = answer.newVisitor && stored.token ? { verified: null, verifying: null } : {};
+    // Read again after the await: a message queued (or another tab's write) while the request was on its way must
+    // not be overwritten by what was read before it.
+    writeStored({ ...readStored(), ...fresh, token: answer.token });
+    if (answer.newVisitor && stored.token) render();
     return session;
   }
 
@@ -165,27 +232,54 @@ import { textsFor } from "./texts.js";
       connection.on("Read", (upTo) => showRead(upTo));
       connection.onreconnecting(() => setStatus(t.reconnecting));
       connection.onreconnected(() => afterConnect());
+      const mine = connection;
       connection.onclose((error) => {
+        // A connection this page already replaced says nothing.
+        if (connection !== mine) return;
         // A refusal (too many tabs, a full server) says why; anything else is a lost connection.
         setStatus(error && /HubException/.test(String(error.message)) ? friendly(error) : t.disconnected);
         starting = null;
+        renewIfExpired(error);
       });
       await connection.start();
       await afterConnect();
     })().catch((error) => {
       starting = null;
       setStatus(friendly(error));
+      renewIfExpired(error);
       throw error;
     });
     return starting;
   }
 
+  // "expired:": this page's token was replaced (renewed in another tab) or revoked. Start over from the session
+  // endpoint with the stored token (another tab's newer one, or a new visitor), at most every 10 s.
+  let lastRenewal = 0;
+  function renewIfExpired(error) {
+    if (!/expired:/.test(String((error && error.message) || "")) || Date.now() - lastRenewal < 10000) return false;
+    lastRenewal = Date.now();
+    const old = connection;
+    connection = null;
+    session = null;
+    starting = null;
+    if (old) old.stop().catch(() => {});
+    setTimeout(() => connect().then(flushPending, () => {}), 500);
+    return true;
+  }
+
   // After every (re)connect: the history from the store (replies that came while away), then the unsent messages.
   async function afterConnect() {
-    setStatus(config && !config.agentsOnline ? t.offline : "");
+    setStatus(offlineNotice());
+    await introduce();
     await readHistory();
     await flushPending();
     markRead();
+  }
+
+  // The name from the form goes with the visitor's messages (the name of the customer agents see).
+  async function introduce() {
+    const name = readStored().name;
+    if (name && connection && connection.state === "Connected") await connection.invoke("Introduce", session.conversationId, name).catch(() => {});
   }
 
   async function readHistory() {
@@ -233,12 +327,14 @@ import { textsFor } from "./texts.js";
           }
           const now = readStored();
           writeStored({ ...now, pending: (now.pending || []).filter((p) => p.clientMessageId !== next.clientMessageId) });
-          setStatus(config && !config.agentsOnline ? t.offline : "");
+          setStatus(offlineNotice());
         } catch (error) {
           const message = friendly(error);
           setStatus(message);
           const wait = /rate-limited/.test(String(error && error.message)) && /(\d+) seconds/.exec(message);
-          if (wait) {
+          if (renewIfExpired(error)) {
+            // Kept; sent on the new connection.
+          } else if (wait) {
             // Kept and sent by itself once the budget allows.
             setTimeout(flushPending, (Number(wait[1]) + 1) * 1000);
           } else if (connection.state === "Connected" && /HubException: invalid:/.test(String(error && error.message))) {
@@ -379,6 +475,138 @@ import { textsFor } from "./texts.js";
   function hideSuggestions() {
     suggestions.hidden = true;
     suggestions.textContent = "";
+  }
+
+  // ---- forms: pre-chat, offline, code, transcript ---------------------------------------------------------------
+  function offlineMode() {
+    return !!config && !config.agentsOnline && !!config.emailFeatures;
+  }
+
+  function offlineNotice() {
+    if (!config || config.agentsOnline) return "";
+    if (!config.emailFeatures) return t.offlineNoEmail;
+    const stored = readStored();
+    if (stored.verified) return t.answerByEmail(stored.verified);
+    // The offline form says it itself while it shows.
+    return stored.intro ? t.offline : "";
+  }
+
+  // Which of the forms shows: the pre-chat or offline form until it was sent (or skipped), the code entry while a code
+  // is pending, the transcript button once an address is proven.
+  function render() {
+    if (!config) return;
+    const stored = readStored();
+    const offline = offlineMode();
+    const wantsIntro = !stored.intro && ((config.preChatForm && !stored.verified) || (offline && !stored.verified));
+    const showIntro = wantsIntro || (!!stored.proving && config.emailFeatures && !stored.verified && !stored.verifying);
+    intro.hidden = !showIntro;
+    introText.textContent = offline && wantsIntro ? t.offline : t.introText;
+    questionInput.hidden = !(offline && wantsIntro);
+    emailInput.hidden = !config.emailFeatures;
+    emailInput.setAttribute("placeholder", offline || stored.proving ? t.email : t.emailOptional);
+    emailInput.setAttribute("aria-label", offline || stored.proving ? t.email : t.emailOptional);
+    nameInput.hidden = !!stored.proving && !wantsIntro;
+    introSubmit.textContent = offline && wantsIntro ? t.leaveMessage : stored.proving && !wantsIntro ? t.confirm : t.start;
+    introSkip.hidden = !wantsIntro || offline;
+    if (!wantsIntro && stored.proving) introSkip.hidden = true;
+    verify.hidden = !stored.verifying;
+    if (stored.verifying) verifyText.textContent = t.codeSent(stored.verifying);
+    form.hidden = wantsIntro;
+    proveButton.hidden = !config.emailFeatures || !!stored.verified || !!stored.verifying || showIntro;
+    transcriptButton.hidden = !config.emailFeatures || !stored.verified;
+  }
+
+  async function submitIntro() {
+    introStatus.textContent = "";
+    const stored = readStored();
+    const offline = offlineMode() && !stored.intro;
+    const name = nameInput.value.trim().slice(0, 100);
+    const email = emailInput.hidden ? "" : emailInput.value.trim();
+    const question = offline ? questionInput.value.trim() : "";
+    if (offline && !question) return (introStatus.textContent = t.needQuestion);
+    if ((offline || stored.proving) && !email) return (introStatus.textContent = t.needEmail);
+    introSubmit.disabled = true;
+    try {
+      if (name) {
+        writeStored({ ...readStored(), name });
+        // Before the first message goes out (it names the visitor's customer).
+        await connect().then(introduce, () => {});
+      }
+      if (question) {
+        // The question is the visitor's first message: kept and sent like any other (it opens the ticket).
+        questionInput.value = "";
+        queueMessage(question);
+      }
+      if (email && !(await startVerification(email, name))) {
+        // The address was refused (malformed, too many codes): the form stays, with the reason. A question already
+        // went out as a message; the visitor can still fix the address.
+        if (question) writeStored({ ...readStored(), intro: true, proving: true });
+        render();
+        return;
+      }
+      writeStored({ ...readStored(), intro: true, proving: false });
+      render();
+      if (!email) {
+        input.focus();
+        connect().catch(() => {});
+      } else codeInput.focus();
+    } finally {
+      introSubmit.disabled = false;
+    }
+  }
+
+  // Mails a code to the address; true when it went out (the code entry shows), else the reason is shown.
+  async function startVerification(email, name) {
+    const target = verify.hidden ? introStatus : verifyStatus;
+    try {
+      await connect();
+      const started = await connection.invoke("StartVerification", session.conversationId, name || readStored().name || null, email);
+      writeStored({ ...readStored(), verifying: started.email });
+      verifyStatus.textContent = "";
+      render();
+      return true;
+    } catch (error) {
+      target.textContent = friendly(error);
+      return false;
+    }
+  }
+
+  async function submitCode() {
+    verifyStatus.textContent = "";
+    const code = codeInput.value.trim();
+    if (!code) return;
+    codeSubmit.disabled = true;
+    try {
+      await connect();
+      const done = await connection.invoke("Verify", session.conversationId, code);
+      codeInput.value = "";
+      writeStored({ ...readStored(), verified: done.email, verifying: null, proving: false });
+      render();
+      setStatus(offlineNotice() || t.verified(done.email));
+    } catch (error) {
+      verifyStatus.textContent = friendly(error);
+      // A void code needs a new one: the entry stays, with "send a new code".
+    } finally {
+      codeSubmit.disabled = false;
+    }
+  }
+
+  async function sendTranscript() {
+    transcriptButton.disabled = true;
+    try {
+      await connect();
+      const sent = await connection.invoke("SendTranscript", session.conversationId);
+      setStatus(t.transcriptSent(sent.email));
+    } catch (error) {
+      // The server no longer knows the address as proven (a new visitor): ask for it again.
+      if (/unverified:/.test(String(error && error.message))) {
+        writeStored({ ...readStored(), verified: null });
+        render();
+      }
+      setStatus(friendly(error));
+    } finally {
+      transcriptButton.disabled = false;
+    }
   }
 
   // ---- panel --------------------------------------------------------------------------------------------------

@@ -464,6 +464,23 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("RawSources", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Grains.Records.RequestKeyRecord", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(400)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("At")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("TicketNumber")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Key");
+
+                    b.ToTable("RequestKeys", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Grains.Records.TicketRecord", b =>
                 {
                     b.Property<long>("Number")
@@ -537,13 +554,45 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasIndex("Team", "UpdatedAt");
 
+                    b.HasIndex("Assignee", "Status", "CreatedAt");
+
                     b.HasIndex("Assignee", "Status", "UpdatedAt");
 
                     b.HasIndex("Status", "Priority", "UpdatedAt");
 
+                    b.HasIndex("Team", "Status", "CreatedAt");
+
                     b.HasIndex("Team", "Status", "UpdatedAt");
 
+                    b.HasIndex("Assignee", "Status", "Priority", "UpdatedAt");
+
+                    b.HasIndex("Team", "Status", "Priority", "UpdatedAt");
+
                     b.ToTable("Tickets", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Grains.Storage.ConnectorLeaseRecord", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("AcquiredAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("ExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Generation")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Holder")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Key");
+
+                    b.ToTable("ConnectorLeases", (string)null);
                 });
 
             modelBuilder.Entity("Crm.Service.Infrastructure.Changes.ChangeCursorRecord", b =>
@@ -614,6 +663,44 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                         .IsUnique();
 
                     b.ToTable("CustomerEvents", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.KnowledgeBase.ArticleAttachmentRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("ArticleId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ContentType")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("FileName")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Size")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UploadedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("UploadedBy")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ArticleId");
+
+                    b.ToTable("KbAttachments", (string)null);
                 });
 
             modelBuilder.Entity("Crm.Service.Infrastructure.KnowledgeBase.ArticleRecord", b =>
@@ -781,6 +868,79 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("KbCategories", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Infrastructure.Mailboxes.AutomaticMailRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("ChannelAccountId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAtMs")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("InReplyTo")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Language")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("NextAttemptAtMs")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Recipient")
+                        .IsRequired()
+                        .HasMaxLength(320)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("RecipientKey")
+                        .IsRequired()
+                        .HasMaxLength(320)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("RecipientName")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("SentAtMs")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("State")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Subject")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("TicketNumber")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ChannelAccountId", "CreatedAtMs");
+
+                    b.HasIndex("RecipientKey", "CreatedAtMs");
+
+                    b.HasIndex("State", "NextAttemptAtMs");
+
+                    b.HasIndex("ChannelAccountId", "Kind", "TicketNumber")
+                        .IsUnique();
+
+                    b.ToTable("AutomaticMail", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Infrastructure.Mailboxes.MailboxCursorRecord", b =>
                 {
                     b.Property<string>("ChannelAccountId")
@@ -825,6 +985,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.Property<byte[]>("Content")
                         .HasColumnType("BLOB");
+
+                    b.Property<long?>("DeletedAtMs")
+                        .HasColumnType("INTEGER");
 
                     b.Property<string>("Folder")
                         .IsRequired()
@@ -1063,6 +1226,123 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.HasKey("Id");
 
                     b.ToTable("Teams", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.WebChat.WebChatBudgetEventRecord", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("At")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Key")
+                        .IsRequired()
+                        .HasMaxLength(400)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("At");
+
+                    b.HasIndex("Key", "At");
+
+                    b.ToTable("WebChatBudgetEvents", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.WebChat.WebChatPendingCodeRecord", b =>
+                {
+                    b.Property<string>("WidgetId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("VisitorId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Email")
+                        .IsRequired()
+                        .HasMaxLength(320)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Expires")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<byte[]>("Hash")
+                        .IsRequired()
+                        .HasColumnType("BLOB");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("TriesLeft")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("WidgetId", "VisitorId");
+
+                    b.HasIndex("Expires");
+
+                    b.ToTable("WebChatPendingCodes", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.WebChat.WebChatVisitorRecord", b =>
+                {
+                    b.Property<string>("WidgetId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("VisitorId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("BlockReason")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Blocked")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("Generation")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("GraceGeneration")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("GraceUntil")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("VerifiedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("VerifiedEmail")
+                        .HasMaxLength(320)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("WidgetId", "VisitorId");
+
+                    b.ToTable("WebChatVisitors", (string)null);
+                });
+
+            modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>
+                {
+                    b.Property<int>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("FriendlyName")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Xml")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("DataProtectionKeys");
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRole", b =>

@@ -93,14 +93,21 @@ function insertIntoReply(text, replaceFrom) {
   box.dispatchEvent(new Event("input"));
 }
 
+// Canned responses: the page lists titles only; the text, filled for this ticket, is fetched when inserted (a page
+// never carries every canned text in full).
 const cannedPicker = document.getElementById("canned-picker");
-document.getElementById("canned-insert")?.addEventListener("click", () => {
+async function cannedText(option) {
+  const response = await fetch(`/Tickets/${watchedTicket}?handler=CannedText&id=${encodeURIComponent(option.dataset.id)}`,
+    { credentials: "same-origin", headers: { "Accept": "text/plain" } });
+  return response.ok ? await response.text() : null;
+}
+document.getElementById("canned-insert")?.addEventListener("click", async () => {
   const option = cannedPicker?.selectedOptions[0];
-  if (option) insertIntoReply(option.dataset.text);
+  if (option) insertIntoReply(await cannedText(option));
 });
 
 // "/shortcut" then Tab in the reply box expands to that canned response (exact shortcut, or the only one it starts).
-document.getElementById("ReplyText")?.addEventListener("keydown", (event) => {
+document.getElementById("ReplyText")?.addEventListener("keydown", async (event) => {
   if (event.key !== "Tab" || event.shiftKey || !cannedPicker) return;
   const box = event.target;
   const before = box.value.slice(0, box.selectionStart);
@@ -112,7 +119,13 @@ document.getElementById("ReplyText")?.addEventListener("keydown", (event) => {
   const match = exact.length ? exact[0] : prefixed.length === 1 ? prefixed[0] : null;
   if (!match) return;
   event.preventDefault();
-  insertIntoReply(match.dataset.text, box.selectionStart - typed[1].length - 1);
+  const from = box.selectionStart - typed[1].length - 1;
+  const text = await cannedText(match);
+  // Only if the box still ends the same way (the agent may have typed on while the text was fetched).
+  if (text !== null && box.value.slice(from, from + typed[1].length + 1) === "/" + typed[1]) {
+    box.setSelectionRange(from + typed[1].length + 1, from + typed[1].length + 1);
+    insertIntoReply(text, from);
+  }
 });
 
 // Buttons that carry their text (knowledge-base panel: a link or an article's text).
@@ -140,10 +153,12 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
+// "online" only once the page is in its groups: the hub joins them in OnConnectedAsync and WatchTicket, which can
+// finish after start() resolves; an invocation is answered only after OnConnectedAsync has run.
 async function subscribe() {
-  setState("online");
   if (watchedTicket !== null) await connection.invoke("WatchTicket", watchedTicket);
   await refreshCounts();
+  setState("online");
 }
 
 connection.on("QueuesChanged", async () => {

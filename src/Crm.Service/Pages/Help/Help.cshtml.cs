@@ -159,7 +159,7 @@ public sealed class ArticleModel(KnowledgeBaseStore store, IOptions<KnowledgeBas
 }
 
 [EnableRateLimiting(KnowledgeBaseExtensions.HelpSearchRateLimit)]
-public sealed class SearchModel(ISearchIndex index, IOptions<KnowledgeBaseOptions> options, ILogger<SearchModel> logger) : HelpPage(options)
+public sealed class SearchModel(ISearchIndex index, KnowledgeBaseStore store, IOptions<KnowledgeBaseOptions> options, ILogger<SearchModel> logger) : HelpPage(options)
 {
     public bool Unavailable { get; private set; }
 
@@ -179,13 +179,13 @@ public sealed class SearchModel(ISearchIndex index, IOptions<KnowledgeBaseOption
             Query = Query[..200];
         try
         {
-            Results = await index.SearchAsync(new SearchQuery(Query)
+            Results = await HelpCenterSuggestions.PublicOnlyAsync(store, await index.SearchAsync(new SearchQuery(Query)
             {
                 Languages = [Lang!],
                 Statuses = [ArticleStatus.Published],
                 Visibilities = [ArticleVisibility.Public],
                 Take = 20,
-            }, cancellationToken);
+            }, cancellationToken), cancellationToken);
         }
         catch (SearchUnavailableException e)
         {

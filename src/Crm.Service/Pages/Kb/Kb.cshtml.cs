@@ -7,9 +7,14 @@ using Microsoft.AspNetCore.Mvc.RazorPages;
 
 namespace Crm.Service.Pages.Kb;
 
-/// <summary>Articles with filters (knowledge editors and admins; the folder's policy).</summary>
-public sealed class IndexModel(KnowledgeBaseStore store) : PageModel
+/// <summary>Articles with filters (knowledge editors and admins; the folder's policy). Admins also see the search
+/// index and can rebuild it (the same idempotent reindex as POST /api/v1/admin/kb/reindex), with its progress.</summary>
+public sealed class IndexModel(KnowledgeBaseStore store, ReindexService reindex, Crm.Service.Search.ISearchIndex index) : PageModel
 {
+    public bool IsAdmin => User.IsInRole(ConsoleRoles.Admin);
+    public ReindexProgress Reindex => reindex.Progress;
+    public string Engine => index.Engine;
+
     [FromQuery] public string? Language { get; set; }
     [FromQuery] public string? Status { get; set; }
     [FromQuery] public string? Visibility { get; set; }
@@ -29,6 +34,29 @@ public sealed class IndexModel(KnowledgeBaseStore store) : PageModel
         Count = (await store.StampAsync(filter, cancellationToken)).Count;
         Articles = await store.ListAsync(filter with { Skip = (PageNumber - 1) * PageSize, Take = PageSize }, cancellationToken);
     }
+
+    /// <summary>Starts a rebuild (admins only; another click while one runs starts nothing) and shows the page again.</summary>
+    public IActionResult OnPostReindex()
+    {
+        // 403 itself: Forbid() would send the signed-in editor to the access-denied page as if nothing was refused.
+        if (!IsAdmin)
+            return StatusCode(StatusCodes.Status403Forbidden);
+        reindex.TryStart(out _);
+        return Redirect("/Kb#search-index");
+    }
+
+    /// <summary>The rebuild's progress for the page's poller (admins only).</summary>
+    public IActionResult OnGetReindexProgress() =>
+        IsAdmin ? new JsonResult(new { engine = index.Engine, progress = reindex.Progress, text = Describe(reindex.Progress) }) : StatusCode(StatusCodes.Status403Forbidden);
+
+    /// <summary>One line for the page (the poller shows the same text).</summary>
+    public static string Describe(ReindexProgress p) => p.State switch
+    {
+        "running" => $"Rebuilding: {p.Done} of {p.Total} articles…",
+        "completed" => $"Last rebuild completed: {p.Done} of {p.Total} articles, {p.FinishedAt:yyyy-MM-dd HH:mm:ss} UTC.",
+        "failed" => $"Last rebuild failed: {p.Error}",
+        _ => "No rebuild since the service started.",
+    };
 
     /// <summary>The list's address for another page, keeping the filters.</summary>
     public string PageUrl(int page) => QueryHelpers.AddQueryString("/Kb", new Dictionary<string, string?>
@@ -86,6 +114,33 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
         catch (KnowledgeBaseException e)
         {
             return "<p class=\"error\">" + System.Net.WebUtility.HtmlEncode(e.Message) + "</p>";
+        }
+    }
+
+    /// <summary>The upload control: stores the file as the article's attachment (the API's checks: type by content,
+    /// name, size) and answers the URL and the Markdown to insert, as JSON. Anti-forgery checked like every post.</summary>
+    public async Task<IActionResult> OnPostUploadAsync(IFormFile? file, [FromServices] Microsoft.Extensions.Options.IOptions<KnowledgeBaseOptions> options,
+        CancellationToken cancellationToken)
+    {
+        if (Id is not { } id)
+            return new JsonResult(new { error = "Save the article first, then attach files to it." }) { StatusCode = StatusCodes.Status409Conflict };
+        if (file is null || file.Length == 0)
+            return new JsonResult(new { error = "Choose a file to upload." }) { StatusCode = StatusCodes.Status422UnprocessableEntity };
+        var limit = options.Value.MaxAttachmentBytes;
+        if (file.Length > limit)
+            return new JsonResult(new { error = $"The file is larger than {limit / 1024 / 1024.0:0.#} MB; make it smaller or link to it." }) { StatusCode = StatusCodes.Status413PayloadTooLarge };
+        using var buffer = new MemoryStream((int)file.Length);
+        await file.CopyToAsync(buffer, cancellationToken);
+        try
+        {
+            var contentType = (file.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
+            var attachment = await store.AddAttachmentAsync(id, file.FileName, contentType, buffer.GetBuffer().AsMemory(0, (int)buffer.Length), User.ConsoleActor(), cancellationToken);
+            return new JsonResult(new { url = KnowledgeBaseStore.AttachmentPath(attachment.Id, attachment.FileName), markdown = KnowledgeBaseApi.AttachmentMarkdown(attachment) })
+                { StatusCode = StatusCodes.Status201Created };
+        }
+        catch (KnowledgeBaseException e)
+        {
+            return new JsonResult(new { error = e.Message }) { StatusCode = e.Kind == KnowledgeBaseError.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status422UnprocessableEntity };
         }
     }
 

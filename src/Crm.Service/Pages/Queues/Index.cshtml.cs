@@ -26,8 +26,9 @@ public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamD
 
     /// <summary>Macro: the macro to apply to each selected ticket.</summary>
     [BindProperty] public Guid? BulkMacro { get; set; }
-    /// <summary>One rendered bulk form = one apply: a re-post sends each macro reply once.</summary>
-    [BindProperty] public Guid? RequestId { get; set; }
+    /// <summary>One rendered bulk form = one apply: a re-post of the same form sends each macro reply once; a freshly
+    /// rendered form applies the macro again.</summary>
+    [BindProperty] public Guid? BulkRequestId { get; set; }
 
     public IReadOnlyList<Infrastructure.Replies.MacroRecord> Macros { get; private set; } = [];
 
@@ -62,12 +63,22 @@ public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamD
 
     public Page<TicketView> Tickets { get; private set; } = new([], null);
 
+    /// <summary>True when the asked order was replaced by latest activity (tag and channel filters).</summary>
+    public bool SortLimited { get; private set; }
+
     public QueueCountsView Counts { get; private set; } = new(0, 0, 0, 0, 0);
 
     public async Task<IActionResult> OnGetAsync(CancellationToken cancellationToken)
     {
         if (!ModelState.IsValid)
             return BadRequest();
+        // A tag or channel queue is read in order only by latest activity (its projection's index); another order
+        // would read and sort every ticket of that tag on each page (review console2 F10).
+        if (Sort != TicketSort.Updated && (!string.IsNullOrWhiteSpace(Tag) || !string.IsNullOrWhiteSpace(Channel)))
+        {
+            Sort = TicketSort.Updated;
+            SortLimited = true;
+        }
         QueueCursor? after = null;
         if (Cursor is not null)
         {
@@ -131,8 +142,8 @@ public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamD
             if (macro is null || (macro.OwnerId != Infrastructure.Replies.ReplyLibrary.Shared && macro.OwnerId != TicketAccess.UserId(User)))
                 return BulkDone("Choose one of your macros or a shared one.");
         }
-        var caller = new MacroCaller(User.ConsoleActor(), Api.AgentNames.Display(User.Identity!.Name!), User.Identity!.Name!,
-            $"console:{TicketAccess.UserId(User)}:{(RequestId is { } rid && rid != Guid.Empty ? rid.ToString("N") : Guid.NewGuid().ToString("N"))}");
+        var caller = new MacroCaller(User.ConsoleActor(), Api.AgentNames.Display(User.Identity!.Name!), User.Identity!.Name!);
+        var macroRequest = $"console:{TicketAccess.UserId(User)}:{(BulkRequestId is { } form && form != Guid.Empty ? form : Guid.NewGuid()):N}:bulk";
         if (action == BulkAction.Merge && (MergeInto is not { } target || !await access.CanSeeTicketAsync(User, target, cancellationToken)))
             return BulkDone("Enter the number of a ticket to merge the selected ones into.");
         int done = 0;
@@ -150,15 +161,15 @@ public sealed class IndexModel(TicketQueries tickets, TicketAccess access, TeamD
                 switch (action)
                 {
                     case BulkAction.Tag:
-                        var current = (await tickets.GetAsync(number, cancellationToken))?.Tags ?? [];
-                        var tagged = new TicketChange { Tags = [.. current, BulkTag!.Trim()] };
+                        // Added to the tags the ticket has when the grain runs it, so a tag added meanwhile is kept.
+                        var tagged = new TicketChange { AddTags = [BulkTag!.Trim()] };
                         Grains.InputLimits.CheckTicketChange(tagged);
                         await ticket.ChangeAsync(tagged, User.ConsoleActor(), cancellationToken);
                         break;
                     case BulkAction.Macro:
-                        if (await macros.ApplyAsync(macro!, number, caller, cancellationToken) is { } macroRefusal)
+                        if (await macros.ApplyAsync(macro!, number, caller, macroRequest, cancellationToken) is { Applied: false } macroResult)
                         {
-                            refused.Add($"#{number}: {macroRefusal}");
+                            refused.Add($"#{number}: {(macroResult.ReplySent ? "reply sent, then " : "")}{macroResult.Error}");
                             continue;
                         }
                         break;

@@ -23,7 +23,8 @@ namespace Crm.Service.Pages.Tickets;
 /// then a redirect (so a reload never sends a reply twice).
 /// </summary>
 public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs,
-    TicketAccess access, TeamDirectory teamDirectory, Mentions mentions, ReplyLibrary library, MacroRunner macros, Crm.Service.Search.ISearchIndex kbIndex) : PageModel
+    TicketAccess access, TeamDirectory teamDirectory, Mentions mentions, ReplyLibrary library, MacroRunner macros, Crm.Service.Search.ISearchIndex kbIndex,
+    Microsoft.Extensions.Options.IOptions<ConsoleOptions> consoleOptions) : PageModel
 {
     private const int TimelinePage = 50;
     private const int HistoryPage = 50;
@@ -62,12 +63,30 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     /// <summary>The ticket's tags, separated by commas (the tags form replaces them all).</summary>
     [BindProperty, StringLength(4000)] public string? TagsText { get; set; }
 
-    /// <summary>Canned responses this person may use, each with this ticket's placeholders filled (what "Insert" puts in the reply box).</summary>
-    public IReadOnlyList<(CannedResponseRecord Canned, string Text)> Canned { get; private set; } = [];
+    /// <summary>Canned responses this person may use (titles and shortcuts; the filled text comes from
+    /// <see cref="OnGetCannedTextAsync"/> when inserted, so the page never carries every text in full: review F8).</summary>
+    public IReadOnlyList<CannedResponseRecord> Canned { get; private set; } = [];
+
+    /// <summary>One canned response (the person's own or a shared one) with this ticket's placeholders filled, as text.</summary>
+    public async Task<IActionResult> OnGetCannedTextAsync(Guid id, CancellationToken cancellationToken)
+    {
+        if (await library.FindCannedAsync(id, cancellationToken) is not { } canned
+            || (canned.OwnerId != ReplyLibrary.Shared && canned.OwnerId != TicketAccess.UserId(User))
+            || await queries.GetAsync(Number, cancellationToken) is not { } ticket)
+            return NotFound();
+        var values = new PlaceholderValues(ticket.CustomerName, ticket.Number, ticket.Subject, Api.AgentNames.Display(User.Identity!.Name!), User.Identity!.Name!);
+        Response.Headers.XContentTypeOptions = "nosniff";
+        return Content(Placeholders.Render(canned.Text, values), "text/plain; charset=utf-8");
+    }
 
     public IReadOnlyList<MacroRecord> Macros { get; private set; } = [];
 
     [BindProperty] public Guid? MacroId { get; set; }
+
+    /// <summary>The macro form's one-time id: new on every render, except when the page shows a refused or partial
+    /// apply, where it keeps the posted id, so applying again from that page does only the missing steps (never a
+    /// second reply) while a freshly loaded page applies the macro anew.</summary>
+    public string MacroFormId { get; private set; } = Guid.NewGuid().ToString("N");
 
     /// <summary>Teams for the team field: those this person may see, plus the ticket's own.</summary>
     public IReadOnlyList<TeamView> Teams { get; private set; } = [];
@@ -103,7 +122,7 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
 
     /// <summary>A published article found for the panel: the snippet as plain text, the help-center link (public
     /// articles only; internal ones are for agents and are inserted as text), and the text to insert.</summary>
-    public sealed record KbHit(string Title, string Snippet, string Language, string? Url, string Text);
+    public sealed record KbHit(string Title, string Snippet, string Language, string? Url, string Text, bool Internal);
 
     public IReadOnlyList<KbHit> KbHits { get; private set; } = [];
 
@@ -134,14 +153,16 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
         // The store decides what is published now (the index may lag a moment behind an unpublish).
         var articles = await db.KbArticles.AsNoTracking().Where(a => ids.Contains(a.Id) && a.Status == Infrastructure.KnowledgeBase.ArticleStatus.Published)
             .ToDictionaryAsync(a => a.Id.ToString("D"), cancellationToken);
-        var origin = $"{Request.Scheme}://{Request.Host}";
+        // Links go to customers: the configured public address, never an internal host name the console was reached by.
+        var origin = consoleOptions.Value.PublicBaseUrl?.TrimEnd('/') ?? $"{Request.Scheme}://{Request.Host}";
         KbHits = [.. results.Hits.Where(h => articles.ContainsKey(h.Id)).Select(h =>
         {
             var article = articles[h.Id];
             var url = article.Visibility == Infrastructure.KnowledgeBase.ArticleVisibility.Public
                 ? $"{origin}/help/{Uri.EscapeDataString(article.Language)}/articles/{Uri.EscapeDataString(article.Slug)}" : null;
             var body = article.BodyText.Length > KbTextLimit ? article.BodyText[..KbTextLimit] + "…" : article.BodyText;
-            return new KbHit(article.Title, SnippetText(h.Snippet), article.Language, url, body);
+            return new KbHit(article.Title, SnippetText(h.Snippet), article.Language, url, body,
+                article.Visibility != Infrastructure.KnowledgeBase.ArticleVisibility.Public);
         })];
     }
 
@@ -217,7 +238,8 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
             ModelState.AddModelError(nameof(NoteText), "Write a note first.");
         return await ChangeAsync(async () =>
         {
-            await grains.GetGrain<ITicketGrain>(Number).AddNoteAsync(User.ConsoleActor(), NoteText!.Trim(), cancellationToken);
+            // One rendered form is one note: a double click or a re-post answers with the first note.
+            await grains.GetGrain<ITicketGrain>(Number).AddNoteAsync(User.ConsoleActor(), NoteText!.Trim(), ReplyRequestId() + ":note", cancellationToken);
             // After the note is stored: a notification never points at a note that is not there.
             var named = Mentions.Parse(NoteText);
             if (named.Count > 0)
@@ -312,6 +334,25 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
         return result is RedirectResult ? Redirect($"/Tickets/{target}") : result;
     }
 
+    /// <summary>True when this ticket was merged but its target does not list all of its conversations: the merge was
+    /// cut after this ticket's commit (a crash, a timeout) and the target cannot reply on them (review console2 F7).</summary>
+    public bool UnfinishedMerge { get; private set; }
+
+    /// <summary>Runs the merge again from this (merged) ticket: the core repeats only the target's half.</summary>
+    public async Task<IActionResult> OnPostFinishMergeAsync(CancellationToken cancellationToken)
+    {
+        if (!User.IsInRole(ConsoleRoles.Supervisor))
+            return Forbid();
+        if (await queries.GetAsync(Number, cancellationToken) is not { MergedInto: { } target })
+        {
+            ModelState.AddModelError("", "This ticket is not merged.");
+            return await ChangeAsync(() => Task.CompletedTask, () => { }, cancellationToken);
+        }
+        var result = await ChangeAsync(() => grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Tickets)
+            .MergeTicketsAsync(Number, target, User.ConsoleActor(), cancellationToken), () => { }, cancellationToken);
+        return result is RedirectResult ? Redirect($"/Tickets/{target}") : result;
+    }
+
     /// <summary>Moves one message (and what the customer sends on after it, per the core's split rules) into a new ticket.</summary>
     public async Task<IActionResult> OnPostSplitAsync(CancellationToken cancellationToken)
     {
@@ -334,13 +375,15 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
             ModelState.AddModelError(nameof(MacroId), "Choose one of your macros or a shared one.");
             return await ChangeAsync(() => Task.CompletedTask, () => { }, cancellationToken);
         }
-        string? refused = null;
+        if (RequestId is { } posted && posted != Guid.Empty)
+            MacroFormId = posted.ToString("N");
         var result = await ChangeAsync(async () =>
         {
             var name = User.Identity!.Name!;
-            refused = await macros.ApplyAsync(macro, Number, new MacroCaller(User.ConsoleActor(), Api.AgentNames.Display(name), name, ReplyRequestId()), cancellationToken);
-            if (refused is not null)
-                throw new DomainException($"The macro \"{macro.Name}\" was not applied: {refused}");
+            var result = await macros.ApplyAsync(macro, Number, new MacroCaller(User.ConsoleActor(), Api.AgentNames.Display(name), name),
+                ReplyRequestId() + ":macro", cancellationToken);
+            if (!result.Applied)
+                throw new DomainException(result.Describe(macro.Name));
         }, () => { }, cancellationToken);
         return result;
     }
@@ -405,14 +448,15 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
         NewTeam ??= ticket.Team;
         TagsText ??= string.Join(", ", ticket.Tags);
         var me = TicketAccess.UserId(User);
-        var values = new PlaceholderValues(ticket.CustomerName, ticket.Number, ticket.Subject, Api.AgentNames.Display(User.Identity!.Name!), User.Identity!.Name!);
-        Canned = [.. (await library.CannedAsync(me, null, cancellationToken)).Select(c => (c, Placeholders.Render(c.Text, values)))];
+        Canned = await library.CannedAsync(me, null, cancellationToken);
         Macros = await library.MacrosAsync(me, cancellationToken);
         var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
         Teams = [.. (await teamDirectory.ListAsync(cancellationToken)).Where(team => !hidden.Contains(team.Id) || team.Id == ticket.Team)];
         EntryCursor? before = null;
         if (cursor is not null && EntryCursor.TryDecode(cursor, CursorKind.Timeline, out var decoded))
             before = decoded;
+        UnfinishedMerge = ticket.MergedInto is { } mergedInto && ticket.ConversationIds.Count > 0
+            && await queries.GetAsync(mergedInto, cancellationToken) is { } mergeTarget && ticket.ConversationIds.Except(mergeTarget.ConversationIds).Any();
         var timeline = await queries.TimelineAsync(Number, before, TimelinePage, cancellationToken);
         Timeline = timeline?.Items.Reverse().ToList() ?? [];
         OlderTimelineCursor = timeline?.NextCursor;

@@ -1,0 +1,93 @@
+namespace Crm.Connectors.Abstractions;
+
+/// <summary>
+/// What the server keeps about one web chat visitor (a widget's visitor id), written only when it differs from a new
+/// visitor's: the token generation (tokens of an older one are refused), whether the visitor is blocked, and the email
+/// address the visitor proved. Drive-by visitors have no row.
+/// </summary>
+public sealed record WebChatVisitorState
+{
+    public required string WidgetId { get; init; }
+    public required string VisitorId { get; init; }
+
+    /// <summary>Tokens carry the generation they were issued in; only this one (and <see cref="GraceGeneration"/> until
+    /// <see cref="GraceUntil"/>) is accepted. Renewal and revocation raise it.</summary>
+    public int Generation { get; init; }
+
+    /// <summary>The generation a renewal replaced: its tokens still work until <see cref="GraceUntil"/> (other open tabs).</summary>
+    public int? GraceGeneration { get; init; }
+    public DateTimeOffset? GraceUntil { get; init; }
+
+    public bool Blocked { get; init; }
+    public string? BlockReason { get; init; }
+
+    /// <summary>The address the visitor proved with a code sent to it; null until then.</summary>
+    public string? VerifiedEmail { get; init; }
+    public DateTimeOffset? VerifiedAt { get; init; }
+
+    public DateTimeOffset UpdatedAt { get; init; }
+}
+
+/// <summary>The store of <see cref="WebChatVisitorState"/> (Infrastructure), read and written by the visitor grain only.</summary>
+public interface IWebChatVisitorStore
+{
+    Task<WebChatVisitorState?> FindAsync(string widgetId, string visitorId, CancellationToken cancellationToken = default);
+
+    Task SaveAsync(WebChatVisitorState state, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores a new pending email code for the visitor (replacing any earlier one) when every budget allows one
+    /// more code, and counts it in each; else changes nothing and names the first budget that refused. In one write
+    /// transaction, so the budgets hold across restarts and across every node sharing the store.</summary>
+    Task<BudgetRefusal?> IssueCodeAsync(PendingCodeRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Checks a code against the visitor's pending one: a right code is used up; a wrong one costs a try (the
+    /// code is void after its last) and counts in <see cref="WebChatBudgetKeys.WrongCodes"/> of its address.</summary>
+    Task<StoredCodeCheck> CheckCodeAsync(string widgetId, string visitorId, byte[] hash, DateTimeOffset now, CancellationToken cancellationToken = default);
+
+    /// <summary>The identity value (<c>{widget}/{visitorId}</c>) of the customer of a web chat conversation (thread key =
+    /// the session id), or null when the conversation does not exist (the visitor has not written yet).</summary>
+    Task<string?> FindConversationIdentityAsync(string widgetId, string threadKey, CancellationToken cancellationToken = default);
+}
+
+/// <summary>At most <see cref="Limit"/> events of <see cref="Key"/> within <see cref="Window"/> (a sliding window kept in the store).</summary>
+public sealed record StoredBudget(string Key, int Limit, TimeSpan Window);
+
+/// <summary>The budget that refused, and when it allows one more.</summary>
+public sealed record BudgetRefusal(string Key, TimeSpan RetryAfter);
+
+public sealed record PendingCodeRequest(
+    string WidgetId,
+    string VisitorId,
+    string Email,
+    string? Name,
+    byte[] Hash,
+    DateTimeOffset Now,
+    DateTimeOffset Expires,
+    int Tries,
+    IReadOnlyList<StoredBudget> Budgets);
+
+public enum StoredCodeOutcome
+{
+    Verified,
+    Wrong,
+    /// <summary>No code is pending, it expired, or it took its last wrong try.</summary>
+    NoCode,
+}
+
+public sealed record StoredCodeCheck(StoredCodeOutcome Outcome, string? Email = null, string? Name = null, int TriesLeft = 0);
+
+/// <summary>Keys of the stored budgets of email codes.</summary>
+public static class WebChatBudgetKeys
+{
+    public static string Visitor(string widgetId, string visitorId) => $"code-visitor:{widgetId}/{visitorId}";
+
+    public static string Address(string addressKey) => "code-address:" + addressKey;
+
+    public static string Recipient(string email) => "code-recipient:" + email;
+
+    /// <summary>Every code mail of a widget (it goes out through the company's own mail account).</summary>
+    public static string Widget(string widgetId) => "code-widget:" + widgetId;
+
+    /// <summary>Wrong codes entered for an address, by any visitor: guessing at one address is bounded across visitors.</summary>
+    public static string WrongCodes(string email) => "code-wrong:" + email;
+}

@@ -1,0 +1,113 @@
+using System.Net.Sockets;
+using Crm.Connectors.Abstractions;
+using MailKit;
+using MailKit.Net.Smtp;
+using MailKit.Security;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Connectors.Email;
+
+/// <summary>
+/// Sends the queued automatic mail (<see cref="IAutomaticMailStore"/>) through each account's SMTP server, with retry
+/// and backoff like the outbox: a 5xx answer fails it for good, anything else is tried again, at most
+/// <see cref="MaxAttempts"/> times. A crash between the server's 250 and the mark sends it once more, under the same
+/// Message-ID.
+/// </summary>
+internal sealed class AutomaticMailSender(
+    IAutomaticMailStore store,
+    IChannelAccounts accounts,
+    AutomaticMailSignal signal,
+    IOptions<EmailChannelOptions> options,
+    TimeProvider time,
+    ILogger<AutomaticMailSender> logger) : BackgroundService
+{
+    public const int MaxAttempts = 6;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                while (await SendDueAsync(stoppingToken) > 0)
+                {
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                logger.LogWarning(ex, "Sending automatic mail failed; trying again in {Interval}", options.Value.PollInterval);
+            }
+            try
+            {
+                await signal.WaitAsync(options.Value.PollInterval, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Sends what is due now; returns how many were handled.</summary>
+    internal async Task<int> SendDueAsync(CancellationToken cancellationToken)
+    {
+        var due = await store.DueAsync(time.GetUtcNow(), 20, cancellationToken);
+        foreach (var mail in due)
+        {
+            string? error;
+            bool retry;
+            try
+            {
+                (error, retry) = await SendAsync(mail, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // Whatever one row throws (a value MimeKit refuses, an exception MailKit adds later) is that row's
+                // failure, retried with backoff and then given up: it never stops the rows behind it.
+                (error, retry) = ($"{ex.GetType().Name}: {ex.Message}", true);
+            }
+            var retryAt = retry && mail.Attempts + 1 < MaxAttempts ? time.GetUtcNow() + options.Value.ReconnectDelay(mail.Attempts + 1) : (DateTimeOffset?)null;
+            if (error is not null)
+                logger.LogWarning("Automatic mail {Id} to {Recipient} (ticket {Ticket}): {Error}{Retry}", mail.Id, mail.Recipient, mail.TicketNumber, error, retryAt is null ? "; given up" : "; retrying");
+            await store.CompleteAsync(mail.Id, error, retryAt, time.GetUtcNow(), cancellationToken);
+        }
+        return due.Count;
+    }
+
+    private async Task<(string? Error, bool Retry)> SendAsync(AutomaticMail mail, CancellationToken cancellationToken)
+    {
+        var account = accounts.Find(mail.ChannelAccountId);
+        if (account is not { Enabled: true } || account.SettingsAs<EmailChannelSettings>() is not { Smtp: { } smtp } settings)
+            return ($"Channel '{mail.ChannelAccountId}' is disabled or gone: not sent.", false);
+        if (settings.AutoAcknowledgement is not { Enabled: true } template)
+            return ("The account's acknowledgement was switched off before it was sent: not sent.", false);
+        using var client = new SmtpClient { Timeout = (int)options.Value.ServerTimeout.TotalMilliseconds };
+        try
+        {
+            var message = AutoAcknowledgements.Compose(mail, settings, template);
+            await SmtpSender.ConnectAsync(client, smtp, cancellationToken);
+            await client.SendAsync(message, cancellationToken);
+        }
+        catch (SmtpCommandException ex)
+        {
+            return ($"SMTP {(int)ex.StatusCode} {ex.Message}", (int)ex.StatusCode < 500);
+        }
+        catch (Exception ex) when (ex is AuthenticationException or SmtpProtocolException or SocketException or IOException or SslHandshakeException or TimeoutException
+            or ServiceNotConnectedException or ServiceNotAuthenticatedException or NotSupportedException)
+        {
+            return ($"SMTP {ex.GetType().Name}: {ex.Message}", true);
+        }
+        try
+        {
+            using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await client.DisconnectAsync(quit: true, quick.Token);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Sent already (250 for DATA).
+        }
+        return (null, false);
+    }
+}

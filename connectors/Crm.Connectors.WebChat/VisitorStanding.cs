@@ -1,0 +1,150 @@
+using Crm.Connectors.Abstractions;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+
+namespace Crm.Connectors.WebChat;
+
+/// <summary>What the server holds about a visitor's tokens: the generation they must carry, the previous generation still
+/// accepted for a short grace after a renewal (the visitor's other open tabs), a block, and the proven email address.</summary>
+[GenerateSerializer, Immutable, Alias("crm.webchat.VisitorStanding")]
+public sealed record VisitorStanding(
+    [property: Id(0)] int Generation,
+    [property: Id(1)] int? GraceGeneration = null,
+    [property: Id(2)] DateTimeOffset? GraceUntil = null,
+    [property: Id(3)] bool Blocked = false,
+    [property: Id(4)] string? BlockReason = null,
+    [property: Id(5)] string? VerifiedEmail = null)
+{
+    /// <summary>Whether a token of <paramref name="generation"/> is still good (blocks are checked apart: they get their own message).</summary>
+    public bool Accepts(int generation, DateTimeOffset now) =>
+        generation == Generation || (generation == GraceGeneration && GraceUntil > now);
+
+    /// <summary>Whether the token is of the current generation (only those may be renewed: a token in its grace cannot mint a new one).</summary>
+    public bool IsCurrent(int generation) => generation == Generation;
+}
+
+/// <summary>
+/// One visitor of one widget (key <c>{widget}/{visitorId}</c>): the single writer of the visitor's standing, cached for
+/// the checks on every hub call. Renewal raises the generation (the replaced token works for
+/// <see cref="WebChatOptions.TokenGracePeriod"/> more); an agent's or admin's revoke raises it with no grace (every token
+/// of the visitor is refused at once); a block refuses the visitor at the session endpoint, at connect and at every call.
+/// </summary>
+public interface IWebChatVisitorGrain : IGrainWithStringKey
+{
+    [ReadOnly]
+    Task<VisitorStanding> GetAsync();
+
+    /// <summary>A renewal of a token of <paramref name="fromGeneration"/>: raises the generation when that one is current.</summary>
+    Task<VisitorStanding> RotateAsync(int fromGeneration);
+
+    /// <summary>Every token of the visitor is refused from now on (the visitor starts afresh as a new visitor).</summary>
+    Task<VisitorStanding> RevokeAsync();
+
+    Task<VisitorStanding> BlockAsync(bool blocked, string? reason);
+
+    /// <summary>Records the address the visitor proved.</summary>
+    Task<VisitorStanding> VerifiedAsync(string email);
+
+    /// <summary>A new code for <paramref name="email"/> (it replaces any earlier one), or the budget that refused and the
+    /// wait: per visitor, per client address (<paramref name="addressKey"/>), per recipient, per widget, and wrong codes
+    /// entered for the recipient. The pending code (its hash) and the budgets are in the store: a restart or another
+    /// node neither loses a code nor resets a budget.</summary>
+    Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey);
+
+    /// <summary>Checks a code; a right one records the address as proven. Each code takes a few wrong tries, then it is void.</summary>
+    Task<CodeCheck> CheckCodeAsync(string code);
+}
+
+[GenerateSerializer, Immutable, Alias("crm.webchat.CodeIssue")]
+public sealed record CodeIssue([property: Id(0)] string? Code, [property: Id(1)] TimeSpan? RetryAfter, [property: Id(2)] string? RefusedBy = null);
+
+public enum CodeOutcome
+{
+    Verified,
+    Wrong,
+    /// <summary>No code is pending, it expired, or it took its last wrong try.</summary>
+    NoCode,
+}
+
+[GenerateSerializer, Immutable, Alias("crm.webchat.CodeCheck")]
+public sealed record CodeCheck([property: Id(0)] CodeOutcome Outcome, [property: Id(1)] string? Email = null, [property: Id(2)] string? Name = null, [property: Id(3)] int TriesLeft = 0);
+
+internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<WebChatOptions> options, TimeProvider time) : Grain, IWebChatVisitorGrain
+{
+    private WebChatVisitorState _state = null!;
+    private string WidgetId => _state.WidgetId;
+
+    private string VisitorId => _state.VisitorId;
+
+    internal static string Key(string widgetId, string visitorId) => widgetId + "/" + visitorId;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var key = this.GetPrimaryKeyString();
+        var slash = key.IndexOf('/', StringComparison.Ordinal);
+        var (widget, visitor) = slash > 0 ? (key[..slash], key[(slash + 1)..]) : throw new InvalidOperationException($"'{key}' is not a visitor key (widget/visitor).");
+        _state = await store.FindAsync(widget, visitor, cancellationToken) ?? new WebChatVisitorState { WidgetId = widget, VisitorId = visitor };
+    }
+
+    public Task<VisitorStanding> GetAsync() => Task.FromResult(Standing());
+
+    public Task<VisitorStanding> RotateAsync(int fromGeneration) =>
+        fromGeneration != _state.Generation || _state.Blocked
+            ? Task.FromResult(Standing())
+            : SaveAsync(_state with { Generation = _state.Generation + 1, GraceGeneration = _state.Generation, GraceUntil = time.GetUtcNow() + options.Value.TokenGracePeriod });
+
+    public Task<VisitorStanding> RevokeAsync() =>
+        SaveAsync(_state with { Generation = _state.Generation + 1, GraceGeneration = null, GraceUntil = null });
+
+    public Task<VisitorStanding> BlockAsync(bool blocked, string? reason) =>
+        SaveAsync(_state with { Blocked = blocked, BlockReason = blocked ? reason : null });
+
+    public Task<VisitorStanding> VerifiedAsync(string email) =>
+        SaveAsync(_state with { VerifiedEmail = email, VerifiedAt = time.GetUtcNow() });
+
+    public async Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey)
+    {
+        var o = options.Value;
+        var now = time.GetUtcNow();
+        var hour = TimeSpan.FromHours(1);
+        var code = System.Security.Cryptography.RandomNumberGenerator.GetInt32(0, 1_000_000).ToString("D6", System.Globalization.CultureInfo.InvariantCulture);
+        var refusal = await store.IssueCodeAsync(new PendingCodeRequest(WidgetId, VisitorId, email, name, Hash(code), now, now + o.VerificationCodeLifetime, o.VerificationTriesPerCode,
+        [
+            new StoredBudget(WebChatBudgetKeys.Visitor(WidgetId, VisitorId), o.VerificationCodesPerHourPerVisitor, hour),
+            new StoredBudget(WebChatBudgetKeys.Address(addressKey), o.VerificationCodesPerHourPerAddress, hour),
+            new StoredBudget(WebChatBudgetKeys.Recipient(email), o.VerificationCodesPerHourPerRecipient, hour),
+            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId), o.VerificationCodesPerHourPerWidget, hour),
+            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", o.VerificationCodesPerDayPerWidget, TimeSpan.FromDays(1)),
+            new StoredBudget(WebChatBudgetKeys.WrongCodes(email), o.WrongCodesPerDayPerRecipient, TimeSpan.FromDays(1)),
+        ]));
+        return refusal is null ? new CodeIssue(code, null) : new CodeIssue(null, refusal.RetryAfter, refusal.Key);
+    }
+
+    public async Task<CodeCheck> CheckCodeAsync(string code)
+    {
+        var check = await store.CheckCodeAsync(WidgetId, VisitorId, Hash(code), time.GetUtcNow());
+        switch (check.Outcome)
+        {
+            case StoredCodeOutcome.Verified:
+                await VerifiedAsync(check.Email!);
+                return new CodeCheck(CodeOutcome.Verified, check.Email, check.Name);
+            case StoredCodeOutcome.Wrong:
+                return new CodeCheck(CodeOutcome.Wrong, TriesLeft: check.TriesLeft);
+            default:
+                return new CodeCheck(CodeOutcome.NoCode);
+        }
+    }
+
+    private static byte[] Hash(string code) => System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(code));
+
+    private async Task<VisitorStanding> SaveAsync(WebChatVisitorState next)
+    {
+        next = next with { UpdatedAt = time.GetUtcNow() };
+        await store.SaveAsync(next);
+        _state = next;
+        return Standing();
+    }
+
+    private VisitorStanding Standing() =>
+        new(_state.Generation, _state.GraceGeneration, _state.GraceUntil, _state.Blocked, _state.BlockReason, _state.VerifiedEmail);
+}

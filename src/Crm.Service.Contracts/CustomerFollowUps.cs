@@ -1,0 +1,48 @@
+namespace Crm.Service.Contracts;
+
+/// <summary>How a contact with a customer was made.</summary>
+public enum FollowUpChannel
+{
+    Phone = 0,
+    Email = 1,
+    Visit = 2,
+    Chat = 3,
+    Other = 4,
+}
+
+/// <summary>One entry of a customer's follow-up log: who contacted the customer, when, how, what came of it, and when
+/// the next follow-up is due (a durable reminder tells the owner then, and the supervisors when it is missed).</summary>
+[GenerateSerializer, Immutable, Alias("crm.CustomerFollowUp")]
+public sealed record CustomerFollowUp
+{
+    [Id(0)] public required Guid Id { get; init; }
+    [Id(1)] public required Guid CustomerId { get; init; }
+    [Id(2)] public long? Ticket { get; init; }
+    /// <summary>Who followed up (the actor: a console user or "apikey:name").</summary>
+    [Id(3)] public required string By { get; init; }
+    [Id(4)] public required DateTimeOffset At { get; init; }
+    [Id(5)] public required FollowUpChannel How { get; init; }
+    [Id(6)] public string? Outcome { get; init; }
+    [Id(7)] public DateTimeOffset? NextDueAt { get; init; }
+    /// <summary>Who is responsible for the next follow-up (a sign-in name; default: who recorded it).</summary>
+    [Id(8)] public string? Owner { get; init; }
+    [Id(9)] public string? Team { get; init; }
+    [Id(10)] public DateTimeOffset RecordedAt { get; init; }
+    /// <summary>The next follow-up happened (a later entry for the customer) or was marked done.</summary>
+    [Id(11)] public DateTimeOffset? DoneAt { get; init; }
+    [Id(12)] public DateTimeOffset? RemindedAt { get; init; }
+    [Id(13)] public DateTimeOffset? EscalatedAt { get; init; }
+}
+
+/// <summary>One follow-up log entry (key: its id); its next-due reminder is durable.</summary>
+public interface ICustomerFollowUpGrain : IGrainWithGuidKey
+{
+    /// <summary>Stores the entry (once: a second call returns the first) and sets its reminder.</summary>
+    Task<CustomerFollowUp> RecordAsync(CustomerFollowUp entry, CancellationToken cancellationToken = default);
+
+    /// <summary>The next follow-up happened: no reminder, no escalation any more.</summary>
+    Task<CustomerFollowUp?> CompleteAsync(CancellationToken cancellationToken = default);
+
+    [Orleans.Concurrency.ReadOnly]
+    Task<CustomerFollowUp?> GetAsync();
+}

@@ -1,0 +1,136 @@
+using System.ComponentModel.DataAnnotations;
+using Crm.Service.Contracts;
+using Crm.Service.Grains.Sla;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Service.Grains.FollowUps;
+
+/// <summary>Customer follow-up log settings (section "FollowUps").</summary>
+public sealed class FollowUpOptions
+{
+    public const string Section = "FollowUps";
+
+    /// <summary>A next follow-up still not done this long after it was due is escalated to the supervisors.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "90.00:00:00")]
+    public TimeSpan EscalateAfter { get; set; } = TimeSpan.FromDays(1);
+}
+
+/// <summary>
+/// One entry of a customer's follow-up log (document kind <c>customer-follow-up</c>). When the entry names a next-due
+/// time, a durable reminder (<see cref="ReminderName"/>) is registered before the entry is stored, so a crash in between
+/// never leaves a due follow-up without a tick. A tick acts on the stored state and the clock only (a late tick acts at
+/// once, a repeated one does nothing): at the due time the owner is told (<c>customer-follow-up-due</c>), and when it is
+/// still not done <see cref="FollowUpOptions.EscalateAfter"/> later, the owner and every supervisor
+/// (<c>customer-follow-up-missed</c>). Each milestone is stored before the notice, so none is sent twice.
+/// </summary>
+public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNotifier notifier, IOptions<FollowUpOptions> followUps,
+    IOptions<TicketOptions> tickets, TimeProvider time, ILogger<CustomerFollowUpGrain> logger) : Grain, ICustomerFollowUpGrain, IRemindable
+{
+    public const string ReminderName = "customer-follow-up";
+    public const string Kind = "customer-follow-up";
+
+    private CustomerFollowUp? _state;
+    private bool _loaded;
+
+    private string DocumentId => this.GetPrimaryKey().ToString("N");
+
+    public async Task<CustomerFollowUp?> GetAsync() => await LoadAsync(CancellationToken.None);
+
+    public async Task<CustomerFollowUp> RecordAsync(CustomerFollowUp entry, CancellationToken cancellationToken = default)
+    {
+        if (await LoadAsync(cancellationToken) is { } existing)
+            return existing;
+        var next = entry with { Id = this.GetPrimaryKey(), RecordedAt = time.GetUtcNow() };
+        if (next.NextDueAt is { } due)
+            await ScheduleAsync(due);
+        await SaveAsync(next, cancellationToken);
+        return next;
+    }
+
+    public async Task<CustomerFollowUp?> CompleteAsync(CancellationToken cancellationToken = default)
+    {
+        if (await LoadAsync(cancellationToken) is not { DoneAt: null } state)
+            return _state;
+        await SaveAsync(state with { DoneAt = time.GetUtcNow() }, cancellationToken);
+        await UnregisterAsync();
+        return _state;
+    }
+
+    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    {
+        if (reminderName != ReminderName)
+            return;
+        var state = await LoadAsync(CancellationToken.None);
+        var now = time.GetUtcNow();
+        if (state is not { DoneAt: null, NextDueAt: { } due, EscalatedAt: null })
+        {
+            await UnregisterAsync();
+            return;
+        }
+        if (now < due)
+            return;
+        var owner = state.Owner ?? state.By;
+        if (state.RemindedAt is null)
+        {
+            await SaveAsync(state = state with { RemindedAt = now }, CancellationToken.None);
+            await NotifyAsync(new FollowUpNotice("customer-follow-up-due", state.Ticket, state.CustomerId, [owner], NotifySupervisors: false));
+        }
+        var escalateAt = due + followUps.Value.EscalateAfter;
+        if (now < escalateAt)
+        {
+            await ScheduleAsync(escalateAt);
+            return;
+        }
+        await SaveAsync(state with { EscalatedAt = now }, CancellationToken.None);
+        await UnregisterAsync();
+        await NotifyAsync(new FollowUpNotice("customer-follow-up-missed", state.Ticket, state.CustomerId, [owner], NotifySupervisors: true));
+    }
+
+    private async Task NotifyAsync(FollowUpNotice notice)
+    {
+        try
+        {
+            await notifier.NotifyAsync(notice);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "Follow-up {Id}: the {Kind} notice could not be sent", DocumentId, notice.Kind);
+        }
+    }
+
+    private async Task ScheduleAsync(DateTimeOffset at)
+    {
+        var wait = at - time.GetUtcNow();
+        await this.RegisterOrUpdateReminder(ReminderName, wait < TimeSpan.Zero ? TimeSpan.Zero : wait, tickets.Value.ReminderPeriod);
+    }
+
+    private async Task UnregisterAsync()
+    {
+        if (await this.GetReminder(ReminderName) is { } reminder)
+            await this.UnregisterReminder(reminder);
+    }
+
+    private async Task SaveAsync(CustomerFollowUp next, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await documents.PutAsync(Kind, DocumentId, RoutingJson.Write(next), cancellationToken);
+        }
+        catch
+        {
+            _loaded = false;
+            throw;
+        }
+        _state = next;
+    }
+
+    private async Task<CustomerFollowUp?> LoadAsync(CancellationToken cancellationToken)
+    {
+        if (_loaded)
+            return _state;
+        _state = await documents.GetAsync(Kind, DocumentId, cancellationToken) is { } json ? RoutingJson.Read<CustomerFollowUp>(json) : null;
+        _loaded = true;
+        return _state;
+    }
+}

@@ -1,0 +1,165 @@
+using Crm.Connectors.Abstractions;
+using Crm.Service.Contracts;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.EntityFrameworkCore;
+
+namespace Crm.Service.Infrastructure.WebChat;
+
+/// <summary>A web chat visitor's standing (see <see cref="WebChatVisitorState"/>): one row per visitor that was renewed,
+/// revoked, blocked or verified.</summary>
+public sealed class WebChatVisitorRecord
+{
+    public required string WidgetId { get; set; }
+    public required string VisitorId { get; set; }
+    public int Generation { get; set; }
+    public int? GraceGeneration { get; set; }
+    public DateTimeOffset? GraceUntil { get; set; }
+    public bool Blocked { get; set; }
+    public string? BlockReason { get; set; }
+    public string? VerifiedEmail { get; set; }
+    public DateTimeOffset? VerifiedAt { get; set; }
+    public DateTimeOffset UpdatedAt { get; set; }
+}
+
+/// <summary>A visitor's pending email code (one per visitor; a new code replaces it): only its hash is kept.</summary>
+public sealed class WebChatPendingCodeRecord
+{
+    public required string WidgetId { get; set; }
+    public required string VisitorId { get; set; }
+    public required string Email { get; set; }
+    public string? Name { get; set; }
+    public required byte[] Hash { get; set; }
+    public DateTimeOffset Expires { get; set; }
+    public int TriesLeft { get; set; }
+}
+
+/// <summary>One event counted in a stored budget (a code mailed, a wrong code): rows of a key within its window are
+/// what the budget counts; older ones are pruned.</summary>
+public sealed class WebChatBudgetEventRecord
+{
+    public long Id { get; set; }
+    public required string Key { get; set; }
+    public DateTimeOffset At { get; set; }
+}
+
+/// <summary>Written in its own small transactions (like mailbox cursors: connector state, not grain state of the core);
+/// only the visitor's grain writes a row, so there is one writer per row.</summary>
+internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> contexts) : IWebChatVisitorStore
+{
+    public async Task<WebChatVisitorState?> FindAsync(string widgetId, string visitorId, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var row = await db.WebChatVisitors.AsNoTracking().SingleOrDefaultAsync(v => v.WidgetId == widgetId && v.VisitorId == visitorId, cancellationToken);
+        return row is null ? null : new WebChatVisitorState
+        {
+            WidgetId = row.WidgetId,
+            VisitorId = row.VisitorId,
+            Generation = row.Generation,
+            GraceGeneration = row.GraceGeneration,
+            GraceUntil = row.GraceUntil,
+            Blocked = row.Blocked,
+            BlockReason = row.BlockReason,
+            VerifiedEmail = row.VerifiedEmail,
+            VerifiedAt = row.VerifiedAt,
+            UpdatedAt = row.UpdatedAt,
+        };
+    }
+
+    public async Task SaveAsync(WebChatVisitorState state, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var row = await db.WebChatVisitors.SingleOrDefaultAsync(v => v.WidgetId == state.WidgetId && v.VisitorId == state.VisitorId, cancellationToken);
+        if (row is null)
+        {
+            row = new WebChatVisitorRecord { WidgetId = state.WidgetId, VisitorId = state.VisitorId };
+            db.WebChatVisitors.Add(row);
+        }
+        row.Generation = state.Generation;
+        row.GraceGeneration = state.GraceGeneration;
+        row.GraceUntil = state.GraceUntil;
+        row.Blocked = state.Blocked;
+        row.BlockReason = state.BlockReason;
+        row.VerifiedEmail = state.VerifiedEmail;
+        row.VerifiedAt = state.VerifiedAt;
+        row.UpdatedAt = state.UpdatedAt;
+        await db.SaveChangesAsync(cancellationToken);
+    }
+
+    /// <summary>Budgets are kept this long at most (the longest window is a day).</summary>
+    private static readonly TimeSpan KeepEvents = TimeSpan.FromDays(2);
+
+    public async Task<BudgetRefusal?> IssueCodeAsync(PendingCodeRequest request, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // BEGIN IMMEDIATE (Microsoft.Data.Sqlite's default): the counts and the inserts are one write transaction, so
+        // two nodes asking at once cannot both take the last place of a budget.
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        foreach (var budget in request.Budgets)
+        {
+            var since = request.Now - budget.Window;
+            var times = await db.WebChatBudgetEvents.Where(e => e.Key == budget.Key && e.At > since).OrderBy(e => e.At)
+                .Select(e => e.At).Take(budget.Limit).ToListAsync(cancellationToken);
+            if (times.Count >= budget.Limit)
+                return new BudgetRefusal(budget.Key, times[0] + budget.Window - request.Now);
+        }
+        foreach (var budget in request.Budgets.Where(b => !b.Key.StartsWith("code-wrong:", StringComparison.Ordinal)))
+            db.WebChatBudgetEvents.Add(new WebChatBudgetEventRecord { Key = budget.Key, At = request.Now });
+        var row = await db.WebChatPendingCodes.SingleOrDefaultAsync(c => c.WidgetId == request.WidgetId && c.VisitorId == request.VisitorId, cancellationToken);
+        if (row is null)
+        {
+            row = new WebChatPendingCodeRecord { WidgetId = request.WidgetId, VisitorId = request.VisitorId, Email = request.Email, Hash = request.Hash };
+            db.WebChatPendingCodes.Add(row);
+        }
+        row.Email = request.Email;
+        row.Name = request.Name;
+        row.Hash = request.Hash;
+        row.Expires = request.Expires;
+        row.TriesLeft = request.Tries;
+        await db.SaveChangesAsync(cancellationToken);
+        var old = request.Now - KeepEvents;
+        await db.WebChatBudgetEvents.Where(e => e.At < old).ExecuteDeleteAsync(cancellationToken);
+        await db.WebChatPendingCodes.Where(c => c.Expires < old).ExecuteDeleteAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return null;
+    }
+
+    public async Task<StoredCodeCheck> CheckCodeAsync(string widgetId, string visitorId, byte[] hash, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var row = await db.WebChatPendingCodes.SingleOrDefaultAsync(c => c.WidgetId == widgetId && c.VisitorId == visitorId, cancellationToken);
+        StoredCodeCheck result;
+        if (row is null)
+            return new StoredCodeCheck(StoredCodeOutcome.NoCode);
+        if (row.Expires <= now || row.TriesLeft <= 0)
+        {
+            db.WebChatPendingCodes.Remove(row);
+            result = new StoredCodeCheck(StoredCodeOutcome.NoCode);
+        }
+        else if (!System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(hash, row.Hash))
+        {
+            row.TriesLeft--;
+            db.WebChatBudgetEvents.Add(new WebChatBudgetEventRecord { Key = WebChatBudgetKeys.WrongCodes(row.Email), At = now });
+            if (row.TriesLeft <= 0)
+                db.WebChatPendingCodes.Remove(row);
+            result = row.TriesLeft > 0 ? new StoredCodeCheck(StoredCodeOutcome.Wrong, TriesLeft: row.TriesLeft) : new StoredCodeCheck(StoredCodeOutcome.NoCode);
+        }
+        else
+        {
+            db.WebChatPendingCodes.Remove(row);
+            result = new StoredCodeCheck(StoredCodeOutcome.Verified, row.Email, row.Name);
+        }
+        await db.SaveChangesAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return result;
+    }
+
+    public async Task<string?> FindConversationIdentityAsync(string widgetId, string threadKey, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var key = GrainKeys.Conversation(widgetId, threadKey);
+        var identity = await db.Conversations.AsNoTracking().Where(c => c.Key == key).Select(c => c.CustomerIdentity).SingleOrDefaultAsync(cancellationToken);
+        const string prefix = "webchat:";
+        return identity is not null && identity.StartsWith(prefix, StringComparison.Ordinal) ? identity[prefix.Length..] : null;
+    }
+}

@@ -1,0 +1,174 @@
+using Crm.Service.Infrastructure.Changes;
+using Crm.Service.Search;
+
+namespace Crm.Service.KnowledgeBase;
+
+/// <summary>Where a reindex stands, for the admin API and the console.</summary>
+public sealed record ReindexProgress(string State, int Total, int Done, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Error);
+
+/// <summary>
+/// Rebuilds a search index fed by the change feed from the store: every document into a new index, then an atomic
+/// swap (searches keep answering from the old one meanwhile). Changes committed while it ran went to the old index, so
+/// just before the swap the indexer's feed cursor is moved back, durably, to where the rebuild began: the indexer then
+/// hands those changes again to the new index, with its usual retries, and a crash right after the swap cannot skip
+/// them. One rebuild at a time. On start, the index is rebuilt by itself when <see cref="RebuildReasonAsync"/> finds
+/// it cannot be trusted to follow the store; the indexer handles no change before that check is done.
+/// The articles (<see cref="ReindexService"/>) and the records (tickets, messages, customers) each have one.
+/// </summary>
+public abstract class IndexRebuildService(ISearchIndex index, string consumerName, Action startIndexer, IChangeFeed feed,
+    ChangeConsumerGates gates, TimeProvider time, ILogger logger) : BackgroundService
+{
+    protected const int PageSize = 500;
+    private readonly object _gate = new();
+    private ReindexProgress _progress = new("idle", 0, 0, null, null, null);
+    private Task? _running;
+
+    /// <summary>What the index is called in logs and errors ("search index", "records search index").</summary>
+    protected abstract string IndexName { get; }
+
+    /// <summary>The admin endpoint that rebuilds it by hand.</summary>
+    protected abstract string ReindexEndpoint { get; }
+
+    protected ISearchIndex Index => index;
+
+    protected ChangeConsumerGates Gates => gates;
+
+    protected string ConsumerName => consumerName;
+
+    public ReindexProgress Progress { get { lock (_gate) return _progress; } }
+
+    /// <summary>Runs before a rebuild reads anything (e.g. the store's schema made ready).</summary>
+    protected virtual Task BeforeRebuildAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>How many documents the store holds (the rebuild's total).</summary>
+    protected abstract Task<int> CountAsync(CancellationToken cancellationToken);
+
+    /// <summary>Every document of the store, in pages.</summary>
+    protected abstract IAsyncEnumerable<IReadOnlyList<SearchDocument>> PagesAsync(CancellationToken cancellationToken);
+
+    /// <summary>Why the index cannot be trusted to follow the store, or null when it can.</summary>
+    protected abstract Task<string?> RebuildReasonAsync(CancellationToken cancellationToken);
+
+    /// <summary>Starts a rebuild in the background, or returns false when one is already running.</summary>
+    public bool TryStart(out Task running)
+    {
+        lock (_gate)
+        {
+            if (_running is { IsCompleted: false } current)
+            {
+                running = current;
+                return false;
+            }
+            _progress = new("running", 0, 0, time.GetUtcNow(), null, null);
+            running = _running = Task.Run(() => RunCoreAsync(CancellationToken.None));
+            return true;
+        }
+    }
+
+    /// <summary>Runs a rebuild to the end (the --reindex command), reporting progress as it goes.</summary>
+    public async Task<ReindexProgress> RunAsync(IProgress<ReindexProgress>? report, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+            _progress = new("running", 0, 0, time.GetUtcNow(), null, null);
+        await RunCoreAsync(cancellationToken, report);
+        return Progress;
+    }
+
+    private async Task RunCoreAsync(CancellationToken cancellationToken, IProgress<ReindexProgress>? report = null)
+    {
+        var swapped = false;
+        try
+        {
+            await BeforeRebuildAsync(cancellationToken);
+            var from = await feed.LastSequenceAsync(cancellationToken);
+            var total = await CountAsync(cancellationToken);
+            Update(p => p with { Total = total }, report);
+            await using (var rebuild = await index.BeginRebuildAsync(cancellationToken))
+            {
+                await foreach (var page in PagesAsync(cancellationToken))
+                {
+                    await rebuild.AddAsync(page, cancellationToken);
+                    Update(p => p with { Done = p.Done + page.Count }, report);
+                }
+                // What changed while the new index was filling went to the old one. With the indexer held between
+                // batches, its cursor goes back to where the rebuild began (committed before the swap, so a crash
+                // after the swap still leaves those changes owed), then the swap; the indexer hands them again.
+                await rebuild.OptimizeAsync(cancellationToken);
+                await using var pause = await gates.PauseAsync(consumerName, cancellationToken);
+                await pause.RewindAsync(from, cancellationToken);
+                await rebuild.MarkAppliedAsync(from, cancellationToken);
+                await rebuild.CompleteAsync(cancellationToken);
+                swapped = true;
+                // The rebuilt index is in use: its marker is the store's record now, which also clears an owed rebuild.
+                await gates.RebuildDoneAsync(consumerName, from, cancellationToken);
+            }
+            Update(p => p with { State = "completed", FinishedAt = time.GetUtcNow() }, report);
+            logger.LogInformation("The {IndexName} was rebuilt from {Count} documents ({Engine}).", IndexName, Progress.Done, index.Engine);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            if (swapped)
+                logger.LogError(e, "The rebuilt {IndexName} is in use, but finishing the rebuild failed; the changes made meanwhile are handed to it by the change feed.", IndexName);
+            else
+                logger.LogError(e, "Rebuilding the {IndexName} failed; the previous index is still in use.", IndexName);
+            Update(p => p with { State = "failed", FinishedAt = time.GetUtcNow(), Error = e.Message }, report);
+        }
+    }
+
+    private void Update(Func<ReindexProgress, ReindexProgress> change, IProgress<ReindexProgress>? report)
+    {
+        ReindexProgress now;
+        lock (_gate)
+            now = _progress = change(_progress);
+        report?.Report(now);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            if (await RebuildReasonAsync(stoppingToken) is { } reason)
+            {
+                logger.LogWarning("{Reason}: rebuilding the {IndexName} {Index}.", reason, IndexName, index.Identity);
+                // Durable before the indexer is released: it keeps writing (and raising the marker of) the untrusted
+                // index meanwhile, and a failed or killed rebuild must not leave that index looking trusted at the next start.
+                await gates.OweRebuildAsync(consumerName, stoppingToken);
+                TryStart(out _);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning(e, "Could not check whether the {IndexName} needs a rebuild; POST {Endpoint} rebuilds it by hand.", IndexName, ReindexEndpoint);
+        }
+        finally
+        {
+            startIndexer();
+        }
+    }
+
+    /// <summary>
+    /// The checks both indexes share, once the store is known to hold documents: an empty index, no cursor of its own,
+    /// a feed pruned past its cursor, an index ahead of the whole feed (the database was restored from a backup, so the
+    /// index may hold what was published or made public in the lost time; not "ahead of the store's record": a stop
+    /// between the index's marker and the store's record leaves it one batch ahead), or behind what the store recorded
+    /// as indexed (<paramref name="owed"/>: a restored older copy, which would keep things findable that were
+    /// unpublished or deleted since).
+    /// </summary>
+    protected async Task<string?> CommonRebuildReasonAsync(Func<long, Task<long?>> owed, CancellationToken cancellationToken)
+    {
+        if (await index.CountAsync(cancellationToken) == 0)
+            return $"The {IndexName} is empty but the store holds what it indexes";
+        if (await gates.CursorAsync(consumerName, cancellationToken) is not { } cursor)
+            return $"The {IndexName} has no change-feed cursor of its own (it was never written by this store under this name)";
+        if (await gates.OldestChangeAsync(cancellationToken) is { } oldest && oldest > cursor + 1)
+            return $"The change feed was pruned past the {IndexName}'s cursor ({cursor}; oldest change kept {oldest})";
+        var applied = await index.AppliedSequenceAsync(cancellationToken);
+        if (applied is { } ahead && ahead > await gates.HeadAsync(cancellationToken))
+            return $"The {IndexName} reflects the change feed up to {ahead}, beyond the store's newest change (was the database restored from a backup?)";
+        if (await owed(cursor) is { } last && (applied is null || applied < last))
+            return applied is null
+                ? $"The {IndexName} holds no version marker (written before markers, or restored from such a copy), so it cannot be checked against the store"
+                : $"The {IndexName} is an older copy: it reflects the change feed up to {applied}, but the store recorded changes up to {last} as indexed (a restored backup or snapshot?)";
+        return null;
+    }
+}

@@ -1,0 +1,247 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Crm.Service.Auth;
+using Crm.Service.Contracts;
+using Crm.Service.Infrastructure.Teams;
+using Crm.Service.Search;
+using Crm.Service.Tests.Support;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crm.Service.Tests.Search;
+
+/// <summary>
+/// The agents' full-text search over tickets, messages and customers: the same search engine as the knowledge base
+/// (its own index, fed by the change feed), through GET /api/v1/search and the console's /Find page, with restricted
+/// teams left out and nothing for people without the Agent or Supervisor role. Real app (silo, store, HTTP).
+/// </summary>
+public sealed class RecordSearchTests
+{
+    private static async Task<long> ReceiveAsync(CrmApp app, string id, string sender, string name, string text)
+    {
+        var response = await app.PostMessageAsync(new { messageId = id, sender = new { id = sender, name }, subject = text, text });
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();
+    }
+
+    private static async Task<List<string>> HitsAsync(HttpClient client, string query, string? kind = null)
+    {
+        var response = await client.GetAsync("/api/v1/search?q=" + Uri.EscapeDataString(query) + (kind is null ? "" : "&kind=" + kind));
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        return [.. body.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("id").GetString()!).Order()];
+    }
+
+    private static Task<List<string>> WaitForAsync(HttpClient client, string query, Func<List<string>, bool> done, string what) =>
+        Eventually.WaitForAsync(() => HitsAsync(client, query), done, what: what);
+
+    private static async Task<HttpClient> PersonalKeyAsync(CrmApp app, string userId, string name)
+    {
+        var (_, key) = await app.Services.GetRequiredService<ApiKeyDirectory>().CreateAsync(name, Roles.Agent, ownerId: userId);
+        var client = app.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", key);
+        return client;
+    }
+
+    private static async Task<string> UserIdAsync(CrmApp app, string email)
+    {
+        using var scope = app.Services.CreateScope();
+        return (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(email))!.Id;
+    }
+
+    [Fact]
+    public async Task Agents_find_tickets_messages_and_customers_but_nothing_of_a_restricted_team_they_are_not_in()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        await app.CreateApiChannelAsync();
+        var open = await ReceiveAsync(app, "m-1", "alice", "Alice Example", "The flux capacitor <b>broke</b> again");
+        var secret = await ReceiveAsync(app, "m-2", "bob", "Bob Secret", "flux capacitor secret plans");
+        var chinese = await ReceiveAsync(app, "m-3", "chen", "陈先生", "我的打印机无法连接网络，请帮忙。");
+        using var agent = await ConsoleBrowser.SignedInAsync(app, "agent@example.com", ConsoleRoles.Agent);
+        using var member = await ConsoleBrowser.SignedInAsync(app, "member@example.com", ConsoleRoles.Agent);
+        using var boss = await ConsoleBrowser.SignedInAsync(app, "boss@example.com", ConsoleRoles.Supervisor);
+        using var editor = await ConsoleBrowser.SignedInAsync(app, "kb@example.com", ConsoleRoles.KnowledgeEditor);
+        await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("vip", "VIP", true, [await UserIdAsync(app, "member@example.com")], CancellationToken.None);
+        await app.Grains.GetGrain<ITicketGrain>(secret).ChangeAsync(new TicketChange { Team = "vip" }, "test");
+        using var admin = app.Admin();
+        // The feed indexes the ticket's team change too; the admin key sees every team.
+        await WaitForAsync(admin, "capacitor", hits => hits.Count(h => h.StartsWith("message:", StringComparison.Ordinal)) == 2, "both capacitor messages indexed");
+        using var serviceKey = await app.AgentAsync("service");
+        using var memberKey = await PersonalKeyAsync(app, await UserIdAsync(app, "member@example.com"), "member@example.com/cli");
+
+        var agentPage = await agent.PageAsync("/Find?q=capacitor");
+        var memberPage = await member.PageAsync("/Find?q=capacitor");
+        var bossPage = await boss.PageAsync("/Find?q=capacitor");
+        var editorPage = await editor.PageAsync("/Find?q=capacitor");
+        var customerPage = await agent.PageAsync("/Find?q=Alice&kind=customer");
+        var chinesePage = await agent.PageAsync("/Find?q=" + Uri.EscapeDataString("打印机"));
+        var numberPage = await agent.PageAsync($"/Find?q=%23{open}&kind=ticket");
+
+        Assert.Contains($"href=\"/Tickets/{open}\"", agentPage, StringComparison.Ordinal);
+        Assert.Contains("<mark>capacitor</mark>", agentPage, StringComparison.Ordinal);
+        Assert.Contains("&lt;b&gt;broke", agentPage, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret plans", agentPage, StringComparison.Ordinal);
+        Assert.DoesNotContain($"/Tickets/{secret}\"", agentPage, StringComparison.Ordinal);
+        Assert.Contains("secret plans", memberPage, StringComparison.Ordinal);
+        Assert.Contains("secret plans", bossPage, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"records\"", editorPage, StringComparison.Ordinal);
+        Assert.DoesNotContain("capacitor</mark>", editorPage, StringComparison.Ordinal);
+        Assert.Contains("Alice Example", customerPage, StringComparison.Ordinal);
+        Assert.Contains("data-kind=\"customer\"", customerPage, StringComparison.Ordinal);
+        Assert.Contains($"href=\"/Tickets/{chinese}\"", chinesePage, StringComparison.Ordinal);
+        Assert.Contains($"data-id=\"ticket:{open}\"", numberPage, StringComparison.Ordinal);
+        Assert.Contains("href=\"/Find\"", agentPage, StringComparison.Ordinal);
+
+        var serviceHits = await HitsAsync(serviceKey, "capacitor", "message");
+        var memberHits = await HitsAsync(memberKey, "capacitor", "message");
+        Assert.Single(serviceHits);
+        Assert.Equal(2, memberHits.Count);
+        using var kbKey = await Crm.Service.Tests.KnowledgeBase.KbClient.EditorAsync(app);
+        Assert.Equal(HttpStatusCode.Forbidden, (await kbKey.GetAsync("/api/v1/search?q=capacitor")).StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await serviceKey.GetAsync("/api/v1/search?q=capacitor&kind=article")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await agent.GetAsync("/Find?q=" + new string('x', 201))).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_ticket_moved_into_a_restricted_team_is_hidden_at_once_even_before_the_feed_reindexes_it()
+    {
+        using var data = new TempDirectory();
+        var gate = new WriteGate();
+        await using var app = new CrmApp(data.Path, services: s => WrapRecords(s, gate));
+        await app.CreateApiChannelAsync();
+        var ticket = await ReceiveAsync(app, "m-1", "dora", "Dora", "The quantum modem hums");
+        using var serviceKey = await app.AgentAsync("service");
+        await WaitForAsync(serviceKey, "quantum", hits => hits.Contains($"ticket:{ticket}"), "the ticket indexed");
+        await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("vip", "VIP", true, [], CancellationToken.None);
+
+        gate.Closed = true;
+        await app.Grains.GetGrain<ITicketGrain>(ticket).ChangeAsync(new TicketChange { Team = "vip" }, "test");
+
+        // The index still says "no team": the store's check leaves the hits out anyway.
+        Assert.Empty(await HitsAsync(serviceKey, "quantum"));
+        gate.Closed = false;
+    }
+
+    [Fact]
+    public async Task A_change_the_index_missed_in_a_crash_is_caught_up_from_the_feed_cursor_after_the_restart()
+    {
+        using var data = new TempDirectory();
+        var gate = new WriteGate();
+        await using (var app = new CrmApp(data.Path, services: s => WrapRecords(s, gate)))
+        {
+            await app.CreateApiChannelAsync();
+            await ReceiveAsync(app, "m-0", "dan", "Dan", "The warp drive is fine");
+            using var serviceKey = await app.AgentAsync("service");
+            await WaitForAsync(serviceKey, "warp", hits => hits.Count == 2, "the first ticket indexed");
+            gate.Closed = true;
+            await ReceiveAsync(app, "m-1", "erin", "Erin", "The holographic keyboard is sticky");
+            // The index writes fail (the process as good as died between the store's commit and the index update).
+            await Eventually.WaitForAsync(() => Task.FromResult(gate.Refused), refused => refused > 0, what: "the indexer trying");
+        }
+        await using (var app = new CrmApp(data.Path))
+        {
+            using var serviceKey = await app.AgentAsync("service-2");
+            var hits = await WaitForAsync(serviceKey, "holographic", hits => hits.Count == 2, "the ticket and its message indexed after the restart");
+            Assert.Contains(hits, h => h.StartsWith("message:", StringComparison.Ordinal));
+            Assert.Contains(hits, h => h.StartsWith("ticket:", StringComparison.Ordinal));
+            Assert.Single(await HitsAsync(serviceKey, "erin", "customer"));
+            // Caught up by the cursor: the index was trusted at start (not rebuilt).
+            using var admin = app.Admin();
+            Assert.Equal("idle", (await admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/search/reindex")).GetProperty("progress").GetProperty("state").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task A_deleted_index_is_rebuilt_from_the_store_at_start_and_the_admin_reindex_keeps_results()
+    {
+        using var data = new TempDirectory();
+        var folder = Path.Combine(data.Path, "records");
+        var settings = new Dictionary<string, string?> { ["Search:RecordsLuceneDirectory"] = folder };
+        await using (var app = new CrmApp(data.Path, settings))
+        {
+            await app.CreateApiChannelAsync();
+            await ReceiveAsync(app, "m-1", "fay", "Fay", "The tachyon router blinks");
+            using var serviceKey = await app.AgentAsync("service");
+            await WaitForAsync(serviceKey, "tachyon", hits => hits.Count == 2, "indexed");
+        }
+        Directory.Delete(folder, recursive: true);
+        await using (var app = new CrmApp(data.Path, settings))
+        {
+            using var serviceKey = await app.AgentAsync("service-2");
+            await WaitForAsync(serviceKey, "tachyon", hits => hits.Count == 2, "rebuilt from the store");
+            using var admin = app.Admin();
+            Assert.Equal(HttpStatusCode.Accepted, (await admin.PostAsync("/api/v1/admin/search/reindex", null)).StatusCode);
+            await Eventually.WaitForAsync(() => admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/search/reindex"),
+                body => body.GetProperty("progress").GetProperty("state").GetString() == "completed", what: "the reindex completing");
+            Assert.Equal(2, (await HitsAsync(serviceKey, "tachyon")).Count);
+        }
+    }
+
+    [Fact]
+    public async Task The_same_search_runs_on_elasticsearch_with_the_records_in_their_own_alias()
+    {
+        await using var elastic = await FakeElasticsearch.StartAsync();
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path, new Dictionary<string, string?>
+        {
+            ["Search:Engine"] = "elasticsearch",
+            ["Search:Elasticsearch:Url"] = elastic.Url.ToString(),
+        });
+        await app.CreateApiChannelAsync();
+        var ticket = await ReceiveAsync(app, "m-1", "gus", "Gus", "The plasma kettle overheats");
+        using var serviceKey = await app.AgentAsync("service");
+
+        var hits = await WaitForAsync(serviceKey, "plasma", hits => hits.Count == 2, "indexed in Elasticsearch");
+
+        Assert.Contains($"ticket:{ticket}", hits);
+        Assert.NotNull(elastic.Template("crm-records"));
+        Assert.Contains(elastic.Indices, i => i.StartsWith("crm-records-", StringComparison.Ordinal));
+    }
+
+    /// <summary>Makes the records index's writes fail while closed.</summary>
+    private sealed class WriteGate
+    {
+        public volatile bool Closed;
+        public int Refused;
+
+        public void Check()
+        {
+            if (Closed)
+            {
+                Interlocked.Increment(ref Refused);
+                throw new IOException("simulated: the records index cannot be written");
+            }
+        }
+    }
+
+    private static void WrapRecords(IServiceCollection services, WriteGate gate)
+    {
+        var engine = services.Last(d => d.ServiceType == typeof(ISearchIndex) && d.IsKeyedService && Equals(d.ServiceKey, SearchExtensions.RecordsIndex));
+        services.Remove(engine);
+        services.AddKeyedSingleton<ISearchIndex>(SearchExtensions.RecordsIndex, (p, key) => new GatedIndex((ISearchIndex)engine.KeyedImplementationFactory!(p, key), gate));
+    }
+
+    private sealed class GatedIndex(ISearchIndex inner, WriteGate gate) : ISearchIndex, IDisposable
+    {
+        public void Dispose() => (inner as IDisposable)?.Dispose();
+        public string Engine => inner.Engine;
+        public string Identity => inner.Identity;
+        public Task UpsertAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default)
+        {
+            gate.Check();
+            return inner.UpsertAsync(documents, cancellationToken);
+        }
+        public Task DeleteAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default)
+        {
+            gate.Check();
+            return inner.DeleteAsync(ids, cancellationToken);
+        }
+        public Task<SearchResults> SearchAsync(SearchQuery query, CancellationToken cancellationToken = default) => inner.SearchAsync(query, cancellationToken);
+        public Task<long> CountAsync(CancellationToken cancellationToken = default) => inner.CountAsync(cancellationToken);
+        public Task<long?> AppliedSequenceAsync(CancellationToken cancellationToken = default) => inner.AppliedSequenceAsync(cancellationToken);
+        public Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default) => inner.MarkAppliedAsync(sequence, cancellationToken);
+        public Task<IIndexRebuild> BeginRebuildAsync(CancellationToken cancellationToken = default) => inner.BeginRebuildAsync(cancellationToken);
+    }
+}

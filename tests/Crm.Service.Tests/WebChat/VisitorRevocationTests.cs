@@ -1,0 +1,237 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Crm.Connectors.WebChat;
+using Crm.Service.Tests.Support;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Crm.Service.Tests.WebChat;
+
+/// <summary>Review W6: renewal ends the replaced token (after a grace), tokens have a lifetime cap however often they are
+/// renewed, and agents can revoke a visitor's tokens or block a visitor, which also closes the open connections.</summary>
+public sealed class VisitorRevocationTests
+{
+    /// <summary>Every session call renews (the token is always "due"), with the given grace for the replaced token.</summary>
+    private static Dictionary<string, string?> Renewing(string grace) => new()
+    {
+        ["Channels:WebChat:TokenRenewAfter"] = "00:00:00.001",
+        ["Channels:WebChat:TokenGracePeriod"] = grace,
+    };
+
+    [Fact]
+    public async Task A_renewed_token_replaces_the_old_one_which_can_neither_connect_nor_mint_a_new_token()
+    {
+        await using var rig = await WebChatRig.StartAsync(Renewing("00:00:00"));
+        var t1 = await rig.StartSessionAsync();
+        await using (var hub = rig.Visitor(t1.Token))
+        {
+            await hub.StartAsync();
+            await hub.InvokeAsync<SendAck>("Send", t1.ConversationId, "c-1", "My order number is 4711.");
+        }
+
+        var t2 = await rig.StartSessionAsync(t1.Token);
+        Assert.False(t2.NewVisitor);
+        Assert.Equal(t1.ConversationId, t2.ConversationId);
+        Assert.NotEqual(t1.Token, t2.Token);
+
+        // The old token: refused by the hub, and the session endpoint answers it with a new, empty visitor.
+        var refusal = await RefusalAsync(rig.Visitor(t1.Token));
+        Assert.Contains("expired", refusal, StringComparison.Ordinal);
+        var t3 = await rig.StartSessionAsync(t1.Token);
+        Assert.True(t3.NewVisitor);
+        Assert.NotEqual(t1.ConversationId, t3.ConversationId);
+
+        // The current one still reads the conversation.
+        await using var current = rig.Visitor(t2.Token);
+        await current.StartAsync();
+        var history = await current.InvokeAsync<ChatHistory>("History", t2.ConversationId);
+        Assert.Equal(["My order number is 4711."], history.Lines.Select(l => l.Text));
+    }
+
+    [Fact]
+    public async Task A_replaced_token_works_during_its_grace_gets_a_current_token_without_a_new_rotation_and_dies_after_the_next_renewal()
+    {
+        await using var rig = await WebChatRig.StartAsync(Renewing("01:00:00"));
+        var t1 = await rig.StartSessionAsync();
+        var t2 = await rig.StartSessionAsync(t1.Token);
+        Assert.NotEqual(t1.Token, t2.Token);
+
+        // Another open tab still holds t1 (or the answer that carried t2 was lost): it connects within the grace, and the
+        // session endpoint gives it a token of the current generation for the same conversation (review V1), without
+        // rotating again: t2 stays good.
+        await using (var tab = rig.Visitor(t1.Token))
+        {
+            await tab.StartAsync();
+            await tab.InvokeAsync<ChatHistory>("History", t1.ConversationId);
+        }
+        var again = await rig.StartSessionAsync(t1.Token);
+        Assert.NotEqual(t1.Token, again.Token);
+        Assert.False(again.NewVisitor);
+        Assert.Equal(t1.ConversationId, again.ConversationId);
+        await using (var current = rig.Visitor(t2.Token))
+            await current.StartAsync();
+
+        // The holder of t2 renews again: t1 is two generations old now and is refused, grace or not.
+        var t3 = await rig.StartSessionAsync(t2.Token);
+        Assert.Equal(t1.ConversationId, t3.ConversationId);
+        Assert.Contains("expired", await RefusalAsync(rig.Visitor(t1.Token)), StringComparison.Ordinal);
+        Assert.True((await rig.StartSessionAsync(t1.Token)).NewVisitor);
+    }
+
+    [Fact]
+    public async Task An_agent_revokes_a_visitors_tokens_the_open_connection_closes_and_the_old_token_opens_nothing()
+    {
+        await using var rig = await WebChatRig.StartAsync();
+        var session = await rig.StartSessionAsync();
+        var hub = rig.Visitor(session.Token);
+        await using var _ = hub;
+        var closed = Closed(hub);
+        await hub.StartAsync();
+        await hub.InvokeAsync<SendAck>("Send", session.ConversationId, "c-1", "Here is my address: 1 Secret Lane");
+
+        using var agent = await rig.App.AgentAsync();
+        var revoked = await agent.PostAsync($"/api/v1/webchat-conversations/shop/{session.ConversationId}/visitor/revoke", null);
+        Assert.True(revoked.IsSuccessStatusCode, await revoked.Content.ReadAsStringAsync());
+        Assert.Equal(1, (await revoked.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("generation").GetInt32());
+
+        // The connection opened with the revoked token is closed by the server, wherever it was.
+        await closed.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Contains("expired", await RefusalAsync(rig.Visitor(session.Token)), StringComparison.Ordinal);
+        var fresh = await rig.StartSessionAsync(session.Token);
+        Assert.True(fresh.NewVisitor);
+        Assert.NotEqual(session.ConversationId, fresh.ConversationId);
+        await using var newcomer = rig.Visitor(fresh.Token);
+        await newcomer.StartAsync();
+        Assert.Empty((await newcomer.InvokeAsync<ChatHistory>("History", fresh.ConversationId)).Lines);
+
+        // Only agents may do this.
+        using var anonymous = rig.App.CreateClient();
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.PostAsync($"/api/v1/webchat-conversations/shop/{session.ConversationId}/visitor/revoke", null)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_blocked_visitor_is_refused_at_the_session_endpoint_at_connect_and_at_send_with_a_clear_message_until_unblocked()
+    {
+        await using var rig = await WebChatRig.StartAsync();
+        var session = await rig.StartSessionAsync();
+        var hub = rig.Visitor(session.Token);
+        await using var _ = hub;
+        var closed = Closed(hub);
+        await hub.StartAsync();
+        await hub.InvokeAsync<SendAck>("Send", session.ConversationId, "c-1", "spam spam spam");
+        using var agent = await rig.App.AgentAsync();
+        var blocked = await agent.PutAsJsonAsync($"/api/v1/webchat-conversations/shop/{session.ConversationId}/visitor/block", new { reason = "abusive" });
+        Assert.True(blocked.IsSuccessStatusCode, await blocked.Content.ReadAsStringAsync());
+        await closed.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // Session endpoint: 403 with the sentence the widget shows (the block reason is never shown to the visitor).
+        using var page = rig.Page();
+        var refused = await page.PostAsJsonAsync("/api/v1/webchat/shop/sessions", new { token = session.Token });
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        var problem = await refused.Content.ReadAsStringAsync();
+        Assert.Contains("not available to you", problem, StringComparison.Ordinal);
+        Assert.DoesNotContain("abusive", problem, StringComparison.Ordinal);
+        // Connect: refused with the same sentence.
+        var atConnect = await RefusalAsync(rig.Visitor(session.Token));
+        Assert.Contains("blocked: This chat is not available to you", atConnect, StringComparison.Ordinal);
+        // Upload: refused before the body is read.
+        using var upload = rig.Page();
+        upload.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", session.Token);
+        using var form = new MultipartFormDataContent { { new StringContent(session.ConversationId), "conversationId" }, { new StringContent("u-1"), "clientMessageId" } };
+        form.Add(new ByteArrayContent("hello"u8.ToArray()) { Headers = { ContentType = new MediaTypeHeaderValue("text/plain") } }, "file", "a.txt");
+        Assert.Equal(HttpStatusCode.Forbidden, (await upload.PostAsync("/api/v1/webchat/shop/uploads", form)).StatusCode);
+
+        var standing = await agent.GetFromJsonAsync<JsonElement>($"/api/v1/webchat-conversations/shop/{session.ConversationId}/visitor");
+        Assert.True(standing.GetProperty("blocked").GetBoolean());
+        Assert.Equal("abusive", standing.GetProperty("blockReason").GetString());
+
+        // Unblocked: the same token works again (a block is not a revoke).
+        Assert.True((await agent.DeleteAsync($"/api/v1/webchat-conversations/shop/{session.ConversationId}/visitor/block")).IsSuccessStatusCode);
+        var back = await rig.StartSessionAsync(session.Token);
+        Assert.Equal(session.ConversationId, back.ConversationId);
+        await using var again = rig.Visitor(back.Token);
+        await again.StartAsync();
+        Assert.False((await again.InvokeAsync<SendAck>("Send", back.ConversationId, "c-2", "sorry")).Duplicate);
+    }
+
+    [Fact]
+    public async Task A_block_refuses_a_send_on_a_connection_that_is_still_open()
+    {
+        // The push that closes connections is best effort (a node may miss it); the per-call check is what holds.
+        await using var rig = await WebChatRig.StartAsync();
+        var session = await rig.StartSessionAsync();
+        await using var hub = rig.Visitor(session.Token);
+        await hub.StartAsync();
+        await hub.InvokeAsync<SendAck>("Send", session.ConversationId, "c-1", "first");
+        var visitorKey = await rig.App.QueryAsync(db => db.Conversations.Where(c => c.ThreadKey == session.ConversationId).Select(c => c.CustomerIdentity).SingleAsync());
+        // Block through the grain alone, without the push.
+        await rig.App.Grains.GetGrain<IWebChatVisitorGrain>(visitorKey["webchat:".Length..]).BlockAsync(true, "test");
+
+        var error = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<SendAck>("Send", session.ConversationId, "c-2", "second"));
+        Assert.Contains("HubException: blocked: This chat is not available to you", error.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<ChatHistory>("History", session.ConversationId));
+    }
+
+    [Fact]
+    public void Renewals_never_carry_a_token_past_the_lifetime_cap()
+    {
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero));
+        var tokens = new VisitorTokens(new EphemeralDataProtectionProvider(), Options.Create(new WebChatOptions
+        {
+            TokenLifetime = TimeSpan.FromDays(30), TokenRenewAfter = TimeSpan.FromDays(1), TokenMaxAge = TimeSpan.FromDays(90),
+        }), clock);
+        var visitor = tokens.NewVisitor("shop");
+        var token = tokens.Issue(visitor);
+        // Renewed every 20 days: each token is young, but the visitor's first token is older than the cap at day 100.
+        for (var day = 20; day <= 80; day += 20)
+        {
+            clock.Advance(TimeSpan.FromDays(20));
+            visitor = tokens.Read(token, "shop") ?? throw new Xunit.Sdk.XunitException($"refused on day {day}");
+            visitor = tokens.Renew(visitor, visitor.Generation + 1);
+            token = tokens.Issue(visitor);
+        }
+        Assert.Equal(4, tokens.Read(token, "shop")!.Generation);
+        clock.Advance(TimeSpan.FromDays(9));
+        Assert.NotNull(tokens.Read(token, "shop"));
+        clock.Advance(TimeSpan.FromDays(2));
+        Assert.Null(tokens.Read(token, "shop"));
+    }
+
+    private static Task Closed(HubConnection hub)
+    {
+        var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        hub.Closed += _ =>
+        {
+            closed.TrySetResult();
+            return Task.CompletedTask;
+        };
+        return closed.Task;
+    }
+
+    /// <summary>The hub refuses in OnConnectedAsync, after the handshake: the start fails, or the connection closes at once with the reason.</summary>
+    private static async Task<string> RefusalAsync(HubConnection hub)
+    {
+        await using var _ = hub;
+        var closed = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        hub.Closed += error =>
+        {
+            closed.TrySetResult(error?.Message ?? "closed without an error");
+            return Task.CompletedTask;
+        };
+        try
+        {
+            await hub.StartAsync();
+        }
+        catch (Exception ex)
+        {
+            return ex.Message;
+        }
+        return await closed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+}
