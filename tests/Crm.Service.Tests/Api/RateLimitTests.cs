@@ -178,7 +178,7 @@ public sealed class RateLimitTests : IDisposable
         {
             ["Http__Limits__MaxConcurrentRequests"] = "1",
             ["Http__Limits__QueueLimit"] = "0",
-            ["Http__Limits__RequestBodyGraceSeconds"] = "2",
+            ["Http__Limits__RequestBodyGraceSeconds"] = "20",
         });
         using var admin = new HttpClient { BaseAddress = new Uri(service.BaseUrl) };
         admin.DefaultRequestHeaders.Add("X-Api-Key", CrmApp.AdminKey);
@@ -193,7 +193,10 @@ public sealed class RateLimitTests : IDisposable
         var held = bridge.SendAsync(signed);
         await stalled.Started.WaitAsync(TimeSpan.FromSeconds(30));
 
-        // The body never completes: the server gives up on it rather than holding the only place for ever.
+        // The stalled request holds the only place first (a probe served before it took the place proves nothing) ...
+        await Eventually.WaitForAsync(() => admin.GetAsync("/health/live"), r => r.StatusCode == HttpStatusCode.TooManyRequests || held.IsCompleted,
+            TimeSpan.FromSeconds(60), "the stalled upload holding the only place");
+        // ... and, as its body never completes, the server gives up on it rather than holding the place for ever.
         var probe = await Eventually.WaitForAsync(() => admin.GetAsync("/health/live"), r => r.StatusCode == HttpStatusCode.OK,
             TimeSpan.FromSeconds(90), "the stalled upload's place to be freed");
         Assert.Equal(HttpStatusCode.OK, probe.StatusCode);

@@ -69,12 +69,12 @@ public sealed class AutoAcknowledgementTests : IAsyncLifetime
 
     private Task<Crm.Service.Grains.Records.MessageRecord> StoredAsync(CrmApp app, string messageId) => Eventually.WaitForAsync(
         () => app.QueryAsync(db => db.Messages.AsNoTracking().SingleOrDefaultAsync(m => m.ChannelAccountId == "support" && m.ExternalId!.StartsWith(messageId + "|from:"))),
-        m => m is not null, what: $"message {messageId} stored")!;
+        m => m is not null, TimeSpan.FromSeconds(90), $"message {messageId} stored")!;
 
     private Task<List<AutomaticMailRecord>> AutomaticMailAsync(CrmApp app) => app.QueryAsync(db => db.AutomaticMail.AsNoTracking().OrderBy(a => a.CreatedAtMs).ToListAsync());
 
     private Task<List<(uint Uid, MessageFlags Flags, MimeMessage Message)>> CustomerInboxAsync(int count) =>
-        Eventually.WaitForAsync(() => _mail.ReadAsync(MailServer.Customer, MailServer.CustomerPassword), m => m.Count >= count, what: $"{count} mail(s) in the customer's INBOX");
+        Eventually.WaitForAsync(() => _mail.ReadAsync(MailServer.Customer, MailServer.CustomerPassword), m => m.Count >= count, TimeSpan.FromSeconds(90), $"{count} mail(s) in the customer's INBOX");
 
     [Fact]
     public async Task A_new_ticket_is_acknowledged_once_with_its_number_marked_auto_replied_and_threaded()
@@ -171,7 +171,7 @@ public sealed class AutoAcknowledgementTests : IAsyncLifetime
             await _mail.SendAsync(Mail($"cap-{i}@customer.example.test", $"Question {i}", "?"));
         for (var i = 1; i <= 4; i++)
             await StoredAsync(_app, $"cap-{i}@customer.example.test");
-        var rows = await Eventually.WaitForAsync(() => AutomaticMailAsync(_app), r => r.Count(x => x.State == AutomaticMailRecord.Sent) == 3, what: "three acknowledgements sent");
+        var rows = await Eventually.WaitForAsync(() => AutomaticMailAsync(_app), r => r.Count == 4 && r.Count(x => x.State == AutomaticMailRecord.Sent) == 3, TimeSpan.FromSeconds(90), "three acknowledgements sent and the fourth claimed");
         Assert.Equal(AutomaticMailRecord.Suppressed, Assert.Single(rows, r => r.State != AutomaticMailRecord.Sent).State);
 
         await _app.DisposeAsync();

@@ -284,8 +284,11 @@ public sealed class EmailFourthReviewTests : IAsyncLifetime
         await _mail.SendAsync(EmailReviewTests.Mail("after-reset@customer.test", "After the reset"));
         await Eventually.WaitForAsync(() => app.QueryAsync(db => db.Messages.AsNoTracking().AnyAsync(m => m.ExternalId!.StartsWith("after-reset@customer.test|"))),
             found => found, TimeSpan.FromSeconds(60), "the mail after the reset stored");
-        var cursor = await app.QueryAsync(db => db.MailboxCursors.AsNoTracking().SingleAsync(c => c.ChannelAccountId == "support"));
-        Assert.Equal(Crm.Connectors.Email.ImapMailboxReader.ServerIdentity(new ImapSettings { Host = "localhost", Port = _mail.ImapPort, User = MailServer.Support }), cursor.Server);
+        // The cursor is saved after the batch's acknowledgement, a moment after the message row.
+        var expected = Crm.Connectors.Email.ImapMailboxReader.ServerIdentity(new ImapSettings { Host = "localhost", Port = _mail.ImapPort, User = MailServer.Support });
+        var cursor = await Eventually.WaitForAsync(() => app.QueryAsync(db => db.MailboxCursors.AsNoTracking().SingleAsync(c => c.ChannelAccountId == "support")),
+            c => c.Server == expected, TimeSpan.FromSeconds(60), "the cursor of the new server");
+        Assert.Equal(expected, cursor.Server);
         Assert.Equal(0, (await admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/channels/support/quarantine")).GetProperty("total").GetInt32());
     }
 

@@ -32,7 +32,8 @@ public sealed class EmailLeaseTests : IAsyncLifetime
         {
             ["Channels:Email:FirstReconnectDelay"] = "00:00:00.200",
             ["Channels:Email:MaxReconnectDelay"] = "00:00:01",
-            ["Connectors:Leases:Duration"] = "00:00:06",
+            // Long enough that a loaded box's stall never drops a renewal: the handover here comes from the release.
+            ["Connectors:Leases:Duration"] = "00:00:30",
             ["Connectors:Leases:RetryInterval"] = "00:00:00.200",
         };
         if (search is not null)

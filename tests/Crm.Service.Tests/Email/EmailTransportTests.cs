@@ -48,7 +48,7 @@ public sealed class EmailTransportTests : IAsyncLifetime
 
     private static Task<List<Crm.Service.Grains.Records.MessageRecord>> InboundAsync(CrmApp app, int count) => Eventually.WaitForAsync(
         () => app.QueryAsync(db => db.Messages.AsNoTracking().Where(m => m.ChannelAccountId == "support" && m.Direction == MessageDirection.Inbound).ToListAsync()),
-        m => m.Count >= count, what: $"{count} inbound messages");
+        m => m.Count >= count, TimeSpan.FromSeconds(90), $"{count} inbound messages");
 
     [Theory]
     [InlineData(false)]

@@ -281,6 +281,7 @@ public sealed class WidgetFormsBrowserTests : IAsyncLifetime
         Assert.Equal(0, await root.EvaluateAsync<int>("h => [...h.shadowRoot.querySelectorAll('*')].filter(e => [...e.attributes].some(a => a.name.startsWith('on'))).length"));
         Assert.Equal(1, await page.EvaluateAsync<int>("() => document.querySelectorAll('script').length"));
         Assert.Empty(dialogs);
+        Assert.Single(await MailsAsync(1));
         Assert.Single(await _mail.ReadAsync(MailServer.Customer, MailServer.CustomerPassword));
     }
 
