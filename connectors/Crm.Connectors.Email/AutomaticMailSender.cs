@@ -13,19 +13,26 @@ namespace Crm.Connectors.Email;
 /// Sends the queued automatic mail (<see cref="IAutomaticMailStore"/>) through each account's SMTP server, with retry
 /// and backoff like the outbox: a 5xx answer fails it for good, anything else is tried again, at most
 /// <see cref="MaxAttempts"/> times. A crash between the server's 250 and the mark sends it once more, under the same
-/// Message-ID.
+/// Message-ID. One node of the cluster sends, under the connector lease <see cref="LeaseKey"/>: every node sees the
+/// same queue, and two senders would each send a due row before either marked it.
 /// </summary>
 internal sealed class AutomaticMailSender(
     IAutomaticMailStore store,
     IChannelAccounts accounts,
     AutomaticMailSignal signal,
+    ConnectorLeases leases,
     IOptions<EmailChannelOptions> options,
     TimeProvider time,
     ILogger<AutomaticMailSender> logger) : BackgroundService
 {
     public const int MaxAttempts = 6;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>The lease of the cluster's one automatic-mail sender (prefixed like the readers' "email-reader:{id}").</summary>
+    public const string LeaseKey = "email-automatic-mail";
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => leases.RunWhileHeldAsync(LeaseKey, SendWhileHeldAsync, stoppingToken);
+
+    private async Task SendWhileHeldAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
         {

@@ -112,4 +112,28 @@ public sealed class EmailLeaseTests : IAsyncLifetime
             m => m.All(x => x.Flags.HasFlag(MailKit.MessageFlags.Seen)), TimeSpan.FromSeconds(60), "all mails seen");
         Assert.Equal(9, inbox.Count);
     }
+
+    [Fact]
+    public async Task One_node_of_the_cluster_sends_the_automatic_mail_and_another_takes_over_when_it_stops()
+    {
+        // Every node sees the same queue of acknowledgements: two senders would each send a due row before either
+        // marked it, so the customer would get it twice.
+        var a = Node();
+        await using var aLife = a;
+        var leasesA = a.Services.GetRequiredService<ConnectorLeases>();
+        await Eventually.WaitForAsync(() => Task.FromResult(leasesA.Holds(AutomaticMailSender.LeaseKey)), held => held, TimeSpan.FromSeconds(60), "node A's sender holds the lease");
+
+        await using var b = Node(_secondSearch.Path);
+        var leasesB = b.Services.GetRequiredService<ConnectorLeases>();
+        // Node B asks every 200 ms and is refused while A holds it: for a while, never both.
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.False(leasesB.Holds(AutomaticMailSender.LeaseKey), "both nodes send the automatic mail");
+            await Task.Delay(100);
+        }
+        Assert.True(leasesA.Holds(AutomaticMailSender.LeaseKey));
+
+        await a.DisposeAsync();
+        await Eventually.WaitForAsync(() => Task.FromResult(leasesB.Holds(AutomaticMailSender.LeaseKey)), held => held, TimeSpan.FromSeconds(60), "node B's sender takes the lease");
+    }
 }
