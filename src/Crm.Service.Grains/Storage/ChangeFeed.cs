@@ -45,6 +45,11 @@ public interface IChangeConsumer
     /// <summary>Stable name under which the consumer's cursor is persisted; renaming it replays the whole feed.</summary>
     string Name { get; }
 
+    /// <summary>True for a consumer that serves the node it runs on (pushes to that node's own connections, counters in
+    /// its memory): every node gets every change from its start, under a cursor kept in memory and never saved. False
+    /// (the default) for work done once for the whole store, under one saved cursor.</summary>
+    bool EveryNode => false;
+
     Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken);
 }
 

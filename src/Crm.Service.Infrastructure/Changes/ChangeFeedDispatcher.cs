@@ -11,7 +11,9 @@ namespace Crm.Service.Infrastructure.Changes;
 /// cursor, in sequence order and in batches, and its cursor moves only after <see cref="IChangeConsumer.HandleAsync"/>
 /// returned. Delivery is at least once: a crash between the two hands the batch again. Consumers run independently, so
 /// one that fails is retried with backoff while the others keep going. Commits wake the consumers; a poll is the fallback.
-/// Embedded mode runs one dispatcher per SQLite file; a clustered store needs a lease per consumer.
+/// A consumer that serves its own node (<see cref="IChangeConsumer.EveryNode"/>: the console's live pushes and queue
+/// counters) gets every change on every node, under a cursor in memory that starts at the feed's head. Embedded mode runs
+/// one dispatcher per SQLite file; a clustered store needs a lease per shared consumer.
 /// </summary>
 internal sealed class ChangeFeedDispatcher(
     SqliteChangeFeed feed,
@@ -88,14 +90,16 @@ internal sealed class ChangeFeedDispatcher(
                     }
                     if (cursor is null)
                     {
-                        cursor = await feed.ReadCursorAsync(consumer.Name, stoppingToken);
+                        // A node's own consumer starts at the head as the store became ready, before anything loaded from it.
+                        cursor = consumer.EveryNode ? await initializer.FeedHeadAtStartAsync(stoppingToken) : await feed.ReadCursorAsync(consumer.Name, stoppingToken);
                         status.CursorRead(consumer.Name, cursor.Value);
                     }
                     batch = await feed.ReadAsync(cursor.Value, settings.BatchSize, stoppingToken);
                     if (batch.Count > 0)
                     {
                         await consumer.HandleAsync(batch, stoppingToken);
-                        await feed.SaveCursorAsync(consumer.Name, batch[^1].Sequence, stoppingToken);
+                        if (!consumer.EveryNode)
+                            await feed.SaveCursorAsync(consumer.Name, batch[^1].Sequence, stoppingToken);
                         cursor = batch[^1].Sequence;
                         failures = 0;
                         status.Handled(consumer.Name, cursor.Value, time.GetUtcNow());
@@ -139,7 +143,8 @@ internal sealed class ChangeFeedDispatcher(
     private async Task PruneAsync(ChangeFeedOptions settings, CancellationToken stoppingToken)
     {
         await Task.Yield();
-        var names = _consumers.Select(c => c.Name).ToList();
+        // A node's own consumers keep no saved cursor and hold nothing back: only changes older than the retention go.
+        var names = _consumers.Where(c => !c.EveryNode).Select(c => c.Name).ToList();
         while (!stoppingToken.IsCancellationRequested)
         {
             try

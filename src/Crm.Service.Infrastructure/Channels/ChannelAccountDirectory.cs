@@ -34,6 +34,9 @@ public sealed class ChannelAccountDirectory(
 
     public string Name => "channel-directory";
 
+    /// <summary>Each node keeps its own copy of the accounts: each needs every change.</summary>
+    public bool EveryNode => true;
+
     public ChannelAccount? Find(string id) => _accounts.GetValueOrDefault(id);
 
     public IReadOnlyList<ChannelAccount> EnabledOf(ChannelKind kind) =>

@@ -10,9 +10,13 @@ namespace Crm.Service.Infrastructure.Store;
 public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, IOptions<StoreOptions> options, ILogger<StoreInitializer> logger)
     : IHostedService
 {
-    private readonly Lazy<Task> _initialized = new(() => InitializeAsync(contexts, options.Value, logger));
+    private readonly Lazy<Task<long>> _initialized = new(() => InitializeAsync(contexts, options.Value, logger));
 
     public Task EnsureInitializedAsync(CancellationToken cancellationToken) => _initialized.Value.WaitAsync(cancellationToken);
+
+    /// <summary>The change feed's head when the store was ready on this node, before any component loaded its state
+    /// from it: a consumer that serves this node only starts there and misses nothing that came after its load.</summary>
+    public Task<long> FeedHeadAtStartAsync(CancellationToken cancellationToken) => _initialized.Value.WaitAsync(cancellationToken);
 
     public bool IsInitialized => _initialized.IsValueCreated && _initialized.Value.IsCompletedSuccessfully;
 
@@ -20,7 +24,7 @@ public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, I
 
     Task IHostedService.StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    private static async Task InitializeAsync(IDbContextFactory<CrmDbContext> contexts, StoreOptions options, ILogger logger)
+    private static async Task<long> InitializeAsync(IDbContextFactory<CrmDbContext> contexts, StoreOptions options, ILogger logger)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(options.DatabasePath)!);
         Directory.CreateDirectory(options.BlobDirectory);
@@ -49,5 +53,9 @@ public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, I
             """);
         await Queries.TicketProjections.BackfillAsync(db);
         logger.LogInformation("Store ready at {Database}", options.DatabasePath);
+        // AUTOINCREMENT's high-water mark survives pruning, unlike MAX(Sequence) of an emptied table.
+        return await db.Database
+            .SqlQuery<long>($"SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'Changes'), 0) AS Value")
+            .SingleAsync();
     }
 }

@@ -20,6 +20,9 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
 {
     public string Name => "console-live";
 
+    /// <summary>Each node pushes to its own agents' connections and keeps its own queue counters: each needs every change.</summary>
+    public bool EveryNode => true;
+
     public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
     {
         var assigned = await counts.ApplyAsync(changes, cancellationToken);
