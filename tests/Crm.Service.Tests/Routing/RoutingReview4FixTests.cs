@@ -130,3 +130,140 @@ public sealed class RoutingReview4FixTests
             r => r.GrainId == grainId && r.Name == TicketRoutingGrain.ReminderName)));
     }
 }
+
+/// <summary>Issue 20 bullets that had no test: escalation to an escalation team, and an agent coming back online.</summary>
+public sealed class EscalationAndPresenceTests
+{
+    private static Task<SlaStatus> TickAsync(CrmApp app, long ticket)
+    {
+        var grain = app.Grains.GetGrain<ISlaClockGrain>(ticket);
+        return grain.AsReference<IActivationProbe>().FireReminderAsync("sla").ContinueWith(_ => grain.GetAsync()).Unwrap();
+    }
+
+    [Fact]
+    public async Task A_breach_escalates_by_level_and_the_last_level_moves_the_ticket_to_the_escalation_team_whose_queue_assigns_it()
+    {
+        using var data = new TempDirectory();
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var app = new CrmApp(data.Path, clock: clock);
+        await app.CreateApiChannelAsync();
+        using var admin = app.Admin();
+        foreach (var team in new[] { "support", "escalation" })
+            (await admin.PutAsJsonAsync($"/api/v1/admin/teams/{team}", new { name = team })).EnsureSuccessStatusCode();
+        (await admin.PutAsJsonAsync("/api/v1/admin/sla-policies/standard", new
+        {
+            name = "Standard",
+            targets = new[] { new { priority = "normal", firstResponse = "01:00:00", resolution = "1.00:00:00" } },
+            escalations = new object[]
+            {
+                new { after = "00:00:00", notifyAssignee = true, notifySupervisors = true },
+                new { after = "00:30:00", notifyAssignee = false, notifySupervisors = true, reassignToTeam = "escalation", addTag = "escalated" },
+            },
+        })).EnsureSuccessStatusCode();
+        var accepted = await (await app.PostMessageAsync(new { messageId = "esc-1", sender = new { id = "esc-1@example.com", kind = "email" }, text = "Help" }))
+            .Content.ReadFromJsonAsync<JsonElement>();
+        var number = accepted.GetProperty("ticketNumber").GetInt64();
+        var ticketGrain = app.Grains.GetGrain<ITicketGrain>(number);
+        await ticketGrain.ChangeAsync(new TicketChange { Team = "support", Assignee = "agent-1" }, "admin");
+        await Eventually.WaitForAsync(() => app.Grains.GetGrain<ISlaClockGrain>(number).SyncAsync(), s => s.Clocks.Count == 2, what: "the SLA clocks");
+        var queue = app.Grains.GetGrain<ITeamQueueGrain>("escalation");
+        await queue.ConfigureAsync(new TeamAssignmentSettings { Policy = AssignmentPolicy.RoundRobin, Agents = [new AgentCapacity("senior-1", [])] });
+        await queue.SetOnlineAsync("senior-1", true);
+
+        // Breached: the first level only notifies; the ticket stays with its team and assignee.
+        clock.Advance(TimeSpan.FromMinutes(61));
+        var breached = await TickAsync(app, number);
+        Assert.Contains(breached.Events, e => e.Milestone == "breach-1");
+        Assert.Equal(("support", "agent-1"), ((await ticketGrain.GetAsync())!.Team, (await ticketGrain.GetAsync())!.Assignee));
+
+        // Half an hour later the second level moves it to the escalation team, unassigned, tagged; once.
+        clock.Advance(TimeSpan.FromMinutes(30));
+        var escalated = await TickAsync(app, number);
+        Assert.Contains(escalated.Events, e => e.Milestone == "breach-2");
+        var moved = (await ticketGrain.GetAsync())!;
+        Assert.Equal("escalation", moved.Team);
+        Assert.True(string.IsNullOrEmpty(moved.Assignee));
+        Assert.Contains("escalated", moved.Tags);
+        Assert.Equal(escalated.Events.Count, (await TickAsync(app, number)).Events.Count);
+
+        // The "assignment" consumer hands the moved ticket to its new team's queue (called here: the fake clock holds
+        // the feed's dispatcher), which gives it to the escalation team's online agent.
+        await queue.ObserveAsync(moved);
+        await Eventually.WaitForAsync(() => ticketGrain.GetAsync(), t => t!.Assignee == "senior-1", what: "the escalation team's agent to get the ticket");
+    }
+}
+
+[Collection(ClusterCollection.Name)]
+public sealed class OfflineReturnAssignmentTests(TestClusterFixture fixture)
+{
+    private async Task<long> TicketIntoAsync(GrainScenario scenario, ITeamQueueGrain queue, string team, string id)
+    {
+        var opened = await scenario.ReceiveAsync(scenario.Message(id, GrainScenario.NewPhone()));
+        var moved = await fixture.Grains.GetGrain<ITicketGrain>(opened.TicketNumber).ChangeAsync(new TicketChange { Team = team }, "admin");
+        await queue.ObserveAsync(moved);
+        return opened.TicketNumber;
+    }
+
+    private Task<string?[]> AssigneesAsync(IEnumerable<long> numbers, string what) =>
+        Eventually.WaitForAsync(async () => (await Task.WhenAll(numbers.Select(n => fixture.Grains.GetGrain<ITicketGrain>(n).GetAsync()))).Select(t => t!.Assignee).ToArray(),
+            all => all.All(a => !string.IsNullOrEmpty(a)), what: what);
+
+    [Fact]
+    public async Task Round_robin_gives_the_waiting_tickets_to_an_agent_coming_online_and_then_takes_in_the_returning_agent_first()
+    {
+        var team = "rr-" + Guid.NewGuid().ToString("N")[..10];
+        var (c, d) = ($"{team}-c", $"{team}-d");
+        var queue = fixture.Grains.GetGrain<ITeamQueueGrain>(team);
+        await queue.ConfigureAsync(new TeamAssignmentSettings { Policy = AssignmentPolicy.RoundRobin, Agents = [new AgentCapacity(c, []), new AgentCapacity(d, [])] });
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+
+        // Nobody online: both tickets wait; c comes online and gets both at once.
+        var waiting = new[] { await TicketIntoAsync(scenario, queue, team, $"{team}-1"), await TicketIntoAsync(scenario, queue, team, $"{team}-2") };
+        Assert.Equal(2, (await queue.GetAsync()).Waiting.Count);
+        await queue.SetOnlineAsync(c, true);
+        Assert.All(await AssigneesAsync(waiting, "the waiting tickets to go to c"), a => Assert.Equal(c, a));
+
+        // d comes back online: d (never given work) is next, then the turns alternate.
+        await queue.SetOnlineAsync(d, true);
+        var later = new List<long>();
+        for (var i = 0; i < 4; i++)
+        {
+            later.Add(await TicketIntoAsync(scenario, queue, team, $"{team}-l{i}"));
+            await AssigneesAsync(later, "each new ticket to be assigned before the next");
+        }
+        Assert.Equal([d, c, d, c], await AssigneesAsync(later, "the new tickets"));
+        var snapshot = await queue.GetAsync();
+        Assert.Equal((4, 2), (snapshot.OpenTickets[c], snapshot.OpenTickets[d]));
+    }
+
+    [Fact]
+    public async Task Least_loaded_sends_new_work_to_an_agent_back_online_until_the_loads_are_even()
+    {
+        var team = "ll-" + Guid.NewGuid().ToString("N")[..10];
+        var (a, b) = ($"{team}-a", $"{team}-b");
+        var queue = fixture.Grains.GetGrain<ITeamQueueGrain>(team);
+        await queue.ConfigureAsync(new TeamAssignmentSettings { Policy = AssignmentPolicy.LeastLoaded, Agents = [new AgentCapacity(a, [], 10), new AgentCapacity(b, [], 10)] });
+        await queue.SetOnlineAsync(a, true);
+        await queue.SetOnlineAsync(b, true);
+        await queue.SetOnlineAsync(b, false);
+        var scenario = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+
+        var first = new List<long>();
+        for (var i = 0; i < 4; i++)
+            first.Add(await TicketIntoAsync(scenario, queue, team, $"{team}-f{i}"));
+        Assert.All(await AssigneesAsync(first, "b offline: a gets everything"), x => Assert.Equal(a, x));
+
+        await queue.SetOnlineAsync(b, true);
+        var second = new List<long>();
+        for (var i = 0; i < 6; i++)
+        {
+            second.Add(await TicketIntoAsync(scenario, queue, team, $"{team}-s{i}"));
+            await AssigneesAsync(second, "each new ticket to be assigned before the next");
+        }
+        var given = await AssigneesAsync(second, "the new tickets");
+        // b (0 open) takes the next four; then the loads are even (4:4... 5:5) and the ties alternate.
+        Assert.Equal([b, b, b, b], given[..4]);
+        var snapshot = await queue.GetAsync();
+        Assert.Equal((5, 5), (snapshot.OpenTickets[a], snapshot.OpenTickets[b]));
+    }
+}
