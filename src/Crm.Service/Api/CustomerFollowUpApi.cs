@@ -61,7 +61,7 @@ internal static class CustomerFollowUpApi
         if (rows.Count <= size)
             return new Page<CustomerFollowUp>(rows, null);
         var last = rows[size - 1];
-        return new Page<CustomerFollowUp>(rows[..size], FollowUpCursor.Encode(list, key(last), last.Id));
+        return new Page<CustomerFollowUp>(rows.GetRange(0, size), FollowUpCursor.Encode(list, key(last), last.Id));
     }
 
     /// <summary>Marks an entry done: its author or owner may, and an admin key; anyone else gets 403.</summary>
