@@ -90,6 +90,87 @@ public sealed class RoutingReview4FixTests
         Assert.Equal(2, bobHeard.Count);
     }
 
+    private static async Task<List<JsonElement>> WalkAsync(HttpClient client, string path, int pageSize)
+    {
+        var items = new List<JsonElement>();
+        string? cursor = null;
+        for (var pages = 0; pages < 20; pages++)
+        {
+            var separator = path.Contains('?', StringComparison.Ordinal) ? "&" : "?";
+            var page = await client.GetFromJsonAsync<JsonElement>($"{path}{separator}pageSize={pageSize}" + (cursor is null ? "" : $"&cursor={Uri.EscapeDataString(cursor)}"));
+            var got = page.GetProperty("items").EnumerateArray().ToList();
+            Assert.True(got.Count <= pageSize);
+            items.AddRange(got);
+            if (!page.GetProperty("hasMore").GetBoolean())
+            {
+                Assert.Equal(JsonValueKind.Null, page.GetProperty("nextCursor").ValueKind);
+                return items;
+            }
+            cursor = page.GetProperty("nextCursor").GetString();
+        }
+        throw new InvalidOperationException("The walk did not end.");
+    }
+
+    // M1: both follow-up lists read and returned every entry. M2: any key could mark anyone's follow-up done, and a
+    // retried POST recorded the contact twice.
+    [Fact]
+    public async Task Follow_up_lists_are_paged_only_the_author_owner_or_an_admin_closes_one_and_a_retried_record_is_one_entry()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        var scenario = await new GrainScenario(app.Grains).CreateChannelAsync();
+        var customers = new List<Guid>();
+        for (var i = 0; i < 5; i++)
+            customers.Add((await scenario.ReceiveAsync(scenario.Message($"m1-{i}", GrainScenario.NewPhone(), "Call me"))).CustomerId);
+        using var alice = await app.AgentAsync("alice");
+        using var mallory = await app.AgentAsync("mallory");
+        using var admin = app.Admin();
+        var now = DateTimeOffset.UtcNow;
+
+        // A log of five contacts with one customer, walked two at a time: newest first, each once.
+        var log = new List<Guid>();
+        for (var i = 0; i < 5; i++)
+            log.Add(await RecordAsync(alice, customers[0], new { how = "phone", at = now.AddMinutes(-10 + i), outcome = $"call {i}" }));
+        var walked = await WalkAsync(alice, $"/api/v1/customers/{customers[0]}/follow-ups", 2);
+        Assert.Equal(Enumerable.Reverse(log), walked.Select(e => e.GetProperty("id").GetGuid()));
+
+        // One due follow-up on each customer, walked two at a time: earliest first, each once.
+        var due = new List<Guid>();
+        for (var i = 0; i < 5; i++)
+            due.Add(await RecordAsync(alice, customers[i], new { how = "email", nextDueAt = now.AddMinutes(-30 + i), owner = "carol@example.com" }));
+        var dueWalk = await WalkAsync(alice, "/api/v1/follow-ups/due?owner=CAROL@example.com", 2);
+        Assert.Equal(due, dueWalk.Select(e => e.GetProperty("id").GetGuid()));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await alice.GetAsync("/api/v1/follow-ups/due?pageSize=201")).StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await alice.GetAsync("/api/v1/follow-ups/due?cursor=not-a-cursor")).StatusCode);
+        var logCursor = (await alice.GetFromJsonAsync<JsonElement>($"/api/v1/customers/{customers[0]}/follow-ups?pageSize=1")).GetProperty("nextCursor").GetString()!;
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await alice.GetAsync($"/api/v1/follow-ups/due?cursor={Uri.EscapeDataString(logCursor)}")).StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await alice.GetAsync($"/api/v1/customers/{customers[1]}/follow-ups?cursor={Uri.EscapeDataString(logCursor)}")).StatusCode);
+
+        // Closing: not for another key; for the author; an admin closes any.
+        Assert.Equal(HttpStatusCode.Forbidden, (await mallory.PostAsync($"/api/v1/follow-ups/{due[0]}/done", null)).StatusCode);
+        Assert.Null((await app.Grains.GetGrain<ICustomerFollowUpGrain>(due[0]).GetAsync())!.DoneAt);
+        Assert.Equal(HttpStatusCode.OK, (await alice.PostAsync($"/api/v1/follow-ups/{due[0]}/done", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync($"/api/v1/follow-ups/{due[1]}/done", null)).StatusCode);
+        Assert.Equal(3, (await WalkAsync(alice, "/api/v1/follow-ups/due?owner=carol@example.com", 50)).Count);
+
+        // A POST retried with its Idempotency-Key is one entry (and does not close itself).
+        async Task<Guid> RecordOnceAsync()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/customers/{customers[4]}/follow-ups")
+            {
+                Content = JsonContent.Create(new { how = "visit", nextDueAt = now.AddDays(1) }),
+            };
+            request.Headers.Add("Idempotency-Key", "visit-1");
+            var response = await mallory.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+            return (await response.Content.ReadFromJsonAsync<JsonElement>(CrmApp.Json)).GetProperty("id").GetGuid();
+        }
+        var once = await RecordOnceAsync();
+        Assert.Equal(once, await RecordOnceAsync());
+        Assert.Single(await WalkAsync(mallory, $"/api/v1/customers/{customers[4]}/follow-ups", 50), e => e.GetProperty("how").GetString() == "visit");
+        Assert.Null((await app.Grains.GetGrain<ICustomerFollowUpGrain>(once).GetAsync())!.DoneAt);
+    }
+
     // M3: the routing wait was stored before its reminder was registered: a crash in between left a stored wait that
     // no tick would ever end (the consumers leave waiting tickets alone), so the ticket was never routed.
     [Fact]
