@@ -45,8 +45,9 @@ internal static class CustomerFollowUpApi
             if (pageSize is < 1 or > MaxPageSize)
                 return Problems.Invalid("pageSize", $"pageSize is 1-{MaxPageSize}.");
             var by = until ?? time.GetUtcNow();
-            // The filters are part of the list a cursor belongs to, so a cursor is not reused for another list.
-            var list = $"d:{owner?.ToLowerInvariant()}|{team?.ToLowerInvariant()}|{by.UtcTicks}";
+            // The filters are part of the list a cursor belongs to, so a cursor is not reused for another list. Without
+            // "until" a walk's later pages use their own "now": what fell due meanwhile comes at the end (earliest first).
+            var list = $"d:{owner?.ToLowerInvariant()}|{team?.ToLowerInvariant()}|{until?.UtcTicks}";
             (string Key, string Id)? after = null;
             if (cursor is not null && (after = FollowUpCursor.Decode(cursor, list)) is null)
                 return Problems.Invalid("cursor", "The cursor is malformed or belongs to another list.");

@@ -45,7 +45,9 @@ public sealed class RoutingReview4FixTests
     public async Task A_follow_up_owned_by_an_api_key_reminds_the_team_else_the_assignee_else_the_admins_in_the_console()
     {
         using var data = new TempDirectory();
-        await using var app = new CrmApp(data.Path);
+        // A fake clock (kept at real time) only so the test can deliver the reminder's tick itself.
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var app = new CrmApp(data.Path, clock: clock);
         await app.CreateApiChannelAsync();
         using var ann = await ConsoleBrowser.SignedInAsync(app, Ann, ConsoleRoles.Admin, ConsoleRoles.Agent);
         using var bob = await ConsoleBrowser.SignedInAsync(app, Bob, ConsoleRoles.Agent);
@@ -71,7 +73,7 @@ public sealed class RoutingReview4FixTests
         }
 
         // The team's members are told.
-        var due = DateTimeOffset.UtcNow.AddMinutes(-1);
+        var due = clock.GetUtcNow().AddMinutes(-1);
         await FireAsync(await RecordAsync(integration, opened.CustomerId, new { how = "phone", nextDueAt = due, team = "sales" }));
         var toTeam = await Eventually.WaitForAsync(() => Task.FromResult(bobHeard.ToArray()), n => n.Length > 0, what: "bob (sales) told of the due follow-up");
         Assert.Equal(("customer-follow-up-due", 0L, opened.CustomerId), (toTeam[0].Kind, toTeam[0].Ticket, toTeam[0].Customer));
