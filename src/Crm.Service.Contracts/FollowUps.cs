@@ -30,11 +30,14 @@ public interface ITicketFollowUpGrain : IGrainWithIntegerKey
     Task<TicketFollowUp?> GetAsync();
 }
 
-/// <summary>A follow-up reminder reached someone's attention: the people to tell, by actor, user id or email.</summary>
+/// <summary>A follow-up reminder reached someone's attention: the people to tell, by actor, user id or email. When none
+/// of them is a console person (an API key recorded it), the ticket's assignee, else <see cref="Team"/>'s (or the
+/// ticket's team's) members, else the admins are told instead, so a reminder always reaches someone who can act.</summary>
 [GenerateSerializer, Immutable, Alias("crm.FollowUpNotice")]
 public sealed record FollowUpNotice(
     [property: Id(0)] string Kind,
     [property: Id(1)] long? Ticket,
     [property: Id(2)] Guid? CustomerId,
     [property: Id(3)] IReadOnlyList<string> People,
-    [property: Id(4)] bool NotifySupervisors);
+    [property: Id(4)] bool NotifySupervisors,
+    [property: Id(5)] string? Team = null);

@@ -26,6 +26,13 @@ if (args.Contains("--kb"))
     return 0;
 }
 
+// Routing/SLA arithmetic in-process (issue 20): … -- --routing [--agents N] [--tickets T] [--sla S] [--rounds R]
+if (args.Contains("--routing"))
+{
+    Routing.Run(Arg("--agents", 1_000), Arg("--tickets", 100_000), Arg("--sla", 100_000), Arg("--rounds", 3));
+    return 0;
+}
+
 // Console queue and ticket pages over a million tickets: … -- --queues [--tickets N] [--seeds S] [--requests R]
 if (args.Contains("--queues"))
 {

@@ -74,7 +74,7 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
         if (state.RemindedAt is null)
         {
             await SaveAsync(state = state with { RemindedAt = now }, CancellationToken.None);
-            await NotifyAsync(new FollowUpNotice("customer-follow-up-due", state.Ticket, state.CustomerId, [owner], NotifySupervisors: false));
+            await NotifyAsync(new FollowUpNotice("customer-follow-up-due", state.Ticket, state.CustomerId, [owner], NotifySupervisors: false, state.Team));
         }
         var escalateAt = due + followUps.Value.EscalateAfter;
         if (now < escalateAt)
@@ -84,7 +84,7 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
         }
         await SaveAsync(state with { EscalatedAt = now }, CancellationToken.None);
         await UnregisterAsync();
-        await NotifyAsync(new FollowUpNotice("customer-follow-up-missed", state.Ticket, state.CustomerId, [owner], NotifySupervisors: true));
+        await NotifyAsync(new FollowUpNotice("customer-follow-up-missed", state.Ticket, state.CustomerId, [owner], NotifySupervisors: true, state.Team));
     }
 
     private async Task NotifyAsync(FollowUpNotice notice)

@@ -107,10 +107,11 @@ public sealed class TicketRoutingGrain(IRoutingStore settings, ICrmStore store, 
     {
         if (_state is not { Waiting: true })
         {
-            // The wait is stored and on a durable reminder, so a restart during it loses no ticket.
-            await SaveAsync(new TicketRouting { DecidedAt = now, Waiting = true }, cancellationToken);
+            // The durable reminder comes first, then the stored wait: a crash in between leaves a tick that routes the
+            // ticket (or waits again), never a stored wait that nothing wakes up.
             var due = ticket.CreatedAt + FirstMessageWait - now;
             await this.RegisterOrUpdateReminder(ReminderName, due < TimeSpan.Zero ? TimeSpan.Zero : due, options.Value.ReminderPeriod);
+            await SaveAsync(new TicketRouting { DecidedAt = now, Waiting = true }, cancellationToken);
             logger.LogInformation("Ticket #{Number}: routing waits for the first message", Number);
         }
         return _state!;

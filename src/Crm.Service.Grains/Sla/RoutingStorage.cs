@@ -20,6 +20,17 @@ public interface IRoutingStore
     Task<string?> FirstCustomerTextAsync(long ticketNumber, CancellationToken cancellationToken = default);
 
     public const int MaxConditionText = 20_000;
+
+    /// <summary>One keyset page of a customer's follow-up log (kind <c>customer-follow-up</c>), newest contact first:
+    /// the entries after (<paramref name="afterAt"/>, <paramref name="afterId"/>) in (at desc, id desc) order, at most
+    /// <paramref name="take"/>; only those whose next follow-up is still open when <paramref name="openOnly"/>.</summary>
+    Task<IReadOnlyList<string>> CustomerFollowUpsAsync(Guid customer, bool openOnly, string? afterAt, string? afterId, int take,
+        CancellationToken cancellationToken = default);
+
+    /// <summary>One keyset page of open follow-ups due by <paramref name="by"/>, earliest first, for an owner (the entry's
+    /// owner, else its author) and/or team (both case-insensitive), after (<paramref name="afterDue"/>, <paramref name="afterId"/>).</summary>
+    Task<IReadOnlyList<string>> DueFollowUpsAsync(DateTimeOffset by, string? owner, string? team, string? afterDue, string? afterId, int take,
+        CancellationToken cancellationToken = default);
 }
 
 /// <summary>The document kinds of <see cref="IRoutingStore"/>.</summary>

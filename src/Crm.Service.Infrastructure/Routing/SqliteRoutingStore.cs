@@ -52,6 +52,49 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         return text is { Length: > IRoutingStore.MaxConditionText } ? text[..IRoutingStore.MaxConditionText] : text;
     }
 
+    // Follow-up pages filter and order on the stored JSON (json_extract; times are stored as UTC ISO 8601, which
+    // sorts as text) and read at most one page: never the whole log. "" stands for "no filter" / "first page".
+    public async Task<IReadOnlyList<string>> CustomerFollowUpsAsync(Guid customer, bool openOnly, string? afterAt, string? afterId, int take,
+        CancellationToken cancellationToken = default)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var id = customer.ToString("D");
+        var open = openOnly ? 1 : 0;
+        var at = afterAt ?? "";
+        var after = afterId ?? "";
+        return await db.Database.SqlQuery<string>($"""
+            SELECT Json AS Value FROM RoutingDocuments
+            WHERE Kind = {FollowUpKind} AND json_extract(Json, '$.customerId') = {id}
+              AND ({open} = 0 OR (json_extract(Json, '$.doneAt') IS NULL AND json_extract(Json, '$.nextDueAt') IS NOT NULL))
+              AND ({at} = '' OR json_extract(Json, '$.at') < {at} OR (json_extract(Json, '$.at') = {at} AND Id < {after}))
+            ORDER BY json_extract(Json, '$.at') DESC, Id DESC LIMIT {take}
+            """).ToListAsync(cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<string>> DueFollowUpsAsync(DateTimeOffset by, string? owner, string? team, string? afterDue, string? afterId, int take,
+        CancellationToken cancellationToken = default)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var until = RoutingJson.Write(by.ToUniversalTime()).Trim('"');
+        var who = owner?.ToLowerInvariant() ?? "";
+        var group = team?.ToLowerInvariant() ?? "";
+        var due = afterDue ?? "";
+        var after = afterId ?? "";
+        return await db.Database.SqlQuery<string>($"""
+            SELECT Json AS Value FROM RoutingDocuments
+            WHERE Kind = {FollowUpKind} AND json_extract(Json, '$.doneAt') IS NULL
+              AND json_extract(Json, '$.nextDueAt') IS NOT NULL AND json_extract(Json, '$.nextDueAt') <= {until}
+              AND ({who} = '' OR lower(coalesce(json_extract(Json, '$.owner'), json_extract(Json, '$.by'))) = {who})
+              AND ({group} = '' OR lower(json_extract(Json, '$.team')) = {group})
+              AND ({due} = '' OR json_extract(Json, '$.nextDueAt') > {due} OR (json_extract(Json, '$.nextDueAt') = {due} AND Id > {after}))
+            ORDER BY json_extract(Json, '$.nextDueAt'), Id LIMIT {take}
+            """).ToListAsync(cancellationToken);
+    }
+
+    private const string FollowUpKind = "customer-follow-up";
+
     public async Task<bool> DeleteAsync(string kind, string id, CancellationToken cancellationToken = default)
     {
         await initializer.EnsureInitializedAsync(cancellationToken);

@@ -8,14 +8,20 @@ using Microsoft.EntityFrameworkCore;
 namespace Crm.Service.AgentConsole;
 
 /// <summary>Due and missed follow-ups as console notifications (the hub message of @mentions), to the people named
-/// (by account id, email or user name; API-key actors have no console) and, for escalations, every Supervisor.</summary>
+/// (by account id, email or user name) and, for escalations, every Supervisor. When none of the people named has a
+/// console (the owner is an API key), the notice goes to who can act: the ticket's assignee, else the team, else the
+/// admins (see <see cref="NotificationRecipients.WhoCanActAsync"/>).</summary>
 public sealed class HubFollowUpNotifier(IDbContextFactory<CrmDbContext> contexts, IHubContext<AgentHub, IAgentClient> hub) : IFollowUpNotifier
 {
     public async Task NotifyAsync(FollowUpNotice notice, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var people = await NotificationRecipients.ResolveAsync(db, notice.People, notice.NotifySupervisors, cancellationToken);
+        var people = await NotificationRecipients.PeopleAsync(db, notice.People, cancellationToken);
+        if (people.Count == 0)
+            people = await NotificationRecipients.WhoCanActAsync(db, notice.Ticket, notice.Team, cancellationToken);
+        if (notice.NotifySupervisors)
+            people.UnionWith(await NotificationRecipients.ResolveAsync(db, [], supervisors: true, cancellationToken));
         if (people.Count > 0)
-            await hub.Clients.Users([.. people]).Notify(new AgentNotification(notice.Kind, notice.Ticket ?? 0, "follow-up"));
+            await hub.Clients.Users([.. people]).Notify(new AgentNotification(notice.Kind, notice.Ticket ?? 0, "follow-up", notice.CustomerId));
     }
 }

@@ -3,6 +3,8 @@ using Crm.Connectors.Abstractions;
 using Crm.Service.Contracts;
 using Crm.Service.Grains.FollowUps;
 using Crm.Service.Grains.Sla;
+using Crm.Service.Auth;
+using Crm.Service.Infrastructure.Queries;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Crm.Service.Api;
@@ -12,36 +14,71 @@ public sealed record CustomerFollowUpRequest(
     FollowUpChannel? How, DateTimeOffset? At, string? Outcome, DateTimeOffset? NextDueAt, string? Owner, string? Team, long? Ticket);
 
 /// <summary>The customer follow-up log: <c>/api/v1/customers/{id}/follow-ups</c> and the due lists
-/// <c>/api/v1/follow-ups/due?owner=&amp;team=</c>. Entries are documents in the routing store; the due list reads them
-/// all (fine for thousands of entries; a table with an index is the next step).</summary>
+/// <c>/api/v1/follow-ups/due?owner=&amp;team=</c>, both keyset-paged (<c>cursor</c>, <c>pageSize</c> 1-200, default 50;
+/// <c>{items, nextCursor, hasMore}</c>) and read a page at a time from the routing store. Marking an entry done is for
+/// its author or owner, or an admin key; a POST with an Idempotency-Key records one entry however often it is sent.</summary>
 internal static class CustomerFollowUpApi
 {
     public const int MaxOutcomeLength = 4000;
+    public const int MaxPageSize = 200;
+    public const int DefaultPageSize = 50;
 
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapGet("/customers/{id:guid}/follow-ups", async (Guid id, IRoutingStore documents, CancellationToken ct) =>
-            TypedResults.Ok((await AllAsync(documents, ct)).Where(f => f.CustomerId == id).OrderByDescending(f => f.At).ToList()));
-        api.MapPost("/customers/{id:guid}/follow-ups", RecordAsync);
-        api.MapPost("/follow-ups/{id:guid}/done", async (Guid id, IGrainFactory grains, CancellationToken ct) =>
-            await grains.GetGrain<ICustomerFollowUpGrain>(id).CompleteAsync(ct) is { } done
-                ? Results.Ok(done)
-                : Problems.Of(ProblemKind.NotFound, $"No follow-up {id}.", "id"));
-        api.MapGet("/follow-ups/due", async (string? owner, string? team, DateTimeOffset? until, IRoutingStore documents, TimeProvider time, CancellationToken ct) =>
+        api.MapGet("/customers/{id:guid}/follow-ups", async (Guid id, string? cursor, int? pageSize, IRoutingStore documents, CancellationToken ct) =>
         {
+            if (pageSize is < 1 or > MaxPageSize)
+                return Problems.Invalid("pageSize", $"pageSize is 1-{MaxPageSize}.");
+            var list = "c:" + id.ToString("N");
+            (string Key, string Id)? after = null;
+            if (cursor is not null && (after = FollowUpCursor.Decode(cursor, list)) is null)
+                return Problems.Invalid("cursor", "The cursor is malformed or belongs to another list.");
+            var size = pageSize ?? DefaultPageSize;
+            var rows = (await documents.CustomerFollowUpsAsync(id, false, after?.Key, after?.Id, size + 1, ct)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
+            return Results.Ok(PageOf(rows, size, list, f => f.At));
+        });
+        api.MapPost("/customers/{id:guid}/follow-ups", RecordAsync);
+        api.MapPost("/follow-ups/{id:guid}/done", CompleteAsync);
+        api.MapGet("/follow-ups/due", async (string? owner, string? team, DateTimeOffset? until, string? cursor, int? pageSize, IRoutingStore documents,
+            TimeProvider time, CancellationToken ct) =>
+        {
+            if (pageSize is < 1 or > MaxPageSize)
+                return Problems.Invalid("pageSize", $"pageSize is 1-{MaxPageSize}.");
             var by = until ?? time.GetUtcNow();
-            return TypedResults.Ok((await AllAsync(documents, ct))
-                .Where(f => f is { DoneAt: null, NextDueAt: { } due } && due <= by)
-                .Where(f => owner is null || string.Equals(f.Owner ?? f.By, owner, StringComparison.OrdinalIgnoreCase))
-                .Where(f => team is null || string.Equals(f.Team, team, StringComparison.OrdinalIgnoreCase))
-                .OrderBy(f => f.NextDueAt).ToList());
+            // The filters are part of the list a cursor belongs to, so a cursor is not reused for another list. Without
+            // "until" a walk's later pages use their own "now": what fell due meanwhile comes at the end (earliest first).
+            var list = $"d:{owner?.ToLowerInvariant()}|{team?.ToLowerInvariant()}|{until?.UtcTicks}";
+            (string Key, string Id)? after = null;
+            if (cursor is not null && (after = FollowUpCursor.Decode(cursor, list)) is null)
+                return Problems.Invalid("cursor", "The cursor is malformed or belongs to another list.");
+            var size = pageSize ?? DefaultPageSize;
+            var rows = (await documents.DueFollowUpsAsync(by, owner, team, after?.Key, after?.Id, size + 1, ct)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
+            return Results.Ok(PageOf(rows, size, list, f => f.NextDueAt!.Value));
         });
     }
 
-    internal static async Task<IReadOnlyList<CustomerFollowUp>> AllAsync(IRoutingStore documents, CancellationToken cancellationToken) =>
-        [.. (await documents.ListAsync(CustomerFollowUpGrain.Kind, cancellationToken)).Select(RoutingJson.Read<CustomerFollowUp>)];
+    private static Page<CustomerFollowUp> PageOf(List<CustomerFollowUp> rows, int size, string list, Func<CustomerFollowUp, DateTimeOffset> key)
+    {
+        if (rows.Count <= size)
+            return new Page<CustomerFollowUp>(rows, null);
+        var last = rows[size - 1];
+        return new Page<CustomerFollowUp>(rows.GetRange(0, size), FollowUpCursor.Encode(list, key(last), last.Id));
+    }
 
-    internal static async Task<IResult> RecordAsync(Guid id, CustomerFollowUpRequest request, ClaimsPrincipal user, IGrainFactory grains,
+    /// <summary>Marks an entry done: its author or owner may, and an admin key; anyone else gets 403.</summary>
+    internal static async Task<IResult> CompleteAsync(Guid id, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
+    {
+        var grain = grains.GetGrain<ICustomerFollowUpGrain>(id);
+        if (await grain.GetAsync() is not { } entry)
+            return Problems.Of(ProblemKind.NotFound, $"No follow-up {id}.", "id");
+        var actor = FollowUpApi.Actor(user);
+        var mine = string.Equals(entry.By, actor, StringComparison.OrdinalIgnoreCase) || string.Equals(entry.Owner, actor, StringComparison.OrdinalIgnoreCase);
+        if (!mine && !user.IsInRole(Roles.Admin))
+            return Problems.Of(ProblemKind.Forbidden, "Only the follow-up's author or owner, or an admin, may mark it done.", "id");
+        return Results.Ok(await grain.CompleteAsync(cancellationToken));
+    }
+
+    internal static async Task<IResult> RecordAsync(Guid id, CustomerFollowUpRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains,
         IRoutingStore documents, TimeProvider time, CancellationToken cancellationToken)
     {
         if (request.How is not { } how)
@@ -62,24 +99,69 @@ internal static class CustomerFollowUpApi
             return Problems.Of(ProblemKind.NotFound, $"No ticket #{number}.", "ticket");
         else if (request.Ticket is not null && (await grains.GetGrain<ITicketGrain>(request.Ticket.Value).GetAsync())!.CustomerId != id)
             return Problems.Invalid("ticket", $"Ticket #{request.Ticket} belongs to another customer.");
-        // This contact is the follow-up the earlier entries asked for: their reminders stop.
-        var open = (await AllAsync(documents, cancellationToken)).Where(f => f.CustomerId == id && f.DoneAt is null && f.NextDueAt is not null).ToList();
+        if (!AgentApi.TryReadIdempotencyKey(http, user, out var requestId))
+            return Problems.Invalid("Idempotency-Key", $"Idempotency-Key must be one value of 1-{AgentApi.MaxIdempotencyKeyLength} visible ASCII characters.");
+        // This contact is the follow-up the earlier entries asked for: their reminders stop (read a page at a time).
+        var open = new List<CustomerFollowUp>();
+        for (string? afterAt = null, afterId = null; ;)
+        {
+            var page = (await documents.CustomerFollowUpsAsync(id, true, afterAt, afterId, DefaultPageSize, cancellationToken)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
+            open.AddRange(page);
+            if (page.Count < DefaultPageSize)
+                break;
+            (afterAt, afterId) = (RoutingJson.Write(page[^1].At).Trim('"'), page[^1].Id.ToString("N"));
+        }
         var actor = FollowUpApi.Actor(user);
-        var entry = await grains.GetGrain<ICustomerFollowUpGrain>(Guid.NewGuid()).RecordAsync(new CustomerFollowUp
+        // With an Idempotency-Key the entry's id comes from it (scoped to the key and customer): a retry finds the entry.
+        var entryId = requestId is null ? Guid.NewGuid() : FollowUpCursor.IdFor($"{requestId}:{id:N}");
+        var entry = await grains.GetGrain<ICustomerFollowUpGrain>(entryId).RecordAsync(new CustomerFollowUp
         {
             Id = Guid.Empty,
             CustomerId = id,
             Ticket = request.Ticket,
             By = actor,
-            At = request.At ?? now,
+            // UTC, so the stored times sort as text (the log is paged on them).
+            At = (request.At ?? now).ToUniversalTime(),
             How = how,
             Outcome = string.IsNullOrWhiteSpace(request.Outcome) ? null : request.Outcome.Trim(),
             NextDueAt = request.NextDueAt?.ToUniversalTime(),
             Owner = string.IsNullOrWhiteSpace(request.Owner) ? actor : request.Owner.Trim(),
             Team = string.IsNullOrWhiteSpace(request.Team) ? null : request.Team.Trim(),
         }, cancellationToken);
-        foreach (var earlier in open)
+        foreach (var earlier in open.Where(f => f.Id != entry.Id))
             await grains.GetGrain<ICustomerFollowUpGrain>(earlier.Id).CompleteAsync(cancellationToken);
         return TypedResults.Created($"/api/v1/customers/{id}/follow-ups", entry);
     }
+}
+
+/// <summary>Opaque cursor of a follow-up list: base64url of the list it belongs to, the position's time (as stored) and
+/// the entry's id.</summary>
+internal static class FollowUpCursor
+{
+    public static string Encode(string list, DateTimeOffset key, Guid id) =>
+        System.Buffers.Text.Base64Url.EncodeToString(System.Text.Encoding.UTF8.GetBytes($"{list}\n{RoutingJson.Write(key.ToUniversalTime()).Trim('"')}\n{id:N}"));
+
+    public static (string Key, string Id)? Decode(string cursor, string list)
+    {
+        if (cursor.Length > 1000)
+            return null;
+        string text;
+        try
+        {
+            text = System.Text.Encoding.UTF8.GetString(System.Buffers.Text.Base64Url.DecodeFromChars(cursor));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+        var parts = text.Split('\n');
+        if (parts.Length != 3 || parts[0] != list || !DateTimeOffset.TryParse(parts[1], System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out _)
+            || !Guid.TryParseExact(parts[2], "N", out _))
+            return null;
+        return (parts[1], parts[2]);
+    }
+
+    /// <summary>A stable entry id for an idempotency key.</summary>
+    public static Guid IdFor(string requestId) =>
+        new(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("customer-follow-up:" + requestId)).AsSpan(0, 16));
 }

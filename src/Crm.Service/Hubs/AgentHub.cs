@@ -6,7 +6,8 @@ using Microsoft.AspNetCore.SignalR;
 namespace Crm.Service.Hubs;
 
 /// <summary>A personal notification: the ticket was assigned to you, or someone mentioned you in a note on it.</summary>
-public sealed record AgentNotification(string Kind, long Ticket, string? By);
+/// <summary>A console notification; <see cref="Customer"/> is set for a follow-up on a customer without a ticket (Ticket 0).</summary>
+public sealed record AgentNotification(string Kind, long Ticket, string? By, Guid? Customer = null);
 
 /// <summary>What the server pushes to agents' browsers. Events carry no ticket content: the page fetches what changed
 /// through its own authorized handlers, so a push can never show more than a page would.</summary>

@@ -37,9 +37,9 @@ public sealed class CustomerFollowUpTests
             entryId = entry.GetProperty("id").GetGuid();
             Assert.Equal(("apikey:alice", "phone"), (entry.GetProperty("by").GetString(), entry.GetProperty("how").GetString()));
             var log = await agent.GetFromJsonAsync<JsonElement>($"/api/v1/customers/{customer}/follow-ups");
-            Assert.Equal(entryId, Assert.Single(log.EnumerateArray()).GetProperty("id").GetGuid());
+            Assert.Equal(entryId, Assert.Single(log.GetProperty("items").EnumerateArray()).GetProperty("id").GetGuid());
             // Not due yet: nobody's due list has it.
-            Assert.Empty((await agent.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?owner=bob@example.com")).EnumerateArray());
+            Assert.Empty((await agent.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?owner=bob@example.com")).GetProperty("items").EnumerateArray());
         }
 
         // The host is down when the follow-up falls due and comes back a day later: the durable reminder's first tick
@@ -58,14 +58,14 @@ public sealed class CustomerFollowUpTests
 
         using var bob = await second.AgentAsync("bob");
         var due = await bob.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?owner=bob@example.com");
-        Assert.Equal(entryId, Assert.Single(due.EnumerateArray()).GetProperty("id").GetGuid());
-        Assert.Single((await bob.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?team=sales")).EnumerateArray());
-        Assert.Empty((await bob.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?team=support")).EnumerateArray());
+        Assert.Equal(entryId, Assert.Single(due.GetProperty("items").EnumerateArray()).GetProperty("id").GetGuid());
+        Assert.Single((await bob.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?team=sales")).GetProperty("items").EnumerateArray());
+        Assert.Empty((await bob.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?team=support")).GetProperty("items").EnumerateArray());
 
         // Bob calls: the new entry is the follow-up the first asked for, so the first leaves the due lists.
         (await bob.PostAsJsonAsync($"/api/v1/customers/{customer}/follow-ups", new { how = "email", outcome = "Offer sent" })).EnsureSuccessStatusCode();
-        Assert.Empty((await bob.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?owner=bob@example.com")).EnumerateArray());
+        Assert.Empty((await bob.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?owner=bob@example.com")).GetProperty("items").EnumerateArray());
         Assert.NotNull((await grain.GetAsync())!.DoneAt);
-        Assert.Equal(2, (await bob.GetFromJsonAsync<JsonElement>($"/api/v1/customers/{customer}/follow-ups")).GetArrayLength());
+        Assert.Equal(2, (await bob.GetFromJsonAsync<JsonElement>($"/api/v1/customers/{customer}/follow-ups")).GetProperty("items").GetArrayLength());
     }
 }

@@ -81,7 +81,7 @@ public sealed class RoutingReview2FixTests
     }
 
     /// <summary>Runs a step of the test between routing's decision (stored) and its change to the ticket.</summary>
-    private sealed class InterceptingRoutingStore(IRoutingStore inner) : IRoutingStore
+    internal sealed class InterceptingRoutingStore(IRoutingStore inner) : IRoutingStore
     {
         public Func<string, string, Task>? AfterPut { get; set; }
 
@@ -94,10 +94,14 @@ public sealed class RoutingReview2FixTests
                 await hook(kind, id);
         }
         public Task<bool> DeleteAsync(string kind, string id, CancellationToken cancellationToken = default) => inner.DeleteAsync(kind, id, cancellationToken);
+        public Task<IReadOnlyList<string>> CustomerFollowUpsAsync(Guid customer, bool openOnly, string? afterAt, string? afterId, int take, CancellationToken cancellationToken = default) =>
+            inner.CustomerFollowUpsAsync(customer, openOnly, afterAt, afterId, take, cancellationToken);
+        public Task<IReadOnlyList<string>> DueFollowUpsAsync(DateTimeOffset by, string? owner, string? team, string? afterDue, string? afterId, int take, CancellationToken cancellationToken = default) =>
+            inner.DueFollowUpsAsync(by, owner, team, afterDue, afterId, take, cancellationToken);
         public Task<string?> FirstCustomerTextAsync(long ticketNumber, CancellationToken cancellationToken = default) => inner.FirstCustomerTextAsync(ticketNumber, cancellationToken);
     }
 
-    private static void InterceptRoutingStore(IServiceCollection services)
+    internal static void InterceptRoutingStore(IServiceCollection services)
     {
         var original = services.Last(d => d.ServiceType == typeof(IRoutingStore));
         services.Remove(original);

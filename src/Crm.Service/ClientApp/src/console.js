@@ -62,10 +62,17 @@ function notify(notification) {
   const host = document.getElementById("notifications");
   if (!host) return;
   const link = document.createElement("a");
-  link.href = `/Tickets/${Number(notification.ticket)}`;
+  const ticket = Number(notification.ticket);
+  // A follow-up on a customer without a ticket links to the customer (the id is checked to be a GUID).
+  const customer = typeof notification.customer === "string" && /^[0-9a-f-]{36}$/i.test(notification.customer) ? notification.customer : null;
+  link.href = ticket > 0 || !customer ? `/Tickets/${ticket}` : `/Customers/${customer}`;
   link.dataset.kind = notification.kind;
-  const who = notification.by ? ` (${notification.by})` : "";
-  link.textContent = (notification.kind === "mentioned" ? host.dataset.mentioned : host.dataset.assigned) + ` #${Number(notification.ticket)}` + who;
+  const kind = String(notification.kind);
+  const label = kind === "mentioned" ? host.dataset.mentioned
+    : kind.includes("follow-up") ? (kind.endsWith("missed") ? host.dataset.followUpMissed : host.dataset.followUpDue)
+    : kind === "assigned" ? host.dataset.assigned : host.dataset.other;
+  const who = notification.by && !kind.includes("follow-up") ? ` (${notification.by})` : "";
+  link.textContent = label + (ticket > 0 ? ` #${ticket}` : "") + who;
   host.append(link);
 }
 
