@@ -174,7 +174,7 @@ public static class AgentApi
                 return Problems.Invalid("status", "status is not a ticket status.");
             status = parsed;
         }
-        var request = new ReplyRequest(form["text"].FirstOrDefault(), form["html"].FirstOrDefault(), conversationId, status, [.. form["cc"]]);
+        var request = new ReplyRequest(form["text"].FirstOrDefault(), form["html"].FirstOrDefault(), conversationId, status, [.. form["cc"].OfType<string>()]);
         request.CheckLimits();
         if (!ReplyInput.TryParseCc(request.Cc!, limits.MaxReplyCc, out var cc, out var ccError))
             return Problems.Invalid("cc", ccError!);
