@@ -121,7 +121,7 @@ public sealed class ReplyFilesTests : IAsyncLifetime
         // Sent once: the outbox row is done and the mail is in the INBOX once, with one file.
         await Eventually.WaitForAsync(() => _app.QueryAsync(db => db.Messages.Where(m => m.Id == replyId).Select(m => m.Delivery).SingleAsync()),
             d => d == DeliveryStatus.Sent, what: "reply marked sent");
-        Assert.Single((await _mail.ReadAsync(MailServer.Customer, MailServer.CustomerPassword)).Where(m => m.Message.MessageId == $"crm.{replyId:N}@example.test"));
+        Assert.Single(await _mail.ReadAsync(MailServer.Customer, MailServer.CustomerPassword), m => m.Message.MessageId == $"crm.{replyId:N}@example.test");
         Assert.Equal(1, await _app.QueryAsync(db => db.Attachments.CountAsync(a => a.MessageId == replyId)));
     }
 
