@@ -88,7 +88,7 @@ public sealed class ReplyFilesTests : IAsyncLifetime
 
         using var bad = new MultipartFormDataContent { { new StringContent("Here it is."), "text" }, { new StringContent("not an address"), "cc" } };
         var refused = await agent.PostAsync($"/api/v1/tickets/{number}/reply", bad);
-        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
         Assert.Contains("not an address", await refused.Content.ReadAsStringAsync());
 
         using var form = new MultipartFormDataContent
