@@ -43,6 +43,8 @@ internal static class MailLanes
 
     /// <summary>What a mail may share with another: sender addresses, message ids, ticket tags. Only the header is read;
     /// a header that cannot be read yields a key of its own (the mail is quarantined by the hand-off anyway).</summary>
+    internal const int MaxAddressKeys = 10;
+
     internal static IEnumerable<string> KeysOf(byte[] raw)
     {
         HeaderList headers;
@@ -62,13 +64,23 @@ internal static class MailLanes
             switch (header.Id)
             {
                 case HeaderId.From or HeaderId.Sender or HeaderId.ReplyTo:
+                    // Only the first few senders: the mapper uses the first usable one, and a From of thousands of
+                    // addresses must not become thousands of lane keys (review N2).
                     if (InternetAddressList.TryParse(Parsing, header.RawValue, out var addresses))
-                        keys.AddRange(addresses.Mailboxes.Select(m => "from:" + m.Address.Trim().ToLowerInvariant()));
+                        keys.AddRange(addresses.Mailboxes.Take(MaxAddressKeys).Select(m => "from:" + m.Address.Trim().ToLowerInvariant()));
                     break;
                 case HeaderId.MessageId or HeaderId.InReplyTo or HeaderId.References:
+                    // The newest ids only, as the mapper threads by (MimeMessageMapper.MaxReferencedIds); one pass, no lookups.
+                    var ids = new Queue<string>();
                     foreach (var id in MimeUtils.EnumerateReferences(header.RawValue, 0, header.RawValue.Length))
-                        if (EmailIds.Normalize(id) is { } normalized)
-                            keys.Add("id:" + normalized);
+                    {
+                        if (EmailIds.Normalize(id) is not { } normalized)
+                            continue;
+                        ids.Enqueue("id:" + normalized);
+                        if (ids.Count > MimeMessageMapper.MaxReferencedIds)
+                            ids.Dequeue();
+                    }
+                    keys.AddRange(ids);
                     break;
                 case HeaderId.Subject:
                     foreach (var number in EmailIds.TicketNumbers(header.Value))

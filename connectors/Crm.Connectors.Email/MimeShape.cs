@@ -42,13 +42,69 @@ internal sealed class MimeShape : MimeReader
         return (shape.Parts, shape.Headers);
     }
 
+    protected override void OnHeadersBegin(long beginOffset, int beginLineNumber, CancellationToken cancellationToken) => _encoded = false;
+
     protected override void OnHeaderRead(Header header, int beginLineNumber, CancellationToken cancellationToken)
+    {
+        if (header.Id == HeaderId.ContentTransferEncoding)
+            _encoded = header.Value.Trim().ToLowerInvariant() is "base64" or "quoted-printable";
+        Count();
+    }
+
+    private void Count()
     {
         if (++Headers > _maxHeaders)
             throw new BoundPassed();
     }
 
-    protected override void OnMimePartBegin(ContentType contentType, long beginOffset, int beginLineNumber, CancellationToken cancellationToken) => Part();
+    // A part whose body is header groups (a DSN's message/delivery-status, an MDN, text/rfc822-headers) is a plain part
+    // to this reader, but MimeKit builds a Header object per field when BounceReport reads it (StatusGroups) and when the
+    // mapper reads the returned headers: its fields count like the mail's own (review N1).
+    private static readonly HashSet<string> HeaderGroupTypes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "message/delivery-status", "message/global-delivery-status", "message/disposition-notification",
+        "message/global-disposition-notification", "text/rfc822-headers", "message/global-headers",
+    };
+
+    private bool _encoded, _inHeaderGroups, _atLineStart;
+    private long _encodedBytes;
+
+    protected override void OnMimePartBegin(ContentType contentType, long beginOffset, int beginLineNumber, CancellationToken cancellationToken)
+    {
+        _inHeaderGroups = HeaderGroupTypes.Contains(contentType.MimeType);
+        Part();
+    }
+
+    protected override void OnMimePartContentBegin(long beginOffset, int beginLineNumber, CancellationToken cancellationToken)
+    {
+        _atLineStart = true;
+        _encodedBytes = 0;
+    }
+
+    protected override void OnMimePartContentRead(byte[] content, int startIndex, int count, CancellationToken cancellationToken)
+    {
+        if (!_inHeaderGroups)
+            return;
+        for (var i = startIndex; i < startIndex + count; i++)
+        {
+            var b = content[i];
+            if (_encoded)
+            {
+                // Encoded: the decoded text is not seen here. A field takes at least three bytes ("a:\n") and encoding
+                // never makes text shorter, so one count per three bytes is an upper bound.
+                if (_encodedBytes++ % 3 == 0)
+                    Count();
+                continue;
+            }
+            // A field starts at a line that is neither blank nor a folded continuation.
+            if (_atLineStart && b is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n'))
+                Count();
+            _atLineStart = b == (byte)'\n';
+        }
+    }
+
+    protected override void OnMimePartEnd(ContentType contentType, long beginOffset, int beginLineNumber, long headersEndOffset, long endOffset, int lines, CancellationToken cancellationToken) =>
+        _inHeaderGroups = false;
 
     protected override void OnMultipartBegin(ContentType contentType, long beginOffset, int beginLineNumber, CancellationToken cancellationToken) => Part();
 

@@ -84,6 +84,10 @@ public sealed record AgentReply
     [Id(4)] public string? RequestId { get; init; }
     /// <summary>Status to set with the reply (Zendesk's "submit as"); null keeps it, but New becomes Open.</summary>
     [Id(5)] public TicketStatus? SetStatus { get; init; }
+    /// <summary>Files sent with the reply; stored (blob and row) in the reply's own commit, before its outbox row can be sent.</summary>
+    [Id(6)] public IReadOnlyList<InboundAttachment> Attachments { get; init; } = [];
+    /// <summary>Email only: addresses copied in (already validated as addresses by the caller).</summary>
+    [Id(7)] public IReadOnlyList<string> Cc { get; init; } = [];
 }
 
 [GenerateSerializer, Immutable, Alias("crm.OutboundDraft")]

@@ -18,6 +18,8 @@ public static class InputLimits
     public const int MaxSubjectLength = TextRules.MaxSubjectLength;
     /// <summary>Customer name, organization, ticket assignee and team.</summary>
     public const int MaxNameLength = 200;
+    /// <summary>A display name and an RFC 5321 address (320 characters) with room for quoting.</summary>
+    public const int MaxEmailAddressLength = 600;
     /// <summary>A BCP 47 language tag is at most 35 characters.</summary>
     public const int MaxLanguageLength = 35;
     public const int MaxNotesLength = 10_000;

@@ -15,6 +15,18 @@ public sealed class TicketOptions
     /// <summary>How often a due lifecycle reminder ticks again until its handler has done its work.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan ReminderPeriod { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>Files one agent reply may carry; each is stored like an inbound attachment before the reply can be sent.</summary>
+    [Range(0, 100)]
+    public int MaxReplyAttachments { get; set; } = 10;
+
+    /// <summary>Largest file of an agent reply (mail servers commonly refuse messages over 25 MB in all).</summary>
+    [Range(1, long.MaxValue)]
+    public long MaxReplyAttachmentBytes { get; set; } = 10 * 1024 * 1024;
+
+    /// <summary>Cc addresses one email reply may copy in.</summary>
+    [Range(0, 100)]
+    public int MaxReplyCc { get; set; } = 20;
 }
 
 /// <summary>Limits on what an inbound message may carry (section "Ingest").</summary>

@@ -19,6 +19,7 @@ public sealed class TicketGrain(
     ITicketNumberAllocator ticketNumbers,
     IOutboxSignal outbox,
     IHtmlSanitizer sanitizer,
+    IBlobStore blobs,
     IOptions<TicketOptions> options,
     TimeProvider time,
     ILogger<TicketGrain> logger) : Grain, ITicketGrain, IRemindable
@@ -210,11 +211,22 @@ public sealed class TicketGrain(
             throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} is closed; the customer's next message opens a follow-up.", "status");
         if (string.IsNullOrWhiteSpace(reply.Text))
             throw new DomainException(DomainErrorKind.Invalid, "A reply needs text.", "text");
+        var settings = options.Value;
+        if (reply.Attachments.Count > settings.MaxReplyAttachments)
+            throw new DomainException(DomainErrorKind.TooLarge, $"At most {settings.MaxReplyAttachments} files per reply.", "attachments");
+        if (reply.Attachments.FirstOrDefault(a => a.Content.LongLength > settings.MaxReplyAttachmentBytes) is { } tooBig)
+            throw new DomainException(DomainErrorKind.TooLarge, $"'{AttachmentRules.SanitizeFileName(tooBig.FileName)}' is {tooBig.Content.LongLength} bytes; the limit is {settings.MaxReplyAttachmentBytes}.", "attachments");
+        if (reply.Cc.Count > settings.MaxReplyCc)
+            throw new DomainException(DomainErrorKind.TooLarge, $"At most {settings.MaxReplyCc} Cc addresses per reply.", "cc");
+        if (reply.Cc.Any(a => string.IsNullOrWhiteSpace(a) || a.Length > InputLimits.MaxEmailAddressLength || a.Contains('\n') || a.Contains('\r')))
+            throw new DomainException(DomainErrorKind.Invalid, "A Cc address is empty, too long or spans lines.", "cc");
 
         var conversationId = reply.ConversationId ?? current.ConversationIds.LastOrDefault();
         var conversation = conversationId == Guid.Empty ? null : await store.FindConversationAsync(conversationId, cancellationToken);
         if (conversation is null || !current.ConversationIds.Contains(conversation.Id))
             throw new DomainException(DomainErrorKind.Invalid, $"Ticket #{Number} has no conversation {conversationId} to reply on.", "conversationId");
+        if (reply.Cc.Count > 0 && conversation.Channel != ChannelKind.Email)
+            throw new DomainException(DomainErrorKind.Invalid, $"Only email replies can copy someone in; this conversation is {conversation.Channel}.", "cc");
 
         var now = time.GetUtcNow();
         var message = new MessageRecord
@@ -232,7 +244,26 @@ public sealed class TicketGrain(
             Html = reply.Html is null ? null : sanitizer.Sanitize(reply.Html),
             CreatedAt = now,
             Delivery = DeliveryStatus.Queued,
+            AttachmentCount = reply.Attachments.Count,
+            Cc = reply.Cc.Count == 0 ? null : string.Join('\n', reply.Cc),
         };
+        // The files are durable (fsynced blobs) before the commit that holds their rows and the outbox row, so the
+        // dispatcher never sees a reply without its files; a crash before the commit leaves only unnamed blobs.
+        var attachments = new List<AttachmentRecord>(reply.Attachments.Count);
+        foreach (var file in reply.Attachments)
+        {
+            var blob = await blobs.PutAsync(file.Content, cancellationToken);
+            attachments.Add(new AttachmentRecord
+            {
+                Id = Guid.CreateVersion7(now),
+                MessageId = message.Id,
+                FileName = AttachmentRules.SanitizeFileName(file.FileName),
+                ContentType = AttachmentRules.SniffContentType(file.Content),
+                DeclaredContentType = file.ContentType is { Length: <= 200 } declared ? declared : null,
+                Length = blob.Length,
+                Sha256 = blob.Sha256,
+            });
+        }
         var writes = new WriteSet()
             .Insert(message.Copy())
             .Insert(new OutboxRecord
@@ -246,6 +277,8 @@ public sealed class TicketGrain(
                 NextAttemptAt = now,
                 CreatedAt = now,
             });
+        foreach (var attachment in attachments)
+            writes.Insert(attachment);
         var next = current.Copy();
         var status = reply.SetStatus ?? (current.Status == TicketStatus.New ? TicketStatus.Open : current.Status);
         TicketRules.EnsureStatusChangeAllowed(current, status);
@@ -266,7 +299,7 @@ public sealed class TicketGrain(
             return SameRequestOrRefuse(stored, fingerprint);
         }
         outbox.Notify();
-        return message.ToSnapshot();
+        return message.ToSnapshot(attachments);
     }
 
     private static MessageSnapshot SameRequestOrRefuse(MessageRecord earlier, string? fingerprint) =>

@@ -131,14 +131,18 @@ internal static class TicketRules
     {
         // Each part is length-prefixed, so no text can shift a boundary and make two requests look alike.
         var canonical = new StringBuilder();
-        foreach (var part in new[]
-        {
+        string?[] parts =
+        [
             ticketNumber.ToString(CultureInfo.InvariantCulture),
             reply.ConversationId?.ToString(),
             reply.Text,
             reply.Html,
             reply.SetStatus?.ToString(),
-        })
+        ];
+        // Files and Cc only when present, so a key stored before replies had them keeps its fingerprint.
+        if (reply.Attachments.Count > 0 || reply.Cc.Count > 0)
+            parts = [.. parts, .. reply.Cc, .. reply.Attachments.Select(a => a.FileName + "/" + Convert.ToHexStringLower(SHA256.HashData(a.Content)))];
+        foreach (var part in parts)
             canonical.Append(part is null ? "-1" : part.Length.ToString(CultureInfo.InvariantCulture)).Append(':').Append(part).Append(';');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical.ToString())));
     }

@@ -116,6 +116,8 @@ public sealed class MessageRecord
     public DeliveryStatus Delivery { get; set; }
     public string? DeliveryError { get; set; }
     public int AttachmentCount { get; set; }
+    /// <summary>Email replies only: the addresses the agent copied in, one per line; the outbox sends them as Cc.</summary>
+    public string? Cc { get; set; }
 
     public MessageRecord Copy() => (MessageRecord)MemberwiseClone();
 }

@@ -22,6 +22,7 @@ internal sealed class OutboxDispatcher(
     IDbContextFactory<CrmDbContext> contexts,
     StoreInitializer initializer,
     ICrmStore store,
+    IBlobStore blobs,
     IGrainFactory grains,
     IEnumerable<IOutboundSender> senders,
     IChannelHealth health,
@@ -193,6 +194,20 @@ internal sealed class OutboxDispatcher(
         var conversation = await store.FindConversationAsync(item.ConversationKey, cancellationToken);
         if (message is null || conversation is null)
             return OutboundResult.Fail($"Message {item.MessageId} or its conversation is no longer stored.");
+        // The reply's files were committed with it (see TicketGrain.ReplyAsync): every attempt sends the same ones.
+        var files = new List<OutboundAttachment>(message.AttachmentCount);
+        if (message.AttachmentCount > 0)
+        {
+            foreach (var attachment in await store.FindAttachmentsAsync(message.Id, cancellationToken))
+            {
+                await using var stream = blobs.Open(attachment.Sha256);
+                if (stream is null)
+                    return OutboundResult.Fail($"File '{attachment.FileName}' ({attachment.Sha256}) of message {message.Id} is missing from the blob store; the reply is not sent without it.");
+                using var content = new MemoryStream((int)Math.Min(attachment.Length, int.MaxValue));
+                await stream.CopyToAsync(content, cancellationToken);
+                files.Add(new OutboundAttachment(attachment.FileName, attachment.ContentType, content.ToArray()));
+            }
+        }
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(settings.SendTimeout);
         try
@@ -209,6 +224,8 @@ internal sealed class OutboxDispatcher(
                 Html = message.Html,
                 CreatedAt = message.CreatedAt,
                 Attempt = item.Attempts,
+                Attachments = files,
+                Cc = message.Cc?.Split('\n', StringSplitOptions.RemoveEmptyEntries) ?? [],
             }, timeout.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

@@ -7,6 +7,8 @@ using Crm.Service.Infrastructure.Queries;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Crm.Service.Grains;
 
 namespace Crm.Service.Api;
 
@@ -28,6 +30,8 @@ public static class AgentApi
         api.MapGet("/tickets/{number:long}/timeline", GetTimelineAsync);
         api.MapGet("/tickets/{number:long}/history", GetHistoryAsync);
         api.MapPost("/tickets/{number:long}/reply", ReplyAsync);
+        // The same route with files: routing picks this one for a multipart/form-data body (its Accepts metadata).
+        api.MapPost("/tickets/{number:long}/reply", ReplyWithFilesAsync).Accepts<ReplyRequest>("multipart/form-data");
         api.MapPost("/tickets/{number:long}/notes", AddNoteAsync);
         api.MapPatch("/tickets/{number:long}", ChangeTicketAsync);
         api.MapPost("/tickets/{number:long}/merge", MergeTicketAsync);
@@ -118,10 +122,12 @@ public static class AgentApi
     internal const int MaxIdempotencyKeyLength = 200;
 
     internal static async Task<Results<Created<TimelineEntry>, ProblemHttpResult>> ReplyAsync(
-        long number, ReplyRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
+        long number, ReplyRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains, IOptions<TicketOptions> options, CancellationToken cancellationToken)
     {
         if (!TryReadIdempotencyKey(http, user, out var requestId))
             return Problems.Invalid("Idempotency-Key", $"Idempotency-Key must be one value of 1-{MaxIdempotencyKeyLength} visible ASCII characters.");
+        if (!ReplyInput.TryParseCc(request.Cc ?? [], options.Value.MaxReplyCc, out var cc, out var ccError))
+            return Problems.Invalid("cc", ccError!);
         var message = await grains.GetGrain<ITicketGrain>(number).ReplyAsync(new AgentReply
         {
             Actor = user.Actor(),
@@ -130,6 +136,61 @@ public static class AgentApi
             ConversationId = request.ConversationId,
             RequestId = requestId,
             SetStatus = request.Status,
+            Cc = cc,
+        }, cancellationToken);
+        return TypedResults.Created($"/api/v1/tickets/{message.TicketNumber}", ToEntry(message));
+    }
+
+    /// <summary>A reply with files: multipart/form-data with the fields of <see cref="ReplyRequest"/> (text, html,
+    /// conversationId, status, cc — repeated or comma-separated) and any number of file parts up to the limits.</summary>
+    internal static async Task<Results<Created<TimelineEntry>, ProblemHttpResult>> ReplyWithFilesAsync(
+        long number, HttpContext http, ClaimsPrincipal user, IGrainFactory grains, IOptions<TicketOptions> options, CancellationToken cancellationToken)
+    {
+        if (!TryReadIdempotencyKey(http, user, out var requestId))
+            return Problems.Invalid("Idempotency-Key", $"Idempotency-Key must be one value of 1-{MaxIdempotencyKeyLength} visible ASCII characters.");
+        var limits = options.Value;
+        if (http.Request.ContentLength > ReplyInput.MaxBodyBytes(limits))
+            return Problems.Of(ProblemKind.TooLarge, $"The reply is larger than its files' limits allow ({limits.MaxReplyAttachments} files of {limits.MaxReplyAttachmentBytes / 1024 / 1024} MB).", "body");
+        IFormCollection form;
+        try
+        {
+            form = await ReplyInput.ReadFormAsync(http.Request, limits, cancellationToken);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException)
+        {
+            return Problems.Of(ProblemKind.TooLarge, "The reply's body is too large or not a valid multipart form.", "body");
+        }
+        Guid? conversationId = null;
+        if (form["conversationId"] is { Count: > 0 } rawConversation && !string.IsNullOrEmpty(rawConversation[0]))
+        {
+            if (!Guid.TryParse(rawConversation[0], out var parsed))
+                return Problems.Invalid("conversationId", "conversationId is not a GUID.");
+            conversationId = parsed;
+        }
+        TicketStatus? status = null;
+        if (form["status"] is { Count: > 0 } rawStatus && !string.IsNullOrEmpty(rawStatus[0]))
+        {
+            if (!Enum.TryParse<TicketStatus>(rawStatus[0], ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(rawStatus[0], out _))
+                return Problems.Invalid("status", "status is not a ticket status.");
+            status = parsed;
+        }
+        var request = new ReplyRequest(form["text"].FirstOrDefault(), form["html"].FirstOrDefault(), conversationId, status, [.. form["cc"].OfType<string>()]);
+        request.CheckLimits();
+        if (!ReplyInput.TryParseCc(request.Cc!, limits.MaxReplyCc, out var cc, out var ccError))
+            return Problems.Invalid("cc", ccError!);
+        var (files, fileError) = await ReplyInput.ReadFilesAsync(form.Files, limits, cancellationToken);
+        if (fileError is not null)
+            return Problems.Of(ProblemKind.TooLarge, fileError, "files");
+        var message = await grains.GetGrain<ITicketGrain>(number).ReplyAsync(new AgentReply
+        {
+            Actor = user.Actor(),
+            Text = request.Text ?? "",
+            Html = request.Html,
+            ConversationId = request.ConversationId,
+            RequestId = requestId,
+            SetStatus = request.Status,
+            Cc = cc,
+            Attachments = files,
         }, cancellationToken);
         return TypedResults.Created($"/api/v1/tickets/{message.TicketNumber}", ToEntry(message));
     }

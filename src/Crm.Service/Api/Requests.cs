@@ -9,12 +9,18 @@ using Crm.Service.Grains;
 
 namespace Crm.Service.Api;
 
-public sealed record ReplyRequest(string? Text, string? Html, Guid? ConversationId, TicketStatus? Status) : ILimitedRequest
+/// <summary>An agent's reply; <see cref="Cc"/> (email tickets only) holds addresses, each entry one or several
+/// comma-separated. Files go in the multipart form of the same endpoint.</summary>
+public sealed record ReplyRequest(string? Text, string? Html, Guid? ConversationId, TicketStatus? Status, IReadOnlyList<string>? Cc = null) : ILimitedRequest
 {
     public void CheckLimits()
     {
         InputLimits.CheckLength(Text, InputLimits.MaxMessageTextLength, "text");
         InputLimits.CheckLength(Html, InputLimits.MaxMessageTextLength, "html");
+        if (Cc is { Count: > 100 })
+            throw new DomainException(DomainErrorKind.TooLarge, "At most 100 cc entries.", "cc");
+        foreach (var entry in Cc ?? [])
+            InputLimits.CheckLength(entry, InputLimits.MaxEmailAddressLength * 20, "cc");
     }
 }
 

@@ -334,6 +334,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Cc")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("ChannelAccountId")
                         .HasColumnType("TEXT");
 

@@ -48,6 +48,8 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     [BindProperty, StringLength(100_000)] public string? ReplyText { get; set; }
     [BindProperty] public Guid? ReplyConversation { get; set; }
     [BindProperty] public TicketStatus? ReplyStatus { get; set; }
+    /// <summary>Email replies: addresses to copy in, comma-separated.</summary>
+    [BindProperty, StringLength(12_000)] public string? ReplyCc { get; set; }
     [BindProperty, StringLength(100_000)] public string? NoteText { get; set; }
     /// <summary>A fresh id in every rendered reply form (see <see cref="ReplyRequestId"/>).</summary>
     [BindProperty] public Guid? RequestId { get; set; }
@@ -217,10 +219,25 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
     public async Task<IActionResult> OnGetTimelineAsync(CancellationToken cancellationToken) =>
         await LoadAsync(null, cancellationToken) ? Partial("_Timeline", this) : NotFound();
 
-    public async Task<IActionResult> OnPostReplyAsync(CancellationToken cancellationToken)
+    // The form's files are checked against the reply limits (Tickets:MaxReplyAttachments, MaxReplyAttachmentBytes);
+    // the whole body stays within the server's request size limit (Kestrel's 30 MB), as every console form does.
+    public async Task<IActionResult> OnPostReplyAsync([FromServices] Microsoft.Extensions.Options.IOptions<Crm.Service.Grains.TicketOptions> ticketOptions, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(ReplyText))
             ModelState.AddModelError(nameof(ReplyText), "Write a reply first.");
+        var limits = ticketOptions.Value;
+        if (Request.ContentLength > ReplyInput.MaxBodyBytes(limits))
+            ModelState.AddModelError("", $"The reply is too large: at most {limits.MaxReplyAttachments} files of {limits.MaxReplyAttachmentBytes / 1024 / 1024} MB.");
+        if (!ReplyInput.TryParseCc([ReplyCc], limits.MaxReplyCc, out var cc, out var ccError))
+            ModelState.AddModelError(nameof(ReplyCc), ccError!);
+        List<InboundAttachment> files = [];
+        if (ModelState.IsValid && Request.HasFormContentType)
+        {
+            var (read, fileError) = await ReplyInput.ReadFilesAsync(Request.Form.Files, limits, cancellationToken);
+            if (fileError is not null)
+                ModelState.AddModelError("ReplyFiles", fileError);
+            files = read;
+        }
         return await ChangeAsync(() => grains.GetGrain<ITicketGrain>(Number).ReplyAsync(new AgentReply
         {
             Actor = User.ConsoleActor(),
@@ -229,6 +246,8 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
             Text = ReplyText!.Trim(),
             ConversationId = ReplyConversation,
             SetStatus = ReplyStatus,
+            Cc = cc,
+            Attachments = files,
         }, cancellationToken), () => new ReplyRequest(ReplyText, null, ReplyConversation, ReplyStatus).CheckLimits(), cancellationToken);
     }
 

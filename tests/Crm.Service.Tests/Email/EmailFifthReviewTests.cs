@@ -1,0 +1,96 @@
+using System.Text;
+using Crm.Connectors.Email;
+
+namespace Crm.Service.Tests.Email;
+
+/// <summary>The email review's findings N1-N3 (round five): header groups inside DSN parts, huge address lists and
+/// huge References headers.</summary>
+public sealed class EmailFifthReviewTests
+{
+    private static byte[] Report(string partType, string body, string? encoding = null) => Encoding.ASCII.GetBytes(
+        "From: MAILER-DAEMON@example.test\r\nTo: support@example.test\r\nSubject: Undelivered Mail Returned to Sender\r\n" +
+        "Message-ID: <dsn-1@example.test>\r\nMIME-Version: 1.0\r\n" +
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n" +
+        "--b\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n" +
+        $"--b\r\nContent-Type: {partType}\r\n{(encoding is null ? "" : $"Content-Transfer-Encoding: {encoding}\r\n")}\r\n{body}\r\n--b--\r\n");
+
+    // N1: MimeKit builds a Header per field of a message/delivery-status part (StatusGroups) or an MDN; the shape check
+    // counted none of them, so a DSN of 40,000 status fields passed as a 10-header mail. (text/rfc822-headers is a
+    // message part to MimeKit's reader: its fields were already counted as headers.)
+    [Theory]
+    [InlineData("message/delivery-status")]
+    [InlineData("message/disposition-notification")]
+    [InlineData("message/global-delivery-status")]
+    public void The_fields_of_a_header_group_part_count_against_the_header_bound(string partType)
+    {
+        var groups = new StringBuilder("Reporting-MTA: dns; mx.example.test\r\n");
+        for (var i = 0; i < 20_000; i++)
+            groups.Append("\r\nFinal-Recipient: rfc822; r").Append(i).Append("@example.test\r\nAction: failed\r\n");
+        Assert.True(MimeShape.Measure(Report(partType, groups.ToString()), 2000, 10_000).Headers > 10_000);
+
+        // The same fields base64-encoded are counted too (from above: at most one field per three bytes).
+        var encoded = Convert.ToBase64String(Encoding.ASCII.GetBytes(groups.ToString()), Base64FormattingOptions.InsertLineBreaks);
+        Assert.True(MimeShape.Measure(Report(partType, encoded, "base64"), 2000, 10_000).Headers > 10_000);
+
+        // A real DSN stays far below the bound, and a plain part of the same text lines is not counted as fields.
+        var (_, small) = MimeShape.Measure(Report(partType, "Reporting-MTA: dns; mx.example.test\r\n\r\nFinal-Recipient: rfc822; a@example.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"), 2000, 10_000);
+        Assert.InRange(small, 4, 40);
+        Assert.True(MimeShape.Measure(Report("text/plain", groups.ToString()), 2000, 10_000).Headers < 100);
+    }
+
+    // N3: the References dedupe was a List.Contains per id over the whole header (quadratic: 50,000 ids took
+    // 1.25 billion comparisons). Now the list is walked from the newest id and the walk stops at the cap.
+    [Fact]
+    public void References_are_taken_newest_first_deduplicated_and_the_walk_stops_at_the_cap()
+    {
+        var references = new CountingList(Enumerable.Range(0, 50_000).Select(i => $"r{i % 25_000}@example.test").ToList());
+        var ids = MimeMessageMapper.ReferencedIds("<parent@example.test>", references, MimeMessageMapper.MaxReferencedIds);
+        Assert.Equal(MimeMessageMapper.MaxReferencedIds, ids.Count);
+        Assert.Equal("parent@example.test", ids[0]);
+        Assert.Equal("r24999@example.test", ids[1]);
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+        Assert.InRange(references.Reads, 1, MimeMessageMapper.MaxReferencedIds * 10);
+
+        // One id repeated 50,000 times: the walk is bounded too.
+        var repeated = new CountingList(Enumerable.Repeat("same@example.test", 50_000).ToList());
+        Assert.Equal(["same@example.test"], MimeMessageMapper.ReferencedIds(null, repeated, MimeMessageMapper.MaxReferencedIds));
+        Assert.InRange(repeated.Reads, 1, MimeMessageMapper.MaxReferencedIds * 10);
+    }
+
+    // N2/N3: a From of 5,000 addresses and a References header of 50,000 ids make a bounded number of lane keys.
+    [Fact]
+    public void A_huge_from_list_and_references_header_make_a_bounded_number_of_lane_keys()
+    {
+        var from = string.Join(",\r\n ", Enumerable.Range(0, 5_000).Select(i => $"s{i}@example.test"));
+        var references = string.Join("\r\n ", Enumerable.Range(0, 50_000).Select(i => $"<r{i}@example.test>"));
+        var raw = Encoding.ASCII.GetBytes($"From: {from}\r\nTo: support@example.test\r\nSubject: Hi\r\nMessage-ID: <m@example.test>\r\nReferences: {references}\r\n\r\nBody\r\n");
+        var keys = MailLanes.KeysOf(raw).ToList();
+        Assert.Contains("from:s0@example.test", keys);
+        Assert.InRange(keys.Count, 2, MailLanes.MaxAddressKeys + 2 * MimeMessageMapper.MaxReferencedIds + 10);
+    }
+
+    private sealed class CountingList(List<string> items) : IList<string>
+    {
+        public int Reads { get; private set; }
+        public string this[int index] { get { Reads++; return items[index]; } set => throw new NotSupportedException(); }
+        public int Count => items.Count;
+        public bool IsReadOnly => true;
+        public IEnumerator<string> GetEnumerator()
+        {
+            foreach (var item in items)
+            {
+                Reads++;
+                yield return item;
+            }
+        }
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+        public int IndexOf(string item) => items.IndexOf(item);
+        public bool Contains(string item) => items.Contains(item);
+        public void CopyTo(string[] array, int arrayIndex) { Reads += items.Count; items.CopyTo(array, arrayIndex); }
+        public void Add(string item) => throw new NotSupportedException();
+        public void Insert(int index, string item) => throw new NotSupportedException();
+        public bool Remove(string item) => throw new NotSupportedException();
+        public void RemoveAt(int index) => throw new NotSupportedException();
+        public void Clear() => throw new NotSupportedException();
+    }
+}
