@@ -69,7 +69,7 @@ public sealed partial class DetailsModel
         if (DocumentId is not { } id || await DocumentStore.FindAsync(Id, id, cancellationToken) is not { } document)
             return NotFound();
         if (document.UploadedBy != User.ConsoleActor() && !Crm.Service.AgentConsole.TicketAccess.SeesEveryTeam(User))
-            return Forbid();
+            return StatusCode(StatusCodes.Status403Forbidden);
         await DocumentStore.DeleteAsync(Id, id, cancellationToken);
         return Redirect($"/Customers/{Id}");
     }
