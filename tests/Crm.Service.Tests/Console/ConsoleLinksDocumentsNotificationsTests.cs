@@ -53,7 +53,7 @@ public sealed class ConsoleLinksDocumentsNotificationsTests : AppTest
         return client;
     }
 
-    private Task<List<Grains.Records.AuditRecord>> AuditAsync(long number) =>
+    private Task<List<Crm.Service.Grains.Records.AuditRecord>> AuditAsync(long number) =>
         App.QueryAsync(db => Task.FromResult(db.Audit.Where(a => a.EntityType == "ticket" && a.EntityId == number.ToString()).ToList()));
 
     [Fact]
