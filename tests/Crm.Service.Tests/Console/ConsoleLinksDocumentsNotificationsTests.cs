@@ -176,8 +176,8 @@ public sealed class ConsoleLinksDocumentsNotificationsTests : AppTest
         Assert.Equal(HttpStatusCode.Redirect, uploaded.StatusCode);
         var document = await App.QueryAsync(db => Task.FromResult(db.CustomerDocuments.Single()));
         Assert.Equal((customer, html.Length, "user:" + Agent), (document.CustomerId, (int)document.Length, document.UploadedBy));
-        Assert.DoesNotContain("/", document.FileName);
-        Assert.DoesNotContain("\u202E", document.FileName);
+        Assert.DoesNotContain("/", document.FileName, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u202E", document.FileName, StringComparison.Ordinal);
         Assert.Contains($"data-document=\"{document.Id}\"", await agent.PageAsync(page), StringComparison.Ordinal);
 
         var download = await agent.GetAsync($"{page}?handler=Document&id={document.Id}");
