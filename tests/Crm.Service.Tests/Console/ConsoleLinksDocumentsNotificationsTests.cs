@@ -180,7 +180,7 @@ public sealed class ConsoleLinksDocumentsNotificationsTests : AppTest
         Assert.DoesNotContain("\u202E", document.FileName, StringComparison.Ordinal);
         Assert.Contains($"data-document=\"{document.Id}\"", await agent.PageAsync(page), StringComparison.Ordinal);
 
-        var download = await agent.GetAsync($"{page}?handler=Document&id={document.Id}");
+        var download = await agent.GetAsync($"{page}?handler=Document&document={document.Id}");
         Assert.Equal(HttpStatusCode.OK, download.StatusCode);
         Assert.Equal("application/octet-stream", download.Content.Headers.ContentType!.MediaType);
         Assert.Equal("attachment", download.Content.Headers.ContentDisposition!.DispositionType);
@@ -188,7 +188,7 @@ public sealed class ConsoleLinksDocumentsNotificationsTests : AppTest
         Assert.Equal(html, await download.Content.ReadAsByteArrayAsync());
         // Another customer's page does not serve it.
         var (_, stranger) = await ReceiveAsync("m-2", "bob");
-        Assert.Equal(HttpStatusCode.NotFound, (await agent.GetAsync($"/Customers/{stranger}?handler=Document&id={document.Id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await agent.GetAsync($"/Customers/{stranger}?handler=Document&document={document.Id}")).StatusCode);
 
         // Limits: too large, and too many (2 per customer in this test).
         var large = await agent.Client.PostAsync($"{page}?handler=UploadDocument", Upload(await TokenAsync(agent, page), "big.bin", new byte[1001]));
@@ -205,7 +205,7 @@ public sealed class ConsoleLinksDocumentsNotificationsTests : AppTest
         var deleted = await boss.SubmitAsync(page, new() { ["DocumentId"] = document.Id.ToString() }, $"{page}?handler=DeleteDocument");
         Assert.Equal(HttpStatusCode.Redirect, deleted.StatusCode);
         Assert.Equal(1, await App.QueryAsync(db => Task.FromResult(db.CustomerDocuments.Count())));
-        Assert.Equal(HttpStatusCode.NotFound, (await agent.GetAsync($"{page}?handler=Document&id={document.Id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await agent.GetAsync($"{page}?handler=Document&document={document.Id}")).StatusCode);
     }
 
     [Fact]

@@ -54,13 +54,13 @@ public sealed partial class DetailsModel
     }
 
     /// <summary>A document as a download: attachment disposition, octet-stream, nosniff and a sandbox CSP, like attachments.</summary>
-    public async Task<IActionResult> OnGetDocumentAsync(Guid id, CancellationToken cancellationToken)
+    public async Task<IActionResult> OnGetDocumentAsync(Guid document, CancellationToken cancellationToken)
     {
-        if (await DocumentStore.FindAsync(Id, id, cancellationToken) is not { } document || DocumentStore.Open(document) is not { } stream)
+        if (await DocumentStore.FindAsync(Id, document, cancellationToken) is not { } found || DocumentStore.Open(found) is not { } stream)
             return NotFound();
         Response.Headers.XContentTypeOptions = "nosniff";
         Response.Headers.ContentSecurityPolicy = "sandbox";
-        return File(stream, "application/octet-stream", document.FileName);
+        return File(stream, "application/octet-stream", found.FileName);
     }
 
     /// <summary>Deletes a document: its uploader, a Supervisor or an Admin.</summary>
