@@ -38,6 +38,7 @@ app.MapEmailAdminApi(ApiKeyAuthenticationExtensions.AdminPolicy, ApiKeyAuthentic
 app.MapTeamsApi();
 app.MapRoutingApi();
 app.MapCustomerEventsApi();
+app.MapTicketLinksApi();
 app.MapRepliesApi();
 app.MapKnowledgeBaseApi();
 app.MapAgentConsole();

@@ -20,7 +20,8 @@ public static class BlobReferences
         await db.QuarantinedMail.AnyAsync(q => q.BlobSha256 == sha256, cancellationToken)
         || await db.RawSources.AnyAsync(r => r.BlobSha256 == sha256, cancellationToken)
         || await db.Attachments.AnyAsync(a => a.Sha256 == sha256, cancellationToken)
-        || await db.Set<ArticleAttachmentRecord>().AnyAsync(a => a.Sha256 == sha256, cancellationToken);
+        || await db.Set<ArticleAttachmentRecord>().AnyAsync(a => a.Sha256 == sha256, cancellationToken)
+        || await db.CustomerDocuments.AnyAsync(d => d.Sha256 == sha256, cancellationToken);
 
     /// <summary>Deletes those of <paramref name="hashes"/> that no row names any more; returns how many went.</summary>
     public static async Task<int> DeleteUnreferencedAsync(CrmDbContext db, IBlobStore blobs, IEnumerable<string?> hashes, CancellationToken cancellationToken)

@@ -12,6 +12,7 @@ public static class QueryExtensions
         services.AddSingleton<CustomerQueries>();
         services.AddSingleton<Teams.TeamDirectory>();
         services.AddSingleton<CustomerEvents.CustomerEventStore>();
+        services.AddSingleton<TicketLinks.TicketLinkStore>();
         services.AddSingleton<IConsoleSearch, SqlConsoleSearch>();
         services.AddSingleton<Replies.ReplyLibrary>();
         return services;

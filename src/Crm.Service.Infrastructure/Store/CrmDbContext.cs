@@ -39,6 +39,9 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<TeamMemberRecord> TeamMembers => Set<TeamMemberRecord>();
     public DbSet<Routing.RoutingDocumentRecord> RoutingDocuments => Set<Routing.RoutingDocumentRecord>();
     public DbSet<CustomerEventRecord> CustomerEvents => Set<CustomerEventRecord>();
+    public DbSet<TicketLinks.TicketLinkRecord> TicketLinks => Set<TicketLinks.TicketLinkRecord>();
+    public DbSet<Documents.CustomerDocumentRecord> CustomerDocuments => Set<Documents.CustomerDocumentRecord>();
+    public DbSet<Notifications.NotificationSettingsRecord> NotificationSettings => Set<Notifications.NotificationSettingsRecord>();
     public DbSet<KnowledgeBase.ArticleRecord> KbArticles => Set<KnowledgeBase.ArticleRecord>();
     public DbSet<KnowledgeBase.ArticleRevisionRecord> KbRevisions => Set<KnowledgeBase.ArticleRevisionRecord>();
     public DbSet<KnowledgeBase.CategoryRecord> KbCategories => Set<KnowledgeBase.CategoryRecord>();
@@ -265,6 +268,24 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.ToTable("TeamMembers");
             e.HasKey(m => new { m.TeamId, m.UserId });
             e.HasIndex(m => m.UserId);
+        });
+        model.Entity<TicketLinks.TicketLinkRecord>(e =>
+        {
+            e.ToTable("TicketLinks");
+            e.HasKey(x => new { x.From, x.To });
+            e.HasIndex(x => x.To);
+        });
+        model.Entity<Documents.CustomerDocumentRecord>(e =>
+        {
+            e.ToTable("CustomerDocuments");
+            e.HasKey(x => x.Id);
+            e.HasIndex(x => new { x.CustomerId, x.UploadedAt });
+            e.HasIndex(x => x.Sha256);
+        });
+        model.Entity<Notifications.NotificationSettingsRecord>(e =>
+        {
+            e.ToTable("NotificationSettings");
+            e.HasKey(x => x.UserId);
         });
         model.Entity<CustomerEventRecord>(e =>
         {

@@ -14,7 +14,8 @@ namespace Crm.Service.AgentConsole;
 /// one person's email) name a person. Mentioned people who may see the ticket get a notification over the hub;
 /// names that match nobody, several people, or someone who may not see the ticket are reported back, not notified.
 /// </summary>
-public sealed partial class Mentions(IDbContextFactory<CrmDbContext> contexts, IHubContext<AgentHub, IAgentClient> hub, TeamDirectoryAccess access)
+public sealed partial class Mentions(IDbContextFactory<CrmDbContext> contexts, IHubContext<AgentHub, IAgentClient> hub, TeamDirectoryAccess access,
+    Infrastructure.Notifications.NotificationSettingsStore settings)
 {
     public const int MaxMentionsPerNote = 20;
 
@@ -48,8 +49,13 @@ public sealed partial class Mentions(IDbContextFactory<CrmDbContext> contexts, I
         return new(people, unknown);
     }
 
-    public Task NotifyAsync(IEnumerable<string> userIds, AgentNotification notification) =>
-        hub.Clients.Users([.. userIds]).Notify(notification);
+    /// <summary>Pushes the mention to those of <paramref name="userIds"/> who have not turned mentions off (Profile).</summary>
+    public async Task NotifyAsync(IEnumerable<string> userIds, AgentNotification notification)
+    {
+        var wanting = await settings.WhoWantsAsync(userIds, Infrastructure.Notifications.NotificationCategory.Mention, CancellationToken.None);
+        if (wanting.Count > 0)
+            await hub.Clients.Users([.. wanting]).Notify(notification);
+    }
 }
 
 /// <summary>Whether a person (by account id, not the current request) may see a team's tickets: for notifications.</summary>

@@ -45,7 +45,7 @@ public static class RepliesApi
     }
 
     /// <summary>The library owner of the calling key: its console person, or the key itself for a system key.</summary>
-    private static async Task<string> OwnerAsync(ClaimsPrincipal user, IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
+    internal static async Task<string> OwnerAsync(ClaimsPrincipal user, IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
     {
         var keyId = Guid.Parse(user.KeyId());
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
@@ -60,7 +60,7 @@ public static class RepliesApi
     /// console: Supervisors and Admins see every team, an Agent only the restricted teams they are in); a system key
     /// (no person) keeps the API's reach (review console2 F6).
     /// </summary>
-    private static async Task<IReadOnlyList<string>> HiddenTeamsAsync(string owner, Infrastructure.Teams.TeamDirectory teams,
+    internal static async Task<IReadOnlyList<string>> HiddenTeamsAsync(string owner, Infrastructure.Teams.TeamDirectory teams,
         IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
     {
         if (owner.StartsWith("key:", StringComparison.Ordinal))

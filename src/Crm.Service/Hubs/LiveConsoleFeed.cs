@@ -15,7 +15,8 @@ namespace Crm.Service.Hubs;
 /// Admins, not even by number. Idempotent as the feed requires: a repeated change repeats a harmless notification,
 /// and the counts re-read the tickets. Every node subscribes, so a change made on one node reaches agents on all.
 /// </summary>
-internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, IAgentClient> hub, IDbContextFactory<CrmDbContext> contexts, TeamDirectory teams, TeamDirectoryAccess access)
+internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, IAgentClient> hub, IDbContextFactory<CrmDbContext> contexts, TeamDirectory teams, TeamDirectoryAccess access,
+    Infrastructure.Notifications.NotificationSettingsStore settings)
     : IChangeConsumer
 {
     public string Name => "console-live";
@@ -37,6 +38,10 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
             return;
         if (assigned.Count > 0)
             await NotifyAssigneesAsync(db, assigned, cancellationToken);
+        var created = changes.Where(c => c.Entity == ChangeEntities.Ticket && c.Kind == ChangeKinds.Created)
+            .Select(c => long.Parse(c.EntityId, CultureInfo.InvariantCulture)).Distinct().ToList();
+        if (created.Count > 0)
+            await NotifyTeamsOfNewTicketsAsync(db, created, cancellationToken);
         var numbers = tickets.ToList();
         var teamOf = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number) && t.Team != null)
             .ToDictionaryAsync(t => t.Number, t => t.Team!, cancellationToken);
@@ -78,7 +83,23 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
         var teamOf = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number)).ToDictionaryAsync(t => t.Number, t => t.Team, cancellationToken);
         foreach (var (number, assignee) in assigned)
             // Not even the number to someone who may not see the ticket (a restricted team they are not in).
-            if (ids.TryGetValue(assignee.ToUpperInvariant(), out var userId) && await access.MaySeeTeamAsync(userId, teamOf.GetValueOrDefault(number), cancellationToken))
+            if (ids.TryGetValue(assignee.ToUpperInvariant(), out var userId) && await access.MaySeeTeamAsync(userId, teamOf.GetValueOrDefault(number), cancellationToken)
+                && (await settings.WhoWantsAsync([userId], Infrastructure.Notifications.NotificationCategory.Assignment, cancellationToken)).Count > 0)
                 await hub.Clients.User(userId).Notify(new AgentNotification("assigned", number, null));
+    }
+
+    /// <summary>"New ticket" to the members of a new ticket's team who asked for it on their Profile (off by default).
+    /// Team members of a restricted team may see its tickets by definition.</summary>
+    private async Task NotifyTeamsOfNewTicketsAsync(CrmDbContext db, IReadOnlyList<long> created, CancellationToken cancellationToken)
+    {
+        var withTeam = await db.Tickets.AsNoTracking().Where(t => created.Contains(t.Number) && t.Team != null)
+            .Select(t => new { t.Number, t.Team }).ToListAsync(cancellationToken);
+        foreach (var ticket in withTeam)
+        {
+            var members = await db.TeamMembers.AsNoTracking().Where(m => m.TeamId == ticket.Team).Select(m => m.UserId).ToListAsync(cancellationToken);
+            var wanting = await settings.WhoWantsAsync(members, Infrastructure.Notifications.NotificationCategory.NewTicketInMyTeams, cancellationToken);
+            if (wanting.Count > 0)
+                await hub.Clients.Users([.. wanting]).Notify(new AgentNotification("new-ticket", ticket.Number, ticket.Team));
+        }
     }
 }

@@ -668,6 +668,46 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("CustomerEvents", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Infrastructure.Documents.CustomerDocumentRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ContentType")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("CustomerId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("FileName")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Length")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UploadedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("UploadedBy")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Sha256");
+
+                    b.HasIndex("CustomerId", "UploadedAt");
+
+                    b.ToTable("CustomerDocuments", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Infrastructure.KnowledgeBase.ArticleAttachmentRecord", b =>
                 {
                     b.Property<Guid>("Id")
@@ -1023,6 +1063,28 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("QuarantinedMail", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Infrastructure.Notifications.NotificationSettingsRecord", b =>
+                {
+                    b.Property<string>("UserId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Assignment")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("FollowUpDue")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("Mention")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("NewTicketInMyTeams")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("UserId");
+
+                    b.ToTable("NotificationSettings", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Infrastructure.Queries.TicketChannelRecord", b =>
                 {
                     b.Property<long>("TicketNumber")
@@ -1229,6 +1291,32 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.HasKey("Id");
 
                     b.ToTable("Teams", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.TicketLinks.TicketLinkRecord", b =>
+                {
+                    b.Property<long>("From")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("To")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("CreatedBy")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Relation")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("From", "To");
+
+                    b.HasIndex("To");
+
+                    b.ToTable("TicketLinks", (string)null);
                 });
 
             modelBuilder.Entity("Crm.Service.Infrastructure.WebChat.WebChatBudgetEventRecord", b =>

@@ -9,7 +9,7 @@ namespace Crm.Service.Pages.Customers;
 
 /// <summary>Customer 360 (first part): profile, identities on every channel, the customer's tickets; merge another
 /// customer into this one and detach an identity, through the same grain calls as the REST API.</summary>
-public sealed class DetailsModel(CustomerQueries customers, IGrainFactory grains, Crm.Service.AgentConsole.TicketAccess access,
+public sealed partial class DetailsModel(CustomerQueries customers, IGrainFactory grains, Crm.Service.AgentConsole.TicketAccess access,
     Crm.Service.Infrastructure.CustomerEvents.CustomerEventStore events) : PageModel
 {
     /// <summary>External events (orders, sign-ups), newest first.</summary>
@@ -109,6 +109,7 @@ public sealed class DetailsModel(CustomerQueries customers, IGrainFactory grains
         Customer = customer;
         TicketCursor? after = cursor is not null && TicketCursor.TryDecode(cursor, out var decoded) ? decoded : null;
         Events = await events.LatestAsync(Id, 50, cancellationToken);
+        Documents = await DocumentStore.ListAsync(Id, cancellationToken);
         NotesText ??= customer.Notes;
         TagsText ??= string.Join(", ", customer.Tags);
         FieldsText ??= string.Join("\n", customer.CustomFields.OrderBy(f => f.Key, StringComparer.Ordinal).Select(f => $"{f.Key} = {f.Value}"));

@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Mvc.RazorPages;
 namespace Crm.Service.Pages.Profile;
 
 /// <summary>The signed-in person's own settings: presence, language, and their API keys (create, shown once; list; revoke).</summary>
-public sealed class IndexModel(UserManager<IdentityUser> users, ApiKeyDirectory keys, PersonalApiKeys personalKeys, AgentPresence presence) : PageModel
+public sealed partial class IndexModel(UserManager<IdentityUser> users, ApiKeyDirectory keys, PersonalApiKeys personalKeys, AgentPresence presence) : PageModel
 {
     public static readonly string[] Languages = ["en", "zh-CN"];
 
@@ -97,5 +97,6 @@ public sealed class IndexModel(UserManager<IdentityUser> users, ApiKeyDirectory 
         Keys = await keys.OfOwnerAsync(id, cancellationToken);
         KeyRoles = PersonalApiKeys.RolesFor(User);
         Presence = presence.ChosenStatus(id);
+        Notifications = await NotificationStore.GetAsync(id, cancellationToken);
     }
 }

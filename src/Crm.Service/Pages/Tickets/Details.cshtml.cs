@@ -22,7 +22,7 @@ namespace Crm.Service.Pages.Tickets;
 /// Reads come from the read model; every change is the same grain call the REST API makes, with the person as actor,
 /// then a redirect (so a reload never sends a reply twice).
 /// </summary>
-public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs,
+public sealed partial class DetailsModel(TicketQueries queries, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs,
     TicketAccess access, TeamDirectory teamDirectory, Mentions mentions, ReplyLibrary library, MacroRunner macros, Crm.Service.Search.ISearchIndex kbIndex,
     Microsoft.Extensions.Options.IOptions<ConsoleOptions> consoleOptions) : PageModel
 {
@@ -480,6 +480,7 @@ public sealed class DetailsModel(TicketQueries queries, IGrainFactory grains, ID
         Timeline = timeline?.Items.Reverse().ToList() ?? [];
         OlderTimelineCursor = timeline?.NextCursor;
         History = (await queries.HistoryAsync(Number, null, HistoryPage, cancellationToken))?.Items ?? [];
+        await LoadLinksAndCallsAsync(hidden, cancellationToken);
         var ids = ticket.ConversationIds.Concat(Timeline.Where(e => e.ConversationId is not null).Select(e => e.ConversationId!.Value)).Distinct().ToList();
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         Conversations = await db.Conversations.AsNoTracking().Where(c => ids.Contains(c.Id))

@@ -1,0 +1,123 @@
+using System.Globalization;
+using Crm.Service.Grains.Records;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+
+namespace Crm.Service.Infrastructure.TicketLinks;
+
+/// <summary>Two tickets linked by an agent. "related" is symmetric and stored with <see cref="From"/> the lower number;
+/// "duplicate" reads "<see cref="From"/> is a duplicate of <see cref="To"/>". One row per pair, whichever the direction.</summary>
+public sealed class TicketLinkRecord
+{
+    public long From { get; set; }
+    public long To { get; set; }
+    public required string Relation { get; set; }
+    public required string CreatedBy { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+}
+
+public static class TicketLinkRelations
+{
+    public const string Related = "related";
+    public const string Duplicate = "duplicate";
+
+    public static bool IsValid(string? relation) => relation is Related or Duplicate;
+}
+
+/// <summary>A link as one ticket sees it: the other ticket and how it relates to this one ("related", "duplicate-of":
+/// this ticket duplicates the other, "duplicated-by": the other duplicates this one).</summary>
+public sealed record TicketLinkView(long Ticket, string Relation, string? Subject, string? Team, string CreatedBy, DateTimeOffset CreatedAt);
+
+public enum LinkOutcome
+{
+    Created,
+    /// <summary>The same link was already there: nothing changed.</summary>
+    Existing,
+    /// <summary>The pair is already linked with another relation (unlink first).</summary>
+    Conflict,
+    Removed,
+    Missing,
+}
+
+/// <summary>Links between tickets, with an audit row on both tickets in the same commit as the link.</summary>
+public sealed class TicketLinkStore(IDbContextFactory<CrmDbContext> contexts, TimeProvider time)
+{
+    /// <summary>Links <paramref name="number"/> to <paramref name="other"/>; for "duplicate", <paramref name="number"/> is the duplicate.</summary>
+    public async Task<LinkOutcome> LinkAsync(long number, long other, string relation, string actor, CancellationToken cancellationToken)
+    {
+        var (from, to) = relation == TicketLinkRelations.Related ? (Math.Min(number, other), Math.Max(number, other)) : (number, other);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        if (await FindAsync(db, number, other, cancellationToken) is { } existing)
+            return existing.From == from && existing.To == to && existing.Relation == relation ? LinkOutcome.Existing : LinkOutcome.Conflict;
+        var now = time.GetUtcNow();
+        db.TicketLinks.Add(new TicketLinkRecord { From = from, To = to, Relation = relation, CreatedBy = actor, CreatedAt = now });
+        db.Audit.Add(AuditRow(number, "linked", actor, now, relation == TicketLinkRelations.Related ? "related" : "duplicate-of", other));
+        db.Audit.Add(AuditRow(other, "linked", actor, now, relation == TicketLinkRelations.Related ? "related" : "duplicated-by", number));
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+            return LinkOutcome.Created;
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is SqliteException { SqliteErrorCode: 19 })
+        {
+            // Two identical requests raced: the key kept one.
+            await using var again = await contexts.CreateDbContextAsync(cancellationToken);
+            var winner = await FindAsync(again, number, other, cancellationToken);
+            return winner is not null && winner.From == from && winner.To == to && winner.Relation == relation ? LinkOutcome.Existing : LinkOutcome.Conflict;
+        }
+    }
+
+    public async Task<LinkOutcome> UnlinkAsync(long number, long other, string actor, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        if (await FindAsync(db, number, other, cancellationToken) is not { } existing)
+            return LinkOutcome.Missing;
+        var now = time.GetUtcNow();
+        db.TicketLinks.Remove(existing);
+        db.Audit.Add(AuditRow(number, "unlinked", actor, now, Relation(existing, number), other));
+        db.Audit.Add(AuditRow(other, "unlinked", actor, now, Relation(existing, other), number));
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            // Removed meanwhile by a twin request: the outcome is the same.
+            return LinkOutcome.Missing;
+        }
+        return LinkOutcome.Removed;
+    }
+
+    /// <summary>The tickets linked to <paramref name="number"/>, leaving out those of <paramref name="hiddenTeams"/>.</summary>
+    public async Task<IReadOnlyList<TicketLinkView>> ListAsync(long number, IReadOnlyCollection<string> hiddenTeams, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var rows = await db.TicketLinks.AsNoTracking().Where(l => l.From == number || l.To == number).Take(500).ToListAsync(cancellationToken);
+        var others = rows.Select(l => l.From == number ? l.To : l.From).ToList();
+        var tickets = await db.Tickets.AsNoTracking().Where(t => others.Contains(t.Number))
+            .Select(t => new { t.Number, t.Subject, t.Team }).ToDictionaryAsync(t => t.Number, cancellationToken);
+        return [.. rows.Select(l => (Link: l, Other: l.From == number ? l.To : l.From))
+            .Where(x => tickets.TryGetValue(x.Other, out var t) && (t.Team is null || !hiddenTeams.Contains(t.Team)))
+            .OrderBy(x => x.Other)
+            .Select(x => new TicketLinkView(x.Other, Relation(x.Link, number), tickets[x.Other].Subject, tickets[x.Other].Team, x.Link.CreatedBy, x.Link.CreatedAt))];
+    }
+
+    private static Task<TicketLinkRecord?> FindAsync(CrmDbContext db, long a, long b, CancellationToken cancellationToken) =>
+        db.TicketLinks.FirstOrDefaultAsync(l => (l.From == a && l.To == b) || (l.From == b && l.To == a), cancellationToken);
+
+    private static string Relation(TicketLinkRecord link, long seenFrom) =>
+        link.Relation == TicketLinkRelations.Related ? "related" : link.From == seenFrom ? "duplicate-of" : "duplicated-by";
+
+    private static AuditRecord AuditRow(long number, string action, string actor, DateTimeOffset at, string field, long other) => new()
+    {
+        Id = Guid.CreateVersion7(at),
+        EntityType = "ticket",
+        EntityId = number.ToString(CultureInfo.InvariantCulture),
+        Action = action,
+        Actor = actor,
+        At = at,
+        Field = field,
+        NewValue = "#" + other.ToString(CultureInfo.InvariantCulture),
+    };
+}
