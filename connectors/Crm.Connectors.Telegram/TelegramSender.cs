@@ -108,8 +108,8 @@ internal sealed class TelegramSender(
                 _sentParts.TryRemove(delivery.MessageId, out _);
                 logger.LogInformation("Telegram channel {Channel}: message {MessageId} refused: {Code} {Error}", account.Id, delivery.MessageId, ex.ErrorCode, ex.Message);
                 return OutboundResult.Fail(sent.Count == 0
-                    ? $"{ex.ErrorCode} {ex.Message}"
-                    : $"{ex.ErrorCode} {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before; sending it again repeats them)");
+                    ? Refused(ex)
+                    : $"{Refused(ex)} ({sent.Count} of {parts.Count} parts were delivered before; sending it again repeats them)");
             }
             catch (RequestException ex) when (ex is not ApiRequestException && ex.HttpStatusCode == System.Net.HttpStatusCode.RequestEntityTooLarge)
             {
@@ -126,6 +126,25 @@ internal sealed class TelegramSender(
         _sentParts.TryRemove(delivery.MessageId, out _);
         var ids = $"{chatId.ToString(CultureInfo.InvariantCulture)}:{string.Join(',', sent)}";
         return OutboundResult.Sent(ids.Length <= 255 ? ids : ids[..ids.LastIndexOf(',', 254)]);
+    }
+
+    /// <summary>A final refusal as the agent reads it on the message: what it means for them, then Telegram's own words
+    /// (kept verbatim, e.g. "403 Forbidden: bot was blocked by the user", for admins and searches).</summary>
+    internal static string Refused(ApiRequestException ex)
+    {
+        var words = ex.Message;
+        var meaning = (ex.ErrorCode, words.ToLowerInvariant()) switch
+        {
+            (403, var w) when w.Contains("blocked by the user", StringComparison.Ordinal) => "the customer blocked the bot",
+            (403, var w) when w.Contains("user is deactivated", StringComparison.Ordinal) => "the customer's Telegram account was deleted",
+            (403, var w) when w.Contains("kicked", StringComparison.Ordinal) || w.Contains("not a member", StringComparison.Ordinal) => "the bot was removed from the group",
+            (403, var w) when w.Contains("initiate conversation", StringComparison.Ordinal) => "the customer has not started a chat with the bot",
+            (403, _) => "Telegram does not let the bot write to this chat",
+            (400, var w) when w.Contains("chat not found", StringComparison.Ordinal) => "the chat no longer exists (deleted, or the bot never had it)",
+            (413, _) => "a file is larger than Telegram accepts",
+            _ => "Telegram refused the message",
+        };
+        return $"Not delivered: {meaning} (Telegram: {ex.ErrorCode} {words})";
     }
 
     private static string Megabytes(long bytes) => (bytes / (1024.0 * 1024)).ToString("0.#", CultureInfo.InvariantCulture);
