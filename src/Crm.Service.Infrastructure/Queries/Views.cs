@@ -65,7 +65,7 @@ public sealed record TimelineEntry
     /// "{original}:edit:{suffix}" (Telegram's edited_message), so the console links it to the original, which stays
     /// as it was (history kept). Null for anything else.</summary>
     public string? EditOf => Direction == MessageDirection.Inbound && ExternalId?.IndexOf(EditMarker, StringComparison.Ordinal) is > 0 and var at
-        ? ExternalId[..at.Value] : null;
+        ? ExternalId[..at] : null;
 
     public const string EditMarker = ":edit:";
 }
