@@ -137,7 +137,7 @@ public sealed class TelegramOutboundTests : IAsyncLifetime
             c => c.GetProperty("connected").ValueKind == JsonValueKind.True && c.GetProperty("lastReceivedAt").ValueKind == JsonValueKind.String,
             what: "the bot connected with a last received update");
         using (var console = await ConsoleBrowser.SignedInAsync(_rig.App, "admin@example.com", Crm.Service.Auth.ConsoleRoles.Admin))
-            {
+        {
             var page = await console.PageAsync("/Admin/Channels");
             Assert.True(System.Text.RegularExpressions.Regex.IsMatch(page, "data-channel=\"tg\"[\\s\\S]*?class=\"received\">\\s*<time datetime="), page);
         }
