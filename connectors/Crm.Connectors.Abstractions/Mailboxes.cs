@@ -34,6 +34,14 @@ public interface IConversationLookup
 /// cursor stored before it was recorded). A UID means nothing in another server's mailbox, even with the same UIDVALIDITY.</summary>
 public sealed record MailboxCursor(uint UidValidity, uint LastUid, string? Server = null);
 
+/// <summary>The cursor "folder" where a connector records when its account last received something from its source
+/// (UidValidity = Unix seconds, LastUid = the source's own id of it, e.g. Telegram's update_id); the admin API shows
+/// it as the channel's last received time. Written at most every half minute per account and node.</summary>
+public static class ChannelActivity
+{
+    public const string ReceivedFolder = "health:received";
+}
+
 /// <summary>A message a mailbox reader could not map at all: kept byte for byte with the reason, for admins.</summary>
 public sealed record QuarantinedMail(string ChannelAccountId, string Folder, uint UidValidity, uint Uid, string Reason, byte[] RawSource, DateTimeOffset At);
 

@@ -36,6 +36,11 @@ public sealed record OutboundResult(bool Success, string? Error = null, bool Per
     public static OutboundResult Sent(string? externalId = null) => new(true, ExternalId: externalId);
     public static OutboundResult Retry(string error) => new(false, error);
     public static OutboundResult Fail(string error) => new(false, error, Permanent: true);
+
+    /// <summary>For a final failure: what it means for the agent, in plain words chosen by the connector from a fixed
+    /// set (never the server's text), e.g. "the customer blocked the bot"; shown on the message instead of the generic
+    /// "delivery failed".</summary>
+    public string? AgentReason { get; init; }
 }
 
 /// <summary>Sends outbound messages of one channel kind. Connectors implement it; the outbox dispatcher calls it.</summary>

@@ -79,6 +79,10 @@ internal sealed class TelegramIngest(
 
     private static readonly TimeSpan MinAnswerRetention = TimeSpan.FromDays(2);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _prunedAt = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _receivedAt = new(StringComparer.Ordinal);
+
+    /// <summary>How often the last received update is written per bot (see <see cref="RecordReceivedAsync"/>).</summary>
+    internal static readonly TimeSpan ReceivedInterval = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// <see cref="ProcessAsync"/> with a durable count of failed attempts per update: an update that fails
@@ -90,7 +94,9 @@ internal sealed class TelegramIngest(
     {
         try
         {
-            return await ProcessAsync(account, raw, cancellationToken);
+            var outcome = await ProcessAsync(account, raw, cancellationToken);
+            await RecordReceivedAsync(account, raw, cancellationToken);
+            return outcome;
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested && !(ex is DomainException domain && IsAboutTheChannel(domain)) && UpdateIdOf(raw) is >= 0)
         {
@@ -107,6 +113,20 @@ internal sealed class TelegramIngest(
             await health.ReportErrorAsync(account.Id, $"Update {id} could not be handled in {attempts} attempts and was kept raw: {error}", CancellationToken.None);
             return await KeepAsync(account, (int)id, $"Not handled in {attempts} attempts (kept so the bot's later updates go on); last error: {error}", raw, cancellationToken);
         }
+    }
+
+    /// <summary>The bot's last received update for the admin API's health (<see cref="ChannelActivity.ReceivedFolder"/>):
+    /// recorded after the update was handled, at most every <see cref="ReceivedInterval"/> per bot on this node, so a
+    /// busy bot costs no extra write per update.</summary>
+    private async Task RecordReceivedAsync(ChannelAccount account, byte[] raw, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var due = true;
+        _receivedAt.AddOrUpdate(account.Id, now, (_, last) => (due = now - last >= ReceivedInterval) ? now : last);
+        if (!due)
+            return;
+        var updateId = UpdateIdOf(raw) is { } id and >= 0 ? (uint)id : 0u;
+        await state.SaveCursorAsync(account.Id, ChannelActivity.ReceivedFolder, new MailboxCursor((uint)Math.Max(0, now.ToUnixTimeSeconds()), updateId), cancellationToken);
     }
 
     /// <summary>Whether a refusal is about the channel (disabled or deleted while the update was on its way) rather than
@@ -141,7 +161,7 @@ internal sealed class TelegramIngest(
                 // bot, and carries the business owner's messages too: handed off, it would mix two people in one thread.
                 return await KeepAsync(account, updateId, "Telegram Business messages are not supported yet; kept raw, not handed off.", raw, cancellationToken);
             case UpdateType.CallbackQuery:
-                return await CallbackAsync(account, settings, update.CallbackQuery!, updateId.Value, cancellationToken);
+                return await CallbackAsync(account, settings, update.CallbackQuery!, updateId.Value, raw, cancellationToken);
             default:
                 return await IgnoreAsync(account, updateId, $"Update of kind '{KindOf(raw)}' is not a customer message.", raw, cancellationToken);
         }
@@ -290,13 +310,56 @@ internal sealed class TelegramIngest(
         return new UpdateOutcome.Kept($"{who}: answered with the welcome text.");
     }
 
-    /// <summary>Our inline buttons (CSAT, later) send callback queries; Telegram shows a spinner until it is answered.
-    /// Claimed by the query's id before answering, like /start.</summary>
-    private async Task<UpdateOutcome> CallbackAsync(ChannelAccount account, TelegramChannelSettings settings, CallbackQuery query, int updateId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Our inline buttons (CSAT, later) send callback queries; Telegram shows a spinner until it is answered. A press
+    /// on a button of a message in a chat we hold as a conversation is first recorded on that conversation as the
+    /// customer's action (a message of its own, "chat_id:callback:query_id", marked automatic: it never reopens the
+    /// ticket), so a redelivery is a duplicate; then the answer is claimed by the query's id and sent, like /start.
+    /// A press without a message (an inline-mode message) or in an ignored group is only answered.
+    /// </summary>
+    private async Task<UpdateOutcome> CallbackAsync(ChannelAccount account, TelegramChannelSettings settings, CallbackQuery query, int updateId, byte[] raw, CancellationToken cancellationToken)
     {
         var what = $"Callback query {Truncate(query.Id, 64)} from user {query.From?.Id} with data '{Truncate(query.Data, 64)}'";
-        if (!await ClaimAsync(account, updateId, $"callback:{query.Id}", $"{what} answered; no action is bound to it yet.", cancellationToken))
-            return new UpdateOutcome.Kept($"{what}: a redelivery of a query already answered.");
+        IngestResult? recorded = null;
+        if (query.Message is { Chat: { } chat } message && query.From is { IsBot: false } from
+            && (chat.Type == ChatType.Private || settings.Groups != TelegramGroupHandling.Ignore))
+        {
+            var chatId = chat.Id.ToString(CultureInfo.InvariantCulture);
+            var on = $"{chatId}:{message.MessageId.ToString(CultureInfo.InvariantCulture)}";
+            // The button's own label, as the customer saw it; the data when the message's keyboard is not included.
+            var label = message.ReplyMarkup?.InlineKeyboard.SelectMany(row => row)
+                .FirstOrDefault(b => b.CallbackData is not null && b.CallbackData == query.Data)?.Text;
+            var text = label is null
+                ? $"🔘 Pressed a button (data '{Truncate(query.Data, 64)}') on message {on}."
+                : $"🔘 Pressed the button \"{Truncate(label, 200)}\" (data '{Truncate(query.Data, 64)}') on message {on}.";
+            var sender = chat.Type == ChatType.Private
+                ? new SenderIdentity(IdentityKind.Telegram, from.Id.ToString(CultureInfo.InvariantCulture), NameOf(from))
+                : new SenderIdentity(IdentityKind.Telegram, chatId, Clean(chat.Title) ?? $"Telegram chat {chat.Id}");
+            try
+            {
+                recorded = await handOff.HandOffAsync(new InboundMessage
+                {
+                    ChannelAccountId = account.Id,
+                    ThreadKey = chatId,
+                    ExternalMessageId = $"{chatId}:callback:{query.Id}",
+                    Sender = sender,
+                    SentAt = time.GetUtcNow(),
+                    Text = chat.Type == ChatType.Private ? text : $"{NameOf(from)}:\n{text}",
+                    RawSource = raw,
+                    RawContentType = "application/json",
+                    AutomaticReason = "A button pressed on a Telegram message",
+                }, cancellationToken);
+            }
+            catch (DomainException ex) when (!IsAboutTheChannel(ex))
+            {
+                logger.LogWarning("Telegram callback query {Query} on channel {Channel} refused: {Reason}", query.Id, account.Id, ex.Message);
+                await KeepAsync(account, updateId, $"{what}: refused by the core: {ex.Message}", raw, cancellationToken);
+            }
+        }
+        var outcome = (UpdateOutcome?)(recorded is null ? null : new UpdateOutcome.Stored(recorded));
+        var bound = recorded is null ? "no action is bound to it yet" : "recorded on the conversation";
+        if (!await ClaimAsync(account, updateId, $"callback:{query.Id}", $"{what} answered; {bound}.", cancellationToken))
+            return outcome ?? new UpdateOutcome.Kept($"{what}: a redelivery of a query already answered.");
         try
         {
             await Bot(settings).AnswerCallbackQuery(query.Id, cancellationToken: cancellationToken);
@@ -304,9 +367,9 @@ internal sealed class TelegramIngest(
         catch (ApiRequestException ex)
         {
             // "query is too old": a redelivery long after the fact; nothing to answer any more.
-            return new UpdateOutcome.Kept($"{what} not answered ({ex.ErrorCode} {ex.Message}).");
+            return outcome ?? new UpdateOutcome.Kept($"{what} not answered ({ex.ErrorCode} {ex.Message}).");
         }
-        return new UpdateOutcome.Kept($"{what} answered; no action is bound to it yet.");
+        return outcome ?? new UpdateOutcome.Kept($"{what} answered; {bound}.");
     }
 
     /// <summary>Inserts the claim row of an automatic answer; true when this call inserted it (and so must answer).</summary>

@@ -18,7 +18,7 @@ namespace Crm.Connectors.Telegram;
 /// 10 MB) or sendDocument. 429 honours retry_after: a short one is waited out here, a longer one hands the message back
 /// to the outbox (Retry) and holds the bot's other sends until it has passed. 403 (the user blocked the bot, or the
 /// bot was removed from the group), 400 (chat not found) and 413 (a file over Telegram's upload limit) are final (Fail,
-/// in Telegram's words); a file over <see cref="TelegramChannelOptions.MaxUploadBytes"/> fails the reply before anything
+/// in Telegram's words for admins, with what it means for the agent as <see cref="OutboundResult.AgentReason"/>); a file over <see cref="TelegramChannelOptions.MaxUploadBytes"/> fails the reply before anything
 /// is sent. The outbox records
 /// "chat_id:message_id[,message_id…]" as the message's external id.
 /// </summary>
@@ -66,7 +66,8 @@ internal sealed class TelegramSender(
         // Checked before anything goes out: a reply whose file Telegram must refuse (413) is not sent in part.
         var maxUpload = options.Value.MaxUploadBytes;
         if (delivery.Attachments.FirstOrDefault(f => f.Content.LongLength > maxUpload) is { } tooLarge)
-            return OutboundResult.Fail($"The file '{tooLarge.FileName}' ({Megabytes(tooLarge.Content.LongLength)} MB) is larger than the {Megabytes(maxUpload)} MB a bot may send through Telegram; nothing was sent. Share it as a link instead.");
+            return OutboundResult.Fail($"The file '{tooLarge.FileName}' ({Megabytes(tooLarge.Content.LongLength)} MB) is larger than the {Megabytes(maxUpload)} MB a bot may send through Telegram; nothing was sent. Share it as a link instead.")
+                with { AgentReason = $"the file '{tooLarge.FileName}' is larger than the {Megabytes(maxUpload)} MB a bot may send through Telegram; nothing was sent" };
 
         var bot = bots.For(settings.Token);
         var now = time.GetUtcNow();
@@ -107,15 +108,18 @@ internal sealed class TelegramSender(
             {
                 _sentParts.TryRemove(delivery.MessageId, out _);
                 logger.LogInformation("Telegram channel {Channel}: message {MessageId} refused: {Code} {Error}", account.Id, delivery.MessageId, ex.ErrorCode, ex.Message);
+                var meaning = Meaning(ex);
                 return OutboundResult.Fail(sent.Count == 0
                     ? $"{ex.ErrorCode} {ex.Message}"
-                    : $"{ex.ErrorCode} {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before; sending it again repeats them)");
+                    : $"{ex.ErrorCode} {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before; sending it again repeats them)")
+                    with { AgentReason = sent.Count == 0 ? meaning : $"{meaning} ({sent.Count} of {parts.Count} parts reached the customer before)" };
             }
             catch (RequestException ex) when (ex is not ApiRequestException && ex.HttpStatusCode == System.Net.HttpStatusCode.RequestEntityTooLarge)
             {
                 // A 413 from a proxy in front of the Bot API, without Telegram's JSON: as final as Telegram's own.
                 _sentParts.TryRemove(delivery.MessageId, out _);
-                return OutboundResult.Fail($"413 {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before)");
+                return OutboundResult.Fail($"413 {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before)")
+                    with { AgentReason = "a file is larger than Telegram accepts" };
             }
             catch (ApiRequestException ex)
             {
@@ -126,6 +130,24 @@ internal sealed class TelegramSender(
         _sentParts.TryRemove(delivery.MessageId, out _);
         var ids = $"{chatId.ToString(CultureInfo.InvariantCulture)}:{string.Join(',', sent)}";
         return OutboundResult.Sent(ids.Length <= 255 ? ids : ids[..ids.LastIndexOf(',', 254)]);
+    }
+
+    /// <summary>What a final refusal means for the agent, from a fixed set of phrases (Telegram's own words go to the
+    /// outbox's error and the channel's health, for admins).</summary>
+    internal static string Meaning(ApiRequestException ex)
+    {
+        var words = ex.Message.ToLowerInvariant();
+        return ex.ErrorCode switch
+        {
+            403 when words.Contains("blocked by the user", StringComparison.Ordinal) => "the customer blocked the bot",
+            403 when words.Contains("user is deactivated", StringComparison.Ordinal) => "the customer's Telegram account was deleted",
+            403 when words.Contains("kicked", StringComparison.Ordinal) || words.Contains("not a member", StringComparison.Ordinal) => "the bot was removed from the group",
+            403 when words.Contains("initiate conversation", StringComparison.Ordinal) => "the customer has not started a chat with the bot",
+            403 => "Telegram does not let the bot write to this chat",
+            400 when words.Contains("chat not found", StringComparison.Ordinal) => "the chat no longer exists on Telegram",
+            413 => "a file is larger than Telegram accepts",
+            _ => "Telegram refused the message",
+        };
     }
 
     private static string Megabytes(long bytes) => (bytes / (1024.0 * 1024)).ToString("0.#", CultureInfo.InvariantCulture);

@@ -172,8 +172,9 @@ internal sealed class OutboxDispatcher(
             item.State = OutboxState.Failed;
             item.LastError = $"{result.Error} (attempt {item.Attempts}{(result.Permanent ? ", not retried" : ", giving up")})";
             logger.LogWarning("Outbound message {MessageId} on channel {Channel} failed: {Reason}", item.MessageId, item.ChannelAccountId, item.LastError);
-            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed,
-                $"Delivery failed after {item.Attempts} attempt(s). An admin can see the channel's answer in the channel's health."), cancellationToken);
+            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed, result.AgentReason is { Length: > 0 } reason
+                ? $"Delivery failed: {reason}."
+                : $"Delivery failed after {item.Attempts} attempt(s). An admin can see the channel's answer in the channel's health."), cancellationToken);
         }
         else
         {

@@ -60,6 +60,14 @@ public sealed record TimelineEntry
     public DeliveryStatus Delivery { get; init; }
     public string? DeliveryError { get; init; }
     public IReadOnlyList<AttachmentView> Attachments { get; init; } = [];
+
+    /// <summary>For an inbound edit, the channel's id of the message it edits: connectors give an edit the external id
+    /// "{original}:edit:{suffix}" (Telegram's edited_message), so the console links it to the original, which stays
+    /// as it was (history kept). Null for anything else.</summary>
+    public string? EditOf => Direction == MessageDirection.Inbound && ExternalId?.IndexOf(EditMarker, StringComparison.Ordinal) is > 0 and var at
+        ? ExternalId[..at] : null;
+
+    public const string EditMarker = ":edit:";
 }
 
 public sealed record AttachmentView(Guid Id, string FileName, string ContentType, long Length, string Sha256);

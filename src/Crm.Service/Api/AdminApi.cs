@@ -116,10 +116,17 @@ public static class AdminApi
         }
     }
 
-    internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> GetChannelAsync(string id, IGrainFactory grains) =>
-        GrainKeys.IsValidChannelAccountId(id) && await grains.GetGrain<IChannelAccountGrain>(id).GetAsync() is { } channel
-            ? TypedResults.Ok(ChannelView.Of(channel, issuedSecret: null))
-            : Problems.Of(ProblemKind.NotFound, $"No channel '{id}'.", "id");
+    internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> GetChannelAsync(string id, IGrainFactory grains, IMailboxStateStore state, CancellationToken cancellationToken)
+    {
+        if (!GrainKeys.IsValidChannelAccountId(id) || await grains.GetGrain<IChannelAccountGrain>(id).GetAsync() is not { } channel)
+            return Problems.Of(ProblemKind.NotFound, $"No channel '{id}'.", "id");
+        // Recorded by connectors that say when their source last delivered something (Telegram: the last update).
+        var received = await state.GetCursorAsync(id, ChannelActivity.ReceivedFolder, cancellationToken);
+        return TypedResults.Ok(ChannelView.Of(channel, issuedSecret: null) with
+        {
+            LastReceivedAt = received is { UidValidity: > 0 } r ? DateTimeOffset.FromUnixTimeSeconds(r.UidValidity) : null,
+        });
+    }
 }
 
 /// <summary>
@@ -133,6 +140,15 @@ public sealed record ChannelView(
 {
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Secret { get; init; }
+
+    /// <summary>Whether the connector reached its server since its last error: true after a success newer than any
+    /// error, false when the last report is an error, null before either.</summary>
+    public bool? Connected => LastErrorAt is { } error && (LastSuccessAt is not { } ok || error > ok) ? false
+        : LastSuccessAt is not null ? true : null;
+
+    /// <summary>When the source last delivered something (a Telegram update), for connectors that record it
+    /// (<see cref="ChannelActivity.ReceivedFolder"/>); only on GET.</summary>
+    public DateTimeOffset? LastReceivedAt { get; init; }
 
     public static ChannelView Of(ChannelAccountSnapshot account, string? issuedSecret)
     {

@@ -70,6 +70,8 @@ internal sealed class FakeBotApi : IAsyncDisposable
         public ConcurrentQueue<Sent> Sent { get; } = new();
         public ConcurrentQueue<string> AnsweredCallbacks { get; } = new();
         public ConcurrentDictionary<long, bool> Blocked { get; } = new();
+        /// <summary>Chats Telegram does not know (deleted, or never started): sends answer 400 "chat not found".</summary>
+        public ConcurrentDictionary<long, bool> Missing { get; } = new();
         /// <summary>How many times each update_id was handed out by getUpdates.</summary>
         public ConcurrentDictionary<int, int> Deliveries { get; } = new();
         /// <summary>getUpdates calls ended with 409 because another getUpdates of the same bot came in meanwhile (two readers).</summary>
@@ -277,6 +279,8 @@ internal sealed class FakeBotApi : IAsyncDisposable
                     return Error(429, $"Too Many Requests: retry after {retryAfter}", retryAfter);
                 if (bot.Blocked.ContainsKey(chat))
                     return Error(403, "Forbidden: bot was blocked by the user");
+                if (bot.Missing.ContainsKey(chat))
+                    return Error(400, "Bad Request: chat not found");
                 if (method == "sendPhoto" && bot.RefusePhotos)
                     return Error(400, "Bad Request: PHOTO_INVALID_DIMENSIONS");
                 if (method == "sendDocument" && bot.RefuseDocuments)

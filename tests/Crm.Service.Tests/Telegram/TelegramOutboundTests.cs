@@ -100,6 +100,58 @@ public sealed class TelegramOutboundTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_user_who_blocked_the_bot_is_shown_to_the_agent_on_the_reply_in_the_console_and_the_api()
+    {
+        _bot.Blocked[TelegramRig.UserId] = true;
+        var id = await ReplyAsync("Are you there?");
+        var failed = await DeliveredAsync(id, DeliveryStatus.Failed);
+        Assert.Equal("Delivery failed: the customer blocked the bot.", failed.DeliveryError);
+        // Final: the outbox does not try again, and keeps Telegram's own words for admins.
+        Assert.Contains("403 Forbidden: bot was blocked by the user (attempt 1, not retried)", await _rig.App.OutboxErrorAsync(id));
+        Assert.Equal(1, SendMessageCalls);
+
+        using var agent = await _rig.App.AgentAsync();
+        var timeline = await agent.GetFromJsonAsync<JsonElement>($"/api/v1/tickets/{_ticket}/timeline");
+        var entry = timeline.GetProperty("items").EnumerateArray().Single(i => i.GetProperty("id").GetGuid() == id);
+        Assert.Equal("Delivery failed: the customer blocked the bot.", entry.GetProperty("deliveryError").GetString());
+        using var console = await ConsoleBrowser.SignedInAsync(_rig.App, "agent@example.com", Crm.Service.Auth.ConsoleRoles.Agent);
+        Assert.Contains("<span class=\"delivery-error\">Delivery failed: the customer blocked the bot.</span>", await console.PageAsync($"/Tickets/{_ticket}"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_chat_telegram_does_not_know_fails_the_reply_at_once_with_the_reason()
+    {
+        _bot.Missing[TelegramRig.UserId] = true;
+        var id = await ReplyAsync("Hello?");
+        var failed = await DeliveredAsync(id, DeliveryStatus.Failed);
+        Assert.Equal("Delivery failed: the chat no longer exists on Telegram.", failed.DeliveryError);
+        Assert.Contains("400 Bad Request: chat not found (attempt 1, not retried)", await _rig.App.OutboxErrorAsync(id));
+        Assert.Equal(1, SendMessageCalls);
+    }
+
+    [Fact]
+    public async Task The_admin_api_shows_the_bot_connected_with_its_last_update_then_telegrams_own_error()
+    {
+        using var admin = _rig.App.Admin();
+        await Eventually.WaitForAsync(() => admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/channels/tg"),
+            c => c.GetProperty("connected").ValueKind == JsonValueKind.True && c.GetProperty("lastReceivedAt").ValueKind == JsonValueKind.String,
+            what: "the bot connected with a last received update");
+        using (var console = await ConsoleBrowser.SignedInAsync(_rig.App, "admin@example.com", Crm.Service.Auth.ConsoleRoles.Admin))
+        {
+            var page = await console.PageAsync("/Admin/Channels");
+            Assert.True(System.Text.RegularExpressions.Regex.IsMatch(page, "data-channel=\"tg\"[\\s\\S]*?class=\"received\">\\s*<time datetime="), page);
+        }
+
+        // The token is revoked (@BotFather /revoke): getUpdates answers 401 and the admin sees Telegram's words.
+        _rig.Api.RevokeBot(TelegramRig.TokenA);
+        var failing = await Eventually.WaitForAsync(() => admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/channels/tg"),
+            c => c.GetProperty("connected").ValueKind == JsonValueKind.False, what: "the bot shown as not connected");
+        Assert.Contains("Unauthorized", failing.GetProperty("lastError").GetString());
+        // The last update received is still shown: when the bot last heard from Telegram.
+        Assert.Equal(JsonValueKind.String, failing.GetProperty("lastReceivedAt").ValueKind);
+    }
+
+    [Fact]
     public async Task Files_go_out_with_sendPhoto_and_sendDocument()
     {
         var sender = _rig.App.Services.GetServices<IOutboundSender>().Single(s => s.Channel == ChannelKind.Telegram);

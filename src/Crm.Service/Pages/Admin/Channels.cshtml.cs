@@ -11,6 +11,9 @@ public sealed class ChannelsModel(IDbContextFactory<CrmDbContext> contexts) : Pa
 {
     public sealed record ChannelRow(string Id, ChannelKind Kind, string Name, bool Enabled, DateTimeOffset? LastSuccessAt, DateTimeOffset? LastErrorAt, string? LastError)
     {
+        /// <summary>When the source last delivered something, for connectors that record it (Telegram: the last update).</summary>
+        public DateTimeOffset? LastReceivedAt { get; init; }
+
         /// <summary>"failing" when the last error is newer than the last success, "ok" after a success, "unknown" before either.</summary>
         public string Health => LastErrorAt is { } error && (LastSuccessAt is not { } ok || error > ok) ? "failing"
             : LastSuccessAt is not null ? "ok" : "unknown";
@@ -24,5 +27,8 @@ public sealed class ChannelsModel(IDbContextFactory<CrmDbContext> contexts) : Pa
         Channels = await db.ChannelAccounts.AsNoTracking().OrderBy(c => c.Id)
             .Select(c => new ChannelRow(c.Id, c.Kind, c.Name, c.Enabled, c.LastSuccessAt, c.LastErrorAt, c.LastError))
             .Take(1000).ToListAsync(cancellationToken);
+        var received = await db.MailboxCursors.AsNoTracking().Where(c => c.Folder == Crm.Connectors.Abstractions.ChannelActivity.ReceivedFolder)
+            .Select(c => new { c.ChannelAccountId, c.UidValidity }).Take(1000).ToDictionaryAsync(c => c.ChannelAccountId, c => c.UidValidity, cancellationToken);
+        Channels = [.. Channels.Select(c => received.TryGetValue(c.Id, out var at) && at > 0 ? c with { LastReceivedAt = DateTimeOffset.FromUnixTimeSeconds(at) } : c)];
     }
 }

@@ -488,6 +488,21 @@ public sealed partial class DetailsModel(TicketQueries queries, IGrainFactory gr
         return true;
     }
 
+    /// <summary>The original an edit changes and the edits of an original, among the entries on this page (edits
+    /// are keyed per conversation, so two chats' message ids never meet).</summary>
+    public (TimelineEntry? Original, IReadOnlyList<TimelineEntry> Edits) EditsOf(TimelineEntry entry)
+    {
+        if (entry.Direction != MessageDirection.Inbound || entry.ExternalId is null)
+            return (null, []);
+        var original = entry.EditOf is { } of
+            ? Timeline.FirstOrDefault(e => e.Direction == MessageDirection.Inbound && e.ConversationId == entry.ConversationId && e.ExternalId == of)
+            : null;
+        var edits = entry.EditOf is null
+            ? Timeline.Where(e => e.ConversationId == entry.ConversationId && e.EditOf == entry.ExternalId).ToList()
+            : [];
+        return (original, edits);
+    }
+
     public string ChannelOf(TimelineEntry entry) =>
         entry.Direction == MessageDirection.Note ? "note"
         : entry.ConversationId is { } id && Conversations.TryGetValue(id, out var conversation) ? conversation.ChannelAccountId
