@@ -376,8 +376,11 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
     private Filter? FilterFor(SearchQuery query)
     {
         if (query.Languages.Count == 0 && query.Visibilities.Count == 0 && query.Statuses.Count == 0 && string.IsNullOrEmpty(query.Category)
-            && query.Kinds.Count == 0 && query.ExcludedTeams.Count == 0)
+            && query.Kinds.Count == 0 && query.ExcludedTeams.Count == 0 && query.ExcludedIds.Count == 0)
             return null;
+        // Excluded ids change with every pending move: not worth caching.
+        if (query.ExcludedIds.Count > 0)
+            return new QueryWrapperFilter(BuildFilter(query)!);
         // Values are languages, visibilities, statuses, kinds, team ids and a category id: none holds a control character.
         var key = string.Join('\u001e', string.Join('\u001f', query.Languages), string.Join('\u001f', query.Visibilities), string.Join('\u001f', query.Statuses),
             query.Category, string.Join('\u001f', query.Kinds), string.Join('\u001f', query.ExcludedTeams));
@@ -395,13 +398,15 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         if (!string.IsNullOrEmpty(query.Category))
             filter.Add(new TermQuery(new Term("category", query.Category)), Occur.MUST);
         AnyOf(filter, "kind", query.Kinds);
-        if (query.ExcludedTeams.Count > 0)
+        if (query.ExcludedTeams.Count > 0 || query.ExcludedIds.Count > 0)
         {
             // A query of MUST_NOT clauses alone matches nothing in Lucene: exclude from everything.
             if (filter.Clauses.Count == 0)
                 filter.Add(new MatchAllDocsQuery(), Occur.MUST);
             foreach (var team in query.ExcludedTeams)
                 filter.Add(new TermQuery(new Term("team", team)), Occur.MUST_NOT);
+            foreach (var id in query.ExcludedIds)
+                filter.Add(new TermQuery(new Term("id", id)), Occur.MUST_NOT);
         }
         return filter.Clauses.Count == 0 ? null : filter;
     }
