@@ -252,6 +252,8 @@ public sealed class ElasticsearchIndex : ISearchIndex
         var mustNot = new JsonArray();
         if (query.ExcludedTeams.Count > 0)
             mustNot.Add(new JsonObject { ["terms"] = new JsonObject { ["team"] = new JsonArray([.. query.ExcludedTeams.Select(v => (JsonNode)v)]) } });
+        if (query.ExcludedIds.Count > 0)
+            mustNot.Add(new JsonObject { ["ids"] = new JsonObject { ["values"] = new JsonArray([.. query.ExcludedIds.Select(v => (JsonNode)v)]) } });
         var boost = Analysis.TitleBoost.ToString(CultureInfo.InvariantCulture);
         var text = Bounded(query.Text ?? "");
         var fragment = new JsonObject { ["fragment_size"] = Snippets.DefaultLength, ["number_of_fragments"] = 1, ["no_match_size"] = Snippets.DefaultLength };

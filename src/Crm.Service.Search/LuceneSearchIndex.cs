@@ -57,7 +57,6 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
             foreach (var document in documents)
                 _current.Writer.UpdateDocument(new Term("id", document.Id), ToLucene(document));
             _current.CommitAndRefresh();
-            Interlocked.Add(ref _writtenSinceMerge, documents.Count);
         }
         finally
         {
@@ -75,7 +74,6 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         {
             _current.Writer.DeleteDocuments([.. ids.Select(id => new Term("id", id))]);
             _current.CommitAndRefresh();
-            Interlocked.Add(ref _writtenSinceMerge, ids.Count);
         }
         finally
         {
@@ -84,15 +82,16 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         return Task.CompletedTask;
     }
 
-    /// <summary>Documents written since the index was last merged to one segment.</summary>
-    private long _writtenSinceMerge;
+    private long _forceMerges;
     private int _merging;
 
-    /// <summary>Merges the index to one segment when writes since the last merge left it fragmented: more than
-    /// <see cref="MaxSegmentsAtRest"/> segments and at least 1% of its documents written since. The feed
-    /// calls it when caught up, so a burst (catch-up, import, many small feed commits) ends in one segment, while a
-    /// trickle of edits does not rewrite the whole index each time. One merge at a time; searches and writes go on
-    /// meanwhile (IndexWriter merges concurrently; the searcher is refreshed after). The returned task ends with it.</summary>
+    /// <summary>How many full merges (ForceMerge: the whole index rewritten) this index ran; only rebuilds do.</summary>
+    internal long ForceMerges => Interlocked.Read(ref _forceMerges);
+
+    /// <summary>The feed calls it when caught up. The live index keeps Lucene's normal merge policy (tiered, at most
+    /// 5 segments per tier): a full ForceMerge here rewrote the whole index every 1% of writes, at scale every few
+    /// hundred writes (review R3). This only lets the policy pick merges of small segments a burst left behind;
+    /// a full merge happens after a rebuild only, before the swap. One at a time, in the background.</summary>
     public Task OptimizeAsync(CancellationToken cancellationToken = default)
     {
         Generation generation;
@@ -100,10 +99,6 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         try
         {
             generation = _current;
-            var segments = SegmentCountOf(generation);
-            var documents = generation.Writer.MaxDoc;
-            if (segments <= MaxSegmentsAtRest || Interlocked.Read(ref _writtenSinceMerge) < Math.Max(1, documents / 100))
-                return Task.CompletedTask;
         }
         finally
         {
@@ -115,10 +110,9 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         {
             try
             {
-                var written = Interlocked.Read(ref _writtenSinceMerge);
-                generation.Writer.ForceMerge(1);
+                generation.Writer.MaybeMerge();
+                generation.Writer.WaitForMerges();
                 generation.CommitAndRefresh();
-                Interlocked.Add(ref _writtenSinceMerge, -written);
             }
             catch (Exception e) when (e is ObjectDisposedException || e.GetType().Name == "AlreadyClosedException")
             {
@@ -134,9 +128,6 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
             }
         }, CancellationToken.None);
     }
-
-    /// <summary>Segments an idle index may keep (more cost every search a terms lookup per segment).</summary>
-    internal const int MaxSegmentsAtRest = 1;
 
     private static int SegmentCountOf(Generation generation)
     {
@@ -376,8 +367,11 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
     private Filter? FilterFor(SearchQuery query)
     {
         if (query.Languages.Count == 0 && query.Visibilities.Count == 0 && query.Statuses.Count == 0 && string.IsNullOrEmpty(query.Category)
-            && query.Kinds.Count == 0 && query.ExcludedTeams.Count == 0)
+            && query.Kinds.Count == 0 && query.ExcludedTeams.Count == 0 && query.ExcludedIds.Count == 0)
             return null;
+        // Excluded ids change with every pending move: not worth caching.
+        if (query.ExcludedIds.Count > 0)
+            return new QueryWrapperFilter(BuildFilter(query)!);
         // Values are languages, visibilities, statuses, kinds, team ids and a category id: none holds a control character.
         var key = string.Join('\u001e', string.Join('\u001f', query.Languages), string.Join('\u001f', query.Visibilities), string.Join('\u001f', query.Statuses),
             query.Category, string.Join('\u001f', query.Kinds), string.Join('\u001f', query.ExcludedTeams));
@@ -395,13 +389,15 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         if (!string.IsNullOrEmpty(query.Category))
             filter.Add(new TermQuery(new Term("category", query.Category)), Occur.MUST);
         AnyOf(filter, "kind", query.Kinds);
-        if (query.ExcludedTeams.Count > 0)
+        if (query.ExcludedTeams.Count > 0 || query.ExcludedIds.Count > 0)
         {
             // A query of MUST_NOT clauses alone matches nothing in Lucene: exclude from everything.
             if (filter.Clauses.Count == 0)
                 filter.Add(new MatchAllDocsQuery(), Occur.MUST);
             foreach (var team in query.ExcludedTeams)
                 filter.Add(new TermQuery(new Term("team", team)), Occur.MUST_NOT);
+            foreach (var id in query.ExcludedIds)
+                filter.Add(new TermQuery(new Term("id", id)), Occur.MUST_NOT);
         }
         return filter.Clauses.Count == 0 ? null : filter;
     }
@@ -459,8 +455,6 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
             WritePointer(name);
             old = _current;
             _current = next;
-            // A rebuilt generation is merged to one segment before it goes live.
-            Interlocked.Exchange(ref _writtenSinceMerge, 0);
         }
         finally
         {
@@ -610,6 +604,7 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         public Task OptimizeAsync(CancellationToken cancellationToken = default)
         {
             next.Writer.ForceMerge(1);
+            Interlocked.Increment(ref owner._forceMerges);
             next.Writer.Commit();
             return Task.CompletedTask;
         }

@@ -83,6 +83,9 @@ public sealed record SearchQuery(string Text)
     public IReadOnlyList<string> Kinds { get; init; } = [];
     /// <summary>Documents of these teams are left out (restricted teams the person is not in).</summary>
     public IReadOnlyList<string> ExcludedTeams { get; init; } = [];
+    /// <summary>Documents with these ids are left out too (records whose indexed team is stale: a ticket moved into a
+    /// restricted team that the feed has not re-indexed yet), so the total counts only what the person may see.</summary>
+    public IReadOnlyList<string> ExcludedIds { get; init; } = [];
     public int Skip { get; init; }
     public int Take { get; init; } = 10;
 }

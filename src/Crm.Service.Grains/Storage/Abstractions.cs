@@ -49,6 +49,10 @@ public interface IBlobStore
 
     /// <summary>Removes a blob; the caller has checked that no row names it any more. False when there was none.</summary>
     bool Delete(string sha256);
+
+    /// <summary>Every stored blob with when it was last written (a put of bytes already stored counts), for the
+    /// orphan sweep, which leaves young blobs alone: their row may not be committed yet.</summary>
+    IEnumerable<(string Sha256, DateTimeOffset WrittenAt)> List() => [];
 }
 
 /// <summary>Makes untrusted HTML safe to show an agent.</summary>

@@ -40,4 +40,61 @@ public static class BlobReferences
         }
         return deleted;
     }
+
+    /// <summary>
+    /// Deletes blobs no row names (a crash between a blob's put and its row's commit leaves one), except those written
+    /// after <paramref name="writtenBefore"/>: mail ingest (attachments, raw sources, quarantined mail) stores its bytes
+    /// before the row that names them without holding <see cref="Gate"/>, so a young blob may belong to a message being
+    /// committed right now (review R4). Every table of <see cref="AnyAsync"/> is checked, mail's included.
+    /// </summary>
+    public static async Task<int> SweepOrphansAsync(CrmDbContext db, IBlobStore blobs, DateTimeOffset writtenBefore, CancellationToken cancellationToken)
+    {
+        var old = blobs.List().Where(b => b.WrittenAt < writtenBefore).Select(b => b.Sha256).ToList();
+        var deleted = 0;
+        foreach (var chunk in old.Chunk(200))
+        {
+            await Gate.WaitAsync(cancellationToken);
+            try
+            {
+                foreach (var sha256 in chunk)
+                    if (!await AnyAsync(db, sha256, cancellationToken) && blobs.Delete(sha256))
+                        deleted++;
+            }
+            finally
+            {
+                Gate.Release();
+            }
+        }
+        return deleted;
+    }
+}
+
+/// <summary>Runs <see cref="BlobReferences.SweepOrphansAsync"/> every <see cref="StoreOptions.BlobSweepInterval"/>
+/// (zero: never), sparing blobs younger than <see cref="StoreOptions.BlobSweepGrace"/>.</summary>
+internal sealed class BlobSweepService(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, IBlobStore blobs,
+    Microsoft.Extensions.Options.IOptions<StoreOptions> options, TimeProvider time, Microsoft.Extensions.Logging.ILogger<BlobSweepService> logger)
+    : Microsoft.Extensions.Hosting.BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = options.Value.BlobSweepInterval;
+        if (interval <= TimeSpan.Zero)
+            return;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            await Task.Delay(interval, time, stoppingToken);
+            try
+            {
+                await initializer.EnsureInitializedAsync(stoppingToken);
+                await using var db = await contexts.CreateDbContextAsync(stoppingToken);
+                var deleted = await BlobReferences.SweepOrphansAsync(db, blobs, time.GetUtcNow() - options.Value.BlobSweepGrace, stoppingToken);
+                if (deleted > 0)
+                    Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(logger, "Deleted {Count} blobs no row names.", deleted);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(logger, e, "The blob orphan sweep failed; it runs again at the next interval.");
+            }
+        }
+    }
 }

@@ -17,7 +17,18 @@ internal sealed partial class FileBlobStore(IOptions<StoreOptions> options) : IB
         var hash = Convert.ToHexStringLower(SHA256.HashData(content.Span));
         var path = PathOf(hash);
         if (File.Exists(path))
+        {
+            // Written again (mail ingest of bytes already stored): young again, so the orphan sweep's grace covers
+            // the time until the caller's row naming it is committed.
+            try
+            {
+                File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
+            }
+            catch (IOException)
+            {
+            }
             return new StoredBlob(hash, content.Length);
+        }
         var directory = Path.GetDirectoryName(path)!;
         Directory.CreateDirectory(directory);
         var temporary = Path.Combine(directory, $".{hash}.{Guid.NewGuid():N}.tmp");
@@ -55,6 +66,18 @@ internal sealed partial class FileBlobStore(IOptions<StoreOptions> options) : IB
             return false;
         File.Delete(path);
         return true;
+    }
+
+    public IEnumerable<(string Sha256, DateTimeOffset WrittenAt)> List()
+    {
+        if (!Directory.Exists(_root))
+            yield break;
+        foreach (var path in Directory.EnumerateFiles(_root, "*", SearchOption.AllDirectories))
+        {
+            var name = Path.GetFileName(path);
+            if (name.Length == 64 && name.All(char.IsAsciiHexDigitLower))
+                yield return (name, new DateTimeOffset(File.GetLastWriteTimeUtc(path), TimeSpan.Zero));
+        }
     }
 
     private string PathOf(string hash) => Path.Combine(_root, hash[..2], hash[2..4], hash);

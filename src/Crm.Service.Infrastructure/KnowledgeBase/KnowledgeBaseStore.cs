@@ -83,7 +83,7 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
     public static readonly IReadOnlyDictionary<string, string[]> AttachmentTypes = new Dictionary<string, string[]>(StringComparer.Ordinal)
     {
         ["image/png"] = [".png"], ["image/jpeg"] = [".jpg", ".jpeg"], ["image/gif"] = [".gif"], ["image/webp"] = [".webp"],
-        ["application/pdf"] = [".pdf"], ["text/plain"] = [".txt", ".log"],
+        ["application/pdf"] = [".pdf"], ["text/plain"] = [".txt", ".log", ".md"],
     };
 
     public const long DefaultMaxAttachmentBytes = 10 * 1024 * 1024;
@@ -133,7 +133,10 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
                 UploadedBy = actor, UploadedAt = time.GetUtcNow(),
             };
             db.Set<ArticleAttachmentRecord>().Add(attachment);
+            // The search index holds a text file's words with the article's: the article is re-indexed.
+            db.Changes.Add(new ChangeRecord { Entity = ArticleChanges.Entity, EntityId = articleId.ToString("D"), Kind = "updated", At = attachment.UploadedAt });
             await db.SaveChangesAsync(cancellationToken);
+            signal.Notify();
         }
         finally
         {
@@ -174,10 +177,56 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
     {
         await using var db = await OpenAsync(cancellationToken);
         var sha256 = await db.Set<ArticleAttachmentRecord>().Where(a => a.Id == id && a.ArticleId == articleId).Select(a => a.Sha256).FirstOrDefaultAsync(cancellationToken);
-        if (sha256 is null || await db.Set<ArticleAttachmentRecord>().Where(a => a.Id == id && a.ArticleId == articleId).ExecuteDeleteAsync(cancellationToken) == 0)
+        if (sha256 is null)
             return false;
+        await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
+        {
+            if (await db.Set<ArticleAttachmentRecord>().Where(a => a.Id == id && a.ArticleId == articleId).ExecuteDeleteAsync(cancellationToken) == 0)
+                return false;
+            // Its text leaves the index with it (same transaction: a crash cannot leave the row gone but the words findable).
+            db.Changes.Add(new ChangeRecord { Entity = ArticleChanges.Entity, EntityId = articleId.ToString("D"), Kind = "updated", At = time.GetUtcNow() });
+            await db.SaveChangesAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+        signal.Notify();
         await BlobReferences.DeleteUnreferencedAsync(db, blobs, [sha256], cancellationToken);
         return true;
+    }
+
+    /// <summary>The most characters of one article's text attachments that are indexed.</summary>
+    public const int MaxAttachmentTextLength = 100_000;
+
+    /// <summary>The words of each article's text attachments (text/plain; a .md file as its Markdown's plain text), for
+    /// the search index, at most <see cref="MaxAttachmentTextLength"/> characters per article. Images and PDFs have no
+    /// text here (no PDF text library is served).</summary>
+    public async Task<IReadOnlyDictionary<Guid, string>> AttachmentTextsAsync(IReadOnlyCollection<Guid> articleIds, CancellationToken cancellationToken = default)
+    {
+        var texts = new Dictionary<Guid, string>();
+        if (articleIds.Count == 0)
+            return texts;
+        await using var db = await OpenAsync(cancellationToken);
+        var files = new List<ArticleAttachmentRecord>();
+        foreach (var chunk in articleIds.Chunk(500))
+            files.AddRange(await db.Set<ArticleAttachmentRecord>().AsNoTracking().Where(a => chunk.Contains(a.ArticleId) && a.ContentType == "text/plain")
+                .OrderBy(a => a.UploadedAt).ToListAsync(cancellationToken));
+        foreach (var group in files.GroupBy(f => f.ArticleId))
+        {
+            var text = new System.Text.StringBuilder();
+            foreach (var file in group)
+            {
+                if (text.Length >= MaxAttachmentTextLength || blobs.Open(file.Sha256) is not { } stream)
+                    continue;
+                using var reader = new StreamReader(stream, System.Text.Encoding.UTF8);
+                var buffer = new char[MaxAttachmentTextLength - text.Length];
+                var read = await reader.ReadBlockAsync(buffer, cancellationToken);
+                var content = new string(buffer, 0, read);
+                if (file.FileName.EndsWith(".md", StringComparison.OrdinalIgnoreCase))
+                    content = ToPlainText(content);
+                text.Append(file.FileName).Append('\n').Append(content).Append("\n\n");
+            }
+            texts[group.Key] = text.ToString();
+        }
+        return texts;
     }
 
     public static string ToPlainText(string markdown) =>

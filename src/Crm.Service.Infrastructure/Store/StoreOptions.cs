@@ -27,6 +27,12 @@ public sealed class StoreOptions
     [Range(1, 1000)]
     public int TicketNumberBlock { get; set; } = 200;
 
+    /// <summary>How often blobs no row names are deleted (left by a crash between a blob's put and its row); zero: never.</summary>
+    public TimeSpan BlobSweepInterval { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>Blobs younger than this are spared by the sweep: mail ingest writes the bytes before committing the row.</summary>
+    public TimeSpan BlobSweepGrace { get; set; } = TimeSpan.FromHours(1);
+
     public string DatabasePath => Path.GetFullPath(Path.Combine(DataDirectory, DatabaseFile));
 
     public string BlobDirectory => Path.GetFullPath(Path.Combine(DataDirectory, "blobs"));

@@ -55,6 +55,12 @@ public sealed class RecordIndexer(IDbContextFactory<CrmDbContext> contexts, Stor
         {
             foreach (var chunk in identities.Chunk(500))
                 customers.UnionWith(await db.Identities.AsNoTracking().Where(i => chunk.Contains(i.Key)).Select(i => i.CustomerId).ToListAsync(cancellationToken));
+            // A message's document carries its ticket's team: a ticket change (a move to another team) re-indexes its
+            // messages too, or a stale team would keep them matching (and counted) for the old team's agents.
+            var withMessages = new HashSet<Guid>(messages);
+            foreach (var chunk in tickets.Chunk(500))
+                withMessages.UnionWith(await db.Messages.AsNoTracking().Where(m => chunk.Contains(m.TicketNumber)).Select(m => m.Id).ToListAsync(cancellationToken));
+            messages = [.. withMessages];
         }
         await SyncAsync(tickets, messages, [.. customers], cancellationToken);
         var applied = relevant.Max(c => c.Sequence);

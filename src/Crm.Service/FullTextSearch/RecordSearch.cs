@@ -24,8 +24,12 @@ public sealed record RecordResults(long Total, IReadOnlyList<RecordHit> Hits);
 /// against the store's current rows (its ticket's team now, whether it still exists), so a change the feed has not
 /// indexed yet — a ticket just moved into a restricted team — never shows what the person may not see.
 /// </summary>
-public sealed class RecordSearch(IDbContextFactory<CrmDbContext> contexts, [FromKeyedServices(SearchExtensions.RecordsIndex)] ISearchIndex index)
+public sealed class RecordSearch(IDbContextFactory<CrmDbContext> contexts, [FromKeyedServices(SearchExtensions.RecordsIndex)] ISearchIndex index,
+    Crm.Service.Infrastructure.Changes.ChangeConsumerGates gates)
 {
+    /// <summary>The most pending ticket changes looked at for stale teams (the feed is normally seconds behind).</summary>
+    private const int MaxPendingTickets = 5000;
+
     public const int MaxTextLength = 200;
     public const int MaxTake = 50;
 
@@ -40,12 +44,38 @@ public sealed class RecordSearch(IDbContextFactory<CrmDbContext> contexts, [From
         {
             Kinds = wanted,
             ExcludedTeams = audience.HiddenTeams,
+            ExcludedIds = await StaleIdsAsync(audience, cancellationToken),
             Skip = Math.Clamp(skip, 0, SearchQuery.MaxSkip),
             Take = Math.Clamp(take, 1, MaxTake),
         }, cancellationToken);
         var hits = await CheckAsync(audience, results.Hits, cancellationToken);
         // Hits the store's check left out are not counted either (the count would tell that something hidden matches).
         return new RecordResults(Math.Max(hits.Count, results.Total - (results.Hits.Count - hits.Count)), hits);
+    }
+
+    /// <summary>
+    /// The documents whose indexed team may be stale and is hidden from this person now: tickets with a change the
+    /// records indexer has not handled yet (after its cursor) that are in a hidden team, and their messages. The engine
+    /// leaves them out, so the total is counted on the same permission filter as the hits (the store's check below
+    /// can only remove hits of the page, not the ones counted beyond it).
+    /// </summary>
+    private async Task<IReadOnlyList<string>> StaleIdsAsync(RecordAudience audience, CancellationToken cancellationToken)
+    {
+        if (audience.HiddenTeams.Count == 0)
+            return [];
+        var cursor = await gates.CursorAsync(RecordIndexer.NamePrefix + index.Identity, cancellationToken) ?? 0;
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var pending = (await db.Changes.AsNoTracking().Where(c => c.Sequence > cursor && c.Entity == Crm.Service.Grains.Storage.ChangeEntities.Ticket)
+                .OrderByDescending(c => c.Sequence).Select(c => c.EntityId).Take(MaxPendingTickets).ToListAsync(cancellationToken))
+            .Select(id => long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : (long?)null).OfType<long>().Distinct().ToList();
+        if (pending.Count == 0)
+            return [];
+        var hidden = audience.HiddenTeams.ToList();
+        var numbers = await db.Tickets.AsNoTracking().Where(t => pending.Contains(t.Number) && t.Team != null && hidden.Contains(t.Team)).Select(t => t.Number).ToListAsync(cancellationToken);
+        if (numbers.Count == 0)
+            return [];
+        var messageIds = await db.Messages.AsNoTracking().Where(m => numbers.Contains(m.TicketNumber)).Select(m => m.Id).ToListAsync(cancellationToken);
+        return [.. numbers.Select(RecordIndexer.TicketId), .. messageIds.Select(RecordIndexer.MessageId)];
     }
 
     /// <summary>Keeps the hits the store still has and the person may see, in the index's order, with current data.</summary>

@@ -51,19 +51,24 @@ public sealed class ArticleIndexer(KnowledgeBaseStore store, ISearchIndex index,
         var categories = await store.CategoriesAsync(cancellationToken);
         var upserts = new List<SearchDocument>();
         var deletes = new List<string>();
+        var found = new List<ArticleRecord>();
         foreach (var id in ids)
         {
             var article = Guid.TryParse(id, out var guid) ? await store.GetAsync(guid, cancellationToken) : null;
             if (article is null)
                 deletes.Add(id);
             else
-                upserts.Add(ToDocument(article, categories));
+                found.Add(article);
         }
+        var attachments = await store.AttachmentTextsAsync([.. found.Select(a => a.Id)], cancellationToken);
+        upserts.AddRange(found.Select(a => ToDocument(a, categories, attachments.GetValueOrDefault(a.Id))));
         await index.DeleteAsync(deletes, cancellationToken);
         await index.UpsertAsync(upserts, cancellationToken);
     }
 
-    public static SearchDocument ToDocument(ArticleRecord article, IReadOnlyList<CategoryRecord> categories) =>
-        new(article.Id.ToString("D"), article.Language, article.Title, article.BodyText, article.Visibility, article.Status, article.Slug,
+    /// <summary>The article's document; the text of its text attachments follows the body, so agents find words inside them.</summary>
+    public static SearchDocument ToDocument(ArticleRecord article, IReadOnlyList<CategoryRecord> categories, string? attachmentText = null) =>
+        new(article.Id.ToString("D"), article.Language, article.Title,
+            string.IsNullOrEmpty(attachmentText) ? article.BodyText : article.BodyText + "\n\n" + attachmentText, article.Visibility, article.Status, article.Slug,
             [.. KnowledgeBaseStore.Path(categories, article.CategoryId).Select(c => c.Id.ToString("D"))], article.Tags, article.UpdatedAt);
 }

@@ -125,24 +125,45 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        string? reason;
         try
         {
-            if (await RebuildReasonAsync(stoppingToken) is { } reason)
-            {
-                logger.LogWarning("{Reason}: rebuilding the {IndexName} {Index}.", reason, IndexName, index.Identity);
-                // Durable before the indexer is released: it keeps writing (and raising the marker of) the untrusted
-                // index meanwhile, and a failed or killed rebuild must not leave that index looking trusted at the next start.
-                await gates.OweRebuildAsync(consumerName, stoppingToken);
-                TryStart(out _);
-            }
+            reason = await RebuildReasonAsync(stoppingToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            logger.LogWarning(e, "Could not check whether the {IndexName} needs a rebuild; POST {Endpoint} rebuilds it by hand.", IndexName, ReindexEndpoint);
+            // An index that could not be checked is not trusted: a rebuild is owed (review R2).
+            logger.LogWarning(e, "Could not check whether the {IndexName} can be trusted; a rebuild is owed (POST {Endpoint} rebuilds it by hand).", IndexName, ReindexEndpoint);
+            reason = "The start-up check of the " + IndexName + " failed";
         }
-        finally
+        if (reason is not null)
         {
-            startIndexer();
+            logger.LogWarning("{Reason}: rebuilding the {IndexName} {Index}.", reason, IndexName, index.Identity);
+            // Durable before the indexer is released: it keeps writing (and raising the marker of) the untrusted
+            // index meanwhile, and a failed or killed rebuild must not leave that index looking trusted at the next
+            // start. Retried until recorded; the indexer waits (a stop cancels it, leaving the indexer unreleased).
+            await OweRebuildDurablyAsync(stoppingToken);
+            TryStart(out _);
+        }
+        startIndexer();
+    }
+
+    private async Task OweRebuildDurablyAsync(CancellationToken stoppingToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(200);
+        while (true)
+        {
+            try
+            {
+                await gates.OweRebuildAsync(consumerName, stoppingToken);
+                return;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning(e, "Could not record that the {IndexName} is owed a rebuild; retrying in {Delay}.", IndexName, delay);
+                await Task.Delay(delay, time, stoppingToken);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+            }
         }
     }
 

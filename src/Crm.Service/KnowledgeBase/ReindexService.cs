@@ -23,7 +23,10 @@ public sealed class ReindexService(KnowledgeBaseStore store, ISearchIndex index,
     {
         var categories = await store.CategoriesAsync(cancellationToken);
         await foreach (var page in store.AllAsync(PageSize, cancellationToken))
-            yield return [.. page.Select(a => ArticleIndexer.ToDocument(a, categories))];
+        {
+            var attachments = await store.AttachmentTextsAsync([.. page.Select(a => a.Id)], cancellationToken);
+            yield return [.. page.Select(a => ArticleIndexer.ToDocument(a, categories, attachments.GetValueOrDefault(a.Id)))];
+        }
     }
 
     protected override async Task<string?> RebuildReasonAsync(CancellationToken cancellationToken)

@@ -51,6 +51,58 @@ public sealed class IndexTrustTests
         s.AddSingleton<ISearchIndex>(p => new FailingRebuilds((ISearchIndex)engine.ImplementationFactory!(p)));
     });
 
+    /// <summary>The start-up check cannot read the index (its first count fails), and rebuilds fail too.</summary>
+    private sealed class FailingCheck(ISearchIndex inner) : ISearchIndex, IDisposable
+    {
+        private int _counts;
+        public void Dispose() => (inner as IDisposable)?.Dispose();
+        public string Engine => inner.Engine;
+        public string Identity => inner.Identity;
+        public Task UpsertAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default) => inner.UpsertAsync(documents, cancellationToken);
+        public Task DeleteAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default) => inner.DeleteAsync(ids, cancellationToken);
+        public Task<SearchResults> SearchAsync(SearchQuery query, CancellationToken cancellationToken = default) => inner.SearchAsync(query, cancellationToken);
+        public Task<long> CountAsync(CancellationToken cancellationToken = default) =>
+            Interlocked.Increment(ref _counts) == 1 ? throw new SearchUnavailableException("simulated: the index could not be read") : inner.CountAsync(cancellationToken);
+        public Task<long?> AppliedSequenceAsync(CancellationToken cancellationToken = default) => inner.AppliedSequenceAsync(cancellationToken);
+        public Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default) => inner.MarkAppliedAsync(sequence, cancellationToken);
+        public Task<IIndexRebuild> BeginRebuildAsync(CancellationToken cancellationToken = default) =>
+            throw new SearchUnavailableException("simulated: the rebuild could not start");
+    }
+
+    /// <summary>Review R2: a start-up check that fails records the owed rebuild before the indexer is released, so
+    /// the index it could not check is rebuilt at the next start instead of trusted.</summary>
+    [Fact]
+    public async Task A_start_up_check_that_fails_records_an_owed_rebuild_before_the_indexer_is_released()
+    {
+        using var data = new TempDirectory();
+        var settings = new Dictionary<string, string?> { ["Search:LuceneDirectory"] = Path.Combine(data.Path, "index") };
+        await using (var app = new CrmApp(data.Path, settings))
+        {
+            using var editor = await EditorAsync(app);
+            using var agent = await app.AgentAsync();
+            var id = Id(await PublishAsync(editor, await CreateAsync(editor, "Okapi care", "How to keep the okapi calm.")));
+            await WaitForHitsAsync(agent, "okapi", id);
+        }
+        await using (var app = new CrmApp(data.Path, settings, services: s =>
+        {
+            var engine = s.Last(d => d.ServiceType == typeof(ISearchIndex) && !d.IsKeyedService);
+            s.Remove(engine);
+            s.AddSingleton<ISearchIndex>(p => new FailingCheck((ISearchIndex)engine.ImplementationFactory!(p)));
+        }))
+        {
+            var gates = app.Services.GetRequiredService<Crm.Service.Infrastructure.Changes.ChangeConsumerGates>();
+            var consumer = app.Services.GetRequiredService<Crm.Service.KnowledgeBase.ArticleIndexer>().Name;
+            await Eventually.WaitForAsync(() => gates.AppliedAsync(consumer), applied => applied == Crm.Service.Infrastructure.Changes.ChangeConsumerGates.RebuildOwed,
+                what: "the owed rebuild recorded");
+        }
+        await using (var app = new CrmApp(data.Path, settings))
+        {
+            using var admin = app.Admin();
+            await Eventually.WaitForAsync(() => admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/kb/reindex"),
+                body => body.GetProperty("progress").GetProperty("state").GetString() == "completed", what: "the owed rebuild run at the next start");
+        }
+    }
+
     private static async Task UnpublishAsync(HttpClient editor, string id)
     {
         var current = await (await editor.GetAsync($"/api/v1/kb/articles/{id}")).Content.ReadFromJsonAsync<JsonElement>();

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -35,6 +36,28 @@ public sealed class KbAttachmentTests : AppTest
         var response = await editor.PutAsJsonAsync($"/api/v1/kb/articles/{Id(article)}", new { title = article.GetProperty("title").GetString(), body, visibility, version = Version(article) });
         response.EnsureSuccessStatusCode();
         return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    /// <summary>Issue 21: agents' search finds words inside an article's text attachments (.txt, .md as its plain
+    /// text); deleting the attachment takes its words out of the index.</summary>
+    [Fact]
+    public async Task Words_inside_a_text_or_markdown_attachment_find_the_article_until_the_attachment_is_deleted()
+    {
+        using var editor = await EditorAsync(App, "editor-attachment-text");
+        using var agent = await App.AgentAsync("agent-attachment-text");
+        var article = await PublishAsync(editor, await CreateAsync(editor, "Modem reset", "Hold the button."));
+        var id = Id(article);
+        var text = await UploadAsync(editor, id, "steps.txt", Encoding.UTF8.GetBytes("Then wait for the xylophonic chime."), "text/plain");
+        Assert.Equal(HttpStatusCode.Created, text.StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await UploadAsync(editor, id, "notes.md", Encoding.UTF8.GetBytes("# Notes\n\n**Quixotical** blinking is normal."), "text/plain")).StatusCode);
+
+        await WaitForHitsAsync(agent, "xylophonic", id);
+        await WaitForHitsAsync(agent, "quixotical", id);
+
+        var attachmentId = (await text.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString();
+        Assert.Equal(HttpStatusCode.NoContent, (await editor.DeleteAsync($"/api/v1/kb/articles/{id}/attachments/{attachmentId}")).StatusCode);
+        await WaitForHitsAsync(agent, "xylophonic");
+        Assert.Equal([id], await SearchIdsAsync(agent, "quixotical"));
     }
 
     [Fact]

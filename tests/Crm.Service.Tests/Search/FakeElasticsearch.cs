@@ -264,7 +264,7 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
         {
             if (!(boolQuery["filter"]?.AsArray() ?? []).All(f => PassesFilter(f!.AsObject(), source)))
                 continue;
-            if ((boolQuery["must_not"]?.AsArray() ?? []).Any(f => PassesFilter(f!.AsObject(), source)))
+            if ((boolQuery["must_not"]?.AsArray() ?? []).Any(f => PassesFilter(f!.AsObject(), source, id)))
                 continue;
             var score = 0.0;
             foreach (var should in boolQuery["should"]?.AsArray() ?? [])
@@ -308,9 +308,11 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
     private static string FirstQueryText(JsonNode boolQuery) =>
         boolQuery["should"]?.AsArray().Select(s => s!["multi_match"]?["query"]?.GetValue<string>()).FirstOrDefault(q => q is not null) ?? "";
 
-    private static bool PassesFilter(JsonObject filter, JsonObject source)
+    private static bool PassesFilter(JsonObject filter, JsonObject source, string? id = null)
     {
         var (kind, body) = filter.First();
+        if (kind == "ids")
+            return body!["values"]!.AsArray().Any(v => v!.GetValue<string>() == id);
         var (field, wanted) = body!.AsObject().First();
         var values = source[field] switch
         {
