@@ -177,7 +177,7 @@ public sealed class WidgetBrowserTests : IAsyncLifetime
         var ticket = await TicketOfLatestVisitorMessageAsync();
 
         // The agents' hub as a signed-in agent (what console.js does on the ticket page).
-        using var console = await ConsoleBrowser.SignedInAsync(_app, "typing-agent@example.com", Crm.Service.Auth.ConsoleRoles.Agent);
+        using var console = await ConsoleBrowser.SignedInAsync(_app, new Uri(_service), "typing-agent@example.com", Crm.Service.Auth.ConsoleRoles.Agent);
         await using var hub = new HubConnectionBuilder().WithUrl($"{_service}/hubs/agents", o =>
         {
             o.Transports = HttpTransportType.LongPolling;
