@@ -49,8 +49,11 @@ public interface IWebChatVisitorStore
     Task<string?> FindConversationIdentityAsync(string widgetId, string threadKey, CancellationToken cancellationToken = default);
 }
 
-/// <summary>At most <see cref="Limit"/> events of <see cref="Key"/> within <see cref="Window"/> (a sliding window kept in the store).</summary>
-public sealed record StoredBudget(string Key, int Limit, TimeSpan Window);
+/// <summary>At most <see cref="Limit"/> events of <see cref="Key"/> within <see cref="Window"/> (a sliding window kept in the store).
+/// A budget shared by everyone (all visitors asking for one recipient) can be spent by a stranger; <see cref="SpareKey"/>
+/// keeps a path through for the rest: when the shared budget is used up, a request still passes while its own spare key
+/// (per recipient and client address) has fewer than <see cref="SpareAllowance"/> events in the window, and it counts there.</summary>
+public sealed record StoredBudget(string Key, int Limit, TimeSpan Window, string? SpareKey = null, int SpareAllowance = 0);
 
 /// <summary>The budget that refused, and when it allows one more.</summary>
 public sealed record BudgetRefusal(string Key, TimeSpan RetryAfter);
@@ -90,4 +93,8 @@ public static class WebChatBudgetKeys
 
     /// <summary>Wrong codes entered for an address, by any visitor: guessing at one address is bounded across visitors.</summary>
     public static string WrongCodes(string email) => "code-wrong:" + email;
+
+    /// <summary>The spare of a shared budget used by one client address (see <see cref="StoredBudget.SpareKey"/>): a
+    /// stranger who spent a recipient's shared budget from their address does not spend the recipient's own spare.</summary>
+    public static string Spare(string budgetKey, string addressKey) => $"code-spare:{budgetKey}|{addressKey}";
 }

@@ -112,10 +112,16 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
         [
             new StoredBudget(WebChatBudgetKeys.Visitor(WidgetId, VisitorId), o.VerificationCodesPerHourPerVisitor, hour),
             new StoredBudget(WebChatBudgetKeys.Address(addressKey), o.VerificationCodesPerHourPerAddress, hour),
-            new StoredBudget(WebChatBudgetKeys.Recipient(email), o.VerificationCodesPerHourPerRecipient, hour),
+            // Per recipient, shared by every visitor (a mail bomb is bounded), with one spare code an hour per client
+            // address: a stranger who asks for codes to someone's address cannot lock its owner out (review W2).
+            new StoredBudget(WebChatBudgetKeys.Recipient(email), o.VerificationCodesPerHourPerRecipient, hour,
+                WebChatBudgetKeys.Spare(WebChatBudgetKeys.Recipient(email), addressKey), o.SpareCodesPerHourPerRecipientAndAddress),
             new StoredBudget(WebChatBudgetKeys.Widget(WidgetId), o.VerificationCodesPerHourPerWidget, hour),
             new StoredBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", o.VerificationCodesPerDayPerWidget, TimeSpan.FromDays(1)),
-            new StoredBudget(WebChatBudgetKeys.WrongCodes(email), o.WrongCodesPerDayPerRecipient, TimeSpan.FromDays(1)),
+            // Wrong codes for the recipient by anyone stop further codes to it (guessing is bounded), except one spare
+            // code a day per client address: wrong guesses from elsewhere do not lock the owner out (review W2).
+            new StoredBudget(WebChatBudgetKeys.WrongCodes(email), o.WrongCodesPerDayPerRecipient, TimeSpan.FromDays(1),
+                WebChatBudgetKeys.Spare(WebChatBudgetKeys.WrongCodes(email), addressKey), o.SpareCodesPerDayAfterWrongCodes),
         ]));
         return refusal is null ? new CodeIssue(code, null) : new CodeIssue(null, refusal.RetryAfter, refusal.Key);
     }

@@ -47,6 +47,7 @@ public static class WebChatExtensions
         builder.Services.AddSingleton<VisitorPushNode>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<VisitorPushNode>());
         builder.Services.AddSingleton<IOutboundSender, WebChatSender>();
+        builder.Services.AddSingleton<IAgentActivitySink, WebChatAgentActivity>();
         builder.Services.TryAddSingleton<IAgentAvailability, AlwaysAvailable>();
         builder.Services.TryAddSingleton<IArticleSuggestions, NoArticleSuggestions>();
         builder.Services.AddSingleton<WebChatRateLimitPolicy>();

@@ -49,6 +49,19 @@ public sealed class WebChatOptions
     [Range(1, 10_000)]
     public int WrongCodesPerDayPerRecipient { get; set; } = 20;
 
+    /// <summary>When a recipient's codes of the hour (<see cref="VerificationCodesPerHourPerRecipient"/>, shared by all
+    /// visitors) are used up, each client address may still have this many codes to it an hour, so a stranger who knows
+    /// the address cannot keep its owner from proving it; a mail bomb from many addresses is still bounded by the
+    /// per-address and per-widget caps.</summary>
+    [Range(0, 100)]
+    public int SpareCodesPerHourPerRecipientAndAddress { get; set; } = 1;
+
+    /// <summary>When wrong codes for a recipient (<see cref="WrongCodesPerDayPerRecipient"/>, by anyone) stop codes to it,
+    /// each client address may still have this many codes to it a day: guessing from many addresses costs one code
+    /// (its <see cref="VerificationTriesPerCode"/> tries) per address and day, and the owner is not locked out.</summary>
+    [Range(0, 100)]
+    public int SpareCodesPerDayAfterWrongCodes { get; set; } = 1;
+
     /// <summary>Transcripts by email a visitor may ask for per hour.</summary>
     [Range(1, 100)]
     public int TranscriptsPerHourPerVisitor { get; set; } = 2;

@@ -46,3 +46,13 @@ internal sealed class WebChatSender(IGrainFactory grains, IChannelAccounts accou
         return sent.Permanent ? OutboundResult.Fail(error + " (the reply is in the visitor's chat history)") : OutboundResult.Retry(error);
     }
 }
+
+/// <summary>An agent's typing and read mark from the console (<see cref="IAgentActivitySink"/>) reach the visitor's widget
+/// through the conversation's session grain, like the activity API's: on whatever node the visitor is connected.</summary>
+internal sealed class WebChatAgentActivity(IGrainFactory grains) : IAgentActivitySink
+{
+    public ChannelKind Channel => ChannelKind.WebChat;
+
+    public Task AgentActivityAsync(string channelAccountId, string threadKey, bool? typing, Guid? readUpTo, CancellationToken cancellationToken = default) =>
+        grains.GetGrain<IWebChatSessionGrain>(GrainKeys.Conversation(channelAccountId, threadKey)).AgentActivityAsync(typing, readUpTo).WaitAsync(cancellationToken);
+}

@@ -23,10 +23,20 @@ public static class ChannelAccountExtensions
         // The key ring lives in the store (shared by every node); keys earlier versions kept in the data folder are still
         // read. The folder comes from the validated store options, read when the key ring is first used, so test and
         // deployment overrides of Store:DataDirectory apply.
+        // Keys are encrypted at rest with a key outside the database (Store:KeyRingKey or a file beside it); plain rows
+        // and the old folder's keys are encrypted and imported on first use.
+        services.TryAddSingleton<KeyRingKey>();
+        services.TryAddSingleton<KeyRingEncryptor>();
         services.AddOptions<KeyManagementOptions>().Configure<IServiceProvider, IOptions<StoreOptions>, ILoggerFactory>((keys, provider, store, logs) =>
+        {
+            var encryptor = provider.GetRequiredService<KeyRingEncryptor>();
+            keys.XmlEncryptor = encryptor;
             keys.XmlRepository = new StoreKeyRepository(
                 new Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.EntityFrameworkCoreXmlRepository<CrmDbContext>(provider, logs),
-                Directory.Exists(store.Value.KeyDirectory) ? new FileSystemXmlRepository(new DirectoryInfo(store.Value.KeyDirectory), logs) : null));
+                provider.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<CrmDbContext>>(),
+                encryptor,
+                Directory.Exists(store.Value.KeyDirectory) ? new FileSystemXmlRepository(new DirectoryInfo(store.Value.KeyDirectory), logs) : null);
+        });
         services.AddSingleton<ISecretProtector, DataProtectionSecretProtector>();
 
         services.AddConnectorCore();

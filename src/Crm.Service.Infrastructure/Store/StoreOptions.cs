@@ -40,5 +40,11 @@ public sealed class StoreOptions
     /// <summary>The Data Protection key ring that encrypts channel secrets; back it up with the database.</summary>
     public string KeyDirectory => Path.GetFullPath(Path.Combine(DataDirectory, "keys"));
 
+    /// <summary>The key (base64, 32 bytes) that encrypts the Data Protection key ring in the database. Empty: a random
+    /// key kept in <see cref="KeyRingKeyPath"/>, created on first start. Back it up apart from the database.</summary>
+    public string? KeyRingKey { get; set; }
+
+    public string KeyRingKeyPath => DatabasePath + ".keyring-key";
+
     public string ConnectionString => $"Data Source={DatabasePath};Pooling=True;Default Timeout=30";
 }

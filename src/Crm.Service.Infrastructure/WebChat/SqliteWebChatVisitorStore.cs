@@ -94,16 +94,25 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
         // BEGIN IMMEDIATE (Microsoft.Data.Sqlite's default): the counts and the inserts are one write transaction, so
         // two nodes asking at once cannot both take the last place of a budget.
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var spares = new List<string>();
         foreach (var budget in request.Budgets)
         {
             var since = request.Now - budget.Window;
             var times = await db.WebChatBudgetEvents.Where(e => e.Key == budget.Key && e.At > since).OrderBy(e => e.At)
                 .Select(e => e.At).Take(budget.Limit).ToListAsync(cancellationToken);
-            if (times.Count >= budget.Limit)
-                return new BudgetRefusal(budget.Key, times[0] + budget.Window - request.Now);
+            if (times.Count < budget.Limit)
+                continue;
+            // A shared budget someone else used up: this address's own spare lets it through (review W2).
+            if (budget.SpareKey is { } spare
+                && await db.WebChatBudgetEvents.CountAsync(e => e.Key == spare && e.At > since, cancellationToken) < budget.SpareAllowance)
+            {
+                spares.Add(spare);
+                continue;
+            }
+            return new BudgetRefusal(budget.Key, times[0] + budget.Window - request.Now);
         }
-        foreach (var budget in request.Budgets.Where(b => !b.Key.StartsWith("code-wrong:", StringComparison.Ordinal)))
-            db.WebChatBudgetEvents.Add(new WebChatBudgetEventRecord { Key = budget.Key, At = request.Now });
+        foreach (var key in request.Budgets.Where(b => !b.Key.StartsWith("code-wrong:", StringComparison.Ordinal)).Select(b => b.Key).Concat(spares))
+            db.WebChatBudgetEvents.Add(new WebChatBudgetEventRecord { Key = key, At = request.Now });
         var row = await db.WebChatPendingCodes.SingleOrDefaultAsync(c => c.WidgetId == request.WidgetId && c.VisitorId == request.VisitorId, cancellationToken);
         if (row is null)
         {

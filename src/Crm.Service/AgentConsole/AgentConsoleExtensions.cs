@@ -43,6 +43,7 @@ public static class AgentConsoleExtensions
         // Replaces the web chat's default (always available).
         builder.Services.AddSingleton<Crm.Connectors.Abstractions.IAgentAvailability, PresenceAvailability>();
         builder.Services.AddSingleton<TicketViewers>();
+        builder.Services.AddSingleton<AgentActivityRelay>();
         builder.Services.AddSingleton<MacroRunner>();
         builder.Services.AddSingleton<AgentConnections>();
         builder.Services.AddSingleton<Mentions>();

@@ -35,7 +35,7 @@ public interface IAgentClient
 /// and to that group (<see cref="LiveConsoleFeed"/>). A client that reconnects watches again and reloads what it shows
 /// (wwwroot/js/console.js). Connections also make presence (connected = not offline) and the ticket viewers.</summary>
 [Authorize(Policy = ConsolePolicies.Tickets)]
-public sealed class AgentHub(TicketAccess access, AgentPresence presence, TicketViewers viewers, AgentConnections connections,
+public sealed class AgentHub(TicketAccess access, AgentPresence presence, TicketViewers viewers, AgentConnections connections, AgentActivityRelay activity,
     Microsoft.AspNetCore.Identity.SignInManager<Microsoft.AspNetCore.Identity.IdentityUser> signIn) : Hub<IAgentClient>
 {
     internal const string QueuesGroup = "queues";
@@ -86,6 +86,8 @@ public sealed class AgentHub(TicketAccess access, AgentPresence presence, Ticket
             await Clients.Group(TicketGroup(before)).Viewers(before, viewers.Of(before));
         }
         await Clients.Group(TicketGroup(number)).Viewers(number, viewers.Of(number));
+        // The agent opened the ticket: a live customer (web chat) sees their messages as read.
+        await activity.ReadAsync(number, Context.ConnectionAborted);
     }
 
     public async Task UnwatchTicket(long number)
@@ -98,8 +100,13 @@ public sealed class AgentHub(TicketAccess access, AgentPresence presence, Ticket
     /// <summary>The agent is typing a reply or note on the ticket they watch (the page sends this at most every few seconds).</summary>
     public async Task Typing(long number)
     {
+        // Only on the ticket this connection watches (seen through the access check of WatchTicket).
         if (viewers.Typing(Context.ConnectionId, number))
+        {
             await Clients.OthersInGroup(TicketGroup(number)).Viewers(number, viewers.Of(number));
+            // A live customer (web chat) sees "An agent is typing…" (issue 17/18).
+            await activity.TypingAsync(number, Context.ConnectionAborted);
+        }
     }
 }
 

@@ -22,17 +22,20 @@ internal sealed partial class ConsoleBrowser : IDisposable
     /// <summary>"crm.console=…" after <see cref="SignedInAsync"/>, for clients that keep no cookies (the SignalR client).</summary>
     public string? SessionCookie { get; private set; }
 
-    public static ConsoleBrowser Open(CrmApp app) => new(app.CreateClient(new WebApplicationFactoryClientOptions
+    /// <param name="baseAddress">An app on Kestrel (a browser test) is reached at its real address.</param>
+    public static ConsoleBrowser Open(CrmApp app, Uri? baseAddress = null) => new(app.CreateClient(new WebApplicationFactoryClientOptions
     {
         AllowAutoRedirect = false,
         HandleCookies = true,
-        BaseAddress = new Uri("https://localhost"),
+        BaseAddress = baseAddress ?? new Uri("https://localhost"),
     }));
 
-    public static async Task<ConsoleBrowser> SignedInAsync(CrmApp app, string email, params string[] roles)
+    public static Task<ConsoleBrowser> SignedInAsync(CrmApp app, string email, params string[] roles) => SignedInAsync(app, null, email, roles);
+
+    public static async Task<ConsoleBrowser> SignedInAsync(CrmApp app, Uri? baseAddress, string email, params string[] roles)
     {
         await CreateUserAsync(app, email, roles);
-        var browser = Open(app);
+        var browser = Open(app, baseAddress);
         var response = await browser.SubmitAsync("/Account/Login", new() { ["Email"] = email, ["Password"] = Password });
         Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
         browser.SessionCookie = response.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("crm.console=", StringComparison.Ordinal)).Split(';')[0];

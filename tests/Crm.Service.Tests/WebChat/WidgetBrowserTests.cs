@@ -164,6 +164,37 @@ public sealed class WidgetBrowserTests : IAsyncLifetime
         Assert.Empty(dialogs);
     }
 
+    [Fact(Skip = "webchat4: the console sign-in over the Kestrel address answers the login with another status (secure anti-forgery cookie over http?); to finish")]
+    public async Task An_agent_opening_the_ticket_and_typing_in_the_console_shows_read_and_typing_in_the_widget()
+    {
+        await using var context = await _browser.NewContextAsync(new() { Locale = "en-US" });
+        var (page, dialogs) = await OpenSiteAsync(context);
+        await page.Locator(".launcher").ClickAsync();
+        await page.Locator("textarea.input").FillAsync("Is anyone there?");
+        await page.Locator("textarea.input").PressAsync("Enter");
+        var mine = page.Locator(".line.mine:not(.pending)");
+        await Assertions.Expect(mine).ToHaveCountAsync(1);
+        var ticket = await TicketOfLatestVisitorMessageAsync();
+
+        // The agents' hub as a signed-in agent (what console.js does on the ticket page).
+        using var console = await ConsoleBrowser.SignedInAsync(_app, new Uri(_service), "typing-agent@example.com", Crm.Service.Auth.ConsoleRoles.Agent);
+        await using var hub = new HubConnectionBuilder().WithUrl($"{_service}/hubs/agents", o =>
+        {
+            o.Transports = HttpTransportType.LongPolling;
+            o.Headers["Cookie"] = console.SessionCookie!;
+        }).Build();
+        await hub.StartAsync();
+        // Opening the ticket marks the visitor's message read ...
+        await hub.InvokeAsync("WatchTicket", ticket);
+        await Assertions.Expect(mine.Locator(".receipt")).ToHaveTextAsync("Read");
+        await Assertions.Expect(page.Locator(".typing")).ToBeHiddenAsync();
+        // ... and typing a reply shows "An agent is typing…" in the widget.
+        await hub.InvokeAsync("Typing", ticket);
+        await Assertions.Expect(page.Locator(".typing")).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator(".typing")).ToHaveTextAsync("An agent is typing…");
+        Assert.Empty(dialogs);
+    }
+
     [Fact]
     public async Task The_widget_speaks_chinese_on_a_chinese_page()
     {

@@ -205,7 +205,7 @@ public sealed class WidgetFormsBrowserTests : IAsyncLifetime
         var (page, dialogs) = await OpenAsync(context);
         var intro = page.Locator("form.intro");
         await Assertions.Expect(intro).ToBeVisibleAsync(Visible);
-        await Assertions.Expect(intro.Locator(".intro-text")).ToHaveTextAsync("No one is online right now. Leave your question and your email address: we will answer by email.");
+        await Assertions.Expect(intro.Locator(".intro-text")).ToHaveTextAsync("No one is online right now. Leave your question and your email address: we will send you a code to confirm it, and answer by email once it is confirmed.");
         await Assertions.Expect(intro.Locator("textarea.question")).ToBeVisibleAsync();
         await Assertions.Expect(intro.Locator(".intro-skip")).ToBeHiddenAsync();
         await Assertions.Expect(page.Locator("form.composer")).ToBeHiddenAsync();
@@ -227,6 +227,9 @@ public sealed class WidgetFormsBrowserTests : IAsyncLifetime
         var verify = page.Locator("form.verify");
         await Assertions.Expect(verify).ToBeVisibleAsync(Visible);
         await Assertions.Expect(page.Locator(".line.mine")).ToContainTextAsync("My parcel never came.");
+        // Review W5: until the code is entered, the widget promises no mail (and none is sent: see the proven-only path).
+        await Assertions.Expect(verify.Locator(".verify-text")).ToHaveTextAsync(
+            $"We sent a code to {MailServer.Customer}. Enter it here to confirm the address. We answer by email only to a confirmed address; until then, the answer waits here in the chat.");
         await verify.Locator("input.code").FillAsync(await CodeAsync(1));
         await verify.Locator(".code-submit").ClickAsync();
         await Assertions.Expect(page.Locator(".status")).ToHaveTextAsync($"Thank you. We will answer by email at {MailServer.Customer}.", new() { Timeout = 30_000 });

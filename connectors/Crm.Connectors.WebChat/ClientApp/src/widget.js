@@ -487,8 +487,8 @@ import { textsFor } from "./texts.js";
     if (!config.emailFeatures) return t.offlineNoEmail;
     const stored = readStored();
     if (stored.verified) return t.answerByEmail(stored.verified);
-    // The offline form says it itself while it shows.
-    return stored.intro ? t.offline : "";
+    // The offline form says it itself while it shows; after it, an address not yet proven gets no mail (review W5).
+    return stored.intro ? t.answerAfterConfirm : "";
   }
 
   // Which of the forms shows: the pre-chat or offline form until it was sent (or skipped), the code entry while a code
@@ -510,7 +510,8 @@ import { textsFor } from "./texts.js";
     introSkip.hidden = !wantsIntro || offline;
     if (!wantsIntro && stored.proving) introSkip.hidden = true;
     verify.hidden = !stored.verifying;
-    if (stored.verifying) verifyText.textContent = t.codeSent(stored.verifying);
+    // Offline, the visitor expects the answer by mail: it goes only to a proven address (review W5).
+    if (stored.verifying) verifyText.textContent = t.codeSent(stored.verifying) + (offline ? " " + t.answerAfterConfirm : "");
     form.hidden = wantsIntro;
     proveButton.hidden = !config.emailFeatures || !!stored.verified || !!stored.verifying || showIntro;
     transcriptButton.hidden = !config.emailFeatures || !stored.verified;

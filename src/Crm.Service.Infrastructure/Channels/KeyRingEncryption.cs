@@ -1,0 +1,109 @@
+using System.Security.Cryptography;
+using System.Xml.Linq;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.AspNetCore.DataProtection.XmlEncryption;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Service.Infrastructure.Channels;
+
+/// <summary>
+/// The key that encrypts the Data Protection key ring at rest in the store (review W3): AES-256-GCM under
+/// <c>Store:KeyRingKey</c> (base64, 32 bytes; set it from a secret store in production), else a random key kept in a
+/// file next to the database (<c>{DatabaseFile}.keyring-key</c>, created on first start, owner-only), so every node on
+/// the database finds it. A copy of crm.db alone (a dump, a stolen backup) then holds no usable key.
+/// </summary>
+internal sealed class KeyRingKey(IOptions<StoreOptions> options)
+{
+    private readonly Lazy<byte[]> _key = new(() => Load(options.Value));
+
+    public byte[] Value => _key.Value;
+
+    private static byte[] Load(StoreOptions store)
+    {
+        if (!string.IsNullOrWhiteSpace(store.KeyRingKey))
+        {
+            var configured = Convert.FromBase64String(store.KeyRingKey.Trim());
+            return configured.Length == 32 ? configured : throw new InvalidOperationException("Store:KeyRingKey must be 32 bytes, base64-encoded.");
+        }
+        var path = store.KeyRingKeyPath;
+        if (!File.Exists(path))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            var fresh = RandomNumberGenerator.GetBytes(32);
+            try
+            {
+                // CreateNew: two nodes starting at once keep the first one's key.
+                var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+                if (!OperatingSystem.IsWindows())
+                    create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                using var file = new FileStream(path, create);
+                file.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(fresh)));
+                file.Flush(flushToDisk: true);
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+            }
+        }
+        var stored = Convert.FromBase64String(File.ReadAllText(path).Trim());
+        return stored.Length == 32 ? stored : throw new InvalidOperationException($"{path} does not hold a 32-byte base64 key.");
+    }
+
+    public XElement Encrypt(XElement plain)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(plain.ToString(SaveOptions.DisableFormatting));
+        var nonce = RandomNumberGenerator.GetBytes(AesGcm.NonceByteSizes.MaxSize);
+        var tag = new byte[AesGcm.TagByteSizes.MaxSize];
+        var cipher = new byte[bytes.Length];
+        using (var aes = new AesGcm(Value, tag.Length))
+            aes.Encrypt(nonce, bytes, cipher, tag);
+        return new XElement("keyRingSecret", new XAttribute("v", "1"), Convert.ToBase64String([.. nonce, .. tag, .. cipher]));
+    }
+
+    public XElement Decrypt(XElement encrypted)
+    {
+        var all = Convert.FromBase64String(encrypted.Value);
+        var nonceSize = AesGcm.NonceByteSizes.MaxSize;
+        var tagSize = AesGcm.TagByteSizes.MaxSize;
+        var plain = new byte[all.Length - nonceSize - tagSize];
+        using (var aes = new AesGcm(Value, tagSize))
+            aes.Decrypt(all.AsSpan(0, nonceSize), all.AsSpan(nonceSize + tagSize), all.AsSpan(nonceSize, tagSize), plain);
+        return XElement.Parse(System.Text.Encoding.UTF8.GetString(plain));
+    }
+}
+
+/// <summary>Encrypts each new key's secret with <see cref="KeyRingKey"/> before Data Protection stores it.</summary>
+internal sealed class KeyRingEncryptor(KeyRingKey key) : IXmlEncryptor
+{
+    public EncryptedXmlInfo Encrypt(XElement plaintextElement) => new(key.Encrypt(plaintextElement), typeof(KeyRingDecryptor));
+
+    /// <summary>Data Protection's marker of a key's secret part, and the element that wraps an encrypted one (the
+    /// format its own XmlEncryptionExtensions write), so a key encrypted here reads like one it encrypted itself.</summary>
+    private static readonly XNamespace Ns = "http://schemas.asp.net/2015/03/dataProtection";
+
+    internal static readonly XName RequiresEncryption = Ns + "requiresEncryption";
+
+    internal static readonly XName EncryptedSecret = Ns + "encryptedSecret";
+
+    /// <summary>A copy of <paramref name="element"/> with every secret part encrypted (for keys written before the ring
+    /// was encrypted: rows of the store and the old key folder); null when there was nothing to encrypt.</summary>
+    public XElement? EncryptSecrets(XElement element)
+    {
+        var copy = new XElement(element);
+        var secrets = copy.Descendants().Where(e => (bool?)e.Attribute(RequiresEncryption) == true).ToList();
+        if (secrets.Count == 0)
+            return null;
+        foreach (var secret in secrets)
+        {
+            var info = Encrypt(secret);
+            secret.ReplaceWith(new XElement(EncryptedSecret, new XAttribute("decryptorType", info.DecryptorType.AssemblyQualifiedName!), info.EncryptedElement));
+        }
+        return copy;
+    }
+}
+
+/// <summary>Created by Data Protection from the type named in each encrypted key (with the service provider).</summary>
+internal sealed class KeyRingDecryptor(IServiceProvider services) : IXmlDecryptor
+{
+    public XElement Decrypt(XElement encryptedElement) => services.GetRequiredService<KeyRingKey>().Decrypt(encryptedElement);
+}
