@@ -11,8 +11,8 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Crm.Service.Infrastructure.Store.Migrations
 {
     [DbContext(typeof(CrmDbContext))]
-    [Migration("20261124110341_console5")]
-    partial class console5
+    [Migration("20261124115003_LinksDocumentsReplyCc")]
+    partial class LinksDocumentsReplyCc
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -335,6 +335,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.Property<string>("Author")
                         .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Cc")
                         .HasColumnType("TEXT");
 
                     b.Property<string>("ChannelAccountId")

@@ -6,11 +6,17 @@ using Microsoft.EntityFrameworkCore.Migrations;
 namespace Crm.Service.Infrastructure.Store.Migrations
 {
     /// <inheritdoc />
-    public partial class console5 : Migration
+    public partial class LinksDocumentsReplyCc : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.AddColumn<string>(
+                name: "Cc",
+                table: "Messages",
+                type: "TEXT",
+                nullable: true);
+
             migrationBuilder.CreateTable(
                 name: "CustomerDocuments",
                 columns: table => new
@@ -86,6 +92,10 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
             migrationBuilder.DropTable(
                 name: "TicketLinks");
+
+            migrationBuilder.DropColumn(
+                name: "Cc",
+                table: "Messages");
         }
     }
 }
