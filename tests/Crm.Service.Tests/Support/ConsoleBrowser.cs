@@ -42,6 +42,31 @@ internal sealed partial class ConsoleBrowser : IDisposable
         return browser;
     }
 
+    /// <summary>The session cookie of <paramref name="email"/> (a user made by <see cref="CreateUserAsync"/>) signed in
+    /// over plain http to an app on Kestrel. The console's cookies are Secure, so a cookie container would not send
+    /// them back over http; the cookies are carried by hand here, as a browser would over https.</summary>
+    public static async Task<string> SessionCookieOverHttpAsync(Uri server, string email)
+    {
+        using var client = new HttpClient(new HttpClientHandler { UseCookies = false, AllowAutoRedirect = false }) { BaseAddress = server };
+        var form = await client.GetAsync("/Account/Login");
+        var cookies = string.Join("; ", form.Headers.GetValues("Set-Cookie").Select(c => c.Split(';')[0]));
+        var token = TokenPattern().Match(await form.Content.ReadAsStringAsync());
+        Assert.True(token.Success, "No anti-forgery token on the sign-in page.");
+        using var post = new HttpRequestMessage(HttpMethod.Post, "/Account/Login")
+        {
+            Content = new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["Email"] = email,
+                ["Password"] = Password,
+                ["__RequestVerificationToken"] = WebUtility.HtmlDecode(token.Groups[1].Value),
+            }),
+        };
+        post.Headers.Add("Cookie", cookies);
+        var signedIn = await client.SendAsync(post);
+        Assert.Equal(HttpStatusCode.Redirect, signedIn.StatusCode);
+        return signedIn.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("crm.console=", StringComparison.Ordinal)).Split(';')[0];
+    }
+
     /// <summary>A SignalR client on the agents' hub as this signed-in person (long polling through the test server).</summary>
     public HubConnection AgentHub(CrmApp app)
     {
