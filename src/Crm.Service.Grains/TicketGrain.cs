@@ -227,6 +227,9 @@ public sealed class TicketGrain(
             throw new DomainException(DomainErrorKind.Invalid, $"Ticket #{Number} has no conversation {conversationId} to reply on.", "conversationId");
         if (reply.Cc.Count > 0 && conversation.Channel != ChannelKind.Email)
             throw new DomainException(DomainErrorKind.Invalid, $"Only email replies can copy someone in; this conversation is {conversation.Channel}.", "cc");
+        // Only these senders carry files; elsewhere a reply marked sent would reach the customer without them.
+        if (reply.Attachments.Count > 0 && conversation.Channel is not (ChannelKind.Email or ChannelKind.Telegram))
+            throw new DomainException(DomainErrorKind.Invalid, $"Files can be sent on email and Telegram; this conversation is {conversation.Channel}. Send a link instead.", "attachments");
 
         var now = time.GetUtcNow();
         var message = new MessageRecord

@@ -102,4 +102,19 @@ public sealed class ReplyIdempotencyTests : AppTest
         Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
         Assert.True((await response.Content.ReadAsStringAsync()).Length < 2_000, "the refusal does not echo the key");
     }
+
+    [Fact]
+    public async Task A_reply_with_a_file_on_a_channel_that_cannot_carry_files_is_refused_not_sent_without_it()
+    {
+        var ticket = await OpenTicketAsync("files-on-api");
+        using var agent = await App.AgentAsync("ann");
+        using var form = new MultipartFormDataContent { { new StringContent("See the file."), "text" } };
+        form.Add(new ByteArrayContent("%PDF-1.4 tiny"u8.ToArray()), "files", "a.pdf");
+
+        var response = await agent.PostAsync($"/api/v1/tickets/{ticket}/reply", form);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.Contains("Files can be sent on email and Telegram", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.False(await App.QueryAsync(db => db.Messages.AnyAsync(m => m.TicketNumber == ticket && m.Direction == Crm.Service.Contracts.MessageDirection.Outbound)));
+    }
 }
