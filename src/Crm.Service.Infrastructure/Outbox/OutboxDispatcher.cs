@@ -210,7 +210,8 @@ internal sealed class OutboxDispatcher(
             }
         }
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(settings.SendTimeout);
+        var allowed = settings.SendTimeoutFor(files.Sum(f => (long)f.Content.Length));
+        timeout.CancelAfter(allowed);
         try
         {
             return await sender.SendAsync(new OutboundDelivery
@@ -231,7 +232,7 @@ internal sealed class OutboxDispatcher(
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return OutboundResult.Retry($"No answer within {settings.SendTimeout.TotalSeconds:0} s.");
+            return OutboundResult.Retry($"No answer within {allowed.TotalSeconds:0} s.");
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

@@ -21,8 +21,17 @@ public sealed class OutboxOptions
     [Range(1, 1000)]
     public int MaxAttempts { get; set; } = 25;
 
+    /// <summary>How long one send may take before it is given up and retried, for a message without files.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan SendTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The slowest upload a send with files is allowed before it is given up: each file adds its size at this
+    /// rate to <see cref="SendTimeout"/>, so a large reply is not cut off (and sent again) while it is still going out.</summary>
+    [Range(1_000, 1_000_000_000)]
+    public int MinUploadBytesPerSecond { get; set; } = 50_000;
+
+    /// <summary>The time allowed for a send carrying <paramref name="fileBytes"/> bytes of files.</summary>
+    public TimeSpan SendTimeoutFor(long fileBytes) => SendTimeout + TimeSpan.FromSeconds((double)fileBytes / MinUploadBytesPerSecond);
 
     [Range(1, 256)]
     public int MaxParallelSends { get; set; } = 8;

@@ -74,4 +74,13 @@ public sealed class RulesTests
         Assert.InRange(fourth.TotalSeconds, 12.8, 19.2);
         Assert.InRange(late.TotalSeconds, 48, 72);
     }
+
+    [Fact]
+    public void A_send_with_files_is_allowed_the_time_its_upload_takes_at_the_slowest_rate_on_top_of_the_send_timeout()
+    {
+        // A 25 MB reply must not be cut off after 30 s while it is still uploading, and then sent again in full.
+        var options = new OutboxOptions { SendTimeout = TimeSpan.FromSeconds(30), MinUploadBytesPerSecond = 50_000 };
+        Assert.Equal(TimeSpan.FromSeconds(30), options.SendTimeoutFor(0));
+        Assert.Equal(TimeSpan.FromSeconds(30 + 500), options.SendTimeoutFor(25_000_000));
+    }
 }
