@@ -26,16 +26,16 @@ public static class AgentApi
             .RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy)
             .AddEndpointFilter<RequestLimitsFilter>();
         api.MapGet("/tickets", ListTicketsAsync);
-        api.MapGet("/tickets/{number:long}", GetTicketAsync);
-        api.MapGet("/tickets/{number:long}/timeline", GetTimelineAsync);
-        api.MapGet("/tickets/{number:long}/history", GetHistoryAsync);
-        api.MapPost("/tickets/{number:long}/reply", ReplyAsync);
+        api.MapGet("/tickets/{number:long}", GetTicketAsync).AddEndpointFilter<TicketReachFilter>();
+        api.MapGet("/tickets/{number:long}/timeline", GetTimelineAsync).AddEndpointFilter<TicketReachFilter>();
+        api.MapGet("/tickets/{number:long}/history", GetHistoryAsync).AddEndpointFilter<TicketReachFilter>();
+        api.MapPost("/tickets/{number:long}/reply", ReplyAsync).AddEndpointFilter<TicketReachFilter>();
         // The same route with files: routing picks this one for a multipart/form-data body (its Accepts metadata).
-        api.MapPost("/tickets/{number:long}/reply", ReplyWithFilesAsync).Accepts<ReplyRequest>("multipart/form-data");
-        api.MapPost("/tickets/{number:long}/notes", AddNoteAsync);
-        api.MapPatch("/tickets/{number:long}", ChangeTicketAsync);
-        api.MapPost("/tickets/{number:long}/merge", MergeTicketAsync);
-        api.MapPost("/tickets/{number:long}/split", SplitTicketAsync);
+        api.MapPost("/tickets/{number:long}/reply", ReplyWithFilesAsync).Accepts<ReplyRequest>("multipart/form-data").AddEndpointFilter<TicketReachFilter>();
+        api.MapPost("/tickets/{number:long}/notes", AddNoteAsync).AddEndpointFilter<TicketReachFilter>();
+        api.MapPatch("/tickets/{number:long}", ChangeTicketAsync).AddEndpointFilter<TicketReachFilter>();
+        api.MapPost("/tickets/{number:long}/merge", MergeTicketAsync).AddEndpointFilter<TicketReachFilter>();
+        api.MapPost("/tickets/{number:long}/split", SplitTicketAsync).AddEndpointFilter<TicketReachFilter>();
         api.MapGet("/customers/{id:guid}", GetCustomerAsync);
         api.MapGet("/customers/{id:guid}/tickets", GetCustomerTicketsAsync);
         api.MapPatch("/customers/{id:guid}", ChangeCustomerAsync);

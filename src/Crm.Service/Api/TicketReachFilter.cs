@@ -1,0 +1,32 @@
+using System.Globalization;
+using Crm.Connectors.Abstractions;
+using Crm.Service.Infrastructure.Queries;
+using Crm.Service.Infrastructure.Store;
+using Microsoft.EntityFrameworkCore;
+
+namespace Crm.Service.Api;
+
+/// <summary>
+/// The per-ticket routes of the agent API (<c>/tickets/{number}/…</c>) answer a personal key as its person's console
+/// would: a ticket of a restricted team the person is not in is "no such ticket", for reads and writes alike (replies,
+/// notes, changes). A system key (no person) keeps the API's reach. The same limits as canned responses and macros
+/// (<see cref="RepliesApi.HiddenTeamsAsync"/>).
+/// </summary>
+internal sealed class TicketReachFilter(TicketQueries tickets, Infrastructure.Teams.TeamDirectory teams, IDbContextFactory<CrmDbContext> contexts)
+    : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        if (http.Request.RouteValues.TryGetValue("number", out var raw)
+            && long.TryParse(Convert.ToString(raw, CultureInfo.InvariantCulture), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+        {
+            var cancellationToken = http.RequestAborted;
+            var owner = await RepliesApi.OwnerAsync(http.User, contexts, cancellationToken);
+            var hidden = await RepliesApi.HiddenTeamsAsync(owner, teams, contexts, cancellationToken);
+            if (hidden.Count > 0 && await tickets.GetAsync(number, cancellationToken) is { Team: { } team } && hidden.Contains(team, StringComparer.Ordinal))
+                return Problems.Of(ProblemKind.NotFound, $"No ticket #{number}.", "number");
+        }
+        return await next(context);
+    }
+}
