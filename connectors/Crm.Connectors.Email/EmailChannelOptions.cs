@@ -49,6 +49,11 @@ public sealed class EmailChannelOptions
     [Range(100, 1_000_000)]
     public int MaxHeaderLines { get; set; } = 10_000;
 
+    /// <summary>A message with one header field longer than this is not parsed either: a From or To of a million
+    /// addresses is one field, and MimeKit would build an object per address.</summary>
+    [Range(4 * 1024, 16 * 1024 * 1024)]
+    public int MaxHeaderFieldBytes { get; set; } = 256 * 1024;
+
     /// <summary>Backoff after a connection, login or server error: doubles from the first to the last.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
     public TimeSpan FirstReconnectDelay { get; set; } = TimeSpan.FromSeconds(1);

@@ -11,23 +11,35 @@ namespace Crm.Connectors.Email;
 /// </summary>
 internal sealed class MimeShape : MimeReader
 {
-    private readonly int _maxParts, _maxHeaders;
+    private readonly int _maxParts, _maxHeaders, _maxFieldBytes;
 
-    private MimeShape(Stream stream, int maxParts, int maxHeaders) : base(stream)
+    private MimeShape(Stream stream, int maxParts, int maxHeaders, int maxFieldBytes) : base(stream)
     {
         _maxParts = maxParts;
         _maxHeaders = maxHeaders;
+        _maxFieldBytes = maxFieldBytes;
     }
 
     public int Parts { get; private set; }
 
     public int Headers { get; private set; }
 
-    /// <summary>Reads the mail, stopping as soon as one bound is passed (the count is then bound + 1).</summary>
-    public static (int Parts, int Headers) Measure(byte[] raw, int maxParts, int maxHeaders, CancellationToken cancellationToken = default)
+    /// <summary>The name of the first header field longer than the field bound, or null.</summary>
+    public string? LongField { get; private set; }
+
+    /// <summary>What <see cref="Measure"/> found: the counts, and the first over-long header field (null when none).</summary>
+    public readonly record struct Counts(int Parts, int Headers, string? LongField)
+    {
+        public void Deconstruct(out int parts, out int headers) => (parts, headers) = (Parts, Headers);
+    }
+
+    /// <summary>Reads the mail, stopping as soon as one bound is passed (the count is then bound + 1). One header field
+    /// longer than <paramref name="maxFieldBytes"/> stops it too: a From of millions of addresses is one field, and
+    /// MimeKit would build an object per address (review ER1).</summary>
+    public static Counts Measure(byte[] raw, int maxParts, int maxHeaders, CancellationToken cancellationToken = default, int maxFieldBytes = int.MaxValue)
     {
         using var stream = new MemoryStream(raw, writable: false);
-        var shape = new MimeShape(stream, maxParts, maxHeaders);
+        var shape = new MimeShape(stream, maxParts, maxHeaders, maxFieldBytes);
         try
         {
             shape.ReadMessage(cancellationToken);
@@ -39,13 +51,18 @@ internal sealed class MimeShape : MimeReader
         {
             // Not a MIME message: the parser proper says so with its reason.
         }
-        return (shape.Parts, shape.Headers);
+        return new Counts(shape.Parts, shape.Headers, shape.LongField);
     }
 
     protected override void OnHeadersBegin(long beginOffset, int beginLineNumber, CancellationToken cancellationToken) => _encoded = false;
 
     protected override void OnHeaderRead(Header header, int beginLineNumber, CancellationToken cancellationToken)
     {
+        if (header.RawValue.Length > _maxFieldBytes)
+        {
+            LongField = header.Field.Length <= 64 ? header.Field : header.Field[..64];
+            throw new BoundPassed();
+        }
         if (header.Id == HeaderId.ContentTransferEncoding)
             _encoded = header.Value.Trim().ToLowerInvariant() is "base64" or "quoted-printable";
         Count();

@@ -38,6 +38,24 @@ public sealed class EmailFifthReviewTests
         Assert.True(MimeShape.Measure(Report("text/plain", groups.ToString()), 2000, 10_000).Headers < 100);
     }
 
+    // ER1: a From of 300,000 addresses is one header field, so the field count never noticed it, and MimeKit would
+    // build an object per address. One over-long field stops the look, and the mail is stored unparsed.
+    [Fact]
+    public void One_header_field_longer_than_its_bound_is_named_and_a_normal_mail_passes()
+    {
+        var from = new StringBuilder("From: ");
+        for (var i = 0; i < 300_000; i++)
+            from.Append(i == 0 ? "" : ",\r\n ").Append("a").Append(i).Append("@example.test");
+        var raw = Encoding.ASCII.GetBytes(from + "\r\nTo: support@example.test\r\nSubject: Hi\r\nMessage-ID: <long@example.test>\r\n\r\nHello\r\n");
+
+        Assert.Equal("From", MimeShape.Measure(raw, 2000, 10_000, maxFieldBytes: 256 * 1024).LongField);
+        Assert.Null(MimeShape.Measure(raw[..0].Concat(Encoding.ASCII.GetBytes("From: a@example.test\r\nTo: support@example.test\r\nSubject: Hi\r\n\r\nHello\r\n")).ToArray(),
+            2000, 10_000, maxFieldBytes: 256 * 1024).LongField);
+        // Without a field bound (the old look) the same mail passed as a four-header mail.
+        Assert.Null(MimeShape.Measure(raw, 2000, 10_000).LongField);
+        Assert.InRange(MimeShape.Measure(raw, 2000, 10_000).Headers, 1, 10);
+    }
+
     // N3: the References dedupe was a List.Contains per id over the whole header (quadratic: 50,000 ids took
     // 1.25 billion comparisons). Now the list is walked from the newest id and the walk stops at the cap.
     [Fact]
