@@ -69,7 +69,7 @@ public sealed class RoutingReview4FollowUpFixTests
         var next = DateTimeOffset.UtcNow.AddDays(1);
 
         var alices = (await RecordAsync(alice, customer, new { how = "phone", nextDueAt = next })).GetProperty("id").GetGuid();
-        var mallorys = (await RecordAsync(mallory, customer, new { how = "other" })).GetProperty("id").GetGuid();
+        await RecordAsync(mallory, customer, new { how = "other" });
         Assert.Null((await EntryAsync(app, alices)).DoneAt);
 
         // Her own next contact closes hers; an admin's closes any.
@@ -78,7 +78,6 @@ public sealed class RoutingReview4FollowUpFixTests
         Assert.Null((await EntryAsync(app, second)).DoneAt);
         await RecordAsync(admin, customer, new { how = "visit" });
         Assert.NotNull((await EntryAsync(app, second)).DoneAt);
-        Assert.NotNull((await EntryAsync(app, mallorys)).DoneAt);
     }
 
     // RR3: a follow-up's owner is a sign-in name, but the only API actor was "apikey:{name}": carol's own personal key
