@@ -32,7 +32,7 @@ public interface ITicketFollowUpGrain : IGrainWithIntegerKey
 
 /// <summary>A follow-up reminder reached someone's attention: the people to tell, by actor, user id or email. When none
 /// of them is a console person (an API key recorded it), the ticket's assignee, else <see cref="Team"/>'s (or the
-/// ticket's team's) members, else the admins are told instead, so a reminder always reaches someone who can act.</summary>
+/// ticket's team's) members, else the admins are told instead. Only consoles connected at that moment see it (not stored).</summary>
 [GenerateSerializer, Immutable, Alias("crm.FollowUpNotice")]
 public sealed record FollowUpNotice(
     [property: Id(0)] string Kind,

@@ -16,12 +16,23 @@ internal static class NotificationRecipients
         return ids;
     }
 
-    /// <summary>The console accounts of the people named; API-key actors and unknown names resolve to nobody.</summary>
+    /// <summary>The console accounts of the people named; a personal API key's actor (<c>apikey:{email}/{label}</c>) is
+    /// its owner, while system keys and unknown names resolve to nobody.</summary>
     public static async Task<HashSet<string>> PeopleAsync(CrmDbContext db, IEnumerable<string?> people, CancellationToken cancellationToken)
     {
         var ids = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var person in people.OfType<string>().Where(p => p.Length > 0 && !p.StartsWith("apikey:", StringComparison.Ordinal)).Take(10))
+        foreach (var person in people.OfType<string>().Where(p => p.Length > 0).Take(10))
         {
+            if (person.StartsWith("apikey:", StringComparison.Ordinal))
+            {
+                var name = person["apikey:".Length..];
+                // Revoked keys count too: the person recorded it. Two owners for one name (not made by PersonalApiKeys) is nobody.
+                var owners = await db.ApiKeys.AsNoTracking().Where(k => k.Name == name && k.OwnerId != null)
+                    .Select(k => k.OwnerId!).Distinct().Take(2).ToListAsync(cancellationToken);
+                if (owners.Count == 1)
+                    ids.Add(owners[0]);
+                continue;
+            }
             var upper = person.ToUpperInvariant();
             ids.UnionWith(await db.Users.AsNoTracking()
                 .Where(u => u.Id == person || u.NormalizedEmail == upper || u.NormalizedUserName == upper)

@@ -4,8 +4,11 @@ using Crm.Service.Contracts;
 using Crm.Service.Grains.FollowUps;
 using Crm.Service.Grains.Sla;
 using Crm.Service.Auth;
+using Crm.Service.AgentConsole;
 using Crm.Service.Infrastructure.Queries;
+using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.Api;
 
@@ -15,8 +18,9 @@ public sealed record CustomerFollowUpRequest(
 
 /// <summary>The customer follow-up log: <c>/api/v1/customers/{id}/follow-ups</c> and the due lists
 /// <c>/api/v1/follow-ups/due?owner=&amp;team=</c>, both keyset-paged (<c>cursor</c>, <c>pageSize</c> 1-200, default 50;
-/// <c>{items, nextCursor, hasMore}</c>) and read a page at a time from the routing store. Marking an entry done is for
-/// its author or owner, or an admin key; a POST with an Idempotency-Key records one entry however often it is sent.</summary>
+/// <c>{items, nextCursor, hasMore}</c>) and read a page at a time from the routing store. Marking an entry done, by hand or
+/// by recording a newer entry, is for its author or owner, or an admin key; a POST with an Idempotency-Key records one
+/// entry however often it is sent, and a replay closes nothing recorded after the entry.</summary>
 internal static class CustomerFollowUpApi
 {
     public const int MaxOutcomeLength = 4000;
@@ -66,20 +70,32 @@ internal static class CustomerFollowUpApi
     }
 
     /// <summary>Marks an entry done: its author or owner may, and an admin key; anyone else gets 403.</summary>
-    internal static async Task<IResult> CompleteAsync(Guid id, ClaimsPrincipal user, IGrainFactory grains, CancellationToken cancellationToken)
+    internal static async Task<IResult> CompleteAsync(Guid id, ClaimsPrincipal user, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts,
+        CancellationToken cancellationToken)
     {
         var grain = grains.GetGrain<ICustomerFollowUpGrain>(id);
         if (await grain.GetAsync() is not { } entry)
             return Problems.Of(ProblemKind.NotFound, $"No follow-up {id}.", "id");
-        var actor = FollowUpApi.Actor(user);
-        var mine = string.Equals(entry.By, actor, StringComparison.OrdinalIgnoreCase) || string.Equals(entry.Owner, actor, StringComparison.OrdinalIgnoreCase);
-        if (!mine && !user.IsInRole(Roles.Admin))
+        if (!await MayCloseAsync(entry, user, contexts, cancellationToken))
             return Problems.Of(ProblemKind.Forbidden, "Only the follow-up's author or owner, or an admin, may mark it done.", "id");
         return Results.Ok(await grain.CompleteAsync(cancellationToken));
     }
 
+    /// <summary>An admin key closes any entry; anyone else only the entries they recorded or own. A personal key is its
+    /// owner: it closes what that person owns (by account id, email or user name) or recorded with any of their keys.</summary>
+    private static async Task<bool> MayCloseAsync(CustomerFollowUp entry, ClaimsPrincipal user, IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
+    {
+        var actor = FollowUpApi.Actor(user);
+        if (user.IsInRole(Roles.Admin) || string.Equals(entry.By, actor, StringComparison.OrdinalIgnoreCase) || string.Equals(entry.Owner, actor, StringComparison.OrdinalIgnoreCase))
+            return true;
+        if (user.KeyOwnerId() is not { } person)
+            return false;
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return (await NotificationRecipients.PeopleAsync(db, [entry.Owner, entry.By], cancellationToken)).Contains(person);
+    }
+
     internal static async Task<IResult> RecordAsync(Guid id, CustomerFollowUpRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains,
-        IRoutingStore documents, TimeProvider time, CancellationToken cancellationToken)
+        IRoutingStore documents, IDbContextFactory<CrmDbContext> contexts, TimeProvider time, CancellationToken cancellationToken)
     {
         if (request.How is not { } how)
             return Problems.Invalid("how", "how is required: phone, email, visit, chat or other.");
@@ -114,7 +130,11 @@ internal static class CustomerFollowUpApi
         var actor = FollowUpApi.Actor(user);
         // With an Idempotency-Key the entry's id comes from it (scoped to the key and customer): a retry finds the entry.
         var entryId = requestId is null ? Guid.NewGuid() : FollowUpCursor.IdFor($"{requestId}:{id:N}");
-        var entry = await grains.GetGrain<ICustomerFollowUpGrain>(entryId).RecordAsync(new CustomerFollowUp
+        var grain = grains.GetGrain<ICustomerFollowUpGrain>(entryId);
+        // Read after the open entries: an entry that did not exist yet is newer than all of them. A replay (it existed)
+        // closes only the entries recorded before it, never one recorded since (a retry has no new side effects).
+        var replay = await grain.GetAsync() is not null;
+        var entry = await grain.RecordAsync(new CustomerFollowUp
         {
             Id = Guid.Empty,
             CustomerId = id,
@@ -128,8 +148,12 @@ internal static class CustomerFollowUpApi
             Owner = string.IsNullOrWhiteSpace(request.Owner) ? actor : request.Owner.Trim(),
             Team = string.IsNullOrWhiteSpace(request.Team) ? null : request.Team.Trim(),
         }, cancellationToken);
-        foreach (var earlier in open.Where(f => f.Id != entry.Id))
-            await grains.GetGrain<ICustomerFollowUpGrain>(earlier.Id).CompleteAsync(cancellationToken);
+        foreach (var earlier in open.Where(f => f.Id != entry.Id && (!replay || f.RecordedAt < entry.RecordedAt)))
+        {
+            // Only what the caller may close by hand: another person's follow-up stays open (theirs to close).
+            if (await MayCloseAsync(earlier, user, contexts, cancellationToken))
+                await grains.GetGrain<ICustomerFollowUpGrain>(earlier.Id).CompleteAsync(cancellationToken);
+        }
         return TypedResults.Created($"/api/v1/customers/{id}/follow-ups", entry);
     }
 }

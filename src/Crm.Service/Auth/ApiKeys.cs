@@ -151,9 +151,11 @@ internal sealed class ApiKeyAuthenticationHandler(
         var record = await keys.FindAsync(key, Context.RequestAborted);
         if (record is null)
             return AuthenticateResult.Fail("Unknown or revoked API key.");
-        var identity = new ClaimsIdentity(
-            [new Claim(ClaimTypes.NameIdentifier, record.Id.ToString()), new Claim(ClaimTypes.Name, record.Name), new Claim(ClaimTypes.Role, record.Role)],
-            SchemeName);
+        List<Claim> claims = [new Claim(ClaimTypes.NameIdentifier, record.Id.ToString()), new Claim(ClaimTypes.Name, record.Name), new Claim(ClaimTypes.Role, record.Role)];
+        // A personal key acts for its owner: who it is matters where a person (not a key) is named, e.g. a follow-up's owner.
+        if (record.OwnerId is { Length: > 0 } ownerId)
+            claims.Add(new Claim(ApiKeyAuthenticationExtensions.OwnerClaim, ownerId));
+        var identity = new ClaimsIdentity(claims, SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 }
@@ -184,6 +186,8 @@ public static class ApiKeyAuthenticationExtensions
     public const string AgentPolicy = "agent";
     public const string AdminPolicy = "admin";
     public const string RateLimitPolicy = "agent-api";
+    /// <summary>Claim of a personal key: the console account (AspNetUsers.Id) it belongs to.</summary>
+    public const string OwnerClaim = "crm:key-owner";
 
     public static IHostApplicationBuilder AddApiKeyAuthentication(this IHostApplicationBuilder builder)
     {
@@ -220,6 +224,9 @@ public static class ApiKeyAuthenticationExtensions
 
     /// <summary>The audit actor for the caller: "apikey:{name}".</summary>
     public static string Actor(this ClaimsPrincipal user) => "apikey:" + (user.Identity?.Name ?? "unknown");
+
+    /// <summary>The console account a personal API key belongs to; null for a system key.</summary>
+    public static string? KeyOwnerId(this ClaimsPrincipal user) => user.FindFirst(OwnerClaim)?.Value;
 
     /// <summary>The id of the API key that authenticated the request: the scope of its Idempotency-Keys and rate limit.</summary>
     public static string KeyId(this ClaimsPrincipal user) =>

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Crm.Service.Auth;
 using Crm.Service.Contracts;
 using Crm.Service.Grains.FollowUps;
 using Crm.Service.Tests.Grains;
@@ -56,7 +57,15 @@ public sealed class CustomerFollowUpTests
         Assert.True(notices.Notices.Last().NotifySupervisors);
         Assert.Equal(0, await second.QueryAsync(db => Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.CountAsync(db.Reminders, r => r.GrainId == grainId)));
 
-        using var bob = await second.AgentAsync("bob");
+        // Bob's own personal key (a system key is neither the owner nor the author, so it may not close the entry).
+        await ConsoleBrowser.CreateUserAsync(second, "bob@example.com", ConsoleRoles.Agent);
+        string bobId;
+        using (var scope = second.Services.CreateScope())
+            bobId = (await scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Microsoft.AspNetCore.Identity.IdentityUser>>()
+                .FindByEmailAsync("bob@example.com"))!.Id;
+        using var bob = second.CreateClient();
+        bob.DefaultRequestHeaders.Add("X-Api-Key", (await second.Services.GetRequiredService<Crm.Service.Auth.ApiKeyDirectory>()
+            .CreateAsync("bob@example.com/laptop", Crm.Service.Auth.Roles.Agent, ownerId: bobId)).Key);
         var due = await bob.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?owner=bob@example.com");
         Assert.Equal(entryId, Assert.Single(due.GetProperty("items").EnumerateArray()).GetProperty("id").GetGuid());
         Assert.Single((await bob.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?team=sales")).GetProperty("items").EnumerateArray());

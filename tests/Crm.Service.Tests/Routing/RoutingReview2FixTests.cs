@@ -84,11 +84,15 @@ public sealed class RoutingReview2FixTests
     internal sealed class InterceptingRoutingStore(IRoutingStore inner) : IRoutingStore
     {
         public Func<string, string, Task>? AfterPut { get; set; }
+        /// <summary>Runs before the write; throwing here is a crash before the document is stored.</summary>
+        public Func<string, string, Task>? BeforePut { get; set; }
 
         public Task<string?> GetAsync(string kind, string id, CancellationToken cancellationToken = default) => inner.GetAsync(kind, id, cancellationToken);
         public Task<IReadOnlyList<string>> ListAsync(string kind, CancellationToken cancellationToken = default) => inner.ListAsync(kind, cancellationToken);
         public async Task PutAsync(string kind, string id, string json, CancellationToken cancellationToken = default)
         {
+            if (BeforePut is { } before)
+                await before(kind, id);
             await inner.PutAsync(kind, id, json, cancellationToken);
             if (AfterPut is { } hook)
                 await hook(kind, id);
