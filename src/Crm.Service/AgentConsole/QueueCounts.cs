@@ -112,17 +112,21 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
         }
     }
 
-    /// <summary>Applies a batch of the change feed. Returns the unfinished tickets whose assignee became someone
-    /// (assigned, reassigned, or reopened with an assignee): the assignment notifications. A replayed change finds
-    /// the same state and returns nothing.</summary>
-    public async Task<IReadOnlyList<(long Number, string Assignee)>> ApplyAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
+    /// <summary>What a batch changed that people are told about: the unfinished tickets whose assignee became someone
+    /// (assigned, reassigned, or reopened with an assignee), and the new tickets that came into a team (created in it,
+    /// or moved there by routing a moment later).</summary>
+    public sealed record Applied(IReadOnlyList<(long Number, string Assignee)> Assigned, IReadOnlyList<(long Number, string Team)> NewInTeam);
+
+    /// <summary>Applies a batch of the change feed. A replayed change finds the same state and reports nothing.</summary>
+    public async Task<Applied> ApplyAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
     {
         await EnsureLoadedAsync(cancellationToken);
         var tickets = changes.Where(c => c.Entity == ChangeEntities.Ticket)
             .Select(c => (Change: c, Number: long.Parse(c.EntityId, CultureInfo.InvariantCulture))).ToList();
         var assigned = new List<(long, string)>();
+        var newInTeam = new List<(long, string)>();
         if (tickets.Count == 0)
-            return assigned;
+            return new Applied(assigned, newInTeam);
         var numbers = tickets.Select(t => t.Number).Distinct().ToList();
         Dictionary<long, TicketState> current;
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
@@ -153,11 +157,13 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
                     Count(after, +1);
                     if (after.Assignee is { } assignee && (known ? before.Assignee != assignee : fresh.Contains(number)))
                         assigned.Add((number, assignee));
+                    if (after.Status == TicketStatus.New && after.Team is { } team && (known ? before.Team != team : fresh.Contains(number)))
+                        newInTeam.Add((number, team));
                 }
             }
             _appliedUpTo = Math.Max(_appliedUpTo, changes[^1].Sequence);
         }
-        return assigned;
+        return new Applied(assigned, newInTeam);
     }
 
     private void Count(TicketState state, int delta)

@@ -26,7 +26,7 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
 
     public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
     {
-        var assigned = await counts.ApplyAsync(changes, cancellationToken);
+        var (assigned, newInTeam) = await counts.ApplyAsync(changes, cancellationToken);
         var tickets = changes.Where(c => c.Entity == ChangeEntities.Ticket)
             .Select(c => long.Parse(c.EntityId, CultureInfo.InvariantCulture)).ToHashSet();
         var messageIds = changes.Where(c => c.Entity == ChangeEntities.Message && Guid.TryParse(c.EntityId, out _))
@@ -38,10 +38,8 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
             return;
         if (assigned.Count > 0)
             await NotifyAssigneesAsync(db, assigned, cancellationToken);
-        var created = changes.Where(c => c.Entity == ChangeEntities.Ticket && c.Kind == ChangeKinds.Created)
-            .Select(c => long.Parse(c.EntityId, CultureInfo.InvariantCulture)).Distinct().ToList();
-        if (created.Count > 0)
-            await NotifyTeamsOfNewTicketsAsync(db, created, cancellationToken);
+        if (newInTeam.Count > 0)
+            await NotifyTeamsOfNewTicketsAsync(db, newInTeam, cancellationToken);
         var numbers = tickets.ToList();
         var teamOf = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number) && t.Team != null)
             .ToDictionaryAsync(t => t.Number, t => t.Team!, cancellationToken);
@@ -88,13 +86,12 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
                 await hub.Clients.User(userId).Notify(new AgentNotification("assigned", number, null));
     }
 
-    /// <summary>"New ticket" to the members of a new ticket's team who asked for it on their Profile (off by default).
-    /// Team members of a restricted team may see its tickets by definition.</summary>
-    private async Task NotifyTeamsOfNewTicketsAsync(CrmDbContext db, IReadOnlyList<long> created, CancellationToken cancellationToken)
+    /// <summary>"New ticket" to the members of the team a new ticket came into (created in it, or routed there a moment
+    /// later: review CT2) who asked for it on their Profile (off by default). Team members of a restricted team may
+    /// see its tickets by definition.</summary>
+    private async Task NotifyTeamsOfNewTicketsAsync(CrmDbContext db, IReadOnlyList<(long Number, string Team)> arrived, CancellationToken cancellationToken)
     {
-        var withTeam = await db.Tickets.AsNoTracking().Where(t => created.Contains(t.Number) && t.Team != null)
-            .Select(t => new { t.Number, t.Team }).ToListAsync(cancellationToken);
-        foreach (var ticket in withTeam)
+        foreach (var ticket in arrived.Select(a => new { a.Number, a.Team }))
         {
             var members = await db.TeamMembers.AsNoTracking().Where(m => m.TeamId == ticket.Team).Select(m => m.UserId).ToListAsync(cancellationToken);
             var wanting = await settings.WhoWantsAsync(members, Infrastructure.Notifications.NotificationCategory.NewTicketInMyTeams, cancellationToken);

@@ -248,5 +248,11 @@ public sealed class ConsoleLinksDocumentsNotificationsTests : AppTest
             n => n.Any(x => x.Kind == "assigned" && x.Ticket == second) && n.Any(x => x.Kind == "new-ticket" && x.Ticket == opened.Number), what: "assignment and new-ticket notifications");
         // The mention was sent before the assignment, through the same hub: had it been pushed, it would be here.
         Assert.DoesNotContain(notified, x => x.Kind == "mentioned");
+
+        // A ticket created without a team and routed into the team a moment later is new in the team too (review CT2).
+        var (routed, _) = await ReceiveAsync("m-routed", "dora");
+        await App.Grains.GetGrain<ITicketGrain>(routed).ChangeAsync(new TicketChange { Team = "sales" }, "routing");
+        await Eventually.WaitForAsync(() => Task.FromResult(notified.ToArray()), n => n.Any(x => x.Kind == "new-ticket" && x.Ticket == routed),
+            TimeSpan.FromSeconds(60), "the new-ticket notification of a ticket routed into the team");
     }
 }
