@@ -23,15 +23,7 @@ public sealed class TicketReachTests : AppTest
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();
     }
 
-    private async Task<HttpClient> PersonalKeyAsync(ConsoleBrowser browser)
-    {
-        var created = await browser.SubmitAsync("/Profile", new() { ["KeyLabel"] = "script", ["KeyRole"] = "agent" }, "/Profile?handler=CreateKey");
-        var key = Regex.Match(await created.Content.ReadAsStringAsync(), "<code id=\"created-key\">([^<]+)</code>").Groups[1].Value;
-        Assert.NotEmpty(key);
-        var client = App.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Api-Key", key);
-        return client;
-    }
+    private Task<HttpClient> PersonalKeyAsync(ConsoleBrowser browser) => browser.PersonalKeyAsync(App);
 
     [Fact]
     public async Task A_personal_key_of_an_agent_outside_a_restricted_team_can_neither_read_nor_reply_to_nor_change_its_tickets()

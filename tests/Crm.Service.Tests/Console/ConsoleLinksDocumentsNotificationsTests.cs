@@ -43,15 +43,7 @@ public sealed class ConsoleLinksDocumentsNotificationsTests : AppTest
         return (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(email))!.Id;
     }
 
-    private async Task<HttpClient> PersonalKeyAsync(ConsoleBrowser browser)
-    {
-        var created = await browser.SubmitAsync("/Profile", new() { ["KeyLabel"] = "script", ["KeyRole"] = "agent" }, "/Profile?handler=CreateKey");
-        var key = Regex.Match(await created.Content.ReadAsStringAsync(), "<code id=\"created-key\">([^<]+)</code>").Groups[1].Value;
-        Assert.NotEmpty(key);
-        var client = App.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Api-Key", key);
-        return client;
-    }
+    private Task<HttpClient> PersonalKeyAsync(ConsoleBrowser browser) => browser.PersonalKeyAsync(App);
 
     private Task<List<Crm.Service.Grains.Records.AuditRecord>> AuditAsync(long number) =>
         App.QueryAsync(db => Task.FromResult(db.Audit.Where(a => a.EntityType == "ticket" && a.EntityId == number.ToString()).ToList()));

@@ -31,15 +31,7 @@ public sealed class ConsoleReviewRound4Tests : AppTest
         return (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(email))!.Id;
     }
 
-    private async Task<HttpClient> PersonalKeyAsync(ConsoleBrowser person)
-    {
-        var created = await person.SubmitAsync("/Profile", new() { ["KeyLabel"] = "script", ["KeyRole"] = "agent" }, "/Profile?handler=CreateKey");
-        var key = Regex.Match(await created.Content.ReadAsStringAsync(), "<code id=\"created-key\">([^<]+)</code>").Groups[1].Value;
-        Assert.StartsWith("crm_", key, StringComparison.Ordinal);
-        var client = App.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Api-Key", key);
-        return client;
-    }
+    private Task<HttpClient> PersonalKeyAsync(ConsoleBrowser person) => person.PersonalKeyAsync(App);
 
     [Fact]
     public async Task F6_a_personal_key_neither_fills_canned_responses_for_nor_applies_macros_to_a_restricted_teams_ticket()

@@ -67,6 +67,18 @@ internal sealed partial class ConsoleBrowser : IDisposable
         return signedIn.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("crm.console=", StringComparison.Ordinal)).Split(';')[0];
     }
 
+    /// <summary>An API client with a personal agent key this signed-in person makes on their Profile (the key carries
+    /// the person's limits).</summary>
+    public async Task<HttpClient> PersonalKeyAsync(CrmApp app)
+    {
+        var created = await SubmitAsync("/Profile", new() { ["KeyLabel"] = "script", ["KeyRole"] = "agent" }, "/Profile?handler=CreateKey");
+        var key = Regex.Match(await created.Content.ReadAsStringAsync(), "<code id=\"created-key\">([^<]+)</code>").Groups[1].Value;
+        Assert.StartsWith("crm_", key, StringComparison.Ordinal);
+        var client = app.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", key);
+        return client;
+    }
+
     /// <summary>A SignalR client on the agents' hub as this signed-in person (long polling through the test server).</summary>
     public HubConnection AgentHub(CrmApp app)
     {
