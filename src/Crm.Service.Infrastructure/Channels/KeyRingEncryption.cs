@@ -13,13 +13,20 @@ namespace Crm.Service.Infrastructure.Channels;
 /// file next to the database (<c>{DatabaseFile}.keyring-key</c>, created on first start, owner-only), so every node on
 /// the database finds it. A copy of crm.db alone (a dump, a stolen backup) then holds no usable key.
 /// </summary>
-internal sealed class KeyRingKey(IOptions<StoreOptions> options)
+internal sealed class KeyRingKey(IOptions<StoreOptions> options, Microsoft.EntityFrameworkCore.IDbContextFactory<CrmDbContext> contexts)
 {
-    private readonly Lazy<byte[]> _key = new(() => Load(options.Value));
+    private readonly Lazy<byte[]> _key = new(() => Load(options.Value, () => RingIsEncrypted(contexts)));
 
     public byte[] Value => _key.Value;
 
-    private static byte[] Load(StoreOptions store)
+    /// <summary>Whether the store already holds a key secret encrypted under some key-ring key.</summary>
+    private static bool RingIsEncrypted(Microsoft.EntityFrameworkCore.IDbContextFactory<CrmDbContext> contexts)
+    {
+        using var db = contexts.CreateDbContext();
+        return db.DataProtectionKeys.Any(k => k.Xml != null && k.Xml.Contains("keyRingSecret"));
+    }
+
+    private static byte[] Load(StoreOptions store, Func<bool> ringIsEncrypted)
     {
         if (!string.IsNullOrWhiteSpace(store.KeyRingKey))
         {
@@ -27,6 +34,11 @@ internal sealed class KeyRingKey(IOptions<StoreOptions> options)
             return configured.Length == 32 ? configured : throw new InvalidOperationException("Store:KeyRingKey must be 32 bytes, base64-encoded.");
         }
         var path = store.KeyRingKeyPath;
+        // A new key would leave every stored secret and visitor token unreadable while the node looked healthy: a
+        // store whose ring is already encrypted without its key file is an operator's problem to solve (review KW2).
+        if (!File.Exists(path) && ringIsEncrypted())
+            throw new InvalidOperationException($"The key ring in {store.DatabasePath} is encrypted, but its key file {path} is missing. " +
+                "Restore the file from the backup taken with the database (or set Store:KeyRingKey to its value); starting with a new key would make every stored secret unreadable.");
         if (!File.Exists(path))
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -27,8 +27,10 @@ public sealed class StoreOptions
     [Range(1, 1000)]
     public int TicketNumberBlock { get; set; } = 200;
 
-    /// <summary>How often blobs no row names are deleted (left by a crash between a blob's put and its row); zero: never.</summary>
-    public TimeSpan BlobSweepInterval { get; set; } = TimeSpan.FromDays(1);
+    /// <summary>How often blobs no row names are deleted (left by a crash between a blob's put and its row); zero: never,
+    /// the default until the sweep re-checks a blob's age and writers take its gate across nodes (review KW1: a blob
+    /// written again during a sweep can be deleted as an orphan).</summary>
+    public TimeSpan BlobSweepInterval { get; set; } = TimeSpan.Zero;
 
     /// <summary>Blobs younger than this are spared by the sweep: mail ingest writes the bytes before committing the row.</summary>
     public TimeSpan BlobSweepGrace { get; set; } = TimeSpan.FromHours(1);

@@ -16,12 +16,12 @@ public static class FollowUpApi
     {
         var api = endpoints.MapGroup("/api/v1").RequireAuthorization(ApiKeyAuthenticationExtensions.AgentPolicy)
             .RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy);
-        api.MapGet("/tickets/{number:long}/follow-up", GetTicketFollowUpAsync);
-        api.MapPut("/tickets/{number:long}/follow-up", SetTicketFollowUpAsync);
+        api.MapGet("/tickets/{number:long}/follow-up", GetTicketFollowUpAsync).AddEndpointFilter<TicketReachFilter>();
+        api.MapPut("/tickets/{number:long}/follow-up", SetTicketFollowUpAsync).AddEndpointFilter<TicketReachFilter>();
         api.MapDelete("/tickets/{number:long}/follow-up", async (long number, IGrainFactory grains, CancellationToken ct) =>
             await grains.GetGrain<ITicketFollowUpGrain>(number).ClearAsync(ct)
                 ? Results.NoContent()
-                : Problems.Of(ProblemKind.NotFound, $"Ticket #{number} has no follow-up waiting.", "number"));
+                : Problems.Of(ProblemKind.NotFound, $"Ticket #{number} has no follow-up waiting.", "number")).AddEndpointFilter<TicketReachFilter>();
         CustomerFollowUpApi.Map(api);
         return endpoints;
     }

@@ -54,7 +54,8 @@ public static class RoutingApi
         endpoints.MapGroup("/api/v1").RequireAuthorization(ApiKeyAuthenticationExtensions.AgentPolicy)
             .RequireRateLimiting(ApiKeyAuthenticationExtensions.RateLimitPolicy)
             .MapGet("/tickets/{number:long}/sla", async (long number, IGrainFactory grains) =>
-                TypedResults.Ok(await grains.GetGrain<ISlaClockGrain>(number).GetAsync()));
+                TypedResults.Ok(await grains.GetGrain<ISlaClockGrain>(number).GetAsync()))
+            .AddEndpointFilter<TicketReachFilter>();
         endpoints.MapFollowUpApi();
         return endpoints;
     }

@@ -18,14 +18,22 @@ internal sealed class TicketReachFilter(TicketQueries tickets, Infrastructure.Te
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
+        var numbers = new List<(long Number, string Field)>();
         if (http.Request.RouteValues.TryGetValue("number", out var raw)
             && long.TryParse(Convert.ToString(raw, CultureInfo.InvariantCulture), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+            numbers.Add((number, "number"));
+        // A merge names a second ticket: merging into a hidden ticket would answer with it (review LD2).
+        if (context.Arguments.OfType<MergeTicketRequest>().FirstOrDefault() is { Into: { } into })
+            numbers.Add((into, "into"));
+        if (numbers.Count > 0)
         {
             var cancellationToken = http.RequestAborted;
             var owner = await RepliesApi.OwnerAsync(http.User, contexts, cancellationToken);
             var hidden = await RepliesApi.HiddenTeamsAsync(owner, teams, contexts, cancellationToken);
-            if (hidden.Count > 0 && await tickets.GetAsync(number, cancellationToken) is { Team: { } team } && hidden.Contains(team, StringComparer.Ordinal))
-                return Problems.Of(ProblemKind.NotFound, $"No ticket #{number}.", "number");
+            if (hidden.Count > 0)
+                foreach (var (ticket, field) in numbers)
+                    if (await tickets.GetAsync(ticket, cancellationToken) is { Team: { } team } && hidden.Contains(team, StringComparer.Ordinal))
+                        return Problems.Of(ProblemKind.NotFound, $"No ticket #{ticket}.", field);
         }
         return await next(context);
     }

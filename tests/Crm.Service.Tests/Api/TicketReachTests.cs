@@ -48,6 +48,13 @@ public sealed class TicketReachTests : AppTest
             Assert.Equal(HttpStatusCode.NotFound, (await outsiderApi.PostAsync($"/api/v1/tickets/{secret}/reply", form)).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await outsiderApi.PostAsJsonAsync($"/api/v1/tickets/{secret}/notes", new { text = "peek" })).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await outsiderApi.PatchAsJsonAsync($"/api/v1/tickets/{secret}", new { status = "Resolved" })).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await outsiderApi.GetAsync($"/api/v1/tickets/{secret}/sla")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await outsiderApi.GetAsync($"/api/v1/tickets/{secret}/follow-up")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await outsiderApi.DeleteAsync($"/api/v1/tickets/{secret}/follow-up")).StatusCode);
+        // A visible ticket merged into the hidden one: refused, and the visible ticket is not merged.
+        var merge = await outsiderApi.PostAsJsonAsync($"/api/v1/tickets/{open}/merge", new { into = secret });
+        Assert.Equal(HttpStatusCode.NotFound, merge.StatusCode);
+        Assert.Null(await App.QueryAsync(db => db.Tickets.Where(t => t.Number == open).Select(t => t.MergedInto).SingleAsync()));
         Assert.False(await App.QueryAsync(db => db.Messages.AnyAsync(m => m.TicketNumber == secret && m.Direction == MessageDirection.Outbound)));
 
         // The same key reaches the tickets of no team, and the team's member reaches the team's ticket.

@@ -71,4 +71,43 @@ public sealed class KeyRingTests
         var ids = rows.Select(r => (string?)XElement.Parse(r.Xml!).Attribute("id")).ToList();
         Assert.Equal(ids.Count, ids.Distinct().Count());
     }
+
+    [Fact]
+    public async Task A_store_whose_ring_is_encrypted_refuses_to_make_a_new_key_when_its_key_file_is_missing()
+    {
+        using var data = new TempDirectory();
+        string token;
+        await using (var first = new CrmApp(data.Path))
+            token = Protector(first).Protect("a channel secret");
+        var keyFile = Directory.GetFiles(data.Path, "*.keyring-key", SearchOption.AllDirectories).Single();
+        File.Delete(keyFile);
+
+        // Without its key the ring cannot be read; a fresh key would silently orphan every stored secret (review KW2).
+        Exception? failure = null;
+        try
+        {
+            await using var second = new CrmApp(data.Path);
+            Protector(second).Unprotect(token);
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+        Assert.NotNull(failure);
+        var messages = string.Join(" | ", Chain(failure));
+        Assert.Contains("key file", messages, StringComparison.Ordinal);
+        Assert.False(File.Exists(keyFile), "a new key file was made over an encrypted ring");
+    }
+
+    private static IEnumerable<string> Chain(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            yield return ex.Message;
+            if (ex is AggregateException aggregate)
+                foreach (var inner in aggregate.InnerExceptions)
+                    foreach (var message in Chain(inner))
+                        yield return message;
+        }
+    }
 }
