@@ -17,6 +17,13 @@ public sealed class VisitorClusterTests
 
     private static async Task<WebChatRig> StartWithMailAsync(MailServer mail, Dictionary<string, string?>? settings = null)
     {
+        // These tests hold the shared budgets themselves. Every visitor here comes from 127.0.0.1, so the per-address
+        // spare (a stranger cannot lock the owner out: VisitorBudgetTests) would let each one more code through.
+        settings = new Dictionary<string, string?>(settings ?? [])
+        {
+            ["Channels:WebChat:SpareCodesPerHourPerRecipientAndAddress"] = "0",
+            ["Channels:WebChat:SpareCodesPerDayAfterWrongCodes"] = "0",
+        };
         var rig = await WebChatRig.StartAsync(settings, widgetSettings: EmailWidget);
         using var admin = rig.App.Admin();
         var created = await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new { kind = "email", name = "Support", settings = mail.ChannelSettings() });
