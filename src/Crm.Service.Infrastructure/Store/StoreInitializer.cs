@@ -53,9 +53,6 @@ public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, I
             """);
         await Queries.TicketProjections.BackfillAsync(db);
         logger.LogInformation("Store ready at {Database}", options.DatabasePath);
-        // AUTOINCREMENT's high-water mark survives pruning, unlike MAX(Sequence) of an emptied table.
-        return await db.Database
-            .SqlQuery<long>($"SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'Changes'), 0) AS Value")
-            .SingleAsync();
+        return await Changes.SqliteChangeFeed.HeadAsync(db);
     }
 }
