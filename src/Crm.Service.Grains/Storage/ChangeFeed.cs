@@ -51,6 +51,11 @@ public interface IChangeConsumer
     bool EveryNode => false;
 
     Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken);
+
+    /// <summary>For an <see cref="EveryNode"/> consumer: changes after its cursor were pruned before this node read them
+    /// (a node that was down or failing for longer than the retention), so it rebuilds its state from the store. The
+    /// dispatcher reads the feed's head before calling this, so changes committed meanwhile are handed to it afterwards.</summary>
+    Task ResetAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 /// <summary>Protects secrets (channel secrets, mailbox passwords, bot tokens) at rest.</summary>

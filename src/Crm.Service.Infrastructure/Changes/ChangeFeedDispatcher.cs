@@ -94,7 +94,22 @@ internal sealed class ChangeFeedDispatcher(
                         cursor = consumer.EveryNode ? await initializer.FeedHeadAtStartAsync(stoppingToken) : await feed.ReadCursorAsync(consumer.Name, stoppingToken);
                         status.CursorRead(consumer.Name, cursor.Value);
                     }
+                    // Read before the batch: a head past the cursor with nothing after it means pruned, not yet committed.
+                    var head = consumer.EveryNode ? await feed.LastSequenceAsync(stoppingToken) : 0;
                     batch = await feed.ReadAsync(cursor.Value, settings.BatchSize, stoppingToken);
+                    // Sequences have no holes of their own (one writer; AUTOINCREMENT rolls back with its statement),
+                    // so a hole after a node's own cursor is pruning. Saved cursors hold pruning back; these do not.
+                    if (consumer.EveryNode && (batch.Count > 0 ? batch[0].Sequence > cursor.Value + 1 : head > cursor.Value))
+                    {
+                        logger.LogError("Changes after {Cursor} were pruned before change consumer {Consumer} on this node read them (down or failing longer than ChangeFeed:Retention); it reloads its state from the store",
+                            cursor.Value, consumer.Name);
+                        var reloadedFrom = await feed.LastSequenceAsync(stoppingToken);
+                        // The cursor moves only once the reload is done: a failed one is found and tried again.
+                        await consumer.ResetAsync(stoppingToken);
+                        cursor = reloadedFrom;
+                        status.CursorRead(consumer.Name, cursor.Value);
+                        continue;
+                    }
                     if (batch.Count > 0)
                     {
                         await consumer.HandleAsync(batch, stoppingToken);

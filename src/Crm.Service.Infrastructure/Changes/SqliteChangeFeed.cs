@@ -27,14 +27,8 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        return await HeadAsync(db, cancellationToken);
+        return await StoreInitializer.FeedHeadAsync(db, cancellationToken);
     }
-
-    /// <summary>The newest sequence ever handed out: AUTOINCREMENT's high-water mark survives pruning, unlike
-    /// MAX(Sequence) of an emptied table.</summary>
-    internal static Task<long> HeadAsync(CrmDbContext db, CancellationToken cancellationToken = default) => db.Database
-        .SqlQuery<long>($"SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'Changes'), 0) AS Value")
-        .SingleAsync(cancellationToken);
 
     /// <summary>The consumer's persisted position: every change up to it was handled (0 for a new consumer).</summary>
     public async Task<long> ReadCursorAsync(string consumer, CancellationToken cancellationToken)

@@ -69,6 +69,18 @@ public sealed class ChannelAccountDirectory(
             await RefreshAsync(id, cancellationToken);
     }
 
+    /// <summary>Changes were pruned before this node read them: re-reads every account it knows or the store has, so
+    /// each difference raises <see cref="Changed"/> as a change from the feed would have.</summary>
+    public async Task ResetAsync(CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        List<string> stored;
+        await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
+            stored = await db.ChannelAccounts.AsNoTracking().Select(c => c.Id).ToListAsync(cancellationToken);
+        foreach (var id in stored.Union(_accounts.Keys, StringComparer.Ordinal).ToList())
+            await RefreshAsync(id, cancellationToken);
+    }
+
     /// <summary>After an admin change on this node: refresh now if possible. A failure is only logged, because the
     /// change is committed (and a secret it issued must still reach the admin); the change feed brings it here soon.</summary>
     public async Task RefreshSoonAsync(string id, CancellationToken cancellationToken = default)

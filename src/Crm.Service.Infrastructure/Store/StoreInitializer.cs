@@ -53,6 +53,12 @@ public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, I
             """);
         await Queries.TicketProjections.BackfillAsync(db);
         logger.LogInformation("Store ready at {Database}", options.DatabasePath);
-        return await Changes.SqliteChangeFeed.HeadAsync(db);
+        return await FeedHeadAsync(db);
     }
+
+    /// <summary>The newest change sequence ever handed out: AUTOINCREMENT's high-water mark survives pruning, unlike
+    /// MAX(Sequence) of an emptied table.</summary>
+    public static Task<long> FeedHeadAsync(CrmDbContext db, CancellationToken cancellationToken = default) => db.Database
+        .SqlQuery<long>($"SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'Changes'), 0) AS Value")
+        .SingleAsync(cancellationToken);
 }

@@ -81,8 +81,9 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
 
     private readonly Lock _lock = new();
     private readonly SemaphoreSlim _loading = new(1, 1);
-    private readonly Dictionary<long, TicketState> _working = [];
-    private readonly Dictionary<string, TeamCounters> _teams = new(StringComparer.Ordinal);
+    // Replaced whole by a reload; changed in place under _lock otherwise.
+    private Dictionary<long, TicketState> _working = [];
+    private Dictionary<string, TeamCounters> _teams = new(StringComparer.Ordinal);
     private long _total;
     private long _appliedUpTo;
     private bool _loaded;
@@ -166,11 +167,29 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
         return new Applied(assigned, newInTeam);
     }
 
-    private void Count(TicketState state, int delta)
+    /// <summary>Takes the counts from the store again (the change feed lost changes this node had not applied).</summary>
+    public async Task ReloadAsync(CancellationToken cancellationToken)
+    {
+        await _loading.WaitAsync(cancellationToken);
+        try
+        {
+            await store.EnsureInitializedAsync(cancellationToken);
+            await LoadAsync(cancellationToken);
+            Volatile.Write(ref _loaded, true);
+        }
+        finally
+        {
+            _loading.Release();
+        }
+    }
+
+    private void Count(TicketState state, int delta) => Count(_teams, state, delta);
+
+    private static void Count(Dictionary<string, TeamCounters> teams, TicketState state, int delta)
     {
         var key = state.Team ?? "";
-        if (!_teams.TryGetValue(key, out var counters))
-            _teams[key] = counters = new TeamCounters();
+        if (!teams.TryGetValue(key, out var counters))
+            teams[key] = counters = new TeamCounters();
         if (state.Status is TicketStatus.New or TicketStatus.Open)
         {
             counters.Open += delta;
@@ -210,38 +229,43 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
         }
     }
 
+    /// <summary>Builds the counts aside and swaps them in, so a reload never shows a half-counted queue.</summary>
     private async Task LoadAsync(CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var connection = db.Database.GetDbConnection();
         await connection.OpenAsync(cancellationToken);
+        var working = new Dictionary<long, TicketState>();
+        var teams = new Dictionary<string, TeamCounters>(StringComparer.Ordinal);
+        long sequence, total;
         // A deferred transaction: a WAL snapshot for the three reads that never takes the write lock.
         await ExecuteAsync(connection, "BEGIN DEFERRED", cancellationToken);
         try
         {
-            var sequence = await ScalarAsync(connection, "SELECT COALESCE(MAX(Sequence), 0) FROM Changes", cancellationToken);
-            var total = await ScalarAsync(connection, "SELECT COUNT(*) FROM Tickets", cancellationToken);
+            // AUTOINCREMENT's high-water mark, not MAX(Sequence): that is 0 once the feed is pruned empty, and a batch
+            // read before this snapshot would then count its "created" tickets a second time.
+            sequence = await StoreInitializer.FeedHeadAsync(db, cancellationToken);
+            total = await ScalarAsync(connection, "SELECT COUNT(*) FROM Tickets", cancellationToken);
             await using var command = connection.CreateCommand();
             command.CommandText = $"SELECT Number, Status, Assignee, Team FROM Tickets WHERE Status NOT IN ({(int)TicketStatus.Resolved}, {(int)TicketStatus.Closed})";
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            lock (_lock)
-            {
-                _appliedUpTo = sequence;
-                _total = total;
-            }
             while (await reader.ReadAsync(cancellationToken))
             {
                 var state = new TicketState((TicketStatus)reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3));
-                lock (_lock)
-                {
-                    _working[reader.GetInt64(0)] = state;
-                    Count(state, +1);
-                }
+                working[reader.GetInt64(0)] = state;
+                Count(teams, state, +1);
             }
         }
         finally
         {
             await ExecuteAsync(connection, "COMMIT", CancellationToken.None);
+        }
+        lock (_lock)
+        {
+            _appliedUpTo = sequence;
+            _total = total;
+            _working = working;
+            _teams = teams;
         }
     }
 

@@ -24,6 +24,14 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
     /// <summary>Each node pushes to its own agents' connections and keeps its own queue counters: each needs every change.</summary>
     public bool EveryNode => true;
 
+    /// <summary>Changes were pruned before this node read them: the counters are taken again from the store, and every
+    /// browser asks for its counts again.</summary>
+    public async Task ResetAsync(CancellationToken cancellationToken)
+    {
+        await counts.ReloadAsync(cancellationToken);
+        await hub.Clients.Group(AgentHub.QueuesGroup).QueuesChanged([]);
+    }
+
     public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
     {
         var (assigned, newInTeam) = await counts.ApplyAsync(changes, cancellationToken);

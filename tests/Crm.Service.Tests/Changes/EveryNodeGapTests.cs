@@ -1,0 +1,64 @@
+using System.Net.Http.Json;
+using Crm.Connectors.Abstractions;
+using Crm.Service.Grains.Storage;
+using Crm.Service.Tests.Support;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crm.Service.Tests.Changes;
+
+/// <summary>
+/// A node's own consumers (the channel-account cache, the console's counters) keep their cursor in memory and hold no
+/// pruning back. When changes were pruned before a node read them, it must notice the hole and reload from the store:
+/// otherwise an account disabled on one node keeps running on the other until a restart (review LD3).
+/// </summary>
+public sealed class EveryNodeGapTests : IDisposable
+{
+    private readonly TempDirectory _data = new();
+    private readonly TempDirectory _second = new();
+
+    public void Dispose()
+    {
+        _second.Dispose();
+        _data.Dispose();
+    }
+
+    private static Dictionary<string, string?> Pruning(params (string Key, string? Value)[] more)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["ChangeFeed:Retention"] = "00:00:00",
+            ["ChangeFeed:PruneInterval"] = "00:00:00.050",
+        };
+        foreach (var (key, value) in more)
+            settings[key] = value;
+        return settings;
+    }
+
+    [Fact]
+    public async Task A_node_that_missed_pruned_changes_reloads_its_channel_accounts()
+    {
+        await using var a = new CrmApp(_data.Path, Pruning());
+        await a.CreateApiChannelAsync();
+        await using var b = new CrmApp(_data.Path, Pruning(
+            // Node B hears of node A's commits only on its poll; an hour means it reads only when its own commit wakes it.
+            ("ChangeFeed:PollInterval", "01:00:00"),
+            ("Search:LuceneDirectory", Path.Combine(_second.Path, "search")),
+            ("Search:RecordsLuceneDirectory", Path.Combine(_second.Path, "search-records"))));
+        var directoryOfB = b.Services.GetRequiredService<IChannelAccounts>();
+        await Eventually.WaitForAsync(() => Task.FromResult(directoryOfB.Find("bridge")), account => account is { Enabled: true }, TimeSpan.FromSeconds(60), "node B to load the account");
+
+        using (var admin = a.Admin())
+            (await admin.PutAsJsonAsync("/api/v1/admin/channels/bridge", new { kind = "api", name = "off", enabled = false })).EnsureSuccessStatusCode();
+        // Node A's saved-cursor consumers pass the change and its pruning deletes it before node B has read it.
+        await Eventually.WaitForAsync(() => a.QueryAsync(db => db.Changes.CountAsync(c => c.Entity == ChangeEntities.ChannelAccount && c.EntityId == "bridge")),
+            count => count == 0, TimeSpan.FromSeconds(60), "node A to prune the account's changes");
+        Assert.True(directoryOfB.Find("bridge")!.Enabled, "node B must not have read the change yet, or this test proves nothing");
+
+        // A commit on node B wakes its consumers; the first change they read is past a hole.
+        await b.CreateApiChannelAsync("other");
+
+        await Eventually.WaitForAsync(() => Task.FromResult(directoryOfB.Find("bridge")), account => account is { Enabled: false }, TimeSpan.FromSeconds(60),
+            "node B to reload its accounts after the hole and see the account disabled");
+    }
+}
