@@ -116,7 +116,11 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
     /// <summary>What a batch changed that people are told about: the unfinished tickets whose assignee became someone
     /// (assigned, reassigned, or reopened with an assignee), and the new tickets that came into a team (created in it,
     /// or moved there by routing a moment later).</summary>
-    public sealed record Applied(IReadOnlyList<(long Number, string Assignee)> Assigned, IReadOnlyList<(long Number, string Team)> NewInTeam);
+    public sealed record Applied(IReadOnlyList<(long Number, string Assignee)> Assigned, IReadOnlyList<(long Number, string Team)> NewInTeam)
+    {
+        /// <summary>Both batches' notices, each once: a batch handed again after its pushes failed.</summary>
+        public Applied With(Applied later) => new([.. Assigned.Union(later.Assigned)], [.. NewInTeam.Union(later.NewInTeam)]);
+    }
 
     /// <summary>Applies a batch of the change feed. A replayed change finds the same state and reports nothing.</summary>
     public async Task<Applied> ApplyAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
@@ -147,6 +151,9 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
                     _total--;
             }
             var fresh = tickets.Where(t => t.Change.Sequence > _appliedUpTo).Select(t => t.Number).ToHashSet();
+            // Created in this batch is news even when the ticket is already known: a page view can load the counts
+            // between its commit and this batch (and a node's first load is newer than its feed cursor).
+            var created = tickets.Where(t => t.Change.Kind == ChangeKinds.Created).Select(t => t.Number).ToHashSet();
             foreach (var number in numbers)
             {
                 var known = _working.Remove(number, out var before);
@@ -156,9 +163,10 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
                 {
                     _working[number] = after;
                     Count(after, +1);
-                    if (after.Assignee is { } assignee && (known ? before.Assignee != assignee : fresh.Contains(number)))
+                    if (after.Assignee is { } assignee && (created.Contains(number) || (known ? before.Assignee != assignee : fresh.Contains(number))))
                         assigned.Add((number, assignee));
-                    if (after.Status == TicketStatus.New && after.Team is { } team && (known ? before.Team != team : fresh.Contains(number)))
+                    // A ticket an agent answered within the feed's lag is Open, and still new to the team.
+                    if (after.Team is { } team && (created.Contains(number) || (after.Status == TicketStatus.New && (known ? before.Team != team : fresh.Contains(number)))))
                         newInTeam.Add((number, team));
                 }
             }

@@ -32,9 +32,23 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
         await hub.Clients.Group(AgentHub.QueuesGroup).QueuesChanged([]);
     }
 
+    // The notices of a batch whose pushes failed: the counts have already moved, so the batch handed again finds nothing
+    // new and would notify nobody (review LD7). The dispatcher hands one batch at a time.
+    private (long Last, QueueCounts.Applied Notices)? _unsent;
+
     public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
     {
-        var (assigned, newInTeam) = await counts.ApplyAsync(changes, cancellationToken);
+        var applied = await counts.ApplyAsync(changes, cancellationToken);
+        if (_unsent is { } unsent && changes[0].Sequence <= unsent.Last)
+            applied = unsent.Notices.With(applied);
+        _unsent = (changes[^1].Sequence, applied);
+        await PushAsync(changes, applied, cancellationToken);
+        _unsent = null;
+    }
+
+    private async Task PushAsync(IReadOnlyList<Change> changes, QueueCounts.Applied applied, CancellationToken cancellationToken)
+    {
+        var (assigned, newInTeam) = applied;
         var tickets = changes.Where(c => c.Entity == ChangeEntities.Ticket)
             .Select(c => long.Parse(c.EntityId, CultureInfo.InvariantCulture)).ToHashSet();
         var messageIds = changes.Where(c => c.Entity == ChangeEntities.Message && Guid.TryParse(c.EntityId, out _))

@@ -1,0 +1,91 @@
+using System.Collections.Concurrent;
+using System.Data.Common;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Crm.Service.Auth;
+using Crm.Service.Contracts;
+using Crm.Service.Hubs;
+using Crm.Service.Infrastructure.Teams;
+using Crm.Service.Tests.Support;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crm.Service.Tests.Console;
+
+/// <summary>
+/// The queue counters move before the notices are pushed. When the push fails (a busy database while reading who wants
+/// the notice), the change feed hands the batch again, and the counters find nothing new: the notice must still go out
+/// (review LD7).
+/// </summary>
+public sealed class NotificationRetryTests : IDisposable
+{
+    private const string Agent = "agent@example.com";
+    private readonly TempDirectory _data = new();
+
+    public void Dispose() => _data.Dispose();
+
+    /// <summary>Fails the next read of the notification settings once armed: the store is real, only this read breaks.</summary>
+    private sealed class FailNextSettingsRead : DbCommandInterceptor
+    {
+        private int _armed;
+        public int Fired;
+
+        public void Arm() => Volatile.Write(ref _armed, 1);
+
+        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        {
+            if (command.CommandText.Contains("\"NotificationSettings\"", StringComparison.Ordinal) && Interlocked.Exchange(ref _armed, 0) == 1)
+            {
+                Interlocked.Increment(ref Fired);
+                throw new InvalidOperationException("injected: the notification settings could not be read");
+            }
+            return base.ReaderExecutingAsync(command, eventData, result, cancellationToken);
+        }
+    }
+
+    [Fact]
+    public async Task An_assignment_and_a_new_team_ticket_are_notified_when_their_first_push_failed()
+    {
+        var fault = new FailNextSettingsRead();
+        await using var app = new CrmApp(_data.Path, new Dictionary<string, string?> { ["ChangeFeed:FirstRetryDelay"] = "00:00:00.200" },
+            services: services => services.AddSingleton<IInterceptor>(fault));
+        await app.CreateApiChannelAsync();
+        var posted = await app.PostMessageAsync(new { messageId = "m-1", sender = new { id = "alice", name = "Alice" }, subject = "Printer", text = "help" });
+        posted.EnsureSuccessStatusCode();
+        var body = await posted.Content.ReadFromJsonAsync<JsonElement>();
+        var ticket = body.GetProperty("ticketNumber").GetInt64();
+        using var agent = await ConsoleBrowser.SignedInAsync(app, Agent, ConsoleRoles.Agent);
+        string agentId;
+        using (var scope = app.Services.CreateScope())
+            agentId = (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(Agent))!.Id;
+        await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("sales", "Sales", false, [agentId], CancellationToken.None);
+        await agent.SubmitAsync("/Profile", new() { ["NotifyAssignment"] = "true", ["NotifyNewTicket"] = "true" }, "/Profile?handler=Notifications");
+        await using var hub = agent.AgentHub(app);
+        var notified = new ConcurrentQueue<AgentNotification>();
+        hub.On<AgentNotification>("Notify", n => notified.Enqueue(n));
+        await hub.StartAsync();
+
+        fault.Arm();
+        await app.Grains.GetGrain<ITicketGrain>(ticket).ChangeAsync(new TicketChange { Assignee = Agent }, "test");
+        await Eventually.WaitForAsync(() => Task.FromResult(notified.ToArray()), n => n.Any(x => x.Kind == "assigned" && x.Ticket == ticket),
+            TimeSpan.FromSeconds(60), "the assignment notice after its first push failed");
+        Assert.Equal(1, Volatile.Read(ref fault.Fired));
+
+        fault.Arm();
+        var opened = await app.Grains.GetGrain<ITicketGrain>(ticket + 1000).OpenAsync(new TicketOpening
+        {
+            Subject = "new in sales",
+            CustomerId = body.GetProperty("customerId").GetGuid(),
+            ConversationId = Guid.NewGuid(),
+            ConversationKey = "test:new-in-sales",
+            Team = "sales",
+            Actor = "test",
+        });
+        await Eventually.WaitForAsync(() => Task.FromResult(notified.ToArray()), n => n.Any(x => x.Kind == "new-ticket" && x.Ticket == opened.Number),
+            TimeSpan.FromSeconds(60), "the new-ticket notice after its first push failed");
+        Assert.Equal(2, Volatile.Read(ref fault.Fired));
+        Assert.Single(notified, x => x.Kind == "assigned" && x.Ticket == ticket);
+    }
+}
