@@ -49,7 +49,9 @@ public interface IWebChatVisitorGrain : IGrainWithStringKey
     /// wait: per visitor, per client address (<paramref name="addressKey"/>), per recipient, per widget, and wrong codes
     /// entered for the recipient. The pending code (its hash) and the budgets are in the store: a restart or another
     /// node neither loses a code nor resets a budget.</summary>
-    Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey);
+    /// <remarks><paramref name="conversationId"/>: the visitor's conversation (session id); a visitor who wrote in it, or
+    /// proved an address before, is established and may use the widget budgets' reserved share.</remarks>
+    Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null);
 
     /// <summary>Checks a code; a right one records the address as proven. Each code takes a few wrong tries, then it is void.</summary>
     Task<CodeCheck> CheckCodeAsync(string code);
@@ -102,9 +104,17 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     public Task<VisitorStanding> VerifiedAsync(string email) =>
         SaveAsync(_state with { VerifiedEmail = email, VerifiedAt = time.GetUtcNow() });
 
-    public async Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey)
+    public async Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null)
     {
         var o = options.Value;
+        // Established visitors may use the reserved share of the widget's budgets (review KW3): strangers who spend the
+        // open share from many networks do not shut out visitors who already talk with the company.
+        var established = _state.VerifiedEmail is not null
+            || (conversationId is not null && await store.FindConversationIdentityAsync(WidgetId, conversationId) is not null);
+        int Share(int limit) => established ? limit : limit - limit * o.WidgetBudgetReservedPercent / 100;
+        var group = ClientAddresses.GroupOf(addressKey);
+        var day = TimeSpan.FromDays(1);
+        var spareTotal = WebChatBudgetKeys.SpareTotal(email);
         var now = time.GetUtcNow();
         var hour = TimeSpan.FromHours(1);
         var code = System.Security.Cryptography.RandomNumberGenerator.GetInt32(0, 1_000_000).ToString("D6", System.Globalization.CultureInfo.InvariantCulture);
@@ -114,21 +124,29 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
             new StoredBudget(WebChatBudgetKeys.Address(addressKey), o.VerificationCodesPerHourPerAddress, hour),
             // Per recipient, shared by every visitor (a mail bomb is bounded), with one spare code an hour per client
             // address: a stranger who asks for codes to someone's address cannot lock its owner out (review W2).
+            // The spares of all addresses together are capped per recipient and day (review KW4).
             new StoredBudget(WebChatBudgetKeys.Recipient(email), o.VerificationCodesPerHourPerRecipient, hour,
-                WebChatBudgetKeys.Spare(WebChatBudgetKeys.Recipient(email), addressKey), o.SpareCodesPerHourPerRecipientAndAddress),
-            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId), o.VerificationCodesPerHourPerWidget, hour),
-            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", o.VerificationCodesPerDayPerWidget, TimeSpan.FromDays(1)),
+                WebChatBudgetKeys.Spare(WebChatBudgetKeys.Recipient(email), addressKey), o.SpareCodesPerHourPerRecipientAndAddress,
+                spareTotal, o.SpareCodesPerDayPerRecipient, day),
+            // Per address group first: one network spends its own part, never the whole widget's (review KW3).
+            new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group), o.VerificationCodesPerHourPerAddressGroup, hour),
+            new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group) + ":day", o.VerificationCodesPerDayPerAddressGroup, day),
+            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId), Share(o.VerificationCodesPerHourPerWidget), hour),
+            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", Share(o.VerificationCodesPerDayPerWidget), day),
             // Wrong codes for the recipient by anyone stop further codes to it (guessing is bounded), except one spare
-            // code a day per client address: wrong guesses from elsewhere do not lock the owner out (review W2).
-            new StoredBudget(WebChatBudgetKeys.WrongCodes(email), o.WrongCodesPerDayPerRecipient, TimeSpan.FromDays(1),
-                WebChatBudgetKeys.Spare(WebChatBudgetKeys.WrongCodes(email), addressKey), o.SpareCodesPerDayAfterWrongCodes),
+            // code a day per client address: wrong guesses from elsewhere do not lock the owner out (review W2). The
+            // hard bound on guessing is GuessesPerDayPerRecipient, enforced when a code is checked.
+            new StoredBudget(WebChatBudgetKeys.WrongCodes(email), o.WrongCodesPerDayPerRecipient, day,
+                WebChatBudgetKeys.Spare(WebChatBudgetKeys.WrongCodes(email), addressKey), o.SpareCodesPerDayAfterWrongCodes,
+                spareTotal, o.SpareCodesPerDayPerRecipient, day),
         ]));
         return refusal is null ? new CodeIssue(code, null) : new CodeIssue(null, refusal.RetryAfter, refusal.Key);
     }
 
     public async Task<CodeCheck> CheckCodeAsync(string code)
     {
-        var check = await store.CheckCodeAsync(WidgetId, VisitorId, Hash(code), time.GetUtcNow());
+        var o = options.Value;
+        var check = await store.CheckCodeAsync(WidgetId, VisitorId, Hash(code), time.GetUtcNow(), Math.Max(o.GuessesPerDayPerRecipient, o.WrongCodesPerDayPerRecipient));
         switch (check.Outcome)
         {
             case StoredCodeOutcome.Verified:

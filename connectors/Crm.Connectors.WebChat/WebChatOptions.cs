@@ -62,6 +62,31 @@ public sealed class WebChatOptions
     [Range(0, 100)]
     public int SpareCodesPerDayAfterWrongCodes { get; set; } = 1;
 
+    /// <summary>Code mails per widget from one client address group (an IPv4 /24, an IPv6 /48) per hour and per day: a
+    /// handful of addresses from one network cannot spend the widget's whole budget and shut verification off for every
+    /// visitor (review KW3).</summary>
+    [Range(1, 100_000)]
+    public int VerificationCodesPerHourPerAddressGroup { get; set; } = 20;
+
+    [Range(1, 1_000_000)]
+    public int VerificationCodesPerDayPerAddressGroup { get; set; } = 50;
+
+    /// <summary>The share (percent) of the widget's hour and day budgets kept for established visitors (who wrote in their
+    /// conversation or proved an address before): strangers from many networks who spend the rest do not shut them out.</summary>
+    [Range(0, 90)]
+    public int WidgetBudgetReservedPercent { get; set; } = 20;
+
+    /// <summary>Spare codes (both kinds above) to one recipient from all client addresses together per day (review KW4):
+    /// with the per-address spares alone, a stranger with many addresses could get codes without bound.</summary>
+    [Range(0, 100)]
+    public int SpareCodesPerDayPerRecipient { get; set; } = 3;
+
+    /// <summary>The hard bound on guessing: once this many wrong codes were entered for one address within a day (by any
+    /// visitors), every pending code to it is void and is not compared. At least <see cref="WrongCodesPerDayPerRecipient"/>
+    /// (the default leaves room for the spare codes' tries: 20 + 3 × 5).</summary>
+    [Range(1, 100_000)]
+    public int GuessesPerDayPerRecipient { get; set; } = 35;
+
     /// <summary>Transcripts by email a visitor may ask for per hour.</summary>
     [Range(1, 100)]
     public int TranscriptsPerHourPerVisitor { get; set; } = 2;
