@@ -10,11 +10,11 @@ public sealed record WebChatVisitorState
     public required string WidgetId { get; init; }
     public required string VisitorId { get; init; }
 
-    /// <summary>Tokens carry the generation they were issued in; only this one (and <see cref="GraceGeneration"/> until
-    /// <see cref="GraceUntil"/>) is accepted. Renewal and revocation raise it.</summary>
+    /// <summary>Tokens carry the generation they were issued in; only this one is accepted. Renewal and revocation raise it.</summary>
     public int Generation { get; init; }
 
-    /// <summary>The generation a renewal replaced: its tokens still work until <see cref="GraceUntil"/> (other open tabs).</summary>
+    /// <summary>The generation a renewal replaced: its tokens may fetch their successor again (the renewal's answer was
+    /// lost) until <see cref="GraceUntil"/> or until the successor is first used (then both are cleared); nothing else.</summary>
     public int? GraceGeneration { get; init; }
     public DateTimeOffset? GraceUntil { get; init; }
 

@@ -17,8 +17,10 @@ public sealed class WebChatOptions
     /// (the visitor then starts afresh): a lifetime cap on rotating tokens.</summary>
     public TimeSpan TokenMaxAge { get; set; } = TimeSpan.FromDays(90);
 
-    /// <summary>How long the token a renewal replaced still works (the visitor's other open tabs pick up the new one).</summary>
-    public TimeSpan TokenGracePeriod { get; set; } = TimeSpan.FromMinutes(2);
+    /// <summary>How long the token a renewal replaced may fetch its successor again, when the renewal's answer was lost (a
+    /// page left mid-request, a dropped network): only that, never connect or read, and only until the successor is
+    /// first used (review W1).</summary>
+    public TimeSpan TokenRecoveryPeriod { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>Email verification: how long a code is good, how many wrong tries a code takes before it is void, and how
     /// many codes a visitor, a client address and a recipient address may be sent per hour.</summary>
