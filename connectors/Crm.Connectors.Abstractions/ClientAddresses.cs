@@ -37,4 +37,24 @@ public static class ClientAddresses
         bytes[8..].Clear();
         return new IPAddress(bytes).ToString() + "/64";
     }
+
+    /// <summary>The group of an address key (<see cref="KeyOf"/>) that budgets shared by a whole widget count per: an IPv4
+    /// address's /24, an IPv6 /64's /48 (what one site or one subscriber is routinely given), so a handful of addresses
+    /// from one network cannot spend what every visitor shares. Other keys (loopback, unknown) are their own group.</summary>
+    public static string GroupOf(string addressKey)
+    {
+        var v6 = addressKey.EndsWith("/64", StringComparison.Ordinal);
+        if (!IPAddress.TryParse(v6 ? addressKey[..^3] : addressKey, out var address) || IPAddress.IsLoopback(address))
+            return addressKey;
+        var bytes = address.GetAddressBytes();
+        if (address.AddressFamily == AddressFamily.InterNetwork)
+        {
+            bytes[3] = 0;
+            return new IPAddress(bytes) + "/24";
+        }
+        if (!v6)
+            return addressKey;
+        Array.Clear(bytes, 6, 10);
+        return new IPAddress(bytes) + "/48";
+    }
 }

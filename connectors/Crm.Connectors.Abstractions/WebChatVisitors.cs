@@ -10,11 +10,11 @@ public sealed record WebChatVisitorState
     public required string WidgetId { get; init; }
     public required string VisitorId { get; init; }
 
-    /// <summary>Tokens carry the generation they were issued in; only this one (and <see cref="GraceGeneration"/> until
-    /// <see cref="GraceUntil"/>) is accepted. Renewal and revocation raise it.</summary>
+    /// <summary>Tokens carry the generation they were issued in; only this one is accepted. Renewal and revocation raise it.</summary>
     public int Generation { get; init; }
 
-    /// <summary>The generation a renewal replaced: its tokens still work until <see cref="GraceUntil"/> (other open tabs).</summary>
+    /// <summary>The generation a renewal replaced: its tokens may fetch their successor again (the renewal's answer was
+    /// lost) until <see cref="GraceUntil"/> or until the successor is first used (then both are cleared); nothing else.</summary>
     public int? GraceGeneration { get; init; }
     public DateTimeOffset? GraceUntil { get; init; }
 
@@ -42,7 +42,10 @@ public interface IWebChatVisitorStore
 
     /// <summary>Checks a code against the visitor's pending one: a right code is used up; a wrong one costs a try (the
     /// code is void after its last) and counts in <see cref="WebChatBudgetKeys.WrongCodes"/> of its address.</summary>
-    Task<StoredCodeCheck> CheckCodeAsync(string widgetId, string visitorId, byte[] hash, DateTimeOffset now, CancellationToken cancellationToken = default);
+    /// <remarks>Once <paramref name="wrongCodesPerDayCap"/> wrong codes were entered for the code's address within a day
+    /// (by anyone), every pending code to it is void without being compared: the hard bound on guessing at one address,
+    /// whatever spare codes were issued.</remarks>
+    Task<StoredCodeCheck> CheckCodeAsync(string widgetId, string visitorId, byte[] hash, DateTimeOffset now, int wrongCodesPerDayCap, CancellationToken cancellationToken = default);
 
     /// <summary>The identity value (<c>{widget}/{visitorId}</c>) of the customer of a web chat conversation (thread key =
     /// the session id), or null when the conversation does not exist (the visitor has not written yet).</summary>
@@ -52,8 +55,11 @@ public interface IWebChatVisitorStore
 /// <summary>At most <see cref="Limit"/> events of <see cref="Key"/> within <see cref="Window"/> (a sliding window kept in the store).
 /// A budget shared by everyone (all visitors asking for one recipient) can be spent by a stranger; <see cref="SpareKey"/>
 /// keeps a path through for the rest: when the shared budget is used up, a request still passes while its own spare key
-/// (per recipient and client address) has fewer than <see cref="SpareAllowance"/> events in the window, and it counts there.</summary>
-public sealed record StoredBudget(string Key, int Limit, TimeSpan Window, string? SpareKey = null, int SpareAllowance = 0);
+/// (per recipient and client address) has fewer than <see cref="SpareAllowance"/> events in the window, and it counts there.
+/// <see cref="SpareTotalKey"/> bounds the spares of every address together (per recipient, <see cref="SpareTotalLimit"/>
+/// within <see cref="SpareTotalWindow"/>), so many addresses cannot turn spares into thousands of codes (review KW4).</summary>
+public sealed record StoredBudget(string Key, int Limit, TimeSpan Window, string? SpareKey = null, int SpareAllowance = 0,
+    string? SpareTotalKey = null, int SpareTotalLimit = int.MaxValue, TimeSpan SpareTotalWindow = default);
 
 /// <summary>The budget that refused, and when it allows one more.</summary>
 public sealed record BudgetRefusal(string Key, TimeSpan RetryAfter);
@@ -90,6 +96,13 @@ public static class WebChatBudgetKeys
 
     /// <summary>Every code mail of a widget (it goes out through the company's own mail account).</summary>
     public static string Widget(string widgetId) => "code-widget:" + widgetId;
+
+    /// <summary>The codes of a widget asked for from one client address group (<see cref="ClientAddresses.GroupOf"/>: an
+    /// IPv4 /24, an IPv6 /48): a handful of addresses cannot spend the widget's whole budget (review KW3).</summary>
+    public static string WidgetGroup(string widgetId, string group) => $"code-widget-group:{widgetId}|{group}";
+
+    /// <summary>Spare codes to one recipient from every client address together (review KW4).</summary>
+    public static string SpareTotal(string email) => "code-spare-total:" + email;
 
     /// <summary>Wrong codes entered for an address, by any visitor: guessing at one address is bounded across visitors.</summary>
     public static string WrongCodes(string email) => "code-wrong:" + email;

@@ -216,10 +216,10 @@ public sealed partial class VisitorHub(
     /// visitor's tokens or blocked the visitor meanwhile, and a renewal elsewhere ends this token after its grace.</summary>
     private async Task CheckStandingAsync(Visitor visitor)
     {
-        var standing = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).GetAsync();
+        var standing = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).UseAsync(visitor.Generation);
         if (standing.Blocked)
             throw new HubException("blocked: " + WebChatEndpoints.BlockedMessage);
-        if (!standing.Accepts(visitor.Generation, time.GetUtcNow()))
+        if (!standing.Accepts(visitor.Generation))
             throw new HubException("expired: This chat session has ended or was renewed in another window; reconnecting.");
     }
 
@@ -240,7 +240,7 @@ public sealed partial class VisitorHub(
         if (mail.AccountOf(settings) is not { } account)
             throw new HubException("unavailable: Email confirmation is not available on this chat.");
         name = CleanName(name);
-        var issue = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).IssueCodeAsync(address, name, AddressOf(Context.GetHttpContext()));
+        var issue = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).IssueCodeAsync(address, name, AddressOf(Context.GetHttpContext()), visitor.SessionId);
         if (issue.Code is not { } code)
         {
             var wait = Seconds(issue.RetryAfter ?? TimeSpan.FromMinutes(1));

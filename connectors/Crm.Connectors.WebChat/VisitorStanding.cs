@@ -4,38 +4,55 @@ using Orleans.Concurrency;
 
 namespace Crm.Connectors.WebChat;
 
-/// <summary>What the server holds about a visitor's tokens: the generation they must carry, the previous generation still
-/// accepted for a short grace after a renewal (the visitor's other open tabs), a block, and the proven email address.</summary>
+/// <summary>What the server holds about a visitor's tokens: the generation they must carry, the generation a renewal
+/// replaced while its holder may still fetch the successor (review W1: the renewal's answer may have been lost), a block,
+/// and the proven email address.</summary>
 [GenerateSerializer, Immutable, Alias("crm.webchat.VisitorStanding")]
 public sealed record VisitorStanding(
     [property: Id(0)] int Generation,
-    [property: Id(1)] int? GraceGeneration = null,
-    [property: Id(2)] DateTimeOffset? GraceUntil = null,
+    [property: Id(1)] int? RecoverableGeneration = null,
+    [property: Id(2)] DateTimeOffset? RecoverUntil = null,
     [property: Id(3)] bool Blocked = false,
     [property: Id(4)] string? BlockReason = null,
     [property: Id(5)] string? VerifiedEmail = null)
 {
-    /// <summary>Whether a token of <paramref name="generation"/> is still good (blocks are checked apart: they get their own message).</summary>
-    public bool Accepts(int generation, DateTimeOffset now) =>
-        generation == Generation || (generation == GraceGeneration && GraceUntil > now);
+    /// <summary>Whether a token of <paramref name="generation"/> may connect, read and write (blocks are checked apart: they
+    /// get their own message). Only the current generation: a replaced token never connects or reads again.</summary>
+    public bool Accepts(int generation) => generation == Generation;
 
-    /// <summary>Whether the token is of the current generation (only those may be renewed: a token in its grace cannot mint a new one).</summary>
+    /// <summary>Whether a replaced token of <paramref name="generation"/> may fetch its successor again at the session
+    /// endpoint (and nothing else): the generation just before the current one, until the successor is first used or
+    /// <see cref="WebChatOptions.TokenRecoveryPeriod"/> after the renewal.</summary>
+    public bool CanRecover(int generation, DateTimeOffset now) =>
+        generation == RecoverableGeneration && generation == Generation - 1 && RecoverUntil > now;
+
+    /// <summary>A replaced token may still fetch its successor: the first use of a current token closes that.</summary>
+    public bool RecoveryOpen => RecoverableGeneration is not null;
+
+    /// <summary>Whether the token is of the current generation (only those may be renewed).</summary>
     public bool IsCurrent(int generation) => generation == Generation;
 }
 
 /// <summary>
 /// One visitor of one widget (key <c>{widget}/{visitorId}</c>): the single writer of the visitor's standing, cached for
-/// the checks on every hub call. Renewal raises the generation (the replaced token works for
-/// <see cref="WebChatOptions.TokenGracePeriod"/> more); an agent's or admin's revoke raises it with no grace (every token
-/// of the visitor is refused at once); a block refuses the visitor at the session endpoint, at connect and at every call.
+/// the checks on every hub call. Renewal raises the generation (the replaced token can only fetch its successor again,
+/// until the successor is first used or <see cref="WebChatOptions.TokenRecoveryPeriod"/>); an agent's or admin's revoke
+/// raises it with no recovery (every token of the visitor is refused at once); a block refuses the visitor at the
+/// session endpoint, at connect and at every call.
 /// </summary>
 public interface IWebChatVisitorGrain : IGrainWithStringKey
 {
     [ReadOnly]
     Task<VisitorStanding> GetAsync();
 
-    /// <summary>A renewal of a token of <paramref name="fromGeneration"/>: raises the generation when that one is current.</summary>
-    Task<VisitorStanding> RotateAsync(int fromGeneration);
+    /// <summary>A renewal of a token of <paramref name="fromGeneration"/>: raises the generation when that one is current.
+    /// With <paramref name="recoverable"/> (a plain renewal, same conversation), the replaced token may fetch its
+    /// successor again until the successor is used (<see cref="SuccessorUsedAsync"/>) or the recovery period ends.</summary>
+    Task<VisitorStanding> RotateAsync(int fromGeneration, bool recoverable = true);
+
+    /// <summary>A token of <paramref name="generation"/> was used (connect, a hub call, an upload, the session endpoint):
+    /// when it is the current one, the replaced token can no longer recover it.</summary>
+    Task<VisitorStanding> SuccessorUsedAsync(int generation);
 
     /// <summary>Every token of the visitor is refused from now on (the visitor starts afresh as a new visitor).</summary>
     Task<VisitorStanding> RevokeAsync();
@@ -49,7 +66,9 @@ public interface IWebChatVisitorGrain : IGrainWithStringKey
     /// wait: per visitor, per client address (<paramref name="addressKey"/>), per recipient, per widget, and wrong codes
     /// entered for the recipient. The pending code (its hash) and the budgets are in the store: a restart or another
     /// node neither loses a code nor resets a budget.</summary>
-    Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey);
+    /// <remarks><paramref name="conversationId"/>: the visitor's conversation (session id); a visitor who wrote in it, or
+    /// proved an address before, is established and may use the widget budgets' reserved share.</remarks>
+    Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null);
 
     /// <summary>Checks a code; a right one records the address as proven. Each code takes a few wrong tries, then it is void.</summary>
     Task<CodeCheck> CheckCodeAsync(string code);
@@ -88,10 +107,21 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
 
     public Task<VisitorStanding> GetAsync() => Task.FromResult(Standing());
 
-    public Task<VisitorStanding> RotateAsync(int fromGeneration) =>
+    // The stored GraceGeneration / GraceUntil columns hold the recoverable generation and its deadline.
+    public Task<VisitorStanding> RotateAsync(int fromGeneration, bool recoverable = true) =>
         fromGeneration != _state.Generation || _state.Blocked
             ? Task.FromResult(Standing())
-            : SaveAsync(_state with { Generation = _state.Generation + 1, GraceGeneration = _state.Generation, GraceUntil = time.GetUtcNow() + options.Value.TokenGracePeriod });
+            : SaveAsync(_state with
+            {
+                Generation = _state.Generation + 1,
+                GraceGeneration = recoverable ? _state.Generation : null,
+                GraceUntil = recoverable ? time.GetUtcNow() + options.Value.TokenRecoveryPeriod : null,
+            });
+
+    public Task<VisitorStanding> SuccessorUsedAsync(int generation) =>
+        generation == _state.Generation && _state.GraceGeneration is not null
+            ? SaveAsync(_state with { GraceGeneration = null, GraceUntil = null })
+            : Task.FromResult(Standing());
 
     public Task<VisitorStanding> RevokeAsync() =>
         SaveAsync(_state with { Generation = _state.Generation + 1, GraceGeneration = null, GraceUntil = null });
@@ -102,9 +132,17 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     public Task<VisitorStanding> VerifiedAsync(string email) =>
         SaveAsync(_state with { VerifiedEmail = email, VerifiedAt = time.GetUtcNow() });
 
-    public async Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey)
+    public async Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null)
     {
         var o = options.Value;
+        // Established visitors may use the reserved share of the widget's budgets (review KW3): strangers who spend the
+        // open share from many networks do not shut out visitors who already talk with the company.
+        var established = _state.VerifiedEmail is not null
+            || (conversationId is not null && await store.FindConversationIdentityAsync(WidgetId, conversationId) is not null);
+        int Share(int limit) => established ? limit : limit - limit * o.WidgetBudgetReservedPercent / 100;
+        var group = ClientAddresses.GroupOf(addressKey);
+        var day = TimeSpan.FromDays(1);
+        var spareTotal = WebChatBudgetKeys.SpareTotal(email);
         var now = time.GetUtcNow();
         var hour = TimeSpan.FromHours(1);
         var code = System.Security.Cryptography.RandomNumberGenerator.GetInt32(0, 1_000_000).ToString("D6", System.Globalization.CultureInfo.InvariantCulture);
@@ -114,21 +152,29 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
             new StoredBudget(WebChatBudgetKeys.Address(addressKey), o.VerificationCodesPerHourPerAddress, hour),
             // Per recipient, shared by every visitor (a mail bomb is bounded), with one spare code an hour per client
             // address: a stranger who asks for codes to someone's address cannot lock its owner out (review W2).
+            // The spares of all addresses together are capped per recipient and day (review KW4).
             new StoredBudget(WebChatBudgetKeys.Recipient(email), o.VerificationCodesPerHourPerRecipient, hour,
-                WebChatBudgetKeys.Spare(WebChatBudgetKeys.Recipient(email), addressKey), o.SpareCodesPerHourPerRecipientAndAddress),
-            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId), o.VerificationCodesPerHourPerWidget, hour),
-            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", o.VerificationCodesPerDayPerWidget, TimeSpan.FromDays(1)),
+                WebChatBudgetKeys.Spare(WebChatBudgetKeys.Recipient(email), addressKey), o.SpareCodesPerHourPerRecipientAndAddress,
+                spareTotal, o.SpareCodesPerDayPerRecipient, day),
+            // Per address group first: one network spends its own part, never the whole widget's (review KW3).
+            new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group), o.VerificationCodesPerHourPerAddressGroup, hour),
+            new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group) + ":day", o.VerificationCodesPerDayPerAddressGroup, day),
+            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId), Share(o.VerificationCodesPerHourPerWidget), hour),
+            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", Share(o.VerificationCodesPerDayPerWidget), day),
             // Wrong codes for the recipient by anyone stop further codes to it (guessing is bounded), except one spare
-            // code a day per client address: wrong guesses from elsewhere do not lock the owner out (review W2).
-            new StoredBudget(WebChatBudgetKeys.WrongCodes(email), o.WrongCodesPerDayPerRecipient, TimeSpan.FromDays(1),
-                WebChatBudgetKeys.Spare(WebChatBudgetKeys.WrongCodes(email), addressKey), o.SpareCodesPerDayAfterWrongCodes),
+            // code a day per client address: wrong guesses from elsewhere do not lock the owner out (review W2). The
+            // hard bound on guessing is GuessesPerDayPerRecipient, enforced when a code is checked.
+            new StoredBudget(WebChatBudgetKeys.WrongCodes(email), o.WrongCodesPerDayPerRecipient, day,
+                WebChatBudgetKeys.Spare(WebChatBudgetKeys.WrongCodes(email), addressKey), o.SpareCodesPerDayAfterWrongCodes,
+                spareTotal, o.SpareCodesPerDayPerRecipient, day),
         ]));
         return refusal is null ? new CodeIssue(code, null) : new CodeIssue(null, refusal.RetryAfter, refusal.Key);
     }
 
     public async Task<CodeCheck> CheckCodeAsync(string code)
     {
-        var check = await store.CheckCodeAsync(WidgetId, VisitorId, Hash(code), time.GetUtcNow());
+        var o = options.Value;
+        var check = await store.CheckCodeAsync(WidgetId, VisitorId, Hash(code), time.GetUtcNow(), Math.Max(o.GuessesPerDayPerRecipient, o.WrongCodesPerDayPerRecipient));
         switch (check.Outcome)
         {
             case StoredCodeOutcome.Verified:
@@ -153,4 +199,15 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
 
     private VisitorStanding Standing() =>
         new(_state.Generation, _state.GraceGeneration, _state.GraceUntil, _state.Blocked, _state.BlockReason, _state.VerifiedEmail);
+}
+
+internal static class VisitorStandings
+{
+    /// <summary>The visitor's standing for a token of <paramref name="generation"/> that is about to be used: a current
+    /// token's first use ends the recovery of the token it replaced (review W1). Null when the token is not accepted.</summary>
+    public static async Task<VisitorStanding> UseAsync(this IWebChatVisitorGrain grain, int generation)
+    {
+        var standing = await grain.GetAsync();
+        return standing.Accepts(generation) && !standing.Blocked && standing.RecoveryOpen ? await grain.SuccessorUsedAsync(generation) : standing;
+    }
 }

@@ -31,10 +31,10 @@ internal static partial class VisitorUploads
         var visitor = tokens.Read(WebChatGate.TokenOf(http), widget);
         if (visitor is null)
             return Problems.Of(ProblemKind.Unauthorized, "The visitor token is missing, expired or not for this widget; start a new session.", "token");
-        var standing = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).GetAsync();
+        var standing = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).UseAsync(visitor.Generation);
         if (standing.Blocked)
             return Problems.Of(ProblemKind.Forbidden, WebChatEndpoints.BlockedMessage, "token");
-        if (!standing.Accepts(visitor.Generation, time.GetUtcNow()))
+        if (!standing.Accepts(visitor.Generation))
             return Problems.Of(ProblemKind.Unauthorized, "This chat session has ended or was renewed in another window; start a new session.", "token");
         // Everything that can be decided without the body is decided before a byte of it is read.
         var settings = WebChatGate.WidgetOf(accounts, widget)!;

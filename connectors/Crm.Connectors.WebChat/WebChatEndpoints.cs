@@ -76,9 +76,10 @@ internal static class WebChatEndpoints
 
     /// <summary>Starts or resumes a visitor: a valid token of the visitor's current generation keeps its visitor and
     /// conversation (renewed when due, or a new conversation when asked; either raises the generation, so the replaced
-    /// token dies after a short grace); a token in its grace is answered as it is (it cannot mint a newer one); none, an
-    /// invalid, revoked or too old one makes a new visitor, who can read nothing of anyone before. A blocked visitor is
-    /// refused. A new visitor or conversation can open a ticket, so those are budgeted per client address.</summary>
+    /// token is refused from then on); a replaced token whose renewal answer was lost gets its successor again (same
+    /// generation, same conversation, no new rotation) until the successor is first used or the recovery period ends
+    /// (review W1); none, an invalid, revoked or too old one makes a new visitor, who can read nothing of anyone before. A
+    /// blocked visitor is refused. A new visitor or conversation can open a ticket, so those are budgeted per address.</summary>
     private static async Task<Results<Ok<SessionResponse>, ProblemHttpResult>> StartSession(string widget, SessionRequest? request, VisitorTokens tokens,
         VisitorRateLimits limits, IGrainFactory grains, TimeProvider time, HttpContext http)
     {
@@ -86,11 +87,18 @@ internal static class WebChatEndpoints
         VisitorStanding? standing = null;
         if (visitor is not null)
         {
-            standing = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).GetAsync();
+            var grain = grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey);
+            standing = await grain.GetAsync();
             if (standing.Blocked)
                 return Problems.Of(ProblemKind.Forbidden, BlockedMessage);
-            if (!standing.Accepts(visitor.Generation, time.GetUtcNow()))
+            if (standing.CanRecover(visitor.Generation, time.GetUtcNow()))
+                // The answer of this token's renewal was lost: it fetches its successor again (idempotent: the same
+                // generation and conversation, no new rotation), and can do nothing else (the hub refuses it).
+                return TypedResults.Ok(new SessionResponse(tokens.Issue(tokens.Renew(visitor, standing.Generation)), visitor.SessionId, false));
+            if (!standing.Accepts(visitor.Generation))
                 visitor = null;
+            else if (standing.RecoveryOpen)
+                standing = await grain.SuccessorUsedAsync(visitor.Generation);
         }
         var isNew = visitor is null;
         if ((isNew || request!.NewConversation) && limits.TryAcquireNewSession(VisitorHub.AddressOf(http)) is { } wait)
@@ -104,15 +112,10 @@ internal static class WebChatEndpoints
             visitor = tokens.NewVisitor(widget);
             return TypedResults.Ok(new SessionResponse(tokens.Issue(visitor), visitor.SessionId, true));
         }
-        if (!standing!.IsCurrent(visitor.Generation))
-            // A replaced token in its grace: the answer of its renewal was lost (a page left mid-request, a dropped
-            // network, a crash after the rotation) or another tab renewed first. It gets a token of the current
-            // generation for its own conversation, without raising the generation again: the visitor keeps the
-            // conversation. (Handing back the same token made it die after the grace: the visitor lost the chat.)
-            return TypedResults.Ok(new SessionResponse(tokens.Issue(tokens.Renew(visitor, standing.Generation)), visitor.SessionId, false));
         if (request!.NewConversation || tokens.IsDueForRenewal(visitor))
         {
-            var rotated = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).RotateAsync(visitor.Generation);
+            // A new conversation is not recoverable: its successor names a conversation the old token never had.
+            var rotated = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).RotateAsync(visitor.Generation, recoverable: !request.NewConversation);
             if (rotated.Blocked)
                 return Problems.Of(ProblemKind.Forbidden, BlockedMessage);
             visitor = request.NewConversation ? tokens.NewSession(visitor, rotated.Generation) : tokens.Renew(visitor, rotated.Generation);

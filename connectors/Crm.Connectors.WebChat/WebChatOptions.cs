@@ -17,8 +17,10 @@ public sealed class WebChatOptions
     /// (the visitor then starts afresh): a lifetime cap on rotating tokens.</summary>
     public TimeSpan TokenMaxAge { get; set; } = TimeSpan.FromDays(90);
 
-    /// <summary>How long the token a renewal replaced still works (the visitor's other open tabs pick up the new one).</summary>
-    public TimeSpan TokenGracePeriod { get; set; } = TimeSpan.FromMinutes(2);
+    /// <summary>How long the token a renewal replaced may fetch its successor again, when the renewal's answer was lost (a
+    /// page left mid-request, a dropped network): only that, never connect or read, and only until the successor is
+    /// first used (review W1).</summary>
+    public TimeSpan TokenRecoveryPeriod { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>Email verification: how long a code is good, how many wrong tries a code takes before it is void, and how
     /// many codes a visitor, a client address and a recipient address may be sent per hour.</summary>
@@ -61,6 +63,31 @@ public sealed class WebChatOptions
     /// (its <see cref="VerificationTriesPerCode"/> tries) per address and day, and the owner is not locked out.</summary>
     [Range(0, 100)]
     public int SpareCodesPerDayAfterWrongCodes { get; set; } = 1;
+
+    /// <summary>Code mails per widget from one client address group (an IPv4 /24, an IPv6 /48) per hour and per day: a
+    /// handful of addresses from one network cannot spend the widget's whole budget and shut verification off for every
+    /// visitor (review KW3).</summary>
+    [Range(1, 100_000)]
+    public int VerificationCodesPerHourPerAddressGroup { get; set; } = 20;
+
+    [Range(1, 1_000_000)]
+    public int VerificationCodesPerDayPerAddressGroup { get; set; } = 50;
+
+    /// <summary>The share (percent) of the widget's hour and day budgets kept for established visitors (who wrote in their
+    /// conversation or proved an address before): strangers from many networks who spend the rest do not shut them out.</summary>
+    [Range(0, 90)]
+    public int WidgetBudgetReservedPercent { get; set; } = 20;
+
+    /// <summary>Spare codes (both kinds above) to one recipient from all client addresses together per day (review KW4):
+    /// with the per-address spares alone, a stranger with many addresses could get codes without bound.</summary>
+    [Range(0, 100)]
+    public int SpareCodesPerDayPerRecipient { get; set; } = 3;
+
+    /// <summary>The hard bound on guessing: once this many wrong codes were entered for one address within a day (by any
+    /// visitors), every pending code to it is void and is not compared. At least <see cref="WrongCodesPerDayPerRecipient"/>
+    /// (the default leaves room for the spare codes' tries: 20 + 3 × 5).</summary>
+    [Range(1, 100_000)]
+    public int GuessesPerDayPerRecipient { get; set; } = 35;
 
     /// <summary>Transcripts by email a visitor may ask for per hour.</summary>
     [Range(1, 100)]

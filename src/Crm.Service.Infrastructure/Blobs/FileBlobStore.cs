@@ -83,7 +83,7 @@ internal sealed partial class FileBlobStore(IOptions<StoreOptions> options) : IB
     private string PathOf(string hash) => Path.Combine(_root, hash[..2], hash[2..4], hash);
 
     /// <summary>fsync of the directory makes the rename itself durable (POSIX); .NET has no API for it.</summary>
-    private static void SyncDirectory(string directory)
+    internal static void SyncDirectory(string directory)
     {
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
             return;

@@ -35,7 +35,7 @@ public static class ChannelAccountExtensions
                 new Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.EntityFrameworkCoreXmlRepository<CrmDbContext>(provider, logs),
                 provider.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<CrmDbContext>>(),
                 encryptor,
-                Directory.Exists(store.Value.KeyDirectory) ? new FileSystemXmlRepository(new DirectoryInfo(store.Value.KeyDirectory), logs) : null);
+                new DirectoryInfo(store.Value.KeyDirectory));
         });
         services.AddSingleton<ISecretProtector, DataProtectionSecretProtector>();
 

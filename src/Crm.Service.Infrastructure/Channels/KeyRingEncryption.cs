@@ -15,7 +15,9 @@ namespace Crm.Service.Infrastructure.Channels;
 /// </summary>
 internal sealed class KeyRingKey(IOptions<StoreOptions> options, Microsoft.EntityFrameworkCore.IDbContextFactory<CrmDbContext> contexts)
 {
-    private readonly Lazy<byte[]> _key = new(() => Load(options.Value, () => RingIsEncrypted(contexts)));
+    // PublicationOnly: a failure (an unreadable file, a store not reachable yet) is not cached for the life of the
+    // process; the next protect or unprotect tries again (review KW8).
+    private readonly Lazy<byte[]> _key = new(() => Load(options.Value, () => RingIsEncrypted(contexts)), LazyThreadSafetyMode.PublicationOnly);
 
     public byte[] Value => _key.Value;
 
@@ -26,7 +28,9 @@ internal sealed class KeyRingKey(IOptions<StoreOptions> options, Microsoft.Entit
         return db.DataProtectionKeys.Any(k => k.Xml != null && k.Xml.Contains("keyRingSecret"));
     }
 
-    private static byte[] Load(StoreOptions store, Func<bool> ringIsEncrypted)
+    /// <param name="beforeWrite">Test hook: runs after the new key's file is created and before its bytes are written
+    /// (a slow disk), to show that no reader ever sees a key file without its key.</param>
+    internal static byte[] Load(StoreOptions store, Func<bool> ringIsEncrypted, Action? beforeWrite = null)
     {
         if (!string.IsNullOrWhiteSpace(store.KeyRingKey))
         {
@@ -34,31 +38,93 @@ internal sealed class KeyRingKey(IOptions<StoreOptions> options, Microsoft.Entit
             return configured.Length == 32 ? configured : throw new InvalidOperationException("Store:KeyRingKey must be 32 bytes, base64-encoded.");
         }
         var path = store.KeyRingKeyPath;
+        if (ReadKey(path) is { } existing)
+            return existing;
         // A new key would leave every stored secret and visitor token unreadable while the node looked healthy: a
-        // store whose ring is already encrypted without its key file is an operator's problem to solve (review KW2).
-        if (!File.Exists(path) && ringIsEncrypted())
-            throw new InvalidOperationException($"The key ring in {store.DatabasePath} is encrypted, but its key file {path} is missing. " +
+        // store whose ring is already encrypted without its key is an operator's problem to solve (review KW2).
+        if (ringIsEncrypted())
+            throw new InvalidOperationException($"The key ring in {store.DatabasePath} is encrypted, but its key file {path} is missing or does not hold a key. " +
                 "Restore the file from the backup taken with the database (or set Store:KeyRingKey to its value); starting with a new key would make every stored secret unreadable.");
-        if (!File.Exists(path))
+        // No key and nothing encrypted yet (a first start, or an empty file an earlier version left by a crash between
+        // creating and writing it): make the key atomically (review KW8).
+        CreateKey(path, File.Exists(path), beforeWrite);
+        return ReadKey(path) ?? throw new InvalidOperationException($"{path} does not hold a 32-byte base64 key.");
+    }
+
+    /// <summary>The key in <paramref name="path"/>; null when there is no file or it is empty (a crash of an earlier
+    /// version between creating and writing it); an error when it holds something else (never overwritten).</summary>
+    private static byte[]? ReadKey(string path)
+    {
+        string text;
+        try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            var fresh = RandomNumberGenerator.GetBytes(32);
-            try
+            text = File.ReadAllText(path).Trim();
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+        if (text.Length == 0)
+            return null;
+        byte[] key;
+        try
+        {
+            key = Convert.FromBase64String(text);
+        }
+        catch (FormatException)
+        {
+            key = [];
+        }
+        return key.Length == 32 ? key : throw new InvalidOperationException($"{path} does not hold a 32-byte base64 key; restore it from the backup taken with the database.");
+    }
+
+    /// <summary>Writes a fresh key to a temporary owner-only file, syncs it, moves it into place and syncs the folder, so a
+    /// crash at any step leaves either no key file (the next start makes one; nothing was encrypted with a key not yet
+    /// durable) or the whole key. Two nodes at once: the move does not overwrite, so the first key wins and both read it.
+    /// An empty file of an earlier version's crash (<paramref name="replaceEmpty"/>) is replaced.</summary>
+    private static void CreateKey(string path, bool replaceEmpty, Action? beforeWrite)
+    {
+        var folder = Path.GetDirectoryName(path)!;
+        Directory.CreateDirectory(folder);
+        var temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        try
+        {
+            var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows())
+                create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            using (var file = new FileStream(temp, create))
             {
-                // CreateNew: two nodes starting at once keep the first one's key.
-                var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-                if (!OperatingSystem.IsWindows())
-                    create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-                using var file = new FileStream(path, create);
-                file.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(fresh)));
+                beforeWrite?.Invoke();
+                file.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))));
                 file.Flush(flushToDisk: true);
             }
-            catch (IOException) when (File.Exists(path))
+            if (replaceEmpty)
             {
+                // Only an empty file is replaced; a concurrent node that already replaced it wins (its key is read).
+                if (new FileInfo(path) is { Exists: true, Length: 0 })
+                    File.Move(temp, path, overwrite: true);
             }
+            else
+            {
+                try
+                {
+                    File.Move(temp, path, overwrite: false);
+                }
+                catch (IOException) when (File.Exists(path))
+                {
+                }
+            }
+            // The rename is durable before any secret is encrypted under the key.
+            Blobs.FileBlobStore.SyncDirectory(folder);
         }
-        var stored = Convert.FromBase64String(File.ReadAllText(path).Trim());
-        return stored.Length == 32 ? stored : throw new InvalidOperationException($"{path} does not hold a 32-byte base64 key.");
+        finally
+        {
+            File.Delete(temp);
+        }
     }
 
     public XElement Encrypt(XElement plain)

@@ -8,60 +8,98 @@ namespace Crm.Service.Infrastructure.Channels;
 /// <summary>
 /// The Data Protection key ring in the store (table DataProtectionKeys, the EF Core key repository), so every node on
 /// the store shares one ring: a visitor token or a channel secret protected on one node is read on any other. Keys are
-/// encrypted at rest (<see cref="KeyRingEncryptor"/>). On first use in a process the ring is brought up to date once:
-/// rows written before the ring was encrypted are encrypted in place (review W3), and keys that earlier versions wrote
-/// to the data folder (<c>{DataDirectory}/keys</c>) are imported into the store (review W4), so tokens, cookies and
-/// secrets protected with them stay readable on every node, and after the folder is gone.
+/// encrypted at rest (<see cref="KeyRingEncryptor"/>). Each time Data Protection reads the ring (first use, and every
+/// refresh, so rows an older node wrote plain during a rolling upgrade are caught too) it is brought up to date in one
+/// write transaction: rows written before the ring was encrypted are encrypted in place (review W3), and keys and
+/// revocations that earlier versions wrote to the data folder (<c>{DataDirectory}/keys</c>) are imported into the store
+/// (review W4, KW13), so tokens, cookies and secrets protected with them stay readable on every node, a key revoked there
+/// stays revoked, and the folder's plain keys are deleted once the encrypted copies are committed.
 /// </summary>
 internal sealed class StoreKeyRepository(
     EntityFrameworkCoreXmlRepository<Store.CrmDbContext> store,
     IDbContextFactory<Store.CrmDbContext> contexts,
     KeyRingEncryptor encryptor,
-    FileSystemXmlRepository? legacy) : IXmlRepository
+    DirectoryInfo? legacyFolder) : IXmlRepository
 {
     private readonly Lock _gate = new();
-    private bool _upgraded;
 
     public IReadOnlyCollection<XElement> GetAllElements()
     {
         lock (_gate)
-        {
-            if (!_upgraded)
-            {
-                Upgrade();
-                _upgraded = true;
-            }
-        }
+            Upgrade();
         return store.GetAllElements();
     }
 
     public void StoreElement(XElement element, string friendlyName) => store.StoreElement(element, friendlyName);
 
-    /// <summary>Idempotent: an encrypted row is left alone, a folder key already in the store (by key id) is not stored
-    /// again, so nodes that start together or a restart change nothing twice.</summary>
-    private void Upgrade()
+    /// <summary>Idempotent, and atomic across nodes (review KW14): the read and the writes are one BEGIN IMMEDIATE
+    /// transaction, so two nodes starting together cannot both import one folder key; an encrypted row is left alone, a
+    /// folder key or revocation already in the store is not stored again. A crash before the commit changes nothing;
+    /// the folder's files are deleted only after it.</summary>
+    internal void Upgrade()
     {
         using var db = contexts.CreateDbContext();
+        // Microsoft.Data.Sqlite begins IMMEDIATE: the write lock is taken before the rows are read.
+        using var transaction = db.Database.BeginTransaction();
         var ids = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var stored = new HashSet<string>(StringComparer.Ordinal);
         foreach (var row in db.DataProtectionKeys.ToList())
         {
             if (row.Xml is null)
                 continue;
             var element = XElement.Parse(row.Xml);
+            stored.Add(element.ToString(SaveOptions.DisableFormatting));
             if ((string?)element.Attribute("id") is { } id)
                 ids.Add(id);
             if (encryptor.EncryptSecrets(element) is { } encrypted)
                 row.Xml = encrypted.ToString(SaveOptions.DisableFormatting);
         }
-        if (legacy is not null)
-            foreach (var element in legacy.GetAllElements())
+        var imported = new List<string>();
+        foreach (var (file, element) in LegacyElements())
+        {
+            var xml = element.ToString(SaveOptions.DisableFormatting);
+            switch (element.Name.LocalName)
             {
-                var id = (string?)element.Attribute("id");
-                if (element.Name.LocalName != "key" || id is null || !ids.Add(id))
+                case "key" when (string?)element.Attribute("id") is { } id:
+                    if (ids.Add(id))
+                        db.DataProtectionKeys.Add(new DataProtectionKey { FriendlyName = "key-" + id, Xml = (encryptor.EncryptSecrets(element) ?? element).ToString(SaveOptions.DisableFormatting) });
+                    break;
+                case "revocation":
+                    // A key revoked in the folder stays revoked (review KW13); revocations hold no secret.
+                    if (stored.Add(xml))
+                        db.DataProtectionKeys.Add(new DataProtectionKey { FriendlyName = "revocation-" + ((string?)element.Element("key")?.Attribute("id") ?? "all"), Xml = xml });
+                    break;
+                default:
                     continue;
-                var encrypted = encryptor.EncryptSecrets(element) ?? element;
-                db.DataProtectionKeys.Add(new DataProtectionKey { FriendlyName = "key-" + id, Xml = encrypted.ToString(SaveOptions.DisableFormatting) });
             }
+            imported.Add(file);
+        }
         db.SaveChanges();
+        transaction.Commit();
+        // Only now that the encrypted copies are committed (synchronous=FULL) are the plain keys removed from the folder.
+        foreach (var file in imported)
+            File.Delete(file);
+        if (legacyFolder is not null && imported.Count > 0 && Directory.Exists(legacyFolder.FullName) && !Directory.EnumerateFileSystemEntries(legacyFolder.FullName).Any())
+            Directory.Delete(legacyFolder.FullName);
+    }
+
+    /// <summary>The keys and revocations of the old folder; a file another node deleted meanwhile is skipped.</summary>
+    private IEnumerable<(string File, XElement Element)> LegacyElements()
+    {
+        if (legacyFolder is null || !Directory.Exists(legacyFolder.FullName))
+            yield break;
+        foreach (var file in Directory.GetFiles(legacyFolder.FullName, "*.xml"))
+        {
+            XElement element;
+            try
+            {
+                element = XElement.Parse(File.ReadAllText(file));
+            }
+            catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+            {
+                continue;
+            }
+            yield return (file, element);
+        }
     }
 }

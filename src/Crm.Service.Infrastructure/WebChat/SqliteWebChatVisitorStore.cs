@@ -102,11 +102,15 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
                 .Select(e => e.At).Take(budget.Limit).ToListAsync(cancellationToken);
             if (times.Count < budget.Limit)
                 continue;
-            // A shared budget someone else used up: this address's own spare lets it through (review W2).
+            // A shared budget someone else used up: this address's own spare lets it through (review W2), while the
+            // spares of all addresses together stay under their total (review KW4).
             if (budget.SpareKey is { } spare
-                && await db.WebChatBudgetEvents.CountAsync(e => e.Key == spare && e.At > since, cancellationToken) < budget.SpareAllowance)
+                && await db.WebChatBudgetEvents.CountAsync(e => e.Key == spare && e.At > since, cancellationToken) < budget.SpareAllowance
+                && (budget.SpareTotalKey is not { } total || await SpareTotalLeftAsync(db, total, request.Now - budget.SpareTotalWindow, budget.SpareTotalLimit, spares, cancellationToken)))
             {
                 spares.Add(spare);
+                if (budget.SpareTotalKey is { } totalKey)
+                    spares.Add(totalKey);
                 continue;
             }
             return new BudgetRefusal(budget.Key, times[0] + budget.Window - request.Now);
@@ -132,7 +136,12 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
         return null;
     }
 
-    public async Task<StoredCodeCheck> CheckCodeAsync(string widgetId, string visitorId, byte[] hash, DateTimeOffset now, CancellationToken cancellationToken = default)
+    /// <summary>Whether the spare total has room, counting the spares this request already took (one request may pass two
+    /// spare budgets of one recipient; it takes one place of the total for each).</summary>
+    private static async Task<bool> SpareTotalLeftAsync(CrmDbContext db, string key, DateTimeOffset since, int limit, List<string> taken, CancellationToken cancellationToken) =>
+        await db.WebChatBudgetEvents.CountAsync(e => e.Key == key && e.At > since, cancellationToken) + taken.Count(k => k == key) < limit;
+
+    public async Task<StoredCodeCheck> CheckCodeAsync(string widgetId, string visitorId, byte[] hash, DateTimeOffset now, int wrongCodesPerDayCap, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
@@ -140,7 +149,11 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
         StoredCodeCheck result;
         if (row is null)
             return new StoredCodeCheck(StoredCodeOutcome.NoCode);
-        if (row.Expires <= now || row.TriesLeft <= 0)
+        var wrongKey = WebChatBudgetKeys.WrongCodes(row.Email);
+        var dayAgo = now - TimeSpan.FromDays(1);
+        if (row.Expires <= now || row.TriesLeft <= 0
+            // The hard bound on guessing at one address (review KW4): past it, no code to the address is even compared.
+            || await db.WebChatBudgetEvents.CountAsync(e => e.Key == wrongKey && e.At > dayAgo, cancellationToken) >= wrongCodesPerDayCap)
         {
             db.WebChatPendingCodes.Remove(row);
             result = new StoredCodeCheck(StoredCodeOutcome.NoCode);

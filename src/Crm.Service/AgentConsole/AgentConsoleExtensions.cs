@@ -44,6 +44,7 @@ public static class AgentConsoleExtensions
         builder.Services.AddSingleton<Crm.Connectors.Abstractions.IAgentAvailability, PresenceAvailability>();
         builder.Services.AddSingleton<TicketViewers>();
         builder.Services.AddSingleton<AgentActivityRelay>();
+        builder.Services.AddHostedService(provider => provider.GetRequiredService<AgentActivityRelay>());
         builder.Services.AddSingleton<MacroRunner>();
         builder.Services.AddSingleton<AgentConnections>();
         builder.Services.AddSingleton<Mentions>();

@@ -86,8 +86,9 @@ public sealed class AgentHub(TicketAccess access, AgentPresence presence, Ticket
             await Clients.Group(TicketGroup(before)).Viewers(before, viewers.Of(before));
         }
         await Clients.Group(TicketGroup(number)).Viewers(number, viewers.Of(number));
-        // The agent opened the ticket: a live customer (web chat) sees their messages as read.
-        await activity.ReadAsync(number, Context.ConnectionAborted);
+        // The agent opened the ticket: a live customer (web chat) sees their messages as read. Queued, not awaited
+        // (review KW12): a slow session grain must not stall this agent's hub calls.
+        activity.Read(number);
     }
 
     public async Task UnwatchTicket(long number)
@@ -97,17 +98,22 @@ public sealed class AgentHub(TicketAccess access, AgentPresence presence, Ticket
             await Clients.Group(TicketGroup(left)).Viewers(left, viewers.Of(left));
     }
 
-    /// <summary>The agent is typing a reply or note on the ticket they watch (the page sends this at most every few seconds).</summary>
-    public async Task Typing(long number)
+    /// <summary>The agent is typing in a composer of the ticket they watch (the page sends this at most every few seconds
+    /// per composer): <paramref name="composer"/> is <c>reply</c> (the public reply box) or <c>note</c> (an internal note).</summary>
+    public async Task Typing(long number, string? composer = null)
     {
         // Only on the ticket this connection watches (seen through the access check of WatchTicket).
         if (viewers.Typing(Context.ConnectionId, number))
         {
             await Clients.OthersInGroup(TicketGroup(number)).Viewers(number, viewers.Of(number));
-            // A live customer (web chat) sees "An agent is typing…" (issue 17/18).
-            await activity.TypingAsync(number, Context.ConnectionAborted);
+            // A live customer (web chat) sees "An agent is typing…" (issue 17/18), but only for the public reply: an
+            // internal note is never hinted at to the customer (review KW11). Queued, not awaited (review KW12).
+            if (composer == ReplyComposer)
+                activity.Typing(number);
         }
     }
+
+    internal const string ReplyComposer = "reply";
 }
 
 /// <summary>Tells every connected agent when a colleague's presence changes.</summary>

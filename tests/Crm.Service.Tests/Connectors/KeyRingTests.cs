@@ -1,5 +1,8 @@
 using System.Xml.Linq;
+using Crm.Service.Infrastructure.Channels;
+using Crm.Service.Infrastructure.Store;
 using Crm.Service.Tests.Support;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -50,8 +53,9 @@ public sealed class KeyRingTests
             });
         }
 
-        // The folder is gone (a new machine, a cleaned data folder): its key lives on in the store.
-        Directory.Delete(Path.Combine(data.Path, "keys"), recursive: true);
+        // The folder's plain keys were deleted once their encrypted copies were committed (review KW13): its key lives
+        // on in the store only.
+        Assert.False(Directory.Exists(Path.Combine(data.Path, "keys")) && Directory.GetFiles(Path.Combine(data.Path, "keys"), "*.xml").Length > 0);
         await using var second = new CrmApp(data.Path);
         Assert.Equal("a visitor token of before the upgrade", Protector(second).Unprotect(folderToken));
         Assert.Equal("a channel secret protected with a plain stored key", Protector(second).Unprotect(rowToken));
@@ -97,6 +101,102 @@ public sealed class KeyRingTests
         var messages = string.Join(" | ", Chain(failure));
         Assert.Contains("key file", messages, StringComparison.Ordinal);
         Assert.False(File.Exists(keyFile), "a new key file was made over an encrypted ring");
+    }
+
+    /// <summary>Review KW13: a key revoked in the old folder stays revoked after the import (what it protected no longer
+    /// opens), and the folder's plain key files are gone once the store holds them encrypted.</summary>
+    [Fact]
+    public async Task A_key_revoked_in_the_old_folder_stays_revoked_after_the_import_and_the_plain_files_are_removed()
+    {
+        using var data = new TempDirectory();
+        var folder = Path.Combine(data.Path, "keys");
+        var (ring, _, secret) = PlainRing(folder);
+        var token = ring.Protect("protected before the key was revoked");
+        var services = new ServiceCollection().AddDataProtection().SetApplicationName("Crm.Service").PersistKeysToFileSystem(new DirectoryInfo(folder)).Services.BuildServiceProvider();
+        services.GetRequiredService<IKeyManager>().RevokeAllKeys(DateTimeOffset.UtcNow.AddMinutes(1), "compromised");
+        Assert.Contains(Directory.GetFiles(folder, "*.xml"), f => Path.GetFileName(f).StartsWith("revocation", StringComparison.Ordinal));
+
+        await using var app = new CrmApp(data.Path);
+        var failure = Assert.ThrowsAny<System.Security.Cryptography.CryptographicException>(() => Protector(app).Unprotect(token));
+        Assert.Contains("revoked", failure.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.False(Directory.Exists(folder) && Directory.GetFiles(folder, "*.xml").Length > 0, "plain keys left in the folder");
+        var rows = await app.QueryAsync(db => db.DataProtectionKeys.AsNoTracking().Select(k => k.Xml!).ToListAsync());
+        Assert.Contains(rows, xml => xml.StartsWith("<revocation", StringComparison.Ordinal));
+        Assert.All(rows, xml => Assert.DoesNotContain(secret, xml, StringComparison.Ordinal));
+    }
+
+    /// <summary>Review KW14: nodes that start together bring the ring up to date once: two upgrades at once import each
+    /// folder key once.</summary>
+    [Fact]
+    public async Task Two_upgrades_at_once_import_each_folder_key_once()
+    {
+        using var data = new TempDirectory();
+        using var folders = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        _ = app.Services;
+        var contexts = app.Services.GetRequiredService<IDbContextFactory<CrmDbContext>>();
+        var encryptor = app.Services.GetRequiredService<KeyRingEncryptor>();
+        var logs = app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>();
+        for (var round = 0; round < 5; round++)
+        {
+            // Each node has its own copy of the old folder (the files are deleted after each import).
+            var (_, xml, _) = PlainRing(Path.Combine(folders.Path, "source" + round));
+            var repositories = Enumerable.Range(0, 4).Select(n =>
+            {
+                var copy = Directory.CreateDirectory(Path.Combine(folders.Path, $"node{n}-{round}"));
+                File.WriteAllText(Path.Combine(copy.FullName, "key.xml"), xml);
+                return new StoreKeyRepository(new EntityFrameworkCoreXmlRepository<CrmDbContext>(app.Services, logs), contexts, encryptor, copy);
+            }).ToList();
+            using var start = new Barrier(repositories.Count);
+            await Task.WhenAll(repositories.Select(r => Task.Run(() =>
+            {
+                start.SignalAndWait();
+                r.Upgrade();
+            })));
+        }
+        var ids = await app.QueryAsync(db => db.DataProtectionKeys.AsNoTracking().Select(k => k.Xml!).ToListAsync());
+        var keyIds = ids.Select(x => (string?)XElement.Parse(x).Attribute("id")).Where(id => id is not null).ToList();
+        Assert.Equal(keyIds.Count, keyIds.Distinct().Count());
+        Assert.True(keyIds.Count >= 5);
+    }
+
+    /// <summary>Review KW8: the key file is written to a temporary file, synced and moved into place, so no reader ever
+    /// sees a key file without its key: loads at once against one path, with a slow writer, all get the same key. A crash
+    /// at any step leaves a usable state: a stray temporary file is ignored, and an empty key file (an earlier version's
+    /// crash between creating and writing it) is replaced while nothing is encrypted yet.</summary>
+    [Fact]
+    public async Task The_key_file_is_made_atomically_and_a_crash_at_any_step_leaves_a_usable_ring()
+    {
+        using var data = new TempDirectory();
+        var store = new StoreOptions { DataDirectory = data.Path };
+        var keys = await Task.WhenAll(Enumerable.Range(0, 6).Select(n => Task.Run(() =>
+            KeyRingKey.Load(store, () => false, beforeWrite: () => Thread.Sleep(200)))));
+        Assert.All(keys, k => Assert.Equal(keys[0], k));
+        Assert.Empty(Directory.GetFiles(data.Path, "*.tmp"));
+
+        // A crash after the temporary file was made, before it was moved: the next start makes the key.
+        using var crashed = new TempDirectory();
+        var crashedStore = new StoreOptions { DataDirectory = crashed.Path };
+        File.WriteAllText(crashedStore.KeyRingKeyPath + ".0123.tmp", "");
+        await using (var app = new CrmApp(crashed.Path))
+            Assert.NotNull(Protector(app).Protect("works"));
+
+        // An empty key file of an earlier version, nothing encrypted yet: replaced; the app works and keeps working.
+        using var empty = new TempDirectory();
+        var emptyStore = new StoreOptions { DataDirectory = empty.Path };
+        File.WriteAllText(emptyStore.KeyRingKeyPath, "");
+        string token;
+        await using (var app = new CrmApp(empty.Path))
+            token = Protector(app).Protect("kept");
+        Assert.Equal(44, File.ReadAllText(emptyStore.KeyRingKeyPath).Trim().Length);
+        await using (var again = new CrmApp(empty.Path))
+            Assert.Equal("kept", Protector(again).Unprotect(token));
+
+        // An empty key file over an encrypted ring: a clear error, never a new key.
+        File.WriteAllText(emptyStore.KeyRingKeyPath, "");
+        var error = Assert.Throws<InvalidOperationException>(() => KeyRingKey.Load(emptyStore, () => true));
+        Assert.Contains("missing or does not hold a key", error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, new FileInfo(emptyStore.KeyRingKeyPath).Length);
     }
 
     private static IEnumerable<string> Chain(Exception? ex)

@@ -86,7 +86,7 @@ public sealed class ConsoleLiveTests : AppTest
         await annHub.InvokeAsync("WatchTicket", number);
         await bobHub.InvokeAsync("WatchTicket", number);
         await Eventually.WaitForAsync(() => Task.FromResult(annSees.LastOrDefault()), v => v is not null && v.Any(x => x.Name == Bob && !x.Typing), what: "bob on the ticket");
-        await bobHub.InvokeAsync("Typing", number);
+        await bobHub.InvokeAsync("Typing", number, "note");
         await Eventually.WaitForAsync(() => Task.FromResult(annSees.LastOrDefault()), v => v!.Any(x => x.Name == Bob && x.Typing), what: "bob typing");
         await bobHub.StopAsync();
         await Eventually.WaitForAsync(() => Task.FromResult(annSees.LastOrDefault()), v => v!.All(x => x.Name != Bob), what: "bob gone");

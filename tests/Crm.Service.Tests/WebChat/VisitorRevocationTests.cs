@@ -17,17 +17,17 @@ namespace Crm.Service.Tests.WebChat;
 /// renewed, and agents can revoke a visitor's tokens or block a visitor, which also closes the open connections.</summary>
 public sealed class VisitorRevocationTests
 {
-    /// <summary>Every session call renews (the token is always "due"), with the given grace for the replaced token.</summary>
-    private static Dictionary<string, string?> Renewing(string grace) => new()
+    /// <summary>Every session call renews (the token is always "due").</summary>
+    private static Dictionary<string, string?> Renewing(string recovery = "1.00:00:00") => new()
     {
         ["Channels:WebChat:TokenRenewAfter"] = "00:00:00.001",
-        ["Channels:WebChat:TokenGracePeriod"] = grace,
+        ["Channels:WebChat:TokenRecoveryPeriod"] = recovery,
     };
 
     [Fact]
     public async Task A_renewed_token_replaces_the_old_one_which_can_neither_connect_nor_mint_a_new_token()
     {
-        await using var rig = await WebChatRig.StartAsync(Renewing("00:00:00"));
+        await using var rig = await WebChatRig.StartAsync(Renewing());
         var t1 = await rig.StartSessionAsync();
         await using (var hub = rig.Visitor(t1.Token))
         {
@@ -40,47 +40,86 @@ public sealed class VisitorRevocationTests
         Assert.Equal(t1.ConversationId, t2.ConversationId);
         Assert.NotEqual(t1.Token, t2.Token);
 
-        // The old token: refused by the hub, and the session endpoint answers it with a new, empty visitor.
+        // The old token is refused by the hub at once (no grace to connect or read).
         var refusal = await RefusalAsync(rig.Visitor(t1.Token));
         Assert.Contains("expired", refusal, StringComparison.Ordinal);
+
+        // The current one reads the conversation; once it was used, the old token cannot even fetch it again: the
+        // session endpoint answers it with a new, empty visitor.
+        await using (var current = rig.Visitor(t2.Token))
+        {
+            await current.StartAsync();
+            var history = await current.InvokeAsync<ChatHistory>("History", t2.ConversationId);
+            Assert.Equal(["My order number is 4711."], history.Lines.Select(l => l.Text));
+        }
         var t3 = await rig.StartSessionAsync(t1.Token);
         Assert.True(t3.NewVisitor);
         Assert.NotEqual(t1.ConversationId, t3.ConversationId);
-
-        // The current one still reads the conversation.
-        await using var current = rig.Visitor(t2.Token);
-        await current.StartAsync();
-        var history = await current.InvokeAsync<ChatHistory>("History", t2.ConversationId);
-        Assert.Equal(["My order number is 4711."], history.Lines.Select(l => l.Text));
+        Assert.Contains("expired", await RefusalAsync(rig.Visitor(t1.Token)), StringComparison.Ordinal);
     }
 
+    /// <summary>Review W1: the answer that carried a renewed token was lost (a page left mid-request, a dropped network).
+    /// Ten minutes later the visitor comes back with the old token and gets the successor again: same conversation, no
+    /// new rotation, and the old token still cannot connect. Once the successor is used, the old token is refused.</summary>
     [Fact]
-    public async Task A_replaced_token_works_during_its_grace_gets_a_current_token_without_a_new_rotation_and_dies_after_the_next_renewal()
+    public async Task A_lost_renewal_answer_is_recovered_with_the_old_token_until_the_successor_is_used()
     {
-        await using var rig = await WebChatRig.StartAsync(Renewing("01:00:00"));
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var rig = await WebChatRig.StartAsync(new Dictionary<string, string?> { ["Channels:WebChat:TokenRenewAfter"] = "00:05:00" },
+            services: s => s.AddFakeGrainClock(clock));
         var t1 = await rig.StartSessionAsync();
-        var t2 = await rig.StartSessionAsync(t1.Token);
-        Assert.NotEqual(t1.Token, t2.Token);
-
-        // Another open tab still holds t1 (or the answer that carried t2 was lost): it connects within the grace, and the
-        // session endpoint gives it a token of the current generation for the same conversation (review V1), without
-        // rotating again: t2 stays good.
-        await using (var tab = rig.Visitor(t1.Token))
+        await using (var hub = rig.Visitor(t1.Token))
         {
-            await tab.StartAsync();
-            await tab.InvokeAsync<ChatHistory>("History", t1.ConversationId);
+            await hub.StartAsync();
+            await hub.InvokeAsync<SendAck>("Send", t1.ConversationId, "c-1", "My order number is 4711.");
         }
-        var again = await rig.StartSessionAsync(t1.Token);
-        Assert.NotEqual(t1.Token, again.Token);
-        Assert.False(again.NewVisitor);
-        Assert.Equal(t1.ConversationId, again.ConversationId);
-        await using (var current = rig.Visitor(t2.Token))
-            await current.StartAsync();
-
-        // The holder of t2 renews again: t1 is two generations old now and is refused, grace or not.
-        var t3 = await rig.StartSessionAsync(t2.Token);
-        Assert.Equal(t1.ConversationId, t3.ConversationId);
+        clock.Advance(TimeSpan.FromMinutes(6));
+        _ = await rig.StartSessionAsync(t1.Token); // renewed; the answer is "lost"
         Assert.Contains("expired", await RefusalAsync(rig.Visitor(t1.Token)), StringComparison.Ordinal);
+
+        clock.Advance(TimeSpan.FromMinutes(10));
+        var recovered = await rig.StartSessionAsync(t1.Token);
+        Assert.False(recovered.NewVisitor);
+        Assert.Equal(t1.ConversationId, recovered.ConversationId);
+        // Idempotent: asking again answers the successor again (still not used), without rotating further.
+        var again = await rig.StartSessionAsync(t1.Token);
+        Assert.Equal(t1.ConversationId, again.ConversationId);
+        Assert.False(again.NewVisitor);
+        // The old token still connects nowhere.
+        Assert.Contains("expired", await RefusalAsync(rig.Visitor(t1.Token)), StringComparison.Ordinal);
+
+        // The successor is used: it reads the conversation, and from then on the old token is refused.
+        await using (var current = rig.Visitor(recovered.Token))
+        {
+            await current.StartAsync();
+            Assert.Equal(["My order number is 4711."], (await current.InvokeAsync<ChatHistory>("History", recovered.ConversationId)).Lines.Select(l => l.Text));
+        }
+        var refused = await rig.StartSessionAsync(t1.Token);
+        Assert.True(refused.NewVisitor);
+        Assert.NotEqual(t1.ConversationId, refused.ConversationId);
+        // Both answers carried the same successor generation: the one fetched second works too.
+        await using var second = rig.Visitor(again.Token);
+        await second.StartAsync();
+    }
+
+    /// <summary>Review W1: recovery ends after <see cref="WebChatOptions.TokenRecoveryPeriod"/> even when the successor
+    /// was never used.</summary>
+    [Fact]
+    public async Task A_replaced_token_cannot_recover_after_the_recovery_period()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var rig = await WebChatRig.StartAsync(new Dictionary<string, string?>
+        {
+            ["Channels:WebChat:TokenRenewAfter"] = "00:05:00",
+            ["Channels:WebChat:TokenRecoveryPeriod"] = "1.00:00:00",
+        }, services: s => s.AddFakeGrainClock(clock));
+        var t1 = await rig.StartSessionAsync();
+        clock.Advance(TimeSpan.FromMinutes(6));
+        var t2 = await rig.StartSessionAsync(t1.Token);
+        Assert.Equal(t1.ConversationId, t2.ConversationId);
+        clock.Advance(TimeSpan.FromHours(23));
+        Assert.Equal(t1.ConversationId, (await rig.StartSessionAsync(t1.Token)).ConversationId);
+        clock.Advance(TimeSpan.FromHours(2));
         Assert.True((await rig.StartSessionAsync(t1.Token)).NewVisitor);
     }
 

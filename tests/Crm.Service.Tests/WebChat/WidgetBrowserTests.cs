@@ -190,7 +190,7 @@ public sealed class WidgetBrowserTests : IAsyncLifetime
         await Assertions.Expect(mine.Locator(".receipt")).ToHaveTextAsync("Read");
         await Assertions.Expect(page.Locator(".typing")).ToBeHiddenAsync();
         // ... and typing a reply shows "An agent is typing…" in the widget.
-        await hub.InvokeAsync("Typing", ticket);
+        await hub.InvokeAsync("Typing", ticket, "reply");
         await Assertions.Expect(page.Locator(".typing")).ToBeVisibleAsync();
         await Assertions.Expect(page.Locator(".typing")).ToHaveTextAsync("An agent is typing…");
         Assert.Empty(dialogs);

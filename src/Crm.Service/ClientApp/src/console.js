@@ -76,15 +76,18 @@ function notify(notification) {
   host.append(link);
 }
 
-let lastTyping = 0;
-function typing() {
+// Each composer says which it is: only the public reply box shows "An agent is typing…" to a live customer; a note is
+// internal (colleagues on the ticket still see who types).
+const lastTyping = { reply: 0, note: 0 };
+function typing(composer) {
   const now = Date.now();
-  if (watchedTicket === null || now - lastTyping < 3000) return;
-  lastTyping = now;
-  connection.invoke("Typing", watchedTicket).catch(() => {});
+  if (watchedTicket === null || now - lastTyping[composer] < 3000) return;
+  lastTyping[composer] = now;
+  connection.invoke("Typing", watchedTicket, composer).catch(() => {});
 }
 
-for (const box of document.querySelectorAll("#ReplyText, #NoteText")) box.addEventListener("input", typing);
+document.getElementById("ReplyText")?.addEventListener("input", () => typing("reply"));
+document.getElementById("NoteText")?.addEventListener("input", () => typing("note"));
 
 // Composer: put text into the reply box at the caret (canned responses, knowledge-base links). Text only: a
 // textarea's value is never parsed as HTML.
