@@ -252,8 +252,10 @@ public sealed class ElasticsearchIndex : ISearchIndex
         var mustNot = new JsonArray();
         if (query.ExcludedTeams.Count > 0)
             mustNot.Add(new JsonObject { ["terms"] = new JsonObject { ["team"] = new JsonArray([.. query.ExcludedTeams.Select(v => (JsonNode)v)]) } });
-        if (query.ExcludedIds.Count > 0)
-            mustNot.Add(new JsonObject { ["ids"] = new JsonObject { ["values"] = new JsonArray([.. query.ExcludedIds.Select(v => (JsonNode)v)]) } });
+        // An ids query is one term-set query, not a clause per id, so the clause limit does not apply (KW5); chunks of
+        // 10,000 stay well under index.max_terms_count (65,536), should a cluster enforce it on ids as on terms.
+        foreach (var chunk in query.ExcludedIds.Distinct(StringComparer.Ordinal).Chunk(10_000))
+            mustNot.Add(new JsonObject { ["ids"] = new JsonObject { ["values"] = new JsonArray([.. chunk.Select(v => (JsonNode)v)]) } });
         var boost = Analysis.TitleBoost.ToString(CultureInfo.InvariantCulture);
         var text = Bounded(query.Text ?? "");
         var fragment = new JsonObject { ["fragment_size"] = Snippets.DefaultLength, ["number_of_fragments"] = 1, ["no_match_size"] = Snippets.DefaultLength };
