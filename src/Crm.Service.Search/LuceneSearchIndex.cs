@@ -179,6 +179,36 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         return Task.CompletedTask;
     }
 
+    private const string IndexedTeamField = "team_stored";
+
+    public Task<IReadOnlyDictionary<string, string>?> IndexedTeamsAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default)
+    {
+        var teams = new Dictionary<string, string>(StringComparer.Ordinal);
+        _swap.EnterReadLock();
+        try
+        {
+            var searcher = _current.Searchers.Acquire();
+            try
+            {
+                foreach (var id in ids.Distinct(StringComparer.Ordinal))
+                {
+                    var top = searcher.Search(new TermQuery(new Term("id", id)), 1);
+                    if (top.ScoreDocs.Length == 1 && searcher.Doc(top.ScoreDocs[0].Doc).Get(IndexedTeamField) is { } team)
+                        teams[id] = team;
+                }
+            }
+            finally
+            {
+                _current.Searchers.Release(searcher);
+            }
+        }
+        finally
+        {
+            _swap.ExitReadLock();
+        }
+        return Task.FromResult<IReadOnlyDictionary<string, string>?>(teams);
+    }
+
     public Task<long> CountAsync(CancellationToken cancellationToken = default)
     {
         _swap.EnterReadLock();
@@ -437,6 +467,8 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         };
         if (source.Team is not null)
             doc.Add(new StringField("team", source.Team, Field.Store.NO));
+        // Stored for IndexedTeamsAsync, "" for none: a document written before this field reads as "unknown".
+        doc.Add(new StoredField(IndexedTeamField, source.Team ?? ""));
         if (source.Slug is not null)
             doc.Add(new StoredField("slug", source.Slug));
         foreach (var category in source.Categories)
