@@ -49,22 +49,29 @@ public static class BlobReferences
     /// </summary>
     public static async Task<int> SweepOrphansAsync(CrmDbContext db, IBlobStore blobs, DateTimeOffset writtenBefore, CancellationToken cancellationToken)
     {
-        var old = blobs.List().Where(b => b.WrittenAt < writtenBefore).Select(b => b.Sha256).ToList();
         var deleted = 0;
-        foreach (var chunk in old.Chunk(200))
+        // The listing is streamed, and the reference check of each blob runs without the gate: a young or named blob
+        // is never deleted, so only a candidate takes the gate, for its own check and delete (KW7: holding it for
+        // chunks of 200 row scans stalled every upload and delete meanwhile).
+        foreach (var (sha256, listedAt) in blobs.List())
         {
+            if (listedAt >= writtenBefore || await AnyAsync(db, sha256, cancellationToken))
+                continue;
             await Gate.WaitAsync(cancellationToken);
             try
             {
-                foreach (var sha256 in chunk)
-                    if (!await AnyAsync(db, sha256, cancellationToken) && blobs.Delete(sha256))
-                        deleted++;
+                // Under the gate, both again: the age read now (a re-put since the listing made the blob young, KW1)
+                // and the rows (one may have been committed since).
+                if ((blobs.WrittenAt(sha256) ?? listedAt) < writtenBefore && !await AnyAsync(db, sha256, cancellationToken) && blobs.Delete(sha256))
+                    deleted++;
             }
             finally
             {
                 Gate.Release();
             }
         }
+        if (blobs is FileBlobStore files)
+            files.DeleteStaleTemporaries(writtenBefore);
         return deleted;
     }
 }
@@ -75,19 +82,25 @@ internal sealed class BlobSweepService(IDbContextFactory<CrmDbContext> contexts,
     Microsoft.Extensions.Options.IOptions<StoreOptions> options, TimeProvider time, Microsoft.Extensions.Logging.ILogger<BlobSweepService> logger)
     : Microsoft.Extensions.Hosting.BackgroundService
 {
+    private static readonly TimeSpan FirstSweepDelay = TimeSpan.FromMinutes(5);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var interval = options.Value.BlobSweepInterval;
         if (interval <= TimeSpan.Zero)
             return;
+        // The first sweep soon after start, not one interval later: with daily restarts and a daily interval it never ran (KW15).
+        var wait = interval < FirstSweepDelay ? interval : FirstSweepDelay;
         while (!stoppingToken.IsCancellationRequested)
         {
-            await Task.Delay(interval, time, stoppingToken);
+            await Task.Delay(wait, time, stoppingToken);
+            wait = interval;
             try
             {
                 await initializer.EnsureInitializedAsync(stoppingToken);
                 await using var db = await contexts.CreateDbContextAsync(stoppingToken);
-                var deleted = await BlobReferences.SweepOrphansAsync(db, blobs, time.GetUtcNow() - options.Value.BlobSweepGrace, stoppingToken);
+                // Blob ages are the file system's mtimes: compare them with the system clock, not the app's TimeProvider (KW15).
+                var deleted = await BlobReferences.SweepOrphansAsync(db, blobs, DateTimeOffset.UtcNow - options.Value.BlobSweepGrace, stoppingToken);
                 if (deleted > 0)
                     Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(logger, "Deleted {Count} blobs no row names.", deleted);
             }
