@@ -16,12 +16,39 @@ public static class BlobReferences
 {
     public static readonly SemaphoreSlim Gate = new(1, 1);
 
-    public static async Task<bool> AnyAsync(CrmDbContext db, string sha256, CancellationToken cancellationToken) =>
-        await db.QuarantinedMail.AnyAsync(q => q.BlobSha256 == sha256, cancellationToken)
-        || await db.RawSources.AnyAsync(r => r.BlobSha256 == sha256, cancellationToken)
-        || await db.Attachments.AnyAsync(a => a.Sha256 == sha256, cancellationToken)
-        || await db.Set<ArticleAttachmentRecord>().AnyAsync(a => a.Sha256 == sha256, cancellationToken)
-        || await db.CustomerDocuments.AnyAsync(d => d.Sha256 == sha256, cancellationToken);
+    /// <summary>Every column that names a blob (entity, property). <see cref="AnyAsync"/> checks exactly these, and
+    /// <c>BlobSweepGateTests</c> holds the list against the EF model's <c>*Sha256</c> columns, so a new table naming
+    /// blobs cannot be forgotten here (review KW15).</summary>
+    public static readonly IReadOnlyList<(Type Entity, string Property)> Columns =
+    [
+        (typeof(Mailboxes.QuarantinedMailRecord), nameof(Mailboxes.QuarantinedMailRecord.BlobSha256)),
+        (typeof(Grains.Records.RawSourceRecord), nameof(Grains.Records.RawSourceRecord.BlobSha256)),
+        (typeof(Grains.Records.AttachmentRecord), nameof(Grains.Records.AttachmentRecord.Sha256)),
+        (typeof(ArticleAttachmentRecord), nameof(ArticleAttachmentRecord.Sha256)),
+        (typeof(Documents.CustomerDocumentRecord), nameof(Documents.CustomerDocumentRecord.Sha256)),
+    ];
+
+    /// <summary><c>*Sha256</c> columns that are not blob names: a quarantined mail's hash (for keeping a redelivery
+    /// once; its bytes are named by BlobSha256).</summary>
+    public static readonly IReadOnlyList<(Type Entity, string Property)> NotBlobNames =
+    [
+        (typeof(Mailboxes.QuarantinedMailRecord), nameof(Mailboxes.QuarantinedMailRecord.Sha256)),
+    ];
+
+    public static async Task<bool> AnyAsync(CrmDbContext db, string sha256, CancellationToken cancellationToken)
+    {
+        foreach (var (entity, property) in Columns)
+        {
+            // Table and column names come from the EF model, never from input; the hash is a parameter.
+            var type = db.Model.FindEntityType(entity) ?? throw new InvalidOperationException($"{entity.Name} is not in the model.");
+            var table = type.GetTableName();
+            var column = type.FindProperty(property)!.GetColumnName();
+            if (await db.Database.SqlQueryRaw<int>($"SELECT EXISTS(SELECT 1 FROM \"{table}\" WHERE \"{column}\" = {{0}}) AS \"Value\"", sha256)
+                    .SingleAsync(cancellationToken) == 1)
+                return true;
+        }
+        return false;
+    }
 
     /// <summary>Deletes those of <paramref name="hashes"/> that no row names any more; returns how many went.</summary>
     public static async Task<int> DeleteUnreferencedAsync(CrmDbContext db, IBlobStore blobs, IEnumerable<string?> hashes, CancellationToken cancellationToken)

@@ -94,6 +94,26 @@ public sealed class BlobSweepGateTests
         Assert.True(File.Exists(inProgress));
     }
 
+    /// <summary>KW15: the tables that name blobs are listed by hand; every <c>*Sha256</c> column of the model must be
+    /// in that list or declared not to be a blob name, so the sweep and the clean-ups never miss a new one.</summary>
+    [Fact]
+    public async Task Every_sha256_column_of_the_model_is_checked_for_blob_references_or_declared_not_one()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        await using var db = await app.Services.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
+        var columns = db.Model.GetEntityTypes()
+            .SelectMany(t => t.GetProperties().Where(p => p.Name.EndsWith("Sha256", StringComparison.Ordinal)).Select(p => (t.ClrType, p.Name)))
+            .ToHashSet();
+        var declared = BlobReferences.Columns.Concat(BlobReferences.NotBlobNames).ToHashSet();
+
+        Assert.Equal(5, BlobReferences.Columns.Count);
+        Assert.Empty(columns.Except(declared));
+        Assert.Empty(declared.Except(columns));
+        // And each listed column is queried: a row naming a hash in the customer documents is found.
+        Assert.False(await BlobReferences.AnyAsync(db, new string('a', 64), CancellationToken.None));
+    }
+
     /// <summary>The real store, but its listing reports every blob as written long ago (read before a re-put).</summary>
     private sealed class StaleListing(IBlobStore inner) : IBlobStore
     {
