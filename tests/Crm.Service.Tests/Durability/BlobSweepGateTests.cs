@@ -110,7 +110,7 @@ public sealed class BlobSweepGateTests
         Assert.Equal(5, BlobReferences.Columns.Count);
         Assert.Empty(columns.Except(declared));
         Assert.Empty(declared.Except(columns));
-        // And each listed column is queried: a row naming a hash in the customer documents is found.
+        // The generic query runs against every listed table (a missing table or column would throw).
         Assert.False(await BlobReferences.AnyAsync(db, new string('a', 64), CancellationToken.None));
     }
 
