@@ -43,8 +43,8 @@ public static class BlobReferences
             var type = db.Model.FindEntityType(entity) ?? throw new InvalidOperationException($"{entity.Name} is not in the model.");
             var table = type.GetTableName();
             var column = type.FindProperty(property)!.GetColumnName();
-            if (await db.Database.SqlQueryRaw<int>($"SELECT EXISTS(SELECT 1 FROM \"{table}\" WHERE \"{column}\" = {{0}}) AS \"Value\"", sha256)
-                    .SingleAsync(cancellationToken) == 1)
+            var sql = "SELECT EXISTS(SELECT 1 FROM \"" + table + "\" WHERE \"" + column + "\" = {0}) AS \"Value\"";
+            if (await db.Database.SqlQueryRaw<int>(sql, sha256).SingleAsync(cancellationToken) == 1)
                 return true;
         }
         return false;
