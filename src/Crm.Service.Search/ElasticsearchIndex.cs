@@ -150,10 +150,12 @@ public sealed class ElasticsearchIndex : ISearchIndex
             ["updated"] = document.UpdatedAt.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture),
         };
         // Articles carry neither (an article index created before these fields has a strict mapping without them).
+        // Records always carry "team", null for none: IndexedTeamsAsync tells "no team" from "written before this".
         if (document.Kind != SearchKinds.Article)
+        {
             source["kind"] = document.Kind;
-        if (document.Team is not null)
             source["team"] = document.Team;
+        }
         return source;
     }
 
@@ -203,6 +205,29 @@ public sealed class ElasticsearchIndex : ISearchIndex
             if (status >= 300 && !(action == "delete" && status == 404))
                 throw new SearchUnavailableException($"Elasticsearch refused to {action} document {result["_id"]} (HTTP {status}): {result["error"]?.ToJsonString()}. Check the index mapping (docs/search.md) or reindex.");
         }
+    }
+
+    public async Task<IReadOnlyDictionary<string, string>?> IndexedTeamsAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default)
+    {
+        var teams = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (ids.Count == 0)
+            return teams;
+        await EnsureReadyAsync(cancellationToken);
+        foreach (var chunk in ids.Distinct(StringComparer.Ordinal).Chunk(1000))
+        {
+            var request = new JsonObject
+            {
+                ["size"] = chunk.Length,
+                ["_source"] = new JsonArray("team"),
+                ["query"] = new JsonObject { ["bool"] = new JsonObject { ["filter"] = new JsonArray(new JsonObject { ["ids"] = new JsonObject { ["values"] = new JsonArray([.. chunk.Select(v => (JsonNode)v)]) } }) } },
+            };
+            using var response = await SendAsync(HttpMethod.Post, $"{Alias}/_search", request, cancellationToken);
+            var body = await ReadAsync(response, "POST _search", cancellationToken);
+            foreach (var hit in body["hits"]?["hits"]?.AsArray() ?? [])
+                if (hit?["_source"] is JsonObject source && source.TryGetPropertyValue("team", out var team))
+                    teams[hit["_id"]!.GetValue<string>()] = team?.GetValue<string>() ?? "";
+        }
+        return teams;
     }
 
     public async Task<SearchResults> SearchAsync(SearchQuery query, CancellationToken cancellationToken = default)
