@@ -150,10 +150,12 @@ public sealed class ElasticsearchIndex : ISearchIndex
             ["updated"] = document.UpdatedAt.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture),
         };
         // Articles carry neither (an article index created before these fields has a strict mapping without them).
+        // Records always carry "team", null for none: IndexedTeamsAsync tells "no team" from "written before this".
         if (document.Kind != SearchKinds.Article)
+        {
             source["kind"] = document.Kind;
-        if (document.Team is not null)
             source["team"] = document.Team;
+        }
         return source;
     }
 
@@ -205,6 +207,29 @@ public sealed class ElasticsearchIndex : ISearchIndex
         }
     }
 
+    public async Task<IReadOnlyDictionary<string, string>?> IndexedTeamsAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default)
+    {
+        var teams = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (ids.Count == 0)
+            return teams;
+        await EnsureReadyAsync(cancellationToken);
+        foreach (var chunk in ids.Distinct(StringComparer.Ordinal).Chunk(1000))
+        {
+            var request = new JsonObject
+            {
+                ["size"] = chunk.Length,
+                ["_source"] = new JsonArray("team"),
+                ["query"] = new JsonObject { ["bool"] = new JsonObject { ["filter"] = new JsonArray(new JsonObject { ["ids"] = new JsonObject { ["values"] = new JsonArray([.. chunk.Select(v => (JsonNode)v)]) } }) } },
+            };
+            using var response = await SendAsync(HttpMethod.Post, $"{Alias}/_search", request, cancellationToken);
+            var body = await ReadAsync(response, "POST _search", cancellationToken);
+            foreach (var hit in body["hits"]?["hits"]?.AsArray() ?? [])
+                if (hit?["_source"] is JsonObject source && source.TryGetPropertyValue("team", out var team))
+                    teams[hit["_id"]!.GetValue<string>()] = team?.GetValue<string>() ?? "";
+        }
+        return teams;
+    }
+
     public async Task<SearchResults> SearchAsync(SearchQuery query, CancellationToken cancellationToken = default)
     {
         var enMatcher = new TermMatcher(Analysis.BodyEn, query.Text ?? "");
@@ -252,8 +277,10 @@ public sealed class ElasticsearchIndex : ISearchIndex
         var mustNot = new JsonArray();
         if (query.ExcludedTeams.Count > 0)
             mustNot.Add(new JsonObject { ["terms"] = new JsonObject { ["team"] = new JsonArray([.. query.ExcludedTeams.Select(v => (JsonNode)v)]) } });
-        if (query.ExcludedIds.Count > 0)
-            mustNot.Add(new JsonObject { ["ids"] = new JsonObject { ["values"] = new JsonArray([.. query.ExcludedIds.Select(v => (JsonNode)v)]) } });
+        // An ids query is one term-set query, not a clause per id, so the clause limit does not apply (KW5); chunks of
+        // 10,000 stay well under index.max_terms_count (65,536), should a cluster enforce it on ids as on terms.
+        foreach (var chunk in query.ExcludedIds.Distinct(StringComparer.Ordinal).Chunk(10_000))
+            mustNot.Add(new JsonObject { ["ids"] = new JsonObject { ["values"] = new JsonArray([.. chunk.Select(v => (JsonNode)v)]) } });
         var boost = Analysis.TitleBoost.ToString(CultureInfo.InvariantCulture);
         var text = Bounded(query.Text ?? "");
         var fragment = new JsonObject { ["fragment_size"] = Snippets.DefaultLength, ["number_of_fragments"] = 1, ["no_match_size"] = Snippets.DefaultLength };

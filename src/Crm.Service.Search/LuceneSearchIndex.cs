@@ -179,6 +179,36 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         return Task.CompletedTask;
     }
 
+    private const string IndexedTeamField = "team_stored";
+
+    public Task<IReadOnlyDictionary<string, string>?> IndexedTeamsAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default)
+    {
+        var teams = new Dictionary<string, string>(StringComparer.Ordinal);
+        _swap.EnterReadLock();
+        try
+        {
+            var searcher = _current.Searchers.Acquire();
+            try
+            {
+                foreach (var id in ids.Distinct(StringComparer.Ordinal))
+                {
+                    var top = searcher.Search(new TermQuery(new Term("id", id)), 1);
+                    if (top.ScoreDocs.Length == 1 && searcher.Doc(top.ScoreDocs[0].Doc).Get(IndexedTeamField) is { } team)
+                        teams[id] = team;
+                }
+            }
+            finally
+            {
+                _current.Searchers.Release(searcher);
+            }
+        }
+        finally
+        {
+            _swap.ExitReadLock();
+        }
+        return Task.FromResult<IReadOnlyDictionary<string, string>?>(teams);
+    }
+
     public Task<long> CountAsync(CancellationToken cancellationToken = default)
     {
         _swap.EnterReadLock();
@@ -369,9 +399,18 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         if (query.Languages.Count == 0 && query.Visibilities.Count == 0 && query.Statuses.Count == 0 && string.IsNullOrEmpty(query.Category)
             && query.Kinds.Count == 0 && query.ExcludedTeams.Count == 0 && query.ExcludedIds.Count == 0)
             return null;
-        // Excluded ids change with every pending move: not worth caching.
+        // Excluded ids change with every pending move: not worth caching. They are a TermsFilter (one sorted term
+        // set, seeked per segment), not a MUST_NOT clause each: thousands of ids (a long ticket's messages moving into a
+        // hidden team) would pass BooleanQuery.MaxClauseCount (1,024) and fail every search with TooManyClauses (KW5).
         if (query.ExcludedIds.Count > 0)
-            return new QueryWrapperFilter(BuildFilter(query)!);
+        {
+            var combined = new Lucene.Net.Queries.BooleanFilter();
+            if (BuildFilter(query) is { } rest)
+                combined.Add(new Lucene.Net.Queries.FilterClause(new QueryWrapperFilter(rest), Occur.MUST));
+            combined.Add(new Lucene.Net.Queries.FilterClause(
+                new Lucene.Net.Queries.TermsFilter("id", [.. query.ExcludedIds.Distinct(StringComparer.Ordinal).Select(id => new Lucene.Net.Util.BytesRef(id))]), Occur.MUST_NOT));
+            return combined;
+        }
         // Values are languages, visibilities, statuses, kinds, team ids and a category id: none holds a control character.
         var key = string.Join('\u001e', string.Join('\u001f', query.Languages), string.Join('\u001f', query.Visibilities), string.Join('\u001f', query.Statuses),
             query.Category, string.Join('\u001f', query.Kinds), string.Join('\u001f', query.ExcludedTeams));
@@ -389,15 +428,13 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         if (!string.IsNullOrEmpty(query.Category))
             filter.Add(new TermQuery(new Term("category", query.Category)), Occur.MUST);
         AnyOf(filter, "kind", query.Kinds);
-        if (query.ExcludedTeams.Count > 0 || query.ExcludedIds.Count > 0)
+        if (query.ExcludedTeams.Count > 0)
         {
             // A query of MUST_NOT clauses alone matches nothing in Lucene: exclude from everything.
             if (filter.Clauses.Count == 0)
                 filter.Add(new MatchAllDocsQuery(), Occur.MUST);
             foreach (var team in query.ExcludedTeams)
                 filter.Add(new TermQuery(new Term("team", team)), Occur.MUST_NOT);
-            foreach (var id in query.ExcludedIds)
-                filter.Add(new TermQuery(new Term("id", id)), Occur.MUST_NOT);
         }
         return filter.Clauses.Count == 0 ? null : filter;
     }
@@ -430,6 +467,8 @@ public sealed class LuceneSearchIndex : ISearchIndex, IDisposable
         };
         if (source.Team is not null)
             doc.Add(new StringField("team", source.Team, Field.Store.NO));
+        // Stored for IndexedTeamsAsync, "" for none: a document written before this field reads as "unknown".
+        doc.Add(new StoredField(IndexedTeamField, source.Team ?? ""));
         if (source.Slug is not null)
             doc.Add(new StoredField("slug", source.Slug));
         foreach (var category in source.Categories)

@@ -121,6 +121,12 @@ public interface ISearchIndex
 
     Task<long> CountAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>The team each of these documents was indexed with ("" for none), for the ids the index holds with a
+    /// recorded team; null when the engine cannot tell. The records indexer re-indexes a ticket's messages only when
+    /// its indexed team differs from the store's (review KW6); a missing entry means "re-index to be safe".</summary>
+    Task<IReadOnlyDictionary<string, string>?> IndexedTeamsAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyDictionary<string, string>?>(null);
+
     /// <summary>The change-feed position this index says it reflects (its version marker), or null when it holds none
     /// (an index written before markers, or an engine without them). Kept inside the index itself (Lucene commit
     /// data, Elasticsearch index <c>_meta</c>), so a restored older copy carries its older marker: compared with the

@@ -53,6 +53,10 @@ public interface IBlobStore
     /// <summary>Every stored blob with when it was last written (a put of bytes already stored counts), for the
     /// orphan sweep, which leaves young blobs alone: their row may not be committed yet.</summary>
     IEnumerable<(string Sha256, DateTimeOffset WrittenAt)> List() => [];
+
+    /// <summary>When this blob was last written, read now (the sweep checks again just before deleting: a put since
+    /// the listing made it young); null when there is no such blob or the store cannot tell.</summary>
+    DateTimeOffset? WrittenAt(string sha256) => null;
 }
 
 /// <summary>Makes untrusted HTML safe to show an agent.</summary>

@@ -16,12 +16,39 @@ public static class BlobReferences
 {
     public static readonly SemaphoreSlim Gate = new(1, 1);
 
-    public static async Task<bool> AnyAsync(CrmDbContext db, string sha256, CancellationToken cancellationToken) =>
-        await db.QuarantinedMail.AnyAsync(q => q.BlobSha256 == sha256, cancellationToken)
-        || await db.RawSources.AnyAsync(r => r.BlobSha256 == sha256, cancellationToken)
-        || await db.Attachments.AnyAsync(a => a.Sha256 == sha256, cancellationToken)
-        || await db.Set<ArticleAttachmentRecord>().AnyAsync(a => a.Sha256 == sha256, cancellationToken)
-        || await db.CustomerDocuments.AnyAsync(d => d.Sha256 == sha256, cancellationToken);
+    /// <summary>Every column that names a blob (entity, property). <see cref="AnyAsync"/> checks exactly these, and
+    /// <c>BlobSweepGateTests</c> holds the list against the EF model's <c>*Sha256</c> columns, so a new table naming
+    /// blobs cannot be forgotten here (review KW15).</summary>
+    public static readonly IReadOnlyList<(Type Entity, string Property)> Columns =
+    [
+        (typeof(Mailboxes.QuarantinedMailRecord), nameof(Mailboxes.QuarantinedMailRecord.BlobSha256)),
+        (typeof(Grains.Records.RawSourceRecord), nameof(Grains.Records.RawSourceRecord.BlobSha256)),
+        (typeof(Grains.Records.AttachmentRecord), nameof(Grains.Records.AttachmentRecord.Sha256)),
+        (typeof(ArticleAttachmentRecord), nameof(ArticleAttachmentRecord.Sha256)),
+        (typeof(Documents.CustomerDocumentRecord), nameof(Documents.CustomerDocumentRecord.Sha256)),
+    ];
+
+    /// <summary><c>*Sha256</c> columns that are not blob names: a quarantined mail's hash (for keeping a redelivery
+    /// once; its bytes are named by BlobSha256).</summary>
+    public static readonly IReadOnlyList<(Type Entity, string Property)> NotBlobNames =
+    [
+        (typeof(Mailboxes.QuarantinedMailRecord), nameof(Mailboxes.QuarantinedMailRecord.Sha256)),
+    ];
+
+    public static async Task<bool> AnyAsync(CrmDbContext db, string sha256, CancellationToken cancellationToken)
+    {
+        foreach (var (entity, property) in Columns)
+        {
+            // Table and column names come from the EF model, never from input; the hash is a parameter.
+            var type = db.Model.FindEntityType(entity) ?? throw new InvalidOperationException($"{entity.Name} is not in the model.");
+            var table = type.GetTableName();
+            var column = type.FindProperty(property)!.GetColumnName();
+            var sql = "SELECT EXISTS(SELECT 1 FROM \"" + table + "\" WHERE \"" + column + "\" = {0}) AS \"Value\"";
+            if (await db.Database.SqlQueryRaw<int>(sql, sha256).SingleAsync(cancellationToken) == 1)
+                return true;
+        }
+        return false;
+    }
 
     /// <summary>Deletes those of <paramref name="hashes"/> that no row names any more; returns how many went.</summary>
     public static async Task<int> DeleteUnreferencedAsync(CrmDbContext db, IBlobStore blobs, IEnumerable<string?> hashes, CancellationToken cancellationToken)
@@ -49,22 +76,29 @@ public static class BlobReferences
     /// </summary>
     public static async Task<int> SweepOrphansAsync(CrmDbContext db, IBlobStore blobs, DateTimeOffset writtenBefore, CancellationToken cancellationToken)
     {
-        var old = blobs.List().Where(b => b.WrittenAt < writtenBefore).Select(b => b.Sha256).ToList();
         var deleted = 0;
-        foreach (var chunk in old.Chunk(200))
+        // The listing is streamed, and the reference check of each blob runs without the gate: a young or named blob
+        // is never deleted, so only a candidate takes the gate, for its own check and delete (KW7: holding it for
+        // chunks of 200 row scans stalled every upload and delete meanwhile).
+        foreach (var (sha256, listedAt) in blobs.List())
         {
+            if (listedAt >= writtenBefore || await AnyAsync(db, sha256, cancellationToken))
+                continue;
             await Gate.WaitAsync(cancellationToken);
             try
             {
-                foreach (var sha256 in chunk)
-                    if (!await AnyAsync(db, sha256, cancellationToken) && blobs.Delete(sha256))
-                        deleted++;
+                // Under the gate, both again: the age read now (a re-put since the listing made the blob young, KW1)
+                // and the rows (one may have been committed since).
+                if ((blobs.WrittenAt(sha256) ?? listedAt) < writtenBefore && !await AnyAsync(db, sha256, cancellationToken) && blobs.Delete(sha256))
+                    deleted++;
             }
             finally
             {
                 Gate.Release();
             }
         }
+        if (blobs is FileBlobStore files)
+            files.DeleteStaleTemporaries(writtenBefore);
         return deleted;
     }
 }
@@ -75,19 +109,25 @@ internal sealed class BlobSweepService(IDbContextFactory<CrmDbContext> contexts,
     Microsoft.Extensions.Options.IOptions<StoreOptions> options, TimeProvider time, Microsoft.Extensions.Logging.ILogger<BlobSweepService> logger)
     : Microsoft.Extensions.Hosting.BackgroundService
 {
+    private static readonly TimeSpan FirstSweepDelay = TimeSpan.FromMinutes(5);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var interval = options.Value.BlobSweepInterval;
         if (interval <= TimeSpan.Zero)
             return;
+        // The first sweep soon after start, not one interval later: with daily restarts and a daily interval it never ran (KW15).
+        var wait = interval < FirstSweepDelay ? interval : FirstSweepDelay;
         while (!stoppingToken.IsCancellationRequested)
         {
-            await Task.Delay(interval, time, stoppingToken);
+            await Task.Delay(wait, time, stoppingToken);
+            wait = interval;
             try
             {
                 await initializer.EnsureInitializedAsync(stoppingToken);
                 await using var db = await contexts.CreateDbContextAsync(stoppingToken);
-                var deleted = await BlobReferences.SweepOrphansAsync(db, blobs, time.GetUtcNow() - options.Value.BlobSweepGrace, stoppingToken);
+                // Blob ages are the file system's mtimes: compare them with the system clock, not the app's TimeProvider (KW15).
+                var deleted = await BlobReferences.SweepOrphansAsync(db, blobs, DateTimeOffset.UtcNow - options.Value.BlobSweepGrace, stoppingToken);
                 if (deleted > 0)
                     Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(logger, "Deleted {Count} blobs no row names.", deleted);
             }

@@ -24,8 +24,10 @@ internal sealed partial class FileBlobStore(IOptions<StoreOptions> options) : IB
             {
                 File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
+                // A file this user does not own (a restored backup) cannot be touched: the put still succeeds (the
+                // bytes are there); the sweep re-reads the age under its gate and re-checks the rows (KW15).
             }
             return new StoredBlob(hash, content.Length);
         }
@@ -66,6 +68,38 @@ internal sealed partial class FileBlobStore(IOptions<StoreOptions> options) : IB
             return false;
         File.Delete(path);
         return true;
+    }
+
+    public DateTimeOffset? WrittenAt(string sha256)
+    {
+        if (sha256.Length != 64 || !sha256.All(char.IsAsciiHexDigitLower))
+            return null;
+        var file = new FileInfo(PathOf(sha256));
+        return file.Exists ? new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero) : null;
+    }
+
+    /// <summary>Deletes temporary files a crash left in the middle of a put (".{hash}.{guid}.tmp") written before
+    /// <paramref name="writtenBefore"/>; a put in progress is younger than that (KW15). Returns how many went.</summary>
+    public int DeleteStaleTemporaries(DateTimeOffset writtenBefore)
+    {
+        if (!Directory.Exists(_root))
+            return 0;
+        var deleted = 0;
+        foreach (var path in Directory.EnumerateFiles(_root, ".*.tmp", SearchOption.AllDirectories))
+        {
+            try
+            {
+                if (File.GetLastWriteTimeUtc(path) < writtenBefore.UtcDateTime)
+                {
+                    File.Delete(path);
+                    deleted++;
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+        return deleted;
     }
 
     public IEnumerable<(string Sha256, DateTimeOffset WrittenAt)> List()

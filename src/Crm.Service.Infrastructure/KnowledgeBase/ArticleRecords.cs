@@ -92,6 +92,16 @@ public sealed class ArticleAttachmentRecord
     public DateTimeOffset UploadedAt { get; set; }
 }
 
+/// <summary>A slug an article had before an editor changed it (table KbOldSlugs): the help center answers the old
+/// address with a redirect to the current one, so links people saved keep working. A slug taken by a live article is
+/// removed from here (the live one wins).</summary>
+public sealed class ArticleOldSlugRecord
+{
+    public required string Language { get; set; }
+    public required string Slug { get; set; }
+    public Guid ArticleId { get; set; }
+}
+
 internal static class KnowledgeBaseModel
 {
     public static void Configure(ModelBuilder model)
@@ -122,6 +132,12 @@ internal static class KnowledgeBaseModel
             e.ToTable("KbAttachments");
             e.HasKey(a => a.Id);
             e.HasIndex(a => a.ArticleId);
+        });
+        model.Entity<ArticleOldSlugRecord>(e =>
+        {
+            e.ToTable("KbOldSlugs");
+            e.HasKey(o => new { o.Language, o.Slug });
+            e.HasIndex(o => o.ArticleId);
         });
         model.Entity<CategoryRecord>(e =>
         {

@@ -421,7 +421,7 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
             await RequireCategoryAsync(db, draft.CategoryId, cancellationToken);
             article.Title = draft.Title.Trim();
             if (draft.Slug is not null && draft.Slug != article.Slug)
-                article.Slug = await UniqueSlugAsync(db, article.Language, draft.Slug, article.Id, cancellationToken);
+                await ChangeSlugAsync(db, article, draft.Slug, cancellationToken);
             article.BodyMarkdown = draft.BodyMarkdown;
             article.BodyHtml = Render(draft.BodyMarkdown);
             article.BodyText = ToPlainText(draft.BodyMarkdown);
@@ -436,6 +436,56 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
             }
         }, cancellationToken);
     }
+
+    /// <summary>An editor's new slug: refused when another article of the language uses it (no silent "-2", the editor
+    /// chose this address). The old slug is kept in KbOldSlugs so the help center redirects it; the new one stops being
+    /// anyone's old slug.</summary>
+    private static async Task ChangeSlugAsync(CrmDbContext db, ArticleRecord article, string slug, CancellationToken cancellationToken)
+    {
+        if (await db.KbArticles.Where(a => a.Language == article.Language && a.Slug == slug && a.Id != article.Id).Select(a => a.Title).FirstOrDefaultAsync(cancellationToken) is { } other)
+            throw new KnowledgeBaseException(KnowledgeBaseError.Conflict, $"The {article.Language} article \"{other}\" already uses the slug \"{slug}\". Choose another.", "slug");
+        var olds = db.Set<ArticleOldSlugRecord>();
+        // Tracked, not ExecuteDelete: these rows commit with the article's UPDATE and its version check, or not at all.
+        var kept = false;
+        foreach (var row in await olds.Where(o => o.Language == article.Language && (o.Slug == slug || o.Slug == article.Slug)).ToListAsync(cancellationToken))
+        {
+            if (row.Slug == article.Slug)
+                (row.ArticleId, kept) = (article.Id, true);
+            else
+                olds.Remove(row);
+        }
+        if (!kept)
+            olds.Add(new ArticleOldSlugRecord { Language = article.Language, Slug = article.Slug, ArticleId = article.Id });
+        article.Slug = slug;
+    }
+
+    /// <summary>The article that had this slug before an editor changed it (the help center redirects), if any.</summary>
+    public async Task<ArticleRecord?> GetByOldSlugAsync(string language, string slug, CancellationToken cancellationToken = default)
+    {
+        await using var db = await OpenAsync(cancellationToken);
+        var id = await db.Set<ArticleOldSlugRecord>().Where(o => o.Language == language && o.Slug == slug).Select(o => (Guid?)o.ArticleId).FirstOrDefaultAsync(cancellationToken);
+        return id is null ? null : await db.KbArticles.AsNoTracking().FirstOrDefaultAsync(a => a.Id == id, cancellationToken);
+    }
+
+    /// <summary>Links an article to another language's article as its translation (it joins that article's group), or
+    /// with <paramref name="translationOf"/> null unlinks it (a group of its own). One article per language in a
+    /// group; a version check and a revision like every save.</summary>
+    public Task<ArticleRecord> SetTranslationAsync(Guid id, int expectedVersion, Guid? translationOf, string actor, CancellationToken cancellationToken = default) =>
+        ChangeAsync(id, expectedVersion, actor, translationOf is null ? "translation unlinked" : "translation linked", async (db, article) =>
+        {
+            if (translationOf is not { } otherId)
+            {
+                article.TranslationGroup = Guid.CreateVersion7();
+                return;
+            }
+            var other = await db.KbArticles.AsNoTracking().Where(a => a.Id == otherId).Select(a => new { a.TranslationGroup, a.Language }).FirstOrDefaultAsync(cancellationToken)
+                ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {otherId} does not exist.", "translationOf");
+            if (other.Language == article.Language)
+                throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "A translation is an article in another language.", "translationOf");
+            if (await db.KbArticles.AnyAsync(a => a.TranslationGroup == other.TranslationGroup && a.Language == article.Language && a.Id != article.Id, cancellationToken))
+                throw new KnowledgeBaseException(KnowledgeBaseError.Conflict, $"That article already has a {article.Language} translation; unlink it first.", "translationOf");
+            article.TranslationGroup = other.TranslationGroup;
+        }, cancellationToken);
 
     /// <summary>Publish, unpublish (back to draft) or archive.</summary>
     public Task<ArticleRecord> SetStatusAsync(Guid id, int expectedVersion, string status, string actor, CancellationToken cancellationToken = default)
@@ -483,6 +533,7 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
         {
             await db.KbRevisions.Where(r => r.ArticleId == id).ExecuteDeleteAsync(cancellationToken);
             await db.Set<ArticleAttachmentRecord>().Where(a => a.ArticleId == id).ExecuteDeleteAsync(cancellationToken);
+            await db.Set<ArticleOldSlugRecord>().Where(o => o.ArticleId == id).ExecuteDeleteAsync(cancellationToken);
             await SaveAsync(db, cancellationToken, notify: false);
             await transaction.CommitAsync(cancellationToken);
         }

@@ -55,10 +55,12 @@ public sealed class RecordIndexer(IDbContextFactory<CrmDbContext> contexts, Stor
         {
             foreach (var chunk in identities.Chunk(500))
                 customers.UnionWith(await db.Identities.AsNoTracking().Where(i => chunk.Contains(i.Key)).Select(i => i.CustomerId).ToListAsync(cancellationToken));
-            // A message's document carries its ticket's team: a ticket change (a move to another team) re-indexes its
-            // messages too, or a stale team would keep them matching (and counted) for the old team's agents.
+            // A message's document carries its ticket's team (and number): a ticket moved to another team re-indexes its
+            // messages too, or a stale team would keep them matching (and counted) for the old team's agents. Only
+            // then: a status, assignee or SLA update, or each new message, re-indexing every message of the ticket
+            // made the cost grow with the square of the ticket's length (review KW6).
             var withMessages = new HashSet<Guid>(messages);
-            foreach (var chunk in tickets.Chunk(500))
+            foreach (var chunk in (await TicketsWithMovedMessagesAsync(db, tickets, cancellationToken)).Chunk(500))
                 withMessages.UnionWith(await db.Messages.AsNoTracking().Where(m => chunk.Contains(m.TicketNumber)).Select(m => m.Id).ToListAsync(cancellationToken));
             messages = [.. withMessages];
         }
@@ -66,6 +68,29 @@ public sealed class RecordIndexer(IDbContextFactory<CrmDbContext> contexts, Stor
         var applied = relevant.Max(c => c.Sequence);
         await index.MarkAppliedAsync(applied, cancellationToken);
         await gates.RecordAppliedAsync(Name, applied, cancellationToken);
+    }
+
+    /// <summary>Of these changed tickets, the ones whose messages' documents may be stale: the ticket's indexed team
+    /// differs from the store's, or the index cannot say (no document yet, an engine or document without a recorded
+    /// team). A ticket merged away names its target: the target now holds the moved messages, which have no change
+    /// rows of their own. The ticket's document is written after its messages' (<see cref="SyncAsync"/>), so a write
+    /// cut short leaves the old team on the ticket and the next hand-over re-indexes the messages again.</summary>
+    private async Task<List<long>> TicketsWithMovedMessagesAsync(CrmDbContext db, IReadOnlyList<long> tickets, CancellationToken cancellationToken)
+    {
+        var rows = new List<(long Number, string? Team, long? MergedInto)>();
+        foreach (var chunk in tickets.Chunk(500))
+            rows.AddRange((await db.Tickets.AsNoTracking().Where(t => chunk.Contains(t.Number)).Select(t => new { t.Number, t.Team, t.MergedInto }).ToListAsync(cancellationToken))
+                .Select(t => (t.Number, t.Team, t.MergedInto)));
+        var indexed = await index.IndexedTeamsAsync([.. rows.Select(r => TicketId(r.Number))], cancellationToken);
+        var result = new HashSet<long>();
+        foreach (var row in rows)
+        {
+            if (row.MergedInto is { } target)
+                result.Add(target);
+            if (indexed is null || !indexed.TryGetValue(TicketId(row.Number), out var team) || team != (row.Team ?? ""))
+                result.Add(row.Number);
+        }
+        return [.. result];
     }
 
     /// <summary>Makes the index hold exactly the store's current state of these records.</summary>
@@ -111,7 +136,8 @@ public sealed class RecordIndexer(IDbContextFactory<CrmDbContext> contexts, Stor
             }
         }
         await index.DeleteAsync(deletes, cancellationToken);
-        await index.UpsertAsync(upserts, cancellationToken);
+        // Tickets last: a ticket's indexed team says its messages carry it too (TicketsWithMovedMessagesAsync).
+        await index.UpsertAsync([.. upserts.Where(d => d.Kind != SearchKinds.Ticket), .. upserts.Where(d => d.Kind == SearchKinds.Ticket)], cancellationToken);
     }
 
     internal static async Task<List<(MessageRecord Message, string? Team)>> MessagesWithTeamsAsync(IQueryable<MessageRecord> messages, CrmDbContext db, CancellationToken cancellationToken)

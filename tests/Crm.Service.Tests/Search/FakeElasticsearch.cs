@@ -262,14 +262,15 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
         var scored = new List<(string Id, double Score, JsonObject Source)>();
         foreach (var (id, source) in index.Documents)
         {
-            if (!(boolQuery["filter"]?.AsArray() ?? []).All(f => PassesFilter(f!.AsObject(), source)))
+            if (!(boolQuery["filter"]?.AsArray() ?? []).All(f => PassesFilter(f!.AsObject(), source, id)))
                 continue;
             if ((boolQuery["must_not"]?.AsArray() ?? []).Any(f => PassesFilter(f!.AsObject(), source, id)))
                 continue;
             var score = 0.0;
             foreach (var should in boolQuery["should"]?.AsArray() ?? [])
                 score += ScoreMultiMatch(index, should!["multi_match"]!, source);
-            if (score > 0)
+            // A bool query without should clauses matches every document its filters pass (score 0), as in Elasticsearch.
+            if (score > 0 || boolQuery["should"] is null)
                 scored.Add((id, score, source));
         }
         var from = request["from"]?.GetValue<int>() ?? 0;

@@ -124,6 +124,44 @@ public sealed class RecordSearchTests
         gate.Closed = false;
     }
 
+    /// <summary>Waits until the records indexer's cursor is at the feed's head (every change so far handled).</summary>
+    private static async Task RecordsCaughtUpAsync(CrmApp app)
+    {
+        var head = await app.QueryAsync(db => Task.FromResult(db.Changes.Max(c => c.Sequence)));
+        var status = app.Services.GetRequiredService<Crm.Service.Infrastructure.Changes.ChangeFeedStatus>();
+        await Eventually.WaitForAsync(() => Task.FromResult(status.Consumers.Single(c => c.Name.StartsWith("search-records", StringComparison.Ordinal)).Cursor),
+            cursor => cursor >= head, what: "the records indexer at the feed's head");
+    }
+
+    /// <summary>Review KW6: a ticket update re-indexes its messages only when its team changed; each message posted
+    /// or a status change indexed all of them before (quadratic in the ticket's length).</summary>
+    [Fact]
+    public async Task A_ticket_update_reindexes_its_messages_only_when_the_team_changes()
+    {
+        using var data = new TempDirectory();
+        var gate = new WriteGate();
+        await using var app = new CrmApp(data.Path, services: s => WrapRecords(s, gate));
+        await app.CreateApiChannelAsync();
+        var ticket = await ReceiveAsync(app, "m-0", "kim", "Kim", "The sprocket squeaks 0");
+        for (var i = 1; i < 20; i++)
+            Assert.Equal(ticket, await ReceiveAsync(app, "m-" + i, "kim", "Kim", "The sprocket squeaks " + i));
+        await RecordsCaughtUpAsync(app);
+        var afterMessages = Interlocked.Exchange(ref gate.MessagesUpserted, 0);
+        await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("vip", "VIP", true, [], CancellationToken.None);
+
+        await app.Grains.GetGrain<ITicketGrain>(ticket).ChangeAsync(new TicketChange { Status = TicketStatus.Pending }, "test");
+        await RecordsCaughtUpAsync(app);
+        var afterStatus = Interlocked.Exchange(ref gate.MessagesUpserted, 0);
+        await app.Grains.GetGrain<ITicketGrain>(ticket).ChangeAsync(new TicketChange { Team = "vip" }, "test");
+        await RecordsCaughtUpAsync(app);
+        var afterMove = Interlocked.Exchange(ref gate.MessagesUpserted, 0);
+
+        // Each message once (a feed batch may hand one twice on a retry, never the whole ticket per message).
+        Assert.InRange(afterMessages, 20, 40);
+        Assert.Equal(0, afterStatus);
+        Assert.Equal(20, afterMove);
+    }
+
     private static async Task<long> TotalAsync(HttpClient client, string query)
     {
         var response = await client.GetAsync("/api/v1/search?q=" + Uri.EscapeDataString(query) + "&take=1");
@@ -146,9 +184,13 @@ public sealed class RecordSearchTests
         await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("vip", "VIP", true, [], CancellationToken.None);
 
         await app.Grains.GetGrain<ITicketGrain>(ticket).ChangeAsync(new TicketChange { Team = "vip" }, "test");
+        // Review KW9: until the records indexer has handled the move, ExcludedIds hides the moved ticket's documents by
+        // itself, so "total == 0" held at once whether or not the messages were re-indexed. Past the cursor only the
+        // indexed team can keep them out.
+        await RecordsCaughtUpAsync(app);
 
         // take=1: a stale message beyond the page would still be counted.
-        await Eventually.WaitForAsync(() => TotalAsync(serviceKey, "zeppelin"), total => total == 0, what: "nothing of the moved ticket counted");
+        Assert.Equal(0, await TotalAsync(serviceKey, "zeppelin"));
         Assert.Empty(await HitsAsync(serviceKey, "zeppelin"));
     }
 
@@ -257,6 +299,8 @@ public sealed class RecordSearchTests
     {
         public volatile bool Closed;
         public int Refused;
+        /// <summary>Message documents written (KW6 counts them).</summary>
+        public int MessagesUpserted;
 
         public void Check()
         {
@@ -283,6 +327,7 @@ public sealed class RecordSearchTests
         public Task UpsertAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default)
         {
             gate.Check();
+            Interlocked.Add(ref gate.MessagesUpserted, documents.Count(d => d.Kind == SearchKinds.Message));
             return inner.UpsertAsync(documents, cancellationToken);
         }
         public Task DeleteAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default)
@@ -292,6 +337,7 @@ public sealed class RecordSearchTests
         }
         public Task<SearchResults> SearchAsync(SearchQuery query, CancellationToken cancellationToken = default) => inner.SearchAsync(query, cancellationToken);
         public Task<long> CountAsync(CancellationToken cancellationToken = default) => inner.CountAsync(cancellationToken);
+        public Task<IReadOnlyDictionary<string, string>?> IndexedTeamsAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default) => inner.IndexedTeamsAsync(ids, cancellationToken);
         public Task<long?> AppliedSequenceAsync(CancellationToken cancellationToken = default) => inner.AppliedSequenceAsync(cancellationToken);
         public Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default) => inner.MarkAppliedAsync(sequence, cancellationToken);
         public Task<IIndexRebuild> BeginRebuildAsync(CancellationToken cancellationToken = default) => inner.BeginRebuildAsync(cancellationToken);

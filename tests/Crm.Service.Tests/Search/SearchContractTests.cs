@@ -124,6 +124,42 @@ public abstract class SearchContractTests : IAsyncLifetime
         Assert.DoesNotContain("art", await IdsAsync("flux capacitor", q => q with { Kinds = SearchKinds.Records }));
     }
 
+    /// <summary>KW6: the records indexer re-indexes a ticket's messages only when the ticket's indexed team differs
+    /// from the store's; the engine reads it back ("" for none; an id it does not hold is left out).</summary>
+    [Fact]
+    public async Task The_team_a_record_was_indexed_with_is_read_back()
+    {
+        await Index.UpsertAsync([
+            Record(SearchKinds.Ticket, "1", "Anvil", "anvil ticket", team: "vip"),
+            Record(SearchKinds.Ticket, "2", "Bellows", "bellows ticket")]);
+
+        var teams = await Index.IndexedTeamsAsync(["ticket:1", "ticket:2", "ticket:3"]);
+
+        Assert.NotNull(teams);
+        Assert.Equal("vip", teams["ticket:1"]);
+        Assert.Equal("", teams["ticket:2"]);
+        Assert.False(teams.ContainsKey("ticket:3"));
+    }
+
+    /// <summary>KW5: a ticket with more than a thousand messages moving into a hidden team puts all of them in
+    /// ExcludedIds; past Lucene's 1,024-clause limit that failed every search of the person. 2,000 ids, with and
+    /// without other filters, and the total counted without them.</summary>
+    [Fact]
+    public async Task Two_thousand_excluded_ids_leave_those_documents_out_and_the_search_still_answers()
+    {
+        await Index.UpsertAsync([
+            .. Enumerable.Range(0, 30).Select(i => Record(SearchKinds.Message, "m" + i, "Gearbox noise " + i, "the gearbox rattles", team: "support")),
+            Record(SearchKinds.Ticket, "7", "Gearbox", "gearbox ticket")]);
+        var excluded = Enumerable.Range(0, 2000).Select(i => "message:m" + i).Append("message:m3").ToList();
+
+        var records = await Index.SearchAsync(new SearchQuery("gearbox") { Kinds = SearchKinds.Records, ExcludedIds = excluded, ExcludedTeams = ["vip"] });
+        var unfiltered = await Index.SearchAsync(new SearchQuery("gearbox") { ExcludedIds = excluded });
+
+        Assert.Equal(["ticket:7"], records.Hits.Select(h => h.Id));
+        Assert.Equal(1, records.Total);
+        Assert.Equal(["ticket:7"], unfiltered.Hits.Select(h => h.Id));
+    }
+
     [Fact]
     public async Task Snippets_mark_the_matched_words_and_encode_the_rest()
     {

@@ -746,6 +746,24 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("KbAttachments", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Infrastructure.KnowledgeBase.ArticleOldSlugRecord", b =>
+                {
+                    b.Property<string>("Language")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Slug")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("ArticleId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Language", "Slug");
+
+                    b.HasIndex("ArticleId");
+
+                    b.ToTable("KbOldSlugs", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Infrastructure.KnowledgeBase.ArticleRecord", b =>
                 {
                     b.Property<Guid>("Id")

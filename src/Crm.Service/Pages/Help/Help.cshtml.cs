@@ -143,6 +143,10 @@ public sealed class ArticleModel(KnowledgeBaseStore store, IOptions<KnowledgeBas
         if (!ValidLanguage())
             return NotFound();
         var article = await store.GetBySlugAsync(Lang!, Slug, cancellationToken);
+        // An address from before an editor changed the slug: 301 to the current one. Only for an article the public may
+        // see, so an old address never reveals an internal or draft article's new slug.
+        if (article is null && await store.GetByOldSlugAsync(Lang!, Slug, cancellationToken) is { Status: ArticleStatus.Published, Visibility: ArticleVisibility.Public } moved)
+            return RedirectPermanent($"/help/{moved.Language}/articles/{Uri.EscapeDataString(moved.Slug)}");
         // Drafts, archived and internal articles do not exist for the public: 404, not 403.
         if (article is not { Status: ArticleStatus.Published, Visibility: ArticleVisibility.Public })
             return NotFound();

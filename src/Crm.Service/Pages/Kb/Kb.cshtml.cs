@@ -77,6 +77,13 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
     [BindProperty] public Guid? CategoryId { get; set; }
     [BindProperty] public string? Tags { get; set; }
     [BindProperty] public string Body { get; set; } = "";
+    /// <summary>The help center's address segment; empty on a new article means "from the title".</summary>
+    [BindProperty] public string? Slug { get; set; }
+
+    /// <summary>The other languages' articles of this article's translation group.</summary>
+    public IReadOnlyList<ArticleRecord> Translations { get; private set; } = [];
+    /// <summary>Articles in other languages not yet in a group with this one's language: what "link a translation" offers.</summary>
+    public IReadOnlyList<KnowledgeBaseStore.ArticleSummary> LinkCandidates { get; private set; } = [];
 
     public string? Status { get; private set; }
     public string PreviewHtml { get; private set; } = "";
@@ -91,13 +98,32 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
         if (await store.GetAsync(id, cancellationToken) is not { } article)
             return NotFound();
         Load(article);
+        await LoadTranslationsAsync(article, cancellationToken);
         return Page();
     }
 
+    private async Task LoadTranslationsAsync(ArticleRecord article, CancellationToken cancellationToken)
+    {
+        Translations = [.. (await store.TranslationsAsync(article.TranslationGroup, cancellationToken)).Where(t => t.Id != article.Id)];
+        var linked = Translations.Select(t => t.Language).Append(article.Language).ToHashSet(StringComparer.Ordinal);
+        var candidates = new List<KnowledgeBaseStore.ArticleSummary>();
+        foreach (var language in Crm.Service.Search.SearchLanguages.All.Where(l => !linked.Contains(l)))
+            candidates.AddRange(await store.ListAsync(new KnowledgeBaseStore.ArticleFilter(language, Take: KnowledgeBaseStore.MaxListPage, ByTitle: true), cancellationToken));
+        LinkCandidates = candidates;
+    }
+
+    /// <summary>Links this article into another language's article's translation group (version-checked).</summary>
+    public Task<IActionResult> OnPostLinkAsync(Guid translationOf, CancellationToken cancellationToken) =>
+        RunAsync(() => store.SetTranslationAsync(Id ?? Guid.Empty, Version, translationOf, User.ConsoleActor(), cancellationToken), cancellationToken, reload: true);
+
+    /// <summary>Takes this article out of its translation group (the others stay linked to each other).</summary>
+    public Task<IActionResult> OnPostUnlinkAsync(CancellationToken cancellationToken) =>
+        RunAsync(() => store.SetTranslationAsync(Id ?? Guid.Empty, Version, null, User.ConsoleActor(), cancellationToken), cancellationToken, reload: true);
+
     private void Load(ArticleRecord article)
     {
-        (Version, Title, Language, Visibility, CategoryId, Tags, Body, Status, PreviewHtml) =
-            (article.Version, article.Title, article.Language, article.Visibility, article.CategoryId, string.Join(", ", article.Tags), article.BodyMarkdown, article.Status, article.BodyHtml);
+        (Version, Title, Language, Visibility, CategoryId, Tags, Body, Status, PreviewHtml, Slug) =
+            (article.Version, article.Title, article.Language, article.Visibility, article.CategoryId, string.Join(", ", article.Tags), article.BodyMarkdown, article.Status, article.BodyHtml, article.Slug);
     }
 
     /// <summary>The live preview: sanitized HTML of the posted Markdown (anti-forgery checked like every post).</summary>
@@ -151,22 +177,31 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
 
     public Task<IActionResult> OnPostUnpublishAsync(CancellationToken cancellationToken) => SaveAsync(ArticleStatus.Draft, cancellationToken);
 
+    // Archive takes the article out of the help center and agents' search (the index follows through the feed);
+    // unarchive brings it back as a draft, to be published again on purpose.
+    public Task<IActionResult> OnPostArchiveAsync(CancellationToken cancellationToken) => SaveAsync(ArticleStatus.Archived, cancellationToken);
+
+    public Task<IActionResult> OnPostUnarchiveAsync(CancellationToken cancellationToken) => SaveAsync(ArticleStatus.Draft, cancellationToken);
+
     private async Task<IActionResult> SaveAsync(string? status, CancellationToken cancellationToken)
     {
         var tags = (Tags ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var slug = string.IsNullOrWhiteSpace(Slug) ? null : Slug.Trim();
         return await RunAsync(async () =>
         {
             if (Id is not { } id)
             {
-                var created = await store.CreateAsync(new ArticleDraft(Language, Title, Body, Visibility, CategoryId, tags), User.ConsoleActor(), cancellationToken);
+                var created = await store.CreateAsync(new ArticleDraft(Language, Title, Body, Visibility, CategoryId, tags, slug), User.ConsoleActor(), cancellationToken);
                 return status is null ? created : await store.SetStatusAsync(created.Id, created.Version, status, User.ConsoleActor(), cancellationToken);
             }
             var current = await store.GetAsync(id, cancellationToken) ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, "The article was deleted.");
-            return await store.SaveAsync(id, Version, new ArticleDraft(current.Language, Title, Body, Visibility, CategoryId, tags), status, User.ConsoleActor(), cancellationToken);
+            return await store.SaveAsync(id, Version, new ArticleDraft(current.Language, Title, Body, Visibility, CategoryId, tags, slug), status, User.ConsoleActor(), cancellationToken);
         }, cancellationToken);
     }
 
-    private async Task<IActionResult> RunAsync(Func<Task<ArticleRecord>> action, CancellationToken cancellationToken)
+    /// <param name="reload">The post came from a form without the article's fields (link, unlink): on a refusal show the
+    /// stored article, not empty fields.</param>
+    private async Task<IActionResult> RunAsync(Func<Task<ArticleRecord>> action, CancellationToken cancellationToken, bool reload = false)
     {
         try
         {
@@ -179,7 +214,13 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
             Message = e.Message;
             // Keep what the editor typed; show the stored status and version so a reload is one click away.
             if (Id is { } id && await store.GetAsync(id, cancellationToken) is { } stored)
+            {
+                if (reload)
+                    Load(stored);
                 Status = stored.Status;
+                Language = stored.Language;
+                await LoadTranslationsAsync(stored, cancellationToken);
+            }
             PreviewHtml = Preview(Body);
             Response.StatusCode = e.Kind switch
             {
