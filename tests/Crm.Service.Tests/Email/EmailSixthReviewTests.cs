@@ -117,4 +117,53 @@ public sealed class EmailSixthReviewTests : MailServerTest
         Assert.Equal("-100123:7", Inbound("-100123:7:edit:0123456789abcdef").EditOf);
         Assert.Equal("424242:7", Inbound("424242:7:edit:" + Crm.Connectors.Telegram.TelegramIngest.VisibleHash(new global::Telegram.Bot.Types.Message { Text = "x" })).EditOf);
     }
+
+    // FreeScout #4293 "How to paralyse Freescout for customer responses": one mail with very many PDF attachments could
+    // not be imported, the fetch gave up every time, and no customer mail came in for two days. Here a mail past the
+    // part bound is stored unparsed with its raw source, and the mail behind it is read as usual.
+    [Fact]
+    public async Task FreeScout_4293_a_mail_with_very_many_attachments_does_not_stop_the_mails_behind_it()
+    {
+        var many = new StringBuilder("From: Martin <martin@customer.test>\r\nTo: support@example.test\r\nSubject: all the invoices\r\nMessage-ID: <fs4293@customer.test>\r\n"
+            + "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n");
+        for (var i = 0; i < 300; i++)
+            many.Append($"--b\r\nContent-Type: application/pdf; name=\"invoice-{i}.pdf\"\r\nContent-Disposition: attachment; filename=\"invoice-{i}.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IK\r\n");
+        many.Append("--b--\r\n");
+        await Mail.AppendAsync(MailServer.Support, MailServer.SupportPassword, Raw(many.ToString()));
+        await Mail.AppendAsync(MailServer.Support, MailServer.SupportPassword, MimeMappingTests.Bytes(EmailReviewTests.Mail("next@customer.test", "Next question")));
+
+        await using var app = App(new Dictionary<string, string?> { ["Channels:Email:MaxMimeParts"] = "100" });
+        await PutAccountAsync(app);
+        var stored = await Eventually.WaitForAsync(
+            () => app.QueryAsync(db => db.Messages.AsNoTracking().Where(m => m.ChannelAccountId == "support" && m.Direction == MessageDirection.Inbound).ToListAsync()),
+            m => m.Count >= 2, what: "both mails stored");
+        var flagged = Assert.Single(stored, m => m.Subject == "all the invoices");
+        Assert.Contains("more than 100 MIME parts", flagged.Text);
+        Assert.Contains(stored, m => m.Subject == "Next question");
+        Assert.True(await app.QueryAsync(db => db.RawSources.AnyAsync(r => r.MessageId == flagged.Id)));
+        await Eventually.WaitForAsync(() => Mail.ReadAsync(MailServer.Support, MailServer.SupportPassword),
+            m => m.Count == 2 && m.All(x => x.Flags.HasFlag(MailKit.MessageFlags.Seen)), what: "both acknowledged");
+    }
+
+    // Zammad #2444 "Subject-Recognition does also apply, if E-Mail-Address does not appear any where within the ticket":
+    // anyone who wrote the ticket number into a subject was appended to that ticket. Here a tag is trusted only from
+    // the ticket's customer: a stranger with the same tagged subject and no references gets a ticket of their own.
+    [Fact]
+    public async Task Zammad_2444_a_stranger_with_the_tagged_subject_does_not_join_the_ticket()
+    {
+        await using var app = App();
+        await PutAccountAsync(app);
+        var ingest = app.Services.GetRequiredService<EmailIngest>();
+        var first = Assert.IsType<MailOutcome.Stored>(await ingest.ProcessAsync(Account(app), "INBOX", 1, 1,
+            Raw("From: Carol <carol@customer.test>\r\nTo: support@example.test\r\nSubject: Printer broken\r\nMessage-ID: <z2444-1@customer.test>\r\n\r\nIt jams.\r\n")));
+        var ticket = await app.QueryAsync(db => db.Messages.AsNoTracking().Where(m => m.Id == first.Result.MessageId).Select(m => m.TicketNumber).SingleAsync());
+
+        var stranger = Assert.IsType<MailOutcome.Stored>(await ingest.ProcessAsync(Account(app), "INBOX", 1, 2,
+            Raw($"From: Mallory <mallory@elsewhere.test>\r\nTo: support@example.test\r\nSubject: Re: Printer broken [#{ticket}]\r\nMessage-ID: <z2444-2@elsewhere.test>\r\n\r\nMe too.\r\n")));
+        var customer = Assert.IsType<MailOutcome.Stored>(await ingest.ProcessAsync(Account(app), "INBOX", 1, 3,
+            Raw($"From: Carol <carol@customer.test>\r\nTo: support@example.test\r\nSubject: Re: Printer broken [#{ticket}]\r\nMessage-ID: <z2444-3@customer.test>\r\n\r\nStill jams.\r\n")));
+        var tickets = await app.QueryAsync(db => db.Messages.AsNoTracking().ToDictionaryAsync(m => m.Id, m => m.TicketNumber));
+        Assert.NotEqual(ticket, tickets[stranger.Result.MessageId]);
+        Assert.Equal(ticket, tickets[customer.Result.MessageId]);
+    }
 }
