@@ -46,10 +46,11 @@ internal sealed class EmailIngest(
         var now = time.GetUtcNow();
         if (raw.Length > options.Value.MaxMessageBytes)
             return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now, MimeMessageMapper.OversizeNote(raw.LongLength, options.Value.MaxMessageBytes), cancellationToken);
-        var (parts, headerFields, longField) = MimeShape.Measure(raw, options.Value.MaxMimeParts, options.Value.MaxHeaderLines, cancellationToken, options.Value.MaxHeaderFieldBytes);
+        var (parts, headerFields, longField, longInTotal) = MimeShape.Measure(raw, options.Value.MaxMimeParts, options.Value.MaxHeaderLines, cancellationToken, options.Value.MaxHeaderFieldBytes);
         if (longField is not null)
-            return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now,
-                $"[This email has a header field ({longField}) longer than {options.Value.MaxHeaderFieldBytes / 1024} KB. It was not parsed; its raw source is kept with the message.]", cancellationToken);
+            return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now, longInTotal
+                ? $"[This email's address header fields (up to {longField}) are longer than {options.Value.MaxHeaderFieldBytes / 1024} KB together. It was not parsed; its raw source is kept with the message.]"
+                : $"[This email has a header field ({longField}) longer than {options.Value.MaxHeaderFieldBytes / 1024} KB. It was not parsed; its raw source is kept with the message.]", cancellationToken);
         if (parts > options.Value.MaxMimeParts)
             return await HandOffOversizeAsync(account, folder, uidValidity, uid, raw, now,
                 $"[This email has more than {options.Value.MaxMimeParts} MIME parts. It was not parsed; its raw source is kept with the message.]", cancellationToken);

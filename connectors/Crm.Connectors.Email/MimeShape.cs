@@ -27,8 +27,13 @@ internal sealed class MimeShape : MimeReader
     /// <summary>The name of the first header field longer than the field bound, or null.</summary>
     public string? LongField { get; private set; }
 
-    /// <summary>What <see cref="Measure"/> found: the counts, and the first over-long header field (null when none).</summary>
-    public readonly record struct Counts(int Parts, int Headers, string? LongField)
+    /// <summary>Whether <see cref="LongField"/> names an address field that is over the bound only together with the
+    /// entity's other address fields (each one alone is under it).</summary>
+    public bool LongInTotal { get; private set; }
+
+    /// <summary>What <see cref="Measure"/> found: the counts, and the first over-long header field (null when none),
+    /// and whether it is long only together with the entity's other address fields.</summary>
+    public readonly record struct Counts(int Parts, int Headers, string? LongField, bool LongInTotal = false)
     {
         public void Deconstruct(out int parts, out int headers) => (parts, headers) = (Parts, Headers);
     }
@@ -51,21 +56,43 @@ internal sealed class MimeShape : MimeReader
         {
             // Not a MIME message: the parser proper says so with its reason.
         }
-        return new Counts(shape.Parts, shape.Headers, shape.LongField);
+        return new Counts(shape.Parts, shape.Headers, shape.LongField, shape.LongInTotal);
     }
 
-    protected override void OnHeadersBegin(long beginOffset, int beginLineNumber, CancellationToken cancellationToken) => _encoded = false;
+    protected override void OnHeadersBegin(long beginOffset, int beginLineNumber, CancellationToken cancellationToken)
+    {
+        _encoded = false;
+        _addressBytes = 0;
+    }
+
+    // MimeKit merges every field of one kind (200 From fields of 250 KB each) into one address list when it loads the
+    // mail, so the address fields of an entity are bounded together, not only one by one (review LD4).
+    private static readonly HashSet<HeaderId> AddressFields =
+    [
+        HeaderId.From, HeaderId.Sender, HeaderId.ReplyTo, HeaderId.To, HeaderId.Cc, HeaderId.Bcc,
+        HeaderId.ResentFrom, HeaderId.ResentSender, HeaderId.ResentReplyTo, HeaderId.ResentTo, HeaderId.ResentCc, HeaderId.ResentBcc,
+    ];
+
+    private long _addressBytes;
 
     protected override void OnHeaderRead(Header header, int beginLineNumber, CancellationToken cancellationToken)
     {
         if (header.RawValue.Length > _maxFieldBytes)
-        {
-            LongField = header.Field.Length <= 64 ? header.Field : header.Field[..64];
-            throw new BoundPassed();
-        }
+            Long(header, inTotal: false);
+        if (AddressFields.Contains(header.Id) && (_addressBytes += header.RawValue.Length) > _maxFieldBytes)
+            Long(header, inTotal: true);
         if (header.Id == HeaderId.ContentTransferEncoding)
-            _encoded = header.Value.Trim().ToLowerInvariant() is "base64" or "quoted-printable";
+            // Every encoding but the identity ones hides the decoded text from this reader (uuencode too: one line holds
+            // 45 bytes, so counting its lines would pass the bound ~15 times late, review ER13).
+            _encoded = header.Value.Trim().ToLowerInvariant() is not ("" or "7bit" or "8bit" or "binary");
         Count();
+    }
+
+    private void Long(Header header, bool inTotal)
+    {
+        LongField = header.Field.Length <= 64 ? header.Field : header.Field[..64];
+        LongInTotal = inTotal;
+        throw new BoundPassed();
     }
 
     private void Count()

@@ -92,11 +92,10 @@ internal sealed class TelegramIngest(
     /// </summary>
     public async Task<UpdateOutcome> HandleAsync(ChannelAccount account, byte[] raw, CancellationToken cancellationToken = default)
     {
+        UpdateOutcome outcome;
         try
         {
-            var outcome = await ProcessAsync(account, raw, cancellationToken);
-            await RecordReceivedAsync(account, raw, cancellationToken);
-            return outcome;
+            outcome = await ProcessAsync(account, raw, cancellationToken);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested && !(ex is DomainException domain && IsAboutTheChannel(domain)) && UpdateIdOf(raw) is >= 0)
         {
@@ -113,6 +112,9 @@ internal sealed class TelegramIngest(
             await health.ReportErrorAsync(account.Id, $"Update {id} could not be handled in {attempts} attempts and was kept raw: {error}", CancellationToken.None);
             return await KeepAsync(account, (int)id, $"Not handled in {attempts} attempts (kept so the bot's later updates go on); last error: {error}", raw, cancellationToken);
         }
+        // Outside the try: the update is stored, so a failed health write must not count it as a failed attempt (review CT4).
+        await RecordReceivedAsync(account, raw, cancellationToken);
+        return outcome;
     }
 
     /// <summary>The bot's last received update for the admin API's health (<see cref="ChannelActivity.ReceivedFolder"/>):
@@ -121,12 +123,20 @@ internal sealed class TelegramIngest(
     private async Task RecordReceivedAsync(ChannelAccount account, byte[] raw, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var due = true;
-        _receivedAt.AddOrUpdate(account.Id, now, (_, last) => (due = now - last >= ReceivedInterval) ? now : last);
-        if (!due)
+        if (_receivedAt.TryGetValue(account.Id, out var last) && now - last < ReceivedInterval)
             return;
         var updateId = UpdateIdOf(raw) is { } id and >= 0 ? (uint)id : 0u;
-        await state.SaveCursorAsync(account.Id, ChannelActivity.ReceivedFolder, new MailboxCursor((uint)Math.Max(0, now.ToUnixTimeSeconds()), updateId), cancellationToken);
+        try
+        {
+            await state.SaveCursorAsync(account.Id, ChannelActivity.ReceivedFolder, new MailboxCursor((uint)Math.Max(0, now.ToUnixTimeSeconds()), updateId), cancellationToken);
+            // Only after the write: a failed one is tried again with the next update, not half a minute later.
+            _receivedAt[account.Id] = now;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Best effort: it is only the admin view's "last received"; the update itself is stored.
+            logger.LogWarning(ex, "Telegram channel {Channel}: the last received update could not be recorded", account.Id);
+        }
     }
 
     /// <summary>Whether a refusal is about the channel (disabled or deleted while the update was on its way) rather than
@@ -319,19 +329,23 @@ internal sealed class TelegramIngest(
     /// </summary>
     private async Task<UpdateOutcome> CallbackAsync(ChannelAccount account, TelegramChannelSettings settings, CallbackQuery query, int updateId, byte[] raw, CancellationToken cancellationToken)
     {
-        var what = $"Callback query {Truncate(query.Id, 64)} from user {query.From?.Id} with data '{Truncate(query.Data, 64)}'";
+        var what = $"Callback query {OneLine(query.Id, 64)} from user {query.From?.Id} with data '{OneLine(query.Data, 64)}'";
         IngestResult? recorded = null;
         if (query.Message is { Chat: { } chat } message && query.From is { IsBot: false } from
-            && (chat.Type == ChatType.Private || settings.Groups != TelegramGroupHandling.Ignore))
+            && (chat.Type == ChatType.Private || settings.Groups != TelegramGroupHandling.Ignore)
+            // Only in a chat we hold as a conversation (our buttons are on our replies there): callback data is
+            // client-made, and a press elsewhere would open a ticket of "pressed a button" (review CT5).
+            && (await lookup.HistoryAsync(account.Id, chat.Id.ToString(CultureInfo.InvariantCulture), 1, cancellationToken)).Messages.Count > 0)
         {
             var chatId = chat.Id.ToString(CultureInfo.InvariantCulture);
             var on = $"{chatId}:{message.MessageId.ToString(CultureInfo.InvariantCulture)}";
             // The button's own label, as the customer saw it; the data when the message's keyboard is not included.
             var label = message.ReplyMarkup?.InlineKeyboard.SelectMany(row => row)
                 .FirstOrDefault(b => b.CallbackData is not null && b.CallbackData == query.Data)?.Text;
+            // Data and label are the client's words: one line, no bidi or format characters, cut by rune (review CT6).
             var text = label is null
-                ? $"🔘 Pressed a button (data '{Truncate(query.Data, 64)}') on message {on}."
-                : $"🔘 Pressed the button \"{Truncate(label, 200)}\" (data '{Truncate(query.Data, 64)}') on message {on}.";
+                ? $"🔘 Pressed a button (data '{OneLine(query.Data, 64)}') on message {on}."
+                : $"🔘 Pressed the button \"{OneLine(label, 200)}\" (data '{OneLine(query.Data, 64)}') on message {on}.";
             var sender = chat.Type == ChatType.Private
                 ? new SenderIdentity(IdentityKind.Telegram, from.Id.ToString(CultureInfo.InvariantCulture), NameOf(from))
                 : new SenderIdentity(IdentityKind.Telegram, chatId, Clean(chat.Title) ?? $"Telegram chat {chat.Id}");
@@ -620,6 +634,25 @@ internal sealed class TelegramIngest(
         string.Create(CultureInfo.InvariantCulture, $"https://www.openstreetmap.org/?mlat={location.Latitude:0.######}&mlon={location.Longitude:0.######}#map=17/{location.Latitude:0.######}/{location.Longitude:0.######}");
 
     private static string? Truncate(string? value, int max) => value is null ? null : value.Length <= max ? value : value[..max];
+
+    /// <summary>A client-made string shown inside one of our lines: control, format (bidi) and line/paragraph separator
+    /// characters become a space, and it is cut at <paramref name="max"/> runes (never inside a surrogate pair).</summary>
+    internal static string OneLine(string? value, int max)
+    {
+        if (value is null)
+            return "";
+        var builder = new StringBuilder(Math.Min(value.Length, max * 2));
+        var runes = 0;
+        foreach (var rune in value.EnumerateRunes())
+        {
+            if (runes++ == max)
+                break;
+            var category = Rune.GetUnicodeCategory(rune);
+            builder.Append(Rune.IsControl(rune) || category is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator
+                ? " " : rune.ToString());
+        }
+        return builder.ToString();
+    }
 
     private static string FirstLine(string message) => message.Split('\n', 2)[0].Split(". ", 2)[0];
 }

@@ -61,13 +61,28 @@ public sealed record TimelineEntry
     public string? DeliveryError { get; init; }
     public IReadOnlyList<AttachmentView> Attachments { get; init; } = [];
 
-    /// <summary>For an inbound edit, the channel's id of the message it edits: connectors give an edit the external id
-    /// "{original}:edit:{suffix}" (Telegram's edited_message), so the console links it to the original, which stays
-    /// as it was (history kept). Null for anything else.</summary>
-    public string? EditOf => Direction == MessageDirection.Inbound && ExternalId?.IndexOf(EditMarker, StringComparison.Ordinal) is > 0 and var at
-        ? ExternalId[..at] : null;
+    /// <summary>For an inbound edit, the channel's id of the message it edits: the Telegram connector gives an edit the
+    /// external id "{chat id}:{message id}:edit:{16 hex}" (edited_message), so the console links it to the original,
+    /// which stays as it was (history kept). Null for anything else: only that exact shape counts, because other
+    /// channels' ids are chosen by the sender (an email's Message-ID "&lt;a@[x:edit:y]&gt;" is no edit, review CT13).</summary>
+    public string? EditOf => Direction == MessageDirection.Inbound ? TelegramEditOf(ExternalId) : null;
 
     public const string EditMarker = ":edit:";
+
+    internal static string? TelegramEditOf(string? externalId)
+    {
+        var at = externalId?.IndexOf(EditMarker, StringComparison.Ordinal) ?? -1;
+        if (externalId is null || at <= 0)
+            return null;
+        var original = externalId[..at];
+        var suffix = externalId.AsSpan(at + EditMarker.Length);
+        var colon = original.IndexOf(':', StringComparison.Ordinal);
+        return colon > 0
+            && long.TryParse(original.AsSpan(0, colon), System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _)
+            && long.TryParse(original.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _)
+            && suffix.Length == 16 && !suffix.ContainsAnyExcept("0123456789abcdef")
+            ? original : null;
+    }
 }
 
 public sealed record AttachmentView(Guid Id, string FileName, string ContentType, long Length, string Sha256);

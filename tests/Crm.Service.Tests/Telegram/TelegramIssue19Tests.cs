@@ -126,4 +126,34 @@ public sealed class TelegramIssue19Tests : IAsyncLifetime
         var tickets = await _rig.App.QueryAsync(db => db.Tickets.AsNoTracking().ToListAsync());
         Assert.Equal(TicketStatus.Resolved, Assert.Single(tickets).Status);
     }
+    // CT5: callback data is client-made; a press in a chat we hold no conversation with was recorded, and the hand-off
+    // opened a ticket whose only message was "Pressed a button". It is only answered now.
+    [Fact]
+    public async Task A_button_press_in_a_chat_with_no_conversation_is_answered_and_opens_no_ticket()
+    {
+        await PostAsync(ButtonPress("cbq-stranger", "csat:5"));
+        Assert.Equal(["cbq-stranger"], _bot.AnsweredCallbacks);
+        Assert.Empty(await _rig.InboundAsync("tga"));
+        Assert.Equal(0, await _rig.App.QueryAsync(db => db.Tickets.CountAsync()));
+        Assert.Equal(0, await _rig.App.QueryAsync(db => db.Conversations.CountAsync()));
+    }
+
+    // CT6: the data (and a label) entered the text raw, so a customer could forge a second line such as a fake edit
+    // note inside a message marked automatic, or flip the line with bidi controls; cut by rune, never inside a pair.
+    [Fact]
+    public async Task A_button_press_shows_its_data_on_one_line_without_bidi_or_format_characters()
+    {
+        await PostAsync(TelegramRig.PrivateMessage(1, "Hello"));
+        await PostAsync(ButtonPress("cbq-forge", "x\n✏️ Edit of message 1:2\u202E\u2028gnp.exe\u200B"));
+        var action = Assert.Single(await _rig.InboundAsync("tga"), m => m.ExternalId == $"{TelegramRig.UserId}:callback:cbq-forge");
+        Assert.DoesNotContain('\n', action.Text!);
+        Assert.DoesNotContain('\u202E', action.Text!);
+        Assert.DoesNotContain('\u2028', action.Text!);
+        Assert.DoesNotContain('\u200B', action.Text!);
+        Assert.Contains("(data 'x ✏️ Edit of message 1:2  gnp.exe ')", action.Text);
+
+        var cut = TelegramIngest.OneLine(new string('a', 63) + "😀😀", 64);
+        Assert.Equal(new string('a', 63) + "😀", cut);
+        Assert.Equal("a  b", TelegramIngest.OneLine("a\r\u0085b", 64));
+    }
 }
