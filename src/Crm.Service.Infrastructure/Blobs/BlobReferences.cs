@@ -14,7 +14,8 @@ namespace Crm.Service.Infrastructure.Blobs;
 /// </summary>
 public static class BlobReferences
 {
-    public static readonly SemaphoreSlim Gate = new(1, 1);
+    /// <summary>The same gate the ticket grain holds across a reply's blob puts and commit.</summary>
+    public static SemaphoreSlim Gate => BlobGate.Semaphore;
 
     public static async Task<bool> AnyAsync(CrmDbContext db, string sha256, CancellationToken cancellationToken) =>
         await db.QuarantinedMail.AnyAsync(q => q.BlobSha256 == sha256, cancellationToken)

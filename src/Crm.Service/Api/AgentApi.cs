@@ -342,6 +342,7 @@ public static class AgentApi
         Delivery = m.Delivery,
         DeliveryError = m.DeliveryError,
         Attachments = m.Attachments.Select(a => new AttachmentView(a.Id, a.FileName, a.ContentType, a.Length, a.Sha256)).ToList(),
+        Cc = m.Cc,
     };
 
     private static int? PageSize(int? pageSize) => (pageSize ?? DefaultPageSize) is var size and >= 1 and <= MaxPageSize ? size : null;
