@@ -222,7 +222,7 @@ public sealed class TicketGrain(
             throw new DomainException(DomainErrorKind.TooLarge, $"At most {settings.MaxReplyCc} Cc addresses per reply.", "cc");
         if (reply.Cc.Any(a => string.IsNullOrWhiteSpace(a) || a.Length > InputLimits.MaxEmailAddressLength || a.Contains('\n') || a.Contains('\r')
                 || !IdentityNormalizer.IsEmailAddress(TicketRules.CcAddressOf(a))))
-            throw new DomainException(DomainErrorKind.Invalid, "A Cc entry is not an email address the mail sender takes.", "cc");
+            throw new DomainException(DomainErrorKind.Invalid, "A Cc entry is not a mailbox the mail sender takes.", "cc");
 
         var conversationId = reply.ConversationId ?? current.ConversationIds.LastOrDefault();
         var conversation = conversationId == Guid.Empty ? null : await store.FindConversationAsync(conversationId, cancellationToken);
@@ -284,7 +284,7 @@ public sealed class TicketGrain(
                 Id = Guid.CreateVersion7(now.AddMilliseconds(attachments.Count)),
                 MessageId = message.Id,
                 FileName = AttachmentRules.SanitizeFileName(file.FileName),
-                ContentType = AttachmentRules.SniffContentType(file.Content),
+                ContentType = AttachmentRules.ReplyContentType(file.FileName, file.Content),
                 DeclaredContentType = file.ContentType is { Length: <= 200 } declared ? declared : null,
                 Length = blob.Length,
                 Sha256 = blob.Sha256,

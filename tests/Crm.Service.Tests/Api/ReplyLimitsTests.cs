@@ -37,10 +37,13 @@ public sealed class ReplyLimitsTests : IAsyncLifetime
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();
     }
 
-    private static async Task AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string field)
+    private static async Task AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string field, string? words = null)
     {
         Assert.Equal(status, response.StatusCode);
-        Assert.Equal(field, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("field").GetString());
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Equal(field, JsonSerializer.Deserialize<JsonElement>(body).GetProperty("field").GetString());
+        if (words is not null)
+            Assert.Contains(words, body);
     }
 
     // ER6: each of these passed MailboxAddress.TryParse and a '@' check (201), and the SMTP sender then refused the
@@ -61,9 +64,9 @@ public sealed class ReplyLimitsTests : IAsyncLifetime
         using var agent = await _app.AgentAsync();
 
         await AssertProblemAsync(await agent.PostAsJsonAsync($"/api/v1/tickets/{number}/reply", new { text = "Hi", cc = new[] { cc } }),
-            HttpStatusCode.UnprocessableEntity, "cc");
+            HttpStatusCode.UnprocessableEntity, "cc", "is not an email address");
         using var form = new MultipartFormDataContent { { new StringContent("Hi"), "text" }, { new StringContent(cc), "cc" } };
-        await AssertProblemAsync(await agent.PostAsync($"/api/v1/tickets/{number}/reply", form), HttpStatusCode.UnprocessableEntity, "cc");
+        await AssertProblemAsync(await agent.PostAsync($"/api/v1/tickets/{number}/reply", form), HttpStatusCode.UnprocessableEntity, "cc", "is not an email address");
 
         // The grain refuses it too (defence for callers other than the API), before it looks at the channel.
         var refused = await Assert.ThrowsAsync<DomainException>(() => _app.Grains.GetGrain<ITicketGrain>(number).ReplyAsync(new AgentReply
@@ -73,6 +76,7 @@ public sealed class ReplyLimitsTests : IAsyncLifetime
             Cc = [cc],
         }));
         Assert.Equal("cc", refused.Field);
+        Assert.Contains("mail sender takes", refused.Message); // not the refusal of any Cc on a non-email ticket
 
         // The same address the sender takes still passes the API's check (it then reaches the grain, which refuses a Cc
         // on this API-channel ticket for its own reason).
@@ -101,6 +105,19 @@ public sealed class ReplyLimitsTests : IAsyncLifetime
         Assert.Equal(DomainErrorKind.TooLarge, refused.Kind);
         Assert.Equal("attachments", refused.Field);
         Assert.Equal(0, await _app.QueryAsync(db => Task.FromResult(db.Attachments.Count())));
+    }
+
+    // ER16: a UTF-8 text file is sent with its charset (else read as US-ASCII), an Office file as its Office type
+    // rather than the zip its bytes sniff as.
+    [Fact]
+    public void A_replys_text_file_carries_its_charset_and_an_office_file_its_office_type()
+    {
+        Assert.Equal("text/plain; charset=utf-8", AttachmentRules.ReplyContentType("ü.csv", "a;ü\n"u8));
+        byte[] zip = [0x50, 0x4B, 0x03, 0x04, 0, 0, 0, 0];
+        Assert.Equal("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", AttachmentRules.ReplyContentType("Prices.XLSX", zip));
+        Assert.Equal("application/vnd.openxmlformats-officedocument.wordprocessingml.document", AttachmentRules.ReplyContentType("letter.docx", zip));
+        Assert.Equal("application/zip", AttachmentRules.ReplyContentType("archive.zip", zip));
+        Assert.Equal("application/pdf", AttachmentRules.ReplyContentType("a.docx", "%PDF-1.4"u8));
     }
 
     // ER4: the default total keeps the encoded mail under Postfix's default limit, and a maximal reply (files and the
