@@ -142,6 +142,17 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
         var replay = await PostFileAsync();
         Assert.Equal(first.GetProperty("id").GetGuid(), replay.GetProperty("id").GetGuid());
         Assert.Equal("invoice.pdf", Assert.Single(replay.GetProperty("attachments").EnumerateArray()).GetProperty("fileName").GetString());
+
+        // ER10: the files are read back (and sent) in upload order, not in the random order of ids made in one millisecond.
+        using var many = new MultipartFormDataContent { { new StringContent("Ten files."), "text" } };
+        var names = Enumerable.Range(0, 10).Select(i => $"part-{9 - i}.pdf").ToList();
+        foreach (var (name, i) in names.Select((n, i) => (n, i)))
+            many.Add(new ByteArrayContent(Pdf(1_000, 10 + i)), "files", name);
+        var posted = await agent.PostAsync($"/api/v1/tickets/{number}/reply", many);
+        Assert.Equal(HttpStatusCode.Created, posted.StatusCode);
+        var manyId = (await posted.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+        var stored = await app.Services.GetRequiredService<ICrmStore>().FindAttachmentsAsync(manyId);
+        Assert.Equal(names, stored.Select(a => a.FileName));
     }
 
     // ER4: a mail over the server's SIZE limit is refused before it is sent, with words for the agent; the largest
