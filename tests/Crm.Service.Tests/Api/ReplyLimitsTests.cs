@@ -64,9 +64,9 @@ public sealed class ReplyLimitsTests : IAsyncLifetime
         using var agent = await _app.AgentAsync();
 
         await AssertProblemAsync(await agent.PostAsJsonAsync($"/api/v1/tickets/{number}/reply", new { text = "Hi", cc = new[] { cc } }),
-            HttpStatusCode.UnprocessableEntity, "cc", "is not an email address");
+            HttpStatusCode.UnprocessableEntity, "cc", "email address");
         using var form = new MultipartFormDataContent { { new StringContent("Hi"), "text" }, { new StringContent(cc), "cc" } };
-        await AssertProblemAsync(await agent.PostAsync($"/api/v1/tickets/{number}/reply", form), HttpStatusCode.UnprocessableEntity, "cc", "is not an email address");
+        await AssertProblemAsync(await agent.PostAsync($"/api/v1/tickets/{number}/reply", form), HttpStatusCode.UnprocessableEntity, "cc", "email address");
 
         // The grain refuses it too (defence for callers other than the API), before it looks at the channel.
         var refused = await Assert.ThrowsAsync<DomainException>(() => _app.Grains.GetGrain<ITicketGrain>(number).ReplyAsync(new AgentReply
