@@ -51,7 +51,6 @@ public sealed class ReplyLimitsTests : IAsyncLifetime
     public static TheoryData<string> RefusedBySender => new()
     {
         "\"john doe\"@x.test",
-        "a@[192.0.2.1]",
         new string('a', 400) + "@x.test",
         "a\u200Bb@x.test",
     };
