@@ -106,6 +106,26 @@ public sealed class ReplyLimitsTests : IAsyncLifetime
         Assert.Equal(0, await _app.QueryAsync(db => Task.FromResult(db.Attachments.Count())));
     }
 
+    // ER15: a body that is not a valid multipart form is the client's mistake (400), not "too large" (413); a body over
+    // the reply's limit stays 413.
+    [Fact]
+    public async Task A_malformed_multipart_reply_is_400_and_an_oversize_one_413()
+    {
+        var number = await TicketAsync();
+        using var agent = await _app.AgentAsync();
+        using var broken = new ByteArrayContent("--other\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nHi\r\n"u8.ToArray());
+        broken.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data; boundary=expected");
+        await AssertProblemAsync(await agent.PostAsync($"/api/v1/tickets/{number}/reply", broken), HttpStatusCode.BadRequest, "body");
+
+        using var noBoundary = new ByteArrayContent("text=Hi"u8.ToArray());
+        noBoundary.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data");
+        await AssertProblemAsync(await agent.PostAsync($"/api/v1/tickets/{number}/reply", noBoundary), HttpStatusCode.BadRequest, "body");
+
+        using var large = new MultipartFormDataContent { { new StringContent("Large"), "text" } };
+        large.Add(new ByteArrayContent(new byte[3 * 1024 * 1024]), "files", "big.bin");
+        await AssertProblemAsync(await agent.PostAsync($"/api/v1/tickets/{number}/reply", large), HttpStatusCode.RequestEntityTooLarge, "body");
+    }
+
     // ER16: a UTF-8 text file is sent with its charset (else read as US-ASCII), an Office file as its Office type
     // rather than the zip its bytes sniff as.
     [Fact]
