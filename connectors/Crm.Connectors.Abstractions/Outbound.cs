@@ -37,6 +37,14 @@ public sealed record OutboundResult(bool Success, string? Error = null, bool Per
     public static OutboundResult Retry(string error) => new(false, error);
     public static OutboundResult Fail(string error) => new(false, error, Permanent: true);
 
+    /// <summary>The outcome is unknown: the whole message reached the server, but its acceptance never came back (a
+    /// timeout or cut connection while the server checked it). Not retried, since the customer may have it already; the
+    /// agent is told to check before resending.</summary>
+    public static OutboundResult Unknown(string error, string agentReason) => new(false, error, Permanent: true) { Ambiguous = true, AgentReason = agentReason };
+
+    /// <summary>See <see cref="Unknown"/>.</summary>
+    public bool Ambiguous { get; init; }
+
     /// <summary>For a final failure: what it means for the agent, in plain words chosen by the connector from a fixed
     /// set (never the server's text), e.g. "the customer blocked the bot"; shown on the message instead of the generic
     /// "delivery failed".</summary>

@@ -227,20 +227,7 @@ internal sealed class MimeMessageMapper(IOptions<EmailIngestLimits> limits)
 
     /// <summary>An address the core accepts as an email identity (it refuses invisible and control characters, which
     /// would otherwise fail the hand-off on every retry and block the mailbox behind this mail).</summary>
-    internal static bool IsAddress(string? address)
-    {
-        if (address is not { Length: > 2 and <= 320 } || address.IndexOf('@') is not (> 0 and var at) || at >= address.Length - 1 || address.Any(char.IsWhiteSpace))
-            return false;
-        try
-        {
-            IdentityNormalizer.Email(address);
-            return true;
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
-    }
+    internal static bool IsAddress(string? address) => IdentityNormalizer.IsEmailAddress(address);
 
     private static string Truncate(string value, int max) => value.Length <= max ? value : value[..max] + "…";
 }

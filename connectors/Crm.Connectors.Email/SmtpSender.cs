@@ -44,15 +44,31 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
         var history = await conversations.HistoryAsync(delivery.ChannelAccountId, delivery.ThreadKey, cancellationToken: cancellationToken);
         var message = Compose(delivery, settings, recipient, history, cc);
         using var client = new SmtpClient { Timeout = (int)options.Value.ServerTimeout.TotalMilliseconds };
+        var data = new DataProgress();
         try
         {
             await ConnectAsync(client, smtp, cancellationToken);
-            await client.SendAsync(message, cancellationToken);
+            // A server that states its size limit (SIZE) is asked nothing it would refuse: the agent learns why (review ER4).
+            var size = data.Expected = Measure(message);
+            if (client.Capabilities.HasFlag(SmtpCapabilities.Size) && client.MaxSize > 0 && size > client.MaxSize)
+                return TooLarge($"the composed mail is {size} bytes, the server's SIZE limit is {client.MaxSize}", size, client.MaxSize);
+            await client.SendAsync(message, cancellationToken, data);
+        }
+        catch (SmtpCommandException ex) when (ex.StatusCode == SmtpStatusCode.ExceededStorageAllocation)
+        {
+            return TooLarge($"SMTP 552 {ex.Message}", Measure(message), client.MaxSize);
         }
         catch (SmtpCommandException ex)
         {
             var words = $"SMTP {(int)ex.StatusCode} {ex.Message}{(ex.Mailbox is null ? "" : $" ({ex.Mailbox.Address})")}";
             return (int)ex.StatusCode >= 500 ? OutboundResult.Fail(words) : OutboundResult.Retry(words);
+        }
+        catch (Exception ex) when (data.Complete && ex is not OutOfMemoryException)
+        {
+            // The whole mail was written, then the answer to it was lost (our send timeout, the server's slow scan, a cut
+            // connection): it may well be delivered, and a retry would mail the customer and every Cc again (review ER3).
+            return OutboundResult.Unknown($"SMTP: no answer after the whole mail was sent ({ex.GetType().Name}: {ex.Message})",
+                "the mail server received the whole mail but did not confirm it in time, so it may have been delivered; check with the customer before resending");
         }
         catch (AuthenticationException ex)
         {
@@ -75,6 +91,43 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
             // A server that drops the connection or is slow to answer QUIT after 250 for DATA.
         }
         return OutboundResult.Sent(message.MessageId);
+    }
+
+    private static OutboundResult TooLarge(string error, long size, uint limit) => OutboundResult.Fail(error) with
+    {
+        AgentReason = $"the mail with its files is {size / 1_000_000.0:0.#} MB once encoded and the mail server takes at most {limit / 1_000_000.0:0.#} MB; send fewer or smaller files (or links)",
+    };
+
+    /// <summary>The mail's size as it goes out (encoded), what the server compares with its SIZE limit.</summary>
+    private static long Measure(MimeMessage message)
+    {
+        using var measure = new MimeKit.IO.MeasuringStream();
+        message.WriteTo(FormatOptions.Default, measure);
+        return measure.Length;
+    }
+
+    /// <summary>Tells when the mail's payload was written in full (MailKit reports the bytes of the message it wrote):
+    /// from then on, a lost answer means the outcome is unknown rather than "not sent".</summary>
+    private sealed class DataProgress : ITransferProgress
+    {
+        private volatile bool _complete;
+
+        public bool Complete => _complete;
+
+        /// <summary>Our own measure of the mail, for a report without a total.</summary>
+        public long Expected { get; set; } = long.MaxValue;
+
+        public void Report(long bytesTransferred, long totalSize)
+        {
+            if (totalSize > 0 && bytesTransferred >= totalSize)
+                _complete = true;
+        }
+
+        public void Report(long bytesTransferred)
+        {
+            if (bytesTransferred >= Expected)
+                _complete = true;
+        }
     }
 
     /// <summary>Connects (with the account's certificate trust) and logs in when the account has a user.</summary>

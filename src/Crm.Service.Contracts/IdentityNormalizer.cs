@@ -17,6 +17,24 @@ public static class IdentityNormalizer
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown identity kind"),
     };
 
+    /// <summary>An address the core accepts as an email identity and the SMTP sender as a recipient: at most 320
+    /// characters, no whitespace, and <see cref="Email"/> takes it (no control or invisible characters, a domain IDNA
+    /// maps). One rule for mail ingest, the sender and the reply API's Cc, so nothing accepted is refused later.</summary>
+    public static bool IsEmailAddress(string? address)
+    {
+        if (address is not { Length: > 2 and <= 320 } || address.IndexOf('@') is not (> 0 and var at) || at >= address.Length - 1 || address.Any(char.IsWhiteSpace))
+            return false;
+        try
+        {
+            Email(address);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>
     /// Applies NFC, maps the domain by IDNA (what DNS resolves, so every spelling of it is the same host) and lower-cases
     /// the local part (every mainstream provider treats case alike), except where a non-ASCII letter would become an

@@ -71,6 +71,8 @@ public sealed record MessageSnapshot
     [Id(10)] public DeliveryStatus Delivery { get; init; }
     [Id(11)] public string? DeliveryError { get; init; }
     [Id(12)] public IReadOnlyList<AttachmentInfo> Attachments { get; init; } = [];
+    /// <summary>An email reply's Cc addresses as the agent gave them (empty otherwise).</summary>
+    [Id(13)] public IReadOnlyList<string> Cc { get; init; } = [];
 }
 
 /// <summary>An agent's reply; <see cref="RequestId"/> makes a retried request return the first reply.</summary>

@@ -84,6 +84,26 @@ public static class AttachmentRules
         return "application/octet-stream";
     }
 
+    /// <summary>The type an agent's file is stored and sent with (review ER16): the sniffed type, with the charset for
+    /// text (sniffed text is valid UTF-8; without it a mail client reads US-ASCII and garbles "ü"), and for a zip named
+    /// .docx/.xlsx/.pptx (an Office Open XML file is a zip) the Office type, so the recipient's Office opens it.</summary>
+    public static string ReplyContentType(string? fileName, ReadOnlySpan<byte> content)
+    {
+        var sniffed = SniffContentType(content);
+        if (sniffed == "text/plain")
+            return "text/plain; charset=utf-8";
+        if (sniffed == "application/zip")
+        {
+            switch (Path.GetExtension(fileName ?? "").ToLowerInvariant())
+            {
+                case ".docx": return "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+                case ".xlsx": return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+                case ".pptx": return "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+            }
+        }
+        return sniffed;
+    }
+
     private static bool LooksLikeText(ReadOnlySpan<byte> content)
     {
         var sample = content[..Math.Min(content.Length, 4096)];

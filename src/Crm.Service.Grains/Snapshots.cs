@@ -43,6 +43,7 @@ public static class Snapshots
         Delivery = r.Delivery,
         DeliveryError = r.DeliveryError,
         Attachments = attachments?.Select(a => a.ToInfo()).ToList() ?? [],
+        Cc = r.Cc?.Split('\n', StringSplitOptions.RemoveEmptyEntries) ?? [],
     };
 
     public static AttachmentInfo ToInfo(this AttachmentRecord a) => new(a.Id, a.FileName, a.ContentType, a.Length, a.Sha256);

@@ -204,7 +204,7 @@ public sealed class TicketGrain(
         var current = Existing();
         var fingerprint = reply.RequestId is null ? null : TicketRules.ReplyFingerprint(Number, reply);
         if (reply.RequestId is { } requestId && await store.FindMessageByIdempotencyKeyAsync(requestId, cancellationToken) is { } earlier)
-            return SameRequestOrRefuse(earlier, fingerprint);
+            return await SameReplyOrRefuseAsync(earlier, fingerprint, cancellationToken);
         if (current.MergedInto is { } target)
             throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into #{target}; reply there.", "number");
         if (current.Status == TicketStatus.Closed)
@@ -216,10 +216,13 @@ public sealed class TicketGrain(
             throw new DomainException(DomainErrorKind.TooLarge, $"At most {settings.MaxReplyAttachments} files per reply.", "attachments");
         if (reply.Attachments.FirstOrDefault(a => a.Content.LongLength > settings.MaxReplyAttachmentBytes) is { } tooBig)
             throw new DomainException(DomainErrorKind.TooLarge, $"'{AttachmentRules.SanitizeFileName(tooBig.FileName)}' is {tooBig.Content.LongLength} bytes; the limit is {settings.MaxReplyAttachmentBytes}.", "attachments");
+        if (reply.Attachments.Sum(a => a.Content.LongLength) is var totalBytes && totalBytes > settings.MaxReplyTotalBytes)
+            throw new DomainException(DomainErrorKind.TooLarge, $"The files are {totalBytes} bytes together; a reply may carry at most {settings.MaxReplyTotalBytes}.", "attachments");
         if (reply.Cc.Count > settings.MaxReplyCc)
             throw new DomainException(DomainErrorKind.TooLarge, $"At most {settings.MaxReplyCc} Cc addresses per reply.", "cc");
-        if (reply.Cc.Any(a => string.IsNullOrWhiteSpace(a) || a.Length > InputLimits.MaxEmailAddressLength || a.Contains('\n') || a.Contains('\r')))
-            throw new DomainException(DomainErrorKind.Invalid, "A Cc address is empty, too long or spans lines.", "cc");
+        if (reply.Cc.Any(a => string.IsNullOrWhiteSpace(a) || a.Length > InputLimits.MaxEmailAddressLength || a.Contains('\n') || a.Contains('\r')
+                || !IdentityNormalizer.IsEmailAddress(TicketRules.CcAddressOf(a))))
+            throw new DomainException(DomainErrorKind.Invalid, "A Cc entry is not a mailbox the mail sender takes.", "cc");
 
         var conversationId = reply.ConversationId ?? current.ConversationIds.LastOrDefault();
         var conversation = conversationId == Guid.Empty ? null : await store.FindConversationAsync(conversationId, cancellationToken);
@@ -252,16 +255,36 @@ public sealed class TicketGrain(
         };
         // The files are durable (fsynced blobs) before the commit that holds their rows and the outbox row, so the
         // dispatcher never sees a reply without its files; a crash before the commit leaves only unnamed blobs.
+        // Puts and commit run under the blob gate (review ER8): the same bytes may already be a knowledge-base file or a
+        // quarantined mail (the put then returns early), and a delete of that row must not remove them in between.
+        var gated = reply.Attachments.Count > 0;
+        if (gated)
+            await BlobGate.Semaphore.WaitAsync(cancellationToken);
+        try
+        {
+            return await CommitReplyAsync(reply, current, conversation, message, fingerprint, now, cancellationToken);
+        }
+        finally
+        {
+            if (gated)
+                BlobGate.Semaphore.Release();
+        }
+    }
+
+    private async Task<MessageSnapshot> CommitReplyAsync(AgentReply reply, TicketRecord current, ConversationRecord conversation, MessageRecord message,
+        string? fingerprint, DateTimeOffset now, CancellationToken cancellationToken)
+    {
         var attachments = new List<AttachmentRecord>(reply.Attachments.Count);
         foreach (var file in reply.Attachments)
         {
             var blob = await blobs.PutAsync(file.Content, cancellationToken);
             attachments.Add(new AttachmentRecord
             {
-                Id = Guid.CreateVersion7(now),
+                // Ids in upload order (one millisecond apart, v7), so every reading of the files keeps the agent's order.
+                Id = Guid.CreateVersion7(now.AddMilliseconds(attachments.Count)),
                 MessageId = message.Id,
                 FileName = AttachmentRules.SanitizeFileName(file.FileName),
-                ContentType = AttachmentRules.SniffContentType(file.Content),
+                ContentType = AttachmentRules.ReplyContentType(file.FileName, file.Content),
                 DeclaredContentType = file.ContentType is { Length: <= 200 } declared ? declared : null,
                 Length = blob.Length,
                 Sha256 = blob.Sha256,
@@ -287,6 +310,9 @@ public sealed class TicketGrain(
         TicketRules.EnsureStatusChangeAllowed(current, status);
         TicketRules.ApplyStatus(next, status, now);
         AuditDiff(current, next, "changed", reply.Actor, now, writes);
+        // Who else got a copy of the conversation (and its files) is part of the ticket's history (review ER9).
+        if (reply.Cc.Count > 0)
+            writes.Insert(Audit.Ticket(Number, "replied", reply.Actor, now, "cc", null, string.Join(", ", reply.Cc)));
         next.FirstResponseAt ??= now;
         next.LastAgentReplyAt = now;
         next.UpdatedAt = now;
@@ -299,10 +325,18 @@ public sealed class TicketGrain(
             // The same key committed concurrently (another ticket, or a retry racing the first request).
             var stored = await store.FindMessageByIdempotencyKeyAsync(reply.RequestId, cancellationToken)
                 ?? throw new InvalidOperationException($"Reply {reply.RequestId} was refused as a duplicate but is not stored.");
-            return SameRequestOrRefuse(stored, fingerprint);
+            return await SameReplyOrRefuseAsync(stored, fingerprint, cancellationToken);
         }
         outbox.Notify();
         return message.ToSnapshot(attachments);
+    }
+
+    /// <summary>A replayed reply answers with its files as the first answer did (review ER12): a client that checks them
+    /// must not take a replay for a reply without files and send it again under a new key.</summary>
+    private async Task<MessageSnapshot> SameReplyOrRefuseAsync(MessageRecord earlier, string? fingerprint, CancellationToken cancellationToken)
+    {
+        var snapshot = SameRequestOrRefuse(earlier, fingerprint);
+        return earlier.AttachmentCount == 0 ? snapshot : earlier.ToSnapshot(await store.FindAttachmentsAsync(earlier.Id, cancellationToken));
     }
 
     private static MessageSnapshot SameRequestOrRefuse(MessageRecord earlier, string? fingerprint) =>

@@ -126,6 +126,17 @@ internal static class TicketRules
         return changes;
     }
 
+    /// <summary>The address of a Cc entry as the API stores it ("Name &lt;a@b&gt;" or "a@b"): what the SMTP sender
+    /// will parse out of it, for the grain's own check of the address (the grain has no MIME parser).</summary>
+    public static string CcAddressOf(string entry)
+    {
+        var text = entry.Trim();
+        if (!text.EndsWith('>'))
+            return text;
+        var open = text.LastIndexOf('<');
+        return open < 0 ? text : text[(open + 1)..^1];
+    }
+
     /// <summary>A stable fingerprint of what a reply asks for, so a reused Idempotency-Key with another request is told apart.</summary>
     public static string ReplyFingerprint(long ticketNumber, AgentReply reply)
     {

@@ -38,6 +38,18 @@ public interface ITicketNumberAllocator
 
 public sealed record StoredBlob(string Sha256, long Length);
 
+/// <summary>
+/// The process's blob gate: a writer that puts a blob and then commits the row naming it holds the gate across both,
+/// as the deleters hold it across their "does any row name it?" check and the delete. The blob store's put returns
+/// early when the bytes exist, so without it a delete could remove bytes a row is about to name (review ER8).
+/// Per process: the deleters (knowledge-base attachments, quarantine prune, orphan sweep) and the writers run on
+/// every node, so a cluster relies on the orphan sweep's grace period for writers that do not hold it (mail ingest).
+/// </summary>
+public static class BlobGate
+{
+    public static readonly SemaphoreSlim Semaphore = new(1, 1);
+}
+
 /// <summary>Content-addressed, durable blob storage for attachments and large raw sources.</summary>
 public interface IBlobStore
 {

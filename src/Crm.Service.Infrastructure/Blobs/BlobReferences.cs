@@ -14,7 +14,8 @@ namespace Crm.Service.Infrastructure.Blobs;
 /// </summary>
 public static class BlobReferences
 {
-    public static readonly SemaphoreSlim Gate = new(1, 1);
+    /// <summary>The same gate the ticket grain holds across a reply's blob puts and commit.</summary>
+    public static SemaphoreSlim Gate => BlobGate.Semaphore;
 
     /// <summary>Every column that names a blob (entity, property). <see cref="AnyAsync"/> checks exactly these, and
     /// <c>BlobSweepGateTests</c> holds the list against the EF model's <c>*Sha256</c> columns, so a new table naming

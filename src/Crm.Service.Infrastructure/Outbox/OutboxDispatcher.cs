@@ -45,47 +45,73 @@ internal sealed class OutboxDispatcher(
         }
     }
 
+    /// <summary>Rows being sent now, so a look for due rows does not start them twice.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, byte> _running = new();
+
+    /// <summary>
+    /// Each due row is sent on its own, up to <see cref="OutboxOptions.MaxParallelSends"/> at once, and a free place is
+    /// filled at once: a slow send (a large reply to a slow mail server) holds one place, never the rows queued after it
+    /// (review LD5; a pass used to wait for its whole batch). A send whose row moved wakes the loop to fill its place;
+    /// one whose attempt could not be recorded (a full disk, a busy database) waits for the poll, so it never spins.
+    /// </summary>
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await initializer.EnsureInitializedAsync(stoppingToken);
         var settings = options.Value;
-        while (!stoppingToken.IsCancellationRequested)
+        using var slots = new SemaphoreSlim(settings.MaxParallelSends);
+        var sends = new List<Task>();
+        try
         {
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                var due = await DueAsync(settings.MaxParallelSends * 4, stoppingToken);
-                if (due.Count > 0)
+                try
                 {
-                    var progressed = 0;
-                    await Parallel.ForEachAsync(due, new ParallelOptions { MaxDegreeOfParallelism = settings.MaxParallelSends, CancellationToken = stoppingToken },
-                        async (item, ct) =>
+                    sends.RemoveAll(t => t.IsCompleted);
+                    if (slots.CurrentCount is var free and > 0)
+                    {
+                        var due = await DueAsync(free + _running.Count, stoppingToken);
+                        foreach (var item in due.Where(d => !_running.ContainsKey(d.Id)).Take(free))
                         {
-                            if (await DispatchAsync(item, settings, ct))
-                                Interlocked.Increment(ref progressed);
-                        });
-                    // Go round at once only if something moved; items that fail before their attempt is recorded
-                    // (a full disk, a busy database) are still due and must not spin a core.
-                    if (progressed > 0)
-                        continue;
-                    logger.LogWarning("Outbox pass: none of {Count} due messages could be recorded; waiting {Interval}", due.Count, settings.PollInterval);
+                            await slots.WaitAsync(stoppingToken);
+                            _running[item.Id] = 0;
+                            sends.Add(Task.Run(async () =>
+                            {
+                                try
+                                {
+                                    if (await DispatchAsync(item, settings, stoppingToken))
+                                        Notify();
+                                }
+                                finally
+                                {
+                                    _running.TryRemove(item.Id, out _);
+                                    slots.Release();
+                                }
+                            }, CancellationToken.None));
+                        }
+                    }
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    logger.LogError(ex, "Outbox pass failed; retrying in {Interval}", settings.PollInterval);
+                }
+                try
+                {
+                    await _wake.WaitAsync(settings.PollInterval, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
                 }
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                logger.LogError(ex, "Outbox pass failed; retrying in {Interval}", settings.PollInterval);
-            }
-            try
-            {
-                await _wake.WaitAsync(settings.PollInterval, stoppingToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+        }
+        finally
+        {
+            // Sends in flight end with the stopping token (their attempt is recorded, so they are retried after a start).
+            await Task.WhenAll(sends).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
 
@@ -173,7 +199,7 @@ internal sealed class OutboxDispatcher(
             item.LastError = $"{result.Error} (attempt {item.Attempts}{(result.Permanent ? ", not retried" : ", giving up")})";
             logger.LogWarning("Outbound message {MessageId} on channel {Channel} failed: {Reason}", item.MessageId, item.ChannelAccountId, item.LastError);
             await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed, result.AgentReason is { Length: > 0 } reason
-                ? $"Delivery failed: {reason}."
+                ? result.Ambiguous ? $"Not confirmed: {reason}." : $"Delivery failed: {reason}."
                 : $"Delivery failed after {item.Attempts} attempt(s). An admin can see the channel's answer in the channel's health."), cancellationToken);
         }
         else

@@ -324,5 +324,6 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
         DeliveryError = m.DeliveryError,
         Attachments = attachments.OrderBy(a => a.FileName, StringComparer.Ordinal)
             .Select(a => new AttachmentView(a.Id, a.FileName, a.ContentType, a.Length, a.Sha256)).ToList(),
+        Cc = m.Cc?.Split('\n', StringSplitOptions.RemoveEmptyEntries) ?? [],
     };
 }

@@ -60,6 +60,8 @@ public sealed record TimelineEntry
     public DeliveryStatus Delivery { get; init; }
     public string? DeliveryError { get; init; }
     public IReadOnlyList<AttachmentView> Attachments { get; init; } = [];
+    /// <summary>Who an email reply copied in (Cc), so colleagues and the audit see who else got the conversation.</summary>
+    public IReadOnlyList<string> Cc { get; init; } = [];
 
     /// <summary>For an inbound edit, the channel's id of the message it edits: the Telegram connector gives an edit the
     /// external id "{chat id}:{message id}:edit:{16 hex}" (edited_message), so the console links it to the original,

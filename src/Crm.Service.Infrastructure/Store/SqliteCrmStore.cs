@@ -53,7 +53,7 @@ internal sealed class SqliteCrmStore(IDbContextFactory<CrmDbContext> contexts, G
         QueryAsync(db => db.Messages.AsNoTracking().FirstOrDefaultAsync(m => m.IdempotencyKey == key, cancellationToken), cancellationToken);
 
     public Task<IReadOnlyList<AttachmentRecord>> FindAttachmentsAsync(Guid messageId, CancellationToken cancellationToken = default) =>
-        QueryAsync<IReadOnlyList<AttachmentRecord>>(async db => await db.Attachments.Where(a => a.MessageId == messageId).ToListAsync(cancellationToken), cancellationToken);
+        QueryAsync<IReadOnlyList<AttachmentRecord>>(async db => await db.Attachments.Where(a => a.MessageId == messageId).OrderBy(a => a.Id).ToListAsync(cancellationToken), cancellationToken);
 
     public Task<ChannelAccountRecord?> FindChannelAccountAsync(string id, CancellationToken cancellationToken = default) =>
         QueryAsync(db => db.ChannelAccounts.FirstOrDefaultAsync(c => c.Id == id, cancellationToken), cancellationToken);

@@ -156,9 +156,19 @@ public static class AgentApi
         {
             form = await ReplyInput.ReadFormAsync(http.Request, limits, cancellationToken);
         }
-        catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException)
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return Problems.Of(ProblemKind.TooLarge, "The reply's body is too large or not a valid multipart form.", "body");
+            return Problems.Of(ProblemKind.TooLarge, "The reply's body is larger than its limits allow.", "body");
+        }
+        catch (InvalidDataException ex) when (ex.Message.Contains("limit", StringComparison.OrdinalIgnoreCase))
+        {
+            // The form reader's own limits (body length, part count, header size) say "… limit … exceeded".
+            return Problems.Of(ProblemKind.TooLarge, "The reply's body is larger than its limits allow.", "body");
+        }
+        catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException or IOException)
+        {
+            // A missing or wrong boundary, a truncated part: the client's mistake, not a size (review ER15).
+            return Problems.Of(ProblemKind.MalformedBody, "The reply's body is not a valid multipart form.", "body");
         }
         Guid? conversationId = null;
         if (form["conversationId"] is { Count: > 0 } rawConversation && !string.IsNullOrEmpty(rawConversation[0]))
@@ -342,6 +352,7 @@ public static class AgentApi
         Delivery = m.Delivery,
         DeliveryError = m.DeliveryError,
         Attachments = m.Attachments.Select(a => new AttachmentView(a.Id, a.FileName, a.ContentType, a.Length, a.Sha256)).ToList(),
+        Cc = m.Cc,
     };
 
     private static int? PageSize(int? pageSize) => (pageSize ?? DefaultPageSize) is var size and >= 1 and <= MaxPageSize ? size : null;

@@ -33,8 +33,10 @@ public static class ReplyInput
             foreach (var address in list)
             {
                 // A group ("team: a@x, b@y;") or a bare name is refused: every copy goes to one mailbox the agent typed.
+                // The stored text is parsed again by the SMTP sender with this very rule (IsEmailAddress): what passes
+                // here is never refused there, after a 201, with the whole reply (review ER6).
                 var text = address.ToString();
-                if (address is not MailboxAddress mailbox || !MailboxAddress.TryParse(text, out var parsed) || !parsed.Address.Contains('@')
+                if (address is not MailboxAddress mailbox || !MailboxAddress.TryParse(text, out var parsed) || !IdentityNormalizer.IsEmailAddress(parsed.Address)
                     || text.Length > InputLimits.MaxEmailAddressLength)
                 {
                     error = $"'{Shorten(text)}' is not an email address.";
@@ -55,29 +57,36 @@ public static class ReplyInput
 
     private static string Shorten(string text) => text.Length <= 80 ? text : text[..80] + "…";
 
-    /// <summary>The uploaded files, refused whole when there are too many or one is too large; an empty file input
-    /// (a form posted without a file) is skipped.</summary>
+    /// <summary>The uploaded files, refused whole when there are too many, one is too large or all together are over
+    /// <see cref="TicketOptions.MaxReplyTotalBytes"/>; an empty file input (a form posted without a file) is skipped.
+    /// All sizes are checked before any byte is read.</summary>
     public static async Task<(List<InboundAttachment> Files, string? Error)> ReadFilesAsync(IFormFileCollection files, TicketOptions limits, CancellationToken cancellationToken)
     {
-        var result = new List<InboundAttachment>();
-        foreach (var file in files)
+        var chosen = files.Where(f => f.Length > 0 || !string.IsNullOrEmpty(f.FileName)).ToList();
+        if (chosen.Count > limits.MaxReplyAttachments)
+            return ([], $"At most {limits.MaxReplyAttachments} files per reply.");
+        if (chosen.FirstOrDefault(f => f.Length > limits.MaxReplyAttachmentBytes) is { } tooBig)
+            return ([], $"'{AttachmentRules.SanitizeFileName(tooBig.FileName)}' is larger than {Megabytes(limits.MaxReplyAttachmentBytes)} MB (Tickets:MaxReplyAttachmentBytes).");
+        if (chosen.Sum(f => f.Length) is var total && total > limits.MaxReplyTotalBytes)
+            return ([], $"The files are {Megabytes(total)} MB together; a reply may carry at most {Megabytes(limits.MaxReplyTotalBytes)} MB (Tickets:MaxReplyTotalBytes), so that the mail fits the mail servers' size limits.");
+        var result = new List<InboundAttachment>(chosen.Count);
+        foreach (var file in chosen)
         {
-            if (file.Length == 0 && string.IsNullOrEmpty(file.FileName))
-                continue;
-            if (result.Count == limits.MaxReplyAttachments)
-                return (result, $"At most {limits.MaxReplyAttachments} files per reply.");
-            if (file.Length > limits.MaxReplyAttachmentBytes)
-                return (result, $"'{AttachmentRules.SanitizeFileName(file.FileName)}' is larger than {limits.MaxReplyAttachmentBytes / 1024 / 1024} MB (Tickets:MaxReplyAttachmentBytes).");
-            using var content = new MemoryStream((int)file.Length);
-            await file.CopyToAsync(content, cancellationToken);
+            // One exact-size array per file (review ER5): no MemoryStream growing on the large-object heap and copied again.
+            var content = GC.AllocateUninitializedArray<byte>(checked((int)file.Length));
+            await using (var stream = file.OpenReadStream())
+                await stream.ReadExactlyAsync(content, cancellationToken);
             // The declared type is kept for the record only; the stored and sent type is sniffed from the bytes.
-            result.Add(new InboundAttachment(file.FileName, file.ContentType, content.ToArray()));
+            result.Add(new InboundAttachment(file.FileName, file.ContentType, content));
         }
         return (result, null);
     }
 
-    /// <summary>The largest multipart body a reply may send: every file at its limit plus room for the text fields.</summary>
-    public static long MaxBodyBytes(TicketOptions limits) => limits.MaxReplyAttachments * limits.MaxReplyAttachmentBytes + 2 * 1024 * 1024;
+    private static string Megabytes(long bytes) => (bytes / 1_000_000.0).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The largest multipart body a reply may send: its files at their limits plus room for the text fields.</summary>
+    public static long MaxBodyBytes(TicketOptions limits) =>
+        Math.Min(limits.MaxReplyAttachments * limits.MaxReplyAttachmentBytes, limits.MaxReplyTotalBytes) + 2 * 1024 * 1024;
 
     /// <summary>Reads the form with the reply's body limit instead of the server's default.</summary>
     public static Task<IFormCollection> ReadFormAsync(HttpRequest request, TicketOptions limits, CancellationToken cancellationToken)
