@@ -60,6 +60,11 @@ public sealed record TimelineEntry
     public DeliveryStatus Delivery { get; init; }
     public string? DeliveryError { get; init; }
     public IReadOnlyList<AttachmentView> Attachments { get; init; } = [];
+    /// <summary>The channel account the message came or went through; <c>phone</c> for a logged call.</summary>
+    public string? Channel { get; init; }
+
+    /// <summary>A phone call an agent logged: a message of the phone channel without a conversation (never sent).</summary>
+    public bool IsCall => ConversationId is null && Direction != MessageDirection.Note && Channel == PhoneCalls.Channel;
 
     /// <summary>For an inbound edit, the channel's id of the message it edits: connectors give an edit the external id
     /// "{original}:edit:{suffix}" (Telegram's edited_message), so the console links it to the original, which stays
