@@ -95,8 +95,7 @@ public static class AgentApi
             : NoTicket(number);
 
     internal static async Task<Results<Ok<Page<TimelineEntry>>, ProblemHttpResult>> GetTimelineAsync(
-        long number, string? cursor, int? pageSize, TicketQueries queries, ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams,
-        IDbContextFactory<CrmDbContext> contexts, Infrastructure.TicketLinks.TicketLinkStore links, CancellationToken cancellationToken)
+        long number, string? cursor, int? pageSize, TicketQueries queries, CancellationToken cancellationToken)
     {
         if (PageSize(pageSize) is not { } size)
             return PageSizeProblem();
@@ -111,7 +110,8 @@ public static class AgentApi
     }
 
     internal static async Task<Results<Ok<Page<AuditEntryView>>, ProblemHttpResult>> GetHistoryAsync(
-        long number, string? cursor, int? pageSize, TicketQueries queries, CancellationToken cancellationToken)
+        long number, string? cursor, int? pageSize, TicketQueries queries, ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams,
+        IDbContextFactory<CrmDbContext> contexts, Infrastructure.TicketLinks.TicketLinkStore links, CancellationToken cancellationToken)
     {
         if (PageSize(pageSize) is not { } size)
             return PageSizeProblem();
