@@ -60,7 +60,8 @@ public static class PhoneCalls
         return text.ToString();
     }
 
-    /// <summary>Tells a retry (the same call again) from another call reusing its idempotency key.</summary>
+    /// <summary>Tells a retry (the same call again) from another call reusing its idempotency key. The time is left
+    /// out: a request without one is stamped "now", which a retry a moment later would change.</summary>
     public static string Fingerprint(string target, PhoneCall call) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
-        string.Join('\n', "call", target, call.Direction, call.Phone, call.At.UtcTicks, call.DurationSeconds, call.Result, call.Summary))));
+        string.Join('\n', "call", target, call.Direction, call.Phone, call.DurationSeconds, call.Result, call.Summary))));
 }

@@ -116,7 +116,7 @@ public sealed class ConsoleCallsTests : AppTest
         // The customer page shows the call in the customer's timeline, encoded.
         using var console = await ConsoleBrowser.SignedInAsync(App, Agent, ConsoleRoles.Agent);
         var page = await console.PageAsync($"/Customers/{alice}");
-        Assert.Contains("Call in: +442079460000", page, StringComparison.Ordinal);
+        Assert.Contains("Call in: +442079460000", WebUtility.HtmlDecode(page), StringComparison.Ordinal);
         Assert.Contains("Asked about &lt;b&gt;prices&lt;/b&gt;.", page, StringComparison.Ordinal);
     }
 
@@ -148,7 +148,7 @@ public sealed class ConsoleCallsTests : AppTest
         Assert.Equal(("user:" + Agent, MessageDirection.Inbound), (message.Author, message.Direction));
         Assert.Equal(customer, await PhoneHolderAsync("+49301234567"));
         var page = await agent.PageAsync($"/Tickets/{ticket}");
-        Assert.Contains("Call in: +49301234567, 2025-05-06 07:08 UTC, 2:05", page, StringComparison.Ordinal);
+        Assert.Contains("Call in: +49301234567, 2025-05-06 07:08 UTC, 2:05", WebUtility.HtmlDecode(page), StringComparison.Ordinal);
         Assert.Contains("entry d-Inbound call", page, StringComparison.Ordinal);
 
         // A bad duration is refused with the form kept.
