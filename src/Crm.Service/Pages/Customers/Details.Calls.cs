@@ -16,12 +16,13 @@ public sealed partial class DetailsModel
     [BindProperty] public string? CallResult { get; set; }
     [BindProperty] public string? CallSummary { get; set; }
 
-    [TempData] public string? CallNumberHeldBy { get; set; }
-    [TempData] public string? CallNumber { get; set; }
+    /// <summary>"{holder}|{number}" (one string: TempData reads a bare Guid back as a Guid, not a string).</summary>
+    [TempData] public string? CallNumberHeld { get; set; }
 
     public CallForm Call => new(CallRequestId is { Length: > 0 } posted && !ModelState.IsValid ? posted : Guid.NewGuid().ToString("N"),
         CallDirection, CallPhone, CallTime, CallDuration, CallResult, CallSummary, Open: !ModelState.IsValid && CallPhone is not null,
-        Guid.TryParse(CallNumberHeldBy, out var holder) ? holder : null, CallNumber);
+        CallNumberHeld?.Split('|', 2) is [var by, _] && Guid.TryParse(by, out var holder) ? holder : null,
+        CallNumberHeld?.Split('|', 2) is [_, var phone] ? phone : null);
 
     public async Task<IActionResult> OnPostCallAsync(CancellationToken cancellationToken)
     {
@@ -33,8 +34,7 @@ public sealed partial class DetailsModel
                 CallForm.RequestKey(TicketAccess.UserId(User), CallRequestId), cancellationToken);
             if (logged.Phone.HeldByAnother)
             {
-                CallNumberHeldBy = logged.Phone.CustomerId.ToString();
-                CallNumber = request!.Phone;
+                CallNumberHeld = $"{logged.Phone.CustomerId}|{request!.Phone}";
             }
             return logged.Customer;
         }, cancellationToken);

@@ -17,12 +17,13 @@ public sealed partial class DetailsModel
     [BindProperty] public string? CallSummary { get; set; }
 
     /// <summary>After a redirect: the customer who already held the call's number (it was not moved).</summary>
-    [TempData] public string? CallNumberHeldBy { get; set; }
-    [TempData] public string? CallNumber { get; set; }
+    /// <summary>"{holder}|{number}" (one string: TempData reads a bare Guid back as a Guid, not a string).</summary>
+    [TempData] public string? CallNumberHeld { get; set; }
 
     public CallForm Call => new(CallRequestId is { Length: > 0 } posted && !ModelState.IsValid ? posted : Guid.NewGuid().ToString("N"),
         CallDirection, CallPhone, CallTime, CallDuration, CallResult, CallSummary, Open: !ModelState.IsValid && CallPhone is not null,
-        Guid.TryParse(CallNumberHeldBy, out var holder) ? holder : null, CallNumber);
+        CallNumberHeld?.Split('|', 2) is [var by, _] && Guid.TryParse(by, out var holder) ? holder : null,
+        CallNumberHeld?.Split('|', 2) is [_, var phone] ? phone : null);
 
     /// <summary>Records a phone call on this ticket: a message of the phone channel, nothing sent; the number joins the
     /// customer's identities unless another customer holds it (then the page says so).</summary>
@@ -36,8 +37,7 @@ public sealed partial class DetailsModel
                 CallForm.RequestKey(TicketAccess.UserId(User), CallRequestId), cancellationToken);
             if (logged.Phone.HeldByAnother)
             {
-                CallNumberHeldBy = logged.Phone.CustomerId.ToString();
-                CallNumber = request!.Phone;
+                CallNumberHeld = $"{logged.Phone.CustomerId}|{request!.Phone}";
             }
         }, () => { }, cancellationToken);
     }
