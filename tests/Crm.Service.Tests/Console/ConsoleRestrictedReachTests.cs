@@ -116,3 +116,26 @@ public sealed class ConsoleRestrictedReachTests : AppTest
         Assert.Equal(new[] { open, secret }.Order(), (await NumbersAsync(systemApi, "/api/v1/tickets")).Order());
     }
 }
+
+/// <summary>console6, review CT10: a customer merge takes the source's documents along.</summary>
+public sealed class ConsoleCustomerMergeDocumentsTests : AppTest
+{
+    [Fact]
+    public async Task A_document_uploaded_on_a_customer_shows_on_the_customer_it_is_merged_into()
+    {
+        async Task<Guid> CustomerAsync(string id, string sender)
+        {
+            var response = await App.PostMessageAsync(new { messageId = id, sender = new { id = sender, name = sender }, subject = "s " + id, text = "t " + id });
+            return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("customerId").GetGuid();
+        }
+        var source = await CustomerAsync("m-1", "x");
+        var target = await CustomerAsync("m-2", "y");
+        var documents = App.Services.GetRequiredService<CustomerDocumentStore>();
+        var (_, document) = await documents.AddAsync(source, "invoice.pdf", "invoice"u8.ToArray(), "test", CancellationToken.None);
+        await App.Grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Customers).MergeCustomersAsync(source, target, "test");
+
+        Assert.Equal([document!.Id], (await documents.ListAsync(target, CancellationToken.None)).Select(d => d.Id));
+        using var agent = await ConsoleBrowser.SignedInAsync(App, "agent@example.com", ConsoleRoles.Agent);
+        Assert.Contains($"data-document=\"{document.Id}\"", await agent.PageAsync($"/Customers/{target}"), StringComparison.Ordinal);
+    }
+}
