@@ -84,6 +84,10 @@ public interface ITicketGrain : IGrainWithIntegerKey
 
     Task<TicketSnapshot> ChangeAsync(TicketChange change, string actor, CancellationToken cancellationToken = default);
 
+    /// <summary>Records a phone call an agent logged, as a message on the phone channel (no conversation, nothing sent).
+    /// Idempotent on <paramref name="requestId"/> like <see cref="AddNoteAsync"/>.</summary>
+    Task<MessageSnapshot> LogCallAsync(PhoneCall call, string actor, string? requestId = null, CancellationToken cancellationToken = default);
+
     /// <summary>Merges this ticket into <paramref name="targetNumber"/>: its messages and conversations move, this one closes as merged.
     /// Call it through <see cref="IMergeCoordinatorGrain"/>, which serializes merges so two opposite ones cannot wait on each other.</summary>
     [ResponseTimeout(IMergeCoordinatorGrain.MergeTimeout)]

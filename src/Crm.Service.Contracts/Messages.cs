@@ -73,6 +73,9 @@ public sealed record MessageSnapshot
     [Id(12)] public IReadOnlyList<AttachmentInfo> Attachments { get; init; } = [];
     /// <summary>An email reply's Cc addresses as the agent gave them (empty otherwise).</summary>
     [Id(13)] public IReadOnlyList<string> Cc { get; init; } = [];
+    /// <summary>The channel account of the message; <see cref="PhoneCalls.Channel"/> for a logged call. (Id 20 leaves
+    /// room for fields added on other branches.)</summary>
+    [Id(20)] public string? Channel { get; init; }
 }
 
 /// <summary>An agent's reply; <see cref="RequestId"/> makes a retried request return the first reply.</summary>

@@ -42,6 +42,7 @@ public static class Snapshots
         SentAt = r.SentAt,
         Delivery = r.Delivery,
         DeliveryError = r.DeliveryError,
+        Channel = r.ChannelAccountId,
         Attachments = attachments?.Select(a => a.ToInfo()).ToList() ?? [],
         Cc = r.Cc?.Split('\n', StringSplitOptions.RemoveEmptyEntries) ?? [],
     };

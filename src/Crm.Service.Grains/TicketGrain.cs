@@ -382,6 +382,49 @@ public sealed class TicketGrain(
         return note.ToSnapshot();
     }
 
+    public async Task<MessageSnapshot> LogCallAsync(PhoneCall call, string actor, string? requestId = null, CancellationToken cancellationToken = default)
+    {
+        InputLimits.CheckLength(requestId, InputLimits.MaxRequestIdLength, "requestId");
+        var now = time.GetUtcNow();
+        PhoneCalls.Check(call, now);
+        await LoadAsync(cancellationToken);
+        var current = Existing();
+        var fingerprint = requestId is null ? null : PhoneCalls.Fingerprint("ticket:" + Number, call);
+        if (requestId is not null && await store.FindMessageByIdempotencyKeyAsync(requestId, cancellationToken) is { } earlier)
+            return SameRequestOrRefuse(earlier, fingerprint);
+        if (current.MergedInto is { } target)
+            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into #{target}; log the call there.", "number");
+        var next = current.Copy();
+        // A message of the phone channel without a conversation: nothing to send (no outbox row), no delivery status.
+        var message = new MessageRecord
+        {
+            Id = Guid.CreateVersion7(now),
+            TicketNumber = Number,
+            Direction = call.Direction,
+            ChannelAccountId = PhoneCalls.Channel,
+            IdempotencyKey = requestId,
+            RequestHash = fingerprint,
+            Author = actor,
+            Text = PhoneCalls.Text(call),
+            CreatedAt = now,
+            SentAt = call.At,
+            Delivery = DeliveryStatus.None,
+        };
+        next.UpdatedAt = now;
+        try
+        {
+            await CommitAsync(next, new WriteSet().Insert(message.Copy())
+                .Insert(Audit.Ticket(Number, "call-logged", actor, now, "phone", null, call.Phone)), cancellationToken);
+        }
+        catch (DuplicateKeyException) when (requestId is not null)
+        {
+            var stored = await store.FindMessageByIdempotencyKeyAsync(requestId, cancellationToken)
+                ?? throw new InvalidOperationException($"Call {requestId} was refused as a duplicate but is not stored.");
+            return SameRequestOrRefuse(stored, fingerprint);
+        }
+        return message.ToSnapshot();
+    }
+
     public async Task<TicketSnapshot> ChangeAsync(TicketChange change, string actor, CancellationToken cancellationToken = default)
     {
         InputLimits.CheckTicketChange(change);

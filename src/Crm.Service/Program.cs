@@ -39,6 +39,7 @@ app.MapTeamsApi();
 app.MapRoutingApi();
 app.MapCustomerEventsApi();
 app.MapTicketLinksApi();
+app.MapCallsApi();
 app.MapRepliesApi();
 app.MapKnowledgeBaseApi();
 app.MapAgentConsole();

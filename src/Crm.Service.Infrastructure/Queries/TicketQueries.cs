@@ -322,6 +322,7 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
         SentAt = m.SentAt,
         Delivery = m.Delivery,
         DeliveryError = m.DeliveryError,
+        Channel = m.ChannelAccountId,
         Attachments = attachments.OrderBy(a => a.FileName, StringComparer.Ordinal)
             .Select(a => new AttachmentView(a.Id, a.FileName, a.ContentType, a.Length, a.Sha256)).ToList(),
         Cc = m.Cc?.Split('\n', StringSplitOptions.RemoveEmptyEntries) ?? [],

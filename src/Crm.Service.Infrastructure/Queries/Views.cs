@@ -62,6 +62,11 @@ public sealed record TimelineEntry
     public IReadOnlyList<AttachmentView> Attachments { get; init; } = [];
     /// <summary>Who an email reply copied in (Cc), so colleagues and the audit see who else got the conversation.</summary>
     public IReadOnlyList<string> Cc { get; init; } = [];
+    /// <summary>The channel account the message came or went through; <c>phone</c> for a logged call.</summary>
+    public string? Channel { get; init; }
+
+    /// <summary>A phone call an agent logged: a message of the phone channel without a conversation (never sent).</summary>
+    public bool IsCall => ConversationId is null && Direction != MessageDirection.Note && Channel == PhoneCalls.Channel;
 
     /// <summary>For an inbound edit, the channel's id of the message it edits: the Telegram connector gives an edit the
     /// external id "{chat id}:{message id}:edit:{16 hex}" (edited_message), so the console links it to the original,

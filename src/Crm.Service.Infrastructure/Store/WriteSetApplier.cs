@@ -120,6 +120,9 @@ internal static class WriteSetApplier
             case MoveCustomerConversations move:
                 await db.Conversations.Where(c => c.CustomerId == move.FromCustomer)
                     .ExecuteUpdateAsync(s => s.SetProperty(c => c.CustomerId, move.ToCustomer));
+                // The source's documents go along in the same commit, so the target's 360 page lists them (review CT10).
+                await db.CustomerDocuments.Where(d => d.CustomerId == move.FromCustomer)
+                    .ExecuteUpdateAsync(s => s.SetProperty(d => d.CustomerId, move.ToCustomer));
                 break;
             case SetDelivery delivery:
                 var sentAt = delivery.Status == DeliveryStatus.Sent ? delivery.At : (DateTimeOffset?)null;

@@ -43,6 +43,30 @@ public enum LinkOutcome
 /// <summary>Links between tickets, with an audit row on both tickets in the same commit as the link.</summary>
 public sealed class TicketLinkStore(IDbContextFactory<CrmDbContext> contexts, TimeProvider time)
 {
+    /// <summary>The audit fields of link rows, whose value names the other ticket ("#n").</summary>
+    private static readonly string[] LinkFields = ["related", "duplicate-of", "duplicated-by"];
+
+    /// <summary>
+    /// History without the link rows that name a ticket of a hidden team: a restricted ticket is not even a number to
+    /// those outside its team (review CT1), so "linked related → #n" is left out for them, in the console and the API.
+    /// </summary>
+    public async Task<IReadOnlyList<Queries.AuditEntryView>> HideRestrictedLinksAsync(IReadOnlyList<Queries.AuditEntryView> entries,
+        IReadOnlyList<string> hiddenTeams, CancellationToken cancellationToken)
+    {
+        if (hiddenTeams.Count == 0)
+            return entries;
+        static long? Named(Queries.AuditEntryView e) =>
+            e.Field is { } field && LinkFields.Contains(field, StringComparer.Ordinal) && (e.NewValue ?? e.OldValue) is { Length: > 1 } value && value[0] == '#'
+            && long.TryParse(value.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : null;
+        var numbers = entries.Select(Named).OfType<long>().Distinct().ToList();
+        if (numbers.Count == 0)
+            return entries;
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var hidden = (await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number) && t.Team != null && hiddenTeams.Contains(t.Team))
+            .Select(t => t.Number).ToListAsync(cancellationToken)).ToHashSet();
+        return hidden.Count == 0 ? entries : [.. entries.Where(e => Named(e) is not { } n || !hidden.Contains(n))];
+    }
+
     /// <summary>Links <paramref name="number"/> to <paramref name="other"/>; for "duplicate", <paramref name="number"/> is the duplicate.</summary>
     public async Task<LinkOutcome> LinkAsync(long number, long other, string relation, string actor, CancellationToken cancellationToken)
     {

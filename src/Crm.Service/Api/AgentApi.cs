@@ -48,7 +48,8 @@ public static class AgentApi
 
     internal static async Task<Results<Ok<Page<TicketView>>, ProblemHttpResult>> ListTicketsAsync(
         TicketQueries queries, HttpContext http, string? status, string? assignee, string? team, Guid? customer, string? priority,
-        string? tag, string? channel, string? cursor, int? pageSize, CancellationToken cancellationToken)
+        string? tag, string? channel, string? cursor, int? pageSize, Infrastructure.Teams.TeamDirectory teams, IDbContextFactory<CrmDbContext> contexts,
+        CancellationToken cancellationToken)
     {
         // Offset paging is gone; a client still sending page=2 would get the first page forever, so it is told instead.
         if (http.Request.Query.ContainsKey("page"))
@@ -75,14 +76,22 @@ public static class AgentApi
             Priority = wantedPriority,
             Tag = string.IsNullOrEmpty(tag) ? null : tag,
             Channel = string.IsNullOrEmpty(channel) ? null : channel,
+            // A personal key lists what its person's queues would: not a restricted team's tickets they are not in.
+            HiddenTeams = await HiddenTeamsAsync(http.User, teams, contexts, cancellationToken),
         };
         return TypedResults.Ok(await queries.ListAsync(filter, after, size, cancellationToken));
     }
 
+    /// <summary>The restricted teams a personal key's person may not see (none for a system key or a Supervisor).</summary>
+    private static async Task<IReadOnlyList<string>> HiddenTeamsAsync(ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams,
+        IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken) =>
+        await RepliesApi.HiddenTeamsAsync(await RepliesApi.OwnerAsync(user, contexts, cancellationToken), teams, contexts, cancellationToken);
+
     internal static async Task<Results<Ok<TicketDetailsView>, ProblemHttpResult>> GetTicketAsync(
-        long number, TicketQueries queries, CancellationToken cancellationToken) =>
+        long number, TicketQueries queries, ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams,
+        IDbContextFactory<CrmDbContext> contexts, Infrastructure.TicketLinks.TicketLinkStore links, CancellationToken cancellationToken) =>
         await queries.GetDetailsAsync(number, DefaultPageSize, DefaultPageSize, cancellationToken) is { } details
-            ? TypedResults.Ok(details)
+            ? TypedResults.Ok(details with { History = await links.HideRestrictedLinksAsync(details.History, await HiddenTeamsAsync(user, teams, contexts, cancellationToken), cancellationToken) })
             : NoTicket(number);
 
     internal static async Task<Results<Ok<Page<TimelineEntry>>, ProblemHttpResult>> GetTimelineAsync(
@@ -101,7 +110,8 @@ public static class AgentApi
     }
 
     internal static async Task<Results<Ok<Page<AuditEntryView>>, ProblemHttpResult>> GetHistoryAsync(
-        long number, string? cursor, int? pageSize, TicketQueries queries, CancellationToken cancellationToken)
+        long number, string? cursor, int? pageSize, TicketQueries queries, ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams,
+        IDbContextFactory<CrmDbContext> contexts, Infrastructure.TicketLinks.TicketLinkStore links, CancellationToken cancellationToken)
     {
         if (PageSize(pageSize) is not { } size)
             return PageSizeProblem();
@@ -112,7 +122,10 @@ public static class AgentApi
                 return CursorProblem();
             before = decoded;
         }
-        return await queries.HistoryAsync(number, before, size, cancellationToken) is { } page ? TypedResults.Ok(page) : NoTicket(number);
+        if (await queries.HistoryAsync(number, before, size, cancellationToken) is not { } page)
+            return NoTicket(number);
+        // The cursor stays that of the full page: a row left out is skipped, never read again.
+        return TypedResults.Ok(page with { Items = await links.HideRestrictedLinksAsync(page.Items, await HiddenTeamsAsync(user, teams, contexts, cancellationToken), cancellationToken) });
     }
 
     /// <summary>Longest identity key a request may name (the longest kind prefix, a channel id and a 320-character address).</summary>
@@ -259,7 +272,8 @@ public static class AgentApi
         await queries.GetAsync(id, cancellationToken) is { } customer ? TypedResults.Ok(customer) : NoCustomer(id);
 
     internal static async Task<Results<Ok<Page<TicketView>>, ProblemHttpResult>> GetCustomerTicketsAsync(
-        Guid id, string? cursor, int? pageSize, CustomerQueries queries, CancellationToken cancellationToken)
+        Guid id, string? cursor, int? pageSize, CustomerQueries queries, ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams,
+        IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
     {
         if (PageSize(pageSize) is not { } size)
             return PageSizeProblem();
@@ -270,7 +284,8 @@ public static class AgentApi
                 return CursorProblem();
             after = decoded;
         }
-        return await queries.TicketsAsync(id, after, size, cancellationToken) is { } page ? TypedResults.Ok(page) : NoCustomer(id);
+        return await queries.TicketsAsync(id, after, size, cancellationToken, await HiddenTeamsAsync(user, teams, contexts, cancellationToken)) is { } page
+            ? TypedResults.Ok(page) : NoCustomer(id);
     }
 
     internal static async Task<Ok<CustomerView>> ChangeCustomerAsync(
@@ -337,7 +352,7 @@ public static class AgentApi
         ?? throw new InvalidOperationException($"Customer {id} was changed but is not in the store.");
 
     /// <summary>A reply or note as the grain returned it, in the timeline's shape, without another read.</summary>
-    private static TimelineEntry ToEntry(MessageSnapshot m) => new()
+    internal static TimelineEntry ToEntry(MessageSnapshot m) => new()
     {
         Id = m.Id,
         ConversationId = m.ConversationId,
@@ -351,6 +366,7 @@ public static class AgentApi
         SentAt = m.SentAt,
         Delivery = m.Delivery,
         DeliveryError = m.DeliveryError,
+        Channel = m.Channel,
         Attachments = m.Attachments.Select(a => new AttachmentView(a.Id, a.FileName, a.ContentType, a.Length, a.Sha256)).ToList(),
         Cc = m.Cc,
     };

@@ -111,6 +111,28 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_agent_logs_a_call_from_the_ticket_page_and_sees_it_in_the_timeline()
+    {
+        var number = (await ReceiveAsync("call-1", "carol", "Carol Caller", "Please call me back.")).GetProperty("ticketNumber").GetInt64();
+        var page = await SignedInPageAsync();
+        await page.GotoAsync($"{_baseUrl}/Tickets/{number}");
+        await page.GetByText("Log a call").ClickAsync();
+        await page.Locator("#CallDirection").SelectOptionAsync("out");
+        await page.GetByLabel("Phone number").FillAsync("+1 555 010 7788");
+        await page.Locator("#CallDuration").FillAsync("3:15");
+        await page.Locator("#CallResult").FillAsync("Solved on the phone");
+        await page.Locator("#CallSummary").FillAsync("Walked through the reset steps.");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log call" }).ClickAsync();
+        var call = page.Locator(".entry.call");
+        await Assertions.Expect(call).ToHaveCountAsync(1);
+        await Assertions.Expect(call).ToContainTextAsync("Call out: +15550107788");
+        await Assertions.Expect(call).ToContainTextAsync("Walked through the reset steps.");
+        await Assertions.Expect(call.Locator(".channel")).ToHaveTextAsync("phone");
+        // Nothing is sent: a call shows no delivery status.
+        await Assertions.Expect(call.Locator("[data-delivery]")).ToHaveCountAsync(0);
+    }
+
+    [Fact]
     public async Task Xss_payloads_in_messages_html_bodies_and_customer_names_never_run()
     {
         // Every vector of the HtmlSanitizer corpus (tests/Crm.Service.Tests/Corpora/hostile) as text and as HTML body,

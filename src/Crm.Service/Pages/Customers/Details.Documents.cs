@@ -1,6 +1,8 @@
 using Crm.Service.Auth;
 using Crm.Service.Infrastructure.Documents;
+using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.Pages.Customers;
 
@@ -16,8 +18,29 @@ public sealed partial class DetailsModel
 
     public long DocumentMaxBytes => DocumentStore.Limits.MaxBytes;
 
+    /// <summary>False when the documents panel is hidden from this person (see <see cref="CanSeeDocumentsAsync"/>).</summary>
+    public bool DocumentsVisible { get; private set; } = true;
+
+    /// <summary>
+    /// Documents (contracts, invoices) follow the customer's tickets (review CT3): an Agent sees them only if they can
+    /// reach at least one of the customer's tickets, or none of those tickets is in a restricted team they are not in.
+    /// Supervisors and Admins see every customer's documents. Read per request, like team membership.
+    /// </summary>
+    private async Task<bool> CanSeeDocumentsAsync(CancellationToken cancellationToken)
+    {
+        var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
+        if (hidden.Count == 0)
+            return true;
+        await using var db = await HttpContext.RequestServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync(cancellationToken);
+        var teams = await db.Tickets.AsNoTracking().Where(t => t.CustomerId == Id).Select(t => t.Team).Distinct().ToListAsync(cancellationToken);
+        var restricted = teams.Any(t => t is not null && hidden.Contains(t, StringComparer.Ordinal));
+        return !restricted || teams.Any(t => t is null || !hidden.Contains(t, StringComparer.Ordinal));
+    }
+
     public async Task<IActionResult> OnPostUploadDocumentAsync(CancellationToken cancellationToken)
     {
+        if (!await CanSeeDocumentsAsync(cancellationToken))
+            return NotFound();
         if (DocumentFile is not { Length: > 0 } file)
             ModelState.AddModelError(nameof(DocumentFile), "Choose a file to upload.");
         else if (file.Length > DocumentStore.Limits.MaxBytes)
@@ -56,6 +79,8 @@ public sealed partial class DetailsModel
     /// <summary>A document as a download: attachment disposition, octet-stream, nosniff and a sandbox CSP, like attachments.</summary>
     public async Task<IActionResult> OnGetDocumentAsync(Guid document, CancellationToken cancellationToken)
     {
+        if (!await CanSeeDocumentsAsync(cancellationToken))
+            return NotFound();
         if (await DocumentStore.FindAsync(Id, document, cancellationToken) is not { } found || DocumentStore.Open(found) is not { } stream)
             return NotFound();
         Response.Headers.XContentTypeOptions = "nosniff";
@@ -66,6 +91,8 @@ public sealed partial class DetailsModel
     /// <summary>Deletes a document: its uploader, a Supervisor or an Admin.</summary>
     public async Task<IActionResult> OnPostDeleteDocumentAsync(CancellationToken cancellationToken)
     {
+        if (!await CanSeeDocumentsAsync(cancellationToken))
+            return NotFound();
         if (DocumentId is not { } id || await DocumentStore.FindAsync(Id, id, cancellationToken) is not { } document)
             return NotFound();
         if (document.UploadedBy != User.ConsoleActor() && !Crm.Service.AgentConsole.TicketAccess.SeesEveryTeam(User))

@@ -109,7 +109,8 @@ public sealed partial class DetailsModel(CustomerQueries customers, IGrainFactor
         Customer = customer;
         TicketCursor? after = cursor is not null && TicketCursor.TryDecode(cursor, out var decoded) ? decoded : null;
         Events = await events.LatestAsync(Id, 50, cancellationToken);
-        Documents = await DocumentStore.ListAsync(Id, cancellationToken);
+        DocumentsVisible = await CanSeeDocumentsAsync(cancellationToken);
+        Documents = DocumentsVisible ? await DocumentStore.ListAsync(Id, cancellationToken) : [];
         NotesText ??= customer.Notes;
         TagsText ??= string.Join(", ", customer.Tags);
         FieldsText ??= string.Join("\n", customer.CustomFields.OrderBy(f => f.Key, StringComparer.Ordinal).Select(f => $"{f.Key} = {f.Value}"));

@@ -479,7 +479,8 @@ public sealed partial class DetailsModel(TicketQueries queries, IGrainFactory gr
         var timeline = await queries.TimelineAsync(Number, before, TimelinePage, cancellationToken);
         Timeline = timeline?.Items.Reverse().ToList() ?? [];
         OlderTimelineCursor = timeline?.NextCursor;
-        History = (await queries.HistoryAsync(Number, null, HistoryPage, cancellationToken))?.Items ?? [];
+        History = await HttpContext.RequestServices.GetRequiredService<Infrastructure.TicketLinks.TicketLinkStore>()
+            .HideRestrictedLinksAsync((await queries.HistoryAsync(Number, null, HistoryPage, cancellationToken))?.Items ?? [], hidden, cancellationToken);
         await LoadLinksAndCallsAsync(hidden, cancellationToken);
         var ids = ticket.ConversationIds.Concat(Timeline.Where(e => e.ConversationId is not null).Select(e => e.ConversationId!.Value)).Distinct().ToList();
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
@@ -505,6 +506,7 @@ public sealed partial class DetailsModel(TicketQueries queries, IGrainFactory gr
 
     public string ChannelOf(TimelineEntry entry) =>
         entry.Direction == MessageDirection.Note ? "note"
+        : entry.IsCall ? PhoneCalls.Channel
         : entry.ConversationId is { } id && Conversations.TryGetValue(id, out var conversation) ? conversation.ChannelAccountId
         : "—";
 }
