@@ -87,10 +87,12 @@ public sealed record SlaNotice(
     [property: Id(2)] string Milestone,
     [property: Id(3)] string? Assignee,
     [property: Id(4)] bool NotifyAssignee,
-    [property: Id(5)] bool NotifySupervisors);
+    [property: Id(5)] bool NotifySupervisors,
+    [property: Id(6)] string? Cause = null);
 
-/// <summary>Delivers SLA notices to people (the host pushes them to the agents' consoles). Best effort: a notice is
-/// sent after the milestone is stored as fired, so it is never repeated; a crash in between loses it.</summary>
+/// <summary>Delivers SLA notices to people: the host stores them per person, idempotent per <see cref="SlaNotice.Cause"/>,
+/// and pushes them to the agents' consoles. Called before the milestone is stored as fired, so a crash in between
+/// repeats the call (which stores nothing twice) rather than losing the notice; a store failure fails the tick.</summary>
 public interface ISlaNotifier
 {
     Task NotifyAsync(SlaNotice notice, CancellationToken cancellationToken = default);

@@ -48,6 +48,7 @@ public static class AgentConsoleExtensions
         builder.Services.AddSingleton<AgentConnections>();
         builder.Services.AddSingleton<Mentions>();
         builder.Services.AddSingleton<Crm.Service.Infrastructure.Notifications.NotificationSettingsStore>();
+        builder.Services.AddSingleton<Crm.Service.Infrastructure.Notifications.NoticeStore>();
         Crm.Service.Infrastructure.Documents.DocumentExtensions.AddCustomerDocuments(builder.Services, builder.Configuration);
         // Replaces the log-only default of the SLA clocks.
         builder.Services.AddSingleton<Crm.Service.Grains.Sla.ISlaNotifier, HubSlaNotifier>();
