@@ -41,19 +41,42 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
     public async Task<CustomerFollowUp> RecordAsync(CustomerFollowUp entry, CancellationToken cancellationToken = default)
     {
         if (await LoadAsync(cancellationToken) is { } existing)
+        {
+            // A replay finishes what a crash may have cut short: the closes stored with the entry, none newer.
+            await CloseEarlierAsync(existing, cancellationToken);
             return existing;
-        var next = entry with { Id = this.GetPrimaryKey(), RecordedAt = time.GetUtcNow() };
+        }
+        var next = entry with
+        {
+            Id = this.GetPrimaryKey(),
+            RecordedAt = time.GetUtcNow(),
+            Closes = [.. entry.Closes.Where(id => id != this.GetPrimaryKey()).Distinct().Take(MaxCloses)],
+            OwnerKey = (entry.Owner ?? entry.By).ToLowerInvariant(),
+            TeamKey = entry.Team?.ToLowerInvariant(),
+        };
         if (next.NextDueAt is { } due)
             await ScheduleAsync(due);
         await SaveAsync(next, cancellationToken);
+        await CloseEarlierAsync(next, cancellationToken);
         return next;
     }
 
-    public async Task<CustomerFollowUp?> CompleteAsync(CancellationToken cancellationToken = default)
+    /// <summary>At most this many earlier entries are closed by one contact.</summary>
+    public const int MaxCloses = 500;
+
+    private async Task CloseEarlierAsync(CustomerFollowUp entry, CancellationToken cancellationToken)
+    {
+        foreach (var id in entry.Closes)
+            await GrainFactory.GetGrain<ICustomerFollowUpGrain>(id).CompleteAsync(ClosedBy(entry.Id), cancellationToken);
+    }
+
+    private static string ClosedBy(Guid entry) => $"follow-up:{entry:N}";
+
+    public async Task<CustomerFollowUp?> CompleteAsync(string? by = null, CancellationToken cancellationToken = default)
     {
         if (await LoadAsync(cancellationToken) is not { DoneAt: null } state)
             return _state;
-        await SaveAsync(state with { DoneAt = time.GetUtcNow() }, cancellationToken);
+        await SaveAsync(state with { DoneAt = time.GetUtcNow(), DoneBy = by }, cancellationToken);
         await UnregisterAsync();
         return _state;
     }
@@ -71,6 +94,13 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
         }
         if (now < due)
             return;
+        // A later entry that closes this one was stored, but a crash came before it closed this: it is done, not due.
+        if (await documents.FollowUpClosedByAsync(state.CustomerId, state.Id, CancellationToken.None) is { } closer)
+        {
+            await SaveAsync(state with { DoneAt = now, DoneBy = ClosedBy(closer) }, CancellationToken.None);
+            await UnregisterAsync();
+            return;
+        }
         var owner = state.Owner ?? state.By;
         if (state.RemindedAt is null)
         {

@@ -31,6 +31,21 @@ public interface IRoutingStore
     /// owner, else its author) and/or team (both case-insensitive), after (<paramref name="afterDue"/>, <paramref name="afterId"/>).</summary>
     Task<IReadOnlyList<string>> DueFollowUpsAsync(DateTimeOffset by, string? owner, string? team, string? afterDue, string? afterId, int take,
         CancellationToken cancellationToken = default);
+
+    /// <summary>The id of a follow-up of <paramref name="customer"/> whose <see cref="CustomerFollowUp.Closes"/> names
+    /// <paramref name="entry"/>, if any. This default walks the customer's log; the SQLite store asks one query.</summary>
+    async Task<Guid?> FollowUpClosedByAsync(Guid customer, Guid entry, CancellationToken cancellationToken = default)
+    {
+        for (string? afterAt = null, afterId = null; ;)
+        {
+            var page = (await CustomerFollowUpsAsync(customer, false, afterAt, afterId, 200, cancellationToken)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
+            if (page.FirstOrDefault(f => f.Closes.Contains(entry)) is { } closer)
+                return closer.Id;
+            if (page.Count < 200)
+                return null;
+            (afterAt, afterId) = (RoutingJson.Write(page[^1].At).Trim('"'), page[^1].Id.ToString("N"));
+        }
+    }
 }
 
 /// <summary>The document kinds of <see cref="IRoutingStore"/>.</summary>

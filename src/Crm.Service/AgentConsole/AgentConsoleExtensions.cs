@@ -30,6 +30,7 @@ public static class AgentConsoleExtensions
             pages.Conventions.AuthorizeFolder("/Admin", ConsolePolicies.Admin);
             pages.Conventions.AuthorizeFolder("/Search", ConsolePolicies.Tickets);
             pages.Conventions.AuthorizeFolder("/Replies", ConsolePolicies.Tickets);
+            pages.Conventions.AuthorizeFolder("/FollowUps", ConsolePolicies.Tickets);
             pages.Conventions.AllowAnonymousToPage("/Account/Login");
             pages.Conventions.AllowAnonymousToPage("/Account/AccessDenied");
             pages.Conventions.AllowAnonymousToPage("/Setup");

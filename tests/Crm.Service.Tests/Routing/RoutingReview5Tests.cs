@@ -31,6 +31,13 @@ public sealed class RoutingReview5Tests
         return browser;
     }
 
+    /// <summary>The console's answer to a signed-in person without the right: a redirect to the access-denied page.</summary>
+    private static void AssertDenied(HttpResponseMessage response)
+    {
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        Assert.StartsWith("/Account/AccessDenied", response.Headers.Location!.IsAbsoluteUri ? response.Headers.Location.PathAndQuery : response.Headers.Location.OriginalString, StringComparison.Ordinal);
+    }
+
     private static Task<List<Infrastructure.Notifications.NoticeRecord>> NoticesAsync(CrmApp app) =>
         app.QueryAsync(db => db.Notices.AsNoTracking().OrderBy(n => n.Id).ToListAsync());
 
@@ -102,6 +109,124 @@ public sealed class RoutingReview5Tests
         await grain.AsReference<IActivationProbe>().FireReminderAsync(CustomerFollowUpGrain.ReminderName);
         Assert.NotNull((await grain.GetAsync())!.RemindedAt);
         Assert.Equal("customer-follow-up-due", Assert.Single(await NoticesAsync(app)).Kind);
+    }
+
+    private static async Task<string> UserIdAsync(CrmApp app, string email)
+    {
+        using var scope = app.Services.CreateScope();
+        return (await scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Microsoft.AspNetCore.Identity.IdentityUser>>().FindByEmailAsync(email))!.Id;
+    }
+
+    // Issue 20 "Follow-up log": the due list per agent and per team in the console; a member of the owner's team may
+    // close the follow-up (not only its owner), which is kept in the audit; the log shows in the customer's 360 view.
+    [Fact]
+    public async Task A_team_mate_closes_a_due_follow_up_from_the_team_list_with_audit_and_the_customer_page_shows_the_log()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        foreach (var email in new[] { "bob@example.com", "carol@example.com", "dave@example.com" })
+            await ConsoleBrowser.CreateUserAsync(app, email, ConsoleRoles.Agent);
+        await app.Services.GetRequiredService<Infrastructure.Teams.TeamDirectory>().SaveAsync("sales", "Sales", false,
+            [await UserIdAsync(app, "bob@example.com"), await UserIdAsync(app, "carol@example.com")], CancellationToken.None);
+        var scenario = await new GrainScenario(app.Grains).CreateChannelAsync();
+        var customer = (await scenario.ReceiveAsync(scenario.Message("fl-1", GrainScenario.NewPhone(), "Call me"))).CustomerId;
+        using var alice = await app.AgentAsync("alice");
+        var entry = await RecordAsync(alice, customer, new { how = "phone", outcome = "Wants an offer", nextDueAt = DateTimeOffset.UtcNow.AddMinutes(-1), owner = "bob@example.com", team = "sales" });
+        // Another of Bob's, with no team (another key records it, so the first stays open).
+        using var erin = await app.AgentAsync("erin");
+        var teamless = await RecordAsync(erin, customer, new { how = "email", nextDueAt = DateTimeOffset.UtcNow.AddMinutes(-1), owner = "bob@example.com" });
+
+        using (var bob = await SignInAsync(app, "bob@example.com"))
+            Assert.Contains($"data-follow-up=\"{entry}\"", await bob.PageAsync("/FollowUps"), StringComparison.Ordinal);
+        using var carol = await SignInAsync(app, "carol@example.com");
+        Assert.DoesNotContain($"data-follow-up=\"{entry}\"", await carol.PageAsync("/FollowUps"), StringComparison.Ordinal);
+        Assert.Contains($"data-follow-up=\"{entry}\"", await carol.PageAsync("/FollowUps?team=sales"), StringComparison.Ordinal);
+
+        // Dave is in no team of Bob's: not his list, not his to close.
+        using (var dave = await SignInAsync(app, "dave@example.com"))
+        {
+            AssertDenied(await dave.GetAsync("/FollowUps?team=sales"));
+            AssertDenied(await dave.SubmitAsync("/FollowUps", [], $"/FollowUps?handler=Done&id={entry}"));
+            AssertDenied(await dave.SubmitAsync($"/Customers/{customer}", new() { ["followUp"] = teamless.ToString() }, $"/Customers/{customer}?handler=FollowUpDone"));
+            Assert.Null((await app.Grains.GetGrain<ICustomerFollowUpGrain>(entry).GetAsync())!.DoneAt);
+        }
+
+        Assert.Equal(HttpStatusCode.Redirect, (await carol.SubmitAsync("/FollowUps?team=sales", [], $"/FollowUps?handler=Done&id={entry}&team=sales")).StatusCode);
+        var done = (await app.Grains.GetGrain<ICustomerFollowUpGrain>(entry).GetAsync())!;
+        Assert.NotNull(done.DoneAt);
+        Assert.Equal("user:carol@example.com", done.DoneBy);
+        var audit = await app.QueryAsync(db => db.Audit.AsNoTracking().Where(a => a.Action == "follow-up-done").ToListAsync());
+        Assert.Equal(("user:carol@example.com", entry.ToString()), (Assert.Single(audit).Actor, audit[0].NewValue));
+        Assert.DoesNotContain($"data-follow-up=\"{entry}\"", await carol.PageAsync("/FollowUps?team=sales"), StringComparison.Ordinal);
+
+        var page = await carol.PageAsync($"/Customers/{customer}");
+        Assert.Contains($"data-follow-up=\"{entry}\" data-open=\"false\"", page, StringComparison.Ordinal);
+        Assert.Contains($"data-follow-up=\"{teamless}\" data-open=\"true\"", page, StringComparison.Ordinal);
+        Assert.Contains("Wants an offer", page, StringComparison.Ordinal);
+
+        // The teamless one is Bob's, and Carol shares a team with him: she may close it from the customer page.
+        Assert.Equal(HttpStatusCode.Redirect, (await carol.SubmitAsync($"/Customers/{customer}", new() { ["followUp"] = teamless.ToString() },
+            $"/Customers/{customer}?handler=FollowUpDone")).StatusCode);
+        Assert.Equal("user:carol@example.com", (await app.Grains.GetGrain<ICustomerFollowUpGrain>(teamless).GetAsync())!.DoneBy);
+    }
+
+    // RR5: the earlier entries were closed one by one in the HTTP request after the new entry was stored; a crash in
+    // between left them open, and they reminded (then escalated) about a contact that did happen. The closes are now
+    // stored with the new entry, and an earlier entry's tick that finds itself named there closes itself instead.
+    [Fact]
+    public async Task An_earlier_follow_up_whose_close_was_cut_short_does_not_remind()
+    {
+        using var data = new TempDirectory();
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var notices = new FollowUpTests.RecordingFollowUpNotifier();
+        await using var app = new CrmApp(data.Path, clock: clock, services: s =>
+        {
+            RoutingReview2FixTests.InterceptRoutingStore(s);
+            s.AddSingleton<IFollowUpNotifier>(notices);
+        });
+        var scenario = await new GrainScenario(app.Grains).CreateChannelAsync();
+        var customer = (await scenario.ReceiveAsync(scenario.Message("rr5-1", GrainScenario.NewPhone(), "Call me"))).CustomerId;
+        using var alice = await app.AgentAsync("alice");
+        var first = await RecordAsync(alice, customer, new { how = "phone", nextDueAt = clock.GetUtcNow().AddHours(1) });
+
+        // The process dies after the new entry is stored, before the first is closed.
+        var interceptor = app.Services.GetRequiredService<RoutingReview2FixTests.InterceptingRoutingStore>();
+        interceptor.BeforePut = (_, id) => id == first.ToString("N") ? throw new IOException("killed before the close") : Task.CompletedTask;
+        var response = await alice.PostAsJsonAsync($"/api/v1/customers/{customer}/follow-ups", new { how = "email", outcome = "Called back" });
+        Assert.False(response.IsSuccessStatusCode);
+        interceptor.BeforePut = null;
+        Assert.Null((await app.Grains.GetGrain<ICustomerFollowUpGrain>(first).GetAsync())!.DoneAt);
+
+        clock.Advance(TimeSpan.FromHours(2));
+        var grain = app.Grains.GetGrain<ICustomerFollowUpGrain>(first);
+        await grain.AsReference<IActivationProbe>().FireReminderAsync(CustomerFollowUpGrain.ReminderName);
+        Assert.Empty(notices.Notices);
+        var closed = (await grain.GetAsync())!;
+        Assert.NotNull(closed.DoneAt);
+        Assert.StartsWith("follow-up:", closed.DoneBy, StringComparison.Ordinal);
+    }
+
+    // RR9: the due list's owner filter compared SQLite's lower() (ASCII only) with .NET's; RR10: a misspelt team was
+    // stored as typed and its notices went to the admins.
+    [Fact]
+    public async Task The_due_list_finds_non_ascii_owners_ignoring_case_and_a_follow_ups_team_must_exist()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        await app.Services.GetRequiredService<Infrastructure.Teams.TeamDirectory>().SaveAsync("sales", "Sales", false, [], CancellationToken.None);
+        var scenario = await new GrainScenario(app.Grains).CreateChannelAsync();
+        var customer = (await scenario.ReceiveAsync(scenario.Message("rr9-1", GrainScenario.NewPhone(), "Call me"))).CustomerId;
+        using var alice = await app.AgentAsync("alice");
+        var due = DateTimeOffset.UtcNow.AddMinutes(-1);
+
+        var entry = await RecordAsync(alice, customer, new { how = "phone", nextDueAt = due, owner = "Ärger@example.com", team = "SALES" });
+        var list = await alice.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?owner=" + Uri.EscapeDataString("ärger@example.com"));
+        Assert.Equal(entry, Assert.Single(list.GetProperty("items").EnumerateArray()).GetProperty("id").GetGuid());
+        Assert.Equal("sales", (await app.Grains.GetGrain<ICustomerFollowUpGrain>(entry).GetAsync())!.Team);
+        Assert.Single((await alice.GetFromJsonAsync<JsonElement>("/api/v1/follow-ups/due?team=Sales")).GetProperty("items").EnumerateArray());
+
+        var misspelt = await alice.PostAsJsonAsync($"/api/v1/customers/{customer}/follow-ups", new { how = "phone", nextDueAt = due, team = "slaes" });
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, misspelt.StatusCode);
     }
 
     private sealed class FailingOnceNotifier(IFollowUpNotifier inner) : IFollowUpNotifier
