@@ -248,7 +248,7 @@ public sealed class RoutingReview5Tests
         Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
         Assert.Contains("No team &#x27;biling&#x27;", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.UnprocessableEntity, (await SaveSettingAsync(admin, Page, "refunds", "{ not json")).StatusCode);
-        Assert.Empty(await app.Services.GetRequiredService<Grains.Sla.IRoutingStore>().ListAsync(Grains.Sla.RoutingKinds.RoutingRule));
+        Assert.Empty(await app.Services.GetRequiredService<Crm.Service.Grains.Sla.IRoutingStore>().ListAsync(Crm.Service.Grains.Sla.RoutingKinds.RoutingRule));
 
         Assert.Equal(HttpStatusCode.Redirect, (await SaveSettingAsync(admin, Page, "refunds",
             """{ "name": "Refunds", "order": 5, "conditions": { "keywords": ["refund"] }, "team": "billing", "priority": "high" }""")).StatusCode);
@@ -321,7 +321,7 @@ public sealed class RoutingReview5Tests
             // A form token from a page the agent may open: the post is refused for the role, not the token.
             AssertDenied(await agent.SubmitAsync("/Notices", new() { ["EditId"] = "x", ["EditJson"] = "{}" }, page + "?handler=Save"));
         }
-        Assert.Empty(await app.Services.GetRequiredService<Grains.Sla.IRoutingStore>().ListAsync(Grains.Sla.RoutingKinds.Calendar));
+        Assert.Empty(await app.Services.GetRequiredService<Crm.Service.Grains.Sla.IRoutingStore>().ListAsync(Crm.Service.Grains.Sla.RoutingKinds.Calendar));
     }
 
     private sealed class FailingOnceNotifier(IFollowUpNotifier inner) : IFollowUpNotifier
