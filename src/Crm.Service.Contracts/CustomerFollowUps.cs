@@ -32,6 +32,16 @@ public sealed record CustomerFollowUp
     [Id(11)] public DateTimeOffset? DoneAt { get; init; }
     [Id(12)] public DateTimeOffset? RemindedAt { get; init; }
     [Id(13)] public DateTimeOffset? EscalatedAt { get; init; }
+    /// <summary>The earlier open entries this contact is the follow-up of, decided when it was recorded and stored with
+    /// it: the grain closes them after the store, a replay closes them again, and an earlier entry's tick that finds
+    /// itself named here closes itself instead of reminding (so a crash in between never reminds of a done contact).</summary>
+    [Id(14)] public IReadOnlyList<Guid> Closes { get; init; } = [];
+    /// <summary>Who marked it done (an actor, or "follow-up:{id}" when a later entry closed it).</summary>
+    [Id(15)] public string? DoneBy { get; init; }
+    /// <summary>The owner (else the author) and the team, lower-cased in .NET (full Unicode) for the due lists' filters:
+    /// SQLite's lower() folds ASCII only.</summary>
+    [Id(16)] public string? OwnerKey { get; init; }
+    [Id(17)] public string? TeamKey { get; init; }
 }
 
 /// <summary>One follow-up log entry (key: its id); its next-due reminder is durable.</summary>
@@ -40,8 +50,9 @@ public interface ICustomerFollowUpGrain : IGrainWithGuidKey
     /// <summary>Stores the entry (once: a second call returns the first) and sets its reminder.</summary>
     Task<CustomerFollowUp> RecordAsync(CustomerFollowUp entry, CancellationToken cancellationToken = default);
 
-    /// <summary>The next follow-up happened: no reminder, no escalation any more.</summary>
-    Task<CustomerFollowUp?> CompleteAsync(CancellationToken cancellationToken = default);
+    /// <summary>The next follow-up happened: no reminder, no escalation any more. <paramref name="by"/> is kept as
+    /// <see cref="CustomerFollowUp.DoneBy"/>.</summary>
+    Task<CustomerFollowUp?> CompleteAsync(string? by = null, CancellationToken cancellationToken = default);
 
     [Orleans.Concurrency.ReadOnly]
     Task<CustomerFollowUp?> GetAsync();

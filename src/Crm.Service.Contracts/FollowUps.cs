@@ -32,7 +32,8 @@ public interface ITicketFollowUpGrain : IGrainWithIntegerKey
 
 /// <summary>A follow-up reminder reached someone's attention: the people to tell, by actor, user id or email. When none
 /// of them is a console person (an API key recorded it), the ticket's assignee, else <see cref="Team"/>'s (or the
-/// ticket's team's) members, else the admins are told instead. Only consoles connected at that moment see it (not stored).</summary>
+/// ticket's team's) members, else the admins are told instead. The host stores it per person (idempotent per
+/// <see cref="Cause"/>, the milestone that caused it) and pushes it live to those it was new for.</summary>
 [GenerateSerializer, Immutable, Alias("crm.FollowUpNotice")]
 public sealed record FollowUpNotice(
     [property: Id(0)] string Kind,
@@ -40,4 +41,5 @@ public sealed record FollowUpNotice(
     [property: Id(2)] Guid? CustomerId,
     [property: Id(3)] IReadOnlyList<string> People,
     [property: Id(4)] bool NotifySupervisors,
-    [property: Id(5)] string? Team = null);
+    [property: Id(5)] string? Team = null,
+    [property: Id(6)] string? Cause = null);

@@ -1,7 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using Crm.Service.Contracts;
 using Crm.Service.Grains.Sla;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Crm.Service.Grains.FollowUps;
@@ -22,10 +21,12 @@ public sealed class FollowUpOptions
 /// never leaves a due follow-up without a tick. A tick acts on the stored state and the clock only (a late tick acts at
 /// once, a repeated one does nothing): at the due time the owner is told (<c>customer-follow-up-due</c>), and when it is
 /// still not done <see cref="FollowUpOptions.EscalateAfter"/> later, the owner and every supervisor
-/// (<c>customer-follow-up-missed</c>). Each milestone is stored before the notice, so none is sent twice.
+/// (<c>customer-follow-up-missed</c>). The notice is stored (per person, idempotent per milestone) before the milestone
+/// is marked, so a crash in between repeats a notice that stores nothing twice, and never loses one; a notifier that
+/// fails fails the tick, which comes again.
 /// </summary>
 public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNotifier notifier, IOptions<FollowUpOptions> followUps,
-    IOptions<TicketOptions> tickets, TimeProvider time, ILogger<CustomerFollowUpGrain> logger) : Grain, ICustomerFollowUpGrain, IRemindable
+    IOptions<TicketOptions> tickets, TimeProvider time) : Grain, ICustomerFollowUpGrain, IRemindable
 {
     public const string ReminderName = "customer-follow-up";
     public const string Kind = "customer-follow-up";
@@ -40,19 +41,42 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
     public async Task<CustomerFollowUp> RecordAsync(CustomerFollowUp entry, CancellationToken cancellationToken = default)
     {
         if (await LoadAsync(cancellationToken) is { } existing)
+        {
+            // A replay finishes what a crash may have cut short: the closes stored with the entry, none newer.
+            await CloseEarlierAsync(existing, cancellationToken);
             return existing;
-        var next = entry with { Id = this.GetPrimaryKey(), RecordedAt = time.GetUtcNow() };
+        }
+        var next = entry with
+        {
+            Id = this.GetPrimaryKey(),
+            RecordedAt = time.GetUtcNow(),
+            Closes = [.. entry.Closes.Where(id => id != this.GetPrimaryKey()).Distinct().Take(MaxCloses)],
+            OwnerKey = (entry.Owner ?? entry.By).ToLowerInvariant(),
+            TeamKey = entry.Team?.ToLowerInvariant(),
+        };
         if (next.NextDueAt is { } due)
             await ScheduleAsync(due);
         await SaveAsync(next, cancellationToken);
+        await CloseEarlierAsync(next, cancellationToken);
         return next;
     }
 
-    public async Task<CustomerFollowUp?> CompleteAsync(CancellationToken cancellationToken = default)
+    /// <summary>At most this many earlier entries are closed by one contact.</summary>
+    public const int MaxCloses = 500;
+
+    private async Task CloseEarlierAsync(CustomerFollowUp entry, CancellationToken cancellationToken)
+    {
+        foreach (var id in entry.Closes)
+            await GrainFactory.GetGrain<ICustomerFollowUpGrain>(id).CompleteAsync(ClosedBy(entry.Id), cancellationToken);
+    }
+
+    private static string ClosedBy(Guid entry) => $"follow-up:{entry:N}";
+
+    public async Task<CustomerFollowUp?> CompleteAsync(string? by = null, CancellationToken cancellationToken = default)
     {
         if (await LoadAsync(cancellationToken) is not { DoneAt: null } state)
             return _state;
-        await SaveAsync(state with { DoneAt = time.GetUtcNow() }, cancellationToken);
+        await SaveAsync(state with { DoneAt = time.GetUtcNow(), DoneBy = by }, cancellationToken);
         await UnregisterAsync();
         return _state;
     }
@@ -70,11 +94,19 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
         }
         if (now < due)
             return;
+        // A later entry that closes this one was stored, but a crash came before it closed this: it is done, not due.
+        if (await documents.FollowUpClosedByAsync(state.CustomerId, state.Id, CancellationToken.None) is { } closer)
+        {
+            await SaveAsync(state with { DoneAt = now, DoneBy = ClosedBy(closer) }, CancellationToken.None);
+            await UnregisterAsync();
+            return;
+        }
         var owner = state.Owner ?? state.By;
         if (state.RemindedAt is null)
         {
+            await notifier.NotifyAsync(new FollowUpNotice("customer-follow-up-due", state.Ticket, state.CustomerId, [owner], NotifySupervisors: false, state.Team,
+                Cause: $"{Kind}:{DocumentId}:due:{due.UtcTicks}"));
             await SaveAsync(state = state with { RemindedAt = now }, CancellationToken.None);
-            await NotifyAsync(new FollowUpNotice("customer-follow-up-due", state.Ticket, state.CustomerId, [owner], NotifySupervisors: false, state.Team));
         }
         var escalateAt = due + followUps.Value.EscalateAfter;
         if (now < escalateAt)
@@ -82,21 +114,10 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
             await ScheduleAsync(escalateAt);
             return;
         }
+        await notifier.NotifyAsync(new FollowUpNotice("customer-follow-up-missed", state.Ticket, state.CustomerId, [owner], NotifySupervisors: true, state.Team,
+            Cause: $"{Kind}:{DocumentId}:missed:{due.UtcTicks}"));
         await SaveAsync(state with { EscalatedAt = now }, CancellationToken.None);
         await UnregisterAsync();
-        await NotifyAsync(new FollowUpNotice("customer-follow-up-missed", state.Ticket, state.CustomerId, [owner], NotifySupervisors: true, state.Team));
-    }
-
-    private async Task NotifyAsync(FollowUpNotice notice)
-    {
-        try
-        {
-            await notifier.NotifyAsync(notice);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            logger.LogWarning(ex, "Follow-up {Id}: the {Kind} notice could not be sent", DocumentId, notice.Kind);
-        }
     }
 
     private async Task ScheduleAsync(DateTimeOffset at)

@@ -6,8 +6,9 @@ using Microsoft.Extensions.Options;
 
 namespace Crm.Service.Grains.FollowUps;
 
-/// <summary>Tells people about follow-ups that are due (the host pushes them to the agents' consoles). Best effort:
-/// called after the follow-up is stored as fired, so it is never repeated.</summary>
+/// <summary>Tells people about follow-ups that are due: the host stores each notice per person, idempotent per
+/// <see cref="FollowUpNotice.Cause"/>, and pushes it to the agents' consoles. Called before the milestone is stored, so a
+/// crash in between repeats the call rather than losing the notice; a failure fails the tick, which comes again.</summary>
 public interface IFollowUpNotifier
 {
     Task NotifyAsync(FollowUpNotice notice, CancellationToken cancellationToken = default);
@@ -108,18 +109,14 @@ public sealed class TicketFollowUpGrain(IRoutingStore documents, IFollowUpNotifi
                 logger.LogInformation(ex, "Ticket #{Number}: the follow-up could not reopen it", number);
             }
         }
+        // The notice is stored (idempotent per follow-up) before the follow-up is marked fired: a crash in between
+        // repeats the call, which stores and pushes nothing twice, rather than losing the notice.
+        var people = new[] { state.SetBy, ticket?.Assignee }.OfType<string>().Where(p => p.Length > 0).Distinct(StringComparer.Ordinal).ToList();
+        await notifier.NotifyAsync(new FollowUpNotice("follow-up-due", number, ticket?.CustomerId, people, NotifySupervisors: false,
+            Cause: $"follow-up:{Number}:{state.SetAt.UtcTicks}"), cancellationToken);
         var fired = state with { FiredAt = now, Reopened = reopened };
         await SaveAsync(fired, cancellationToken);
         await UnregisterAsync();
-        var people = new[] { state.SetBy, ticket?.Assignee }.OfType<string>().Where(p => p.Length > 0).Distinct(StringComparer.Ordinal).ToList();
-        try
-        {
-            await notifier.NotifyAsync(new FollowUpNotice("follow-up-due", number, ticket?.CustomerId, people, NotifySupervisors: false), cancellationToken);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            logger.LogWarning(ex, "Ticket #{Number}: the follow-up notice could not be sent", Number);
-        }
     }
 
     private async Task SaveAsync(TicketFollowUp next, CancellationToken cancellationToken)

@@ -31,6 +31,21 @@ public interface IRoutingStore
     /// owner, else its author) and/or team (both case-insensitive), after (<paramref name="afterDue"/>, <paramref name="afterId"/>).</summary>
     Task<IReadOnlyList<string>> DueFollowUpsAsync(DateTimeOffset by, string? owner, string? team, string? afterDue, string? afterId, int take,
         CancellationToken cancellationToken = default);
+
+    /// <summary>The id of a follow-up of <paramref name="customer"/> whose <see cref="CustomerFollowUp.Closes"/> names
+    /// <paramref name="entry"/>, if any. This default walks the customer's log; the SQLite store asks one query.</summary>
+    async Task<Guid?> FollowUpClosedByAsync(Guid customer, Guid entry, CancellationToken cancellationToken = default)
+    {
+        for (string? afterAt = null, afterId = null; ;)
+        {
+            var page = (await CustomerFollowUpsAsync(customer, false, afterAt, afterId, 200, cancellationToken)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
+            if (page.FirstOrDefault(f => f.Closes.Contains(entry)) is { } closer)
+                return closer.Id;
+            if (page.Count < 200)
+                return null;
+            (afterAt, afterId) = (RoutingJson.Write(page[^1].At).Trim('"'), page[^1].Id.ToString("N"));
+        }
+    }
 }
 
 /// <summary>The document kinds of <see cref="IRoutingStore"/>.</summary>
@@ -87,10 +102,12 @@ public sealed record SlaNotice(
     [property: Id(2)] string Milestone,
     [property: Id(3)] string? Assignee,
     [property: Id(4)] bool NotifyAssignee,
-    [property: Id(5)] bool NotifySupervisors);
+    [property: Id(5)] bool NotifySupervisors,
+    [property: Id(6)] string? Cause = null);
 
-/// <summary>Delivers SLA notices to people (the host pushes them to the agents' consoles). Best effort: a notice is
-/// sent after the milestone is stored as fired, so it is never repeated; a crash in between loses it.</summary>
+/// <summary>Delivers SLA notices to people: the host stores them per person, idempotent per <see cref="SlaNotice.Cause"/>,
+/// and pushes them to the agents' consoles. Called before the milestone is stored as fired, so a crash in between
+/// repeats the call (which stores nothing twice) rather than losing the notice; a store failure fails the tick.</summary>
 public interface ISlaNotifier
 {
     Task NotifyAsync(SlaNotice notice, CancellationToken cancellationToken = default);

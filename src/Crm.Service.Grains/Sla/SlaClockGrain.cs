@@ -92,16 +92,11 @@ public sealed class SlaClockGrain(
                     ? [.. _state.Events, new SlaEvent(milestone.Metric, milestone.Name, milestone.At, now)]
                     : [.. _state.Events, new SlaEvent(milestone.Metric, milestone.Name, milestone.At, now), failed],
             };
+            // Stored per person (idempotent per milestone key) before the milestone is marked fired: a crash in between
+            // repeats the call, which stores nothing twice, rather than losing the notice.
+            await notifier.NotifyAsync(new SlaNotice(Number, milestone.Metric, milestone.Name, ticket.Assignee,
+                level?.NotifyAssignee ?? true, level?.NotifySupervisors ?? false, Cause: $"sla:{Number}:{milestone.Key}"), cancellationToken);
             await SaveAsync(fired, cancellationToken);
-            try
-            {
-                await notifier.NotifyAsync(new SlaNotice(Number, milestone.Metric, milestone.Name, ticket.Assignee,
-                    level?.NotifyAssignee ?? true, level?.NotifySupervisors ?? false), cancellationToken);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                logger.LogWarning(ex, "Ticket #{Number}: the SLA {Milestone} notice of {Metric} could not be sent", Number, milestone.Name, milestone.Metric);
-            }
         }
         await ScheduleAsync();
     }

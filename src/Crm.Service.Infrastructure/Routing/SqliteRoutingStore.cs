@@ -78,6 +78,7 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var until = RoutingJson.Write(by.ToUniversalTime()).Trim('"');
+        // ownerKey/teamKey are lower-cased in .NET (full Unicode); documents from before they existed fall back to lower().
         var who = owner?.ToLowerInvariant() ?? "";
         var group = team?.ToLowerInvariant() ?? "";
         var due = afterDue ?? "";
@@ -86,14 +87,29 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
             SELECT Json AS Value FROM RoutingDocuments
             WHERE Kind = {FollowUpKind} AND json_extract(Json, '$.doneAt') IS NULL
               AND json_extract(Json, '$.nextDueAt') IS NOT NULL AND json_extract(Json, '$.nextDueAt') <= {until}
-              AND ({who} = '' OR lower(coalesce(json_extract(Json, '$.owner'), json_extract(Json, '$.by'))) = {who})
-              AND ({group} = '' OR lower(json_extract(Json, '$.team')) = {group})
+              AND ({who} = '' OR coalesce(json_extract(Json, '$.ownerKey'), lower(coalesce(json_extract(Json, '$.owner'), json_extract(Json, '$.by')))) = {who})
+              AND ({group} = '' OR coalesce(json_extract(Json, '$.teamKey'), lower(json_extract(Json, '$.team'))) = {group})
               AND ({due} = '' OR json_extract(Json, '$.nextDueAt') > {due} OR (json_extract(Json, '$.nextDueAt') = {due} AND Id > {after}))
             ORDER BY json_extract(Json, '$.nextDueAt'), Id LIMIT {take}
             """).ToListAsync(cancellationToken);
     }
 
     private const string FollowUpKind = "customer-follow-up";
+
+    public async Task<Guid?> FollowUpClosedByAsync(Guid customer, Guid entry, CancellationToken cancellationToken = default)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var id = customer.ToString("D");
+        var closed = entry.ToString("D");
+        var ids = await db.Database.SqlQuery<string>($"""
+            SELECT Id AS Value FROM RoutingDocuments
+            WHERE Kind = {FollowUpKind} AND json_extract(Json, '$.customerId') = {id}
+              AND EXISTS (SELECT 1 FROM json_each(Json, '$.closes') WHERE json_each.value = {closed})
+            LIMIT 1
+            """).ToListAsync(cancellationToken);
+        return ids.Count == 0 ? null : Guid.ParseExact(ids[0], "N");
+    }
 
     public async Task<bool> DeleteAsync(string kind, string id, CancellationToken cancellationToken = default)
     {

@@ -42,6 +42,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<TicketLinks.TicketLinkRecord> TicketLinks => Set<TicketLinks.TicketLinkRecord>();
     public DbSet<Documents.CustomerDocumentRecord> CustomerDocuments => Set<Documents.CustomerDocumentRecord>();
     public DbSet<Notifications.NotificationSettingsRecord> NotificationSettings => Set<Notifications.NotificationSettingsRecord>();
+    public DbSet<Notifications.NoticeRecord> Notices => Set<Notifications.NoticeRecord>();
     public DbSet<KnowledgeBase.ArticleRecord> KbArticles => Set<KnowledgeBase.ArticleRecord>();
     public DbSet<KnowledgeBase.ArticleRevisionRecord> KbRevisions => Set<KnowledgeBase.ArticleRevisionRecord>();
     public DbSet<KnowledgeBase.CategoryRecord> KbCategories => Set<KnowledgeBase.CategoryRecord>();
@@ -286,6 +287,15 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
         {
             e.ToTable("NotificationSettings");
             e.HasKey(x => x.UserId);
+        });
+        model.Entity<Notifications.NoticeRecord>(e =>
+        {
+            e.ToTable("Notices");
+            e.HasKey(x => x.Id);
+            // One notice per person and cause (idempotent stores); the page and the bell read by person.
+            e.HasIndex(x => new { x.UserId, x.Cause }).IsUnique();
+            e.HasIndex(x => new { x.UserId, x.ReadAt });
+            e.HasIndex(x => new { x.UserId, x.Id });
         });
         model.Entity<CustomerEventRecord>(e =>
         {

@@ -30,6 +30,7 @@ public static class AgentConsoleExtensions
             pages.Conventions.AuthorizeFolder("/Admin", ConsolePolicies.Admin);
             pages.Conventions.AuthorizeFolder("/Search", ConsolePolicies.Tickets);
             pages.Conventions.AuthorizeFolder("/Replies", ConsolePolicies.Tickets);
+            pages.Conventions.AuthorizeFolder("/FollowUps", ConsolePolicies.Tickets);
             pages.Conventions.AllowAnonymousToPage("/Account/Login");
             pages.Conventions.AllowAnonymousToPage("/Account/AccessDenied");
             pages.Conventions.AllowAnonymousToPage("/Setup");
@@ -50,6 +51,7 @@ public static class AgentConsoleExtensions
         builder.Services.AddSingleton<Mentions>();
         builder.Services.AddSingleton<Crm.Service.Api.CallLog>();
         builder.Services.AddSingleton<Crm.Service.Infrastructure.Notifications.NotificationSettingsStore>();
+        builder.Services.AddSingleton<Crm.Service.Infrastructure.Notifications.NoticeStore>();
         Crm.Service.Infrastructure.Documents.DocumentExtensions.AddCustomerDocuments(builder.Services, builder.Configuration);
         // Replaces the log-only default of the SLA clocks.
         builder.Services.AddSingleton<Crm.Service.Grains.Sla.ISlaNotifier, HubSlaNotifier>();

@@ -1,18 +1,20 @@
 using Crm.Service.Contracts;
 using Crm.Service.Grains.FollowUps;
 using Crm.Service.Hubs;
+using Crm.Service.Infrastructure.Notifications;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.AgentConsole;
 
-/// <summary>Due and missed follow-ups as console notifications (the hub message of @mentions), to the people named
-/// (by account id, email or user name) and, for escalations, every Supervisor. When none of the people named has a
-/// console (the owner is an API key), the notice goes to who can act: the ticket's assignee, else the team, else the
-/// admins (see <see cref="NotificationRecipients.WhoCanActAsync"/>). Those who turned follow-up notices off are left out.</summary>
+/// <summary>Due and missed follow-ups as console notices, to the people named (by account id, email or user name) and,
+/// for escalations, every Supervisor. When none of the people named has a console (the owner is an API key), the notice
+/// goes to who can act: the ticket's assignee, else the team, else the admins (see
+/// <see cref="NotificationRecipients.WhoCanActAsync"/>). Those who turned follow-up notices off are left out. Each notice
+/// is stored per person (<see cref="NoticeStore"/>, once per cause) before it is pushed to the consoles online now.</summary>
 public sealed class HubFollowUpNotifier(IDbContextFactory<CrmDbContext> contexts, IHubContext<AgentHub, IAgentClient> hub,
-    Infrastructure.Notifications.NotificationSettingsStore settings) : IFollowUpNotifier
+    NotificationSettingsStore settings, NoticeStore notices, ILogger<HubFollowUpNotifier> logger) : IFollowUpNotifier
 {
     public async Task NotifyAsync(FollowUpNotice notice, CancellationToken cancellationToken = default)
     {
@@ -23,8 +25,28 @@ public sealed class HubFollowUpNotifier(IDbContextFactory<CrmDbContext> contexts
         if (notice.NotifySupervisors)
             named.UnionWith(await NotificationRecipients.ResolveAsync(db, [], supervisors: true, cancellationToken));
         // Those who turned follow-up notifications off on their Profile are left out.
-        var people = await settings.WhoWantsAsync(named, Infrastructure.Notifications.NotificationCategory.FollowUpDue, cancellationToken);
-        if (people.Count > 0)
-            await hub.Clients.Users([.. people]).Notify(new AgentNotification(notice.Kind, notice.Ticket ?? 0, "follow-up", notice.CustomerId));
+        var people = await settings.WhoWantsAsync(named, NotificationCategory.FollowUpDue, cancellationToken);
+        // A caller without a cause (none in this codebase) gets a notice per call.
+        var cause = notice.Cause ?? $"{notice.Kind}:{Guid.NewGuid():N}";
+        var fresh = await notices.StoreAsync(people, cause, notice.Kind, notice.Ticket, notice.CustomerId, "follow-up", cancellationToken);
+        await LivePush.SendAsync(hub, fresh, new AgentNotification(notice.Kind, notice.Ticket ?? 0, "follow-up", notice.CustomerId), logger);
+    }
+}
+
+internal static class LivePush
+{
+    /// <summary>The live push of a stored notice: best effort, since the Notices page shows it anyway.</summary>
+    public static async Task SendAsync(IHubContext<AgentHub, IAgentClient> hub, IReadOnlyList<string> people, AgentNotification notification, ILogger logger)
+    {
+        if (people.Count == 0)
+            return;
+        try
+        {
+            await hub.Clients.Users([.. people]).Notify(notification);
+        }
+        catch (Exception ex)
+        {
+            logger.LogWarning(ex, "The live {Kind} notice could not be pushed (it is stored)", notification.Kind);
+        }
     }
 }

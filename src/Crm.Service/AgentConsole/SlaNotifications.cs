@@ -1,14 +1,17 @@
 using Crm.Service.Grains.Sla;
 using Crm.Service.Hubs;
+using Crm.Service.Infrastructure.Notifications;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
 
 namespace Crm.Service.AgentConsole;
 
-/// <summary>SLA warnings and breaches as console notifications (the same hub message as @mentions): kind
-/// "sla-{milestone}-{metric}" to the assignee (by account id, email or user name) and, for escalations, to every Supervisor.</summary>
-public sealed class HubSlaNotifier(IDbContextFactory<CrmDbContext> contexts, IHubContext<AgentHub, IAgentClient> hub) : ISlaNotifier
+/// <summary>SLA warnings and breaches as console notices: kind "sla-{milestone}-{metric}" to the assignee (by account id,
+/// email or user name) and, for escalations, to every Supervisor. Stored per person (<see cref="NoticeStore"/>, once per
+/// milestone) before the live push (the same hub message as @mentions).</summary>
+public sealed class HubSlaNotifier(IDbContextFactory<CrmDbContext> contexts, IHubContext<AgentHub, IAgentClient> hub, NoticeStore notices,
+    ILogger<HubSlaNotifier> logger) : ISlaNotifier
 {
     public async Task NotifyAsync(SlaNotice notice, CancellationToken cancellationToken = default)
     {
@@ -17,6 +20,7 @@ public sealed class HubSlaNotifier(IDbContextFactory<CrmDbContext> contexts, IHu
         if (people.Count == 0)
             return;
         var kind = $"sla-{notice.Milestone}-{notice.Metric}".ToLowerInvariant();
-        await hub.Clients.Users([.. people]).Notify(new AgentNotification(kind, notice.Ticket, "sla"));
+        var fresh = await notices.StoreAsync(people, notice.Cause ?? $"{kind}:{Guid.NewGuid():N}", kind, notice.Ticket, null, "sla", cancellationToken);
+        await LivePush.SendAsync(hub, fresh, new AgentNotification(kind, notice.Ticket, "sla"), logger);
     }
 }

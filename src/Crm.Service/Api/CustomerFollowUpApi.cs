@@ -69,29 +69,68 @@ internal static class CustomerFollowUpApi
         return new Page<CustomerFollowUp>(rows.GetRange(0, size), FollowUpCursor.Encode(list, key(last), last.Id));
     }
 
-    /// <summary>Marks an entry done: its author or owner may, and an admin key; anyone else gets 403.</summary>
+    /// <summary>Marks an entry done: its author or owner, a member of its team or of the owner's team, or an admin may;
+    /// anyone else gets 403. The close is kept on the entry (<see cref="CustomerFollowUp.DoneBy"/>) and in the audit.</summary>
     internal static async Task<IResult> CompleteAsync(Guid id, ClaimsPrincipal user, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts,
-        CancellationToken cancellationToken)
+        TimeProvider time, CancellationToken cancellationToken)
     {
         var grain = grains.GetGrain<ICustomerFollowUpGrain>(id);
         if (await grain.GetAsync() is not { } entry)
             return Problems.Of(ProblemKind.NotFound, $"No follow-up {id}.", "id");
-        if (!await MayCloseAsync(entry, user, contexts, cancellationToken))
-            return Problems.Of(ProblemKind.Forbidden, "Only the follow-up's author or owner, or an admin, may mark it done.", "id");
-        return Results.Ok(await grain.CompleteAsync(cancellationToken));
+        var closer = Closer.Of(user);
+        if (!await MayCloseAsync(entry, closer, contexts, cancellationToken))
+            return Problems.Of(ProblemKind.Forbidden, "Only the follow-up's author or owner, a member of its team or the owner's team, or an admin, may mark it done.", "id");
+        return Results.Ok(await CloseAsync(grains, contexts, time, entry, closer.Actor, cancellationToken));
     }
 
-    /// <summary>An admin key closes any entry; anyone else only the entries they recorded or own. A personal key is its
-    /// owner: it closes what that person owns (by account id, email or user name) or recorded with any of their keys.</summary>
-    private static async Task<bool> MayCloseAsync(CustomerFollowUp entry, ClaimsPrincipal user, IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
+    /// <summary>Closes the entry by hand and writes the audit row (entity "customer", action "follow-up-done").</summary>
+    internal static async Task<CustomerFollowUp?> CloseAsync(IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, TimeProvider time,
+        CustomerFollowUp entry, string actor, CancellationToken cancellationToken)
     {
-        var actor = FollowUpApi.Actor(user);
-        if (user.IsInRole(Roles.Admin) || string.Equals(entry.By, actor, StringComparison.OrdinalIgnoreCase) || string.Equals(entry.Owner, actor, StringComparison.OrdinalIgnoreCase))
+        var done = await grains.GetGrain<ICustomerFollowUpGrain>(entry.Id).CompleteAsync(actor, cancellationToken);
+        if (entry.DoneAt is null)
+        {
+            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+            db.Audit.Add(new Grains.Records.AuditRecord
+            {
+                Id = Guid.NewGuid(), EntityType = "customer", EntityId = entry.CustomerId.ToString(), Action = "follow-up-done", Actor = actor,
+                At = time.GetUtcNow(), Field = "follow-up", NewValue = entry.Id.ToString(),
+            });
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        return done;
+    }
+
+    /// <summary>Who closes: the actor's name, the console person behind it (a signed-in person, or a personal key's
+    /// owner; null for a system key) and whether they are an admin.</summary>
+    internal sealed record Closer(string Actor, string? Person, bool Admin)
+    {
+        public static Closer Of(ClaimsPrincipal user) => user.Identity?.AuthenticationType == ApiKeyAuthenticationHandler.SchemeName
+            ? new(user.Actor(), user.KeyOwnerId(), user.IsInRole(Roles.Admin))
+            : new(user.ConsoleActor(), user.FindFirstValue(ClaimTypes.NameIdentifier), user.IsInRole(ConsoleRoles.Admin));
+    }
+
+    /// <summary>An admin closes any entry; anyone else the entries they recorded or own, and those of their teams: the
+    /// entry's team or a team of its owner. A personal key is its owner: it closes what that person owns (by account id,
+    /// email or user name) or recorded with any of their keys.</summary>
+    internal static async Task<bool> MayCloseAsync(CustomerFollowUp entry, Closer closer, IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
+    {
+        if (closer.Admin || string.Equals(entry.By, closer.Actor, StringComparison.OrdinalIgnoreCase) || string.Equals(entry.Owner, closer.Actor, StringComparison.OrdinalIgnoreCase))
             return true;
-        if (user.KeyOwnerId() is not { } person)
+        if (closer.Person is not { } person)
             return false;
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        return (await NotificationRecipients.PeopleAsync(db, [entry.Owner, entry.By], cancellationToken)).Contains(person);
+        var owners = await NotificationRecipients.PeopleAsync(db, [entry.Owner ?? entry.By], cancellationToken);
+        if (owners.Contains(person) || (await NotificationRecipients.PeopleAsync(db, [entry.By], cancellationToken)).Contains(person))
+            return true;
+        // A colleague: the closer shares the entry's team or a team of the owner.
+        var mine = await db.TeamMembers.AsNoTracking().Where(m => m.UserId == person).Select(m => m.TeamId).ToListAsync(cancellationToken);
+        if (mine.Count == 0)
+            return false;
+        if (entry.Team is { } team && mine.Contains(team, StringComparer.OrdinalIgnoreCase))
+            return true;
+        var ownerIds = owners.ToList();
+        return await db.TeamMembers.AsNoTracking().AnyAsync(m => ownerIds.Contains(m.UserId) && mine.Contains(m.TeamId), cancellationToken);
     }
 
     internal static async Task<IResult> RecordAsync(Guid id, CustomerFollowUpRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains,
@@ -109,6 +148,19 @@ internal static class CustomerFollowUpApi
         foreach (var (field, value) in new[] { ("owner", request.Owner), ("team", request.Team) })
             if (value is { Length: > 200 })
                 return Problems.Invalid(field, $"{field} is at most 200 characters.");
+        // The team is stored as the id of an existing team (its id or name, any case), so the due lists and the
+        // notices' team fallback find it; a misspelt team is refused rather than its notices going to the admins.
+        string? team = null;
+        if (!string.IsNullOrWhiteSpace(request.Team))
+        {
+            var wanted = request.Team.Trim();
+            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+            var teams = await db.Teams.AsNoTracking().Select(t => new { t.Id, t.Name }).ToListAsync(cancellationToken);
+            team = teams.FirstOrDefault(t => string.Equals(t.Id, wanted, StringComparison.OrdinalIgnoreCase))?.Id
+                ?? teams.FirstOrDefault(t => string.Equals(t.Name, wanted, StringComparison.OrdinalIgnoreCase))?.Id;
+            if (team is null)
+                return Problems.Invalid("team", $"There is no team '{wanted}'; use a team id from /api/v1/admin/teams.");
+        }
         if (await grains.GetGrain<ICustomerGrain>(id).GetAsync() is null)
             return Problems.Of(ProblemKind.NotFound, $"No customer {id}.", "id");
         if (request.Ticket is { } number && await grains.GetGrain<ITicketGrain>(number).GetAsync() is not { } ticket)
@@ -127,13 +179,17 @@ internal static class CustomerFollowUpApi
                 break;
             (afterAt, afterId) = (RoutingJson.Write(page[^1].At).Trim('"'), page[^1].Id.ToString("N"));
         }
-        var actor = FollowUpApi.Actor(user);
-        // With an Idempotency-Key the entry's id comes from it (scoped to the key and customer): a retry finds the entry.
+        var closer = Closer.Of(user);
+        var actor = closer.Actor;
+        // With an Idempotency-Key the entry's id comes from it (scoped to the key and customer): a retry finds the entry,
+        // and the grain closes only what the first request chose (stored with the entry), never one recorded since.
         var entryId = requestId is null ? Guid.NewGuid() : FollowUpCursor.IdFor($"{requestId}:{id:N}");
         var grain = grains.GetGrain<ICustomerFollowUpGrain>(entryId);
-        // Read after the open entries: an entry that did not exist yet is newer than all of them. A replay (it existed)
-        // closes only the entries recorded before it, never one recorded since (a retry has no new side effects).
-        var replay = await grain.GetAsync() is not null;
+        // Only what the caller may close by hand: another person's follow-up stays open (theirs to close).
+        var closes = new List<Guid>();
+        foreach (var earlier in open.Where(f => f.Id != entryId))
+            if (await MayCloseAsync(earlier, closer, contexts, cancellationToken))
+                closes.Add(earlier.Id);
         var entry = await grain.RecordAsync(new CustomerFollowUp
         {
             Id = Guid.Empty,
@@ -146,14 +202,11 @@ internal static class CustomerFollowUpApi
             Outcome = string.IsNullOrWhiteSpace(request.Outcome) ? null : request.Outcome.Trim(),
             NextDueAt = request.NextDueAt?.ToUniversalTime(),
             Owner = string.IsNullOrWhiteSpace(request.Owner) ? actor : request.Owner.Trim(),
-            Team = string.IsNullOrWhiteSpace(request.Team) ? null : request.Team.Trim(),
+            Team = team,
+            // Closed by the grain after it stores the entry, in the same call (RR5: a crash in between is finished by
+            // a replay or by the earlier entry's own tick, which finds itself named here).
+            Closes = closes,
         }, cancellationToken);
-        foreach (var earlier in open.Where(f => f.Id != entry.Id && (!replay || f.RecordedAt < entry.RecordedAt)))
-        {
-            // Only what the caller may close by hand: another person's follow-up stays open (theirs to close).
-            if (await MayCloseAsync(earlier, user, contexts, cancellationToken))
-                await grains.GetGrain<ICustomerFollowUpGrain>(earlier.Id).CompleteAsync(cancellationToken);
-        }
         return TypedResults.Created($"/api/v1/customers/{id}/follow-ups", entry);
     }
 }

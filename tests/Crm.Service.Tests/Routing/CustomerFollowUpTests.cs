@@ -23,6 +23,8 @@ public sealed class CustomerFollowUpTests
         Guid customer, entryId;
         await using (var first = new CrmApp(data.Path, settings, clock, s => s.AddSingleton<IFollowUpNotifier>(notices)))
         {
+            // A follow-up's team must exist (routing5, RR10).
+            await first.Services.GetRequiredService<Crm.Service.Infrastructure.Teams.TeamDirectory>().SaveAsync("sales", "Sales", false, [], CancellationToken.None);
             var scenario = await new GrainScenario(first.Grains).CreateChannelAsync();
             var opened = await scenario.ReceiveAsync(scenario.Message("log-1", GrainScenario.NewPhone(), "Please call me about the contract"));
             customer = opened.CustomerId;
