@@ -11,8 +11,8 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Crm.Service.Infrastructure.Store.Migrations
 {
     [DbContext(typeof(CrmDbContext))]
-    [Migration("20261124144112_routing5")]
-    partial class routing5
+    [Migration("20261124155252_NoticesOldSlugs")]
+    partial class NoticesOldSlugs
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -747,6 +747,24 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.HasIndex("ArticleId");
 
                     b.ToTable("KbAttachments", (string)null);
+                });
+
+            modelBuilder.Entity("Crm.Service.Infrastructure.KnowledgeBase.ArticleOldSlugRecord", b =>
+                {
+                    b.Property<string>("Language")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Slug")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("ArticleId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Language", "Slug");
+
+                    b.HasIndex("ArticleId");
+
+                    b.ToTable("KbOldSlugs", (string)null);
                 });
 
             modelBuilder.Entity("Crm.Service.Infrastructure.KnowledgeBase.ArticleRecord", b =>

@@ -6,11 +6,24 @@ using Microsoft.EntityFrameworkCore.Migrations;
 namespace Crm.Service.Infrastructure.Store.Migrations
 {
     /// <inheritdoc />
-    public partial class routing5 : Migration
+    public partial class NoticesOldSlugs : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.CreateTable(
+                name: "KbOldSlugs",
+                columns: table => new
+                {
+                    Language = table.Column<string>(type: "TEXT", nullable: false),
+                    Slug = table.Column<string>(type: "TEXT", nullable: false),
+                    ArticleId = table.Column<Guid>(type: "TEXT", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_KbOldSlugs", x => new { x.Language, x.Slug });
+                });
+
             migrationBuilder.CreateTable(
                 name: "Notices",
                 columns: table => new
@@ -32,6 +45,11 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                 });
 
             migrationBuilder.CreateIndex(
+                name: "IX_KbOldSlugs_ArticleId",
+                table: "KbOldSlugs",
+                column: "ArticleId");
+
+            migrationBuilder.CreateIndex(
                 name: "IX_Notices_UserId_Cause",
                 table: "Notices",
                 columns: new[] { "UserId", "Cause" },
@@ -51,6 +69,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropTable(
+                name: "KbOldSlugs");
+
             migrationBuilder.DropTable(
                 name: "Notices");
         }
