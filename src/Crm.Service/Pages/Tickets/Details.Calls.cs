@@ -16,8 +16,8 @@ public sealed partial class DetailsModel
     [BindProperty] public string? CallResult { get; set; }
     [BindProperty] public string? CallSummary { get; set; }
 
-    /// <summary>After a redirect: the customer who already held the call's number (it was not moved).</summary>
-    /// <summary>"{holder}|{number}" (one string: TempData reads a bare Guid back as a Guid, not a string).</summary>
+    /// <summary>After a redirect: "{holder}|{number}", the customer who already held the call's number (it was not
+    /// moved). One string: TempData reads a bare Guid back as a Guid, not a string.</summary>
     [TempData] public string? CallNumberHeld { get; set; }
 
     public CallForm Call => new(CallRequestId is { Length: > 0 } posted && !ModelState.IsValid ? posted : Guid.NewGuid().ToString("N"),
