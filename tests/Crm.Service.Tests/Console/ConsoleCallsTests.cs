@@ -15,13 +15,7 @@ public sealed class ConsoleCallsTests : AppTest
 {
     private const string Agent = "agent@example.com";
 
-    private async Task<(long Number, Guid Customer)> ReceiveAsync(string id, string sender)
-    {
-        var response = await App.PostMessageAsync(new { messageId = id, sender = new { id = sender, name = sender }, subject = "Subject " + id, text = "text " + id });
-        response.EnsureSuccessStatusCode();
-        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
-        return (body.GetProperty("ticketNumber").GetInt64(), body.GetProperty("customerId").GetGuid());
-    }
+    private Task<(long Number, Guid Customer)> ReceiveAsync(string id, string sender) => App.ReceiveAsync(id, sender, "Subject ", "text ");
 
     private Task<Guid?> PhoneHolderAsync(string normalized) =>
         App.QueryAsync(db => db.Identities.Where(i => i.Key == "phone:" + normalized).Select(i => (Guid?)i.CustomerId).SingleOrDefaultAsync());

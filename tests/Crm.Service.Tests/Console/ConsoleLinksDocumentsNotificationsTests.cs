@@ -29,19 +29,9 @@ public sealed class ConsoleLinksDocumentsNotificationsTests : AppTest
         ["Documents:MaxPerCustomer"] = "2",
     };
 
-    private async Task<(long Number, Guid Customer)> ReceiveAsync(string id, string sender)
-    {
-        var response = await App.PostMessageAsync(new { messageId = id, sender = new { id = sender, name = sender }, subject = "Subject " + id, text = "text " + id });
-        response.EnsureSuccessStatusCode();
-        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
-        return (body.GetProperty("ticketNumber").GetInt64(), body.GetProperty("customerId").GetGuid());
-    }
+    private Task<(long Number, Guid Customer)> ReceiveAsync(string id, string sender) => App.ReceiveAsync(id, sender, "Subject ", "text ");
 
-    private async Task<string> UserIdAsync(string email)
-    {
-        using var scope = App.Services.CreateScope();
-        return (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(email))!.Id;
-    }
+    private Task<string> UserIdAsync(string email) => App.UserIdAsync(email);
 
     private Task<HttpClient> PersonalKeyAsync(ConsoleBrowser browser) => browser.PersonalKeyAsync(App);
 

@@ -25,11 +25,7 @@ public sealed class ConsoleReviewRound4Tests : AppTest
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();
     }
 
-    private async Task<string> UserIdAsync(string email)
-    {
-        using var scope = App.Services.CreateScope();
-        return (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(email))!.Id;
-    }
+    private Task<string> UserIdAsync(string email) => App.UserIdAsync(email);
 
     private Task<HttpClient> PersonalKeyAsync(ConsoleBrowser person) => person.PersonalKeyAsync(App);
 

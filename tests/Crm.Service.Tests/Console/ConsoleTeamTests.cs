@@ -21,19 +21,9 @@ public sealed class ConsoleTeamTests : AppTest
     private const string Outsider = "outsider@example.com";
     private const string Boss = "boss@example.com";
 
-    private async Task<(long Number, Guid Customer)> ReceiveAsync(string id, string sender)
-    {
-        var response = await App.PostMessageAsync(new { messageId = id, sender = new { id = sender, name = sender }, subject = "Secret deal " + id, text = "confidential " + id });
-        response.EnsureSuccessStatusCode();
-        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
-        return (body.GetProperty("ticketNumber").GetInt64(), body.GetProperty("customerId").GetGuid());
-    }
+    private Task<(long Number, Guid Customer)> ReceiveAsync(string id, string sender) => App.ReceiveAsync(id, sender, "Secret deal ", "confidential ");
 
-    private async Task<string> UserIdAsync(string email)
-    {
-        using var scope = App.Services.CreateScope();
-        return (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(email))!.Id;
-    }
+    private Task<string> UserIdAsync(string email) => App.UserIdAsync(email);
 
     private async Task SaveTeamAsync(string id, bool restricted, params string[] memberEmails)
     {

@@ -25,11 +25,7 @@ public sealed class RoutingReview4FixTests
     private const string Ann = "ann@example.com";
     private const string Bob = "bob@example.com";
 
-    private static async Task<string> UserIdAsync(CrmApp app, string email)
-    {
-        using var scope = app.Services.CreateScope();
-        return (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(email))!.Id;
-    }
+    private static Task<string> UserIdAsync(CrmApp app, string email) => app.UserIdAsync(email);
 
     private static async Task<Guid> RecordAsync(HttpClient client, Guid customer, object body)
     {

@@ -44,11 +44,7 @@ public sealed class RecordSearchTests
         return client;
     }
 
-    private static async Task<string> UserIdAsync(CrmApp app, string email)
-    {
-        using var scope = app.Services.CreateScope();
-        return (await scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>().FindByEmailAsync(email))!.Id;
-    }
+    private static Task<string> UserIdAsync(CrmApp app, string email) => app.UserIdAsync(email);
 
     [Fact]
     public async Task Agents_find_tickets_messages_and_customers_but_nothing_of_a_restricted_team_they_are_not_in()

@@ -97,6 +97,22 @@ internal sealed class CrmApp : WebApplicationFactory<Program>
         response.EnsureSuccessStatusCode();
     }
 
+    /// <summary>Posts a message on the API channel and returns the ticket and customer it landed on.</summary>
+    public async Task<(long Number, Guid Customer)> ReceiveAsync(string id, string sender, string subject = "Subject ", string text = "text ")
+    {
+        var response = await PostMessageAsync(new { messageId = id, sender = new { id = sender, name = sender }, subject = subject + id, text = text + id });
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        return (body.GetProperty("ticketNumber").GetInt64(), body.GetProperty("customerId").GetGuid());
+    }
+
+    /// <summary>The console account id of a signed-up person.</summary>
+    public async Task<string> UserIdAsync(string email)
+    {
+        using var scope = Services.CreateScope();
+        return (await scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Microsoft.AspNetCore.Identity.IdentityUser>>().FindByEmailAsync(email))!.Id;
+    }
+
     public async Task<HttpResponseMessage> PostMessageAsync(object message, string channel = "bridge", string secret = ChannelSecret)
     {
         using var client = CreateClient();
