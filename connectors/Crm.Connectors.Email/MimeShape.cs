@@ -28,7 +28,7 @@ internal sealed class MimeShape : MimeReader
     public string? LongField { get; private set; }
 
     /// <summary>Whether <see cref="LongField"/> names an address field that is over the bound only together with the
-    /// entity's other address fields (each one alone is under it).</summary>
+    /// mail's other address fields (each one alone is under it).</summary>
     public bool LongInTotal { get; private set; }
 
     /// <summary>What <see cref="Measure"/> found: the counts, and the first over-long header field (null when none),
@@ -62,11 +62,11 @@ internal sealed class MimeShape : MimeReader
     protected override void OnHeadersBegin(long beginOffset, int beginLineNumber, CancellationToken cancellationToken)
     {
         _encoded = false;
-        _addressBytes = 0;
     }
 
     // MimeKit merges every field of one kind (200 From fields of 250 KB each) into one address list when it loads the
-    // mail, so the address fields of an entity are bounded together, not only one by one (review LD4).
+    // mail, so address fields are bounded together, not only one by one (review LD4); over the whole mail, because each
+    // attached message/rfc822 has its own headers and a count per entity would let 190 attached messages through (IN1).
     private static readonly HashSet<HeaderId> AddressFields =
     [
         HeaderId.From, HeaderId.Sender, HeaderId.ReplyTo, HeaderId.To, HeaderId.Cc, HeaderId.Bcc,

@@ -47,6 +47,22 @@ public sealed class EmailSixthReviewTests : MailServerTest
         Assert.Equal(raw.LongLength, await app.QueryAsync(db => db.RawSources.Where(r => r.MessageId == message.Id).Select(r => r.Length).SingleAsync()));
     }
 
+    // IN1: the address total is over the whole mail: attached messages each with a From under the total must not
+    // reset it (each entity has its own headers; MimeKit parses each attached message's addresses all the same).
+    [Fact]
+    public void IN1_address_fields_of_attached_messages_count_towards_one_total()
+    {
+        var builder = new StringBuilder("From: a@example.test\r\nTo: support@example.test\r\nSubject: many attached\r\nMIME-Version: 1.0\r\n"
+            + "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+        for (var i = 0; i < 25; i++)
+            builder.Append("--b\r\nContent-Type: message/rfc822\r\n\r\n").Append(AddressField("From", $"m{i}x", 20 * 1024))
+                .Append("Subject: attached ").Append(i).Append("\r\n\r\nbody\r\n");
+        builder.Append("--b--\r\n");
+        var counts = MimeShape.Measure(Raw(builder.ToString()), 2000, 10_000, maxFieldBytes: 256 * 1024);
+        Assert.Equal("From", counts.LongField);
+        Assert.True(counts.LongInTotal);
+    }
+
     // N2 (the rest): a mail To and Cc thousands of addresses (under the bounds) is parsed and stored, links only its
     // sender as an identity (To and Cc link nobody), and keeps its raw source.
     [Fact]
