@@ -115,4 +115,33 @@ public sealed class HelpCenterTests : AppTest
         Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
         Assert.Equal(HttpStatusCode.OK, (await visitor.GetAsync("/help/en")).StatusCode);
     }
+    /// <summary>Review KB3: the old-slug 301 expires like the pages (a 301 without Cache-Control is kept for good), so
+    /// renaming back a→b→a answers the new address instead of a redirect loop from a cached a→b.</summary>
+    [Fact]
+    public async Task An_old_slug_redirect_expires_like_the_pages_and_renaming_back_does_not_loop()
+    {
+        using var editor = await EditorAsync(App);
+        var article = await PublishAsync(editor, await CreateAsync(editor, "Toner setup", "Shake the cartridge."));
+        async Task<JsonElement> RenameAsync(string slug)
+        {
+            var response = await editor.PutAsJsonAsync($"/api/v1/kb/articles/{Id(article)}", new { title = "Toner setup", body = "Shake the cartridge.", visibility = "public", slug, version = Version(article) });
+            response.EnsureSuccessStatusCode();
+            return article = await response.Content.ReadFromJsonAsync<JsonElement>();
+        }
+        using var visitor = Visitor();
+
+        await RenameAsync("toner-install");
+        var moved = await visitor.GetAsync("/help/en/articles/toner-setup");
+        await RenameAsync("toner-setup");
+        var back = await visitor.GetAsync("/help/en/articles/toner-install");
+        var current = await visitor.GetAsync("/help/en/articles/toner-setup");
+
+        Assert.Equal(HttpStatusCode.MovedPermanently, moved.StatusCode);
+        Assert.Equal(TimeSpan.FromMinutes(1), moved.Headers.CacheControl?.MaxAge);
+        Assert.True(moved.Headers.CacheControl!.Public);
+        Assert.Equal(HttpStatusCode.MovedPermanently, back.StatusCode);
+        Assert.Equal("/help/en/articles/toner-setup", back.Headers.Location?.OriginalString);
+        Assert.NotNull(back.Headers.CacheControl?.MaxAge);
+        Assert.Equal(HttpStatusCode.OK, current.StatusCode);
+    }
 }
