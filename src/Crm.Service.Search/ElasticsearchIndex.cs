@@ -213,19 +213,17 @@ public sealed class ElasticsearchIndex : ISearchIndex
         if (ids.Count == 0)
             return teams;
         await EnsureReadyAsync(cancellationToken);
+        // _mget, not _search: a get is real-time (it reads the translog), while _search sees only refreshed segments.
+        // With Refresh=false the next batch would read the team from before the previous batch's write, decide nothing
+        // moved and leave the messages under the team they were last written with (review KB2).
         foreach (var chunk in ids.Distinct(StringComparer.Ordinal).Chunk(1000))
         {
-            var request = new JsonObject
-            {
-                ["size"] = chunk.Length,
-                ["_source"] = new JsonArray("team"),
-                ["query"] = new JsonObject { ["bool"] = new JsonObject { ["filter"] = new JsonArray(new JsonObject { ["ids"] = new JsonObject { ["values"] = new JsonArray([.. chunk.Select(v => (JsonNode)v)]) } }) } },
-            };
-            using var response = await SendAsync(HttpMethod.Post, $"{Alias}/_search", request, cancellationToken);
-            var body = await ReadAsync(response, "POST _search", cancellationToken);
-            foreach (var hit in body["hits"]?["hits"]?.AsArray() ?? [])
-                if (hit?["_source"] is JsonObject source && source.TryGetPropertyValue("team", out var team))
-                    teams[hit["_id"]!.GetValue<string>()] = team?.GetValue<string>() ?? "";
+            var request = new JsonObject { ["ids"] = new JsonArray([.. chunk.Select(v => (JsonNode)v)]) };
+            using var response = await SendAsync(HttpMethod.Post, $"{Alias}/_mget?realtime=true&_source_includes=team", request, cancellationToken);
+            var body = await ReadAsync(response, "POST _mget", cancellationToken);
+            foreach (var doc in body["docs"]?.AsArray() ?? [])
+                if (doc?["found"]?.GetValue<bool>() == true && doc["_source"] is JsonObject source && source.TryGetPropertyValue("team", out var team))
+                    teams[doc["_id"]!.GetValue<string>()] = team?.GetValue<string>() ?? "";
         }
         return teams;
     }

@@ -12,6 +12,9 @@ internal sealed partial class FileBlobStore(IOptions<StoreOptions> options) : IB
 {
     private readonly string _root = options.Value.BlobDirectory;
 
+    /// <summary>Sets a stored blob's mtime (a seam: tests make it fail as for a file another user owns).</summary>
+    internal Action<string, DateTime> SetLastWriteTime { get; init; } = File.SetLastWriteTimeUtc;
+
     public async Task<StoredBlob> PutAsync(ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
     {
         var hash = Convert.ToHexStringLower(SHA256.HashData(content.Span));
@@ -22,14 +25,15 @@ internal sealed partial class FileBlobStore(IOptions<StoreOptions> options) : IB
             // the time until the caller's row naming it is committed.
             try
             {
-                File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
+                SetLastWriteTime(path, DateTime.UtcNow);
+                return new StoredBlob(hash, content.Length);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                // A file this user does not own (a restored backup) cannot be touched: the put still succeeds (the
-                // bytes are there); the sweep re-reads the age under its gate and re-checks the rows (KW15).
+                // A file this user cannot touch (a restored backup owned by another user) would keep its old age, and
+                // the sweep could delete it before the caller's row is committed (ingest takes no gate). Write the
+                // bytes again instead: a new file renamed over it is young (review KB4). If that fails too, the put fails.
             }
-            return new StoredBlob(hash, content.Length);
         }
         var directory = Path.GetDirectoryName(path)!;
         Directory.CreateDirectory(directory);

@@ -389,10 +389,25 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
                 throw new KnowledgeBaseException(KnowledgeBaseError.Conflict, $"That article already has a {draft.Language} translation; edit it instead.", "language");
         }
         await RequireCategoryAsync(db, draft.CategoryId, cancellationToken);
+        // An editor-chosen slug is refused when taken, as on an edit (no silent "-2"), and stops being anyone's old
+        // slug, or the redirect would come back when this article is deleted (review KB6). A title's slug is suffixed.
+        string slug;
+        if (draft.Slug is { } chosen)
+        {
+            if (await db.KbArticles.Where(a => a.Language == draft.Language && a.Slug == chosen).Select(a => a.Title).FirstOrDefaultAsync(cancellationToken) is { } other)
+                throw new KnowledgeBaseException(KnowledgeBaseError.Conflict, $"The {draft.Language} article \"{other}\" already uses the slug \"{chosen}\". Choose another.", "slug");
+            var olds = db.Set<ArticleOldSlugRecord>();
+            olds.RemoveRange(await olds.Where(o => o.Language == draft.Language && o.Slug == chosen).ToListAsync(cancellationToken));
+            slug = chosen;
+        }
+        else
+        {
+            slug = await UniqueSlugAsync(db, draft.Language, draft.Title, null, cancellationToken);
+        }
         var article = new ArticleRecord
         {
             Id = Guid.CreateVersion7(), TranslationGroup = group, Language = draft.Language, Title = draft.Title.Trim(),
-            Slug = await UniqueSlugAsync(db, draft.Language, draft.Slug ?? draft.Title, null, cancellationToken),
+            Slug = slug,
             BodyMarkdown = draft.BodyMarkdown, BodyHtml = Render(draft.BodyMarkdown), BodyText = ToPlainText(draft.BodyMarkdown),
             CategoryId = draft.CategoryId, Tags = NormalizeTags(draft.Tags), Status = ArticleStatus.Draft, Visibility = draft.Visibility,
             Author = actor, UpdatedBy = actor, CreatedAt = now, UpdatedAt = now, Version = 1,
@@ -682,8 +697,10 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
             throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "visibility must be internal or public.", "visibility");
         if (draft.Tags is { Count: > MaxTags } || draft.Tags?.Any(t => string.IsNullOrWhiteSpace(t) || t.Length > 50) == true)
             throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, $"tags: at most {MaxTags}, each 1–50 characters.", "tags");
-        if (draft.Slug is not null && (draft.Slug.Length is 0 or > 120 || Slugify(draft.Slug) != draft.Slug))
-            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "slug may hold lower-case letters, digits, CJK characters and single hyphens (at most 120).", "slug");
+        // One limit with Slugify's cap (MaxSlugLength): a longer slug would fail "Slugify(slug) == slug" as if its
+        // characters were wrong (review KB7).
+        if (draft.Slug is not null && (draft.Slug.Length is 0 or > MaxSlugLength || Slugify(draft.Slug) != draft.Slug))
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, $"slug may hold lower-case letters, digits, CJK characters and single hyphens (at most {MaxSlugLength} characters).", "slug");
     }
 
     private static List<string> NormalizeTags(IReadOnlyList<string>? tags) =>
@@ -691,6 +708,8 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
 
     /// <summary>A friendly URL segment: lower-case letters and digits (any script, so Chinese titles stay readable),
     /// words joined by single hyphens.</summary>
+    public const int MaxSlugLength = 100;
+
     public static string Slugify(string text)
     {
         var slug = new StringBuilder();
@@ -700,7 +719,7 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
                 slug.Append(c);
             else if (slug.Length > 0 && slug[^1] != '-')
                 slug.Append('-');
-            if (slug.Length >= 100)
+            if (slug.Length >= MaxSlugLength)
                 break;
         }
         var result = slug.ToString().Trim('-');

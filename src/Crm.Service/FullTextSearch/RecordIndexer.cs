@@ -73,8 +73,9 @@ public sealed class RecordIndexer(IDbContextFactory<CrmDbContext> contexts, Stor
     /// <summary>Of these changed tickets, the ones whose messages' documents may be stale: the ticket's indexed team
     /// differs from the store's, or the index cannot say (no document yet, an engine or document without a recorded
     /// team). A ticket merged away names its target: the target now holds the moved messages, which have no change
-    /// rows of their own. The ticket's document is written after its messages' (<see cref="SyncAsync"/>), so a write
-    /// cut short leaves the old team on the ticket and the next hand-over re-indexes the messages again.</summary>
+    /// rows of their own. The ticket's document is written in a separate write after its messages' (<see cref="SyncAsync"/>),
+    /// so a write cut short or partly refused leaves the old team on the ticket and the next hand-over re-indexes the
+    /// messages again.</summary>
     private async Task<List<long>> TicketsWithMovedMessagesAsync(CrmDbContext db, IReadOnlyList<long> tickets, CancellationToken cancellationToken)
     {
         var rows = new List<(long Number, string? Team, long? MergedInto)>();
@@ -136,8 +137,12 @@ public sealed class RecordIndexer(IDbContextFactory<CrmDbContext> contexts, Stor
             }
         }
         await index.DeleteAsync(deletes, cancellationToken);
-        // Tickets last: a ticket's indexed team says its messages carry it too (TicketsWithMovedMessagesAsync).
-        await index.UpsertAsync([.. upserts.Where(d => d.Kind != SearchKinds.Ticket), .. upserts.Where(d => d.Kind == SearchKinds.Ticket)], cancellationToken);
+        // Tickets last, in a write of their own: a ticket's indexed team says its messages carry it too
+        // (TicketsWithMovedMessagesAsync). Order inside one Elasticsearch _bulk is no guarantee: each item succeeds or
+        // fails alone (a 429 on one shard), so a failed message item next to a written ticket would leave the message
+        // under the old team for good (review KB1). The tickets are written only once the rest has been.
+        await index.UpsertAsync([.. upserts.Where(d => d.Kind != SearchKinds.Ticket)], cancellationToken);
+        await index.UpsertAsync([.. upserts.Where(d => d.Kind == SearchKinds.Ticket)], cancellationToken);
     }
 
     internal static async Task<List<(MessageRecord Message, string? Team)>> MessagesWithTeamsAsync(IQueryable<MessageRecord> messages, CrmDbContext db, CancellationToken cancellationToken)

@@ -55,6 +55,8 @@ public sealed class BlobSweepGateTests
         Assert.NotNull(kept);
     }
 
+    /// <summary>KW1, review KB8: an old stored file put again is young again, so a sweep that listed it as old
+    /// (before the re-put) keeps it. Without the touch in PutAsync it is deleted.</summary>
     [Fact]
     public async Task A_blob_put_again_after_the_listing_is_young_again_when_the_sweep_comes_to_delete_it()
     {
@@ -63,15 +65,42 @@ public sealed class BlobSweepGateTests
         var blobs = app.Services.GetRequiredService<IBlobStore>();
         var bytes = Encoding.UTF8.GetBytes("bytes a crash left, stored again by a mail being committed now");
         var sha = (await blobs.PutAsync(bytes)).Sha256;
+        File.SetLastWriteTimeUtc(FileOf(app, sha), DateTime.UtcNow - TimeSpan.FromDays(2));
         await using var db = await app.Services.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
 
-        // The listing was read before the re-put: it says "old". The file itself is young.
+        Assert.Equal(sha, (await blobs.PutAsync(bytes)).Sha256);
+        // The listing was read before the re-put: it says "old".
         var deleted = await BlobReferences.SweepOrphansAsync(db, new StaleListing(blobs), DateTimeOffset.UtcNow - TimeSpan.FromHours(1), CancellationToken.None);
 
         Assert.Equal(0, deleted);
         await using var kept = blobs.Open(sha);
         Assert.NotNull(kept);
     }
+
+    /// <summary>Review KB4: when the stored file's mtime cannot be set (a file another user owns), the re-put writes
+    /// the bytes again (a young new file) instead of reporting success on an old file the sweep would delete.</summary>
+    [Fact]
+    public async Task A_blob_put_again_whose_file_cannot_be_touched_is_rewritten_young_and_the_sweep_keeps_it()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        var options = app.Services.GetRequiredService<IOptions<StoreOptions>>();
+        var blobs = new FileBlobStore(options) { SetLastWriteTime = (_, _) => throw new UnauthorizedAccessException("not the owner") };
+        var bytes = Encoding.UTF8.GetBytes("bytes restored from a backup another user owns");
+        var sha = (await blobs.PutAsync(bytes)).Sha256;
+        File.SetLastWriteTimeUtc(FileOf(app, sha), DateTime.UtcNow - TimeSpan.FromDays(2));
+        await using var db = await app.Services.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
+
+        await blobs.PutAsync(bytes);
+        var deleted = await BlobReferences.SweepOrphansAsync(db, new StaleListing(blobs), DateTimeOffset.UtcNow - TimeSpan.FromHours(1), CancellationToken.None);
+
+        Assert.Equal(0, deleted);
+        await using var kept = blobs.Open(sha);
+        Assert.NotNull(kept);
+    }
+
+    private static string FileOf(CrmApp app, string sha) =>
+        Directory.EnumerateFiles(app.Services.GetRequiredService<IOptions<StoreOptions>>().Value.BlobDirectory, sha, SearchOption.AllDirectories).Single();
 
     [Fact]
     public async Task The_sweep_clears_old_temporary_files_a_crash_left_and_spares_a_put_in_progress()

@@ -115,4 +115,78 @@ public sealed class HelpCenterTests : AppTest
         Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
         Assert.Equal(HttpStatusCode.OK, (await visitor.GetAsync("/help/en")).StatusCode);
     }
+    /// <summary>Review KB3: the old-slug 301 expires like the pages (a 301 without Cache-Control is kept for good), so
+    /// renaming back a→b→a answers the new address instead of a redirect loop from a cached a→b.</summary>
+    [Fact]
+    public async Task An_old_slug_redirect_expires_like_the_pages_and_renaming_back_does_not_loop()
+    {
+        using var editor = await EditorAsync(App);
+        var article = await PublishAsync(editor, await CreateAsync(editor, "Toner setup", "Shake the cartridge."));
+        async Task<JsonElement> RenameAsync(string slug)
+        {
+            var response = await editor.PutAsJsonAsync($"/api/v1/kb/articles/{Id(article)}", new { title = "Toner setup", body = "Shake the cartridge.", visibility = "public", slug, version = Version(article) });
+            response.EnsureSuccessStatusCode();
+            return article = await response.Content.ReadFromJsonAsync<JsonElement>();
+        }
+        using var visitor = Visitor();
+
+        await RenameAsync("toner-install");
+        var moved = await visitor.GetAsync("/help/en/articles/toner-setup");
+        await RenameAsync("toner-setup");
+        var back = await visitor.GetAsync("/help/en/articles/toner-install");
+        var current = await visitor.GetAsync("/help/en/articles/toner-setup");
+
+        Assert.Equal(HttpStatusCode.MovedPermanently, moved.StatusCode);
+        Assert.Equal(TimeSpan.FromMinutes(1), moved.Headers.CacheControl?.MaxAge);
+        Assert.True(moved.Headers.CacheControl!.Public);
+        Assert.Equal(HttpStatusCode.MovedPermanently, back.StatusCode);
+        Assert.Equal("/help/en/articles/toner-setup", back.Headers.Location?.OriginalString);
+        Assert.NotNull(back.Headers.CacheControl?.MaxAge);
+        Assert.Equal(HttpStatusCode.OK, current.StatusCode);
+    }
+
+    /// <summary>Review KB6: a new article's editor-chosen slug that another article uses is refused (409 naming it),
+    /// as on an edit; a create that takes an old slug ends its redirect.</summary>
+    [Fact]
+    public async Task Creating_an_article_with_a_taken_slug_is_refused_and_taking_an_old_slug_ends_its_redirect()
+    {
+        using var editor = await EditorAsync(App);
+        var first = await PublishAsync(editor, await CreateAsync(editor, "Printer jams", "Open the tray."));
+        var taken = await editor.PostAsJsonAsync("/api/v1/kb/articles", new { language = "en", title = "Other", body = "x", visibility = "public", slug = "printer-jams" });
+        (await editor.PutAsJsonAsync($"/api/v1/kb/articles/{Id(first)}", new { title = "Printer jams", body = "Open the tray.", visibility = "public", slug = "paper-jams", version = Version(first) })).EnsureSuccessStatusCode();
+        var created = await editor.PostAsJsonAsync("/api/v1/kb/articles", new { language = "en", title = "Old address", body = "y", visibility = "public", slug = "printer-jams" });
+        var second = await created.Content.ReadFromJsonAsync<JsonElement>();
+        using (var delete = new HttpRequestMessage(HttpMethod.Delete, $"/api/v1/kb/articles/{Id(second)}"))
+        {
+            delete.Headers.TryAddWithoutValidation("If-Match", $"\"{Version(second)}\"");
+            (await editor.SendAsync(delete)).EnsureSuccessStatusCode();
+        }
+        using var visitor = App.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
+
+        Assert.Equal(HttpStatusCode.Conflict, taken.StatusCode);
+        Assert.Contains("Printer jams", await taken.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal("printer-jams", second.GetProperty("slug").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, (await visitor.GetAsync("/help/en/articles/printer-jams")).StatusCode);
+    }
+
+    /// <summary>Review KB7: one slug limit (100, Slugify's cap): a 100-character slug is saved, a longer one is refused
+    /// with a message naming the real limit.</summary>
+    [Fact]
+    public async Task A_slug_up_to_the_limit_is_saved_and_a_longer_one_is_refused_naming_the_limit()
+    {
+        using var editor = await EditorAsync(App);
+        var article = await CreateAsync(editor, "Long addresses", "Body.");
+        var atLimit = string.Join('-', Enumerable.Repeat("abcd", 20)) + "e"; // 100 characters
+        var tooLong = string.Join('-', Enumerable.Repeat("a", 55)); // 109 characters
+
+        var refused = await editor.PutAsJsonAsync($"/api/v1/kb/articles/{Id(article)}", new { title = "Long addresses", body = "Body.", visibility = "public", slug = tooLong, version = Version(article) });
+        var saved = await editor.PutAsJsonAsync($"/api/v1/kb/articles/{Id(article)}", new { title = "Long addresses", body = "Body.", visibility = "public", slug = atLimit, version = Version(article) });
+
+        Assert.Equal(100, atLimit.Length);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+        Assert.Contains("at most 100", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, saved.StatusCode);
+        Assert.Equal(atLimit, (await saved.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("slug").GetString());
+    }
 }

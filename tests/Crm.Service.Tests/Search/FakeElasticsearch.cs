@@ -30,11 +30,22 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
     /// <summary>Like http.max_content_length: larger request bodies are answered 413 (null: no limit).</summary>
     public int? MaxContentLength { get; set; }
 
+    /// <summary>Test hook, asked under the lock for each "index" item of a _bulk: true answers that item 429
+    /// es_rejected_execution_exception without writing it, as a busy shard does (the other items still apply).</summary>
+    public Func<string, JsonObject, bool>? RejectItem { get; set; }
+
+    /// <summary>False: _search sees only what a refresh made visible (_refresh, or a _bulk with refresh=true/wait_for),
+    /// as in Elasticsearch; _mget stays real-time. True (default): _search sees every write at once.</summary>
+    public bool SearchRealTime { get; set; } = true;
+
     private sealed class FakeIndex(JsonObject mappings, JsonObject analyzers)
     {
         public JsonObject Mappings { get; } = mappings;
         public JsonObject Analyzers { get; } = analyzers;
         public Dictionary<string, JsonObject> Documents { get; } = [];
+        /// <summary>What _search sees when <see cref="SearchRealTime"/> is off: the documents at the last refresh.</summary>
+        public Dictionary<string, JsonObject> Refreshed { get; set; } = [];
+        public void Refresh() => Refreshed = new(Documents);
         /// <summary>The mapping's "_meta" (PUT _mapping replaces it; Elasticsearch keeps it with the index).</summary>
         public JsonObject? Meta { get; set; }
     }
@@ -70,13 +81,13 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
             Requests.Add($"{method} /{path}{http.Request.QueryString}");
         var (status, answer) = MaxContentLength is { } limit && Encoding.UTF8.GetByteCount(body) > limit
             ? Error(HttpStatusCode.RequestEntityTooLarge, "content_too_long_exception", $"request body is too large ({Encoding.UTF8.GetByteCount(body)} > {limit} bytes)")
-            : Route(method, path.Split('/'), body, http.Request.ContentType);
+            : Route(method, path.Split('/'), body, http.Request.ContentType, http.Request.Query);
         http.Response.StatusCode = (int)status;
         http.Response.ContentType = "application/json";
         await http.Response.WriteAsync(answer.ToJsonString());
     }
 
-    private (HttpStatusCode, JsonNode) Route(string method, string[] segments, string body, string? contentType)
+    private (HttpStatusCode, JsonNode) Route(string method, string[] segments, string body, string? contentType, IQueryCollection query)
     {
         lock (_gate)
         {
@@ -90,13 +101,14 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
                     ("PUT", [var index]) => CreateIndex(index, body.Length == 0 ? new JsonObject() : JsonNode.Parse(body)!.AsObject()),
                     ("DELETE", [var index]) => DeleteIndex(index),
                     ("POST", [var target, "_bulk"]) => contentType?.StartsWith("application/x-ndjson", StringComparison.Ordinal) == true
-                        ? Bulk(Resolve(target, write: true), body)
+                        ? Bulk(Resolve(target, write: true), body, query["refresh"].ToString())
                         : Error(HttpStatusCode.NotAcceptable, "media_type_header_exception", "The bulk API needs Content-Type application/x-ndjson"),
                     ("POST", [var target, "_search"]) => Search(Resolve(target, write: false), JsonNode.Parse(body)!.AsObject()),
                     ("GET", [var target, "_count"]) => (HttpStatusCode.OK, new JsonObject { ["count"] = _indices[Resolve(target, write: false)].Documents.Count }),
                     ("GET", [var target, "_mapping"]) => GetMapping(Resolve(target, write: false)),
                     ("PUT", [var target, "_mapping"]) => PutMapping(Resolve(target, write: true), JsonNode.Parse(body)!.AsObject()),
-                    ("POST", [var target, "_refresh"]) => (HttpStatusCode.OK, new JsonObject { ["_shards"] = Shards() }),
+                    ("POST", [var target, "_mget"]) => Mget(Resolve(target, write: false), JsonNode.Parse(body)!.AsObject(), query["_source_includes"].ToString()),
+                    ("POST", [var target, "_refresh"]) => RefreshIndex(Resolve(target, write: false)),
                     _ => Error(HttpStatusCode.BadRequest, "illegal_argument_exception", $"unsupported by the fake: {method} /{string.Join('/', segments)}"),
                 };
             }
@@ -194,6 +206,21 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
         return Acknowledged();
     }
 
+    /// <summary>Test hook: refreshes every index, as Elasticsearch's refresh interval would.</summary>
+    public void RefreshAll()
+    {
+        lock (_gate)
+            foreach (var index in _indices.Values)
+                index.Refresh();
+    }
+
+    /// <summary>Test hook: the stored documents (id and a copy of the source) of the index an alias names.</summary>
+    public IReadOnlyDictionary<string, JsonObject> Documents(string alias)
+    {
+        lock (_gate)
+            return _indices[_aliases.GetValueOrDefault(alias, alias)].Documents.ToDictionary(d => d.Key, d => d.Value.DeepClone().AsObject());
+    }
+
     /// <summary>Test hook: replaces an index's "_meta" marker, as restoring an older snapshot would.</summary>
     public void SetMeta(string index, JsonObject? meta)
     {
@@ -213,7 +240,29 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
         return Acknowledged();
     }
 
-    private (HttpStatusCode, JsonNode) Bulk(string indexName, string ndjson)
+    private (HttpStatusCode, JsonNode) RefreshIndex(string indexName)
+    {
+        _indices[indexName].Refresh();
+        return (HttpStatusCode.OK, new JsonObject { ["_shards"] = Shards() });
+    }
+
+    /// <summary>_mget by "ids" (real-time, like Elasticsearch's default), with an optional _source_includes list.</summary>
+    private (HttpStatusCode, JsonNode) Mget(string indexName, JsonObject request, string sourceIncludes)
+    {
+        var index = _indices[indexName];
+        var includes = sourceIncludes.Length == 0 ? null : sourceIncludes.Split(',').ToHashSet();
+        var docs = new JsonArray();
+        foreach (var id in request["ids"]!.AsArray().Select(n => n!.GetValue<string>()))
+        {
+            docs.Add(index.Documents.TryGetValue(id, out var source)
+                ? new JsonObject { ["_index"] = indexName, ["_id"] = id, ["found"] = true,
+                    ["_source"] = new JsonObject(source.Where(p => includes is null || includes.Contains(p.Key)).Select(p => KeyValuePair.Create(p.Key, p.Value?.DeepClone()))) }
+                : new JsonObject { ["_index"] = indexName, ["_id"] = id, ["found"] = false });
+        }
+        return (HttpStatusCode.OK, new JsonObject { ["docs"] = docs });
+    }
+
+    private (HttpStatusCode, JsonNode) Bulk(string indexName, string ndjson, string refresh)
     {
         var index = _indices[indexName];
         var items = new JsonArray();
@@ -228,7 +277,13 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
             {
                 var source = JsonNode.Parse(lines[++i])!.AsObject();
                 var unknown = source.Select(p => p.Key).FirstOrDefault(k => !index.Mappings["properties"]!.AsObject().ContainsKey(k));
-                if (unknown is not null && index.Mappings["dynamic"]?.GetValue<string>() == "strict")
+                if (RejectItem?.Invoke(id, source) == true)
+                {
+                    errors = true;
+                    result = new JsonObject { ["_index"] = indexName, ["_id"] = id, ["status"] = 429,
+                        ["error"] = new JsonObject { ["type"] = "es_rejected_execution_exception", ["reason"] = "rejected execution (queue capacity 200)" } };
+                }
+                else if (unknown is not null && index.Mappings["dynamic"]?.GetValue<string>() == "strict")
                 {
                     errors = true;
                     result = new JsonObject { ["_index"] = indexName, ["_id"] = id, ["status"] = 400,
@@ -252,6 +307,8 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
             }
             items.Add(new JsonObject { [action] = result });
         }
+        if (refresh is "true" or "wait_for")
+            index.Refresh();
         return (HttpStatusCode.OK, new JsonObject { ["took"] = 1, ["errors"] = errors, ["items"] = items });
     }
 
@@ -260,7 +317,7 @@ internal sealed class FakeElasticsearch : IAsyncDisposable
         var index = _indices[indexName];
         var boolQuery = request["query"]!["bool"]!;
         var scored = new List<(string Id, double Score, JsonObject Source)>();
-        foreach (var (id, source) in index.Documents)
+        foreach (var (id, source) in SearchRealTime ? index.Documents : index.Refreshed)
         {
             if (!(boolQuery["filter"]?.AsArray() ?? []).All(f => PassesFilter(f!.AsObject(), source, id)))
                 continue;

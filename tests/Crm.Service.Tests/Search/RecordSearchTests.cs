@@ -290,6 +290,70 @@ public sealed class RecordSearchTests
         Assert.Contains(elastic.Indices, i => i.StartsWith("crm-records-", StringComparison.Ordinal));
     }
 
+    /// <summary>Review KB1: Elasticsearch applies each _bulk item alone. A message item refused (429) in the batch
+    /// that moves its ticket must not leave the ticket's document with the new team, or the retry decides nothing
+    /// moved and the message keeps the old team for good: the old team's agents would still find it.</summary>
+    [Fact]
+    public async Task A_message_refused_by_elasticsearch_in_the_batch_that_moves_its_ticket_is_written_with_the_new_team_on_the_retry()
+    {
+        await using var elastic = await FakeElasticsearch.StartAsync();
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path, new Dictionary<string, string?>
+        {
+            ["Search:Engine"] = "elasticsearch",
+            ["Search:Elasticsearch:Url"] = elastic.Url.ToString(),
+        });
+        await app.CreateApiChannelAsync();
+        var ticket = await ReceiveAsync(app, "m-1", "hal", "Hal", "The gyroscope rattles");
+        using var serviceKey = await app.AgentAsync("service");
+        await WaitForAsync(serviceKey, "gyroscope", hits => hits.Contains($"ticket:{ticket}") && hits.Any(h => h.StartsWith("message:", StringComparison.Ordinal)), "indexed");
+        await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("vip", "VIP", true, [], CancellationToken.None);
+        var rejected = 0;
+        elastic.RejectItem = (id, source) => id.StartsWith("message:", StringComparison.Ordinal) && source["team"]?.GetValue<string>() == "vip"
+            && Interlocked.Exchange(ref rejected, 1) == 0;
+
+        await app.Grains.GetGrain<ITicketGrain>(ticket).ChangeAsync(new TicketChange { Team = "vip" }, "test");
+        await RecordsCaughtUpAsync(app);
+
+        Assert.Equal(1, rejected);
+        Assert.Equal(0, await TotalAsync(serviceKey, "gyroscope"));
+        Assert.All(elastic.Documents("crm-records").Values.Where(d => d["kind"]?.GetValue<string>() == "message"),
+            d => Assert.Equal("vip", d["team"]?.GetValue<string>()));
+    }
+
+    /// <summary>Review KB2: with Refresh=false a _search does not see the previous batch's write yet. The ticket's
+    /// indexed team must be read real-time (_mget), or a move X→Y→X in two batches leaves its messages under Y.</summary>
+    [Fact]
+    public async Task A_ticket_moved_away_and_back_in_two_batches_leaves_its_messages_with_its_team_when_elasticsearch_does_not_refresh()
+    {
+        await using var elastic = await FakeElasticsearch.StartAsync();
+        elastic.SearchRealTime = false;
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path, new Dictionary<string, string?>
+        {
+            ["Search:Engine"] = "elasticsearch",
+            ["Search:Elasticsearch:Url"] = elastic.Url.ToString(),
+            ["Search:Elasticsearch:Refresh"] = "false",
+        });
+        await app.CreateApiChannelAsync();
+        var ticket = await ReceiveAsync(app, "m-1", "ivy", "Ivy", "The barometer drifts");
+        await RecordsCaughtUpAsync(app);
+        elastic.RefreshAll();
+        await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("vip", "VIP", true, [], CancellationToken.None);
+
+        await app.Grains.GetGrain<ITicketGrain>(ticket).ChangeAsync(new TicketChange { Team = "vip" }, "test");
+        await RecordsCaughtUpAsync(app);
+        await app.Grains.GetGrain<ITicketGrain>(ticket).ChangeAsync(new TicketChange { Team = "" }, "test");
+        await RecordsCaughtUpAsync(app);
+        elastic.RefreshAll();
+
+        var messages = elastic.Documents("crm-records").Values.Where(d => d["kind"]?.GetValue<string>() == "message").ToList();
+        Assert.NotEmpty(messages);
+        Assert.All(messages, d => Assert.Null(d["team"]?.GetValue<string>()));
+        using var serviceKey = await app.AgentAsync("service");
+        Assert.Contains(await HitsAsync(serviceKey, "barometer"), h => h.StartsWith("message:", StringComparison.Ordinal));
+    }
+
     /// <summary>Makes the records index's writes fail while closed.</summary>
     private sealed class WriteGate
     {

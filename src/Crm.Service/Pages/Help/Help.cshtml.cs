@@ -42,9 +42,12 @@ public abstract class HelpPage(IOptions<KnowledgeBaseOptions> options) : PageMod
     {
         var tag = "\"" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(state)))[..32] + "\"";
         Response.Headers.ETag = tag;
-        Response.Headers.CacheControl = CacheControl((int)options.Value.HelpCacheDuration.TotalSeconds);
+        Response.Headers.CacheControl = PageCacheControl();
         return Request.Headers.IfNoneMatch.Any(v => v is not null && v.Split(',').Any(t => t.Trim() == tag));
     }
+
+    /// <summary>The pages' Cache-Control (KnowledgeBase:HelpCacheDuration).</summary>
+    protected string PageCacheControl() => CacheControl((int)options.Value.HelpCacheDuration.TotalSeconds);
 
     /// <summary>Shared caches may keep a page only when it was answered to an anonymous visitor: for a signed-in agent
     /// the cookie handler may renew the session cookie (Set-Cookie) on this very response.</summary>
@@ -145,8 +148,14 @@ public sealed class ArticleModel(KnowledgeBaseStore store, IOptions<KnowledgeBas
         var article = await store.GetBySlugAsync(Lang!, Slug, cancellationToken);
         // An address from before an editor changed the slug: 301 to the current one. Only for an article the public may
         // see, so an old address never reveals an internal or draft article's new slug.
+        // A 301 without Cache-Control is kept by browsers and shared caches for good: renaming back (a→b→a) would
+        // then loop, and an old slug another article takes later would keep redirecting. It expires like the pages
+        // (review KB3).
         if (article is null && await store.GetByOldSlugAsync(Lang!, Slug, cancellationToken) is { Status: ArticleStatus.Published, Visibility: ArticleVisibility.Public } moved)
+        {
+            Response.Headers.CacheControl = PageCacheControl();
             return RedirectPermanent($"/help/{moved.Language}/articles/{Uri.EscapeDataString(moved.Slug)}");
+        }
         // Drafts, archived and internal articles do not exist for the public: 404, not 403.
         if (article is not { Status: ArticleStatus.Published, Visibility: ArticleVisibility.Public })
             return NotFound();
