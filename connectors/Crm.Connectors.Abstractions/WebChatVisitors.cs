@@ -42,10 +42,11 @@ public interface IWebChatVisitorStore
 
     /// <summary>Checks a code against the visitor's pending one: a right code is used up; a wrong one costs a try (the
     /// code is void after its last) and counts in <see cref="WebChatBudgetKeys.WrongCodes"/> of its address.</summary>
-    /// <remarks>Once <paramref name="wrongCodesPerDayCap"/> wrong codes were entered for the code's address within a day
-    /// (by anyone), every pending code to it is void without being compared: the hard bound on guessing at one address,
-    /// whatever spare codes were issued.</remarks>
-    Task<StoredCodeCheck> CheckCodeAsync(string widgetId, string visitorId, byte[] hash, DateTimeOffset now, int wrongCodesPerDayCap, CancellationToken cancellationToken = default);
+    /// <remarks>A wrong code counts in <see cref="WebChatBudgetKeys.WrongCodesFromGroup"/> of the checking client's address
+    /// group (<paramref name="group"/>) too. Once <paramref name="wrongCodesPerDayPerGroup"/> wrong codes for the code's
+    /// address were entered from that group within a day, a code checked from it is void without being compared: the
+    /// hard bound on guessing, per group, so guessing from other networks never voids the owner's right code (review WV2).</remarks>
+    Task<StoredCodeCheck> CheckCodeAsync(string widgetId, string visitorId, byte[] hash, DateTimeOffset now, string group, int wrongCodesPerDayPerGroup, CancellationToken cancellationToken = default);
 
     /// <summary>The identity value (<c>{widget}/{visitorId}</c>) of the customer of a web chat conversation (thread key =
     /// the session id), or null when the conversation does not exist (the visitor has not written yet).</summary>
@@ -56,8 +57,9 @@ public interface IWebChatVisitorStore
 /// A budget shared by everyone (all visitors asking for one recipient) can be spent by a stranger; <see cref="SpareKey"/>
 /// keeps a path through for the rest: when the shared budget is used up, a request still passes while its own spare key
 /// (per recipient and client address) has fewer than <see cref="SpareAllowance"/> events in the window, and it counts there.
-/// <see cref="SpareTotalKey"/> bounds the spares of every address together (per recipient, <see cref="SpareTotalLimit"/>
-/// within <see cref="SpareTotalWindow"/>), so many addresses cannot turn spares into thousands of codes (review KW4).</summary>
+/// <see cref="SpareTotalKey"/> bounds the spares of every address of one address group together (per recipient and group,
+/// <see cref="SpareTotalLimit"/> within <see cref="SpareTotalWindow"/>), so many addresses of one network cannot turn
+/// spares into thousands of codes (review KW4), and a stranger's network cannot spend the owner's (review WV1).</summary>
 public sealed record StoredBudget(string Key, int Limit, TimeSpan Window, string? SpareKey = null, int SpareAllowance = 0,
     string? SpareTotalKey = null, int SpareTotalLimit = int.MaxValue, TimeSpan SpareTotalWindow = default);
 
@@ -101,11 +103,15 @@ public static class WebChatBudgetKeys
     /// IPv4 /24, an IPv6 /48): a handful of addresses cannot spend the widget's whole budget (review KW3).</summary>
     public static string WidgetGroup(string widgetId, string group) => $"code-widget-group:{widgetId}|{group}";
 
-    /// <summary>Spare codes to one recipient from every client address together (review KW4).</summary>
-    public static string SpareTotal(string email) => "code-spare-total:" + email;
+    /// <summary>Spare codes to one recipient from every client address of one address group together (review KW4, WV1).</summary>
+    public static string SpareTotal(string email, string group) => $"code-spare-total:{email}|{group}";
 
     /// <summary>Wrong codes entered for an address, by any visitor: guessing at one address is bounded across visitors.</summary>
     public static string WrongCodes(string email) => "code-wrong:" + email;
+
+    /// <summary>Wrong codes entered for an address from one client address group (<see cref="ClientAddresses.GroupOf"/>):
+    /// the hard bound on guessing counts per group, so guessers elsewhere cannot void the owner's right code (review WV2).</summary>
+    public static string WrongCodesFromGroup(string email, string group) => $"code-wrong-group:{email}|{group}";
 
     /// <summary>The spare of a shared budget used by one client address (see <see cref="StoredBudget.SpareKey"/>): a
     /// stranger who spent a recipient's shared budget from their address does not spend the recipient's own spare.</summary>

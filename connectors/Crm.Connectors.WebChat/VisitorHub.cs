@@ -268,7 +268,7 @@ public sealed partial class VisitorHub(
             throw new HubException($"rate-limited: Too many tries. Please wait {Seconds(wait)} seconds.");
         code = (code ?? "").Trim();
         var check = code.Length is > 0 and <= 12
-            ? await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).CheckCodeAsync(code)
+            ? await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).CheckCodeAsync(code, AddressOf(Context.GetHttpContext()))
             : new CodeCheck(CodeOutcome.Wrong, TriesLeft: 1);
         switch (check.Outcome)
         {

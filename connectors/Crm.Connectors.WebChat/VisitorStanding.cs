@@ -70,8 +70,9 @@ public interface IWebChatVisitorGrain : IGrainWithStringKey
     /// proved an address before, is established and may use the widget budgets' reserved share.</remarks>
     Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null);
 
-    /// <summary>Checks a code; a right one records the address as proven. Each code takes a few wrong tries, then it is void.</summary>
-    Task<CodeCheck> CheckCodeAsync(string code);
+    /// <summary>Checks a code; a right one records the address as proven. Each code takes a few wrong tries, then it is void.
+    /// <paramref name="addressKey"/>: the checking client's address; the hard bound on guessing counts per its group.</summary>
+    Task<CodeCheck> CheckCodeAsync(string code, string? addressKey = null);
 }
 
 [GenerateSerializer, Immutable, Alias("crm.webchat.CodeIssue")]
@@ -142,7 +143,7 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
         int Share(int limit) => established ? limit : limit - limit * o.WidgetBudgetReservedPercent / 100;
         var group = ClientAddresses.GroupOf(addressKey);
         var day = TimeSpan.FromDays(1);
-        var spareTotal = WebChatBudgetKeys.SpareTotal(email);
+        var spareTotal = WebChatBudgetKeys.SpareTotal(email, group);
         var now = time.GetUtcNow();
         var hour = TimeSpan.FromHours(1);
         var code = System.Security.Cryptography.RandomNumberGenerator.GetInt32(0, 1_000_000).ToString("D6", System.Globalization.CultureInfo.InvariantCulture);
@@ -152,10 +153,11 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
             new StoredBudget(WebChatBudgetKeys.Address(addressKey), o.VerificationCodesPerHourPerAddress, hour),
             // Per recipient, shared by every visitor (a mail bomb is bounded), with one spare code an hour per client
             // address: a stranger who asks for codes to someone's address cannot lock its owner out (review W2).
-            // The spares of all addresses together are capped per recipient and day (review KW4).
+            // The spares of all addresses of one group together are capped per recipient and day (review KW4), per group
+            // so a stranger's network never spends the owner's network's spares (review WV1).
             new StoredBudget(WebChatBudgetKeys.Recipient(email), o.VerificationCodesPerHourPerRecipient, hour,
                 WebChatBudgetKeys.Spare(WebChatBudgetKeys.Recipient(email), addressKey), o.SpareCodesPerHourPerRecipientAndAddress,
-                spareTotal, o.SpareCodesPerDayPerRecipient, day),
+                spareTotal, o.SpareCodesPerDayPerRecipientAndGroup, day),
             // Per address group first: one network spends its own part, never the whole widget's (review KW3).
             new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group), o.VerificationCodesPerHourPerAddressGroup, hour),
             new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group) + ":day", o.VerificationCodesPerDayPerAddressGroup, day),
@@ -163,18 +165,19 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
             new StoredBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", Share(o.VerificationCodesPerDayPerWidget), day),
             // Wrong codes for the recipient by anyone stop further codes to it (guessing is bounded), except one spare
             // code a day per client address: wrong guesses from elsewhere do not lock the owner out (review W2). The
-            // hard bound on guessing is GuessesPerDayPerRecipient, enforced when a code is checked.
+            // hard bound on guessing is GuessesPerDayPerRecipientAndGroup, enforced per group when a code is checked
+            // (review WV2): it never voids a code checked from another network.
             new StoredBudget(WebChatBudgetKeys.WrongCodes(email), o.WrongCodesPerDayPerRecipient, day,
                 WebChatBudgetKeys.Spare(WebChatBudgetKeys.WrongCodes(email), addressKey), o.SpareCodesPerDayAfterWrongCodes,
-                spareTotal, o.SpareCodesPerDayPerRecipient, day),
+                spareTotal, o.SpareCodesPerDayPerRecipientAndGroup, day),
         ]));
         return refusal is null ? new CodeIssue(code, null) : new CodeIssue(null, refusal.RetryAfter, refusal.Key);
     }
 
-    public async Task<CodeCheck> CheckCodeAsync(string code)
+    public async Task<CodeCheck> CheckCodeAsync(string code, string? addressKey = null)
     {
         var o = options.Value;
-        var check = await store.CheckCodeAsync(WidgetId, VisitorId, Hash(code), time.GetUtcNow(), Math.Max(o.GuessesPerDayPerRecipient, o.WrongCodesPerDayPerRecipient));
+        var check = await store.CheckCodeAsync(WidgetId, VisitorId, Hash(code), time.GetUtcNow(), ClientAddresses.GroupOf(addressKey ?? "unknown"), o.GuessesPerDayPerRecipientAndGroup);
         switch (check.Outcome)
         {
             case StoredCodeOutcome.Verified:

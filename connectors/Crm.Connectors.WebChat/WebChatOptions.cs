@@ -78,16 +78,19 @@ public sealed class WebChatOptions
     [Range(0, 90)]
     public int WidgetBudgetReservedPercent { get; set; } = 20;
 
-    /// <summary>Spare codes (both kinds above) to one recipient from all client addresses together per day (review KW4):
-    /// with the per-address spares alone, a stranger with many addresses could get codes without bound.</summary>
+    /// <summary>Spare codes (both kinds above) to one recipient from one client address group (an IPv4 /24, an IPv6 /48)
+    /// together per day (review KW4, WV1): with the per-address spares alone, a stranger with many addresses could get
+    /// codes without bound; counted per group, not per recipient, so a stranger who spends them does not spend the spares
+    /// of the owner's network (a per-recipient total let three addresses lock the owner out again).</summary>
     [Range(0, 100)]
-    public int SpareCodesPerDayPerRecipient { get; set; } = 3;
+    public int SpareCodesPerDayPerRecipientAndGroup { get; set; } = 3;
 
-    /// <summary>The hard bound on guessing: once this many wrong codes were entered for one address within a day (by any
-    /// visitors), every pending code to it is void and is not compared. At least <see cref="WrongCodesPerDayPerRecipient"/>
-    /// (the default leaves room for the spare codes' tries: 20 + 3 × 5).</summary>
+    /// <summary>The hard bound on guessing (review KW4, WV2): once this many wrong codes for one address were entered
+    /// from one client address group within a day, a code to that address checked from that group is void and is not
+    /// compared. Counted per group, never for the address as a whole, so guessers elsewhere cannot void the owner's right
+    /// code; the guessing at one address grows only with the groups the guesser controls: 15 in 10^6 a day per group.</summary>
     [Range(1, 100_000)]
-    public int GuessesPerDayPerRecipient { get; set; } = 35;
+    public int GuessesPerDayPerRecipientAndGroup { get; set; } = 15;
 
     /// <summary>Transcripts by email a visitor may ask for per hour.</summary>
     [Range(1, 100)]

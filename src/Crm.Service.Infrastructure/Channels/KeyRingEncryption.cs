@@ -30,7 +30,9 @@ internal sealed class KeyRingKey(IOptions<StoreOptions> options, Microsoft.Entit
 
     /// <param name="beforeWrite">Test hook: runs after the new key's file is created and before its bytes are written
     /// (a slow disk), to show that no reader ever sees a key file without its key.</param>
-    internal static byte[] Load(StoreOptions store, Func<bool> ringIsEncrypted, Action? beforeWrite = null)
+    /// <param name="beforeReplace">Test hook: runs after an empty key file was found still empty, before the new key
+    /// replaces it, to show that two loaders never both replace it (review WV4).</param>
+    internal static byte[] Load(StoreOptions store, Func<bool> ringIsEncrypted, Action? beforeWrite = null, Action? beforeReplace = null)
     {
         if (!string.IsNullOrWhiteSpace(store.KeyRingKey))
         {
@@ -38,7 +40,7 @@ internal sealed class KeyRingKey(IOptions<StoreOptions> options, Microsoft.Entit
             return configured.Length == 32 ? configured : throw new InvalidOperationException("Store:KeyRingKey must be 32 bytes, base64-encoded.");
         }
         var path = store.KeyRingKeyPath;
-        if (ReadKey(path) is { } existing)
+        if (ReadKeyWhenUnlocked(path) is { } existing)
             return existing;
         // A new key would leave every stored secret and visitor token unreadable while the node looked healthy: a
         // store whose ring is already encrypted without its key is an operator's problem to solve (review KW2).
@@ -47,9 +49,28 @@ internal sealed class KeyRingKey(IOptions<StoreOptions> options, Microsoft.Entit
                 "Restore the file from the backup taken with the database (or set Store:KeyRingKey to its value); starting with a new key would make every stored secret unreadable.");
         // No key and nothing encrypted yet (a first start, or an empty file an earlier version left by a crash between
         // creating and writing it): make the key atomically (review KW8).
-        CreateKey(path, File.Exists(path), beforeWrite);
-        return ReadKey(path) ?? throw new InvalidOperationException($"{path} does not hold a 32-byte base64 key.");
+        CreateKey(path, File.Exists(path), beforeWrite, beforeReplace);
+        return ReadKeyWhenUnlocked(path) ?? throw new InvalidOperationException($"{path} does not hold a 32-byte base64 key.");
     }
+
+    /// <summary><see cref="ReadKey"/>, waiting while another loader holds the empty key file locked to replace it.</summary>
+    private static byte[]? ReadKeyWhenUnlocked(string path)
+    {
+        for (var waited = TimeSpan.Zero; ; waited += LockPoll)
+        {
+            try
+            {
+                return ReadKey(path);
+            }
+            catch (IOException) when (waited < LockWait)
+            {
+                Thread.Sleep(LockPoll);
+            }
+        }
+    }
+
+    private static readonly TimeSpan LockPoll = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan LockWait = TimeSpan.FromSeconds(30);
 
     /// <summary>The key in <paramref name="path"/>; null when there is no file or it is empty (a crash of an earlier
     /// version between creating and writing it); an error when it holds something else (never overwritten).</summary>
@@ -86,7 +107,7 @@ internal sealed class KeyRingKey(IOptions<StoreOptions> options, Microsoft.Entit
     /// crash at any step leaves either no key file (the next start makes one; nothing was encrypted with a key not yet
     /// durable) or the whole key. Two nodes at once: the move does not overwrite, so the first key wins and both read it.
     /// An empty file of an earlier version's crash (<paramref name="replaceEmpty"/>) is replaced.</summary>
-    private static void CreateKey(string path, bool replaceEmpty, Action? beforeWrite)
+    private static void CreateKey(string path, bool replaceEmpty, Action? beforeWrite, Action? beforeReplace)
     {
         var folder = Path.GetDirectoryName(path)!;
         Directory.CreateDirectory(folder);
@@ -103,11 +124,7 @@ internal sealed class KeyRingKey(IOptions<StoreOptions> options, Microsoft.Entit
                 file.Flush(flushToDisk: true);
             }
             if (replaceEmpty)
-            {
-                // Only an empty file is replaced; a concurrent node that already replaced it wins (its key is read).
-                if (new FileInfo(path) is { Exists: true, Length: 0 })
-                    File.Move(temp, path, overwrite: true);
-            }
+                ReplaceEmpty(path, temp, beforeReplace);
             else
             {
                 try
@@ -124,6 +141,35 @@ internal sealed class KeyRingKey(IOptions<StoreOptions> options, Microsoft.Entit
         finally
         {
             File.Delete(temp);
+        }
+    }
+
+    /// <summary>Replaces an empty key file with <paramref name="temp"/>'s key, only while it is still empty (review WV4):
+    /// a check and then a move let two loaders both see it empty and both replace it, and the first key, already
+    /// published and used, was overwritten. The check and the move now happen under an exclusive lock on the empty file
+    /// (FileShare.None: flock on Unix); a loader that finds it locked leaves it to the holder, whose key it then reads.
+    /// After the move the path names the new file, so a later locker sees the key and replaces nothing.</summary>
+    private static void ReplaceEmpty(string path, string temp, Action? beforeReplace)
+    {
+        FileStream claim;
+        try
+        {
+            claim = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (FileNotFoundException)
+        {
+            return;
+        }
+        catch (IOException)
+        {
+            return; // another loader holds it: ReadKeyWhenUnlocked waits for its key.
+        }
+        using (claim)
+        {
+            if (claim.Length != 0)
+                return;
+            beforeReplace?.Invoke();
+            File.Move(temp, path, overwrite: true);
         }
     }
 

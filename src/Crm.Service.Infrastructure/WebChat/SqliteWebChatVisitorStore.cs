@@ -141,7 +141,7 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
     private static async Task<bool> SpareTotalLeftAsync(CrmDbContext db, string key, DateTimeOffset since, int limit, List<string> taken, CancellationToken cancellationToken) =>
         await db.WebChatBudgetEvents.CountAsync(e => e.Key == key && e.At > since, cancellationToken) + taken.Count(k => k == key) < limit;
 
-    public async Task<StoredCodeCheck> CheckCodeAsync(string widgetId, string visitorId, byte[] hash, DateTimeOffset now, int wrongCodesPerDayCap, CancellationToken cancellationToken = default)
+    public async Task<StoredCodeCheck> CheckCodeAsync(string widgetId, string visitorId, byte[] hash, DateTimeOffset now, string group, int wrongCodesPerDayPerGroup, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
@@ -149,11 +149,12 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
         StoredCodeCheck result;
         if (row is null)
             return new StoredCodeCheck(StoredCodeOutcome.NoCode);
-        var wrongKey = WebChatBudgetKeys.WrongCodes(row.Email);
+        var groupKey = WebChatBudgetKeys.WrongCodesFromGroup(row.Email, group);
         var dayAgo = now - TimeSpan.FromDays(1);
         if (row.Expires <= now || row.TriesLeft <= 0
-            // The hard bound on guessing at one address (review KW4): past it, no code to the address is even compared.
-            || await db.WebChatBudgetEvents.CountAsync(e => e.Key == wrongKey && e.At > dayAgo, cancellationToken) >= wrongCodesPerDayCap)
+            // The hard bound on guessing at one address from one network (review KW4, WV2): past it, no code to the
+            // address checked from this group is even compared; other groups (the owner's) are not affected.
+            || await db.WebChatBudgetEvents.CountAsync(e => e.Key == groupKey && e.At > dayAgo, cancellationToken) >= wrongCodesPerDayPerGroup)
         {
             db.WebChatPendingCodes.Remove(row);
             result = new StoredCodeCheck(StoredCodeOutcome.NoCode);
@@ -162,6 +163,7 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
         {
             row.TriesLeft--;
             db.WebChatBudgetEvents.Add(new WebChatBudgetEventRecord { Key = WebChatBudgetKeys.WrongCodes(row.Email), At = now });
+            db.WebChatBudgetEvents.Add(new WebChatBudgetEventRecord { Key = groupKey, At = now });
             if (row.TriesLeft <= 0)
                 db.WebChatPendingCodes.Remove(row);
             result = row.TriesLeft > 0 ? new StoredCodeCheck(StoredCodeOutcome.Wrong, TriesLeft: row.TriesLeft) : new StoredCodeCheck(StoredCodeOutcome.NoCode);

@@ -199,6 +199,22 @@ public sealed class KeyRingTests
         Assert.Equal(0, new FileInfo(emptyStore.KeyRingKeyPath).Length);
     }
 
+    /// <summary>Review WV4: loaders at once that all find an empty key file (an earlier version's crash) replace it only
+    /// once: every loader gets the key that is in the file, so nothing is encrypted under a key a second loader then
+    /// overwrites. The hook holds each replacer (a different time each) between its check and its move, where a check-then-move let each move in turn.</summary>
+    [Fact]
+    public async Task Loaders_at_once_replace_an_empty_key_file_once_and_all_get_its_key()
+    {
+        using var data = new TempDirectory();
+        var store = new StoreOptions { DataDirectory = data.Path };
+        File.WriteAllText(store.KeyRingKeyPath, "");
+        var keys = await Task.WhenAll(Enumerable.Range(0, 6).Select(n => Task.Run(() =>
+            KeyRingKey.Load(store, () => false, beforeWrite: () => Thread.Sleep(200), beforeReplace: () => Thread.Sleep(300 + 100 * n)))));
+        var inFile = Convert.FromBase64String(File.ReadAllText(store.KeyRingKeyPath).Trim());
+        Assert.All(keys, k => Assert.Equal(inFile, k));
+        Assert.Empty(Directory.GetFiles(data.Path, "*.tmp"));
+    }
+
     private static IEnumerable<string> Chain(Exception? ex)
     {
         for (; ex is not null; ex = ex.InnerException)

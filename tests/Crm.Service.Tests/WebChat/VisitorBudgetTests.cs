@@ -109,34 +109,37 @@ public sealed class VisitorBudgetTests
         Assert.Null((await Ask("100.64.0.4", NewVisitor(rig))).Code);
     }
 
-    /// <summary>Review KW4: spare codes must not turn into thousands of guesses at one address. Thirty addresses each get a
-    /// spare code for one recipient and guess with every try: the wrong codes accepted for it in a day stay within
-    /// <see cref="WebChatOptions.GuessesPerDayPerRecipient"/>, and past it even a right code is not taken.</summary>
+    /// <summary>Review KW4 and WV2: spare codes must not turn into thousands of guesses at one address, and guessers
+    /// must not void the owner's right code. Ten addresses of one /24 each get a spare code for one recipient and guess
+    /// with every try: the wrong codes accepted from that group in a day stay within
+    /// <see cref="WebChatOptions.GuessesPerDayPerRecipientAndGroup"/>, and past it even a right code checked from that
+    /// group is not taken; the owner, from another network, still proves the address.</summary>
     [Fact]
-    public async Task Guessing_at_one_recipient_stays_within_the_daily_bound_with_spare_codes_on()
+    public async Task Guessing_at_one_recipient_stays_within_the_daily_bound_per_network_and_does_not_void_the_owners_code()
     {
         const int bound = 12;
         await using var rig = await WebChatRig.StartAsync(new Dictionary<string, string?>
         {
             ["Channels:WebChat:WrongCodesPerDayPerRecipient"] = "5",
-            ["Channels:WebChat:GuessesPerDayPerRecipient"] = bound.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Channels:WebChat:GuessesPerDayPerRecipientAndGroup"] = bound.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Channels:WebChat:SpareCodesPerDayAfterWrongCodes"] = "1",
             ["Channels:WebChat:SpareCodesPerHourPerRecipientAndAddress"] = "1",
-            ["Channels:WebChat:SpareCodesPerDayPerRecipient"] = "100",
+            ["Channels:WebChat:SpareCodesPerDayPerRecipientAndGroup"] = "100",
             ["Channels:WebChat:VerificationCodesPerHourPerRecipient"] = "100",
             ["Channels:WebChat:VerificationTriesPerCode"] = "5",
         });
         const string victim = "victim@example.com";
-        for (var i = 1; i <= 30; i++)
+        for (var i = 1; i <= 10; i++)
         {
             var guesser = NewVisitor(rig);
-            var code = (await guesser.IssueCodeAsync(victim, null, $"10.{i}.0.1")).Code;
+            var address = $"10.0.0.{i}";
+            var code = (await guesser.IssueCodeAsync(victim, null, address)).Code;
             if (code is null)
                 continue;
             var wrong = code == "000000" ? "000001" : "000000";
             for (var t = 0; t < 5; t++)
             {
-                var check = await guesser.CheckCodeAsync(wrong);
+                var check = await guesser.CheckCodeAsync(wrong, address);
                 if (check.Outcome == CodeOutcome.NoCode)
                     break;
                 Assert.Equal(CodeOutcome.Wrong, check.Outcome);
@@ -145,10 +148,64 @@ public sealed class VisitorBudgetTests
         var wrongKey = WebChatBudgetKeys.WrongCodes(victim);
         var accepted = await rig.App.QueryAsync(db => db.WebChatBudgetEvents.CountAsync(e => e.Key == wrongKey));
         Assert.InRange(accepted, 5, bound);
-        // Past the bound, a code to the address is not even compared: the right one is refused too.
+        // Past the bound, a code to the address checked from that network is not even compared: the right one is refused too.
         var late = NewVisitor(rig);
-        var lateCode = (await late.IssueCodeAsync(victim, null, "10.200.0.1")).Code;
+        var lateCode = (await late.IssueCodeAsync(victim, null, "10.0.0.200")).Code;
         Assert.NotNull(lateCode);
-        Assert.Equal(CodeOutcome.NoCode, (await late.CheckCodeAsync(lateCode)).Outcome);
+        Assert.Equal(CodeOutcome.NoCode, (await late.CheckCodeAsync(lateCode, "10.0.0.200")).Outcome);
+        // The owner, from another network, gets a code and proves the address with it.
+        var owner = NewVisitor(rig);
+        var ownCode = (await owner.IssueCodeAsync(victim, "Victim", Owner)).Code;
+        Assert.NotNull(ownCode);
+        var proved = await owner.CheckCodeAsync(ownCode, Owner);
+        Assert.Equal((CodeOutcome.Verified, victim), (proved.Outcome, proved.Email));
+    }
+
+    /// <summary>Review WV1: a stranger who fills a recipient's shared budget and then takes spares from three more
+    /// addresses of one network spends that network's spare total only: the owner, from elsewhere, still gets a code.
+    /// Review WV8: the total holds with its default (3): a fourth spare from a fourth address of the network is refused.</summary>
+    [Fact]
+    public async Task Spares_taken_from_a_strangers_network_do_not_spend_the_owners_spares()
+    {
+        await using var rig = await WebChatRig.StartAsync();
+        const string victim = "victim@example.com";
+        for (var i = 0; i < 5; i++)
+            Assert.NotNull((await NewVisitor(rig).IssueCodeAsync(victim, null, "10.0.0.1")).Code);
+        var strangers = new[] { "2001:db8:1:1::/64", "2001:db8:1:2::/64", "2001:db8:1:3::/64", "2001:db8:1:4::/64" };
+        foreach (var stranger in strangers[..3])
+            Assert.NotNull((await NewVisitor(rig).IssueCodeAsync(victim, null, stranger)).Code);
+        var fourth = await NewVisitor(rig).IssueCodeAsync(victim, null, strangers[3]);
+        Assert.Null(fourth.Code);
+        Assert.Equal(WebChatBudgetKeys.Recipient(victim), fourth.RefusedBy);
+
+        var owner = NewVisitor(rig);
+        var code = (await owner.IssueCodeAsync(victim, "Victim", "198.51.100.7")).Code;
+        Assert.NotNull(code);
+        Assert.Equal(CodeOutcome.Verified, (await owner.CheckCodeAsync(code, "198.51.100.7")).Outcome);
+    }
+
+    /// <summary>Review WV8: one request that passes both spare budgets of a recipient (its codes of the hour and its wrong
+    /// codes are both used up) takes two places of the network's spare total (3 by default).</summary>
+    [Fact]
+    public async Task A_request_past_both_shared_budgets_takes_two_places_of_the_spare_total()
+    {
+        await using var rig = await WebChatRig.StartAsync(new Dictionary<string, string?>
+        {
+            ["Channels:WebChat:VerificationCodesPerHourPerRecipient"] = "1",
+            ["Channels:WebChat:WrongCodesPerDayPerRecipient"] = "1",
+        });
+        const string bob = "bob@example.com";
+        var guesser = NewVisitor(rig);
+        Assert.NotNull((await guesser.IssueCodeAsync(bob, null, "10.0.0.1")).Code);
+        Assert.Equal(CodeOutcome.Wrong, (await guesser.CheckCodeAsync("1234567", "10.0.0.1")).Outcome);
+
+        Assert.NotNull((await NewVisitor(rig).IssueCodeAsync(bob, null, "10.0.0.2")).Code);
+        var totalKey = WebChatBudgetKeys.SpareTotal(bob, "10.0.0.0/24");
+        Assert.Equal(2, await rig.App.QueryAsync(db => db.WebChatBudgetEvents.CountAsync(e => e.Key == totalKey)));
+        // One place is left, and this request needs two.
+        var refused = await NewVisitor(rig).IssueCodeAsync(bob, null, "10.0.0.3");
+        Assert.Null(refused.Code);
+        Assert.Equal(WebChatBudgetKeys.WrongCodes(bob), refused.RefusedBy);
+        Assert.Equal(2, await rig.App.QueryAsync(db => db.WebChatBudgetEvents.CountAsync(e => e.Key == totalKey)));
     }
 }
