@@ -29,6 +29,25 @@ internal sealed class ServiceProcess : IAsyncDisposable
 
     public static async Task<ServiceProcess> StartAsync(string dataDirectory, IDictionary<string, string>? settings = null)
     {
+        for (var attempt = 1; ; attempt++)
+        {
+            var service = await StartOnceAsync(dataDirectory, settings);
+            try
+            {
+                await service.WaitUntilReadyAsync();
+                return service;
+            }
+            catch (InvalidOperationException) when (attempt < 3 && service.Output.Contains("address already in use", StringComparison.Ordinal))
+            {
+                // A port that was free when picked was taken before the process bound it (another test's outgoing
+                // connection can get it as its local port): the process exited at once, so start again on new ports.
+                await service.DisposeAsync();
+            }
+        }
+    }
+
+    private static Task<ServiceProcess> StartOnceAsync(string dataDirectory, IDictionary<string, string>? settings)
+    {
         var hostDirectory = BuiltService.HostDirectory();
         var port = FreePorts.Next();
         var start = new ProcessStartInfo("dotnet", [Path.Combine(hostDirectory, "Crm.Service.dll")])
@@ -59,8 +78,7 @@ internal sealed class ServiceProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => service.Append(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        await service.WaitUntilReadyAsync();
-        return service;
+        return Task.FromResult(service);
     }
 
     private void Append(string? line)
