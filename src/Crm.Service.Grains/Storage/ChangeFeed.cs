@@ -52,9 +52,11 @@ public interface IChangeConsumer
 
     Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken);
 
-    /// <summary>For an <see cref="EveryNode"/> consumer: changes after its cursor were pruned before this node read them
-    /// (a node that was down or failing for longer than the retention), so it rebuilds its state from the store. The
-    /// dispatcher reads the feed's head before calling this, so changes committed meanwhile are handed to it afterwards.</summary>
+    /// <summary>Changes after the consumer's cursor were pruned before it read them, so it rebuilds its state from the
+    /// store: an <see cref="EveryNode"/> consumer on a node that was down or failing for longer than the retention, or a
+    /// search index whose per-node saved cursor another node's pruning passed (it owes a rebuild durably before it
+    /// returns). The dispatcher reads the feed's head before calling this, moves the cursor there once it returned, and
+    /// hands changes committed meanwhile afterwards. The default does nothing: the consumer skips what was pruned.</summary>
     Task ResetAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
 

@@ -14,6 +14,7 @@ public sealed class ChangeConsumerGates
     private readonly SqliteChangeFeed _feed;
     private readonly ChangeFeedSignal _signal;
     private readonly ConcurrentDictionary<string, Gate> _gates = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Func<CancellationToken, Task>> _rebuilders = new(StringComparer.Ordinal);
 
     internal ChangeConsumerGates(SqliteChangeFeed feed, ChangeFeedSignal signal) => (_feed, _signal) = (feed, signal);
 
@@ -36,6 +37,17 @@ public sealed class ChangeConsumerGates
     public Task<long> HeadAsync(CancellationToken cancellationToken = default) => _feed.LastSequenceAsync(cancellationToken);
 
     private static string AppliedName(string consumer) => consumer + "#applied";
+
+    /// <summary>Names what rebuilds the consumer's index from the store (its <c>IndexRebuildService</c>): it must durably
+    /// owe the rebuild before it returns, then start it.</summary>
+    public void OnRebuildNeeded(string consumer, Func<CancellationToken, Task> oweAndStart) => _rebuilders[consumer] = oweAndStart;
+
+    /// <summary>Asks for a rebuild of the consumer's index (its feed cursor fell into a pruned hole, review LE1); returns
+    /// once the rebuild is durably owed. Fails while nothing that rebuilds it is registered yet: the caller retries.</summary>
+    public Task RebuildAsync(string consumer, CancellationToken cancellationToken) =>
+        _rebuilders.TryGetValue(consumer, out var rebuild)
+            ? rebuild(cancellationToken)
+            : throw new InvalidOperationException($"Nothing rebuilds the index of change consumer '{consumer}' yet.");
 
     /// <summary>
     /// What the store records about an index the consumer writes: the version marker it last put into the index

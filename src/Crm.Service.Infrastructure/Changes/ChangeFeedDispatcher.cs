@@ -94,21 +94,24 @@ internal sealed class ChangeFeedDispatcher(
                         cursor = consumer.EveryNode ? await initializer.FeedHeadAtStartAsync(stoppingToken) : await feed.ReadCursorAsync(consumer.Name, stoppingToken);
                         status.CursorRead(consumer.Name, cursor.Value);
                     }
-                    // Read before the batch: a head past the cursor with nothing after it means pruned, not yet committed.
-                    var head = consumer.EveryNode ? await feed.LastSequenceAsync(stoppingToken) : 0;
                     batch = await feed.ReadAsync(cursor.Value, settings.BatchSize, stoppingToken);
-                    // Sequences have no holes of their own (one writer; AUTOINCREMENT rolls back with its statement),
-                    // so a hole after a node's own cursor is pruning. Saved cursors hold pruning back; these do not.
-                    if (consumer.EveryNode && (batch.Count > 0 ? batch[0].Sequence > cursor.Value + 1 : head > cursor.Value))
+                    if (await PrunedPastAsync(consumer, cursor.Value, batch, settings, stoppingToken) is { } after)
                     {
-                        logger.LogError("Changes after {Cursor} were pruned before change consumer {Consumer} on this node read them (down or failing longer than ChangeFeed:Retention); it reloads its state from the store",
-                            cursor.Value, consumer.Name);
-                        var reloadedFrom = await feed.LastSequenceAsync(stoppingToken);
-                        // The cursor moves only once the reload is done: a failed one is found and tried again.
-                        await consumer.ResetAsync(stoppingToken);
-                        cursor = reloadedFrom;
-                        status.CursorRead(consumer.Name, cursor.Value);
-                        continue;
+                        (batch, var missed) = after;
+                        if (missed)
+                        {
+                            logger.LogError("Changes after {Cursor} were pruned before change consumer {Consumer} read them (down or failing longer than ChangeFeed:Retention, or another node pruned past this node's own cursor); it reloads its state from the store",
+                                cursor.Value, consumer.Name);
+                            var reloadedFrom = await feed.LastSequenceAsync(stoppingToken);
+                            // The cursor moves only once the reset is done (a saved cursor durably): a failed one is
+                            // found and tried again. An index owes its rebuild durably before its reset returns.
+                            await consumer.ResetAsync(stoppingToken);
+                            if (!consumer.EveryNode)
+                                await feed.SaveCursorAsync(consumer.Name, reloadedFrom, stoppingToken);
+                            cursor = reloadedFrom;
+                            status.CursorRead(consumer.Name, cursor.Value);
+                            continue;
+                        }
                     }
                     if (batch.Count > 0)
                     {
@@ -153,6 +156,27 @@ internal sealed class ChangeFeedDispatcher(
             if (settings.GatherDelay > TimeSpan.Zero && !await DelayAsync(settings.GatherDelay, stoppingToken))
                 return;
         }
+    }
+
+    /// <summary>
+    /// Whether changes after <paramref name="cursor"/> were pruned before the consumer read them. Sequences have no holes
+    /// of their own (one writer; AUTOINCREMENT rolls back with its statement), so a first change past cursor + 1 is
+    /// pruning; so is an empty read with the head past the cursor. The head is read only for an empty batch (the rare
+    /// case), and then before the batch is read again: a head read first that is past an empty read means pruned, not
+    /// yet committed (review LE6). A node's own consumers hold no pruning back; a saved cursor of another node's index
+    /// does not hold this node's pruning back either (review LE1). A consumer that never saved a cursor (0) on a feed
+    /// pruned since is reset too: an index started empty on an empty store would otherwise miss what was pruned. Returns null when there is nothing to say, else the batch (re-read) and whether a hole was found.
+    /// </summary>
+    private async Task<(IReadOnlyList<Change> Batch, bool Missed)?> PrunedPastAsync(IChangeConsumer consumer, long cursor,
+        IReadOnlyList<Change> batch, ChangeFeedOptions settings, CancellationToken stoppingToken)
+    {
+        if (batch.Count > 0)
+            return batch[0].Sequence > cursor + 1 ? (batch, true) : null;
+        var head = await feed.LastSequenceAsync(stoppingToken);
+        if (head <= cursor)
+            return null;
+        var again = await feed.ReadAsync(cursor, settings.BatchSize, stoppingToken);
+        return (again, again.Count == 0 || again[0].Sequence > cursor + 1);
     }
 
     private async Task PruneAsync(ChangeFeedOptions settings, CancellationToken stoppingToken)

@@ -75,12 +75,17 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
                 """, cancellationToken);
     }
 
-    /// <summary>Moves the consumer's cursor back to <paramref name="sequence"/> (never forward), so the changes after it are handed again.</summary>
+    /// <summary>Moves the consumer's cursor back to <paramref name="sequence"/> (never forward), so the changes after it are
+    /// handed again. A consumer without a cursor gets this one: the rebuilt index it writes holds everything up to here,
+    /// and reading from 0 instead would find a pruned feed's hole and rebuild once more.</summary>
     public async Task RewindCursorAsync(string consumer, long sequence, CancellationToken cancellationToken)
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        await db.Database.ExecuteSqlAsync($"UPDATE ChangeCursors SET Sequence = MIN(Sequence, {sequence}) WHERE Consumer = {consumer}", cancellationToken);
+        await db.Database.ExecuteSqlAsync($"""
+            INSERT INTO ChangeCursors (Consumer, Sequence) VALUES ({consumer}, {sequence})
+            ON CONFLICT (Consumer) DO UPDATE SET Sequence = MIN(Sequence, excluded.Sequence)
+            """, cancellationToken);
     }
 
     /// <summary>The oldest change still in the feed (older ones were pruned), or null when the feed is empty.</summary>

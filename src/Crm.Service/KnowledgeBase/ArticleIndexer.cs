@@ -26,6 +26,13 @@ public sealed class ArticleIndexer(KnowledgeBaseStore store, ISearchIndex index,
     /// until then no change is handled, so the cursor it inspects is the one the index was last written with.</summary>
     internal void StartChecked() => _checked.TrySetResult();
 
+    /// <summary>Changes after the saved cursor were pruned before this index got them (review LE1): rebuilt from the store.</summary>
+    public async Task ResetAsync(CancellationToken cancellationToken)
+    {
+        await _checked.Task.WaitAsync(cancellationToken);
+        await gates.RebuildAsync(Name, cancellationToken);
+    }
+
     public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
     {
         await _checked.Task.WaitAsync(cancellationToken);

@@ -123,6 +123,22 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
         report?.Report(now);
     }
 
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        gates.OnRebuildNeeded(consumerName, OweAndStartAsync);
+        return base.StartAsync(cancellationToken);
+    }
+
+    /// <summary>The indexer's cursor fell into a hole of the pruned feed (this node's index was not written for longer
+    /// than the retention, and another node pruned past it): the index missed changes it can never be handed, so it is
+    /// rebuilt from the store. Owed durably first, so a stop before the swap rebuilds at the next start.</summary>
+    private async Task OweAndStartAsync(CancellationToken cancellationToken)
+    {
+        await gates.OweRebuildAsync(consumerName, cancellationToken);
+        logger.LogWarning("The {IndexName} {Index} missed changes pruned from the feed before it read them: rebuilding it.", IndexName, index.Identity);
+        TryStart(out _);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         string? reason;

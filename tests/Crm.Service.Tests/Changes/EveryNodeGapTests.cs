@@ -1,6 +1,8 @@
 using System.Net.Http.Json;
 using Crm.Connectors.Abstractions;
+using Crm.Service.FullTextSearch;
 using Crm.Service.Grains.Storage;
+using Crm.Service.KnowledgeBase;
 using Crm.Service.Tests.Support;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -47,6 +49,11 @@ public sealed class EveryNodeGapTests : IDisposable
             ("Search:RecordsLuceneDirectory", Path.Combine(_second.Path, "search-records"))));
         var directoryOfB = b.Services.GetRequiredService<IChannelAccounts>();
         await Eventually.WaitForAsync(() => Task.FromResult(directoryOfB.Find("bridge")), account => account is { Enabled: true }, TimeSpan.FromSeconds(60), "node B to load the account");
+        // Node B's empty search indexes find the pruned feed and are rebuilt at its start; their swap wakes B's consumers.
+        // Let that pass first, or it would read the change below before it is pruned.
+        IndexRebuildService[] rebuildsOfB = [b.Services.GetRequiredService<RecordReindexService>(), b.Services.GetRequiredService<ReindexService>()];
+        await Eventually.WaitForAsync(() => Task.FromResult(rebuildsOfB.Count(r => r.Progress.State == "completed")), count => count == 2, TimeSpan.FromSeconds(60),
+            "node B's two search indexes to be rebuilt at its start");
 
         using (var admin = a.Admin())
             (await admin.PutAsJsonAsync("/api/v1/admin/channels/bridge", new { kind = "api", name = "off", enabled = false })).EnsureSuccessStatusCode();
