@@ -106,9 +106,11 @@ internal static class CustomerFollowUpApi
         {
             await db.SaveChangesAsync(cancellationToken);
         }
-        catch (DbUpdateException) when (await AuditExistsAsync(contexts, auditId, cancellationToken))
+        catch (DbUpdateException)
         {
-            // A concurrent close of the same entry wrote it first.
+            // A concurrent close of the same entry wrote it first; anything else is a real failure.
+            if (!await AuditExistsAsync(contexts, auditId, cancellationToken))
+                throw;
         }
         return done;
     }

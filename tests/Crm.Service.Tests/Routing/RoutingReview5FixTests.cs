@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Crm.Service.AgentConsole;
+using Crm.Service.Auth;
 using Crm.Service.Contracts;
 using Crm.Service.Grains.FollowUps;
 using Crm.Service.Grains.Sla;
@@ -160,7 +161,7 @@ public sealed class RoutingReview5FixTests
         var customer = (await scenario.ReceiveAsync(scenario.Message("rt6-1", GrainScenario.NewPhone(), "Call me"))).CustomerId;
         using var alice = await app.AgentAsync("alice");
         var entry = await RecordAsync(alice, customer, new { how = "phone", nextDueAt = DateTimeOffset.UtcNow.AddDays(1) });
-        Task<List<Grains.Records.AuditRecord>> AuditAsync() => app.QueryAsync(db => db.Audit.AsNoTracking().Where(a => a.Action == "follow-up-done").ToListAsync());
+        Task<List<Crm.Service.Grains.Records.AuditRecord>> AuditAsync() => app.QueryAsync(db => db.Audit.AsNoTracking().Where(a => a.Action == "follow-up-done").ToListAsync());
 
         var both = await Task.WhenAll(alice.PostAsync($"/api/v1/follow-ups/{entry}/done", null), alice.PostAsync($"/api/v1/follow-ups/{entry}/done", null));
         Assert.All(both, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
