@@ -118,7 +118,8 @@ public sealed class RoutingReview5FixTests
         var customer = (await scenario.ReceiveAsync(scenario.Message("rt4-1", GrainScenario.NewPhone(), "Call me"))).CustomerId;
         using var integration = await app.AgentAsync("crm-sync");
         var bobs = await RecordAsync(integration, customer, new { how = "phone", nextDueAt = DateTimeOffset.UtcNow.AddDays(7), owner = "bob@example.com" });
-        var carols = await RecordAsync(integration, customer, new { how = "phone", nextDueAt = DateTimeOffset.UtcNow.AddDays(7), owner = "carol@example.com" });
+        using var other = await app.AgentAsync("erp-sync");
+        var carols = await RecordAsync(other, customer, new { how = "phone", nextDueAt = DateTimeOffset.UtcNow.AddDays(7), owner = "carol@example.com" });
 
         await RecordAsync(carol, customer, new { how = "phone", outcome = "About another matter" });
         Assert.Null((await EntryAsync(app, bobs)).DoneAt);
