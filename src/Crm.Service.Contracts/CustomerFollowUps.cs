@@ -42,6 +42,9 @@ public sealed record CustomerFollowUp
     /// SQLite's lower() folds ASCII only.</summary>
     [Id(16)] public string? OwnerKey { get; init; }
     [Id(17)] public string? TeamKey { get; init; }
+    /// <summary>The console account the owner resolved to when the entry was recorded (a sign-in name, email, account id
+    /// or personal key's actor), so "Mine" on /FollowUps finds it whatever form the owner was given in; null for nobody.</summary>
+    [Id(18)] public string? OwnerId { get; init; }
 }
 
 /// <summary>One follow-up log entry (key: its id); its next-due reminder is durable.</summary>

@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using Crm.Service.Contracts;
 using Crm.Service.Grains.Sla;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Crm.Service.Grains.FollowUps;
@@ -26,7 +27,7 @@ public sealed class FollowUpOptions
 /// fails fails the tick, which comes again.
 /// </summary>
 public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNotifier notifier, IOptions<FollowUpOptions> followUps,
-    IOptions<TicketOptions> tickets, TimeProvider time) : Grain, ICustomerFollowUpGrain, IRemindable
+    IOptions<TicketOptions> tickets, TimeProvider time, ILogger<CustomerFollowUpGrain> logger) : Grain, ICustomerFollowUpGrain, IRemindable
 {
     public const string ReminderName = "customer-follow-up";
     public const string Kind = "customer-follow-up";
@@ -64,10 +65,22 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
     /// <summary>At most this many earlier entries are closed by one contact.</summary>
     public const int MaxCloses = 500;
 
+    // The entry is stored: a close that fails is logged, not thrown (RT7), or the stored contact would answer 500 and a
+    // client retrying without an Idempotency-Key would record it twice. The closes are stored with the entry: the lists
+    // read a named entry as done, and its own next tick closes it.
     private async Task CloseEarlierAsync(CustomerFollowUp entry, CancellationToken cancellationToken)
     {
         foreach (var id in entry.Closes)
-            await GrainFactory.GetGrain<ICustomerFollowUpGrain>(id).CompleteAsync(ClosedBy(entry.Id), cancellationToken);
+        {
+            try
+            {
+                await GrainFactory.GetGrain<ICustomerFollowUpGrain>(id).CompleteAsync(ClosedBy(entry.Id), cancellationToken);
+            }
+            catch (Exception failed) when (!cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning(failed, "Follow-up {Entry} could not close the earlier follow-up {Earlier}; its next tick closes it", entry.Id, id);
+            }
+        }
     }
 
     private static string ClosedBy(Guid entry) => $"follow-up:{entry:N}";
@@ -87,7 +100,7 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
             return;
         var state = await LoadAsync(CancellationToken.None);
         var now = time.GetUtcNow();
-        if (state is not { DoneAt: null, NextDueAt: { } due, EscalatedAt: null })
+        if (state is not { DoneAt: null, NextDueAt: { } due })
         {
             await UnregisterAsync();
             return;
@@ -95,9 +108,15 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
         if (now < due)
             return;
         // A later entry that closes this one was stored, but a crash came before it closed this: it is done, not due.
+        // Checked before the escalated case too (RT2), so an escalated entry's stray tick still records the close.
         if (await documents.FollowUpClosedByAsync(state.CustomerId, state.Id, CancellationToken.None) is { } closer)
         {
             await SaveAsync(state with { DoneAt = now, DoneBy = ClosedBy(closer) }, CancellationToken.None);
+            await UnregisterAsync();
+            return;
+        }
+        if (state.EscalatedAt is not null)
+        {
             await UnregisterAsync();
             return;
         }

@@ -63,23 +63,32 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         var open = openOnly ? 1 : 0;
         var at = afterAt ?? "";
         var after = afterId ?? "";
+        // An entry named in a later entry's "closes" is done even when a crash cut its own close short (routing5 RT2):
+        // it is read as done (doneAt = the closer's recordedAt, doneBy = follow-up:{closer}) and is never "open".
         return await db.Database.SqlQuery<string>($"""
-            SELECT Json AS Value FROM RoutingDocuments
-            WHERE Kind = {FollowUpKind} AND json_extract(Json, '$.customerId') = {id}
-              AND ({open} = 0 OR (json_extract(Json, '$.doneAt') IS NULL AND json_extract(Json, '$.nextDueAt') IS NOT NULL))
-              AND ({at} = '' OR json_extract(Json, '$.at') < {at} OR (json_extract(Json, '$.at') = {at} AND Id < {after}))
-            ORDER BY json_extract(Json, '$.at') DESC, Id DESC LIMIT {take}
+            SELECT CASE WHEN json_extract(d.Json, '$.doneAt') IS NULL AND closed.Entry IS NOT NULL
+                        THEN json_set(d.Json, '$.doneAt', closed.At, '$.doneBy', 'follow-up:' || closed.Closer) ELSE d.Json END AS Value
+            FROM RoutingDocuments d
+            LEFT JOIN (SELECT j.value AS Entry, min(c.Id) AS Closer, min(json_extract(c.Json, '$.recordedAt')) AS At
+                       FROM RoutingDocuments c, json_each(c.Json, '$.closes') j
+                       WHERE c.Kind = {FollowUpKind} AND json_extract(c.Json, '$.customerId') = {id}
+                       GROUP BY j.value) closed ON closed.Entry = json_extract(d.Json, '$.id')
+            WHERE d.Kind = {FollowUpKind} AND json_extract(d.Json, '$.customerId') = {id}
+              AND ({open} = 0 OR (json_extract(d.Json, '$.doneAt') IS NULL AND closed.Entry IS NULL AND json_extract(d.Json, '$.nextDueAt') IS NOT NULL))
+              AND ({at} = '' OR json_extract(d.Json, '$.at') < {at} OR (json_extract(d.Json, '$.at') = {at} AND d.Id < {after}))
+            ORDER BY json_extract(d.Json, '$.at') DESC, d.Id DESC LIMIT {take}
             """).ToListAsync(cancellationToken);
     }
 
     public async Task<IReadOnlyList<string>> DueFollowUpsAsync(DateTimeOffset by, string? owner, string? team, string? afterDue, string? afterId, int take,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, string? ownerId = null)
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var until = RoutingJson.Write(by.ToUniversalTime()).Trim('"');
         // ownerKey/teamKey are lower-cased in .NET (full Unicode); documents from before they existed fall back to lower().
         var who = owner?.ToLowerInvariant() ?? "";
+        var person = ownerId ?? "";
         var group = team?.ToLowerInvariant() ?? "";
         var due = afterDue ?? "";
         var after = afterId ?? "";
@@ -87,8 +96,10 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
             SELECT Json AS Value FROM RoutingDocuments
             WHERE Kind = {FollowUpKind} AND json_extract(Json, '$.doneAt') IS NULL
               AND json_extract(Json, '$.nextDueAt') IS NOT NULL AND json_extract(Json, '$.nextDueAt') <= {until}
-              AND ({who} = '' OR coalesce(json_extract(Json, '$.ownerKey'), lower(coalesce(json_extract(Json, '$.owner'), json_extract(Json, '$.by')))) = {who})
+              AND (({who} = '' AND {person} = '') OR coalesce(json_extract(Json, '$.ownerKey'), lower(coalesce(json_extract(Json, '$.owner'), json_extract(Json, '$.by')))) = {who}
+                   OR ({person} <> '' AND json_extract(Json, '$.ownerId') = {person}))
               AND ({group} = '' OR coalesce(json_extract(Json, '$.teamKey'), lower(json_extract(Json, '$.team'))) = {group})
+              AND json_extract(Json, '$.id') NOT IN (SELECT j.value FROM RoutingDocuments c, json_each(c.Json, '$.closes') j WHERE c.Kind = {FollowUpKind})
               AND ({due} = '' OR json_extract(Json, '$.nextDueAt') > {due} OR (json_extract(Json, '$.nextDueAt') = {due} AND Id > {after}))
             ORDER BY json_extract(Json, '$.nextDueAt'), Id LIMIT {take}
             """).ToListAsync(cancellationToken);

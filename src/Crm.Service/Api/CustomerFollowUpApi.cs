@@ -19,7 +19,8 @@ public sealed record CustomerFollowUpRequest(
 /// <summary>The customer follow-up log: <c>/api/v1/customers/{id}/follow-ups</c> and the due lists
 /// <c>/api/v1/follow-ups/due?owner=&amp;team=</c>, both keyset-paged (<c>cursor</c>, <c>pageSize</c> 1-200, default 50;
 /// <c>{items, nextCursor, hasMore}</c>) and read a page at a time from the routing store. Marking an entry done, by hand or
-/// by recording a newer entry, is for its author or owner, or an admin key; a POST with an Idempotency-Key records one
+/// by hand, is for its author or owner, a member of its team or of the owner's team, or an admin key; recording a newer
+/// entry closes only the caller's own (author or owner) or, for an admin key, any; a POST with an Idempotency-Key records one
 /// entry however often it is sent, and a replay closes nothing recorded after the entry.</summary>
 internal static class CustomerFollowUpApi
 {
@@ -83,22 +84,41 @@ internal static class CustomerFollowUpApi
         return Results.Ok(await CloseAsync(grains, contexts, time, entry, closer.Actor, cancellationToken));
     }
 
-    /// <summary>Closes the entry by hand and writes the audit row (entity "customer", action "follow-up-done").</summary>
+    /// <summary>Closes the entry by hand and writes the audit row (entity "customer", action "follow-up-done"). The row's
+    /// id is derived from the entry, and it is written whenever the entry ends up closed by this actor (now or by an
+    /// earlier attempt that died before its audit), so a retry repeats a missing row and two concurrent closes write one (RT6).</summary>
     internal static async Task<CustomerFollowUp?> CloseAsync(IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts, TimeProvider time,
         CustomerFollowUp entry, string actor, CancellationToken cancellationToken)
     {
         var done = await grains.GetGrain<ICustomerFollowUpGrain>(entry.Id).CompleteAsync(actor, cancellationToken);
-        if (entry.DoneAt is null)
+        if (done is not { DoneAt: { } at } || !string.Equals(done.DoneBy, actor, StringComparison.Ordinal))
+            return done;
+        var auditId = FollowUpCursor.IdFor($"audit:follow-up-done:{entry.Id:N}");
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        if (await db.Audit.AsNoTracking().AnyAsync(a => a.Id == auditId, cancellationToken))
+            return done;
+        db.Audit.Add(new Grains.Records.AuditRecord
         {
-            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-            db.Audit.Add(new Grains.Records.AuditRecord
-            {
-                Id = Guid.NewGuid(), EntityType = "customer", EntityId = entry.CustomerId.ToString(), Action = "follow-up-done", Actor = actor,
-                At = time.GetUtcNow(), Field = "follow-up", NewValue = entry.Id.ToString(),
-            });
+            Id = auditId, EntityType = "customer", EntityId = entry.CustomerId.ToString(), Action = "follow-up-done", Actor = actor,
+            At = at, Field = "follow-up", NewValue = entry.Id.ToString(),
+        });
+        try
+        {
             await db.SaveChangesAsync(cancellationToken);
         }
+        catch (DbUpdateException)
+        {
+            // A concurrent close of the same entry wrote it first; anything else is a real failure.
+            if (!await AuditExistsAsync(contexts, auditId, cancellationToken))
+                throw;
+        }
         return done;
+    }
+
+    private static async Task<bool> AuditExistsAsync(IDbContextFactory<CrmDbContext> contexts, Guid id, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.Audit.AsNoTracking().AnyAsync(a => a.Id == id, cancellationToken);
     }
 
     /// <summary>Who closes: the actor's name, the console person behind it (a signed-in person, or a personal key's
@@ -115,22 +135,62 @@ internal static class CustomerFollowUpApi
     /// email or user name) or recorded with any of their keys.</summary>
     internal static async Task<bool> MayCloseAsync(CustomerFollowUp entry, Closer closer, IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
     {
-        if (closer.Admin || string.Equals(entry.By, closer.Actor, StringComparison.OrdinalIgnoreCase) || string.Equals(entry.Owner, closer.Actor, StringComparison.OrdinalIgnoreCase))
-            return true;
-        if (closer.Person is not { } person)
-            return false;
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var owners = await NotificationRecipients.PeopleAsync(db, [entry.Owner ?? entry.By], cancellationToken);
-        if (owners.Contains(person) || (await NotificationRecipients.PeopleAsync(db, [entry.By], cancellationToken)).Contains(person))
-            return true;
-        // A colleague: the closer shares the entry's team or a team of the owner.
-        var mine = await db.TeamMembers.AsNoTracking().Where(m => m.UserId == person).Select(m => m.TeamId).ToListAsync(cancellationToken);
-        if (mine.Count == 0)
-            return false;
-        if (entry.Team is { } team && mine.Contains(team, StringComparer.OrdinalIgnoreCase))
-            return true;
-        var ownerIds = owners.ToList();
-        return await db.TeamMembers.AsNoTracking().AnyAsync(m => ownerIds.Contains(m.UserId) && mine.Contains(m.TeamId), cancellationToken);
+        return await (await CloserScope.LoadAsync(closer, db, cancellationToken)).MayCloseAsync(entry, db, cancellationToken);
+    }
+
+    /// <summary>The closer resolved once per request (RT8): the names that denote their console person (account id, email,
+    /// user name, the actors of their personal keys, as <see cref="NotificationRecipients.PeopleAsync"/> resolves them)
+    /// and their teams, so deciding about many entries costs no query per entry.</summary>
+    internal sealed class CloserScope
+    {
+        private CloserScope(Closer closer, string? email, string? userName, HashSet<string> keyActors, List<string> teams) =>
+            (Closer, _email, _userName, _keyActors, Teams) = (closer, email, userName, keyActors, teams);
+
+        private readonly string? _email;
+        private readonly string? _userName;
+        private readonly HashSet<string> _keyActors;
+
+        public Closer Closer { get; }
+        public IReadOnlyList<string> Teams { get; }
+
+        public static async Task<CloserScope> LoadAsync(Closer closer, CrmDbContext db, CancellationToken cancellationToken)
+        {
+            if (closer.Person is not { } person)
+                return new(closer, null, null, [], []);
+            var user = await db.Users.AsNoTracking().Where(u => u.Id == person).Select(u => new { u.Email, u.UserName }).FirstOrDefaultAsync(cancellationToken);
+            var keys = await db.ApiKeys.AsNoTracking().Where(k => k.OwnerId == person).Select(k => k.Name).Distinct().ToListAsync(cancellationToken);
+            // A key name that another person owns too resolves to nobody (as in PeopleAsync).
+            var shared = await db.ApiKeys.AsNoTracking().Where(k => keys.Contains(k.Name) && k.OwnerId != null && k.OwnerId != person)
+                .Select(k => k.Name).Distinct().ToListAsync(cancellationToken);
+            var teams = await db.TeamMembers.AsNoTracking().Where(m => m.UserId == person).Select(m => m.TeamId).ToListAsync(cancellationToken);
+            return new(closer, user?.Email, user?.UserName, [.. keys.Except(shared).Select(k => "apikey:" + k)], teams);
+        }
+
+        /// <summary>True when the name (an owner or author) denotes the closer's console person.</summary>
+        private bool IsMe(string? name) => Closer.Person is { } person && name is not null && (name.StartsWith("apikey:", StringComparison.Ordinal)
+            ? _keyActors.Contains(name)
+            : name == person || string.Equals(name, _email, StringComparison.OrdinalIgnoreCase) || string.Equals(name, _userName, StringComparison.OrdinalIgnoreCase));
+
+        /// <summary>The entry is the closer's own: an admin's, or recorded or owned by the closer (the same actor or the same
+        /// person). Recording a contact closes only these (RT4): a team-mate's follow-up stays theirs to close.</summary>
+        public bool Owns(CustomerFollowUp entry) =>
+            Closer.Admin || string.Equals(entry.By, Closer.Actor, StringComparison.OrdinalIgnoreCase) || string.Equals(entry.Owner, Closer.Actor, StringComparison.OrdinalIgnoreCase)
+            || (Closer.Person is { } person && entry.OwnerId == person) || IsMe(entry.Owner ?? entry.By) || IsMe(entry.By);
+
+        /// <summary>Closing by hand: the closer's own entries, and a colleague's: the closer shares the entry's team or a team of its owner.</summary>
+        public async Task<bool> MayCloseAsync(CustomerFollowUp entry, CrmDbContext db, CancellationToken cancellationToken)
+        {
+            if (Owns(entry))
+                return true;
+            if (Teams.Count == 0)
+                return false;
+            if (entry.Team is { } team && Teams.Contains(team, StringComparer.OrdinalIgnoreCase))
+                return true;
+            var owners = entry.OwnerId is { } ownerId ? [ownerId] : (await NotificationRecipients.PeopleAsync(db, [entry.Owner ?? entry.By], cancellationToken)).ToList();
+            var mine = Teams.ToList();
+            return await db.TeamMembers.AsNoTracking().AnyAsync(m => owners.Contains(m.UserId) && mine.Contains(m.TeamId), cancellationToken);
+        }
     }
 
     internal static async Task<IResult> RecordAsync(Guid id, CustomerFollowUpRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains,
@@ -148,13 +208,13 @@ internal static class CustomerFollowUpApi
         foreach (var (field, value) in new[] { ("owner", request.Owner), ("team", request.Team) })
             if (value is { Length: > 200 })
                 return Problems.Invalid(field, $"{field} is at most 200 characters.");
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         // The team is stored as the id of an existing team (its id or name, any case), so the due lists and the
         // notices' team fallback find it; a misspelt team is refused rather than its notices going to the admins.
         string? team = null;
         if (!string.IsNullOrWhiteSpace(request.Team))
         {
             var wanted = request.Team.Trim();
-            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
             var teams = await db.Teams.AsNoTracking().Select(t => new { t.Id, t.Name }).ToListAsync(cancellationToken);
             team = teams.FirstOrDefault(t => string.Equals(t.Id, wanted, StringComparison.OrdinalIgnoreCase))?.Id
                 ?? teams.FirstOrDefault(t => string.Equals(t.Name, wanted, StringComparison.OrdinalIgnoreCase))?.Id;
@@ -169,27 +229,30 @@ internal static class CustomerFollowUpApi
             return Problems.Invalid("ticket", $"Ticket #{request.Ticket} belongs to another customer.");
         if (!AgentApi.TryReadIdempotencyKey(http, user, out var requestId))
             return Problems.Invalid("Idempotency-Key", $"Idempotency-Key must be one value of 1-{AgentApi.MaxIdempotencyKeyLength} visible ASCII characters.");
-        // This contact is the follow-up the earlier entries asked for: their reminders stop (read a page at a time).
-        var open = new List<CustomerFollowUp>();
-        for (string? afterAt = null, afterId = null; ;)
-        {
-            var page = (await documents.CustomerFollowUpsAsync(id, true, afterAt, afterId, DefaultPageSize, cancellationToken)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
-            open.AddRange(page);
-            if (page.Count < DefaultPageSize)
-                break;
-            (afterAt, afterId) = (RoutingJson.Write(page[^1].At).Trim('"'), page[^1].Id.ToString("N"));
-        }
         var closer = Closer.Of(user);
         var actor = closer.Actor;
+        var owner = string.IsNullOrWhiteSpace(request.Owner) ? actor : request.Owner.Trim();
         // With an Idempotency-Key the entry's id comes from it (scoped to the key and customer): a retry finds the entry,
         // and the grain closes only what the first request chose (stored with the entry), never one recorded since.
         var entryId = requestId is null ? Guid.NewGuid() : FollowUpCursor.IdFor($"{requestId}:{id:N}");
         var grain = grains.GetGrain<ICustomerFollowUpGrain>(entryId);
-        // Only what the caller may close by hand: another person's follow-up stays open (theirs to close).
+        // This contact is the follow-up the earlier entries asked for: their reminders stop. Only the caller's own
+        // (recorded or owned by them, or any for an admin): a team-mate's stays open, theirs to close (RT4). The caller is
+        // resolved once (RT8); the open entries are read a page at a time, and more than MaxCloses is refused, not cut.
+        var scope = await CloserScope.LoadAsync(closer, db, cancellationToken);
         var closes = new List<Guid>();
-        foreach (var earlier in open.Where(f => f.Id != entryId))
-            if (await MayCloseAsync(earlier, closer, contexts, cancellationToken))
-                closes.Add(earlier.Id);
+        for (string? afterAt = null, afterId = null; ;)
+        {
+            var page = (await documents.CustomerFollowUpsAsync(id, true, afterAt, afterId, MaxPageSize, cancellationToken)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
+            closes.AddRange(page.Where(f => f.Id != entryId && scope.Owns(f)).Select(f => f.Id));
+            if (closes.Count > CustomerFollowUpGrain.MaxCloses)
+                return Problems.Invalid("customer", $"This contact would close more than {CustomerFollowUpGrain.MaxCloses} open follow-ups of the customer; " +
+                    "mark some done first (POST /api/v1/follow-ups/{id}/done).");
+            if (page.Count < MaxPageSize)
+                break;
+            (afterAt, afterId) = (RoutingJson.Write(page[^1].At).Trim('"'), page[^1].Id.ToString("N"));
+        }
+        var ownerIds = await NotificationRecipients.PeopleAsync(db, [owner], cancellationToken);
         var entry = await grain.RecordAsync(new CustomerFollowUp
         {
             Id = Guid.Empty,
@@ -201,7 +264,8 @@ internal static class CustomerFollowUpApi
             How = how,
             Outcome = string.IsNullOrWhiteSpace(request.Outcome) ? null : request.Outcome.Trim(),
             NextDueAt = request.NextDueAt?.ToUniversalTime(),
-            Owner = string.IsNullOrWhiteSpace(request.Owner) ? actor : request.Owner.Trim(),
+            Owner = owner,
+            OwnerId = ownerIds.Count == 1 ? ownerIds.First() : null,
             Team = team,
             // Closed by the grain after it stores the entry, in the same call (RR5: a crash in between is finished by
             // a replay or by the earlier entry's own tick, which finds itself named here).

@@ -8,21 +8,47 @@ using Microsoft.EntityFrameworkCore;
 namespace Crm.Service.Pages.Customers;
 
 /// <summary>The customer's follow-up log in the 360 view (newest contact first, one page) and closing an open one: its
-/// author or owner, a member of its team or the owner's team, or an admin (as in the API), kept in the audit.</summary>
+/// author or owner, a member of its team or the owner's team, or an admin (as in the API), kept in the audit. An entry of
+/// a restricted team the person is not in (its team, or its ticket's) is hidden and cannot be closed from here (RT3), as
+/// the customer's tickets in that team are.</summary>
 public sealed partial class DetailsModel
 {
     public const int FollowUpPage = 20;
 
-    public async Task<IReadOnlyList<CustomerFollowUp>> FollowUpLogAsync(CancellationToken cancellationToken = default) =>
-        [.. (await HttpContext.RequestServices.GetRequiredService<IRoutingStore>()
-            .CustomerFollowUpsAsync(Customer.MergedInto ?? Id, false, null, null, FollowUpPage, cancellationToken)).Select(RoutingJson.Read<CustomerFollowUp>)];
+    public async Task<IReadOnlyList<CustomerFollowUp>> FollowUpLogAsync(CancellationToken cancellationToken = default)
+    {
+        var log = (await HttpContext.RequestServices.GetRequiredService<IRoutingStore>()
+            .CustomerFollowUpsAsync(Customer.MergedInto ?? Id, false, null, null, FollowUpPage, cancellationToken)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
+        var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
+        if (hidden.Count == 0 || log.Count == 0)
+            return log;
+        var ticketTeams = await TicketTeamsAsync(log.Where(f => f.Ticket is not null).Select(f => f.Ticket!.Value).Distinct().ToList(), cancellationToken);
+        return [.. log.Where(f => Visible(f, hidden, ticketTeams))];
+    }
+
+    private static bool Visible(CustomerFollowUp entry, IReadOnlyList<string> hidden, Dictionary<long, string?> ticketTeams) =>
+        !(entry.Team is { } team && hidden.Contains(team, StringComparer.OrdinalIgnoreCase))
+        && !(entry.Ticket is { } ticket && ticketTeams.GetValueOrDefault(ticket) is { } ticketTeam && hidden.Contains(ticketTeam, StringComparer.Ordinal));
+
+    private async Task<Dictionary<long, string?>> TicketTeamsAsync(List<long> numbers, CancellationToken cancellationToken)
+    {
+        if (numbers.Count == 0)
+            return [];
+        await using var db = await HttpContext.RequestServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync(cancellationToken);
+        return await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number)).ToDictionaryAsync(t => t.Number, t => t.Team, cancellationToken);
+    }
 
     public async Task<IActionResult> OnPostFollowUpDoneAsync(Guid followUp, CancellationToken cancellationToken)
     {
         var services = HttpContext.RequestServices;
         var grains = services.GetRequiredService<IGrainFactory>();
         var contexts = services.GetRequiredService<IDbContextFactory<CrmDbContext>>();
-        if (await grains.GetGrain<ICustomerFollowUpGrain>(followUp).GetAsync() is not { } entry || entry.CustomerId != Id)
+        // The log lists the entries of the customer this one was merged into (RT9): those are closed from here too.
+        if (await customers.GetAsync(Id, cancellationToken) is not { } customer
+            || await grains.GetGrain<ICustomerFollowUpGrain>(followUp).GetAsync() is not { } entry || entry.CustomerId != (customer.MergedInto ?? Id))
+            return NotFound();
+        var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
+        if (hidden.Count > 0 && !Visible(entry, hidden, await TicketTeamsAsync(entry.Ticket is { } t ? [t] : [], cancellationToken)))
             return NotFound();
         var closer = CustomerFollowUpApi.Closer.Of(User);
         if (!await CustomerFollowUpApi.MayCloseAsync(entry, closer, contexts, cancellationToken))

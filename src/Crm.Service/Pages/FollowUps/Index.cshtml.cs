@@ -37,8 +37,10 @@ public sealed class IndexModel(IRoutingStore documents, IGrainFactory grains, ID
         (string Key, string Id)? after = null;
         if (cursor is not null && (after = FollowUpCursor.Decode(cursor, list)) is null)
             return BadRequest();
+        // "Mine": owned under my sign-in name, or resolved to my account when recorded (an owner given as my email or
+        // account id, or my personal key's actor `apikey:{email}/{label}`, the API's default owner; RT5).
         var owner = Team is null ? User.Identity!.Name : null;
-        var rows = (await documents.DueFollowUpsAsync(time.GetUtcNow(), owner, Team, after?.Key, after?.Id, PageSize + 1, cancellationToken))
+        var rows = (await documents.DueFollowUpsAsync(time.GetUtcNow(), owner, Team, after?.Key, after?.Id, PageSize + 1, cancellationToken, Team is null ? me : null))
             .Select(RoutingJson.Read<CustomerFollowUp>).ToList();
         Items = [.. rows.Take(PageSize)];
         Next = rows.Count > PageSize ? FollowUpCursor.Encode(list, Items[^1].NextDueAt!.Value, Items[^1].Id) : null;
