@@ -31,7 +31,7 @@ public static class InfrastructureExtensions
 
         services.AddPooledDbContextFactory<CrmDbContext>((provider, options) => options
             .UseSqlite(provider.GetRequiredService<IOptions<StoreOptions>>().Value.ConnectionString)
-            .AddInterceptors([new SqlitePragmas(), .. provider.GetServices<Microsoft.EntityFrameworkCore.Diagnostics.IInterceptor>()]));
+            .AddInterceptors([new SqlitePragmas(), .. provider.GetServices<ICrmStoreInterceptor>()]));
         services.AddSingleton<StoreInitializer>();
         services.AddHostedService(provider => provider.GetRequiredService<StoreInitializer>());
         services.AddSingleton<GroupCommitWriter>();

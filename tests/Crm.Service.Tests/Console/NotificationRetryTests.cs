@@ -5,6 +5,7 @@ using System.Text.Json;
 using Crm.Service.Auth;
 using Crm.Service.Contracts;
 using Crm.Service.Hubs;
+using Crm.Service.Infrastructure.Store;
 using Crm.Service.Infrastructure.Teams;
 using Crm.Service.Tests.Support;
 using Microsoft.AspNetCore.Identity;
@@ -27,7 +28,7 @@ public sealed class NotificationRetryTests : IDisposable
     public void Dispose() => _data.Dispose();
 
     /// <summary>Fails the next read of the notification settings once armed: the store is real, only this read breaks.</summary>
-    private sealed class FailNextSettingsRead : DbCommandInterceptor
+    private sealed class FailNextSettingsRead : DbCommandInterceptor, ICrmStoreInterceptor
     {
         private int _armed;
         public int Fired;
@@ -50,7 +51,7 @@ public sealed class NotificationRetryTests : IDisposable
     {
         var fault = new FailNextSettingsRead();
         await using var app = new CrmApp(_data.Path, new Dictionary<string, string?> { ["ChangeFeed:FirstRetryDelay"] = "00:00:00.200" },
-            services: services => services.AddSingleton<IInterceptor>(fault));
+            services: services => services.AddSingleton<ICrmStoreInterceptor>(fault));
         await app.CreateApiChannelAsync();
         var posted = await app.PostMessageAsync(new { messageId = "m-1", sender = new { id = "alice", name = "Alice" }, subject = "Printer", text = "help" });
         posted.EnsureSuccessStatusCode();
