@@ -20,6 +20,10 @@ public interface IAgentClient
     /// <summary>The watched ticket changed: a new message, a delivery status, a field.</summary>
     Task TicketChanged(long number);
 
+    /// <summary>Changes were pruned before this node pushed them (LiveConsoleFeed's reset): the counts and the open
+    /// ticket's timeline are read again, whatever they show.</summary>
+    Task Resync();
+
     /// <summary>Who else is on the watched ticket, and who of them is typing (the collision indicator).</summary>
     Task Viewers(long number, IReadOnlyList<TicketViewers.ViewerView> viewers);
 

@@ -4,6 +4,7 @@ using Crm.Service.FullTextSearch;
 using Crm.Service.Grains.Storage;
 using Crm.Service.KnowledgeBase;
 using Crm.Service.Tests.Support;
+using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -67,5 +68,38 @@ public sealed class EveryNodeGapTests : IDisposable
 
         await Eventually.WaitForAsync(() => Task.FromResult(directoryOfB.Find("bridge")), account => account is { Enabled: false }, TimeSpan.FromSeconds(60),
             "node B to reload its accounts after the hole and see the account disabled");
+    }
+
+    [Fact]
+    public async Task A_node_that_missed_pruned_changes_asks_its_browsers_to_read_counts_and_timeline_again()
+    {
+        await using var a = new CrmApp(_data.Path, Pruning());
+        await a.CreateApiChannelAsync();
+        var (number, _) = await a.ReceiveAsync("m-1", "alice", "Printer", "help");
+        await using var b = new CrmApp(_data.Path, Pruning(
+            ("ChangeFeed:PollInterval", "01:00:00"),
+            ("Search:LuceneDirectory", Path.Combine(_second.Path, "search")),
+            ("Search:RecordsLuceneDirectory", Path.Combine(_second.Path, "search-records"))));
+        IndexRebuildService[] rebuildsOfB = [b.Services.GetRequiredService<RecordReindexService>(), b.Services.GetRequiredService<ReindexService>()];
+        await Eventually.WaitForAsync(() => Task.FromResult(rebuildsOfB.Count(r => r.Progress.State == "completed")), count => count == 2, TimeSpan.FromSeconds(60),
+            "node B's search indexes to be rebuilt at its start (their swap wakes its consumers)");
+        using var agent = await ConsoleBrowser.SignedInAsync(b, "ann@example.com", Crm.Service.Auth.ConsoleRoles.Agent);
+        await using var hub = agent.AgentHub(b);
+        var resyncs = 0;
+        hub.On("Resync", () => Interlocked.Increment(ref resyncs));
+        await hub.StartAsync();
+        await hub.InvokeAsync("WatchTicket", number);
+
+        // A reply on node A changes the watched ticket; A prunes the change before node B has read it.
+        using (var service = await a.AgentAsync("service"))
+            (await service.PostAsJsonAsync($"/api/v1/tickets/{number}/notes", new { text = "seen on A" })).EnsureSuccessStatusCode();
+        await Eventually.WaitForAsync(() => a.QueryAsync(db => db.Changes.CountAsync(c => c.Entity == ChangeEntities.Ticket || c.Entity == ChangeEntities.Message)),
+            count => count == 0, TimeSpan.FromSeconds(60), "node A to prune the ticket's changes");
+        Assert.Equal(0, Volatile.Read(ref resyncs));
+
+        await b.CreateApiChannelAsync("other");
+
+        await Eventually.WaitForAsync(() => Task.FromResult(Volatile.Read(ref resyncs)), count => count > 0, TimeSpan.FromSeconds(60),
+            "node B's browsers to be told to read their counts and open ticket again after the hole");
     }
 }

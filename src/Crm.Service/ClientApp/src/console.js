@@ -177,6 +177,14 @@ connection.on("QueuesChanged", async () => {
   if (queuePage && news) news.hidden = false;
 });
 
+// Changes were lost to this node before it read them (pruned): everything shown may be stale, as after a reconnect.
+connection.on("Resync", async () => {
+  await refreshCounts();
+  const news = document.getElementById("queue-news");
+  if (queuePage && news) news.hidden = false;
+  await refreshTimeline();
+});
+
 connection.on("TicketChanged", async (number) => {
   if (number === watchedTicket) await refreshTimeline();
 });
