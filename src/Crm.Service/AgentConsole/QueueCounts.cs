@@ -86,6 +86,9 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
     private Dictionary<string, TeamCounters> _teams = new(StringComparer.Ordinal);
     private long _total;
     private long _appliedUpTo;
+    // The newest change handed to ApplyAsync (not a load's snapshot): a batch handed again after its push failed finds its
+    // "created" changes at or below it, and they are not news twice (its notices were kept unsent by LiveConsoleFeed).
+    private long _handedUpTo;
     private bool _loaded;
 
     public Task<QueueCountsView> GetAsync(string me, CancellationToken cancellationToken) => GetAsync(me, [], [], cancellationToken);
@@ -116,11 +119,7 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
     /// <summary>What a batch changed that people are told about: the unfinished tickets whose assignee became someone
     /// (assigned, reassigned, or reopened with an assignee), and the new tickets that came into a team (created in it,
     /// or moved there by routing a moment later).</summary>
-    public sealed record Applied(IReadOnlyList<(long Number, string Assignee)> Assigned, IReadOnlyList<(long Number, string Team)> NewInTeam)
-    {
-        /// <summary>Both batches' notices, each once: a batch handed again after its pushes failed.</summary>
-        public Applied With(Applied later) => new([.. Assigned.Union(later.Assigned)], [.. NewInTeam.Union(later.NewInTeam)]);
-    }
+    public sealed record Applied(IReadOnlyList<(long Number, string Assignee)> Assigned, IReadOnlyList<(long Number, string Team)> NewInTeam);
 
     /// <summary>Applies a batch of the change feed. A replayed change finds the same state and reports nothing.</summary>
     public async Task<Applied> ApplyAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
@@ -153,7 +152,7 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
             var fresh = tickets.Where(t => t.Change.Sequence > _appliedUpTo).Select(t => t.Number).ToHashSet();
             // Created in this batch is news even when the ticket is already known: a page view can load the counts
             // between its commit and this batch (and a node's first load is newer than its feed cursor).
-            var created = tickets.Where(t => t.Change.Kind == ChangeKinds.Created).Select(t => t.Number).ToHashSet();
+            var created = tickets.Where(t => t.Change.Kind == ChangeKinds.Created && t.Change.Sequence > _handedUpTo).Select(t => t.Number).ToHashSet();
             foreach (var number in numbers)
             {
                 var known = _working.Remove(number, out var before);
@@ -171,6 +170,7 @@ public sealed class QueueCounts(IDbContextFactory<CrmDbContext> contexts, StoreI
                 }
             }
             _appliedUpTo = Math.Max(_appliedUpTo, changes[^1].Sequence);
+            _handedUpTo = Math.Max(_handedUpTo, changes[^1].Sequence);
         }
         return new Applied(assigned, newInTeam);
     }

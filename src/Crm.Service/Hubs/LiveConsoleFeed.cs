@@ -34,23 +34,27 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
         await hub.Clients.Group(AgentHub.QueuesGroup).Resync();
     }
 
-    // The notices of a batch whose pushes failed: the counts have already moved, so the batch handed again finds nothing
-    // new and would notify nobody (review LD7). The dispatcher hands one batch at a time.
-    private (long Last, QueueCounts.Applied Notices)? _unsent;
+    // The notices of a batch not yet sent: the counts have already moved, so the batch handed again after a failed push
+    // finds nothing new and would notify nobody (review LD7). Each notice leaves these as soon as it was sent (or found
+    // not to be sent), so a retry repeats none (review LE2). The dispatcher hands one batch at a time.
+    private (long Last, HashSet<(long Number, string Assignee)> Assigned, HashSet<(long Number, string Team)> NewInTeam)? _unsent;
 
     public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)
     {
         var applied = await counts.ApplyAsync(changes, cancellationToken);
+        HashSet<(long, string)> assigned = [], arrived = [];
         if (_unsent is { } unsent && changes[0].Sequence <= unsent.Last)
-            applied = unsent.Notices.With(applied);
-        _unsent = (changes[^1].Sequence, applied);
-        await PushAsync(changes, applied, cancellationToken);
+            (assigned, arrived) = (unsent.Assigned, unsent.NewInTeam);
+        assigned.UnionWith(applied.Assigned);
+        arrived.UnionWith(applied.NewInTeam);
+        _unsent = (changes[^1].Sequence, assigned, arrived);
+        await PushAsync(changes, assigned, arrived, cancellationToken);
         _unsent = null;
     }
 
-    private async Task PushAsync(IReadOnlyList<Change> changes, QueueCounts.Applied applied, CancellationToken cancellationToken)
+    private async Task PushAsync(IReadOnlyList<Change> changes, HashSet<(long Number, string Assignee)> assigned, HashSet<(long Number, string Team)> newInTeam,
+        CancellationToken cancellationToken)
     {
-        var (assigned, newInTeam) = applied;
         var tickets = changes.Where(c => c.Entity == ChangeEntities.Ticket)
             .Select(c => long.Parse(c.EntityId, CultureInfo.InvariantCulture)).ToHashSet();
         var messageIds = changes.Where(c => c.Entity == ChangeEntities.Message && Guid.TryParse(c.EntityId, out _))
@@ -95,32 +99,48 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
     }
 
     /// <summary>"Assigned to you" to the assignee's own connections (on this node: every node runs this consumer).
-    /// The assignee is a sign-in name; names of no console account (API-set, say) notify nobody.</summary>
-    private async Task NotifyAssigneesAsync(CrmDbContext db, IReadOnlyList<(long Number, string Assignee)> assigned, CancellationToken cancellationToken)
+    /// The assignee is a sign-in name; names of no console account (API-set, say) notify nobody. Each notice leaves
+    /// <paramref name="pending"/> once sent or dropped; one whose ticket has another assignee by now is dropped (a
+    /// retried batch must not tell the previous one "assigned to you").</summary>
+    private async Task NotifyAssigneesAsync(CrmDbContext db, HashSet<(long Number, string Assignee)> pending, CancellationToken cancellationToken)
     {
-        var names = assigned.Select(a => a.Assignee.ToUpperInvariant()).Distinct().ToList();
+        var names = pending.Select(a => a.Assignee.ToUpperInvariant()).Distinct().ToList();
         var ids = await db.Users.AsNoTracking().Where(u => names.Contains(u.NormalizedUserName!))
             .ToDictionaryAsync(u => u.NormalizedUserName!, u => u.Id, cancellationToken);
-        var numbers = assigned.Select(a => a.Number).ToList();
-        var teamOf = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number)).ToDictionaryAsync(t => t.Number, t => t.Team, cancellationToken);
-        foreach (var (number, assignee) in assigned)
+        var numbers = pending.Select(a => a.Number).Distinct().ToList();
+        var now = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number))
+            .ToDictionaryAsync(t => t.Number, t => new { t.Team, t.Assignee }, cancellationToken);
+        foreach (var notice in pending.ToList())
+        {
+            var (number, assignee) = notice;
             // Not even the number to someone who may not see the ticket (a restricted team they are not in).
-            if (ids.TryGetValue(assignee.ToUpperInvariant(), out var userId) && await access.MaySeeTeamAsync(userId, teamOf.GetValueOrDefault(number), cancellationToken)
+            if (now.TryGetValue(number, out var ticket) && string.Equals(ticket.Assignee, assignee, StringComparison.OrdinalIgnoreCase)
+                && ids.TryGetValue(assignee.ToUpperInvariant(), out var userId) && await access.MaySeeTeamAsync(userId, ticket.Team, cancellationToken)
                 && (await settings.WhoWantsAsync([userId], Infrastructure.Notifications.NotificationCategory.Assignment, cancellationToken)).Count > 0)
                 await hub.Clients.User(userId).Notify(new AgentNotification("assigned", number, null));
+            pending.Remove(notice);
+        }
     }
 
     /// <summary>"New ticket" to the members of the team a new ticket came into (created in it, or routed there a moment
     /// later: review CT2) who asked for it on their Profile (off by default). Team members of a restricted team may
-    /// see its tickets by definition.</summary>
-    private async Task NotifyTeamsOfNewTicketsAsync(CrmDbContext db, IReadOnlyList<(long Number, string Team)> arrived, CancellationToken cancellationToken)
+    /// see its tickets by definition. Each notice leaves <paramref name="pending"/> once sent; one whose ticket has
+    /// left the team by now is dropped.</summary>
+    private async Task NotifyTeamsOfNewTicketsAsync(CrmDbContext db, HashSet<(long Number, string Team)> pending, CancellationToken cancellationToken)
     {
-        foreach (var ticket in arrived.Select(a => new { a.Number, a.Team }))
+        var numbers = pending.Select(a => a.Number).Distinct().ToList();
+        var teamNow = await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number)).ToDictionaryAsync(t => t.Number, t => t.Team, cancellationToken);
+        foreach (var notice in pending.ToList())
         {
-            var members = await db.TeamMembers.AsNoTracking().Where(m => m.TeamId == ticket.Team).Select(m => m.UserId).ToListAsync(cancellationToken);
-            var wanting = await settings.WhoWantsAsync(members, Infrastructure.Notifications.NotificationCategory.NewTicketInMyTeams, cancellationToken);
-            if (wanting.Count > 0)
-                await hub.Clients.Users([.. wanting]).Notify(new AgentNotification("new-ticket", ticket.Number, ticket.Team));
+            var (number, team) = notice;
+            if (teamNow.TryGetValue(number, out var current) && current == team)
+            {
+                var members = await db.TeamMembers.AsNoTracking().Where(m => m.TeamId == team).Select(m => m.UserId).ToListAsync(cancellationToken);
+                var wanting = await settings.WhoWantsAsync(members, Infrastructure.Notifications.NotificationCategory.NewTicketInMyTeams, cancellationToken);
+                if (wanting.Count > 0)
+                    await hub.Clients.Users([.. wanting]).Notify(new AgentNotification("new-ticket", number, team));
+            }
+            pending.Remove(notice);
         }
     }
 }
