@@ -52,12 +52,13 @@ public interface IChangeConsumer
 
     Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken);
 
-    /// <summary>Changes after the consumer's cursor were pruned before it read them, so it rebuilds its state from the
-    /// store: an <see cref="EveryNode"/> consumer on a node that was down or failing for longer than the retention, or a
-    /// search index whose per-node saved cursor another node's pruning passed (it owes a rebuild durably before it
-    /// returns). The dispatcher reads the feed's head before calling this, moves the cursor there once it returned, and
-    /// hands changes committed meanwhile afterwards. The default does nothing: the consumer skips what was pruned.</summary>
-    Task ResetAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>Changes after the consumer's cursor were pruned before it read them. A consumer that can rebuild its state
+    /// from the store does so and returns true: an <see cref="EveryNode"/> consumer on a node that was down or failing for
+    /// longer than the retention, or a search index whose per-node saved cursor another node's pruning passed (it owes a
+    /// rebuild durably before it returns). The dispatcher reads the feed's head before calling this, moves the cursor
+    /// there once it returned true, and hands changes committed meanwhile afterwards. The default returns false: the
+    /// consumer goes on with the oldest change still kept, skipping only what was pruned (a new consumer starts there).</summary>
+    Task<bool> ResetAsync(CancellationToken cancellationToken) => Task.FromResult(false);
 }
 
 /// <summary>Protects secrets (channel secrets, mailbox passwords, bot tokens) at rest.</summary>

@@ -95,22 +95,38 @@ internal sealed class ChangeFeedDispatcher(
                         status.CursorRead(consumer.Name, cursor.Value);
                     }
                     batch = await feed.ReadAsync(cursor.Value, settings.BatchSize, stoppingToken);
-                    if (await PrunedPastAsync(consumer, cursor.Value, batch, settings, stoppingToken) is { } after)
+                    if (await PrunedPastAsync(cursor.Value, batch, settings, stoppingToken) is { } after)
                     {
-                        (batch, var missed) = after;
+                        (batch, var missed, var headBefore) = after;
                         if (missed)
                         {
-                            logger.LogError("Changes after {Cursor} were pruned before change consumer {Consumer} read them (down or failing longer than ChangeFeed:Retention, or another node pruned past this node's own cursor); it reloads its state from the store",
-                                cursor.Value, consumer.Name);
                             var reloadedFrom = await feed.LastSequenceAsync(stoppingToken);
                             // The cursor moves only once the reset is done (a saved cursor durably): a failed one is
                             // found and tried again. An index owes its rebuild durably before its reset returns.
-                            await consumer.ResetAsync(stoppingToken);
-                            if (!consumer.EveryNode)
-                                await feed.SaveCursorAsync(consumer.Name, reloadedFrom, stoppingToken);
-                            cursor = reloadedFrom;
-                            status.CursorRead(consumer.Name, cursor.Value);
-                            continue;
+                            if (await consumer.ResetAsync(stoppingToken))
+                            {
+                                logger.LogError("Changes after {Cursor} were pruned before change consumer {Consumer} read them (down or failing longer than ChangeFeed:Retention, or another node pruned past this node's own cursor); it reloaded its state from the store",
+                                    cursor.Value, consumer.Name);
+                                if (!consumer.EveryNode)
+                                    await feed.SaveCursorAsync(consumer.Name, reloadedFrom, stoppingToken);
+                                cursor = reloadedFrom;
+                                status.CursorRead(consumer.Name, cursor.Value);
+                                continue;
+                            }
+                            // No state to reload: it goes on with what is kept (review LF1), skipping only the pruned
+                            // changes. A new consumer (cursor 0) starts there by design.
+                            if (cursor.Value > 0)
+                                logger.LogError("Changes after {Cursor} were pruned before change consumer {Consumer} read them (down or failing longer than ChangeFeed:Retention); it goes on with the oldest change kept",
+                                    cursor.Value, consumer.Name);
+                            if (batch.Count == 0)
+                            {
+                                // Nothing is kept up to the head read before the (empty) batch: move past it.
+                                if (!consumer.EveryNode)
+                                    await feed.SaveCursorAsync(consumer.Name, headBefore, stoppingToken);
+                                cursor = headBefore;
+                                status.CursorRead(consumer.Name, cursor.Value);
+                                continue;
+                            }
                         }
                     }
                     if (batch.Count > 0)
@@ -165,18 +181,20 @@ internal sealed class ChangeFeedDispatcher(
     /// case), and then before the batch is read again: a head read first that is past an empty read means pruned, not
     /// yet committed (review LE6). A node's own consumers hold no pruning back; a saved cursor of another node's index
     /// does not hold this node's pruning back either (review LE1). A consumer that never saved a cursor (0) on a feed
-    /// pruned since is reset too: an index started empty on an empty store would otherwise miss what was pruned. Returns null when there is nothing to say, else the batch (re-read) and whether a hole was found.
+    /// pruned since is reset too: an index started empty on an empty store would otherwise miss what was pruned. Returns
+    /// null when there is nothing to say, else the batch (re-read), whether a hole was found, and the head read before
+    /// an empty batch (nothing is kept up to it).
     /// </summary>
-    private async Task<(IReadOnlyList<Change> Batch, bool Missed)?> PrunedPastAsync(IChangeConsumer consumer, long cursor,
+    private async Task<(IReadOnlyList<Change> Batch, bool Missed, long HeadBefore)?> PrunedPastAsync(long cursor,
         IReadOnlyList<Change> batch, ChangeFeedOptions settings, CancellationToken stoppingToken)
     {
         if (batch.Count > 0)
-            return batch[0].Sequence > cursor + 1 ? (batch, true) : null;
+            return batch[0].Sequence > cursor + 1 ? (batch, true, 0) : null;
         var head = await feed.LastSequenceAsync(stoppingToken);
         if (head <= cursor)
             return null;
         var again = await feed.ReadAsync(cursor, settings.BatchSize, stoppingToken);
-        return (again, again.Count == 0 || again[0].Sequence > cursor + 1);
+        return (again, again.Count == 0 || again[0].Sequence > cursor + 1, head);
     }
 
     private async Task PruneAsync(ChangeFeedOptions settings, CancellationToken stoppingToken)

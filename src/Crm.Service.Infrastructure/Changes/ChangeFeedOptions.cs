@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace Crm.Service.Infrastructure.Changes;
 
 /// <summary>How the change feed is handed to its consumers and how long it is kept (section "ChangeFeed").</summary>
-public sealed class ChangeFeedOptions
+public sealed class ChangeFeedOptions : IValidatableObject
 {
     public const string Section = "ChangeFeed";
 
@@ -42,6 +42,16 @@ public sealed class ChangeFeedOptions
 
     /// <summary>When set, every change is also appended to this file as a line (a diagnostic tap, cursor name "journal").</summary>
     public string? JournalFile { get; set; }
+
+    /// <summary>A retention shorter than a node's poll plus its longest retry wait would prune changes before a node's own
+    /// consumers (which hold nothing back) read them, so each would reload its whole state over and over (review LE4).</summary>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (Retention < PollInterval + MaxRetryDelay)
+            yield return new ValidationResult(
+                $"ChangeFeed:Retention ({Retention}) must be at least ChangeFeed:PollInterval + ChangeFeed:MaxRetryDelay ({PollInterval + MaxRetryDelay}): "
+                + "a node's own consumers hold no changes back, and would find them pruned before they read them.", [nameof(Retention)]);
+    }
 
     public TimeSpan DelayAfter(int failures)
     {

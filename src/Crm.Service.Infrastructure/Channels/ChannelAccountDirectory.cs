@@ -71,7 +71,7 @@ public sealed class ChannelAccountDirectory(
 
     /// <summary>Changes were pruned before this node read them: re-reads every account it knows or the store has, so
     /// each difference raises <see cref="Changed"/> as a change from the feed would have.</summary>
-    public async Task ResetAsync(CancellationToken cancellationToken)
+    public async Task<bool> ResetAsync(CancellationToken cancellationToken)
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
         List<string> stored;
@@ -79,6 +79,7 @@ public sealed class ChannelAccountDirectory(
             stored = await db.ChannelAccounts.AsNoTracking().Select(c => c.Id).ToListAsync(cancellationToken);
         foreach (var id in stored.Union(_accounts.Keys, StringComparer.Ordinal).ToList())
             await RefreshAsync(id, cancellationToken);
+        return true;
     }
 
     /// <summary>After an admin change on this node: refresh now if possible. A failure is only logged, because the

@@ -37,10 +37,11 @@ public sealed class RecordIndexer(IDbContextFactory<CrmDbContext> contexts, Stor
         entity is ChangeEntities.Ticket or ChangeEntities.Message or ChangeEntities.Customer or ChangeEntities.Identity;
 
     /// <summary>Changes after the saved cursor were pruned before this index got them (review LE1): rebuilt from the store.</summary>
-    public async Task ResetAsync(CancellationToken cancellationToken)
+    public async Task<bool> ResetAsync(CancellationToken cancellationToken)
     {
         await _checked.Task.WaitAsync(cancellationToken);
         await gates.RebuildAsync(Name, cancellationToken);
+        return true;
     }
 
     public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)

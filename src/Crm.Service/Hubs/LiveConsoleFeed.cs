@@ -27,11 +27,12 @@ internal sealed class LiveConsoleFeed(QueueCounts counts, IHubContext<AgentHub, 
     /// <summary>Changes were pruned before this node read them: the counters are taken again from the store, and every
     /// browser reads its counts and its open ticket again (review LE3). The assignment and new-ticket notices of the lost
     /// range, and those of a batch that failed before it, are not sent: what they named may have changed since.</summary>
-    public async Task ResetAsync(CancellationToken cancellationToken)
+    public async Task<bool> ResetAsync(CancellationToken cancellationToken)
     {
         await counts.ReloadAsync(cancellationToken);
         _unsent = null;
         await hub.Clients.Group(AgentHub.QueuesGroup).Resync();
+        return true;
     }
 
     // The notices of a batch not yet sent: the counts have already moved, so the batch handed again after a failed push

@@ -27,10 +27,11 @@ public sealed class ArticleIndexer(KnowledgeBaseStore store, ISearchIndex index,
     internal void StartChecked() => _checked.TrySetResult();
 
     /// <summary>Changes after the saved cursor were pruned before this index got them (review LE1): rebuilt from the store.</summary>
-    public async Task ResetAsync(CancellationToken cancellationToken)
+    public async Task<bool> ResetAsync(CancellationToken cancellationToken)
     {
         await _checked.Task.WaitAsync(cancellationToken);
         await gates.RebuildAsync(Name, cancellationToken);
+        return true;
     }
 
     public async Task HandleAsync(IReadOnlyList<Change> changes, CancellationToken cancellationToken)

@@ -144,6 +144,30 @@ public sealed class ChangeFeedDispatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task A_consumer_with_no_state_to_reload_goes_on_with_the_changes_kept_after_a_pruned_hole()
+    {
+        List<long> committed;
+        await using (var setup = await FeedRig.StartAsync(_data.Path, []))
+        {
+            await setup.CommitTicketsAsync(10);
+            committed = await setup.SequencesAsync();
+            await setup.SaveCursorAsync("a", committed[4]);
+            await setup.SaveCursorAsync("x", committed[6]);
+            // Pruning that does not know "a" (another node's) deletes past its cursor.
+            Assert.Equal(7, await setup.PruneAsync(["x"], DateTimeOffset.UtcNow.AddDays(1)));
+        }
+        var behind = new RecordingConsumer("a");
+        var late = new RecordingConsumer("late");
+
+        await using var rig = await FeedRig.StartAsync(_data.Path, [behind, late]);
+
+        // SLA, assignment and the journal have no state to reload: skipping to the head would lose what is still kept (review LF1).
+        await Eventually.WaitForAsync(() => Task.FromResult(behind.Sequences.Count + late.Sequences.Count), count => count >= 6, what: "both consumers to get the kept changes");
+        Assert.Equal(committed[7..], behind.Sequences);
+        Assert.Equal(committed[7..], late.Sequences);
+    }
+
+    [Fact]
     public async Task Pruning_deletes_only_old_changes_every_consumer_has_passed_and_never_reuses_a_sequence()
     {
         await using var rig = await FeedRig.StartAsync(_data.Path, []);

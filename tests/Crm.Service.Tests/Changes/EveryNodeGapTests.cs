@@ -30,7 +30,10 @@ public sealed class EveryNodeGapTests : IDisposable
     {
         var settings = new Dictionary<string, string?>
         {
-            ["ChangeFeed:Retention"] = "00:00:00",
+            // As short as start-up validation allows (retention >= poll + longest retry wait), so node A prunes at once.
+            ["ChangeFeed:Retention"] = "00:00:00.100",
+            ["ChangeFeed:PollInterval"] = "00:00:00.050",
+            ["ChangeFeed:MaxRetryDelay"] = "00:00:00.050",
             ["ChangeFeed:PruneInterval"] = "00:00:00.050",
         };
         foreach (var (key, value) in more)
@@ -45,7 +48,7 @@ public sealed class EveryNodeGapTests : IDisposable
         await a.CreateApiChannelAsync();
         await using var b = new CrmApp(_data.Path, Pruning(
             // Node B hears of node A's commits only on its poll; an hour means it reads only when its own commit wakes it.
-            ("ChangeFeed:PollInterval", "01:00:00"),
+            ("ChangeFeed:PollInterval", "01:00:00"), ("ChangeFeed:Retention", "02:00:00"),
             ("Search:LuceneDirectory", Path.Combine(_second.Path, "search")),
             ("Search:RecordsLuceneDirectory", Path.Combine(_second.Path, "search-records"))));
         var directoryOfB = b.Services.GetRequiredService<IChannelAccounts>();
@@ -77,7 +80,7 @@ public sealed class EveryNodeGapTests : IDisposable
         await a.CreateApiChannelAsync();
         var (number, _) = await a.ReceiveAsync("m-1", "alice", "Printer", "help");
         await using var b = new CrmApp(_data.Path, Pruning(
-            ("ChangeFeed:PollInterval", "01:00:00"),
+            ("ChangeFeed:PollInterval", "01:00:00"), ("ChangeFeed:Retention", "02:00:00"),
             ("Search:LuceneDirectory", Path.Combine(_second.Path, "search")),
             ("Search:RecordsLuceneDirectory", Path.Combine(_second.Path, "search-records"))));
         IndexRebuildService[] rebuildsOfB = [b.Services.GetRequiredService<RecordReindexService>(), b.Services.GetRequiredService<ReindexService>()];

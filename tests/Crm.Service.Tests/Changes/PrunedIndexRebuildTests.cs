@@ -26,7 +26,10 @@ public sealed class PrunedIndexRebuildTests : IDisposable
     {
         var settings = new Dictionary<string, string?>
         {
-            ["ChangeFeed:Retention"] = "00:00:00",
+            // As short as start-up validation allows (retention >= poll + longest retry wait), so node A prunes at once.
+            ["ChangeFeed:Retention"] = "00:00:00.100",
+            ["ChangeFeed:PollInterval"] = "00:00:00.050",
+            ["ChangeFeed:MaxRetryDelay"] = "00:00:00.050",
             ["ChangeFeed:PruneInterval"] = "00:00:00.050",
         };
         foreach (var (key, value) in more)
@@ -50,7 +53,7 @@ public sealed class PrunedIndexRebuildTests : IDisposable
         await a.ReceiveAsync("m-1", "alice", "Printer quokka", "first");
         await using var b = new CrmApp(_data.Path, Pruning(
             // Node B reads the feed only when its own commit wakes it.
-            ("ChangeFeed:PollInterval", "01:00:00"),
+            ("ChangeFeed:PollInterval", "01:00:00"), ("ChangeFeed:Retention", "02:00:00"),
             ("Search:LuceneDirectory", Path.Combine(_second.Path, "search")),
             ("Search:RecordsLuceneDirectory", Path.Combine(_second.Path, "search-records"))));
         using var searchOnB = b.Admin();
