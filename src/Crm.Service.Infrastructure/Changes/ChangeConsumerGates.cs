@@ -72,6 +72,15 @@ public sealed class ChangeConsumerGates
     public Task RebuildDoneAsync(string consumer, long sequence, CancellationToken cancellationToken = default) =>
         _feed.SetNoteAsync(AppliedName(consumer), sequence, raiseOnly: false, cancellationToken);
 
+    /// <summary>Durably holds the feed's pruning, on every node, at <paramref name="from"/> while the consumer's index is
+    /// rebuilt: its swap rewinds the consumer there, and the changes after it must still be kept (review LF3).</summary>
+    public Task HoldPruningAsync(string consumer, long from, CancellationToken cancellationToken = default) =>
+        _feed.SetNoteAsync(consumer + SqliteChangeFeed.RebuildHoldSuffix, from, raiseOnly: false, cancellationToken);
+
+    /// <summary>Ends <see cref="HoldPruningAsync"/> (the rebuild swapped, failed, or a restart found it left behind).</summary>
+    public Task ReleasePruningAsync(string consumer, CancellationToken cancellationToken = default) =>
+        _feed.DeleteNoteAsync(consumer + SqliteChangeFeed.RebuildHoldSuffix, cancellationToken);
+
     /// <summary>Waits until the consumer is between batches and keeps it there until the pause is disposed.</summary>
     public async Task<Pause> PauseAsync(string consumer, CancellationToken cancellationToken = default)
     {

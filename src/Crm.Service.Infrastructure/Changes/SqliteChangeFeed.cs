@@ -75,6 +75,17 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
                 """, cancellationToken);
     }
 
+    /// <summary>The suffix of a note that holds pruning at a running rebuild's starting point (<see cref="PruneAsync"/>).</summary>
+    public const string RebuildHoldSuffix = "#rebuilding";
+
+    /// <summary>Removes a note written by <see cref="SetNoteAsync"/>.</summary>
+    public async Task DeleteNoteAsync(string name, CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        await db.ChangeCursors.Where(c => c.Consumer == name).ExecuteDeleteAsync(cancellationToken);
+    }
+
     /// <summary>Moves the consumer's cursor back to <paramref name="sequence"/> (never forward), so the changes after it are
     /// handed again. A consumer without a cursor gets this one: the rebuilt index it writes holds everything up to here,
     /// and reading from 0 instead would find a pruned feed's hole and rebuild once more.</summary>
@@ -109,6 +120,10 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
         var stored = await db.ChangeCursors.AsNoTracking().Where(c => consumers.Contains(c.Consumer)).ToDictionaryAsync(c => c.Consumer, c => c.Sequence, cancellationToken);
         // A consumer without a cursor has handled nothing yet.
         var cursors = consumers.ToDictionary(name => name, name => stored.GetValueOrDefault(name), StringComparer.Ordinal);
+        // A running index rebuild, on any node, rewinds its indexer to where it began when it swaps: what follows must
+        // still be there then, or the rebuilt index misses it (review LF3).
+        foreach (var hold in await db.ChangeCursors.AsNoTracking().Where(c => c.Consumer.EndsWith(RebuildHoldSuffix)).ToListAsync(cancellationToken))
+            cursors[hold.Consumer] = hold.Sequence;
         var passedByAll = cursors.Values.DefaultIfEmpty(long.MaxValue).Min();
         // Sequences follow commit order, so the first change young enough to keep bounds the old ones; finding it
         // reads only the rows that are about to be deleted.

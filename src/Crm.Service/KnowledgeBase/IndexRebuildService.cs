@@ -60,7 +60,7 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
                 return false;
             }
             _progress = new("running", 0, 0, time.GetUtcNow(), null, null);
-            running = _running = Task.Run(() => RunCoreAsync(CancellationToken.None));
+            running = _running = Task.Run(RunWhileOwedAsync);
             return true;
         }
     }
@@ -74,13 +74,65 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
         return Progress;
     }
 
+    /// <summary>Rebuilds, and again while the store still records a rebuild as owed (review LF2): one that failed, or one
+    /// owed anew (a pruned hole) while the previous run was finishing and <see cref="TryStart"/> saw it still running.
+    /// A failed run is retried with backoff, up to 5 minutes apart, until the node stops.</summary>
+    private async Task RunWhileOwedAsync()
+    {
+        var delay = TimeSpan.FromSeconds(1);
+        var stopping = _stopping.Token;
+        try
+        {
+            while (true)
+            {
+                await RunCoreAsync(stopping);
+                bool owed;
+                try
+                {
+                    owed = await gates.AppliedAsync(consumerName, stopping) == ChangeConsumerGates.RebuildOwed;
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    logger.LogWarning(e, "Could not read whether the {IndexName} is still owed a rebuild.", IndexName);
+                    owed = Progress.State == "failed";
+                }
+                if (!owed)
+                    return;
+                if (Progress.State == "failed")
+                {
+                    logger.LogWarning("The {IndexName} is still owed a rebuild; trying again in {Delay}.", IndexName, delay);
+                    await Task.Delay(delay, TimeProvider.System, stopping);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMinutes(5).Ticks));
+                }
+                lock (_gate)
+                    _progress = new("running", 0, 0, time.GetUtcNow(), null, null);
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // The node stops; an owed rebuild is done at its next start.
+        }
+    }
+
+    private readonly CancellationTokenSource _stopping = new();
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        await base.StopAsync(cancellationToken);
+    }
+
     private async Task RunCoreAsync(CancellationToken cancellationToken, IProgress<ReindexProgress>? report = null)
     {
         var swapped = false;
+        var held = false;
         try
         {
             await BeforeRebuildAsync(cancellationToken);
             var from = await feed.LastSequenceAsync(cancellationToken);
+            // Pruning on every node keeps what follows "from" until the swap has rewound the indexer there (review LF3).
+            await gates.HoldPruningAsync(consumerName, from, cancellationToken);
+            held = true;
             var total = await CountAsync(cancellationToken);
             Update(p => p with { Total = total }, report);
             await using (var rebuild = await index.BeginRebuildAsync(cancellationToken))
@@ -113,6 +165,24 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
                 logger.LogError(e, "Rebuilding the {IndexName} failed; the previous index is still in use.", IndexName);
             Update(p => p with { State = "failed", FinishedAt = time.GetUtcNow(), Error = e.Message }, report);
         }
+        finally
+        {
+            if (held)
+                await ReleasePruningHoldAsync();
+        }
+    }
+
+    private async Task ReleasePruningHoldAsync()
+    {
+        try
+        {
+            await gates.ReleasePruningAsync(consumerName, CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            // Left behind, it only keeps changes longer; this node's next start or rebuild removes it.
+            logger.LogWarning(e, "Could not remove the pruning hold of the {IndexName} rebuild.", IndexName);
+        }
     }
 
     private void Update(Func<ReindexProgress, ReindexProgress> change, IProgress<ReindexProgress>? report)
@@ -141,6 +211,12 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // A pruning hold a killed rebuild of this index left behind (a rebuild owed is started again below).
+        bool running;
+        lock (_gate)
+            running = _running is { IsCompleted: false };
+        if (!running)
+            await ReleasePruningHoldAsync();
         string? reason;
         try
         {

@@ -105,7 +105,7 @@ public sealed class RecordSearchTests
     {
         using var data = new TempDirectory();
         var gate = new WriteGate();
-        await using var app = new CrmApp(data.Path, services: s => WrapRecords(s, gate));
+        await using var app = new CrmApp(data.Path, services: s => GatedRecordsIndex.Wrap(s, gate));
         await app.CreateApiChannelAsync();
         var ticket = await ReceiveAsync(app, "m-1", "dora", "Dora", "The quantum modem hums");
         using var serviceKey = await app.AgentAsync("service");
@@ -136,7 +136,7 @@ public sealed class RecordSearchTests
     {
         using var data = new TempDirectory();
         var gate = new WriteGate();
-        await using var app = new CrmApp(data.Path, services: s => WrapRecords(s, gate));
+        await using var app = new CrmApp(data.Path, services: s => GatedRecordsIndex.Wrap(s, gate));
         await app.CreateApiChannelAsync();
         var ticket = await ReceiveAsync(app, "m-0", "kim", "Kim", "The sprocket squeaks 0");
         for (var i = 1; i < 20; i++)
@@ -197,7 +197,7 @@ public sealed class RecordSearchTests
     {
         using var data = new TempDirectory();
         var gate = new WriteGate();
-        await using var app = new CrmApp(data.Path, services: s => WrapRecords(s, gate));
+        await using var app = new CrmApp(data.Path, services: s => GatedRecordsIndex.Wrap(s, gate));
         await app.CreateApiChannelAsync();
         var ticket = await ReceiveAsync(app, "m-1", "jon", "Jon", "The gyroscope rattles");
         Assert.Equal(ticket, await ReceiveAsync(app, "m-2", "jon", "Jon", "The gyroscope rattles louder"));
@@ -219,7 +219,7 @@ public sealed class RecordSearchTests
     {
         using var data = new TempDirectory();
         var gate = new WriteGate();
-        await using (var app = new CrmApp(data.Path, services: s => WrapRecords(s, gate)))
+        await using (var app = new CrmApp(data.Path, services: s => GatedRecordsIndex.Wrap(s, gate)))
         {
             await app.CreateApiChannelAsync();
             await ReceiveAsync(app, "m-0", "dan", "Dan", "The warp drive is fine");
@@ -352,54 +352,5 @@ public sealed class RecordSearchTests
         Assert.All(messages, d => Assert.Null(d["team"]?.GetValue<string>()));
         using var serviceKey = await app.AgentAsync("service");
         Assert.Contains(await HitsAsync(serviceKey, "barometer"), h => h.StartsWith("message:", StringComparison.Ordinal));
-    }
-
-    /// <summary>Makes the records index's writes fail while closed.</summary>
-    private sealed class WriteGate
-    {
-        public volatile bool Closed;
-        public int Refused;
-        /// <summary>Message documents written (KW6 counts them).</summary>
-        public int MessagesUpserted;
-
-        public void Check()
-        {
-            if (Closed)
-            {
-                Interlocked.Increment(ref Refused);
-                throw new IOException("simulated: the records index cannot be written");
-            }
-        }
-    }
-
-    private static void WrapRecords(IServiceCollection services, WriteGate gate)
-    {
-        var engine = services.Last(d => d.ServiceType == typeof(ISearchIndex) && d.IsKeyedService && Equals(d.ServiceKey, SearchExtensions.RecordsIndex));
-        services.Remove(engine);
-        services.AddKeyedSingleton<ISearchIndex>(SearchExtensions.RecordsIndex, (p, key) => new GatedIndex((ISearchIndex)engine.KeyedImplementationFactory!(p, key), gate));
-    }
-
-    private sealed class GatedIndex(ISearchIndex inner, WriteGate gate) : ISearchIndex, IDisposable
-    {
-        public void Dispose() => (inner as IDisposable)?.Dispose();
-        public string Engine => inner.Engine;
-        public string Identity => inner.Identity;
-        public Task UpsertAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default)
-        {
-            gate.Check();
-            Interlocked.Add(ref gate.MessagesUpserted, documents.Count(d => d.Kind == SearchKinds.Message));
-            return inner.UpsertAsync(documents, cancellationToken);
-        }
-        public Task DeleteAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default)
-        {
-            gate.Check();
-            return inner.DeleteAsync(ids, cancellationToken);
-        }
-        public Task<SearchResults> SearchAsync(SearchQuery query, CancellationToken cancellationToken = default) => inner.SearchAsync(query, cancellationToken);
-        public Task<long> CountAsync(CancellationToken cancellationToken = default) => inner.CountAsync(cancellationToken);
-        public Task<IReadOnlyDictionary<string, string>?> IndexedTeamsAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default) => inner.IndexedTeamsAsync(ids, cancellationToken);
-        public Task<long?> AppliedSequenceAsync(CancellationToken cancellationToken = default) => inner.AppliedSequenceAsync(cancellationToken);
-        public Task MarkAppliedAsync(long sequence, CancellationToken cancellationToken = default) => inner.MarkAppliedAsync(sequence, cancellationToken);
-        public Task<IIndexRebuild> BeginRebuildAsync(CancellationToken cancellationToken = default) => inner.BeginRebuildAsync(cancellationToken);
     }
 }
