@@ -27,6 +27,7 @@ public static class PhoneCalls
     public const int MaxSummaryLength = 20_000;
     public const int MaxResultLength = 200;
     public const int MaxDurationSeconds = 24 * 60 * 60;
+    public static readonly TimeSpan MaxClockSkew = TimeSpan.FromMinutes(5);
 
     /// <summary>Checks a call (already normalized); throws <see cref="DomainException"/> naming the field at fault.</summary>
     public static void Check(PhoneCall call, DateTimeOffset now)
@@ -35,7 +36,8 @@ public static class PhoneCalls
             throw new DomainException(DomainErrorKind.Invalid, "direction is \"in\" or \"out\".", "direction");
         if (string.IsNullOrEmpty(call.Phone))
             throw new DomainException(DomainErrorKind.Invalid, "phone is required.", "phone");
-        if (call.At.Year < 2000 || call.At > now.AddDays(1))
+        // "Not in the future", with a few minutes for the clocks of the client and the server (review CS6).
+        if (call.At.Year < 2000 || call.At > now.Add(MaxClockSkew))
             throw new DomainException(DomainErrorKind.Invalid, "time is when the call happened, not in the future.", "time");
         if (call.DurationSeconds is < 0 or > MaxDurationSeconds)
             throw new DomainException(DomainErrorKind.Invalid, $"durationSeconds is between 0 and {MaxDurationSeconds}.", "durationSeconds");

@@ -62,6 +62,47 @@ public sealed class CustomerEventStore(IDbContextFactory<CrmDbContext> contexts)
         }
     }
 
+    /// <summary>
+    /// Stores an event whose <see cref="CustomerEventRecord.ClientEventId"/> is one across all customers (a call's
+    /// Idempotency-Key, review CS3): the id goes into RequestKeys in the same commit, so a retry finds the event even
+    /// when it names another customer or a customer merge has moved it. Answers the stored event and whether it is new;
+    /// <c>Stored</c> is null when the id is taken by something that is not an event.
+    /// </summary>
+    public async Task<(CustomerEventRecord? Stored, bool Created)> AddOnceAsync(CustomerEventRecord record, CancellationToken cancellationToken)
+    {
+        await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
+        {
+            if (await FindOnceAsync(db, record, cancellationToken) is { } existing)
+                return (existing.Event, false);
+            db.CustomerEvents.Add(record);
+            db.RequestKeys.Add(new Grains.Records.RequestKeyRecord { Key = record.ClientEventId, At = record.ReceivedAt });
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                return (record, true);
+            }
+            catch (DbUpdateException ex) when (ex.InnerException is SqliteException { SqliteErrorCode: 19 })
+            {
+                // Two copies raced, or the id was used before: answer with what holds it.
+            }
+        }
+        await using var again = await contexts.CreateDbContextAsync(cancellationToken);
+        return ((await FindOnceAsync(again, record, cancellationToken))?.Event, false);
+    }
+
+    /// <summary>The event holding a once-only id: by the global key (a scan of the id, only for a key already used), or,
+    /// for an event stored before such keys, on the same customer.</summary>
+    private sealed record Holder(CustomerEventRecord? Event);
+
+    private static async Task<Holder?> FindOnceAsync(CrmDbContext db, CustomerEventRecord record, CancellationToken cancellationToken)
+    {
+        if (await db.RequestKeys.AsNoTracking().AnyAsync(k => k.Key == record.ClientEventId, cancellationToken))
+            return new(await db.CustomerEvents.AsNoTracking().Where(e => e.ClientEventId == record.ClientEventId).OrderBy(e => e.Id).FirstOrDefaultAsync(cancellationToken));
+        return await FindAsync(db, record.CustomerId, record.ClientEventId, cancellationToken) is { } earlier ? new(earlier) : null;
+    }
+
+    public static CustomerEventView ToView(CustomerEventRecord e) => View(e);
+
     /// <summary>The customer's events, newest first (the latest <paramref name="count"/>).</summary>
     public async Task<IReadOnlyList<CustomerEventView>> LatestAsync(Guid customerId, int count, CancellationToken cancellationToken)
     {

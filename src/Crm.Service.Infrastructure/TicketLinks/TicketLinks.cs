@@ -43,28 +43,56 @@ public enum LinkOutcome
 /// <summary>Links between tickets, with an audit row on both tickets in the same commit as the link.</summary>
 public sealed class TicketLinkStore(IDbContextFactory<CrmDbContext> contexts, TimeProvider time)
 {
-    /// <summary>The audit fields of link rows, whose value names the other ticket ("#n").</summary>
-    private static readonly string[] LinkFields = ["related", "duplicate-of", "duplicated-by"];
+    /// <summary>The audit fields whose old or new value names another ticket: the link rows ("#n") and the merge, split
+    /// and follow-up rows of the ticket grain (a bare "n"; splitFrom keeps it in OldValue, review CS1).</summary>
+    private static readonly string[] TicketFields = ["related", "duplicate-of", "duplicated-by", "mergedInto", "mergedFrom", "splitFrom", "splitInto", "followUpOf"];
+
+    /// <summary>The ticket numbers a history row names, in either value, with or without "#".</summary>
+    private static IEnumerable<long> Named(Queries.AuditEntryView e)
+    {
+        if (e.Field is not { } field || !TicketFields.Contains(field, StringComparer.Ordinal))
+            yield break;
+        foreach (var value in new[] { e.OldValue, e.NewValue })
+            if (value is { Length: > 0 } && long.TryParse(value.AsSpan(value[0] == '#' ? 1 : 0), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+                yield return n;
+    }
 
     /// <summary>
-    /// History without the link rows that name a ticket of a hidden team: a restricted ticket is not even a number to
-    /// those outside its team (review CT1), so "linked related → #n" is left out for them, in the console and the API.
+    /// History without the rows that name a ticket of a hidden team: a restricted ticket is not even a number to
+    /// those outside its team (reviews CT1, CS1), so "linked related → #n", "merged into n", "split into n" or
+    /// "follow-up of n" are left out for them, in the console and the API.
     /// </summary>
     public async Task<IReadOnlyList<Queries.AuditEntryView>> HideRestrictedLinksAsync(IReadOnlyList<Queries.AuditEntryView> entries,
-        IReadOnlyList<string> hiddenTeams, CancellationToken cancellationToken)
+        IReadOnlyCollection<string> hiddenTeams, CancellationToken cancellationToken)
     {
         if (hiddenTeams.Count == 0)
             return entries;
-        static long? Named(Queries.AuditEntryView e) =>
-            e.Field is { } field && LinkFields.Contains(field, StringComparer.Ordinal) && (e.NewValue ?? e.OldValue) is { Length: > 1 } value && value[0] == '#'
-            && long.TryParse(value.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : null;
-        var numbers = entries.Select(Named).OfType<long>().Distinct().ToList();
+        var hidden = await HiddenNumbersAsync(entries.SelectMany(Named), hiddenTeams, cancellationToken);
+        return hidden.Count == 0 ? entries : [.. entries.Where(e => !Named(e).Any(hidden.Contains))];
+    }
+
+    /// <summary>The ticket without the numbers of hidden tickets it names (merged into, follow-up of), review CS1.</summary>
+    public async Task<Queries.TicketView> HideRestrictedNumbersAsync(Queries.TicketView ticket, IReadOnlyCollection<string> hiddenTeams, CancellationToken cancellationToken)
+    {
+        if (hiddenTeams.Count == 0 || (ticket.MergedInto is null && ticket.FollowUpOf is null))
+            return ticket;
+        var hidden = await HiddenNumbersAsync(new[] { ticket.MergedInto, ticket.FollowUpOf }.OfType<long>(), hiddenTeams, cancellationToken);
+        return hidden.Count == 0 ? ticket : ticket with
+        {
+            MergedInto = ticket.MergedInto is { } m && hidden.Contains(m) ? null : ticket.MergedInto,
+            FollowUpOf = ticket.FollowUpOf is { } f && hidden.Contains(f) ? null : ticket.FollowUpOf,
+        };
+    }
+
+    private async Task<HashSet<long>> HiddenNumbersAsync(IEnumerable<long> named, IReadOnlyCollection<string> hiddenTeams, CancellationToken cancellationToken)
+    {
+        var numbers = named.Distinct().ToList();
         if (numbers.Count == 0)
-            return entries;
+            return [];
+        var teams = hiddenTeams.ToList();
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var hidden = (await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number) && t.Team != null && hiddenTeams.Contains(t.Team))
+        return (await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number) && t.Team != null && teams.Contains(t.Team))
             .Select(t => t.Number).ToListAsync(cancellationToken)).ToHashSet();
-        return hidden.Count == 0 ? entries : [.. entries.Where(e => Named(e) is not { } n || !hidden.Contains(n))];
     }
 
     /// <summary>Links <paramref name="number"/> to <paramref name="other"/>; for "duplicate", <paramref name="number"/> is the duplicate.</summary>

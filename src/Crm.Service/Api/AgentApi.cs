@@ -91,8 +91,16 @@ public static class AgentApi
         long number, TicketQueries queries, ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams,
         IDbContextFactory<CrmDbContext> contexts, Infrastructure.TicketLinks.TicketLinkStore links, CancellationToken cancellationToken) =>
         await queries.GetDetailsAsync(number, DefaultPageSize, DefaultPageSize, cancellationToken) is { } details
-            ? TypedResults.Ok(details with { History = await links.HideRestrictedLinksAsync(details.History, await HiddenTeamsAsync(user, teams, contexts, cancellationToken), cancellationToken) })
+            ? TypedResults.Ok(await HideRestrictedAsync(details, await HiddenTeamsAsync(user, teams, contexts, cancellationToken), links, cancellationToken))
             : NoTicket(number);
+
+    /// <summary>The details without the numbers of tickets the person may not see, in the history and the ticket (review CS1).</summary>
+    private static async Task<TicketDetailsView> HideRestrictedAsync(TicketDetailsView details, IReadOnlyList<string> hidden,
+        Infrastructure.TicketLinks.TicketLinkStore links, CancellationToken cancellationToken) => details with
+    {
+        Ticket = await links.HideRestrictedNumbersAsync(details.Ticket, hidden, cancellationToken),
+        History = await links.HideRestrictedLinksAsync(details.History, hidden, cancellationToken),
+    };
 
     internal static async Task<Results<Ok<Page<TimelineEntry>>, ProblemHttpResult>> GetTimelineAsync(
         long number, string? cursor, int? pageSize, TicketQueries queries, CancellationToken cancellationToken)

@@ -19,8 +19,10 @@ public sealed record CallRequest(string? Direction, string? Phone, DateTimeOffse
 public sealed record PhoneIdentityLink(string Identity, Guid CustomerId, bool HeldByAnother);
 
 /// <summary>A logged call: on a ticket as a timeline entry of the phone channel, on a customer as an event of the
-/// customer's timeline (<c>call.in</c> / <c>call.out</c>).</summary>
-public sealed record CallLogged(long? Ticket, Guid Customer, TimelineEntry? Entry, CustomerEventView? Event, PhoneIdentityLink Phone);
+/// customer's timeline (<c>call.in</c> / <c>call.out</c>). <see cref="Phone"/> is null when the number was not linked:
+/// shorter than <see cref="CallLog.MinLinkedDigits"/> digits (an extension, a short code), or the link failed after
+/// the call was stored (review CS5; the call is not repeated).</summary>
+public sealed record CallLogged(long? Ticket, Guid Customer, TimelineEntry? Entry, CustomerEventView? Event, PhoneIdentityLink? Phone);
 
 /// <summary>
 /// Log a call (issue 17). The call is stored first (a message without a conversation on a ticket, so no outbox row and
@@ -28,8 +30,20 @@ public sealed record CallLogged(long? Ticket, Guid Customer, TimelineEntry? Entr
 /// <see cref="IIdentityGrain.LinkIfFreeAsync"/>: a free number becomes the customer's, a number held by another customer
 /// stays there and the answer says so. A retry with the same key returns the first call and links again (harmless).
 /// </summary>
-public sealed class CallLog(IGrainFactory grains, TicketQueries tickets, CustomerQueries customers, CustomerEventStore events, TimeProvider time)
+public sealed partial class CallLog(IGrainFactory grains, TicketQueries tickets, CustomerQueries customers, CustomerEventStore events, TimeProvider time,
+    ILogger<CallLog> logger)
 {
+    /// <summary>The longest phone text accepted, as the console form's field (review CS4).</summary>
+    public const int MaxPhoneLength = 40;
+
+    /// <summary>Fewer digits are an extension or a short code: the call is logged, the number is not made anyone's
+    /// identity (review CS4).</summary>
+    public const int MinLinkedDigits = 6;
+
+    /// <summary>A leading '+', then digits with the separators people write: spaces, '-', '(', ')' and '.'.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\+?[0-9 ().-]+$")]
+    private static partial System.Text.RegularExpressions.Regex PhonePattern();
+
     /// <summary>Checks and normalizes a request; throws <see cref="DomainException"/> naming the field at fault.</summary>
     public PhoneCall Parse(CallRequest request)
     {
@@ -42,11 +56,15 @@ public sealed class CallLog(IGrainFactory grains, TicketQueries tickets, Custome
         string phone;
         try
         {
-            phone = IdentityNormalizer.Phone(request.Phone ?? "");
+            // Only what a phone number is written with: "ext 123" or "order 4711" is not a number to link (review CS4).
+            var raw = request.Phone?.Trim() ?? "";
+            if (raw.Length > MaxPhoneLength || !PhonePattern().IsMatch(raw))
+                throw new FormatException();
+            phone = IdentityNormalizer.Phone(raw);
         }
         catch (FormatException)
         {
-            throw new DomainException(DomainErrorKind.Invalid, "phone is required: a phone number of 3-20 digits, international with '+'.", "phone");
+            throw new DomainException(DomainErrorKind.Invalid, $"phone is required: a phone number of 3-20 digits, international with '+', written with digits, spaces, '-', '(', ')' or '.' only, at most {MaxPhoneLength} characters.", "phone");
         }
         var call = new PhoneCall
         {
@@ -72,10 +90,10 @@ public sealed class CallLog(IGrainFactory grains, TicketQueries tickets, Custome
 
     public async Task<CallLogged> OnCustomerAsync(Guid id, PhoneCall call, string actor, string? requestId, CancellationToken cancellationToken)
     {
-        if (await customers.GetAsync(id, cancellationToken) is not { } customer)
+        if (await customers.GetAsync(id, cancellationToken) is null)
             throw new DomainException(DomainErrorKind.NotFound, $"No customer {id}.", "id");
-        // A merged customer's calls belong with the customer it was merged into (as its events do).
-        var owner = customer.MergedInto ?? customer.Id;
+        // A merged customer's calls belong with the customer it was merged into (as its events do), however deep.
+        var owner = await OwnerAsync(id, cancellationToken);
         var now = time.GetUtcNow();
         var data = JsonSerializer.Serialize(new
         {
@@ -85,7 +103,7 @@ public sealed class CallLog(IGrainFactory grains, TicketQueries tickets, Custome
             result = call.Result,
             summary = call.Summary,
         });
-        var (outcome, stored) = await events.AddAsync(new CustomerEventRecord
+        var record = new CustomerEventRecord
         {
             Id = Guid.CreateVersion7(now),
             CustomerId = owner,
@@ -94,17 +112,57 @@ public sealed class CallLog(IGrainFactory grains, TicketQueries tickets, Custome
             At = call.At,
             Title = PhoneCalls.Title(call),
             Data = data,
-            Fingerprint = PhoneCalls.Fingerprint("customer:" + owner, call),
+            // Not the customer: a merge moves the event to another one, and a retry must still match (review CS3).
+            Fingerprint = PhoneCalls.Fingerprint("customer", call),
             PostedBy = actor,
             ReceivedAt = now,
-        }, cancellationToken);
-        if (outcome == StoredEvent.Conflict)
-            throw new DomainException(DomainErrorKind.Invalid, "This Idempotency-Key was already used for a different call; use a new key for a new call.", "Idempotency-Key");
+        };
+        CustomerEventView stored;
+        if (requestId is null)
+            stored = (await events.AddAsync(record, cancellationToken)).Event;
+        else
+        {
+            // The key is one across customers and merges (review CS3): a retry finds its call wherever a merge moved
+            // it; the key used on another customer, or with another call, is refused.
+            var (held, created) = await events.AddOnceAsync(record, cancellationToken);
+            if (held is null || (!created && (held.Fingerprint != record.Fingerprint || await OwnerAsync(held.CustomerId, cancellationToken) != owner)))
+                throw new DomainException(DomainErrorKind.Invalid, "This Idempotency-Key was already used for a different call; use a new key for a new call.", "Idempotency-Key");
+            stored = CustomerEventStore.ToView(held);
+        }
         var phone = await LinkAsync(owner, call.Phone, actor, cancellationToken);
         return new CallLogged(null, owner, null, stored, phone);
     }
 
-    private async Task<PhoneIdentityLink> LinkAsync(Guid customerId, string phone, string actor, CancellationToken cancellationToken)
+    /// <summary>The customer a merged customer's content now belongs to, following merges of merges.</summary>
+    private async Task<Guid> OwnerAsync(Guid id, CancellationToken cancellationToken)
+    {
+        for (var hops = 0; hops < 16 && await customers.GetAsync(id, cancellationToken) is { MergedInto: { } next }; hops++)
+            id = next;
+        return id;
+    }
+
+    /// <summary>Links the number after the call's commit. A failure here (a duplicate activation, a timeout) leaves the
+    /// call stored and answered 201 with no phone, so a client does not retry and log it twice (review CS5); the next
+    /// call with the number links it.</summary>
+    private async Task<PhoneIdentityLink?> LinkAsync(Guid customerId, string phone, string actor, CancellationToken cancellationToken)
+    {
+        if (phone.Count(char.IsAsciiDigit) < MinLinkedDigits)
+            return null;
+        try
+        {
+            return await LinkOrThrowAsync(customerId, phone, actor, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogLinkFailed(logger, ex, phone, customerId);
+            return null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A logged call's number {Phone} was not linked to customer {CustomerId}; the call is stored.")]
+    private static partial void LogLinkFailed(ILogger logger, Exception exception, string phone, Guid customerId);
+
+    private async Task<PhoneIdentityLink> LinkOrThrowAsync(Guid customerId, string phone, string actor, CancellationToken cancellationToken)
     {
         // The same key as every other phone identity (IdentityNormalizer), so a call and a Telegram contact meet.
         var key = GrainKeys.Identity(IdentityKind.Phone, phone, "");

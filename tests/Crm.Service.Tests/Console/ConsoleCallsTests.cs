@@ -5,6 +5,7 @@ using Crm.Service.Auth;
 using Crm.Service.Contracts;
 using Crm.Service.Tests.Support;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Crm.Service.Tests.Console;
 
@@ -158,5 +159,68 @@ public sealed class ConsoleCallsTests : AppTest
         Assert.Contains("Wants the invoice again.", bobPage, StringComparison.Ordinal);
         Assert.Equal(customer, await PhoneHolderAsync("+49301234567"));
         Assert.Equal(1, await App.QueryAsync(db => db.CustomerEvents.CountAsync(e => e.CustomerId == bob && e.Type == "call.in")));
+    }
+
+    [Fact]
+    public async Task A_calls_idempotency_key_finds_its_call_after_a_customer_merge_and_is_refused_on_another_customer()
+    {
+        var (_, a) = await ReceiveAsync("m-1", "alice");
+        var (_, b) = await ReceiveAsync("m-2", "bob");
+        var (_, c) = await ReceiveAsync("m-3", "carol");
+        using var agent = await App.AgentAsync();
+        var call = new { direction = "in", phone = "+44 20 7946 0001", durationSeconds = 60, summary = "Order question." };
+        var first = await agent.SendAsync(Post($"/api/v1/customers/{a}/calls", call, "k-1"));
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        var id = (await first.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("event").GetProperty("id").GetGuid();
+
+        // The merge takes the call along (review CS3), and a retry, to the source or to the target, is the same call.
+        await App.Grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Customers).MergeCustomersAsync(a, b, "test");
+        Assert.Equal(1, await App.QueryAsync(db => db.CustomerEvents.CountAsync(e => e.CustomerId == b)));
+        foreach (var target in new[] { a, b })
+        {
+            var retry = await agent.SendAsync(Post($"/api/v1/customers/{target}/calls", call, "k-1"));
+            Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
+            Assert.Equal(id, (await retry.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("event").GetProperty("id").GetGuid());
+        }
+        // The same key on another customer is another call: refused.
+        await AssertInvalidAsync(await agent.SendAsync(Post($"/api/v1/customers/{c}/calls", call, "k-1")), "Idempotency-Key");
+        Assert.Equal(1, await App.QueryAsync(db => db.CustomerEvents.CountAsync(e => e.Type.StartsWith("call."))));
+        using var console = await ConsoleBrowser.SignedInAsync(App, Agent, ConsoleRoles.Agent);
+        Assert.Contains("Order question.", await console.PageAsync($"/Customers/{b}"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Only_a_phone_number_is_linked_and_a_call_an_hour_ahead_is_refused()
+    {
+        var (_, alice) = await ReceiveAsync("m-1", "alice");
+        using var agent = await App.AgentAsync();
+        // Words, or more than the form's 40 characters, are not a phone number (review CS4).
+        await AssertInvalidAsync(await agent.PostAsJsonAsync($"/api/v1/customers/{alice}/calls", new { direction = "in", phone = "ext 123" }), "phone");
+        await AssertInvalidAsync(await agent.PostAsJsonAsync($"/api/v1/customers/{alice}/calls", new { direction = "in", phone = "order 4711, call back" }), "phone");
+        await AssertInvalidAsync(await agent.PostAsJsonAsync($"/api/v1/customers/{alice}/calls", new { direction = "in", phone = "+1 555 010 2030" + new string(' ', 30) + "1" }), "phone");
+        // A short number (an extension) is logged but made nobody's identity.
+        var shortNumber = await agent.PostAsJsonAsync($"/api/v1/customers/{alice}/calls", new { direction = "in", phone = "123" });
+        Assert.Equal(HttpStatusCode.Created, shortNumber.StatusCode);
+        Assert.Equal(JsonValueKind.Null, (await shortNumber.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("phone").ValueKind);
+        Assert.False(await App.QueryAsync(db => db.Identities.AnyAsync(i => i.Key == "phone:123" || i.Key == "phone:4711")));
+        // "Not in the future" allows a few minutes of clock skew, not hours (review CS6).
+        var now = App.Services.GetRequiredService<TimeProvider>().GetUtcNow();
+        await AssertInvalidAsync(await agent.PostAsJsonAsync($"/api/v1/customers/{alice}/calls", new { direction = "in", phone = "+15550102030", time = now.AddHours(2) }), "time");
+        Assert.Equal(HttpStatusCode.Created, (await agent.PostAsJsonAsync($"/api/v1/customers/{alice}/calls", new { direction = "in", phone = "+15550102030", time = now.AddMinutes(1) })).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_failed_link_after_the_call_is_stored_answers_201_without_phone_and_stores_one_call()
+    {
+        var (_, alice) = await ReceiveAsync("m-1", "alice");
+        using var agent = await App.AgentAsync();
+        // The identity's insert fails in the real store (an error that is no unique key): the call is already committed.
+        await App.QueryAsync(db => db.Database.ExecuteSqlRawAsync(
+            "CREATE TRIGGER fail_identity BEFORE INSERT ON Identities BEGIN SELECT abs(-9223372036854775808); END;"));
+        var logged = await agent.PostAsJsonAsync($"/api/v1/customers/{alice}/calls", new { direction = "in", phone = "+15550109999" });
+        Assert.Equal(HttpStatusCode.Created, logged.StatusCode);
+        Assert.Equal(JsonValueKind.Null, (await logged.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("phone").ValueKind);
+        Assert.Equal(1, await App.QueryAsync(db => db.CustomerEvents.CountAsync(e => e.CustomerId == alice && e.Type == "call.in")));
+        Assert.False(await App.QueryAsync(db => db.Identities.AnyAsync(i => i.Key == "phone:+15550109999")));
     }
 }

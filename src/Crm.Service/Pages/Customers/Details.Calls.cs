@@ -32,9 +32,9 @@ public sealed partial class DetailsModel
         {
             var logged = await calls.OnCustomerAsync(Id, calls.Parse(request!), User.ConsoleActor(),
                 CallForm.RequestKey(TicketAccess.UserId(User), CallRequestId), cancellationToken);
-            if (logged.Phone.HeldByAnother)
+            if (logged.Phone is { HeldByAnother: true })
             {
-                CallNumberHeld = $"{logged.Phone.CustomerId}|{request!.Phone}";
+                CallNumberHeld = $"{logged.Phone!.CustomerId}|{request!.Phone}";
             }
             return logged.Customer;
         }, cancellationToken);

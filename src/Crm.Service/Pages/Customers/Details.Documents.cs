@@ -22,9 +22,10 @@ public sealed partial class DetailsModel
     public bool DocumentsVisible { get; private set; } = true;
 
     /// <summary>
-    /// Documents (contracts, invoices) follow the customer's tickets (review CT3): an Agent sees them only if they can
-    /// reach at least one of the customer's tickets, or none of those tickets is in a restricted team they are not in.
-    /// Supervisors and Admins see every customer's documents. Read per request, like team membership.
+    /// Documents (contracts, invoices) follow the customer's tickets (reviews CT3, CS2): an Agent does not see them if ANY
+    /// ticket of the customer is in a restricted team they are not in, counting the tickets of customers merged into this
+    /// one and the tickets merged into those. A later unrestricted ticket (a new email in triage) or a customer merge
+    /// does not open them up. Supervisors and Admins see every customer's documents. Read per request, like team membership.
     /// </summary>
     private async Task<bool> CanSeeDocumentsAsync(CancellationToken cancellationToken)
     {
@@ -32,9 +33,21 @@ public sealed partial class DetailsModel
         if (hidden.Count == 0)
             return true;
         await using var db = await HttpContext.RequestServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync(cancellationToken);
-        var teams = await db.Tickets.AsNoTracking().Where(t => t.CustomerId == Id).Select(t => t.Team).Distinct().ToListAsync(cancellationToken);
-        var restricted = teams.Any(t => t is not null && hidden.Contains(t, StringComparer.Ordinal));
-        return !restricted || teams.Any(t => t is null || !hidden.Contains(t, StringComparer.Ordinal));
+        // This customer and every customer merged into it, however many merges deep.
+        var customerIds = new HashSet<Guid> { Id };
+        for (var frontier = new List<Guid> { Id }; frontier.Count > 0 && customerIds.Count < 1000;)
+        {
+            var from = frontier;
+            frontier = [.. (await db.Customers.AsNoTracking().Where(c => c.MergedInto != null && from.Contains(c.MergedInto.Value))
+                .Select(c => c.Id).ToListAsync(cancellationToken)).Where(customerIds.Add)];
+        }
+        var ids = customerIds.ToList();
+        var numbers = await db.Tickets.AsNoTracking().Where(t => ids.Contains(t.CustomerId)).Select(t => t.Number)
+            .Union(db.Conversations.AsNoTracking().Where(c => ids.Contains(c.CustomerId)).Select(c => c.TicketNumber))
+            .ToListAsync(cancellationToken);
+        var restricted = hidden.ToList();
+        return !await db.Tickets.AsNoTracking().AnyAsync(t => t.Team != null && restricted.Contains(t.Team)
+            && (numbers.Contains(t.Number) || (t.MergedInto != null && numbers.Contains(t.MergedInto.Value))), cancellationToken);
     }
 
     public async Task<IActionResult> OnPostUploadDocumentAsync(CancellationToken cancellationToken)

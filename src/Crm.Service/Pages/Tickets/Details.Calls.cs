@@ -35,9 +35,9 @@ public sealed partial class DetailsModel
         {
             var logged = await calls.OnTicketAsync(Number, calls.Parse(request!), User.ConsoleActor(),
                 CallForm.RequestKey(TicketAccess.UserId(User), CallRequestId), cancellationToken);
-            if (logged.Phone.HeldByAnother)
+            if (logged.Phone is { HeldByAnother: true })
             {
-                CallNumberHeld = $"{logged.Phone.CustomerId}|{request!.Phone}";
+                CallNumberHeld = $"{logged.Phone!.CustomerId}|{request!.Phone}";
             }
         }, () => { }, cancellationToken);
     }

@@ -479,7 +479,10 @@ public sealed partial class DetailsModel(TicketQueries queries, IGrainFactory gr
         var timeline = await queries.TimelineAsync(Number, before, TimelinePage, cancellationToken);
         Timeline = timeline?.Items.Reverse().ToList() ?? [];
         OlderTimelineCursor = timeline?.NextCursor;
-        History = await HttpContext.RequestServices.GetRequiredService<Infrastructure.TicketLinks.TicketLinkStore>()
+        var linkStore = HttpContext.RequestServices.GetRequiredService<Infrastructure.TicketLinks.TicketLinkStore>();
+        // "Merged into n" names no ticket the person may not see (review CS1); UnfinishedMerge above used the real value.
+        Ticket = await linkStore.HideRestrictedNumbersAsync(ticket, hidden, cancellationToken);
+        History = await linkStore
             .HideRestrictedLinksAsync((await queries.HistoryAsync(Number, null, HistoryPage, cancellationToken))?.Items ?? [], hidden, cancellationToken);
         await LoadLinksAndCallsAsync(hidden, cancellationToken);
         var ids = ticket.ConversationIds.Concat(Timeline.Where(e => e.ConversationId is not null).Select(e => e.ConversationId!.Value)).Distinct().ToList();
