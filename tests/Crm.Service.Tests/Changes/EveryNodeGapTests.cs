@@ -26,38 +26,17 @@ public sealed class EveryNodeGapTests : IDisposable
         _data.Dispose();
     }
 
-    private static Dictionary<string, string?> Pruning(params (string Key, string? Value)[] more)
-    {
-        var settings = new Dictionary<string, string?>
-        {
-            // As short as start-up validation allows (retention >= poll + longest retry wait), so node A prunes at once.
-            ["ChangeFeed:Retention"] = "00:00:00.100",
-            ["ChangeFeed:PollInterval"] = "00:00:00.050",
-            ["ChangeFeed:MaxRetryDelay"] = "00:00:00.050",
-            ["ChangeFeed:PruneInterval"] = "00:00:00.050",
-        };
-        foreach (var (key, value) in more)
-            settings[key] = value;
-        return settings;
-    }
-
     [Fact]
     public async Task A_node_that_missed_pruned_changes_reloads_its_channel_accounts()
     {
-        await using var a = new CrmApp(_data.Path, Pruning());
+        await using var a = new CrmApp(_data.Path, PruningNodes.Pruning());
         await a.CreateApiChannelAsync();
-        await using var b = new CrmApp(_data.Path, Pruning(
-            // Node B hears of node A's commits only on its poll; an hour means it reads only when its own commit wakes it.
-            ("ChangeFeed:PollInterval", "01:00:00"), ("ChangeFeed:Retention", "02:00:00"),
-            ("Search:LuceneDirectory", Path.Combine(_second.Path, "search")),
-            ("Search:RecordsLuceneDirectory", Path.Combine(_second.Path, "search-records"))));
+        await using var b = new CrmApp(_data.Path, PruningNodes.Late(_second.Path));
         var directoryOfB = b.Services.GetRequiredService<IChannelAccounts>();
         await Eventually.WaitForAsync(() => Task.FromResult(directoryOfB.Find("bridge")), account => account is { Enabled: true }, TimeSpan.FromSeconds(60), "node B to load the account");
         // Node B's empty search indexes find the pruned feed and are rebuilt at its start; their swap wakes B's consumers.
         // Let that pass first, or it would read the change below before it is pruned.
-        IndexRebuildService[] rebuildsOfB = [b.Services.GetRequiredService<RecordReindexService>(), b.Services.GetRequiredService<ReindexService>()];
-        await Eventually.WaitForAsync(() => Task.FromResult(rebuildsOfB.Count(r => r.Progress.State == "completed")), count => count == 2, TimeSpan.FromSeconds(60),
-            "node B's two search indexes to be rebuilt at its start");
+        await PruningNodes.StartRebuildsDoneAsync(b);
 
         using (var admin = a.Admin())
             (await admin.PutAsJsonAsync("/api/v1/admin/channels/bridge", new { kind = "api", name = "off", enabled = false })).EnsureSuccessStatusCode();
@@ -76,16 +55,11 @@ public sealed class EveryNodeGapTests : IDisposable
     [Fact]
     public async Task A_node_that_missed_pruned_changes_asks_its_browsers_to_read_counts_and_timeline_again()
     {
-        await using var a = new CrmApp(_data.Path, Pruning());
+        await using var a = new CrmApp(_data.Path, PruningNodes.Pruning());
         await a.CreateApiChannelAsync();
         var (number, _) = await a.ReceiveAsync("m-1", "alice", "Printer", "help");
-        await using var b = new CrmApp(_data.Path, Pruning(
-            ("ChangeFeed:PollInterval", "01:00:00"), ("ChangeFeed:Retention", "02:00:00"),
-            ("Search:LuceneDirectory", Path.Combine(_second.Path, "search")),
-            ("Search:RecordsLuceneDirectory", Path.Combine(_second.Path, "search-records"))));
-        IndexRebuildService[] rebuildsOfB = [b.Services.GetRequiredService<RecordReindexService>(), b.Services.GetRequiredService<ReindexService>()];
-        await Eventually.WaitForAsync(() => Task.FromResult(rebuildsOfB.Count(r => r.Progress.State == "completed")), count => count == 2, TimeSpan.FromSeconds(60),
-            "node B's search indexes to be rebuilt at its start (their swap wakes its consumers)");
+        await using var b = new CrmApp(_data.Path, PruningNodes.Late(_second.Path));
+        await PruningNodes.StartRebuildsDoneAsync(b);
         using var agent = await ConsoleBrowser.SignedInAsync(b, "ann@example.com", Crm.Service.Auth.ConsoleRoles.Agent);
         await using var hub = agent.AgentHub(b);
         var resyncs = 0;

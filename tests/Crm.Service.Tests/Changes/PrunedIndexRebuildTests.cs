@@ -24,21 +24,6 @@ public sealed class PrunedIndexRebuildTests : IDisposable
         _data.Dispose();
     }
 
-    private static Dictionary<string, string?> Pruning(params (string Key, string? Value)[] more)
-    {
-        var settings = new Dictionary<string, string?>
-        {
-            // As short as start-up validation allows (retention >= poll + longest retry wait), so node A prunes at once.
-            ["ChangeFeed:Retention"] = "00:00:00.100",
-            ["ChangeFeed:PollInterval"] = "00:00:00.050",
-            ["ChangeFeed:MaxRetryDelay"] = "00:00:00.050",
-            ["ChangeFeed:PruneInterval"] = "00:00:00.050",
-        };
-        foreach (var (key, value) in more)
-            settings[key] = value;
-        return settings;
-    }
-
     private static async Task<List<string>> TicketHitsAsync(HttpClient client, string word)
     {
         var response = await client.GetAsync("/api/v1/search?kind=ticket&q=" + Uri.EscapeDataString(word));
@@ -53,14 +38,10 @@ public sealed class PrunedIndexRebuildTests : IDisposable
     public async Task A_node_whose_index_cursor_was_pruned_past_by_another_node_rebuilds_its_index(bool firstRebuildFails)
     {
         var gate = new WriteGate();
-        await using var a = new CrmApp(_data.Path, Pruning());
+        await using var a = new CrmApp(_data.Path, PruningNodes.Pruning());
         await a.CreateApiChannelAsync();
         await a.ReceiveAsync("m-1", "alice", "Printer quokka", "first");
-        await using var b = new CrmApp(_data.Path, Pruning(
-            // Node B reads the feed only when its own commit wakes it.
-            ("ChangeFeed:PollInterval", "01:00:00"), ("ChangeFeed:Retention", "02:00:00"),
-            ("Search:LuceneDirectory", Path.Combine(_second.Path, "search")),
-            ("Search:RecordsLuceneDirectory", Path.Combine(_second.Path, "search-records"))),
+        await using var b = new CrmApp(_data.Path, PruningNodes.Late(_second.Path),
             services: services => GatedRecordsIndex.Wrap(services, gate));
         using var searchOnB = b.Admin();
         // B's index starts empty on a store with records, so it is rebuilt at its start and then has a cursor of its own.
@@ -88,7 +69,7 @@ public sealed class PrunedIndexRebuildTests : IDisposable
     public async Task Pruning_keeps_what_a_running_rebuild_will_be_handed_again_after_its_swap()
     {
         var gate = new WriteGate();
-        await using var app = new CrmApp(_data.Path, Pruning(), services: services => GatedRecordsIndex.Wrap(services, gate));
+        await using var app = new CrmApp(_data.Path, PruningNodes.Pruning(), services: services => GatedRecordsIndex.Wrap(services, gate));
         await app.CreateApiChannelAsync();
         await app.ReceiveAsync("m-1", "alice", "Printer quokka", "first");
         using var search = app.Admin();
