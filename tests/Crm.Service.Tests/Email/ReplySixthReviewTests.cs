@@ -213,6 +213,78 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
         Assert.Equal(1, smtp.Received);
     }
 
+    // EM1: the service stops while the server holds its 250 for the reply. The outcome is recorded despite the stop
+    // (not dropped with the stopping token), so a restart on the same data does not mail the customer again.
+    [Fact]
+    public async Task A_stop_while_the_server_holds_its_answer_does_not_send_the_reply_again_after_a_restart()
+    {
+        await using var smtp = new FakeSmtpServer();
+        Guid replyId;
+        var first = new CrmApp(_data.Path, With(("Outbox:SendTimeout", "00:05:00")));
+        try
+        {
+            await AddChannelAsync(first, smtp.Port);
+            var number = await TicketAsync(first, "stop-during-250@customer.example.test");
+            using var agent = await first.AgentAsync();
+            replyId = await ReplyAsync(agent, number, new { text = "Sent during a deploy." });
+            await smtp.FirstDataReceived.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            await first.DisposeAsync();
+        }
+
+        await using var second = new CrmApp(_data.Path, With(("Outbox:SendTimeout", "00:05:00")));
+        var settled = await Eventually.WaitForAsync(
+            () => second.QueryAsync(db => db.Messages.Where(m => m.Id == replyId).Select(m => new { m.Delivery, m.DeliveryError }).SingleAsync()),
+            m => m.Delivery != DeliveryStatus.Queued || smtp.Received > 1, TimeSpan.FromSeconds(60), "the reply settled after the restart");
+        Assert.Equal(1, smtp.Received);
+        Assert.Equal(DeliveryStatus.Failed, settled.Delivery);
+        Assert.StartsWith("Not confirmed", settled.DeliveryError);
+    }
+
+    // EM1: a crash after the attempt was committed and the mail written, before any outcome: the data directory as the
+    // crash leaves it (copied while the server holds its 250) starts without sending the reply again.
+    [Fact]
+    public async Task A_crash_during_a_send_leaves_the_reply_not_confirmed_instead_of_sending_it_again()
+    {
+        await using var smtp = new FakeSmtpServer();
+        using var image = new TempDirectory();
+        await using (var first = new CrmApp(_data.Path, With(("Outbox:SendTimeout", "00:05:00"))))
+        {
+            await AddChannelAsync(first, smtp.Port);
+            var number = await TicketAsync(first, "crash-during-250@customer.example.test");
+            using var agent = await first.AgentAsync();
+            var replyId = await ReplyAsync(agent, number, new { text = "Sent just before a crash." });
+            await smtp.FirstDataReceived.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(OutboxState.Pending, await first.QueryAsync(db => db.Outbox.Where(o => o.MessageId == replyId).Select(o => o.State).SingleAsync()));
+            CopyDirectory(_data.Path, image.Path);
+
+            await using var second = new CrmApp(image.Path, With(("Outbox:SendTimeout", "00:05:00")));
+            var settled = await Eventually.WaitForAsync(
+                () => second.QueryAsync(db => db.Messages.Where(m => m.Id == replyId).Select(m => new { m.Delivery, m.DeliveryError }).SingleAsync()),
+                m => m.Delivery != DeliveryStatus.Queued || smtp.Received > 1, TimeSpan.FromSeconds(60), "the reply settled after the crash");
+            Assert.Equal(1, smtp.Received);
+            Assert.Equal(DeliveryStatus.Failed, settled.Delivery);
+            Assert.StartsWith("Not confirmed", settled.DeliveryError);
+            smtp.Release();
+        }
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var directory in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, directory)));
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+        {
+            if (Path.GetFileName(file).EndsWith(".lock", StringComparison.OrdinalIgnoreCase))
+                continue;
+            using var source = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var target = File.Create(Path.Combine(to, Path.GetRelativePath(from, file)));
+            source.CopyTo(target);
+        }
+    }
+
     // LD5: a send held by a slow server takes one place only: a reply queued after it, on another channel, goes out
     // while the first is still waiting for its server (a pass used to wait for its whole batch).
     [Fact]
