@@ -8,6 +8,7 @@ using Crm.Service.Contracts;
 using Crm.Service.Grains.Records;
 using Crm.Service.Grains.Storage;
 using Crm.Service.Infrastructure.Blobs;
+using Crm.Service.Infrastructure.Mailboxes;
 using Crm.Service.Infrastructure.Store;
 using Crm.Service.Tests.Support;
 using Microsoft.EntityFrameworkCore;
@@ -16,7 +17,7 @@ using MimeKit;
 
 namespace Crm.Service.Tests.Email;
 
-/// <summary>The email5 review's open reply findings on the outbound side (ER3, ER4, ER8, ER9, ER12, LD5), against the
+/// <summary>The email5 review's open reply findings on the outbound side (ER3, ER4, ER8, ER9, ER12, LD5, LD6), against the
 /// real Postfix/Dovecot and, where a server must misbehave on purpose, <see cref="FakeSmtpServer"/>.</summary>
 public sealed class ReplySixthReviewTests : IAsyncLifetime
 {
@@ -47,7 +48,7 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
     }
 
     /// <summary>The support channel reading the real Dovecot, sending through <paramref name="smtpPort"/> (default: Postfix).</summary>
-    private async Task AddChannelAsync(CrmApp app, int? smtpPort = null)
+    private async Task AddChannelAsync(CrmApp app, int? smtpPort = null, bool acknowledge = false)
     {
         object settings = smtpPort is { } port
             ? new
@@ -56,6 +57,7 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
                 displayName = "Example Support",
                 imap = new { host = "127.0.0.1", port = _mail.ImapPort, security = "none", user = MailServer.Support, password = MailServer.SupportPassword, folder = "INBOX", afterProcessing = "seen" },
                 smtp = new { host = "127.0.0.1", port, security = "none", user = MailServer.Support, password = MailServer.SupportPassword },
+                autoAcknowledgement = acknowledge ? new { enabled = true, language = "en" } : null,
             }
             : _mail.ChannelSettings();
         using var admin = app.Admin();
@@ -269,6 +271,26 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
             Assert.StartsWith("Not confirmed", settled.DeliveryError);
             smtp.Release();
         }
+    }
+
+    // LD6: the node stops while the server is slow to answer QUIT after its 250 for an acknowledgement. The mark is
+    // written despite the stop, so the next holder (here: a restart on the same data) does not mail it again.
+    [Fact]
+    public async Task A_stop_during_quit_after_an_acknowledgements_250_does_not_send_it_again()
+    {
+        await using var smtp = new FakeSmtpServer { HoldDataReply = false, HoldQuitReply = true };
+        await using (var first = new CrmApp(_data.Path, EmailSettings))
+        {
+            await AddChannelAsync(first, smtp.Port, acknowledge: true);
+            await TicketAsync(first, "ack-quit@customer.example.test");
+            await smtp.FirstQuitReceived.WaitAsync(TimeSpan.FromSeconds(90));
+        }
+
+        await using var second = new CrmApp(_data.Path, EmailSettings);
+        var row = await Eventually.WaitForAsync(() => second.QueryAsync(db => db.AutomaticMail.AsNoTracking().SingleAsync()),
+            r => r.State != AutomaticMailRecord.Pending || smtp.Received > 1, TimeSpan.FromSeconds(60), "the acknowledgement settled");
+        Assert.Equal(AutomaticMailRecord.Sent, row.State);
+        Assert.Equal(1, smtp.Received);
     }
 
     private static void CopyDirectory(string from, string to)

@@ -6,8 +6,9 @@ namespace Crm.Service.Tests.Support;
 
 /// <summary>
 /// A minimal SMTP server on loopback (EHLO, AUTH PLAIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT) that counts the mails whose
-/// DATA it received in full and answers their 250 only when <see cref="HoldDataReply"/> lets it: a mail server still
-/// scanning a large mail, or one whose answer is lost, as the real Postfix cannot be made to behave on demand.
+/// DATA it received in full and answers their 250 (and QUIT's 221) only when <see cref="HoldDataReply"/>
+/// (<see cref="HoldQuitReply"/>) lets it: a mail server still scanning a large mail, or one whose answer is lost, as
+/// the real Postfix cannot be made to behave on demand.
 /// </summary>
 internal sealed class FakeSmtpServer : IAsyncDisposable
 {
@@ -16,6 +17,8 @@ internal sealed class FakeSmtpServer : IAsyncDisposable
     private readonly Task _accepting;
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _firstData = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _quitReleased = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _firstQuit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _received;
 
     public FakeSmtpServer()
@@ -34,6 +37,14 @@ internal sealed class FakeSmtpServer : IAsyncDisposable
 
     /// <summary>Completes when the first mail's DATA has arrived in full.</summary>
     public Task FirstDataReceived => _firstData.Task;
+
+    /// <summary>When true, the 221 for QUIT waits for <see cref="ReleaseQuit"/> (a server slow to close).</summary>
+    public bool HoldQuitReply { get; init; }
+
+    /// <summary>Completes when the first QUIT arrives.</summary>
+    public Task FirstQuitReceived => _firstQuit.Task;
+
+    public void ReleaseQuit() => _quitReleased.TrySetResult();
 
     /// <summary>Lets every held 250 go out.</summary>
     public void Release() => _released.TrySetResult();
@@ -98,6 +109,9 @@ internal sealed class FakeSmtpServer : IAsyncDisposable
                             await SendAsync("250 2.0.0 Ok: queued");
                             break;
                         case "QUIT":
+                            _firstQuit.TrySetResult();
+                            if (HoldQuitReply)
+                                await _quitReleased.Task.WaitAsync(_stop.Token);
                             await SendAsync("221 2.0.0 Bye");
                             return;
                         default:
@@ -116,6 +130,7 @@ internal sealed class FakeSmtpServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _released.TrySetResult();
+        _quitReleased.TrySetResult();
         await _stop.CancelAsync();
         _listener.Stop();
         try
