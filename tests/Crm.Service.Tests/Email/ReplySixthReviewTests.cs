@@ -17,7 +17,7 @@ using MimeKit;
 
 namespace Crm.Service.Tests.Email;
 
-/// <summary>The email5 review's open reply findings on the outbound side (ER3, ER4, ER8, ER9, ER12, LD5, LD6), against the
+/// <summary>The email5 review's open reply findings on the outbound side (ER3, ER4, ER8, ER9, ER12, LD5, LD6, EM1, EM2), against the
 /// real Postfix/Dovecot and, where a server must misbehave on purpose, <see cref="FakeSmtpServer"/>.</summary>
 public sealed class ReplySixthReviewTests : IAsyncLifetime
 {
@@ -271,6 +271,70 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
             Assert.StartsWith("Not confirmed", settled.DeliveryError);
             smtp.Release();
         }
+    }
+
+    private static OutboundDelivery Delivery(byte[] file) => new()
+    {
+        MessageId = Guid.CreateVersion7(),
+        TicketNumber = 4712,
+        ChannelAccountId = "support",
+        ThreadKey = "no-such-thread",
+        Recipient = "email:" + MailServer.Customer,
+        Author = "agent-1",
+        Text = "The file.",
+        CreatedAt = DateTimeOffset.UtcNow,
+        Attempt = 1,
+        Attachments = [new OutboundAttachment("big.pdf", "application/pdf", file)],
+    };
+
+    // EM2: "may have been delivered" is decided by the protocol stage. A connection cut long before the final dot is a
+    // plain retry (and the retry goes through once); one cut after the whole mail and its dot arrived, unanswered, is
+    // ambiguous and not retried.
+    [Fact]
+    public async Task A_cut_before_the_final_dot_is_retried_and_a_cut_after_it_is_not_confirmed()
+    {
+        await using var app = new CrmApp(_data.Path, EmailSettings);
+        var sender = app.Services.GetServices<IOutboundSender>().Single(s => s.Channel == ChannelKind.Email);
+
+        await using (var smtp = new FakeSmtpServer { HoldDataReply = false, DropDuringData = true })
+        {
+            await AddChannelAsync(app, smtp.Port);
+            var cut = await sender.SendAsync(Delivery(Pdf(8_000_000, 4)));
+            Assert.False(cut.Success);
+            Assert.False(cut.Ambiguous, cut.Error);
+            Assert.False(cut.Permanent, cut.Error);
+            var retried = await sender.SendAsync(Delivery(Pdf(8_000_000, 4)));
+            Assert.True(retried.Success, retried.Error);
+            Assert.Equal(1, smtp.Received);
+        }
+
+        await using (var smtp = new FakeSmtpServer { HoldDataReply = false, DropAfterData = true })
+        {
+            await AddChannelAsync(app, smtp.Port);
+            var lost = await sender.SendAsync(Delivery(Pdf(50_000, 5)));
+            Assert.True(lost.Ambiguous, lost.Error);
+            Assert.Equal(1, smtp.Received);
+        }
+    }
+
+    // EM2: the stage detector sees the end of data only after DATA and only as "\r\n.\r\n", however MailKit splits
+    // its writes; dot-stuffed lines ("..") and a "DATA" inside an earlier command do not count.
+    [Fact]
+    public void The_end_of_data_is_seen_only_when_the_final_dot_was_written()
+    {
+        var stage = new Crm.Connectors.Email.SmtpSender.DataStage();
+        void Write(string text) { var bytes = Encoding.ASCII.GetBytes(text); stage.LogClient(bytes, 0, bytes.Length); }
+
+        Write("EHLO x\r\nMAIL FROM:<DATA@x>\r\nRCPT TO:<a@b>\r\n.\r\n");
+        Assert.False(stage.EndWritten);
+        Write("DA");
+        Write("TA\r\n");
+        Write("Subject: x\r\n\r\n..\r\n..hidden\r\nlast line\r");
+        Assert.False(stage.EndWritten);
+        Write("\n.");
+        Assert.False(stage.EndWritten);
+        Write("\r\n");
+        Assert.True(stage.EndWritten);
     }
 
     // LD6: the node stops while the server is slow to answer QUIT after its 250 for an acknowledgement. The mark is

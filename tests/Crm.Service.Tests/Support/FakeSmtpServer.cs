@@ -46,6 +46,14 @@ internal sealed class FakeSmtpServer : IAsyncDisposable
 
     public void ReleaseQuit() => _quitReleased.TrySetResult();
 
+    /// <summary>The first mail's connection is closed right after its whole DATA arrived, without an answer.</summary>
+    public bool DropAfterData { get; init; }
+
+    /// <summary>The first mail's connection is closed after the first line of its DATA, long before the final dot.</summary>
+    public bool DropDuringData { get; init; }
+
+    private int _dataCommands;
+
     /// <summary>Lets every held 250 go out.</summary>
     public void Release() => _released.TrySetResult();
 
@@ -99,11 +107,25 @@ internal sealed class FakeSmtpServer : IAsyncDisposable
                             break;
                         case "DATA":
                             await SendAsync("354 End data with <CR><LF>.<CR><LF>");
+                            var first = Interlocked.Increment(ref _dataCommands) == 1;
+                            if (first && DropDuringData)
+                            {
+                                // A small window, so the client is still writing when the connection goes.
+                                client.ReceiveBufferSize = 16 * 1024;
+                                await reader.ReadLineAsync(_stop.Token);
+                                client.Client.Close(0);
+                                return;
+                            }
                             while (await reader.ReadLineAsync(_stop.Token) is { } data && data != ".")
                             {
                             }
                             Interlocked.Increment(ref _received);
                             _firstData.TrySetResult();
+                            if (first && DropAfterData)
+                            {
+                                client.Client.Close(0);
+                                return;
+                            }
                             if (HoldDataReply)
                                 await _released.Task.WaitAsync(_stop.Token);
                             await SendAsync("250 2.0.0 Ok: queued");
