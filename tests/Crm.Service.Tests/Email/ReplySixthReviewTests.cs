@@ -416,6 +416,7 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
         using var agent = await app.AgentAsync();
         var pdf = Pdf(40_000, 4);
         Task<int>? racingDelete = null;
+        hooked.SkipPuts = 1; // the file's first put runs outside the gate (review EM3); the race is with the gated one
         hooked.AfterPut = async sha256 =>
         {
             // What a deleter does after its own row is gone; held off by the gate while the reply commits.
@@ -442,15 +443,76 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
             d => d == DeliveryStatus.Sent, TimeSpan.FromSeconds(60), "the reply sent with its file");
     }
 
+    // EM3: a reply whose new file is still being written does not hold the process-wide blob gate: another reply with
+    // files, on another ticket, goes through meanwhile, and the gate is free for deleters.
+    [Fact]
+    public async Task A_reply_writing_its_files_does_not_hold_up_other_replies_with_files()
+    {
+        var hooked = new HookedBlobStore();
+        await using var app = new CrmApp(_data.Path, EmailSettings, services: s => s.AddSingleton<IBlobStore>(sp =>
+        {
+            hooked.Inner = ActivatorUtilities.CreateInstance<FileBlobStore>(sp);
+            return hooked;
+        }));
+        await AddChannelAsync(app);
+        var slowTicket = await TicketAsync(app, "slow-put@customer.example.test");
+        var otherTicket = await TicketAsync(app, "other-put@customer.example.test");
+        using var agent = await app.AgentAsync();
+        var writing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        hooked.BeforePut = async () =>
+        {
+            writing.TrySetResult();
+            await release.Task;
+        };
+
+        async Task<HttpResponseMessage> PostFileAsync(long number, int seed)
+        {
+            using var form = new MultipartFormDataContent { { new StringContent("The file."), "text" } };
+            form.Add(new ByteArrayContent(Pdf(200_000, seed)), "files", "file.pdf");
+            return await agent.PostAsync($"/api/v1/tickets/{number}/reply", form);
+        }
+
+        var slow = PostFileAsync(slowTicket, 11);
+        await writing.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        try
+        {
+            var other = await PostFileAsync(otherTicket, 12).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(HttpStatusCode.Created, other.StatusCode);
+            Assert.Equal(1, BlobGate.Semaphore.CurrentCount);
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+        Assert.Equal(HttpStatusCode.Created, (await slow).StatusCode);
+    }
+
     private sealed class HookedBlobStore : IBlobStore
     {
         public IBlobStore Inner { get; set; } = null!;
 
         public Func<string, Task>? AfterPut { get; set; }
 
+        /// <summary>Puts that pass before <see cref="AfterPut"/> runs (a reply's ungated first put of its files).</summary>
+        public int SkipPuts { get; set; }
+
+        /// <summary>Runs once, before the first put, with the put waiting for it.</summary>
+        public Func<Task>? BeforePut { get; set; }
+
         public async Task<StoredBlob> PutAsync(ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
         {
+            if (BeforePut is { } before)
+            {
+                BeforePut = null;
+                await before();
+            }
             var blob = await Inner.PutAsync(content, cancellationToken);
+            if (SkipPuts > 0)
+            {
+                SkipPuts--;
+                return blob;
+            }
             if (AfterPut is { } hook)
             {
                 AfterPut = null;
