@@ -56,5 +56,10 @@ public interface IOutboundSender
 {
     ChannelKind Channel { get; }
 
+    /// <summary>True when a second send reaches the customer twice (email, Telegram: no receiver-side dedupe). The outbox
+    /// then records "in flight" before the send, and a row found in flight after a stop or crash is "not confirmed",
+    /// never re-sent on its own. False (webhooks: receivers dedupe on the message id; web chat) keeps at-least-once.</summary>
+    bool ResendDuplicates => false;
+
     Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default);
 }

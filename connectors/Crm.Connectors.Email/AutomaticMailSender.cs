@@ -13,8 +13,9 @@ namespace Crm.Connectors.Email;
 /// Sends the queued automatic mail (<see cref="IAutomaticMailStore"/>) through each account's SMTP server, with retry
 /// and backoff like the outbox: a 5xx answer fails it for good, anything else is tried again, at most
 /// <see cref="MaxAttempts"/> times. A crash between the server's 250 and the mark sends it once more, under the same
-/// Message-ID. One node of the cluster sends, under the connector lease <see cref="LeaseKey"/>: every node sees the
-/// same queue, and two senders would each send a due row before either marked it.
+/// Message-ID; a lost lease or a stop there does not (the mark is written without the work's token). One node of the
+/// cluster sends, under the connector lease <see cref="LeaseKey"/>: every node sees the same queue, and two senders
+/// would each send a due row before either marked it.
 /// </summary>
 internal sealed class AutomaticMailSender(
     IAutomaticMailStore store,
@@ -78,7 +79,9 @@ internal sealed class AutomaticMailSender(
             var retryAt = retry && mail.Attempts + 1 < MaxAttempts ? time.GetUtcNow() + options.Value.ReconnectDelay(mail.Attempts + 1) : (DateTimeOffset?)null;
             if (error is not null)
                 logger.LogWarning("Automatic mail {Id} to {Recipient} (ticket {Ticket}): {Error}{Retry}", mail.Id, mail.Recipient, mail.TicketNumber, error, retryAt is null ? "; given up" : "; retrying");
-            await store.CompleteAsync(mail.Id, error, retryAt, time.GetUtcNow(), cancellationToken);
+            // Recorded even when the lease is lost or the node stops meanwhile (a short, bounded write): a completion
+            // dropped with the token leaves the row due, and the next holder mails the customer again (review LD6).
+            await store.CompleteAsync(mail.Id, error, retryAt, time.GetUtcNow(), CancellationToken.None);
         }
         return due.Count;
     }
@@ -108,7 +111,9 @@ internal sealed class AutomaticMailSender(
         }
         try
         {
-            using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            // At most 2 s, and none once the lease is lost or the node stops: the completion must be written first.
+            using var quick = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            quick.CancelAfter(TimeSpan.FromSeconds(2));
             await client.DisconnectAsync(quit: true, quick.Token);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)

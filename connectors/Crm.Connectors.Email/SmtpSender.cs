@@ -23,6 +23,9 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
 
     public ChannelKind Channel => ChannelKind.Email;
 
+    /// <summary>A second send mails (or messages) the customer twice: see <see cref="IOutboundSender.ResendDuplicates"/>.</summary>
+    public bool ResendDuplicates => true;
+
     public async Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default)
     {
         var account = accounts.Find(delivery.ChannelAccountId);
@@ -43,16 +46,16 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
 
         var history = await conversations.HistoryAsync(delivery.ChannelAccountId, delivery.ThreadKey, cancellationToken: cancellationToken);
         var message = Compose(delivery, settings, recipient, history, cc);
-        using var client = new SmtpClient { Timeout = (int)options.Value.ServerTimeout.TotalMilliseconds };
-        var data = new DataProgress();
+        var data = new DataStage();
+        using var client = new SmtpClient(data) { Timeout = (int)options.Value.ServerTimeout.TotalMilliseconds };
         try
         {
             await ConnectAsync(client, smtp, cancellationToken);
             // A server that states its size limit (SIZE) is asked nothing it would refuse: the agent learns why (review ER4).
-            var size = data.Expected = Measure(message);
+            var size = Measure(message);
             if (client.Capabilities.HasFlag(SmtpCapabilities.Size) && client.MaxSize > 0 && size > client.MaxSize)
                 return TooLarge($"the composed mail is {size} bytes, the server's SIZE limit is {client.MaxSize}", size, client.MaxSize);
-            await client.SendAsync(message, cancellationToken, data);
+            await client.SendAsync(message, cancellationToken);
         }
         catch (SmtpCommandException ex) when (ex.StatusCode == SmtpStatusCode.ExceededStorageAllocation)
         {
@@ -63,9 +66,9 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
             var words = $"SMTP {(int)ex.StatusCode} {ex.Message}{(ex.Mailbox is null ? "" : $" ({ex.Mailbox.Address})")}";
             return (int)ex.StatusCode >= 500 ? OutboundResult.Fail(words) : OutboundResult.Retry(words);
         }
-        catch (Exception ex) when (data.Complete && ex is not OutOfMemoryException)
+        catch (Exception ex) when (data.EndWritten && ex is not OutOfMemoryException)
         {
-            // The whole mail was written, then the answer to it was lost (our send timeout, the server's slow scan, a cut
+            // The whole mail and its end-of-data dot were written to the connection, then the answer to it was lost (our send timeout, the server's slow scan, a cut
             // connection): it may well be delivered, and a retry would mail the customer and every Cc again (review ER3).
             return OutboundResult.Unknown($"SMTP: no answer after the whole mail was sent ({ex.GetType().Name}: {ex.Message})",
                 "the mail server received the whole mail but did not confirm it in time, so it may have been delivered; check with the customer before resending");
@@ -106,27 +109,47 @@ internal sealed class SmtpSender(IChannelAccounts accounts, IConversationLookup 
         return measure.Length;
     }
 
-    /// <summary>Tells when the mail's payload was written in full (MailKit reports the bytes of the message it wrote):
-    /// from then on, a lost answer means the outcome is unknown rather than "not sent".</summary>
-    private sealed class DataProgress : ITransferProgress
+    /// <summary>
+    /// Tells from the protocol stage, not a byte count, when the mail's end of data ("\r\n.\r\n" after DATA) was
+    /// written to the connection (review EM2): MailKit hands a protocol logger the client's bytes only after the socket
+    /// took them, and dot-stuffing means that sequence appears nowhere else in the payload. Before it, a failure means the
+    /// server cannot have accepted the mail (retried); after it, a lost answer is "unknown". Progress counts were wrong
+    /// both ways: reported before the buffered tail and the dot were flushed, and counted with the stuffed dots against
+    /// an unstuffed total. Our mails never need BDAT (no binary parts), so DATA is always used.
+    /// </summary>
+    internal sealed class DataStage : IProtocolLogger
     {
-        private volatile bool _complete;
+        private const ulong DataCommand = 0x0A_44_41_54_41_0D_0A; // "\nDATA\r\n"
+        private const ulong EndOfData = 0x0D_0A_2E_0D_0A;         // "\r\n.\r\n"
+        private ulong _window;
+        private int _stage; // 0 commands, 1 payload, 2 end of data written
 
-        public bool Complete => _complete;
+        public bool EndWritten => Volatile.Read(ref _stage) == 2;
 
-        /// <summary>Our own measure of the mail, for a report without a total.</summary>
-        public long Expected { get; set; } = long.MaxValue;
+        public IAuthenticationSecretDetector? AuthenticationSecretDetector { get; set; }
 
-        public void Report(long bytesTransferred, long totalSize)
+        public void LogClient(byte[] buffer, int offset, int count)
         {
-            if (totalSize > 0 && bytesTransferred >= totalSize)
-                _complete = true;
+            for (var i = offset; i < offset + count && _stage < 2; i++)
+            {
+                _window = (_window << 8) | buffer[i];
+                if (_stage == 0 && (_window & 0xFF_FFFF_FFFF_FFFF) == DataCommand)
+                    (_stage, _window) = (1, 0);
+                else if (_stage == 1 && (_window & 0xFF_FFFF_FFFF) == EndOfData)
+                    Volatile.Write(ref _stage, 2);
+            }
         }
 
-        public void Report(long bytesTransferred)
+        public void LogConnect(Uri uri)
         {
-            if (bytesTransferred >= Expected)
-                _complete = true;
+        }
+
+        public void LogServer(byte[] buffer, int offset, int count)
+        {
+        }
+
+        public void Dispose()
+        {
         }
     }
 

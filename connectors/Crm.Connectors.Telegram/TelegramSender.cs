@@ -47,6 +47,9 @@ internal sealed class TelegramSender(
 
     public ChannelKind Channel => ChannelKind.Telegram;
 
+    /// <summary>A second send mails (or messages) the customer twice: see <see cref="IOutboundSender.ResendDuplicates"/>.</summary>
+    public bool ResendDuplicates => true;
+
     public async Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default)
     {
         var account = accounts.Find(delivery.ChannelAccountId);

@@ -20,8 +20,9 @@ public sealed class TicketOptions
     [Range(0, 100)]
     public int MaxReplyAttachments { get; set; } = 10;
 
-    /// <summary>Largest file of an agent reply (never more than <see cref="MaxReplyTotalBytes"/> in effect).</summary>
-    [Range(1, long.MaxValue)]
+    /// <summary>Largest file of an agent reply (never more than <see cref="MaxReplyTotalBytes"/> in effect). Bounded like
+    /// the total at start-up, so a file is always read into one array (no int overflow on a 2 GiB setting; review EM4).</summary>
+    [Range(1, MaxReplyTotalBytesLimit)]
     public long MaxReplyAttachmentBytes { get; set; } = DefaultMaxReplyTotalBytes;
 
     /// <summary>All files of one agent reply together. Base64 makes them ~37% larger in the mail: 6.8 MB of files plus

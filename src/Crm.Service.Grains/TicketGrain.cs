@@ -255,8 +255,12 @@ public sealed class TicketGrain(
         };
         // The files are durable (fsynced blobs) before the commit that holds their rows and the outbox row, so the
         // dispatcher never sees a reply without its files; a crash before the commit leaves only unnamed blobs.
-        // Puts and commit run under the blob gate (review ER8): the same bytes may already be a knowledge-base file or a
-        // quarantined mail (the put then returns early), and a delete of that row must not remove them in between.
+        // The new bytes are written (fsynced) first, outside the process-wide blob gate, so one large reply does not hold
+        // up every other file operation (review EM3). Under the gate each file is put again, which only checks that its
+        // bytes still exist (or restores them if a delete took them meanwhile), and the commit names them (review ER8):
+        // the same bytes may be a knowledge-base file or a quarantined mail whose row a deleter is removing.
+        foreach (var file in reply.Attachments)
+            await blobs.PutAsync(file.Content, cancellationToken);
         var gated = reply.Attachments.Count > 0;
         if (gated)
             await BlobGate.Semaphore.WaitAsync(cancellationToken);

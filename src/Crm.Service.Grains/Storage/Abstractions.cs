@@ -39,7 +39,8 @@ public interface ITicketNumberAllocator
 public sealed record StoredBlob(string Sha256, long Length);
 
 /// <summary>
-/// The process's blob gate: a writer that puts a blob and then commits the row naming it holds the gate across both,
+/// The process's blob gate: a writer that puts a blob and then commits the row naming it holds the gate across both
+/// (an agent reply writes its new bytes before, ungated, and under the gate only re-puts them, a cheap existence check),
 /// as the deleters hold it across their "does any row name it?" check and the delete. The blob store's put returns
 /// early when the bytes exist, so without it a delete could remove bytes a row is about to name (review ER8).
 /// Per process: the deleters (knowledge-base attachments, quarantine prune, orphan sweep) and the writers run on

@@ -14,8 +14,9 @@ namespace Crm.Service.Infrastructure.Outbox;
 /// Sends committed outbound messages through their channel's <see cref="IOutboundSender"/>, retrying with
 /// exponential backoff, and reports each outcome to the message's <see cref="IMessageDeliveryGrain"/>.
 /// Each attempt is recorded (with its backoff) before the send, so a send whose bookkeeping fails, or a crash
-/// after it, is retried after the backoff, never in a hot loop. Delivery is at least once: receivers dedupe on
-/// the message id. Items are handled one by one: a failure of one never aborts the pass or the other sends.
+/// after it, is retried after the backoff, never in a hot loop. Webhook delivery is at least once: receivers dedupe
+/// on the message id. Email and Telegram cannot dedupe, so their rows are marked in flight before the send, and a row
+/// found in flight (a crash mid-send) is "not confirmed" rather than sent again (review EM1). Items are handled one by one: a failure of one never aborts the pass or the other sends.
 /// Agents see a generic delivery error; the channel's own words go to the outbox row and the log.
 /// </summary>
 internal sealed class OutboxDispatcher(
@@ -110,7 +111,8 @@ internal sealed class OutboxDispatcher(
         }
         finally
         {
-            // Sends in flight end with the stopping token (their attempt is recorded, so they are retried after a start).
+            // Sends in flight end with the stopping token. Their outcome is recorded regardless; one cut short before the
+            // channel took anything is retried after a start, one that may have been delivered is "not confirmed" (EM1).
             await Task.WhenAll(sends).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
@@ -156,7 +158,7 @@ internal sealed class OutboxDispatcher(
     {
         var delivery = grains.GetGrain<IMessageDeliveryGrain>(item.MessageId);
         var channel = await grains.GetGrain<IChannelAccountGrain>(item.ChannelAccountId).GetAsync();
-        if (channel is { Enabled: false })
+        if (channel is { Enabled: false } && item.LastError != InFlightMarker)
         {
             // A disabled channel sends nothing; its replies wait, and say so, until an admin enables it.
             item.LastError = WaitingMarker;
@@ -177,42 +179,81 @@ internal sealed class OutboxDispatcher(
             return;
         }
 
+        if (item.LastError == InFlightMarker)
+        {
+            // Found in flight: the service stopped or crashed during a send whose channel cannot dedupe. It may well have
+            // reached the customer, so it is treated like an unknown outcome: not sent again on its own (review EM1).
+            item.State = OutboxState.Failed;
+            item.LastError = $"The send of attempt {item.Attempts} was interrupted (the service stopped or crashed); not retried, as it may have been delivered.";
+            logger.LogWarning("Outbound message {MessageId} on channel {Channel}: {Reason}", item.MessageId, item.ChannelAccountId, item.LastError);
+            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed,
+                $"Not confirmed: {InterruptedReason}."), CancellationToken.None);
+            await store.CommitAsync(new WriteSet().Update(item.Copy()), CancellationToken.None);
+            recorded();
+            return;
+        }
+
+        var atMostOnce = _senders.TryGetValue(item.Channel, out var known) && known.ResendDuplicates;
+        var before = item.LastError;
         item.Attempts++;
         item.NextAttemptAt = time.GetUtcNow() + settings.DelayAfter(item.Attempts);
+        if (atMostOnce)
+            item.LastError = InFlightMarker;
         await store.CommitAsync(new WriteSet().Update(item.Copy()), cancellationToken);
         recorded();
 
-        var result = channel is null
-            ? OutboundResult.Fail($"Channel '{item.ChannelAccountId}' no longer exists.")
-            : await SendAsync(item, message, settings, cancellationToken);
+        OutboundResult result;
+        try
+        {
+            result = channel is null
+                ? OutboundResult.Fail($"Channel '{item.ChannelAccountId}' no longer exists.")
+                : await SendAsync(item, message, settings, cancellationToken);
+        }
+        catch (OperationCanceledException) when (atMostOnce && cancellationToken.IsCancellationRequested)
+        {
+            // Stopped before the channel took anything (a sender that may have delivered says Unknown instead of
+            // throwing): the marker goes, so the attempt is retried after a start.
+            item.LastError = before;
+            await store.CommitAsync(new WriteSet().Update(item.Copy()), CancellationToken.None);
+            throw;
+        }
+        // From here the outcome is known and is recorded even when the service is stopping: a stop that dropped it
+        // would leave the row due, and the customer would get the reply again (review EM1).
+        var done = CancellationToken.None;
         if (result.Success)
         {
-            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Sent, null, result.ExternalId), cancellationToken);
+            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Sent, null, result.ExternalId), done);
             item.State = OutboxState.Done;
             item.LastError = null;
-            await health.ReportSuccessAsync(item.ChannelAccountId, cancellationToken);
+            await health.ReportSuccessAsync(item.ChannelAccountId, done);
         }
         else if (result.Permanent || item.Attempts >= settings.MaxAttempts)
         {
-            await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", cancellationToken);
+            await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", done);
             item.State = OutboxState.Failed;
             item.LastError = $"{result.Error} (attempt {item.Attempts}{(result.Permanent ? ", not retried" : ", giving up")})";
             logger.LogWarning("Outbound message {MessageId} on channel {Channel} failed: {Reason}", item.MessageId, item.ChannelAccountId, item.LastError);
             await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed, result.AgentReason is { Length: > 0 } reason
                 ? result.Ambiguous ? $"Not confirmed: {reason}." : $"Delivery failed: {reason}."
-                : $"Delivery failed after {item.Attempts} attempt(s). An admin can see the channel's answer in the channel's health."), cancellationToken);
+                : $"Delivery failed after {item.Attempts} attempt(s). An admin can see the channel's answer in the channel's health."), done);
         }
         else
         {
-            await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", cancellationToken);
+            await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", done);
             item.LastError = result.Error;
             logger.LogInformation("Outbound message {MessageId} on channel {Channel}, attempt {Attempt} failed: {Error}; retrying at {NextAttempt}",
                 item.MessageId, item.ChannelAccountId, item.Attempts, result.Error, item.NextAttemptAt);
             await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Queued,
-                $"Attempt {item.Attempts} failed; the next attempt is at {item.NextAttemptAt:u}."), cancellationToken);
+                $"Attempt {item.Attempts} failed; the next attempt is at {item.NextAttemptAt:u}."), done);
         }
-        await store.CommitAsync(new WriteSet().Update(item.Copy()), cancellationToken);
+        await store.CommitAsync(new WriteSet().Update(item.Copy()), done);
     }
+
+    /// <summary>Marks a row whose send started on a channel where a resend duplicates (see
+    /// <see cref="IOutboundSender.ResendDuplicates"/>); committed with the attempt, before the send.</summary>
+    internal const string InFlightMarker = "in flight: send started, outcome not recorded";
+
+    internal const string InterruptedReason = "the service stopped while this reply was being sent, so it may have been delivered; check with the customer before resending";
 
     private async Task<OutboundResult> SendAsync(OutboxRecord item, MessageRecord? message, OutboxOptions settings, CancellationToken cancellationToken)
     {

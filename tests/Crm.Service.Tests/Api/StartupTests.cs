@@ -22,6 +22,7 @@ public sealed class StartupTests
     [InlineData("ChangeFeed:PollInterval", "00:00:00", "PollInterval")]
     [InlineData("ChangeFeed:Retention", "-00:00:01", "Retention")]
     [InlineData("ChangeFeed:Retention", "00:00:01", "ChangeFeed:Retention")]
+    [InlineData("Tickets:MaxReplyAttachmentBytes", "3221225472", "MaxReplyAttachmentBytes")] // EM4: 3 GiB
     public async Task A_bad_setting_stops_start_up_with_a_message_naming_it(string key, string value, string named)
     {
         using var data = new TempDirectory();

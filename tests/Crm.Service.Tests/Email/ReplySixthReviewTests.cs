@@ -8,6 +8,7 @@ using Crm.Service.Contracts;
 using Crm.Service.Grains.Records;
 using Crm.Service.Grains.Storage;
 using Crm.Service.Infrastructure.Blobs;
+using Crm.Service.Infrastructure.Mailboxes;
 using Crm.Service.Infrastructure.Store;
 using Crm.Service.Tests.Support;
 using Microsoft.EntityFrameworkCore;
@@ -16,7 +17,7 @@ using MimeKit;
 
 namespace Crm.Service.Tests.Email;
 
-/// <summary>The email5 review's open reply findings on the outbound side (ER3, ER4, ER8, ER9, ER12, LD5), against the
+/// <summary>The email5 review's open reply findings on the outbound side (ER3, ER4, ER8, ER9, ER12, LD5, LD6, EM1, EM2), against the
 /// real Postfix/Dovecot and, where a server must misbehave on purpose, <see cref="FakeSmtpServer"/>.</summary>
 public sealed class ReplySixthReviewTests : IAsyncLifetime
 {
@@ -47,7 +48,7 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
     }
 
     /// <summary>The support channel reading the real Dovecot, sending through <paramref name="smtpPort"/> (default: Postfix).</summary>
-    private async Task AddChannelAsync(CrmApp app, int? smtpPort = null)
+    private async Task AddChannelAsync(CrmApp app, int? smtpPort = null, bool acknowledge = false)
     {
         object settings = smtpPort is { } port
             ? new
@@ -56,6 +57,7 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
                 displayName = "Example Support",
                 imap = new { host = "127.0.0.1", port = _mail.ImapPort, security = "none", user = MailServer.Support, password = MailServer.SupportPassword, folder = "INBOX", afterProcessing = "seen" },
                 smtp = new { host = "127.0.0.1", port, security = "none", user = MailServer.Support, password = MailServer.SupportPassword },
+                autoAcknowledgement = acknowledge ? new { enabled = true, language = "en" } : null,
             }
             : _mail.ChannelSettings();
         using var admin = app.Admin();
@@ -213,6 +215,162 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
         Assert.Equal(1, smtp.Received);
     }
 
+    // EM1: the service stops while the server holds its 250 for the reply. The outcome is recorded despite the stop
+    // (not dropped with the stopping token), so a restart on the same data does not mail the customer again.
+    [Fact]
+    public async Task A_stop_while_the_server_holds_its_answer_does_not_send_the_reply_again_after_a_restart()
+    {
+        await using var smtp = new FakeSmtpServer();
+        Guid replyId;
+        var first = new CrmApp(_data.Path, With(("Outbox:SendTimeout", "00:05:00")));
+        try
+        {
+            await AddChannelAsync(first, smtp.Port);
+            var number = await TicketAsync(first, "stop-during-250@customer.example.test");
+            using var agent = await first.AgentAsync();
+            replyId = await ReplyAsync(agent, number, new { text = "Sent during a deploy." });
+            await smtp.FirstDataReceived.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            await first.DisposeAsync();
+        }
+
+        await using var second = new CrmApp(_data.Path, With(("Outbox:SendTimeout", "00:05:00")));
+        var settled = await Eventually.WaitForAsync(
+            () => second.QueryAsync(db => db.Messages.Where(m => m.Id == replyId).Select(m => new { m.Delivery, m.DeliveryError }).SingleAsync()),
+            m => m.Delivery != DeliveryStatus.Queued || smtp.Received > 1, TimeSpan.FromSeconds(60), "the reply settled after the restart");
+        Assert.Equal(1, smtp.Received);
+        Assert.Equal(DeliveryStatus.Failed, settled.Delivery);
+        Assert.StartsWith("Not confirmed", settled.DeliveryError);
+    }
+
+    // EM1: a crash after the attempt was committed and the mail written, before any outcome: the data directory as the
+    // crash leaves it (copied while the server holds its 250) starts without sending the reply again.
+    [Fact]
+    public async Task A_crash_during_a_send_leaves_the_reply_not_confirmed_instead_of_sending_it_again()
+    {
+        await using var smtp = new FakeSmtpServer();
+        using var image = new TempDirectory();
+        await using (var first = new CrmApp(_data.Path, With(("Outbox:SendTimeout", "00:05:00"))))
+        {
+            await AddChannelAsync(first, smtp.Port);
+            var number = await TicketAsync(first, "crash-during-250@customer.example.test");
+            using var agent = await first.AgentAsync();
+            var replyId = await ReplyAsync(agent, number, new { text = "Sent just before a crash." });
+            await smtp.FirstDataReceived.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(OutboxState.Pending, await first.QueryAsync(db => db.Outbox.Where(o => o.MessageId == replyId).Select(o => o.State).SingleAsync()));
+            CopyDirectory(_data.Path, image.Path);
+
+            await using var second = new CrmApp(image.Path, With(("Outbox:SendTimeout", "00:05:00")));
+            var settled = await Eventually.WaitForAsync(
+                () => second.QueryAsync(db => db.Messages.Where(m => m.Id == replyId).Select(m => new { m.Delivery, m.DeliveryError }).SingleAsync()),
+                m => m.Delivery != DeliveryStatus.Queued || smtp.Received > 1, TimeSpan.FromSeconds(60), "the reply settled after the crash");
+            Assert.Equal(1, smtp.Received);
+            Assert.Equal(DeliveryStatus.Failed, settled.Delivery);
+            Assert.StartsWith("Not confirmed", settled.DeliveryError);
+            smtp.Release();
+        }
+    }
+
+    private static OutboundDelivery Delivery(byte[] file) => new()
+    {
+        MessageId = Guid.CreateVersion7(),
+        TicketNumber = 4712,
+        ChannelAccountId = "support",
+        ThreadKey = "no-such-thread",
+        Recipient = "email:" + MailServer.Customer,
+        Author = "agent-1",
+        Text = "The file.",
+        CreatedAt = DateTimeOffset.UtcNow,
+        Attempt = 1,
+        Attachments = [new OutboundAttachment("big.pdf", "application/pdf", file)],
+    };
+
+    // EM2: "may have been delivered" is decided by the protocol stage. A connection cut long before the final dot is a
+    // plain retry (and the retry goes through once); one cut after the whole mail and its dot arrived, unanswered, is
+    // ambiguous and not retried.
+    [Fact]
+    public async Task A_cut_before_the_final_dot_is_retried_and_a_cut_after_it_is_not_confirmed()
+    {
+        await using var app = new CrmApp(_data.Path, EmailSettings);
+        var sender = app.Services.GetServices<IOutboundSender>().Single(s => s.Channel == ChannelKind.Email);
+
+        await using (var smtp = new FakeSmtpServer { HoldDataReply = false, DropDuringData = true })
+        {
+            await AddChannelAsync(app, smtp.Port);
+            var cut = await sender.SendAsync(Delivery(Pdf(8_000_000, 4)));
+            Assert.False(cut.Success);
+            Assert.False(cut.Ambiguous, cut.Error);
+            Assert.False(cut.Permanent, cut.Error);
+            var retried = await sender.SendAsync(Delivery(Pdf(8_000_000, 4)));
+            Assert.True(retried.Success, retried.Error);
+            Assert.Equal(1, smtp.Received);
+        }
+
+        await using (var smtp = new FakeSmtpServer { HoldDataReply = false, DropAfterData = true })
+        {
+            await AddChannelAsync(app, smtp.Port);
+            var lost = await sender.SendAsync(Delivery(Pdf(50_000, 5)));
+            Assert.True(lost.Ambiguous, lost.Error);
+            Assert.Equal(1, smtp.Received);
+        }
+    }
+
+    // EM2: the stage detector sees the end of data only after DATA and only as "\r\n.\r\n", however MailKit splits
+    // its writes; dot-stuffed lines ("..") and a "DATA" inside an earlier command do not count.
+    [Fact]
+    public void The_end_of_data_is_seen_only_when_the_final_dot_was_written()
+    {
+        var stage = new Crm.Connectors.Email.SmtpSender.DataStage();
+        void Write(string text) { var bytes = Encoding.ASCII.GetBytes(text); stage.LogClient(bytes, 0, bytes.Length); }
+
+        Write("EHLO x\r\nMAIL FROM:<DATA@x>\r\nRCPT TO:<a@b>\r\n.\r\n");
+        Assert.False(stage.EndWritten);
+        Write("DA");
+        Write("TA\r\n");
+        Write("Subject: x\r\n\r\n..\r\n..hidden\r\nlast line\r");
+        Assert.False(stage.EndWritten);
+        Write("\n.");
+        Assert.False(stage.EndWritten);
+        Write("\r\n");
+        Assert.True(stage.EndWritten);
+    }
+
+    // LD6: the node stops while the server is slow to answer QUIT after its 250 for an acknowledgement. The mark is
+    // written despite the stop, so the next holder (here: a restart on the same data) does not mail it again.
+    [Fact]
+    public async Task A_stop_during_quit_after_an_acknowledgements_250_does_not_send_it_again()
+    {
+        await using var smtp = new FakeSmtpServer { HoldDataReply = false, HoldQuitReply = true };
+        await using (var first = new CrmApp(_data.Path, EmailSettings))
+        {
+            await AddChannelAsync(first, smtp.Port, acknowledge: true);
+            await TicketAsync(first, "ack-quit@customer.example.test");
+            await smtp.FirstQuitReceived.WaitAsync(TimeSpan.FromSeconds(90));
+        }
+
+        await using var second = new CrmApp(_data.Path, EmailSettings);
+        var row = await Eventually.WaitForAsync(() => second.QueryAsync(db => db.AutomaticMail.AsNoTracking().SingleAsync()),
+            r => r.State != AutomaticMailRecord.Pending || smtp.Received > 1, TimeSpan.FromSeconds(60), "the acknowledgement settled");
+        Assert.Equal(AutomaticMailRecord.Sent, row.State);
+        Assert.Equal(1, smtp.Received);
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var directory in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, directory)));
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+        {
+            if (Path.GetFileName(file).EndsWith(".lock", StringComparison.OrdinalIgnoreCase))
+                continue;
+            using var source = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var target = File.Create(Path.Combine(to, Path.GetRelativePath(from, file)));
+            source.CopyTo(target);
+        }
+    }
+
     // LD5: a send held by a slow server takes one place only: a reply queued after it, on another channel, goes out
     // while the first is still waiting for its server (a pass used to wait for its whole batch).
     [Fact]
@@ -258,6 +416,7 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
         using var agent = await app.AgentAsync();
         var pdf = Pdf(40_000, 4);
         Task<int>? racingDelete = null;
+        hooked.SkipPuts = 1; // the file's first put runs outside the gate (review EM3); the race is with the gated one
         hooked.AfterPut = async sha256 =>
         {
             // What a deleter does after its own row is gone; held off by the gate while the reply commits.
@@ -284,15 +443,76 @@ public sealed class ReplySixthReviewTests : IAsyncLifetime
             d => d == DeliveryStatus.Sent, TimeSpan.FromSeconds(60), "the reply sent with its file");
     }
 
+    // EM3: a reply whose new file is still being written does not hold the process-wide blob gate: another reply with
+    // files, on another ticket, goes through meanwhile, and the gate is free for deleters.
+    [Fact]
+    public async Task A_reply_writing_its_files_does_not_hold_up_other_replies_with_files()
+    {
+        var hooked = new HookedBlobStore();
+        await using var app = new CrmApp(_data.Path, EmailSettings, services: s => s.AddSingleton<IBlobStore>(sp =>
+        {
+            hooked.Inner = ActivatorUtilities.CreateInstance<FileBlobStore>(sp);
+            return hooked;
+        }));
+        await AddChannelAsync(app);
+        var slowTicket = await TicketAsync(app, "slow-put@customer.example.test");
+        var otherTicket = await TicketAsync(app, "other-put@customer.example.test");
+        using var agent = await app.AgentAsync();
+        var writing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        hooked.BeforePut = async () =>
+        {
+            writing.TrySetResult();
+            await release.Task;
+        };
+
+        async Task<HttpResponseMessage> PostFileAsync(long number, int seed)
+        {
+            using var form = new MultipartFormDataContent { { new StringContent("The file."), "text" } };
+            form.Add(new ByteArrayContent(Pdf(200_000, seed)), "files", "file.pdf");
+            return await agent.PostAsync($"/api/v1/tickets/{number}/reply", form);
+        }
+
+        var slow = PostFileAsync(slowTicket, 11);
+        await writing.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        try
+        {
+            var other = await PostFileAsync(otherTicket, 12).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(HttpStatusCode.Created, other.StatusCode);
+            Assert.Equal(1, BlobGate.Semaphore.CurrentCount);
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+        Assert.Equal(HttpStatusCode.Created, (await slow).StatusCode);
+    }
+
     private sealed class HookedBlobStore : IBlobStore
     {
         public IBlobStore Inner { get; set; } = null!;
 
         public Func<string, Task>? AfterPut { get; set; }
 
+        /// <summary>Puts that pass before <see cref="AfterPut"/> runs (a reply's ungated first put of its files).</summary>
+        public int SkipPuts { get; set; }
+
+        /// <summary>Runs once, before the first put, with the put waiting for it.</summary>
+        public Func<Task>? BeforePut { get; set; }
+
         public async Task<StoredBlob> PutAsync(ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
         {
+            if (BeforePut is { } before)
+            {
+                BeforePut = null;
+                await before();
+            }
             var blob = await Inner.PutAsync(content, cancellationToken);
+            if (SkipPuts > 0)
+            {
+                SkipPuts--;
+                return blob;
+            }
             if (AfterPut is { } hook)
             {
                 AfterPut = null;

@@ -6,8 +6,9 @@ namespace Crm.Service.Tests.Support;
 
 /// <summary>
 /// A minimal SMTP server on loopback (EHLO, AUTH PLAIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT) that counts the mails whose
-/// DATA it received in full and answers their 250 only when <see cref="HoldDataReply"/> lets it: a mail server still
-/// scanning a large mail, or one whose answer is lost, as the real Postfix cannot be made to behave on demand.
+/// DATA it received in full and answers their 250 (and QUIT's 221) only when <see cref="HoldDataReply"/>
+/// (<see cref="HoldQuitReply"/>) lets it: a mail server still scanning a large mail, or one whose answer is lost, as
+/// the real Postfix cannot be made to behave on demand.
 /// </summary>
 internal sealed class FakeSmtpServer : IAsyncDisposable
 {
@@ -16,6 +17,8 @@ internal sealed class FakeSmtpServer : IAsyncDisposable
     private readonly Task _accepting;
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _firstData = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _quitReleased = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _firstQuit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _received;
 
     public FakeSmtpServer()
@@ -34,6 +37,22 @@ internal sealed class FakeSmtpServer : IAsyncDisposable
 
     /// <summary>Completes when the first mail's DATA has arrived in full.</summary>
     public Task FirstDataReceived => _firstData.Task;
+
+    /// <summary>When true, the 221 for QUIT waits for <see cref="ReleaseQuit"/> (a server slow to close).</summary>
+    public bool HoldQuitReply { get; init; }
+
+    /// <summary>Completes when the first QUIT arrives.</summary>
+    public Task FirstQuitReceived => _firstQuit.Task;
+
+    public void ReleaseQuit() => _quitReleased.TrySetResult();
+
+    /// <summary>The first mail's connection is closed right after its whole DATA arrived, without an answer.</summary>
+    public bool DropAfterData { get; init; }
+
+    /// <summary>The first mail's connection is closed after the first line of its DATA, long before the final dot.</summary>
+    public bool DropDuringData { get; init; }
+
+    private int _dataCommands;
 
     /// <summary>Lets every held 250 go out.</summary>
     public void Release() => _released.TrySetResult();
@@ -88,16 +107,33 @@ internal sealed class FakeSmtpServer : IAsyncDisposable
                             break;
                         case "DATA":
                             await SendAsync("354 End data with <CR><LF>.<CR><LF>");
+                            var first = Interlocked.Increment(ref _dataCommands) == 1;
+                            if (first && DropDuringData)
+                            {
+                                // A small window, so the client is still writing when the connection goes.
+                                client.ReceiveBufferSize = 16 * 1024;
+                                await reader.ReadLineAsync(_stop.Token);
+                                client.Client.Close(0);
+                                return;
+                            }
                             while (await reader.ReadLineAsync(_stop.Token) is { } data && data != ".")
                             {
                             }
                             Interlocked.Increment(ref _received);
                             _firstData.TrySetResult();
+                            if (first && DropAfterData)
+                            {
+                                client.Client.Close(0);
+                                return;
+                            }
                             if (HoldDataReply)
                                 await _released.Task.WaitAsync(_stop.Token);
                             await SendAsync("250 2.0.0 Ok: queued");
                             break;
                         case "QUIT":
+                            _firstQuit.TrySetResult();
+                            if (HoldQuitReply)
+                                await _quitReleased.Task.WaitAsync(_stop.Token);
                             await SendAsync("221 2.0.0 Bye");
                             return;
                         default:
@@ -116,6 +152,7 @@ internal sealed class FakeSmtpServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _released.TrySetResult();
+        _quitReleased.TrySetResult();
         await _stop.CancelAsync();
         _listener.Stop();
         try
