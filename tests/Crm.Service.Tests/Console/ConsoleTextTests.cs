@@ -35,6 +35,10 @@ public sealed partial class ConsoleTextTests : AppTest
         Assert.True(keys.Count > 200, $"only {keys.Count} keys found under {root}");
         var values = XDocument.Load(Path.Combine(root, "Resources", "ConsoleText.zh-CN.resx")).Root!.Elements("data")
             .ToDictionary(d => (string)d.Attribute("name")!, d => (string?)d.Element("value"), StringComparer.Ordinal);
+        // The resource compiler keeps one of two names that differ only in case and drops the other ("Duplicate resource
+        // name ... ignored"): the dropped key then shows in English.
+        var clashing = values.Keys.GroupBy(k => k, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1).Select(g => string.Join(" / ", g)).ToList();
+        Assert.True(clashing.Count == 0, "zh-CN keys that differ only in case: " + string.Join(" | ", clashing));
         var missing = keys.Where(k => !values.TryGetValue(k, out var value) || string.IsNullOrWhiteSpace(value)).ToList();
         Assert.True(missing.Count == 0, "no zh-CN value for: " + string.Join(" | ", missing));
     }
