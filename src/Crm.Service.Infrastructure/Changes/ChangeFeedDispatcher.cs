@@ -67,6 +67,15 @@ internal sealed class ChangeFeedDispatcher(
 
     private async Task TailAsync(IChangeConsumer consumer, ChangeFeedOptions settings, CancellationToken stoppingToken)
     {
+        // Past a pruned hole: a saved cursor is written (it only ever rises), a node's own one lives in memory.
+        async Task<long> MoveCursorAsync(long to)
+        {
+            if (!consumer.EveryNode)
+                await feed.SaveCursorAsync(consumer.Name, to, stoppingToken);
+            status.CursorRead(consumer.Name, to);
+            return to;
+        }
+
         // Leave the host's start-up path before the first read.
         await Task.Yield();
         long? cursor = null;
@@ -107,10 +116,7 @@ internal sealed class ChangeFeedDispatcher(
                             {
                                 logger.LogError("Changes after {Cursor} were pruned before change consumer {Consumer} read them (down or failing longer than ChangeFeed:Retention, or another node pruned past this node's own cursor); it reloaded its state from the store",
                                     cursor.Value, consumer.Name);
-                                if (!consumer.EveryNode)
-                                    await feed.SaveCursorAsync(consumer.Name, reloadedFrom, stoppingToken);
-                                cursor = reloadedFrom;
-                                status.CursorRead(consumer.Name, cursor.Value);
+                                cursor = await MoveCursorAsync(reloadedFrom);
                                 continue;
                             }
                             // No state to reload: it goes on with what is kept (review LF1), skipping only the pruned
@@ -121,10 +127,7 @@ internal sealed class ChangeFeedDispatcher(
                             if (batch.Count == 0)
                             {
                                 // Nothing is kept up to the head read before the (empty) batch: move past it.
-                                if (!consumer.EveryNode)
-                                    await feed.SaveCursorAsync(consumer.Name, headBefore, stoppingToken);
-                                cursor = headBefore;
-                                status.CursorRead(consumer.Name, cursor.Value);
+                                cursor = await MoveCursorAsync(headBefore);
                                 continue;
                             }
                         }
