@@ -59,7 +59,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await page.GetByLabel("Email").FillAsync(Agent);
         await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("/Queues"));
+        await page.ArrivedAtAsync(new Regex("/Queues"), "#main");
         return page;
     }
 
@@ -188,7 +188,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         var page = await SignedInPageAsync();
         await page.GotoAsync($"{_baseUrl}/Tickets/{number}");
         await page.GetByRole(AriaRole.Link, new() { Name = "Older messages" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("cursor="));
+        await page.ArrivedAtAsync(new Regex("cursor="), "#timeline");
         await WaitForLiveAsync(page);
         await Assertions.Expect(page.Locator("#timeline")).ToContainTextAsync("message 0");
 
@@ -240,10 +240,10 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         // j goes to the next ticket of All open; / opens search.
         await page.Locator("body").ClickAsync(new() { Position = new() { X = 5, Y = 300 } });
         await page.Keyboard.PressAsync("j");
-        await page.WaitForURLAsync(new Regex($"/Tickets/{first}$"));
+        await page.ArrivedAtAsync(new Regex($"/Tickets/{first}$"), "#timeline");
         await page.Locator("body").ClickAsync(new() { Position = new() { X = 5, Y = 300 } });
         await page.Keyboard.PressAsync("/");
-        await page.WaitForURLAsync(new Regex("/Search"));
+        await page.ArrivedAtAsync(new Regex("/Search"), "#search-box");
         await Assertions.Expect(page.Locator("#search-box")).ToBeFocusedAsync();
         Assert.Empty(dialogs);
     }

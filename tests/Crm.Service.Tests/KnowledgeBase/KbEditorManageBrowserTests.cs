@@ -40,7 +40,7 @@ public sealed class KbEditorManageBrowserTests
         await page.GetByLabel("Email").FillAsync("kb@example.com");
         await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex($"/Kb/Edit/{enId}$"));
+        await page.ArrivedAtAsync(new Regex($"/Kb/Edit/{enId}$"), "#kb-slug");
         Assert.Equal("toner-setup", await page.Locator("#kb-slug").InputValueAsync());
 
         // 1. Slug: another article's slug is refused and said so; a free one is saved, and the old address redirects.

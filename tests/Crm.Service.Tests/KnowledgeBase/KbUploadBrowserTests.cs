@@ -31,13 +31,13 @@ public sealed class KbUploadBrowserTests
         await page.GetByLabel("Email").FillAsync("kb@example.com");
         await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("/Kb/Edit"));
+        await page.ArrivedAtAsync(new Regex("/Kb/Edit"), "#Title");
         Assert.Equal(0, await page.Locator("#kb-file").CountAsync());
         await page.Locator("#Title").FillAsync("Router lights");
         await page.Locator("#Visibility").SelectOptionAsync("public");
         await page.Locator("#kb-body").FillAsync("Before the picture.");
         await page.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("/Kb/Edit/[0-9a-f-]{36}$"));
+        await page.ArrivedAtAsync(new Regex("/Kb/Edit/[0-9a-f-]{36}$"), "#kb-file");
         var articleId = page.Url.Split('/')[^1];
 
         // The cursor after "Before", then the file chosen: its Markdown goes there.

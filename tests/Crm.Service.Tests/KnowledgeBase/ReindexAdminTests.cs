@@ -154,7 +154,7 @@ public sealed class ReindexAdminTests
         await page.GetByLabel("Email").FillAsync("admin@example.com");
         await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("/Kb"));
+        await page.ArrivedAtAsync(new Regex("/Kb"), "#search-index");
 
         await page.GetByRole(AriaRole.Button, new() { Name = "Rebuild search index" }).ClickAsync();
 

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 
 namespace Crm.Service.Tests.Support;
@@ -18,5 +19,14 @@ internal static class Chromium
             Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"],
         });
+    }
+
+    /// <summary>Waits until the page has navigated to <paramref name="url"/> and shows <paramref name="selector"/>.
+    /// Not WaitForURL's default wait for the load event: on a loaded CI box that event was once never reported
+    /// although the page had loaded ("NetworkIdle" fired, 60 s timeout), while an element of the new page is.</summary>
+    public static async Task ArrivedAtAsync(this IPage page, Regex url, string selector)
+    {
+        await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
+        await page.Locator(selector).First.WaitForAsync();
     }
 }
