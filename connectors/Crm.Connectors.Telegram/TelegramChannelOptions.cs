@@ -58,6 +58,11 @@ public sealed class TelegramChannelOptions
     [Range(1, 1000)]
     public int MaxUpdateAttempts { get; set; } = 5;
 
+    /// <summary>After a failed "last received" health write (a busy store), the next attempt waits this long instead of
+    /// every following update adding a write to the store that is already busy (review IN3).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan ReceivedRetryDelay { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>How long updates that are not customer messages (ignored groups, service messages, reactions, member
     /// changes, /start and button answers) are kept raw before they are deleted. The raw updates carry the names and
     /// texts of people who never contacted support. Answers to /start and buttons are kept at least two days

@@ -119,23 +119,44 @@ internal sealed class TelegramIngest(
 
     /// <summary>The bot's last received update for the admin API's health (<see cref="ChannelActivity.ReceivedFolder"/>):
     /// recorded after the update was handled, at most every <see cref="ReceivedInterval"/> per bot on this node, so a
-    /// busy bot costs no extra write per update.</summary>
+    /// busy bot costs no extra write per update. The slot is claimed before the write (compare-and-set), so updates
+    /// handled at the same moment make one write, not one each (review IN3).</summary>
     private async Task RecordReceivedAsync(ChannelAccount account, byte[] raw, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        if (_receivedAt.TryGetValue(account.Id, out var last) && now - last < ReceivedInterval)
+        if (!TryClaimReceivedSlot(account.Id, now))
             return;
         var updateId = UpdateIdOf(raw) is { } id and >= 0 ? (uint)id : 0u;
         try
         {
             await state.SaveCursorAsync(account.Id, ChannelActivity.ReceivedFolder, new MailboxCursor((uint)Math.Max(0, now.ToUnixTimeSeconds()), updateId), cancellationToken);
-            // Only after the write: a failed one is tried again with the next update, not half a minute later.
-            _receivedAt[account.Id] = now;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // Best effort: it is only the admin view's "last received"; the update itself is stored.
+            // Best effort: it is only the admin view's "last received"; the update itself is stored. The next try comes
+            // after ReceivedRetryDelay, not half a minute later, and not with every update while the store is busy.
+            _receivedAt[account.Id] = now - ReceivedInterval + options.Value.ReceivedRetryDelay;
             logger.LogWarning(ex, "Telegram channel {Channel}: the last received update could not be recorded", account.Id);
+        }
+    }
+
+    private bool TryClaimReceivedSlot(string accountId, DateTimeOffset now)
+    {
+        while (true)
+        {
+            if (!_receivedAt.TryGetValue(accountId, out var last))
+            {
+                if (_receivedAt.TryAdd(accountId, now))
+                    return true;
+            }
+            else if (now - last < ReceivedInterval)
+            {
+                return false;
+            }
+            else if (_receivedAt.TryUpdate(accountId, now, last))
+            {
+                return true;
+            }
         }
     }
 

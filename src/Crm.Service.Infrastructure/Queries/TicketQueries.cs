@@ -265,8 +265,15 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
         var attachments = ids.Count == 0
             ? Enumerable.Empty<AttachmentRecord>().ToLookup(a => a.MessageId)
             : (await db.Attachments.AsNoTracking().Where(a => ids.Contains(a.MessageId)).ToListAsync(cancellationToken)).ToLookup(a => a.MessageId);
+        var conversationIds = page.Where(m => m.ConversationId is not null).Select(m => m.ConversationId!.Value).Distinct().ToList();
+        var kinds = conversationIds.Count == 0
+            ? new Dictionary<Guid, ChannelKind>()
+            : await db.Conversations.AsNoTracking().Where(c => conversationIds.Contains(c.Id)).ToDictionaryAsync(c => c.Id, c => c.Channel, cancellationToken);
         var next = rows.Count > pageSize ? new EntryCursor(page[^1].CreatedAt, page[^1].Id).Encode(CursorKind.Timeline) : null;
-        return new Page<TimelineEntry>(page.Select(m => ToEntry(m, attachments[m.Id])).ToList(), next);
+        return new Page<TimelineEntry>(page.Select(m => ToEntry(m, attachments[m.Id]) with
+        {
+            ChannelKind = m.ConversationId is { } c && kinds.TryGetValue(c, out var kind) ? kind : null,
+        }).ToList(), next);
     }
 
     private static async Task<Page<AuditEntryView>> HistoryAsync(CrmDbContext db, long number, EntryCursor? before, int pageSize, CancellationToken cancellationToken)

@@ -70,9 +70,13 @@ public sealed record TimelineEntry
 
     /// <summary>For an inbound edit, the channel's id of the message it edits: the Telegram connector gives an edit the
     /// external id "{chat id}:{message id}:edit:{16 hex}" (edited_message), so the console links it to the original,
-    /// which stays as it was (history kept). Null for anything else: only that exact shape counts, because other
+    /// which stays as it was (history kept). Null for anything else: only that exact shape on Telegram counts, because other
     /// channels' ids are chosen by the sender (an email's Message-ID "&lt;a@[x:edit:y]&gt;" is no edit, review CT13).</summary>
-    public string? EditOf => Direction == MessageDirection.Inbound ? TelegramEditOf(ExternalId) : null;
+    public string? EditOf => Direction == MessageDirection.Inbound && ChannelKind == Contracts.ChannelKind.Telegram ? TelegramEditOf(ExternalId) : null;
+
+    /// <summary>The kind of the conversation's channel (null for notes and calls). An edit counts only on Telegram: the
+    /// API connector stores the caller's own message id, which could take the edit shape (review IN2).</summary>
+    public ChannelKind? ChannelKind { get; init; }
 
     public const string EditMarker = ":edit:";
 

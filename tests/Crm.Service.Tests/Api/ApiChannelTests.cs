@@ -133,4 +133,19 @@ public sealed class ApiChannelTests : AppTest
         var response = await App.PostMessageAsync(Message("off-1"));
         Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
     }
+
+    // Review IN2: the API channel stores the caller's own message id; one shaped like a Telegram edit id
+    // ("{chat}:{message}:edit:{16 hex}") must not be shown as an edit of the caller's earlier message "1:2".
+    [Fact]
+    public async Task An_api_message_whose_id_has_the_telegram_edit_shape_is_no_edit()
+    {
+        var first = await (await App.PostMessageAsync(Message("1:2", "Original"))).Content.ReadFromJsonAsync<JsonElement>();
+        await (await App.PostMessageAsync(Message("1:2:edit:0123456789abcdef", "Spoofed edit"))).Content.ReadFromJsonAsync<JsonElement>();
+
+        using var agent = await App.AgentAsync();
+        var details = await agent.GetFromJsonAsync<JsonElement>($"/api/v1/tickets/{first.GetProperty("ticketNumber").GetInt64()}");
+        var timeline = details.GetProperty("timeline").EnumerateArray().ToList();
+        Assert.Equal(2, timeline.Count);
+        Assert.All(timeline, e => Assert.Equal(JsonValueKind.Null, e.GetProperty("editOf").ValueKind));
+    }
 }

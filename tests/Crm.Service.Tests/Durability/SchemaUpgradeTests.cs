@@ -36,4 +36,25 @@ public sealed class SchemaUpgradeTests
         var outbound = await app.QueryAsync(db => db.Messages.AsNoTracking().SingleAsync(m => m.Direction == Crm.Service.Contracts.MessageDirection.Outbound));
         Assert.Equal(("br-7", null), (outbound.OutboundExternalId, outbound.ExternalId));
     }
+
+    // Review RT1/FX3: kb5 shipped on main and was then folded into a later migration, so a database migrated at kb5
+    // failed to start ("table KbOldSlugs already exists"). A shipped migration stays; the later one adds only its own.
+    [Fact]
+    public async Task A_database_migrated_at_kb5_starts_and_gets_the_later_tables()
+    {
+        using var data = new TempDirectory();
+        var options = new StoreOptions { DataDirectory = data.Path };
+        Directory.CreateDirectory(data.Path);
+        await using (var db = new CrmDbContext(new DbContextOptionsBuilder<CrmDbContext>().UseSqlite(options.ConnectionString).Options))
+        {
+            await db.GetService<IMigrator>().MigrateAsync("20261124144418_kb5");
+            await db.Database.ExecuteSqlRawAsync("INSERT INTO KbOldSlugs (Language, Slug, ArticleId) VALUES ('en', 'old', '0190b6a0-0000-7000-8000-000000000001')");
+        }
+
+        await using var app = new CrmApp(data.Path);
+        await app.CreateApiChannelAsync();
+
+        Assert.Equal(1, await app.QueryAsync(db => db.Database.SqlQueryRaw<int>("SELECT COUNT(*) AS Value FROM KbOldSlugs").SingleAsync()));
+        Assert.Equal(0, await app.QueryAsync(db => db.Database.SqlQueryRaw<int>("SELECT COUNT(*) AS Value FROM Notices").SingleAsync()));
+    }
 }

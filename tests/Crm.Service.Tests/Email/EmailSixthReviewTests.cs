@@ -122,10 +122,14 @@ public sealed class EmailSixthReviewTests : MailServerTest
     [Fact]
     public void CT13_an_email_whose_message_id_contains_edit_is_no_edit_and_a_telegram_edit_is()
     {
-        TimelineEntry Inbound(string externalId) => new()
+        TimelineEntry Inbound(string externalId, ChannelKind kind = ChannelKind.Telegram) => new()
         {
             Id = Guid.NewGuid(), TicketNumber = 1, Direction = MessageDirection.Inbound, ExternalId = externalId, Author = "x", CreatedAt = DateTimeOffset.UnixEpoch,
+            ChannelKind = kind,
         };
+        // IN2: the exact Telegram shape on another channel (the API connector keeps the caller's id) is no edit either.
+        Assert.Null(Inbound("1:2:edit:0123456789abcdef", ChannelKind.Api).EditOf);
+        Assert.Null(Inbound("1:2:edit:0123456789abcdef", ChannelKind.Email).EditOf);
         Assert.Null(Inbound(EmailIds.DedupeKey("a@[x:edit:y]", "mallory@example.test")).EditOf);
         Assert.Null(Inbound(EmailIds.DedupeKey("1:2:edit:0123456789abcdef", "mallory@example.test")).EditOf);
         Assert.Null(Inbound("1:2:edit:0123456789abcdef|x").EditOf);

@@ -11,19 +11,7 @@ namespace Crm.Service.Infrastructure.Store.Migrations
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
-            migrationBuilder.CreateTable(
-                name: "KbOldSlugs",
-                columns: table => new
-                {
-                    Language = table.Column<string>(type: "TEXT", nullable: false),
-                    Slug = table.Column<string>(type: "TEXT", nullable: false),
-                    ArticleId = table.Column<Guid>(type: "TEXT", nullable: false)
-                },
-                constraints: table =>
-                {
-                    table.PrimaryKey("PK_KbOldSlugs", x => new { x.Language, x.Slug });
-                });
-
+            // KbOldSlugs is created by 20261124144418_kb5, which shipped on main before this one (review RT1/FX3).
             migrationBuilder.CreateTable(
                 name: "Notices",
                 columns: table => new
@@ -45,11 +33,6 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                 });
 
             migrationBuilder.CreateIndex(
-                name: "IX_KbOldSlugs_ArticleId",
-                table: "KbOldSlugs",
-                column: "ArticleId");
-
-            migrationBuilder.CreateIndex(
                 name: "IX_Notices_UserId_Cause",
                 table: "Notices",
                 columns: new[] { "UserId", "Cause" },
@@ -69,9 +52,6 @@ namespace Crm.Service.Infrastructure.Store.Migrations
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
-            migrationBuilder.DropTable(
-                name: "KbOldSlugs");
-
             migrationBuilder.DropTable(
                 name: "Notices");
         }
