@@ -30,7 +30,8 @@ internal static class CustomerFollowUpApi
 
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapGet("/customers/{id:guid}/follow-ups", async (Guid id, string? cursor, int? pageSize, IRoutingStore documents, CancellationToken ct) =>
+        api.MapGet("/customers/{id:guid}/follow-ups", async (Guid id, string? cursor, int? pageSize, IRoutingStore documents, ClaimsPrincipal user,
+            Infrastructure.Teams.TeamDirectory teams, IDbContextFactory<CrmDbContext> contexts, CancellationToken ct) =>
         {
             if (pageSize is < 1 or > MaxPageSize)
                 return Problems.Invalid("pageSize", $"pageSize is 1-{MaxPageSize}.");
@@ -40,15 +41,18 @@ internal static class CustomerFollowUpApi
                 return Problems.Invalid("cursor", "The cursor is malformed or belongs to another list.");
             var size = pageSize ?? DefaultPageSize;
             var rows = (await documents.CustomerFollowUpsAsync(id, false, after?.Key, after?.Id, size + 1, ct)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
-            return Results.Ok(PageOf(rows, size, list, f => f.At));
+            return Results.Ok(await VisibleAsync(PageOf(rows, size, list, f => f.At), user, teams, contexts, ct));
         });
         api.MapPost("/customers/{id:guid}/follow-ups", RecordAsync);
         api.MapPost("/follow-ups/{id:guid}/done", CompleteAsync);
         api.MapGet("/follow-ups/due", async (string? owner, string? team, DateTimeOffset? until, string? cursor, int? pageSize, IRoutingStore documents,
-            TimeProvider time, CancellationToken ct) =>
+            TimeProvider time, ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams, IDbContextFactory<CrmDbContext> contexts, CancellationToken ct) =>
         {
             if (pageSize is < 1 or > MaxPageSize)
                 return Problems.Invalid("pageSize", $"pageSize is 1-{MaxPageSize}.");
+            // A personal key reaches what its person's console would: a restricted team's list is refused as /FollowUps does (FX2).
+            if (FollowUpReach.IsHiddenTeam(team, await HiddenTeamsAsync(user, teams, contexts, ct)))
+                return Problems.Of(ProblemKind.Forbidden, $"The team '{team}' is restricted to its members.", "team");
             var by = until ?? time.GetUtcNow();
             // The filters are part of the list a cursor belongs to, so a cursor is not reused for another list. Without
             // "until" a walk's later pages use their own "now": what fell due meanwhile comes at the end (earliest first).
@@ -58,8 +62,21 @@ internal static class CustomerFollowUpApi
                 return Problems.Invalid("cursor", "The cursor is malformed or belongs to another list.");
             var size = pageSize ?? DefaultPageSize;
             var rows = (await documents.DueFollowUpsAsync(by, owner, team, after?.Key, after?.Id, size + 1, ct)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
-            return Results.Ok(PageOf(rows, size, list, f => f.NextDueAt!.Value));
+            return Results.Ok(await VisibleAsync(PageOf(rows, size, list, f => f.NextDueAt!.Value), user, teams, contexts, ct));
         });
+    }
+
+    private static async Task<IReadOnlyList<string>> HiddenTeamsAsync(ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams,
+        IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken) =>
+        await RepliesApi.HiddenTeamsAsync(await RepliesApi.OwnerAsync(user, contexts, cancellationToken), teams, contexts, cancellationToken);
+
+    /// <summary>The page without entries of restricted teams the caller is not in; the cursor still follows the whole list,
+    /// so a page may hold fewer items than asked (FX2).</summary>
+    private static async Task<Page<CustomerFollowUp>> VisibleAsync(Page<CustomerFollowUp> page, ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams,
+        IDbContextFactory<CrmDbContext> contexts, CancellationToken cancellationToken)
+    {
+        var hidden = await HiddenTeamsAsync(user, teams, contexts, cancellationToken);
+        return hidden.Count == 0 ? page : page with { Items = [.. await FollowUpReach.VisibleAsync(page.Items, hidden, contexts, cancellationToken)] };
     }
 
     private static Page<CustomerFollowUp> PageOf(List<CustomerFollowUp> rows, int size, string list, Func<CustomerFollowUp, DateTimeOffset> key)
@@ -73,10 +90,11 @@ internal static class CustomerFollowUpApi
     /// <summary>Marks an entry done: its author or owner, a member of its team or of the owner's team, or an admin may;
     /// anyone else gets 403. The close is kept on the entry (<see cref="CustomerFollowUp.DoneBy"/>) and in the audit.</summary>
     internal static async Task<IResult> CompleteAsync(Guid id, ClaimsPrincipal user, IGrainFactory grains, IDbContextFactory<CrmDbContext> contexts,
-        TimeProvider time, CancellationToken cancellationToken)
+        Infrastructure.Teams.TeamDirectory teams, TimeProvider time, CancellationToken cancellationToken)
     {
         var grain = grains.GetGrain<ICustomerFollowUpGrain>(id);
-        if (await grain.GetAsync() is not { } entry)
+        // An entry of a restricted team the caller is not in does not exist for them (FX2), as on the customer page.
+        if (await grain.GetAsync() is not { } entry || !await FollowUpReach.IsVisibleAsync(entry, await HiddenTeamsAsync(user, teams, contexts, cancellationToken), contexts, cancellationToken))
             return Problems.Of(ProblemKind.NotFound, $"No follow-up {id}.", "id");
         var closer = Closer.Of(user);
         if (!await MayCloseAsync(entry, closer, contexts, cancellationToken))

@@ -102,6 +102,36 @@ public sealed class RoutingReview5FixTests
         Assert.Contains("Secret VIP terms", await bob.PageAsync($"/Customers/{customer}"), StringComparison.Ordinal);
     }
 
+    // FX2: RT3 was fixed on the customer page only; a personal key of an agent outside "vip" still read the team's entries
+    // (call notes included) through both API lists, and could close them.
+    [Fact]
+    public async Task A_personal_key_outside_a_restricted_team_neither_lists_nor_closes_its_follow_ups()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        await ConsoleBrowser.CreateUserAsync(app, "bob@example.com", ConsoleRoles.Agent);
+        using var carolBrowser = await ConsoleBrowser.SignedInAsync(app, "carol@example.com", ConsoleRoles.Agent);
+        await app.Services.GetRequiredService<Infrastructure.Teams.TeamDirectory>().SaveAsync("vip", "VIP", true, [await app.UserIdAsync("bob@example.com")], CancellationToken.None);
+        var scenario = await new GrainScenario(app.Grains).CreateChannelAsync();
+        var customer = (await scenario.ReceiveAsync(scenario.Message("fx2-1", GrainScenario.NewPhone(), "Call me"))).CustomerId;
+        using var alice = await app.AgentAsync("alice");
+        var secret = await RecordAsync(alice, customer, new { how = "phone", outcome = "Secret VIP terms", nextDueAt = DateTimeOffset.UtcNow.AddMinutes(-1), team = "vip" });
+        // Another author: a newer entry of alice's own would close her first one.
+        using var erp = await app.AgentAsync("erp-sync");
+        var open = await RecordAsync(erp, customer, new { how = "email", outcome = "Plain note", nextDueAt = DateTimeOffset.UtcNow.AddMinutes(-1), owner = "carol@example.com" });
+
+        using var carol = await carolBrowser.PersonalKeyAsync(app);
+        var log = await carol.GetStringAsync($"/api/v1/customers/{customer}/follow-ups");
+        Assert.DoesNotContain("Secret VIP terms", log, StringComparison.Ordinal);
+        Assert.Contains("Plain note", log, StringComparison.Ordinal);
+        Assert.Equal([open], await DueAsync(carol, ""));
+        Assert.Equal(HttpStatusCode.Forbidden, (await carol.GetAsync("/api/v1/follow-ups/due?team=VIP")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await carol.PostAsync($"/api/v1/follow-ups/{secret}/done", null)).StatusCode);
+        Assert.Null((await EntryAsync(app, secret)).DoneAt);
+        // The system key (no person) keeps the API's reach.
+        Assert.Contains(secret, await DueAsync(alice, "team=vip"));
+    }
+
     // RT4: recording a contact closed every open entry the caller could close by hand, a team-mate's too, silently.
     // The implicit close is again the caller's own entries only; the team rule is for closing by hand.
     [Fact]

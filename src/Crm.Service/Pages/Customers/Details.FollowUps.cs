@@ -19,23 +19,8 @@ public sealed partial class DetailsModel
     {
         var log = (await HttpContext.RequestServices.GetRequiredService<IRoutingStore>()
             .CustomerFollowUpsAsync(Customer.MergedInto ?? Id, false, null, null, FollowUpPage, cancellationToken)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
-        var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
-        if (hidden.Count == 0 || log.Count == 0)
-            return log;
-        var ticketTeams = await TicketTeamsAsync(log.Where(f => f.Ticket is not null).Select(f => f.Ticket!.Value).Distinct().ToList(), cancellationToken);
-        return [.. log.Where(f => Visible(f, hidden, ticketTeams))];
-    }
-
-    private static bool Visible(CustomerFollowUp entry, IReadOnlyList<string> hidden, Dictionary<long, string?> ticketTeams) =>
-        !(entry.Team is { } team && hidden.Contains(team, StringComparer.OrdinalIgnoreCase))
-        && !(entry.Ticket is { } ticket && ticketTeams.GetValueOrDefault(ticket) is { } ticketTeam && hidden.Contains(ticketTeam, StringComparer.Ordinal));
-
-    private async Task<Dictionary<long, string?>> TicketTeamsAsync(List<long> numbers, CancellationToken cancellationToken)
-    {
-        if (numbers.Count == 0)
-            return [];
-        await using var db = await HttpContext.RequestServices.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync(cancellationToken);
-        return await db.Tickets.AsNoTracking().Where(t => numbers.Contains(t.Number)).ToDictionaryAsync(t => t.Number, t => t.Team, cancellationToken);
+        return await FollowUpReach.VisibleAsync(log, await access.HiddenTeamsAsync(User, cancellationToken),
+            HttpContext.RequestServices.GetRequiredService<IDbContextFactory<CrmDbContext>>(), cancellationToken);
     }
 
     public async Task<IActionResult> OnPostFollowUpDoneAsync(Guid followUp, CancellationToken cancellationToken)
@@ -47,8 +32,7 @@ public sealed partial class DetailsModel
         if (await customers.GetAsync(Id, cancellationToken) is not { } customer
             || await grains.GetGrain<ICustomerFollowUpGrain>(followUp).GetAsync() is not { } entry || entry.CustomerId != (customer.MergedInto ?? Id))
             return NotFound();
-        var hidden = await access.HiddenTeamsAsync(User, cancellationToken);
-        if (hidden.Count > 0 && !Visible(entry, hidden, await TicketTeamsAsync(entry.Ticket is { } t ? [t] : [], cancellationToken)))
+        if (!await FollowUpReach.IsVisibleAsync(entry, await access.HiddenTeamsAsync(User, cancellationToken), contexts, cancellationToken))
             return NotFound();
         var closer = CustomerFollowUpApi.Closer.Of(User);
         if (!await CustomerFollowUpApi.MayCloseAsync(entry, closer, contexts, cancellationToken))
