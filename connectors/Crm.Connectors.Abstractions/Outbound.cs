@@ -49,6 +49,11 @@ public sealed record OutboundResult(bool Success, string? Error = null, bool Per
     /// set (never the server's text), e.g. "the customer blocked the bot"; shown on the message instead of the generic
     /// "delivery failed".</summary>
     public string? AgentReason { get; init; }
+
+    /// <summary>The channel's server answered and refused this one message (the customer blocked the bot, a file is too
+    /// large for it): the channel itself works, so this is no channel error and the channel stays "connected"
+    /// (review CT12). The failure shows on the message.</summary>
+    public bool RefusedByRecipient { get; init; }
 }
 
 /// <summary>Sends outbound messages of one channel kind. Connectors implement it; the outbox dispatcher calls it.</summary>

@@ -115,14 +115,14 @@ internal sealed class TelegramSender(
                 return OutboundResult.Fail(sent.Count == 0
                     ? $"{ex.ErrorCode} {ex.Message}"
                     : $"{ex.ErrorCode} {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before; sending it again repeats them)")
-                    with { AgentReason = sent.Count == 0 ? meaning : $"{meaning} ({sent.Count} of {parts.Count} parts reached the customer before)" };
+                    with { AgentReason = sent.Count == 0 ? meaning : $"{meaning} ({sent.Count} of {parts.Count} parts reached the customer before)", RefusedByRecipient = true };
             }
             catch (RequestException ex) when (ex is not ApiRequestException && ex.HttpStatusCode == System.Net.HttpStatusCode.RequestEntityTooLarge)
             {
                 // A 413 from a proxy in front of the Bot API, without Telegram's JSON: as final as Telegram's own.
                 _sentParts.TryRemove(delivery.MessageId, out _);
                 return OutboundResult.Fail($"413 {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before)")
-                    with { AgentReason = "a file is larger than Telegram accepts" };
+                    with { AgentReason = "a file is larger than Telegram accepts", RefusedByRecipient = true };
             }
             catch (ApiRequestException ex)
             {

@@ -64,6 +64,32 @@ internal static class TicketRules
         _ => CustomerMessageEffect.Join,
     };
 
+    /// <summary>What a logged call does to the ticket's status: an inbound call as a customer's message (never
+    /// automatic); an outbound call, like an agent's reply, takes nothing on a closed ticket (a follow-up effect).</summary>
+    public static CustomerMessageEffect EffectOfCall(TicketRecord ticket, MessageDirection direction, DateTimeOffset now, TimeSpan reopenWindow) =>
+        direction == MessageDirection.Inbound ? OnCustomerMessage(ticket, now, reopenWindow)
+        : ticket.Status == TicketStatus.Closed ? CustomerMessageEffect.FollowUp
+        : CustomerMessageEffect.Join;
+
+    /// <summary>Applies a logged call (already allowed by <see cref="EffectOfCall"/>) to the row. The customer's call
+    /// reopens a resolved, pending or on-hold ticket and is the customer's latest message (the next-response clock runs
+    /// from it); the agent's call opens a new ticket as a reply does and is the agent's response (first response, last
+    /// reply). The time is when the call is logged, as for every message: a call logged late never moves a clock back.</summary>
+    public static void ApplyCall(TicketRecord ticket, MessageDirection direction, DateTimeOffset now, TimeSpan reopenWindow)
+    {
+        if (direction == MessageDirection.Inbound)
+        {
+            if (OnCustomerMessage(ticket, now, reopenWindow) == CustomerMessageEffect.Reopen)
+                ApplyStatus(ticket, TicketStatus.Open, now);
+            ticket.LastCustomerMessageAt = now;
+            return;
+        }
+        if (ticket.Status == TicketStatus.New)
+            ApplyStatus(ticket, TicketStatus.Open, now);
+        ticket.FirstResponseAt ??= now;
+        ticket.LastAgentReplyAt = now;
+    }
+
     /// <summary>Whether a conversation may join this ticket: one it lists, or any of the same customer (a merge whose
     /// conversation pointer moved before the target listed it). Another customer's conversation never joins.</summary>
     public static bool AcceptsConversation(TicketRecord ticket, Guid conversationId, Guid conversationCustomerId) =>

@@ -40,6 +40,8 @@ public static class InfrastructureExtensions
         services.AddSingleton<IConnectorLeaseStore, Leases.SqliteConnectorLeaseStore>();
         services.AddSingleton<IBlobStore, FileBlobStore>();
         services.AddHostedService<Blobs.BlobSweepService>();
+        services.AddOptions<RequestKeyOptions>().BindConfiguration(RequestKeyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddHostedService<RequestKeyPruning>();
         services.AddSingleton<IHtmlSanitizer, HtmlSanitizerAdapter>();
 
         services.AddChannelAccounts();

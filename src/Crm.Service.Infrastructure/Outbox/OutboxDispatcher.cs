@@ -229,7 +229,12 @@ internal sealed class OutboxDispatcher(
         }
         else if (result.Permanent || item.Attempts >= settings.MaxAttempts)
         {
-            await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", done);
+            // A refusal of this message alone (a customer who blocked the bot) proves the server was reached: no channel
+            // error, or one such customer would show the channel as not connected (review CT12).
+            if (result.RefusedByRecipient)
+                await health.ReportSuccessAsync(item.ChannelAccountId, done);
+            else
+                await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", done);
             item.State = OutboxState.Failed;
             item.LastError = $"{result.Error} (attempt {item.Attempts}{(result.Permanent ? ", not retried" : ", giving up")})";
             logger.LogWarning("Outbound message {MessageId} on channel {Channel} failed: {Reason}", item.MessageId, item.ChannelAccountId, item.LastError);

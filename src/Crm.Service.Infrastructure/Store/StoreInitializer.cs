@@ -52,6 +52,7 @@ public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, I
                 UNION ALL SELECT MAX(MergedInto) FROM Tickets)), 0));
             """);
         await Queries.TicketProjections.BackfillAsync(db);
+        await MergedCustomerContent.MoveLeftoversAsync(db);
         logger.LogInformation("Store ready at {Database}", options.DatabasePath);
         return await FeedHeadAsync(db);
     }

@@ -120,17 +120,9 @@ internal static class WriteSetApplier
             case MoveCustomerConversations move:
                 await db.Conversations.Where(c => c.CustomerId == move.FromCustomer)
                     .ExecuteUpdateAsync(s => s.SetProperty(c => c.CustomerId, move.ToCustomer));
-                // The source's documents go along in the same commit, so the target's 360 page lists them (review CT10).
-                await db.CustomerDocuments.Where(d => d.CustomerId == move.FromCustomer)
-                    .ExecuteUpdateAsync(s => s.SetProperty(d => d.CustomerId, move.ToCustomer));
-                // So do its events and logged calls (review CS3). An event id the target already has (the same order
-                // posted to both) is kept, suffixed with the source, rather than break the merge on the unique index.
-                var suffix = "@merged:" + move.FromCustomer.ToString("N");
-                await db.CustomerEvents.Where(e => e.CustomerId == move.FromCustomer
-                        && db.CustomerEvents.Any(t => t.CustomerId == move.ToCustomer && t.ClientEventId == e.ClientEventId))
-                    .ExecuteUpdateAsync(s => s.SetProperty(e => e.ClientEventId, e => e.ClientEventId + suffix));
-                await db.CustomerEvents.Where(e => e.CustomerId == move.FromCustomer)
-                    .ExecuteUpdateAsync(s => s.SetProperty(e => e.CustomerId, move.ToCustomer));
+                // The source's documents, events and logged calls go along in the same commit, so the target's 360 page
+                // lists them (reviews CT10, CS3).
+                await MergedCustomerContent.MoveAsync(db, move.FromCustomer, move.ToCustomer);
                 break;
             case SetDelivery delivery:
                 var sentAt = delivery.Status == DeliveryStatus.Sent ? delivery.At : (DateTimeOffset?)null;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Crm.Service.Grains.Records;
+using Crm.Service.Grains.Storage;
 using Crm.Service.Infrastructure.Store;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
@@ -41,7 +42,7 @@ public enum LinkOutcome
 }
 
 /// <summary>Links between tickets, with an audit row on both tickets in the same commit as the link.</summary>
-public sealed class TicketLinkStore(IDbContextFactory<CrmDbContext> contexts, TimeProvider time)
+public sealed class TicketLinkStore(IDbContextFactory<CrmDbContext> contexts, Changes.ChangeFeedSignal signal, TimeProvider time)
 {
     /// <summary>The audit fields whose old or new value names another ticket: the link rows ("#n") and the merge, split
     /// and follow-up rows of the ticket grain (a bare "n"; splitFrom keeps it in OldValue, review CS1).</summary>
@@ -100,15 +101,22 @@ public sealed class TicketLinkStore(IDbContextFactory<CrmDbContext> contexts, Ti
     {
         var (from, to) = relation == TicketLinkRelations.Related ? (Math.Min(number, other), Math.Max(number, other)) : (number, other);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // The check and the insert hold the store's write lock (SQLite's BEGIN IMMEDIATE, across every node on the file):
+        // the key (From, To) tells nothing of (To, From), so "A related B" racing "B duplicate of A" would otherwise
+        // store both rows for one pair (review CT7). Of two opposite requests the second finds the first's row.
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         if (await FindAsync(db, number, other, cancellationToken) is { } existing)
             return existing.From == from && existing.To == to && existing.Relation == relation ? LinkOutcome.Existing : LinkOutcome.Conflict;
         var now = time.GetUtcNow();
         db.TicketLinks.Add(new TicketLinkRecord { From = from, To = to, Relation = relation, CreatedBy = actor, CreatedAt = now });
         db.Audit.Add(AuditRow(number, "linked", actor, now, relation == TicketLinkRelations.Related ? "related" : "duplicate-of", other));
         db.Audit.Add(AuditRow(other, "linked", actor, now, relation == TicketLinkRelations.Related ? "related" : "duplicated-by", number));
+        AddTicketChanges(db, now, number, other);
         try
         {
             await db.SaveChangesAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            signal.Notify();
             return LinkOutcome.Created;
         }
         catch (DbUpdateException ex) when (ex.InnerException is SqliteException { SqliteErrorCode: 19 })
@@ -129,6 +137,7 @@ public sealed class TicketLinkStore(IDbContextFactory<CrmDbContext> contexts, Ti
         db.TicketLinks.Remove(existing);
         db.Audit.Add(AuditRow(number, "unlinked", actor, now, Relation(existing, number), other));
         db.Audit.Add(AuditRow(other, "unlinked", actor, now, Relation(existing, other), number));
+        AddTicketChanges(db, now, number, other);
         try
         {
             await db.SaveChangesAsync(cancellationToken);
@@ -138,6 +147,7 @@ public sealed class TicketLinkStore(IDbContextFactory<CrmDbContext> contexts, Ti
             // Removed meanwhile by a twin request: the outcome is the same.
             return LinkOutcome.Missing;
         }
+        signal.Notify();
         return LinkOutcome.Removed;
     }
 
@@ -153,6 +163,21 @@ public sealed class TicketLinkStore(IDbContextFactory<CrmDbContext> contexts, Ti
             .Where(x => tickets.TryGetValue(x.Other, out var t) && (t.Team is null || !hiddenTeams.Contains(t.Team)))
             .OrderBy(x => x.Other)
             .Select(x => new TicketLinkView(x.Other, Relation(x.Link, number), tickets[x.Other].Subject, tickets[x.Other].Team, x.Link.CreatedBy, x.Link.CreatedAt))];
+    }
+
+    /// <summary>A "ticket updated" change for both tickets in the link's commit: their panels are live for agents
+    /// viewing either ticket on any node, as for every other change of a ticket (review CT15). The ticket rows are not
+    /// written: the grains' copies stay true.</summary>
+    private static void AddTicketChanges(CrmDbContext db, DateTimeOffset at, params long[] numbers)
+    {
+        foreach (var number in numbers)
+            db.Changes.Add(new ChangeRecord
+            {
+                Entity = ChangeEntities.Ticket,
+                EntityId = number.ToString(CultureInfo.InvariantCulture),
+                Kind = ChangeKinds.Updated,
+                At = at,
+            });
     }
 
     private static Task<TicketLinkRecord?> FindAsync(CrmDbContext db, long a, long b, CancellationToken cancellationToken) =>

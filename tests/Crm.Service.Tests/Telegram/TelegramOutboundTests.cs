@@ -97,6 +97,11 @@ public sealed class TelegramOutboundTests : IAsyncLifetime
         await DeliveredAsync(id, DeliveryStatus.Failed);
         Assert.Equal(1, SendMessageCalls);
         Assert.Contains("403 Forbidden: bot was blocked by the user", await _rig.App.OutboxErrorAsync(id));
+        // One customer's refusal is not a channel error: the bot stays connected (review CT12).
+        using var admin = _rig.App.Admin();
+        var channel = await admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/channels/tg");
+        Assert.False(channel.TryGetProperty("lastErrorAt", out var errorAt) && errorAt.ValueKind != JsonValueKind.Null, channel.ToString());
+        Assert.True(channel.GetProperty("connected").GetBoolean());
     }
 
     [Fact]

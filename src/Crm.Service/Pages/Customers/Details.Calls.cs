@@ -1,41 +1,27 @@
-using Crm.Service.AgentConsole;
 using Crm.Service.Api;
 using Crm.Service.Auth;
 using Microsoft.AspNetCore.Mvc;
 
 namespace Crm.Service.Pages.Customers;
 
-/// <summary>Log a call on the customer page: a call without a ticket, shown in the customer's timeline of events.</summary>
+/// <summary>Log a call on the customer page (the form and its rules: <see cref="CallFormFields"/>).</summary>
 public sealed partial class DetailsModel
 {
-    [BindProperty] public string? CallRequestId { get; set; }
-    [BindProperty] public string? CallDirection { get; set; }
-    [BindProperty, System.ComponentModel.DataAnnotations.StringLength(40)] public string? CallPhone { get; set; }
-    [BindProperty, System.ComponentModel.DataAnnotations.StringLength(40)] public string? CallTime { get; set; }
-    [BindProperty, System.ComponentModel.DataAnnotations.StringLength(10)] public string? CallDuration { get; set; }
-    [BindProperty] public string? CallResult { get; set; }
-    [BindProperty] public string? CallSummary { get; set; }
+    [BindProperty] public CallFormFields CallFields { get; set; } = new();
 
-    /// <summary>"{holder}|{number}" (one string: TempData reads a bare Guid back as a Guid, not a string).</summary>
     [TempData] public string? CallNumberHeld { get; set; }
 
-    public CallForm Call => new(CallRequestId is { Length: > 0 } posted && !ModelState.IsValid ? posted : Guid.NewGuid().ToString("N"),
-        CallDirection, CallPhone, CallTime, CallDuration, CallResult, CallSummary, Open: !ModelState.IsValid && CallPhone is not null,
-        CallNumberHeld?.Split('|', 2) is [var by, _] && Guid.TryParse(by, out var holder) ? holder : null,
-        CallNumberHeld?.Split('|', 2) is [_, var phone] ? phone : null);
+    public CallForm Call => CallFields.Show(ModelState, CallNumberHeld);
 
+    /// <summary>Records a call without a ticket, shown in the customer's timeline of events.</summary>
     public async Task<IActionResult> OnPostCallAsync(CancellationToken cancellationToken)
     {
-        var request = CallForm.Read(CallDirection, CallPhone, CallTime, CallDuration, CallResult, CallSummary, ModelState);
+        var request = CallFields.Read(ModelState);
         var calls = HttpContext.RequestServices.GetRequiredService<CallLog>();
         return await ChangeAsync(async () =>
         {
-            var logged = await calls.OnCustomerAsync(Id, calls.Parse(request!), User.ConsoleActor(),
-                CallForm.RequestKey(TicketAccess.UserId(User), CallRequestId), cancellationToken);
-            if (logged.Phone is { HeldByAnother: true })
-            {
-                CallNumberHeld = $"{logged.Phone!.CustomerId}|{request!.Phone}";
-            }
+            var logged = await calls.OnCustomerAsync(Id, calls.Parse(request!), User.ConsoleActor(), CallFields.RequestKey(User), cancellationToken);
+            CallNumberHeld = CallFields.Held(logged);
             return logged.Customer;
         }, cancellationToken);
     }
