@@ -302,5 +302,13 @@ public sealed class RoutingReview6Tests
             cursor = page.GetProperty("nextCursor").GetString();
         }
         Assert.Equal(ids, walked);
+
+        // RR12: the follow-up lists refuse the offset parameter like the ticket list, instead of ignoring it.
+        foreach (var path in new[] { $"/api/v1/customers/{customer}/follow-ups?page=2", "/api/v1/follow-ups/due?page=1" })
+        {
+            var refused = await alice.GetAsync(path);
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+            Assert.Equal("page", (await refused.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("field").GetString());
+        }
     }
 }
