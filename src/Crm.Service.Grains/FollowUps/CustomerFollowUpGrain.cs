@@ -171,6 +171,13 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
             return _state;
         _state = await documents.GetAsync(Kind, DocumentId, cancellationToken) is { } json ? RoutingJson.Read<CustomerFollowUp>(json) : null;
         _loaded = true;
+        // A later entry names this one in its closes, but a crash cut the close short (routing5 RT2): the stored copy is
+        // closed when it is read, not only at its next tick (an escalated entry has none).
+        if (_state is { DoneAt: null } open && await documents.FollowUpClosedByAsync(open.CustomerId, open.Id, cancellationToken) is { } closer)
+        {
+            await SaveAsync(open with { DoneAt = time.GetUtcNow(), DoneBy = ClosedBy(closer) }, cancellationToken);
+            await UnregisterAsync();
+        }
         return _state;
     }
 }

@@ -81,4 +81,26 @@ public sealed class NoticeStore(IDbContextFactory<CrmDbContext> contexts, TimePr
         var now = time.GetUtcNow();
         return await query.ExecuteUpdateAsync(s => s.SetProperty(n => n.ReadAt, now), cancellationToken);
     }
+
+    /// <summary>At most this many rows per delete, so a large backlog never holds the write lock for long.</summary>
+    public const int PruneBatch = 1000;
+
+    /// <summary>Deletes notices read more than <paramref name="keep"/> ago (never an unread one); returns how many.</summary>
+    public async Task<int> PruneReadAsync(TimeSpan keep, CancellationToken cancellationToken = default)
+    {
+        var cutoff = (time.GetUtcNow() - keep).UtcTicks;
+        var total = 0;
+        while (true)
+        {
+            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+            // ReadAt is stored as UTC ticks (see CrmDbContext's converter).
+            var deleted = await db.Database.ExecuteSqlInterpolatedAsync($"""
+                DELETE FROM "Notices" WHERE "Id" IN
+                    (SELECT "Id" FROM "Notices" WHERE "ReadAt" IS NOT NULL AND "ReadAt" < {cutoff} LIMIT {PruneBatch})
+                """, cancellationToken);
+            total += deleted;
+            if (deleted < PruneBatch)
+                return total;
+        }
+    }
 }

@@ -63,6 +63,9 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         var open = openOnly ? 1 : 0;
         var at = afterAt ?? "";
         var after = afterId ?? "";
+        // Times are compared as SQLite's UTC text to the millisecond (strftime), not as stored: entries written before
+        // times were stored in UTC keep the caller's offset ("+02:00"), and their text would sort out of time order and
+        // break the cursor (routing4 review RR11). Entries within one millisecond are ordered by id.
         // An entry named in a later entry's "closes" is done even when a crash cut its own close short (routing5 RT2):
         // it is read as done (doneAt = the closer's recordedAt, doneBy = follow-up:{closer}) and is never "open".
         return await db.Database.SqlQuery<string>($"""
@@ -75,8 +78,9 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
                        GROUP BY j.value) closed ON closed.Entry = json_extract(d.Json, '$.id')
             WHERE d.Kind = {FollowUpKind} AND json_extract(d.Json, '$.customerId') = {id}
               AND ({open} = 0 OR (json_extract(d.Json, '$.doneAt') IS NULL AND closed.Entry IS NULL AND json_extract(d.Json, '$.nextDueAt') IS NOT NULL))
-              AND ({at} = '' OR json_extract(d.Json, '$.at') < {at} OR (json_extract(d.Json, '$.at') = {at} AND d.Id < {after}))
-            ORDER BY json_extract(d.Json, '$.at') DESC, d.Id DESC LIMIT {take}
+              AND ({at} = '' OR strftime('%Y-%m-%dT%H:%M:%f', json_extract(d.Json, '$.at')) < strftime('%Y-%m-%dT%H:%M:%f', {at})
+                   OR (strftime('%Y-%m-%dT%H:%M:%f', json_extract(d.Json, '$.at')) = strftime('%Y-%m-%dT%H:%M:%f', {at}) AND d.Id < {after}))
+            ORDER BY strftime('%Y-%m-%dT%H:%M:%f', json_extract(d.Json, '$.at')) DESC, d.Id DESC LIMIT {take}
             """).ToListAsync(cancellationToken);
     }
 
@@ -87,6 +91,7 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var until = RoutingJson.Write(by.ToUniversalTime()).Trim('"');
         // ownerKey/teamKey are lower-cased in .NET (full Unicode); documents from before they existed fall back to lower().
+        // Due times are compared as UTC text to the millisecond, as in the log (RR11).
         var who = owner?.ToLowerInvariant() ?? "";
         var person = ownerId ?? "";
         var group = team?.ToLowerInvariant() ?? "";
@@ -95,13 +100,14 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         return await db.Database.SqlQuery<string>($"""
             SELECT Json AS Value FROM RoutingDocuments
             WHERE Kind = {FollowUpKind} AND json_extract(Json, '$.doneAt') IS NULL
-              AND json_extract(Json, '$.nextDueAt') IS NOT NULL AND json_extract(Json, '$.nextDueAt') <= {until}
+              AND json_extract(Json, '$.nextDueAt') IS NOT NULL AND strftime('%Y-%m-%dT%H:%M:%f', json_extract(Json, '$.nextDueAt')) <= strftime('%Y-%m-%dT%H:%M:%f', {until})
               AND (({who} = '' AND {person} = '') OR coalesce(json_extract(Json, '$.ownerKey'), lower(coalesce(json_extract(Json, '$.owner'), json_extract(Json, '$.by')))) = {who}
                    OR ({person} <> '' AND json_extract(Json, '$.ownerId') = {person}))
               AND ({group} = '' OR coalesce(json_extract(Json, '$.teamKey'), lower(json_extract(Json, '$.team'))) = {group})
               AND json_extract(Json, '$.id') NOT IN (SELECT j.value FROM RoutingDocuments c, json_each(c.Json, '$.closes') j WHERE c.Kind = {FollowUpKind})
-              AND ({due} = '' OR json_extract(Json, '$.nextDueAt') > {due} OR (json_extract(Json, '$.nextDueAt') = {due} AND Id > {after}))
-            ORDER BY json_extract(Json, '$.nextDueAt'), Id LIMIT {take}
+              AND ({due} = '' OR strftime('%Y-%m-%dT%H:%M:%f', json_extract(Json, '$.nextDueAt')) > strftime('%Y-%m-%dT%H:%M:%f', {due})
+                   OR (strftime('%Y-%m-%dT%H:%M:%f', json_extract(Json, '$.nextDueAt')) = strftime('%Y-%m-%dT%H:%M:%f', {due}) AND Id > {after}))
+            ORDER BY strftime('%Y-%m-%dT%H:%M:%f', json_extract(Json, '$.nextDueAt')), Id LIMIT {take}
             """).ToListAsync(cancellationToken);
     }
 

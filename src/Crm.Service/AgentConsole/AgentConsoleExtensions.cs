@@ -51,7 +51,7 @@ public static class AgentConsoleExtensions
         builder.Services.AddSingleton<Mentions>();
         builder.Services.AddSingleton<Crm.Service.Api.CallLog>();
         builder.Services.AddSingleton<Crm.Service.Infrastructure.Notifications.NotificationSettingsStore>();
-        builder.Services.AddSingleton<Crm.Service.Infrastructure.Notifications.NoticeStore>();
+        Crm.Service.Infrastructure.Notifications.NoticeExtensions.AddNotices(builder.Services);
         Crm.Service.Infrastructure.Documents.DocumentExtensions.AddCustomerDocuments(builder.Services, builder.Configuration);
         // Replaces the log-only default of the SLA clocks.
         builder.Services.AddSingleton<Crm.Service.Grains.Sla.ISlaNotifier, HubSlaNotifier>();

@@ -29,20 +29,23 @@ public sealed class HubFollowUpNotifier(IDbContextFactory<CrmDbContext> contexts
         // A caller without a cause (none in this codebase) gets a notice per call.
         var cause = notice.Cause ?? $"{notice.Kind}:{Guid.NewGuid():N}";
         var fresh = await notices.StoreAsync(people, cause, notice.Kind, notice.Ticket, notice.CustomerId, "follow-up", cancellationToken);
-        await LivePush.SendAsync(hub, fresh, new AgentNotification(notice.Kind, notice.Ticket ?? 0, "follow-up", notice.CustomerId), logger);
+        await LivePush.SendAsync(hub, notices, fresh, new AgentNotification(notice.Kind, notice.Ticket ?? 0, "follow-up", notice.CustomerId), logger);
     }
 }
 
 internal static class LivePush
 {
     /// <summary>The live push of a stored notice: best effort, since the Notices page shows it anyway.</summary>
-    public static async Task SendAsync(IHubContext<AgentHub, IAgentClient> hub, IReadOnlyList<string> people, AgentNotification notification, ILogger logger)
+    public static async Task SendAsync(IHubContext<AgentHub, IAgentClient> hub, NoticeStore notices, IReadOnlyList<string> people, AgentNotification notification, ILogger logger)
     {
         if (people.Count == 0)
             return;
         try
         {
             await hub.Clients.Users([.. people]).Notify(notification);
+            // The bell: each person's own unread count, read after the commit, so it includes this notice.
+            foreach (var person in people)
+                await hub.Clients.User(person).NoticesChanged(await notices.UnreadCountAsync(person));
         }
         catch (Exception ex)
         {

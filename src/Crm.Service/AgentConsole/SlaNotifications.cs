@@ -21,6 +21,6 @@ public sealed class HubSlaNotifier(IDbContextFactory<CrmDbContext> contexts, IHu
             return;
         var kind = $"sla-{notice.Milestone}-{notice.Metric}".ToLowerInvariant();
         var fresh = await notices.StoreAsync(people, notice.Cause ?? $"{kind}:{Guid.NewGuid():N}", kind, notice.Ticket, null, "sla", cancellationToken);
-        await LivePush.SendAsync(hub, fresh, new AgentNotification(kind, notice.Ticket, "sla"), logger);
+        await LivePush.SendAsync(hub, notices, fresh, new AgentNotification(kind, notice.Ticket, "sla"), logger);
     }
 }

@@ -28,11 +28,17 @@ internal static class CustomerFollowUpApi
     public const int MaxPageSize = 200;
     public const int DefaultPageSize = 50;
 
+    // The offset parameter is refused on every list, as on the ticket list (docs/api.md), rather than ignored (RR12).
+    private static IResult? PageParameter(HttpRequest http) =>
+        http.Query.ContainsKey("page") ? Problems.Invalid("page", "page is not supported: pass the nextCursor of the previous page as cursor.") : null;
+
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapGet("/customers/{id:guid}/follow-ups", async (Guid id, string? cursor, int? pageSize, IRoutingStore documents, ClaimsPrincipal user,
+        api.MapGet("/customers/{id:guid}/follow-ups", async (Guid id, string? cursor, int? pageSize, HttpRequest http, IRoutingStore documents, ClaimsPrincipal user,
             Infrastructure.Teams.TeamDirectory teams, IDbContextFactory<CrmDbContext> contexts, CancellationToken ct) =>
         {
+            if (PageParameter(http) is { } refused)
+                return refused;
             if (pageSize is < 1 or > MaxPageSize)
                 return Problems.Invalid("pageSize", $"pageSize is 1-{MaxPageSize}.");
             var list = "c:" + id.ToString("N");
@@ -46,8 +52,11 @@ internal static class CustomerFollowUpApi
         api.MapPost("/customers/{id:guid}/follow-ups", RecordAsync);
         api.MapPost("/follow-ups/{id:guid}/done", CompleteAsync);
         api.MapGet("/follow-ups/due", async (string? owner, string? team, DateTimeOffset? until, string? cursor, int? pageSize, IRoutingStore documents,
-            TimeProvider time, ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams, IDbContextFactory<CrmDbContext> contexts, CancellationToken ct) =>
+            HttpRequest http, TimeProvider time, ClaimsPrincipal user, Infrastructure.Teams.TeamDirectory teams, IDbContextFactory<CrmDbContext> contexts,
+            CancellationToken ct) =>
         {
+            if (PageParameter(http) is { } refused)
+                return refused;
             if (pageSize is < 1 or > MaxPageSize)
                 return Problems.Invalid("pageSize", $"pageSize is 1-{MaxPageSize}.");
             // A personal key reaches what its person's console would: a restricted team's list is refused as /FollowUps does (FX2).

@@ -5,8 +5,7 @@ using Microsoft.AspNetCore.SignalR;
 
 namespace Crm.Service.Hubs;
 
-/// <summary>A personal notification: the ticket was assigned to you, or someone mentioned you in a note on it.</summary>
-/// <summary>A console notification; <see cref="Customer"/> is set for a follow-up on a customer without a ticket (Ticket 0).</summary>
+/// <summary>A personal notification (the ticket was assigned to you, someone mentioned you, an SLA or follow-up notice); <see cref="Customer"/> is set for a follow-up on a customer without a ticket (Ticket 0).</summary>
 public sealed record AgentNotification(string Kind, long Ticket, string? By, Guid? Customer = null);
 
 /// <summary>What the server pushes to agents' browsers. Events carry no ticket content: the page fetches what changed
@@ -31,6 +30,9 @@ public interface IAgentClient
     Task PresenceChanged(PresenceView presence);
 
     Task Notify(AgentNotification notification);
+
+    /// <summary>A notice was stored for you: your unread count now (capped at <c>NoticeStore.MaxUnreadCount</c> + 1), for the bell.</summary>
+    Task NoticesChanged(int unread);
 }
 
 /// <summary>The agents' hub. Every connection joins the queue group, Supervisors and Admins also the group that hears

@@ -35,10 +35,11 @@ public sealed class RoutingReview4FixTests
     }
 
     // H1: a follow-up recorded with an API key (an integration) had the key as its owner, and the reminder went to
-    // nobody: API-key actors have no console. It now goes to who can act: the team, else the ticket's assignee, else
-    // the admins, and the console shows it as a follow-up (linking the customer when there is no ticket).
+    // nobody: API-key actors have no console. It now goes to who can act: the ticket's assignee, else the team, else
+    // the admins, and the console shows it as a follow-up (linking the customer when there is no ticket). routing4
+    // review RR7: the name said "team first"; a case with both a team and an assignee now pins the order.
     [Fact]
-    public async Task A_follow_up_owned_by_an_api_key_reminds_the_team_else_the_assignee_else_the_admins_in_the_console()
+    public async Task A_follow_up_owned_by_an_api_key_reminds_the_assignee_else_the_team_else_the_admins_in_the_console()
     {
         using var data = new TempDirectory();
         // A fake clock (kept at real time) only so the test can deliver the reminder's tick itself.
@@ -80,11 +81,18 @@ public sealed class RoutingReview4FixTests
         var toAssignee = await Eventually.WaitForAsync(() => Task.FromResult(bobHeard.ToArray()), n => n.Length > 1, what: "bob (assignee) told");
         Assert.Equal(("customer-follow-up-due", opened.TicketNumber), (toAssignee[1].Kind, toAssignee[1].Ticket));
 
+        // Both a team and an assigned ticket: the assignee (ann, not in sales) is told, not the team (bob).
+        await app.Grains.GetGrain<ITicketGrain>(opened.TicketNumber).ChangeAsync(new TicketChange { Assignee = Ann }, "test");
+        await FireAsync(await RecordAsync(integration, opened.CustomerId, new { how = "phone", nextDueAt = due, team = "sales", ticket = opened.TicketNumber }));
+        var toAnn = await Eventually.WaitForAsync(() => Task.FromResult(annHeard.ToArray()), n => n.Length > 0, what: "ann (assignee outside the team) told");
+        Assert.Equal(("customer-follow-up-due", opened.TicketNumber), (toAnn[0].Kind, toAnn[0].Ticket));
+
         // Neither: the admins.
         await FireAsync(await RecordAsync(integration, opened.CustomerId, new { how = "visit", nextDueAt = due }));
-        var toAdmins = await Eventually.WaitForAsync(() => Task.FromResult(annHeard.ToArray()), n => n.Length > 0, what: "ann (admin) told");
-        Assert.Equal(("customer-follow-up-due", opened.CustomerId), (toAdmins[0].Kind, toAdmins[0].Customer));
-        Assert.Single(annHeard);
+        var toAdmins = await Eventually.WaitForAsync(() => Task.FromResult(annHeard.ToArray()), n => n.Length > 1, what: "ann (admin) told");
+        Assert.Equal(("customer-follow-up-due", opened.CustomerId), (toAdmins[1].Kind, toAdmins[1].Customer));
+        Assert.Equal(2, annHeard.Count);
+        // Bob heard the team and the assignee cases only: not the case whose ticket ann holds.
         Assert.Equal(2, bobHeard.Count);
     }
 
@@ -268,9 +276,9 @@ public sealed class EscalationAndPresenceTests
         Assert.Contains("escalated", moved.Tags);
         Assert.Equal(escalated.Events.Count, (await TickAsync(app, number)).Events.Count);
 
-        // The "assignment" consumer hands the moved ticket to its new team's queue (called here: the fake clock holds
-        // the feed's dispatcher), which gives it to the escalation team's online agent.
-        await queue.ObserveAsync(moved);
+        // The "assignment" consumer hands the moved ticket to its new team's queue (through the change feed, whose
+        // dispatcher polls on the real clock; routing4 review RR8: the test no longer calls the queue itself), which
+        // gives it to the escalation team's online agent.
         await Eventually.WaitForAsync(() => ticketGrain.GetAsync(), t => t!.Assignee == "senior-1", what: "the escalation team's agent to get the ticket");
     }
 }

@@ -191,6 +191,11 @@ connection.on("TicketChanged", async (number) => {
 
 connection.on("Viewers", showViewers);
 connection.on("Notify", notify);
+// A notice was stored for me: the bell shows the unread count the server read (capped, as the page renders it).
+connection.on("NoticesChanged", (unread) => {
+  const count = document.querySelector("#notice-bell .count");
+  if (count) count.textContent = Number(unread) > 99 ? "99+" : String(Number(unread));
+});
 connection.on("PresenceChanged", (presence) => {
   for (const badge of document.querySelectorAll(`[data-presence-of="${CSS.escape(presence.userId)}"]`)) badge.dataset.presence = presence.status;
 });

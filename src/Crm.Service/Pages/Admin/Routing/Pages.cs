@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Crm.Service.Api;
+using Crm.Service.Contracts;
+using Microsoft.AspNetCore.Mvc;
 using Crm.Service.Grains.Sla;
 using Crm.Service.Infrastructure.Teams;
 
@@ -9,6 +11,21 @@ namespace Crm.Service.Pages.Admin.Routing;
 public sealed class RulesModel(IRoutingStore store) : RoutingSettingsPage(store)
 {
     protected override string Kind => RoutingKinds.RoutingRule;
+
+    [BindProperty] public RuleForm Rule { get; set; } = new();
+
+    public override string FormName => nameof(Rule);
+
+    // The zone check names "timeZone"; on this form it is the conditions' zone.
+    protected override IReadOnlyDictionary<string, string>? Renames => ConditionRenames;
+
+    internal static readonly IReadOnlyDictionary<string, string> ConditionRenames = new Dictionary<string, string> { ["timeZone"] = "Conditions.TimeZone" };
+
+    protected override void Fill(string json) => Rule = RuleForm.Of(RoutingJson.Read<RoutingRule>(json));
+
+    public Task<IActionResult> OnPostFieldsAsync(CancellationToken cancellationToken) =>
+        SaveFieldsAsync(async () => (await RoutingApi.PutRuleAsync(Rule.Id?.Trim() ?? "", Rule.ToRequest(), Store,
+            HttpContext.RequestServices.GetRequiredService<TeamDirectory>(), cancellationToken)).Result, cancellationToken);
 
     public override string Example => """
         {
@@ -30,6 +47,19 @@ public sealed class RulesModel(IRoutingStore store) : RoutingSettingsPage(store)
 public sealed class SlaPoliciesModel(IRoutingStore store) : RoutingSettingsPage(store)
 {
     protected override string Kind => RoutingKinds.SlaPolicy;
+
+    [BindProperty] public PolicyForm Policy { get; set; } = new();
+
+    public override string FormName => nameof(Policy);
+
+    protected override IReadOnlyDictionary<string, string>? Renames => RulesModel.ConditionRenames;
+
+    protected override void Fill(string json) => Policy = PolicyForm.Of(RoutingJson.Read<SlaPolicy>(json));
+
+    public Task<IActionResult> OnPostFieldsAsync(CancellationToken cancellationToken) =>
+        SaveFieldsAsync(async () => (await RoutingApi.PutPolicyAsync(Policy.Id?.Trim() ?? "", Policy.ToRequest(), Store,
+            HttpContext.RequestServices.GetRequiredService<TeamDirectory>(), HttpContext.RequestServices.GetRequiredService<TimeProvider>(),
+            cancellationToken)).Result, cancellationToken);
 
     public override string Example => """
         {
@@ -53,6 +83,24 @@ public sealed class SlaPoliciesModel(IRoutingStore store) : RoutingSettingsPage(
 public sealed class CalendarsModel(IRoutingStore store) : RoutingSettingsPage(store)
 {
     protected override string Kind => RoutingKinds.Calendar;
+
+    [BindProperty] public CalendarForm Calendar { get; set; } = new();
+
+    public override string FormName => nameof(Calendar);
+
+    protected override void Fill(string json) => Calendar = CalendarForm.Of(RoutingJson.Read<BusinessCalendarDefinition>(json));
+
+    public async Task<IActionResult> OnPostFieldsAsync(CancellationToken cancellationToken)
+    {
+        var (request, key, error) = Calendar.ToRequest();
+        if (request is null)
+        {
+            ModelState.AddModelError(FormName + "." + key, error!);
+            return await RefusedAsync(cancellationToken);
+        }
+        return await SaveFieldsAsync(async () => (await RoutingApi.PutCalendarAsync(Calendar.Id?.Trim() ?? "", request, Store, cancellationToken)).Result,
+            cancellationToken);
+    }
 
     public override string Example => """
         {

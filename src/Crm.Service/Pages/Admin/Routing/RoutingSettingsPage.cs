@@ -38,8 +38,56 @@ public abstract class RoutingSettingsPage(IRoutingStore store) : PageModel
     {
         await LoadAsync(cancellationToken);
         if (edit is not null && Items.FirstOrDefault(i => i.Id == edit) is { Id: not null } item)
+        {
             (EditId, EditJson) = (item.Id, Pretty(item.Json));
+            Fill(item.Json);
+        }
         EditJson ??= Example;
+    }
+
+    /// <summary>Fills the page's form fields from a stored document (the item being edited).</summary>
+    protected abstract void Fill(string json);
+
+    /// <summary>The name of the page's form property (the prefix of its fields' keys).</summary>
+    public abstract string FormName { get; }
+
+    /// <summary>API problem fields whose form field is not their PascalCase path.</summary>
+    protected virtual IReadOnlyDictionary<string, string>? Renames => null;
+
+    /// <summary>Saves the form fields through the admin API's handler; a refusal goes to the field it names, the page
+    /// answers 422 with the form as typed.</summary>
+    protected async Task<IActionResult> SaveFieldsAsync(Func<Task<IResult>> put, CancellationToken cancellationToken)
+    {
+        // The JSON form's fields are not part of this post.
+        ModelState.Remove(nameof(EditId));
+        ModelState.Remove(nameof(EditJson));
+        if (ModelState.IsValid)
+        {
+            (string? Field, string Message)? refused;
+            try
+            {
+                refused = await put() is ProblemHttpResult problem
+                    ? (problem.ProblemDetails.Extensions.TryGetValue("field", out var field) ? field as string : null,
+                        problem.ProblemDetails.Detail ?? problem.ProblemDetails.Title ?? "Refused.")
+                    : null;
+            }
+            catch (DomainException ex)
+            {
+                refused = (ex.Field, ex.Message);
+            }
+            if (refused is null)
+                return RedirectToPage();
+            ModelState.AddModelError(FormLists.Key(FormName, refused.Value.Field, Renames), refused.Value.Message);
+        }
+        return await RefusedAsync(cancellationToken);
+    }
+
+    protected async Task<IActionResult> RefusedAsync(CancellationToken cancellationToken)
+    {
+        Response.StatusCode = StatusCodes.Status422UnprocessableEntity;
+        await LoadAsync(cancellationToken);
+        EditJson ??= Example;
+        return Page();
     }
 
     public async Task<IActionResult> OnPostSaveAsync(CancellationToken cancellationToken)
@@ -77,8 +125,16 @@ public abstract class RoutingSettingsPage(IRoutingStore store) : PageModel
         return RedirectToPage();
     }
 
-    private async Task LoadAsync(CancellationToken cancellationToken)
+    /// <summary>Team and calendar ids the form offers (the API still checks what is typed).</summary>
+    public IReadOnlyList<string> TeamIds { get; private set; } = [];
+    public IReadOnlyList<string> CalendarIds { get; private set; } = [];
+
+    protected async Task LoadAsync(CancellationToken cancellationToken)
     {
+        TeamIds = [.. (await HttpContext.RequestServices.GetRequiredService<Crm.Service.Infrastructure.Teams.TeamDirectory>().ListAsync(cancellationToken))
+            .Select(t => t.Id).Order(StringComparer.Ordinal)];
+        CalendarIds = [.. (await store.ListAsync(RoutingKinds.Calendar, cancellationToken))
+            .Select(json => RoutingJson.Read<BusinessCalendarDefinition>(json).Id).Order(StringComparer.Ordinal)];
         Items = [.. (await store.ListAsync(Kind, cancellationToken)).Select(json =>
         {
             using var doc = JsonDocument.Parse(json);

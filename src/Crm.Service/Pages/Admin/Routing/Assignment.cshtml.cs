@@ -1,0 +1,92 @@
+using System.ComponentModel.DataAnnotations;
+using Crm.Service.AgentConsole;
+using Crm.Service.Api;
+using Crm.Service.Contracts;
+using Crm.Service.Grains.Sla;
+using Crm.Service.Infrastructure.Teams;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+
+namespace Crm.Service.Pages.Admin.Routing;
+
+/// <summary>A team's assignment strategy and its members' skills and capacity (<c>/Admin/Routing/Assignment?team=</c>),
+/// saved through <see cref="RoutingApi.PutAssignmentAsync"/> (the same checks and the same queue update as the API).</summary>
+public sealed class AssignmentModel(TeamDirectory teams, IRoutingStore store, IGrainFactory grains, UserManager<IdentityUser> users, IAgentPresence presence)
+    : PageModel
+{
+    public sealed class AgentRow
+    {
+        [StringLength(320)] public string? Email { get; set; }
+        /// <summary>Takes work from the queue (unticked members are not assigned automatically).</summary>
+        public bool Takes { get; set; }
+        [StringLength(5_000)] public string? Skills { get; set; }
+        public int? MaxOpenTickets { get; set; }
+    }
+
+    public sealed class AssignmentForm
+    {
+        public AssignmentPolicy Policy { get; set; }
+        public TimeSpan? ReturnTicketsAfterOffline { get; set; }
+        public List<AgentRow> Agents { get; set; } = [];
+    }
+
+    public IReadOnlyList<TeamView> Teams { get; private set; } = [];
+    public TeamView? Team { get; private set; }
+    public TeamQueueSnapshot? Queue { get; private set; }
+
+    [BindProperty(SupportsGet = true, Name = "team"), StringLength(64)] public string? TeamId { get; set; }
+    [BindProperty] public AssignmentForm Form { get; set; } = new();
+
+    public async Task OnGetAsync(CancellationToken cancellationToken)
+    {
+        await LoadAsync(cancellationToken);
+        if (TeamId is null && Teams.Count > 0)
+        {
+            TeamId = Teams[0].Id;
+            await LoadAsync(cancellationToken);
+        }
+        if (Team is null)
+            return;
+        var json = await store.GetAsync(RoutingKinds.TeamAssignment, Team.Id, cancellationToken);
+        var settings = json is null ? new TeamAssignmentSettings() : RoutingJson.Read<TeamAssignmentSettings>(json);
+        Form = new AssignmentForm { Policy = settings.Policy, ReturnTicketsAfterOffline = settings.ReturnTicketsAfterOffline };
+        foreach (var id in Team.MemberIds)
+        {
+            if (await users.FindByIdAsync(id) is not { } user)
+                continue;
+            var agent = settings.Agents.FirstOrDefault(a => a.UserId == user.UserName);
+            Form.Agents.Add(new AgentRow
+            {
+                Email = user.Email, Takes = agent is not null, Skills = agent is null ? "" : FormLists.Join(agent.Skills), MaxOpenTickets = agent?.MaxOpenTickets ?? 20,
+            });
+        }
+        Form.Agents.Sort((a, b) => StringComparer.OrdinalIgnoreCase.Compare(a.Email, b.Email));
+    }
+
+    public async Task<IActionResult> OnPostAsync(CancellationToken cancellationToken)
+    {
+        if (ModelState.IsValid)
+        {
+            var request = new RoutingApi.TeamAssignmentRequest(Form.Policy,
+                [.. Form.Agents.Where(a => a.Takes).Select(a => new RoutingApi.AgentRequest(a.Email, FormLists.Split(a.Skills), a.MaxOpenTickets))],
+                Form.ReturnTicketsAfterOffline);
+            var result = (await RoutingApi.PutAssignmentAsync(TeamId ?? "", request, teams, store, grains, users, presence, cancellationToken)).Result;
+            if (result is not ProblemHttpResult problem)
+                return Redirect("/Admin/Routing/Assignment?team=" + Uri.EscapeDataString(TeamId!));
+            var field = problem.ProblemDetails.Extensions.TryGetValue("field", out var f) ? f as string : null;
+            ModelState.AddModelError(field == "id" ? "team" : FormLists.Key(nameof(Form), field), problem.ProblemDetails.Detail ?? "Refused.");
+        }
+        Response.StatusCode = StatusCodes.Status422UnprocessableEntity;
+        await LoadAsync(cancellationToken);
+        return Page();
+    }
+
+    private async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        Teams = await teams.ListAsync(cancellationToken);
+        Team = Teams.FirstOrDefault(t => t.Id == TeamId);
+        Queue = Team is null ? null : await grains.GetGrain<ITeamQueueGrain>(Team.Id).GetAsync();
+    }
+}
