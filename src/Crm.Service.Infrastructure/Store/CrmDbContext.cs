@@ -151,6 +151,8 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.ToTable("RequestKeys");
             e.HasKey(k => k.Key);
             e.Property(k => k.Key).HasMaxLength(Grains.InputLimits.MaxRequestIdLength);
+            // Pruning deletes by age a chunk at a time; without it each chunk scans the table (review CR5).
+            e.HasIndex(k => k.At);
         });
         model.Entity<AuditRecord>(e =>
         {

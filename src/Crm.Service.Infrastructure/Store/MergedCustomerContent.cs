@@ -38,6 +38,10 @@ public static class MergedCustomerContent
         if (await db.Sequences.AnyAsync(s => s.Name == Marker, cancellationToken))
             return;
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        // Again under the write lock: another node starting on the same store may have run it meanwhile, and a second
+        // marker insert would fail this node's start for good (review CR2).
+        if (await db.Sequences.AnyAsync(s => s.Name == Marker, cancellationToken))
+            return;
         var merged = await db.Customers.AsNoTracking().Where(c => c.MergedInto != null)
             .Select(c => new { c.Id, Into = c.MergedInto!.Value }).ToDictionaryAsync(c => c.Id, c => c.Into, cancellationToken);
         if (merged.Count > 0)
@@ -55,8 +59,7 @@ public static class MergedCustomerContent
                     await MoveAsync(db, source, owner, cancellationToken);
             }
         }
-        db.Sequences.Add(new SequenceRecord { Name = Marker, Next = 1 });
-        await db.SaveChangesAsync(cancellationToken);
+        await db.Database.ExecuteSqlRawAsync("INSERT INTO Sequences (Name, Next) VALUES ({0}, 1) ON CONFLICT(Name) DO NOTHING", [Marker], cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 }

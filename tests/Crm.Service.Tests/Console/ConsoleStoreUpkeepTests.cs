@@ -75,6 +75,30 @@ public sealed class ConsoleStoreUpkeepTests
         });
         Assert.Equal(annIds, await EventIdsAsync(ann));
         Assert.True(await app.QueryAsync(db => db.Sequences.AnyAsync(s => s.Name == MergedCustomerContent.Marker)));
+
+        // Review CR2: two nodes starting at once on a store without the marker both passed the check made before the
+        // transaction; the second then failed on the marker's key, and its start with it. Here the other node commits the
+        // fix-up (its marker) just as this one begins its transaction: this run completes and moves nothing twice.
+        await app.QueryAsync(db => db.Sequences.Where(s => s.Name == MergedCustomerContent.Marker).ExecuteDeleteAsync());
+        var connection = new StoreOptions { DataDirectory = data.Path }.ConnectionString;
+        await using (var late = new CrmDbContext(new DbContextOptionsBuilder<CrmDbContext>().UseSqlite(connection)
+            .AddInterceptors(new OtherNodeRanFirst(connection)).Options))
+            await MergedCustomerContent.MoveLeftoversAsync(late);
+        Assert.Equal(annIds, await EventIdsAsync(ann));
+        Assert.Equal(1, await app.QueryAsync(db => db.Sequences.CountAsync(s => s.Name == MergedCustomerContent.Marker)));
+    }
+
+    /// <summary>When this context starts a transaction, another "node" has just committed the fix-up's marker.</summary>
+    private sealed class OtherNodeRanFirst(string connection) : Microsoft.EntityFrameworkCore.Diagnostics.DbTransactionInterceptor
+    {
+        public override async ValueTask<Microsoft.EntityFrameworkCore.Diagnostics.InterceptionResult<System.Data.Common.DbTransaction>> TransactionStartingAsync(
+            System.Data.Common.DbConnection connection1, Microsoft.EntityFrameworkCore.Diagnostics.TransactionStartingEventData eventData,
+            Microsoft.EntityFrameworkCore.Diagnostics.InterceptionResult<System.Data.Common.DbTransaction> result, CancellationToken cancellationToken = default)
+        {
+            await using var other = new CrmDbContext(new DbContextOptionsBuilder<CrmDbContext>().UseSqlite(connection).Options);
+            await MergedCustomerContent.MoveLeftoversAsync(other, cancellationToken);
+            return result;
+        }
     }
 
     [Fact]
@@ -117,6 +141,23 @@ public sealed class ConsoleStoreUpkeepTests
         Assert.Equal(12_000, await app.QueryAsync(db => RequestKeyPruning.PruneAsync(db, bound)));
         Assert.Contains("recent", await KeysAsync());
         Assert.DoesNotContain(await KeysAsync(), k => k.StartsWith("bulk-", StringComparison.Ordinal));
+
+        // Review CR5: the chunk select finds old keys through an index on At, not by scanning the table per chunk.
+        var plan = await app.QueryAsync(async db =>
+        {
+            var sql = db.RequestKeys.AsNoTracking().Where(k => k.At < bound).Select(k => k.Key).Take(5_000).ToQueryString();
+            var connection = db.Database.GetDbConnection();
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            // ToQueryString declares the parameters ahead of the statement; only the statement itself is explained.
+            command.CommandText = "EXPLAIN QUERY PLAN " + sql[sql.IndexOf("SELECT", StringComparison.Ordinal)..].Replace("@__bound_0", "'x'").Replace("@__p_1", "5000");
+            var rows = new List<string>();
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+                rows.Add(reader.GetString(3));
+            return rows;
+        });
+        Assert.Contains(plan, row => row.Contains("IX_RequestKeys_At", StringComparison.Ordinal));
     }
 
     [Fact]

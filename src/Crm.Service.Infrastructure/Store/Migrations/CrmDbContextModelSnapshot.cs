@@ -481,6 +481,8 @@ namespace Crm.Service.Infrastructure.Store.Migrations
 
                     b.HasKey("Key");
 
+                    b.HasIndex("At");
+
                     b.ToTable("RequestKeys", (string)null);
                 });
 
