@@ -13,6 +13,8 @@ internal sealed class WriteGate
     public int MessagesUpserted;
     /// <summary>1: the next rebuild fails as it begins.</summary>
     public int FailNextRebuild;
+    /// <summary>While set, every rebuild fails as it begins.</summary>
+    public volatile bool FailRebuilds;
     /// <summary>When set, a rebuild waits after its pages are written (before it holds the indexer and swaps) until this completes.</summary>
     public volatile TaskCompletionSource? HoldBeforeSwap;
     /// <summary>Completed when a rebuild reaches <see cref="HoldBeforeSwap"/>.</summary>
@@ -63,7 +65,7 @@ internal sealed class GatedRecordsIndex(ISearchIndex inner, WriteGate gate) : IS
     public async Task<IIndexRebuild> BeginRebuildAsync(CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref gate.RebuildsBegun);
-        if (Interlocked.Exchange(ref gate.FailNextRebuild, 0) == 1)
+        if (Interlocked.Exchange(ref gate.FailNextRebuild, 0) == 1 || gate.FailRebuilds)
             throw new IOException("simulated: the new records index cannot be created");
         return new Rebuild(await inner.BeginRebuildAsync(cancellationToken), gate);
     }
