@@ -3,6 +3,7 @@ using System.Text.Json;
 using Crm.Service.FullTextSearch;
 using Crm.Service.Infrastructure.Changes;
 using Crm.Service.Tests.Support;
+using Crm.Service.Tests.Search;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -180,5 +181,57 @@ public sealed class RebuildRunTests : IDisposable
 
         await Eventually.WaitForAsync(() => after.QueryAsync(db => db.RebuildHolds.Select(h => h.Name).ToListAsync()), names => names.SequenceEqual([otherNodes]),
             TimeSpan.FromSeconds(60), "node A's start to remove its killed run's hold, and only that");
+    }
+}
+
+/// <summary>Every node shares an Elasticsearch index: one node rebuilds it at a time, under a lease (review LF4).</summary>
+public sealed class SharedIndexRebuildTests : IDisposable
+{
+    private readonly TempDirectory _data = new();
+    private readonly TempDirectory _second = new();
+
+    public void Dispose()
+    {
+        _second.Dispose();
+        _data.Dispose();
+    }
+
+    [Fact]
+    public async Task Two_nodes_asked_to_rebuild_a_shared_index_rebuild_it_one_after_the_other()
+    {
+        await using var elastic = await FakeElasticsearch.StartAsync();
+        var gate = new WriteGate();
+        Dictionary<string, string?> Elastic(string? directory) => new()
+        {
+            ["Search:Engine"] = "elasticsearch",
+            ["Search:Elasticsearch:Url"] = elastic.Url.ToString(),
+            ["Connectors:Leases:RetryInterval"] = "00:00:00.100",
+            ["Search:LuceneDirectory"] = directory is null ? null : Path.Combine(directory, "search"),
+            ["Search:RecordsLuceneDirectory"] = directory is null ? null : Path.Combine(directory, "search-records"),
+        };
+        await using var a = new CrmApp(_data.Path, Elastic(null), services: services => GatedRecordsIndex.Wrap(services, gate));
+        await a.CreateApiChannelAsync();
+        await a.ReceiveAsync("m-1", "alice", "Printer quokka", "first");
+        await using var b = new CrmApp(_data.Path, Elastic(_second.Path), services: services => GatedRecordsIndex.Wrap(services, gate));
+        var onA = a.Services.GetRequiredService<RecordReindexService>();
+        var onB = b.Services.GetRequiredService<RecordReindexService>();
+        await Eventually.WaitForAsync(() => Task.FromResult(onA.Progress.State != "running" && onB.Progress.State != "running"), idle => idle, TimeSpan.FromSeconds(60), "no rebuild running");
+        var consumer = a.Services.GetRequiredService<RecordIndexer>().Name;
+        Assert.Equal(consumer, b.Services.GetRequiredService<RecordIndexer>().Name);
+        var begun = Volatile.Read(ref gate.RebuildsBegun);
+        Volatile.Write(ref gate.MostActiveRebuilds, 0);
+        gate.HoldBeforeSwap = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        Assert.True(onA.TryStart(out var onARunning));
+        await gate.RebuildHeld.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(a.Services.GetRequiredService<Crm.Connectors.Abstractions.ConnectorLeases>().Holds("index-rebuild:" + consumer),
+            "node A must rebuild the shared index under its lease");
+        Assert.True(onB.TryStart(out var onBRunning));
+        gate.HoldBeforeSwap.TrySetResult();
+
+        await Task.WhenAll(onARunning, onBRunning).WaitAsync(TimeSpan.FromSeconds(90));
+        Assert.Equal(("completed", "completed"), (onA.Progress.State, onB.Progress.State));
+        Assert.Equal(begun + 2, Volatile.Read(ref gate.RebuildsBegun));
+        Assert.Equal(1, Volatile.Read(ref gate.MostActiveRebuilds));
     }
 }

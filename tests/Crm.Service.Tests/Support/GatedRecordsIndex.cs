@@ -21,6 +21,9 @@ internal sealed class WriteGate
     public readonly TaskCompletionSource RebuildHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public int RebuildsBegun;
     public int RebuildsCompleted;
+    /// <summary>Rebuilds begun and not yet disposed, and the most there were at once (over every app sharing this gate).</summary>
+    public int ActiveRebuilds;
+    public int MostActiveRebuilds;
 
     public void Check()
     {
@@ -67,7 +70,20 @@ internal sealed class GatedRecordsIndex(ISearchIndex inner, WriteGate gate) : IS
         Interlocked.Increment(ref gate.RebuildsBegun);
         if (Interlocked.Exchange(ref gate.FailNextRebuild, 0) == 1 || gate.FailRebuilds)
             throw new IOException("simulated: the new records index cannot be created");
-        return new Rebuild(await inner.BeginRebuildAsync(cancellationToken), gate);
+        var active = Interlocked.Increment(ref gate.ActiveRebuilds);
+        int most;
+        while (active > (most = Volatile.Read(ref gate.MostActiveRebuilds)) && Interlocked.CompareExchange(ref gate.MostActiveRebuilds, active, most) != most)
+        {
+        }
+        try
+        {
+            return new Rebuild(await inner.BeginRebuildAsync(cancellationToken), gate);
+        }
+        catch
+        {
+            Interlocked.Decrement(ref gate.ActiveRebuilds);
+            throw;
+        }
     }
 
     private sealed class Rebuild(IIndexRebuild inner, WriteGate gate) : IIndexRebuild
@@ -88,6 +104,10 @@ internal sealed class GatedRecordsIndex(ISearchIndex inner, WriteGate gate) : IS
             await inner.CompleteAsync(cancellationToken);
             Interlocked.Increment(ref gate.RebuildsCompleted);
         }
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
+        public ValueTask DisposeAsync()
+        {
+            Interlocked.Decrement(ref gate.ActiveRebuilds);
+            return inner.DisposeAsync();
+        }
     }
 }
