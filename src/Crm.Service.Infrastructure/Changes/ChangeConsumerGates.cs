@@ -15,8 +15,17 @@ public sealed class ChangeConsumerGates
     private readonly ChangeFeedSignal _signal;
     private readonly ConcurrentDictionary<string, Gate> _gates = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Func<CancellationToken, Task>> _rebuilders = new(StringComparer.Ordinal);
+    private readonly Func<ChangeFeedOptions> _options;
+    private readonly TimeProvider _time;
 
-    internal ChangeConsumerGates(SqliteChangeFeed feed, ChangeFeedSignal signal) => (_feed, _signal) = (feed, signal);
+    internal ChangeConsumerGates(SqliteChangeFeed feed, ChangeFeedSignal signal, Func<ChangeFeedOptions> options, TimeProvider time) =>
+        (_feed, _signal, _options, _time) = (feed, signal, options, time);
+
+    /// <summary>This node's name in rebuild holds (<see cref="ChangeFeedOptions.NodeId"/>; the machine name when unset).</summary>
+    public string NodeId => _options().NodeId is { Length: > 0 } id ? id : Environment.MachineName;
+
+    /// <summary>A hold not refreshed for this long is a dead run's, and pruning removes it.</summary>
+    public TimeSpan HoldExpiry => _options().RebuildHoldExpiry;
 
     internal sealed class Gate
     {
@@ -72,14 +81,46 @@ public sealed class ChangeConsumerGates
     public Task RebuildDoneAsync(string consumer, long sequence, CancellationToken cancellationToken = default) =>
         _feed.SetNoteAsync(AppliedName(consumer), sequence, raiseOnly: false, cancellationToken);
 
-    /// <summary>Durably holds the feed's pruning, on every node, at <paramref name="from"/> while the consumer's index is
-    /// rebuilt: its swap rewinds the consumer there, and the changes after it must still be kept (review LF3).</summary>
-    public Task HoldPruningAsync(string consumer, long from, CancellationToken cancellationToken = default) =>
-        _feed.SetNoteAsync(consumer + SqliteChangeFeed.RebuildHoldSuffix, from, raiseOnly: false, cancellationToken);
+    /// <summary>The name of one rebuild run's hold: <c>{consumer}#rebuilding:{node}:{run}</c>.</summary>
+    public string HoldName(string consumer, string run) => consumer + SqliteChangeFeed.RebuildHoldMarker + NodeId + ":" + run;
 
-    /// <summary>Ends <see cref="HoldPruningAsync"/> (the rebuild swapped, failed, or a restart found it left behind).</summary>
-    public Task ReleasePruningAsync(string consumer, CancellationToken cancellationToken = default) =>
-        _feed.DeleteNoteAsync(consumer + SqliteChangeFeed.RebuildHoldSuffix, cancellationToken);
+    /// <summary>Durably holds the feed's pruning, on every node, at <paramref name="from"/> while the consumer's index is
+    /// rebuilt: its swap rewinds the consumer there, and the changes after it must still be kept (review LF3). One row
+    /// per run (<see cref="HoldName"/>): runs on nodes that share an index never touch each other's (review LG2).</summary>
+    public async Task HoldPruningAsync(string hold, string consumer, long from, CancellationToken cancellationToken = default)
+    {
+        _liveHolds[hold] = 0;
+        try
+        {
+            await _feed.HoldAsync(hold, consumer, NodeId, from, _time.GetUtcNow(), cancellationToken);
+        }
+        catch
+        {
+            ForgetHold(hold);
+            throw;
+        }
+    }
+
+    // The holds of this process's runs: a start-up clean-up (one per index, each at its own time) leaves them.
+    private readonly ConcurrentDictionary<string, byte> _liveHolds = new(StringComparer.Ordinal);
+
+    /// <summary>The run that wrote <paramref name="hold"/> is over (its hold released, or left for the next start).</summary>
+    public void ForgetHold(string hold) => _liveHolds.TryRemove(hold, out _);
+
+    /// <summary>Tells pruning the run is alive, and raises its hold to <paramref name="raiseTo"/> (never lowers it).
+    /// False when the hold is gone: pruning found it stale.</summary>
+    public Task<bool> RefreshHoldAsync(string hold, long raiseTo, CancellationToken cancellationToken = default) =>
+        _feed.RefreshHoldAsync(hold, raiseTo, _time.GetUtcNow(), cancellationToken);
+
+    /// <summary>Ends one run's <see cref="HoldPruningAsync"/>.</summary>
+    public Task ReleaseHoldAsync(string hold, CancellationToken cancellationToken = default) => _feed.ReleaseHoldAsync(hold, cancellationToken);
+
+    /// <summary>Removes the holds this node's killed runs left (whatever index they name), but this process's runs'.</summary>
+    public Task<IReadOnlyList<string>> ReleaseNodeHoldsAsync(CancellationToken cancellationToken = default) =>
+        _feed.ReleaseNodeHoldsAsync(NodeId, [.. _liveHolds.Keys], cancellationToken);
+
+    /// <summary>Every rebuild hold, on every node.</summary>
+    public Task<IReadOnlyList<RebuildHoldRecord>> HoldsAsync(CancellationToken cancellationToken = default) => _feed.HoldsAsync(cancellationToken);
 
     /// <summary>Waits until the consumer is between batches and keeps it there until the pause is disposed.</summary>
     public async Task<Pause> PauseAsync(string consumer, CancellationToken cancellationToken = default)

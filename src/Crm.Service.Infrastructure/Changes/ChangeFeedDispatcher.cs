@@ -209,7 +209,12 @@ internal sealed class ChangeFeedDispatcher(
         {
             try
             {
-                var (deleted, heldBackBy) = await feed.PruneAsync(names, time.GetUtcNow() - settings.Retention, stoppingToken);
+                var now = time.GetUtcNow();
+                var result = await feed.PruneAsync(names, now - settings.Retention, stoppingToken, now - settings.RebuildHoldExpiry);
+                var (deleted, heldBackBy) = result;
+                foreach (var stale in result.StaleHolds)
+                    logger.LogWarning("Removed rebuild hold {Hold}: not refreshed for {Expiry}, so its run is dead (its node was killed, or came back under another name); pruning goes on past it",
+                        stale, settings.RebuildHoldExpiry);
                 status.Pruned(heldBackBy);
                 if (deleted > 0)
                     logger.LogInformation("Pruned {Count} changes older than {Retention} that every consumer has handled", deleted, settings.Retention);

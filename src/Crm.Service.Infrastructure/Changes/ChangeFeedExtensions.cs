@@ -17,7 +17,8 @@ public static class ChangeFeedExtensions
         services.TryAddSingleton<ChangeFeedStatus>();
         services.TryAddSingleton<SqliteChangeFeed>();
         services.TryAddSingleton<IChangeFeed>(provider => provider.GetRequiredService<SqliteChangeFeed>());
-        services.TryAddSingleton(provider => new ChangeConsumerGates(provider.GetRequiredService<SqliteChangeFeed>(), provider.GetRequiredService<ChangeFeedSignal>()));
+        services.TryAddSingleton(provider => new ChangeConsumerGates(provider.GetRequiredService<SqliteChangeFeed>(), provider.GetRequiredService<ChangeFeedSignal>(),
+            () => provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<ChangeFeedOptions>>().Value, provider.GetService<TimeProvider>() ?? TimeProvider.System));
         services.AddSingleton<ChangeFeedDispatcher>();
         services.AddHostedService(provider => provider.GetRequiredService<ChangeFeedDispatcher>());
         return services;

@@ -43,15 +43,33 @@ public sealed class ChangeFeedOptions : IValidatableObject
     /// <summary>When set, every change is also appended to this file as a line (a diagnostic tap, cursor name "journal").</summary>
     public string? JournalFile { get; set; }
 
-    /// <summary>A retention shorter than a node's poll plus its longest retry wait would prune changes before a node's own
-    /// consumers (which hold nothing back) read them, so each would reload its whole state over and over (review LE4).</summary>
+    /// <summary>This node's name in the rebuild holds it writes (<c>{consumer}#rebuilding:{node}:{run}</c>); its start-up
+    /// removes the holds a killed run of it left. Must differ per node and stay the same across its restarts. Empty: the
+    /// host sets machine name and silo port.</summary>
+    [MaxLength(200)]
+    public string? NodeId { get; set; }
+
+    /// <summary>How much longer than the slowest routine wait the retention must be.</summary>
+    public const int RetentionMargin = 2;
+
+    /// <summary>The longest a healthy consumer can leave a change unread: after each wake it waits the poll, then the
+    /// gathering delay, and after a failure up to the longest retry wait before it works its backlog.</summary>
+    public TimeSpan LongestRoutineWait => PollInterval + GatherDelay + MaxRetryDelay;
+
+    /// <summary>A retention shorter than a node's longest routine wait (with a margin) would prune changes before a node's
+    /// own consumers (which hold nothing back) read them, so each would reload its whole state over and over (review
+    /// LE4, LG7). This checks this node's settings only: every node must share the ChangeFeed settings.</summary>
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (Retention < PollInterval + MaxRetryDelay)
+        var least = LongestRoutineWait * RetentionMargin;
+        if (Retention < least)
             yield return new ValidationResult(
-                $"ChangeFeed:Retention ({Retention}) must be at least ChangeFeed:PollInterval + ChangeFeed:MaxRetryDelay ({PollInterval + MaxRetryDelay}): "
+                $"ChangeFeed:Retention ({Retention}) must be at least {RetentionMargin} x (ChangeFeed:PollInterval + ChangeFeed:GatherDelay + ChangeFeed:MaxRetryDelay) ({least}): "
                 + "a node's own consumers hold no changes back, and would find them pruned before they read them.", [nameof(Retention)]);
     }
+
+    /// <summary>A rebuild hold not refreshed for this long belongs to a run that died: pruning removes it (review LG1).</summary>
+    public TimeSpan RebuildHoldExpiry => Retention > TimeSpan.FromDays(1) ? Retention : TimeSpan.FromDays(1);
 
     public TimeSpan DelayAfter(int failures)
     {

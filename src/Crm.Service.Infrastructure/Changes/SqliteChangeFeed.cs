@@ -75,15 +75,65 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
                 """, cancellationToken);
     }
 
-    /// <summary>The suffix of a note that holds pruning at a running rebuild's starting point (<see cref="PruneAsync"/>).</summary>
-    public const string RebuildHoldSuffix = "#rebuilding";
-
     /// <summary>Removes a note written by <see cref="SetNoteAsync"/>.</summary>
     public async Task DeleteNoteAsync(string name, CancellationToken cancellationToken)
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         await db.ChangeCursors.Where(c => c.Consumer == name).ExecuteDeleteAsync(cancellationToken);
+    }
+
+    /// <summary>What a rebuild hold's name carries after its consumer's name: <c>{consumer}#rebuilding:{node}:{run}</c>.</summary>
+    public const string RebuildHoldMarker = "#rebuilding:";
+
+    /// <summary>Writes (or rewrites) a rebuild's hold on pruning at <paramref name="sequence"/>, refreshed at <paramref name="since"/>.</summary>
+    public async Task HoldAsync(string name, string consumer, string node, long sequence, DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var ticks = since.UtcTicks;
+        await db.Database.ExecuteSqlAsync($"""
+            INSERT INTO RebuildHolds (Name, Consumer, Node, Sequence, Since) VALUES ({name}, {consumer}, {node}, {sequence}, {ticks})
+            ON CONFLICT (Name) DO UPDATE SET Sequence = excluded.Sequence, Since = excluded.Since
+            """, cancellationToken);
+    }
+
+    /// <summary>Marks a hold as alive at <paramref name="since"/>, raising (never lowering) it to <paramref name="raiseTo"/>.
+    /// False when the hold is gone (pruning removed it as stale).</summary>
+    public async Task<bool> RefreshHoldAsync(string name, long raiseTo, DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var ticks = since.UtcTicks;
+        return await db.Database.ExecuteSqlAsync(
+            $"UPDATE RebuildHolds SET Since = {ticks}, Sequence = MAX(Sequence, {raiseTo}) WHERE Name = {name}", cancellationToken) > 0;
+    }
+
+    /// <summary>Removes one run's hold.</summary>
+    public async Task ReleaseHoldAsync(string name, CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        await db.RebuildHolds.Where(h => h.Name == name).ExecuteDeleteAsync(cancellationToken);
+    }
+
+    /// <summary>Removes every hold of <paramref name="node"/> but those named in <paramref name="except"/> (its runs now),
+    /// whatever consumer they name (a node restarted with another index folder has another consumer name). Returns them.</summary>
+    public async Task<IReadOnlyList<string>> ReleaseNodeHoldsAsync(string node, IReadOnlyCollection<string> except, CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var names = await db.RebuildHolds.AsNoTracking().Where(h => h.Node == node && !except.Contains(h.Name)).Select(h => h.Name).ToListAsync(cancellationToken);
+        if (names.Count > 0)
+            await db.RebuildHolds.Where(h => names.Contains(h.Name)).ExecuteDeleteAsync(cancellationToken);
+        return names;
+    }
+
+    public async Task<IReadOnlyList<RebuildHoldRecord>> HoldsAsync(CancellationToken cancellationToken)
+    {
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.RebuildHolds.AsNoTracking().OrderBy(h => h.Name).ToListAsync(cancellationToken);
     }
 
     /// <summary>Moves the consumer's cursor back to <paramref name="sequence"/> (never forward), so the changes after it are
@@ -110,9 +160,12 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
     /// <summary>
     /// Deletes changes committed before <paramref name="committedBefore"/> that every one of <paramref name="consumers"/>
     /// has passed, in chunks so the store's writer never waits long. Returns how many rows went, and the consumers whose
-    /// cursors kept changes older than the retention.
+    /// cursors kept changes older than the retention. A rebuild hold not refreshed since <paramref name="holdsStaleBefore"/>
+    /// is a dead run's (its node was killed and never came back, or came back under another name): it is deleted and
+    /// named in the result, so one lost node cannot stop pruning for good (review LG1).
     /// </summary>
-    public async Task<(int Deleted, IReadOnlyList<string> HeldBackBy)> PruneAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore, CancellationToken cancellationToken)
+    public async Task<PruneResult> PruneAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore, CancellationToken cancellationToken,
+        DateTimeOffset? holdsStaleBefore = null)
     {
         const int Chunk = 10_000;
         await initializer.EnsureInitializedAsync(cancellationToken);
@@ -122,8 +175,18 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
         var cursors = consumers.ToDictionary(name => name, name => stored.GetValueOrDefault(name), StringComparer.Ordinal);
         // A running index rebuild, on any node, rewinds its indexer to where it began when it swaps: what follows must
         // still be there then, or the rebuilt index misses it (review LF3).
-        foreach (var hold in await db.ChangeCursors.AsNoTracking().Where(c => c.Consumer.EndsWith(RebuildHoldSuffix)).ToListAsync(cancellationToken))
-            cursors[hold.Consumer] = hold.Sequence;
+        // Each run has its own row (nodes sharing an index run their own), so pruning stops at the lowest.
+        List<string> stale = [];
+        foreach (var hold in await db.RebuildHolds.AsNoTracking().ToListAsync(cancellationToken))
+        {
+            if (holdsStaleBefore is { } bound && hold.Since < bound)
+            {
+                await db.RebuildHolds.Where(h => h.Name == hold.Name && h.Since == hold.Since).ExecuteDeleteAsync(cancellationToken);
+                stale.Add(hold.Name);
+                continue;
+            }
+            cursors[hold.Name] = hold.Sequence;
+        }
         var passedByAll = cursors.Values.DefaultIfEmpty(long.MaxValue).Min();
         // Sequences follow commit order, so the first change young enough to keep bounds the old ones; finding it
         // reads only the rows that are about to be deleted.
@@ -145,6 +208,12 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
             var newestOld = firstKept is { } keptFrom ? keptFrom - 1 : await db.Changes.MaxAsync(c => c.Sequence, cancellationToken);
             heldBackBy = [.. cursors.Where(c => c.Value < newestOld).Select(c => c.Key).Order(StringComparer.Ordinal)];
         }
-        return (deleted, heldBackBy);
+        return new PruneResult(deleted, heldBackBy, stale);
     }
+}
+
+/// <summary>What one prune did: rows deleted, the consumers and holds that kept old rows, and the stale holds it removed.</summary>
+public sealed record PruneResult(int Deleted, IReadOnlyList<string> HeldBackBy, IReadOnlyList<string> StaleHolds)
+{
+    public void Deconstruct(out int deleted, out IReadOnlyList<string> heldBackBy) => (deleted, heldBackBy) = (Deleted, HeldBackBy);
 }

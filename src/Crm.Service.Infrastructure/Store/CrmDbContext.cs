@@ -32,6 +32,7 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
     public DbSet<SequenceRecord> Sequences => Set<SequenceRecord>();
     public DbSet<ChangeRecord> Changes => Set<ChangeRecord>();
     public DbSet<ChangeCursorRecord> ChangeCursors => Set<ChangeCursorRecord>();
+    public DbSet<RebuildHoldRecord> RebuildHolds => Set<RebuildHoldRecord>();
     public DbSet<MailboxCursorRecord> MailboxCursors => Set<MailboxCursorRecord>();
     public DbSet<QuarantinedMailRecord> QuarantinedMail => Set<QuarantinedMailRecord>();
     public DbSet<AutomaticMailRecord> AutomaticMail => Set<AutomaticMailRecord>();
@@ -205,6 +206,12 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
         {
             e.ToTable("ChangeCursors");
             e.HasKey(c => c.Consumer);
+        });
+        model.Entity<RebuildHoldRecord>(e =>
+        {
+            e.ToTable("RebuildHolds");
+            e.HasKey(h => h.Name);
+            e.HasIndex(h => h.Node);
         });
         model.Entity<WebChat.WebChatVisitorRecord>(e =>
         {

@@ -15,8 +15,8 @@ namespace Crm.Service.FullTextSearch;
 /// marker is behind the store.
 /// </summary>
 public sealed class RecordReindexService(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, RecordIndexer indexer, IChangeFeed feed,
-    ChangeConsumerGates gates, TimeProvider time, ILogger<RecordReindexService> logger)
-    : IndexRebuildService(indexer.Index, indexer.Name, indexer.StartChecked, feed, gates, time, logger)
+    ChangeConsumerGates gates, Crm.Connectors.Abstractions.ConnectorLeases leases, TimeProvider time, ILogger<RecordReindexService> logger)
+    : IndexRebuildService(indexer.Index, indexer.Name, indexer.StartChecked, feed, gates, leases, time, logger)
 {
     protected override string IndexName => "records search index";
 

@@ -20,6 +20,7 @@ public static class RecordSearchExtensions
         services.AddSingleton<RecordIndexer>();
         services.AddSingleton<Crm.Service.Grains.Storage.IChangeConsumer>(provider => provider.GetRequiredService<RecordIndexer>());
         services.AddSingleton<RecordReindexService>();
+        Crm.Connectors.Abstractions.ConnectorLeaseExtensions.AddConnectorLeases(services);
         services.AddHostedService(provider => provider.GetRequiredService<RecordReindexService>());
         services.AddSingleton<RecordSearch>();
         services.AddScoped<RecordAudiences>();

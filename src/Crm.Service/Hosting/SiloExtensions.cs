@@ -15,6 +15,12 @@ public static class SiloExtensions
         builder.Services.AddCrmInfrastructure();
         builder.Services.AddRoutingConsumers();
         builder.Services.AddOptions<CrmClusterOptions>().BindConfiguration(CrmClusterOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        // A node's name in rebuild holds: stable across its restarts, distinct from every other node's (review LG2).
+        builder.Services.AddOptions<Crm.Service.Infrastructure.Changes.ChangeFeedOptions>().PostConfigure<IOptions<CrmClusterOptions>>((feed, cluster) =>
+        {
+            if (string.IsNullOrWhiteSpace(feed.NodeId))
+                feed.NodeId = $"{Environment.MachineName}:{cluster.Value.SiloPort}";
+        });
         builder.UseOrleans(silo =>
         {
             silo.UseLocalhostClustering();

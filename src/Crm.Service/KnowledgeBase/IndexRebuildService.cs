@@ -1,27 +1,43 @@
 using Crm.Service.Infrastructure.Changes;
+using Crm.Connectors.Abstractions;
 using Crm.Service.Search;
 
 namespace Crm.Service.KnowledgeBase;
 
 /// <summary>Where a reindex stands, for the admin API and the console.</summary>
-public sealed record ReindexProgress(string State, int Total, int Done, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Error);
+public sealed record ReindexProgress(string State, int Total, int Done, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Error,
+    DateTimeOffset? NextAttemptAt = null);
 
 /// <summary>
 /// Rebuilds a search index fed by the change feed from the store: every document into a new index, then an atomic
 /// swap (searches keep answering from the old one meanwhile). Changes committed while it ran went to the old index, so
 /// just before the swap the indexer's feed cursor is moved back, durably, to where the rebuild began: the indexer then
 /// hands those changes again to the new index, with its usual retries, and a crash right after the swap cannot skip
-/// them. One rebuild at a time. On start, the index is rebuilt by itself when <see cref="RebuildReasonAsync"/> finds
-/// it cannot be trusted to follow the store; the indexer handles no change before that check is done.
+/// them. One rebuild at a time; on a shared index (Elasticsearch) one node at a time, under a lease (review LF4). On
+/// start, the index is rebuilt by itself when <see cref="RebuildReasonAsync"/> finds it cannot be trusted to follow the
+/// store; the indexer handles no change before that check is done.
 /// The articles (<see cref="ReindexService"/>) and the records (tickets, messages, customers) each have one.
 /// </summary>
 public abstract class IndexRebuildService(ISearchIndex index, string consumerName, Action startIndexer, IChangeFeed feed,
-    ChangeConsumerGates gates, TimeProvider time, ILogger logger) : BackgroundService
+    ChangeConsumerGates gates, ConnectorLeases leases, TimeProvider time, ILogger logger) : BackgroundService
 {
     protected const int PageSize = 500;
     private readonly object _gate = new();
     private ReindexProgress _progress = new("idle", 0, 0, null, null, null);
     private Task? _running;
+    // Under _gate: a background run is active (it clears this itself, under the lock, when it ends); a TryStart during
+    // it asked for another look at the owed record (review LG4); the backoff after a failure, which TryStart cuts short.
+    private bool _active;
+    private bool _rerun;
+    private TaskCompletionSource? _wake;
+    private bool _owedAfterFailure;
+    private readonly CancellationTokenSource _stopping = new();
+    // Holds being kept alive or released in the background, by name (review LG1/LG3).
+    private readonly Dictionary<string, Task> _holds = new(StringComparer.Ordinal);
+
+    /// <summary>How often a run's hold tells pruning it is alive, and how often the rewound indexer's cursor is looked at.</summary>
+    private TimeSpan HoldRefresh => TimeSpan.FromTicks(Math.Min(TimeSpan.FromMinutes(1).Ticks, gates.HoldExpiry.Ticks / 4));
+    private static readonly TimeSpan CatchUpPoll = TimeSpan.FromMilliseconds(500);
 
     /// <summary>What the index is called in logs and errors ("search index", "records search index").</summary>
     protected abstract string IndexName { get; }
@@ -37,6 +53,18 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
 
     public ReindexProgress Progress { get { lock (_gate) return _progress; } }
 
+    /// <summary>Why readiness should report Degraded (the index is owed a rebuild and the last one failed), or null (review LG6).</summary>
+    public string? Degradation
+    {
+        get
+        {
+            lock (_gate)
+                return _owedAfterFailure && _progress.State == "failed"
+                    ? $"The {IndexName} is owed a rebuild and the last attempt failed ({_progress.Error}); next attempt {_progress.NextAttemptAt:O} (POST {ReindexEndpoint} tries at once)"
+                    : null;
+        }
+    }
+
     /// <summary>Runs before a rebuild reads anything (e.g. the store's schema made ready).</summary>
     protected virtual Task BeforeRebuildAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -49,43 +77,68 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
     /// <summary>Why the index cannot be trusted to follow the store, or null when it can.</summary>
     protected abstract Task<string?> RebuildReasonAsync(CancellationToken cancellationToken);
 
-    /// <summary>Starts a rebuild in the background, or returns false when one is already running.</summary>
+    /// <summary>Test hook: awaited after a background run read whether a rebuild is still owed, before it acts on it.</summary>
+    internal Func<Task>? AfterOwedReadForTests { get; set; }
+
+    /// <summary>Starts a rebuild in the background, or returns false when one is already running. While a failed run
+    /// waits to be tried again, the wait is cut short and a run starts at once (true).</summary>
     public bool TryStart(out Task running)
     {
         lock (_gate)
         {
-            if (_running is { IsCompleted: false } current)
+            if (_active && _running is not null)
             {
-                running = current;
+                running = _running;
+                // The run looks at the owed record again before it ends: an owe committed now is not missed (review LG4).
+                _rerun = true;
+                if (_wake is { } wake)
+                {
+                    _wake = null;
+                    _progress = _progress with { NextAttemptAt = null };
+                    wake.TrySetResult();
+                    return true;
+                }
                 return false;
             }
             _progress = new("running", 0, 0, time.GetUtcNow(), null, null);
+            _active = true;
+            _rerun = false;
             running = _running = Task.Run(RunWhileOwedAsync);
             return true;
         }
     }
 
-    /// <summary>Runs a rebuild to the end (the --reindex command), reporting progress as it goes.</summary>
+    /// <summary>Runs a rebuild to the end (the --reindex command, the service stopped), reporting progress as it goes.</summary>
     public async Task<ReindexProgress> RunAsync(IProgress<ReindexProgress>? report, CancellationToken cancellationToken)
     {
         lock (_gate)
             _progress = new("running", 0, 0, time.GetUtcNow(), null, null);
-        await RunCoreAsync(cancellationToken, report);
+        // No indexer runs to catch up: the hold goes as the run ends.
+        await RunCoreAsync(cancellationToken, report, catchUp: false);
+        Task[] holds;
+        lock (_gate)
+            holds = [.. _holds.Values];
+        await Task.WhenAll(holds);
         return Progress;
     }
 
     /// <summary>Rebuilds, and again while the store still records a rebuild as owed (review LF2): one that failed, or one
-    /// owed anew (a pruned hole) while the previous run was finishing and <see cref="TryStart"/> saw it still running.
-    /// A failed run is retried with backoff, up to 5 minutes apart, until the node stops.</summary>
+    /// owed anew (a pruned hole) while the previous run was finishing. A failed run is retried with backoff, up to 5
+    /// minutes apart, until the node stops; <see cref="TryStart"/> cuts a wait short. The run ends, under the lock,
+    /// only when no <see cref="TryStart"/> came after its last look at the owed record (review LG4).</summary>
     private async Task RunWhileOwedAsync()
     {
         var delay = TimeSpan.FromSeconds(1);
         var stopping = _stopping.Token;
         try
         {
+            var run = true;
             while (true)
             {
-                await RunCoreAsync(stopping);
+                if (run)
+                    await RunOnceAsync(stopping);
+                lock (_gate)
+                    _rerun = false;
                 bool owed;
                 try
                 {
@@ -96,43 +149,138 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
                     logger.LogWarning(e, "Could not read whether the {IndexName} is still owed a rebuild.", IndexName);
                     owed = Progress.State == "failed";
                 }
+                if (AfterOwedReadForTests is { } hook)
+                    await hook();
                 if (!owed)
-                    return;
+                {
+                    lock (_gate)
+                    {
+                        _owedAfterFailure = false;
+                        if (!_rerun)
+                        {
+                            _active = false;
+                            return;
+                        }
+                    }
+                    run = false;
+                    continue;
+                }
                 if (Progress.State == "failed")
                 {
-                    logger.LogWarning("The {IndexName} is still owed a rebuild; trying again in {Delay}.", IndexName, delay);
-                    await Task.Delay(delay, TimeProvider.System, stopping);
+                    var wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    var next = time.GetUtcNow() + delay;
+                    lock (_gate)
+                    {
+                        _owedAfterFailure = true;
+                        _wake = wake;
+                        _progress = _progress with { NextAttemptAt = next };
+                    }
+                    logger.LogWarning("The {IndexName} is still owed a rebuild; trying again in {Delay} (at {Next:O}; POST {Endpoint} tries at once).", IndexName, delay, next, ReindexEndpoint);
+                    await Task.WhenAny(Task.Delay(delay, TimeProvider.System, stopping), wake.Task);
+                    stopping.ThrowIfCancellationRequested();
+                    lock (_gate)
+                        _wake = null;
                     delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMinutes(5).Ticks));
                 }
                 lock (_gate)
                     _progress = new("running", 0, 0, time.GetUtcNow(), null, null);
+                run = true;
             }
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
             // The node stops; an owed rebuild is done at its next start.
         }
+        finally
+        {
+            lock (_gate)
+            {
+                _active = false;
+                _wake = null;
+            }
+        }
     }
 
-    private readonly CancellationTokenSource _stopping = new();
+    private string LeaseKey => consumerName.Length <= 180 ? "index-rebuild:" + consumerName
+        : "index-rebuild:" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(consumerName)));
+
+    /// <summary>One rebuild. An index every node shares (Elasticsearch) is rebuilt by one node at a time, under a lease
+    /// (review LF4): two at once would rewind the shared cursor to two starting points and swap twice. A node that
+    /// waited skips an owed rebuild that another node completed meanwhile.</summary>
+    private async Task RunOnceAsync(CancellationToken stopping)
+    {
+        if (index.Engine != SearchOptions.ElasticsearchEngine)
+        {
+            await RunCoreAsync(stopping);
+            return;
+        }
+        bool owedBefore;
+        try
+        {
+            owedBefore = await gates.AppliedAsync(consumerName, stopping) == ChangeConsumerGates.RebuildOwed;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning(e, "Could not read whether the {IndexName} is owed a rebuild.", IndexName);
+            owedBefore = false;
+        }
+        await leases.RunWhileHeldAsync(LeaseKey, async held =>
+        {
+            if (owedBefore && await gates.AppliedAsync(consumerName, held) != ChangeConsumerGates.RebuildOwed)
+            {
+                logger.LogInformation("The shared {IndexName} {Index} was rebuilt by another node meanwhile; this node does not rebuild it again.", IndexName, index.Identity);
+                Update(p => p with { State = "completed", FinishedAt = time.GetUtcNow() }, null);
+                return;
+            }
+            await RunCoreAsync(held);
+        }, stopping);
+        stopping.ThrowIfCancellationRequested();
+    }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await _stopping.CancelAsync();
+        // The run and its hold's release finish before the host disposes the store and the index (review LG5).
+        Task[] pending;
+        lock (_gate)
+            pending = [.. _holds.Values, _running ?? Task.CompletedTask];
+        try
+        {
+            await Task.WhenAll(pending).WaitAsync(cancellationToken);
+            lock (_gate)
+                pending = [.. _holds.Values];
+            await Task.WhenAll(pending).WaitAsync(cancellationToken);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "The {IndexName} rebuild did not finish stopping in time.", IndexName);
+        }
         await base.StopAsync(cancellationToken);
     }
 
-    private async Task RunCoreAsync(CancellationToken cancellationToken, IProgress<ReindexProgress>? report = null)
+    public override void Dispose()
     {
+        _stopping.Dispose();
+        base.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    private async Task RunCoreAsync(CancellationToken cancellationToken, IProgress<ReindexProgress>? report = null, bool catchUp = true)
+    {
+        long? swapHead = null;
         var swapped = false;
-        var held = false;
+        TaskCompletionSource<long?>? ended = null;
         try
         {
             await BeforeRebuildAsync(cancellationToken);
             var from = await feed.LastSequenceAsync(cancellationToken);
-            // Pruning on every node keeps what follows "from" until the swap has rewound the indexer there (review LF3).
-            await gates.HoldPruningAsync(consumerName, from, cancellationToken);
-            held = true;
+            // Pruning on every node keeps what follows "from" until the swap has rewound the indexer there and the
+            // indexer has read it again (review LF3, LG3). One hold per run, named after this node and the run.
+            var hold = gates.HoldName(consumerName, $"{time.GetUtcNow():yyyyMMddHHmmss}-{Guid.NewGuid():N}"[..24]);
+            await gates.HoldPruningAsync(hold, consumerName, from, cancellationToken);
+            ended = new TaskCompletionSource<long?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            lock (_gate)
+                _holds[hold] = TendHoldAsync(hold, ended.Task, catchUp);
             var total = await CountAsync(cancellationToken);
             Update(p => p with { Total = total }, report);
             await using (var rebuild = await index.BeginRebuildAsync(cancellationToken))
@@ -148,9 +296,12 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
                 await rebuild.OptimizeAsync(cancellationToken);
                 await using var pause = await gates.PauseAsync(consumerName, cancellationToken);
                 await pause.RewindAsync(from, cancellationToken);
+                // The hold stays until the indexer has read again up to here.
+                var head = await feed.LastSequenceAsync(cancellationToken);
                 await rebuild.MarkAppliedAsync(from, cancellationToken);
                 await rebuild.CompleteAsync(cancellationToken);
                 swapped = true;
+                swapHead = head;
                 // The rebuilt index is in use: its marker is the store's record now, which also clears an owed rebuild.
                 await gates.RebuildDoneAsync(consumerName, from, cancellationToken);
             }
@@ -167,21 +318,114 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
         }
         finally
         {
-            if (held)
-                await ReleasePruningHoldAsync();
+            ended?.TrySetResult(swapHead);
         }
     }
 
-    private async Task ReleasePruningHoldAsync()
+    /// <summary>
+    /// Keeps one run's hold: refreshed while the run works (pruning removes a hold not refreshed for
+    /// <see cref="ChangeConsumerGates.HoldExpiry"/>, a dead run's), then, after a swap, kept (raised to the indexer's
+    /// cursor as it goes) until the rewound indexer has read again up to the head at the swap: released at the swap,
+    /// another node could prune what it has yet to read, and it would find a hole and rebuild again (review LG3).
+    /// Then released, retried with backoff until it goes (review LG1). A stop releases it once, at once; what a stop
+    /// or kill leaves is removed at this node's next start or expires.
+    /// </summary>
+    private async Task TendHoldAsync(string hold, Task<long?> ended, bool catchUp)
     {
+        await Task.Yield();
+        var stopping = _stopping.Token;
+        var refreshed = time.GetTimestamp();
+        async Task RefreshAsync(long raiseTo)
+        {
+            if (time.GetElapsedTime(refreshed) < HoldRefresh)
+                return;
+            refreshed = time.GetTimestamp();
+            try
+            {
+                if (!await gates.RefreshHoldAsync(hold, raiseTo, stopping))
+                    logger.LogWarning("The pruning hold {Hold} of the {IndexName} rebuild was removed as stale while its run lives.", hold, IndexName);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning(e, "Could not refresh the pruning hold {Hold}; trying again.", hold);
+            }
+        }
+
         try
         {
-            await gates.ReleasePruningAsync(consumerName, CancellationToken.None);
+            try
+            {
+                while (!ended.IsCompleted)
+                {
+                    await Task.WhenAny(ended, Task.Delay(HoldRefresh, TimeProvider.System, stopping));
+                    stopping.ThrowIfCancellationRequested();
+                    await RefreshAsync(0);
+                }
+                if (catchUp && await ended is { } head)
+                {
+                    while (true)
+                    {
+                        long? cursor = null;
+                        try
+                        {
+                            cursor = await gates.CursorAsync(consumerName, stopping);
+                        }
+                        catch (Exception e) when (e is not OperationCanceledException)
+                        {
+                            logger.LogWarning(e, "Could not read the cursor of {Consumer}.", consumerName);
+                        }
+                        if (cursor >= head)
+                            break;
+                        await RefreshAsync(cursor ?? 0);
+                        await Task.Delay(CatchUpPoll, TimeProvider.System, stopping);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                // Stopping: the run ends (StopAsync waits for it); its hold goes now, once.
+                await ended;
+                try
+                {
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                    await gates.ReleaseHoldAsync(hold, timeout.Token);
+                }
+                catch (Exception e)
+                {
+                    logger.LogWarning(e, "Could not remove the pruning hold {Hold} while stopping; this node's next start removes it, or pruning after {Expiry}.", hold, gates.HoldExpiry);
+                }
+                return;
+            }
+            var delay = TimeSpan.FromSeconds(1);
+            while (true)
+            {
+                try
+                {
+                    await gates.ReleaseHoldAsync(hold, stopping.IsCancellationRequested ? CancellationToken.None : stopping);
+                    return;
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !stopping.IsCancellationRequested)
+                {
+                    // Left behind, it would keep every node's pruning at its start: tried until it goes.
+                    logger.LogWarning(e, "Could not remove the pruning hold {Hold} of the {IndexName} rebuild; trying again in {Delay}.", hold, IndexName, delay);
+                    await Task.Delay(delay, TimeProvider.System, stopping);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMinutes(5).Ticks));
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            logger.LogWarning("The node stops before the pruning hold {Hold} could be removed; its next start removes it, or pruning after {Expiry}.", hold, gates.HoldExpiry);
         }
         catch (Exception e)
         {
-            // Left behind, it only keeps changes longer; this node's next start or rebuild removes it.
-            logger.LogWarning(e, "Could not remove the pruning hold of the {IndexName} rebuild.", IndexName);
+            logger.LogError(e, "Tending the pruning hold {Hold} failed; pruning removes it after {Expiry}.", hold, gates.HoldExpiry);
+        }
+        finally
+        {
+            gates.ForgetHold(hold);
+            lock (_gate)
+                _holds.Remove(hold);
         }
     }
 
@@ -211,12 +455,19 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // A pruning hold a killed rebuild of this index left behind (a rebuild owed is started again below).
-        bool running;
-        lock (_gate)
-            running = _running is { IsCompleted: false };
-        if (!running)
-            await ReleasePruningHoldAsync();
+        // The pruning holds a killed run on this node left behind, of whatever index (a node restarted with another index
+        // folder has another consumer name); never another node's, nor a run of this process (an admin's POST may have
+        // started one already). A rebuild owed is started again below.
+        try
+        {
+            var removed = await gates.ReleaseNodeHoldsAsync(stoppingToken);
+            if (removed.Count > 0)
+                logger.LogInformation("Removed pruning holds a stopped run on this node left: {Holds}.", string.Join(", ", removed));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning(e, "Could not remove the pruning holds a stopped run on this node left; pruning removes them after {Expiry}.", gates.HoldExpiry);
+        }
         string? reason;
         try
         {

@@ -59,6 +59,8 @@ public static class KnowledgeBaseExtensions
         // The same instance as the singleton: ReindexService releases it once its start-up check is done.
         services.AddSingleton<Crm.Service.Grains.Storage.IChangeConsumer>(provider => provider.GetRequiredService<ArticleIndexer>());
         services.AddSingleton<ReindexService>();
+        // A shared index (Elasticsearch) is rebuilt by one node at a time, under a lease (review LF4).
+        Crm.Connectors.Abstractions.ConnectorLeaseExtensions.AddConnectorLeases(services);
         services.AddHostedService(provider => provider.GetRequiredService<ReindexService>());
         // Replaces the web chat's default (no suggestions).
         services.AddSingleton<Crm.Connectors.Abstractions.IArticleSuggestions, HelpCenterSuggestions>();

@@ -11,7 +11,8 @@ namespace Crm.Service.KnowledgeBase;
 /// cursor says it handled (a restored older copy).
 /// </summary>
 public sealed class ReindexService(KnowledgeBaseStore store, ISearchIndex index, ArticleIndexer indexer, IChangeFeed feed, ChangeConsumerGates gates,
-    TimeProvider time, ILogger<ReindexService> logger) : IndexRebuildService(index, indexer.Name, indexer.StartChecked, feed, gates, time, logger)
+    Crm.Connectors.Abstractions.ConnectorLeases leases, TimeProvider time, ILogger<ReindexService> logger)
+    : IndexRebuildService(index, indexer.Name, indexer.StartChecked, feed, gates, leases, time, logger)
 {
     protected override string IndexName => "search index";
 

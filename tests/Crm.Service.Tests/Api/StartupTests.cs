@@ -22,6 +22,8 @@ public sealed class StartupTests
     [InlineData("ChangeFeed:PollInterval", "00:00:00", "PollInterval")]
     [InlineData("ChangeFeed:Retention", "-00:00:01", "Retention")]
     [InlineData("ChangeFeed:Retention", "00:00:01", "ChangeFeed:Retention")]
+    // Poll (5 s) + longest retry wait (5 min) leaves out the gathering delay and any margin (review LG7).
+    [InlineData("ChangeFeed:Retention", "00:05:05", "ChangeFeed:GatherDelay")]
     [InlineData("Tickets:MaxReplyAttachmentBytes", "3221225472", "MaxReplyAttachmentBytes")] // EM4: 3 GiB
     public async Task A_bad_setting_stops_start_up_with_a_message_naming_it(string key, string value, string named)
     {

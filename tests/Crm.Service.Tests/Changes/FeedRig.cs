@@ -62,8 +62,17 @@ internal sealed class FeedRig : IAsyncDisposable
     public async Task<int> PruneAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore) =>
         (await SqliteFeed.PruneAsync(consumers, committedBefore, CancellationToken.None)).Deleted;
 
-    public Task<(int Deleted, IReadOnlyList<string> HeldBackBy)> PruneReportingAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore) =>
-        SqliteFeed.PruneAsync(consumers, committedBefore, CancellationToken.None);
+    public async Task<(int Deleted, IReadOnlyList<string> HeldBackBy)> PruneReportingAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore)
+    {
+        var (deleted, heldBackBy) = await SqliteFeed.PruneAsync(consumers, committedBefore, CancellationToken.None);
+        return (deleted, heldBackBy);
+    }
+
+    /// <summary>Prunes as the dispatcher does, rebuild holds not refreshed since <paramref name="holdsStaleBefore"/> removed.</summary>
+    public Task<PruneResult> PruneWithHoldsAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore, DateTimeOffset holdsStaleBefore) =>
+        SqliteFeed.PruneAsync(consumers, committedBefore, CancellationToken.None, holdsStaleBefore);
+
+    public ChangeConsumerGates Gates => _services.GetRequiredService<ChangeConsumerGates>();
 
     /// <summary>Commits <paramref name="count"/> write sets of one new ticket each, all at once so the store groups them.</summary>
     public Task CommitTicketsAsync(int count) =>

@@ -8,13 +8,14 @@ namespace Crm.Service.Tests.Changes;
 /// <summary>Settings for tests where node A prunes the change feed at once and node B, on the same store, reads it late.</summary>
 internal static class PruningNodes
 {
-    /// <summary>Node A: a retention as short as start-up validation allows (retention >= poll + longest retry wait).</summary>
+    /// <summary>Node A: a retention as short as start-up validation allows (retention >= 2 x (poll + gather + longest retry wait)).</summary>
     public static Dictionary<string, string?> Pruning(params (string Key, string? Value)[] more)
     {
         var settings = new Dictionary<string, string?>
         {
-            ["ChangeFeed:Retention"] = "00:00:00.100",
+            ["ChangeFeed:Retention"] = "00:00:00.200",
             ["ChangeFeed:PollInterval"] = "00:00:00.050",
+            ["ChangeFeed:GatherDelay"] = "00:00:00",
             ["ChangeFeed:MaxRetryDelay"] = "00:00:00.050",
             ["ChangeFeed:PruneInterval"] = "00:00:00.050",
         };
@@ -24,9 +25,9 @@ internal static class PruningNodes
     }
 
     /// <summary>Node B: its own search directories under <paramref name="directory"/>; it reads the feed only when its
-    /// own commit wakes it (an hour's poll, so a retention of two).</summary>
+    /// own commit wakes it (an hour's poll, so a retention of three).</summary>
     public static Dictionary<string, string?> Late(string directory) => Pruning(
-        ("ChangeFeed:PollInterval", "01:00:00"), ("ChangeFeed:Retention", "02:00:00"),
+        ("ChangeFeed:PollInterval", "01:00:00"), ("ChangeFeed:Retention", "03:00:00"),
         ("Search:LuceneDirectory", Path.Combine(directory, "search")),
         ("Search:RecordsLuceneDirectory", Path.Combine(directory, "search-records")));
 

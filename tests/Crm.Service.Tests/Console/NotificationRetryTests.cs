@@ -32,6 +32,8 @@ public sealed class NotificationRetryTests : IDisposable
     {
         private int _armed;
         public int Fired;
+        /// <summary>Runs as the read fails.</summary>
+        public Action? OnFire;
 
         /// <summary>Fails the read after the next <paramref name="passing"/> ones.</summary>
         public void Arm(int passing = 0) => Volatile.Write(ref _armed, passing + 1);
@@ -41,6 +43,7 @@ public sealed class NotificationRetryTests : IDisposable
             if (command.CommandText.Contains("\"NotificationSettings\"", StringComparison.Ordinal) && Volatile.Read(ref _armed) > 0 && Interlocked.Decrement(ref _armed) == 0)
             {
                 Interlocked.Increment(ref Fired);
+                OnFire?.Invoke();
                 throw new InvalidOperationException("injected: the notification settings could not be read");
             }
             return base.ReaderExecutingAsync(command, eventData, result, cancellationToken);
@@ -126,12 +129,19 @@ public sealed class NotificationRetryTests : IDisposable
         var (benBrowser, benHub, ben) = await AgentWantingAssignmentsAsync(app, "ben@example.com");
         using (annBrowser) await using (annHub) using (benBrowser) await using (benHub)
         {
+            // Where console-live stood when the push failed: at or before the head read now, the failed batch held both
+            // assignments (the first notice sent, the second failed), which is the case this test is about (review LG9).
+            var status = app.Services.GetRequiredService<Crm.Service.Infrastructure.Changes.ChangeFeedStatus>();
+            var headBefore = await app.Services.GetRequiredService<Crm.Service.Infrastructure.Changes.IChangeFeed>().LastSequenceAsync();
+            long? cursorAtFailure = null;
+            fault.OnFire = () => cursorAtFailure = status.Consumers.Single(c => c.Name == "console-live").Cursor;
             fault.Arm(passing: 1);
             await Task.WhenAll(
                 app.Grains.GetGrain<ITicketGrain>(first).ChangeAsync(new TicketChange { Assignee = "ann@example.com" }, "test"),
                 app.Grains.GetGrain<ITicketGrain>(second).ChangeAsync(new TicketChange { Assignee = "ben@example.com" }, "test"));
             await Eventually.WaitForAsync(() => Task.FromResult(ann.Count + ben.Count), count => count >= 2, TimeSpan.FromSeconds(60), "both assignment notices");
             Assert.Equal(1, Volatile.Read(ref fault.Fired));
+            Assert.True(cursorAtFailure <= headBefore, $"both assignments must be in the batch that failed (console-live was at {cursorAtFailure}, the head before them {headBefore})");
             // Let a duplicate (if any) arrive: a later change's notice is pushed after the retried batch's.
             await app.Grains.GetGrain<ITicketGrain>(first).ChangeAsync(new TicketChange { Assignee = "ben@example.com" }, "test");
             await Eventually.WaitForAsync(() => Task.FromResult(ben.Count(n => n.Ticket == first)), count => count == 1, TimeSpan.FromSeconds(60), "the later notice");

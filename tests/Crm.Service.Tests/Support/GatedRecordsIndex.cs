@@ -13,12 +13,17 @@ internal sealed class WriteGate
     public int MessagesUpserted;
     /// <summary>1: the next rebuild fails as it begins.</summary>
     public int FailNextRebuild;
+    /// <summary>While set, every rebuild fails as it begins.</summary>
+    public volatile bool FailRebuilds;
     /// <summary>When set, a rebuild waits after its pages are written (before it holds the indexer and swaps) until this completes.</summary>
     public volatile TaskCompletionSource? HoldBeforeSwap;
     /// <summary>Completed when a rebuild reaches <see cref="HoldBeforeSwap"/>.</summary>
     public readonly TaskCompletionSource RebuildHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public int RebuildsBegun;
     public int RebuildsCompleted;
+    /// <summary>Rebuilds begun and not yet disposed, and the most there were at once (over every app sharing this gate).</summary>
+    public int ActiveRebuilds;
+    public int MostActiveRebuilds;
 
     public void Check()
     {
@@ -63,9 +68,22 @@ internal sealed class GatedRecordsIndex(ISearchIndex inner, WriteGate gate) : IS
     public async Task<IIndexRebuild> BeginRebuildAsync(CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref gate.RebuildsBegun);
-        if (Interlocked.Exchange(ref gate.FailNextRebuild, 0) == 1)
+        if (Interlocked.Exchange(ref gate.FailNextRebuild, 0) == 1 || gate.FailRebuilds)
             throw new IOException("simulated: the new records index cannot be created");
-        return new Rebuild(await inner.BeginRebuildAsync(cancellationToken), gate);
+        var active = Interlocked.Increment(ref gate.ActiveRebuilds);
+        int most;
+        while (active > (most = Volatile.Read(ref gate.MostActiveRebuilds)) && Interlocked.CompareExchange(ref gate.MostActiveRebuilds, active, most) != most)
+        {
+        }
+        try
+        {
+            return new Rebuild(await inner.BeginRebuildAsync(cancellationToken), gate);
+        }
+        catch
+        {
+            Interlocked.Decrement(ref gate.ActiveRebuilds);
+            throw;
+        }
     }
 
     private sealed class Rebuild(IIndexRebuild inner, WriteGate gate) : IIndexRebuild
@@ -86,6 +104,10 @@ internal sealed class GatedRecordsIndex(ISearchIndex inner, WriteGate gate) : IS
             await inner.CompleteAsync(cancellationToken);
             Interlocked.Increment(ref gate.RebuildsCompleted);
         }
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
+        public ValueTask DisposeAsync()
+        {
+            Interlocked.Decrement(ref gate.ActiveRebuilds);
+            return inner.DisposeAsync();
+        }
     }
 }

@@ -613,6 +613,32 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("ChangeCursors", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Infrastructure.Changes.RebuildHoldRecord", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Consumer")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Node")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Sequence")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Since")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Name");
+
+                    b.HasIndex("Node");
+
+                    b.ToTable("RebuildHolds", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Infrastructure.CustomerEvents.CustomerEventRecord", b =>
                 {
                     b.Property<Guid>("Id")

@@ -178,11 +178,14 @@ connection.on("QueuesChanged", async () => {
 });
 
 // Changes were lost to this node before it read them (pruned): everything shown may be stale, as after a reconnect.
+// Every browser on the node gets this at once, so each waits a random 0-5 s before reading; and each refresh runs on
+// its own, so a failed count read (a reconnect in progress) still reloads the open ticket (review LG8).
+const resyncSpreadMs = 5000;
 connection.on("Resync", async () => {
-  await refreshCounts();
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * resyncSpreadMs));
   const news = document.getElementById("queue-news");
   if (queuePage && news) news.hidden = false;
-  await refreshTimeline();
+  await Promise.allSettled([refreshCounts(), refreshTimeline()]);
 });
 
 connection.on("TicketChanged", async (number) => {
