@@ -137,11 +137,21 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     {
         var o = options.Value;
         // Established visitors may use the reserved share of the widget's budgets (review KW3): strangers who spend the
-        // open share from many networks do not shut out visitors who already talk with the company.
+        // open share from many networks do not shut out visitors who already talk with the company. Established means
+        // a proven address, or a conversation of this visitor that an agent answered (review WV3: having written once
+        // costs a script one message, so it proves nothing). Each address group has its own part of the reserve, so
+        // established visitors of one network cannot drain it either.
         var established = _state.VerifiedEmail is not null
-            || (conversationId is not null && await store.FindConversationIdentityAsync(WidgetId, conversationId) is not null);
-        int Share(int limit) => established ? limit : limit - limit * o.WidgetBudgetReservedPercent / 100;
+            || (conversationId is not null && await store.IsConversationAnsweredAsync(WidgetId, conversationId, this.GetPrimaryKeyString()));
         var group = ClientAddresses.GroupOf(addressKey);
+        StoredBudget WidgetBudget(string key, int limit, TimeSpan window)
+        {
+            var reserved = limit * o.WidgetBudgetReservedPercent / 100;
+            return established && reserved > 0
+                ? new StoredBudget(key, limit - reserved, window, WebChatBudgetKeys.Reserve(key, group), Math.Max(1, reserved * o.WidgetReservePercentPerAddressGroup / 100),
+                    WebChatBudgetKeys.Reserve(key), reserved, window)
+                : new StoredBudget(key, limit - reserved, window);
+        }
         var day = TimeSpan.FromDays(1);
         var spareTotal = WebChatBudgetKeys.SpareTotal(email, group);
         var now = time.GetUtcNow();
@@ -161,8 +171,8 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
             // Per address group first: one network spends its own part, never the whole widget's (review KW3).
             new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group), o.VerificationCodesPerHourPerAddressGroup, hour),
             new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group) + ":day", o.VerificationCodesPerDayPerAddressGroup, day),
-            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId), Share(o.VerificationCodesPerHourPerWidget), hour),
-            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", Share(o.VerificationCodesPerDayPerWidget), day),
+            WidgetBudget(WebChatBudgetKeys.Widget(WidgetId), o.VerificationCodesPerHourPerWidget, hour),
+            WidgetBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", o.VerificationCodesPerDayPerWidget, day),
             // Wrong codes for the recipient by anyone stop further codes to it (guessing is bounded), except one spare
             // code a day per client address: wrong guesses from elsewhere do not lock the owner out (review W2). The
             // hard bound on guessing is GuessesPerDayPerRecipientAndGroup, enforced per group when a code is checked

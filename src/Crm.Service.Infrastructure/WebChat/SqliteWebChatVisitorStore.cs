@@ -186,4 +186,14 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
         const string prefix = "webchat:";
         return identity is not null && identity.StartsWith(prefix, StringComparison.Ordinal) ? identity[prefix.Length..] : null;
     }
+
+    public async Task<bool> IsConversationAnsweredAsync(string widgetId, string threadKey, string visitorKey, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var key = GrainKeys.Conversation(widgetId, threadKey);
+        var identity = "webchat:" + visitorKey;
+        var conversation = await db.Conversations.AsNoTracking().Where(c => c.Key == key && c.CustomerIdentity == identity).Select(c => (Guid?)c.Id).SingleOrDefaultAsync(cancellationToken);
+        return conversation is { } id
+            && await db.Messages.AsNoTracking().AnyAsync(m => m.ConversationId == id && m.Direction == MessageDirection.Outbound, cancellationToken);
+    }
 }
