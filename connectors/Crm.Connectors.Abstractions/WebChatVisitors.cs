@@ -18,6 +18,10 @@ public sealed record WebChatVisitorState
     public int? GraceGeneration { get; init; }
     public DateTimeOffset? GraceUntil { get; init; }
 
+    /// <summary>The conversation (session id) a <c>newConversation</c> rotation moved the visitor to, while its replaced
+    /// token may still recover (review WV6: the successor is handed back with this conversation); null for a renewal.</summary>
+    public string? GraceSession { get; init; }
+
     public bool Blocked { get; init; }
     public string? BlockReason { get; init; }
 

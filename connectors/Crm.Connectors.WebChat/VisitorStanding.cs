@@ -14,7 +14,8 @@ public sealed record VisitorStanding(
     [property: Id(2)] DateTimeOffset? RecoverUntil = null,
     [property: Id(3)] bool Blocked = false,
     [property: Id(4)] string? BlockReason = null,
-    [property: Id(5)] string? VerifiedEmail = null)
+    [property: Id(5)] string? VerifiedEmail = null,
+    [property: Id(6)] string? RecoverSession = null)
 {
     /// <summary>Whether a token of <paramref name="generation"/> may connect, read and write (blocks are checked apart: they
     /// get their own message). Only the current generation: a replaced token never connects or reads again.</summary>
@@ -46,9 +47,10 @@ public interface IWebChatVisitorGrain : IGrainWithStringKey
     Task<VisitorStanding> GetAsync();
 
     /// <summary>A renewal of a token of <paramref name="fromGeneration"/>: raises the generation when that one is current.
-    /// With <paramref name="recoverable"/> (a plain renewal, same conversation), the replaced token may fetch its
-    /// successor again until the successor is used (<see cref="SuccessorUsedAsync"/>) or the recovery period ends.</summary>
-    Task<VisitorStanding> RotateAsync(int fromGeneration, bool recoverable = true);
+    /// With <paramref name="recoverable"/>, the replaced token may fetch its successor again until the successor is used
+    /// (<see cref="SuccessorUsedAsync"/>) or the recovery period ends; <paramref name="newSession"/> is the conversation
+    /// a <c>newConversation</c> rotation moves to, kept so the recovered successor names it (review WV6).</summary>
+    Task<VisitorStanding> RotateAsync(int fromGeneration, bool recoverable = true, string? newSession = null);
 
     /// <summary>A token of <paramref name="generation"/> was used (connect, a hub call, an upload, the session endpoint):
     /// when it is the current one, the replaced token can no longer recover it.</summary>
@@ -109,7 +111,7 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     public Task<VisitorStanding> GetAsync() => Task.FromResult(Standing());
 
     // The stored GraceGeneration / GraceUntil columns hold the recoverable generation and its deadline.
-    public Task<VisitorStanding> RotateAsync(int fromGeneration, bool recoverable = true) =>
+    public Task<VisitorStanding> RotateAsync(int fromGeneration, bool recoverable = true, string? newSession = null) =>
         fromGeneration != _state.Generation || _state.Blocked
             ? Task.FromResult(Standing())
             : SaveAsync(_state with
@@ -117,15 +119,16 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
                 Generation = _state.Generation + 1,
                 GraceGeneration = recoverable ? _state.Generation : null,
                 GraceUntil = recoverable ? time.GetUtcNow() + options.Value.TokenRecoveryPeriod : null,
+                GraceSession = recoverable ? newSession : null,
             });
 
     public Task<VisitorStanding> SuccessorUsedAsync(int generation) =>
         generation == _state.Generation && _state.GraceGeneration is not null
-            ? SaveAsync(_state with { GraceGeneration = null, GraceUntil = null })
+            ? SaveAsync(_state with { GraceGeneration = null, GraceUntil = null, GraceSession = null })
             : Task.FromResult(Standing());
 
     public Task<VisitorStanding> RevokeAsync() =>
-        SaveAsync(_state with { Generation = _state.Generation + 1, GraceGeneration = null, GraceUntil = null });
+        SaveAsync(_state with { Generation = _state.Generation + 1, GraceGeneration = null, GraceUntil = null, GraceSession = null });
 
     public Task<VisitorStanding> BlockAsync(bool blocked, string? reason) =>
         SaveAsync(_state with { Blocked = blocked, BlockReason = blocked ? reason : null });
@@ -211,7 +214,7 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     }
 
     private VisitorStanding Standing() =>
-        new(_state.Generation, _state.GraceGeneration, _state.GraceUntil, _state.Blocked, _state.BlockReason, _state.VerifiedEmail);
+        new(_state.Generation, _state.GraceGeneration, _state.GraceUntil, _state.Blocked, _state.BlockReason, _state.VerifiedEmail, _state.GraceSession);
 }
 
 internal static class VisitorStandings

@@ -14,6 +14,8 @@ public sealed class WebChatVisitorRecord
     public int Generation { get; set; }
     public int? GraceGeneration { get; set; }
     public DateTimeOffset? GraceUntil { get; set; }
+    /// <summary>The session a recoverable new-conversation rotation moved to (review WV6).</summary>
+    public string? GraceSession { get; set; }
     public bool Blocked { get; set; }
     public string? BlockReason { get; set; }
     public string? VerifiedEmail { get; set; }
@@ -57,6 +59,7 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
             Generation = row.Generation,
             GraceGeneration = row.GraceGeneration,
             GraceUntil = row.GraceUntil,
+            GraceSession = row.GraceSession,
             Blocked = row.Blocked,
             BlockReason = row.BlockReason,
             VerifiedEmail = row.VerifiedEmail,
@@ -77,6 +80,7 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
         row.Generation = state.Generation;
         row.GraceGeneration = state.GraceGeneration;
         row.GraceUntil = state.GraceUntil;
+        row.GraceSession = state.GraceSession;
         row.Blocked = state.Blocked;
         row.BlockReason = state.BlockReason;
         row.VerifiedEmail = state.VerifiedEmail;
