@@ -68,8 +68,9 @@ public interface IWebChatVisitorGrain : IGrainWithStringKey
     /// wait: per visitor, per client address (<paramref name="addressKey"/>), per recipient, per widget, and wrong codes
     /// entered for the recipient. The pending code (its hash) and the budgets are in the store: a restart or another
     /// node neither loses a code nor resets a budget.</summary>
-    /// <remarks><paramref name="conversationId"/>: the visitor's conversation (session id); a visitor who wrote in it, or
-    /// proved an address before, is established and may use the widget budgets' reserved share.</remarks>
+    /// <remarks><paramref name="conversationId"/>: the visitor's conversation (session id); a visitor whose conversation an
+    /// agent answered, or who proved an address before, is established and may use the widget budgets' reserved share
+    /// (its network's part of it; review WV3).</remarks>
     Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null);
 
     /// <summary>Checks a code; a right one records the address as proven. Each code takes a few wrong tries, then it is void.
