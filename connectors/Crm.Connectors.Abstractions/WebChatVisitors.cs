@@ -18,6 +18,10 @@ public sealed record WebChatVisitorState
     public int? GraceGeneration { get; init; }
     public DateTimeOffset? GraceUntil { get; init; }
 
+    /// <summary>The conversation (session id) a <c>newConversation</c> rotation moved the visitor to, while its replaced
+    /// token may still recover (review WV6: the successor is handed back with this conversation); null for a renewal.</summary>
+    public string? GraceSession { get; init; }
+
     public bool Blocked { get; init; }
     public string? BlockReason { get; init; }
 
@@ -51,6 +55,10 @@ public interface IWebChatVisitorStore
     /// <summary>The identity value (<c>{widget}/{visitorId}</c>) of the customer of a web chat conversation (thread key =
     /// the session id), or null when the conversation does not exist (the visitor has not written yet).</summary>
     Task<string?> FindConversationIdentityAsync(string widgetId, string threadKey, CancellationToken cancellationToken = default);
+
+    /// <summary>Whether the web chat conversation (thread key = the session id) is <paramref name="visitorKey"/>'s
+    /// (<c>{widget}/{visitorId}</c>) and has a stored agent reply: such a visitor talks with the company (review WV3).</summary>
+    Task<bool> IsConversationAnsweredAsync(string widgetId, string threadKey, string visitorKey, CancellationToken cancellationToken = default);
 }
 
 /// <summary>At most <see cref="Limit"/> events of <see cref="Key"/> within <see cref="Window"/> (a sliding window kept in the store).
@@ -116,4 +124,8 @@ public static class WebChatBudgetKeys
     /// <summary>The spare of a shared budget used by one client address (see <see cref="StoredBudget.SpareKey"/>): a
     /// stranger who spent a recipient's shared budget from their address does not spend the recipient's own spare.</summary>
     public static string Spare(string budgetKey, string addressKey) => $"code-spare:{budgetKey}|{addressKey}";
+
+    /// <summary>The reserved share of a widget budget (<paramref name="budgetKey"/>) used by established visitors, in all
+    /// or (with <paramref name="group"/>) from one client address group (review WV3).</summary>
+    public static string Reserve(string budgetKey, string? group = null) => group is null ? $"code-reserve:{budgetKey}" : $"code-reserve-group:{budgetKey}|{group}";
 }

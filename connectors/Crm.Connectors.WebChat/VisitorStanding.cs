@@ -14,7 +14,8 @@ public sealed record VisitorStanding(
     [property: Id(2)] DateTimeOffset? RecoverUntil = null,
     [property: Id(3)] bool Blocked = false,
     [property: Id(4)] string? BlockReason = null,
-    [property: Id(5)] string? VerifiedEmail = null)
+    [property: Id(5)] string? VerifiedEmail = null,
+    [property: Id(6)] string? RecoverSession = null)
 {
     /// <summary>Whether a token of <paramref name="generation"/> may connect, read and write (blocks are checked apart: they
     /// get their own message). Only the current generation: a replaced token never connects or reads again.</summary>
@@ -46,9 +47,10 @@ public interface IWebChatVisitorGrain : IGrainWithStringKey
     Task<VisitorStanding> GetAsync();
 
     /// <summary>A renewal of a token of <paramref name="fromGeneration"/>: raises the generation when that one is current.
-    /// With <paramref name="recoverable"/> (a plain renewal, same conversation), the replaced token may fetch its
-    /// successor again until the successor is used (<see cref="SuccessorUsedAsync"/>) or the recovery period ends.</summary>
-    Task<VisitorStanding> RotateAsync(int fromGeneration, bool recoverable = true);
+    /// With <paramref name="recoverable"/>, the replaced token may fetch its successor again until the successor is used
+    /// (<see cref="SuccessorUsedAsync"/>) or the recovery period ends; <paramref name="newSession"/> is the conversation
+    /// a <c>newConversation</c> rotation moves to, kept so the recovered successor names it (review WV6).</summary>
+    Task<VisitorStanding> RotateAsync(int fromGeneration, bool recoverable = true, string? newSession = null);
 
     /// <summary>A token of <paramref name="generation"/> was used (connect, a hub call, an upload, the session endpoint):
     /// when it is the current one, the replaced token can no longer recover it.</summary>
@@ -66,8 +68,9 @@ public interface IWebChatVisitorGrain : IGrainWithStringKey
     /// wait: per visitor, per client address (<paramref name="addressKey"/>), per recipient, per widget, and wrong codes
     /// entered for the recipient. The pending code (its hash) and the budgets are in the store: a restart or another
     /// node neither loses a code nor resets a budget.</summary>
-    /// <remarks><paramref name="conversationId"/>: the visitor's conversation (session id); a visitor who wrote in it, or
-    /// proved an address before, is established and may use the widget budgets' reserved share.</remarks>
+    /// <remarks><paramref name="conversationId"/>: the visitor's conversation (session id); a visitor whose conversation an
+    /// agent answered, or who proved an address before, is established and may use the widget budgets' reserved share
+    /// (its network's part of it; review WV3).</remarks>
     Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null);
 
     /// <summary>Checks a code; a right one records the address as proven. Each code takes a few wrong tries, then it is void.
@@ -109,7 +112,7 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     public Task<VisitorStanding> GetAsync() => Task.FromResult(Standing());
 
     // The stored GraceGeneration / GraceUntil columns hold the recoverable generation and its deadline.
-    public Task<VisitorStanding> RotateAsync(int fromGeneration, bool recoverable = true) =>
+    public Task<VisitorStanding> RotateAsync(int fromGeneration, bool recoverable = true, string? newSession = null) =>
         fromGeneration != _state.Generation || _state.Blocked
             ? Task.FromResult(Standing())
             : SaveAsync(_state with
@@ -117,15 +120,16 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
                 Generation = _state.Generation + 1,
                 GraceGeneration = recoverable ? _state.Generation : null,
                 GraceUntil = recoverable ? time.GetUtcNow() + options.Value.TokenRecoveryPeriod : null,
+                GraceSession = recoverable ? newSession : null,
             });
 
     public Task<VisitorStanding> SuccessorUsedAsync(int generation) =>
         generation == _state.Generation && _state.GraceGeneration is not null
-            ? SaveAsync(_state with { GraceGeneration = null, GraceUntil = null })
+            ? SaveAsync(_state with { GraceGeneration = null, GraceUntil = null, GraceSession = null })
             : Task.FromResult(Standing());
 
     public Task<VisitorStanding> RevokeAsync() =>
-        SaveAsync(_state with { Generation = _state.Generation + 1, GraceGeneration = null, GraceUntil = null });
+        SaveAsync(_state with { Generation = _state.Generation + 1, GraceGeneration = null, GraceUntil = null, GraceSession = null });
 
     public Task<VisitorStanding> BlockAsync(bool blocked, string? reason) =>
         SaveAsync(_state with { Blocked = blocked, BlockReason = blocked ? reason : null });
@@ -137,11 +141,21 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     {
         var o = options.Value;
         // Established visitors may use the reserved share of the widget's budgets (review KW3): strangers who spend the
-        // open share from many networks do not shut out visitors who already talk with the company.
+        // open share from many networks do not shut out visitors who already talk with the company. Established means
+        // a proven address, or a conversation of this visitor that an agent answered (review WV3: having written once
+        // costs a script one message, so it proves nothing). Each address group has its own part of the reserve, so
+        // established visitors of one network cannot drain it either.
         var established = _state.VerifiedEmail is not null
-            || (conversationId is not null && await store.FindConversationIdentityAsync(WidgetId, conversationId) is not null);
-        int Share(int limit) => established ? limit : limit - limit * o.WidgetBudgetReservedPercent / 100;
+            || (conversationId is not null && await store.IsConversationAnsweredAsync(WidgetId, conversationId, this.GetPrimaryKeyString()));
         var group = ClientAddresses.GroupOf(addressKey);
+        StoredBudget WidgetBudget(string key, int limit, TimeSpan window)
+        {
+            var reserved = limit * o.WidgetBudgetReservedPercent / 100;
+            return established && reserved > 0
+                ? new StoredBudget(key, limit - reserved, window, WebChatBudgetKeys.Reserve(key, group), Math.Max(1, reserved * o.WidgetReservePercentPerAddressGroup / 100),
+                    WebChatBudgetKeys.Reserve(key), reserved, window)
+                : new StoredBudget(key, limit - reserved, window);
+        }
         var day = TimeSpan.FromDays(1);
         var spareTotal = WebChatBudgetKeys.SpareTotal(email, group);
         var now = time.GetUtcNow();
@@ -161,8 +175,8 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
             // Per address group first: one network spends its own part, never the whole widget's (review KW3).
             new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group), o.VerificationCodesPerHourPerAddressGroup, hour),
             new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group) + ":day", o.VerificationCodesPerDayPerAddressGroup, day),
-            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId), Share(o.VerificationCodesPerHourPerWidget), hour),
-            new StoredBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", Share(o.VerificationCodesPerDayPerWidget), day),
+            WidgetBudget(WebChatBudgetKeys.Widget(WidgetId), o.VerificationCodesPerHourPerWidget, hour),
+            WidgetBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", o.VerificationCodesPerDayPerWidget, day),
             // Wrong codes for the recipient by anyone stop further codes to it (guessing is bounded), except one spare
             // code a day per client address: wrong guesses from elsewhere do not lock the owner out (review W2). The
             // hard bound on guessing is GuessesPerDayPerRecipientAndGroup, enforced per group when a code is checked
@@ -201,7 +215,7 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     }
 
     private VisitorStanding Standing() =>
-        new(_state.Generation, _state.GraceGeneration, _state.GraceUntil, _state.Blocked, _state.BlockReason, _state.VerifiedEmail);
+        new(_state.Generation, _state.GraceGeneration, _state.GraceUntil, _state.Blocked, _state.BlockReason, _state.VerifiedEmail, _state.GraceSession);
 }
 
 internal static class VisitorStandings

@@ -92,9 +92,13 @@ internal static class WebChatEndpoints
             if (standing.Blocked)
                 return Problems.Of(ProblemKind.Forbidden, BlockedMessage);
             if (standing.CanRecover(visitor.Generation, time.GetUtcNow()))
+            {
                 // The answer of this token's renewal was lost: it fetches its successor again (idempotent: the same
-                // generation and conversation, no new rotation), and can do nothing else (the hub refuses it).
-                return TypedResults.Ok(new SessionResponse(tokens.Issue(tokens.Renew(visitor, standing.Generation)), visitor.SessionId, false));
+                // generation and conversation, no new rotation), and can do nothing else (the hub refuses it). After a
+                // new-conversation rotation the successor names the new conversation, kept with the rotation (review WV6).
+                var successor = tokens.Renew(standing.RecoverSession is { } moved ? visitor with { SessionId = moved } : visitor, standing.Generation);
+                return TypedResults.Ok(new SessionResponse(tokens.Issue(successor), successor.SessionId, false));
+            }
             if (!standing.Accepts(visitor.Generation))
                 visitor = null;
             else if (standing.RecoveryOpen)
@@ -114,11 +118,14 @@ internal static class WebChatEndpoints
         }
         if (request!.NewConversation || tokens.IsDueForRenewal(visitor))
         {
-            // A new conversation is not recoverable: its successor names a conversation the old token never had.
-            var rotated = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).RotateAsync(visitor.Generation, recoverable: !request.NewConversation);
+            // Both are recoverable (review W1, WV6): a new conversation's id is made first and kept with the rotation, so
+            // a replaced token whose answer was lost gets that conversation back, not a new visitor (who would lose the
+            // proven address and the customer link).
+            var next = request.NewConversation ? tokens.NewSession(visitor, visitor.Generation) : null;
+            var rotated = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).RotateAsync(visitor.Generation, recoverable: true, newSession: next?.SessionId);
             if (rotated.Blocked)
                 return Problems.Of(ProblemKind.Forbidden, BlockedMessage);
-            visitor = request.NewConversation ? tokens.NewSession(visitor, rotated.Generation) : tokens.Renew(visitor, rotated.Generation);
+            visitor = next is not null ? next with { Generation = rotated.Generation } : tokens.Renew(visitor, rotated.Generation);
         }
         return TypedResults.Ok(new SessionResponse(tokens.Issue(visitor), visitor.SessionId, false));
     }

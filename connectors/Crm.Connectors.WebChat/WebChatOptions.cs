@@ -73,10 +73,16 @@ public sealed class WebChatOptions
     [Range(1, 1_000_000)]
     public int VerificationCodesPerDayPerAddressGroup { get; set; } = 50;
 
-    /// <summary>The share (percent) of the widget's hour and day budgets kept for established visitors (who wrote in their
-    /// conversation or proved an address before): strangers from many networks who spend the rest do not shut them out.</summary>
+    /// <summary>The share (percent) of the widget's hour and day budgets kept for established visitors (who proved an
+    /// address before, or whose conversation an agent answered; review WV3): strangers from many networks who spend the
+    /// rest do not shut them out.</summary>
     [Range(0, 90)]
     public int WidgetBudgetReservedPercent { get; set; } = 20;
+
+    /// <summary>The share (percent) of that reserve the established visitors of one client address group (an IPv4 /24,
+    /// an IPv6 /48) may use together (at least one code), so one network cannot drain it (review WV3).</summary>
+    [Range(1, 100)]
+    public int WidgetReservePercentPerAddressGroup { get; set; } = 25;
 
     /// <summary>Spare codes (both kinds above) to one recipient from one client address group (an IPv4 /24, an IPv6 /48)
     /// together per day (review KW4, WV1): with the per-address spares alone, a stranger with many addresses could get

@@ -35,7 +35,8 @@ public static class ChannelAccountExtensions
                 new Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.EntityFrameworkCoreXmlRepository<CrmDbContext>(provider, logs),
                 provider.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<CrmDbContext>>(),
                 encryptor,
-                new DirectoryInfo(store.Value.KeyDirectory));
+                new DirectoryInfo(store.Value.KeyDirectory),
+                logs.CreateLogger<StoreKeyRepository>());
         });
         services.AddSingleton<ISecretProtector, DataProtectionSecretProtector>();
 

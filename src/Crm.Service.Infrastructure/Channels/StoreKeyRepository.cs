@@ -2,6 +2,7 @@ using System.Xml.Linq;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
 
 namespace Crm.Service.Infrastructure.Channels;
 
@@ -19,7 +20,8 @@ internal sealed class StoreKeyRepository(
     EntityFrameworkCoreXmlRepository<Store.CrmDbContext> store,
     IDbContextFactory<Store.CrmDbContext> contexts,
     KeyRingEncryptor encryptor,
-    DirectoryInfo? legacyFolder) : IXmlRepository
+    DirectoryInfo? legacyFolder,
+    ILogger? logger = null) : IXmlRepository
 {
     private readonly Lock _gate = new();
 
@@ -77,18 +79,38 @@ internal sealed class StoreKeyRepository(
         db.SaveChanges();
         transaction.Commit();
         // Only now that the encrypted copies are committed (synchronous=FULL) are the plain keys removed from the folder.
-        foreach (var file in imported)
-            File.Delete(file);
-        if (legacyFolder is not null && imported.Count > 0 && Directory.Exists(legacyFolder.FullName) && !Directory.EnumerateFileSystemEntries(legacyFolder.FullName).Any())
-            Directory.Delete(legacyFolder.FullName);
+        // This runs on every ring read (review WV7): another node sharing the folder may delete the same files and the
+        // folder at once, which is no failure; a file or folder left behind is tried again at the next read.
+        try
+        {
+            foreach (var file in imported)
+                File.Delete(file);
+            if (legacyFolder is not null && imported.Count > 0 && Directory.Exists(legacyFolder.FullName) && !Directory.EnumerateFileSystemEntries(legacyFolder.FullName).Any())
+                Directory.Delete(legacyFolder.FullName);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            logger?.LogDebug(ex, "The old key folder {Folder} was not cleaned up", legacyFolder?.FullName);
+        }
     }
 
-    /// <summary>The keys and revocations of the old folder; a file another node deleted meanwhile is skipped.</summary>
+    /// <summary>The keys and revocations of the old folder; a file another node deleted meanwhile is skipped, and so is
+    /// (left in place, logged) one that cannot be read or is not XML (review WV7: it must not fail every ring read).</summary>
     private IEnumerable<(string File, XElement Element)> LegacyElements()
     {
         if (legacyFolder is null || !Directory.Exists(legacyFolder.FullName))
             yield break;
-        foreach (var file in Directory.GetFiles(legacyFolder.FullName, "*.xml"))
+        string[] files;
+        try
+        {
+            files = Directory.GetFiles(legacyFolder.FullName, "*.xml");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Another node removed the folder meanwhile, or it is not readable: nothing to import.
+            yield break;
+        }
+        foreach (var file in files)
         {
             XElement element;
             try
@@ -97,6 +119,11 @@ internal sealed class StoreKeyRepository(
             }
             catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
             {
+                continue;
+            }
+            catch (Exception ex) when (ex is System.Xml.XmlException or IOException or UnauthorizedAccessException)
+            {
+                logger?.LogWarning(ex, "The old key file {File} cannot be read and is left in place; no key is imported from it", file);
                 continue;
             }
             yield return (file, element);

@@ -14,6 +14,8 @@ public sealed class WebChatVisitorRecord
     public int Generation { get; set; }
     public int? GraceGeneration { get; set; }
     public DateTimeOffset? GraceUntil { get; set; }
+    /// <summary>The session a recoverable new-conversation rotation moved to (review WV6).</summary>
+    public string? GraceSession { get; set; }
     public bool Blocked { get; set; }
     public string? BlockReason { get; set; }
     public string? VerifiedEmail { get; set; }
@@ -57,6 +59,7 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
             Generation = row.Generation,
             GraceGeneration = row.GraceGeneration,
             GraceUntil = row.GraceUntil,
+            GraceSession = row.GraceSession,
             Blocked = row.Blocked,
             BlockReason = row.BlockReason,
             VerifiedEmail = row.VerifiedEmail,
@@ -77,6 +80,7 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
         row.Generation = state.Generation;
         row.GraceGeneration = state.GraceGeneration;
         row.GraceUntil = state.GraceUntil;
+        row.GraceSession = state.GraceSession;
         row.Blocked = state.Blocked;
         row.BlockReason = state.BlockReason;
         row.VerifiedEmail = state.VerifiedEmail;
@@ -185,5 +189,15 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
         var identity = await db.Conversations.AsNoTracking().Where(c => c.Key == key).Select(c => c.CustomerIdentity).SingleOrDefaultAsync(cancellationToken);
         const string prefix = "webchat:";
         return identity is not null && identity.StartsWith(prefix, StringComparison.Ordinal) ? identity[prefix.Length..] : null;
+    }
+
+    public async Task<bool> IsConversationAnsweredAsync(string widgetId, string threadKey, string visitorKey, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var key = GrainKeys.Conversation(widgetId, threadKey);
+        var identity = "webchat:" + visitorKey;
+        var conversation = await db.Conversations.AsNoTracking().Where(c => c.Key == key && c.CustomerIdentity == identity).Select(c => (Guid?)c.Id).SingleOrDefaultAsync(cancellationToken);
+        return conversation is { } id
+            && await db.Messages.AsNoTracking().AnyAsync(m => m.ConversationId == id && m.Direction == MessageDirection.Outbound, cancellationToken);
     }
 }

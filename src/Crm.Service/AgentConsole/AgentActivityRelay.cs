@@ -10,41 +10,91 @@ namespace Crm.Service.AgentConsole;
 /// Passes an agent's typing and reading on a ticket (from the agents' hub, for a ticket the agent may see) to the live
 /// channel of the ticket's conversation: the conversation of the customer's latest message, when its channel has an
 /// <see cref="IAgentActivitySink"/> (web chat). Opening the ticket marks the customer's messages read up to the latest.
-/// The hub only posts a signal here and returns (review KW12): SignalR runs one invocation of a connection at a time, so
-/// awaiting a slow or unreachable session grain would stall every other call of that agent. Signals go through a small
-/// bounded queue, one at a time and in order, each bounded by <see cref="SignalTimeout"/>; when the queue is full the new
-/// signal is dropped. A failure is logged and swallowed: these signals are a courtesy and must never break the console.
+/// <para>The hub only posts a signal here and returns (review KW12): SignalR runs one invocation of a connection at a
+/// time, so awaiting a slow or unreachable session grain would stall every other call of that agent. Review WV5: one
+/// serial queue for the node let one ticket with an unreachable session grain (an agent typing every 3 s, each signal
+/// waiting its 10 s) hold up every other agent's signals and then drop them. So signals are kept per ticket, only the
+/// latest of each kind (a read mark is "up to the latest" when relayed, typing is a flag), each ticket has at most one
+/// relay under way, and up to <see cref="Workers"/> tickets are relayed at once: a stalled ticket holds one place and
+/// its own signals only. Typing older than <see cref="TicketViewers.TypingFor"/> when its turn comes is dropped (the
+/// visitor would see it after it ended). A failure is logged and swallowed: these signals are a courtesy and must
+/// never break the console.</para>
 /// </summary>
-public sealed class AgentActivityRelay(IDbContextFactory<CrmDbContext> contexts, IEnumerable<IAgentActivitySink> sinks, ILogger<AgentActivityRelay> logger) : BackgroundService
+public sealed class AgentActivityRelay(IDbContextFactory<CrmDbContext> contexts, IEnumerable<IAgentActivitySink> sinks, TimeProvider time, ILogger<AgentActivityRelay> logger) : BackgroundService
 {
+    /// <summary>Tickets with a signal waiting, at most; a signal for another ticket past it is dropped.</summary>
     internal const int QueueSize = 1000;
-    internal static readonly TimeSpan SignalTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Tickets relayed at once.</summary>
+    internal const int Workers = 8;
+
+    /// <summary>How long one relay may take (a test may shorten or lengthen it).</summary>
+    internal TimeSpan SignalTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    private sealed class Pending
+    {
+        public bool Read;
+        public DateTimeOffset? TypingAt;
+    }
 
     private readonly Dictionary<ChannelKind, IAgentActivitySink> _sinks = sinks.GroupBy(s => s.Channel).ToDictionary(g => g.Key, g => g.First());
-    private readonly Channel<(long Ticket, bool Read)> _queue = Channel.CreateBounded<(long, bool)>(
-        new BoundedChannelOptions(QueueSize) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+    private readonly Lock _lock = new();
+    private readonly Dictionary<long, Pending> _pending = [];
+    private readonly HashSet<long> _busy = [];
+    // Tickets whose pending signals may be taken (never one under way); each ticket is in it at most once.
+    private readonly Channel<long> _ready = Channel.CreateUnbounded<long>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly SemaphoreSlim _places = new(Workers, Workers);
 
-    /// <summary>Queues "an agent is typing" for the ticket's live customer; never waits.</summary>
+    /// <summary>Keeps "an agent is typing" for the ticket's live customer; never waits.</summary>
     public void Typing(long ticket) => Post(ticket, read: false);
 
-    /// <summary>Queues "read up to the latest" for the ticket's live customer; never waits.</summary>
+    /// <summary>Keeps "read up to the latest" for the ticket's live customer; never waits.</summary>
     public void Read(long ticket) => Post(ticket, read: true);
 
     private void Post(long ticket, bool read)
     {
-        if (_sinks.Count > 0 && !_queue.Writer.TryWrite((ticket, read)))
-            logger.LogDebug("Agent activity on ticket {Ticket} dropped: the relay queue is full", ticket);
+        if (_sinks.Count == 0)
+            return;
+        lock (_lock)
+        {
+            if (!_pending.TryGetValue(ticket, out var pending))
+            {
+                if (_pending.Count >= QueueSize)
+                {
+                    logger.LogDebug("Agent activity on ticket {Ticket} dropped: {Count} tickets are waiting", ticket, QueueSize);
+                    return;
+                }
+                _pending[ticket] = pending = new Pending();
+                // One under way takes up the new signals when it ends.
+                if (!_busy.Contains(ticket))
+                    _ready.Writer.TryWrite(ticket);
+            }
+            if (read)
+                pending.Read = true;
+            else
+                pending.TypingAt = time.GetUtcNow();
+        }
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         try
         {
-            await foreach (var (ticket, read) in _queue.Reader.ReadAllAsync(stoppingToken))
+            await foreach (var ticket in _ready.Reader.ReadAllAsync(stoppingToken))
             {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                timeout.CancelAfter(SignalTimeout);
-                await RelayAsync(ticket, read, timeout.Token);
+                await _places.WaitAsync(stoppingToken);
+                Pending? pending;
+                lock (_lock)
+                {
+                    if (_pending.Remove(ticket, out pending))
+                        _busy.Add(ticket);
+                }
+                if (pending is null)
+                {
+                    _places.Release();
+                    continue;
+                }
+                _ = RunAsync(ticket, pending, stoppingToken);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -52,7 +102,31 @@ public sealed class AgentActivityRelay(IDbContextFactory<CrmDbContext> contexts,
         }
     }
 
-    private async Task RelayAsync(long ticket, bool read, CancellationToken cancellationToken)
+    private async Task RunAsync(long ticket, Pending pending, CancellationToken stoppingToken)
+    {
+        try
+        {
+            var typing = pending.TypingAt is { } at && time.GetUtcNow() - at < TicketViewers.TypingFor;
+            if (pending.Read || typing)
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                timeout.CancelAfter(SignalTimeout);
+                await RelayAsync(ticket, typing, pending.Read, timeout.Token);
+            }
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _busy.Remove(ticket);
+                if (_pending.ContainsKey(ticket))
+                    _ready.Writer.TryWrite(ticket);
+            }
+            _places.Release();
+        }
+    }
+
+    private async Task RelayAsync(long ticket, bool typing, bool read, CancellationToken cancellationToken)
     {
         try
         {
@@ -68,7 +142,7 @@ public sealed class AgentActivityRelay(IDbContextFactory<CrmDbContext> contexts,
                 .Select(c => new { c.Channel, c.ChannelAccountId, c.ThreadKey }).SingleOrDefaultAsync(cancellationToken);
             if (conversation is null || !_sinks.TryGetValue(conversation.Channel, out var sink))
                 return;
-            await sink.AgentActivityAsync(conversation.ChannelAccountId, conversation.ThreadKey, read ? null : true, read ? latest.Id : null, cancellationToken);
+            await sink.AgentActivityAsync(conversation.ChannelAccountId, conversation.ThreadKey, typing ? true : null, read ? latest.Id : null, cancellationToken);
         }
         catch (Exception ex)
         {

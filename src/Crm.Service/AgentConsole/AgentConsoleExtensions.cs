@@ -81,7 +81,9 @@ public static class AgentConsoleExtensions
                             "connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
                     headers.XContentTypeOptions = "nosniff";
                     headers["Referrer-Policy"] = "same-origin";
-                    headers.XFrameOptions = "DENY";
+                    // A page the console frames itself (the web chat widget's preview) sets its own.
+                    if (string.IsNullOrEmpty(headers.XFrameOptions))
+                        headers.XFrameOptions = "DENY";
                     return Task.CompletedTask;
                 });
             return next(http);

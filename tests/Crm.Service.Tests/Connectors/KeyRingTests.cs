@@ -125,6 +125,25 @@ public sealed class KeyRingTests
         Assert.All(rows, xml => Assert.DoesNotContain(secret, xml, StringComparison.Ordinal));
     }
 
+    /// <summary>Review WV7: the old folder is looked at on every ring read; a file in it that is not XML fails no read
+    /// (it is skipped and left in place, the good key beside it is imported), and protecting and unprotecting work.</summary>
+    [Fact]
+    public async Task A_malformed_file_in_the_old_key_folder_fails_no_ring_read_and_is_left_in_place()
+    {
+        using var data = new TempDirectory();
+        var folder = Path.Combine(data.Path, "keys");
+        var (ring, _, _) = PlainRing(folder);
+        var token = ring.Protect("protected with the folder's key");
+        var garbage = Path.Combine(folder, "garbage.xml");
+        File.WriteAllText(garbage, "<key id=\"not closed\"");
+
+        await using var app = new CrmApp(data.Path);
+        Assert.Equal("protected with the folder's key", Protector(app).Unprotect(token));
+        Assert.Equal("new", Protector(app).Unprotect(Protector(app).Protect("new")));
+        Assert.True(File.Exists(garbage));
+        Assert.Equal([garbage], Directory.GetFiles(folder, "*.xml"));
+    }
+
     /// <summary>Review KW14: nodes that start together bring the ring up to date once: two upgrades at once import each
     /// folder key once.</summary>
     [Fact]

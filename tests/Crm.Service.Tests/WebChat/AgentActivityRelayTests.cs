@@ -78,22 +78,110 @@ public sealed class AgentActivityRelayTests
         await hub.InvokeAsync("Typing", ticket, "reply").WaitAsync(bound);
         await hub.InvokeAsync<object>("GetCounts").WaitAsync(bound);
         sink.Release.TrySetResult();
+        // Typing is shown for a few seconds only, so a typing signal that waited longer may be dropped as stale; the
+        // agent's typing once the side answers again reaches it.
+        await hub.InvokeAsync("Typing", ticket, "reply").WaitAsync(bound);
         await Eventually.WaitForAsync(() => Task.FromResult(sink.Calls.ToArray()), c => c.Any(x => x.Typing == true), what: "the typing signal after the side answers again");
+    }
+
+    /// <summary>Review WV5: one ticket whose session grain does not answer (an agent typing on it all the while) holds
+    /// up neither the other tickets' signals nor, by piling up, the relay: a read mark on another ticket arrives while
+    /// the first ticket's signal is still stalled (its bound is set far beyond the test's patience), and the stalled
+    /// ticket's signals wait as one.</summary>
+    [Fact]
+    public async Task A_ticket_whose_visitor_side_stalls_does_not_hold_up_other_tickets()
+    {
+        var sink = new StalledSink();
+        await using var rig = await WebChatRig.StartAsync(services: s =>
+        {
+            s.RemoveAll<IAgentActivitySink>();
+            s.AddSingleton<IAgentActivitySink>(sink);
+        });
+        var (stalledThread, stalled) = await ChatAsync(rig, "c-a");
+        var (_, other) = await ChatAsync(rig, "c-b");
+        sink.Stalls = thread => thread == stalledThread;
+        var relay = rig.App.Services.GetRequiredService<AgentConsole.AgentActivityRelay>();
+        relay.SignalTimeout = TimeSpan.FromMinutes(10);
+
+        for (var i = 0; i < 50; i++)
+            relay.Typing(stalled);
+        await Eventually.WaitForAsync(() => Task.FromResult(sink.Calls.Count(c => c.Thread == stalledThread)), n => n >= 1, what: "the stalled ticket's first signal");
+        relay.Read(other);
+
+        await Eventually.WaitForAsync(() => Task.FromResult(sink.Calls.ToArray()), c => c.Any(x => x.Thread != stalledThread && x.Read is not null),
+            what: "the other ticket's read mark while the first is stalled");
+        Assert.Equal(0, sink.Cancelled);
+        // The 49 typing signals that came while the first was under way wait as one, not as 49 more relays.
+        Assert.Equal(1, sink.Calls.Count(c => c.Thread == stalledThread));
+    }
+
+    /// <summary>Review WV8a: each signal is bounded by <see cref="AgentConsole.AgentActivityRelay.SignalTimeout"/> (a sink
+    /// that honours its token is cancelled) and the ticket's next signal is relayed after it without any release.</summary>
+    [Fact]
+    public async Task A_stalled_signal_is_cancelled_at_its_bound_and_the_next_one_goes_out()
+    {
+        var sink = new StalledSink();
+        await using var rig = await WebChatRig.StartAsync(services: s =>
+        {
+            s.RemoveAll<IAgentActivitySink>();
+            s.AddSingleton<IAgentActivitySink>(sink);
+        });
+        var (thread, ticket) = await ChatAsync(rig, "c-a");
+        var relay = rig.App.Services.GetRequiredService<AgentConsole.AgentActivityRelay>();
+        relay.SignalTimeout = TimeSpan.FromSeconds(2);
+
+        relay.Read(ticket);
+        await Eventually.WaitForAsync(() => Task.FromResult(sink.Calls.Count), n => n >= 1, what: "the first signal");
+        relay.Read(ticket);
+
+        await Eventually.WaitForAsync(() => Task.FromResult(sink.Cancelled), n => n >= 1, TimeSpan.FromSeconds(60), what: "the first signal cancelled at its bound");
+        await Eventually.WaitForAsync(() => Task.FromResult(sink.Calls.Count(c => c.Thread == thread && c.Read is not null)), n => n >= 2, TimeSpan.FromSeconds(60),
+            what: "the second signal relayed without a release");
+    }
+
+    private static async Task<(string Thread, long Ticket)> ChatAsync(WebChatRig rig, string clientId)
+    {
+        var session = await rig.StartSessionAsync();
+        await using var visitor = rig.Visitor(session.Token);
+        await visitor.StartAsync();
+        var sent = await visitor.InvokeAsync<SendAck>("Send", session.ConversationId, clientId, "Is anyone there?");
+        var ticket = await rig.TicketOfAsync(sent.MessageId);
+        var thread = await rig.App.QueryAsync(db => db.Messages.Where(m => m.Id == sent.MessageId)
+            .Join(db.Conversations, m => m.ConversationId, c => c.Id, (_, c) => c.ThreadKey).SingleAsync());
+        return (thread, ticket);
     }
 
     private sealed class StalledSink : IAgentActivitySink
     {
+        private int _cancelled;
+
         public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public ConcurrentQueue<(string Thread, bool? Typing, Guid? Read)> Calls { get; } = new();
+
+        /// <summary>Which threads stall (all by default).</summary>
+        public Func<string, bool> Stalls { get; set; } = _ => true;
+
+        /// <summary>Signals given up by the relay (their token cancelled) while stalled.</summary>
+        public int Cancelled => Volatile.Read(ref _cancelled);
 
         public ChannelKind Channel => ChannelKind.WebChat;
 
         public async Task AgentActivityAsync(string channelAccountId, string threadKey, bool? typing, Guid? readUpTo, CancellationToken cancellationToken = default)
         {
             Calls.Enqueue((threadKey, typing, readUpTo));
-            // Stalls like an unreachable grain; a cancelled signal is dropped (the relay bounds each one).
-            await Release.Task;
+            if (!Stalls(threadKey))
+                return;
+            // Stalls like an unreachable grain, until released or until the relay gives up on it (review WV8a).
+            try
+            {
+                await Release.Task.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                Interlocked.Increment(ref _cancelled);
+                throw;
+            }
         }
     }
 }

@@ -93,20 +93,79 @@ public sealed class VisitorBudgetTests
         var shut = await Ask("100.64.0.1");
         Assert.Null(shut.Code);
         Assert.Equal(WebChatBudgetKeys.Widget(WebChatRig.Widget) + ":day", shut.RefusedBy);
-        // ... but a visitor who wrote in their conversation, and one who proved an address before, use the reserve.
+        // ... but a visitor whose conversation an agent answered, and one who proved an address before, use the reserve
+        // (each from its own network: one network may use a quarter of the reserve, at least one code).
+        var (answered, conversation) = await ChatterAsync(rig, answered: true);
+        Assert.NotNull((await Ask("100.64.0.2", answered, conversation)).Code);
+        var proven = NewVisitor(rig);
+        await proven.VerifiedAsync("known@example.com");
+        Assert.NotNull((await Ask("100.64.1.3", proven)).Code);
+        Assert.Null((await Ask("100.64.2.4", NewVisitor(rig))).Code);
+    }
+
+    /// <summary>A visitor who wrote in their own conversation (a script does that with one message) and, with
+    /// <paramref name="answered"/>, got an agent's reply there.</summary>
+    private static async Task<(IWebChatVisitorGrain Visitor, string ConversationId)> ChatterAsync(WebChatRig rig, bool answered)
+    {
         var session = await rig.StartSessionAsync();
         await using (var hub = rig.Visitor(session.Token))
         {
             await hub.StartAsync();
-            await hub.InvokeAsync<SendAck>("Send", session.ConversationId, "c-1", "hello");
+            var sent = await hub.InvokeAsync<SendAck>("Send", session.ConversationId, "c-1", "hi");
+            if (answered)
+            {
+                using var agent = await rig.App.AgentAsync("agent-" + Guid.NewGuid().ToString("N")[..8]);
+                await rig.AgentReplyAsync(agent, await rig.TicketOfAsync(sent.MessageId), "Hello, how can we help?");
+            }
         }
         var identity = await rig.App.QueryAsync(db => db.Conversations.Where(c => c.ThreadKey == session.ConversationId).Select(c => c.CustomerIdentity).SingleAsync());
-        var writer = rig.App.Grains.GetGrain<IWebChatVisitorGrain>(identity!["webchat:".Length..]);
-        Assert.NotNull((await Ask("100.64.0.2", writer, session.ConversationId)).Code);
-        var proven = NewVisitor(rig);
-        await proven.VerifiedAsync("known@example.com");
-        Assert.NotNull((await Ask("100.64.0.3", proven)).Code);
-        Assert.Null((await Ask("100.64.0.4", NewVisitor(rig))).Code);
+        return (rig.App.Grains.GetGrain<IWebChatVisitorGrain>(identity!["webchat:".Length..]), session.ConversationId);
+    }
+
+    /// <summary>Review WV3: writing once in one's own conversation does not make a visitor established, so strangers from
+    /// many networks who each send "hi" first cannot spend the reserve; and established visitors of one network use only
+    /// their network's part of it.</summary>
+    [Fact]
+    public async Task Strangers_who_wrote_once_do_not_spend_the_reserve_and_one_network_does_not_drain_it()
+    {
+        await using var rig = await WebChatRig.StartAsync(new Dictionary<string, string?>
+        {
+            ["Channels:WebChat:VerificationCodesPerDayPerWidget"] = "20",
+            ["Channels:WebChat:VerificationCodesPerDayPerAddressGroup"] = "8",
+            ["Channels:WebChat:WidgetBudgetReservedPercent"] = "20",
+            ["Channels:WebChat:WidgetReservePercentPerAddressGroup"] = "50",
+        });
+        var n = 0;
+        Task<CodeIssue> Ask(string address, IWebChatVisitorGrain? visitor = null, string? conversationId = null) =>
+            (visitor ?? NewVisitor(rig)).IssueCodeAsync($"r{++n}@example.com", null, address, conversationId);
+
+        // The open share (16 of 20) is spent by strangers of two networks.
+        for (var i = 1; i <= 8; i++)
+        {
+            Assert.NotNull((await Ask($"203.0.113.{i}")).Code);
+            Assert.NotNull((await Ask($"192.0.2.{i}")).Code);
+        }
+        // Strangers of four more networks who each wrote "hi" first are refused: the reserve (4) is not theirs.
+        foreach (var address in new[] { "198.51.100.1", "100.64.0.1", "100.64.1.1", "100.64.2.1" })
+        {
+            var (writer, conversation) = await ChatterAsync(rig, answered: false);
+            var refused = await Ask(address, writer, conversation);
+            Assert.Null(refused.Code);
+            Assert.Equal(WebChatBudgetKeys.Widget(WebChatRig.Widget) + ":day", refused.RefusedBy);
+        }
+        // Proven visitors of one network use its half of the reserve (2), then that network is refused...
+        var network = new List<string?>();
+        for (var i = 1; i <= 3; i++)
+        {
+            var proven = NewVisitor(rig);
+            await proven.VerifiedAsync($"known{i}@example.com");
+            network.Add((await Ask($"233.252.0.{i}", proven)).Code);
+        }
+        Assert.Equal(2, network.Count(c => c is not null));
+        Assert.Null(network[2]);
+        // ... while an answered visitor of another network still gets one of the rest.
+        var (answered, answeredConversation) = await ChatterAsync(rig, answered: true);
+        Assert.NotNull((await Ask("198.18.0.1", answered, answeredConversation)).Code);
     }
 
     /// <summary>Review KW4 and WV2: spare codes must not turn into thousands of guesses at one address, and guessers

@@ -17,6 +17,39 @@ namespace Crm.Service.Tests.WebChat;
 /// renewed, and agents can revoke a visitor's tokens or block a visitor, which also closes the open connections.</summary>
 public sealed class VisitorRevocationTests
 {
+    /// <summary>Review WV6: the answer to a <c>newConversation</c> rotation was lost (a page left mid-request). The
+    /// replaced token gets its successor again, naming the new conversation, and stays the same visitor (the proven
+    /// address and the customer link stay); once the successor is used, the replaced token is a new visitor.</summary>
+    [Fact]
+    public async Task A_lost_answer_to_a_new_conversation_hands_back_that_conversation_to_the_same_visitor()
+    {
+        await using var rig = await WebChatRig.StartAsync();
+        var first = await rig.StartSessionAsync();
+        await using (var hub = rig.Visitor(first.Token))
+        {
+            await hub.StartAsync();
+            await hub.InvokeAsync<SendAck>("Send", first.ConversationId, "c-1", "first conversation");
+        }
+        var identity = await rig.App.QueryAsync(db => db.Conversations.Where(c => c.ThreadKey == first.ConversationId).Select(c => c.CustomerIdentity).SingleAsync());
+        await rig.App.Grains.GetGrain<IWebChatVisitorGrain>(identity["webchat:".Length..]).VerifiedAsync("ann@example.com");
+
+        var lost = await rig.StartSessionAsync(first.Token, newConversation: true);
+        var again = await rig.StartSessionAsync(first.Token);
+
+        Assert.NotEqual(first.ConversationId, lost.ConversationId);
+        Assert.False(again.NewVisitor);
+        Assert.Equal(lost.ConversationId, again.ConversationId);
+        await using (var hub = rig.Visitor(again.Token))
+        {
+            await hub.StartAsync();
+            await hub.InvokeAsync<SendAck>("Send", again.ConversationId, "c-2", "second conversation");
+        }
+        Assert.Equal(identity, await rig.App.QueryAsync(db => db.Conversations.Where(c => c.ThreadKey == again.ConversationId).Select(c => c.CustomerIdentity).SingleAsync()));
+        Assert.Equal("ann@example.com", (await rig.App.Grains.GetGrain<IWebChatVisitorGrain>(identity["webchat:".Length..]).GetAsync()).VerifiedEmail);
+        // The successor was used: the replaced token recovers nothing any more.
+        Assert.True((await rig.StartSessionAsync(first.Token)).NewVisitor);
+    }
+
     /// <summary>Every session call renews (the token is always "due").</summary>
     private static Dictionary<string, string?> Renewing(string recovery = "1.00:00:00") => new()
     {

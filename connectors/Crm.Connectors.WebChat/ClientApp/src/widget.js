@@ -15,6 +15,10 @@ import { textsFor } from "./texts.js";
   const base = new URL(script.src, location.href).origin;
   const api = `${base}/api/v1/webchat/${widget}`;
   const storageKey = `crm-webchat:${widget}`;
+  // The admin view's preview (data-preview: the look as JSON): drawn from that, never contacting the service, keeping
+  // nothing in localStorage, the window open and its controls disabled.
+  const preview = script.dataset.preview !== undefined ? parsePreview(script.dataset.preview) : null;
+  const previewStore = {};
   const language = pickLanguage();
   const t = textsFor(language);
 
@@ -153,6 +157,10 @@ import { textsFor } from "./texts.js";
   // ---- config and session -------------------------------------------------------------------------------------
   async function loadConfig() {
     try {
+      if (preview) {
+        config = preview;
+        return showConfig();
+      }
       const response = await fetch(`${api}/config`, { credentials: "omit" });
       if (!response.ok) throw new Error(await problemText(response));
       config = await response.json();
@@ -162,6 +170,10 @@ import { textsFor } from "./texts.js";
       host.remove();
       return;
     }
+    showConfig();
+  }
+
+  function showConfig() {
     const colour = /^#[0-9a-fA-F]{6}$/.test(config.colour) ? config.colour : "#1f6feb";
     host.style.setProperty("--crm-accent", colour);
     panel.classList.toggle("left", config.position === "bottomLeft");
@@ -177,6 +189,12 @@ import { textsFor } from "./texts.js";
     if (greeting) addLine({ id: "greeting", from: "agent", text: greeting }, { greeting: true });
     setStatus(offlineNotice());
     render();
+    if (preview) {
+      for (const control of panel.querySelectorAll("input, textarea, button:not(.close)")) control.disabled = true;
+      panel.hidden = false;
+      launcher.setAttribute("aria-expanded", "true");
+      return;
+    }
     // A visitor who left the chat open on the last page gets it back open (and connected, so replies that came
     // meanwhile show up); one with unsent messages is connected to send them. Anyone else connects only when they open
     // the chat: an idle widget on every page view would hold a server connection per tab for nothing.
@@ -209,6 +227,7 @@ import { textsFor } from "./texts.js";
   }
 
   function connect() {
+    if (preview) return Promise.reject(new Error("preview"));
     if (starting) return starting;
     starting = (async () => {
       await ensureSession();
@@ -656,6 +675,15 @@ import { textsFor } from "./texts.js";
     return svg;
   }
 
+  function parsePreview(json) {
+    try {
+      const look = JSON.parse(json) || {};
+      return { ...look, agentsOnline: true, emailFeatures: false, maxUploadBytes: 0 };
+    } catch {
+      return { agentsOnline: true };
+    }
+  }
+
   function pickLanguage() {
     const page = (document.documentElement.getAttribute("lang") || "").toLowerCase();
     const browser = (navigator.language || "").toLowerCase();
@@ -668,6 +696,7 @@ import { textsFor } from "./texts.js";
   }
 
   function readStored() {
+    if (preview) return { ...previewStore };
     try {
       return JSON.parse(localStorage.getItem(storageKey) || "{}") || {};
     } catch {
@@ -676,6 +705,7 @@ import { textsFor } from "./texts.js";
   }
 
   function writeStored(value) {
+    if (preview) return Object.assign(previewStore, value);
     try {
       localStorage.setItem(storageKey, JSON.stringify(value));
     } catch {

@@ -1492,6 +1492,9 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.Property<int?>("GraceGeneration")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("GraceSession")
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("GraceUntil")
                         .HasColumnType("INTEGER");
 
