@@ -133,7 +133,7 @@ public sealed class TicketGrain(
             return new InboundRouting(InboundRoutingKind.Missing, Number);
         if (_record.MergedInto is { } target)
             return new InboundRouting(InboundRoutingKind.MergedInto, target);
-        if (!TicketRules.AcceptsConversation(_record, notice.ConversationId, notice.CustomerId))
+        if (!TicketRules.AcceptsConversation(_record, notice.ConversationId, notice.CustomerId) && notice.Participant is null)
             return new InboundRouting(InboundRoutingKind.Foreign, Number);
 
         var now = time.GetUtcNow();
@@ -161,7 +161,14 @@ public sealed class TicketGrain(
                 break;
         }
         var joined = !next.ConversationIds.Contains(notice.ConversationId);
-        if (joined)
+        if (joined && notice.Participant is { } participant && !TicketRules.AcceptsConversation(_record, notice.ConversationId, notice.CustomerId))
+        {
+            // Someone the thread copied in (an email Cc) replied: their conversation joins first in the list, so the
+            // customer's stays the last one, the default target of an agent's reply.
+            next.ConversationIds.Insert(0, notice.ConversationId);
+            writes.Insert(Audit.Ticket(Number, "participant-joined", participant, now, "cc", null, participant));
+        }
+        else if (joined)
             next.ConversationIds.Add(notice.ConversationId);
         next.LastCustomerMessageAt = now;
         next.UpdatedAt = now;
