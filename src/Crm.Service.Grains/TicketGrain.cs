@@ -20,6 +20,7 @@ public sealed class TicketGrain(
     IOutboxSignal outbox,
     IHtmlSanitizer sanitizer,
     IBlobStore blobs,
+    IBlobHolds blobHolds,
     IOptions<TicketOptions> options,
     TimeProvider time,
     ILogger<TicketGrain> logger) : Grain, ITicketGrain, IRemindable
@@ -266,6 +267,10 @@ public sealed class TicketGrain(
         // up every other file operation (review EM3). Under the gate each file is put again, which only checks that its
         // bytes still exist (or restores them if a delete took them meanwhile), and the commit names them (review ER8):
         // the same bytes may be a knowledge-base file or a quarantined mail whose row a deleter is removing.
+        // Across nodes the gate is not enough: a durable hold on the files' hashes, taken before the first put and
+        // released after the commit, keeps every node's deleters off them (and waits for a delete in progress).
+        await using var held = reply.Attachments.Count == 0 ? null
+            : await blobHolds.HoldAsync([.. reply.Attachments.Select(f => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f.Content)))], cancellationToken);
         foreach (var file in reply.Attachments)
             await blobs.PutAsync(file.Content, cancellationToken);
         var gated = reply.Attachments.Count > 0;
