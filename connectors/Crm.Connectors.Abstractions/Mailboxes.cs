@@ -25,6 +25,22 @@ public interface IConversationLookup
     /// <summary>The messages of one conversation (at most <paramref name="max"/>, the newest) and its ticket's subject.</summary>
     Task<ThreadHistory> HistoryAsync(string channelAccountId, string threadKey, int max = 50, CancellationToken cancellationToken = default);
 
+    /// <summary>The conversation on <paramref name="channelAccountId"/> holding an inbound message whose external id is one
+    /// of <paramref name="externalIds"/> or starts with one of them followed by <paramref name="qualifier"/> (an email
+    /// dedupe key of any sender); the most recent match wins. Callers bound the list.</summary>
+    Task<ThreadMatch?> FindByMessagesOfAnySenderAsync(string channelAccountId, IReadOnlyCollection<string> externalIds, string qualifier, CancellationToken cancellationToken = default) =>
+        Task.FromResult<ThreadMatch?>(null);
+
+    /// <summary>The conversations on <paramref name="channelAccountId"/> whose thread key starts with <paramref name="threadKeyPrefix"/>.</summary>
+    Task<IReadOnlyList<ThreadMatch>> FindByThreadKeyPrefixAsync(string channelAccountId, string threadKeyPrefix, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<ThreadMatch>>([]);
+
+    /// <summary>Whether <paramref name="address"/> was copied in on ticket <paramref name="ticketNumber"/>: named among the
+    /// other recipients (To/Cc) of one of its inbound messages or in the Cc of one of its replies (the newest
+    /// <paramref name="maxMessages"/> messages that name anyone are read).</summary>
+    Task<bool> WasCopiedAsync(long ticketNumber, string address, int maxMessages = 500, CancellationToken cancellationToken = default) =>
+        Task.FromResult(false);
+
     /// <summary>Whether <paramref name="messageId"/> is an outbound message sent on <paramref name="channelAccountId"/> (a bounce may name it).</summary>
     Task<bool> IsOutboundAsync(string channelAccountId, Guid messageId, CancellationToken cancellationToken = default);
 }

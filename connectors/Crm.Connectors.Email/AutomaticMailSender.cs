@@ -86,6 +86,9 @@ internal sealed class AutomaticMailSender(
         return due.Count;
     }
 
+    /// <summary>How the error of an automatic mail whose outcome is unknown begins (the "may have been delivered" state).</summary>
+    internal const string UnconfirmedPrefix = "Not confirmed: ";
+
     private async Task<(string? Error, bool Retry)> SendAsync(AutomaticMail mail, CancellationToken cancellationToken)
     {
         var account = accounts.Find(mail.ChannelAccountId);
@@ -93,7 +96,8 @@ internal sealed class AutomaticMailSender(
             return ($"Channel '{mail.ChannelAccountId}' is disabled or gone: not sent.", false);
         if (settings.AutoAcknowledgement is not { Enabled: true } template)
             return ("The account's acknowledgement was switched off before it was sent: not sent.", false);
-        using var client = new SmtpClient { Timeout = (int)options.Value.ServerTimeout.TotalMilliseconds };
+        var data = new SmtpSender.DataStage();
+        using var client = new SmtpClient(data) { Timeout = (int)options.Value.ServerTimeout.TotalMilliseconds };
         try
         {
             var message = AutoAcknowledgements.Compose(mail, settings, template);
@@ -103,6 +107,13 @@ internal sealed class AutomaticMailSender(
         catch (SmtpCommandException ex)
         {
             return ($"SMTP {(int)ex.StatusCode} {ex.Message}", (int)ex.StatusCode < 500);
+        }
+        catch (Exception ex) when (data.EndWritten && ex is not OutOfMemoryException)
+        {
+            // The whole mail and its end-of-data dot reached the connection, then the answer was lost (a cut connection,
+            // a timeout, the node stopping): it may have been delivered. Not retried, as for an agent's reply: a second
+            // copy to the customer is worse than none, and the row says so.
+            return (UnconfirmedPrefix + $"the mail server received the whole mail but did not confirm it, so it may have been delivered ({ex.GetType().Name}: {ex.Message})", false);
         }
         catch (Exception ex) when (ex is AuthenticationException or SmtpProtocolException or SocketException or IOException or SslHandshakeException or TimeoutException
             or ServiceNotConnectedException or ServiceNotAuthenticatedException or NotSupportedException)

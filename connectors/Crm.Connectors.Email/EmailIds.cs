@@ -42,7 +42,14 @@ internal static partial class EmailIds
     public static string OfRawSource(ReadOnlySpan<byte> raw) => "raw-sha256:" + Convert.ToHexStringLower(SHA256.HashData(raw));
 
     /// <summary>Separates a Message-ID from the sender hash in a dedupe key; '|' ends no id we keep (see <see cref="MessageIdOf"/>).</summary>
-    private const string SenderQualifier = "|from:";
+    public const string SenderQualifier = "|from:";
+
+    /// <summary>The thread key of a conversation opened by a reply to a message we never stored (its root): the root
+    /// qualified by the sender, so this sender's later replies to the same root join it (Zammad #5716).</summary>
+    public static string RootThreadKey(string rootMessageId, string senderAddress) => "root:" + DedupeKey(rootMessageId, senderAddress);
+
+    /// <summary>What the root thread keys of every sender of <paramref name="rootMessageId"/> start with.</summary>
+    public static string RootThreadKeyPrefix(string rootMessageId) => "root:" + rootMessageId + SenderQualifier;
 
     /// <summary>
     /// The dedupe key (and thread key of a new conversation) of an inbound mail: its Message-ID qualified by a hash

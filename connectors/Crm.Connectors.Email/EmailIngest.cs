@@ -112,7 +112,8 @@ internal sealed class EmailIngest(
         }
 
         var sender = new SenderIdentity(IdentityKind.Email, mail.From.Address, string.IsNullOrWhiteSpace(mail.From.Name) ? null : mail.From.Name.Trim());
-        var (threadKey, dedupeKey, isNew) = await ThreadKeyAsync(account, mail, sender, cancellationToken);
+        var threading = await ThreadKeyAsync(account, mail, sender, cancellationToken);
+        var (threadKey, dedupeKey, isNew) = (threading.ThreadKey, threading.DedupeKey, threading.New);
         // Machine-written mail (out-of-office, list mail, no-reply senders) is stored on the ticket it answers, where it
         // changes no status; one that answers nothing opens no ticket (the peers' most common loop complaint).
         var automatic = AutomaticMailGuard.AutomaticReason(mail.Message, accounts.EnabledOf(ChannelKind.Email).Select(a => a.SettingsAs<EmailChannelSettings>()?.Address).OfType<string>());
@@ -132,11 +133,13 @@ internal sealed class EmailIngest(
             RawSource = raw,
             RawContentType = "message/rfc822",
             AutomaticReason = automatic,
+            Cc = OtherRecipients(mail, sender.Value),
+            JoinTicket = threading.JoinTicket,
         };
         var outcome = await HandOffOrQuarantineAsync(account, folder, uidValidity, uid, message, raw, cancellationToken);
         // The mail that opened its conversation (also when redelivered: its thread key is its own dedupe key) gets the
         // acknowledgement, claimed before the mailbox acknowledges the mail; the claim is once per ticket.
-        if (outcome is MailOutcome.Stored stored && automatic is null && threadKey == dedupeKey && settings.AutoAcknowledgement is { Enabled: true } acknowledgement
+        if (outcome is MailOutcome.Stored stored && automatic is null && threading.Opener && settings.AutoAcknowledgement is { Enabled: true } acknowledgement
             && (!stored.Result.Duplicate || StoredUnderTheseSettings(stored.Result, account, now)))
             await acknowledgements.ClaimAsync(account, mail, sender, stored.Result, acknowledgement, settings, cancellationToken);
         return outcome;
@@ -223,45 +226,116 @@ internal sealed class EmailIngest(
     private static bool IsAboutTheChannel(DomainException ex) =>
         ex.Field == "channelId" && ex.Kind is DomainErrorKind.NotFound or DomainErrorKind.Forbidden;
 
+    /// <summary>Where a mail goes: its conversation's thread key, its dedupe key, whether it answers no conversation
+    /// (<see cref="New"/>), whether it begins its conversation (<see cref="Opener"/>: it may be acknowledged), and the
+    /// ticket a participant's new conversation joins (<see cref="JoinTicket"/>).</summary>
+    internal sealed record Threading(string ThreadKey, string DedupeKey, bool New, bool Opener, long? JoinTicket = null);
+
+    /// <summary>Most ids of one mail looked up under any sender (each is one indexed range read).</summary>
+    private const int MaxAnySenderLookups = 20;
+
     /// <summary>The layers of threading (see the class remarks), and the mail's dedupe key.</summary>
-    internal async Task<(string ThreadKey, string DedupeKey, bool New)> ThreadKeyAsync(ChannelAccount account, ParsedMail mail, SenderIdentity sender, CancellationToken cancellationToken)
+    internal async Task<Threading> ThreadKeyAsync(ChannelAccount account, ParsedMail mail, SenderIdentity sender, CancellationToken cancellationToken)
     {
         var senderKey = GrainKeys.Identity(sender.Kind, sender.Value, account.Id);
         var dedupeKey = EmailIds.DedupeKey(mail.ExternalMessageId, sender.Value);
+        var root = RootOf(mail);
+        var rootKey = root is null ? null : EmailIds.RootThreadKey(root, sender.Value);
         // A redelivery goes where its first copy went, whatever its references say now. A copy stored before dedupe
         // keys named the sender is found by its bare Message-ID, but only in the same sender's conversation.
         if (await conversations.FindByMessagesAsync(account.Id, [dedupeKey], [], cancellationToken) is { } first)
-            return (first.ThreadKey, dedupeKey, false);
+            return new Threading(first.ThreadKey, dedupeKey, false, first.ThreadKey == dedupeKey || first.ThreadKey == rootKey);
         if (dedupeKey != mail.ExternalMessageId
             && await conversations.FindByMessagesAsync(account.Id, [mail.ExternalMessageId], [], cancellationToken) is { } legacy
             && legacy.CustomerIdentity == senderKey)
-            return (legacy.ThreadKey, mail.ExternalMessageId, false);
+            return new Threading(legacy.ThreadKey, mail.ExternalMessageId, false, legacy.ThreadKey == mail.ExternalMessageId);
 
         // Every inbound mail of a conversation is its customer's, so a reference to one is looked up under this
         // sender's key (and, for mails stored before the qualifier, the bare id, checked against the customer below).
         var inbound = new List<string>(mail.ReferencedIds.Count * 2);
         var outbound = new List<Guid>();
+        var foreign = new List<string>();
         foreach (var id in mail.ReferencedIds)
         {
             if (EmailIds.OutboundMessageIdOf(id) is { } ours)
                 outbound.Add(ours);
             else
+            {
                 inbound.AddRange([EmailIds.DedupeKey(id, sender.Value), id]);
+                if (foreign.Count < MaxAnySenderLookups && !id.StartsWith("raw-sha256:", StringComparison.Ordinal))
+                    foreign.Add(id);
+            }
         }
-        // A reply by the conversation's own customer continues it; anyone else (a colleague on Cc, a forged
-        // reference) gets a conversation of their own rather than someone else's thread.
-        if (await conversations.FindByMessagesAsync(account.Id, inbound, outbound, cancellationToken) is { } referenced && referenced.CustomerIdentity == senderKey)
-            return (referenced.ThreadKey, dedupeKey, false);
+        // A reply by the conversation's own customer continues it; anyone else is looked at below.
+        var referenced = await conversations.FindByMessagesAsync(account.Id, inbound, outbound, cancellationToken);
+        if (referenced is not null && referenced.CustomerIdentity == senderKey)
+            return new Threading(referenced.ThreadKey, dedupeKey, false, false);
         // A few tags at most, in one query; the first tag (in subject order) naming a conversation of this sender wins.
         var numbers = EmailIds.TicketNumbers(mail.Subject);
+        IReadOnlyList<ThreadMatch> ofTickets = [];
         if (numbers.Count > 0)
         {
-            var ofTickets = await conversations.FindByTicketsAsync(account.Id, numbers, cancellationToken);
+            ofTickets = await conversations.FindByTicketsAsync(account.Id, numbers, cancellationToken);
             foreach (var number in numbers)
                 if (ofTickets.Where(c => c.TicketNumber == number).OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged)
-                    return (tagged.ThreadKey, dedupeKey, false);
+                    return new Threading(tagged.ThreadKey, dedupeKey, false, false);
         }
-        return (dedupeKey, dedupeKey, true);
+        // Replies that share a root we never stored (a mail sent outside the helpdesk, Zammad #5716): the first opened a
+        // conversation keyed by that root and its sender; this sender's later replies to the same root join it.
+        var rooted = root is null ? [] : await conversations.FindByThreadKeyPrefixAsync(account.Id, EmailIds.RootThreadKeyPrefix(root), cancellationToken);
+        if (rooted.FirstOrDefault(c => c.ThreadKey == rootKey && c.CustomerIdentity == senderKey) is { } sameRoot)
+            return new Threading(sameRoot.ThreadKey, dedupeKey, false, true);
+
+        // Someone else (a colleague the customer copied in, or a person an agent's reply copied) answering the thread:
+        // they join the ticket as a participant, with their own customer and conversation, but only when the ticket's
+        // thread named them (To/Cc of a customer's mail, Cc of an agent's reply). A forged reference or tag from anyone
+        // else gets a ticket of its own (Zammad #2444; Zendesk flags comments of users not on the ticket).
+        var candidates = new List<long>();
+        if (referenced is not null)
+            candidates.Add(referenced.TicketNumber);
+        else if (await conversations.FindByMessagesOfAnySenderAsync(account.Id, foreign, EmailIds.SenderQualifier, cancellationToken) is { } ofOther)
+            candidates.Add(ofOther.TicketNumber);
+        candidates.AddRange(rooted.Select(c => c.TicketNumber));
+        foreach (var number in numbers)
+            if (ofTickets.Any(c => c.TicketNumber == number))
+                candidates.Add(number);
+        foreach (var ticket in candidates.Where(n => n > 0).Distinct().Take(5))
+        {
+            if (!await conversations.WasCopiedAsync(ticket, sender.Value, cancellationToken: cancellationToken))
+                continue;
+            var own = (await conversations.FindByTicketsAsync(account.Id, [ticket], cancellationToken))
+                .OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey);
+            return new Threading(own?.ThreadKey ?? dedupeKey, dedupeKey, false, false, ticket);
+        }
+        return rootKey is null ? new Threading(dedupeKey, dedupeKey, true, true) : new Threading(rootKey, dedupeKey, true, true);
+    }
+
+    /// <summary>The oldest message a mail's thread names: the first id of References, else In-Reply-To.</summary>
+    private static string? RootOf(ParsedMail mail)
+    {
+        var references = mail.Message.References;
+        var root = references.Count > 0 ? EmailIds.Normalize(references[0]) : mail.ReferencedIds.FirstOrDefault();
+        return root is null || root.StartsWith("raw-sha256:", StringComparison.Ordinal) ? null : root;
+    }
+
+    /// <summary>The other addresses a mail was sent to (To and Cc), without our own mailboxes and the sender: kept with
+    /// the message, they say who may later reply into the ticket as a participant.</summary>
+    private IReadOnlyList<string> OtherRecipients(ParsedMail mail, string sender)
+    {
+        var ours = accounts.EnabledOf(ChannelKind.Email).Select(a => a.SettingsAs<EmailChannelSettings>()?.Address).OfType<string>()
+            .ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var list = new List<string>();
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { sender };
+        foreach (var mailbox in mail.Message.To.Mailboxes.Concat(mail.Message.Cc.Mailboxes).Take(200))
+        {
+            if (list.Count == 50)
+                break;
+            var address = mailbox.Address?.Trim();
+            if (address is null || !MimeMessageMapper.IsAddress(address) || ours.Contains(address) || !seen.Add(address))
+                continue;
+            list.Add(address);
+        }
+        return list;
     }
 
     private async Task<int> MarkBouncedAsync(ChannelAccount account, BounceReport bounce, CancellationToken cancellationToken)

@@ -37,6 +37,12 @@ public sealed record InboundMessage
     /// <summary>Set when a machine wrote the message (an auto-reply, a list mail): it is stored on its ticket but never
     /// reopens it or opens a follow-up (see <c>TicketRules.OnCustomerMessage</c>).</summary>
     [Id(11)] public string? AutomaticReason { get; init; }
+    /// <summary>Email: the other addresses the mail was sent to (To and Cc, without our own and the sender), stored with
+    /// the message; a person named here may later reply into the ticket as a participant.</summary>
+    [Id(12)] public IReadOnlyList<string> Cc { get; init; } = [];
+    /// <summary>A new conversation that joins this existing ticket instead of opening one: the connector found the sender
+    /// copied in on the ticket's thread (an email Cc). Their own customer and conversation, on the customer's ticket.</summary>
+    [Id(13)] public long? JoinTicket { get; init; }
 }
 
 [GenerateSerializer, Immutable, Alias("crm.IngestResult")]

@@ -57,7 +57,10 @@ public sealed record InboundNotice(
     [property: Id(4)] string ChannelAccountId,
     [property: Id(5)] string ExternalMessageId,
     /// <summary>A machine wrote it (see <see cref="InboundMessage.AutomaticReason"/>): it changes no ticket status.</summary>
-    [property: Id(6)] bool Automatic = false);
+    [property: Id(6)] bool Automatic = false,
+    /// <summary>The conversation is of someone the ticket's thread copied in (an email Cc) whom the connector found on
+    /// the ticket (their identity key): the ticket takes it although its customer is another (see <see cref="InboundMessage.JoinTicket"/>).</summary>
+    [property: Id(7)] string? Participant = null);
 
 public enum InboundRoutingKind
 {

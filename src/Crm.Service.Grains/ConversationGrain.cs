@@ -48,6 +48,8 @@ public sealed class ConversationGrain(
         public long? FollowUpOf { get; set; }
         /// <summary>The ticket this call opened, if it opened one.</summary>
         public long? Opened { get; set; }
+        /// <summary>Set (the sender's identity key) when the conversation joins another customer's ticket as a participant.</summary>
+        public string? Participant { get; set; }
     }
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
@@ -87,6 +89,17 @@ public sealed class ConversationGrain(
         var previousTicket = _record?.TicketNumber;
         var routing = _record is null ? await StartAsync(message, now, cancellationToken) : new Routing(_record.Copy(), started: false);
         var conversation = routing.Conversation;
+        if (routing.Started && message.JoinTicket is { } join and > 0)
+        {
+            // A participant's first message (an email Cc's reply): the pointer to the customer's ticket is stored before
+            // the ticket lists this conversation, so a crash in between offers it to the same ticket again.
+            conversation.TicketNumber = join;
+            await store.CommitAsync(new WriteSet().Insert(conversation.Copy()), cancellationToken);
+            _record = conversation.Copy();
+            routing.Participant = conversation.CustomerIdentity;
+        }
+        else if (message.JoinTicket is { } again && again == conversation.TicketNumber)
+            routing.Participant = conversation.CustomerIdentity; // a redelivery after a crash before the ticket listed it
         List<object>? content = null;
         for (var attempt = 1; ; attempt++)
         {
@@ -168,7 +181,11 @@ public sealed class ConversationGrain(
         SentAt = message.SentAt,
         Delivery = DeliveryStatus.None,
         AttachmentCount = message.Attachments.Count,
+        Cc = message.Cc.Count == 0 ? null : string.Join('\n', message.Cc.Take(MaxStoredCc)),
     };
+
+    /// <summary>How many of an inbound mail's other recipients are kept with it.</summary>
+    private const int MaxStoredCc = 50;
 
     /// <summary>The message's attachments and raw source: blobs written (content-addressed, so a retry rewrites nothing) and their rows.</summary>
     private async Task<List<object>> StoreContentAsync(Guid messageId, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
@@ -216,7 +233,8 @@ public sealed class ConversationGrain(
                 hop = 0;
             }
             var offered = await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber)
-                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now, conversation.CustomerId, message.ChannelAccountId, message.ExternalMessageId, message.AutomaticReason is not null), cancellationToken);
+                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now, conversation.CustomerId, message.ChannelAccountId, message.ExternalMessageId, message.AutomaticReason is not null,
+                    routing.Participant), cancellationToken);
             switch (offered.Kind)
             {
                 case InboundRoutingKind.Duplicate:

@@ -20,6 +20,7 @@ public sealed class TicketGrain(
     IOutboxSignal outbox,
     IHtmlSanitizer sanitizer,
     IBlobStore blobs,
+    IBlobHolds blobHolds,
     IOptions<TicketOptions> options,
     TimeProvider time,
     ILogger<TicketGrain> logger) : Grain, ITicketGrain, IRemindable
@@ -133,7 +134,7 @@ public sealed class TicketGrain(
             return new InboundRouting(InboundRoutingKind.Missing, Number);
         if (_record.MergedInto is { } target)
             return new InboundRouting(InboundRoutingKind.MergedInto, target);
-        if (!TicketRules.AcceptsConversation(_record, notice.ConversationId, notice.CustomerId))
+        if (!TicketRules.AcceptsConversation(_record, notice.ConversationId, notice.CustomerId) && notice.Participant is null)
             return new InboundRouting(InboundRoutingKind.Foreign, Number);
 
         var now = time.GetUtcNow();
@@ -161,7 +162,14 @@ public sealed class TicketGrain(
                 break;
         }
         var joined = !next.ConversationIds.Contains(notice.ConversationId);
-        if (joined)
+        if (joined && notice.Participant is { } participant && !TicketRules.AcceptsConversation(_record, notice.ConversationId, notice.CustomerId))
+        {
+            // Someone the thread copied in (an email Cc) replied: their conversation joins first in the list, so the
+            // customer's stays the last one, the default target of an agent's reply.
+            next.ConversationIds.Insert(0, notice.ConversationId);
+            writes.Insert(Audit.Ticket(Number, "participant-joined", participant, now, "cc", null, participant));
+        }
+        else if (joined)
             next.ConversationIds.Add(notice.ConversationId);
         next.LastCustomerMessageAt = now;
         next.UpdatedAt = now;
@@ -259,6 +267,10 @@ public sealed class TicketGrain(
         // up every other file operation (review EM3). Under the gate each file is put again, which only checks that its
         // bytes still exist (or restores them if a delete took them meanwhile), and the commit names them (review ER8):
         // the same bytes may be a knowledge-base file or a quarantined mail whose row a deleter is removing.
+        // Across nodes the gate is not enough: a durable hold on the files' hashes, taken before the first put and
+        // released after the commit, keeps every node's deleters off them (and waits for a delete in progress).
+        await using var held = reply.Attachments.Count == 0 ? null
+            : await blobHolds.HoldAsync([.. reply.Attachments.Select(f => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f.Content)))], cancellationToken);
         foreach (var file in reply.Attachments)
             await blobs.PutAsync(file.Content, cancellationToken);
         var gated = reply.Attachments.Count > 0;

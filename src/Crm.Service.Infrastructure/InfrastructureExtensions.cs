@@ -39,6 +39,7 @@ public static class InfrastructureExtensions
         services.AddSingleton<ITicketNumberAllocator, TicketNumberAllocator>();
         services.AddSingleton<IConnectorLeaseStore, Leases.SqliteConnectorLeaseStore>();
         services.AddSingleton<IBlobStore, FileBlobStore>();
+        services.AddSingleton<IBlobHolds, Blobs.SqliteBlobHolds>();
         services.AddHostedService<Blobs.BlobSweepService>();
         services.AddOptions<RequestKeyOptions>().BindConfiguration(RequestKeyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddHostedService<RequestKeyPruning>();

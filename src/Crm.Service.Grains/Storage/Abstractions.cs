@@ -72,6 +72,19 @@ public interface IBlobStore
     DateTimeOffset? WrittenAt(string sha256) => null;
 }
 
+/// <summary>
+/// Durable holds on blobs a writer is about to name (rows in the shared store, so they work across nodes, where
+/// <see cref="BlobGate"/> is per process): taken before the bytes are put, released after the rows naming them are
+/// committed. A deleter (a knowledge-base or document delete, a quarantine prune, the orphan sweep) leaves a held blob
+/// alone, and a hold waits while a delete of the same bytes is in progress, so bytes a row is about to name are never
+/// removed in between (review ER8). A crash leaves a hold that expires; the orphan sweep then judges the blob by its rows.
+/// </summary>
+public interface IBlobHolds
+{
+    /// <summary>Holds the blobs with these SHA-256 hashes (lower-case hex) until the result is disposed or the hold expires.</summary>
+    Task<IAsyncDisposable> HoldAsync(IReadOnlyCollection<string> sha256s, CancellationToken cancellationToken = default);
+}
+
 /// <summary>Makes untrusted HTML safe to show an agent.</summary>
 public interface IHtmlSanitizer
 {

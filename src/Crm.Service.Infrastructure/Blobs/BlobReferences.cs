@@ -14,7 +14,8 @@ namespace Crm.Service.Infrastructure.Blobs;
 /// </summary>
 public static class BlobReferences
 {
-    /// <summary>The same gate the ticket grain holds across a reply's blob puts and commit.</summary>
+    /// <summary>The same gate the ticket grain holds across a reply's blob puts and commit (per process; across nodes the
+    /// durable holds of <see cref="BlobHoldSql"/> do the same).</summary>
     public static SemaphoreSlim Gate => BlobGate.Semaphore;
 
     /// <summary>Every column that names a blob (entity, property). <see cref="AnyAsync"/> checks exactly these, and
@@ -30,10 +31,12 @@ public static class BlobReferences
     ];
 
     /// <summary><c>*Sha256</c> columns that are not blob names: a quarantined mail's hash (for keeping a redelivery
-    /// once; its bytes are named by BlobSha256).</summary>
+    /// once; its bytes are named by BlobSha256) and the holds (checked by the deleters on their own).</summary>
     public static readonly IReadOnlyList<(Type Entity, string Property)> NotBlobNames =
     [
         (typeof(Mailboxes.QuarantinedMailRecord), nameof(Mailboxes.QuarantinedMailRecord.Sha256)),
+        // A hold keeps deleters off while a writer's row is on its way, but names nothing once it expires.
+        (typeof(BlobHoldRecord), nameof(BlobHoldRecord.Sha256)),
     ];
 
     public static async Task<bool> AnyAsync(CrmDbContext db, string sha256, CancellationToken cancellationToken)
@@ -59,7 +62,7 @@ public static class BlobReferences
         try
         {
             foreach (var sha256 in hashes.OfType<string>().Distinct(StringComparer.Ordinal))
-                if (!await AnyAsync(db, sha256, cancellationToken) && blobs.Delete(sha256))
+                if (await DeleteIfUnnamedAsync(db, blobs, sha256, null, cancellationToken))
                     deleted++;
         }
         finally
@@ -90,7 +93,7 @@ public static class BlobReferences
             {
                 // Under the gate, both again: the age read now (a re-put since the listing made the blob young, KW1)
                 // and the rows (one may have been committed since).
-                if ((blobs.WrittenAt(sha256) ?? listedAt) < writtenBefore && !await AnyAsync(db, sha256, cancellationToken) && blobs.Delete(sha256))
+                if (await DeleteIfUnnamedAsync(db, blobs, sha256, () => (blobs.WrittenAt(sha256) ?? listedAt) < writtenBefore, cancellationToken))
                     deleted++;
             }
             finally
@@ -100,7 +103,28 @@ public static class BlobReferences
         }
         if (blobs is FileBlobStore files)
             files.DeleteStaleTemporaries(writtenBefore);
+        await BlobHoldSql.PruneExpiredAsync(db, cancellationToken);
         return deleted;
+    }
+
+    /// <summary>
+    /// Deletes one blob when no row names it and no writer holds it (<see cref="Grains.Storage.IBlobHolds"/>, across
+    /// nodes): a delete hold is taken first (refused while a writer's hold lives; writers wait while it lives), then the
+    /// rows are checked and the file deleted, then the hold released. A held blob is left for a later delete or sweep.
+    /// </summary>
+    internal static async Task<bool> DeleteIfUnnamedAsync(CrmDbContext db, IBlobStore blobs, string sha256, Func<bool>? stillOld, CancellationToken cancellationToken)
+    {
+        var hold = Guid.CreateVersion7();
+        if (!await BlobHoldSql.TryHoldAsync(db, hold, sha256, deleting: true, BlobHoldSql.DeleterHoldLifetime, cancellationToken))
+            return false;
+        try
+        {
+            return (stillOld is null || stillOld()) && !await AnyAsync(db, sha256, cancellationToken) && blobs.Delete(sha256);
+        }
+        finally
+        {
+            await BlobHoldSql.ReleaseAsync(db, hold);
+        }
     }
 }
 

@@ -52,6 +52,67 @@ internal sealed class SqliteMailboxStore(
             .Select(c => new ThreadMatch(c.ThreadKey, c.CustomerIdentity, c.TicketNumber)).ToListAsync(cancellationToken);
     }
 
+    public async Task<ThreadMatch?> FindByMessagesOfAnySenderAsync(string channelAccountId, IReadOnlyCollection<string> externalIds, string qualifier, CancellationToken cancellationToken = default)
+    {
+        if (externalIds.Count == 0 || string.IsNullOrEmpty(qualifier))
+            return null;
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        Guid? newestConversation = null;
+        var newestAt = DateTimeOffset.MinValue;
+        foreach (var id in externalIds)
+        {
+            // A range over the (ChannelAccountId, ExternalId) index: every "{id}{qualifier}…" key, whoever sent it.
+            var low = id + qualifier;
+            var high = id + qualifier[..^1] + (char)(qualifier[^1] + 1);
+            var hit = await db.Messages.AsNoTracking()
+                .Where(m => m.ChannelAccountId == channelAccountId && m.Direction == MessageDirection.Inbound && m.ExternalId != null
+                    && (m.ExternalId == id || (string.Compare(m.ExternalId, low) >= 0 && string.Compare(m.ExternalId, high) < 0)))
+                .OrderByDescending(m => m.CreatedAt).Select(m => new { m.ConversationId, m.CreatedAt }).FirstOrDefaultAsync(cancellationToken);
+            if (hit?.ConversationId is { } conversation && hit.CreatedAt > newestAt)
+            {
+                newestConversation = conversation;
+                newestAt = hit.CreatedAt;
+            }
+        }
+        if (newestConversation is null)
+            return null;
+        return await db.Conversations.AsNoTracking().Where(c => c.Id == newestConversation)
+            .Select(c => new ThreadMatch(c.ThreadKey, c.CustomerIdentity, c.TicketNumber)).SingleOrDefaultAsync(cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<ThreadMatch>> FindByThreadKeyPrefixAsync(string channelAccountId, string threadKeyPrefix, CancellationToken cancellationToken = default)
+    {
+        if (string.IsNullOrEmpty(threadKeyPrefix))
+            return [];
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // A range over the unique index on Key ("{account}:{thread key}").
+        var low = GrainKeys.Conversation(channelAccountId, threadKeyPrefix);
+        var high = low[..^1] + (char)(low[^1] + 1);
+        return await db.Conversations.AsNoTracking()
+            .Where(c => string.Compare(c.Key, low) >= 0 && string.Compare(c.Key, high) < 0 && c.ChannelAccountId == channelAccountId)
+            .OrderBy(c => c.CreatedAt).Take(50)
+            .Select(c => new ThreadMatch(c.ThreadKey, c.CustomerIdentity, c.TicketNumber)).ToListAsync(cancellationToken);
+    }
+
+    public async Task<bool> WasCopiedAsync(long ticketNumber, string address, int maxMessages = 500, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var lists = await db.Messages.AsNoTracking()
+            .Where(m => m.TicketNumber == ticketNumber && m.Cc != null)
+            .OrderByDescending(m => m.CreatedAt).Take(maxMessages).Select(m => m.Cc!).ToListAsync(cancellationToken);
+        var wanted = address.Trim();
+        return lists.SelectMany(list => list.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            .Any(entry => string.Equals(AddressOf(entry), wanted, StringComparison.OrdinalIgnoreCase));
+
+        // An agent's Cc entry may be "Name <address>"; an inbound one is the bare address.
+        static string AddressOf(string entry)
+        {
+            var text = entry.Trim();
+            var open = text.EndsWith('>') ? text.LastIndexOf('<') : -1;
+            return open < 0 ? text : text[(open + 1)..^1];
+        }
+    }
+
     public async Task<ThreadHistory> HistoryAsync(string channelAccountId, string threadKey, int max = 50, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);

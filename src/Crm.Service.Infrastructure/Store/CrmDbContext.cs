@@ -292,6 +292,12 @@ public sealed class CrmDbContext(DbContextOptions<CrmDbContext> options) : Ident
             e.HasIndex(x => new { x.CustomerId, x.UploadedAt });
             e.HasIndex(x => x.Sha256);
         });
+        model.Entity<Blobs.BlobHoldRecord>(e =>
+        {
+            e.ToTable("BlobHolds");
+            e.HasKey(x => x.Id);
+            e.HasIndex(x => new { x.Sha256, x.Deleting });
+        });
         model.Entity<Notifications.NotificationSettingsRecord>(e =>
         {
             e.ToTable("NotificationSettings");

@@ -600,6 +600,29 @@ namespace Crm.Service.Infrastructure.Store.Migrations
                     b.ToTable("ConnectorLeases", (string)null);
                 });
 
+            modelBuilder.Entity("Crm.Service.Infrastructure.Blobs.BlobHoldRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Deleting")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("ExpiresAtTicks")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Sha256", "Deleting");
+
+                    b.ToTable("BlobHolds", (string)null);
+                });
+
             modelBuilder.Entity("Crm.Service.Infrastructure.Changes.ChangeCursorRecord", b =>
                 {
                     b.Property<string>("Consumer")

@@ -1,0 +1,164 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Crm.Service.Contracts;
+using Crm.Service.Tests.Support;
+using Microsoft.EntityFrameworkCore;
+using MimeKit;
+
+namespace Crm.Service.Tests.Email;
+
+/// <summary>Issue 16 (brief email7 items 1 and 2), on the real Postfix and Dovecot: a person the ticket's thread copied
+/// in replies into the ticket as themselves (a participant, never a second ticket), and replies that share a root
+/// we never stored (Zammad #5716) share one ticket.</summary>
+public sealed class EmailParticipantTests : IAsyncLifetime
+{
+    private const string Colleague = "colleague@example.test", ColleaguePassword = "colleague-pw";
+    private const string Manager = "manager@example.test", ManagerPassword = "manager-pw";
+    private const string Stranger = "stranger@example.test", StrangerPassword = "stranger-pw";
+    private readonly TempDirectory _data = new();
+    private MailServer _mail = null!;
+    private CrmApp _app = null!;
+
+    public async Task InitializeAsync()
+    {
+        _mail = await MailServer.StartAsync();
+        await _mail.AddUserAsync(Colleague, ColleaguePassword);
+        await _mail.AddUserAsync(Manager, ManagerPassword);
+        await _mail.AddUserAsync(Stranger, StrangerPassword);
+        _app = new CrmApp(_data.Path, new Dictionary<string, string?>
+        {
+            ["Channels:Email:FirstReconnectDelay"] = "00:00:00.200",
+            ["Channels:Email:MaxReconnectDelay"] = "00:00:01",
+            ["Channels:Email:PollInterval"] = "00:00:01",
+        });
+        using var admin = _app.Admin();
+        (await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new { kind = "email", name = "Support", settings = _mail.ChannelSettings() })).EnsureSuccessStatusCode();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        await _mail.DisposeAsync();
+        _data.Dispose();
+    }
+
+    private static MimeMessage Mail(string id, string from, string subject, string text, IEnumerable<string>? to = null, IEnumerable<string>? cc = null,
+        string? inReplyTo = null, IEnumerable<string>? references = null)
+    {
+        var message = new MimeMessage { MessageId = id, Subject = subject };
+        message.From.Add(new MailboxAddress("", from));
+        foreach (var address in to ?? [MailServer.Support])
+            message.To.Add(new MailboxAddress("", address));
+        foreach (var address in cc ?? [])
+            message.Cc.Add(new MailboxAddress("", address));
+        if (inReplyTo is not null)
+            message.InReplyTo = inReplyTo;
+        foreach (var reference in references ?? [])
+            message.References.Add(reference);
+        message.Body = new TextPart("plain") { Text = text };
+        return message;
+    }
+
+    private sealed record Stored(long TicketNumber, string Author, Guid ConversationId, string? Cc);
+
+    private Task<Stored> StoredAsync(string messageId) =>
+        Eventually.WaitForAsync(
+            () => _app.QueryAsync(db => db.Messages.AsNoTracking().Where(m => m.ChannelAccountId == "support" && m.ExternalId!.StartsWith(messageId + "|"))
+                .Select(m => new Stored(m.TicketNumber, m.Author, m.ConversationId!.Value, m.Cc)).FirstOrDefaultAsync()),
+            m => m is not null, TimeSpan.FromSeconds(60), $"{messageId} stored")!;
+
+    private Task<Guid> CustomerOfAsync(Guid conversationId) =>
+        _app.QueryAsync(db => db.Conversations.AsNoTracking().Where(c => c.Id == conversationId).Select(c => c.CustomerId).SingleAsync());
+
+    [Fact]
+    public async Task A_colleague_the_customer_copied_in_replies_into_the_ticket_as_themselves_and_the_customer_stays_the_reply_target()
+    {
+        // The customer writes to support and copies a colleague in; the colleague answers with "reply all".
+        await _mail.SendAsync(Mail("open@customer.test", MailServer.Customer, "Printer on fire", "Help!", cc: [Colleague]));
+        var opened = await StoredAsync("open@customer.test");
+        Assert.Equal(Colleague, opened.Cc);
+
+        await _mail.SendAsync(Mail("colleague-1@customer.test", Colleague, "Re: Printer on fire", "It is the second floor printer.",
+            to: [MailServer.Customer, MailServer.Support], inReplyTo: "open@customer.test", references: ["open@customer.test"]));
+        var joined = await StoredAsync("colleague-1@customer.test");
+
+        Assert.Equal(opened.TicketNumber, joined.TicketNumber);
+        Assert.Contains(Colleague, joined.Author);
+        Assert.NotEqual(opened.ConversationId, joined.ConversationId);
+        var colleagueCustomer = await CustomerOfAsync(joined.ConversationId);
+        Assert.NotEqual(await CustomerOfAsync(opened.ConversationId), colleagueCustomer);
+        Assert.Equal(1, await _app.QueryAsync(db => db.Tickets.CountAsync()));
+        // The ticket's history marks them as a Cc participant.
+        Assert.Equal(1, await _app.QueryAsync(db => db.Audit.CountAsync(a => a.Action == "participant-joined" && a.NewValue!.Contains(Colleague))));
+
+        using var agent = await _app.AgentAsync();
+        var timeline = await agent.GetFromJsonAsync<JsonElement>($"/api/v1/tickets/{opened.TicketNumber}/timeline");
+        Assert.Contains(timeline.GetProperty("items").EnumerateArray(), e => e.GetProperty("author").GetString()!.Contains(Colleague));
+
+        // An agent's reply without a conversation still answers the customer, not the participant.
+        var created = await agent.PostAsJsonAsync($"/api/v1/tickets/{opened.TicketNumber}/reply", new { text = "We are on our way." });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var reply = await created.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(opened.ConversationId, reply.GetProperty("conversationId").GetGuid());
+
+        // The colleague's next reply, to the agent's mail, lands in the colleague's own conversation on the same ticket.
+        var ours = $"crm.{reply.GetProperty("id").GetGuid():N}@example.test";
+        await Eventually.WaitForAsync(() => _mail.ReadAsync(MailServer.Customer, MailServer.CustomerPassword), m => m.Any(x => x.Message.MessageId == ours), TimeSpan.FromSeconds(60), "the agent's reply");
+        await _mail.SendAsync(Mail("colleague-2@customer.test", Colleague, $"Re: Printer on fire [#{opened.TicketNumber}]", "Thanks!",
+            to: [MailServer.Support], inReplyTo: ours, references: ["open@customer.test", ours]));
+        var again = await StoredAsync("colleague-2@customer.test");
+        Assert.Equal(opened.TicketNumber, again.TicketNumber);
+        Assert.Equal(joined.ConversationId, again.ConversationId);
+        Assert.Equal(1, await _app.QueryAsync(db => db.Tickets.CountAsync()));
+    }
+
+    [Fact]
+    public async Task Someone_an_agent_copied_in_replies_into_the_ticket_and_a_stranger_with_the_same_references_does_not()
+    {
+        await _mail.SendAsync(Mail("order@customer.test", MailServer.Customer, "Order 7", "Where is it?"));
+        var opened = await StoredAsync("order@customer.test");
+        using var agent = await _app.AgentAsync();
+        var created = await agent.PostAsJsonAsync($"/api/v1/tickets/{opened.TicketNumber}/reply", new { text = "Asking the warehouse.", cc = new[] { $"Manager <{Manager}>" } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var ours = $"crm.{(await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid():N}@example.test";
+        await Eventually.WaitForAsync(() => _mail.ReadAsync(Manager, ManagerPassword), m => m.Any(x => x.Message.MessageId == ours), TimeSpan.FromSeconds(60), "the manager's copy");
+
+        // A stranger who learnt the ids (a forwarded copy) is not on the thread: a ticket of their own.
+        await _mail.SendAsync(Mail("stranger-1@else.test", Stranger, $"Re: Order 7 [#{opened.TicketNumber}]", "Me too",
+            inReplyTo: ours, references: ["order@customer.test", ours]));
+        var stranger = await StoredAsync("stranger-1@else.test");
+        Assert.NotEqual(opened.TicketNumber, stranger.TicketNumber);
+
+        // The manager the agent copied in answers the agent's mail: the customer's ticket, as the manager.
+        await _mail.SendAsync(Mail("manager-1@example.test", Manager, "Re: Order 7", "Shipped today.",
+            to: [MailServer.Support, MailServer.Customer], inReplyTo: ours, references: ["order@customer.test", ours]));
+        var manager = await StoredAsync("manager-1@example.test");
+        Assert.Equal(opened.TicketNumber, manager.TicketNumber);
+        Assert.Contains(Manager, manager.Author);
+        Assert.Equal(2, await _app.QueryAsync(db => db.Tickets.CountAsync()));
+    }
+
+    [Fact]
+    public async Task Replies_that_share_a_root_we_never_stored_share_one_ticket()
+    {
+        // Zammad #5716: the customer mailed the colleague directly (never to us), then answered that mail twice with
+        // support in Cc, each time to the first mail only; the colleague then answers the first mail too.
+        const string Root = "outside-root@customer.test";
+        await _mail.SendAsync(Mail("outside-reply-1@customer.test", MailServer.Customer, "Re: Contract", "Adding support.",
+            to: [Colleague], cc: [MailServer.Support], inReplyTo: Root, references: [Root]));
+        var first = await StoredAsync("outside-reply-1@customer.test");
+        await _mail.SendAsync(Mail("outside-reply-2@customer.test", MailServer.Customer, "Re: Contract", "One more thing.",
+            to: [Colleague], cc: [MailServer.Support], inReplyTo: Root, references: [Root]));
+        var second = await StoredAsync("outside-reply-2@customer.test");
+        Assert.Equal(first.TicketNumber, second.TicketNumber);
+        Assert.Equal(first.ConversationId, second.ConversationId);
+
+        await _mail.SendAsync(Mail("outside-colleague@customer.test", Colleague, "Re: Contract", "Agreed.",
+            to: [MailServer.Customer], cc: [MailServer.Support], inReplyTo: Root, references: [Root]));
+        var colleague = await StoredAsync("outside-colleague@customer.test");
+        Assert.Equal(first.TicketNumber, colleague.TicketNumber);
+        Assert.Contains(Colleague, colleague.Author);
+        Assert.Equal(1, await _app.QueryAsync(db => db.Tickets.CountAsync()));
+    }
+}
