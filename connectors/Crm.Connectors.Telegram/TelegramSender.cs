@@ -115,14 +115,15 @@ internal sealed class TelegramSender(
                 return OutboundResult.Fail(sent.Count == 0
                     ? $"{ex.ErrorCode} {ex.Message}"
                     : $"{ex.ErrorCode} {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before; sending it again repeats them)")
-                    with { AgentReason = sent.Count == 0 ? meaning : $"{meaning} ({sent.Count} of {parts.Count} parts reached the customer before)", RefusedByRecipient = true };
+                    with { AgentReason = sent.Count == 0 ? meaning : $"{meaning} ({sent.Count} of {parts.Count} parts reached the customer before)", RefusedByRecipient = IsAboutThisMessage(ex) };
             }
             catch (RequestException ex) when (ex is not ApiRequestException && ex.HttpStatusCode == System.Net.HttpStatusCode.RequestEntityTooLarge)
             {
                 // A 413 from a proxy in front of the Bot API, without Telegram's JSON: as final as Telegram's own.
                 _sentParts.TryRemove(delivery.MessageId, out _);
+                // Not counted as this message's own refusal: a proxy that refuses every upload is a fault of the channel (CR8).
                 return OutboundResult.Fail($"413 {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before)")
-                    with { AgentReason = "a file is larger than Telegram accepts", RefusedByRecipient = true };
+                    with { AgentReason = "a file is larger than Telegram accepts" };
             }
             catch (ApiRequestException ex)
             {
@@ -137,6 +138,24 @@ internal sealed class TelegramSender(
 
     /// <summary>What a final refusal means for the agent, from a fixed set of phrases (Telegram's own words go to the
     /// outbox's error and the channel's health, for admins).</summary>
+    /// <summary>Whether Telegram refused this message for reasons of its chat or its content (the customer blocked the
+    /// bot, the chat is gone, a file too large or malformed), so the channel itself is fine (CT12). Any other 400 (our
+    /// own request Telegram cannot parse) would fail every message, so it stays a channel error (review CR8).</summary>
+    internal static bool IsAboutThisMessage(ApiRequestException ex)
+    {
+        if (ex.ErrorCode is 403 or 413)
+            return true;
+        var words = ex.Message.ToLowerInvariant();
+        return ex.ErrorCode == 400 && (words.Contains("chat not found", StringComparison.Ordinal)
+            || words.Contains("user not found", StringComparison.Ordinal)
+            || words.Contains("peer_id_invalid", StringComparison.Ordinal)
+            || words.Contains("user is deactivated", StringComparison.Ordinal)
+            || words.Contains("photo_invalid", StringComparison.Ordinal)
+            || words.Contains("file must be non-empty", StringComparison.Ordinal)
+            || words.Contains("file is too big", StringComparison.Ordinal)
+            || words.Contains("too long", StringComparison.Ordinal));
+    }
+
     internal static string Meaning(ApiRequestException ex)
     {
         var words = ex.Message.ToLowerInvariant();

@@ -66,6 +66,8 @@ internal sealed class FakeBotApi : IAsyncDisposable
         public long UploadLimit { get; set; } = 50L * 1024 * 1024;
         /// <summary>sendDocument answers 400.</summary>
         public bool RefuseDocuments { get; set; }
+        /// <summary>When set, sendMessage answers 400 with this description (e.g. our own request Telegram cannot parse).</summary>
+        public string? RefuseMessagesWith { get; set; }
         public ConcurrentQueue<string> Calls { get; } = new();
         public ConcurrentQueue<Sent> Sent { get; } = new();
         public ConcurrentQueue<string> AnsweredCallbacks { get; } = new();
@@ -281,6 +283,8 @@ internal sealed class FakeBotApi : IAsyncDisposable
                     return Error(403, "Forbidden: bot was blocked by the user");
                 if (bot.Missing.ContainsKey(chat))
                     return Error(400, "Bad Request: chat not found");
+                if (method == "sendMessage" && bot.RefuseMessagesWith is { } refusal)
+                    return Error(400, refusal);
                 if (method == "sendPhoto" && bot.RefusePhotos)
                     return Error(400, "Bad Request: PHOTO_INVALID_DIMENSIONS");
                 if (method == "sendDocument" && bot.RefuseDocuments)

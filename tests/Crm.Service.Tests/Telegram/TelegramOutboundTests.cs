@@ -104,6 +104,20 @@ public sealed class TelegramOutboundTests : IAsyncLifetime
         Assert.True(channel.GetProperty("connected").GetBoolean());
     }
 
+    // Review CR8: every 400 counted as the recipient's refusal, so a fault that fails every message (a request Telegram
+    // cannot parse) cleared the channel's error and showed the bot connected.
+    [Fact]
+    public async Task A_refusal_that_is_not_about_the_chat_or_the_message_is_a_channel_error()
+    {
+        _bot.RefuseMessagesWith = "Bad Request: can't parse entities: unsupported start tag \"x\" at byte offset 0";
+        var id = await ReplyAsync("Are you there?");
+        await DeliveredAsync(id, DeliveryStatus.Failed);
+        using var admin = _rig.App.Admin();
+        var channel = await Eventually.WaitForAsync(() => admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/channels/tg"),
+            c => c.TryGetProperty("lastErrorAt", out var at) && at.ValueKind == JsonValueKind.String, TimeSpan.FromSeconds(30), "the channel error recorded");
+        Assert.Contains("can't parse entities", channel.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_user_who_blocked_the_bot_is_shown_to_the_agent_on_the_reply_in_the_console_and_the_api()
     {
