@@ -8,19 +8,8 @@ namespace Crm.Service.Tests.Email;
 
 /// <summary>Brief email7 item 6: an automatic mail (the acknowledgement) whose SMTP answer was lost after the whole mail
 /// and its final dot were sent is "not confirmed": neither resent nor marked failed as if it never left.</summary>
-public sealed class AutomaticMailUnknownTests : IAsyncLifetime
+public sealed class AutomaticMailUnknownTests : MailServerTests
 {
-    private readonly TempDirectory _data = new();
-    private MailServer _mail = null!;
-
-    public async Task InitializeAsync() => _mail = await MailServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _mail.DisposeAsync();
-        _data.Dispose();
-    }
-
     [Fact]
     public async Task An_acknowledgement_whose_answer_is_lost_after_the_final_dot_is_not_confirmed_and_not_resent()
     {

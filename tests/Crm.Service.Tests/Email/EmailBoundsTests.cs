@@ -12,19 +12,8 @@ namespace Crm.Service.Tests.Email;
 
 /// <summary>The open low/medium findings of the email review (review/email.md F9, F10, F12): memory per batch, subject
 /// tag lookups and the cursor's server identity, each against the real Dovecot/Postfix fixture and the real store.</summary>
-public sealed class EmailBoundsTests : IAsyncLifetime
+public sealed class EmailBoundsTests : MailServerTests
 {
-    private readonly TempDirectory _data = new();
-    private MailServer _mail = null!;
-
-    public async Task InitializeAsync() => _mail = await MailServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _mail.DisposeAsync();
-        _data.Dispose();
-    }
-
     /// <summary>Counts the subject-tag lookups the ingest makes against the real store.</summary>
     private sealed class CountingLookup(IConversationLookup inner) : IConversationLookup
     {

@@ -15,19 +15,8 @@ namespace Crm.Service.Tests.Email;
 
 /// <summary>The findings of the email third pass's cold review (H1–H3, M1, M2) and the open ones of the second (G6–G10),
 /// each reproduced against the fix with the real Dovecot/Postfix and app.</summary>
-public sealed class EmailFourthReviewTests : IAsyncLifetime
+public sealed class EmailFourthReviewTests : MailServerTests
 {
-    private readonly TempDirectory _data = new();
-    private MailServer _mail = null!;
-
-    public async Task InitializeAsync() => _mail = await MailServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _mail.DisposeAsync();
-        _data.Dispose();
-    }
-
     private CrmApp App(IDictionary<string, string?>? more = null)
     {
         var settings = new Dictionary<string, string?>

@@ -9,19 +9,8 @@ using MimeKit;
 namespace Crm.Service.Tests.Email;
 
 /// <summary>Regression tests for the findings of the cold review of the email channel (review/email.md, F1–F12).</summary>
-public sealed class EmailReviewTests : IAsyncLifetime
+public sealed class EmailReviewTests : MailServerTests
 {
-    private readonly TempDirectory _data = new();
-    private MailServer _mail = null!;
-
-    public async Task InitializeAsync() => _mail = await MailServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _mail.DisposeAsync();
-        _data.Dispose();
-    }
-
     internal static MimeMessage Mail(string id, string subject, string from = MailServer.Customer, string text = "Hello")
     {
         var message = new MimeMessage { MessageId = id, Subject = subject };

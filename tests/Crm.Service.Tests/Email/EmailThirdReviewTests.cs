@@ -15,19 +15,8 @@ using MimeKit;
 namespace Crm.Service.Tests.Email;
 
 /// <summary>The findings of the email second pass's cold review (G1–G12), each reproduced against the fix.</summary>
-public sealed class EmailThirdReviewTests : IAsyncLifetime
+public sealed class EmailThirdReviewTests : MailServerTests
 {
-    private readonly TempDirectory _data = new();
-    private MailServer _mail = null!;
-
-    public async Task InitializeAsync() => _mail = await MailServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _mail.DisposeAsync();
-        _data.Dispose();
-    }
-
     private CrmApp App() => new(_data.Path, new Dictionary<string, string?>
     {
         ["Channels:Email:FirstReconnectDelay"] = "00:00:00.200",

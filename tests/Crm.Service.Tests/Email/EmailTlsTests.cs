@@ -9,19 +9,8 @@ namespace Crm.Service.Tests.Email;
 
 /// <summary>STARTTLS and TLS-on-connect to the real Dovecot/Postfix with their self-signed certificate: trusted only
 /// when the account pins its fingerprint; validation is never switched off.</summary>
-public sealed class EmailTlsTests : IAsyncLifetime
+public sealed class EmailTlsTests : MailServerTests
 {
-    private readonly TempDirectory _data = new();
-    private MailServer _mail = null!;
-
-    public async Task InitializeAsync() => _mail = await MailServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _mail.DisposeAsync();
-        _data.Dispose();
-    }
-
     private object Settings(string security, int imapPort, int smtpPort, string? fingerprint) => new
     {
         address = MailServer.Support,

@@ -11,19 +11,8 @@ namespace Crm.Service.Tests.Email;
 
 /// <summary>How the reader talks to the real Dovecot: polling when IDLE is turned off, and a connection cut in the
 /// middle of a batch (through <see cref="TcpRelay"/>) losing and doubling nothing.</summary>
-public sealed class EmailTransportTests : IAsyncLifetime
+public sealed class EmailTransportTests : MailServerTests
 {
-    private readonly TempDirectory _data = new();
-    private MailServer _mail = null!;
-
-    public async Task InitializeAsync() => _mail = await MailServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _mail.DisposeAsync();
-        _data.Dispose();
-    }
-
     private CrmApp App(Dictionary<string, string?>? extra = null)
     {
         var settings = new Dictionary<string, string?>

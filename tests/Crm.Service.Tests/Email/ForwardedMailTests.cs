@@ -12,7 +12,7 @@ namespace Crm.Service.Tests.Email;
 /// <summary>Mail an agent forwards opens a ticket for the original sender (settings.forwarding), with the forwarded
 /// samples of the corpora (copied unedited): Gmail (mikel/mail raw_email8), a forward as attachment (mikel/mail
 /// attachment_message_rfc822_inline_image.eml), Outlook for iOS and Gmail header blocks (crisp reply-parser bodies).</summary>
-public sealed class ForwardedMailTests : IAsyncLifetime
+public sealed class ForwardedMailTests : MailServerTests
 {
     private static string CorpusFile(params string[] path) => Path.Combine([MimeMappingTests.Corpus, .. path]);
 
@@ -64,17 +64,6 @@ public sealed class ForwardedMailTests : IAsyncLifetime
         var plain = Load("ruby-mail", "emails", "plain_emails", "raw_email.eml");
         Assert.Null(ForwardedMail.OriginalSender(plain, plain.TextBody));
         Assert.Equal("Signed email causes file attachments", ForwardedMail.Subject("Fwd: FW: Signed email causes file attachments"));
-    }
-
-    private readonly TempDirectory _data = new();
-    private MailServer _mail = null!;
-
-    public async Task InitializeAsync() => _mail = await MailServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _mail.DisposeAsync();
-        _data.Dispose();
     }
 
     [Fact]

@@ -19,19 +19,8 @@ namespace Crm.Service.Tests.Email;
 
 /// <summary>The email5 review's open reply findings on the outbound side (ER3, ER4, ER8, ER9, ER12, LD5, LD6, EM1, EM2), against the
 /// real Postfix/Dovecot and, where a server must misbehave on purpose, <see cref="FakeSmtpServer"/>.</summary>
-public sealed class ReplySixthReviewTests : IAsyncLifetime
+public sealed class ReplySixthReviewTests : MailServerTests
 {
-    private readonly TempDirectory _data = new();
-    private MailServer _mail = null!;
-
-    public async Task InitializeAsync() => _mail = await MailServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _mail.DisposeAsync();
-        _data.Dispose();
-    }
-
     private static readonly Dictionary<string, string?> EmailSettings = new()
     {
         ["Channels:Email:FirstReconnectDelay"] = "00:00:00.200",
