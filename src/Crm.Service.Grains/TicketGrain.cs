@@ -213,8 +213,10 @@ public sealed class TicketGrain(
         var fingerprint = reply.RequestId is null ? null : TicketRules.ReplyFingerprint(Number, reply);
         if (reply.RequestId is { } requestId && await store.FindMessageByIdempotencyKeyAsync(requestId, cancellationToken) is { } earlier)
             return await SameReplyOrRefuseAsync(earlier, fingerprint, cancellationToken);
-        if (current.MergedInto is { } target)
-            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into #{target}; reply there.", "number");
+        // The refusals of a merged ticket never name the ticket it went into: that one may be in a restricted team the
+        // caller is not in (review FX5); the ticket's page links to it for those who may see it.
+        if (current.MergedInto is not null)
+            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into another ticket; reply on that one.", "number");
         if (current.Status == TicketStatus.Closed)
             throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} is closed; the customer's next message opens a follow-up.", "status");
         if (string.IsNullOrWhiteSpace(reply.Text))
@@ -408,8 +410,8 @@ public sealed class TicketGrain(
         var fingerprint = requestId is null ? null : PhoneCalls.Fingerprint("ticket:" + Number, call);
         if (requestId is not null && await store.FindMessageByIdempotencyKeyAsync(requestId, cancellationToken) is { } earlier)
             return SameRequestOrRefuse(earlier, fingerprint);
-        if (current.MergedInto is { } target)
-            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into #{target}; log the call there.", "number");
+        if (current.MergedInto is not null)
+            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into another ticket; log the call on that one.", "number");
         var next = current.Copy();
         var writes = new WriteSet();
         // A call is a contact on the phone channel and moves the ticket as a message of that direction would (as Zammad
@@ -455,8 +457,8 @@ public sealed class TicketGrain(
         InputLimits.CheckTicketChange(change);
         await LoadAsync(cancellationToken);
         var current = Existing();
-        if (current.MergedInto is { } target)
-            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into #{target}.", "number");
+        if (current.MergedInto is not null)
+            throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was merged into another ticket; change that one.", "number");
         var now = time.GetUtcNow();
         var next = current.Copy();
         TicketRules.ApplyChange(next, change, now);
@@ -494,14 +496,14 @@ public sealed class TicketGrain(
         if (current.MergedInto is { } existing)
         {
             if (existing != targetNumber)
-                throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was already merged into #{existing}.", "into");
+                throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{Number} was already merged into another ticket.", "into");
         }
         else
         {
             var target = await GrainFactory.GetGrain<ITicketGrain>(targetNumber).GetAsync()
                 ?? throw new DomainException(DomainErrorKind.NotFound, $"No ticket #{targetNumber}.", "into");
             if (target.MergedInto is not null)
-                throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{targetNumber} was itself merged into #{target.MergedInto}; merge into that one.", "into");
+                throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{targetNumber} was itself merged into another ticket; merge into that one.", "into");
             if (target.CustomerId != current.CustomerId)
                 throw new DomainException(DomainErrorKind.Conflict, $"Ticket #{targetNumber} belongs to another customer; merge the customers first.", "into");
 

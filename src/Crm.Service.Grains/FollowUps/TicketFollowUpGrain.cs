@@ -46,7 +46,7 @@ public sealed class TicketFollowUpGrain(IRoutingStore documents, IFollowUpNotifi
         var ticket = await GrainFactory.GetGrain<ITicketGrain>(Number).GetAsync()
             ?? throw new DomainException(DomainErrorKind.NotFound, $"No ticket #{Number}.", "number");
         if (ticket.MergedInto is not null || ticket.Status == TicketStatus.Closed)
-            throw new DomainException(DomainErrorKind.Invalid, $"Ticket #{Number} is {(ticket.MergedInto is { } into ? $"merged into #{into}" : "closed")}; set the follow-up on the ticket that is open.", "number");
+            throw new DomainException(DomainErrorKind.Invalid, $"Ticket #{Number} is {(ticket.MergedInto is not null ? "merged into another ticket" : "closed")}; set the follow-up on the ticket that is open.", "number");
         await LoadAsync(cancellationToken);
         var next = new TicketFollowUp { At = at.ToUniversalTime(), SetBy = actor, Note = string.IsNullOrWhiteSpace(note) ? null : note.Trim(), SetAt = now };
         // The reminder first: a tick that finds no follow-up (a crash before the store) only removes the reminder,

@@ -28,11 +28,12 @@ public interface IRoutingStore
         CancellationToken cancellationToken = default);
 
     /// <summary>One keyset page of open follow-ups due by <paramref name="by"/>, earliest first, for an owner (the entry's
-    /// owner, else its author; or, given <paramref name="ownerId"/>, an entry whose owner resolved to that console account)
+    /// owner, else its author; or, given <paramref name="ownerId"/>, an entry whose owner resolved to that console account;
+    /// or, given <paramref name="ownerNames"/>, an entry whose owner is one of those names, lower-cased)
     /// and/or team (both case-insensitive), after (<paramref name="afterDue"/>, <paramref name="afterId"/>). An entry named
     /// in another's <see cref="CustomerFollowUp.Closes"/> is done, whatever its own document says.</summary>
     Task<IReadOnlyList<string>> DueFollowUpsAsync(DateTimeOffset by, string? owner, string? team, string? afterDue, string? afterId, int take,
-        CancellationToken cancellationToken = default, string? ownerId = null);
+        CancellationToken cancellationToken = default, string? ownerId = null, IReadOnlyCollection<string>? ownerNames = null);
 
     /// <summary>The id of a follow-up of <paramref name="customer"/> whose <see cref="CustomerFollowUp.Closes"/> names
     /// <paramref name="entry"/>, if any. This default walks the customer's log; the SQLite store asks one query.</summary>

@@ -42,15 +42,22 @@ public sealed class CustomerEventStore(IDbContextFactory<CrmDbContext> contexts)
 {
     public const int MaxDataBytes = 16 * 1024;
 
+    /// <summary>Stores an event once per (customer, id). <see cref="CustomerEventRecord.CustomerId"/> is set to the customer
+    /// the event belongs to, read in the insert's own write transaction: a customer merged meanwhile passes it on to the
+    /// one it was merged into (review FX8), so the caller answers with the record's customer, not the one it read.</summary>
     public async Task<(StoredEvent Outcome, CustomerEventView Event)> AddAsync(CustomerEventRecord record, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // BEGIN IMMEDIATE (EF's SQLite default): the owner read and the insert hold the write lock, so no merge commits between.
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        record.CustomerId = await MergedCustomerContent.OwnerAsync(db, record.CustomerId, cancellationToken);
         if (await FindAsync(db, record.CustomerId, record.ClientEventId, cancellationToken) is { } existing)
             return (existing.Fingerprint == record.Fingerprint ? StoredEvent.Repeated : StoredEvent.Conflict, View(existing));
         db.CustomerEvents.Add(record);
         try
         {
             await db.SaveChangesAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
             return (StoredEvent.Created, View(record));
         }
         catch (DbUpdateException ex) when (ex.InnerException is SqliteException { SqliteErrorCode: 19 })
@@ -66,12 +73,15 @@ public sealed class CustomerEventStore(IDbContextFactory<CrmDbContext> contexts)
     /// Stores an event whose <see cref="CustomerEventRecord.ClientEventId"/> is one across all customers (a call's
     /// Idempotency-Key, review CS3): the id goes into RequestKeys in the same commit, so a retry finds the event even
     /// when it names another customer or a customer merge has moved it. Answers the stored event and whether it is new;
-    /// <c>Stored</c> is null when the id is taken by something that is not an event.
+    /// <c>Stored</c> is null when the id is taken by something that is not an event. As in <see cref="AddAsync"/>, the
+    /// record's customer is re-read in the insert's transaction and follows a merge that committed meanwhile (FX8).
     /// </summary>
     public async Task<(CustomerEventRecord? Stored, bool Created)> AddOnceAsync(CustomerEventRecord record, CancellationToken cancellationToken)
     {
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
         {
+            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+            record.CustomerId = await MergedCustomerContent.OwnerAsync(db, record.CustomerId, cancellationToken);
             if (await FindOnceAsync(db, record, cancellationToken) is { } existing)
                 return (existing.Event, false);
             db.CustomerEvents.Add(record);
@@ -79,6 +89,7 @@ public sealed class CustomerEventStore(IDbContextFactory<CrmDbContext> contexts)
             try
             {
                 await db.SaveChangesAsync(cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
                 return (record, true);
             }
             catch (DbUpdateException ex) when (ex.InnerException is SqliteException { SqliteErrorCode: 19 })

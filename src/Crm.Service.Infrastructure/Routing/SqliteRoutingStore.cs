@@ -85,7 +85,7 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
     }
 
     public async Task<IReadOnlyList<string>> DueFollowUpsAsync(DateTimeOffset by, string? owner, string? team, string? afterDue, string? afterId, int take,
-        CancellationToken cancellationToken = default, string? ownerId = null)
+        CancellationToken cancellationToken = default, string? ownerId = null, IReadOnlyCollection<string>? ownerNames = null)
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
@@ -94,6 +94,9 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         // Due times are compared as UTC text to the millisecond, as in the log (RR11).
         var who = owner?.ToLowerInvariant() ?? "";
         var person = ownerId ?? "";
+        // The names that denote one person (account id, email, user name, personal keys' actors), as a JSON array: an
+        // entry recorded before ownerId was stored has only its owner's name (review FX7).
+        var names = System.Text.Json.JsonSerializer.Serialize((ownerNames ?? []).Select(n => n.ToLowerInvariant()).Distinct());
         var group = team?.ToLowerInvariant() ?? "";
         var due = afterDue ?? "";
         var after = afterId ?? "";
@@ -101,8 +104,10 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
             SELECT Json AS Value FROM RoutingDocuments
             WHERE Kind = {FollowUpKind} AND json_extract(Json, '$.doneAt') IS NULL
               AND json_extract(Json, '$.nextDueAt') IS NOT NULL AND strftime('%Y-%m-%dT%H:%M:%f', json_extract(Json, '$.nextDueAt')) <= strftime('%Y-%m-%dT%H:%M:%f', {until})
-              AND (({who} = '' AND {person} = '') OR coalesce(json_extract(Json, '$.ownerKey'), lower(coalesce(json_extract(Json, '$.owner'), json_extract(Json, '$.by')))) = {who}
-                   OR ({person} <> '' AND json_extract(Json, '$.ownerId') = {person}))
+              AND (({who} = '' AND {person} = '' AND {names} = '[]') OR coalesce(json_extract(Json, '$.ownerKey'), lower(coalesce(json_extract(Json, '$.owner'), json_extract(Json, '$.by')))) = {who}
+                   OR ({person} <> '' AND json_extract(Json, '$.ownerId') = {person})
+                   OR ({names} <> '[]' AND coalesce(json_extract(Json, '$.ownerKey'), lower(coalesce(json_extract(Json, '$.owner'), json_extract(Json, '$.by'))))
+                       IN (SELECT value FROM json_each({names}))))
               AND ({group} = '' OR coalesce(json_extract(Json, '$.teamKey'), lower(json_extract(Json, '$.team'))) = {group})
               AND json_extract(Json, '$.id') NOT IN (SELECT j.value FROM RoutingDocuments c, json_each(c.Json, '$.closes') j WHERE c.Kind = {FollowUpKind})
               AND ({due} = '' OR strftime('%Y-%m-%dT%H:%M:%f', json_extract(Json, '$.nextDueAt')) > strftime('%Y-%m-%dT%H:%M:%f', {due})

@@ -16,6 +16,22 @@ public static class MergedCustomerContent
     /// cycle, which a merge never makes, stops here too).</summary>
     private const int MaxHops = 64;
 
+    /// <summary>The customer <paramref name="id"/>'s content belongs to now: itself, or the end of its merge chain. Read
+    /// inside the transaction that inserts the content (review FX8): a merge sets the source's MergedInto in a commit
+    /// before the commit that moves its content, so an insert that sees no MergedInto is moved by that later commit, and
+    /// one that sees it goes to the target directly. Nothing is left on a merged source either way.</summary>
+    public static async Task<Guid> OwnerAsync(CrmDbContext db, Guid id, CancellationToken cancellationToken = default)
+    {
+        for (var hops = 0; hops < MaxHops; hops++)
+        {
+            var next = await db.Customers.AsNoTracking().Where(c => c.Id == id).Select(c => c.MergedInto).FirstOrDefaultAsync(cancellationToken);
+            if (next is not { } into)
+                break;
+            id = into;
+        }
+        return id;
+    }
+
     /// <summary>Moves the source's events and documents to <paramref name="to"/> in the caller's transaction. An event id
     /// the target already has (the same order posted to both) is kept, suffixed with the source, rather than break the
     /// move on the unique index.</summary>

@@ -20,8 +20,8 @@ public sealed record PhoneIdentityLink(string Identity, Guid CustomerId, bool He
 
 /// <summary>A logged call: on a ticket as a timeline entry of the phone channel, on a customer as an event of the
 /// customer's timeline (<c>call.in</c> / <c>call.out</c>). <see cref="Phone"/> is null when the number was not linked:
-/// shorter than <see cref="CallLog.MinLinkedDigits"/> digits (an extension, a short code), or the link failed after
-/// the call was stored (review CS5; the call is not repeated).</summary>
+/// not international (no leading '+', review FX6), shorter than <see cref="CallLog.MinLinkedDigits"/> digits (an
+/// extension, a short code), or the link failed after the call was stored (review CS5; the call is not repeated).</summary>
 public sealed record CallLogged(long? Ticket, Guid Customer, TimelineEntry? Entry, CustomerEventView? Event, PhoneIdentityLink? Phone);
 
 /// <summary>
@@ -39,6 +39,12 @@ public sealed partial class CallLog(IGrainFactory grains, TicketQueries tickets,
     /// <summary>Fewer digits are an extension or a short code: the call is logged, the number is not made anyone's
     /// identity (review CS4).</summary>
     public const int MinLinkedDigits = 6;
+
+    /// <summary>Only an international number ('+' and the country code, as E.164 writes it) becomes an identity (review
+    /// FX6): a national number ("030 1234567") would never meet the same number from Telegram, which is always
+    /// international, and digits without '+' are as often a date ("2025-03-04"), an order or a customer number. Such a
+    /// call is logged with its number as typed and links nobody.</summary>
+    public static bool IsLinkable(string phone) => phone.StartsWith('+') && phone.Count(char.IsAsciiDigit) >= MinLinkedDigits;
 
     /// <summary>A leading '+', then digits with the separators people write: spaces, '-', '(', ')' and '.'.</summary>
     [System.Text.RegularExpressions.GeneratedRegex(@"^\+?[0-9 ().-]+$")]
@@ -117,14 +123,20 @@ public sealed partial class CallLog(IGrainFactory grains, TicketQueries tickets,
             PostedBy = actor,
             ReceivedAt = now,
         };
+        // The store re-reads the owner in the insert's transaction (FX8): a merge that committed since the read above
+        // moves the call on to the customer it went into, so it is never left on a merged source.
         CustomerEventView stored;
         if (requestId is null)
+        {
             stored = (await events.AddAsync(record, cancellationToken)).Event;
+            owner = record.CustomerId;
+        }
         else
         {
             // The key is one across customers and merges (review CS3): a retry finds its call wherever a merge moved
             // it; the key used on another customer, or with another call, is refused.
             var (held, created) = await events.AddOnceAsync(record, cancellationToken);
+            owner = record.CustomerId;
             if (held is null || (!created && (held.Fingerprint != record.Fingerprint || await OwnerAsync(held.CustomerId, cancellationToken) != owner)))
                 throw new DomainException(DomainErrorKind.Invalid, "This Idempotency-Key was already used for a different call; use a new key for a new call.", "Idempotency-Key");
             stored = CustomerEventStore.ToView(held);
@@ -146,7 +158,7 @@ public sealed partial class CallLog(IGrainFactory grains, TicketQueries tickets,
     /// call with the number links it.</summary>
     private async Task<PhoneIdentityLink?> LinkAsync(Guid customerId, string phone, string actor, CancellationToken cancellationToken)
     {
-        if (phone.Count(char.IsAsciiDigit) < MinLinkedDigits)
+        if (!IsLinkable(phone))
             return null;
         try
         {

@@ -65,7 +65,7 @@ public static partial class CustomerEventsApi
         var title = request.Title.Trim();
         var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
             string.Join('\n', type, at.UtcTicks, title, request.Amount?.ToString(System.Globalization.CultureInfo.InvariantCulture), request.Currency, request.Link, data))));
-        var (outcome, stored) = await events.AddAsync(new CustomerEventRecord
+        var record = new CustomerEventRecord
         {
             Id = Guid.CreateVersion7(time.GetUtcNow()),
             CustomerId = owner,
@@ -80,10 +80,12 @@ public static partial class CustomerEventsApi
             Fingerprint = fingerprint,
             PostedBy = user.Actor(),
             ReceivedAt = time.GetUtcNow(),
-        }, cancellationToken);
+        };
+        // The store re-reads the owner in the insert's transaction: a merge since the read above moves it on (FX8).
+        var (outcome, stored) = await events.AddAsync(record, cancellationToken);
         return outcome switch
         {
-            StoredEvent.Created => TypedResults.Created($"/api/v1/customers/{owner}/events", stored),
+            StoredEvent.Created => TypedResults.Created($"/api/v1/customers/{record.CustomerId}/events", stored),
             StoredEvent.Repeated => TypedResults.Ok(stored),
             _ => Problems.Invalid("eventId", $"Event '{eventId}' was already posted with other content; use a new eventId for a new event."),
         };

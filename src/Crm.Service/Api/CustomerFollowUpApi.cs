@@ -194,6 +194,12 @@ internal static class CustomerFollowUpApi
             return new(closer, user?.Email, user?.UserName, [.. keys.Except(shared).Select(k => "apikey:" + k)], teams);
         }
 
+        /// <summary>Every name that denotes the closer's console person (account id, email, user name, the actors of their
+        /// personal keys); none without a person. "Mine" on /FollowUps matches an entry's owner against these (FX7).</summary>
+        public IReadOnlyList<string> Names => Closer.Person is { } person
+            ? [person, .. new[] { _email, _userName }.OfType<string>(), .. _keyActors]
+            : [];
+
         /// <summary>True when the name (an owner or author) denotes the closer's console person.</summary>
         private bool IsMe(string? name) => Closer.Person is { } person && name is not null && (name.StartsWith("apikey:", StringComparison.Ordinal)
             ? _keyActors.Contains(name)

@@ -100,8 +100,9 @@ public sealed class RoutingReview2FixTests
         public Task<bool> DeleteAsync(string kind, string id, CancellationToken cancellationToken = default) => inner.DeleteAsync(kind, id, cancellationToken);
         public Task<IReadOnlyList<string>> CustomerFollowUpsAsync(Guid customer, bool openOnly, string? afterAt, string? afterId, int take, CancellationToken cancellationToken = default) =>
             inner.CustomerFollowUpsAsync(customer, openOnly, afterAt, afterId, take, cancellationToken);
-        public Task<IReadOnlyList<string>> DueFollowUpsAsync(DateTimeOffset by, string? owner, string? team, string? afterDue, string? afterId, int take, CancellationToken cancellationToken = default, string? ownerId = null) =>
-            inner.DueFollowUpsAsync(by, owner, team, afterDue, afterId, take, cancellationToken, ownerId);
+        public Task<IReadOnlyList<string>> DueFollowUpsAsync(DateTimeOffset by, string? owner, string? team, string? afterDue, string? afterId, int take, CancellationToken cancellationToken = default, string? ownerId = null,
+            IReadOnlyCollection<string>? ownerNames = null) =>
+            inner.DueFollowUpsAsync(by, owner, team, afterDue, afterId, take, cancellationToken, ownerId, ownerNames);
         public Task<string?> FirstCustomerTextAsync(long ticketNumber, CancellationToken cancellationToken = default) => inner.FirstCustomerTextAsync(ticketNumber, cancellationToken);
     }
 

@@ -24,8 +24,12 @@ public sealed class IndexModel(IRoutingStore documents, IGrainFactory grains, ID
     public async Task<IActionResult> OnGetAsync(string? team, string? cursor, CancellationToken cancellationToken)
     {
         var me = TicketAccess.UserId(User);
+        IReadOnlyList<string> myNames;
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
+        {
             MyTeams = await db.TeamMembers.AsNoTracking().Where(m => m.UserId == me).Select(m => m.TeamId).OrderBy(t => t).ToListAsync(cancellationToken);
+            myNames = (await CustomerFollowUpApi.CloserScope.LoadAsync(CustomerFollowUpApi.Closer.Of(User), db, cancellationToken)).Names;
+        }
         if (!string.IsNullOrEmpty(team))
         {
             // A team's list is for its members (and Supervisors/Admins, who see every team).
@@ -37,10 +41,12 @@ public sealed class IndexModel(IRoutingStore documents, IGrainFactory grains, ID
         (string Key, string Id)? after = null;
         if (cursor is not null && (after = FollowUpCursor.Decode(cursor, list)) is null)
             return BadRequest();
-        // "Mine": owned under my sign-in name, or resolved to my account when recorded (an owner given as my email or
-        // account id, or my personal key's actor `apikey:{email}/{label}`, the API's default owner; RT5).
+        // "Mine": owned under my sign-in name, resolved to my account when recorded (RT5), or owned under any other name
+        // of mine, read now: my email, account id or a personal key's actor `apikey:{email}/{label}` (the API's default
+        // owner). The names also find entries recorded before the owner was resolved (FX7).
         var owner = Team is null ? User.Identity!.Name : null;
-        var rows = (await documents.DueFollowUpsAsync(time.GetUtcNow(), owner, Team, after?.Key, after?.Id, PageSize + 1, cancellationToken, Team is null ? me : null))
+        var rows = (await documents.DueFollowUpsAsync(time.GetUtcNow(), owner, Team, after?.Key, after?.Id, PageSize + 1, cancellationToken,
+                Team is null ? me : null, Team is null ? myNames : null))
             .Select(RoutingJson.Read<CustomerFollowUp>).ToList();
         Items = [.. rows.Take(PageSize)];
         Next = rows.Count > PageSize ? FollowUpCursor.Encode(list, Items[^1].NextDueAt!.Value, Items[^1].Id) : null;
