@@ -257,13 +257,19 @@ public sealed class RoutingReview6Tests
         interceptor.BeforePut = (_, id) => id == first.ToString("N") ? throw new IOException("killed before the close") : Task.CompletedTask;
         var second = await alice.PostAsJsonAsync($"/api/v1/customers/{customer}/follow-ups", new { how = "email", outcome = "Called back" });
         Assert.Equal(HttpStatusCode.Created, second.StatusCode);
-        var closer = (await second.Content.ReadFromJsonAsync<JsonElement>(CrmApp.Json)).GetProperty("id").GetGuid();
+        var closerBody = await second.Content.ReadFromJsonAsync<JsonElement>(CrmApp.Json);
+        var closer = closerBody.GetProperty("id").GetGuid();
+        var closedAt = closerBody.GetProperty("recordedAt").GetDateTimeOffset();
         interceptor.BeforePut = null;
 
+        // Read later than the close: the stored copy is done when the lists already showed it done (review CR6), at the
+        // closer's recordedAt, not at the time it happened to be read.
+        clock.Advance(TimeSpan.FromHours(2));
         var read = (await grain.GetAsync())!;
         Assert.Equal($"follow-up:{closer:N}", read.DoneBy);
+        Assert.Equal(closedAt, read.DoneAt);
         var stored = JsonNode.Parse((await app.Services.GetRequiredService<IRoutingStore>().GetAsync(CustomerFollowUpGrain.Kind, first.ToString("N")))!)!;
-        Assert.NotNull(stored["doneAt"]);
+        Assert.Equal(closedAt, stored["doneAt"]!.GetValue<DateTimeOffset>());
         Assert.Equal($"follow-up:{closer:N}", (string?)stored["doneBy"]);
     }
 
