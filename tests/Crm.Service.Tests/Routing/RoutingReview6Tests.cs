@@ -178,6 +178,74 @@ public sealed class RoutingReview6Tests
         Assert.Contains("value=\"zh, billing\"", await admin.PageAsync(Page), StringComparison.Ordinal);
     }
 
+    // Review CR9: unticking "Takes work" threw away the member's skills and capacity, a member without an email could
+    // never be given work (rows went by email), and a member missing from a stale form lost their settings.
+    [Fact]
+    public async Task The_team_assignment_form_keeps_an_unticked_members_skills_gives_work_to_a_member_without_email_and_keeps_a_member_missing_from_the_form()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        await ConsoleBrowser.CreateUserAsync(app, "bob@example.com", ConsoleRoles.Agent);
+        await ConsoleBrowser.CreateUserAsync(app, "dave@example.com", ConsoleRoles.Agent);
+        string noMail;
+        using (var scope = app.Services.CreateScope())
+        {
+            var users = scope.ServiceProvider.GetRequiredService<UserManager<IdentityUser>>();
+            var user = new IdentityUser("phone-desk");
+            Assert.True((await users.CreateAsync(user)).Succeeded);
+            noMail = user.Id;
+        }
+        var bob = await app.UserIdAsync("bob@example.com");
+        var dave = await app.UserIdAsync("dave@example.com");
+        await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("sales", "Sales", false, [bob, noMail], CancellationToken.None);
+        using var admin = await ConsoleBrowser.SignedInAsync(app, "admin@example.com", ConsoleRoles.Admin);
+        const string Page = "/Admin/Routing/Assignment?team=sales";
+        Assert.Contains($"data-account=\"{noMail}\"", await admin.PageAsync(Page), StringComparison.Ordinal);
+        Dictionary<string, string> Fields(bool bobTakes) => new()
+        {
+            ["Form.Policy"] = "RoundRobin",
+            ["Form.Agents[0].AccountId"] = bob, ["Form.Agents[0].Email"] = "bob@example.com", ["Form.Agents[0].Takes"] = bobTakes ? "true" : "false",
+            ["Form.Agents[0].Skills"] = "zh, billing", ["Form.Agents[0].MaxOpenTickets"] = "7",
+            ["Form.Agents[1].AccountId"] = noMail, ["Form.Agents[1].Email"] = "phone-desk", ["Form.Agents[1].Takes"] = "true",
+            ["Form.Agents[1].Skills"] = "de", ["Form.Agents[1].MaxOpenTickets"] = "3",
+        };
+        using var api = app.Admin();
+        async Task<JsonElement> SettingsAsync() => (await api.GetFromJsonAsync<JsonElement>("/api/v1/admin/teams/sales/assignment")).GetProperty("settings");
+        static string[] Names(JsonElement list) => [.. list.EnumerateArray().Select(a => a.GetProperty("userId").GetString()!).Order(StringComparer.Ordinal)];
+
+        Assert.Equal(HttpStatusCode.Redirect, (await admin.SubmitAsync(Page, Fields(bobTakes: true))).StatusCode);
+        Assert.Equal(["bob@example.com", "phone-desk"], Names((await SettingsAsync()).GetProperty("agents")));
+
+        // Untick bob and save, as the page posts it: he takes no work, and his skills and capacity stay.
+        Assert.Equal(HttpStatusCode.Redirect, (await admin.SubmitAsync(Page, Fields(bobTakes: false))).StatusCode);
+        var settings = await SettingsAsync();
+        Assert.Equal(["phone-desk"], Names(settings.GetProperty("agents")));
+        var kept = Assert.Single(settings.GetProperty("notTakingWork").EnumerateArray());
+        Assert.Equal(("bob@example.com", 7), (kept.GetProperty("userId").GetString(), kept.GetProperty("maxOpenTickets").GetInt32()));
+        var html = await admin.PageAsync(Page);
+        Assert.Contains("value=\"zh, billing\"", html, StringComparison.Ordinal);
+        // Re-tick: the skills are unchanged.
+        Assert.Equal(HttpStatusCode.Redirect, (await admin.SubmitAsync(Page, Fields(bobTakes: true))).StatusCode);
+        var back = (await SettingsAsync()).GetProperty("agents").EnumerateArray().Single(a => a.GetProperty("userId").GetString() == "bob@example.com");
+        Assert.Equal("zh,billing", string.Join(",", back.GetProperty("skills").EnumerateArray().Select(x => x.GetString())));
+
+        // Dave joins and is given work through the API; a form loaded before he joined (no row for him) keeps him.
+        await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("sales", "Sales", false, [bob, noMail, dave], CancellationToken.None);
+        (await api.PutAsJsonAsync("/api/v1/admin/teams/sales/assignment", new
+        {
+            policy = "roundRobin",
+            agents = new object[]
+            {
+                new { email = "bob@example.com", skills = new[] { "zh", "billing" }, maxOpenTickets = 7 },
+                new { accountId = noMail, skills = new[] { "de" }, maxOpenTickets = 3 },
+                new { email = "dave@example.com", skills = new[] { "fr" }, maxOpenTickets = 4 },
+            },
+        }, CrmApp.Json)).EnsureSuccessStatusCode();
+        Assert.Equal(HttpStatusCode.Redirect, (await admin.SubmitAsync(Page, Fields(bobTakes: true))).StatusCode);
+        var daveKept = (await SettingsAsync()).GetProperty("agents").EnumerateArray().Single(a => a.GetProperty("userId").GetString() == "dave@example.com");
+        Assert.Equal(4, daveKept.GetProperty("maxOpenTickets").GetInt32());
+    }
+
     [Fact]
     public async Task An_agent_or_supervisor_may_not_open_or_post_the_routing_form_pages()
     {

@@ -81,9 +81,10 @@ public sealed class AssignmentModel(TeamDirectory teams, IRoutingStore store, IG
         var json = await store.GetAsync(RoutingKinds.TeamAssignment, Team.Id, cancellationToken);
         var stored = json is null ? new TeamAssignmentSettings() : RoutingJson.Read<TeamAssignmentSettings>(json);
         var inForm = rows.Select(r => r.AccountId).Where(id => id is not null).ToHashSet(StringComparer.Ordinal);
+        var emails = rows.Where(r => r.AccountId is null).Select(r => r.Email!.Trim()).ToHashSet(StringComparer.OrdinalIgnoreCase);
         foreach (var id in Team.MemberIds.Where(id => !inForm.Contains(id)))
         {
-            if (await users.FindByIdAsync(id) is not { UserName: { } userName })
+            if (await users.FindByIdAsync(id) is not { UserName: { } userName } user || (user.Email is { } email && emails.Contains(email)))
                 continue;
             if (stored.Agents.FirstOrDefault(a => a.UserId == userName) is { } taking)
                 rows.Add(new RoutingApi.AgentRequest(null, taking.Skills, taking.MaxOpenTickets, id, true));
