@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using Crm.Service.Auth;
+using Crm.Service.Contracts;
 using Crm.Service.Grains.FollowUps;
 using Crm.Service.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
