@@ -25,6 +25,9 @@ public sealed record TeamAssignmentSettings
     [Id(1)] public IReadOnlyList<AgentCapacity> Agents { get; init; } = [];
     /// <summary>An agent offline this long gets their not-yet-started tickets (status New) put back in the queue; null keeps them.</summary>
     [Id(2)] public TimeSpan? ReturnTicketsAfterOffline { get; init; }
+    /// <summary>Members who take no work now, with the skills and capacity they had (or were given), kept so that ticking
+    /// "Takes work" again restores them (review CR9). The queue ignores this list.</summary>
+    [Id(3)] public IReadOnlyList<AgentCapacity> NotTakingWork { get; init; } = [];
 }
 
 /// <summary>A ticket waiting in a team's queue; the queue is ordered by priority (highest first), then waiting time.</summary>

@@ -415,12 +415,9 @@ public sealed class TicketGrain(
         var next = current.Copy();
         var writes = new WriteSet();
         // A call is a contact on the phone channel and moves the ticket as a message of that direction would (as Zammad
-        // treats its phone articles by sender): the customer calling is a customer message (reopens, starts the
-        // next-response clock), the agent calling is the agent's response (stops the first- and next-response clocks).
-        if (TicketRules.EffectOfCall(current, call.Direction, now, options.Value.ReopenWindow) is CustomerMessageEffect.FollowUp or CustomerMessageEffect.CloseThenFollowUp)
-            throw new DomainException(DomainErrorKind.Conflict,
-                $"Ticket #{Number} is closed; log the call on the customer, or on the ticket the customer's next message opens.", "number");
-        TicketRules.ApplyCall(next, call.Direction, now, options.Value.ReopenWindow);
+        // treats its phone articles by sender); only a call that connected is the agent's response (TicketRules.ApplyCall).
+        TicketRules.EnsureCallAllowed(current, call.Direction, now, options.Value.ReopenWindow);
+        TicketRules.ApplyCall(next, call, now, options.Value.ReopenWindow);
         AuditDiff(current, next, "call-logged", actor, now, writes);
         // A message of the phone channel without a conversation: nothing to send (no outbox row), no delivery status.
         var message = new MessageRecord

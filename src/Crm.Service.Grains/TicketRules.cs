@@ -65,27 +65,60 @@ internal static class TicketRules
     };
 
     /// <summary>What a logged call does to the ticket's status: an inbound call as a customer's message (never
-    /// automatic); an outbound call, like an agent's reply, takes nothing on a closed ticket (a follow-up effect).</summary>
+    /// automatic); an outbound call as an agent's reply, which only a closed ticket refuses (a follow-up effect).</summary>
     public static CustomerMessageEffect EffectOfCall(TicketRecord ticket, MessageDirection direction, DateTimeOffset now, TimeSpan reopenWindow) =>
         direction == MessageDirection.Inbound ? OnCustomerMessage(ticket, now, reopenWindow)
         : ticket.Status == TicketStatus.Closed ? CustomerMessageEffect.FollowUp
         : CustomerMessageEffect.Join;
 
-    /// <summary>Applies a logged call (already allowed by <see cref="EffectOfCall"/>) to the row. The customer's call
-    /// reopens a resolved, pending or on-hold ticket and is the customer's latest message (the next-response clock runs
-    /// from it); the agent's call opens a new ticket as a reply does and is the agent's response (first response, last
-    /// reply). The time is when the call is logged, as for every message: a call logged late never moves a clock back.</summary>
-    public static void ApplyCall(TicketRecord ticket, MessageDirection direction, DateTimeOffset now, TimeSpan reopenWindow)
+    /// <summary>Refuses a call the ticket cannot take (review CR4), worded by the ticket's status: a closed ticket takes
+    /// no call (as it takes no reply); a customer's call on a ticket resolved longer ago than the reopen window would
+    /// open a follow-up, which needs a conversation a call does not have. An agent's call there is taken, as a reply is.</summary>
+    public static void EnsureCallAllowed(TicketRecord ticket, MessageDirection direction, DateTimeOffset now, TimeSpan reopenWindow)
     {
-        if (direction == MessageDirection.Inbound)
+        switch (EffectOfCall(ticket, direction, now, reopenWindow))
+        {
+            case CustomerMessageEffect.FollowUp:
+                throw new DomainException(DomainErrorKind.Conflict,
+                    $"Ticket #{ticket.Number} is closed; log the call on the customer, or on the ticket the customer's next message opens.", "number");
+            case CustomerMessageEffect.CloseThenFollowUp:
+                throw new DomainException(DomainErrorKind.Conflict,
+                    $"Ticket #{ticket.Number} was resolved longer ago than the reopen window, so the customer's call would open a follow-up, which a call cannot; log the call on the customer, or on the ticket the customer's next message opens.", "number");
+        }
+    }
+
+    /// <summary>Whether a call reached the other person (review CR3): it lasted and its result is not one of the
+    /// missed ones. Only such a call is a response; a 0-second or "no answer" call stops no clock.</summary>
+    public static bool Connected(PhoneCall call) =>
+        call.DurationSeconds > 0 && !(call.Result is { } result && MissedResults.Contains(result.Trim().TrimEnd('.', '!')));
+
+    /// <summary>Results that say the call did not reach anyone (compared without case); any other text, or none, with a
+    /// duration is a call that connected.</summary>
+    public static readonly IReadOnlySet<string> MissedResults = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+    {
+        "no answer", "no-answer", "not answered", "unanswered", "missed", "busy", "voicemail", "left voicemail",
+        "left a voicemail", "failed", "unreachable", "not reachable", "wrong number", "cancelled", "canceled",
+    };
+
+    /// <summary>Applies a logged call (already allowed by <see cref="EnsureCallAllowed"/>) to the row, as Zammad treats
+    /// its phone articles by sender. The customer's call reopens a resolved, pending or on-hold ticket and is the
+    /// customer's latest message (the next-response clock runs from it); one an agent answered (<see cref="Connected"/>)
+    /// is the agent's response at once too, so it starts no clock and stops a running one. The agent's call opens a new
+    /// ticket as a reply does and, when it connected, is the agent's response (first response, last reply); a missed
+    /// one moves no clock. The time is when the call is logged, as for every message: a call logged late never moves a
+    /// clock back.</summary>
+    public static void ApplyCall(TicketRecord ticket, PhoneCall call, DateTimeOffset now, TimeSpan reopenWindow)
+    {
+        if (call.Direction == MessageDirection.Inbound)
         {
             if (OnCustomerMessage(ticket, now, reopenWindow) == CustomerMessageEffect.Reopen)
                 ApplyStatus(ticket, TicketStatus.Open, now);
             ticket.LastCustomerMessageAt = now;
-            return;
         }
-        if (ticket.Status == TicketStatus.New)
+        else if (ticket.Status == TicketStatus.New)
             ApplyStatus(ticket, TicketStatus.Open, now);
+        if (!Connected(call))
+            return;
         ticket.FirstResponseAt ??= now;
         ticket.LastAgentReplyAt = now;
     }

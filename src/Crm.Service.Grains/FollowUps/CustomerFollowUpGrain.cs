@@ -85,6 +85,11 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
 
     private static string ClosedBy(Guid entry) => $"follow-up:{entry:N}";
 
+    /// <summary>When a close cut short by a crash took effect: the closer's <c>RecordedAt</c>, which is when the lists
+    /// already showed this entry done, not when the stored copy catches up (review CR6). Now if the closer is gone.</summary>
+    private async Task<DateTimeOffset> ClosedAtAsync(Guid closer, DateTimeOffset fallback, CancellationToken cancellationToken) =>
+        await documents.GetAsync(Kind, closer.ToString("N"), cancellationToken) is { } json ? RoutingJson.Read<CustomerFollowUp>(json).RecordedAt : fallback;
+
     public async Task<CustomerFollowUp?> CompleteAsync(string? by = null, CancellationToken cancellationToken = default)
     {
         if (await LoadAsync(cancellationToken) is not { DoneAt: null } state)
@@ -111,7 +116,7 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
         // Checked before the escalated case too (RT2), so an escalated entry's stray tick still records the close.
         if (await documents.FollowUpClosedByAsync(state.CustomerId, state.Id, CancellationToken.None) is { } closer)
         {
-            await SaveAsync(state with { DoneAt = now, DoneBy = ClosedBy(closer) }, CancellationToken.None);
+            await SaveAsync(state with { DoneAt = await ClosedAtAsync(closer, now, CancellationToken.None), DoneBy = ClosedBy(closer) }, CancellationToken.None);
             await UnregisterAsync();
             return;
         }
@@ -175,7 +180,7 @@ public sealed class CustomerFollowUpGrain(IRoutingStore documents, IFollowUpNoti
         // closed when it is read, not only at its next tick (an escalated entry has none).
         if (_state is { DoneAt: null } open && await documents.FollowUpClosedByAsync(open.CustomerId, open.Id, cancellationToken) is { } closer)
         {
-            await SaveAsync(open with { DoneAt = time.GetUtcNow(), DoneBy = ClosedBy(closer) }, cancellationToken);
+            await SaveAsync(open with { DoneAt = await ClosedAtAsync(closer, time.GetUtcNow(), cancellationToken), DoneBy = ClosedBy(closer) }, cancellationToken);
             await UnregisterAsync();
         }
         return _state;

@@ -10,6 +10,9 @@ namespace Crm.Service.AgentConsole;
 
 public static class AgentConsoleExtensions
 {
+    /// <summary>Set in HttpContext.Items by a page the console frames itself; every other page is sent with DENY.</summary>
+    public const string FrameableByConsole = "crm.frameable-by-console";
+
     private static readonly CultureInfo[] Cultures = [new("en"), new("zh-CN")];
 
     /// <summary>The agent console: Razor Pages (each folder behind its role), the agents' hub fed from the change feed,
@@ -81,9 +84,9 @@ public static class AgentConsoleExtensions
                             "connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
                     headers.XContentTypeOptions = "nosniff";
                     headers["Referrer-Policy"] = "same-origin";
-                    // A page the console frames itself (the web chat widget's preview) sets its own.
-                    if (string.IsNullOrEmpty(headers.XFrameOptions))
-                        headers.XFrameOptions = "DENY";
+                    // Framing is opt-in: only a page the console frames itself (the web chat widget's preview) marks its
+                    // response; anti-forgery's SAMEORIGIN on every page with a form is overwritten (review WC1).
+                    headers.XFrameOptions = http.Items.ContainsKey(FrameableByConsole) ? "SAMEORIGIN" : "DENY";
                     return Task.CompletedTask;
                 });
             return next(http);

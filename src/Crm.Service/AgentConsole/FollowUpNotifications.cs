@@ -43,13 +43,28 @@ internal static class LivePush
         try
         {
             await hub.Clients.Users([.. people]).Notify(notification);
-            // The bell: each person's own unread count, read after the commit, so it includes this notice.
-            foreach (var person in people)
-                await hub.Clients.User(person).NoticesChanged(await notices.UnreadCountAsync(person));
         }
         catch (Exception ex)
         {
             logger.LogWarning(ex, "The live {Kind} notice could not be pushed (it is stored)", notification.Kind);
+        }
+        // The bell: each person's own unread count, read after the commit, so it includes this notice. One person's
+        // failed count or push never skips the others (an escalation goes to every supervisor).
+        foreach (var person in people)
+            await BellAsync(hub, notices, person, logger);
+    }
+
+    /// <summary>Pushes the person's unread count to all their open consoles (after a notice is stored or marked read,
+    /// so every tab's bell counts down as well as up). Best effort: the next page load shows the stored count.</summary>
+    public static async Task BellAsync(IHubContext<AgentHub, IAgentClient> hub, NoticeStore notices, string person, ILogger logger)
+    {
+        try
+        {
+            await hub.Clients.User(person).NoticesChanged(await notices.UnreadCountAsync(person));
+        }
+        catch (Exception ex)
+        {
+            logger.LogWarning(ex, "The unread notice count could not be pushed to {Person}", person);
         }
     }
 }

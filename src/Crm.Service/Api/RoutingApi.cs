@@ -248,7 +248,9 @@ public static class RoutingApi
     /// <summary>PUT body: policy, agents by sign-in email (team members) with skills and capacity, offline return time.</summary>
     public sealed record TeamAssignmentRequest(AssignmentPolicy? Policy, IReadOnlyList<AgentRequest>? Agents, TimeSpan? ReturnTicketsAfterOffline);
 
-    public sealed record AgentRequest(string? Email, IReadOnlyList<string>? Skills, int? MaxOpenTickets);
+    /// <param name="AccountId">The console account, instead of the email (a member without an email can be given work).</param>
+    /// <param name="TakesWork">false keeps the member's skills and capacity without giving them work (default true).</param>
+    public sealed record AgentRequest(string? Email, IReadOnlyList<string>? Skills, int? MaxOpenTickets, string? AccountId = null, bool? TakesWork = null);
 
     internal static async Task<Results<Ok<TeamAssignmentView>, ProblemHttpResult>> GetAssignmentAsync(
         string id, TeamDirectory teams, IRoutingStore store, IGrainFactory grains, CancellationToken cancellationToken)
@@ -269,24 +271,36 @@ public static class RoutingApi
         if (request.ReturnTicketsAfterOffline is { } after && (after < TimeSpan.FromMinutes(1) || after > TimeSpan.FromDays(30)))
             return Problems.Invalid("returnTicketsAfterOffline", "returnTicketsAfterOffline is between 00:01:00 and 30.00:00:00, or null to keep tickets with their agent.");
         var agents = new List<AgentCapacity>();
+        var notTaking = new List<AgentCapacity>();
         var accounts = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var agent in request.Agents ?? [])
         {
-            if (string.IsNullOrWhiteSpace(agent.Email) || await users.FindByEmailAsync(agent.Email.Trim()) is not { UserName: { } userName } user || !team.MemberIds.Contains(user.Id))
-                return Problems.Invalid("agents", $"'{agent.Email}' is not a member of team '{id}'; add them to the team first.");
+            var who = agent.AccountId ?? agent.Email;
+            var found = !string.IsNullOrWhiteSpace(agent.AccountId) ? await users.FindByIdAsync(agent.AccountId.Trim())
+                : !string.IsNullOrWhiteSpace(agent.Email) ? await users.FindByEmailAsync(agent.Email.Trim()) : null;
+            if (found is not { UserName: { } userName } user || !team.MemberIds.Contains(user.Id))
+                return Problems.Invalid("agents", $"'{who}' is not a member of team '{id}'; add them to the team first.");
             if (agent.MaxOpenTickets is < 1 or > 10_000 || (agent.Skills?.Count ?? 0) > 50 || (agent.Skills ?? []).Any(s => string.IsNullOrWhiteSpace(s) || s.Length > 64))
                 return Problems.Invalid("agents", "maxOpenTickets is 1-10000; at most 50 skills of 1-64 characters.");
-            if (accounts.Contains(user.Id))
-                return Problems.Invalid("agents", $"'{agent.Email}' is listed twice; give each agent one entry.");
-            accounts.Add(user.Id);
+            if (!seen.Add(user.Id))
+                return Problems.Invalid("agents", $"'{who}' is listed twice; give each agent one entry.");
             // Queues know agents by sign-in name: it is what a ticket's assignee holds ("Mine", "assign to me", macros).
-            agents.Add(new AgentCapacity(userName, [.. (agent.Skills ?? []).Select(s => s.Trim())], agent.MaxOpenTickets ?? 20));
+            var capacity = new AgentCapacity(userName, [.. (agent.Skills ?? []).Select(s => s.Trim())], agent.MaxOpenTickets ?? 20);
+            if (agent.TakesWork == false)
+            {
+                notTaking.Add(capacity);
+                continue;
+            }
+            accounts.Add(user.Id);
+            agents.Add(capacity);
         }
         var settings = new TeamAssignmentSettings
         {
             Policy = request.Policy ?? AssignmentPolicy.Manual,
             Agents = agents,
             ReturnTicketsAfterOffline = request.ReturnTicketsAfterOffline,
+            NotTakingWork = notTaking,
         };
         // The queue takes the settings first (it keeps them in its own document); this copy is what GET shows.
         var queue = grains.GetGrain<ITeamQueueGrain>(id);

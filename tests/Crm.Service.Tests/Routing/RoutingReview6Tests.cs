@@ -178,6 +178,69 @@ public sealed class RoutingReview6Tests
         Assert.Contains("value=\"zh, billing\"", await admin.PageAsync(Page), StringComparison.Ordinal);
     }
 
+    // Review CR9: unticking "Takes work" threw away the member's skills and capacity, rows went by email (a member whose
+    // email changed after the page was loaded was refused), and a member missing from a stale form lost their settings.
+    [Fact]
+    public async Task The_team_assignment_form_keeps_an_unticked_members_skills_saves_rows_by_account_and_keeps_a_member_missing_from_the_form()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        await ConsoleBrowser.CreateUserAsync(app, "bob@example.com", ConsoleRoles.Agent);
+        await ConsoleBrowser.CreateUserAsync(app, "dave@example.com", ConsoleRoles.Agent);
+        await ConsoleBrowser.CreateUserAsync(app, "carol@example.com", ConsoleRoles.Agent);
+        var noMail = await app.UserIdAsync("carol@example.com");
+        var bob = await app.UserIdAsync("bob@example.com");
+        var dave = await app.UserIdAsync("dave@example.com");
+        await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("sales", "Sales", false, [bob, noMail], CancellationToken.None);
+        using var admin = await ConsoleBrowser.SignedInAsync(app, "admin@example.com", ConsoleRoles.Admin);
+        const string Page = "/Admin/Routing/Assignment?team=sales";
+        Assert.Contains($"data-account=\"{noMail}\"", await admin.PageAsync(Page), StringComparison.Ordinal);
+        Dictionary<string, string> Fields(bool bobTakes) => new()
+        {
+            ["Form.Policy"] = "RoundRobin",
+            ["Form.Agents[0].AccountId"] = bob, ["Form.Agents[0].Email"] = "bob@example.com", ["Form.Agents[0].Takes"] = bobTakes ? "true" : "false",
+            ["Form.Agents[0].Skills"] = "zh, billing", ["Form.Agents[0].MaxOpenTickets"] = "7",
+            ["Form.Agents[1].AccountId"] = noMail, ["Form.Agents[1].Email"] = "carol.old@example.com", ["Form.Agents[1].Takes"] = "true",
+            ["Form.Agents[1].Skills"] = "de", ["Form.Agents[1].MaxOpenTickets"] = "3",
+        };
+        using var api = app.Admin();
+        async Task<JsonElement> SettingsAsync() => (await api.GetFromJsonAsync<JsonElement>("/api/v1/admin/teams/sales/assignment")).GetProperty("settings");
+        static string[] Names(JsonElement list) => [.. list.EnumerateArray().Select(a => a.GetProperty("userId").GetString()!).Order(StringComparer.Ordinal)];
+
+        Assert.Equal(HttpStatusCode.Redirect, (await admin.SubmitAsync(Page, Fields(bobTakes: true))).StatusCode);
+        Assert.Equal(["bob@example.com", "carol@example.com"], Names((await SettingsAsync()).GetProperty("agents")));
+        // (carol's row carried an email she no longer has, as a form loaded before she changed it: the account counts.)
+
+        // Untick bob and save, as the page posts it: he takes no work, and his skills and capacity stay.
+        Assert.Equal(HttpStatusCode.Redirect, (await admin.SubmitAsync(Page, Fields(bobTakes: false))).StatusCode);
+        var settings = await SettingsAsync();
+        Assert.Equal(["carol@example.com"], Names(settings.GetProperty("agents")));
+        var kept = Assert.Single(settings.GetProperty("notTakingWork").EnumerateArray());
+        Assert.Equal(("bob@example.com", 7), (kept.GetProperty("userId").GetString(), kept.GetProperty("maxOpenTickets").GetInt32()));
+        var html = await admin.PageAsync(Page);
+        Assert.Contains("value=\"zh, billing\"", html, StringComparison.Ordinal);
+        // Re-tick: the skills are unchanged.
+        Assert.Equal(HttpStatusCode.Redirect, (await admin.SubmitAsync(Page, Fields(bobTakes: true))).StatusCode);
+        var back = (await SettingsAsync()).GetProperty("agents").EnumerateArray().Single(a => a.GetProperty("userId").GetString() == "bob@example.com");
+        Assert.Equal("zh,billing", string.Join(",", back.GetProperty("skills").EnumerateArray().Select(x => x.GetString())));
+
+        // Dave joins and is given work through the API; a form loaded before he joined (no row for him) keeps him.
+        await app.Services.GetRequiredService<TeamDirectory>().SaveAsync("sales", "Sales", false, [bob, noMail, dave], CancellationToken.None);
+        (await api.PutAsJsonAsync("/api/v1/admin/teams/sales/assignment", new
+        {
+            policy = "roundRobin",
+            agents = new object[]
+            {
+                new { email = "bob@example.com", skills = new[] { "zh", "billing" }, maxOpenTickets = 7 },
+                new { accountId = noMail, skills = new[] { "de" }, maxOpenTickets = 3 },
+                new { email = "dave@example.com", skills = new[] { "fr" }, maxOpenTickets = 4 },
+            },
+        }, CrmApp.Json)).EnsureSuccessStatusCode();
+        Assert.Equal(HttpStatusCode.Redirect, (await admin.SubmitAsync(Page, Fields(bobTakes: true))).StatusCode);
+        var daveKept = (await SettingsAsync()).GetProperty("agents").EnumerateArray().Single(a => a.GetProperty("userId").GetString() == "dave@example.com");
+        Assert.Equal(4, daveKept.GetProperty("maxOpenTickets").GetInt32());
+    }
+
     [Fact]
     public async Task An_agent_or_supervisor_may_not_open_or_post_the_routing_form_pages()
     {
@@ -257,13 +320,19 @@ public sealed class RoutingReview6Tests
         interceptor.BeforePut = (_, id) => id == first.ToString("N") ? throw new IOException("killed before the close") : Task.CompletedTask;
         var second = await alice.PostAsJsonAsync($"/api/v1/customers/{customer}/follow-ups", new { how = "email", outcome = "Called back" });
         Assert.Equal(HttpStatusCode.Created, second.StatusCode);
-        var closer = (await second.Content.ReadFromJsonAsync<JsonElement>(CrmApp.Json)).GetProperty("id").GetGuid();
+        var closerBody = await second.Content.ReadFromJsonAsync<JsonElement>(CrmApp.Json);
+        var closer = closerBody.GetProperty("id").GetGuid();
+        var closedAt = closerBody.GetProperty("recordedAt").GetDateTimeOffset();
         interceptor.BeforePut = null;
 
+        // Read later than the close: the stored copy is done when the lists already showed it done (review CR6), at the
+        // closer's recordedAt, not at the time it happened to be read.
+        clock.Advance(TimeSpan.FromHours(2));
         var read = (await grain.GetAsync())!;
         Assert.Equal($"follow-up:{closer:N}", read.DoneBy);
+        Assert.Equal(closedAt, read.DoneAt);
         var stored = JsonNode.Parse((await app.Services.GetRequiredService<IRoutingStore>().GetAsync(CustomerFollowUpGrain.Kind, first.ToString("N")))!)!;
-        Assert.NotNull(stored["doneAt"]);
+        Assert.Equal(closedAt, stored["doneAt"]!.GetValue<DateTimeOffset>());
         Assert.Equal($"follow-up:{closer:N}", (string?)stored["doneBy"]);
     }
 

@@ -75,6 +75,17 @@ public sealed class WidgetAdminTests : AppTest
         var preview = await admin.PageAsync("/Admin/Widgets/Preview/shop?colour=%23c0392b&greetingEn=%3Cscript%3Ealert(1)%3C%2Fscript%3E");
         Assert.Contains("data-preview=\"{&quot;colour&quot;:&quot;#c0392b&quot;", preview, StringComparison.Ordinal);
         Assert.DoesNotContain("<script>alert", preview, StringComparison.Ordinal);
+
+        // Review WC1: anti-forgery sets SAMEORIGIN on every page with a form (the layout's sign-out form), and the
+        // console kept it; framing is opt-in now: only the preview may be framed (by the console), every other page is DENY.
+        foreach (var path in new[] { "/Admin/Widgets/Edit/shop", "/Admin/Widgets" })
+        {
+            using var response = await admin.GetAsync(path);
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("DENY", response.Headers.GetValues("X-Frame-Options").Single());
+        }
+        using (var framed = await admin.GetAsync("/Admin/Widgets/Preview/shop"))
+            Assert.Equal("SAMEORIGIN", framed.Headers.GetValues("X-Frame-Options").Single());
     }
 
     [Fact]

@@ -28,6 +28,7 @@ async function refreshCounts() {
 
 async function refreshTimeline() {
   if (watchedTicket === null) return;
+  await refreshLinks();
   // Reading an older page: keep the agent's place and say that something new arrived.
   if (ticketPage.dataset.olderPage === "true") {
     const news = document.getElementById("ticket-news");
@@ -39,6 +40,13 @@ async function refreshTimeline() {
   // Server-rendered and encoded by Razor, from our own origin: the same markup a full page load would show.
   const host = document.getElementById("timeline-host");
   if (host) host.innerHTML = await response.text();
+}
+
+// The linked tickets list (outside the timeline): a link made on the other ticket changes this one too.
+async function refreshLinks() {
+  const response = await fetch(`/Tickets/${watchedTicket}?handler=Links`, { credentials: "same-origin", headers: { "Accept": "text/html" } });
+  const list = document.getElementById("links-list");
+  if (response.ok && list) list.outerHTML = await response.text();
 }
 
 // The collision indicator: who else is on this ticket, and who of them is typing. Names are set as text, never HTML.

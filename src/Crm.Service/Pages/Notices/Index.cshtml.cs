@@ -1,13 +1,15 @@
 using Crm.Service.AgentConsole;
+using Crm.Service.Hubs;
 using Crm.Service.Infrastructure.Notifications;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.AspNetCore.SignalR;
 
 namespace Crm.Service.Pages.Notices;
 
 /// <summary>The signed-in person's stored notices (SLA, follow-ups), newest first, keyset-paged by id; mark one or all
 /// read. Only the person's own notices are read or changed (every query is by their account id).</summary>
-public sealed class IndexModel(NoticeStore notices) : PageModel
+public sealed class IndexModel(NoticeStore notices, IHubContext<AgentHub, IAgentClient> hub, ILogger<IndexModel> logger) : PageModel
 {
     public IReadOnlyList<NoticeRecord> Items { get; private set; } = [];
 
@@ -29,12 +31,15 @@ public sealed class IndexModel(NoticeStore notices) : PageModel
     public async Task<IActionResult> OnPostReadAsync(long id, CancellationToken cancellationToken)
     {
         await notices.MarkReadAsync(Me, id, cancellationToken);
+        // The person's other tabs count down too (review CR7).
+        await LivePush.BellAsync(hub, notices, Me, logger);
         return RedirectToPage();
     }
 
     public async Task<IActionResult> OnPostReadAllAsync(CancellationToken cancellationToken)
     {
         await notices.MarkReadAsync(Me, null, cancellationToken);
+        await LivePush.BellAsync(hub, notices, Me, logger);
         return RedirectToPage();
     }
 

@@ -19,6 +19,14 @@ public sealed partial class DetailsModel
     private async Task LoadLinksAndCallsAsync(IReadOnlyList<string> hiddenTeams, CancellationToken cancellationToken) =>
         Links = await LinkStore.ListAsync(Number, hiddenTeams, cancellationToken);
 
+    /// <summary>The links list alone, for the live update of an open ticket page: a link made or removed on the other
+    /// ticket writes a change for both, and this page redraws its list (review CR1).</summary>
+    public async Task<IActionResult> OnGetLinksAsync(CancellationToken cancellationToken)
+    {
+        await LoadLinksAndCallsAsync(await access.HiddenTeamsAsync(User, cancellationToken), cancellationToken);
+        return Partial("_LinkList", this);
+    }
+
     /// <summary>Links this ticket to another one this person may see ("related", or "duplicate": this one duplicates it).
     /// A ticket they may not see is refused like one that does not exist; linking again changes nothing.</summary>
     public async Task<IActionResult> OnPostLinkAsync(CancellationToken cancellationToken)

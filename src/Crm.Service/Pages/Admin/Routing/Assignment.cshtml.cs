@@ -16,8 +16,11 @@ namespace Crm.Service.Pages.Admin.Routing;
 public sealed class AssignmentModel(TeamDirectory teams, IRoutingStore store, IGrainFactory grains, UserManager<IdentityUser> users, IAgentPresence presence)
     : PageModel
 {
+    /// <summary>One member, keyed by account id (a member without an email is a row too); the skills and capacity stay
+    /// in the form whatever the tick, so unticking and saving keeps them (review CR9).</summary>
     public sealed class AgentRow
     {
+        [StringLength(450)] public string? AccountId { get; set; }
         [StringLength(320)] public string? Email { get; set; }
         /// <summary>Takes work from the queue (unticked members are not assigned automatically).</summary>
         public bool Takes { get; set; }
@@ -57,21 +60,48 @@ public sealed class AssignmentModel(TeamDirectory teams, IRoutingStore store, IG
             if (await users.FindByIdAsync(id) is not { } user)
                 continue;
             var agent = settings.Agents.FirstOrDefault(a => a.UserId == user.UserName);
+            var kept = agent ?? settings.NotTakingWork.FirstOrDefault(a => a.UserId == user.UserName);
             Form.Agents.Add(new AgentRow
             {
-                Email = user.Email, Takes = agent is not null, Skills = agent is null ? "" : FormLists.Join(agent.Skills), MaxOpenTickets = agent?.MaxOpenTickets ?? 20,
+                AccountId = user.Id, Email = user.Email ?? user.UserName, Takes = agent is not null,
+                Skills = kept is null ? "" : FormLists.Join(kept.Skills), MaxOpenTickets = kept?.MaxOpenTickets ?? 20,
             });
         }
         Form.Agents.Sort((a, b) => StringComparer.OrdinalIgnoreCase.Compare(a.Email, b.Email));
     }
 
+    /// <summary>Members who joined the team after the page was loaded keep what is stored for them (the form has no row
+    /// for them); rows are sent by account id, ticked or not.</summary>
+    private async Task<List<RoutingApi.AgentRequest>> RowsToSaveAsync(CancellationToken cancellationToken)
+    {
+        var rows = Form.Agents.Where(a => !string.IsNullOrEmpty(a.AccountId) || !string.IsNullOrEmpty(a.Email))
+            .Select(a => new RoutingApi.AgentRequest(a.Email, FormLists.Split(a.Skills), a.MaxOpenTickets, NullIfEmpty(a.AccountId), a.Takes)).ToList();
+        if (Team is null)
+            return rows;
+        var json = await store.GetAsync(RoutingKinds.TeamAssignment, Team.Id, cancellationToken);
+        var stored = json is null ? new TeamAssignmentSettings() : RoutingJson.Read<TeamAssignmentSettings>(json);
+        var inForm = rows.Select(r => r.AccountId).Where(id => id is not null).ToHashSet(StringComparer.Ordinal);
+        var emails = rows.Where(r => r.AccountId is null).Select(r => r.Email!.Trim()).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        foreach (var id in Team.MemberIds.Where(id => !inForm.Contains(id)))
+        {
+            if (await users.FindByIdAsync(id) is not { UserName: { } userName } user || (user.Email is { } email && emails.Contains(email)))
+                continue;
+            if (stored.Agents.FirstOrDefault(a => a.UserId == userName) is { } taking)
+                rows.Add(new RoutingApi.AgentRequest(null, taking.Skills, taking.MaxOpenTickets, id, true));
+            else if (stored.NotTakingWork.FirstOrDefault(a => a.UserId == userName) is { } resting)
+                rows.Add(new RoutingApi.AgentRequest(null, resting.Skills, resting.MaxOpenTickets, id, false));
+        }
+        return rows;
+    }
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
     public async Task<IActionResult> OnPostAsync(CancellationToken cancellationToken)
     {
         if (ModelState.IsValid)
         {
-            var request = new RoutingApi.TeamAssignmentRequest(Form.Policy,
-                [.. Form.Agents.Where(a => a.Takes).Select(a => new RoutingApi.AgentRequest(a.Email, FormLists.Split(a.Skills), a.MaxOpenTickets))],
-                Form.ReturnTicketsAfterOffline);
+            await LoadAsync(cancellationToken);
+            var request = new RoutingApi.TeamAssignmentRequest(Form.Policy, await RowsToSaveAsync(cancellationToken), Form.ReturnTicketsAfterOffline);
             var result = (await RoutingApi.PutAssignmentAsync(TeamId ?? "", request, teams, store, grains, users, presence, cancellationToken)).Result;
             if (result is not ProblemHttpResult problem)
                 return Redirect("/Admin/Routing/Assignment?team=" + Uri.EscapeDataString(TeamId!));

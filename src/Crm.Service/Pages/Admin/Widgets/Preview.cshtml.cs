@@ -38,7 +38,7 @@ public sealed partial class PreviewModel : PageModel
         // widget's styles live in a <style> element of its shadow root.
         Response.Headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
             "connect-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
-        Response.Headers.XFrameOptions = "SAMEORIGIN";
+        HttpContext.Items[AgentConsole.AgentConsoleExtensions.FrameableByConsole] = true;
         return Page();
     }
 

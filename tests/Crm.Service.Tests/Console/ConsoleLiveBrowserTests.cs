@@ -1,0 +1,96 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Crm.Service.Auth;
+using Crm.Service.Contracts;
+using Crm.Service.Grains.FollowUps;
+using Crm.Service.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+
+namespace Crm.Service.Tests.Console;
+
+/// <summary>Review CR1 and CR7 in headless chromium: what one page does shows in another open page without a reload.</summary>
+public sealed class ConsoleLiveBrowserTests : IAsyncLifetime
+{
+    private const string Agent = "agent@example.com";
+    private readonly TempDirectory _data = new();
+    private CrmApp _app = null!;
+    private IPlaywright _playwright = null!;
+    private IBrowser _browser = null!;
+    private string _baseUrl = "";
+
+    public async Task InitializeAsync()
+    {
+        var port = FreePorts.Next();
+        _baseUrl = $"http://127.0.0.1:{port}";
+        _app = new CrmApp(_data.Path);
+        _app.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
+        _app.StartServer();
+        await ConsoleBrowser.CreateUserAsync(_app, Agent, ConsoleRoles.Agent);
+        _playwright = await Playwright.CreateAsync();
+        _browser = await Chromium.LaunchAsync(_playwright);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _browser.DisposeAsync();
+        _playwright.Dispose();
+        await _app.DisposeAsync();
+        _data.Dispose();
+    }
+
+    /// <summary>A page of its own (its own browser context), signed in as the agent and live on <paramref name="path"/>.</summary>
+    private async Task<IPage> LivePageAsync(string path)
+    {
+        var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
+        await page.GotoAsync(_baseUrl + "/");
+        await page.GetByLabel("Email").FillAsync(Agent);
+        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.WaitForURLAsync(new Regex("^(?!.*Account/Login)"));
+        await page.GotoAsync(_baseUrl + path);
+        await page.Locator("#live-status[data-state='online']").WaitForAsync(new() { State = WaitForSelectorState.Attached });
+        return page;
+    }
+
+    [Fact]
+    public async Task A_link_made_on_one_ticket_shows_in_the_other_tickets_open_links_panel_without_a_reload()
+    {
+        await _app.CreateApiChannelAsync();
+        var (a, _) = await _app.ReceiveAsync("cr1-a", "cr1-alice");
+        var (b, _) = await _app.ReceiveAsync("cr1-b", "cr1-bob");
+        var onB = await LivePageAsync($"/Tickets/{b}");
+        await Assertions.Expect(onB.Locator($"#links-panel li[data-link='{a}']")).ToHaveCountAsync(0);
+        // The other agent has started typing into B's link form: the live update leaves it alone.
+        await onB.Locator("#LinkTarget").FillAsync("12345");
+
+        var onA = await LivePageAsync($"/Tickets/{a}");
+        await onA.Locator("#LinkTarget").FillAsync(b.ToString());
+        await onA.Locator("#link-form button[type=submit]").ClickAsync();
+        await Assertions.Expect(onA.Locator($"#links-panel li[data-link='{b}']")).ToContainTextAsync($"#{b}");
+
+        await Assertions.Expect(onB.Locator($"#links-panel li[data-link='{a}']")).ToContainTextAsync($"#{a}");
+        await Assertions.Expect(onB.Locator("#LinkTarget")).ToHaveValueAsync("12345");
+
+        // Unlinking on A takes it off B's panel too.
+        await onA.Locator($"#links-panel li[data-link='{b}'] button").ClickAsync();
+        await Assertions.Expect(onB.Locator($"#links-panel li[data-link='{a}']")).ToHaveCountAsync(0);
+    }
+
+    [Fact]
+    public async Task Mark_all_read_in_one_tab_sets_the_bell_of_another_open_tab_to_zero()
+    {
+        var notifier = _app.Services.GetRequiredService<IFollowUpNotifier>();
+        await notifier.NotifyAsync(new FollowUpNotice("customer-follow-up-due", null, Guid.NewGuid(), [Agent], false, null, Cause: "cr7-1"));
+        await notifier.NotifyAsync(new FollowUpNotice("customer-follow-up-missed", null, Guid.NewGuid(), [Agent], false, null, Cause: "cr7-2"));
+        var queues = await LivePageAsync("/Queues");
+        var bell = queues.Locator("#notice-bell .count");
+        await Assertions.Expect(bell).ToHaveTextAsync("2");
+
+        var notices = await LivePageAsync("/Notices");
+        await notices.Locator("#notices tr[data-unread='true'] button").First.ClickAsync();
+        await Assertions.Expect(bell).ToHaveTextAsync("1");
+        await notices.GetByRole(AriaRole.Button, new() { Name = "Mark all read" }).ClickAsync();
+        await Assertions.Expect(bell).ToHaveTextAsync("0");
+    }
+}
