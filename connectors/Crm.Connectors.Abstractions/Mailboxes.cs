@@ -41,6 +41,14 @@ public interface IConversationLookup
     Task<bool> WasCopiedAsync(long ticketNumber, string address, int maxMessages = 500, CancellationToken cancellationToken = default) =>
         Task.FromResult(false);
 
+    /// <summary>Whether a mail from <paramref name="address"/>, named on ticket <paramref name="ticketNumber"/>, may join it
+    /// as a participant (review EN1): it answers one of our outbound messages on that ticket
+    /// (<paramref name="referencedOutbound"/>) whose Cc named <paramref name="address"/> (an agent copied them in), or
+    /// its own To/Cc (<paramref name="recipients"/>) names the ticket's customer (a reply-all in the shared thread).
+    /// Headers the ticket's customer wrote (a reused Message-ID, a shared root) vouch for no one.</summary>
+    Task<bool> MayJoinAsync(string channelAccountId, long ticketNumber, string address, IReadOnlyCollection<Guid> referencedOutbound, IReadOnlyCollection<string> recipients, CancellationToken cancellationToken = default) =>
+        Task.FromResult(false);
+
     /// <summary>Whether <paramref name="messageId"/> is an outbound message sent on <paramref name="channelAccountId"/> (a bounce may name it).</summary>
     Task<bool> IsOutboundAsync(string channelAccountId, Guid messageId, CancellationToken cancellationToken = default);
 }

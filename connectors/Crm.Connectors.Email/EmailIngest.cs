@@ -299,9 +299,15 @@ internal sealed class EmailIngest(
         foreach (var number in numbers)
             if (ofTickets.Any(c => c.TicketNumber == number))
                 candidates.Add(number);
+        // Being named is not enough (review EN1): the ticket's customer writes its inbound To/Cc, its Message-IDs and its
+        // references, so a mail joins only if it answers our own mail that copied this sender, or is itself addressed to
+        // the ticket's customer too (a reply-all). Anything else (a reused Message-ID, a shared root, a tag) opens a ticket
+        // of the sender's own.
+        var recipients = OtherRecipients(mail, sender.Value);
         foreach (var ticket in candidates.Where(n => n > 0).Distinct().Take(5))
         {
-            if (!await conversations.WasCopiedAsync(ticket, sender.Value, cancellationToken: cancellationToken))
+            if (!await conversations.WasCopiedAsync(ticket, sender.Value, cancellationToken: cancellationToken)
+                || !await conversations.MayJoinAsync(account.Id, ticket, sender.Value, outbound, recipients, cancellationToken))
                 continue;
             var own = (await conversations.FindByTicketsAsync(account.Id, [ticket], cancellationToken))
                 .OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey);

@@ -101,16 +101,44 @@ internal sealed class SqliteMailboxStore(
             .Where(m => m.TicketNumber == ticketNumber && m.Cc != null)
             .OrderByDescending(m => m.CreatedAt).Take(maxMessages).Select(m => m.Cc!).ToListAsync(cancellationToken);
         var wanted = address.Trim();
-        return lists.SelectMany(list => list.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            .Any(entry => string.Equals(AddressOf(entry), wanted, StringComparison.OrdinalIgnoreCase));
+        return lists.Any(list => Names(list, wanted));
+    }
 
-        // An agent's Cc entry may be "Name <address>"; an inbound one is the bare address.
-        static string AddressOf(string entry)
+    /// <summary>Whether a stored Cc list (one entry a line) names <paramref name="address"/>.</summary>
+    private static bool Names(string list, string address) =>
+        list.Split('\n', StringSplitOptions.RemoveEmptyEntries).Any(entry => string.Equals(AddressOf(entry), address, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>An agent's Cc entry may be "Name &lt;address&gt;"; an inbound one is the bare address.</summary>
+    private static string AddressOf(string entry)
+    {
+        var text = entry.Trim();
+        var open = text.EndsWith('>') ? text.LastIndexOf('<') : -1;
+        return open < 0 ? text : text[(open + 1)..^1];
+    }
+
+    public async Task<bool> MayJoinAsync(string channelAccountId, long ticketNumber, string address, IReadOnlyCollection<Guid> referencedOutbound, IReadOnlyCollection<string> recipients, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var wanted = address.Trim();
+        // (i) An agent copied them in: one of OUR messages on this ticket that the mail answers named them in its Cc.
+        if (referencedOutbound.Count > 0)
         {
-            var text = entry.Trim();
-            var open = text.EndsWith('>') ? text.LastIndexOf('<') : -1;
-            return open < 0 ? text : text[(open + 1)..^1];
+            var ccs = await db.Messages.AsNoTracking()
+                .Where(m => referencedOutbound.Contains(m.Id) && m.TicketNumber == ticketNumber && m.ChannelAccountId == channelAccountId
+                    && m.Direction == MessageDirection.Outbound && m.Cc != null)
+                .Select(m => m.Cc!).ToListAsync(cancellationToken);
+            if (ccs.Any(list => Names(list, wanted)))
+                return true;
         }
+        // (ii) A reply-all in the shared thread: the mail itself is addressed to the ticket's customer too.
+        if (recipients.Count == 0)
+            return false;
+        var customer = await db.Tickets.AsNoTracking().Where(t => t.Number == ticketNumber).Select(t => (Guid?)t.CustomerId).SingleOrDefaultAsync(cancellationToken);
+        if (customer is null)
+            return false;
+        var theirs = await db.Identities.AsNoTracking().Where(i => i.CustomerId == customer && i.Kind == IdentityKind.Email)
+            .Select(i => i.Value).Take(100).ToListAsync(cancellationToken);
+        return theirs.Any(value => recipients.Contains(value.Trim(), StringComparer.OrdinalIgnoreCase));
     }
 
     public async Task<ThreadHistory> HistoryAsync(string channelAccountId, string threadKey, int max = 50, CancellationToken cancellationToken = default)

@@ -161,4 +161,39 @@ public sealed class EmailParticipantTests : IAsyncLifetime
         Assert.Contains(Colleague, colleague.Author);
         Assert.Equal(1, await _app.QueryAsync(db => db.Tickets.CountAsync()));
     }
+
+    /// <summary>Review EN1: the victim's mail went to the attacker's ticket, the attacker being the only one who wrote
+    /// the headers that "named" the victim. The victim gets a ticket of their own and the attacker's ticket none of it.</summary>
+    private async Task AssertOwnTicketAsync(Stored attacker, string victimMessageId)
+    {
+        var victim = await StoredAsync(victimMessageId);
+        Assert.NotEqual(attacker.TicketNumber, victim.TicketNumber);
+        Assert.Contains(Colleague, victim.Author);
+        Assert.Equal(0, await _app.QueryAsync(db => db.Messages.CountAsync(m => m.TicketNumber == attacker.TicketNumber && m.Author.Contains(Colleague))));
+        Assert.Equal(2, await _app.QueryAsync(db => db.Tickets.CountAsync()));
+    }
+
+    [Fact]
+    public async Task A_stranger_reusing_the_victims_Message_ID_and_copying_them_in_does_not_capture_the_victims_mail()
+    {
+        // The attacker opens a ticket under a Message-ID of the victim's that they received, copying the victim in.
+        await _mail.SendAsync(Mail("victim-own@customer.test", Stranger, "Hello", "Copying a colleague.", cc: [Colleague]));
+        var attacker = await StoredAsync("victim-own@customer.test");
+        // The victim answers their own thread, to support only.
+        await _mail.SendAsync(Mail("victim-2@customer.test", Colleague, "Re: My own matter", "About my own matter.",
+            inReplyTo: "victim-own@customer.test", references: ["victim-own@customer.test"]));
+        await AssertOwnTicketAsync(attacker, "victim-2@customer.test");
+    }
+
+    [Fact]
+    public async Task A_stranger_sharing_the_victims_unknown_root_and_copying_them_in_does_not_capture_the_victims_mail()
+    {
+        const string Root = "victim-root@customer.test";
+        await _mail.SendAsync(Mail("attacker-1@else.test", Stranger, "Re: Contract", "Copying a colleague.", cc: [Colleague],
+            inReplyTo: Root, references: [Root]));
+        var attacker = await StoredAsync("attacker-1@else.test");
+        await _mail.SendAsync(Mail("victim-3@customer.test", Colleague, "Re: Contract", "About my own contract.",
+            inReplyTo: Root, references: [Root]));
+        await AssertOwnTicketAsync(attacker, "victim-3@customer.test");
+    }
 }
