@@ -24,6 +24,15 @@ public sealed record OutboundDelivery
     public IReadOnlyList<OutboundAttachment> Attachments { get; init; } = [];
     /// <summary>Email only: addresses the agent copies in (Cc), besides the customer.</summary>
     public IReadOnlyList<string> Cc { get; init; } = [];
+
+    /// <summary>For a sender that sends a message in several parts (Telegram): the parts earlier attempts confirmed, as
+    /// it reported them through <see cref="RecordSentPartsAsync"/>; null at first. The sender resumes after them.</summary>
+    public string? SentParts { get; init; }
+
+    /// <summary>Stores what a multi-part sender confirmed so far with the outbox row, durably, before it sends the next
+    /// part: a retry after a restart, or on another node, then sends only the rest. Not cancelled by the stop. Null
+    /// when the caller keeps no progress (the sender then remembers it on this node only).</summary>
+    public Func<string, Task>? RecordSentPartsAsync { get; init; }
 }
 
 /// <summary>A file of an outbound message.</summary>

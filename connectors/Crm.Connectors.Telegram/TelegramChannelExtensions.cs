@@ -18,7 +18,15 @@ public static class TelegramChannelExtensions
         builder.Services.AddChannelSettingsCheck<TelegramSettingsCheck>();
         // The bot clients set their own timeout (the long poll is longer than HttpClient's default 100 s allows for).
         // No request logging: the bot token is in every request's path, and .NET redacts only the query string.
-        builder.Services.AddHttpClient(TelegramBots.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan).RemoveAllLoggers();
+        builder.Services.AddHttpClient(TelegramBots.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            // A Bot API that cannot be reached fails the connect well within the outbox's send timeout: a retry, where a
+            // send cut short after it connected is "not confirmed" (review FX1).
+            .ConfigurePrimaryHttpMessageHandler((handler, _) =>
+            {
+                if (handler is SocketsHttpHandler sockets)
+                    sockets.ConnectTimeout = TimeSpan.FromSeconds(15);
+            })
+            .RemoveAllLoggers();
         builder.Services.AddConnectorLeases();
         builder.Services.AddRateLimiter(limiter => limiter.AddPolicy(TelegramWebhookEndpoints.RateLimitPolicy, TelegramWebhookEndpoints.Partition));
         builder.Services.AddSingleton<TelegramBots>();

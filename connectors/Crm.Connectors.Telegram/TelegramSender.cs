@@ -22,10 +22,10 @@ namespace Crm.Connectors.Telegram;
 /// is sent. The outbox records
 /// "chat_id:message_id[,message_id…]" as the message's external id.
 /// </summary>
-/// <remarks>A message in several parts whose send is cut short (a long 429, a timeout) remembers on this node which
-/// parts went out, so the outbox's retry sends only the rest; after a restart it may repeat parts (at least once).
-/// That memory is forgotten on every final outcome, and an entry the outbox never came back for (it gave up) after a
-/// day. A photo Telegram refuses (400, e.g. PHOTO_INVALID_DIMENSIONS) is sent once more as a document; a final
+/// <remarks>A message in several parts stores each confirmed part with its outbox row before the next goes
+/// (<see cref="OutboundDelivery.RecordSentPartsAsync"/>), so a retry after a long 429, a restart or a move to another
+/// node sends only the rest (reviews ER10, FX1); a stop while a request is out is Unknown ("k of n parts sent"), never
+/// a resend. This node also remembers them, forgotten on every final outcome and after a day. A photo Telegram refuses (400, e.g. PHOTO_INVALID_DIMENSIONS) is sent once more as a document; a final
 /// refusal after some parts went out says how many the customer has.</remarks>
 internal sealed class TelegramSender(
     IChannelAccounts accounts,
@@ -78,10 +78,20 @@ internal sealed class TelegramSender(
             if (now - entry.Since > SentPartsExpiry)
                 _sentParts.TryRemove(id, out _);
         var sent = _sentParts.GetOrAdd(delivery.MessageId, _ => ([], now)).Ids;
+        // The parts the outbox stored are what went out after a restart or on another node (review ER10); this node's
+        // memory may know one more if storing it failed. Both only grow, so the longer one is the more recent.
+        if (StoredParts(delivery.SentParts) is { } stored && stored.Count > sent.Count)
+        {
+            sent.Clear();
+            sent.AddRange(stored);
+        }
         var waits = 0;
         var asDocument = false;
         while (sent.Count < parts.Count)
         {
+            // Nothing is on its way to Telegram here, and every part confirmed so far is stored: a stop may throw, and
+            // the outbox's next attempt sends the rest.
+            cancellationToken.ThrowIfCancellationRequested();
             var (text, file) = parts[sent.Count];
             try
             {
@@ -90,6 +100,19 @@ internal sealed class TelegramSender(
                     : await SendFileAsync(bot, chatId, file, asDocument, cancellationToken);
                 sent.Add(message.MessageId);
                 asDocument = false;
+                if (sent.Count < parts.Count && delivery.RecordSentPartsAsync is { } record)
+                    await record(string.Join(',', sent.Select(id => id.ToString(CultureInfo.InvariantCulture))));
+            }
+            catch (Exception ex) when (cancellationToken.IsCancellationRequested && ex is OperationCanceledException or RequestException { InnerException: OperationCanceledException })
+            {
+                // Cut short (the service stopping, the outbox's timeout) while a request was out: Telegram may have taken
+                // it, and sending it again would repeat it (review FX1). Like SMTP after the final dot: not confirmed.
+                _sentParts.TryRemove(delivery.MessageId, out _);
+                logger.LogWarning("Telegram channel {Channel}: message {MessageId} cut short while part {Part} of {Parts} was being sent", account.Id, delivery.MessageId, sent.Count + 1, parts.Count);
+                return OutboundResult.Unknown($"Cut short while part {sent.Count + 1} of {parts.Count} was being sent; {sent.Count} of {parts.Count} parts sent",
+                    sent.Count == 0
+                        ? "the send was cut short after the reply reached Telegram, so it may have been delivered; check with the customer before resending"
+                        : $"the send was cut short after {sent.Count} of {parts.Count} parts reached the customer, and part {sent.Count + 1} may have too; check with the customer before resending the rest");
             }
             catch (ApiRequestException ex) when (ex.ErrorCode == 400 && file is not null && !asDocument && IsPhoto(file))
             {
@@ -135,6 +158,11 @@ internal sealed class TelegramSender(
         var ids = $"{chatId.ToString(CultureInfo.InvariantCulture)}:{string.Join(',', sent)}";
         return OutboundResult.Sent(ids.Length <= 255 ? ids : ids[..ids.LastIndexOf(',', 254)]);
     }
+
+    /// <summary>The message ids the outbox stored for a message's earlier attempts ("5001,5002"), or null.</summary>
+    private static List<int>? StoredParts(string? stored) =>
+        string.IsNullOrEmpty(stored) ? null
+            : [.. stored.Split(',').Select(id => int.Parse(id, NumberStyles.None, CultureInfo.InvariantCulture))];
 
     /// <summary>What a final refusal means for the agent, from a fixed set of phrases (Telegram's own words go to the
     /// outbox's error and the channel's health, for admins).</summary>

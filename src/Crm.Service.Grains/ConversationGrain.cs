@@ -191,8 +191,9 @@ public sealed class ConversationGrain(
     private async Task<List<object>> StoreContentAsync(Guid messageId, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var rows = new List<object>(message.Attachments.Count + 1);
+        // Ids one millisecond apart (v7), so every reading of the files, ordered by id, keeps the message's order (ER10).
         foreach (var attachment in message.Attachments)
-            rows.Add(await StoreAttachmentAsync(messageId, attachment, now, cancellationToken));
+            rows.Add(await StoreAttachmentAsync(messageId, attachment, now.AddMilliseconds(rows.Count), cancellationToken));
         rows.Add(await StoreRawSourceAsync(messageId, message, cancellationToken));
         return rows;
     }

@@ -189,6 +189,10 @@ public sealed class OutboxRecord
     /// <summary>The channel's own words for the last failure: for admins and logs, never shown to agents.</summary>
     public string? LastError { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>The parts of a message in several parts that its sender confirmed so far, in the sender's own words
+    /// (Telegram: the sent message ids, "5001,5002"): committed after each part, so a retry after a restart or on
+    /// another node sends only the rest (reviews ER10, FX1). Null until a part went out.</summary>
+    public string? SentParts { get; set; }
 
     public OutboxRecord Copy() => (OutboxRecord)MemberwiseClone();
 }

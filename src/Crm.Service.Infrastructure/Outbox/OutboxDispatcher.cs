@@ -211,47 +211,54 @@ internal sealed class OutboxDispatcher(
         }
         catch (OperationCanceledException) when (atMostOnce && cancellationToken.IsCancellationRequested)
         {
-            // Stopped before the channel took anything (a sender that may have delivered says Unknown instead of
-            // throwing): the marker goes, so the attempt is retried after a start.
+            // Stopped while nothing was on its way to the channel: before the first request, or between the parts of a
+            // message whose confirmed parts are stored (SentParts). A sender that may have delivered says Unknown
+            // instead of throwing. The marker goes, so the attempt is retried after a start, after the stored parts.
             item.LastError = before;
             await store.CommitAsync(new WriteSet().Update(item.Copy()), CancellationToken.None);
             throw;
         }
         // From here the outcome is known and is recorded even when the service is stopping: a stop that dropped it
-        // would leave the row due, and the customer would get the reply again (review EM1).
+        // would leave the row due, and the customer would get the reply again (review EM1). The order matters for a
+        // crash or a failed write between the steps (review FX4): a sent or finally failed message goes to its delivery
+        // grain first (a row left in flight is then settled from that status on the next pass, never "not confirmed"),
+        // then the row; a retry clears the in-flight marker before anything else, since nothing reached the customer.
+        // The channel's health comes last: a failed report can no longer leave the row in flight.
         var done = CancellationToken.None;
         if (result.Success)
         {
             await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Sent, null, result.ExternalId), done);
             item.State = OutboxState.Done;
             item.LastError = null;
+            await store.CommitAsync(new WriteSet().Update(item.Copy()), done);
             await health.ReportSuccessAsync(item.ChannelAccountId, done);
         }
         else if (result.Permanent || item.Attempts >= settings.MaxAttempts)
         {
-            // A refusal of this message alone (a customer who blocked the bot) proves the server was reached: no channel
-            // error, or one such customer would show the channel as not connected (review CT12).
-            if (result.RefusedByRecipient)
-                await health.ReportSuccessAsync(item.ChannelAccountId, done);
-            else
-                await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", done);
             item.State = OutboxState.Failed;
             item.LastError = $"{result.Error} (attempt {item.Attempts}{(result.Permanent ? ", not retried" : ", giving up")})";
             logger.LogWarning("Outbound message {MessageId} on channel {Channel} failed: {Reason}", item.MessageId, item.ChannelAccountId, item.LastError);
             await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed, result.AgentReason is { Length: > 0 } reason
                 ? result.Ambiguous ? $"Not confirmed: {reason}." : $"Delivery failed: {reason}."
                 : $"Delivery failed after {item.Attempts} attempt(s). An admin can see the channel's answer in the channel's health."), done);
+            await store.CommitAsync(new WriteSet().Update(item.Copy()), done);
+            // A refusal of this message alone (a customer who blocked the bot) proves the server was reached: no channel
+            // error, or one such customer would show the channel as not connected (review CT12).
+            if (result.RefusedByRecipient)
+                await health.ReportSuccessAsync(item.ChannelAccountId, done);
+            else
+                await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", done);
         }
         else
         {
-            await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", done);
             item.LastError = result.Error;
+            await store.CommitAsync(new WriteSet().Update(item.Copy()), done);
             logger.LogInformation("Outbound message {MessageId} on channel {Channel}, attempt {Attempt} failed: {Error}; retrying at {NextAttempt}",
                 item.MessageId, item.ChannelAccountId, item.Attempts, result.Error, item.NextAttemptAt);
+            await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", done);
             await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Queued,
                 $"Attempt {item.Attempts} failed; the next attempt is at {item.NextAttemptAt:u}."), done);
         }
-        await store.CommitAsync(new WriteSet().Update(item.Copy()), done);
     }
 
     /// <summary>Marks a row whose send started on a channel where a resend duplicates (see
@@ -300,6 +307,13 @@ internal sealed class OutboxDispatcher(
                 Attempt = item.Attempts,
                 Attachments = files,
                 Cc = message.Cc?.Split('\n', StringSplitOptions.RemoveEmptyEntries) ?? [],
+                SentParts = item.SentParts,
+                // Committed with the row (still in flight) before the next part goes, whatever the stop (ER10, FX1).
+                RecordSentPartsAsync = async parts =>
+                {
+                    item.SentParts = parts;
+                    await store.CommitAsync(new WriteSet().Update(item.Copy()), CancellationToken.None);
+                },
             }, timeout.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

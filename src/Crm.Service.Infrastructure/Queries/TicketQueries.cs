@@ -264,7 +264,7 @@ public sealed class TicketQueries(IDbContextFactory<CrmDbContext> contexts)
         var ids = page.Where(m => m.AttachmentCount > 0).Select(m => m.Id).ToList();
         var attachments = ids.Count == 0
             ? Enumerable.Empty<AttachmentRecord>().ToLookup(a => a.MessageId)
-            : (await db.Attachments.AsNoTracking().Where(a => ids.Contains(a.MessageId)).ToListAsync(cancellationToken)).ToLookup(a => a.MessageId);
+            : (await db.Attachments.AsNoTracking().Where(a => ids.Contains(a.MessageId)).OrderBy(a => a.Id).ToListAsync(cancellationToken)).ToLookup(a => a.MessageId);
         var conversationIds = page.Where(m => m.ConversationId is not null).Select(m => m.ConversationId!.Value).Distinct().ToList();
         var kinds = conversationIds.Count == 0
             ? new Dictionary<Guid, ChannelKind>()

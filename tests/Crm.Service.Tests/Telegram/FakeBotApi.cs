@@ -108,6 +108,10 @@ internal sealed class FakeBotApi : IAsyncDisposable
                 Interlocked.CompareExchange(ref _polling, null, mine);
             }
         }
+        /// <summary>From this send on (1 = the first message sent), Telegram takes the message but holds its answer
+        /// until the client gives up: a stop while the answer is on the way.</summary>
+        public int? HoldAnswersFrom { get; set; }
+
         /// <summary>The next send calls answer 429 with this retry_after, one per entry (0: that call goes through).</summary>
         public ConcurrentQueue<int> FloodRetryAfter { get; } = new();
 
@@ -317,6 +321,17 @@ internal sealed class FakeBotApi : IAsyncDisposable
                     files.TryGetValue(reference["attach://".Length..], out upload);
                 var id = bot.NextMessageId();
                 bot.Sent.Enqueue(new Sent(method, chat, text, parseMode, upload.Name, upload.Content, id));
+                if (bot.HoldAnswersFrom is { } hold && bot.Sent.Count >= hold)
+                {
+                    try
+                    {
+                        await Task.Delay(Timeout.Infinite, http.RequestAborted);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return Results.Empty;
+                    }
+                }
                 var message = new JsonObject
                 {
                     ["message_id"] = id,
