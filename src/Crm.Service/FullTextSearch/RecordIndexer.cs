@@ -33,6 +33,9 @@ public sealed class RecordIndexer(IDbContextFactory<CrmDbContext> contexts, Stor
     /// <summary>Released by <see cref="RecordReindexService"/> once it has decided at start whether a rebuild is needed.</summary>
     internal void StartChecked() => _checked.TrySetResult();
 
+    /// <summary>Completes once the start-up check ran (and any rebuild it owed was started).</summary>
+    internal Task StartCheckedTask => _checked.Task;
+
     public static bool Handles(string entity) =>
         entity is ChangeEntities.Ticket or ChangeEntities.Message or ChangeEntities.Customer or ChangeEntities.Identity;
 

@@ -215,6 +215,10 @@ public sealed class SharedIndexRebuildTests : IDisposable
         await using var b = new CrmApp(_data.Path, Elastic(_second.Path), services: services => GatedRecordsIndex.Wrap(services, gate));
         var onA = a.Services.GetRequiredService<RecordReindexService>();
         var onB = b.Services.GetRequiredService<RecordReindexService>();
+        // Each node's start-up check runs off the start path and may start a rebuild of its own: wait until both ran, or
+        // that rebuild could begin after the idle check below, take the lease and be the one held before the swap.
+        await Task.WhenAll(a.Services.GetRequiredService<RecordIndexer>().StartCheckedTask, b.Services.GetRequiredService<RecordIndexer>().StartCheckedTask)
+            .WaitAsync(TimeSpan.FromSeconds(60));
         await Eventually.WaitForAsync(() => Task.FromResult(onA.Progress.State != "running" && onB.Progress.State != "running"), idle => idle, TimeSpan.FromSeconds(60), "no rebuild running");
         var consumer = a.Services.GetRequiredService<RecordIndexer>().Name;
         Assert.Equal(consumer, b.Services.GetRequiredService<RecordIndexer>().Name);
