@@ -7,7 +7,8 @@ using Microsoft.Extensions.Options;
 namespace Crm.Service.Infrastructure.Store;
 
 /// <summary>How long request keys (table <c>RequestKeys</c>: the ids of macro steps and of ticket changes, and the
-/// Idempotency-Keys of logged calls) are kept (section "RequestKeys").</summary>
+/// Idempotency-Keys of calls logged on a customer; a call logged on a ticket is keyed by its message) are kept (section
+/// "RequestKeys").</summary>
 public sealed class RequestKeyOptions
 {
     public const string Section = "RequestKeys";
