@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
+using Crm.Service.Infrastructure.Store;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -19,37 +19,20 @@ public sealed class NoticeOptions
 
     /// <summary>How often each node prunes (deleting is idempotent, so nodes need not agree who does it).</summary>
     [Range(typeof(TimeSpan), "00:01:00", "1.00:00:00")]
-    public TimeSpan PruneEvery { get; set; } = TimeSpan.FromHours(1);
+    public TimeSpan PruneInterval { get; set; } = TimeSpan.FromHours(1);
 }
 
-/// <summary>Deletes read notices older than <see cref="NoticeOptions.KeepReadFor"/>, at start and every
-/// <see cref="NoticeOptions.PruneEvery"/>; a failed pass is logged and tried again at the next.</summary>
-public sealed class NoticePruning(NoticeStore notices, IOptions<NoticeOptions> options, TimeProvider time, ILogger<NoticePruning> logger) : BackgroundService
+/// <summary>Deletes read notices older than <see cref="NoticeOptions.KeepReadFor"/>, a minute after start and every
+/// <see cref="NoticeOptions.PruneInterval"/>.</summary>
+public sealed class NoticePruning(NoticeStore notices, IOptions<NoticeOptions> options, TimeProvider time, ILogger<NoticePruning> logger)
+    : PeriodicPruning(time, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                var deleted = await notices.PruneReadAsync(options.Value.KeepReadFor, stoppingToken);
-                if (deleted > 0)
-                    logger.LogInformation("Pruned {Count} read notices", deleted);
-            }
-            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
-            {
-                logger.LogWarning(ex, "Pruning read notices failed; the next pass tries again");
-            }
-            try
-            {
-                await Task.Delay(options.Value.PruneEvery, time, stoppingToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
+    protected override TimeSpan Interval => options.Value.PruneInterval;
+
+    protected override string What => "read notices";
+
+    protected override Task<int> PruneOnceAsync(CancellationToken cancellationToken) =>
+        notices.PruneReadAsync(options.Value.KeepReadFor, cancellationToken);
 }
 
 public static class NoticeExtensions

@@ -1,6 +1,5 @@
 using System.ComponentModel.DataAnnotations;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -23,15 +22,17 @@ public sealed class RequestKeyOptions
     public TimeSpan PruneInterval { get; set; } = TimeSpan.FromHours(1);
 }
 
-/// <summary>Deletes request keys older than <see cref="RequestKeyOptions.Retention"/>, soon after start and then every
+/// <summary>Deletes request keys older than <see cref="RequestKeyOptions.Retention"/>, a minute after start and then every
 /// <see cref="RequestKeyOptions.PruneInterval"/>, so the table holds one retention window of keys, not every key ever used.</summary>
-internal sealed partial class RequestKeyPruning(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer,
-    IOptions<RequestKeyOptions> options, TimeProvider time, ILogger<RequestKeyPruning> logger) : BackgroundService
+internal sealed class RequestKeyPruning(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer,
+    IOptions<RequestKeyOptions> options, TimeProvider time, ILogger<RequestKeyPruning> logger) : PeriodicPruning(time, logger)
 {
-    private static readonly TimeSpan FirstPruneDelay = TimeSpan.FromMinutes(1);
-
     /// <summary>Rows per delete statement: a long backlog is deleted in short write transactions, not one long one.</summary>
     private const int Chunk = 5_000;
+
+    protected override TimeSpan Interval => options.Value.PruneInterval;
+
+    protected override string What => "request keys";
 
     /// <summary>Deletes the keys stamped before <paramref name="before"/>; answers how many.</summary>
     public static async Task<int> PruneAsync(CrmDbContext db, DateTimeOffset before, CancellationToken cancellationToken = default)
@@ -48,33 +49,11 @@ internal sealed partial class RequestKeyPruning(IDbContextFactory<CrmDbContext> 
         }
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task<int> PruneOnceAsync(CancellationToken cancellationToken)
     {
-        var settings = options.Value;
-        var wait = settings.PruneInterval < FirstPruneDelay ? settings.PruneInterval : FirstPruneDelay;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            await Task.Delay(wait, time, stoppingToken);
-            wait = settings.PruneInterval;
-            try
-            {
-                await initializer.EnsureInitializedAsync(stoppingToken);
-                await using var db = await contexts.CreateDbContextAsync(stoppingToken);
-                // The keys are stamped with this clock (the ticket grain's and the event store's TimeProvider).
-                var deleted = await PruneAsync(db, time.GetUtcNow() - settings.Retention, stoppingToken);
-                if (deleted > 0)
-                    LogPruned(logger, deleted, settings.Retention);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                LogFailed(logger, e);
-            }
-        }
+        await initializer.EnsureInitializedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // The keys are stamped with this clock (the ticket grain's and the event store's TimeProvider).
+        return await PruneAsync(db, Time.GetUtcNow() - options.Value.Retention, cancellationToken);
     }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Deleted {Count} request keys older than {Retention}.")]
-    private static partial void LogPruned(ILogger logger, int count, TimeSpan retention);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Pruning request keys failed; it runs again at the next interval.")]
-    private static partial void LogFailed(ILogger logger, Exception exception);
 }

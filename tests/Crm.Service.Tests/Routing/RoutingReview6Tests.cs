@@ -272,7 +272,7 @@ public sealed class RoutingReview6Tests
     {
         using var data = new TempDirectory();
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var app = new CrmApp(data.Path, new Dictionary<string, string?> { ["Notices:KeepReadFor"] = "30.00:00:00", ["Notices:PruneEvery"] = "01:00:00" },
+        await using var app = new CrmApp(data.Path, new Dictionary<string, string?> { ["Notices:KeepReadFor"] = "30.00:00:00", ["Notices:PruneInterval"] = "01:00:00" },
             clock: clock);
         var notices = app.Services.GetRequiredService<NoticeStore>();
         foreach (var cause in new[] { "old-read", "unread", "recently-read" })
