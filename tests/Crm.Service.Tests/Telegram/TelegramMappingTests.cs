@@ -225,4 +225,34 @@ public sealed class TelegramMappingTests : IAsyncLifetime
         var conversation = await _rig.App.QueryAsync(db => db.Conversations.AsNoTracking().SingleAsync());
         Assert.Equal(("-100500", "telegram:-100500"), (conversation.ThreadKey, conversation.CustomerIdentity));
     }
+    // Issue 19: channels follow the same setting as groups; a channel post has no "from", so the channel is the customer.
+    [Fact]
+    public async Task A_channel_post_is_a_conversation_of_the_channel_when_groups_are_handled_and_kept_aside_when_ignored()
+    {
+        JsonObject Post(long chatId, int messageId, string text) => new()
+        {
+            ["channel_post"] = new JsonObject
+            {
+                ["message_id"] = messageId,
+                ["sender_chat"] = new JsonObject { ["id"] = chatId, ["type"] = "channel", ["title"] = "ACME news" },
+                ["chat"] = new JsonObject { ["id"] = chatId, ["type"] = "channel", ["title"] = "ACME news" },
+                ["date"] = 1_700_000_000,
+                ["text"] = text,
+            },
+        };
+        await PostAsync(Post(-100777, 5, "Outage tonight"));
+        var message = Assert.Single(await _rig.InboundAsync("tga"));
+        Assert.Equal("-100777:5", message.ExternalId);
+        Assert.Contains("Outage tonight", message.Text, StringComparison.Ordinal);
+        var conversation = await _rig.App.QueryAsync(db => db.Conversations.AsNoTracking().SingleAsync());
+        Assert.Equal(("-100777", "telegram:-100777"), (conversation.ThreadKey, conversation.CustomerIdentity));
+
+        _rig.Api.AddBot(TelegramRig.TokenB, 222222, "sales_bot");
+        await _rig.ConfigureBotAsync("tgb", TelegramRig.TokenB, mode: "webhook", secretToken: TelegramRig.Secret, groups: "ignore");
+        await PostAsync(Post(-100888, 6, "Sale starts"), "tgb");
+        Assert.Empty(await _rig.InboundAsync("tgb"));
+        Assert.Equal(1, await _rig.App.QueryAsync(db => db.Conversations.CountAsync()));
+        var ignored = await _rig.KeptAsync("tgb");
+        Assert.Contains(ignored, q => q.Reason.Contains("channel chat -100888 ignored", StringComparison.Ordinal));
+    }
 }
