@@ -63,4 +63,28 @@ public sealed class ConsoleKnowledgePanelTests : AppTest
         var en = await agent.PageAsync($"/Tickets/{chinese}?kb=refund&kblang=en");
         Assert.Contains("data-article=\"Refund policy\"", en, StringComparison.Ordinal);
     }
+    // Issue 21: with no query typed, the panel suggests articles for the customer's own words.
+    [Fact]
+    public async Task Without_a_query_the_panel_suggests_articles_for_the_customers_latest_message()
+    {
+        using var editor = await KbClient.EditorAsync(App);
+        await KbClient.PublishAsync(editor, await KbClient.CreateAsync(editor, "Printer paper jams", "Open the tray and remove the jammed paper."));
+        await KbClient.PublishAsync(editor, await KbClient.CreateAsync(editor, "Refund policy", "Refunds within 30 days."));
+        var first = await App.PostMessageAsync(new { messageId = "p1", sender = new { id = "c3", name = "c3" }, text = "hello" });
+        var number = (await first.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();
+        (await App.PostMessageAsync(new { messageId = "p2", sender = new { id = "c3", name = "c3" }, text = "my printer keeps jamming the paper" })).EnsureSuccessStatusCode();
+        var quietReply = await App.PostMessageAsync(new { messageId = "p3", sender = new { id = "c4", name = "c4" }, text = "zzqx wibble" });
+        var quiet = (await quietReply.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();
+        using var agent = await ConsoleBrowser.SignedInAsync(App, Agent, ConsoleRoles.Agent);
+
+        var page = await Eventually.WaitForAsync(() => agent.PageAsync($"/Tickets/{number}"),
+            html => html.Contains("data-article=\"Printer paper jams\"", StringComparison.Ordinal), what: "the printer article suggested");
+        Assert.Contains("id=\"kb-suggested\"", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("data-article=\"Refund policy\"", page, StringComparison.Ordinal);
+        Assert.DoesNotMatch("id=\"kb-query\"[^>]*value=\"[^\"]", page);
+        // The latest customer message counts ("hello" alone matches nothing); where nothing matches, nothing is shown.
+        var other = await agent.PageAsync($"/Tickets/{quiet}");
+        Assert.DoesNotContain("id=\"kb-suggested\"", other, StringComparison.Ordinal);
+        Assert.DoesNotContain("data-article=", other, StringComparison.Ordinal);
+    }
 }

@@ -130,6 +130,12 @@ public sealed partial class DetailsModel(TicketQueries queries, IGrainFactory gr
 
     public const int KbTextLimit = 4000;
 
+    /// <summary>Characters of the subject and latest customer message that make a suggestion's query.</summary>
+    public const int KbSuggestionLimit = 500;
+
+    /// <summary>True when <see cref="KbHits"/> are suggestions for the ticket's own text (no query was typed).</summary>
+    public bool KbSuggested { get; private set; }
+
     /// <summary>
     /// Searches published articles through the search index (Lucene or Elasticsearch) in one language family: the one
     /// the agent picked, else the customer's language, else the agent's own UI language, so a Chinese customer gets
@@ -140,7 +146,22 @@ public sealed partial class DetailsModel(TicketQueries queries, IGrainFactory gr
         var customerLanguage = await CustomerLanguageAsync(cancellationToken);
         KbLanguage = Crm.Service.Search.SearchLanguages.IsValid(KbLanguage) ? KbLanguage
             : LanguageFamily(customerLanguage) ?? LanguageFamily(System.Globalization.CultureInfo.CurrentUICulture.Name) ?? Crm.Service.Search.SearchLanguages.English;
-        if (KbQuery?.Trim() is not { Length: > 0 and <= 200 } text)
+        string text;
+        if (string.IsNullOrWhiteSpace(KbQuery))
+        {
+            // No query typed: suggest articles for what the customer asked (Zendesk's "suggested articles"): the
+            // subject and the customer's latest message, bounded like a typed query (the index takes 64 terms).
+            var latest = Timeline.Where(e => e.Direction == MessageDirection.Inbound && !string.IsNullOrWhiteSpace(e.Text))
+                .MaxBy(e => e.CreatedAt)?.Text;
+            var about = $"{Ticket.Subject} {latest}".Trim();
+            if (about.Length == 0)
+                return;
+            text = about.Length > KbSuggestionLimit ? about[..KbSuggestionLimit] : about;
+            KbSuggested = true;
+        }
+        else if (KbQuery.Trim() is { Length: <= 200 } typed)
+            text = typed;
+        else
             return;
         var languages = KbLanguage == Crm.Service.Search.SearchLanguages.English ? new[] { Crm.Service.Search.SearchLanguages.English }
             : [Crm.Service.Search.SearchLanguages.SimplifiedChinese, Crm.Service.Search.SearchLanguages.TraditionalChinese];
@@ -148,7 +169,7 @@ public sealed partial class DetailsModel(TicketQueries queries, IGrainFactory gr
         {
             Languages = languages,
             Statuses = [Infrastructure.KnowledgeBase.ArticleStatus.Published],
-            Take = 8,
+            Take = KbSuggested ? 5 : 8,
         }, cancellationToken);
         var ids = results.Hits.Select(h => Guid.TryParse(h.Id, out var id) ? id : Guid.Empty).Where(id => id != Guid.Empty).ToList();
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
