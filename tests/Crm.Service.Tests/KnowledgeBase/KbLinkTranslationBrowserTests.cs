@@ -69,24 +69,12 @@ public sealed class KbLinkTranslationBrowserTests
         await Assertions.Expect(page.Locator("#kb-translations li", new() { HasTextString = "装墨粉 安装说明" })).ToHaveCountAsync(1);
         Assert.Contains(zhLink, await visitor.GetStringAsync("/help/en/articles/toner-setup"), StringComparison.Ordinal);
 
-        // Already linked: zh-CN is no longer offered, and posting the same link anyway is refused.
-        await Assertions.Expect(page.Locator("#kb-translation-of")).ToHaveCountAsync(0);
-        var linked = (await store.GetAsync(en.Id))!;
-        await page.EvaluateAsync("""
-            ([id, version, target]) => {
-                const form = document.createElement('form');
-                form.method = 'post';
-                form.action = `/Kb/Edit/${id}?handler=Link`;
-                const token = document.querySelector('input[name=__RequestVerificationToken]').cloneNode();
-                form.append(token);
-                for (const [name, value] of [['Version', version], ['translationOf', target]]) {
-                    const input = document.createElement('input');
-                    input.name = name; input.value = value; form.append(input);
-                }
-                document.body.append(form);
-                form.submit();
-            }
-            """, new object[] { en.Id.ToString(), linked.Version.ToString(), target.Id.ToString() });
+        // Already linked: the search no longer offers zh-CN articles, and naming it anyway is refused at the field.
+        await page.Locator("#kb-link-search").FillAsync("墨粉");
+        await page.Locator("#kb-link-find").ClickAsync();
+        await Assertions.Expect(page.Locator("#kb-link-matches")).ToContainTextAsync("No article in another language matches");
+        await page.Locator("#kb-translation-of").FillAsync(target.Id.ToString());
+        await page.Locator("#kb-link").ClickAsync();
         await Assertions.Expect(error).ToContainTextAsync("already linked");
     }
 }
