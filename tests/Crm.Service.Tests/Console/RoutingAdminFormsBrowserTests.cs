@@ -151,6 +151,14 @@ public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
         await Assertions.Expect(page.Locator("#Calendar_Holidays")).ToHaveValueAsync("2026-01-01\n2026-10-01\n2026-10-02\n2026-10-03");
         await Assertions.Expect(error).ToHaveCountAsync(0);
 
+        // The import is a form post like the others: without the anti-forgery token it is refused and nothing is added.
+        // (The signed-in browser's own cookies, with the file and no token.)
+        var forged = page.APIRequest.CreateFormData();
+        forged.Set("IcsFile", new FilePayload { Name = "forged.ics", MimeType = "text/calendar", Buffer = Encoding.UTF8.GetBytes(ics.Replace("20261001", "20261101").Replace("20261004", "20261102")) });
+        forged.Set("ImportFrom", "2026");
+        var refused = await page.APIRequest.PostAsync(_baseUrl + "/Admin/Routing/Calendars?handler=Import&id=cn", new() { Multipart = forged, MaxRedirects = 0 });
+        Assert.Equal((int)HttpStatusCode.BadRequest, refused.Status);
+
         var stored = RoutingJson.Read<BusinessCalendarDefinition>((await _app.Services.GetRequiredService<IRoutingStore>().GetAsync(RoutingKinds.Calendar, "cn", CancellationToken.None))!);
         Assert.Equal([new DateOnly(2026, 1, 1), new DateOnly(2026, 10, 1), new DateOnly(2026, 10, 2), new DateOnly(2026, 10, 3)], stored.Holidays);
     }
