@@ -323,6 +323,21 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
             .ToListAsync(cancellationToken);
     }
 
+    /// <summary>Articles in <paramref name="languages"/> whose title or slug contains <paramref name="text"/> (case-insensitive
+    /// for ASCII, as SQLite's LIKE), by title: what the editor's "link a translation" search offers, however many there are.</summary>
+    public async Task<IReadOnlyList<ArticleSummary>> FindAsync(string text, IReadOnlyCollection<string> languages, int take, CancellationToken cancellationToken = default)
+    {
+        if (string.IsNullOrWhiteSpace(text) || languages.Count == 0)
+            return [];
+        var pattern = "%" + text.Trim().Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_") + "%";
+        await using var db = await OpenAsync(cancellationToken);
+        return await db.KbArticles.AsNoTracking()
+            .Where(a => languages.Contains(a.Language) && (EF.Functions.Like(a.Title, pattern, "\\") || EF.Functions.Like(a.Slug, pattern, "\\")))
+            .OrderBy(a => a.Title).ThenBy(a => a.Id).Take(Math.Clamp(take, 1, MaxListPage))
+            .Select(a => new ArticleSummary(a.Id, a.Language, a.Title, a.Slug, a.Status, a.Visibility, a.CategoryId, a.Tags, a.UpdatedAt, a.UpdatedBy, a.Version))
+            .ToListAsync(cancellationToken);
+    }
+
     public async Task<ListStamp> StampAsync(ArticleFilter filter, CancellationToken cancellationToken = default)
     {
         await using var db = await OpenAsync(cancellationToken);

@@ -27,6 +27,8 @@ public static class RoutingApi
     public const int MaxHolidays = 5000;
     public const int MaxRules = 500;
     public const int MaxConditionValues = 100;
+    /// <summary>Escalation levels a policy holds (the admin page offers as many rows).</summary>
+    public const int MaxEscalations = 10;
 
     public static IEndpointRouteBuilder MapRoutingApi(this IEndpointRouteBuilder endpoints)
     {
@@ -88,8 +90,13 @@ public static class RoutingApi
     }
 
     /// <summary>Adds the all-day events of an .ics body (text/calendar) for the years <c>from</c>-<c>to</c> (default: this and next year).</summary>
-    internal static async Task<Results<Ok<BusinessCalendarDefinition>, ProblemHttpResult>> ImportHolidaysAsync(
-        string id, int? from, int? to, HttpRequest http, IRoutingStore store, TimeProvider time, CancellationToken cancellationToken)
+    internal static Task<Results<Ok<BusinessCalendarDefinition>, ProblemHttpResult>> ImportHolidaysAsync(
+        string id, int? from, int? to, HttpRequest http, IRoutingStore store, TimeProvider time, CancellationToken cancellationToken) =>
+        ImportHolidaysFromAsync(id, from, to, http.Body, store, time, cancellationToken);
+
+    /// <summary>The import of <paramref name="body"/> (the .ics text): the API's body, or the calendar page's uploaded file.</summary>
+    internal static async Task<Results<Ok<BusinessCalendarDefinition>, ProblemHttpResult>> ImportHolidaysFromAsync(
+        string id, int? from, int? to, Stream body, IRoutingStore store, TimeProvider time, CancellationToken cancellationToken)
     {
         if (!TeamDirectory.IsValidId(id) || await store.GetAsync(RoutingKinds.Calendar, id, cancellationToken) is not { } json)
             return Problems.Of(ProblemKind.NotFound, $"No calendar '{id}'; create it first with PUT.", "id");
@@ -97,7 +104,7 @@ public static class RoutingApi
         var (first, last) = (from ?? year, to ?? year + 1);
         if (first < 1900 || last > 2200 || last < first || last - first > 20)
             return Problems.Invalid("from", "from and to are years between 1900 and 2200, at most 20 apart.");
-        using var reader = new StreamReader(http.Body);
+        using var reader = new StreamReader(body);
         var buffer = new char[HolidayImport.MaxBytes + 1];
         var read = await reader.ReadBlockAsync(buffer, cancellationToken);
         if (read > HolidayImport.MaxBytes)
@@ -131,10 +138,10 @@ public static class RoutingApi
         if (request.WarningAt is { } warning && (warning <= 0 || warning >= 1))
             return Problems.Invalid("warningAt", "warningAt is a fraction of the target between 0 and 1 (0.8 warns at 80%), or null for no warning.");
         var escalations = request.Escalations ?? [new EscalationLevel { NotifySupervisors = true }];
-        if (escalations.Count > 10 || escalations.Any(e => e.After < TimeSpan.Zero || e.After > TimeSpan.FromDays(365))
+        if (escalations.Count > MaxEscalations || escalations.Any(e => e.After < TimeSpan.Zero || e.After > TimeSpan.FromDays(365))
             || escalations.Any(e => e.ReassignToTeam is { } team && !TeamDirectory.IsValidId(team))
             || escalations.Any(e => e.AddTag is { } tag && (string.IsNullOrWhiteSpace(tag) || tag.Length > 64)))
-            return Problems.Invalid("escalations", "At most 10 escalation levels; after from 0 to 365 days, reassignToTeam a team id, addTag 1-64 characters.");
+            return Problems.Invalid("escalations", $"At most {MaxEscalations} escalation levels; after from 0 to 365 days, reassignToTeam a team id, addTag 1-64 characters.");
         foreach (var team in escalations.Select(e => e.ReassignToTeam).OfType<string>().Distinct())
             if (await teams.GetAsync(team, cancellationToken) is null)
                 return Problems.Invalid("escalations", $"No team '{team}' to reassign to; create it under /api/v1/admin/teams first.");

@@ -55,7 +55,7 @@ public sealed class KbEditorManageBrowserTests
         var current = await visitor.GetAsync("/help/en/articles/toner-install");
 
         // 2. Translation: link the English article to the Chinese one; the help center's language switch goes there.
-        await page.Locator("#kb-translation-of").SelectOptionAsync(KbClient.Id(zh));
+        await page.Locator("#kb-translation-of").FillAsync(KbClient.Id(zh));
         await page.Locator("#kb-link").ClickAsync();
         await page.Locator("#kb-translations li", new() { HasTextString = "安装墨粉" }).WaitForAsync();
         var linkedPage = await visitor.GetStringAsync("/help/en/articles/toner-install");

@@ -82,15 +82,22 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
 
     /// <summary>The other languages' articles of this article's translation group.</summary>
     public IReadOnlyList<ArticleRecord> Translations { get; private set; } = [];
-    /// <summary>Articles in other languages not yet in a group with this one's language: what "link a translation" offers.</summary>
-    public IReadOnlyList<KnowledgeBaseStore.ArticleSummary> LinkCandidates { get; private set; } = [];
+    /// <summary>The languages this article's group has no article in yet: what "link a translation" can link to.</summary>
+    public IReadOnlyList<string> LinkLanguages { get; private set; } = [];
+    /// <summary>The "find an article to link" text (a GET, so the search keeps no state) and what it found.</summary>
+    public string? LinkSearch { get; private set; }
+    public IReadOnlyList<KnowledgeBaseStore.ArticleSummary> LinkMatches { get; private set; } = [];
+    /// <summary>Why the last link was refused, shown at the link field.</summary>
+    public string? LinkError { get; private set; }
+    public const int MaxLinkMatches = 20;
+    public const int MaxLinkSearch = 200;
 
     public string? Status { get; private set; }
     public string PreviewHtml { get; private set; } = "";
     public string? Message { get; private set; }
     public IReadOnlyList<CategoryRecord> Categories { get; private set; } = [];
 
-    public async Task<IActionResult> OnGetAsync(CancellationToken cancellationToken)
+    public async Task<IActionResult> OnGetAsync(string? linkSearch, CancellationToken cancellationToken)
     {
         Categories = await store.CategoriesAsync(cancellationToken);
         if (Id is not { } id)
@@ -99,6 +106,10 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
             return NotFound();
         Load(article);
         await LoadTranslationsAsync(article, cancellationToken);
+        // The search is bounded (a page of matches) instead of a list of every article of every other language.
+        LinkSearch = string.IsNullOrWhiteSpace(linkSearch) ? null : linkSearch.Trim()[..Math.Min(linkSearch.Trim().Length, MaxLinkSearch)];
+        if (LinkSearch is not null)
+            LinkMatches = await store.FindAsync(LinkSearch, LinkLanguages, MaxLinkMatches, cancellationToken);
         return Page();
     }
 
@@ -106,15 +117,48 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
     {
         Translations = [.. (await store.TranslationsAsync(article.TranslationGroup, cancellationToken)).Where(t => t.Id != article.Id)];
         var linked = Translations.Select(t => t.Language).Append(article.Language).ToHashSet(StringComparer.Ordinal);
-        var candidates = new List<KnowledgeBaseStore.ArticleSummary>();
-        foreach (var language in Crm.Service.Search.SearchLanguages.All.Where(l => !linked.Contains(l)))
-            candidates.AddRange(await store.ListAsync(new KnowledgeBaseStore.ArticleFilter(language, Take: KnowledgeBaseStore.MaxListPage, ByTitle: true), cancellationToken));
-        LinkCandidates = candidates;
+        LinkLanguages = [.. Crm.Service.Search.SearchLanguages.All.Where(l => !linked.Contains(l))];
     }
 
-    /// <summary>Links this article into another language's article's translation group (version-checked).</summary>
-    public Task<IActionResult> OnPostLinkAsync(Guid translationOf, CancellationToken cancellationToken) =>
-        RunAsync(() => store.SetTranslationAsync(Id ?? Guid.Empty, Version, translationOf, User.ConsoleActor(), cancellationToken), cancellationToken, reload: true);
+    /// <summary>Links this article into another language's article's translation group (version-checked). The other
+    /// article is named by its id (the search's "Link" buttons, or pasted) or its help-center slug; refused at the
+    /// field when it does not exist, is in this language, or is already linked.</summary>
+    public Task<IActionResult> OnPostLinkAsync(string? translationOf, CancellationToken cancellationToken) =>
+        RunAsync(async () =>
+        {
+            var id = Id ?? Guid.Empty;
+            var article = await store.GetAsync(id, cancellationToken) ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, "The article was deleted.");
+            var other = await FindLinkTargetAsync(translationOf?.Trim() ?? "", article.Language, cancellationToken);
+            if (other.Id == article.Id)
+                throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "A translation is an article in another language.", "translationOf");
+            if (other.TranslationGroup == article.TranslationGroup)
+                throw new KnowledgeBaseException(KnowledgeBaseError.Conflict, $"\"{other.Title}\" ({other.Language}) is already linked to this article.", "translationOf");
+            return await store.SetTranslationAsync(id, Version, other.Id, User.ConsoleActor(), cancellationToken);
+        }, cancellationToken, reload: true);
+
+    /// <summary>The article an id or a slug names: a slug is looked up in the other languages (it is unique per language).</summary>
+    private async Task<ArticleRecord> FindLinkTargetAsync(string text, string ownLanguage, CancellationToken cancellationToken)
+    {
+        if (text.Length == 0)
+            throw new KnowledgeBaseException(KnowledgeBaseError.Invalid, "Name the article to link: its id or its help-center slug, or find it by title.", "translationOf");
+        if (Guid.TryParse(text, out var otherId))
+            return await store.GetAsync(otherId, cancellationToken)
+                ?? throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {otherId} does not exist.", "translationOf");
+        var slug = text.TrimEnd('/');
+        slug = slug[(slug.LastIndexOf('/') + 1)..];
+        var found = new List<ArticleRecord>();
+        if (slug.Length is > 0 and <= MaxLinkSearch)
+            foreach (var language in Crm.Service.Search.SearchLanguages.All.Where(l => l != ownLanguage))
+                if (await store.GetBySlugAsync(language, Uri.UnescapeDataString(slug), cancellationToken) is { } bySlug)
+                    found.Add(bySlug);
+        return found.Count switch
+        {
+            1 => found[0],
+            0 => throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"No article in another language has the id or slug '{text}'.", "translationOf"),
+            _ => throw new KnowledgeBaseException(KnowledgeBaseError.Invalid,
+                $"Articles in {string.Join(", ", found.Select(f => f.Language))} have the slug '{slug}'; link by id (find it by title).", "translationOf"),
+        };
+    }
 
     /// <summary>Takes this article out of its translation group (the others stay linked to each other).</summary>
     public Task<IActionResult> OnPostUnlinkAsync(CancellationToken cancellationToken) =>
@@ -211,7 +255,11 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
         catch (KnowledgeBaseException e)
         {
             Categories = await store.CategoriesAsync(cancellationToken);
-            Message = e.Message;
+            // A link's refusal is shown at the link field; the rest at the top of the editor.
+            if (e.Field == "translationOf")
+                LinkError = e.Message;
+            else
+                Message = e.Message;
             // Keep what the editor typed; show the stored status and version so a reload is one click away.
             if (Id is { } id && await store.GetAsync(id, cancellationToken) is { } stored)
             {

@@ -97,7 +97,8 @@ public sealed class TargetRow
 
 public sealed class EscalationRow
 {
-    /// <summary>Unticked rows are left out (the form always shows <see cref="PolicyForm.EscalationRows"/> rows).</summary>
+    /// <summary>Unticked rows are left out (the form shows the stored levels plus one empty row, and "add level" adds
+    /// rows up to <see cref="PolicyForm.MaxEscalations"/>).</summary>
     public bool Use { get; set; }
     public TimeSpan? After { get; set; }
     public bool NotifyAssignee { get; set; }
@@ -109,7 +110,8 @@ public sealed class EscalationRow
 
 public sealed class PolicyForm
 {
-    public const int EscalationRows = 3;
+    /// <summary>As many rows as the admin API takes levels.</summary>
+    public const int MaxEscalations = RoutingApi.MaxEscalations;
 
     [StringLength(64)] public string? Id { get; set; }
     [StringLength(200)] public string? Name { get; set; }
@@ -119,7 +121,17 @@ public sealed class PolicyForm
     public List<TargetRow> Targets { get; set; } = [.. Enum.GetValues<TicketPriority>().Select(p => new TargetRow { Priority = p })];
     public double? WarningAt { get; set; } = 0.8;
     public List<EscalationRow> Escalations { get; set; } =
-        [new EscalationRow { Use = true, After = TimeSpan.Zero, NotifyAssignee = true, NotifySupervisors = true }, new(), new()];
+        [new EscalationRow { Use = true, After = TimeSpan.Zero, NotifyAssignee = true, NotifySupervisors = true }, new()];
+
+    /// <summary>Whether "add level" is offered: fewer rows than the API takes levels.</summary>
+    public bool CanAddLevel => Escalations.Count < MaxEscalations;
+
+    /// <summary>"Add level": one more empty row, up to <see cref="MaxEscalations"/>.</summary>
+    public void AddLevel()
+    {
+        if (CanAddLevel)
+            Escalations.Add(new EscalationRow());
+    }
     public ConditionsForm Conditions { get; set; } = new();
 
     public SlaPolicyRequest ToRequest() => new(Name, Order, Conditions.ToConditions(), FormLists.NullIfBlank(CalendarId),
@@ -143,7 +155,8 @@ public sealed class PolicyForm
             Use = true, After = e.After, NotifyAssignee = e.NotifyAssignee, NotifySupervisors = e.NotifySupervisors,
             RaisePriorityTo = e.RaisePriorityTo, ReassignToTeam = e.ReassignToTeam, AddTag = e.AddTag,
         }).ToList();
-        while (escalations.Count < EscalationRows)
+        // The stored levels and one empty row to add a level in (none once the API's maximum is reached).
+        if (escalations.Count < MaxEscalations)
             escalations.Add(new EscalationRow());
         return new PolicyForm
         {

@@ -3,7 +3,9 @@ using Crm.Service.Api;
 using Crm.Service.Contracts;
 using Microsoft.AspNetCore.Mvc;
 using Crm.Service.Grains.Sla;
+using Crm.Service.Infrastructure.Routing;
 using Crm.Service.Infrastructure.Teams;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Crm.Service.Pages.Admin.Routing;
 
@@ -61,6 +63,18 @@ public sealed class SlaPoliciesModel(IRoutingStore store) : RoutingSettingsPage(
             HttpContext.RequestServices.GetRequiredService<TeamDirectory>(), HttpContext.RequestServices.GetRequiredService<TimeProvider>(),
             cancellationToken)).Result, cancellationToken);
 
+    /// <summary>"Add level" (a plain post, no script needed): the form as typed with one more empty escalation row.
+    /// Nothing is saved; the rows keep what was typed.</summary>
+    public async Task<IActionResult> OnPostAddLevelAsync(CancellationToken cancellationToken)
+    {
+        Policy.AddLevel();
+        ModelState.Remove(nameof(EditId));
+        ModelState.Remove(nameof(EditJson));
+        await LoadAsync(cancellationToken);
+        EditJson ??= Example;
+        return Page();
+    }
+
     public override string Example => """
         {
           "name": "Standard",
@@ -80,6 +94,7 @@ public sealed class SlaPoliciesModel(IRoutingStore store) : RoutingSettingsPage(
 
 /// <summary>Business-hours calendars and their holidays (<c>/Admin/Routing/Calendars</c>), checked by
 /// <see cref="RoutingApi.PutCalendarAsync"/>.</summary>
+[RequestFormLimits(MultipartBodyLengthLimit = 2 * HolidayImport.MaxBytes)]
 public sealed class CalendarsModel(IRoutingStore store) : RoutingSettingsPage(store)
 {
     protected override string Kind => RoutingKinds.Calendar;
@@ -100,6 +115,58 @@ public sealed class CalendarsModel(IRoutingStore store) : RoutingSettingsPage(st
         }
         return await SaveFieldsAsync(async () => (await RoutingApi.PutCalendarAsync(Calendar.Id?.Trim() ?? "", request, Store, cancellationToken)).Result,
             cancellationToken);
+    }
+
+    /// <summary>The form key of the holiday import's file (its refusals are shown there).</summary>
+    public const string IcsFileKey = "IcsFile";
+
+    /// <summary>The .ics file of the holiday import; the body limit leaves room for the form's other fields, the
+    /// handler refuses a file over <see cref="HolidayImport.MaxBytes"/> at the field, as the API refuses such a body.</summary>
+    [BindProperty] public IFormFile? IcsFile { get; set; }
+    [BindProperty] public int? ImportFrom { get; set; }
+    [BindProperty] public int? ImportTo { get; set; }
+
+    /// <summary>Imports an iCalendar file's all-day events as holidays of the stored calendar <paramref name="id"/>,
+    /// through the API's own import (<see cref="RoutingApi.ImportHolidaysFromAsync"/>): same parser, limits and messages.</summary>
+    public async Task<IActionResult> OnPostImportAsync(string id, CancellationToken cancellationToken)
+    {
+        // Only the import's fields are part of this post.
+        foreach (var key in ModelState.Keys.Where(k => k is nameof(EditId) or nameof(EditJson) || k.StartsWith(FormName + ".", StringComparison.Ordinal)).ToList())
+            ModelState.Remove(key);
+        string? error = null;
+        var errorKey = IcsFileKey;
+        if (IcsFile is null || IcsFile.Length == 0)
+            error = "Choose an .ics file to import.";
+        else if (IcsFile.Length > HolidayImport.MaxBytes)
+            error = $"The calendar file is larger than {HolidayImport.MaxBytes / 1024} KiB.";
+        else if (ModelState.IsValid)
+        {
+            try
+            {
+                await using var body = IcsFile.OpenReadStream();
+                var result = (await RoutingApi.ImportHolidaysFromAsync(id, ImportFrom, ImportTo, body, Store,
+                    HttpContext.RequestServices.GetRequiredService<TimeProvider>(), cancellationToken)).Result;
+                error = result is ProblemHttpResult problem ? problem.ProblemDetails.Detail ?? problem.ProblemDetails.Title ?? "Refused." : null;
+                // The years' refusal names "from"; the rest (the file, the calendar's size) is the file's.
+                if (result is ProblemHttpResult { ProblemDetails.Extensions: var extensions } && extensions.TryGetValue("field", out var field) && field as string == "from")
+                    errorKey = nameof(ImportFrom);
+            }
+            catch (DomainException ex)
+            {
+                error = ex.Message;
+            }
+            if (error is null)
+                return RedirectToPage(new { edit = id });
+        }
+        if (error is not null)
+            ModelState.AddModelError(errorKey, error);
+        // The calendar stays on screen: the form shows it as stored.
+        if (await Store.GetAsync(RoutingKinds.Calendar, id, cancellationToken) is { } json)
+        {
+            Fill(json);
+            (EditId, EditJson) = (id, json);
+        }
+        return await RefusedAsync(cancellationToken);
     }
 
     public override string Example => """
