@@ -44,10 +44,7 @@ public sealed class ConsoleLiveBrowserTests : IAsyncLifetime
     {
         var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
         await page.GotoAsync(_baseUrl + "/");
-        await page.GetByLabel("Email").FillAsync(Agent);
-        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("^(?!.*Account/Login)"));
+        await page.SignInAsync(Agent, new Regex("^(?!.*Account/Login)"), "#main");
         await page.GotoAsync(_baseUrl + path);
         await page.Locator("#live-status[data-state='online']").WaitForAsync(new() { State = WaitForSelectorState.Attached });
         return page;

@@ -28,10 +28,7 @@ public sealed class KbUploadBrowserTests
         var page = await browser.NewPageAsync();
         page.SetDefaultTimeout(60_000);
         await page.GotoAsync(baseUrl + "/Kb/Edit");
-        await page.GetByLabel("Email").FillAsync("kb@example.com");
-        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.ArrivedAtAsync(new Regex("/Kb/Edit"), "#Title");
+        await page.SignInAsync("kb@example.com", new Regex("/Kb/Edit"), "#Title");
         Assert.Equal(0, await page.Locator("#kb-file").CountAsync());
         await page.Locator("#Title").FillAsync("Router lights");
         await page.Locator("#Visibility").SelectOptionAsync("public");

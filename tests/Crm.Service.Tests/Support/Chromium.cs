@@ -29,4 +29,15 @@ internal static class Chromium
         await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
         await page.Locator(selector).First.WaitForAsync();
     }
+
+    /// <summary>Fills the console's sign-in form the page is showing (it was sent there by the sign-in redirect) as
+    /// <paramref name="email"/> with the test password, and waits until it arrives at <paramref name="url"/> showing
+    /// <paramref name="selector"/>.</summary>
+    public static async Task SignInAsync(this IPage page, string email, Regex url, string selector)
+    {
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.ArrivedAtAsync(url, selector);
+    }
 }
