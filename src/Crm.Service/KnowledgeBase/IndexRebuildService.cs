@@ -113,14 +113,14 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
         }
     }
 
-    /// <summary>Runs a rebuild to the end (the --reindex command, the service stopped), reporting progress as it goes.</summary>
+    /// <summary>Runs a rebuild to the end (the --reindex command, the service stopped on every node), reporting progress as it goes.</summary>
     public async Task<ReindexProgress> RunAsync(IProgress<ReindexProgress>? report, CancellationToken cancellationToken)
     {
         lock (_gate)
             _progress = new("running", 0, 0, time.GetUtcNow(), null, null);
-        // No indexer runs to catch up: the hold goes as the run ends. A shared index is rebuilt under the lease the
-        // nodes take (review LH6): the other nodes keep running while the command does.
-        await RunOnceAsync(cancellationToken, report, catchUp: false);
+        // No indexer runs to catch up: the hold goes as the run ends. No lease (review LH6): the command runs without
+        // the cluster (no silo), so every node must be stopped, also with a shared (Elasticsearch) index.
+        await RunCoreAsync(cancellationToken, report, catchUp: false);
         Task[] holds;
         lock (_gate)
             holds = [.. _holds.Values];
