@@ -18,14 +18,20 @@ public sealed class ChangeConsumerGates
     private readonly Func<ChangeFeedOptions> _options;
     private readonly TimeProvider _time;
 
+    // Holds refreshed or written since this process began are its own runs' (review LH3).
+    private readonly DateTimeOffset _startedAt;
+
     internal ChangeConsumerGates(SqliteChangeFeed feed, ChangeFeedSignal signal, Func<ChangeFeedOptions> options, TimeProvider time) =>
-        (_feed, _signal, _options, _time) = (feed, signal, options, time);
+        (_feed, _signal, _options, _time, _startedAt) = (feed, signal, options, time, time.GetUtcNow());
 
     /// <summary>This node's name in rebuild holds (<see cref="ChangeFeedOptions.NodeId"/>; the machine name when unset).</summary>
     public string NodeId => _options().NodeId is { Length: > 0 } id ? id : Environment.MachineName;
 
     /// <summary>A hold not refreshed for this long is a dead run's, and pruning removes it.</summary>
     public TimeSpan HoldExpiry => _options().RebuildHoldExpiry;
+
+    /// <summary>How long something may be stuck before readiness says Degraded (<see cref="ChangeFeedOptions.DegradedAfter"/>).</summary>
+    public TimeSpan DegradedAfter => _options().DegradedAfter;
 
     internal sealed class Gate
     {
@@ -115,9 +121,19 @@ public sealed class ChangeConsumerGates
     /// <summary>Ends one run's <see cref="HoldPruningAsync"/>.</summary>
     public Task ReleaseHoldAsync(string hold, CancellationToken cancellationToken = default) => _feed.ReleaseHoldAsync(hold, cancellationToken);
 
-    /// <summary>Removes the holds this node's killed runs left (whatever index they name), but this process's runs'.</summary>
-    public Task<IReadOnlyList<string>> ReleaseNodeHoldsAsync(CancellationToken cancellationToken = default) =>
-        _feed.ReleaseNodeHoldsAsync(NodeId, [.. _liveHolds.Keys], cancellationToken);
+    /// <summary>Removes the holds this node's killed runs left (whatever index they name), but this process's runs':
+    /// those it names as live, and any written or refreshed since the process began, whenever the clean-up runs
+    /// (review LH3: a run of the other index may write its hold between the snapshot and the read).</summary>
+    public async Task<IReadOnlyList<string>> ReleaseNodeHoldsAsync(CancellationToken cancellationToken = default)
+    {
+        string[] live = [.. _liveHolds.Keys];
+        if (AfterLiveSnapshotForTests is { } hook)
+            await hook();
+        return await _feed.ReleaseNodeHoldsAsync(NodeId, live, _startedAt, cancellationToken);
+    }
+
+    /// <summary>Test hook: awaited by <see cref="ReleaseNodeHoldsAsync"/> after it read which holds are live.</summary>
+    internal Func<Task>? AfterLiveSnapshotForTests { get; set; }
 
     /// <summary>Every rebuild hold, on every node.</summary>
     public Task<IReadOnlyList<RebuildHoldRecord>> HoldsAsync(CancellationToken cancellationToken = default) => _feed.HoldsAsync(cancellationToken);

@@ -13,7 +13,8 @@ namespace Crm.Service.Infrastructure.Changes;
 /// one that fails is retried with backoff while the others keep going. Commits wake the consumers; a poll is the fallback.
 /// A consumer that serves its own node (<see cref="IChangeConsumer.EveryNode"/>: the console's live pushes and queue
 /// counters) gets every change on every node, under a cursor in memory that starts at the feed's head. Embedded mode runs
-/// one dispatcher per SQLite file; a clustered store needs a lease per shared consumer.
+/// one dispatcher per SQLite file. Nodes sharing one index (Elasticsearch) run its consumer under one saved cursor each
+/// at its own pace: a batch handled twice is harmless, and a cursor save is refused after a rebuild's rewind (review LH2).
 /// </summary>
 internal sealed class ChangeFeedDispatcher(
     SqliteChangeFeed feed,
@@ -67,11 +68,24 @@ internal sealed class ChangeFeedDispatcher(
 
     private async Task TailAsync(IChangeConsumer consumer, ChangeFeedOptions settings, CancellationToken stoppingToken)
     {
-        // Past a pruned hole: a saved cursor is written (it only ever rises), a node's own one lives in memory.
-        async Task<long> MoveCursorAsync(long to)
+        // How often the saved cursor was rewound when it was read: a save under an older count is refused (review LH2).
+        long rewound = 0;
+        // Saves the cursor (it only ever rises; a node's own one lives in memory). False: a rebuild rewound it since it
+        // was read (on any node sharing it); the caller reads it again, and hands what follows again.
+        async Task<bool> SaveAsync(long to)
         {
-            if (!consumer.EveryNode)
-                await feed.SaveCursorAsync(consumer.Name, to, stoppingToken);
+            if (consumer.EveryNode || await feed.SaveCursorAsync(consumer.Name, to, rewound, stoppingToken))
+                return true;
+            logger.LogInformation("The cursor of change consumer {Consumer} was rewound by an index rebuild while it handled changes up to {Sequence}; it reads the cursor again",
+                consumer.Name, to);
+            return false;
+        }
+
+        // Past a pruned hole.
+        async Task<long?> MoveCursorAsync(long to)
+        {
+            if (!await SaveAsync(to))
+                return null;
             status.CursorRead(consumer.Name, to);
             return to;
         }
@@ -100,7 +114,14 @@ internal sealed class ChangeFeedDispatcher(
                     if (cursor is null)
                     {
                         // A node's own consumer starts at the head as the store became ready, before anything loaded from it.
-                        cursor = consumer.EveryNode ? await initializer.FeedHeadAtStartAsync(stoppingToken) : await feed.ReadCursorAsync(consumer.Name, stoppingToken);
+                        if (consumer.EveryNode)
+                            cursor = await initializer.FeedHeadAtStartAsync(stoppingToken);
+                        else
+                        {
+                            // The count first: a rewind between the two reads makes the save refused, never accepted stale.
+                            rewound = await feed.RewindsAsync(consumer.Name, stoppingToken);
+                            cursor = await feed.ReadCursorAsync(consumer.Name, stoppingToken);
+                        }
                         status.CursorRead(consumer.Name, cursor.Value);
                     }
                     batch = await feed.ReadAsync(cursor.Value, settings.BatchSize, stoppingToken);
@@ -135,8 +156,11 @@ internal sealed class ChangeFeedDispatcher(
                     if (batch.Count > 0)
                     {
                         await consumer.HandleAsync(batch, stoppingToken);
-                        if (!consumer.EveryNode)
-                            await feed.SaveCursorAsync(consumer.Name, batch[^1].Sequence, stoppingToken);
+                        if (!await SaveAsync(batch[^1].Sequence))
+                        {
+                            cursor = null;
+                            continue;
+                        }
                         cursor = batch[^1].Sequence;
                         failures = 0;
                         status.Handled(consumer.Name, cursor.Value, time.GetUtcNow());

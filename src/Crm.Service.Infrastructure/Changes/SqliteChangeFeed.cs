@@ -49,6 +49,29 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
             """, cancellationToken);
     }
 
+    /// <summary>Moves the consumer's cursor forward (never back), unless it was rewound since the writer read it
+    /// (review LH2): a rebuild's rewind bumps the consumer's rewind count in the same transaction, and a batch read
+    /// under an older count (another node's dispatcher, in flight across the rewind and swap of a shared index) would
+    /// raise the cursor past what the new index never got. False when refused: the writer reads the cursor again.</summary>
+    public async Task<bool> SaveCursorAsync(string consumer, long sequence, long rewinds, CancellationToken cancellationToken)
+    {
+        var counter = RewindsName(consumer);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.Database.ExecuteSqlAsync($"""
+            INSERT INTO ChangeCursors (Consumer, Sequence)
+            SELECT {consumer}, {sequence} WHERE COALESCE((SELECT Sequence FROM ChangeCursors WHERE Consumer = {counter}), 0) = {rewinds}
+            ON CONFLICT (Consumer) DO UPDATE SET Sequence = MAX(Sequence, excluded.Sequence)
+            """, cancellationToken) > 0;
+    }
+
+    /// <summary>How often the consumer's cursor was rewound (0 when never): read before the cursor, handed to
+    /// <see cref="SaveCursorAsync(string, long, long, CancellationToken)"/>.</summary>
+    public async Task<long> RewindsAsync(string consumer, CancellationToken cancellationToken) =>
+        await FindCursorAsync(RewindsName(consumer), cancellationToken) ?? 0;
+
+    /// <summary>The note counting a consumer's rewinds (in the cursor table; pruning ignores it).</summary>
+    public static string RewindsName(string consumer) => consumer + "#rewinds";
+
     /// <summary>The consumer's persisted position, or null when it never handled a change under this name.</summary>
     public async Task<long?> FindCursorAsync(string consumer, CancellationToken cancellationToken)
     {
@@ -117,15 +140,21 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
         await db.RebuildHolds.Where(h => h.Name == name).ExecuteDeleteAsync(cancellationToken);
     }
 
-    /// <summary>Removes every hold of <paramref name="node"/> but those named in <paramref name="except"/> (its runs now),
-    /// whatever consumer they name (a node restarted with another index folder has another consumer name). Returns them.</summary>
-    public async Task<IReadOnlyList<string>> ReleaseNodeHoldsAsync(string node, IReadOnlyCollection<string> except, CancellationToken cancellationToken)
+    /// <summary>Removes every hold of <paramref name="node"/> not refreshed since <paramref name="before"/> (this process's
+    /// start) but those named in <paramref name="except"/> (its runs now), whatever consumer they name (a node restarted
+    /// with another index folder has another consumer name). Returns them.</summary>
+    public async Task<IReadOnlyList<string>> ReleaseNodeHoldsAsync(string node, IReadOnlyCollection<string> except, DateTimeOffset before, CancellationToken cancellationToken)
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var names = await db.RebuildHolds.AsNoTracking().Where(h => h.Node == node && !except.Contains(h.Name)).Select(h => h.Name).ToListAsync(cancellationToken);
-        if (names.Count > 0)
-            await db.RebuildHolds.Where(h => names.Contains(h.Name)).ExecuteDeleteAsync(cancellationToken);
+        var rows = await db.RebuildHolds.AsNoTracking().Where(h => h.Node == node && !except.Contains(h.Name)).ToListAsync(cancellationToken);
+        List<string> names = [];
+        foreach (var row in rows.Where(h => h.Since < before))
+        {
+            // Only as read: a run of this process that rewrote it since keeps it.
+            if (await db.RebuildHolds.Where(h => h.Name == row.Name && h.Since == row.Since).ExecuteDeleteAsync(cancellationToken) > 0)
+                names.Add(row.Name);
+        }
         return names;
     }
 
@@ -143,10 +172,18 @@ internal sealed class SqliteChangeFeed(IDbContextFactory<CrmDbContext> contexts,
     {
         await initializer.EnsureInitializedAsync(cancellationToken);
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // One transaction: a cursor save that read the old count is refused from the moment the cursor is back (LH2).
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var counter = RewindsName(consumer);
+        await db.Database.ExecuteSqlAsync($"""
+            INSERT INTO ChangeCursors (Consumer, Sequence) VALUES ({counter}, 1)
+            ON CONFLICT (Consumer) DO UPDATE SET Sequence = Sequence + 1
+            """, cancellationToken);
         await db.Database.ExecuteSqlAsync($"""
             INSERT INTO ChangeCursors (Consumer, Sequence) VALUES ({consumer}, {sequence})
             ON CONFLICT (Consumer) DO UPDATE SET Sequence = MIN(Sequence, excluded.Sequence)
             """, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
     }
 
     /// <summary>The oldest change still in the feed (older ones were pruned), or null when the feed is empty.</summary>

@@ -31,6 +31,8 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
     private bool _rerun;
     private TaskCompletionSource? _wake;
     private bool _owedAfterFailure;
+    // Under _gate: why the rewound indexer is behind after a swap, while it has not moved for ChangeFeed:DegradedAfter (review LH1).
+    private string? _stalled;
     private readonly CancellationTokenSource _stopping = new();
     // Holds being kept alive or released in the background, by name (review LG1/LG3).
     private readonly Dictionary<string, Task> _holds = new(StringComparer.Ordinal);
@@ -61,7 +63,7 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
             lock (_gate)
                 return _owedAfterFailure && _progress.State == "failed"
                     ? $"The {IndexName} is owed a rebuild and the last attempt failed ({_progress.Error}); next attempt {_progress.NextAttemptAt:O} (POST {ReindexEndpoint} tries at once)"
-                    : null;
+                    : _stalled;
         }
     }
 
@@ -79,6 +81,9 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
 
     /// <summary>Test hook: awaited after a background run read whether a rebuild is still owed, before it acts on it.</summary>
     internal Func<Task>? AfterOwedReadForTests { get; set; }
+
+    /// <summary>Test hook: awaited as a background run ends, after it let go of the lock (review LH4).</summary>
+    internal Func<Task>? AsRunEndsForTests { get; set; }
 
     /// <summary>Starts a rebuild in the background, or returns false when one is already running. While a failed run
     /// waits to be tried again, the wait is cut short and a run starts at once (true).</summary>
@@ -108,12 +113,13 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
         }
     }
 
-    /// <summary>Runs a rebuild to the end (the --reindex command, the service stopped), reporting progress as it goes.</summary>
+    /// <summary>Runs a rebuild to the end (the --reindex command, the service stopped on every node), reporting progress as it goes.</summary>
     public async Task<ReindexProgress> RunAsync(IProgress<ReindexProgress>? report, CancellationToken cancellationToken)
     {
         lock (_gate)
             _progress = new("running", 0, 0, time.GetUtcNow(), null, null);
-        // No indexer runs to catch up: the hold goes as the run ends.
+        // No indexer runs to catch up: the hold goes as the run ends. No lease (review LH6): the command runs without
+        // the cluster (no silo), so every node must be stopped, also with a shared (Elasticsearch) index.
         await RunCoreAsync(cancellationToken, report, catchUp: false);
         Task[] holds;
         lock (_gate)
@@ -130,6 +136,9 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
     {
         var delay = TimeSpan.FromSeconds(1);
         var stopping = _stopping.Token;
+        // Set when the exit path let go of _active under the lock: a run started right after it is not this one's to
+        // clear (review LH4).
+        var exited = false;
         try
         {
             var run = true;
@@ -159,6 +168,7 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
                         if (!_rerun)
                         {
                             _active = false;
+                            exited = true;
                             return;
                         }
                     }
@@ -193,11 +203,14 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
         }
         finally
         {
-            lock (_gate)
-            {
-                _active = false;
-                _wake = null;
-            }
+            if (AsRunEndsForTests is { } hook)
+                await hook();
+            if (!exited)
+                lock (_gate)
+                {
+                    _active = false;
+                    _wake = null;
+                }
         }
     }
 
@@ -207,11 +220,11 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
     /// <summary>One rebuild. An index every node shares (Elasticsearch) is rebuilt by one node at a time, under a lease
     /// (review LF4): two at once would rewind the shared cursor to two starting points and swap twice. A node that
     /// waited skips an owed rebuild that another node completed meanwhile.</summary>
-    private async Task RunOnceAsync(CancellationToken stopping)
+    private async Task RunOnceAsync(CancellationToken stopping, IProgress<ReindexProgress>? report = null, bool catchUp = true)
     {
         if (index.Engine != SearchOptions.ElasticsearchEngine)
         {
-            await RunCoreAsync(stopping);
+            await RunCoreAsync(stopping, report, catchUp);
             return;
         }
         bool owedBefore;
@@ -229,10 +242,21 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
             if (owedBefore && await gates.AppliedAsync(consumerName, held) != ChangeConsumerGates.RebuildOwed)
             {
                 logger.LogInformation("The shared {IndexName} {Index} was rebuilt by another node meanwhile; this node does not rebuild it again.", IndexName, index.Identity);
-                Update(p => p with { State = "completed", FinishedAt = time.GetUtcNow() }, null);
+                Update(p => p with { State = "completed", FinishedAt = time.GetUtcNow() }, report);
                 return;
             }
-            await RunCoreAsync(held);
+            try
+            {
+                await RunCoreAsync(held, report, catchUp);
+            }
+            catch (OperationCanceledException) when (held.IsCancellationRequested && !stopping.IsCancellationRequested)
+            {
+                // The lease could not be renewed in time: another node may take it and rebuild; this one runs again
+                // once it holds the lease again, from the start (review LH7).
+                logger.LogWarning("The {IndexName} rebuild lost its lease ({Lease}); it starts again once this node holds the lease again.", IndexName, LeaseKey);
+                Update(p => p with { Error = "The rebuild lost its lease; it starts again once this node holds it again" }, report);
+                throw;
+            }
         }, stopping);
         stopping.ThrowIfCancellationRequested();
     }
@@ -280,9 +304,10 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
             await gates.HoldPruningAsync(hold, consumerName, from, cancellationToken);
             ended = new TaskCompletionSource<long?>(TaskCreationOptions.RunContinuationsAsynchronously);
             lock (_gate)
-                _holds[hold] = TendHoldAsync(hold, ended.Task, catchUp);
+                _holds[hold] = TendHoldAsync(hold, from, ended.Task, catchUp);
             var total = await CountAsync(cancellationToken);
-            Update(p => p with { Total = total }, report);
+            // Done starts again with each run (a run again after a lost lease adds its pages anew, review LH7).
+            Update(p => p with { State = "running", Total = total, Done = 0 }, report);
             await using (var rebuild = await index.BeginRebuildAsync(cancellationToken))
             {
                 await foreach (var page in PagesAsync(cancellationToken))
@@ -296,16 +321,16 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
                 await rebuild.OptimizeAsync(cancellationToken);
                 await using var pause = await gates.PauseAsync(consumerName, cancellationToken);
                 await pause.RewindAsync(from, cancellationToken);
-                // The hold stays until the indexer has read again up to here.
-                var head = await feed.LastSequenceAsync(cancellationToken);
+                // The hold stays until the indexer has read again up to here: from the rewind on, also when the swap
+                // then fails (review LH5), since the rewound indexer reads (from, head] again either way.
+                swapHead = await feed.LastSequenceAsync(cancellationToken);
                 await rebuild.MarkAppliedAsync(from, cancellationToken);
                 await rebuild.CompleteAsync(cancellationToken);
                 swapped = true;
-                swapHead = head;
                 // The rebuilt index is in use: its marker is the store's record now, which also clears an owed rebuild.
                 await gates.RebuildDoneAsync(consumerName, from, cancellationToken);
             }
-            Update(p => p with { State = "completed", FinishedAt = time.GetUtcNow() }, report);
+            Update(p => p with { State = "completed", FinishedAt = time.GetUtcNow(), Error = null }, report);
             logger.LogInformation("The {IndexName} was rebuilt from {Count} documents ({Engine}).", IndexName, Progress.Done, index.Engine);
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -324,13 +349,17 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
 
     /// <summary>
     /// Keeps one run's hold: refreshed while the run works (pruning removes a hold not refreshed for
-    /// <see cref="ChangeConsumerGates.HoldExpiry"/>, a dead run's), then, after a swap, kept (raised to the indexer's
-    /// cursor as it goes) until the rewound indexer has read again up to the head at the swap: released at the swap,
+    /// <see cref="ChangeConsumerGates.HoldExpiry"/>, a dead run's), then, after the rewind, kept (raised to the indexer's
+    /// cursor as it goes) until the rewound indexer has read again up to the head at the rewind: released at the swap,
     /// another node could prune what it has yet to read, and it would find a hole and rebuild again (review LG3).
-    /// Then released, retried with backoff until it goes (review LG1). A stop releases it once, at once; what a stop
-    /// or kill leaves is removed at this node's next start or expires.
+    /// During that catch-up the hold is refreshed only while the cursor moves (review LH1): an indexer stuck for good
+    /// (a poison document, a full disk) lets its hold expire, so pruning goes on on every node, and readiness says
+    /// Degraded once it has not moved for ChangeFeed:DegradedAfter. A hold found gone (pruned as stale, or removed by a
+    /// start-up clean-up) is written again where it stood (review LH3). Then released, retried with backoff until it
+    /// goes (review LG1; the --reindex command tries a few times and leaves the rest to expiry, review LH6). A stop
+    /// releases it once, at once; what a stop or kill leaves is removed at this node's next start or expires.
     /// </summary>
-    private async Task TendHoldAsync(string hold, Task<long?> ended, bool catchUp)
+    private async Task TendHoldAsync(string hold, long from, Task<long?> ended, bool catchUp)
     {
         await Task.Yield();
         var stopping = _stopping.Token;
@@ -343,7 +372,11 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
             try
             {
                 if (!await gates.RefreshHoldAsync(hold, raiseTo, stopping))
-                    logger.LogWarning("The pruning hold {Hold} of the {IndexName} rebuild was removed as stale while its run lives.", hold, IndexName);
+                {
+                    var at = Math.Max(from, raiseTo);
+                    logger.LogWarning("The pruning hold {Hold} of the {IndexName} rebuild was removed while its run lives; writing it again at {Sequence}.", hold, IndexName, at);
+                    await gates.HoldPruningAsync(hold, consumerName, at, stopping);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -363,21 +396,39 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
                 }
                 if (catchUp && await ended is { } head)
                 {
-                    while (true)
+                    long? moved = null;
+                    var movedAt = time.GetTimestamp();
+                    try
                     {
-                        long? cursor = null;
-                        try
+                        while (true)
                         {
-                            cursor = await gates.CursorAsync(consumerName, stopping);
+                            long? cursor = null;
+                            try
+                            {
+                                cursor = await gates.CursorAsync(consumerName, stopping);
+                            }
+                            catch (Exception e) when (e is not OperationCanceledException)
+                            {
+                                logger.LogWarning(e, "Could not read the cursor of {Consumer}.", consumerName);
+                            }
+                            if (cursor >= head)
+                                break;
+                            if (cursor is { } at && (moved is null || at > moved))
+                            {
+                                if (moved is not null)
+                                    movedAt = time.GetTimestamp();
+                                moved = at;
+                                SetStalled(null);
+                                await RefreshAsync(at);
+                            }
+                            else if (time.GetElapsedTime(movedAt) is var still && still >= gates.DegradedAfter)
+                                SetStalled($"The {IndexName} is behind since its rebuild: its indexer has not moved from {moved} towards {head} for {still}; its hold on the feed's pruning expires {gates.HoldExpiry} after it last moved");
+                            await Task.Delay(CatchUpPoll, TimeProvider.System, stopping);
                         }
-                        catch (Exception e) when (e is not OperationCanceledException)
-                        {
-                            logger.LogWarning(e, "Could not read the cursor of {Consumer}.", consumerName);
-                        }
-                        if (cursor >= head)
-                            break;
-                        await RefreshAsync(cursor ?? 0);
-                        await Task.Delay(CatchUpPoll, TimeProvider.System, stopping);
+                    }
+                    finally
+                    {
+                        SetStalled(null);
                     }
                 }
             }
@@ -397,7 +448,7 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
                 return;
             }
             var delay = TimeSpan.FromSeconds(1);
-            while (true)
+            for (var attempt = 1; ; attempt++)
             {
                 try
                 {
@@ -406,6 +457,13 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
                 }
                 catch (Exception e) when (e is not OperationCanceledException || !stopping.IsCancellationRequested)
                 {
+                    if (!catchUp && attempt >= CommandReleaseAttempts)
+                    {
+                        // The --reindex command must end (review LH6): the hold expires, or this node's next start removes it.
+                        logger.LogError(e, "Could not remove the pruning hold {Hold} of the {IndexName} rebuild after {Attempts} attempts; this node's next start removes it, or pruning after {Expiry}.",
+                            hold, IndexName, attempt, gates.HoldExpiry);
+                        return;
+                    }
                     // Left behind, it would keep every node's pruning at its start: tried until it goes.
                     logger.LogWarning(e, "Could not remove the pruning hold {Hold} of the {IndexName} rebuild; trying again in {Delay}.", hold, IndexName, delay);
                     await Task.Delay(delay, TimeProvider.System, stopping);
@@ -427,6 +485,15 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
             lock (_gate)
                 _holds.Remove(hold);
         }
+    }
+
+    /// <summary>How often the --reindex command tries to remove its hold before it leaves it to expiry (review LH6).</summary>
+    private const int CommandReleaseAttempts = 4;
+
+    private void SetStalled(string? why)
+    {
+        lock (_gate)
+            _stalled = why;
     }
 
     private void Update(Func<ReindexProgress, ReindexProgress> change, IProgress<ReindexProgress>? report)
@@ -458,6 +525,8 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
         // The pruning holds a killed run on this node left behind, of whatever index (a node restarted with another index
         // folder has another consumer name); never another node's, nor a run of this process (an admin's POST may have
         // started one already). A rebuild owed is started again below.
+        // Two nodes under one name would remove each other's live holds at start (review LH3): the name is in the log.
+        logger.LogInformation("The {IndexName} rebuild holds of this node are named after node {Node} (ChangeFeed:NodeId).", IndexName, gates.NodeId);
         try
         {
             var removed = await gates.ReleaseNodeHoldsAsync(stoppingToken);

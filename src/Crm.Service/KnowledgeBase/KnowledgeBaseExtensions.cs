@@ -100,7 +100,8 @@ public static class KnowledgeBaseExtensions
     }
 
     /// <summary><c>--reindex</c>: rebuilds the search index from the store, printing progress, and exits instead of serving.
-    /// Run it while the service is stopped (Lucene allows one writer); on a running service use POST /api/v1/admin/kb/reindex.</summary>
+    /// Run it while the service is stopped (Lucene allows one writer; with Elasticsearch, on every node: the command takes
+    /// no lease, review LH6); on a running service use POST /api/v1/admin/kb/reindex.</summary>
     public static async Task<bool> RunKnowledgeBaseCommandAsync(this WebApplication app, string[] args)
     {
         if (!args.Contains("--reindex"))

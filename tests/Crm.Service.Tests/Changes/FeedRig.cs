@@ -59,6 +59,11 @@ internal sealed class FeedRig : IAsyncDisposable
 
     public Task SaveCursorAsync(string consumer, long sequence) => SqliteFeed.SaveCursorAsync(consumer, sequence, CancellationToken.None);
 
+    /// <summary>How often the consumer's cursor was rewound, and a save that only goes through when it was not rewound since (review LH2).</summary>
+    public Task<long> RewindsAsync(string consumer) => SqliteFeed.RewindsAsync(consumer, CancellationToken.None);
+
+    public Task<bool> SaveCursorAsync(string consumer, long sequence, long rewinds) => SqliteFeed.SaveCursorAsync(consumer, sequence, rewinds, CancellationToken.None);
+
     public async Task<int> PruneAsync(IReadOnlyCollection<string> consumers, DateTimeOffset committedBefore) =>
         (await SqliteFeed.PruneAsync(consumers, committedBefore, CancellationToken.None)).Deleted;
 

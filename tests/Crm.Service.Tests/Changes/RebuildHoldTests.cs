@@ -91,6 +91,43 @@ public sealed class RebuildHoldTests : IDisposable
         Assert.Equal([holdOfA], (await a.Gates.HoldsAsync()).Select(h => h.Name));
     }
 
+    [Fact]
+    public async Task A_start_up_clean_up_leaves_a_hold_this_process_wrote_after_it_read_which_holds_are_live()
+    {
+        await using var rig = await FeedRig.StartAsync(_data.Path, [], Node("node-a"));
+        await rig.CommitTicketsAsync(3);
+        var committed = await rig.SequencesAsync();
+        var live = rig.Gates.HoldName("search-records:lucene:/a", "run-records");
+        // The other index's rebuild writes its hold while the articles' clean-up is between its snapshot and its read (review LH3).
+        rig.Gates.AfterLiveSnapshotForTests = () => rig.Gates.HoldPruningAsync(live, "search-records:lucene:/a", committed[0]);
+
+        Assert.Empty(await rig.Gates.ReleaseNodeHoldsAsync());
+
+        Assert.Equal([live], (await rig.Gates.HoldsAsync()).Select(h => h.Name));
+    }
+
+    [Fact]
+    public async Task A_cursor_save_of_a_batch_read_before_a_rebuilds_rewind_is_refused_and_the_rewind_stands()
+    {
+        // Another node's dispatcher read the shared cursor and its rewind count, then handed a batch to the old index
+        // while this node's rebuild rewound the cursor and swapped (review LH2).
+        const string Shared = "search-records:elasticsearch:es:9200/crm-records";
+        await using var rig = await FeedRig.StartAsync(_data.Path, [], Node("node-a"));
+        await rig.CommitTicketsAsync(10);
+        var committed = await rig.SequencesAsync();
+        await rig.SaveCursorAsync(Shared, committed[5]);
+        var readBefore = await rig.RewindsAsync(Shared);
+
+        await using (var pause = await rig.Gates.PauseAsync(Shared))
+            await pause.RewindAsync(committed[2]);
+
+        Assert.False(await rig.SaveCursorAsync(Shared, committed[^1], readBefore), "a save under the count read before the rewind must be refused");
+        Assert.Equal(committed[2], await rig.CursorAsync(Shared));
+        // Read again, the count lets the batch's save through.
+        Assert.True(await rig.SaveCursorAsync(Shared, committed[^1], await rig.RewindsAsync(Shared)));
+        Assert.Equal(committed[^1], await rig.CursorAsync(Shared));
+    }
+
     [Theory]
     [InlineData("07:00:00:00", "07:00:00:00")]
     [InlineData("01:00:00", "1.00:00:00")]

@@ -7,6 +7,7 @@ using Crm.Service.Tests.Search;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Crm.Service.Tests.Changes;
 
@@ -27,7 +28,7 @@ public sealed class RebuildRunTests : IDisposable
         _data.Dispose();
     }
 
-    private static async Task<List<string>> TicketHitsAsync(HttpClient client, string word)
+    internal static async Task<List<string>> TicketHitsAsync(HttpClient client, string word)
     {
         var response = await client.GetAsync("/api/v1/search?kind=ticket&q=" + Uri.EscapeDataString(word));
         response.EnsureSuccessStatusCode();
@@ -67,8 +68,9 @@ public sealed class RebuildRunTests : IDisposable
         await Eventually.WaitForAsync(() => Task.FromResult(Volatile.Read(ref gate.Refused)), count => count >= refused + 2, TimeSpan.FromSeconds(60), "the indexer to fail again");
 
         var hold = Assert.Single(await app.QueryAsync(db => db.RebuildHolds.ToListAsync()));
-        Assert.True(await app.QueryAsync(db => db.Changes.AnyAsync(c => c.Sequence > hold.Sequence && c.EntityId == second.ToString())),
-            "the changes the rewound indexer has yet to read must still be held");
+        // At or below where the rebuild began, so before every change of the ticket made during it (review LH8).
+        var firstOfSecond = await app.QueryAsync(db => db.Changes.Where(c => c.EntityId == second.ToString()).MinAsync(c => c.Sequence));
+        Assert.True(hold.Sequence < firstOfSecond, $"the hold ({hold.Sequence}) must keep the changes the rewound indexer has yet to read (from {firstOfSecond})");
 
         gate.Closed = false;
         using var search = app.Admin();
@@ -76,6 +78,109 @@ public sealed class RebuildRunTests : IDisposable
             "the rebuilt index to get the ticket made during the rebuild");
         await Eventually.WaitForAsync(() => app.QueryAsync(db => db.RebuildHolds.CountAsync()), count => count == 0, TimeSpan.FromSeconds(60),
             "the hold to go once the indexer caught up");
+    }
+
+    [Fact]
+    public async Task A_rewound_indexer_that_never_catches_up_lets_its_hold_expire_and_readiness_says_the_index_is_behind()
+    {
+        var gate = new WriteGate();
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var app = new CrmApp(_data.Path, PruningNodes.Pruning(), clock, services => GatedRecordsIndex.Wrap(services, gate));
+        var (rebuilds, gates, _) = await ReadyAsync(app);
+        gate.HoldBeforeSwap = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Assert.True(rebuilds.TryStart(out var rebuilding));
+        await gate.RebuildHeld.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        // The indexer can never write again (a poison document, a full disk): after the rewind it does not move.
+        gate.Closed = true;
+        var (second, _) = await app.ReceiveAsync("m-2", "bob", "Router zebracorn", "second");
+        gate.HoldBeforeSwap.TrySetResult();
+        await rebuilding.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal("completed", rebuilds.Progress.State);
+        var refused = Volatile.Read(ref gate.Refused);
+        await Eventually.WaitForAsync(() => Task.FromResult(Volatile.Read(ref gate.Refused)), count => count >= refused + 2, TimeSpan.FromSeconds(60), "the indexer to fail again");
+
+        // A minute short of the expiry: readiness names the index that is behind, and the hold is still there.
+        clock.Advance(gates.HoldExpiry - TimeSpan.FromMinutes(1));
+        await Eventually.WaitForAsync(() => Task.FromResult(rebuilds.Degradation), why => why?.Contains("is behind since its rebuild", StringComparison.Ordinal) == true,
+            TimeSpan.FromSeconds(60), "readiness to say the records index is behind");
+        using var client = app.CreateClient();
+        Assert.Equal("Degraded", await client.GetStringAsync("/health/ready"));
+        Assert.Single(await app.QueryAsync(db => db.RebuildHolds.ToListAsync()));
+
+        // Past the expiry: the hold, not refreshed since the indexer last moved, goes, and pruning goes on (review LH1).
+        clock.Advance(TimeSpan.FromMinutes(2));
+        await Eventually.WaitForAsync(() => app.QueryAsync(db => db.RebuildHolds.CountAsync()), count => count == 0, TimeSpan.FromSeconds(60),
+            "pruning to remove the hold of an indexer that does not move");
+
+        gate.Closed = false;
+        using var search = app.Admin();
+        await Eventually.WaitForAsync(() => TicketHitsAsync(search, "zebracorn"), hits => hits.SequenceEqual([RecordIndexer.TicketId(second)]), TimeSpan.FromSeconds(60),
+            "the indexer to catch up once it can write");
+        await Eventually.WaitForAsync(() => Task.FromResult(rebuilds.Degradation), why => why is null, TimeSpan.FromSeconds(60), "readiness to stop naming the index");
+        await Eventually.WaitForAsync(() => app.QueryAsync(db => db.RebuildHolds.CountAsync()), count => count == 0, TimeSpan.FromSeconds(60), "no hold left");
+    }
+
+    [Fact]
+    public async Task A_swap_that_fails_after_the_rewind_keeps_the_hold_until_the_indexer_has_read_again_up_to_it()
+    {
+        var gate = new WriteGate();
+        await using var app = new CrmApp(_data.Path, services: services => GatedRecordsIndex.Wrap(services, gate));
+        var (rebuilds, _, _) = await ReadyAsync(app);
+        gate.HoldBeforeSwap = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Assert.True(rebuilds.TryStart(out var rebuilding));
+        await gate.RebuildHeld.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        gate.Closed = true;
+        Volatile.Write(ref gate.FailNextComplete, 1);
+        var (second, _) = await app.ReceiveAsync("m-2", "bob", "Router zebracorn", "second");
+        gate.HoldBeforeSwap.TrySetResult();
+        await rebuilding.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal("failed", rebuilds.Progress.State);
+        var refused = Volatile.Read(ref gate.Refused);
+        await Eventually.WaitForAsync(() => Task.FromResult(Volatile.Read(ref gate.Refused)), count => count >= refused + 2, TimeSpan.FromSeconds(60), "the rewound indexer to fail again");
+
+        // The cursor was rewound before the swap failed: the old index, still in use, is handed (from, head] again (review LH5).
+        Assert.Single(await app.QueryAsync(db => db.RebuildHolds.ToListAsync()));
+
+        gate.Closed = false;
+        using var search = app.Admin();
+        await Eventually.WaitForAsync(() => TicketHitsAsync(search, "zebracorn"), hits => hits.SequenceEqual([RecordIndexer.TicketId(second)]), TimeSpan.FromSeconds(60),
+            "the old index to get the ticket made during the rebuild");
+        await Eventually.WaitForAsync(() => app.QueryAsync(db => db.RebuildHolds.CountAsync()), count => count == 0, TimeSpan.FromSeconds(60),
+            "the hold to go once the indexer caught up");
+    }
+
+    [Fact]
+    public async Task A_run_started_just_as_the_previous_one_ends_is_not_marked_ended_by_it()
+    {
+        var gate = new WriteGate();
+        await using var app = new CrmApp(_data.Path, services: services => GatedRecordsIndex.Wrap(services, gate));
+        var (rebuilds, _, _) = await ReadyAsync(app);
+        Volatile.Write(ref gate.MostActiveRebuilds, 0);
+        Task? next = null;
+        var hooked = 0;
+        rebuilds.AsRunEndsForTests = () =>
+        {
+            // An admin's POST lands between the run's exit and its finally (review LH4): it starts the next run, which
+            // waits before its swap.
+            if (Interlocked.Exchange(ref hooked, 1) == 0)
+            {
+                gate.HoldBeforeSwap = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                if (rebuilds.TryStart(out var started))
+                    next = started;
+            }
+            return Task.CompletedTask;
+        };
+
+        Assert.True(rebuilds.TryStart(out var first));
+        await first.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.NotNull(next);
+        await gate.RebuildHeld.Task.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.False(rebuilds.TryStart(out var running), "the run started as the first one ended is running: no other may start next to it");
+        Assert.Same(next, running);
+        gate.HoldBeforeSwap!.TrySetResult();
+        await next.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(1, Volatile.Read(ref gate.MostActiveRebuilds));
     }
 
     [Fact]
@@ -237,5 +342,48 @@ public sealed class SharedIndexRebuildTests : IDisposable
         Assert.Equal(("completed", "completed"), (onA.Progress.State, onB.Progress.State));
         Assert.Equal(begun + 2, Volatile.Read(ref gate.RebuildsBegun));
         Assert.Equal(1, Volatile.Read(ref gate.MostActiveRebuilds));
+    }
+
+    [Fact]
+    public async Task Another_nodes_batch_in_flight_across_the_rewind_and_swap_does_not_undo_the_rewind()
+    {
+        await using var elastic = await FakeElasticsearch.StartAsync();
+        var gateA = new WriteGate();
+        var gateB = new WriteGate();
+        Dictionary<string, string?> Elastic(string? directory) => new()
+        {
+            ["Search:Engine"] = "elasticsearch",
+            ["Search:Elasticsearch:Url"] = elastic.Url.ToString(),
+            ["Connectors:Leases:RetryInterval"] = "00:00:00.100",
+            ["Search:LuceneDirectory"] = directory is null ? null : Path.Combine(directory, "search"),
+            ["Search:RecordsLuceneDirectory"] = directory is null ? null : Path.Combine(directory, "search-records"),
+        };
+        await using var a = new CrmApp(_data.Path, Elastic(null), services: services => GatedRecordsIndex.Wrap(services, gateA));
+        await a.CreateApiChannelAsync();
+        await a.ReceiveAsync("m-1", "alice", "Printer quokka", "first");
+        await using var b = new CrmApp(_data.Path, Elastic(_second.Path), services: services => GatedRecordsIndex.Wrap(services, gateB));
+        var onA = a.Services.GetRequiredService<RecordReindexService>();
+        var onB = b.Services.GetRequiredService<RecordReindexService>();
+        await Task.WhenAll(a.Services.GetRequiredService<RecordIndexer>().StartCheckedTask, b.Services.GetRequiredService<RecordIndexer>().StartCheckedTask)
+            .WaitAsync(TimeSpan.FromSeconds(60));
+        await Eventually.WaitForAsync(() => Task.FromResult(onA.Progress.State != "running" && onB.Progress.State != "running"), idle => idle, TimeSpan.FromSeconds(60), "no rebuild running");
+        gateA.HoldBeforeSwap = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Assert.True(onA.TryStart(out var rebuilding));
+        await gateA.RebuildHeld.Task.WaitAsync(TimeSpan.FromSeconds(60));
+
+        // Only node B's indexer writes; it hands the ticket made now to the old index, and is held before it saves the
+        // shared cursor, across A's rewind and swap (review LH2).
+        gateA.Closed = true;
+        gateB.HoldAfterUpsert = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await a.ReceiveAsync("m-2", "bob", "Router zebracorn", "second");
+        await gateB.UpsertHeld.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        gateA.HoldBeforeSwap.TrySetResult();
+        await rebuilding.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal("completed", onA.Progress.State);
+        gateB.HoldAfterUpsert.TrySetResult();
+
+        await Eventually.WaitForAsync(() => Task.FromResult(elastic.Documents("crm-records").Values.Count(d => d["kind"]?.GetValue<string>() == "message"
+                && d.ToJsonString().Contains("secondm-2", StringComparison.Ordinal))), count => count == 1, TimeSpan.FromSeconds(60),
+            "the message made during the rebuild to reach the new index");
     }
 }

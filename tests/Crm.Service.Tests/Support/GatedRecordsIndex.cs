@@ -19,6 +19,12 @@ internal sealed class WriteGate
     public volatile TaskCompletionSource? HoldBeforeSwap;
     /// <summary>Completed when a rebuild reaches <see cref="HoldBeforeSwap"/>.</summary>
     public readonly TaskCompletionSource RebuildHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>When set, a write waits after it reached the index (before its batch's cursor is saved) until this completes.</summary>
+    public volatile TaskCompletionSource? HoldAfterUpsert;
+    /// <summary>Completed when a write reaches <see cref="HoldAfterUpsert"/>.</summary>
+    public readonly TaskCompletionSource UpsertHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>1: the next rebuild's swap fails (after the indexer was rewound).</summary>
+    public int FailNextComplete;
     public int RebuildsBegun;
     public int RebuildsCompleted;
     /// <summary>Rebuilds begun and not yet disposed, and the most there were at once (over every app sharing this gate).</summary>
@@ -48,11 +54,16 @@ internal sealed class GatedRecordsIndex(ISearchIndex inner, WriteGate gate) : IS
     public void Dispose() => (inner as IDisposable)?.Dispose();
     public string Engine => inner.Engine;
     public string Identity => inner.Identity;
-    public Task UpsertAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default)
+    public async Task UpsertAsync(IReadOnlyList<SearchDocument> documents, CancellationToken cancellationToken = default)
     {
         gate.Check();
         Interlocked.Add(ref gate.MessagesUpserted, documents.Count(d => d.Kind == SearchKinds.Message));
-        return inner.UpsertAsync(documents, cancellationToken);
+        await inner.UpsertAsync(documents, cancellationToken);
+        if (gate.HoldAfterUpsert is { } hold)
+        {
+            gate.UpsertHeld.TrySetResult();
+            await hold.Task.WaitAsync(cancellationToken);
+        }
     }
     public Task DeleteAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken = default)
     {
@@ -101,6 +112,8 @@ internal sealed class GatedRecordsIndex(ISearchIndex inner, WriteGate gate) : IS
         }
         public async Task CompleteAsync(CancellationToken cancellationToken = default)
         {
+            if (Interlocked.Exchange(ref gate.FailNextComplete, 0) == 1)
+                throw new IOException("simulated: the rebuilt records index cannot be swapped in");
             await inner.CompleteAsync(cancellationToken);
             Interlocked.Increment(ref gate.RebuildsCompleted);
         }
