@@ -47,10 +47,7 @@ public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
         var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
         page.SetDefaultTimeout(60_000);
         await page.GotoAsync(_baseUrl + "/");
-        await page.GetByLabel("Email").FillAsync("admin@example.com");
-        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("^(?!.*Account/Login)"));
+        await page.SignInAsync("admin@example.com", new Regex("^(?!.*Account/Login)"), "#main");
         return page;
     }
 

@@ -43,10 +43,7 @@ public sealed class RoutingConsoleBrowserTests : IAsyncLifetime
         await ConsoleBrowser.CreateUserAsync(_app, email, roles);
         var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
         await page.GotoAsync(_baseUrl + "/");
-        await page.GetByLabel("Email").FillAsync(email);
-        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("^(?!.*Account/Login)"));
+        await page.SignInAsync(email, new Regex("^(?!.*Account/Login)"), "#main");
         return page;
     }
 

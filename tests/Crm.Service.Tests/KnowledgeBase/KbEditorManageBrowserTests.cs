@@ -37,10 +37,7 @@ public sealed class KbEditorManageBrowserTests
         var page = await browser.NewPageAsync();
         page.SetDefaultTimeout(60_000);
         await page.GotoAsync($"{baseUrl}/Kb/Edit/{enId}");
-        await page.GetByLabel("Email").FillAsync("kb@example.com");
-        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.ArrivedAtAsync(new Regex($"/Kb/Edit/{enId}$"), "#kb-slug");
+        await page.SignInAsync("kb@example.com", new Regex($"/Kb/Edit/{enId}$"), "#kb-slug");
         Assert.Equal("toner-setup", await page.Locator("#kb-slug").InputValueAsync());
 
         // 1. Slug: another article's slug is refused and said so; a free one is saved, and the old address redirects.

@@ -44,10 +44,7 @@ public sealed class KbLinkTranslationBrowserTests
         var page = await browser.NewPageAsync();
         page.SetDefaultTimeout(60_000);
         await page.GotoAsync($"{baseUrl}/Kb/Edit/{en.Id}");
-        await page.GetByLabel("Email").FillAsync("kb@example.com");
-        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.ArrivedAtAsync(new Regex($"/Kb/Edit/{en.Id}$"), "#kb-slug");
+        await page.SignInAsync("kb@example.com", new Regex($"/Kb/Edit/{en.Id}$"), "#kb-slug");
         var error = page.Locator("#kb-link-error");
 
         // Refused at the field: no such article, one in the article's own language.
