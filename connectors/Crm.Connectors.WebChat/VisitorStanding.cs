@@ -68,10 +68,10 @@ public interface IWebChatVisitorGrain : IGrainWithStringKey
     /// wait: per visitor, per client address (<paramref name="addressKey"/>), per recipient, per widget, and wrong codes
     /// entered for the recipient. The pending code (its hash) and the budgets are in the store: a restart or another
     /// node neither loses a code nor resets a budget.</summary>
-    /// <remarks><paramref name="conversationId"/>: the visitor's conversation (session id); a visitor whose conversation an
-    /// agent answered, or who proved an address before, is established and may use the widget budgets' reserved share
-    /// (its network's part of it; review WV3).</remarks>
-    Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null);
+    /// <remarks>A visitor with a conversation an agent answered (any of the visitor's conversations: review WC3), or who
+    /// proved an address before, is established and may use the widget budgets' reserved share (its network's part of
+    /// it; review WV3).</remarks>
+    Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey);
 
     /// <summary>Checks a code; a right one records the address as proven. Each code takes a few wrong tries, then it is void.
     /// <paramref name="addressKey"/>: the checking client's address; the hard bound on guessing counts per its group.</summary>
@@ -137,16 +137,16 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     public Task<VisitorStanding> VerifiedAsync(string email) =>
         SaveAsync(_state with { VerifiedEmail = email, VerifiedAt = time.GetUtcNow() });
 
-    public async Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null)
+    public async Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey)
     {
         var o = options.Value;
         // Established visitors may use the reserved share of the widget's budgets (review KW3): strangers who spend the
         // open share from many networks do not shut out visitors who already talk with the company. Established means
         // a proven address, or a conversation of this visitor that an agent answered (review WV3: having written once
-        // costs a script one message, so it proves nothing). Each address group has its own part of the reserve, so
-        // established visitors of one network cannot drain it either.
-        var established = _state.VerifiedEmail is not null
-            || (conversationId is not null && await store.IsConversationAnsweredAsync(WidgetId, conversationId, this.GetPrimaryKeyString()));
+        // costs a script one message, so it proves nothing), any of them: "end chat" starts a new conversation, and the
+        // customer is still one the company talks with (review WC3). Each address group has its own part of the
+        // reserve, so established visitors of one network cannot drain it either.
+        var established = _state.VerifiedEmail is not null || await store.IsVisitorAnsweredAsync(this.GetPrimaryKeyString());
         var group = ClientAddresses.GroupOf(addressKey);
         StoredBudget WidgetBudget(string key, int limit, TimeSpan window)
         {
