@@ -63,10 +63,10 @@ public static class AdminApi
 
     internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> ConfigureChannelAsync(
         string id, ChannelRequest request, IGrainFactory grains, ChannelSettingsCatalog catalog, ChannelSettingsChecks checks, ChannelAccountDirectory directory, CancellationToken cancellationToken) =>
-        await ConfigureChannelAsync(id, request, expectedUpdatedAt: null, grains, catalog, checks, directory, cancellationToken);
+        await ConfigureChannelIfAsync(id, request, expectedUpdatedAt: null, grains, catalog, checks, directory, cancellationToken);
 
     /// <summary>With <paramref name="expectedUpdatedAt"/>: only over that version of the account (the widget page's save).</summary>
-    internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> ConfigureChannelAsync(
+    internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> ConfigureChannelIfAsync(
         string id, ChannelRequest request, DateTimeOffset? expectedUpdatedAt, IGrainFactory grains, ChannelSettingsCatalog catalog, ChannelSettingsChecks checks,
         ChannelAccountDirectory directory, CancellationToken cancellationToken)
     {

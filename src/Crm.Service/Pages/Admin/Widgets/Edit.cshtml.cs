@@ -116,7 +116,7 @@ public sealed class EditModel(IGrainFactory grains, ChannelSettingsCatalog catal
             // The grain applies it only over the version this form was made from (review WC4): a change committed since
             // (another admin, PUT /api/v1/admin/channels, which may have renamed or disabled the widget) is refused, not
             // overwritten with this page's older name and state.
-            var result = await AdminApi.ConfigureChannelAsync(id, new ChannelRequest(ChannelKind.WebChat, account.Name, account.Enabled, settings, null, null),
+            var result = await AdminApi.ConfigureChannelIfAsync(id, new ChannelRequest(ChannelKind.WebChat, account.Name, account.Enabled, settings, null, null),
                 new DateTimeOffset(Version, TimeSpan.Zero), grains, catalog, checks, directory, cancellationToken);
             if (result.Result is Ok<ChannelView>)
                 return Redirect($"/Admin/Widgets/Edit/{id}?saved=true");
