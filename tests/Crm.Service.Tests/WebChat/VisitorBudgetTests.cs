@@ -156,6 +156,66 @@ public sealed class VisitorBudgetTests
         Assert.NotNull(issue.Code);
     }
 
+    /// <summary>wcfix8: strangers on one /24 who spend the network's code mails do not shut out a visitor of that network
+    /// whose chat an agent answered: established visitors have the network's budget of their own.</summary>
+    [Fact]
+    public async Task Strangers_who_spend_their_networks_codes_do_not_shut_out_an_answered_visitor_of_that_network()
+    {
+        await using var rig = await WebChatRig.StartAsync(new Dictionary<string, string?>
+        {
+            ["Channels:WebChat:VerificationCodesPerDayPerAddressGroup"] = "3",
+        });
+        for (var i = 1; i <= 3; i++)
+            Assert.NotNull((await NewVisitor(rig).IssueCodeAsync($"r{i}@example.com", null, $"203.0.113.{i}")).Code);
+        var shut = await NewVisitor(rig).IssueCodeAsync("r4@example.com", null, "203.0.113.4");
+        Assert.Equal(WebChatBudgetKeys.WidgetGroup(WebChatRig.Widget, "203.0.113.0/24") + ":day", shut.RefusedBy);
+        var customer = await ChatterAsync(rig, answered: true);
+
+        var issue = await customer.IssueCodeAsync("customer@example.com", null, "203.0.113.200");
+
+        Assert.NotNull(issue.Code);
+        // A stranger of that network is still refused.
+        Assert.Null((await NewVisitor(rig).IssueCodeAsync("r5@example.com", null, "203.0.113.5")).Code);
+    }
+
+    /// <summary>wcfix8: guessers on the owner's /24 who reach the network's bound on wrong codes for the owner's address
+    /// do not void the right code of an owner whose chat an agent answered (their wrong codes count apart), while a new
+    /// visitor of that network is still refused as before.</summary>
+    [Fact]
+    public async Task Guessers_on_the_owners_network_do_not_void_the_code_of_an_answered_owner()
+    {
+        const int bound = 6;
+        await using var rig = await WebChatRig.StartAsync(new Dictionary<string, string?>
+        {
+            ["Channels:WebChat:GuessesPerDayPerRecipientAndGroup"] = bound.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Channels:WebChat:VerificationCodesPerHourPerRecipient"] = "100",
+            ["Channels:WebChat:VerificationTriesPerCode"] = "5",
+        });
+        const string owner = "owner@example.com";
+        for (var i = 1; i <= 3; i++)
+        {
+            var guesser = NewVisitor(rig);
+            var address = $"10.0.0.{i}";
+            var code = (await guesser.IssueCodeAsync(owner, null, address)).Code;
+            Assert.NotNull(code);
+            var wrong = code == "000000" ? "000001" : "000000";
+            for (var t = 0; t < 5; t++)
+                if ((await guesser.CheckCodeAsync(wrong, address)).Outcome == CodeOutcome.NoCode)
+                    break;
+        }
+        var late = NewVisitor(rig);
+        var lateCode = (await late.IssueCodeAsync(owner, null, "10.0.0.100")).Code;
+        Assert.NotNull(lateCode);
+        Assert.Equal(CodeOutcome.NoCode, (await late.CheckCodeAsync(lateCode, "10.0.0.100")).Outcome);
+        var customer = await ChatterAsync(rig, answered: true);
+        var ownCode = (await customer.IssueCodeAsync(owner, "Owner", "10.0.0.200")).Code;
+        Assert.NotNull(ownCode);
+
+        var proved = await customer.CheckCodeAsync(ownCode, "10.0.0.200");
+
+        Assert.Equal((CodeOutcome.Verified, owner), (proved.Outcome, proved.Email));
+    }
+
     /// <summary>Review WV3: writing once in one's own conversation does not make a visitor established, so strangers from
     /// many networks who each send "hi" first cannot spend the reserve; and established visitors of one network use only
     /// their network's part of it.</summary>
