@@ -56,9 +56,9 @@ public interface IWebChatVisitorStore
     /// the session id), or null when the conversation does not exist (the visitor has not written yet).</summary>
     Task<string?> FindConversationIdentityAsync(string widgetId, string threadKey, CancellationToken cancellationToken = default);
 
-    /// <summary>Whether the web chat conversation (thread key = the session id) is <paramref name="visitorKey"/>'s
-    /// (<c>{widget}/{visitorId}</c>) and has a stored agent reply: such a visitor talks with the company (review WV3).</summary>
-    Task<bool> IsConversationAnsweredAsync(string widgetId, string threadKey, string visitorKey, CancellationToken cancellationToken = default);
+    /// <summary>Whether any web chat conversation of <paramref name="visitorKey"/> (<c>{widget}/{visitorId}</c>) has a stored
+    /// agent reply: such a visitor talks with the company (review WV3), also after starting a new conversation (review WC3).</summary>
+    Task<bool> IsVisitorAnsweredAsync(string visitorKey, CancellationToken cancellationToken = default);
 }
 
 /// <summary>At most <see cref="Limit"/> events of <see cref="Key"/> within <see cref="Window"/> (a sliding window kept in the store).

@@ -240,7 +240,7 @@ public sealed partial class VisitorHub(
         if (mail.AccountOf(settings) is not { } account)
             throw new HubException("unavailable: Email confirmation is not available on this chat.");
         name = CleanName(name);
-        var issue = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).IssueCodeAsync(address, name, AddressOf(Context.GetHttpContext()), visitor.SessionId);
+        var issue = await grains.GetGrain<IWebChatVisitorGrain>(visitor.VisitorKey).IssueCodeAsync(address, name, AddressOf(Context.GetHttpContext()));
         if (issue.Code is not { } code)
         {
             var wait = Seconds(issue.RetryAfter ?? TimeSpan.FromMinutes(1));

@@ -68,10 +68,10 @@ public interface IWebChatVisitorGrain : IGrainWithStringKey
     /// wait: per visitor, per client address (<paramref name="addressKey"/>), per recipient, per widget, and wrong codes
     /// entered for the recipient. The pending code (its hash) and the budgets are in the store: a restart or another
     /// node neither loses a code nor resets a budget.</summary>
-    /// <remarks><paramref name="conversationId"/>: the visitor's conversation (session id); a visitor whose conversation an
-    /// agent answered, or who proved an address before, is established and may use the widget budgets' reserved share
-    /// (its network's part of it; review WV3).</remarks>
-    Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null);
+    /// <remarks>A visitor with a conversation an agent answered (any of the visitor's conversations: review WC3), or who
+    /// proved an address before, is established and may use the widget budgets' reserved share (its network's part of
+    /// it; review WV3).</remarks>
+    Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey);
 
     /// <summary>Checks a code; a right one records the address as proven. Each code takes a few wrong tries, then it is void.
     /// <paramref name="addressKey"/>: the checking client's address; the hard bound on guessing counts per its group.</summary>
@@ -137,17 +137,18 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     public Task<VisitorStanding> VerifiedAsync(string email) =>
         SaveAsync(_state with { VerifiedEmail = email, VerifiedAt = time.GetUtcNow() });
 
-    public async Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey, string? conversationId = null)
+    public async Task<CodeIssue> IssueCodeAsync(string email, string? name, string addressKey)
     {
         var o = options.Value;
         // Established visitors may use the reserved share of the widget's budgets (review KW3): strangers who spend the
-        // open share from many networks do not shut out visitors who already talk with the company. Established means
-        // a proven address, or a conversation of this visitor that an agent answered (review WV3: having written once
-        // costs a script one message, so it proves nothing). Each address group has its own part of the reserve, so
-        // established visitors of one network cannot drain it either.
-        var established = _state.VerifiedEmail is not null
-            || (conversationId is not null && await store.IsConversationAnsweredAsync(WidgetId, conversationId, this.GetPrimaryKeyString()));
+        // open share from many networks do not shut out visitors who already talk with the company (see
+        // EstablishedAsync). Each address group has its own part of the reserve, so established visitors of one network
+        // cannot drain it either.
+        var established = await EstablishedAsync();
         var group = ClientAddresses.GroupOf(addressKey);
+        // The per-network budgets are counted apart for established visitors, so a stranger on the same /24 or /48 (one
+        // office, one carrier-grade NAT) who spends the network's codes does not shut out the company's customers there.
+        var networkKey = WebChatBudgetKeys.WidgetGroup(WidgetId, NetworkBucket(group, established));
         StoredBudget WidgetBudget(string key, int limit, TimeSpan window)
         {
             var reserved = limit * o.WidgetBudgetReservedPercent / 100;
@@ -173,8 +174,8 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
                 WebChatBudgetKeys.Spare(WebChatBudgetKeys.Recipient(email), addressKey), o.SpareCodesPerHourPerRecipientAndAddress,
                 spareTotal, o.SpareCodesPerDayPerRecipientAndGroup, day),
             // Per address group first: one network spends its own part, never the whole widget's (review KW3).
-            new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group), o.VerificationCodesPerHourPerAddressGroup, hour),
-            new StoredBudget(WebChatBudgetKeys.WidgetGroup(WidgetId, group) + ":day", o.VerificationCodesPerDayPerAddressGroup, day),
+            new StoredBudget(networkKey, o.VerificationCodesPerHourPerAddressGroup, hour),
+            new StoredBudget(networkKey + ":day", o.VerificationCodesPerDayPerAddressGroup, day),
             WidgetBudget(WebChatBudgetKeys.Widget(WidgetId), o.VerificationCodesPerHourPerWidget, hour),
             WidgetBudget(WebChatBudgetKeys.Widget(WidgetId) + ":day", o.VerificationCodesPerDayPerWidget, day),
             // Wrong codes for the recipient by anyone stop further codes to it (guessing is bounded), except one spare
@@ -191,7 +192,10 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     public async Task<CodeCheck> CheckCodeAsync(string code, string? addressKey = null)
     {
         var o = options.Value;
-        var check = await store.CheckCodeAsync(WidgetId, VisitorId, Hash(code), time.GetUtcNow(), ClientAddresses.GroupOf(addressKey ?? "unknown"), o.GuessesPerDayPerRecipientAndGroup);
+        // Wrong codes of established visitors count apart too: a guesser on the owner's network cannot void the code of
+        // an owner the company already talks with.
+        var group = NetworkBucket(ClientAddresses.GroupOf(addressKey ?? "unknown"), await EstablishedAsync());
+        var check = await store.CheckCodeAsync(WidgetId, VisitorId, Hash(code), time.GetUtcNow(), group, o.GuessesPerDayPerRecipientAndGroup);
         switch (check.Outcome)
         {
             case StoredCodeOutcome.Verified:
@@ -203,6 +207,18 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
                 return new CodeCheck(CodeOutcome.NoCode);
         }
     }
+
+    /// <summary>Established means a proven address, or a conversation of this visitor that an agent answered (review WV3:
+    /// having written once costs a script one message, so it proves nothing), any of them: "end chat" starts a new
+    /// conversation, and the customer is still one the company talks with (review WC3). Neither can a stranger get
+    /// cheaply: a proven address costs a code from these budgets, an answer costs an agent's reply.</summary>
+    private async Task<bool> EstablishedAsync() => _state.VerifiedEmail is not null || await store.IsVisitorAnsweredAsync(this.GetPrimaryKeyString());
+
+    /// <summary>The address group's bucket for the per-network bounds (code mails per widget, wrong codes per recipient):
+    /// established visitors of a network have one of their own (wcfix8), as Chatwoot's or Zendesk's widget never locks
+    /// a known customer out for what another client of the same network did. They are still bounded per network, the
+    /// same amount, and by the per-visitor, per-address, per-recipient and widget budgets.</summary>
+    internal static string NetworkBucket(string group, bool established) => established ? group + "+established" : group;
 
     private static byte[] Hash(string code) => System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(code));
 

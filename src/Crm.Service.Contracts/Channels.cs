@@ -34,6 +34,10 @@ public sealed record ChannelAccountSettings
     [Id(4)] public IReadOnlyDictionary<string, string> SecretSettings { get; init; } = new Dictionary<string, string>();
     /// <summary>The channel (signing) secret; null keeps the current one, or generates one for a new account.</summary>
     [Id(5)] public string? Secret { get; init; }
+    /// <summary>When set, the change applies only if the account's <see cref="ChannelAccountSnapshot.UpdatedAt"/> is still
+    /// this (else Conflict): the grain compares and writes in one turn, so a form made from an older snapshot never
+    /// overwrites a newer change (review WC4).</summary>
+    [Id(6)] public DateTimeOffset? ExpectedUpdatedAt { get; init; }
 
     /// <summary>Never prints the secret or secret settings: records end up in logs and exception messages.</summary>
     private bool PrintMembers(System.Text.StringBuilder builder)

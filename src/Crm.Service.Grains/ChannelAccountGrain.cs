@@ -13,6 +13,9 @@ namespace Crm.Service.Grains;
 public sealed class ChannelAccountGrain(ICrmStore store, ISecretProtector secrets, TimeProvider time) : Grain, IChannelAccountGrain
 {
     private const int MaxErrorLength = 1000;
+
+    /// <summary>The field a stale <see cref="ChannelAccountSettings.ExpectedUpdatedAt"/> is refused at.</summary>
+    public const string StaleField = "updatedAt";
     private ChannelAccountRecord? _record;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
@@ -29,6 +32,8 @@ public sealed class ChannelAccountGrain(ICrmStore store, ISecretProtector secret
             throw new DomainException(DomainErrorKind.Invalid, "A channel needs a name.", "name");
         if (_record is not null && _record.Kind != settings.Kind)
             throw new DomainException(DomainErrorKind.Conflict, $"Channel '{id}' is a {_record.Kind} channel; its kind cannot change.", "kind");
+        if (settings.ExpectedUpdatedAt is { } expected && (_record is null || _record.UpdatedAt.UtcTicks != expected.UtcTicks))
+            throw new DomainException(DomainErrorKind.Conflict, $"Channel '{id}' was changed meanwhile; reload it and apply the change again.", StaleField);
 
         var now = time.GetUtcNow();
         var isNew = _record is null;

@@ -57,11 +57,16 @@ internal sealed class StoreKeyRepository(
                 row.Xml = encrypted.ToString(SaveOptions.DisableFormatting);
         }
         var imported = new List<string>();
-        foreach (var (file, element) in LegacyElements())
+        var legacy = LegacyElements(out var unreadableRevocation);
+        foreach (var (file, element) in legacy)
         {
             var xml = element.ToString(SaveOptions.DisableFormatting);
             switch (element.Name.LocalName)
             {
+                // Review WC5: with a revocation file that cannot be read, a key it revoked would be imported as valid, so
+                // no key of the folder is imported until it can be read (what they protected stays unreadable: fail closed).
+                case "key" when unreadableRevocation:
+                    continue;
                 case "key" when (string?)element.Attribute("id") is { } id:
                     if (ids.Add(id))
                         db.DataProtectionKeys.Add(new DataProtectionKey { FriendlyName = "key-" + id, Xml = (encryptor.EncryptSecrets(element) ?? element).ToString(SaveOptions.DisableFormatting) });
@@ -95,11 +100,15 @@ internal sealed class StoreKeyRepository(
     }
 
     /// <summary>The keys and revocations of the old folder; a file another node deleted meanwhile is skipped, and so is
-    /// (left in place, logged) one that cannot be read or is not XML (review WV7: it must not fail every ring read).</summary>
-    private IEnumerable<(string File, XElement Element)> LegacyElements()
+    /// (left in place, logged) one that cannot be read or is not XML (review WV7: it must not fail every ring read).
+    /// <paramref name="unreadableRevocation"/>: such a file is a revocation (<c>revocation-*.xml</c>, Data Protection's
+    /// name), so the folder's keys must not be trusted (review WC5).</summary>
+    private List<(string File, XElement Element)> LegacyElements(out bool unreadableRevocation)
     {
+        unreadableRevocation = false;
+        var elements = new List<(string File, XElement Element)>();
         if (legacyFolder is null || !Directory.Exists(legacyFolder.FullName))
-            yield break;
+            return elements;
         string[] files;
         try
         {
@@ -108,7 +117,7 @@ internal sealed class StoreKeyRepository(
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // Another node removed the folder meanwhile, or it is not readable: nothing to import.
-            yield break;
+            return elements;
         }
         foreach (var file in files)
         {
@@ -123,10 +132,17 @@ internal sealed class StoreKeyRepository(
             }
             catch (Exception ex) when (ex is System.Xml.XmlException or IOException or UnauthorizedAccessException)
             {
-                logger?.LogWarning(ex, "The old key file {File} cannot be read and is left in place; no key is imported from it", file);
+                if (Path.GetFileName(file).StartsWith("revocation", StringComparison.OrdinalIgnoreCase))
+                {
+                    unreadableRevocation = true;
+                    logger?.LogError(ex, "The old key revocation file {File} cannot be read: no key of {Folder} is imported until it can be (a key it revokes must not become valid)", file, legacyFolder.FullName);
+                }
+                else
+                    logger?.LogWarning(ex, "The old key file {File} cannot be read and is left in place; no key is imported from it", file);
                 continue;
             }
-            yield return (file, element);
+            elements.Add((file, element));
         }
+        return elements;
     }
 }

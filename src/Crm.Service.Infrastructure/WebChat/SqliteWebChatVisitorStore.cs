@@ -191,13 +191,16 @@ internal sealed class SqliteWebChatVisitorStore(IDbContextFactory<CrmDbContext> 
         return identity is not null && identity.StartsWith(prefix, StringComparison.Ordinal) ? identity[prefix.Length..] : null;
     }
 
-    public async Task<bool> IsConversationAnsweredAsync(string widgetId, string threadKey, string visitorKey, CancellationToken cancellationToken = default)
+    public async Task<bool> IsVisitorAnsweredAsync(string visitorKey, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var key = GrainKeys.Conversation(widgetId, threadKey);
         var identity = "webchat:" + visitorKey;
-        var conversation = await db.Conversations.AsNoTracking().Where(c => c.Key == key && c.CustomerIdentity == identity).Select(c => (Guid?)c.Id).SingleOrDefaultAsync(cancellationToken);
-        return conversation is { } id
-            && await db.Messages.AsNoTracking().AnyAsync(m => m.ConversationId == id && m.Direction == MessageDirection.Outbound, cancellationToken);
+        // Through the identity's customer (indexed), then that customer's conversations of this identity: a merge moves
+        // the conversations with the identity, so none is missed.
+        return await db.Identities.AsNoTracking().Where(i => i.Key == identity)
+            .Join(db.Conversations, i => i.CustomerId, c => c.CustomerId, (_, c) => c)
+            .Where(c => c.CustomerIdentity == identity)
+            .Join(db.Messages, c => c.Id, m => m.ConversationId, (_, m) => m)
+            .AnyAsync(m => m.Direction == MessageDirection.Outbound, cancellationToken);
     }
 }

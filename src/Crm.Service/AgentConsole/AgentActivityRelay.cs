@@ -19,6 +19,9 @@ namespace Crm.Service.AgentConsole;
 /// its own signals only. Typing older than <see cref="TicketViewers.TypingFor"/> when its turn comes is dropped (the
 /// visitor would see it after it ended). A failure is logged and swallowed: these signals are a courtesy and must
 /// never break the console.</para>
+/// <para>Review WC2: a ticket whose relay ran into its bound is held back for <see cref="HoldBack"/> before its next
+/// relay (its signals keep coalescing meanwhile). Otherwise an agent typing every 3 s gave a stalled ticket its place
+/// back at once, and when a silo died with 8 or more such chats, every place stayed taken by stalled tickets.</para>
 /// </summary>
 public sealed class AgentActivityRelay(IDbContextFactory<CrmDbContext> contexts, IEnumerable<IAgentActivitySink> sinks, TimeProvider time, ILogger<AgentActivityRelay> logger) : BackgroundService
 {
@@ -30,6 +33,9 @@ public sealed class AgentActivityRelay(IDbContextFactory<CrmDbContext> contexts,
 
     /// <summary>How long one relay may take (a test may shorten or lengthen it).</summary>
     internal TimeSpan SignalTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a ticket whose relay timed out waits before its next relay (a test may change it).</summary>
+    internal TimeSpan HoldBack { get; set; } = TimeSpan.FromSeconds(30);
 
     private sealed class Pending
     {
@@ -104,6 +110,7 @@ public sealed class AgentActivityRelay(IDbContextFactory<CrmDbContext> contexts,
 
     private async Task RunAsync(long ticket, Pending pending, CancellationToken stoppingToken)
     {
+        var timedOut = false;
         try
         {
             var typing = pending.TypingAt is { } at && time.GetUtcNow() - at < TicketViewers.TypingFor;
@@ -112,17 +119,37 @@ public sealed class AgentActivityRelay(IDbContextFactory<CrmDbContext> contexts,
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 timeout.CancelAfter(SignalTimeout);
                 await RelayAsync(ticket, typing, pending.Read, timeout.Token);
+                timedOut = timeout.IsCancellationRequested && !stoppingToken.IsCancellationRequested;
             }
         }
         finally
         {
-            lock (_lock)
-            {
-                _busy.Remove(ticket);
-                if (_pending.ContainsKey(ticket))
-                    _ready.Writer.TryWrite(ticket);
-            }
+            // A timed-out ticket stays busy (new signals only coalesce) but gives its place back now.
+            if (!timedOut)
+                Done(ticket);
             _places.Release();
+        }
+        if (timedOut)
+        {
+            try
+            {
+                await Task.Delay(HoldBack, time, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            Done(ticket);
+        }
+    }
+
+    private void Done(long ticket)
+    {
+        lock (_lock)
+        {
+            _busy.Remove(ticket);
+            if (_pending.ContainsKey(ticket))
+                _ready.Writer.TryWrite(ticket);
         }
     }
 

@@ -62,7 +62,13 @@ public static class AdminApi
         await keys.RevokeAsync(id, cancellationToken) ? TypedResults.NoContent() : Problems.Of(ProblemKind.NotFound, $"No active API key {id}.", "id");
 
     internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> ConfigureChannelAsync(
-        string id, ChannelRequest request, IGrainFactory grains, ChannelSettingsCatalog catalog, ChannelSettingsChecks checks, ChannelAccountDirectory directory, CancellationToken cancellationToken)
+        string id, ChannelRequest request, IGrainFactory grains, ChannelSettingsCatalog catalog, ChannelSettingsChecks checks, ChannelAccountDirectory directory, CancellationToken cancellationToken) =>
+        await ConfigureChannelIfAsync(id, request, expectedUpdatedAt: null, grains, catalog, checks, directory, cancellationToken);
+
+    /// <summary>With <paramref name="expectedUpdatedAt"/>: only over that version of the account (the widget page's save).</summary>
+    internal static async Task<Results<Ok<ChannelView>, ProblemHttpResult>> ConfigureChannelIfAsync(
+        string id, ChannelRequest request, DateTimeOffset? expectedUpdatedAt, IGrainFactory grains, ChannelSettingsCatalog catalog, ChannelSettingsChecks checks,
+        ChannelAccountDirectory directory, CancellationToken cancellationToken)
     {
         if (!GrainKeys.IsValidChannelAccountId(id))
             return Problems.Invalid("id", "A channel id is 1-64 lower-case letters, digits or '-'.");
@@ -88,6 +94,7 @@ public static class AdminApi
                 Settings = parsed.PublicJson,
                 SecretSettings = parsed.Secrets,
                 Secret = request.Secret,
+                ExpectedUpdatedAt = expectedUpdatedAt,
             }, cancellationToken);
             // This node sees the change at once; the others through the change feed.
             await directory.RefreshSoonAsync(id, CancellationToken.None);

@@ -144,6 +144,27 @@ public sealed class KeyRingTests
         Assert.Equal([garbage], Directory.GetFiles(folder, "*.xml"));
     }
 
+    /// <summary>Review WC5: a revocation file of the old folder that cannot be read (truncated) must not let the key it
+    /// revoked in as valid: no key of the folder is imported while it cannot be read, so what the key protected stays
+    /// unreadable, and the files stay in place.</summary>
+    [Fact]
+    public async Task An_unreadable_revocation_in_the_old_key_folder_keeps_the_revoked_key_out()
+    {
+        using var data = new TempDirectory();
+        var folder = Path.Combine(data.Path, "keys");
+        var (ring, _, _) = PlainRing(folder);
+        var token = ring.Protect("protected before the key was revoked");
+        var services = new ServiceCollection().AddDataProtection().SetApplicationName("Crm.Service").PersistKeysToFileSystem(new DirectoryInfo(folder)).Services.BuildServiceProvider();
+        services.GetRequiredService<IKeyManager>().RevokeAllKeys(DateTimeOffset.UtcNow.AddMinutes(1), "compromised");
+        var revocation = Directory.GetFiles(folder, "revocation*.xml").Single();
+        File.WriteAllText(revocation, File.ReadAllText(revocation)[..40]);
+
+        await using var app = new CrmApp(data.Path);
+        Assert.ThrowsAny<System.Security.Cryptography.CryptographicException>(() => Protector(app).Unprotect(token));
+        Assert.Equal("new", Protector(app).Unprotect(Protector(app).Protect("new")));
+        Assert.Equal(2, Directory.GetFiles(folder, "*.xml").Length);
+    }
+
     /// <summary>Review KW14: nodes that start together bring the ring up to date once: two upgrades at once import each
     /// folder key once.</summary>
     [Fact]

@@ -139,6 +139,42 @@ public sealed class AgentActivityRelayTests
             what: "the second signal relayed without a release");
     }
 
+    /// <summary>Review WC2: a ticket whose relay ran into its bound is held back before its next relay, so eight stalled
+    /// tickets an agent keeps typing on (a dead silo's session grains) do not take every place again at once: once all
+    /// eight timed out, new typing on them waits, and a read mark on a ninth ticket goes out without one more stalled
+    /// relay before it.</summary>
+    [Fact]
+    public async Task Stalled_tickets_that_timed_out_are_held_back_and_do_not_retake_every_place()
+    {
+        var sink = new StalledSink();
+        await using var rig = await WebChatRig.StartAsync(services: s =>
+        {
+            s.RemoveAll<IAgentActivitySink>();
+            s.AddSingleton<IAgentActivitySink>(sink);
+        });
+        var stalled = new List<(string Thread, long Ticket)>();
+        for (var i = 0; i < AgentConsole.AgentActivityRelay.Workers; i++)
+            stalled.Add(await ChatAsync(rig, "c-" + i));
+        var (otherThread, other) = await ChatAsync(rig, "c-other");
+        var stalledThreads = stalled.Select(s => s.Thread).ToHashSet();
+        sink.Stalls = stalledThreads.Contains;
+        var relay = rig.App.Services.GetRequiredService<AgentConsole.AgentActivityRelay>();
+        relay.SignalTimeout = TimeSpan.FromSeconds(1);
+        relay.HoldBack = TimeSpan.FromMinutes(10);
+
+        foreach (var (_, ticket) in stalled)
+            relay.Typing(ticket);
+        await Eventually.WaitForAsync(() => Task.FromResult(sink.Cancelled), n => n >= stalled.Count, TimeSpan.FromSeconds(60), what: "every stalled relay ran into its bound");
+        // The agents keep typing; without the hold-back each of these takes a place (and stalls) before the read mark.
+        foreach (var (_, ticket) in stalled)
+            relay.Typing(ticket);
+        relay.Read(other);
+
+        await Eventually.WaitForAsync(() => Task.FromResult(sink.Calls.ToArray()), c => c.Any(x => x.Thread == otherThread && x.Read is not null),
+            TimeSpan.FromSeconds(60), what: "the ninth ticket's read mark");
+        Assert.Equal(stalled.Count, sink.Calls.Count(c => stalledThreads.Contains(c.Thread)));
+    }
+
     private static async Task<(string Thread, long Ticket)> ChatAsync(WebChatRig rig, string clientId)
     {
         var session = await rig.StartSessionAsync();

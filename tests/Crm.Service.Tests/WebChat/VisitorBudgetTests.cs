@@ -70,8 +70,8 @@ public sealed class VisitorBudgetTests
             ["Channels:WebChat:WidgetBudgetReservedPercent"] = "20",
         });
         var n = 0;
-        Task<CodeIssue> Ask(string address, IWebChatVisitorGrain? visitor = null, string? conversationId = null) =>
-            (visitor ?? NewVisitor(rig)).IssueCodeAsync($"r{++n}@example.com", null, address, conversationId);
+        Task<CodeIssue> Ask(string address, IWebChatVisitorGrain? visitor = null) =>
+            (visitor ?? NewVisitor(rig)).IssueCodeAsync($"r{++n}@example.com", null, address);
 
         // Ten addresses of one /24 (and a /56 of IPv6 would be one /48 likewise): four codes, then their group is spent.
         var refusals = new List<string?>();
@@ -95,8 +95,8 @@ public sealed class VisitorBudgetTests
         Assert.Equal(WebChatBudgetKeys.Widget(WebChatRig.Widget) + ":day", shut.RefusedBy);
         // ... but a visitor whose conversation an agent answered, and one who proved an address before, use the reserve
         // (each from its own network: one network may use a quarter of the reserve, at least one code).
-        var (answered, conversation) = await ChatterAsync(rig, answered: true);
-        Assert.NotNull((await Ask("100.64.0.2", answered, conversation)).Code);
+        var answered = await ChatterAsync(rig, answered: true);
+        Assert.NotNull((await Ask("100.64.0.2", answered)).Code);
         var proven = NewVisitor(rig);
         await proven.VerifiedAsync("known@example.com");
         Assert.NotNull((await Ask("100.64.1.3", proven)).Code);
@@ -105,9 +105,12 @@ public sealed class VisitorBudgetTests
 
     /// <summary>A visitor who wrote in their own conversation (a script does that with one message) and, with
     /// <paramref name="answered"/>, got an agent's reply there.</summary>
-    private static async Task<(IWebChatVisitorGrain Visitor, string ConversationId)> ChatterAsync(WebChatRig rig, bool answered)
+    private static async Task<IWebChatVisitorGrain> ChatterAsync(WebChatRig rig, bool answered) =>
+        (await ChatterSessionAsync(rig, answered)).Visitor;
+
+    private static async Task<(IWebChatVisitorGrain Visitor, SessionResponse Session)> ChatterSessionAsync(WebChatRig rig, bool answered, SessionResponse? session = null)
     {
-        var session = await rig.StartSessionAsync();
+        session ??= await rig.StartSessionAsync();
         await using (var hub = rig.Visitor(session.Token))
         {
             await hub.StartAsync();
@@ -119,7 +122,98 @@ public sealed class VisitorBudgetTests
             }
         }
         var identity = await rig.App.QueryAsync(db => db.Conversations.Where(c => c.ThreadKey == session.ConversationId).Select(c => c.CustomerIdentity).SingleAsync());
-        return (rig.App.Grains.GetGrain<IWebChatVisitorGrain>(identity!["webchat:".Length..]), session.ConversationId);
+        return (rig.App.Grains.GetGrain<IWebChatVisitorGrain>(identity!["webchat:".Length..]), session);
+    }
+
+    /// <summary>Review WC3: a visitor whose conversation an agent answered stays established after "end chat" starts a new
+    /// conversation (<c>newConversation</c>) they write in, which no agent has answered yet: the company's actual
+    /// customer still uses the reserve once strangers spent the open share.</summary>
+    [Fact]
+    public async Task A_visitor_answered_in_an_earlier_conversation_keeps_the_reserve_after_starting_a_new_one()
+    {
+        await using var rig = await WebChatRig.StartAsync(new Dictionary<string, string?>
+        {
+            ["Channels:WebChat:VerificationCodesPerDayPerWidget"] = "10",
+            ["Channels:WebChat:VerificationCodesPerDayPerAddressGroup"] = "4",
+            ["Channels:WebChat:WidgetBudgetReservedPercent"] = "20",
+        });
+        var (visitor, first) = await ChatterSessionAsync(rig, answered: true);
+        var rotated = await rig.StartSessionAsync(first.Token, newConversation: true);
+        Assert.NotEqual(first.ConversationId, rotated.ConversationId);
+        var (sameVisitor, _) = await ChatterSessionAsync(rig, answered: false, rotated);
+        Assert.Equal(visitor.GetPrimaryKeyString(), sameVisitor.GetPrimaryKeyString());
+        // Strangers of two networks spend the open share (8 of 10).
+        var n = 0;
+        for (var i = 1; i <= 4; i++)
+        {
+            Assert.NotNull((await NewVisitor(rig).IssueCodeAsync($"r{++n}@example.com", null, $"203.0.113.{i}")).Code);
+            Assert.NotNull((await NewVisitor(rig).IssueCodeAsync($"r{++n}@example.com", null, $"192.0.2.{i}")).Code);
+        }
+        Assert.Null((await NewVisitor(rig).IssueCodeAsync("late@example.com", null, "100.64.0.1")).Code);
+
+        var issue = await visitor.IssueCodeAsync("customer@example.com", null, "100.64.0.2");
+
+        Assert.NotNull(issue.Code);
+    }
+
+    /// <summary>wcfix8: strangers on one /24 who spend the network's code mails do not shut out a visitor of that network
+    /// whose chat an agent answered: established visitors have the network's budget of their own.</summary>
+    [Fact]
+    public async Task Strangers_who_spend_their_networks_codes_do_not_shut_out_an_answered_visitor_of_that_network()
+    {
+        await using var rig = await WebChatRig.StartAsync(new Dictionary<string, string?>
+        {
+            ["Channels:WebChat:VerificationCodesPerDayPerAddressGroup"] = "3",
+        });
+        for (var i = 1; i <= 3; i++)
+            Assert.NotNull((await NewVisitor(rig).IssueCodeAsync($"r{i}@example.com", null, $"203.0.113.{i}")).Code);
+        var shut = await NewVisitor(rig).IssueCodeAsync("r4@example.com", null, "203.0.113.4");
+        Assert.Equal(WebChatBudgetKeys.WidgetGroup(WebChatRig.Widget, "203.0.113.0/24") + ":day", shut.RefusedBy);
+        var customer = await ChatterAsync(rig, answered: true);
+
+        var issue = await customer.IssueCodeAsync("customer@example.com", null, "203.0.113.200");
+
+        Assert.NotNull(issue.Code);
+        // A stranger of that network is still refused.
+        Assert.Null((await NewVisitor(rig).IssueCodeAsync("r5@example.com", null, "203.0.113.5")).Code);
+    }
+
+    /// <summary>wcfix8: guessers on the owner's /24 who reach the network's bound on wrong codes for the owner's address
+    /// do not void the right code of an owner whose chat an agent answered (their wrong codes count apart), while a new
+    /// visitor of that network is still refused as before.</summary>
+    [Fact]
+    public async Task Guessers_on_the_owners_network_do_not_void_the_code_of_an_answered_owner()
+    {
+        const int bound = 6;
+        await using var rig = await WebChatRig.StartAsync(new Dictionary<string, string?>
+        {
+            ["Channels:WebChat:GuessesPerDayPerRecipientAndGroup"] = bound.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Channels:WebChat:VerificationCodesPerHourPerRecipient"] = "100",
+            ["Channels:WebChat:VerificationTriesPerCode"] = "5",
+        });
+        const string owner = "owner@example.com";
+        for (var i = 1; i <= 3; i++)
+        {
+            var guesser = NewVisitor(rig);
+            var address = $"10.0.0.{i}";
+            var code = (await guesser.IssueCodeAsync(owner, null, address)).Code;
+            Assert.NotNull(code);
+            var wrong = code == "000000" ? "000001" : "000000";
+            for (var t = 0; t < 5; t++)
+                if ((await guesser.CheckCodeAsync(wrong, address)).Outcome == CodeOutcome.NoCode)
+                    break;
+        }
+        var late = NewVisitor(rig);
+        var lateCode = (await late.IssueCodeAsync(owner, null, "10.0.0.100")).Code;
+        Assert.NotNull(lateCode);
+        Assert.Equal(CodeOutcome.NoCode, (await late.CheckCodeAsync(lateCode, "10.0.0.100")).Outcome);
+        var customer = await ChatterAsync(rig, answered: true);
+        var ownCode = (await customer.IssueCodeAsync(owner, "Owner", "10.0.0.200")).Code;
+        Assert.NotNull(ownCode);
+
+        var proved = await customer.CheckCodeAsync(ownCode, "10.0.0.200");
+
+        Assert.Equal((CodeOutcome.Verified, owner), (proved.Outcome, proved.Email));
     }
 
     /// <summary>Review WV3: writing once in one's own conversation does not make a visitor established, so strangers from
@@ -136,8 +230,8 @@ public sealed class VisitorBudgetTests
             ["Channels:WebChat:WidgetReservePercentPerAddressGroup"] = "50",
         });
         var n = 0;
-        Task<CodeIssue> Ask(string address, IWebChatVisitorGrain? visitor = null, string? conversationId = null) =>
-            (visitor ?? NewVisitor(rig)).IssueCodeAsync($"r{++n}@example.com", null, address, conversationId);
+        Task<CodeIssue> Ask(string address, IWebChatVisitorGrain? visitor = null) =>
+            (visitor ?? NewVisitor(rig)).IssueCodeAsync($"r{++n}@example.com", null, address);
 
         // The open share (16 of 20) is spent by strangers of two networks.
         for (var i = 1; i <= 8; i++)
@@ -148,8 +242,8 @@ public sealed class VisitorBudgetTests
         // Strangers of four more networks who each wrote "hi" first are refused: the reserve (4) is not theirs.
         foreach (var address in new[] { "198.51.100.1", "100.64.0.1", "100.64.1.1", "100.64.2.1" })
         {
-            var (writer, conversation) = await ChatterAsync(rig, answered: false);
-            var refused = await Ask(address, writer, conversation);
+            var writer = await ChatterAsync(rig, answered: false);
+            var refused = await Ask(address, writer);
             Assert.Null(refused.Code);
             Assert.Equal(WebChatBudgetKeys.Widget(WebChatRig.Widget) + ":day", refused.RefusedBy);
         }
@@ -164,8 +258,8 @@ public sealed class VisitorBudgetTests
         Assert.Equal(2, network.Count(c => c is not null));
         Assert.Null(network[2]);
         // ... while an answered visitor of another network still gets one of the rest.
-        var (answered, answeredConversation) = await ChatterAsync(rig, answered: true);
-        Assert.NotNull((await Ask("198.18.0.1", answered, answeredConversation)).Code);
+        var answered = await ChatterAsync(rig, answered: true);
+        Assert.NotNull((await Ask("198.18.0.1", answered)).Code);
     }
 
     /// <summary>Review KW4 and WV2: spare codes must not turn into thousands of guesses at one address, and guessers

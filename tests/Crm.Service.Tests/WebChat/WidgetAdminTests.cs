@@ -42,6 +42,15 @@ public sealed class WidgetAdminTests : AppTest
         ["Version"] = version,
     };
 
+    /// <summary>The preview as the edit page's frame loads it (review WC6: served only so).</summary>
+    private static Task<HttpResponseMessage> FramedAsync(ConsoleBrowser browser, string path, string dest = "iframe", string site = "same-origin")
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Add("Sec-Fetch-Dest", dest);
+        request.Headers.Add("Sec-Fetch-Site", site);
+        return browser.Client.SendAsync(request);
+    }
+
     private static string VersionOf(string page) => Regex.Match(page, "name=\"Version\" value=\"(\\d+)\"").Groups[1].Value;
 
     [Fact]
@@ -72,7 +81,9 @@ public sealed class WidgetAdminTests : AppTest
         Assert.Equal("support", settings.GetProperty("emailChannel").GetString());
         Assert.Equal(1000, settings.GetProperty("maxUploadBytes").GetInt32());
         // The preview frame shows the saved look; the greeting goes into an attribute, encoded.
-        var preview = await admin.PageAsync("/Admin/Widgets/Preview/shop?colour=%23c0392b&greetingEn=%3Cscript%3Ealert(1)%3C%2Fscript%3E");
+        using var framedPreview = await FramedAsync(admin, "/Admin/Widgets/Preview/shop?colour=%23c0392b&greetingEn=%3Cscript%3Ealert(1)%3C%2Fscript%3E");
+        Assert.Equal(HttpStatusCode.OK, framedPreview.StatusCode);
+        var preview = await framedPreview.Content.ReadAsStringAsync();
         Assert.Contains("data-preview=\"{&quot;colour&quot;:&quot;#c0392b&quot;", preview, StringComparison.Ordinal);
         Assert.DoesNotContain("<script>alert", preview, StringComparison.Ordinal);
 
@@ -84,8 +95,63 @@ public sealed class WidgetAdminTests : AppTest
             Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
             Assert.Equal("DENY", response.Headers.GetValues("X-Frame-Options").Single());
         }
-        using (var framed = await admin.GetAsync("/Admin/Widgets/Preview/shop"))
+        using (var framed = await FramedAsync(admin, "/Admin/Widgets/Preview/shop"))
             Assert.Equal("SAMEORIGIN", framed.Headers.GetValues("X-Frame-Options").Single());
+    }
+
+    /// <summary>Review WC6: the preview shows text from its query on the console's origin, so it is served only as the
+    /// console's own frame: a link opened as a page, or a frame of another site, gets 404.</summary>
+    [Fact]
+    public async Task The_preview_is_served_only_as_a_frame_of_the_console()
+    {
+        await CreateWidgetAsync(new { allowedOrigins = new[] { "https://shop.example" } });
+        using var admin = await ConsoleBrowser.SignedInAsync(App, Admin, ConsoleRoles.Admin);
+        const string spoof = "/Admin/Widgets/Preview/shop?titleEn=Security+notice&greetingEn=Your+session+expired";
+
+        using var plain = await admin.GetAsync(spoof);
+        using var link = await FramedAsync(admin, spoof, dest: "document", site: "cross-site");
+        using var foreignFrame = await FramedAsync(admin, spoof, site: "cross-site");
+        using var framed = await FramedAsync(admin, spoof);
+
+        Assert.Equal(HttpStatusCode.NotFound, plain.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, link.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, foreignFrame.StatusCode);
+        Assert.DoesNotContain("Security notice", await link.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, framed.StatusCode);
+        Assert.Contains("Security notice", await framed.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    /// <summary>Review WC4: the stale check is made by the grain, in the turn that writes: a configure over an older
+    /// version (an admin's form read before an API change that disabled the widget) is refused with Conflict and the
+    /// newer change stays; one over the current version applies.</summary>
+    [Fact]
+    public async Task A_configure_over_an_older_version_is_refused_by_the_grain_and_the_newer_change_stays()
+    {
+        await CreateWidgetAsync(new { allowedOrigins = new[] { "https://shop.example" } });
+        var grain = App.Grains.GetGrain<Crm.Service.Contracts.IChannelAccountGrain>("shop");
+        var read = (await grain.GetAsync())!;
+        using (var api = App.Admin())
+        {
+            var disabled = await api.PutAsJsonAsync("/api/v1/admin/channels/shop", new
+            {
+                kind = "webchat", name = "Shop chat (off)", enabled = false, settings = new { allowedOrigins = new[] { "https://shop.example" }, colour = "#00aa00" },
+            });
+            Assert.True(disabled.IsSuccessStatusCode, await disabled.Content.ReadAsStringAsync());
+        }
+        Crm.Service.Contracts.ChannelAccountSettings Over(Crm.Service.Contracts.ChannelAccountSnapshot version) => new()
+        {
+            Kind = Crm.Service.Contracts.ChannelKind.WebChat, Name = read.Name, Enabled = true, Settings = read.Settings, ExpectedUpdatedAt = version.UpdatedAt,
+        };
+
+        var refused = await Assert.ThrowsAsync<Crm.Service.Contracts.DomainException>(() => grain.ConfigureAsync(Over(read)));
+
+        Assert.Equal(Crm.Service.Contracts.DomainErrorKind.Conflict, refused.Kind);
+        var kept = (await grain.GetAsync())!;
+        Assert.False(kept.Enabled);
+        Assert.Equal("Shop chat (off)", kept.Name);
+        Assert.Equal("#00aa00", (await SettingsAsync()).GetProperty("colour").GetString());
+        var applied = await grain.ConfigureAsync(Over(kept));
+        Assert.True(applied.Account.Enabled);
     }
 
     [Fact]

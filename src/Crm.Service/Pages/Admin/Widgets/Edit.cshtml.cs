@@ -98,8 +98,9 @@ public sealed class EditModel(IGrainFactory grains, ChannelSettingsCatalog catal
     {
         if (await FindAsync(id) is not { } account)
             return NotFound();
+        var stale = text["Someone changed this widget meanwhile. Reload the page to see their change, then edit again."];
         if (ModelState.IsValid && Version != account.UpdatedAt.UtcTicks)
-            ModelState.AddModelError("", text["Someone changed this widget meanwhile. Reload the page to see their change, then edit again."]);
+            ModelState.AddModelError("", stale);
         if (ModelState.IsValid)
         {
             // The stored settings with this form's fields replaced: what the page does not show stays as it is.
@@ -112,13 +113,19 @@ public sealed class EditModel(IGrainFactory grains, ChannelSettingsCatalog catal
             settings["position"] = (Position ?? "").Trim();
             settings["team"] = Blank(Team);
             settings["preChatForm"] = PreChatForm;
-            var result = await AdminApi.ConfigureChannelAsync(id, new ChannelRequest(ChannelKind.WebChat, account.Name, account.Enabled, settings, null, null),
-                grains, catalog, checks, directory, cancellationToken);
+            // The grain applies it only over the version this form was made from (review WC4): a change committed since
+            // (another admin, PUT /api/v1/admin/channels, which may have renamed or disabled the widget) is refused, not
+            // overwritten with this page's older name and state.
+            var result = await AdminApi.ConfigureChannelIfAsync(id, new ChannelRequest(ChannelKind.WebChat, account.Name, account.Enabled, settings, null, null),
+                new DateTimeOffset(Version, TimeSpan.Zero), grains, catalog, checks, directory, cancellationToken);
             if (result.Result is Ok<ChannelView>)
                 return Redirect($"/Admin/Widgets/Edit/{id}?saved=true");
             var problem = ((ProblemHttpResult)result.Result).ProblemDetails;
             var field = problem.Extensions.TryGetValue("field", out var named) ? named as string : null;
-            ModelState.AddModelError(field is not null && FieldOfSetting.TryGetValue(field, out var input) ? input : "", problem.Detail ?? problem.Title ?? "");
+            if (field == Grains.ChannelAccountGrain.StaleField)
+                ModelState.AddModelError("", stale);
+            else
+                ModelState.AddModelError(field is not null && FieldOfSetting.TryGetValue(field, out var input) ? input : "", problem.Detail ?? problem.Title ?? "");
         }
         Response.StatusCode = StatusCodes.Status422UnprocessableEntity;
         await LoadAsync(account, cancellationToken);

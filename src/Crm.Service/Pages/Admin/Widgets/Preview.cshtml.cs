@@ -9,7 +9,10 @@ namespace Crm.Service.Pages.Admin.Widgets;
 /// <summary>
 /// The page in the widget page's preview frame: a blank "site" with the real widget.js in preview mode, drawn from the
 /// look given in the query (the edit form's values, unsaved). The widget contacts nothing in preview mode; every text is
-/// put on the page by the widget with textContent.
+/// put on the page by the widget with textContent. Review WC6: it is served only as a frame of a console page
+/// (<c>Sec-Fetch-Dest: iframe</c>, <c>Sec-Fetch-Site: same-origin</c>, which every current browser sends and no page can
+/// forge), so a link that opens it with someone's text in the chat window (content spoofing on the console's origin)
+/// gets 404.
 /// </summary>
 public sealed partial class PreviewModel : PageModel
 {
@@ -22,7 +25,7 @@ public sealed partial class PreviewModel : PageModel
 
     public IActionResult OnGet(string id, string? colour, string? position, string? titleEn, string? titleZh, string? greetingEn, string? greetingZh, bool preChatForm, string? lang)
     {
-        if (!GrainKeys.IsValidChannelAccountId(id))
+        if (!GrainKeys.IsValidChannelAccountId(id) || Request.Headers["Sec-Fetch-Dest"] != "iframe" || Request.Headers["Sec-Fetch-Site"] != "same-origin")
             return NotFound();
         Id = id;
         Language = lang == "zh" ? "zh" : "en";
