@@ -431,13 +431,21 @@ internal sealed class SqliteMailboxStore(
     {
         var due = now.ToUnixTimeMilliseconds();
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var rows = await db.AutomaticMail.AsNoTracking().Where(a => a.State == AutomaticMailRecord.Pending && a.NextAttemptAtMs <= due)
+        var rows = await db.AutomaticMail.AsNoTracking()
+            .Where(a => (a.State == AutomaticMailRecord.Pending || a.State == AutomaticMailRecord.Sending) && a.NextAttemptAtMs <= due)
             .OrderBy(a => a.NextAttemptAtMs).Take(max).ToListAsync(cancellationToken);
         return [.. rows.Select(a => new AutomaticMail(a.Id, a.ChannelAccountId, a.Kind, a.TicketNumber, a.Recipient, a.RecipientName, a.InReplyTo, a.Subject, a.Language,
-            DateTimeOffset.FromUnixTimeMilliseconds(a.CreatedAtMs), a.Attempts))];
+            DateTimeOffset.FromUnixTimeMilliseconds(a.CreatedAtMs), a.Attempts, a.State == AutomaticMailRecord.Sending))];
     }
 
-    public async Task CompleteAsync(Guid id, string? error, DateTimeOffset? retryAt, DateTimeOffset now, CancellationToken cancellationToken = default)
+    public async Task MarkInFlightAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        await db.AutomaticMail.Where(a => a.Id == id && a.State == AutomaticMailRecord.Pending)
+            .ExecuteUpdateAsync(s => s.SetProperty(a => a.State, AutomaticMailRecord.Sending), cancellationToken);
+    }
+
+    public async Task CompleteAsync(Guid id, string? error, DateTimeOffset? retryAt, DateTimeOffset now, CancellationToken cancellationToken = default, bool unconfirmed = false)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var row = await db.AutomaticMail.SingleOrDefaultAsync(a => a.Id == id, cancellationToken);
@@ -450,8 +458,14 @@ internal sealed class SqliteMailboxStore(
             row.State = AutomaticMailRecord.Sent;
             row.SentAtMs = now.ToUnixTimeMilliseconds();
         }
+        else if (unconfirmed)
+            row.State = AutomaticMailRecord.Unconfirmed;
         else if (retryAt is { } next)
+        {
+            // Not sent (refused or cut off before the data): queued again, the in-flight mark cleared.
+            row.State = AutomaticMailRecord.Pending;
             row.NextAttemptAtMs = next.ToUnixTimeMilliseconds();
+        }
         else
             row.State = AutomaticMailRecord.Failed;
         await db.SaveChangesAsync(cancellationToken);
