@@ -23,6 +23,7 @@ namespace Crm.Service.Grains;
 public sealed class ConversationGrain(
     ICrmStore store,
     IBlobStore blobs,
+    IBlobHolds blobHolds,
     IHtmlSanitizer sanitizer,
     ITicketNumberAllocator ticketNumbers,
     IOptions<IngestOptions> ingestOptions,
@@ -101,49 +102,61 @@ public sealed class ConversationGrain(
         else if (message.JoinTicket is { } again && again == conversation.TicketNumber)
             routing.Participant = conversation.CustomerIdentity; // a redelivery after a crash before the ticket listed it
         List<object>? content = null;
-        for (var attempt = 1; ; attempt++)
+        // The bytes are held (across nodes) from their put until the commit that names them, or until this call gives
+        // up: a knowledge-base delete or quarantine prune of the same bytes elsewhere must not remove them in between (EN3).
+        HeldBlobs? held = null;
+        try
         {
-            var offered = _record is not null && conversation.TicketNumber != 0
-                ? await OfferToTicketAsync(routing, message, messageId, now, cancellationToken)
-                : null;
-            if (offered is not { Kind: InboundRoutingKind.Accepted })
+            for (var attempt = 1; ; attempt++)
             {
-                if (_record is not null && await FindStoredAsync(accountId, message.ExternalMessageId, cancellationToken) is { } earlier)
-                    return Remember(message.ExternalMessageId, earlier);
-                await OpenTicketAsync(routing, message, now, cancellationToken);
-            }
+                var offered = _record is not null && conversation.TicketNumber != 0
+                    ? await OfferToTicketAsync(routing, message, messageId, now, cancellationToken)
+                    : null;
+                if (offered is not { Kind: InboundRoutingKind.Accepted })
+                {
+                    if (_record is not null && await FindStoredAsync(accountId, message.ExternalMessageId, cancellationToken) is { } earlier)
+                        return Remember(message.ExternalMessageId, earlier);
+                    await OpenTicketAsync(routing, message, now, cancellationToken);
+                }
 
-            var record = NewMessageRecord(message, messageId, conversation, now);
-            content ??= await StoreContentAsync(messageId, message, now, cancellationToken);
-            var writes = new WriteSet().Add(new RequireTicketNotMerged(conversation.TicketNumber)).Insert(record);
-            foreach (var row in content)
-                writes.Insert(row);
-            if (offered?.ActivityAt is { } activityAt)
-                writes.Update(new TicketRecord { Number = conversation.TicketNumber, Subject = "", UpdatedAt = activityAt, LastCustomerMessageAt = activityAt },
-                    nameof(TicketRecord.UpdatedAt), nameof(TicketRecord.LastCustomerMessageAt));
-            if (routing.TicketMoved)
-                writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
-            try
-            {
-                await store.CommitAsync(writes, cancellationToken);
-                _record = conversation;
-                return Remember(message.ExternalMessageId, new IngestResult(record.Id, conversation.Id, record.TicketNumber, conversation.CustomerId, Duplicate: false));
+                var record = NewMessageRecord(message, messageId, conversation, now);
+                if (content is null)
+                    (held, content) = await StoreContentAsync(messageId, message, now, cancellationToken);
+                var writes = new WriteSet().Add(new RequireTicketNotMerged(conversation.TicketNumber)).Insert(record);
+                foreach (var row in content)
+                    writes.Insert(row);
+                if (offered?.ActivityAt is { } activityAt)
+                    writes.Update(new TicketRecord { Number = conversation.TicketNumber, Subject = "", UpdatedAt = activityAt, LastCustomerMessageAt = activityAt },
+                        nameof(TicketRecord.UpdatedAt), nameof(TicketRecord.LastCustomerMessageAt));
+                if (routing.TicketMoved)
+                    writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
+                try
+                {
+                    await store.CommitAsync(writes, cancellationToken);
+                    _record = conversation;
+                    return Remember(message.ExternalMessageId, new IngestResult(record.Id, conversation.Id, record.TicketNumber, conversation.CustomerId, Duplicate: false));
+                }
+                catch (StaleWriteException) when (attempt < MaxMergeHops)
+                {
+                    // The ticket was merged after it accepted the message: offer it again, which follows the merge to
+                    // the ticket that now holds this conversation (and applies that ticket's rules, e.g. a reopen).
+                }
+                catch (DuplicateKeyException)
+                {
+                    // The same message committed concurrently on another thread of this channel.
+                    var first = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
+                        ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
+                    var duplicate = await DuplicateOfAsync(first, cancellationToken);
+                    if (routing.Opened is { } opened)
+                        await WithdrawAsync(routing, opened, previousTicket, cancellationToken);
+                    return Remember(message.ExternalMessageId, duplicate);
+                }
             }
-            catch (StaleWriteException) when (attempt < MaxMergeHops)
-            {
-                // The ticket was merged after it accepted the message: offer it again, which follows the merge to
-                // the ticket that now holds this conversation (and applies that ticket's rules, e.g. a reopen).
-            }
-            catch (DuplicateKeyException)
-            {
-                // The same message committed concurrently on another thread of this channel.
-                var first = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
-                    ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
-                var duplicate = await DuplicateOfAsync(first, cancellationToken);
-                if (routing.Opened is { } opened)
-                    await WithdrawAsync(routing, opened, previousTicket, cancellationToken);
-                return Remember(message.ExternalMessageId, duplicate);
-            }
+        }
+        finally
+        {
+            if (held is not null)
+                await held.DisposeAsync();
         }
     }
 
@@ -187,164 +200,39 @@ public sealed class ConversationGrain(
     /// <summary>How many of an inbound mail's other recipients are kept with it.</summary>
     private const int MaxStoredCc = 50;
 
-    /// <summary>The message's attachments and raw source: blobs written (content-addressed, so a retry rewrites nothing) and their rows.</summary>
-    private async Task<List<object>> StoreContentAsync(Guid messageId, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>The message's attachments and raw source: blobs written (content-addressed, so a retry rewrites nothing)
+    /// under a hold the caller releases after the commit, and their rows.</summary>
+    private async Task<(HeldBlobs Held, List<object> Rows)> StoreContentAsync(Guid messageId, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        var rawInBlob = message.RawSource.Length > ingestOptions.Value.MaxInlineRawSourceBytes;
+        var contents = message.Attachments.Select(a => (ReadOnlyMemory<byte>)a.Content).ToList();
+        if (rawInBlob)
+            contents.Add(message.RawSource);
+        var held = await HeldBlobs.HoldAndPutAsync(blobHolds, blobs, contents, cancellationToken);
         var rows = new List<object>(message.Attachments.Count + 1);
         // Ids one millisecond apart (v7), so every reading of the files, ordered by id, keeps the message's order (ER10).
-        foreach (var attachment in message.Attachments)
-            rows.Add(await StoreAttachmentAsync(messageId, attachment, now.AddMilliseconds(rows.Count), cancellationToken));
-        rows.Add(await StoreRawSourceAsync(messageId, message, cancellationToken));
-        return rows;
-    }
-
-    /// <summary>A new conversation: resolve the sender to a customer (creating one on first contact).</summary>
-    private async Task<Routing> StartAsync(InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        var account = await GrainFactory.GetGrain<IChannelAccountGrain>(message.ChannelAccountId).GetAsync()
-            ?? throw new DomainException(DomainErrorKind.NotFound, $"No channel '{message.ChannelAccountId}'.", "channelId");
-        var identityKey = GrainKeys.Identity(message.Sender.Kind, message.Sender.Value, message.ChannelAccountId);
-        var customerId = await GrainFactory.GetGrain<IIdentityGrain>(identityKey).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
-        return new Routing(new ConversationRecord
+        for (var i = 0; i < message.Attachments.Count; i++)
         {
-            Id = Guid.CreateVersion7(now),
-            Key = this.GetPrimaryKeyString(),
-            ChannelAccountId = message.ChannelAccountId,
-            Channel = account.Kind,
-            ThreadKey = message.ThreadKey,
-            CustomerId = customerId,
-            CustomerIdentity = identityKey,
-            CreatedAt = now,
-        }, started: true);
-    }
-
-    /// <summary>Offers the message to the current ticket, following merges; anything but Accepted means a ticket must be opened.</summary>
-    private async Task<InboundRouting> OfferToTicketAsync(Routing routing, InboundMessage message, Guid messageId, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        var conversation = routing.Conversation;
-        var refreshed = false;
-        for (var hop = 0; ; hop++)
-        {
-            if (hop == MaxMergeHops)
+            var attachment = message.Attachments[i];
+            var blob = held.Blobs[i];
+            rows.Add(new AttachmentRecord
             {
-                // A long chain of merges since this activation read its row: the store has the final pointer.
-                if (refreshed || !await RefreshAsync(routing, cancellationToken))
-                    throw new InvalidOperationException($"Ticket #{conversation.TicketNumber} is merged more than {MaxMergeHops} times deep.");
-                refreshed = true;
-                hop = 0;
-            }
-            var offered = await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber)
-                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now, conversation.CustomerId, message.ChannelAccountId, message.ExternalMessageId, message.AutomaticReason is not null,
-                    routing.Participant), cancellationToken);
-            switch (offered.Kind)
-            {
-                case InboundRoutingKind.Duplicate:
-                    return offered;
-                case InboundRoutingKind.MergedInto:
-                    conversation.TicketNumber = offered.TicketNumber;
-                    routing.TicketMoved = true;
-                    continue;
-                case InboundRoutingKind.NeedsFollowUp:
-                    routing.FollowUpOf = conversation.TicketNumber;
-                    conversation.TicketNumber = 0;
-                    return offered;
-                case InboundRoutingKind.Foreign when !refreshed && await RefreshAsync(routing, cancellationToken):
-                    // A merge (of tickets or customers) moved this conversation since the activation read its row.
-                    refreshed = true;
-                    continue;
-                case InboundRoutingKind.Foreign:
-                    // The number is someone else's ticket: never join it; open a new ticket under a new number.
-                    conversation.TicketNumber = 0;
-                    return offered;
-                default:
-                    // Accepted, or Missing: the number was stored with the conversation but the ticket never opened (a crash);
-                    // it is opened under that same number.
-                    return offered;
-            }
+                Id = Guid.CreateVersion7(now.AddMilliseconds(i)),
+                MessageId = messageId,
+                FileName = AttachmentRules.SanitizeFileName(attachment.FileName),
+                ContentType = AttachmentRules.SniffContentType(attachment.Content),
+                DeclaredContentType = attachment.ContentType is { Length: <= 200 } declared ? declared : null,
+                Length = blob.Length,
+                Sha256 = blob.Sha256,
+            });
         }
-    }
-
-    /// <summary>Takes the ticket and customer from the stored row when merges changed them; false when nothing changed.</summary>
-    private async Task<bool> RefreshAsync(Routing routing, CancellationToken cancellationToken)
-    {
-        var stored = await store.FindConversationAsync(this.GetPrimaryKeyString(), cancellationToken);
-        var conversation = routing.Conversation;
-        if (stored is null || (stored.TicketNumber == conversation.TicketNumber && stored.CustomerId == conversation.CustomerId))
-            return false;
-        conversation.TicketNumber = stored.TicketNumber;
-        conversation.CustomerId = stored.CustomerId;
-        routing.TicketMoved = false;
-        return true;
-    }
-
-    private async Task OpenTicketAsync(Routing routing, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        var conversation = routing.Conversation;
-        // A follow-up belongs to whoever the identity belongs to now (the customer may have been merged since);
-        // a conversation started in this very call has just resolved it.
-        var customerId = routing.Started
-            ? conversation.CustomerId
-            : await GrainFactory.GetGrain<IIdentityGrain>(conversation.CustomerIdentity).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
-        {
-            if (conversation.TicketNumber == 0 || _record is null)
-            {
-                if (conversation.TicketNumber == 0)
-                    conversation.TicketNumber = await ticketNumbers.NextAsync(cancellationToken);
-                // Store the pointer before the ticket exists, so a crash in between reopens the same number, never a second ticket.
-                var writes = _record is null
-                    ? new WriteSet().Insert(conversation.Copy())
-                    : new WriteSet().Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
-                await store.CommitAsync(writes, cancellationToken);
-                _record = conversation.Copy();
-                routing.TicketMoved = false;
-            }
-            try
-            {
-                await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber).OpenAsync(new TicketOpening
-                {
-                    Subject = TextRules.SubjectFor(message.Subject, message.Text),
-                    CustomerId = customerId,
-                    ConversationId = conversation.Id,
-                    ConversationKey = conversation.Key,
-                    Actor = conversation.CustomerIdentity,
-                    FollowUpOf = routing.FollowUpOf,
-                }, cancellationToken);
-                routing.Opened = conversation.TicketNumber;
-                return;
-            }
-            catch (DomainException ex) when (ex.Kind == DomainErrorKind.Conflict && attempt < 3)
-            {
-                // The number this conversation reserved was opened by another conversation meanwhile (a number
-                // reserved before a crash): take a new one rather than refuse the customer's message.
-                conversation.TicketNumber = 0;
-            }
-        }
-    }
-
-    private async Task<AttachmentRecord> StoreAttachmentAsync(Guid messageId, InboundAttachment attachment, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        var blob = await blobs.PutAsync(attachment.Content, cancellationToken);
-        return new AttachmentRecord
-        {
-            Id = Guid.CreateVersion7(now),
-            MessageId = messageId,
-            FileName = AttachmentRules.SanitizeFileName(attachment.FileName),
-            ContentType = AttachmentRules.SniffContentType(attachment.Content),
-            DeclaredContentType = attachment.ContentType is { Length: <= 200 } declared ? declared : null,
-            Length = blob.Length,
-            Sha256 = blob.Sha256,
-        };
-    }
-
-    private async Task<RawSourceRecord> StoreRawSourceAsync(Guid messageId, InboundMessage message, CancellationToken cancellationToken)
-    {
         var raw = new RawSourceRecord { MessageId = messageId, ContentType = message.RawContentType, Length = message.RawSource.LongLength };
-        if (message.RawSource.Length <= ingestOptions.Value.MaxInlineRawSourceBytes)
-            raw.Content = message.RawSource;
+        if (rawInBlob)
+            raw.BlobSha256 = held.Blobs[^1].Sha256;
         else
-            raw.BlobSha256 = (await blobs.PutAsync(message.RawSource, cancellationToken)).Sha256;
-        return raw;
+            raw.Content = message.RawSource;
+        rows.Add(raw);
+        return (held, rows);
     }
 
     private async Task<IngestResult?> FindStoredAsync(string accountId, string externalId, CancellationToken cancellationToken) =>

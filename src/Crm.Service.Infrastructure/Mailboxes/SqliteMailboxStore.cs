@@ -16,6 +16,7 @@ namespace Crm.Service.Infrastructure.Mailboxes;
 internal sealed class SqliteMailboxStore(
     IDbContextFactory<CrmDbContext> contexts,
     IBlobStore blobs,
+    IBlobHolds blobHolds,
     IOptions<IngestOptions> ingest,
     TimeProvider time) : IConversationLookup, IMailboxStateStore, IMailboxAdminStore, IAutomaticMailStore
 {
@@ -239,11 +240,14 @@ internal sealed class SqliteMailboxStore(
             Length = mail.RawSource.LongLength,
             At = mail.At,
         };
-        // The blob is fsynced before the row that names it is committed.
-        if (mail.RawSource.Length <= ingest.Value.MaxInlineRawSourceBytes)
+        // The blob is fsynced before the row that names it is committed, under a durable hold released after the commit,
+        // so no node's prune or delete of the same bytes removes them in between (EN3).
+        var inline = mail.RawSource.Length <= ingest.Value.MaxInlineRawSourceBytes;
+        await using var held = await HeldBlobs.HoldAndPutAsync(blobHolds, blobs, inline ? [] : [mail.RawSource], cancellationToken);
+        if (inline)
             row.Content = mail.RawSource;
         else
-            row.BlobSha256 = (await blobs.PutAsync(mail.RawSource, cancellationToken)).Sha256;
+            row.BlobSha256 = held.Blobs[0].Sha256;
         db.QuarantinedMail.Add(row);
         try
         {
