@@ -235,6 +235,129 @@ public sealed class ConversationGrain(
         return (held, rows);
     }
 
+    private async Task<Routing> StartAsync(InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var account = await GrainFactory.GetGrain<IChannelAccountGrain>(message.ChannelAccountId).GetAsync()
+            ?? throw new DomainException(DomainErrorKind.NotFound, $"No channel '{message.ChannelAccountId}'.", "channelId");
+        var identityKey = GrainKeys.Identity(message.Sender.Kind, message.Sender.Value, message.ChannelAccountId);
+        var customerId = await GrainFactory.GetGrain<IIdentityGrain>(identityKey).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
+        return new Routing(new ConversationRecord
+        {
+            Id = Guid.CreateVersion7(now),
+            Key = this.GetPrimaryKeyString(),
+            ChannelAccountId = message.ChannelAccountId,
+            Channel = account.Kind,
+            ThreadKey = message.ThreadKey,
+            CustomerId = customerId,
+            CustomerIdentity = identityKey,
+            CreatedAt = now,
+        }, started: true);
+    }
+
+    /// <summary>Offers the message to the current ticket, following merges; anything but Accepted means a ticket must be opened.</summary>
+    private async Task<InboundRouting> OfferToTicketAsync(Routing routing, InboundMessage message, Guid messageId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var conversation = routing.Conversation;
+        var refreshed = false;
+        for (var hop = 0; ; hop++)
+        {
+            if (hop == MaxMergeHops)
+            {
+                // A long chain of merges since this activation read its row: the store has the final pointer.
+                if (refreshed || !await RefreshAsync(routing, cancellationToken))
+                    throw new InvalidOperationException($"Ticket #{conversation.TicketNumber} is merged more than {MaxMergeHops} times deep.");
+                refreshed = true;
+                hop = 0;
+            }
+            var offered = await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber)
+                .OnInboundMessageAsync(new InboundNotice(messageId, conversation.Id, now, conversation.CustomerId, message.ChannelAccountId, message.ExternalMessageId, message.AutomaticReason is not null,
+                    routing.Participant), cancellationToken);
+            switch (offered.Kind)
+            {
+                case InboundRoutingKind.Duplicate:
+                    return offered;
+                case InboundRoutingKind.MergedInto:
+                    conversation.TicketNumber = offered.TicketNumber;
+                    routing.TicketMoved = true;
+                    continue;
+                case InboundRoutingKind.NeedsFollowUp:
+                    routing.FollowUpOf = conversation.TicketNumber;
+                    conversation.TicketNumber = 0;
+                    return offered;
+                case InboundRoutingKind.Foreign when !refreshed && await RefreshAsync(routing, cancellationToken):
+                    // A merge (of tickets or customers) moved this conversation since the activation read its row.
+                    refreshed = true;
+                    continue;
+                case InboundRoutingKind.Foreign:
+                    // The number is someone else's ticket: never join it; open a new ticket under a new number.
+                    conversation.TicketNumber = 0;
+                    return offered;
+                default:
+                    // Accepted, or Missing: the number was stored with the conversation but the ticket never opened (a crash);
+                    // it is opened under that same number.
+                    return offered;
+            }
+        }
+    }
+
+    /// <summary>Takes the ticket and customer from the stored row when merges changed them; false when nothing changed.</summary>
+    private async Task<bool> RefreshAsync(Routing routing, CancellationToken cancellationToken)
+    {
+        var stored = await store.FindConversationAsync(this.GetPrimaryKeyString(), cancellationToken);
+        var conversation = routing.Conversation;
+        if (stored is null || (stored.TicketNumber == conversation.TicketNumber && stored.CustomerId == conversation.CustomerId))
+            return false;
+        conversation.TicketNumber = stored.TicketNumber;
+        conversation.CustomerId = stored.CustomerId;
+        routing.TicketMoved = false;
+        return true;
+    }
+
+    private async Task OpenTicketAsync(Routing routing, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var conversation = routing.Conversation;
+        // A follow-up belongs to whoever the identity belongs to now (the customer may have been merged since);
+        // a conversation started in this very call has just resolved it.
+        var customerId = routing.Started
+            ? conversation.CustomerId
+            : await GrainFactory.GetGrain<IIdentityGrain>(conversation.CustomerIdentity).ResolveCustomerAsync(message.Sender.DisplayName, cancellationToken);
+        for (var attempt = 1; ; attempt++)
+        {
+            if (conversation.TicketNumber == 0 || _record is null)
+            {
+                if (conversation.TicketNumber == 0)
+                    conversation.TicketNumber = await ticketNumbers.NextAsync(cancellationToken);
+                // Store the pointer before the ticket exists, so a crash in between reopens the same number, never a second ticket.
+                var writes = _record is null
+                    ? new WriteSet().Insert(conversation.Copy())
+                    : new WriteSet().Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
+                await store.CommitAsync(writes, cancellationToken);
+                _record = conversation.Copy();
+                routing.TicketMoved = false;
+            }
+            try
+            {
+                await GrainFactory.GetGrain<ITicketGrain>(conversation.TicketNumber).OpenAsync(new TicketOpening
+                {
+                    Subject = TextRules.SubjectFor(message.Subject, message.Text),
+                    CustomerId = customerId,
+                    ConversationId = conversation.Id,
+                    ConversationKey = conversation.Key,
+                    Actor = conversation.CustomerIdentity,
+                    FollowUpOf = routing.FollowUpOf,
+                }, cancellationToken);
+                routing.Opened = conversation.TicketNumber;
+                return;
+            }
+            catch (DomainException ex) when (ex.Kind == DomainErrorKind.Conflict && attempt < 3)
+            {
+                // The number this conversation reserved was opened by another conversation meanwhile (a number
+                // reserved before a crash): take a new one rather than refuse the customer's message.
+                conversation.TicketNumber = 0;
+            }
+        }
+    }
+
     private async Task<IngestResult?> FindStoredAsync(string accountId, string externalId, CancellationToken cancellationToken) =>
         await store.FindMessageByExternalIdAsync(accountId, externalId, cancellationToken) is { } stored
             ? await DuplicateOfAsync(stored, cancellationToken)
