@@ -49,6 +49,11 @@ public interface IConversationLookup
     Task<bool> MayJoinAsync(string channelAccountId, long ticketNumber, string address, IReadOnlyCollection<Guid> referencedOutbound, IReadOnlyCollection<string> recipients, CancellationToken cancellationToken = default) =>
         Task.FromResult(false);
 
+    /// <summary>Whether the conversation <paramref name="threadKey"/> is a participant's: its ticket belongs to another
+    /// customer (review EN4: a participant's first mail, redelivered, must not count as the ticket's opener).</summary>
+    Task<bool> IsParticipantAsync(string channelAccountId, string threadKey, CancellationToken cancellationToken = default) =>
+        Task.FromResult(false);
+
     /// <summary>Whether <paramref name="messageId"/> is an outbound message sent on <paramref name="channelAccountId"/> (a bounce may name it).</summary>
     Task<bool> IsOutboundAsync(string channelAccountId, Guid messageId, CancellationToken cancellationToken = default);
 }

@@ -98,11 +98,24 @@ internal sealed class SqliteMailboxStore(
     public async Task<bool> WasCopiedAsync(long ticketNumber, string address, int maxMessages = 500, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var lists = await db.Messages.AsNoTracking()
-            .Where(m => m.TicketNumber == ticketNumber && m.Cc != null)
-            .OrderByDescending(m => m.CreatedAt).Take(maxMessages).Select(m => m.Cc!).ToListAsync(cancellationToken);
         var wanted = address.Trim();
+        var lowered = wanted.ToLowerInvariant();
+        // Only lists that contain the address as text are read (SQLite's instr over lower(); review EN7): a sender who
+        // fills tickets with long Cc lists no longer makes every unmatched mail load and split all of them. The exact
+        // entry match below still decides ("bob@x" is in "xbob@x" as text).
+        var lists = await db.Messages.AsNoTracking()
+            .Where(m => m.TicketNumber == ticketNumber && m.Cc != null && m.Cc.ToLower().Contains(lowered))
+            .OrderByDescending(m => m.CreatedAt).Take(maxMessages).Select(m => m.Cc!).ToListAsync(cancellationToken);
         return lists.Any(list => Names(list, wanted));
+    }
+
+    public async Task<bool> IsParticipantAsync(string channelAccountId, string threadKey, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var key = GrainKeys.Conversation(channelAccountId, threadKey);
+        return await db.Conversations.AsNoTracking().Where(c => c.Key == key && c.TicketNumber != 0)
+            .Join(db.Tickets.AsNoTracking(), c => c.TicketNumber, t => t.Number, (c, t) => new { c.CustomerId, Owner = t.CustomerId })
+            .AnyAsync(x => x.CustomerId != x.Owner, cancellationToken);
     }
 
     /// <summary>Whether a stored Cc list (one entry a line) names <paramref name="address"/>.</summary>
