@@ -122,6 +122,12 @@ internal sealed class AutomaticMailSender(
         {
             return ($"SMTP {(int)ex.StatusCode} {ex.Message}", (int)ex.StatusCode < 500);
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !data.EndWritten)
+        {
+            // Stopped (or the lease lost) before the final dot: the server discards an unfinished mail, so it is due
+            // again (the in-flight mark cleared) rather than left for the next sender to settle as not confirmed.
+            return ("Stopped before the whole mail was sent: sent again later.", true);
+        }
         catch (Exception ex) when (data.EndWritten && ex is not OutOfMemoryException)
         {
             // The whole mail and its end-of-data dot reached the connection, then the answer was lost (a cut connection,
