@@ -108,6 +108,7 @@ internal sealed class AutomaticMailSender(
         if (settings.AutoAcknowledgement is not { Enabled: true } template)
             return ("The account's acknowledgement was switched off before it was sent: not sent.", false);
         var data = new SmtpSender.DataStage();
+        var marked = false;
         using var client = new SmtpClient(data) { Timeout = (int)options.Value.ServerTimeout.TotalMilliseconds };
         try
         {
@@ -116,13 +117,14 @@ internal sealed class AutomaticMailSender(
             // Durably in flight before MAIL FROM (after the connect, whose failures are the common ones and send
             // nothing): a kill from here on leaves the mark, and the next sender settles it as not confirmed (EN2).
             await store.MarkInFlightAsync(mail.Id, cancellationToken);
+            marked = true;
             await client.SendAsync(message, cancellationToken);
         }
         catch (SmtpCommandException ex)
         {
             return ($"SMTP {(int)ex.StatusCode} {ex.Message}", (int)ex.StatusCode < 500);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !data.EndWritten)
+        catch (OperationCanceledException) when (marked && cancellationToken.IsCancellationRequested && !data.EndWritten)
         {
             // Stopped (or the lease lost) before the final dot: the server discards an unfinished mail, so it is due
             // again (the in-flight mark cleared) rather than left for the next sender to settle as not confirmed.
