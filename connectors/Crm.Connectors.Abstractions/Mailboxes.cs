@@ -49,6 +49,11 @@ public interface IConversationLookup
     Task<bool> MayJoinAsync(string channelAccountId, long ticketNumber, string address, IReadOnlyCollection<Guid> referencedOutbound, IReadOnlyCollection<string> recipients, CancellationToken cancellationToken = default) =>
         Task.FromResult(false);
 
+    /// <summary>Whether the conversation <paramref name="threadKey"/> is a participant's: its ticket belongs to another
+    /// customer (review EN4: a participant's first mail, redelivered, must not count as the ticket's opener).</summary>
+    Task<bool> IsParticipantAsync(string channelAccountId, string threadKey, CancellationToken cancellationToken = default) =>
+        Task.FromResult(false);
+
     /// <summary>Whether <paramref name="messageId"/> is an outbound message sent on <paramref name="channelAccountId"/> (a bounce may name it).</summary>
     Task<bool> IsOutboundAsync(string channelAccountId, Guid messageId, CancellationToken cancellationToken = default);
 }
@@ -124,7 +129,8 @@ public interface IMailboxAdminStore
 }
 
 /// <summary>One automatic mail (an acknowledgement of a new ticket) as it is claimed and queued: who gets it, about
-/// which ticket, what it answers (<paramref name="InReplyTo"/>, the customer's Message-ID) and in which language.</summary>
+/// which ticket, what it answers (<paramref name="InReplyTo"/>, the customer's Message-ID) and in which language.
+/// <paramref name="InFlight"/>: a send of it started and never recorded its outcome (a crash during it).</summary>
 public sealed record AutomaticMail(
     Guid Id,
     string ChannelAccountId,
@@ -136,7 +142,8 @@ public sealed record AutomaticMail(
     string? Subject,
     string Language,
     DateTimeOffset At,
-    int Attempts = 0);
+    int Attempts = 0,
+    bool InFlight = false);
 
 /// <summary>What a claim of an automatic mail came to.</summary>
 public enum AutomaticMailClaim
@@ -161,9 +168,15 @@ public interface IAutomaticMailStore
     /// <paramref name="maxPerAccount"/>, since <paramref name="window"/> before <see cref="AutomaticMail.At"/>.</summary>
     Task<AutomaticMailClaim> ClaimAsync(AutomaticMail mail, int maxPerRecipient, int maxPerAccount, TimeSpan window, CancellationToken cancellationToken = default);
 
-    /// <summary>Queued mails due at <paramref name="now"/>, oldest first.</summary>
+    /// <summary>Queued mails due at <paramref name="now"/>, oldest first, and those whose send started and never
+    /// recorded an outcome (<see cref="AutomaticMail.InFlight"/>).</summary>
     Task<IReadOnlyList<AutomaticMail>> DueAsync(DateTimeOffset now, int max, CancellationToken cancellationToken = default);
 
-    /// <summary>Marks a queued mail sent (<paramref name="error"/> null), failed for good, or due again at <paramref name="retryAt"/>.</summary>
-    Task CompleteAsync(Guid id, string? error, DateTimeOffset? retryAt, DateTimeOffset now, CancellationToken cancellationToken = default);
+    /// <summary>Records, durably, that the send of a queued mail starts now: a crash before <see cref="CompleteAsync"/>
+    /// leaves it in flight, and the next sender settles it as not confirmed instead of sending it again (review EN2).</summary>
+    Task MarkInFlightAsync(Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>Marks a queued mail sent (<paramref name="error"/> null), failed for good, due again at
+    /// <paramref name="retryAt"/>, or, with <paramref name="unconfirmed"/>, "may have been delivered" (never resent).</summary>
+    Task CompleteAsync(Guid id, string? error, DateTimeOffset? retryAt, DateTimeOffset now, CancellationToken cancellationToken = default, bool unconfirmed = false);
 }

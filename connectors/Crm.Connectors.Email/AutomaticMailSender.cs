@@ -12,8 +12,9 @@ namespace Crm.Connectors.Email;
 /// <summary>
 /// Sends the queued automatic mail (<see cref="IAutomaticMailStore"/>) through each account's SMTP server, with retry
 /// and backoff like the outbox: a 5xx answer fails it for good, anything else is tried again, at most
-/// <see cref="MaxAttempts"/> times. A crash between the server's 250 and the mark sends it once more, under the same
-/// Message-ID; a lost lease or a stop there does not (the mark is written without the work's token). One node of the
+/// <see cref="MaxAttempts"/> times. A mail is marked in flight (durably) before its send starts, so a crash during the
+/// send or between the server's 250 and the mark never sends it again: the next sender finds the mark and settles the
+/// mail as not confirmed (<c>Unconfirmed</c>, review EN2/EN8). One node of the
 /// cluster sends, under the connector lease <see cref="LeaseKey"/>: every node sees the same queue, and two senders
 /// would each send a due row before either marked it.
 /// </summary>
@@ -66,6 +67,15 @@ internal sealed class AutomaticMailSender(
         {
             string? error;
             bool retry;
+            if (mail.InFlight)
+            {
+                // A send of it started and recorded no outcome: the node stopped or crashed during (or right after) the
+                // data, so the customer may have it. Never sent again (review EN2), as for an agent's reply.
+                error = UnconfirmedPrefix + "the sender stopped while sending it and recorded no answer, so it may have been delivered";
+                logger.LogWarning("Automatic mail {Id} to {Recipient} (ticket {Ticket}): {Error}", mail.Id, mail.Recipient, mail.TicketNumber, error);
+                await store.CompleteAsync(mail.Id, error, null, time.GetUtcNow(), CancellationToken.None, unconfirmed: true);
+                continue;
+            }
             try
             {
                 (error, retry) = await SendAsync(mail, cancellationToken);
@@ -81,7 +91,8 @@ internal sealed class AutomaticMailSender(
                 logger.LogWarning("Automatic mail {Id} to {Recipient} (ticket {Ticket}): {Error}{Retry}", mail.Id, mail.Recipient, mail.TicketNumber, error, retryAt is null ? "; given up" : "; retrying");
             // Recorded even when the lease is lost or the node stops meanwhile (a short, bounded write): a completion
             // dropped with the token leaves the row due, and the next holder mails the customer again (review LD6).
-            await store.CompleteAsync(mail.Id, error, retryAt, time.GetUtcNow(), CancellationToken.None);
+            await store.CompleteAsync(mail.Id, error, retryAt, time.GetUtcNow(), CancellationToken.None,
+                unconfirmed: error?.StartsWith(UnconfirmedPrefix, StringComparison.Ordinal) == true);
         }
         return due.Count;
     }
@@ -97,16 +108,27 @@ internal sealed class AutomaticMailSender(
         if (settings.AutoAcknowledgement is not { Enabled: true } template)
             return ("The account's acknowledgement was switched off before it was sent: not sent.", false);
         var data = new SmtpSender.DataStage();
+        var marked = false;
         using var client = new SmtpClient(data) { Timeout = (int)options.Value.ServerTimeout.TotalMilliseconds };
         try
         {
             var message = AutoAcknowledgements.Compose(mail, settings, template);
             await SmtpSender.ConnectAsync(client, smtp, cancellationToken);
+            // Durably in flight before MAIL FROM (after the connect, whose failures are the common ones and send
+            // nothing): a kill from here on leaves the mark, and the next sender settles it as not confirmed (EN2).
+            await store.MarkInFlightAsync(mail.Id, cancellationToken);
+            marked = true;
             await client.SendAsync(message, cancellationToken);
         }
         catch (SmtpCommandException ex)
         {
             return ($"SMTP {(int)ex.StatusCode} {ex.Message}", (int)ex.StatusCode < 500);
+        }
+        catch (OperationCanceledException) when (marked && cancellationToken.IsCancellationRequested && !data.EndWritten)
+        {
+            // Stopped (or the lease lost) before the final dot: the server discards an unfinished mail, so it is due
+            // again (the in-flight mark cleared) rather than left for the next sender to settle as not confirmed.
+            return ("Stopped before the whole mail was sent: sent again later.", true);
         }
         catch (Exception ex) when (data.EndWritten && ex is not OutOfMemoryException)
         {

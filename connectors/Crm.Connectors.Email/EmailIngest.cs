@@ -243,8 +243,11 @@ internal sealed class EmailIngest(
         var rootKey = root is null ? null : EmailIds.RootThreadKey(root, sender.Value);
         // A redelivery goes where its first copy went, whatever its references say now. A copy stored before dedupe
         // keys named the sender is found by its bare Message-ID, but only in the same sender's conversation.
+        // A participant's conversation is keyed like an opener's; redelivered, it must not acknowledge the customer's
+        // ticket to the participant (review EN4), so a conversation on another customer's ticket opened nothing.
         if (await conversations.FindByMessagesAsync(account.Id, [dedupeKey], [], cancellationToken) is { } first)
-            return new Threading(first.ThreadKey, dedupeKey, false, first.ThreadKey == dedupeKey || first.ThreadKey == rootKey);
+            return new Threading(first.ThreadKey, dedupeKey, false, (first.ThreadKey == dedupeKey || first.ThreadKey == rootKey)
+                && !await conversations.IsParticipantAsync(account.Id, first.ThreadKey, cancellationToken));
         if (dedupeKey != mail.ExternalMessageId
             && await conversations.FindByMessagesAsync(account.Id, [mail.ExternalMessageId], [], cancellationToken) is { } legacy
             && legacy.CustomerIdentity == senderKey)
@@ -304,6 +307,11 @@ internal sealed class EmailIngest(
         // the ticket's customer too (a reply-all). Anything else (a reused Message-ID, a shared root, a tag) opens a ticket
         // of the sender's own.
         var recipients = OtherRecipients(mail, sender.Value);
+        // From is anyone's to write (review EN5): where the account names the receiving server's authserv-id, a
+        // participant joins only when that server authenticated the sender (dmarc, or dkim of the From domain).
+        if (account.SettingsAs<EmailChannelSettings>() is { } channel && TrustedAuthServIdOf(channel) is { } authServId
+            && !SenderAuthentication.IsAuthenticated(mail.Message, authServId, sender.Value))
+            candidates.Clear();
         foreach (var ticket in candidates.Where(n => n > 0).Distinct().Take(5))
         {
             if (!await conversations.WasCopiedAsync(ticket, sender.Value, cancellationToken: cancellationToken)
@@ -315,6 +323,11 @@ internal sealed class EmailIngest(
         }
         return rootKey is null ? new Threading(dedupeKey, dedupeKey, true, true) : new Threading(rootKey, dedupeKey, true, true);
     }
+
+    /// <summary>The account's receiving server authserv-id: the acknowledgement's, else forwarding's; null when neither is set.</summary>
+    private static string? TrustedAuthServIdOf(EmailChannelSettings channel) =>
+        channel.AutoAcknowledgement?.TrustedAuthServId is { } own && !string.IsNullOrWhiteSpace(own) ? own
+        : channel.Forwarding?.TrustedAuthServId is { } forwarding && !string.IsNullOrWhiteSpace(forwarding) ? forwarding : null;
 
     /// <summary>The oldest message a mail's thread names: the first id of References, else In-Reply-To.</summary>
     private static string? RootOf(ParsedMail mail)

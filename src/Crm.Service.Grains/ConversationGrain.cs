@@ -23,6 +23,7 @@ namespace Crm.Service.Grains;
 public sealed class ConversationGrain(
     ICrmStore store,
     IBlobStore blobs,
+    IBlobHolds blobHolds,
     IHtmlSanitizer sanitizer,
     ITicketNumberAllocator ticketNumbers,
     IOptions<IngestOptions> ingestOptions,
@@ -101,49 +102,61 @@ public sealed class ConversationGrain(
         else if (message.JoinTicket is { } again && again == conversation.TicketNumber)
             routing.Participant = conversation.CustomerIdentity; // a redelivery after a crash before the ticket listed it
         List<object>? content = null;
-        for (var attempt = 1; ; attempt++)
+        // The bytes are held (across nodes) from their put until the commit that names them, or until this call gives
+        // up: a knowledge-base delete or quarantine prune of the same bytes elsewhere must not remove them in between (EN3).
+        HeldBlobs? held = null;
+        try
         {
-            var offered = _record is not null && conversation.TicketNumber != 0
-                ? await OfferToTicketAsync(routing, message, messageId, now, cancellationToken)
-                : null;
-            if (offered is not { Kind: InboundRoutingKind.Accepted })
+            for (var attempt = 1; ; attempt++)
             {
-                if (_record is not null && await FindStoredAsync(accountId, message.ExternalMessageId, cancellationToken) is { } earlier)
-                    return Remember(message.ExternalMessageId, earlier);
-                await OpenTicketAsync(routing, message, now, cancellationToken);
-            }
+                var offered = _record is not null && conversation.TicketNumber != 0
+                    ? await OfferToTicketAsync(routing, message, messageId, now, cancellationToken)
+                    : null;
+                if (offered is not { Kind: InboundRoutingKind.Accepted })
+                {
+                    if (_record is not null && await FindStoredAsync(accountId, message.ExternalMessageId, cancellationToken) is { } earlier)
+                        return Remember(message.ExternalMessageId, earlier);
+                    await OpenTicketAsync(routing, message, now, cancellationToken);
+                }
 
-            var record = NewMessageRecord(message, messageId, conversation, now);
-            content ??= await StoreContentAsync(messageId, message, now, cancellationToken);
-            var writes = new WriteSet().Add(new RequireTicketNotMerged(conversation.TicketNumber)).Insert(record);
-            foreach (var row in content)
-                writes.Insert(row);
-            if (offered?.ActivityAt is { } activityAt)
-                writes.Update(new TicketRecord { Number = conversation.TicketNumber, Subject = "", UpdatedAt = activityAt, LastCustomerMessageAt = activityAt },
-                    nameof(TicketRecord.UpdatedAt), nameof(TicketRecord.LastCustomerMessageAt));
-            if (routing.TicketMoved)
-                writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
-            try
-            {
-                await store.CommitAsync(writes, cancellationToken);
-                _record = conversation;
-                return Remember(message.ExternalMessageId, new IngestResult(record.Id, conversation.Id, record.TicketNumber, conversation.CustomerId, Duplicate: false));
+                var record = NewMessageRecord(message, messageId, conversation, now);
+                if (content is null)
+                    (held, content) = await StoreContentAsync(messageId, message, now, cancellationToken);
+                var writes = new WriteSet().Add(new RequireTicketNotMerged(conversation.TicketNumber)).Insert(record);
+                foreach (var row in content)
+                    writes.Insert(row);
+                if (offered?.ActivityAt is { } activityAt)
+                    writes.Update(new TicketRecord { Number = conversation.TicketNumber, Subject = "", UpdatedAt = activityAt, LastCustomerMessageAt = activityAt },
+                        nameof(TicketRecord.UpdatedAt), nameof(TicketRecord.LastCustomerMessageAt));
+                if (routing.TicketMoved)
+                    writes.Update(conversation.Copy(), nameof(ConversationRecord.TicketNumber));
+                try
+                {
+                    await store.CommitAsync(writes, cancellationToken);
+                    _record = conversation;
+                    return Remember(message.ExternalMessageId, new IngestResult(record.Id, conversation.Id, record.TicketNumber, conversation.CustomerId, Duplicate: false));
+                }
+                catch (StaleWriteException) when (attempt < MaxMergeHops)
+                {
+                    // The ticket was merged after it accepted the message: offer it again, which follows the merge to
+                    // the ticket that now holds this conversation (and applies that ticket's rules, e.g. a reopen).
+                }
+                catch (DuplicateKeyException)
+                {
+                    // The same message committed concurrently on another thread of this channel.
+                    var first = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
+                        ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
+                    var duplicate = await DuplicateOfAsync(first, cancellationToken);
+                    if (routing.Opened is { } opened)
+                        await WithdrawAsync(routing, opened, previousTicket, cancellationToken);
+                    return Remember(message.ExternalMessageId, duplicate);
+                }
             }
-            catch (StaleWriteException) when (attempt < MaxMergeHops)
-            {
-                // The ticket was merged after it accepted the message: offer it again, which follows the merge to
-                // the ticket that now holds this conversation (and applies that ticket's rules, e.g. a reopen).
-            }
-            catch (DuplicateKeyException)
-            {
-                // The same message committed concurrently on another thread of this channel.
-                var first = await store.FindMessageByExternalIdAsync(accountId, message.ExternalMessageId, cancellationToken)
-                    ?? throw new InvalidOperationException($"Message {message.ExternalMessageId} was refused as a duplicate but is not stored.");
-                var duplicate = await DuplicateOfAsync(first, cancellationToken);
-                if (routing.Opened is { } opened)
-                    await WithdrawAsync(routing, opened, previousTicket, cancellationToken);
-                return Remember(message.ExternalMessageId, duplicate);
-            }
+        }
+        finally
+        {
+            if (held is not null)
+                await held.DisposeAsync();
         }
     }
 
@@ -187,18 +200,41 @@ public sealed class ConversationGrain(
     /// <summary>How many of an inbound mail's other recipients are kept with it.</summary>
     private const int MaxStoredCc = 50;
 
-    /// <summary>The message's attachments and raw source: blobs written (content-addressed, so a retry rewrites nothing) and their rows.</summary>
-    private async Task<List<object>> StoreContentAsync(Guid messageId, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>The message's attachments and raw source: blobs written (content-addressed, so a retry rewrites nothing)
+    /// under a hold the caller releases after the commit, and their rows.</summary>
+    private async Task<(HeldBlobs Held, List<object> Rows)> StoreContentAsync(Guid messageId, InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        var rawInBlob = message.RawSource.Length > ingestOptions.Value.MaxInlineRawSourceBytes;
+        var contents = message.Attachments.Select(a => (ReadOnlyMemory<byte>)a.Content).ToList();
+        if (rawInBlob)
+            contents.Add(message.RawSource);
+        var held = await HeldBlobs.HoldAndPutAsync(blobHolds, blobs, contents, cancellationToken);
         var rows = new List<object>(message.Attachments.Count + 1);
         // Ids one millisecond apart (v7), so every reading of the files, ordered by id, keeps the message's order (ER10).
-        foreach (var attachment in message.Attachments)
-            rows.Add(await StoreAttachmentAsync(messageId, attachment, now.AddMilliseconds(rows.Count), cancellationToken));
-        rows.Add(await StoreRawSourceAsync(messageId, message, cancellationToken));
-        return rows;
+        for (var i = 0; i < message.Attachments.Count; i++)
+        {
+            var attachment = message.Attachments[i];
+            var blob = held.Blobs[i];
+            rows.Add(new AttachmentRecord
+            {
+                Id = Guid.CreateVersion7(now.AddMilliseconds(i)),
+                MessageId = messageId,
+                FileName = AttachmentRules.SanitizeFileName(attachment.FileName),
+                ContentType = AttachmentRules.SniffContentType(attachment.Content),
+                DeclaredContentType = attachment.ContentType is { Length: <= 200 } declared ? declared : null,
+                Length = blob.Length,
+                Sha256 = blob.Sha256,
+            });
+        }
+        var raw = new RawSourceRecord { MessageId = messageId, ContentType = message.RawContentType, Length = message.RawSource.LongLength };
+        if (rawInBlob)
+            raw.BlobSha256 = held.Blobs[^1].Sha256;
+        else
+            raw.Content = message.RawSource;
+        rows.Add(raw);
+        return (held, rows);
     }
 
-    /// <summary>A new conversation: resolve the sender to a customer (creating one on first contact).</summary>
     private async Task<Routing> StartAsync(InboundMessage message, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var account = await GrainFactory.GetGrain<IChannelAccountGrain>(message.ChannelAccountId).GetAsync()
@@ -320,31 +356,6 @@ public sealed class ConversationGrain(
                 conversation.TicketNumber = 0;
             }
         }
-    }
-
-    private async Task<AttachmentRecord> StoreAttachmentAsync(Guid messageId, InboundAttachment attachment, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        var blob = await blobs.PutAsync(attachment.Content, cancellationToken);
-        return new AttachmentRecord
-        {
-            Id = Guid.CreateVersion7(now),
-            MessageId = messageId,
-            FileName = AttachmentRules.SanitizeFileName(attachment.FileName),
-            ContentType = AttachmentRules.SniffContentType(attachment.Content),
-            DeclaredContentType = attachment.ContentType is { Length: <= 200 } declared ? declared : null,
-            Length = blob.Length,
-            Sha256 = blob.Sha256,
-        };
-    }
-
-    private async Task<RawSourceRecord> StoreRawSourceAsync(Guid messageId, InboundMessage message, CancellationToken cancellationToken)
-    {
-        var raw = new RawSourceRecord { MessageId = messageId, ContentType = message.RawContentType, Length = message.RawSource.LongLength };
-        if (message.RawSource.Length <= ingestOptions.Value.MaxInlineRawSourceBytes)
-            raw.Content = message.RawSource;
-        else
-            raw.BlobSha256 = (await blobs.PutAsync(message.RawSource, cancellationToken)).Sha256;
-        return raw;
     }
 
     private async Task<IngestResult?> FindStoredAsync(string accountId, string externalId, CancellationToken cancellationToken) =>

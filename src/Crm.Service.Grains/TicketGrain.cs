@@ -271,10 +271,7 @@ public sealed class TicketGrain(
         // the same bytes may be a knowledge-base file or a quarantined mail whose row a deleter is removing.
         // Across nodes the gate is not enough: a durable hold on the files' hashes, taken before the first put and
         // released after the commit, keeps every node's deleters off them (and waits for a delete in progress).
-        await using var held = reply.Attachments.Count == 0 ? null
-            : await blobHolds.HoldAsync([.. reply.Attachments.Select(f => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f.Content)))], cancellationToken);
-        foreach (var file in reply.Attachments)
-            await blobs.PutAsync(file.Content, cancellationToken);
+        await using var held = await HeldBlobs.HoldAndPutAsync(blobHolds, blobs, [.. reply.Attachments.Select(f => (ReadOnlyMemory<byte>)f.Content)], cancellationToken);
         var gated = reply.Attachments.Count > 0;
         if (gated)
             await BlobGate.Semaphore.WaitAsync(cancellationToken);

@@ -19,6 +19,7 @@ builder.AddApiKeyAuthentication();
 builder.AddConsoleIdentity();
 builder.Services.AddSingleton<Crm.Connectors.Abstractions.IAgentAddresses, ConsoleAgentAddresses>();
 builder.AddCrmHttp();
+builder.Services.AddUploadLimits();
 builder.Services.AddCrmQueries();
 builder.AddAgentConsole();
 builder.AddKnowledgeBase();

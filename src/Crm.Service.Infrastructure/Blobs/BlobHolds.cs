@@ -27,11 +27,17 @@ internal sealed class SqliteBlobHolds(IDbContextFactory<CrmDbContext> contexts) 
     /// <summary>How long a writer's hold lasts if it is never released (a crash): longer than any put and commit.</summary>
     internal static TimeSpan WriterHoldLifetime { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>How long a writer waits for a delete hold of the same bytes to go (review EN6): a live delete takes
+    /// milliseconds, so a longer one was left by a crashed deleter (it lives 5 minutes), and the writer (a reply inside a
+    /// non-reentrant ticket grain, an inbound mail) fails as retryable rather than block everything behind it.</summary>
+    internal static TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
+
     public async Task<IAsyncDisposable> HoldAsync(IReadOnlyCollection<string> sha256s, CancellationToken cancellationToken = default)
     {
         var ids = new List<Guid>();
         try
         {
+            var giveUpAt = DateTimeOffset.UtcNow + MaxWait;
             foreach (var sha256 in sha256s.Distinct(StringComparer.Ordinal))
             {
                 for (var wait = TimeSpan.FromMilliseconds(20); ; wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(1).Ticks)))
@@ -44,6 +50,12 @@ internal sealed class SqliteBlobHolds(IDbContextFactory<CrmDbContext> contexts) 
                         break;
                     }
                     // A delete of the same bytes is checking or deleting right now (milliseconds); then the put writes them again.
+                    if (DateTimeOffset.UtcNow >= giveUpAt)
+                    {
+                        // Expired holds are pruned on the way out, so the table does not keep what crashes left (EN6).
+                        await BlobHoldSql.PruneExpiredAsync(db, CancellationToken.None);
+                        throw new TimeoutException($"The file {sha256[..12]}… is being deleted elsewhere and the delete has not finished within {MaxWait.TotalSeconds:0} s; try again.");
+                    }
                     await Task.Delay(wait, cancellationToken);
                 }
             }

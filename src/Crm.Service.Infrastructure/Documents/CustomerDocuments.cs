@@ -44,7 +44,7 @@ public enum DocumentRefusal
     Empty,
 }
 
-public sealed class CustomerDocumentStore(IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs, IOptions<DocumentOptions> options, TimeProvider time)
+public sealed class CustomerDocumentStore(IDbContextFactory<CrmDbContext> contexts, IBlobStore blobs, IBlobHolds holds, IOptions<DocumentOptions> options, TimeProvider time)
 {
     public DocumentOptions Limits => options.Value;
 
@@ -63,8 +63,11 @@ public sealed class CustomerDocumentStore(IDbContextFactory<CrmDbContext> contex
 
     public Stream? Open(CustomerDocumentRecord document) => blobs.Open(document.Sha256);
 
-    /// <summary>Stores the bytes (fsynced) and then the row naming them, under the blob gate so a concurrent delete of
-    /// the same bytes can't remove them in between.</summary>
+    /// <summary>Stores the bytes (fsynced) and then the row naming them, under a durable blob hold (every node's deleters
+    /// leave held bytes alone, review EN3) released after the commit. The document goes to the customer that owns
+    /// <paramref name="customerId"/>'s content when the row is inserted: read in the insert's own write transaction, so
+    /// an upload racing a merge of that customer lands on the surviving customer (issue 17, like customer events FX8).
+    /// <see cref="CustomerDocumentRecord.CustomerId"/> of the result says which.</summary>
     public async Task<(DocumentRefusal Refusal, CustomerDocumentRecord? Document)> AddAsync(Guid customerId, string? fileName, ReadOnlyMemory<byte> content,
         string actor, CancellationToken cancellationToken)
     {
@@ -72,33 +75,38 @@ public sealed class CustomerDocumentStore(IDbContextFactory<CrmDbContext> contex
             return (DocumentRefusal.Empty, null);
         if (content.Length > Limits.MaxBytes)
             return (DocumentRefusal.TooLarge, null);
-        await BlobReferences.Gate.WaitAsync(cancellationToken);
-        try
+        await using (var check = await contexts.CreateDbContextAsync(cancellationToken))
         {
-            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-            if (await db.CustomerDocuments.CountAsync(d => d.CustomerId == customerId, cancellationToken) >= Limits.MaxPerCustomer)
+            // Before the bytes are written (a cheap refusal); counted again below, in the insert's transaction.
+            var owner = await MergedCustomerContent.OwnerAsync(check, customerId, cancellationToken);
+            if (await check.CustomerDocuments.CountAsync(d => d.CustomerId == owner, cancellationToken) >= Limits.MaxPerCustomer)
                 return (DocumentRefusal.TooMany, null);
-            var stored = await blobs.PutAsync(content, cancellationToken);
-            var now = time.GetUtcNow();
-            var document = new CustomerDocumentRecord
-            {
-                Id = Guid.CreateVersion7(now),
-                CustomerId = customerId,
-                FileName = AttachmentRules.SanitizeFileName(fileName),
-                ContentType = AttachmentRules.SniffContentType(content.Span),
-                Length = content.Length,
-                Sha256 = stored.Sha256,
-                UploadedBy = actor,
-                UploadedAt = now,
-            };
-            db.CustomerDocuments.Add(document);
-            await db.SaveChangesAsync(cancellationToken);
-            return (DocumentRefusal.None, document);
         }
-        finally
+        await using var held = await HeldBlobs.HoldAndPutAsync(holds, blobs, [content], cancellationToken);
+        var stored = held.Blobs[0];
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        // BEGIN IMMEDIATE (EF's SQLite default): the owner read, the count and the insert hold the write lock, so a merge
+        // either committed before (its MergedInto is read here) or commits after (and moves this row with the rest).
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var ownerNow = await MergedCustomerContent.OwnerAsync(db, customerId, cancellationToken);
+        if (await db.CustomerDocuments.CountAsync(d => d.CustomerId == ownerNow, cancellationToken) >= Limits.MaxPerCustomer)
+            return (DocumentRefusal.TooMany, null);
+        var now = time.GetUtcNow();
+        var document = new CustomerDocumentRecord
         {
-            BlobReferences.Gate.Release();
-        }
+            Id = Guid.CreateVersion7(now),
+            CustomerId = ownerNow,
+            FileName = AttachmentRules.SanitizeFileName(fileName),
+            ContentType = AttachmentRules.SniffContentType(content.Span),
+            Length = content.Length,
+            Sha256 = stored.Sha256,
+            UploadedBy = actor,
+            UploadedAt = now,
+        };
+        db.CustomerDocuments.Add(document);
+        await db.SaveChangesAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return (DocumentRefusal.None, document);
     }
 
     /// <summary>Removes the row, then the bytes if nothing else names them. False when there was no such document.</summary>

@@ -44,7 +44,7 @@ public static class ArticleChanges
 /// is refused with a conflict instead of overwriting someone else's work.
 /// </summary>
 public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> contexts, StoreInitializer initializer, ChangeFeedSignal signal,
-    Grains.Storage.IHtmlSanitizer sanitizer, TimeProvider time, IBlobStore blobs)
+    Grains.Storage.IHtmlSanitizer sanitizer, TimeProvider time, IBlobStore blobs, IBlobHolds blobHolds)
 {
     public const int MaxTitleLength = 200;
     public const int MaxBodyLength = 200_000;
@@ -122,11 +122,10 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
             throw new KnowledgeBaseException(KnowledgeBaseError.NotFound, $"Article {articleId} does not exist.");
         ArticleAttachmentRecord attachment;
         // The blob first (fsynced), then the row: a crash in between leaves an unreferenced blob, never a row without
-        // bytes. Under the blob gate, so a concurrent clean-up cannot delete these bytes between the two.
-        await BlobReferences.Gate.WaitAsync(cancellationToken);
-        try
+        // bytes. Under a durable blob hold (released after the commit), so no node's clean-up deletes these bytes between the two (EN3).
+        await using (var held = await HeldBlobs.HoldAndPutAsync(blobHolds, blobs, [content], cancellationToken))
         {
-            var blob = await blobs.PutAsync(content, cancellationToken);
+            var blob = held.Blobs[0];
             attachment = new ArticleAttachmentRecord
             {
                 Id = Guid.NewGuid(), ArticleId = articleId, FileName = fileName, ContentType = contentType, Size = blob.Length, Sha256 = blob.Sha256,
@@ -137,10 +136,6 @@ public sealed partial class KnowledgeBaseStore(IDbContextFactory<CrmDbContext> c
             db.Changes.Add(new ChangeRecord { Entity = ArticleChanges.Entity, EntityId = articleId.ToString("D"), Kind = "updated", At = attachment.UploadedAt });
             await db.SaveChangesAsync(cancellationToken);
             signal.Notify();
-        }
-        finally
-        {
-            BlobReferences.Gate.Release();
         }
         // An article deleted meanwhile: its delete either removed this row (it committed after the insert; SQLite has
         // one writer) or committed before it, which this check sees. No row is left for an article that is gone.

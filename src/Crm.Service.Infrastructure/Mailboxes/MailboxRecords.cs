@@ -37,7 +37,11 @@ public sealed class QuarantinedMailRecord
 /// suppressed by the per-recipient cap, or failed. Times are Unix milliseconds, so SQLite can compare them.</summary>
 public sealed class AutomaticMailRecord
 {
-    public const int Pending = 0, Sent = 1, Suppressed = 2, Failed = 3;
+    /// <summary><see cref="Sending"/>: the send to the server started (written before it, review EM7 EN2); a row still in
+    /// it when the sender next looks was cut off by a crash and may have been delivered, so it becomes
+    /// <see cref="Unconfirmed"/>, never sent again. <see cref="Unconfirmed"/>: may have been delivered (EN8: its own
+    /// state, not <see cref="Failed"/> with a telling error text).</summary>
+    public const int Pending = 0, Sent = 1, Suppressed = 2, Failed = 3, Sending = 4, Unconfirmed = 5;
 
     public Guid Id { get; set; }
     public required string ChannelAccountId { get; set; }

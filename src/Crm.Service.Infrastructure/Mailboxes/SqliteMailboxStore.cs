@@ -16,6 +16,7 @@ namespace Crm.Service.Infrastructure.Mailboxes;
 internal sealed class SqliteMailboxStore(
     IDbContextFactory<CrmDbContext> contexts,
     IBlobStore blobs,
+    IBlobHolds blobHolds,
     IOptions<IngestOptions> ingest,
     TimeProvider time) : IConversationLookup, IMailboxStateStore, IMailboxAdminStore, IAutomaticMailStore
 {
@@ -97,11 +98,24 @@ internal sealed class SqliteMailboxStore(
     public async Task<bool> WasCopiedAsync(long ticketNumber, string address, int maxMessages = 500, CancellationToken cancellationToken = default)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var lists = await db.Messages.AsNoTracking()
-            .Where(m => m.TicketNumber == ticketNumber && m.Cc != null)
-            .OrderByDescending(m => m.CreatedAt).Take(maxMessages).Select(m => m.Cc!).ToListAsync(cancellationToken);
         var wanted = address.Trim();
+        var lowered = wanted.ToLowerInvariant();
+        // Only lists that contain the address as text are read (SQLite's instr over lower(); review EN7): a sender who
+        // fills tickets with long Cc lists no longer makes every unmatched mail load and split all of them. The exact
+        // entry match below still decides ("bob@x" is in "xbob@x" as text).
+        var lists = await db.Messages.AsNoTracking()
+            .Where(m => m.TicketNumber == ticketNumber && m.Cc != null && m.Cc.ToLower().Contains(lowered))
+            .OrderByDescending(m => m.CreatedAt).Take(maxMessages).Select(m => m.Cc!).ToListAsync(cancellationToken);
         return lists.Any(list => Names(list, wanted));
+    }
+
+    public async Task<bool> IsParticipantAsync(string channelAccountId, string threadKey, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var key = GrainKeys.Conversation(channelAccountId, threadKey);
+        return await db.Conversations.AsNoTracking().Where(c => c.Key == key && c.TicketNumber != 0)
+            .Join(db.Tickets.AsNoTracking(), c => c.TicketNumber, t => t.Number, (c, t) => new { c.CustomerId, Owner = t.CustomerId })
+            .AnyAsync(x => x.CustomerId != x.Owner, cancellationToken);
     }
 
     /// <summary>Whether a stored Cc list (one entry a line) names <paramref name="address"/>.</summary>
@@ -239,11 +253,14 @@ internal sealed class SqliteMailboxStore(
             Length = mail.RawSource.LongLength,
             At = mail.At,
         };
-        // The blob is fsynced before the row that names it is committed.
-        if (mail.RawSource.Length <= ingest.Value.MaxInlineRawSourceBytes)
+        // The blob is fsynced before the row that names it is committed, under a durable hold released after the commit,
+        // so no node's prune or delete of the same bytes removes them in between (EN3).
+        var inline = mail.RawSource.Length <= ingest.Value.MaxInlineRawSourceBytes;
+        await using var held = await HeldBlobs.HoldAndPutAsync(blobHolds, blobs, inline ? [] : [mail.RawSource], cancellationToken);
+        if (inline)
             row.Content = mail.RawSource;
         else
-            row.BlobSha256 = (await blobs.PutAsync(mail.RawSource, cancellationToken)).Sha256;
+            row.BlobSha256 = held.Blobs[0].Sha256;
         db.QuarantinedMail.Add(row);
         try
         {
@@ -431,13 +448,21 @@ internal sealed class SqliteMailboxStore(
     {
         var due = now.ToUnixTimeMilliseconds();
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var rows = await db.AutomaticMail.AsNoTracking().Where(a => a.State == AutomaticMailRecord.Pending && a.NextAttemptAtMs <= due)
+        var rows = await db.AutomaticMail.AsNoTracking()
+            .Where(a => (a.State == AutomaticMailRecord.Pending || a.State == AutomaticMailRecord.Sending) && a.NextAttemptAtMs <= due)
             .OrderBy(a => a.NextAttemptAtMs).Take(max).ToListAsync(cancellationToken);
         return [.. rows.Select(a => new AutomaticMail(a.Id, a.ChannelAccountId, a.Kind, a.TicketNumber, a.Recipient, a.RecipientName, a.InReplyTo, a.Subject, a.Language,
-            DateTimeOffset.FromUnixTimeMilliseconds(a.CreatedAtMs), a.Attempts))];
+            DateTimeOffset.FromUnixTimeMilliseconds(a.CreatedAtMs), a.Attempts, a.State == AutomaticMailRecord.Sending))];
     }
 
-    public async Task CompleteAsync(Guid id, string? error, DateTimeOffset? retryAt, DateTimeOffset now, CancellationToken cancellationToken = default)
+    public async Task MarkInFlightAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        await db.AutomaticMail.Where(a => a.Id == id && a.State == AutomaticMailRecord.Pending)
+            .ExecuteUpdateAsync(s => s.SetProperty(a => a.State, AutomaticMailRecord.Sending), cancellationToken);
+    }
+
+    public async Task CompleteAsync(Guid id, string? error, DateTimeOffset? retryAt, DateTimeOffset now, CancellationToken cancellationToken = default, bool unconfirmed = false)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var row = await db.AutomaticMail.SingleOrDefaultAsync(a => a.Id == id, cancellationToken);
@@ -450,8 +475,14 @@ internal sealed class SqliteMailboxStore(
             row.State = AutomaticMailRecord.Sent;
             row.SentAtMs = now.ToUnixTimeMilliseconds();
         }
+        else if (unconfirmed)
+            row.State = AutomaticMailRecord.Unconfirmed;
         else if (retryAt is { } next)
+        {
+            // Not sent (refused or cut off before the data): queued again, the in-flight mark cleared.
+            row.State = AutomaticMailRecord.Pending;
             row.NextAttemptAtMs = next.ToUnixTimeMilliseconds();
+        }
         else
             row.State = AutomaticMailRecord.Failed;
         await db.SaveChangesAsync(cancellationToken);

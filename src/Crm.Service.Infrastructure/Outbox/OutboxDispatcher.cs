@@ -283,9 +283,13 @@ internal sealed class OutboxDispatcher(
                 await using var stream = blobs.Open(attachment.Sha256);
                 if (stream is null)
                     return OutboundResult.Fail($"File '{attachment.FileName}' ({attachment.Sha256}) of message {message.Id} is missing from the blob store; the reply is not sent without it.");
-                using var content = new MemoryStream((int)Math.Min(attachment.Length, int.MaxValue));
-                await stream.CopyToAsync(content, cancellationToken);
-                files.Add(new OutboundAttachment(attachment.FileName, attachment.ContentType, content.ToArray()));
+                // One exact-size array per file, read straight from the blob (review ER5): no MemoryStream growing on the
+                // large-object heap and copied again by ToArray on every attempt.
+                if (stream.CanSeek && stream.Length != attachment.Length)
+                    return OutboundResult.Fail($"File '{attachment.FileName}' ({attachment.Sha256}) of message {message.Id} is {stream.Length} bytes in the blob store, not {attachment.Length}; the reply is not sent with it.");
+                var content = GC.AllocateUninitializedArray<byte>(checked((int)attachment.Length));
+                await stream.ReadExactlyAsync(content, cancellationToken);
+                files.Add(new OutboundAttachment(attachment.FileName, attachment.ContentType, content));
             }
         }
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

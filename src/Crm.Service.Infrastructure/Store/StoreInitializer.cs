@@ -53,6 +53,8 @@ public sealed class StoreInitializer(IDbContextFactory<CrmDbContext> contexts, I
             """);
         await Queries.TicketProjections.BackfillAsync(db);
         await MergedCustomerContent.MoveLeftoversAsync(db);
+        // Blob holds a crash left (expired, so they count for nothing) go at start, even with the orphan sweep off (EN6).
+        await Blobs.BlobHoldSql.PruneExpiredAsync(db, CancellationToken.None);
         logger.LogInformation("Store ready at {Database}", options.DatabasePath);
         return await FeedHeadAsync(db);
     }

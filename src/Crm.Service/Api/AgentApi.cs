@@ -31,7 +31,7 @@ public static class AgentApi
         api.MapGet("/tickets/{number:long}/history", GetHistoryAsync).AddEndpointFilter<TicketReachFilter>();
         api.MapPost("/tickets/{number:long}/reply", ReplyAsync).AddEndpointFilter<TicketReachFilter>();
         // The same route with files: routing picks this one for a multipart/form-data body (its Accepts metadata).
-        api.MapPost("/tickets/{number:long}/reply", ReplyWithFilesAsync).Accepts<ReplyRequest>("multipart/form-data").AddEndpointFilter<TicketReachFilter>();
+        api.MapPost("/tickets/{number:long}/reply", ReplyWithFilesAsync).Accepts<ReplyRequest>("multipart/form-data").AddEndpointFilter<TicketReachFilter>().LimitUploads();
         api.MapPost("/tickets/{number:long}/notes", AddNoteAsync).AddEndpointFilter<TicketReachFilter>();
         api.MapPatch("/tickets/{number:long}", ChangeTicketAsync).AddEndpointFilter<TicketReachFilter>();
         api.MapPost("/tickets/{number:long}/merge", MergeTicketAsync).AddEndpointFilter<TicketReachFilter>();

@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using Crm.Connectors.Abstractions;
+using Crm.Service.Api;
 using Crm.Service.Auth;
 using Crm.Service.Infrastructure.KnowledgeBase;
 using Crm.Service.Search;
@@ -56,7 +57,7 @@ public static class KnowledgeBaseApi
         write.MapPost("/articles/{id:guid}/revisions/{version:int}/restore", RestoreAsync);
         write.MapDelete("/articles/{id:guid}", DeleteAsync);
         write.MapPost("/categories", CreateCategoryAsync);
-        write.MapPut("/articles/{id:guid}/attachments/{fileName}", UploadAsync);
+        write.MapPut("/articles/{id:guid}/attachments/{fileName}", UploadAsync).LimitUploads();
         write.MapGet("/articles/{id:guid}/attachments", async (Guid id, KnowledgeBaseStore store, CancellationToken ct) =>
             TypedResults.Ok((await store.AttachmentsAsync(id, ct)).Select(AttachmentView)));
         write.MapDelete("/articles/{id:guid}/attachments/{attachmentId:guid}", async (Guid id, Guid attachmentId, KnowledgeBaseStore store, CancellationToken ct) =>

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Crm.Service.Contracts;
 using Crm.Service.Grains;
 using Crm.Service.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
 
 namespace Crm.Service.Tests.Api;
@@ -150,5 +151,40 @@ public sealed class ReplyLimitsTests : IAsyncLifetime
         Assert.True(encodedFiles + encodedText + 64 * 1024 < 10_240_000, $"{encodedFiles + encodedText} bytes encoded");
         Assert.True(options.MaxReplyAttachmentBytes <= options.MaxReplyTotalBytes);
         Assert.True(TicketOptions.MaxReplyTotalBytesLimit + 2 * InputLimits.MaxMessageTextLength * 3 < new SiloMessagingOptions().MaxMessageBodySize);
+    }
+
+    [Fact]
+    public async Task Uploads_beyond_the_nodes_concurrency_limit_are_refused_with_429_while_one_is_read()
+    {
+        // Review ER5: each upload holds its files in memory, so the node reads only so many at once.
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path, new Dictionary<string, string?> { ["Uploads:MaxConcurrent"] = "1", ["Uploads:MaxQueued"] = "0" });
+        await app.CreateApiChannelAsync();
+        var (number, _) = await app.ReceiveAsync("limit-1", "uma");
+        using var agent = await app.AgentAsync();
+        static MultipartFormDataContent Form(string text)
+        {
+            var form = new MultipartFormDataContent { { new StringContent(text), "text" } };
+            form.Add(new ByteArrayContent(new byte[4000]), "files", "data.bin");
+            return form;
+        }
+
+        // The node's one turn is taken (an upload being read); the next upload is refused before its body is read.
+        var gate = app.Services.GetRequiredService<Crm.Service.Api.UploadGate>();
+        var lease = await gate.Limiter.AcquireAsync(1);
+        Assert.True(lease.IsAcquired);
+        using (var refusedForm = Form("A second one."))
+        {
+            var refused = await agent.PostAsync($"/api/v1/tickets/{number}/reply", refusedForm);
+            Assert.True(refused.Headers.Contains("Retry-After"));
+            await AssertProblemAsync(refused, HttpStatusCode.TooManyRequests, "files");
+        }
+
+        // With the turn given back, the same upload passes the limit (this API ticket then refuses files: 422, not 429).
+        lease.Dispose();
+        using var after = Form("After the first.");
+        var passed = await agent.PostAsync($"/api/v1/tickets/{number}/reply", after);
+        Assert.NotEqual(HttpStatusCode.TooManyRequests, passed.StatusCode);
+        Assert.False(passed.Headers.Contains("Retry-After"));
     }
 }

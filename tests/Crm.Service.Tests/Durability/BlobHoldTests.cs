@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Crm.Service.Contracts;
+using Crm.Service.Infrastructure.Documents;
 using Crm.Service.Grains.Storage;
 using Crm.Service.Infrastructure.Blobs;
 using Crm.Service.Infrastructure.Store;
@@ -136,5 +137,133 @@ public sealed class BlobHoldTests
         await using var release = await writer.WaitAsync(TimeSpan.FromSeconds(60));
         // Now a deleter is refused.
         Assert.False(await BlobHoldSql.TryHoldAsync(db, Guid.NewGuid(), sha, deleting: true, TimeSpan.FromMinutes(5), CancellationToken.None));
+    }
+
+    /// <summary>A hook for every put that does what a deleter on another node does: check the rows, delete when none names the bytes.</summary>
+    private static Func<string, Task> ForeignDelete(CrmApp app, HookedBlobStore hooked, List<bool> deletes)
+    {
+        var contexts = app.Services.GetRequiredService<IDbContextFactory<CrmDbContext>>();
+        return async sha256 =>
+        {
+            await using var db = await contexts.CreateDbContextAsync();
+            var deleted = await BlobReferences.DeleteIfUnnamedAsync(db, hooked, sha256, null, CancellationToken.None);
+            lock (deletes)
+                deletes.Add(deleted);
+        };
+    }
+
+    private static CrmApp HookedApp(string data, HookedBlobStore hooked) => new(data, services: s => s.AddSingleton<IBlobStore>(sp =>
+    {
+        hooked.Inner = ActivatorUtilities.CreateInstance<FileBlobStore>(sp);
+        return hooked;
+    }));
+
+    [Fact]
+    public async Task Another_nodes_delete_between_an_inbound_attachments_put_and_its_commit_leaves_the_file()
+    {
+        // Review EM7 EN3: inbound attachments (and raw sources) are held like a reply's files.
+        using var data = new TempDirectory();
+        var hooked = new HookedBlobStore();
+        await using var app = HookedApp(data.Path, hooked);
+        await using var mail = await Email.MailServer.StartAsync();
+        var deletes = new List<bool>();
+        hooked.AfterPut = ForeignDelete(app, hooked, deletes);
+        using (var admin = app.Admin())
+            (await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new { kind = "email", name = "Support", settings = mail.ChannelSettings() })).EnsureSuccessStatusCode();
+        var pdf = new byte[30_000];
+        new Random(11).NextBytes(pdf);
+        "%PDF-1.4\n"u8.CopyTo(pdf);
+        var opening = new MimeKit.MimeMessage { MessageId = "held-inbound@customer.example.test", Subject = "The contract" };
+        opening.From.Add(new MimeKit.MailboxAddress("Carol", Email.MailServer.Customer));
+        opening.To.Add(new MimeKit.MailboxAddress("Support", Email.MailServer.Support));
+        var body = new MimeKit.BodyBuilder { TextBody = "Attached." };
+        body.Attachments.Add("contract.pdf", pdf, new MimeKit.ContentType("application", "pdf"));
+        opening.Body = body.ToMessageBody();
+        await mail.SendAsync(opening);
+
+        var stored = await Eventually.WaitForAsync(
+            () => app.QueryAsync(db => db.Attachments.CountAsync(a => a.Sha256 == Sha(pdf))),
+            n => n == 1, TimeSpan.FromSeconds(60), "the mail's attachment row");
+        hooked.AfterPut = null;
+        lock (deletes)
+        {
+            Assert.NotEmpty(deletes);
+            Assert.All(deletes, Assert.False);
+        }
+        await using (var stream = hooked.Open(Sha(pdf)))
+            Assert.NotNull(stream);
+        Assert.Equal(0, await app.QueryAsync(db => db.Set<BlobHoldRecord>().CountAsync()));
+    }
+
+    [Fact]
+    public async Task Another_nodes_delete_between_a_documents_put_and_its_commit_leaves_the_file()
+    {
+        using var data = new TempDirectory();
+        var hooked = new HookedBlobStore();
+        await using var app = HookedApp(data.Path, hooked);
+        await app.CreateApiChannelAsync();
+        var (_, customer) = await app.ReceiveAsync("doc-1", "dora");
+        var deletes = new List<bool>();
+        hooked.AfterPut = ForeignDelete(app, hooked, deletes);
+        var bytes = "%PDF-1.4 the signed contract"u8.ToArray();
+
+        var (refusal, document) = await app.Services.GetRequiredService<CustomerDocumentStore>().AddAsync(customer, "contract.pdf", bytes, "agent", CancellationToken.None);
+        hooked.AfterPut = null;
+
+        Assert.Equal(DocumentRefusal.None, refusal);
+        Assert.Equal([false], deletes);
+        await using (var stream = hooked.Open(document!.Sha256))
+            Assert.NotNull(stream);
+        Assert.Equal(0, await app.QueryAsync(db => db.Set<BlobHoldRecord>().CountAsync()));
+    }
+
+    [Fact]
+    public async Task A_document_uploaded_while_its_customer_is_merged_lands_on_the_surviving_customer()
+    {
+        // Issue 17: the merge commits between the upload's owner check and its insert; the insert reads the owner again.
+        using var data = new TempDirectory();
+        var hooked = new HookedBlobStore();
+        await using var app = HookedApp(data.Path, hooked);
+        await app.CreateApiChannelAsync();
+        var (_, source) = await app.ReceiveAsync("merge-1", "sam");
+        var (_, target) = await app.ReceiveAsync("merge-2", "tina");
+        hooked.AfterPut = async _ =>
+        {
+            hooked.AfterPut = null;
+            await app.Grains.GetGrain<IMergeCoordinatorGrain>(IMergeCoordinatorGrain.Customers).MergeCustomersAsync(source, target, "agent");
+        };
+
+        var (refusal, document) = await app.Services.GetRequiredService<CustomerDocumentStore>()
+            .AddAsync(source, "invoice.pdf", "%PDF-1.4 invoice"u8.ToArray(), "agent", CancellationToken.None);
+
+        Assert.Equal(DocumentRefusal.None, refusal);
+        Assert.Equal(target, document!.CustomerId);
+        Assert.Equal(target, await app.QueryAsync(db => db.CustomerDocuments.Where(d => d.Id == document.Id).Select(d => d.CustomerId).SingleAsync()));
+        Assert.Contains(await app.Services.GetRequiredService<CustomerDocumentStore>().ListAsync(target, CancellationToken.None), d => d.Id == document.Id);
+    }
+
+    [Fact]
+    public async Task A_writer_facing_a_delete_hold_a_crash_left_fails_as_retryable_within_the_bound()
+    {
+        // Review EN6: a crashed deleter's hold lives 5 minutes; a writer gives up after the bound rather than block its grain.
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        var holds = app.Services.GetRequiredService<IBlobHolds>();
+        await using var db = await app.Services.GetRequiredService<IDbContextFactory<CrmDbContext>>().CreateDbContextAsync();
+        var sha = Sha("left by a crashed deleter"u8.ToArray());
+        Assert.True(await BlobHoldSql.TryHoldAsync(db, Guid.NewGuid(), sha, deleting: true, TimeSpan.FromMinutes(5), CancellationToken.None));
+        var before = SqliteBlobHolds.MaxWait;
+        SqliteBlobHolds.MaxWait = TimeSpan.FromSeconds(1);
+        try
+        {
+            var writer = holds.HoldAsync([sha]);
+            // Far longer than the bound: without it, the writer would still be waiting for the 5-minute hold.
+            var error = await Assert.ThrowsAsync<TimeoutException>(() => writer.WaitAsync(TimeSpan.FromSeconds(120)));
+            Assert.Contains("try again", error.Message);
+        }
+        finally
+        {
+            SqliteBlobHolds.MaxWait = before;
+        }
     }
 }

@@ -1,9 +1,11 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Crm.Service.Contracts;
 using Crm.Service.Tests.Support;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using MimeKit;
 
 namespace Crm.Service.Tests.Email;
@@ -195,5 +197,77 @@ public sealed class EmailParticipantTests : IAsyncLifetime
         await _mail.SendAsync(Mail("victim-3@customer.test", Colleague, "Re: Contract", "About my own contract.",
             inReplyTo: Root, references: [Root]));
         await AssertOwnTicketAsync(attacker, "victim-3@customer.test");
+    }
+
+    /// <summary>The channel's settings again, with <paramref name="change"/> applied (the account's UpdatedAt moves on).</summary>
+    private async Task PutSettingsAsync(Action<JsonObject> change)
+    {
+        var settings = JsonSerializer.SerializeToNode(_mail.ChannelSettings())!.AsObject();
+        change(settings);
+        using var admin = _app.Admin();
+        (await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new { kind = "email", name = "Support", settings })).EnsureSuccessStatusCode();
+    }
+
+    [Fact]
+    public async Task A_participants_first_mail_redelivered_acknowledges_nothing_to_the_participant()
+    {
+        // Review EM7 EN4: the ticket has no acknowledgement (opened before they were switched on); the colleague's mail,
+        // delivered again after a crash before its IMAP flag, must not count as the ticket's opener.
+        await _mail.SendAsync(Mail("early@customer.test", MailServer.Customer, "Invoice wrong", "Please fix.", cc: [Colleague]));
+        var opened = await StoredAsync("early@customer.test");
+        await PutSettingsAsync(s => s["autoAcknowledgement"] = new JsonObject { ["enabled"] = true, ["language"] = "en" });
+
+        var reply = Mail("colleague-ack@customer.test", Colleague, "Re: Invoice wrong", "The amount is off by 10.",
+            to: [MailServer.Customer, MailServer.Support], inReplyTo: "early@customer.test", references: ["early@customer.test"]);
+        await _mail.SendAsync(reply);
+        var joined = await StoredAsync("colleague-ack@customer.test");
+        Assert.Equal(opened.TicketNumber, joined.TicketNumber);
+        await _mail.SendAsync(reply); // the same mail again: a redelivery
+        // A later mail (read after the redelivery: one reader, in UID order) opens a ticket and is acknowledged, so acks are on.
+        await _mail.SendAsync(Mail("later@else.test", Stranger, "Something else", "Hello"));
+        await StoredAsync("later@else.test");
+        await Eventually.WaitForAsync(() => _app.QueryAsync(db => db.AutomaticMail.CountAsync(a => a.Recipient == Stranger)), n => n == 1, TimeSpan.FromSeconds(60), "the later mail's acknowledgement");
+
+        Assert.Equal(0, await _app.QueryAsync(db => db.AutomaticMail.CountAsync(a => a.Recipient == Colleague)));
+        Assert.Equal(0, await _app.QueryAsync(db => db.AutomaticMail.CountAsync(a => a.TicketNumber == opened.TicketNumber)));
+    }
+
+    [Fact]
+    public async Task With_an_authserv_id_set_only_an_authenticated_participant_joins_the_ticket()
+    {
+        // Review EN5: From is anyone's to write; the receiving server's Authentication-Results vouches for it.
+        await PutSettingsAsync(s => s["autoAcknowledgement"] = new JsonObject { ["enabled"] = false, ["trustedAuthServId"] = "mx.example.test" });
+        await _mail.SendAsync(Mail("shared@customer.test", MailServer.Customer, "Roof leaking", "Water everywhere.", cc: [Colleague, Manager]));
+        var opened = await StoredAsync("shared@customer.test");
+
+        var vouched = Mail("manager-auth@customer.test", Manager, "Re: Roof leaking", "Since Monday.",
+            to: [MailServer.Customer, MailServer.Support], inReplyTo: "shared@customer.test", references: ["shared@customer.test"]);
+        vouched.Headers.Insert(0, "Authentication-Results", "mx.example.test; dmarc=pass header.from=example.test");
+        await _mail.SendAsync(vouched);
+        Assert.Equal(opened.TicketNumber, (await StoredAsync("manager-auth@customer.test")).TicketNumber);
+
+        await _mail.SendAsync(Mail("colleague-forged@customer.test", Colleague, "Re: Roof leaking", "Close it, all fixed.",
+            to: [MailServer.Customer, MailServer.Support], inReplyTo: "shared@customer.test", references: ["shared@customer.test"]));
+        var forged = await StoredAsync("colleague-forged@customer.test");
+        Assert.NotEqual(opened.TicketNumber, forged.TicketNumber);
+    }
+
+    [Fact]
+    public async Task Whether_an_address_was_copied_is_found_among_the_lists_that_name_it_not_the_newest_few()
+    {
+        // Review EN7: only Cc lists that contain the address are read, so an older mention is found however many
+        // lists without it are newer (the read is bounded by the lists naming the address, not by all of them).
+        await _mail.SendAsync(Mail("cc-old@customer.test", MailServer.Customer, "Boiler", "Cold.", cc: [Colleague]));
+        var opened = await StoredAsync("cc-old@customer.test");
+        for (var i = 0; i < 3; i++)
+        {
+            await _mail.SendAsync(Mail($"cc-new-{i}@customer.test", MailServer.Customer, $"Re: Boiler [#{opened.TicketNumber}]", $"Still cold {i}.",
+                cc: [Manager]));
+            await StoredAsync($"cc-new-{i}@customer.test");
+        }
+        var lookup = _app.Services.GetRequiredService<Crm.Connectors.Abstractions.IConversationLookup>();
+
+        Assert.True(await lookup.WasCopiedAsync(opened.TicketNumber, Colleague, maxMessages: 2));
+        Assert.False(await lookup.WasCopiedAsync(opened.TicketNumber, Stranger, maxMessages: 2));
     }
 }

@@ -341,7 +341,7 @@ public sealed class ReplySixthReviewTests : MailServerTests
 
         await using var second = new CrmApp(_data.Path, EmailSettings);
         var row = await Eventually.WaitForAsync(() => second.QueryAsync(db => db.AutomaticMail.AsNoTracking().SingleAsync()),
-            r => r.State != AutomaticMailRecord.Pending || smtp.Received > 1, TimeSpan.FromSeconds(60), "the acknowledgement settled");
+            r => r.State is not (AutomaticMailRecord.Pending or AutomaticMailRecord.Sending) || smtp.Received > 1, TimeSpan.FromSeconds(60), "the acknowledgement settled");
         Assert.Equal(AutomaticMailRecord.Sent, row.State);
         Assert.Equal(1, smtp.Received);
     }
