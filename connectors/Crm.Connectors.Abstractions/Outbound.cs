@@ -32,7 +32,15 @@ public sealed record OutboundDelivery
     /// <summary>Stores what a multi-part sender confirmed so far with the outbox row, durably, before it sends the next
     /// part: a retry after a restart, or on another node, then sends only the rest. Not cancelled by the stop. Null
     /// when the caller keeps no progress (the sender then remembers it on this node only).</summary>
+    /// <remarks>It also lifts the outbox's "in flight" mark: nothing is on its way until <see cref="MarkPartInFlightAsync"/>
+    /// says so again, so a kill between the two resumes after the stored parts (review EO1).</remarks>
     public Func<string, Task>? RecordSentPartsAsync { get; init; }
+
+    /// <summary>Stores, durably, that part <c>part</c> of <c>parts</c> (1-based) is about to go: called right before each
+    /// request of a message in several parts. A row found so after a kill is "Not confirmed: k of n parts sent" (the part
+    /// in flight may have arrived), never resent; a row found between a <see cref="RecordSentPartsAsync"/> and this
+    /// resumes after the stored parts (review EO1). Not cancelled by the stop; null when the caller keeps no progress.</summary>
+    public Func<int, int, Task>? MarkPartInFlightAsync { get; init; }
 }
 
 /// <summary>A file of an outbound message.</summary>

@@ -23,9 +23,11 @@ namespace Crm.Connectors.Telegram;
 /// "chat_id:message_id[,message_id…]" as the message's external id.
 /// </summary>
 /// <remarks>A message in several parts stores each confirmed part with its outbox row before the next goes
-/// (<see cref="OutboundDelivery.RecordSentPartsAsync"/>), so a retry after a long 429, a restart or a move to another
-/// node sends only the rest (reviews ER10, FX1); a stop while a request is out is Unknown ("k of n parts sent"), never
-/// a resend. This node also remembers them, forgotten on every final outcome and after a day. A photo Telegram refuses (400, e.g. PHOTO_INVALID_DIMENSIONS) is sent once more as a document; a final
+/// (<see cref="OutboundDelivery.RecordSentPartsAsync"/>), and marks the next part in flight right before its request
+/// (<see cref="OutboundDelivery.MarkPartInFlightAsync"/>), so a retry after a long 429, a restart or a kill between
+/// parts sends only the rest (reviews ER10, FX1, EO1); a stop while a request is out, or an answer lost after the
+/// request was written (a reset, a cut answer, a 5xx), is Unknown ("k of n parts sent"), never a resend (EO2); only a
+/// connection that never opened is a retry. This node also remembers them, forgotten on every final outcome and after a day. A photo Telegram refuses (400, e.g. PHOTO_INVALID_DIMENSIONS) is sent once more as a document; a final
 /// refusal after some parts went out says how many the customer has.</remarks>
 internal sealed class TelegramSender(
     IChannelAccounts accounts,
@@ -87,6 +89,8 @@ internal sealed class TelegramSender(
         }
         var waits = 0;
         var asDocument = false;
+        // The part whose in-flight mark the outbox holds: for a single part, the outbox's own mark of the attempt.
+        var marked = parts.Count == 1 ? 1 : 0;
         while (sent.Count < parts.Count)
         {
             // Nothing is on its way to Telegram here, and every part confirmed so far is stored: a stop may throw, and
@@ -95,6 +99,13 @@ internal sealed class TelegramSender(
             var (text, file) = parts[sent.Count];
             try
             {
+                // Stored before the request goes, so a kill while it is out names the part ("1 of 3 parts sent"), and a
+                // kill before it resumes after the stored parts (review EO1).
+                if (marked != sent.Count + 1 && delivery.MarkPartInFlightAsync is { } mark)
+                {
+                    await mark(sent.Count + 1, parts.Count);
+                    marked = sent.Count + 1;
+                }
                 var message = file is null
                     ? await bot.SendMessage(chatId, HtmlText.Escape(text!), ParseMode.Html, cancellationToken: cancellationToken)
                     : await SendFileAsync(bot, chatId, file, asDocument, cancellationToken);
@@ -107,12 +118,7 @@ internal sealed class TelegramSender(
             {
                 // Cut short (the service stopping, the outbox's timeout) while a request was out: Telegram may have taken
                 // it, and sending it again would repeat it (review FX1). Like SMTP after the final dot: not confirmed.
-                _sentParts.TryRemove(delivery.MessageId, out _);
-                logger.LogWarning("Telegram channel {Channel}: message {MessageId} cut short while part {Part} of {Parts} was being sent", account.Id, delivery.MessageId, sent.Count + 1, parts.Count);
-                return OutboundResult.Unknown($"Cut short while part {sent.Count + 1} of {parts.Count} was being sent; {sent.Count} of {parts.Count} parts sent",
-                    sent.Count == 0
-                        ? "the send was cut short after the reply reached Telegram, so it may have been delivered; check with the customer before resending"
-                        : $"the send was cut short after {sent.Count} of {parts.Count} parts reached the customer, and part {sent.Count + 1} may have too; check with the customer before resending the rest");
+                return NotConfirmed(account.Id, delivery.MessageId, sent.Count, parts.Count, "cut short");
             }
             catch (ApiRequestException ex) when (ex.ErrorCode == 400 && file is not null && !asDocument && IsPhoto(file))
             {
@@ -124,6 +130,12 @@ internal sealed class TelegramSender(
                 var retryAfter = TimeSpan.FromSeconds(Math.Max(1, ex.Parameters?.RetryAfter ?? 1));
                 if (retryAfter <= options.Value.MaxInlineRetryAfter && ++waits <= MaxInlineWaits)
                 {
+                    // Telegram took nothing: the mark is lifted for the wait, so a kill during it resumes (review EO1).
+                    if (delivery.RecordSentPartsAsync is { } lift)
+                    {
+                        await lift(string.Join(',', sent.Select(id => id.ToString(CultureInfo.InvariantCulture))));
+                        marked = 0;
+                    }
                     await Task.Delay(retryAfter, time, cancellationToken);
                     continue;
                 }
@@ -148,9 +160,23 @@ internal sealed class TelegramSender(
                 return OutboundResult.Fail($"413 {ex.Message} ({sent.Count} of {parts.Count} parts were delivered before)")
                     with { AgentReason = "a file is larger than Telegram accepts" };
             }
+            catch (RequestException ex) when (ex is not ApiRequestException && NeverLeft(ex))
+            {
+                // No connection to the Bot API (refused, DNS, TLS, connect timeout): this part reached nothing, so another
+                // attempt sends it, after the parts confirmed so far.
+                return OutboundResult.Retry($"{ex.Message} ({sent.Count} of {parts.Count} parts sent)");
+            }
+            catch (RequestException ex) when (ex is not ApiRequestException || ex is ApiRequestException { ErrorCode: >= 500 })
+            {
+                // The request went out and its answer was lost (a reset connection, a cut answer, a proxy's 502/504,
+                // Telegram's own 5xx, no answer in time): Telegram may have taken the part, and a retry would repeat it
+                // (review EO2). At most once: not confirmed.
+                logger.LogWarning(ex, "Telegram channel {Channel}: the answer to part {Part} of {Parts} of message {MessageId} was lost", account.Id, sent.Count + 1, parts.Count, delivery.MessageId);
+                return NotConfirmed(account.Id, delivery.MessageId, sent.Count, parts.Count, $"answer lost ({ex.Message})");
+            }
             catch (ApiRequestException ex)
             {
-                // 401/404 (a revoked token: an admin can fix it), 5xx: worth another attempt.
+                // 401/404 (a revoked token: an admin can fix it): Telegram refused the request, worth another attempt.
                 return OutboundResult.Retry($"{ex.ErrorCode} {ex.Message}");
             }
         }
@@ -159,31 +185,59 @@ internal sealed class TelegramSender(
         return OutboundResult.Sent(ids.Length <= 255 ? ids : ids[..ids.LastIndexOf(',', 254)]);
     }
 
+    private OutboundResult NotConfirmed(string account, Guid messageId, int sent, int parts, string why)
+    {
+        _sentParts.TryRemove(messageId, out _);
+        logger.LogWarning("Telegram channel {Channel}: message {MessageId} {Why} while part {Part} of {Parts} was being sent", account, messageId, why, sent + 1, parts);
+        return OutboundResult.Unknown($"{char.ToUpperInvariant(why[0])}{why[1..]} while part {sent + 1} of {parts} was being sent; {sent} of {parts} parts sent",
+            sent == 0
+                ? parts == 1
+                    ? "the send was cut short while the reply was on its way to Telegram, so it may have been delivered; check with the customer before resending"
+                    : $"the send was cut short while part 1 of {parts} was on its way to Telegram: 0 of {parts} parts are confirmed, and part 1 may have reached the customer; check with the customer before resending"
+                : $"the send was cut short after {sent} of {parts} parts reached the customer, and part {sent + 1} may have too; check with the customer before resending the rest");
+    }
+
+    /// <summary>Whether a failed request provably never reached the Bot API: the connection itself failed (refused, no
+    /// such host, TLS, <c>ConnectTimeout</c>). Anything after the request was written may have been taken (review EO2).</summary>
+    internal static bool NeverLeft(Exception ex)
+    {
+        for (var inner = ex.InnerException; inner is not null; inner = inner.InnerException)
+            if (inner is System.Net.Http.HttpRequestException { HttpRequestError: System.Net.Http.HttpRequestError.ConnectionError
+                    or System.Net.Http.HttpRequestError.NameResolutionError or System.Net.Http.HttpRequestError.SecureConnectionError }
+                || (inner is TaskCanceledException && inner.Message.Contains("ConnectTimeout", StringComparison.Ordinal)))
+                return true;
+        return false;
+    }
+
     /// <summary>The message ids the outbox stored for a message's earlier attempts ("5001,5002"), or null.</summary>
     private static List<int>? StoredParts(string? stored) =>
         string.IsNullOrEmpty(stored) ? null
             : [.. stored.Split(',').Select(id => int.Parse(id, NumberStyles.None, CultureInfo.InvariantCulture))];
 
-    /// <summary>What a final refusal means for the agent, from a fixed set of phrases (Telegram's own words go to the
-    /// outbox's error and the channel's health, for admins).</summary>
     /// <summary>Whether Telegram refused this message for reasons of its chat or its content (the customer blocked the
     /// bot, the chat is gone, a file too large or malformed), so the channel itself is fine (CT12). Any other 400 (our
-    /// own request Telegram cannot parse) would fail every message, so it stays a channel error (review CR8).</summary>
+    /// own request Telegram cannot parse) would fail every message, so it stays a channel error (review CR8). A group
+    /// where the bot may not post, whose topic is closed or which became a supergroup is about that chat (review EO4):
+    /// anyone can add the bot to such a group.</summary>
     internal static bool IsAboutThisMessage(ApiRequestException ex)
     {
         if (ex.ErrorCode is 403 or 413)
             return true;
         var words = ex.Message.ToLowerInvariant();
-        return ex.ErrorCode == 400 && (words.Contains("chat not found", StringComparison.Ordinal)
-            || words.Contains("user not found", StringComparison.Ordinal)
-            || words.Contains("peer_id_invalid", StringComparison.Ordinal)
-            || words.Contains("user is deactivated", StringComparison.Ordinal)
-            || words.Contains("photo_invalid", StringComparison.Ordinal)
-            || words.Contains("file must be non-empty", StringComparison.Ordinal)
-            || words.Contains("file is too big", StringComparison.Ordinal)
-            || words.Contains("too long", StringComparison.Ordinal));
+        return ex.ErrorCode == 400 && ChatRefusals.Any(phrase => words.Contains(phrase, StringComparison.Ordinal));
     }
 
+    /// <summary>Telegram's 400 descriptions (lower case) that are about one chat or one message, not our requests.</summary>
+    private static readonly string[] ChatRefusals =
+    [
+        "chat not found", "user not found", "peer_id_invalid", "user is deactivated", "photo_invalid", "file must be non-empty",
+        "file is too big", "too long",
+        "not enough rights", "have no rights", "need administrator rights", "chat_write_forbidden", "chat_restricted",
+        "topic_closed", "topic_deleted", "message thread not found", "upgraded to a supergroup", "bot is not a member",
+    ];
+
+    /// <summary>What a final refusal means for the agent, from a fixed set of phrases (Telegram's own words go to the
+    /// outbox's error and the channel's health, for admins).</summary>
     internal static string Meaning(ApiRequestException ex)
     {
         var words = ex.Message.ToLowerInvariant();
@@ -195,6 +249,10 @@ internal sealed class TelegramSender(
             403 when words.Contains("initiate conversation", StringComparison.Ordinal) => "the customer has not started a chat with the bot",
             403 => "Telegram does not let the bot write to this chat",
             400 when words.Contains("chat not found", StringComparison.Ordinal) => "the chat no longer exists on Telegram",
+            400 when words.Contains("upgraded to a supergroup", StringComparison.Ordinal) => "the group became a supergroup on Telegram; the customer's next message there opens the new chat",
+            400 when words.Contains("rights", StringComparison.Ordinal) || words.Contains("chat_write_forbidden", StringComparison.Ordinal)
+                || words.Contains("chat_restricted", StringComparison.Ordinal) || words.Contains("topic_", StringComparison.Ordinal)
+                || words.Contains("thread not found", StringComparison.Ordinal) => "Telegram does not let the bot write to this chat",
             413 => "a file is larger than Telegram accepts",
             _ => "Telegram refused the message",
         };

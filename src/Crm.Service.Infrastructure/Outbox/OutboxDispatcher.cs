@@ -157,8 +157,16 @@ internal sealed class OutboxDispatcher(
     private async Task DispatchOneAsync(OutboxRecord item, OutboxOptions settings, Action recorded, CancellationToken cancellationToken)
     {
         var delivery = grains.GetGrain<IMessageDeliveryGrain>(item.MessageId);
+        if (Settlement.Read(item.LastError) is { } unfinished)
+        {
+            // The outcome was committed with the row, but the delivery status after it was not (a failed grain call, a
+            // crash between the two): apply it now, never "not confirmed" (review EO3).
+            await ApplyAsync(item, delivery, unfinished);
+            recorded();
+            return;
+        }
         var channel = await grains.GetGrain<IChannelAccountGrain>(item.ChannelAccountId).GetAsync();
-        if (channel is { Enabled: false } && item.LastError != InFlightMarker)
+        if (channel is { Enabled: false } && !IsInFlight(item.LastError))
         {
             // A disabled channel sends nothing; its replies wait, and say so, until an admin enables it.
             item.LastError = WaitingMarker;
@@ -179,16 +187,18 @@ internal sealed class OutboxDispatcher(
             return;
         }
 
-        if (item.LastError == InFlightMarker)
+        if (IsInFlight(item.LastError))
         {
             // Found in flight: the service stopped or crashed during a send whose channel cannot dedupe. It may well have
-            // reached the customer, so it is treated like an unknown outcome: not sent again on its own (review EM1).
-            item.State = OutboxState.Failed;
-            item.LastError = $"The send of attempt {item.Attempts} was interrupted (the service stopped or crashed); not retried, as it may have been delivered.";
-            logger.LogWarning("Outbound message {MessageId} on channel {Channel}: {Reason}", item.MessageId, item.ChannelAccountId, item.LastError);
-            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed,
-                $"Not confirmed: {InterruptedReason}."), CancellationToken.None);
-            await store.CommitAsync(new WriteSet().Update(item.Copy()), CancellationToken.None);
+            // reached the customer, so it is treated like an unknown outcome: not sent again on its own (review EM1). A
+            // message in parts names the part that was on its way; the parts before it are confirmed (review EO1).
+            var part = InFlightPart(item.LastError);
+            var error = part is { Parts: > 1 } p
+                ? $"The send of part {p.Part} of {p.Parts} (attempt {item.Attempts}) was interrupted (the service stopped or crashed); {p.Part - 1} of {p.Parts} parts sent; not retried, as part {p.Part} may have been delivered."
+                : $"The send of attempt {item.Attempts} was interrupted (the service stopped or crashed); not retried, as it may have been delivered.";
+            logger.LogWarning("Outbound message {MessageId} on channel {Channel}: {Reason}", item.MessageId, item.ChannelAccountId, error);
+            await SettleAsync(item, delivery, new Settlement(DeliveryStatus.Failed, part is { Parts: > 1 } q
+                ? $"Not confirmed: {InterruptedPartsReason(q.Part - 1, q.Parts)}." : $"Not confirmed: {InterruptedReason}.", null, OutboxState.Failed, error));
             recorded();
             return;
         }
@@ -207,7 +217,7 @@ internal sealed class OutboxDispatcher(
         {
             result = channel is null
                 ? OutboundResult.Fail($"Channel '{item.ChannelAccountId}' no longer exists.")
-                : await SendAsync(item, message, settings, cancellationToken);
+                : await SendAsync(item, message, settings, before, cancellationToken);
         }
         catch (OperationCanceledException) when (atMostOnce && cancellationToken.IsCancellationRequested)
         {
@@ -220,33 +230,30 @@ internal sealed class OutboxDispatcher(
         }
         // From here the outcome is known and is recorded even when the service is stopping: a stop that dropped it
         // would leave the row due, and the customer would get the reply again (review EM1). The order matters for a
-        // crash or a failed write between the steps (review FX4): a sent or finally failed message goes to its delivery
-        // grain first (a row left in flight is then settled from that status on the next pass, never "not confirmed"),
-        // then the row; a retry clears the in-flight marker before anything else, since nothing reached the customer.
-        // The channel's health comes last: a failed report can no longer leave the row in flight.
+        // crash or a failed write between the steps (reviews FX4, EO3): a sent or finally failed outcome is committed
+        // with the row first (a settlement, which the next pass applies if the rest fails, never "not confirmed"), then
+        // the delivery status, then the row's final state; a retry clears the in-flight marker before anything else,
+        // since nothing reached the customer. The channel's health comes last: a failed report can no longer leave the
+        // row in flight.
         var done = CancellationToken.None;
         if (result.Success)
         {
-            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Sent, null, result.ExternalId), done);
-            item.State = OutboxState.Done;
-            item.LastError = null;
-            await store.CommitAsync(new WriteSet().Update(item.Copy()), done);
+            await SettleAsync(item, delivery, new Settlement(DeliveryStatus.Sent, null, result.ExternalId, OutboxState.Done, null));
             await health.ReportSuccessAsync(item.ChannelAccountId, done);
         }
         else if (result.Permanent || item.Attempts >= settings.MaxAttempts)
         {
-            item.State = OutboxState.Failed;
-            item.LastError = $"{result.Error} (attempt {item.Attempts}{(result.Permanent ? ", not retried" : ", giving up")})";
-            logger.LogWarning("Outbound message {MessageId} on channel {Channel} failed: {Reason}", item.MessageId, item.ChannelAccountId, item.LastError);
-            await delivery.UpdateAsync(new DeliveryUpdate(DeliveryStatus.Failed, result.AgentReason is { Length: > 0 } reason
+            var error = $"{result.Error} (attempt {item.Attempts}{(result.Permanent ? ", not retried" : ", giving up")})";
+            logger.LogWarning("Outbound message {MessageId} on channel {Channel} failed: {Reason}", item.MessageId, item.ChannelAccountId, error);
+            await SettleAsync(item, delivery, new Settlement(DeliveryStatus.Failed, result.AgentReason is { Length: > 0 } reason
                 ? result.Ambiguous ? $"Not confirmed: {reason}." : $"Delivery failed: {reason}."
-                : $"Delivery failed after {item.Attempts} attempt(s). An admin can see the channel's answer in the channel's health."), done);
-            await store.CommitAsync(new WriteSet().Update(item.Copy()), done);
+                : $"Delivery failed after {item.Attempts} attempt(s). An admin can see the channel's answer in the channel's health.", null, OutboxState.Failed, error));
             // A refusal of this message alone (a customer who blocked the bot) proves the server was reached: no channel
-            // error, or one such customer would show the channel as not connected (review CT12).
+            // error, or one such customer would show the channel as not connected (review CT12). A send cut short by the
+            // service stopping says nothing about the channel either (review EO5).
             if (result.RefusedByRecipient)
                 await health.ReportSuccessAsync(item.ChannelAccountId, done);
-            else
+            else if (!(result.Ambiguous && cancellationToken.IsCancellationRequested))
                 await health.ReportErrorAsync(item.ChannelAccountId, result.Error ?? "unknown error", done);
         }
         else
@@ -265,9 +272,64 @@ internal sealed class OutboxDispatcher(
     /// <see cref="IOutboundSender.ResendDuplicates"/>); committed with the attempt, before the send.</summary>
     internal const string InFlightMarker = "in flight: send started, outcome not recorded";
 
+    /// <summary>The in-flight mark of a message in parts, right before part <paramref name="part"/> of
+    /// <paramref name="parts"/> goes (<see cref="OutboundDelivery.MarkPartInFlightAsync"/>, review EO1).</summary>
+    internal static string InFlightPartMarker(int part, int parts) => $"in flight: part {part} of {parts} on its way, outcome not recorded";
+
+    private static bool IsInFlight(string? lastError) => lastError?.StartsWith("in flight: ", StringComparison.Ordinal) == true;
+
+    private static (int Part, int Parts)? InFlightPart(string? lastError)
+    {
+        var match = lastError is null ? null : System.Text.RegularExpressions.Regex.Match(lastError, @"^in flight: part (\d+) of (\d+) ");
+        return match is { Success: true } && int.TryParse(match.Groups[1].ValueSpan, out var part) && int.TryParse(match.Groups[2].ValueSpan, out var parts)
+            ? (part, parts) : null;
+    }
+
     internal const string InterruptedReason = "the service stopped while this reply was being sent, so it may have been delivered; check with the customer before resending";
 
-    private async Task<OutboundResult> SendAsync(OutboxRecord item, MessageRecord? message, OutboxOptions settings, CancellationToken cancellationToken)
+    internal static string InterruptedPartsReason(int sent, int parts) => sent == 0
+        ? $"the service stopped while part 1 of {parts} of this reply was being sent: 0 of {parts} parts are confirmed, and part 1 may have reached the customer; check with the customer before resending"
+        : $"the service stopped while part {sent + 1} of {parts} of this reply was being sent: {sent} of {parts} parts reached the customer, and part {sent + 1} may have too; check with the customer before resending the rest";
+
+    /// <summary>A final outcome on its way to the delivery status: committed with the row (in <see cref="OutboxRecord.LastError"/>,
+    /// the row still pending) before the delivery grain hears of it, so a failure in between is finished by the next
+    /// pass instead of being taken for a send interrupted in flight (review EO3).</summary>
+    private sealed record Settlement(DeliveryStatus Status, string? Reason, string? ExternalId, OutboxState State, string? Error)
+    {
+        private const string Prefix = "settling: ";
+
+        public string Write() => Prefix + System.Text.Json.JsonSerializer.Serialize(this);
+
+        public static Settlement? Read(string? lastError) =>
+            lastError?.StartsWith(Prefix, StringComparison.Ordinal) == true
+                ? System.Text.Json.JsonSerializer.Deserialize<Settlement>(lastError.AsSpan(Prefix.Length))
+                : null;
+    }
+
+    private async Task SettleAsync(OutboxRecord item, IMessageDeliveryGrain delivery, Settlement outcome)
+    {
+        item.LastError = outcome.Write();
+        await store.CommitAsync(new WriteSet().Update(item.Copy()), CancellationToken.None);
+        await ApplyAsync(item, delivery, outcome);
+    }
+
+    private async Task ApplyAsync(OutboxRecord item, IMessageDeliveryGrain delivery, Settlement outcome)
+    {
+        try
+        {
+            await delivery.UpdateAsync(new DeliveryUpdate(outcome.Status, outcome.Reason, outcome.ExternalId), CancellationToken.None);
+        }
+        catch (DomainException ex)
+        {
+            // The message is gone (or not outbound): there is no status to set, and no pass could ever set it.
+            logger.LogWarning("Outbound message {MessageId}: its delivery status could not be set: {Reason}", item.MessageId, ex.Message);
+        }
+        item.State = outcome.State;
+        item.LastError = outcome.Error;
+        await store.CommitAsync(new WriteSet().Update(item.Copy()), CancellationToken.None);
+    }
+
+    private async Task<OutboundResult> SendAsync(OutboxRecord item, MessageRecord? message, OutboxOptions settings, string? before, CancellationToken cancellationToken)
     {
         if (!_senders.TryGetValue(item.Channel, out var sender))
             return OutboundResult.Fail($"No connector sends {item.Channel} messages in this deployment.");
@@ -312,10 +374,17 @@ internal sealed class OutboxDispatcher(
                 Attachments = files,
                 Cc = message.Cc?.Split('\n', StringSplitOptions.RemoveEmptyEntries) ?? [],
                 SentParts = item.SentParts,
-                // Committed with the row (still in flight) before the next part goes, whatever the stop (ER10, FX1).
+                // Committed with the row before the next part goes, whatever the stop (ER10, FX1), with the in-flight mark
+                // lifted: nothing is on its way until the next part is marked, so a kill in between resumes (EO1).
                 RecordSentPartsAsync = async parts =>
                 {
-                    item.SentParts = parts;
+                    item.SentParts = parts.Length == 0 ? null : parts;
+                    item.LastError = before;
+                    await store.CommitAsync(new WriteSet().Update(item.Copy()), CancellationToken.None);
+                },
+                MarkPartInFlightAsync = async (part, parts) =>
+                {
+                    item.LastError = InFlightPartMarker(part, parts);
                     await store.CommitAsync(new WriteSet().Update(item.Copy()), CancellationToken.None);
                 },
             }, timeout.Token);

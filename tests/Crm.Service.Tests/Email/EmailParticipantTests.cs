@@ -270,4 +270,37 @@ public sealed class EmailParticipantTests : IAsyncLifetime
         Assert.True(await lookup.WasCopiedAsync(opened.TicketNumber, Colleague, maxMessages: 2));
         Assert.False(await lookup.WasCopiedAsync(opened.TicketNumber, Stranger, maxMessages: 2));
     }
+
+    /// <summary>Review EO6: EN1's path (i) on its own. The Manager an agent's reply copied in answers that mail to
+    /// support only (no reply-all, so not path (ii)) and joins; the colleague named only on the customer's Cc, who
+    /// answers the same mail of ours without naming the customer, gets a ticket of their own.</summary>
+    [Fact]
+    public async Task Someone_our_mail_copied_in_joins_answering_support_only_and_someone_our_mail_did_not_copy_does_not()
+    {
+        await _mail.SendAsync(Mail("parcel@customer.test", MailServer.Customer, "Parcel 9", "Where is it?", cc: [Colleague]));
+        var opened = await StoredAsync("parcel@customer.test");
+        using var agent = await _app.AgentAsync();
+        var created = await agent.PostAsJsonAsync($"/api/v1/tickets/{opened.TicketNumber}/reply", new { text = "Asking the depot.", cc = new[] { $"Manager <{Manager}>" } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var replyId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+        var ours = $"crm.{replyId:N}@example.test";
+        await Eventually.WaitForAsync(() => _mail.ReadAsync(Manager, ManagerPassword), m => m.Any(x => x.Message.MessageId == ours), TimeSpan.FromSeconds(60), "the manager's copy");
+        // Our mail copied the Manager only, not the customer's Cc.
+        var ourCc = await _app.QueryAsync(db => db.Messages.AsNoTracking().Where(m => m.Id == replyId).Select(m => m.Cc).SingleAsync());
+        Assert.Contains(Manager, ourCc);
+        Assert.DoesNotContain(Colleague, ourCc);
+
+        await _mail.SendAsync(Mail("manager-2@example.test", Manager, "Re: Parcel 9", "It left today.",
+            to: [MailServer.Support], inReplyTo: ours, references: ["parcel@customer.test", ours]));
+        var manager = await StoredAsync("manager-2@example.test");
+        Assert.Equal(opened.TicketNumber, manager.TicketNumber);
+        Assert.Contains(Manager, manager.Author);
+
+        await _mail.SendAsync(Mail("colleague-9@customer.test", Colleague, "Re: Parcel 9", "Is it mine?",
+            to: [MailServer.Support], inReplyTo: ours, references: ["parcel@customer.test", ours]));
+        var colleague = await StoredAsync("colleague-9@customer.test");
+        Assert.NotEqual(opened.TicketNumber, colleague.TicketNumber);
+        Assert.Contains(Colleague, colleague.Author);
+        Assert.Equal(2, await _app.QueryAsync(db => db.Tickets.CountAsync()));
+    }
 }

@@ -112,6 +112,10 @@ internal sealed class FakeBotApi : IAsyncDisposable
         /// until the client gives up: a stop while the answer is on the way.</summary>
         public int? HoldAnswersFrom { get; set; }
 
+        /// <summary>At this send (1 = the first message sent), Telegram takes the message and the connection is then
+        /// reset before its answer: a network failure after the request went out (review EO2).</summary>
+        public int? ResetAnswerAt { get; set; }
+
         /// <summary>The next send calls answer 429 with this retry_after, one per entry (0: that call goes through).</summary>
         public ConcurrentQueue<int> FloodRetryAfter { get; } = new();
 
@@ -321,6 +325,11 @@ internal sealed class FakeBotApi : IAsyncDisposable
                     files.TryGetValue(reference["attach://".Length..], out upload);
                 var id = bot.NextMessageId();
                 bot.Sent.Enqueue(new Sent(method, chat, text, parseMode, upload.Name, upload.Content, id));
+                if (bot.ResetAnswerAt is { } reset && bot.Sent.Count == reset)
+                {
+                    http.Abort();
+                    return Results.Empty;
+                }
                 if (bot.HoldAnswersFrom is { } hold && bot.Sent.Count >= hold)
                 {
                     try

@@ -67,9 +67,13 @@ public sealed class TelegramOutboxRestartTests : IAsyncLifetime
 
         var settled = await SettledAsync(id);
         Assert.Equal(DeliveryStatus.Failed, settled.Delivery);
-        // "…after 1 of 3 parts reached the customer…" when the outcome was recorded during the stop, else the in-flight
-        // row's "…the service stopped while this reply was being sent…" on the restart: never a resend.
+        // "…after 1 of 3 parts reached the customer…", whether the outcome was settled during the stop (its row committed
+        // first, review EO3) or the restart found the row in flight at part 2 of 3 (review EO1): never a resend.
         Assert.StartsWith("Not confirmed", settled.DeliveryError);
+        Assert.Contains("1 of 3 parts", settled.DeliveryError);
+        // A stop says nothing about the channel: no channel error for it (review EO5).
+        var channelError = await _rig.App.QueryAsync(db => db.ChannelAccounts.AsNoTracking().Where(c => c.Id == "tg").Select(c => c.LastError).SingleAsync());
+        Assert.DoesNotContain("Cut short", channelError ?? "", StringComparison.Ordinal);
         // The restarted outbox has looked at the row (it is final) and sent nothing more.
         Assert.Equal(OutboxState.Failed, (await RowAsync(id)).State);
         var sent = _bot.Sent.ToList();
