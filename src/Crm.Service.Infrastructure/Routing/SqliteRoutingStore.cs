@@ -128,11 +128,14 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var id = customer.ToString("D");
         var closed = entry.ToString("D");
+        // The column is named with its table: a bare "Json" inside json_each(...) is json_each's own hidden "json"
+        // column, so the entry was never found and a close cut short stayed open in its stored copy (found with CX3).
+        // Of two closers the earliest recorded, then the smaller id: the one the log shows (review CX3).
         var ids = await db.Database.SqlQuery<string>($"""
-            SELECT Id AS Value FROM RoutingDocuments
-            WHERE Kind = {FollowUpKind} AND json_extract(Json, '$.customerId') = {id}
-              AND EXISTS (SELECT 1 FROM json_each(Json, '$.closes') WHERE json_each.value = {closed})
-            ORDER BY strftime('%Y-%m-%dT%H:%M:%f', json_extract(Json, '$.recordedAt')), Id LIMIT 1
+            SELECT c.Id AS Value FROM RoutingDocuments c
+            WHERE c.Kind = {FollowUpKind} AND json_extract(c.Json, '$.customerId') = {id}
+              AND EXISTS (SELECT 1 FROM json_each(c.Json, '$.closes') j WHERE j.value = {closed})
+            ORDER BY strftime('%Y-%m-%dT%H:%M:%f', json_extract(c.Json, '$.recordedAt')), c.Id LIMIT 1
             """).ToListAsync(cancellationToken);
         return ids.Count == 0 ? null : Guid.ParseExact(ids[0], "N");
     }
