@@ -16,6 +16,9 @@ public sealed record PhoneCall
     [Id(3)] public int DurationSeconds { get; init; }
     [Id(4)] public string? Summary { get; init; }
     [Id(5)] public string? Result { get; init; }
+    /// <summary>Whether the call reached the other person, as the agent said (review CX1); null from a client that does
+    /// not say, for which <c>TicketRules.Connected</c> falls back to the duration and the result's words.</summary>
+    [Id(6)] public bool? Connected { get; init; }
 }
 
 /// <summary>Rules and the timeline text of logged calls, shared by the ticket grain, the API and the console.</summary>
@@ -51,10 +54,13 @@ public static class PhoneCalls
     public static string Title(PhoneCall call) => string.Create(CultureInfo.InvariantCulture,
         $"Call {(call.Direction == MessageDirection.Inbound ? "in" : "out")}: {call.Phone}, {call.At.UtcDateTime:yyyy-MM-dd HH:mm} UTC, {call.DurationSeconds / 60}:{call.DurationSeconds % 60:00}");
 
-    /// <summary>What the timeline shows: the title, the result, then the summary.</summary>
+    /// <summary>What the timeline shows: the title, whether it was answered (when the agent said), the result, then the
+    /// summary.</summary>
     public static string Text(PhoneCall call)
     {
         var text = new StringBuilder(Title(call));
+        if (call.Connected is { } connected)
+            text.Append(connected ? "\nAnswered" : "\nNot answered");
         if (!string.IsNullOrWhiteSpace(call.Result))
             text.Append("\nResult: ").Append(call.Result.Trim());
         if (!string.IsNullOrWhiteSpace(call.Summary))
@@ -63,7 +69,9 @@ public static class PhoneCalls
     }
 
     /// <summary>Tells a retry (the same call again) from another call reusing its idempotency key. The time is left
-    /// out: a request without one is stamped "now", which a retry a moment later would change.</summary>
+    /// out: a request without one is stamped "now", which a retry a moment later would change. <c>Connected</c> is added
+    /// only when given, so a key stored before it existed still matches its retry.</summary>
     public static string Fingerprint(string target, PhoneCall call) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
-        string.Join('\n', "call", target, call.Direction, call.Phone, call.DurationSeconds, call.Result, call.Summary))));
+        string.Join('\n', "call", target, call.Direction, call.Phone, call.DurationSeconds, call.Result, call.Summary)
+        + (call.Connected is { } connected ? (connected ? "\nconnected" : "\nmissed") : ""))));
 }

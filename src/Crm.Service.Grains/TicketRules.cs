@@ -87,23 +87,26 @@ internal static class TicketRules
         }
     }
 
-    /// <summary>Whether a call reached the other person (review CR3): it lasted and its result is not one of the
-    /// missed ones. Only such a call is a response; a 0-second or "no answer" call stops no clock.</summary>
-    public static bool Connected(PhoneCall call) =>
-        call.DurationSeconds > 0 && !(call.Result is { } result && MissedResults.Contains(result.Trim().TrimEnd('.', '!')));
+    /// <summary>Whether a call reached the other person. The agent says so (<see cref="PhoneCall.Connected"/>, the
+    /// form's "Answered", review CX1); only a call from a client that does not say falls back to the rule of review CR3:
+    /// it lasted and its result is not one of the missed ones. Only such a call is a response.</summary>
+    public static bool Connected(PhoneCall call) => call.Connected ?? (call.DurationSeconds > 0
+        && !(call.Result is { } result && MissedResults.Contains(result.Trim().TrimEnd('.', '!', '。', '！'))));
 
-    /// <summary>Results that say the call did not reach anyone (compared without case); any other text, or none, with a
-    /// duration is a call that connected.</summary>
+    /// <summary>Results that say the call did not reach anyone (compared without case), for calls logged without
+    /// <see cref="PhoneCall.Connected"/>; any other text, or none, with a duration is a call that connected.</summary>
     public static readonly IReadOnlySet<string> MissedResults = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
     {
         "no answer", "no-answer", "not answered", "unanswered", "missed", "busy", "voicemail", "left voicemail",
         "left a voicemail", "failed", "unreachable", "not reachable", "wrong number", "cancelled", "canceled",
+        // The zh-CN console's agents type these (review CX1).
+        "未接通", "未接", "无人接听", "没人接", "占线", "语音信箱", "已留言", "空号", "关机", "拒接",
     };
 
     /// <summary>Applies a logged call (already allowed by <see cref="EnsureCallAllowed"/>) to the row, as Zammad treats
     /// its phone articles by sender. The customer's call reopens a resolved, pending or on-hold ticket and is the
     /// customer's latest message (the next-response clock runs from it); one an agent answered (<see cref="Connected"/>)
-    /// is the agent's response at once too, so it starts no clock and stops a running one. The agent's call opens a new
+    /// is the agent's response at once too, so it starts no clock, stops a running one and opens a New ticket. The agent's call opens a new
     /// ticket as a reply does and, when it connected, is the agent's response (first response, last reply); a missed
     /// one moves no clock. The time is when the call is logged, as for every message: a call logged late never moves a
     /// clock back.</summary>
@@ -119,6 +122,10 @@ internal static class TicketRules
             ApplyStatus(ticket, TicketStatus.Open, now);
         if (!Connected(call))
             return;
+        // An agent served the customer: the ticket is started, as after a reply (review CX2: an answered inbound call on
+        // a New ticket left it New, which the offline return and the New filters read as not yet started).
+        if (ticket.Status == TicketStatus.New)
+            ApplyStatus(ticket, TicketStatus.Open, now);
         ticket.FirstResponseAt ??= now;
         ticket.LastAgentReplyAt = now;
     }

@@ -36,16 +36,22 @@ public interface IRoutingStore
         CancellationToken cancellationToken = default, string? ownerId = null, IReadOnlyCollection<string>? ownerNames = null);
 
     /// <summary>The id of a follow-up of <paramref name="customer"/> whose <see cref="CustomerFollowUp.Closes"/> names
-    /// <paramref name="entry"/>, if any. This default walks the customer's log; the SQLite store asks one query.</summary>
+    /// <paramref name="entry"/>, if any; of several, the earliest recorded, then the smallest id, as the log reads it
+    /// (review CX3). This default walks the customer's log; the SQLite store asks one query.</summary>
     async Task<Guid?> FollowUpClosedByAsync(Guid customer, Guid entry, CancellationToken cancellationToken = default)
     {
+        CustomerFollowUp? first = null;
         for (string? afterAt = null, afterId = null; ;)
         {
             var page = (await CustomerFollowUpsAsync(customer, false, afterAt, afterId, 200, cancellationToken)).Select(RoutingJson.Read<CustomerFollowUp>).ToList();
-            if (page.FirstOrDefault(f => f.Closes.Contains(entry)) is { } closer)
-                return closer.Id;
+            foreach (var closer in page.Where(f => f.Closes.Contains(entry)))
+            {
+                if (first is null || closer.RecordedAt < first.RecordedAt
+                    || (closer.RecordedAt == first.RecordedAt && string.CompareOrdinal(closer.Id.ToString("N"), first.Id.ToString("N")) < 0))
+                    first = closer;
+            }
             if (page.Count < 200)
-                return null;
+                return first?.Id;
             (afterAt, afterId) = (RoutingJson.Write(page[^1].At).Trim('"'), page[^1].Id.ToString("N"));
         }
     }

@@ -67,15 +67,19 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         // times were stored in UTC keep the caller's offset ("+02:00"), and their text would sort out of time order and
         // break the cursor (routing4 review RR11). Entries within one millisecond are ordered by id.
         // An entry named in a later entry's "closes" is done even when a crash cut its own close short (routing5 RT2):
-        // it is read as done (doneAt = the closer's recordedAt, doneBy = follow-up:{closer}) and is never "open".
+        // it is read as done (doneAt = the closer's recordedAt, doneBy = follow-up:{closer}) and is never "open". Of two
+        // closers the earliest recorded (then the smaller id) is the one, both fields from that one row, as
+        // FollowUpClosedByAsync picks it for the stored copy (review CX3).
         return await db.Database.SqlQuery<string>($"""
             SELECT CASE WHEN json_extract(d.Json, '$.doneAt') IS NULL AND closed.Entry IS NOT NULL
                         THEN json_set(d.Json, '$.doneAt', closed.At, '$.doneBy', 'follow-up:' || closed.Closer) ELSE d.Json END AS Value
             FROM RoutingDocuments d
-            LEFT JOIN (SELECT j.value AS Entry, min(c.Id) AS Closer, min(json_extract(c.Json, '$.recordedAt')) AS At
+            LEFT JOIN (SELECT j.value AS Entry, c.Id AS Closer, json_extract(c.Json, '$.recordedAt') AS At,
+                              row_number() OVER (PARTITION BY j.value
+                                                 ORDER BY strftime('%Y-%m-%dT%H:%M:%f', json_extract(c.Json, '$.recordedAt')), c.Id) AS Position
                        FROM RoutingDocuments c, json_each(c.Json, '$.closes') j
-                       WHERE c.Kind = {FollowUpKind} AND json_extract(c.Json, '$.customerId') = {id}
-                       GROUP BY j.value) closed ON closed.Entry = json_extract(d.Json, '$.id')
+                       WHERE c.Kind = {FollowUpKind} AND json_extract(c.Json, '$.customerId') = {id}) closed
+                ON closed.Entry = json_extract(d.Json, '$.id') AND closed.Position = 1
             WHERE d.Kind = {FollowUpKind} AND json_extract(d.Json, '$.customerId') = {id}
               AND ({open} = 0 OR (json_extract(d.Json, '$.doneAt') IS NULL AND closed.Entry IS NULL AND json_extract(d.Json, '$.nextDueAt') IS NOT NULL))
               AND ({at} = '' OR strftime('%Y-%m-%dT%H:%M:%f', json_extract(d.Json, '$.at')) < strftime('%Y-%m-%dT%H:%M:%f', {at})
@@ -124,11 +128,14 @@ internal sealed class SqliteRoutingStore(IDbContextFactory<CrmDbContext> context
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var id = customer.ToString("D");
         var closed = entry.ToString("D");
+        // The column is named with its table: a bare "Json" inside json_each(...) is json_each's own hidden "json"
+        // column, so the entry was never found and a close cut short stayed open in its stored copy (found with CX3).
+        // Of two closers the earliest recorded, then the smaller id: the one the log shows (review CX3).
         var ids = await db.Database.SqlQuery<string>($"""
-            SELECT Id AS Value FROM RoutingDocuments
-            WHERE Kind = {FollowUpKind} AND json_extract(Json, '$.customerId') = {id}
-              AND EXISTS (SELECT 1 FROM json_each(Json, '$.closes') WHERE json_each.value = {closed})
-            LIMIT 1
+            SELECT c.Id AS Value FROM RoutingDocuments c
+            WHERE c.Kind = {FollowUpKind} AND json_extract(c.Json, '$.customerId') = {id}
+              AND EXISTS (SELECT 1 FROM json_each(c.Json, '$.closes') j WHERE j.value = {closed})
+            ORDER BY strftime('%Y-%m-%dT%H:%M:%f', json_extract(c.Json, '$.recordedAt')), c.Id LIMIT 1
             """).ToListAsync(cancellationToken);
         return ids.Count == 0 ? null : Guid.ParseExact(ids[0], "N");
     }

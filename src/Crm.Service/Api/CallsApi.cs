@@ -11,8 +11,10 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace Crm.Service.Api;
 
 /// <summary>A phone call to log: <c>direction</c> "in" or "out", the <c>phone</c> number, <c>time</c> (default now),
-/// <c>durationSeconds</c>, <c>summary</c> and <c>result</c>.</summary>
-public sealed record CallRequest(string? Direction, string? Phone, DateTimeOffset? Time, int? DurationSeconds, string? Summary, string? Result);
+/// <c>durationSeconds</c>, <c>summary</c>, <c>result</c> and <c>connected</c> (whether it reached the other person;
+/// absent: read from the duration and the result, review CX1).</summary>
+public sealed record CallRequest(string? Direction, string? Phone, DateTimeOffset? Time, int? DurationSeconds, string? Summary, string? Result,
+    bool? Connected = null);
 
 /// <summary>Where the call's number stands: <see cref="HeldByAnother"/> when it already belonged to another customer,
 /// who keeps it (<see cref="CustomerId"/>): a logged call never moves a number silently.</summary>
@@ -41,9 +43,10 @@ public sealed partial class CallLog(IGrainFactory grains, TicketQueries tickets,
     public const int MinLinkedDigits = 6;
 
     /// <summary>Only an international number ('+' and the country code, as E.164 writes it) becomes an identity (review
-    /// FX6): a national number ("030 1234567") would never meet the same number from Telegram, which is always
-    /// international, and digits without '+' are as often a date ("2025-03-04"), an order or a customer number. Such a
-    /// call is logged with its number as typed and links nobody.</summary>
+    /// FX6): a national number ("030 1234567") would never meet the same number from Telegram (a contact the user shared
+    /// of themselves, <c>TelegramIngest.LinkPhoneAsync</c>, which is always international; review CX6 checked), and
+    /// digits without '+' are as often a date ("2025-03-04"), an order or a customer number. Such a call is logged with
+    /// its number as typed and links nobody.</summary>
     public static bool IsLinkable(string phone) => phone.StartsWith('+') && phone.Count(char.IsAsciiDigit) >= MinLinkedDigits;
 
     /// <summary>A leading '+', then digits with the separators people write: spaces, '-', '(', ')' and '.'.</summary>
@@ -80,6 +83,7 @@ public sealed partial class CallLog(IGrainFactory grains, TicketQueries tickets,
             DurationSeconds = request.DurationSeconds ?? 0,
             Summary = string.IsNullOrWhiteSpace(request.Summary) ? null : request.Summary.Trim(),
             Result = string.IsNullOrWhiteSpace(request.Result) ? null : request.Result.Trim(),
+            Connected = request.Connected,
         };
         PhoneCalls.Check(call, time.GetUtcNow());
         return call;
@@ -108,6 +112,7 @@ public sealed partial class CallLog(IGrainFactory grains, TicketQueries tickets,
             durationSeconds = call.DurationSeconds,
             result = call.Result,
             summary = call.Summary,
+            connected = call.Connected,
         });
         var record = new CustomerEventRecord
         {

@@ -8,7 +8,7 @@ namespace Crm.Service.Pages;
 
 /// <summary>The "Log a call" form of the ticket and customer pages (<c>Shared/_LogCall.cshtml</c>): what it shows.</summary>
 public sealed record CallForm(string RequestId, string? Direction, string? Phone, string? Time, string? Duration, string? Result, string? Summary,
-    bool Open, Guid? HeldBy, string? HeldPhone);
+    bool Open, Guid? HeldBy, string? HeldPhone, bool Connected = false);
 
 /// <summary>
 /// The posted fields of the "Log a call" form, one class for both pages (each page binds it as <c>[BindProperty]</c>;
@@ -24,6 +24,9 @@ public sealed class CallFormFields
     [StringLength(10)] public string? CallDuration { get; set; }
     public string? CallResult { get; set; }
     public string? CallSummary { get; set; }
+    /// <summary>The "Answered" box (review CX1): the console always says whether the call connected, so only a ticked
+    /// call is the agent's response; unticked (not posted) is a missed call.</summary>
+    public bool CallConnected { get; set; }
 
     /// <summary>The request from the posted fields; a field the form cannot read is a model error under its name.</summary>
     public CallRequest? Read(ModelStateDictionary state)
@@ -32,7 +35,7 @@ public sealed class CallFormFields
             state.AddModelError(nameof(CallTime), "Enter the time of the call as yyyy-mm-dd hh:mm (UTC), or leave it empty for now.");
         if (!CallLog.TryParseDuration(CallDuration, out var seconds))
             state.AddModelError(nameof(CallDuration), "Enter the duration as minutes:seconds (5:30) or whole minutes.");
-        return state.IsValid ? new CallRequest(CallDirection, CallPhone, at, seconds, CallSummary, CallResult) : null;
+        return state.IsValid ? new CallRequest(CallDirection, CallPhone, at, seconds, CallSummary, CallResult, CallConnected) : null;
     }
 
     /// <summary>The form's one-time id: a double-submitted form logs one call (the grain's idempotency key).</summary>
@@ -45,7 +48,7 @@ public sealed class CallFormFields
         CallRequestId is { Length: > 0 } posted && !state.IsValid ? posted : Guid.NewGuid().ToString("N"),
         CallDirection, CallPhone, CallTime, CallDuration, CallResult, CallSummary, Open: !state.IsValid && CallPhone is not null,
         held?.Split('|', 2) is [var by, _] && Guid.TryParse(by, out var holder) ? holder : null,
-        held?.Split('|', 2) is [_, var phone] ? phone : null);
+        held?.Split('|', 2) is [_, var phone] ? phone : null, CallConnected && !state.IsValid);
 
     /// <summary>For the page's TempData after the redirect: "{holder}|{number}" when the call's number already belonged to
     /// another customer (it was not moved), else null. One string: TempData reads a bare Guid back as a Guid.</summary>

@@ -139,6 +139,60 @@ public sealed class ConsoleCallEffectsTests
         Assert.Equal((true, missed.AddHours(1)), (waiting.Running, waiting.DueAt));
     }
 
+    /// <summary>Review CX1: the outcome is explicit (<c>connected</c>); a client that does not say falls back to the
+    /// duration and the result, where the zh-CN console's "未接通" is a missed call. Review CX2: an answered inbound call
+    /// on a New ticket is the first response and opens it, as a reply does.</summary>
+    [Fact]
+    public async Task The_call_outcome_is_explicit_old_clients_missed_zh_results_are_missed_and_an_answered_inbound_call_opens_a_new_ticket()
+    {
+        using var data = new TempDirectory();
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var app = new CrmApp(data.Path, clock: clock);
+        await app.CreateApiChannelAsync();
+        using var admin = app.Admin();
+        (await admin.PutAsJsonAsync("/api/v1/admin/sla-policies/standard", new
+        {
+            name = "Standard",
+            targets = new[] { new { priority = "normal", firstResponse = "04:00:00", nextResponse = "01:00:00" } },
+        })).EnsureSuccessStatusCode();
+        var scenario = await new GrainScenario(app.Grains).CreateChannelAsync();
+        var ticket = (await scenario.ReceiveAsync(scenario.Message("cx1-1", GrainScenario.NewPhone(), "Please call me back"))).TicketNumber;
+        var other = (await scenario.ReceiveAsync(scenario.Message("cx2-1", GrainScenario.NewPhone(), "Call me"))).TicketNumber;
+        var grain = app.Grains.GetGrain<ITicketGrain>(ticket);
+        var sla = app.Grains.GetGrain<ISlaClockGrain>(ticket);
+        await sla.SyncAsync();
+        using var agent = await app.AgentAsync();
+        async Task CallAsync(long number, object call) =>
+            Assert.Equal(HttpStatusCode.Created, (await agent.PostAsJsonAsync($"/api/v1/tickets/{number}/calls", call)).StatusCode);
+        async Task<SlaClockStatus> FirstResponseAsync() => (await sla.SyncAsync()).Clocks.Single(c => c.Metric == SlaMetric.FirstResponse);
+
+        // CX2: the customer called about a New ticket and an agent served them for four minutes.
+        var otherGrain = app.Grains.GetGrain<ITicketGrain>(other);
+        Assert.Equal(TicketStatus.New, (await otherGrain.GetAsync())!.Status);
+        clock.Advance(TimeSpan.FromMinutes(5));
+        var served = clock.GetUtcNow();
+        await CallAsync(other, new { direction = "in", phone = "+15550108888", durationSeconds = 240 });
+        var afterServed = (await otherGrain.GetAsync())!;
+        Assert.Equal((TicketStatus.Open, served, served), (afterServed.Status, afterServed.FirstResponseAt, afterServed.LastAgentReplyAt));
+
+        // It rang 30 seconds and nobody answered, in the zh-CN console's words, from a client that does not say: missed.
+        clock.Advance(TimeSpan.FromMinutes(5));
+        await CallAsync(ticket, new { direction = "out", phone = "+15550109999", durationSeconds = 30, result = "未接通" });
+        // A client that says so: missed, whatever the free text says.
+        await CallAsync(ticket, new { direction = "out", phone = "+15550109999", durationSeconds = 30, result = "rang 30s, left msg", connected = false });
+        var afterMissed = (await grain.GetAsync())!;
+        Assert.Equal((TicketStatus.Open, (DateTimeOffset?)null, (DateTimeOffset?)null), (afterMissed.Status, afterMissed.FirstResponseAt, afterMissed.LastAgentReplyAt));
+        Assert.True((await FirstResponseAsync()).Running);
+
+        // Marked connected: the first response, whatever the result says.
+        clock.Advance(TimeSpan.FromMinutes(5));
+        var spoke = clock.GetUtcNow();
+        await CallAsync(ticket, new { direction = "out", phone = "+15550109999", durationSeconds = 30, result = "未接通", connected = true });
+        Assert.Equal(spoke, (await grain.GetAsync())!.FirstResponseAt);
+        var first = await FirstResponseAsync();
+        Assert.Equal((false, spoke), (first.Running, first.StoppedAt));
+    }
+
     /// <summary>Review CR4: one rule for calls on finished tickets, as docs/api.md says. Resolved longer ago than the
     /// reopen window: the agent's call is taken as a reply is (the ticket stays resolved), the customer's call is 409
     /// saying so (not "closed"); closed: both are 409.</summary>

@@ -161,6 +161,33 @@ public sealed class ConsoleCallsTests : AppTest
         Assert.Equal(1, await App.QueryAsync(db => db.CustomerEvents.CountAsync(e => e.CustomerId == bob && e.Type == "call.in")));
     }
 
+    /// <summary>Review CX1: the form's "Answered" box says whether the call connected. Unticked, a call that rang two
+    /// minutes with no result is not the agent's response (the duration rule would have taken it); ticked, it is.</summary>
+    [Fact]
+    public async Task The_call_forms_Answered_box_decides_whether_the_call_is_the_agents_response()
+    {
+        var (ticket, _) = await ReceiveAsync("cx1-1", "alice");
+        using var agent = await ConsoleBrowser.SignedInAsync(App, Agent, ConsoleRoles.Agent);
+        Assert.Contains("id=\"CallConnected\"", await agent.PageAsync($"/Tickets/{ticket}"), StringComparison.Ordinal);
+        Dictionary<string, string> Fields() => new()
+        {
+            ["CallRequestId"] = Guid.NewGuid().ToString("N"), ["CallDirection"] = "out", ["CallPhone"] = "+49 30 7654321", ["CallDuration"] = "2:00",
+        };
+        var grain = App.Grains.GetGrain<ITicketGrain>(ticket);
+
+        Assert.Equal(HttpStatusCode.Redirect, (await agent.SubmitAsync($"/Tickets/{ticket}", Fields(), $"/Tickets/{ticket}?handler=Call")).StatusCode);
+        var missed = (await grain.GetAsync())!;
+        Assert.Equal((TicketStatus.Open, (DateTimeOffset?)null, (DateTimeOffset?)null), (missed.Status, missed.FirstResponseAt, missed.LastAgentReplyAt));
+
+        Assert.Equal(HttpStatusCode.Redirect, (await agent.SubmitAsync($"/Tickets/{ticket}", new(Fields()) { ["CallConnected"] = "true" }, $"/Tickets/{ticket}?handler=Call")).StatusCode);
+        Assert.NotNull((await grain.GetAsync())!.FirstResponseAt);
+        var texts = await App.QueryAsync(db => db.Messages.Where(m => m.TicketNumber == ticket && m.ChannelAccountId == PhoneCalls.Channel)
+            .Select(m => m.Text ?? "").ToListAsync());
+        Assert.Equal(2, texts.Count);
+        Assert.Single(texts, t => t.Contains("\nNot answered", StringComparison.Ordinal));
+        Assert.Single(texts, t => t.Contains("\nAnswered", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task A_calls_idempotency_key_finds_its_call_after_a_customer_merge_and_is_refused_on_another_customer()
     {

@@ -74,6 +74,27 @@ public sealed class ConsoleLiveBrowserTests : IAsyncLifetime
         await Assertions.Expect(onB.Locator($"#links-panel li[data-link='{a}']")).ToHaveCountAsync(0);
     }
 
+    /// <summary>Review CX5: the links list and the timeline reload independently; a links fetch that fails (here always
+    /// aborted) still lets the timeline show the customer's new message.</summary>
+    [Fact]
+    public async Task A_failing_links_refresh_does_not_keep_the_open_timeline_from_showing_a_new_message()
+    {
+        await _app.CreateApiChannelAsync();
+        var (ticket, _) = await _app.ReceiveAsync("cx5-1", "cx5-carol");
+        var page = await LivePageAsync($"/Tickets/{ticket}");
+        var aborted = 0;
+        await page.RouteAsync(new Regex(@"[?&]handler=Links\b"), async route =>
+        {
+            Interlocked.Increment(ref aborted);
+            await route.AbortAsync();
+        });
+
+        Assert.Equal(ticket, (await _app.ReceiveAsync("cx5-2", "cx5-carol")).Number);
+        await Assertions.Expect(page.Locator("#timeline-host")).ToContainTextAsync("text cx5-2");
+        // The links fetch was made (and failed) for that change: the route matched it.
+        await Eventually.WaitForAsync(() => Task.FromResult(Volatile.Read(ref aborted)), n => n > 0, what: "the links refresh to be aborted");
+    }
+
     [Fact]
     public async Task Mark_all_read_in_one_tab_sets_the_bell_of_another_open_tab_to_zero()
     {

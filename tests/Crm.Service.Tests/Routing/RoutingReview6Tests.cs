@@ -336,6 +336,45 @@ public sealed class RoutingReview6Tests
         Assert.Equal($"follow-up:{closer:N}", (string?)stored["doneBy"]);
     }
 
+    // Review CX3: two entries both closing one (two tabs, a double submit), the later recordedAt on the smaller id. The
+    // log took the smallest id and the earliest recordedAt (two different closers), the stored copy whichever closer
+    // SQLite returned first; both now take the earliest recorded, then the smaller id.
+    [Fact]
+    public async Task Of_two_entries_closing_one_the_log_and_the_stored_copy_name_the_same_closer_and_time()
+    {
+        using var data = new TempDirectory();
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var app = new CrmApp(data.Path, clock: clock);
+        var scenario = await new GrainScenario(app.Grains).CreateChannelAsync();
+        var customer = (await scenario.ReceiveAsync(scenario.Message("cx3-1", GrainScenario.NewPhone(), "Call me"))).CustomerId;
+        using var alice = await app.AgentAsync("alice");
+        var created = await alice.PostAsJsonAsync($"/api/v1/customers/{customer}/follow-ups", new { how = "phone", nextDueAt = clock.GetUtcNow().AddHours(1) });
+        var entry = (await created.Content.ReadFromJsonAsync<JsonElement>(CrmApp.Json)).GetProperty("id").GetGuid();
+
+        // The two closers as a crash before either closed the entry leaves them: stored, naming it, the entry still open.
+        var store = app.Services.GetRequiredService<IRoutingStore>();
+        var (earlier, later) = (clock.GetUtcNow().AddMinutes(1), clock.GetUtcNow().AddMinutes(2));
+        var (smaller, larger) = (Guid.Parse("00000000-0000-7000-8000-000000000001"), Guid.Parse("ffffffff-ffff-7fff-bfff-ffffffffffff"));
+        CustomerFollowUp Closer(Guid id, DateTimeOffset recordedAt) => new()
+        {
+            Id = id, CustomerId = customer, By = "alice", At = recordedAt, How = FollowUpChannel.Email, Outcome = "Called back", RecordedAt = recordedAt,
+            Closes = [entry],
+        };
+        await store.PutAsync(CustomerFollowUpGrain.Kind, smaller.ToString("N"), RoutingJson.Write(Closer(smaller, later)));
+        await store.PutAsync(CustomerFollowUpGrain.Kind, larger.ToString("N"), RoutingJson.Write(Closer(larger, earlier)));
+
+        var logged = (await store.CustomerFollowUpsAsync(customer, false, null, null, 50)).Select(RoutingJson.Read<CustomerFollowUp>).Single(f => f.Id == entry);
+        Assert.Equal(($"follow-up:{larger:N}", (DateTimeOffset?)earlier), (logged.DoneBy, logged.DoneAt));
+
+        // The entry's own tick finds it closed: its stored copy says what the log said.
+        clock.Advance(TimeSpan.FromHours(2));
+        // The store's own query finds that closer (it found none: a bare "Json" inside json_each is json_each's column).
+        Assert.Equal(larger, await store.FollowUpClosedByAsync(customer, entry));
+        await app.Grains.GetGrain<ICustomerFollowUpGrain>(entry).AsReference<IActivationProbe>().FireReminderAsync(CustomerFollowUpGrain.ReminderName);
+        var stored = RoutingJson.Read<CustomerFollowUp>((await store.GetAsync(CustomerFollowUpGrain.Kind, entry.ToString("N")))!);
+        Assert.Equal((logged.DoneBy, logged.DoneAt), (stored.DoneBy, stored.DoneAt));
+    }
+
     // routing4 review RR11: entries stored before times were kept in UTC carry the caller's offset; the log sorted and
     // paged on the stored text, so such an entry came out of order (and a cursor could skip or repeat it).
     [Fact]

@@ -26,9 +26,14 @@ async function refreshCounts() {
   }
 }
 
+// The timeline and the links list reload side by side: a failed links fetch (a blip, a reconnect) never keeps the
+// timeline from updating, and neither waits for the other's round trip (review CX5).
 async function refreshTimeline() {
   if (watchedTicket === null) return;
-  await refreshLinks();
+  await Promise.allSettled([refreshLinks(), refreshTimelineOnly()]);
+}
+
+async function refreshTimelineOnly() {
   // Reading an older page: keep the agent's place and say that something new arrived.
   if (ticketPage.dataset.olderPage === "true") {
     const news = document.getElementById("ticket-news");
