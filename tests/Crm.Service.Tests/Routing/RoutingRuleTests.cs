@@ -144,6 +144,48 @@ public sealed class RoutingRuleTests
     }
 
     [Fact]
+    public async Task Segment_and_language_conditions_match_the_customers_segment_field_and_language_prefix()
+    {
+        using var data = new TempDirectory();
+        // Under the fake clock the change feed does not run: each ticket is routed when the test asks, after its
+        // customer's profile is set.
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var app = new CrmApp(data.Path, clock: clock);
+        using var admin = app.Admin();
+        (await admin.PutAsJsonAsync("/api/v1/admin/teams/vip", new { name = "VIP desk" })).EnsureSuccessStatusCode();
+        (await admin.PutAsJsonAsync("/api/v1/admin/routing-rules/vip", new
+        {
+            name = "VIP customers", order = 1, conditions = new { segments = new[] { "VIP", "Enterprise" } }, team = "vip", addTags = new[] { "vip" },
+        })).EnsureSuccessStatusCode();
+        (await admin.PutAsJsonAsync("/api/v1/admin/routing-rules/german", new
+        {
+            name = "German speakers", order = 2, conditions = new { languages = new[] { "de" } }, addTags = new[] { "skill:de" },
+        })).EnsureSuccessStatusCode();
+        var scenario = await new GrainScenario(app.Grains).CreateChannelAsync();
+        async Task<TicketSnapshot> RouteAsync(string id, string? language, IReadOnlyDictionary<string, string?> fields)
+        {
+            var opened = await scenario.ReceiveAsync(scenario.Message(id, GrainScenario.NewPhone()));
+            await app.Grains.GetGrain<ICustomerGrain>(opened.CustomerId).UpdateProfileAsync(new CustomerProfileChange { Language = language, CustomFields = fields }, "test");
+            await app.Grains.GetGrain<ITicketRoutingGrain>(opened.TicketNumber).RouteAsync();
+            return (await app.Grains.GetGrain<ITicketGrain>(opened.TicketNumber).GetAsync())!;
+        }
+
+        // The segment matches in any case, and comes first by order even for a German speaker.
+        var vip = await RouteAsync("seg-1", "de-AT", new Dictionary<string, string?> { ["segment"] = "vip" });
+        Assert.Equal(("vip", ["vip"]), (vip.Team, vip.Tags));
+        // Another segment: the language rule, by prefix ("de" matches "de-AT" and "DE").
+        var german = await RouteAsync("seg-2", "de-AT", new Dictionary<string, string?> { ["segment"] = "smb" });
+        Assert.Equal((null, ["skill:de"]), (german.Team, german.Tags));
+        Assert.Equal(["skill:de"], (await RouteAsync("seg-3", "DE", new Dictionary<string, string?>())).Tags);
+        // Only the "segment" field counts, and a language that merely contains "de" is not a prefix match.
+        var other = await RouteAsync("seg-4", "en-de", new Dictionary<string, string?> { ["tier"] = "VIP" });
+        Assert.Equal((null, 0), (other.Team, other.Tags.Count));
+        // No language and no segment at all match neither.
+        var unknown = await RouteAsync("seg-5", null, new Dictionary<string, string?>());
+        Assert.Equal((null, 0), (unknown.Team, unknown.Tags.Count));
+    }
+
+    [Fact]
     public void Time_of_day_counts_in_the_calendars_zone_and_business_hours_follow_the_calendar()
     {
         var office = BusinessCalendar.From(new BusinessCalendarDefinition
