@@ -86,7 +86,7 @@ public sealed class FollowUpFormFields
     /// <summary>The form to render: after a refusal with what was posted (and the same one-time id), else empty.</summary>
     public FollowUpForm Show(ModelStateDictionary state)
     {
-        var refused = state.Any(e => (e.Key == SummaryKey || Inputs.ContainsValue(e.Key)) && e.Value.Errors.Count > 0);
+        var refused = state.Any(e => (e.Key == SummaryKey || Inputs.ContainsValue(e.Key)) && e.Value is { Errors.Count: > 0 });
         return new(FollowUpRequestId is { Length: > 0 } posted && refused ? posted : Guid.NewGuid().ToString("N"),
             FollowUpHow, FollowUpAt, FollowUpOutcome, FollowUpNextDue, FollowUpOwner, FollowUpTeam, refused);
     }

@@ -47,9 +47,9 @@ public sealed class FollowUpFormTests
         var html = await RefusedAsync(await bob.SubmitAsync(page, new() { ["FollowUpHow"] = "visit", ["FollowUpTeam"] = "nosuch" }, action));
         Assert.StartsWith("There is no team 'nosuch'", FieldError(html, "FollowUpTeam"), StringComparison.Ordinal);
         Assert.Contains("value=\"nosuch\"", html, StringComparison.Ordinal);
-        html = await RefusedAsync(await bob.SubmitAsync(page, new() { ["FollowUpHow"] = "visit", ["FollowUpNextDue"] = DateTime.UtcNow.AddYears(3).ToString("yyyy-MM-ddTHH:mm") }, action));
+        html = await RefusedAsync(await bob.SubmitAsync(page, new() { ["FollowUpHow"] = "visit", ["FollowUpNextDue"] = DateTime.UtcNow.AddYears(3).ToString("yyyy-MM-ddTHH:mm", System.Globalization.CultureInfo.InvariantCulture) }, action));
         Assert.Contains("at most", FieldError(html, "FollowUpNextDue"), StringComparison.Ordinal);
-        html = await RefusedAsync(await bob.SubmitAsync(page, new() { ["FollowUpHow"] = "visit", ["FollowUpAt"] = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-ddTHH:mm") }, action));
+        html = await RefusedAsync(await bob.SubmitAsync(page, new() { ["FollowUpHow"] = "visit", ["FollowUpAt"] = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-ddTHH:mm", System.Globalization.CultureInfo.InvariantCulture) }, action));
         Assert.Contains("cannot be in the future", FieldError(html, "FollowUpAt"), StringComparison.Ordinal);
         html = await RefusedAsync(await bob.SubmitAsync(page, new() { ["FollowUpHow"] = "visit", ["FollowUpAt"] = "yesterday" }, action));
         Assert.Contains("yyyy-mm-dd hh:mm", FieldError(html, "FollowUpAt"), StringComparison.Ordinal);
@@ -58,7 +58,7 @@ public sealed class FollowUpFormTests
         Assert.Empty(await LogAsync());
 
         // Recorded from the customer page; the same form submitted twice (its one-time id) records one entry.
-        var nextDue = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-ddTHH:mm");
+        var nextDue = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-ddTHH:mm", System.Globalization.CultureInfo.InvariantCulture);
         var visit = new Dictionary<string, string>
         {
             ["FollowUpRequestId"] = Guid.NewGuid().ToString("N"), ["FollowUpHow"] = "visit", ["FollowUpOutcome"] = "Showed the new model",
@@ -74,7 +74,7 @@ public sealed class FollowUpFormTests
         var recorded = log.Single(e => e.GetProperty("how").GetString() == "visit");
         Assert.Equal(("Showed the new model", "sales"), (recorded.GetProperty("outcome").GetString(), recorded.GetProperty("team").GetString()));
         Assert.Equal(recorded.GetProperty("by").GetString(), recorded.GetProperty("owner").GetString());
-        Assert.Equal(nextDue, recorded.GetProperty("nextDueAt").GetDateTimeOffset().UtcDateTime.ToString("yyyy-MM-ddTHH:mm"));
+        Assert.Equal(nextDue, recorded.GetProperty("nextDueAt").GetDateTimeOffset().UtcDateTime.ToString("yyyy-MM-ddTHH:mm", System.Globalization.CultureInfo.InvariantCulture));
         var call = log.Single(e => e.GetProperty("how").GetString() == "phone");
         Assert.Equal(ticket, call.GetProperty("ticket").GetInt64());
         Assert.Contains("Showed the new model", await bob.PageAsync(page), StringComparison.Ordinal);
