@@ -6,16 +6,19 @@ public enum AssignmentPolicy
     Manual = 0,
     /// <summary>The eligible agent who was given work longest ago gets the next ticket.</summary>
     RoundRobin = 1,
-    /// <summary>The eligible agent with the fewest open tickets gets the next ticket (ties: longest ago).</summary>
+    /// <summary>The eligible agent with the fewest open tickets whose SLA clock runs (not pending or on hold) gets the
+    /// next ticket (ties: longest ago).</summary>
     LeastLoaded = 2,
 }
 
-/// <summary>An agent of a team as assignment sees them: skills (languages, products) and how many open tickets they take.</summary>
+/// <summary>An agent of a team as assignment sees them: skills (languages, products), how many open tickets they take
+/// and, of those, how many web chats at once (null: no separate limit; a chat counts against both).</summary>
 [GenerateSerializer, Immutable, Alias("crm.AgentCapacity")]
 public sealed record AgentCapacity(
     [property: Id(0)] string UserId,
     [property: Id(1)] IReadOnlyList<string> Skills,
-    [property: Id(2)] int MaxOpenTickets = 20);
+    [property: Id(2)] int MaxOpenTickets = 20,
+    [property: Id(3)] int? MaxConcurrentChats = null);
 
 /// <summary>A team's assignment settings (kept with the team: <c>/api/v1/admin/teams/{id}/assignment</c>).</summary>
 [GenerateSerializer, Immutable, Alias("crm.TeamAssignmentSettings")]
@@ -36,7 +39,9 @@ public sealed record QueuedTicket(
     [property: Id(0)] long Number,
     [property: Id(1)] TicketPriority Priority,
     [property: Id(2)] DateTimeOffset WaitingSince,
-    [property: Id(3)] IReadOnlyList<string> Skills);
+    [property: Id(3)] IReadOnlyList<string> Skills,
+    /// <summary>A web chat: counts against the agent's concurrent chats too.</summary>
+    [property: Id(4)] bool Chat = false);
 
 [GenerateSerializer, Immutable, Alias("crm.TeamQueueSnapshot")]
 public sealed record TeamQueueSnapshot(
@@ -45,7 +50,9 @@ public sealed record TeamQueueSnapshot(
     [property: Id(2)] IReadOnlyList<QueuedTicket> Waiting,
     /// <summary>Open tickets per agent that this queue knows of.</summary>
     [property: Id(3)] IReadOnlyDictionary<string, int> OpenTickets,
-    [property: Id(4)] IReadOnlyList<string> Online);
+    [property: Id(4)] IReadOnlyList<string> Online,
+    /// <summary>Of those, open web chats per agent.</summary>
+    [property: Id(5)] IReadOnlyDictionary<string, int>? OpenChats = null);
 
 /// <summary>
 /// One team's queue and its assignment decisions, keyed by the team id: the only writer of who gets which of the

@@ -1,5 +1,6 @@
 using Crm.Service.Contracts;
 using Crm.Service.Grains.Sla;
+using Crm.Service.Grains.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -17,6 +18,10 @@ public sealed record TeamQueueState
     /// <summary>Decided and stored, not yet confirmed on the ticket: applied again (idempotently) on activation.</summary>
     public IReadOnlyDictionary<long, string> Pending { get; init; } = new Dictionary<long, string>();
     public IReadOnlyDictionary<string, DateTimeOffset> OfflineSince { get; init; } = new Dictionary<string, DateTimeOffset>();
+    /// <summary>Held tickets that are web chats (concurrent chats).</summary>
+    public IReadOnlyList<long> Chats { get; init; } = [];
+    /// <summary>Held tickets that are pending or on hold (their SLA clock paused; not load for least loaded).</summary>
+    public IReadOnlyList<long> Paused { get; init; } = [];
 }
 
 /// <summary>
@@ -25,7 +30,7 @@ public sealed record TeamQueueState
 /// ticket, and stored decisions not yet confirmed are written again on the next activation, so a crash between the two
 /// neither loses nor doubles an assignment. Presence is not stored: it is asked for on activation and kept in step by the console's changes.
 /// </summary>
-public sealed class TeamQueueGrain(IRoutingStore store, IAgentPresenceLookup presence, IOptions<TicketOptions> options, TimeProvider time, ILogger<TeamQueueGrain> logger)
+public sealed class TeamQueueGrain(IRoutingStore store, ICrmStore crm, IAgentPresenceLookup presence, IOptions<TicketOptions> options, TimeProvider time, ILogger<TeamQueueGrain> logger)
     : Grain, ITeamQueueGrain, IRemindable
 {
     public const string SkillTagPrefix = "skill:";
@@ -41,8 +46,10 @@ public sealed class TeamQueueGrain(IRoutingStore store, IAgentPresenceLookup pre
         if (await store.GetAsync(RoutingKinds.TeamQueue, Team, cancellationToken) is { } json)
             _state = RoutingJson.Read<TeamQueueState>(json);
         _board.Configure(_state.Settings);
+        var chats = _state.Chats.ToHashSet();
+        var paused = _state.Paused.ToHashSet();
         foreach (var (ticket, agent) in _state.Assigned)
-            _board.Hold(ticket, agent);
+            _board.Hold(ticket, agent, chats.Contains(ticket), paused.Contains(ticket));
         foreach (var ticket in _state.Waiting)
             _board.Enqueue(ticket);
         _board.Restore(_state.Sequence, _state.LastAssigned);
@@ -76,14 +83,17 @@ public sealed class TeamQueueGrain(IRoutingStore store, IAgentPresenceLookup pre
             _board.Forget(number);
         else if (!string.IsNullOrEmpty(ticket.Assignee))
         {
+            // Pending and on hold pause the ticket's SLA clock: still open (capacity), but not load for least loaded.
+            var paused = ticket.Status is TicketStatus.Pending or TicketStatus.OnHold;
+            var held = _board.Assigned.GetValueOrDefault(number) == ticket.Assignee;
             // Our own decision echoing back through the feed is already held; someone's manual pick counts from now.
-            if (_board.Assigned.GetValueOrDefault(number) == ticket.Assignee && !_state.Pending.ContainsKey(number))
+            if (held && !_state.Pending.ContainsKey(number) && _board.Paused.Contains(number) == paused)
                 return;
-            _board.Hold(number, ticket.Assignee);
+            _board.Hold(number, ticket.Assignee, await IsChatAsync(ticket, cancellationToken), paused);
         }
         else if (!_board.IsQueued(number))
-            _board.Enqueue(new QueuedTicket(number, ticket.Priority, ticket.CreatedAt,
-                [.. ticket.Tags.Where(t => t.StartsWith(SkillTagPrefix, StringComparison.OrdinalIgnoreCase)).Select(t => t[SkillTagPrefix.Length..])]));
+            _board.Enqueue(new QueuedTicket(number, ticket.Priority, ticket.CreatedAt, SkillsOf(ticket),
+                await IsChatAsync(ticket, cancellationToken)));
         else
         {
             var queued = _board.Waiting.First(q => q.Number == number);
@@ -123,9 +133,9 @@ public sealed class TeamQueueGrain(IRoutingStore store, IAgentPresenceLookup pre
                     if (ticket is not { Status: TicketStatus.New } || ticket.Assignee != agent)
                         continue;
                     var back = await GrainFactory.GetGrain<ITicketGrain>(number).ChangeAsync(new TicketChange { Assignee = "" }, "assignment", CancellationToken.None);
+                    var chat = _board.IsChat(number);
                     _board.Forget(number);
-                    _board.Enqueue(new QueuedTicket(number, back.Priority, back.CreatedAt,
-                        [.. back.Tags.Where(t => t.StartsWith(SkillTagPrefix, StringComparison.OrdinalIgnoreCase)).Select(t => t[SkillTagPrefix.Length..])]));
+                    _board.Enqueue(new QueuedTicket(number, back.Priority, back.CreatedAt, SkillsOf(back), chat));
                 }
                 logger.LogInformation("Team {Team}: {Agent} offline since {Since}; their unstarted tickets are back in the queue", Team, agent, since);
             }
@@ -133,6 +143,17 @@ public sealed class TeamQueueGrain(IRoutingStore store, IAgentPresenceLookup pre
         await DispatchAndSaveAsync(CancellationToken.None);
         await ScheduleOfflineReturnAsync();
     }
+
+    private static IReadOnlyList<string> SkillsOf(TicketSnapshot ticket) =>
+        [.. ticket.Tags.Where(t => t.StartsWith(SkillTagPrefix, StringComparison.OrdinalIgnoreCase)).Select(t => t[SkillTagPrefix.Length..])];
+
+    /// <summary>A web chat (its first conversation's channel): read from the store when the queue first sees the ticket,
+    /// then kept with it.</summary>
+    private async Task<bool> IsChatAsync(TicketSnapshot ticket, CancellationToken cancellationToken) =>
+        _board.Assigned.ContainsKey(ticket.Number) || _board.IsQueued(ticket.Number)
+            ? _board.IsChat(ticket.Number)
+            : ticket.ConversationIds.Count > 0
+              && (await crm.FindConversationAsync(ticket.ConversationIds[0], cancellationToken))?.Channel == ChannelKind.WebChat;
 
     private async Task ScheduleOfflineReturnAsync()
     {
@@ -195,11 +216,13 @@ public sealed class TeamQueueGrain(IRoutingStore store, IAgentPresenceLookup pre
             Sequence = _board.Sequence,
             LastAssigned = _state.Settings.Agents.ToDictionary(a => a.UserId, a => _board.LastAssignedOf(a.UserId), StringComparer.Ordinal),
             Pending = pending,
+            Chats = [.. _board.Chats],
+            Paused = [.. _board.Paused],
         };
         await store.PutAsync(RoutingKinds.TeamQueue, Team, RoutingJson.Write(next), cancellationToken);
         _state = next;
     }
 
     private TeamQueueSnapshot Snapshot() =>
-        new(Team, _board.Policy, [.. _board.Waiting], _board.OpenTickets, [.. _board.Online.Order(StringComparer.Ordinal)]);
+        new(Team, _board.Policy, [.. _board.Waiting], _board.OpenTickets, [.. _board.Online.Order(StringComparer.Ordinal)], _board.OpenChats);
 }

@@ -226,8 +226,15 @@ internal static class CustomerFollowUpApi
         }
     }
 
-    internal static async Task<IResult> RecordAsync(Guid id, CustomerFollowUpRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains,
-        IRoutingStore documents, IDbContextFactory<CrmDbContext> contexts, TimeProvider time, CancellationToken cancellationToken)
+    internal static Task<IResult> RecordAsync(Guid id, CustomerFollowUpRequest request, HttpContext http, ClaimsPrincipal user, IGrainFactory grains,
+        IRoutingStore documents, IDbContextFactory<CrmDbContext> contexts, TimeProvider time, CancellationToken cancellationToken) =>
+        RecordEntryAsync(id, request, () => AgentApi.TryReadIdempotencyKey(http, user, out var key) ? (true, key) : (false, null), user, grains, documents, contexts, time, cancellationToken);
+
+    /// <summary>Records a contact: the REST POST and the console's "Record follow-up" form (customer and ticket pages) both
+    /// come here, so they refuse the same things with the same messages and fields. <paramref name="requestId"/> gives the
+    /// retry key (the Idempotency-Key header, or the form's one-time id); it is read where the API always read it.</summary>
+    internal static async Task<IResult> RecordEntryAsync(Guid id, CustomerFollowUpRequest request, Func<(bool Valid, string? Key)> requestId, ClaimsPrincipal user,
+        IGrainFactory grains, IRoutingStore documents, IDbContextFactory<CrmDbContext> contexts, TimeProvider time, CancellationToken cancellationToken)
     {
         if (request.How is not { } how)
             return Problems.Invalid("how", "how is required: phone, email, visit, chat or other.");
@@ -260,14 +267,14 @@ internal static class CustomerFollowUpApi
             return Problems.Of(ProblemKind.NotFound, $"No ticket #{number}.", "ticket");
         else if (request.Ticket is not null && (await grains.GetGrain<ITicketGrain>(request.Ticket.Value).GetAsync())!.CustomerId != id)
             return Problems.Invalid("ticket", $"Ticket #{request.Ticket} belongs to another customer.");
-        if (!AgentApi.TryReadIdempotencyKey(http, user, out var requestId))
+        if (requestId() is not (true, var retryKey))
             return Problems.Invalid("Idempotency-Key", $"Idempotency-Key must be one value of 1-{AgentApi.MaxIdempotencyKeyLength} visible ASCII characters.");
         var closer = Closer.Of(user);
         var actor = closer.Actor;
         var owner = string.IsNullOrWhiteSpace(request.Owner) ? actor : request.Owner.Trim();
         // With an Idempotency-Key the entry's id comes from it (scoped to the key and customer): a retry finds the entry,
         // and the grain closes only what the first request chose (stored with the entry), never one recorded since.
-        var entryId = requestId is null ? Guid.NewGuid() : FollowUpCursor.IdFor($"{requestId}:{id:N}");
+        var entryId = retryKey is null ? Guid.NewGuid() : FollowUpCursor.IdFor($"{retryKey}:{id:N}");
         var grain = grains.GetGrain<ICustomerFollowUpGrain>(entryId);
         // This contact is the follow-up the earlier entries asked for: their reminders stop. Only the caller's own
         // (recorded or owned by them, or any for an admin): a team-mate's stays open, theirs to close (RT4). The caller is

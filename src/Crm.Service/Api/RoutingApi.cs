@@ -257,7 +257,9 @@ public static class RoutingApi
 
     /// <param name="AccountId">The console account, instead of the email (a member without an email can be given work).</param>
     /// <param name="TakesWork">false keeps the member's skills and capacity without giving them work (default true).</param>
-    public sealed record AgentRequest(string? Email, IReadOnlyList<string>? Skills, int? MaxOpenTickets, string? AccountId = null, bool? TakesWork = null);
+    /// <param name="MaxConcurrentChats">Open web chats at once (0-1000; null: only maxOpenTickets limits them).</param>
+    public sealed record AgentRequest(string? Email, IReadOnlyList<string>? Skills, int? MaxOpenTickets, string? AccountId = null, bool? TakesWork = null,
+        int? MaxConcurrentChats = null);
 
     internal static async Task<Results<Ok<TeamAssignmentView>, ProblemHttpResult>> GetAssignmentAsync(
         string id, TeamDirectory teams, IRoutingStore store, IGrainFactory grains, CancellationToken cancellationToken)
@@ -290,10 +292,12 @@ public static class RoutingApi
                 return Problems.Invalid("agents", $"'{who}' is not a member of team '{id}'; add them to the team first.");
             if (agent.MaxOpenTickets is < 1 or > 10_000 || (agent.Skills?.Count ?? 0) > 50 || (agent.Skills ?? []).Any(s => string.IsNullOrWhiteSpace(s) || s.Length > 64))
                 return Problems.Invalid("agents", "maxOpenTickets is 1-10000; at most 50 skills of 1-64 characters.");
+            if (agent.MaxConcurrentChats is < 0 or > 1000)
+                return Problems.Invalid("agents", "maxConcurrentChats is 0-1000 (0: no web chats), or null for no separate limit.");
             if (!seen.Add(user.Id))
                 return Problems.Invalid("agents", $"'{who}' is listed twice; give each agent one entry.");
             // Queues know agents by sign-in name: it is what a ticket's assignee holds ("Mine", "assign to me", macros).
-            var capacity = new AgentCapacity(userName, [.. (agent.Skills ?? []).Select(s => s.Trim())], agent.MaxOpenTickets ?? 20);
+            var capacity = new AgentCapacity(userName, [.. (agent.Skills ?? []).Select(s => s.Trim())], agent.MaxOpenTickets ?? 20, agent.MaxConcurrentChats);
             if (agent.TakesWork == false)
             {
                 notTaking.Add(capacity);

@@ -116,4 +116,40 @@ public sealed class AssignmentBoardTests
         Assert.Empty(board.Waiting);
         Assert.Equal(1, board.OpenTickets["a1"]);
     }
+
+    [Fact]
+    public void Concurrent_chats_cap_web_chats_only_and_least_loaded_counts_tickets_whose_SLA_clock_runs()
+    {
+        var board = new AssignmentBoard();
+        board.Configure(new TeamAssignmentSettings
+        {
+            Policy = AssignmentPolicy.LeastLoaded,
+            Agents = [new AgentCapacity("a0", [], 10, MaxConcurrentChats: 1), new AgentCapacity("a1", [], 10)],
+        });
+        board.SetOnline("a0", true);
+        // a0 holds one chat: a second chat waits for a1, an e-mail still goes to a0 (10 open tickets free).
+        board.Enqueue(Ticket(1) with { Chat = true });
+        Assert.Equal([(1L, "a0")], board.Dispatch());
+        board.Enqueue(Ticket(2) with { Chat = true });
+        board.Enqueue(Ticket(3));
+        Assert.Equal([(3L, "a0")], board.Dispatch());
+        Assert.Equal([2L], board.Waiting.Select(t => t.Number));
+        Assert.Equal(1, board.OpenChats["a0"]);
+        board.SetOnline("a1", true);
+        Assert.Equal([(2L, "a1")], board.Dispatch());
+
+        // a0 has two open tickets, a1 one; a0's two wait on the customer (pending, on hold): their clocks are paused, so
+        // a0 is the least loaded, though both still count against a0's capacity.
+        board.Hold(1, "a0", chat: true, paused: true);
+        board.Hold(3, "a0", paused: true);
+        board.Enqueue(Ticket(4));
+        Assert.Equal([(4L, "a0")], board.Dispatch());
+        Assert.Equal(3, board.OpenTickets["a0"]);
+        // The chat cap still counts a paused chat; a chat that ends frees it.
+        board.Enqueue(Ticket(5) with { Chat = true });
+        Assert.Equal([(5L, "a1")], board.Dispatch());
+        board.Forget(1);
+        board.Enqueue(Ticket(6) with { Chat = true });
+        Assert.Equal([(6L, "a0")], board.Dispatch());
+    }
 }

@@ -155,15 +155,17 @@ public sealed class RoutingReview6Tests
         using var admin = await ConsoleBrowser.SignedInAsync(app, "admin@example.com", ConsoleRoles.Admin);
         const string Page = "/Admin/Routing/Assignment?team=sales";
         Assert.Contains("data-agent=\"bob@example.com\"", await admin.PageAsync(Page), StringComparison.Ordinal);
-        Dictionary<string, string> Fields(string max) => new()
+        Dictionary<string, string> Fields(string max, string chats = "2") => new()
         {
             ["Form.Policy"] = "RoundRobin", ["Form.ReturnTicketsAfterOffline"] = "00:30",
             ["Form.Agents[0].Email"] = "bob@example.com", ["Form.Agents[0].Takes"] = "true", ["Form.Agents[0].Skills"] = "zh, billing",
-            ["Form.Agents[0].MaxOpenTickets"] = max,
+            ["Form.Agents[0].MaxOpenTickets"] = max, ["Form.Agents[0].MaxConcurrentChats"] = chats,
         };
 
         var html = await RefusedAsync(await admin.SubmitAsync(Page, Fields("0")));
         Assert.Contains("maxOpenTickets is 1-10000", FieldError(html, "Form.Agents"), StringComparison.Ordinal);
+        html = await RefusedAsync(await admin.SubmitAsync(Page, Fields("7", chats: "-1")));
+        Assert.Contains("maxConcurrentChats is 0-1000", FieldError(html, "Form.Agents"), StringComparison.Ordinal);
         Assert.Null(await app.Services.GetRequiredService<IRoutingStore>().GetAsync(RoutingKinds.TeamAssignment, "sales"));
 
         Assert.Equal(HttpStatusCode.Redirect, (await admin.SubmitAsync(Page, Fields("7"))).StatusCode);
@@ -173,9 +175,12 @@ public sealed class RoutingReview6Tests
         var agent = Assert.Single(settings.GetProperty("agents").EnumerateArray());
         Assert.Equal(("bob@example.com", 7, "zh,billing"), (agent.GetProperty("userId").GetString(), agent.GetProperty("maxOpenTickets").GetInt32(),
             string.Join(",", agent.GetProperty("skills").EnumerateArray().Select(s => s.GetString()))));
+        Assert.Equal(2, agent.GetProperty("maxConcurrentChats").GetInt32());
         // The queue took the settings too (the API's path, not a copy of it).
         Assert.Equal(AssignmentPolicy.RoundRobin, (await app.Grains.GetGrain<ITeamQueueGrain>("sales").GetAsync()).Policy);
-        Assert.Contains("value=\"zh, billing\"", await admin.PageAsync(Page), StringComparison.Ordinal);
+        var form = await admin.PageAsync(Page);
+        Assert.Contains("value=\"zh, billing\"", form, StringComparison.Ordinal);
+        Assert.Matches("name=\"Form.Agents\\[0\\].MaxConcurrentChats\"[^>]*value=\"2\"", form);
     }
 
     // Review CR9: unticking "Takes work" threw away the member's skills and capacity, rows went by email (a member whose
@@ -233,12 +238,12 @@ public sealed class RoutingReview6Tests
             {
                 new { email = "bob@example.com", skills = new[] { "zh", "billing" }, maxOpenTickets = 7 },
                 new { accountId = noMail, skills = new[] { "de" }, maxOpenTickets = 3 },
-                new { email = "dave@example.com", skills = new[] { "fr" }, maxOpenTickets = 4 },
+                new { email = "dave@example.com", skills = new[] { "fr" }, maxOpenTickets = 4, maxConcurrentChats = 2 },
             },
         }, CrmApp.Json)).EnsureSuccessStatusCode();
         Assert.Equal(HttpStatusCode.Redirect, (await admin.SubmitAsync(Page, Fields(bobTakes: true))).StatusCode);
         var daveKept = (await SettingsAsync()).GetProperty("agents").EnumerateArray().Single(a => a.GetProperty("userId").GetString() == "dave@example.com");
-        Assert.Equal(4, daveKept.GetProperty("maxOpenTickets").GetInt32());
+        Assert.Equal((4, 2), (daveKept.GetProperty("maxOpenTickets").GetInt32(), daveKept.GetProperty("maxConcurrentChats").GetInt32()));
     }
 
     [Fact]

@@ -144,6 +144,59 @@ public sealed class RoutingRuleTests
     }
 
     [Fact]
+    public async Task Segment_and_language_conditions_match_the_customers_segment_field_and_language_prefix()
+    {
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path);
+        using var admin = app.Admin();
+        var scenario = await new GrainScenario(app.Grains).CreateChannelAsync();
+        // Each customer writes once and gets their profile; the rules come after, then each writes again in a new
+        // thread: that new ticket is routed (by the change feed, or here: the call returns the stored decision) on the
+        // customer's profile.
+        async Task<string> CustomerAsync(string id, string? language, IReadOnlyDictionary<string, string?> fields)
+        {
+            var phone = GrainScenario.NewPhone();
+            var opened = await scenario.ReceiveAsync(scenario.Message(id, phone));
+            await app.Grains.GetGrain<ICustomerGrain>(opened.CustomerId).UpdateProfileAsync(new CustomerProfileChange { Language = language, CustomFields = fields }, "test");
+            return phone;
+        }
+        var vipGerman = await CustomerAsync("seg-1", "de-AT", new Dictionary<string, string?> { ["segment"] = "vip" });
+        var smbGerman = await CustomerAsync("seg-2", "de-AT", new Dictionary<string, string?> { ["segment"] = "smb" });
+        var upperGerman = await CustomerAsync("seg-3", "DE", new Dictionary<string, string?>());
+        var english = await CustomerAsync("seg-4", "en-de", new Dictionary<string, string?> { ["tier"] = "VIP" });
+        var unknown = await CustomerAsync("seg-5", null, new Dictionary<string, string?>());
+        (await admin.PutAsJsonAsync("/api/v1/admin/teams/vip", new { name = "VIP desk" })).EnsureSuccessStatusCode();
+        (await admin.PutAsJsonAsync("/api/v1/admin/routing-rules/vip", new
+        {
+            name = "VIP customers", order = 1, conditions = new { segments = new[] { "VIP", "Enterprise" } }, team = "vip", addTags = new[] { "vip" },
+        })).EnsureSuccessStatusCode();
+        (await admin.PutAsJsonAsync("/api/v1/admin/routing-rules/german", new
+        {
+            name = "German speakers", order = 2, conditions = new { languages = new[] { "de" } }, addTags = new[] { "skill:de" },
+        })).EnsureSuccessStatusCode();
+        async Task<TicketSnapshot> RouteAsync(string phone)
+        {
+            var opened = await scenario.ReceiveAsync(scenario.Message("again-" + phone, phone, thread: "second:" + phone));
+            await app.Grains.GetGrain<ITicketRoutingGrain>(opened.TicketNumber).RouteAsync();
+            return (await app.Grains.GetGrain<ITicketGrain>(opened.TicketNumber).GetAsync())!;
+        }
+
+        // The segment matches in any case, and comes first by order even for a German speaker.
+        var vip = await RouteAsync(vipGerman);
+        Assert.Equal(("vip", "vip"), (vip.Team, string.Join(",", vip.Tags)));
+        // Another segment: the language rule, by prefix ("de" matches "de-AT" and "DE").
+        var german = await RouteAsync(smbGerman);
+        Assert.Equal(((string?)null, "skill:de"), (german.Team, string.Join(",", german.Tags)));
+        Assert.Equal(["skill:de"], (await RouteAsync(upperGerman)).Tags);
+        // Only the "segment" field counts, and a language that merely contains "de" is not a prefix match.
+        var other = await RouteAsync(english);
+        Assert.Equal(((string?)null, 0), (other.Team, other.Tags.Count));
+        // No language and no segment at all match neither.
+        var none = await RouteAsync(unknown);
+        Assert.Equal(((string?)null, 0), (none.Team, none.Tags.Count));
+    }
+
+    [Fact]
     public void Time_of_day_counts_in_the_calendars_zone_and_business_hours_follow_the_calendar()
     {
         var office = BusinessCalendar.From(new BusinessCalendarDefinition

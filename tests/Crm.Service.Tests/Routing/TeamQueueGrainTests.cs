@@ -44,4 +44,48 @@ public sealed class TeamQueueGrainTests(TestClusterFixture fixture)
         var holder = tickets.Single(t => t!.Number == numbers[0])!.Assignee!;
         await Eventually.WaitForAsync(queue.GetAsync, s => s.OpenTickets[holder] == 19, what: "the resolved ticket to free capacity");
     }
+
+    [Fact]
+    public async Task Web_chats_count_against_concurrent_chats_and_least_loaded_skips_pending_tickets()
+    {
+        var team = "qc-" + Guid.NewGuid().ToString("N")[..10];
+        var (a, b) = ($"{team}-a", $"{team}-b");
+        var queue = fixture.Grains.GetGrain<ITeamQueueGrain>(team);
+        await queue.ConfigureAsync(new TeamAssignmentSettings
+        {
+            Policy = AssignmentPolicy.LeastLoaded,
+            Agents = [new AgentCapacity(a, [], 10, MaxConcurrentChats: 1), new AgentCapacity(b, [], 10)],
+        });
+        await queue.SetOnlineAsync(a, true);
+        // A web chat channel and an API one: the queue reads the ticket's channel itself.
+        var chat = new GrainScenario(fixture.Grains);
+        await fixture.Grains.GetGrain<IChannelAccountGrain>(chat.Channel).ConfigureAsync(new ChannelAccountSettings { Kind = ChannelKind.WebChat, Name = "chat" });
+        var api = await new GrainScenario(fixture.Grains).CreateChannelAsync();
+        async Task<long> IntoTeamAsync(GrainScenario scenario, string id)
+        {
+            var number = (await scenario.ReceiveAsync(scenario.Message(id, GrainScenario.NewPhone()))).TicketNumber;
+            await queue.ObserveAsync(await fixture.Grains.GetGrain<ITicketGrain>(number).ChangeAsync(new TicketChange { Team = team }, "admin"));
+            return number;
+        }
+        Task<TicketSnapshot?> TicketAsync(long number) => fixture.Grains.GetGrain<ITicketGrain>(number).GetAsync();
+
+        var chat1 = await IntoTeamAsync(chat, $"{team}-c1");
+        var chat2 = await IntoTeamAsync(chat, $"{team}-c2");
+        var mail = await IntoTeamAsync(api, $"{team}-m1");
+        Assert.Equal(a, (await TicketAsync(chat1))!.Assignee);
+        Assert.Equal(a, (await TicketAsync(mail))!.Assignee);
+        Assert.Null((await TicketAsync(chat2))!.Assignee);
+        var snapshot = await queue.GetAsync();
+        Assert.Equal([chat2], snapshot.Waiting.Select(w => w.Number));
+        Assert.Equal((2, 1), (snapshot.OpenTickets[a], snapshot.OpenChats![a]));
+        await queue.SetOnlineAsync(b, true);
+        Assert.Equal(b, (await TicketAsync(chat2))!.Assignee);
+
+        // a's two tickets wait on the customer: their SLA clocks are paused, so a (0 running) is less loaded than b (1).
+        foreach (var number in new[] { chat1, mail })
+            await queue.ObserveAsync(await fixture.Grains.GetGrain<ITicketGrain>(number).ChangeAsync(new TicketChange { Status = TicketStatus.Pending }, a));
+        var next = await IntoTeamAsync(api, $"{team}-m2");
+        Assert.Equal(a, (await TicketAsync(next))!.Assignee);
+        Assert.Equal(3, (await queue.GetAsync()).OpenTickets[a]);
+    }
 }

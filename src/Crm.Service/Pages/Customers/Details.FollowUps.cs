@@ -15,6 +15,23 @@ public sealed partial class DetailsModel
 {
     public const int FollowUpPage = 20;
 
+    [BindProperty] public FollowUpFormFields FollowUpFields { get; set; } = new();
+
+    public FollowUpForm FollowUpEntry => FollowUpFields.Show(ModelState);
+
+    /// <summary>Records a contact on this customer (the one it was merged into, whose log this page lists) through the
+    /// handler of POST /api/v1/customers/{id}/follow-ups; a refusal is shown at its field (422).</summary>
+    public async Task<IActionResult> OnPostRecordFollowUpAsync(CancellationToken cancellationToken)
+    {
+        if (await customers.GetAsync(Id, cancellationToken) is not { } customer)
+            return NotFound();
+        if (ModelState.IsValid && await FollowUpFields.RecordAsync(customer.MergedInto ?? Id, null, User, HttpContext.RequestServices, ModelState,
+                await access.HiddenTeamsAsync(User, cancellationToken), cancellationToken))
+            return Redirect($"/Customers/{Id}");
+        Response.StatusCode = StatusCodes.Status422UnprocessableEntity;
+        return await LoadAsync(null, cancellationToken) ? Page() : NotFound();
+    }
+
     public async Task<IReadOnlyList<CustomerFollowUp>> FollowUpLogAsync(CancellationToken cancellationToken = default)
     {
         var log = (await HttpContext.RequestServices.GetRequiredService<IRoutingStore>()

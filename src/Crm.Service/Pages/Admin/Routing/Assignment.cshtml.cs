@@ -26,6 +26,8 @@ public sealed class AssignmentModel(TeamDirectory teams, IRoutingStore store, IG
         public bool Takes { get; set; }
         [StringLength(5_000)] public string? Skills { get; set; }
         public int? MaxOpenTickets { get; set; }
+        /// <summary>Open web chats at once; empty: only the open tickets limit them.</summary>
+        public int? MaxConcurrentChats { get; set; }
     }
 
     public sealed class AssignmentForm
@@ -65,6 +67,7 @@ public sealed class AssignmentModel(TeamDirectory teams, IRoutingStore store, IG
             {
                 AccountId = user.Id, Email = user.Email ?? user.UserName, Takes = agent is not null,
                 Skills = kept is null ? "" : FormLists.Join(kept.Skills), MaxOpenTickets = kept?.MaxOpenTickets ?? 20,
+                MaxConcurrentChats = kept?.MaxConcurrentChats,
             });
         }
         Form.Agents.Sort((a, b) => StringComparer.OrdinalIgnoreCase.Compare(a.Email, b.Email));
@@ -75,7 +78,7 @@ public sealed class AssignmentModel(TeamDirectory teams, IRoutingStore store, IG
     private async Task<List<RoutingApi.AgentRequest>> RowsToSaveAsync(CancellationToken cancellationToken)
     {
         var rows = Form.Agents.Where(a => !string.IsNullOrEmpty(a.AccountId) || !string.IsNullOrEmpty(a.Email))
-            .Select(a => new RoutingApi.AgentRequest(a.Email, FormLists.Split(a.Skills), a.MaxOpenTickets, NullIfEmpty(a.AccountId), a.Takes)).ToList();
+            .Select(a => new RoutingApi.AgentRequest(a.Email, FormLists.Split(a.Skills), a.MaxOpenTickets, NullIfEmpty(a.AccountId), a.Takes, a.MaxConcurrentChats)).ToList();
         if (Team is null)
             return rows;
         var json = await store.GetAsync(RoutingKinds.TeamAssignment, Team.Id, cancellationToken);
@@ -87,9 +90,9 @@ public sealed class AssignmentModel(TeamDirectory teams, IRoutingStore store, IG
             if (await users.FindByIdAsync(id) is not { UserName: { } userName } user || (user.Email is { } email && emails.Contains(email)))
                 continue;
             if (stored.Agents.FirstOrDefault(a => a.UserId == userName) is { } taking)
-                rows.Add(new RoutingApi.AgentRequest(null, taking.Skills, taking.MaxOpenTickets, id, true));
+                rows.Add(new RoutingApi.AgentRequest(null, taking.Skills, taking.MaxOpenTickets, id, true, taking.MaxConcurrentChats));
             else if (stored.NotTakingWork.FirstOrDefault(a => a.UserId == userName) is { } resting)
-                rows.Add(new RoutingApi.AgentRequest(null, resting.Skills, resting.MaxOpenTickets, id, false));
+                rows.Add(new RoutingApi.AgentRequest(null, resting.Skills, resting.MaxOpenTickets, id, false, resting.MaxConcurrentChats));
         }
         return rows;
     }
