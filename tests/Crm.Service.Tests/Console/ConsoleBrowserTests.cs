@@ -172,7 +172,10 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
             {
                 Assert.Contains(hostileName, await page.Locator(".ticket-head").InnerTextAsync(), StringComparison.Ordinal);
                 // HTML bodies render only in frames without scripts.
-                Assert.All(await page.Locator("#timeline iframe").AllAsync(), frame => Assert.Equal("", frame.GetAttributeAsync("sandbox").GetAwaiter().GetResult()));
+                Assert.All(await page.Locator("#timeline iframe").AllAsync(), frame => Assert.Equal("allow-same-origin", frame.GetAttributeAsync("sandbox").GetAwaiter().GetResult()));
+                // Nor inside the frames: no script element survived and none ran (the dialogs below stay empty).
+                foreach (var frame in page.Frames.Where(f => f != page.MainFrame))
+                    Assert.Equal(0, await frame.EvaluateAsync<int>("() => document.querySelectorAll('script, [onerror], [onload]').length"));
             }
         }
         await page.EvaluateAsync("() => new Promise(r => setTimeout(r, 500))");
