@@ -55,7 +55,7 @@ public sealed class MessageBodyTests : IAsyncLifetime
 
     /// <summary>A customer's email with an inline image (cid:), a remote image and a plain attachment, received as the
     /// email connector hands it over (MimeMessageMapper's parse, the raw bytes as message/rfc822).</summary>
-    private async Task<IngestResult> ReceiveMailAsync(string id, string remoteImageUrl, byte[]? otherPicture = null)
+    private async Task<IngestResult> ReceiveMailAsync(string id, string remoteImageUrl, byte[]? pdf = null)
     {
         var builder = new BodyBuilder
         {
@@ -64,8 +64,8 @@ public sealed class MessageBodyTests : IAsyncLifetime
         };
         var logo = builder.LinkedResources.Add("logo.png", Png, new ContentType("image", "png"));
         logo.ContentId = $"logo.{id}@example.test";
-        if (otherPicture is not null)
-            builder.Attachments.Add("other.png", otherPicture, new ContentType("image", "png"));
+        if (pdf is not null)
+            builder.Attachments.Add("doc.pdf", pdf, new ContentType("application", "pdf"));
         var message = new MimeMessage { Subject = "Logo", MessageId = $"{id}@example.test", Body = builder.ToMessageBody() };
         message.From.Add(new MailboxAddress("Ann", $"ann.{id}@example.test"));
         message.To.Add(new MailboxAddress("Support", "support@example.test"));
@@ -133,16 +133,20 @@ public sealed class MessageBodyTests : IAsyncLifetime
     public async Task The_body_frame_allows_images_of_this_ticket_only_and_serves_only_image_attachments_inline()
     {
         var first = await ReceiveMailAsync("m2", "https://tracker.example.invalid/pixel.gif");
-        var other = await ReceiveMailAsync("m3", "https://tracker.example.invalid/pixel.gif");
-        using var agent = await ConsoleBrowser.SignedInAsync(_app, "agent2@example.com", ConsoleRoles.Agent);
-        const string origin = "https://localhost";
+        var other = await ReceiveMailAsync("m3", "https://tracker.example.invalid/pixel.gif", "%PDF-1.4 not an image"u8.ToArray());
+        using var agent = new HttpClient(new HttpClientHandler { UseCookies = false, AllowAutoRedirect = false }) { BaseAddress = new Uri(_baseUrl) };
+        agent.DefaultRequestHeaders.Add("Cookie", await ConsoleBrowser.SessionCookieOverHttpAsync(new Uri(_baseUrl), Agent));
+        var origin = _baseUrl;
         var logo = await _app.QueryAsync(db => Task.FromResult(db.Attachments.Single(a => a.MessageId == first.MessageId).Id));
 
-        var body = await agent.Client.GetAsync($"/Tickets/{first.TicketNumber}?handler=Body&id={first.MessageId}");
-        var consented = await agent.Client.GetAsync($"/Tickets/{first.TicketNumber}?handler=Body&id={first.MessageId}&remote=true");
-        var elsewhere = await agent.Client.GetAsync($"/Tickets/{other.TicketNumber}?handler=Body&id={first.MessageId}");
-        var image = await agent.Client.GetAsync($"/Tickets/{first.TicketNumber}?handler=Inline&id={logo}");
-        var imageElsewhere = await agent.Client.GetAsync($"/Tickets/{other.TicketNumber}?handler=Inline&id={logo}");
+        var body = await agent.GetAsync($"/Tickets/{first.TicketNumber}?handler=Body&id={first.MessageId}");
+        var consented = await agent.GetAsync($"/Tickets/{first.TicketNumber}?handler=Body&id={first.MessageId}&remote=true");
+        var elsewhere = await agent.GetAsync($"/Tickets/{other.TicketNumber}?handler=Body&id={first.MessageId}");
+        var image = await agent.GetAsync($"/Tickets/{first.TicketNumber}?handler=Inline&id={logo}");
+        var imageElsewhere = await agent.GetAsync($"/Tickets/{other.TicketNumber}?handler=Inline&id={logo}");
+        var pdf = await _app.QueryAsync(db => Task.FromResult(db.Attachments.Single(a => a.MessageId == other.MessageId && a.FileName == "doc.pdf").Id));
+        var pdfInline = await agent.GetAsync($"/Tickets/{other.TicketNumber}?handler=Inline&id={pdf}");
+        var pdfDownload = await agent.GetAsync($"/Tickets/{other.TicketNumber}?handler=Attachment&id={pdf}");
 
         var html = await body.Content.ReadAsStringAsync();
         Assert.Contains($"src=\"/Tickets/{first.TicketNumber}?handler=Inline&amp;id={logo}\"", html, StringComparison.Ordinal);
@@ -157,6 +161,8 @@ public sealed class MessageBodyTests : IAsyncLifetime
         Assert.Equal("image/png", image.Content.Headers.ContentType!.MediaType);
         Assert.Equal(Png, await image.Content.ReadAsByteArrayAsync());
         Assert.Equal(HttpStatusCode.NotFound, imageElsewhere.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, pdfInline.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, pdfDownload.StatusCode);
     }
 
     [Fact]
@@ -179,7 +185,7 @@ public sealed class MessageBodyTests : IAsyncLifetime
         Assert.Contains("<img src=\"cid:%3Cb@x%3E\">", html, StringComparison.Ordinal);
         Assert.Contains("<img data-remote-src=\"https://r.example/x.png\">", html, StringComparison.Ordinal);
         Assert.Contains("src=\"https://r.example/x.png\"", MessageBodyView.Render("<img data-remote-src=\"https://r.example/x.png\">", 7, map, remoteImages: true), StringComparison.Ordinal);
-        Assert.DoesNotContain("src=\"javascript:", MessageBodyView.Render("<img data-remote-src=\"javascript:alert(1)\">", 7, map, remoteImages: true), StringComparison.Ordinal);
+        Assert.Contains("<img data-remote-src=\"javascript:alert(1)\">", MessageBodyView.Render("<img data-remote-src=\"javascript:alert(1)\">", 7, map, remoteImages: true), StringComparison.Ordinal);
     }
 
     /// <summary>A tiny HTTP server on loopback that serves one image and counts the requests (the "remote" sender's host).</summary>

@@ -78,13 +78,14 @@ public sealed class ReplyTrimmingTests(ITestOutputHelper output)
         foreach (var (corpus, (mails, trimmedCount)) in unexpected)
             output.WriteLine($"{corpus}: no expected output in the corpus; {trimmedCount}/{mails} mails had a quote or signature trimmed");
         output.WriteLine("not agreeing: " + string.Join(", ", missed));
-        Assert.Equal(20, compared);
+        Assert.Equal(18, compared);
         Assert.True(agreed >= AgreementFloor, $"{agreed}/{compared} agree, below the floor of {AgreementFloor}: {string.Join(", ", missed)}");
         Assert.All(unexpected.Values, v => Assert.True(v.Mails >= 20 && v.Trimmed > 0));
     }
 
-    /// <summary>Of the 20 mails with an expected output (see above); measured on the current trimmer.</summary>
-    private const int AgreementFloor = 14;
+    /// <summary>Of the 18 mails with an expected output (12 standard replies, 6 signatures); measured on the current
+    /// trimmer: all 12 answers, and 1 of the 6 signatures (the one after "--").</summary>
+    private const int AgreementFloor = 13;
 
     public static TheoryData<string> StandardReplies() =>
         [.. Directory.GetFiles(Replies, "*.eml").Select(f => Path.GetFileNameWithoutExtension(f)!).Order(StringComparer.Ordinal)];
