@@ -151,11 +151,13 @@ public sealed class MessageBodyTests : IAsyncLifetime
         var html = await body.Content.ReadAsStringAsync();
         Assert.Contains($"src=\"/Tickets/{first.TicketNumber}?handler=Inline&amp;id={logo}\"", html, StringComparison.Ordinal);
         Assert.Contains("data-remote-src=\"https://tracker.example.invalid/pixel.gif\"", html, StringComparison.Ordinal);
-        Assert.DoesNotContain("src=\"https://tracker", html, StringComparison.Ordinal);
+        Assert.DoesNotContain(" src=\"https://tracker", html, StringComparison.Ordinal);
         Assert.Equal($"default-src 'none'; img-src {origin}/Tickets/{first.TicketNumber}; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox allow-same-origin",
             body.Headers.GetValues("Content-Security-Policy").Single());
         Assert.Equal("SAMEORIGIN", body.Headers.GetValues("X-Frame-Options").Single());
-        Assert.Contains("src=\"https://tracker.example.invalid/pixel.gif\"", await consented.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var consentedHtml = await consented.Content.ReadAsStringAsync();
+        Assert.Contains(" src=\"https://tracker.example.invalid/pixel.gif\"", consentedHtml, StringComparison.Ordinal);
+        Assert.DoesNotContain("data-remote-src", consentedHtml, StringComparison.Ordinal);
         Assert.Contains("img-src " + origin + $"/Tickets/{first.TicketNumber} https: http:;", consented.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.NotFound, elsewhere.StatusCode);
         Assert.Equal("image/png", image.Content.Headers.ContentType!.MediaType);
@@ -184,7 +186,7 @@ public sealed class MessageBodyTests : IAsyncLifetime
         Assert.Contains($"<img src=\"/Tickets/7?handler=Inline&amp;id={a}\">", html, StringComparison.Ordinal);
         Assert.Contains("<img src=\"cid:%3Cb@x%3E\">", html, StringComparison.Ordinal);
         Assert.Contains("<img data-remote-src=\"https://r.example/x.png\">", html, StringComparison.Ordinal);
-        Assert.Contains("src=\"https://r.example/x.png\"", MessageBodyView.Render("<img data-remote-src=\"https://r.example/x.png\">", 7, map, remoteImages: true), StringComparison.Ordinal);
+        Assert.Contains("<img src=\"https://r.example/x.png\" referrerpolicy=\"no-referrer\">", MessageBodyView.Render("<img data-remote-src=\"https://r.example/x.png\">", 7, map, remoteImages: true), StringComparison.Ordinal);
         Assert.Contains("<img data-remote-src=\"javascript:alert(1)\">", MessageBodyView.Render("<img data-remote-src=\"javascript:alert(1)\">", 7, map, remoteImages: true), StringComparison.Ordinal);
     }
 
