@@ -29,6 +29,11 @@ public static partial class ReplyTrimmer
         return below is { Length: > 0 } ? Trim(below) : text.Trim();
     }
 
+    /// <summary>Whether <paramref name="trimmed"/> (from <see cref="Trim"/>) is the whole of <paramref name="text"/>, line
+    /// endings and surrounding blank space aside: then there is nothing to show behind a toggle.</summary>
+    public static bool SameText(string trimmed, string text) =>
+        string.Equals(trimmed, text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n').Trim(), StringComparison.Ordinal);
+
     /// <summary>The text after a quote that opens the mail ("On … wrote:" and its "&gt;" lines), or null.</summary>
     private static string? BelowLeadingQuote(string[] lines, int start)
     {
@@ -48,6 +53,9 @@ public static partial class ReplyTrimmer
         if (OriginalMessage().IsMatch(line) || (line.Length >= 20 && line.All(c => c == '_')))
             return true;
         // "On Tue, Apr 3, 2012 at 4:19 PM, bob <bob@example.com> wrote:" is often wrapped over two or three lines.
+        // Chinese clients: "… 于 2026年11月23日 10:00 写道：" or "在 … 写道：" on one line.
+        if (ChineseQuoteHeader().IsMatch(line))
+            return true;
         if (QuoteHeaderStart().IsMatch(line))
         {
             var joined = line;
@@ -75,6 +83,9 @@ public static partial class ReplyTrimmer
 
     [GeneratedRegex(@"^(On|Am|Le|El|Il|Op|Em|W dniu|Den|På)\s.{4,}", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex QuoteHeaderStart();
+
+    [GeneratedRegex(@"^.{4,300}写道\s*[:：]\s*$", RegexOptions.CultureInvariant)]
+    private static partial Regex ChineseQuoteHeader();
 
     [GeneratedRegex(@"(wrote|schrieb|a écrit|escribió|ha scritto|schreef|escreveu|napisał|skrev)\s*:\s*$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex QuoteHeaderEnd();

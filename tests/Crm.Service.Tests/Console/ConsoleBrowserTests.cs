@@ -169,7 +169,9 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
             {
                 Assert.Contains(hostileName, await page.Locator(".ticket-head").InnerTextAsync(), StringComparison.Ordinal);
                 // HTML bodies render only in frames without scripts.
-                Assert.All(await page.Locator("#timeline iframe").AllAsync(), frame => Assert.Equal("", frame.GetAttributeAsync("sandbox").GetAwaiter().GetResult()));
+                Assert.All(await page.Locator("#timeline iframe").AllAsync(), frame => Assert.Equal("allow-same-origin", frame.GetAttributeAsync("sandbox").GetAwaiter().GetResult()));
+                // Nor inside the frames: no script element survived and none ran (the dialogs below stay empty).
+                Assert.Equal(0, await page.EvaluateAsync<int>("() => [...document.querySelectorAll('#timeline iframe')].map(f => f.contentDocument?.querySelectorAll('script, [onerror], [onload]').length ?? 0).reduce((a, b) => a + b, 0)"));
             }
         }
         await page.EvaluateAsync("() => new Promise(r => setTimeout(r, 500))");

@@ -244,10 +244,11 @@ public sealed class ConsoleQueueActionTests : AppTest
 
         Assert.Matches(new Regex("<div class=\"body\">Still broken, see below.</div>\\s*<details class=\"quoted\">"), page);
         Assert.Contains("&gt; Did you restart it?", page, StringComparison.Ordinal);
-        Assert.Contains("&lt;script&gt;", page, StringComparison.Ordinal);
-        Assert.Equal(("only quotes", "> x"), Pages.Tickets.DetailsModel.SplitQuoted("only quotes\n> x"));
-        Assert.Equal(("hi", "> quoted\n> more"), Pages.Tickets.DetailsModel.SplitQuoted("hi\n> quoted\n> more"));
-        Assert.Equal(("> not a quote\nbecause text follows", (string?)null), Pages.Tickets.DetailsModel.SplitQuoted("> not a quote\nbecause text follows"));
+        // The page trims with the email connector's ReplyTrimmer (quote and signature), as ReplyTrimmingTests checks on the corpora.
+        Assert.Equal("only quotes", Crm.Connectors.Email.ReplyTrimmer.Trim("only quotes\n> x"));
+        Assert.Equal("hi", Crm.Connectors.Email.ReplyTrimmer.Trim("hi\n> quoted\n> more"));
+        Assert.Equal("> not a quote\nbecause text follows", Crm.Connectors.Email.ReplyTrimmer.Trim("> not a quote\nbecause text follows"));
+        Assert.Equal("好的，谢谢", Crm.Connectors.Email.ReplyTrimmer.Trim("好的，谢谢\n\n王小明 <wang@example.com> 于2026年11月23日周一 10:00写道：\n> 请重启"));
     }
 
     [Fact]

@@ -84,7 +84,16 @@ public sealed class ConsoleTicketTests : AppTest
             Assert.Contains("&lt;img src=x", html, StringComparison.Ordinal);
             Assert.Contains("script-src 'self'", response.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
         }
-        Assert.Contains("<iframe sandbox=\"\" srcdoc=\"&lt;p&gt;hi&lt;/p&gt;", await agent.PageAsync($"/Tickets/{number}"), StringComparison.Ordinal);
+        // The HTML body is its own document in a frame sandboxed without scripts, under a policy with no script source.
+        var frame = System.Text.RegularExpressions.Regex.Match(await agent.PageAsync($"/Tickets/{number}"), "<iframe sandbox=\"allow-same-origin\" name=\"body-[^\"]+\" src=\"([^\"]+)\"");
+        Assert.True(frame.Success, "no sandboxed body frame");
+        var body = await agent.GetAsync(System.Net.WebUtility.HtmlDecode(frame.Groups[1].Value));
+        Assert.StartsWith("<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body><p>hi</p>", await body.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.DoesNotContain("<script", await body.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+        var policy = body.Headers.GetValues("Content-Security-Policy").Single();
+        Assert.StartsWith("default-src 'none';", policy, StringComparison.Ordinal);
+        Assert.DoesNotContain("script", policy, StringComparison.Ordinal);
+        Assert.EndsWith("sandbox allow-same-origin", policy, StringComparison.Ordinal);
     }
 
     [Fact]

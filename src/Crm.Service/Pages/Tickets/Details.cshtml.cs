@@ -206,25 +206,6 @@ public sealed partial class DetailsModel(TicketQueries queries, IGrainFactory gr
     private static string SnippetText(string snippet) =>
         System.Net.WebUtility.HtmlDecode(System.Text.RegularExpressions.Regex.Replace(snippet, "</?mark>", ""));
 
-    /// <summary>Splits a plain-text message into what the author wrote and the quoted earlier mail below it (lines
-    /// starting with "&gt;", or everything after an "On … wrote:" line), which the page collapses behind a toggle.</summary>
-    public static (string Own, string? Quoted) SplitQuoted(string text)
-    {
-        var lines = text.Split('\n');
-        for (var i = 0; i < lines.Length; i++)
-        {
-            var line = lines[i].TrimEnd('\r');
-            var trimmed = line.TrimStart();
-            var wrote = System.Text.RegularExpressions.Regex.IsMatch(line, @"^\s*(On|Am|Le|El|在).{0,300}(wrote|schrieb|a écrit|escribió|写道)\s*[:：]\s*$");
-            if (wrote || (trimmed.StartsWith('>') && lines.Skip(i).All(l => l.TrimStart().StartsWith('>') || string.IsNullOrWhiteSpace(l))))
-            {
-                var own = string.Join('\n', lines.Take(i)).TrimEnd();
-                return own.Length == 0 ? (text, null) : (own, string.Join('\n', lines.Skip(i)));
-            }
-        }
-        return (text, null);
-    }
-
     /// <summary>The next ticket to work (keyboard "j"): the next one of All open after this one in the queue's order,
     /// among those this person may see; the queue when there is none.</summary>
     public async Task<IActionResult> OnGetNextAsync(CancellationToken cancellationToken)
