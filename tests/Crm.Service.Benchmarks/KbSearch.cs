@@ -65,7 +65,8 @@ internal static class KbSearch
             await big.UpsertAsync(batch);
         build.Stop();
         var fragmented = big.SegmentCount;
-        // The feed caught up (its indexer calls this on a short batch): the burst's segments are merged to one.
+        // The feed caught up (its indexer calls this on a short batch): the merge policy merges what the burst left
+        // (tiered, 5 segments per tier; not to one segment, which only a rebuild does).
         var merge = Stopwatch.StartNew();
         await big.OptimizeAsync();
         merge.Stop();
