@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Crm.Connectors.Abstractions;
 using Crm.Service.Api;
 using Crm.Service.Contracts;
+using Crm.Service.Infrastructure.Channels;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
