@@ -92,10 +92,7 @@ public sealed class MessageBodyTests : IAsyncLifetime
     {
         var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 800 } });
         await page.GotoAsync(_baseUrl + "/");
-        await page.GetByLabel("Email").FillAsync(Agent);
-        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.ArrivedAtAsync(new Regex("/Queues"), "#main");
+        await page.SignInAsync(Agent, new Regex("/Queues"), "#main");
         return page;
     }
 

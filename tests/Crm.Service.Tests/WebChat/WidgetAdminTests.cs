@@ -257,10 +257,7 @@ public sealed class WidgetAdminBrowserTests : IAsyncLifetime
     {
         var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
         await page.GotoAsync(_baseUrl + "/Account/Login");
-        await page.GetByLabel("Email").FillAsync(Admin);
-        await page.GetByLabel("Password").FillAsync(ConsoleBrowser.Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("^(?!.*Login)"));
+        await page.SignInAsync(Admin, new Regex("^(?!.*Login)"), "#main");
 
         // Errors of the widget pages (the preview frame's CSP, the widget's script); the favicon is not ours.
         var errors = new List<string>();

@@ -6,9 +6,12 @@ using Microsoft.EntityFrameworkCore;
 namespace Crm.Service.Pages.Admin;
 
 /// <summary>Channel accounts of every kind with their health (last success, last error) as the connectors report it.
-/// Never shows a secret or a setting (those may hold credentials); changes go through the admin API.</summary>
-public sealed class ChannelsModel(IDbContextFactory<CrmDbContext> contexts) : PageModel
+/// Never shows a secret or a setting (those may hold credentials); each row links to its edit page (ChannelsEdit).</summary>
+public sealed class ChannelsModel(IDbContextFactory<CrmDbContext> contexts, Crm.Connectors.Abstractions.ChannelSettingsCatalog catalog) : PageModel
 {
+    /// <summary>The kinds this deployment has connectors for (a "new" link each).</summary>
+    public IEnumerable<ChannelKind> Kinds => catalog.Kinds.Order();
+
     public sealed record ChannelRow(string Id, ChannelKind Kind, string Name, bool Enabled, DateTimeOffset? LastSuccessAt, DateTimeOffset? LastErrorAt, string? LastError)
     {
         /// <summary>When the source last delivered something, for connectors that record it (Telegram: the last update).</summary>
