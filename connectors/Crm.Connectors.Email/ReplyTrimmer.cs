@@ -9,45 +9,66 @@ namespace Crm.Connectors.Email;
 /// </summary>
 public static partial class ReplyTrimmer
 {
+    /// <summary>How much of a text is looked at: the new part of a reply is at its top, and a stranger's mail may be
+    /// megabytes of crafted quote headers (review RC1); the rest stays behind the console's toggle.</summary>
+    public const int MaxChars = 64 * 1024;
+
+    /// <summary>Linear in the text: each line is looked at a bounded number of times, with no recursion.</summary>
     public static string Trim(string text)
     {
-        var lines = text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n').Split('\n');
-        var end = lines.Length;
-        for (var i = 0; i < lines.Length; i++)
+        var normalized = text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n');
+        if (normalized.Length > MaxChars)
+            normalized = normalized[..MaxChars];
+        var lines = normalized.Split('\n');
+        // restIsQuote[i]: every line from i on is a "> " line or blank (a quote that runs to the end).
+        var restIsQuote = new bool[lines.Length + 1];
+        restIsQuote[lines.Length] = true;
+        for (var i = lines.Length - 1; i >= 0; i--)
+            restIsQuote[i] = IsQuoteOrBlank(lines[i]) && restIsQuote[i + 1];
+        var start = 0;
+        while (true)
         {
-            if (StartsQuote(lines, i) || StartsSignature(lines[i]))
+            var end = lines.Length;
+            for (var i = start; i < lines.Length; i++)
             {
-                end = i;
-                break;
+                if (StartsQuote(lines, i, restIsQuote) || StartsSignature(lines[i]))
+                {
+                    end = i;
+                    break;
+                }
             }
+            var kept = string.Join("\n", lines[start..end]).Trim();
+            if (kept.Length > 0)
+                return kept;
+            // Bottom-posted: the quote comes first and the answer below it.
+            var below = BelowLeadingQuote(lines, end);
+            if (below < 0)
+                return string.Join("\n", lines[start..]).Trim();
+            start = below;
         }
-        var kept = string.Join("\n", lines[..end]).Trim();
-        if (kept.Length > 0)
-            return kept;
-        // Bottom-posted: the quote comes first and the answer below it.
-        var below = BelowLeadingQuote(lines, end);
-        return below is { Length: > 0 } ? Trim(below) : text.Trim();
     }
+
+    private static bool IsQuoteOrBlank(string line) => line.TrimStart().StartsWith('>') || string.IsNullOrWhiteSpace(line);
 
     /// <summary>Whether <paramref name="trimmed"/> (from <see cref="Trim"/>) is the whole of <paramref name="text"/>, line
     /// endings and surrounding blank space aside: then there is nothing to show behind a toggle.</summary>
     public static bool SameText(string trimmed, string text) =>
         string.Equals(trimmed, text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n').Trim(), StringComparison.Ordinal);
 
-    /// <summary>The text after a quote that opens the mail ("On … wrote:" and its "&gt;" lines), or null.</summary>
-    private static string? BelowLeadingQuote(string[] lines, int start)
+    /// <summary>The first line after a quote that opens the mail ("On … wrote:" and its "&gt;" lines), or -1.</summary>
+    private static int BelowLeadingQuote(string[] lines, int start)
     {
         var i = start;
         while (i < lines.Length && i < start + 3 && !lines[i].TrimStart().StartsWith('>'))
             i++;
         if (i == lines.Length || !lines[i].TrimStart().StartsWith('>'))
-            return null;
-        while (i < lines.Length && (lines[i].TrimStart().StartsWith('>') || string.IsNullOrWhiteSpace(lines[i])))
+            return -1;
+        while (i < lines.Length && IsQuoteOrBlank(lines[i]))
             i++;
-        return i < lines.Length ? string.Join("\n", lines[i..]) : null;
+        return i < lines.Length ? i : -1;
     }
 
-    private static bool StartsQuote(string[] lines, int i)
+    private static bool StartsQuote(string[] lines, int i, bool[] restIsQuote)
     {
         var line = lines[i].Trim();
         if (OriginalMessage().IsMatch(line) || (line.Length >= 20 && line.All(c => c == '_')))
@@ -70,12 +91,12 @@ public static partial class ReplyTrimmer
         // An Outlook header block: "From: …" followed within a few lines by "Sent:"/"Date:" and "To:"/"Subject:".
         if (HeaderFrom().IsMatch(line))
         {
-            var next = lines.Skip(i + 1).Take(5).Select(l => l.Trim()).ToList();
+            var next = lines.AsSpan(i + 1, Math.Min(5, lines.Length - i - 1)).ToArray().Select(l => l.Trim()).ToList();
             if (next.Any(l => HeaderDate().IsMatch(l)) && next.Any(l => HeaderOther().IsMatch(l)))
                 return true;
         }
         // A quote that runs to the end (blank lines aside): the earlier mail, quoted below the answer.
-        return line.StartsWith('>') && lines.Skip(i).All(l => l.TrimStart().StartsWith('>') || string.IsNullOrWhiteSpace(l));
+        return line.StartsWith('>') && restIsQuote[i];
     }
 
     private static bool StartsSignature(string line) =>

@@ -198,13 +198,16 @@ internal sealed class TelegramSender(
     }
 
     /// <summary>Whether a failed request provably never reached the Bot API: the connection itself failed (refused, no
-    /// such host, TLS, <c>ConnectTimeout</c>). Anything after the request was written may have been taken (review EO2).</summary>
+    /// such host, TLS, an HTTPS proxy's tunnel, <c>ConnectTimeout</c>). Anything after the request was written may have
+    /// been taken (review EO2). A connect timeout surfaces as a cancellation whose inner <see cref="TimeoutException"/>
+    /// names ConnectTimeout, under Telegram.Bot's own wrapper (review RC2), so the whole chain is walked.</summary>
     internal static bool NeverLeft(Exception ex)
     {
-        for (var inner = ex.InnerException; inner is not null; inner = inner.InnerException)
+        for (Exception? inner = ex; inner is not null; inner = inner.InnerException)
             if (inner is System.Net.Http.HttpRequestException { HttpRequestError: System.Net.Http.HttpRequestError.ConnectionError
-                    or System.Net.Http.HttpRequestError.NameResolutionError or System.Net.Http.HttpRequestError.SecureConnectionError }
-                || (inner is TaskCanceledException && inner.Message.Contains("ConnectTimeout", StringComparison.Ordinal)))
+                    or System.Net.Http.HttpRequestError.NameResolutionError or System.Net.Http.HttpRequestError.SecureConnectionError
+                    or System.Net.Http.HttpRequestError.ProxyTunnelError }
+                || (inner is TimeoutException && inner.Message.Contains("ConnectTimeout", StringComparison.Ordinal)))
                 return true;
         return false;
     }

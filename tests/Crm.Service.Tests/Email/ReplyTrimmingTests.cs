@@ -122,4 +122,24 @@ public sealed class ReplyTrimmingTests(ITestOutputHelper output)
 
         Assert.Equal("Thanks, that works.", ReplyTrimmer.Trim(text));
     }
+
+    // RC1: a stranger's mail of nested quote headers, or of "> " lines before one word, is trimmed in linear time
+    // without recursion (it is trimmed on every page view), and only its first MaxChars are looked at.
+    [Fact]
+    public void Megabytes_of_crafted_quote_headers_are_trimmed_without_recursion_and_within_the_bound()
+    {
+        var nested = string.Concat(Enumerable.Repeat("On a wrote:\n>\n", 80_000)) + "the answer";
+        var quoted = string.Concat(Enumerable.Repeat(">\n", 500_000)) + "x";
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var fromNested = ReplyTrimmer.Trim(nested);
+        var fromQuoted = ReplyTrimmer.Trim(quoted);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // Only the first 64 KB are looked at: the crafted top has no answer in it, so the bounded text comes back whole.
+        Assert.True(fromNested.Length <= ReplyTrimmer.MaxChars, $"{fromNested.Length} characters");
+        Assert.True(fromQuoted.Length <= ReplyTrimmer.MaxChars, $"{fromQuoted.Length} characters");
+        // The old recursion re-joined the rest at every level: gigabytes for this input; a bounded pass is a few MB.
+        Assert.True(allocated < 64L * 1024 * 1024, $"{allocated:N0} bytes allocated");
+        // A normal bottom-posted reply still finds its answer below the quote.
+        Assert.Equal("Thanks, that works.", ReplyTrimmer.Trim("On Mon, Bob wrote:\n> Try again.\n>\n\nThanks, that works.\n"));
+    }
 }

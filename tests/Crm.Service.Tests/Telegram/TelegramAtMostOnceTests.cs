@@ -155,6 +155,28 @@ public sealed class TelegramAtMostOnceTests : IAsyncLifetime
         Assert.Single(_bot.Sent);
     }
 
+    // RC2: a Bot API that never answers the connect (a firewall dropping SYNs) fails by ConnectTimeout, which .NET
+    // reports as a cancellation with the TimeoutException inside: nothing left, so it is a retry, not "not confirmed".
+    [Fact]
+    public async Task A_connect_timeout_counts_as_nothing_sent()
+    {
+        using var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = TimeSpan.FromMilliseconds(300),
+            // Never connects: the pool's own ConnectTimeout cancels this, exactly as an unanswered SYN would end.
+            ConnectCallback = async (_, cancellationToken) =>
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+                throw new InvalidOperationException("unreachable");
+            },
+        };
+        using var http = new HttpClient(handler);
+        var client = new TelegramBotClient(new TelegramBotClientOptions(TelegramRig.TokenA, "http://bot-api.invalid"), http);
+        var timedOut = await Assert.ThrowsAnyAsync<Exception>(() => client.SendMessage(TelegramRig.UserId, "Hello"));
+        Assert.True(TelegramSender.NeverLeft(timedOut), timedOut.ToString());
+        Assert.False(TelegramSender.NeverLeft(new RequestException("Request timed out", new TaskCanceledException("The request was canceled due to the configured HttpClient.Timeout of 100 seconds elapsing.", new TimeoutException("The operation was canceled.")))));
+    }
+
     // EO3: Telegram confirmed the reply, then the delivery status write fails once (a busy store). The outcome was
     // committed with the row first, so the next pass finishes it: sent, never "not confirmed", never sent twice.
     [Fact]
