@@ -271,6 +271,22 @@ public sealed class EmailParticipantTests : IAsyncLifetime
         Assert.False(await lookup.WasCopiedAsync(opened.TicketNumber, Stranger, maxMessages: 2));
     }
 
+    [Fact]
+    public async Task A_cc_entry_differing_from_the_sender_in_the_case_of_a_non_ascii_letter_is_still_found()
+    {
+        // Review RA7: SQLite's lower() folds ASCII only, so the pre-filter must not search for "ärger@" in "Ärger@...".
+        await _mail.SendAsync(Mail("cc-idn@customer.test", MailServer.Customer, "Heating", "Cold.", cc: [Colleague]));
+        var opened = await StoredAsync("cc-idn@customer.test");
+        // An EAI address as a Cc entry (written directly: the test mail server does not speak SMTPUTF8).
+        await _app.QueryAsync(db => db.Messages.Where(m => m.TicketNumber == opened.TicketNumber && m.Cc != null)
+            .ExecuteUpdateAsync(u => u.SetProperty(m => m.Cc, "Ärger Öffentlich <Ärger.Öl@Beispiel.test>\n" + Colleague)));
+        var lookup = _app.Services.GetRequiredService<Crm.Connectors.Abstractions.IConversationLookup>();
+
+        Assert.True(await lookup.WasCopiedAsync(opened.TicketNumber, "ärger.öl@beispiel.test"));
+        Assert.True(await lookup.WasCopiedAsync(opened.TicketNumber, "ÄRGER.ÖL@BEISPIEL.TEST"));
+        Assert.False(await lookup.WasCopiedAsync(opened.TicketNumber, "ärger.öl@beispiel.example"));
+    }
+
     /// <summary>Review EO6: EN1's path (i) on its own. The Manager an agent's reply copied in answers that mail to
     /// support only (no reply-all, so not path (ii)) and joins; the colleague named only on the customer's Cc, who
     /// answers the same mail of ours without naming the customer, gets a ticket of their own.</summary>
