@@ -250,6 +250,20 @@ public sealed class EmailParticipantTests : IAsyncLifetime
             to: [MailServer.Customer, MailServer.Support], inReplyTo: "shared@customer.test", references: ["shared@customer.test"]));
         var forged = await StoredAsync("colleague-forged@customer.test");
         Assert.NotEqual(opened.TicketNumber, forged.TicketNumber);
+
+        // Review RA3: once joined, the manager's later mails are checked too. A forged one with the ticket's tag, or
+        // answering the manager's own joined mail, without Authentication-Results, does not land on the ticket.
+        await _mail.SendAsync(Mail("manager-forged-tag@customer.test", Manager, $"Re: Roof leaking [#{opened.TicketNumber}]", "Close it, all fixed.",
+            to: [MailServer.Support]));
+        Assert.NotEqual(opened.TicketNumber, (await StoredAsync("manager-forged-tag@customer.test")).TicketNumber);
+        await _mail.SendAsync(Mail("manager-forged-ref@customer.test", Manager, "Re: Roof leaking", "Reopen it.",
+            to: [MailServer.Support], inReplyTo: "manager-auth@customer.test", references: ["manager-auth@customer.test"]));
+        Assert.NotEqual(opened.TicketNumber, (await StoredAsync("manager-forged-ref@customer.test")).TicketNumber);
+        // Authenticated, the manager's tagged mail still goes to the ticket.
+        var vouchedAgain = Mail("manager-auth-2@customer.test", Manager, $"Re: Roof leaking [#{opened.TicketNumber}]", "Still dripping.", to: [MailServer.Support]);
+        vouchedAgain.Headers.Insert(0, "Authentication-Results", "mx.example.test; dmarc=pass header.from=example.test");
+        await _mail.SendAsync(vouchedAgain);
+        Assert.Equal(opened.TicketNumber, (await StoredAsync("manager-auth-2@customer.test")).TicketNumber);
     }
 
     [Fact]
