@@ -269,9 +269,16 @@ internal sealed class EmailIngest(
                     foreign.Add(id);
             }
         }
+        // From is anyone's to write (review EN5): where the account names the receiving server's authserv-id, a
+        // participant's mail goes to the ticket only when that server authenticated the sender (dmarc, or dkim of the
+        // From domain): when joining, and also for every later mail of a joined participant (review RA3).
+        var authServId = account.SettingsAs<EmailChannelSettings>() is { } channel ? TrustedAuthServIdOf(channel) : null;
+        var unverified = authServId is not null && !SenderAuthentication.IsAuthenticated(mail.Message, authServId, sender.Value);
+        async Task<bool> MayContinueAsync(string threadKey) =>
+            !unverified || !await conversations.IsParticipantAsync(account.Id, threadKey, cancellationToken);
         // A reply by the conversation's own customer continues it; anyone else is looked at below.
         var referenced = await conversations.FindByMessagesAsync(account.Id, inbound, outbound, cancellationToken);
-        if (referenced is not null && referenced.CustomerIdentity == senderKey)
+        if (referenced is not null && referenced.CustomerIdentity == senderKey && await MayContinueAsync(referenced.ThreadKey))
             return new Threading(referenced.ThreadKey, dedupeKey, false, false);
         // A few tags at most, in one query; the first tag (in subject order) naming a conversation of this sender wins.
         var numbers = EmailIds.TicketNumbers(mail.Subject);
@@ -280,7 +287,8 @@ internal sealed class EmailIngest(
         {
             ofTickets = await conversations.FindByTicketsAsync(account.Id, numbers, cancellationToken);
             foreach (var number in numbers)
-                if (ofTickets.Where(c => c.TicketNumber == number).OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged)
+                if (ofTickets.Where(c => c.TicketNumber == number).OrderBy(c => c.ThreadKey, StringComparer.Ordinal).FirstOrDefault(c => c.CustomerIdentity == senderKey) is { } tagged
+                    && await MayContinueAsync(tagged.ThreadKey))
                     return new Threading(tagged.ThreadKey, dedupeKey, false, false);
         }
         // Replies that share a root we never stored (a mail sent outside the helpdesk, Zammad #5716): the first opened a
@@ -307,10 +315,8 @@ internal sealed class EmailIngest(
         // the ticket's customer too (a reply-all). Anything else (a reused Message-ID, a shared root, a tag) opens a ticket
         // of the sender's own.
         var recipients = OtherRecipients(mail, sender.Value);
-        // From is anyone's to write (review EN5): where the account names the receiving server's authserv-id, a
-        // participant joins only when that server authenticated the sender (dmarc, or dkim of the From domain).
-        if (account.SettingsAs<EmailChannelSettings>() is { } channel && TrustedAuthServIdOf(channel) is { } authServId
-            && !SenderAuthentication.IsAuthenticated(mail.Message, authServId, sender.Value))
+        // Not authenticated where the account asks for it (above): no joining.
+        if (unverified)
             candidates.Clear();
         foreach (var ticket in candidates.Where(n => n > 0).Distinct().Take(5))
         {

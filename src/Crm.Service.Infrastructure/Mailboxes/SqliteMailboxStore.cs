@@ -99,12 +99,14 @@ internal sealed class SqliteMailboxStore(
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var wanted = address.Trim();
-        var lowered = wanted.ToLowerInvariant();
+        var probe = AsciiProbe(wanted);
         // Only lists that contain the address as text are read (SQLite's instr over lower(); review EN7): a sender who
-        // fills tickets with long Cc lists no longer makes every unmatched mail load and split all of them. The exact
-        // entry match below still decides ("bob@x" is in "xbob@x" as text).
+        // fills tickets with long Cc lists no longer makes every unmatched mail load and split all of them. SQLite's
+        // lower() folds ASCII only, so the text searched for is the address's longest ASCII run, ASCII-lowered: an
+        // entry differing in the case of a non-ASCII letter ("Ärger@" for "ärger@") still passes (review RA7). The
+        // exact, case-insensitive entry match below decides ("bob@x" is in "xbob@x" as text).
         var lists = await db.Messages.AsNoTracking()
-            .Where(m => m.TicketNumber == ticketNumber && m.Cc != null && m.Cc.ToLower().Contains(lowered))
+            .Where(m => m.TicketNumber == ticketNumber && m.Cc != null && m.Cc.ToLower().Contains(probe))
             .OrderByDescending(m => m.CreatedAt).Take(maxMessages).Select(m => m.Cc!).ToListAsync(cancellationToken);
         return lists.Any(list => Names(list, wanted));
     }
@@ -116,6 +118,30 @@ internal sealed class SqliteMailboxStore(
         return await db.Conversations.AsNoTracking().Where(c => c.Key == key && c.TicketNumber != 0)
             .Join(db.Tickets.AsNoTracking(), c => c.TicketNumber, t => t.Number, (c, t) => new { c.CustomerId, Owner = t.CustomerId })
             .AnyAsync(x => x.CustomerId != x.Owner, cancellationToken);
+    }
+
+    /// <summary>The longest run of ASCII characters in <paramref name="address"/>, with only ASCII letters lowered (as
+    /// SQLite's lower() does): text every stored entry equal to the address ignoring case contains after lower().</summary>
+    internal static string AsciiProbe(string address)
+    {
+        var (start, length, best, bestLength) = (0, 0, 0, 0);
+        for (var i = 0; i <= address.Length; i++)
+        {
+            if (i < address.Length && char.IsAscii(address[i]))
+            {
+                if (length++ == 0)
+                    start = i;
+                continue;
+            }
+            if (length > bestLength)
+                (best, bestLength) = (start, length);
+            length = 0;
+        }
+        return string.Create(bestLength, address.Substring(best, bestLength), static (span, run) =>
+        {
+            for (var i = 0; i < run.Length; i++)
+                span[i] = char.IsAsciiLetterUpper(run[i]) ? (char)(run[i] | 0x20) : run[i];
+        });
     }
 
     /// <summary>Whether a stored Cc list (one entry a line) names <paramref name="address"/>.</summary>

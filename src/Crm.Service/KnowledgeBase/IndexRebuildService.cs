@@ -327,6 +327,11 @@ public abstract class IndexRebuildService(ISearchIndex index, string consumerNam
                 await rebuild.MarkAppliedAsync(from, cancellationToken);
                 await rebuild.CompleteAsync(cancellationToken);
                 swapped = true;
+                // Another node's indexer is not paused by this node's gate: between the rewind and the swap it may read
+                // the rewound cursor, write a batch to the OLD index (the alias still named it) and save its cursor
+                // past it. Rewinding again inside the same pause undoes such a save, so every indexer reads (from, ...]
+                // again into the index now in use (review RA1).
+                await pause.RewindAsync(from, cancellationToken);
                 // The rebuilt index is in use: its marker is the store's record now, which also clears an owed rebuild.
                 await gates.RebuildDoneAsync(consumerName, from, cancellationToken);
             }

@@ -187,4 +187,87 @@ public sealed class ReplyLimitsTests : IAsyncLifetime
         Assert.NotEqual(HttpStatusCode.TooManyRequests, passed.StatusCode);
         Assert.False(passed.Headers.Contains("Retry-After"));
     }
+
+    private static MultipartFormDataContent FileForm(string text)
+    {
+        var form = new MultipartFormDataContent { { new StringContent(text), "text" } };
+        form.Add(new ByteArrayContent(new byte[4000]), "files", "data.bin");
+        return form;
+    }
+
+    [Fact]
+    public async Task One_callers_uploads_take_at_most_its_share_so_another_callers_upload_still_passes()
+    {
+        // Review RA2: one key with slow uploads (each holding a turn while its body trickles in) held every turn of the
+        // node. Now a caller has at most its share; the node's other turns stay for everyone else.
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path, new Dictionary<string, string?>
+        {
+            ["Uploads:MaxConcurrent"] = "2", ["Uploads:MaxQueued"] = "0", ["Uploads:MaxConcurrentPerCaller"] = "1",
+        });
+        await app.CreateApiChannelAsync();
+        var (number, _) = await app.ReceiveAsync("share-1", "uma");
+        using var keyA = await app.AgentAsync("agent-a");
+        using var keyB = await app.AgentAsync("agent-b");
+        var recordA = await app.Services.GetRequiredService<Crm.Service.Auth.ApiKeyDirectory>().FindAsync(keyA.DefaultRequestHeaders.GetValues("X-Api-Key").Single(), default);
+        var asA = new Microsoft.AspNetCore.Http.DefaultHttpContext
+        {
+            User = new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity(
+                [new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.NameIdentifier, recordA!.Id.ToString())], Crm.Service.Auth.ApiKeyAuthenticationHandler.SchemeName)),
+        };
+        var gate = app.Services.GetRequiredService<Crm.Service.Api.UploadGate>();
+
+        // Key A's slow uploads: the first holds a turn, a second is refused at once (A cannot take the node's other turn).
+        using var slow = await gate.EnterAsync(asA);
+        Assert.NotNull(slow);
+        using (var more = await gate.EnterAsync(asA))
+            Assert.Null(more);
+        using (var refusedForm = FileForm("A's next upload."))
+        {
+            var refused = await keyA.PostAsync($"/api/v1/tickets/{number}/reply", refusedForm);
+            Assert.True(refused.Headers.Contains("Retry-After"));
+            await AssertProblemAsync(refused, HttpStatusCode.TooManyRequests, "files");
+        }
+
+        // Key B's upload gets the node's other turn (this API ticket then refuses files: 422, not 429).
+        using var formB = FileForm("B's upload.");
+        var passed = await keyB.PostAsync($"/api/v1/tickets/{number}/reply", formB);
+        Assert.NotEqual(HttpStatusCode.TooManyRequests, passed.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_console_reply_with_a_file_takes_an_upload_turn_and_gets_a_field_error_when_none_is_free()
+    {
+        // Review RA2: the console's reply form with files holds them in memory like the API's, under the same limit.
+        using var data = new TempDirectory();
+        await using var app = new CrmApp(data.Path, new Dictionary<string, string?> { ["Uploads:MaxConcurrent"] = "1", ["Uploads:MaxQueued"] = "0" });
+        await app.CreateApiChannelAsync();
+        var (number, _) = await app.ReceiveAsync("console-limit-1", "uma");
+        using var console = await ConsoleBrowser.SignedInAsync(app, "agent@example.com", Crm.Service.Auth.ConsoleRoles.Agent);
+        var html = await console.PageAsync($"/Tickets/{number}");
+        var token = System.Text.RegularExpressions.Regex.Match(html, "name=\"__RequestVerificationToken\" type=\"hidden\" value=\"([^\"]+)\"").Groups[1].Value;
+        var requestId = System.Text.RegularExpressions.Regex.Match(html, "name=\"RequestId\" value=\"([0-9a-f]{32})\"").Groups[1].Value;
+        MultipartFormDataContent Form() => new()
+        {
+            { new StringContent("With a file."), "ReplyText" },
+            { new StringContent(requestId), "RequestId" },
+            { new StringContent(WebUtility.HtmlDecode(token)), "__RequestVerificationToken" },
+            { new ByteArrayContent(new byte[4000]), "ReplyFiles", "data.bin" },
+        };
+
+        var gate = app.Services.GetRequiredService<Crm.Service.Api.UploadGate>();
+        using (var lease = await gate.Limiter.AcquireAsync(1))
+        {
+            Assert.True(lease.IsAcquired);
+            using var form = Form();
+            var refused = await console.Client.PostAsync($"/Tickets/{number}?handler=Reply", form);
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+            Assert.Contains(Crm.Service.Api.UploadGate.BusyMessage, await refused.Content.ReadAsStringAsync());
+        }
+
+        // With the turn free, the same form passes the limit (the API ticket may still refuse the file itself).
+        using var again = Form();
+        var after = await console.Client.PostAsync($"/Tickets/{number}?handler=Reply", again);
+        Assert.DoesNotContain(Crm.Service.Api.UploadGate.BusyMessage, await after.Content.ReadAsStringAsync());
+    }
 }

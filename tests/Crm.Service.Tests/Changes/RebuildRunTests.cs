@@ -386,4 +386,52 @@ public sealed class SharedIndexRebuildTests : IDisposable
                 && d.ToJsonString().Contains("secondm-2", StringComparison.Ordinal))), count => count == 1, TimeSpan.FromSeconds(60),
             "the message made during the rebuild to reach the new index");
     }
+
+    [Fact]
+    public async Task Another_nodes_save_between_the_rewind_and_the_swap_is_undone_by_a_second_rewind()
+    {
+        // Review RA1: node B is not paused by node A's gate. Between A's rewind and its swap, B reads the rewound cursor,
+        // writes a new change to the OLD index (the alias still names it) and saves the shared cursor past it. Without a
+        // second rewind after the swap, nothing hands that change to the new index.
+        await using var elastic = await FakeElasticsearch.StartAsync();
+        var gateA = new WriteGate();
+        var gateB = new WriteGate();
+        Dictionary<string, string?> Elastic(string? directory) => new()
+        {
+            ["Search:Engine"] = "elasticsearch",
+            ["Search:Elasticsearch:Url"] = elastic.Url.ToString(),
+            ["Connectors:Leases:RetryInterval"] = "00:00:00.100",
+            ["Search:LuceneDirectory"] = directory is null ? null : Path.Combine(directory, "search"),
+            ["Search:RecordsLuceneDirectory"] = directory is null ? null : Path.Combine(directory, "search-records"),
+        };
+        await using var a = new CrmApp(_data.Path, Elastic(null), services: services => GatedRecordsIndex.Wrap(services, gateA));
+        await a.CreateApiChannelAsync();
+        await a.ReceiveAsync("m-1", "alice", "Printer quokka", "first");
+        await using var b = new CrmApp(_data.Path, Elastic(_second.Path), services: services => GatedRecordsIndex.Wrap(services, gateB));
+        var onA = a.Services.GetRequiredService<RecordReindexService>();
+        var onB = b.Services.GetRequiredService<RecordReindexService>();
+        await Task.WhenAll(a.Services.GetRequiredService<RecordIndexer>().StartCheckedTask, b.Services.GetRequiredService<RecordIndexer>().StartCheckedTask)
+            .WaitAsync(TimeSpan.FromSeconds(60));
+        await Eventually.WaitForAsync(() => Task.FromResult(onA.Progress.State != "running" && onB.Progress.State != "running"), idle => idle, TimeSpan.FromSeconds(60), "no rebuild running");
+        var consumer = a.Services.GetRequiredService<RecordIndexer>().Name;
+        var gates = a.Services.GetRequiredService<ChangeConsumerGates>();
+
+        // A is held inside the swap: rewound, its own indexer paused, the alias still on the old index.
+        gateA.HoldInComplete = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Assert.True(onA.TryStart(out var rebuilding));
+        await gateA.CompleteHeld.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        await a.ReceiveAsync("m-2", "bob", "Router zebracorn", "second");
+        await Eventually.WaitForAsync(() => Task.FromResult(elastic.Documents("crm-records").Values.Any(d => d.ToJsonString().Contains("secondm-2", StringComparison.Ordinal))),
+            written => written, TimeSpan.FromSeconds(60), "node B to write the new change to the old index");
+        var change = await gates.HeadAsync();
+        await Eventually.WaitForAsync(() => gates.CursorAsync(consumer), cursor => cursor >= change, TimeSpan.FromSeconds(60),
+            "node B to save the shared cursor past the change");
+        gateA.HoldInComplete.TrySetResult();
+        await rebuilding.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal("completed", onA.Progress.State);
+
+        await Eventually.WaitForAsync(() => Task.FromResult(elastic.Documents("crm-records").Values.Count(d => d["kind"]?.GetValue<string>() == "message"
+                && d.ToJsonString().Contains("secondm-2", StringComparison.Ordinal))), count => count == 1, TimeSpan.FromSeconds(60),
+            "the message B wrote to the old index between the rewind and the swap to reach the new index");
+    }
 }

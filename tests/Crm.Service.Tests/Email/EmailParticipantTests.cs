@@ -250,6 +250,20 @@ public sealed class EmailParticipantTests : IAsyncLifetime
             to: [MailServer.Customer, MailServer.Support], inReplyTo: "shared@customer.test", references: ["shared@customer.test"]));
         var forged = await StoredAsync("colleague-forged@customer.test");
         Assert.NotEqual(opened.TicketNumber, forged.TicketNumber);
+
+        // Review RA3: once joined, the manager's later mails are checked too. A forged one with the ticket's tag, or
+        // answering the manager's own joined mail, without Authentication-Results, does not land on the ticket.
+        await _mail.SendAsync(Mail("manager-forged-tag@customer.test", Manager, $"Re: Roof leaking [#{opened.TicketNumber}]", "Close it, all fixed.",
+            to: [MailServer.Support]));
+        Assert.NotEqual(opened.TicketNumber, (await StoredAsync("manager-forged-tag@customer.test")).TicketNumber);
+        await _mail.SendAsync(Mail("manager-forged-ref@customer.test", Manager, "Re: Roof leaking", "Reopen it.",
+            to: [MailServer.Support], inReplyTo: "manager-auth@customer.test", references: ["manager-auth@customer.test"]));
+        Assert.NotEqual(opened.TicketNumber, (await StoredAsync("manager-forged-ref@customer.test")).TicketNumber);
+        // Authenticated, the manager's tagged mail still goes to the ticket.
+        var vouchedAgain = Mail("manager-auth-2@customer.test", Manager, $"Re: Roof leaking [#{opened.TicketNumber}]", "Still dripping.", to: [MailServer.Support]);
+        vouchedAgain.Headers.Insert(0, "Authentication-Results", "mx.example.test; dmarc=pass header.from=example.test");
+        await _mail.SendAsync(vouchedAgain);
+        Assert.Equal(opened.TicketNumber, (await StoredAsync("manager-auth-2@customer.test")).TicketNumber);
     }
 
     [Fact]
@@ -269,6 +283,22 @@ public sealed class EmailParticipantTests : IAsyncLifetime
 
         Assert.True(await lookup.WasCopiedAsync(opened.TicketNumber, Colleague, maxMessages: 2));
         Assert.False(await lookup.WasCopiedAsync(opened.TicketNumber, Stranger, maxMessages: 2));
+    }
+
+    [Fact]
+    public async Task A_cc_entry_differing_from_the_sender_in_the_case_of_a_non_ascii_letter_is_still_found()
+    {
+        // Review RA7: SQLite's lower() folds ASCII only, so the pre-filter must not search for "ärger@" in "Ärger@...".
+        await _mail.SendAsync(Mail("cc-idn@customer.test", MailServer.Customer, "Heating", "Cold.", cc: [Colleague]));
+        var opened = await StoredAsync("cc-idn@customer.test");
+        // An EAI address as a Cc entry (written directly: the test mail server does not speak SMTPUTF8).
+        await _app.QueryAsync(db => db.Messages.Where(m => m.TicketNumber == opened.TicketNumber && m.Cc != null)
+            .ExecuteUpdateAsync(u => u.SetProperty(m => m.Cc, "Ärger Öffentlich <Ärger.Öl@Beispiel.test>\n" + Colleague)));
+        var lookup = _app.Services.GetRequiredService<Crm.Connectors.Abstractions.IConversationLookup>();
+
+        Assert.True(await lookup.WasCopiedAsync(opened.TicketNumber, "ärger.öl@beispiel.test"));
+        Assert.True(await lookup.WasCopiedAsync(opened.TicketNumber, "ÄRGER.ÖL@BEISPIEL.TEST"));
+        Assert.False(await lookup.WasCopiedAsync(opened.TicketNumber, "ärger.öl@beispiel.example"));
     }
 
     /// <summary>Review EO6: EN1's path (i) on its own. The Manager an agent's reply copied in answers that mail to

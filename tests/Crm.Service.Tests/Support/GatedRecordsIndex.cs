@@ -23,6 +23,10 @@ internal sealed class WriteGate
     public volatile TaskCompletionSource? HoldAfterUpsert;
     /// <summary>Completed when a write reaches <see cref="HoldAfterUpsert"/>.</summary>
     public readonly TaskCompletionSource UpsertHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>When set, a rebuild's swap waits (after the rewind, before the swap itself) until this completes.</summary>
+    public volatile TaskCompletionSource? HoldInComplete;
+    /// <summary>Completed when a rebuild's swap reaches <see cref="HoldInComplete"/>.</summary>
+    public readonly TaskCompletionSource CompleteHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
     /// <summary>1: the next rebuild's swap fails (after the indexer was rewound).</summary>
     public int FailNextComplete;
     public int RebuildsBegun;
@@ -114,6 +118,11 @@ internal sealed class GatedRecordsIndex(ISearchIndex inner, WriteGate gate) : IS
         {
             if (Interlocked.Exchange(ref gate.FailNextComplete, 0) == 1)
                 throw new IOException("simulated: the rebuilt records index cannot be swapped in");
+            if (gate.HoldInComplete is { } hold)
+            {
+                gate.CompleteHeld.TrySetResult();
+                await hold.Task.WaitAsync(cancellationToken);
+            }
             await inner.CompleteAsync(cancellationToken);
             Interlocked.Increment(ref gate.RebuildsCompleted);
         }

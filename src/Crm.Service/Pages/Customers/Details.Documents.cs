@@ -58,6 +58,10 @@ public sealed partial class DetailsModel
             ModelState.AddModelError(nameof(DocumentFile), "Choose a file to upload.");
         else if (file.Length > DocumentStore.Limits.MaxBytes)
             ModelState.AddModelError(nameof(DocumentFile), $"A document is at most {DocumentStore.Limits.MaxBytes / 1024} KB.");
+        // An upload turn (the API's limit, review RA2) while the document is held in memory.
+        using var turn = ModelState.IsValid ? await HttpContext.RequestServices.GetRequiredService<Crm.Service.Api.UploadGate>().EnterAsync(HttpContext) : null;
+        if (turn is null && ModelState.IsValid)
+            ModelState.AddModelError(nameof(DocumentFile), Crm.Service.Api.UploadGate.BusyMessage);
         return await ChangeAsync(async () =>
         {
             var customer = await customers.GetAsync(Id, cancellationToken) ?? throw new Contracts.DomainException(Contracts.DomainErrorKind.NotFound, "No such customer.", "id");

@@ -199,6 +199,13 @@ public sealed class EditModel(KnowledgeBaseStore store) : PageModel
         var limit = options.Value.MaxAttachmentBytes;
         if (file.Length > limit)
             return new JsonResult(new { error = $"The file is larger than {limit / 1024 / 1024.0:0.#} MB; make it smaller or link to it." }) { StatusCode = StatusCodes.Status413PayloadTooLarge };
+        // An upload turn (the API's limit, review RA2) while the file is held in memory.
+        using var turn = await HttpContext.RequestServices.GetRequiredService<Crm.Service.Api.UploadGate>().EnterAsync(HttpContext);
+        if (turn is null)
+        {
+            Response.Headers.RetryAfter = "1";
+            return new JsonResult(new { error = Crm.Service.Api.UploadGate.BusyMessage }) { StatusCode = StatusCodes.Status429TooManyRequests };
+        }
         using var buffer = new MemoryStream((int)file.Length);
         await file.CopyToAsync(buffer, cancellationToken);
         try

@@ -233,6 +233,11 @@ public sealed partial class DetailsModel(TicketQueries queries, IGrainFactory gr
         if (!ReplyInput.TryParseCc([ReplyCc], limits.MaxReplyCc, out var cc, out var ccError))
             ModelState.AddModelError(nameof(ReplyCc), ccError!);
         List<InboundAttachment> files = [];
+        // A reply with files takes an upload turn (the API's limit, review RA2) while its files are held in memory.
+        var withFiles = ModelState.IsValid && Request.HasFormContentType && Request.Form.Files.Count > 0;
+        using var turn = withFiles ? await HttpContext.RequestServices.GetRequiredService<UploadGate>().EnterAsync(HttpContext) : null;
+        if (withFiles && turn is null)
+            ModelState.AddModelError("ReplyFiles", UploadGate.BusyMessage);
         if (ModelState.IsValid && Request.HasFormContentType)
         {
             var (read, fileError) = await ReplyInput.ReadFilesAsync(Request.Form.Files, limits, cancellationToken);
