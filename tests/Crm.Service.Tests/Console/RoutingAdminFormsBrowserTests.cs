@@ -144,7 +144,7 @@ public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
         await page.Locator("#ImportFrom").FillAsync("2026");
         await page.Locator("#ImportTo").FillAsync("2026");
         await page.Locator("#holiday-import-form button[type=submit]").ClickAsync();
-        await page.WaitForURLAsync(new Regex("edit=cn$"));
+        await Assertions.Expect(page).ToHaveURLAsync(new Regex("edit=cn$"));
         await Assertions.Expect(page.Locator("#Calendar_Holidays")).ToHaveValueAsync("2026-01-01\n2026-10-01\n2026-10-02\n2026-10-03");
         await Assertions.Expect(error).ToHaveCountAsync(0);
 

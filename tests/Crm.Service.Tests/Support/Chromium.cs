@@ -22,11 +22,13 @@ internal static class Chromium
     }
 
     /// <summary>Waits until the page has navigated to <paramref name="url"/> and shows <paramref name="selector"/>.
-    /// Not WaitForURL's default wait for the load event: on a loaded CI box that event was once never reported
-    /// although the page had loaded ("NetworkIdle" fired, 60 s timeout), while an element of the new page is.</summary>
+    /// Not WaitForURL: when the URL already matches it waits for the load state, and with WaitUntil Commit too it
+    /// waited for the load event, which a loaded CI box once never reported although the page had loaded
+    /// ("NetworkIdle" fired, 60 s timeout, twice). Expect's URL check only polls the address, and an element of the new
+    /// page proves it is there.</summary>
     public static async Task ArrivedAtAsync(this IPage page, Regex url, string selector)
     {
-        await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
+        await Assertions.Expect(page).ToHaveURLAsync(url, new() { Timeout = 60_000 });
         await page.Locator(selector).First.WaitForAsync();
     }
 

@@ -268,7 +268,7 @@ public sealed class WidgetAdminBrowserTests : IAsyncLifetime
         };
         await page.GotoAsync(_baseUrl + "/Admin/Widgets");
         await page.GetByRole(AriaRole.Link, new() { Name = "Edit" }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("/Admin/Widgets/Edit/shop"));
+        await Assertions.Expect(page).ToHaveURLAsync(new Regex("/Admin/Widgets/Edit/shop"));
 
         var preview = page.FrameLocator("#widget-preview");
         var launcher = preview.Locator("crm-webchat .launcher");
