@@ -16,9 +16,8 @@ public static partial class ReplyTrimmer
     /// <summary>Linear in the text: each line is looked at a bounded number of times, with no recursion.</summary>
     public static string Trim(string text)
     {
-        var normalized = text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n');
-        if (normalized.Length > MaxChars)
-            normalized = normalized[..MaxChars];
+        var whole = text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n');
+        var normalized = whole.Length > MaxChars ? whole[..MaxChars] : whole;
         var lines = normalized.Split('\n');
         // restIsQuote[i]: every line from i on is a "> " line or blank (a quote that runs to the end).
         var restIsQuote = new bool[lines.Length + 1];
@@ -37,6 +36,9 @@ public static partial class ReplyTrimmer
                     break;
                 }
             }
+            // A long text with no quote or signature in its first MaxChars is shown whole, not cut (review RD4).
+            if (start == 0 && end == lines.Length && whole.Length > normalized.Length)
+                return whole.Trim();
             var kept = string.Join("\n", lines[start..end]).Trim();
             if (kept.Length > 0)
                 return kept;

@@ -15,34 +15,13 @@ namespace Crm.Service.Tests.Console;
 /// aria-label or aria-labelledby; a button its text), every image an alt, one h1 and one main landmark per page, and a
 /// visible keyboard focus (the element Tab moves to has an outline or a box-shadow).
 /// </summary>
-public sealed class AccessibilityBrowserTests : IAsyncLifetime
+public sealed class AccessibilityBrowserTests : BrowserTest
 {
     private const string User = "admin@example.com";
-    private readonly TempDirectory _data = new();
-    private CrmApp _app = null!;
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
-    private string _baseUrl = "";
-
-    public async Task InitializeAsync()
+    protected override async Task SetUpAsync()
     {
-        var port = FreePorts.Next();
-        _baseUrl = $"http://127.0.0.1:{port}";
-        _app = new CrmApp(_data.Path);
-        _app.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
-        _app.StartServer();
-        await _app.CreateApiChannelAsync();
-        await ConsoleBrowser.CreateUserAsync(_app, User, ConsoleRoles.Admin, ConsoleRoles.Agent, ConsoleRoles.Supervisor);
-        _playwright = await Playwright.CreateAsync();
-        _browser = await Chromium.LaunchAsync(_playwright);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _browser.DisposeAsync();
-        _playwright.Dispose();
-        await _app.DisposeAsync();
-        _data.Dispose();
+        await App.CreateApiChannelAsync();
+        await ConsoleBrowser.CreateUserAsync(App, User, ConsoleRoles.Admin, ConsoleRoles.Agent, ConsoleRoles.Supervisor);
     }
 
     /// <summary>The page's problems, one line each ("unnamed control: input#x").</summary>
@@ -87,7 +66,7 @@ public sealed class AccessibilityBrowserTests : IAsyncLifetime
 
     private async Task<List<string>> CheckAsync(IPage page, string path)
     {
-        await page.GotoAsync(_baseUrl + path);
+        await page.GotoAsync(BaseUrl + path);
         await page.Locator("#main").WaitForAsync();
         var problems = (await page.EvaluateAsync<string[]>(Audit)).Select(p => $"{path}: {p}").ToList();
         // Keyboard focus: the first 25 stops of Tab each show where the focus is.
@@ -104,14 +83,12 @@ public sealed class AccessibilityBrowserTests : IAsyncLifetime
     [Fact]
     public async Task The_main_console_pages_name_every_control_and_image_have_one_h1_and_main_and_show_the_focus()
     {
-        var response = await _app.PostMessageAsync(new { messageId = "a11y-1", sender = new { id = "+15550100001", name = "Alice Example" }, subject = "Printer", text = "It jams." });
+        var response = await App.PostMessageAsync(new { messageId = "a11y-1", sender = new { id = "+15550100001", name = "Alice Example" }, subject = "Printer", text = "It jams." });
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         var number = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("ticketNumber").GetInt64();
 
-        var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
-        await page.GotoAsync(_baseUrl + "/Account/Login");
-        await page.SignInAsync(User, new Regex("/Queues"), "#main");
-        await page.GotoAsync($"{_baseUrl}/Tickets/{number}");
+        var page = await SignedInPageAsync(User, arrivedAt: new Regex("/Queues"));
+        await page.GotoAsync($"{BaseUrl}/Tickets/{number}");
         var customer = await page.Locator("a[href^='/Customers/']").First.GetAttributeAsync("href");
         Assert.NotNull(customer);
 
@@ -125,7 +102,7 @@ public sealed class AccessibilityBrowserTests : IAsyncLifetime
         {
             if (path == "/Account/Login")
             {
-                var anonymous = await _browser.NewPageAsync();
+                var anonymous = await Browser.NewPageAsync();
                 problems.AddRange(await CheckAsync(anonymous, path));
                 await anonymous.CloseAsync();
                 continue;

@@ -206,23 +206,12 @@ public sealed partial class ChannelAdminTests : AppTest
 
 /// <summary>The channel pages in chromium: an admin creates an API channel, copies its secret from the one page that
 /// shows it, and renames an email account without retyping its password.</summary>
-public sealed class ChannelAdminBrowserTests : IAsyncLifetime
+public sealed class ChannelAdminBrowserTests : BrowserTest
 {
     private const string Admin = "admin@example.com";
-    private readonly TempDirectory _data = new();
-    private CrmApp _app = null!;
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
-    private string _baseUrl = "";
-
-    public async Task InitializeAsync()
+    protected override async Task SetUpAsync()
     {
-        var port = FreePorts.Next();
-        _baseUrl = $"http://127.0.0.1:{port}";
-        _app = new CrmApp(_data.Path);
-        _app.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
-        _app.StartServer();
-        using (var admin = _app.Admin())
+        using (var admin = App.Admin())
         {
             var response = await admin.PutAsJsonAsync("/api/v1/admin/channels/support", new
             {
@@ -231,27 +220,15 @@ public sealed class ChannelAdminBrowserTests : IAsyncLifetime
             });
             Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
         }
-        await ConsoleBrowser.CreateUserAsync(_app, Admin, ConsoleRoles.Admin);
-        _playwright = await Playwright.CreateAsync();
-        _browser = await Chromium.LaunchAsync(_playwright);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _browser.DisposeAsync();
-        _playwright.Dispose();
-        await _app.DisposeAsync();
-        _data.Dispose();
+        await ConsoleBrowser.CreateUserAsync(App, Admin, ConsoleRoles.Admin);
     }
 
     [Fact]
     public async Task An_admin_creates_an_api_channel_and_renames_an_email_account_in_the_browser()
     {
-        var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
-        await page.GotoAsync(_baseUrl + "/Account/Login");
-        await page.SignInAsync(Admin, new Regex("^(?!.*Login)"), "#main");
+        var page = await SignedInPageAsync(Admin, "/Account/Login");
 
-        await page.GotoAsync(_baseUrl + "/Admin/Channels");
+        await page.GotoAsync(BaseUrl + "/Admin/Channels");
         await page.GetByRole(AriaRole.Link, new() { Name = "New api" }).ClickAsync();
         await page.ArrivedAtAsync(new Regex("/Admin/Channels/Edit\\?kind=api"), "#channel-form");
         await page.GetByLabel("Id (lower-case letters, digits and '-')").FillAsync("shop");
@@ -266,7 +243,7 @@ public sealed class ChannelAdminBrowserTests : IAsyncLifetime
         await Assertions.Expect(page.Locator("#issued-secret")).Not.ToHaveValueAsync(issued);
         await Assertions.Expect(page.Locator("#issued-secret")).ToHaveValueAsync(new Regex("^.{16,}$"));
 
-        await page.GotoAsync(_baseUrl + "/Admin/Channels");
+        await page.GotoAsync(BaseUrl + "/Admin/Channels");
         await page.GetByRole(AriaRole.Link, new() { Name = "Edit support" }).ClickAsync();
         await page.ArrivedAtAsync(new Regex("/Admin/Channels/Edit/support"), "#channel-form");
         await Assertions.Expect(page.Locator("#secret-imap-password")).ToHaveValueAsync("");
@@ -274,8 +251,8 @@ public sealed class ChannelAdminBrowserTests : IAsyncLifetime
         await page.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
         await Assertions.Expect(page.Locator("#channel-saved")).ToBeVisibleAsync();
         await Assertions.Expect(page.Locator("h1")).ToContainTextAsync("Support desk");
-        await Eventually.WaitForAsync(() => Task.FromResult(_app.Services.GetRequiredService<IChannelAccounts>().Find("support")?.SettingsAs<EmailChannelSettings>()),
-            s => s?.Imap?.Password == "imap-secret-0001" && _app.Services.GetRequiredService<IChannelAccounts>().Find("support")?.Name == "Support desk",
+        await Eventually.WaitForAsync(() => Task.FromResult(App.Services.GetRequiredService<IChannelAccounts>().Find("support")?.SettingsAs<EmailChannelSettings>()),
+            s => s?.Imap?.Password == "imap-secret-0001" && App.Services.GetRequiredService<IChannelAccounts>().Find("support")?.Name == "Support desk",
             TimeSpan.FromSeconds(30), "the rename seen with the password kept");
     }
 }

@@ -14,50 +14,26 @@ namespace Crm.Service.Tests.Console;
 /// The console in Debian's headless chromium (/usr/bin/chromium; Playwright downloads no browser), against the whole
 /// service on a real Kestrel port. Set CRM_SCREENSHOT_DIR to save the queue, ticket and customer pages (docs/screenshots).
 /// </summary>
-public sealed class ConsoleBrowserTests : IAsyncLifetime
+public sealed class ConsoleBrowserTests : BrowserTest
 {
     private const string Agent = "agent@example.com";
-    private readonly TempDirectory _data = new();
-    private CrmApp _app = null!;
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
-    private string _baseUrl = "";
-
-    public async Task InitializeAsync()
+    protected override async Task SetUpAsync()
     {
-        var port = FreePorts.Next();
-        _baseUrl = $"http://127.0.0.1:{port}";
-        _app = new CrmApp(_data.Path);
-        _app.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
-        _app.StartServer();
-        await _app.CreateApiChannelAsync();
-        await ConsoleBrowser.CreateUserAsync(_app, Agent, ConsoleRoles.Agent);
-        _playwright = await Playwright.CreateAsync();
-        _browser = await Chromium.LaunchAsync(_playwright);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _browser.DisposeAsync();
-        _playwright.Dispose();
-        await _app.DisposeAsync();
-        _data.Dispose();
+        await App.CreateApiChannelAsync();
+        await ConsoleBrowser.CreateUserAsync(App, Agent, ConsoleRoles.Agent);
     }
 
     private async Task<JsonElement> ReceiveAsync(string id, string sender, string? name, string text, string? html = null, string? subject = "Printer")
     {
-        var response = await _app.PostMessageAsync(new { messageId = id, sender = new { id = sender, name }, subject, text, html });
+        var response = await App.PostMessageAsync(new { messageId = id, sender = new { id = sender, name }, subject, text, html });
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
 
     private async Task<IPage> SignedInPageAsync()
     {
-        var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 800 } });
-        await page.GotoAsync(_baseUrl + "/");
-        Assert.Contains("/Account/Login", page.Url, StringComparison.Ordinal);
-        await page.SignInAsync(Agent, new Regex("/Queues"), "#main");
-        return page;
+        // Opening "/" signed out lands on the sign-in page, and signing in goes on to the queues.
+        return await SignedInPageAsync(Agent, arrivedAt: new Regex("/Queues"), height: 800);
     }
 
     private static Task WaitForLiveAsync(IPage page) =>
@@ -87,7 +63,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await Assertions.Expect(openCount).ToHaveTextAsync("4");
         await Assertions.Expect(page.Locator("#queue-news")).ToBeVisibleAsync();
 
-        await page.GotoAsync($"{_baseUrl}/Tickets/{number}");
+        await page.GotoAsync($"{BaseUrl}/Tickets/{number}");
         await WaitForLiveAsync(page);
         await Assertions.Expect(page.Locator("#timeline")).ToContainTextAsync("My order #4711 never arrived.");
         await page.GetByLabel("Reply to the customer").FillAsync("Sorry! A new parcel is on its way.");
@@ -112,7 +88,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
     {
         var number = (await ReceiveAsync("call-1", "carol", "Carol Caller", "Please call me back.")).GetProperty("ticketNumber").GetInt64();
         var page = await SignedInPageAsync();
-        await page.GotoAsync($"{_baseUrl}/Tickets/{number}");
+        await page.GotoAsync($"{BaseUrl}/Tickets/{number}");
         await page.GetByText("Log a call").ClickAsync();
         await page.Locator("#CallDirection").SelectOptionAsync("out");
         await page.GetByLabel("Phone number").FillAsync("+1 555 010 7788");
@@ -144,7 +120,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         for (var i = 0; i < vectors.Count; i++)
             number = (await ReceiveAsync($"x-{i}", "+15550109999", hostileName, vectors[i], html: vectors[i], subject: i == 0 ? "<script>alert('xss-subject')</script>" : null))
                 .GetProperty("ticketNumber").GetInt64();
-        var customer = await _app.QueryAsync(db => Task.FromResult(db.Tickets.Single(t => t.Number == number).CustomerId));
+        var customer = await App.QueryAsync(db => Task.FromResult(db.Tickets.Single(t => t.Number == number).CustomerId));
 
         var page = await SignedInPageAsync();
         var dialogs = new List<string>();
@@ -156,7 +132,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         };
         foreach (var path in new[] { "/Queues/Open", $"/Tickets/{number}", $"/Tickets/{number}?cursor=", $"/Customers/{customer}" })
         {
-            await page.GotoAsync(_baseUrl + path, new() { WaitUntil = WaitUntilState.NetworkIdle });
+            await page.GotoAsync(BaseUrl + path, new() { WaitUntil = WaitUntilState.NetworkIdle });
             // Also open every HTML body (they are collapsed when a text version exists).
             foreach (var details in await page.Locator("details.html").AllAsync())
                 await details.EvaluateAsync("d => d.open = true");
@@ -185,7 +161,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         for (var i = 1; i < 55; i++)
             await ReceiveAsync($"old-{i}", "+15550100009", "Dora", $"message {i}");
         var page = await SignedInPageAsync();
-        await page.GotoAsync($"{_baseUrl}/Tickets/{number}");
+        await page.GotoAsync($"{BaseUrl}/Tickets/{number}");
         await page.GetByRole(AriaRole.Link, new() { Name = "Older messages" }).ClickAsync();
         await page.ArrivedAtAsync(new Regex("cursor="), "#timeline");
         await WaitForLiveAsync(page);
@@ -201,7 +177,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
     [Fact]
     public async Task Canned_responses_insert_by_picker_and_by_slash_shortcut_and_keyboard_shortcuts_work()
     {
-        var library = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Crm.Service.Infrastructure.Replies.ReplyLibrary>(_app.Services);
+        var library = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Crm.Service.Infrastructure.Replies.ReplyLibrary>(App.Services);
         var (_, error) = await library.SaveCannedAsync(null, Crm.Service.Infrastructure.Replies.ReplyLibrary.Shared, "thanks", "Thanks",
             "Thanks {{customer.first_name}}, ticket {{ticket.number}}.", "test", CancellationToken.None);
         Assert.Null(error);
@@ -211,7 +187,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         var dialogs = new List<string>();
         var page = await SignedInPageAsync();
         page.Dialog += (_, dialog) => dialogs.Add(dialog.Message);
-        await page.GotoAsync($"{_baseUrl}/Tickets/{second}");
+        await page.GotoAsync($"{BaseUrl}/Tickets/{second}");
         await WaitForLiveAsync(page);
 
         // Keyboard: r and n focus the reply and the note boxes.

@@ -10,42 +10,19 @@ using Microsoft.Playwright;
 namespace Crm.Service.Tests.Console;
 
 /// <summary>Review CR1 and CR7 in headless chromium: what one page does shows in another open page without a reload.</summary>
-public sealed class ConsoleLiveBrowserTests : IAsyncLifetime
+public sealed class ConsoleLiveBrowserTests : BrowserTest
 {
     private const string Agent = "agent@example.com";
-    private readonly TempDirectory _data = new();
-    private CrmApp _app = null!;
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
-    private string _baseUrl = "";
-
-    public async Task InitializeAsync()
+    protected override async Task SetUpAsync()
     {
-        var port = FreePorts.Next();
-        _baseUrl = $"http://127.0.0.1:{port}";
-        _app = new CrmApp(_data.Path);
-        _app.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
-        _app.StartServer();
-        await ConsoleBrowser.CreateUserAsync(_app, Agent, ConsoleRoles.Agent);
-        _playwright = await Playwright.CreateAsync();
-        _browser = await Chromium.LaunchAsync(_playwright);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _browser.DisposeAsync();
-        _playwright.Dispose();
-        await _app.DisposeAsync();
-        _data.Dispose();
+        await ConsoleBrowser.CreateUserAsync(App, Agent, ConsoleRoles.Agent);
     }
 
     /// <summary>A page of its own (its own browser context), signed in as the agent and live on <paramref name="path"/>.</summary>
     private async Task<IPage> LivePageAsync(string path)
     {
-        var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
-        await page.GotoAsync(_baseUrl + "/");
-        await page.SignInAsync(Agent, new Regex("^(?!.*Account/Login)"), "#main");
-        await page.GotoAsync(_baseUrl + path);
+        var page = await SignedInPageAsync(Agent);
+        await page.GotoAsync(BaseUrl + path);
         await page.Locator("#live-status[data-state='online']").WaitForAsync(new() { State = WaitForSelectorState.Attached });
         return page;
     }
@@ -53,9 +30,9 @@ public sealed class ConsoleLiveBrowserTests : IAsyncLifetime
     [Fact]
     public async Task A_link_made_on_one_ticket_shows_in_the_other_tickets_open_links_panel_without_a_reload()
     {
-        await _app.CreateApiChannelAsync();
-        var (a, _) = await _app.ReceiveAsync("cr1-a", "cr1-alice");
-        var (b, _) = await _app.ReceiveAsync("cr1-b", "cr1-bob");
+        await App.CreateApiChannelAsync();
+        var (a, _) = await App.ReceiveAsync("cr1-a", "cr1-alice");
+        var (b, _) = await App.ReceiveAsync("cr1-b", "cr1-bob");
         var onB = await LivePageAsync($"/Tickets/{b}");
         await Assertions.Expect(onB.Locator($"#links-panel li[data-link='{a}']")).ToHaveCountAsync(0);
         // The other agent has started typing into B's link form: the live update leaves it alone.
@@ -79,8 +56,8 @@ public sealed class ConsoleLiveBrowserTests : IAsyncLifetime
     [Fact]
     public async Task A_failing_links_refresh_does_not_keep_the_open_timeline_from_showing_a_new_message()
     {
-        await _app.CreateApiChannelAsync();
-        var (ticket, _) = await _app.ReceiveAsync("cx5-1", "cx5-carol");
+        await App.CreateApiChannelAsync();
+        var (ticket, _) = await App.ReceiveAsync("cx5-1", "cx5-carol");
         var page = await LivePageAsync($"/Tickets/{ticket}");
         var aborted = 0;
         await page.RouteAsync(new Regex(@"[?&]handler=Links\b"), async route =>
@@ -89,7 +66,7 @@ public sealed class ConsoleLiveBrowserTests : IAsyncLifetime
             await route.AbortAsync();
         });
 
-        Assert.Equal(ticket, (await _app.ReceiveAsync("cx5-2", "cx5-carol")).Number);
+        Assert.Equal(ticket, (await App.ReceiveAsync("cx5-2", "cx5-carol")).Number);
         await Assertions.Expect(page.Locator("#timeline-host")).ToContainTextAsync("text cx5-2");
         // The links fetch was made (and failed) for that change: the route matched it.
         await Eventually.WaitForAsync(() => Task.FromResult(Volatile.Read(ref aborted)), n => n > 0, what: "the links refresh to be aborted");
@@ -98,7 +75,7 @@ public sealed class ConsoleLiveBrowserTests : IAsyncLifetime
     [Fact]
     public async Task Mark_all_read_in_one_tab_sets_the_bell_of_another_open_tab_to_zero()
     {
-        var notifier = _app.Services.GetRequiredService<IFollowUpNotifier>();
+        var notifier = App.Services.GetRequiredService<IFollowUpNotifier>();
         await notifier.NotifyAsync(new FollowUpNotice("customer-follow-up-due", null, Guid.NewGuid(), [Agent], false, null, Cause: "cr7-1"));
         await notifier.NotifyAsync(new FollowUpNotice("customer-follow-up-missed", null, Guid.NewGuid(), [Agent], false, null, Cause: "cr7-2"));
         var queues = await LivePageAsync("/Queues");

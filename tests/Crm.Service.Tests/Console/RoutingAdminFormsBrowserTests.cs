@@ -14,40 +14,15 @@ namespace Crm.Service.Tests.Console;
 
 /// <summary>rtkb8 in headless chromium: the SLA policy form edits every escalation level the admin API takes, and the
 /// calendar form imports an .ics file's holidays through the API's own import.</summary>
-public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
+public sealed class RoutingAdminFormsBrowserTests : BrowserTest
 {
-    private readonly TempDirectory _data = new();
-    private CrmApp _app = null!;
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
-    private string _baseUrl = "";
 
-    public async Task InitializeAsync()
-    {
-        var port = FreePorts.Next();
-        _baseUrl = $"http://127.0.0.1:{port}";
-        _app = new CrmApp(_data.Path);
-        _app.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
-        _app.StartServer();
-        _playwright = await Playwright.CreateAsync();
-        _browser = await Chromium.LaunchAsync(_playwright);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _browser.DisposeAsync();
-        _playwright.Dispose();
-        await _app.DisposeAsync();
-        _data.Dispose();
-    }
 
     private async Task<IPage> SignedInAdminAsync()
     {
-        await ConsoleBrowser.CreateUserAsync(_app, "admin@example.com", ConsoleRoles.Admin, ConsoleRoles.Agent);
-        var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
+        await ConsoleBrowser.CreateUserAsync(App, "admin@example.com", ConsoleRoles.Admin, ConsoleRoles.Agent);
+        var page = await SignedInPageAsync("admin@example.com");
         page.SetDefaultTimeout(60_000);
-        await page.GotoAsync(_baseUrl + "/");
-        await page.SignInAsync("admin@example.com", new Regex("^(?!.*Account/Login)"), "#main");
         return page;
     }
 
@@ -57,7 +32,7 @@ public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
     public async Task The_SLA_form_shows_the_stored_levels_plus_an_empty_row_and_adds_levels_up_to_the_APIs_ten()
     {
         // A policy with four levels, stored through the API: the form shows the four and one empty row.
-        using (var admin = _app.Admin())
+        using (var admin = App.Admin())
         {
             var put = await admin.PutAsJsonAsync("/api/v1/admin/sla-policies/silver", new
             {
@@ -68,7 +43,7 @@ public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, put.StatusCode);
         }
         var page = await SignedInAdminAsync();
-        await page.GotoAsync(_baseUrl + "/Admin/Routing/SlaPolicies?edit=silver");
+        await page.GotoAsync(BaseUrl + "/Admin/Routing/SlaPolicies?edit=silver");
         await Assertions.Expect(page.Locator(Use(3))).ToBeCheckedAsync();
         await Assertions.Expect(page.Locator(Use(4))).Not.ToBeCheckedAsync();
         await Assertions.Expect(page.Locator(Use(5))).ToHaveCountAsync(0);
@@ -76,7 +51,7 @@ public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
 
         // A new policy: level 1 and an empty row; "add level" (a post, no script) adds rows, keeping what was typed,
         // until the API's maximum.
-        await page.GotoAsync(_baseUrl + "/Admin/Routing/SlaPolicies");
+        await page.GotoAsync(BaseUrl + "/Admin/Routing/SlaPolicies");
         await page.Locator("#Policy_Id").FillAsync("gold");
         await page.Locator("#Policy_Name").FillAsync("Gold");
         await page.Locator("#Policy_Targets_1__FirstResponse").FillAsync("04:00");
@@ -97,12 +72,12 @@ public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
         await page.Locator("#policy-form button.primary").ClickAsync();
         await Assertions.Expect(page.Locator("#routing-settings tr[data-id='gold']")).ToContainTextAsync("Gold");
 
-        var stored = RoutingJson.Read<SlaPolicy>((await _app.Services.GetRequiredService<IRoutingStore>().GetAsync(RoutingKinds.SlaPolicy, "gold", CancellationToken.None))!);
+        var stored = RoutingJson.Read<SlaPolicy>((await App.Services.GetRequiredService<IRoutingStore>().GetAsync(RoutingKinds.SlaPolicy, "gold", CancellationToken.None))!);
         Assert.Equal(10, stored.Escalations.Count);
         Assert.Equal([.. Enumerable.Range(0, 10).Select(h => TimeSpan.FromHours(h))], stored.Escalations.Select(e => e.After).ToArray());
 
         // Stored with ten levels: all ten shown, no empty row and no "add level".
-        await page.GotoAsync(_baseUrl + "/Admin/Routing/SlaPolicies?edit=gold");
+        await page.GotoAsync(BaseUrl + "/Admin/Routing/SlaPolicies?edit=gold");
         await Assertions.Expect(page.Locator("#Policy_Escalations_9__After")).ToHaveValueAsync("09:00:00");
         await Assertions.Expect(page.Locator(Use(10))).ToHaveCountAsync(0);
         await Assertions.Expect(page.Locator("#add-escalation-level")).ToHaveCountAsync(0);
@@ -111,7 +86,7 @@ public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
     [Fact]
     public async Task The_calendar_form_imports_an_ics_files_holidays_and_shows_a_refused_file_at_the_field()
     {
-        using (var admin = _app.Admin())
+        using (var admin = App.Admin())
         {
             var put = await admin.PutAsJsonAsync("/api/v1/admin/calendars/cn", new
             {
@@ -123,7 +98,7 @@ public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, put.StatusCode);
         }
         var page = await SignedInAdminAsync();
-        await page.GotoAsync(_baseUrl + "/Admin/Routing/Calendars?edit=cn");
+        await page.GotoAsync(BaseUrl + "/Admin/Routing/Calendars?edit=cn");
         var error = page.Locator("[data-valmsg-for='IcsFile']");
 
         // Not a calendar: the import's own message, at the file field, with the calendar still on screen.
@@ -153,10 +128,10 @@ public sealed class RoutingAdminFormsBrowserTests : IAsyncLifetime
         var forged = page.APIRequest.CreateFormData();
         forged.Set("IcsFile", new FilePayload { Name = "forged.ics", MimeType = "text/calendar", Buffer = Encoding.UTF8.GetBytes(ics.Replace("20261001", "20261101").Replace("20261004", "20261102")) });
         forged.Set("ImportFrom", "2026");
-        var refused = await page.APIRequest.PostAsync(_baseUrl + "/Admin/Routing/Calendars?handler=Import&id=cn", new() { Multipart = forged, MaxRedirects = 0 });
+        var refused = await page.APIRequest.PostAsync(BaseUrl + "/Admin/Routing/Calendars?handler=Import&id=cn", new() { Multipart = forged, MaxRedirects = 0 });
         Assert.Equal((int)HttpStatusCode.BadRequest, refused.Status);
 
-        var stored = RoutingJson.Read<BusinessCalendarDefinition>((await _app.Services.GetRequiredService<IRoutingStore>().GetAsync(RoutingKinds.Calendar, "cn", CancellationToken.None))!);
+        var stored = RoutingJson.Read<BusinessCalendarDefinition>((await App.Services.GetRequiredService<IRoutingStore>().GetAsync(RoutingKinds.Calendar, "cn", CancellationToken.None))!);
         Assert.Equal([new DateOnly(2026, 1, 1), new DateOnly(2026, 10, 1), new DateOnly(2026, 10, 2), new DateOnly(2026, 10, 3)], stored.Holidays);
     }
 }

@@ -11,48 +11,22 @@ using Microsoft.Playwright;
 namespace Crm.Service.Tests.Console;
 
 /// <summary>routing6 in headless chromium: an admin walks the routing rule form, and the bell counts a new notice live.</summary>
-public sealed class RoutingConsoleBrowserTests : IAsyncLifetime
+public sealed class RoutingConsoleBrowserTests : BrowserTest
 {
-    private readonly TempDirectory _data = new();
-    private CrmApp _app = null!;
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
-    private string _baseUrl = "";
 
-    public async Task InitializeAsync()
-    {
-        var port = FreePorts.Next();
-        _baseUrl = $"http://127.0.0.1:{port}";
-        _app = new CrmApp(_data.Path);
-        _app.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
-        _app.StartServer();
-        _playwright = await Playwright.CreateAsync();
-        _browser = await Chromium.LaunchAsync(_playwright);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _browser.DisposeAsync();
-        _playwright.Dispose();
-        await _app.DisposeAsync();
-        _data.Dispose();
-    }
 
     private async Task<IPage> SignedInPageAsync(string email, params string[] roles)
     {
-        await ConsoleBrowser.CreateUserAsync(_app, email, roles);
-        var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
-        await page.GotoAsync(_baseUrl + "/");
-        await page.SignInAsync(email, new Regex("^(?!.*Account/Login)"), "#main");
-        return page;
+        await ConsoleBrowser.CreateUserAsync(App, email, roles);
+        return await base.SignedInPageAsync(email);
     }
 
     [Fact]
     public async Task An_admin_creates_a_routing_rule_in_the_form_sees_the_refusal_at_the_team_field_and_then_the_rule_listed()
     {
-        await _app.Services.GetRequiredService<TeamDirectory>().SaveAsync("billing", "Billing", false, [], CancellationToken.None);
+        await App.Services.GetRequiredService<TeamDirectory>().SaveAsync("billing", "Billing", false, [], CancellationToken.None);
         var page = await SignedInPageAsync("admin@example.com", ConsoleRoles.Admin, ConsoleRoles.Agent);
-        await page.GotoAsync(_baseUrl + "/Admin/Routing/Rules");
+        await page.GotoAsync(BaseUrl + "/Admin/Routing/Rules");
         await page.Locator("#Rule_Id").FillAsync("refunds");
         await page.Locator("#Rule_Name").FillAsync("Refunds to billing");
         await page.Locator("#Rule_Conditions_Keywords").FillAsync("refund");
@@ -70,12 +44,12 @@ public sealed class RoutingConsoleBrowserTests : IAsyncLifetime
     public async Task The_bell_counts_a_new_stored_notice_without_a_reload()
     {
         var page = await SignedInPageAsync("agent@example.com", ConsoleRoles.Agent);
-        await page.GotoAsync(_baseUrl + "/Queues");
+        await page.GotoAsync(BaseUrl + "/Queues");
         await page.Locator("#live-status[data-state='online']").WaitForAsync(new() { State = WaitForSelectorState.Attached });
         var bell = page.Locator("#notice-bell .count");
         await Assertions.Expect(bell).ToHaveTextAsync("0");
 
-        var notifier = _app.Services.GetRequiredService<IFollowUpNotifier>();
+        var notifier = App.Services.GetRequiredService<IFollowUpNotifier>();
         await notifier.NotifyAsync(new FollowUpNotice("customer-follow-up-due", null, Guid.NewGuid(), ["agent@example.com"], false, null, Cause: "routing6-bell-1"));
         await Assertions.Expect(bell).ToHaveTextAsync("1");
         // A repeated cause stores nothing and pushes nothing; a new one counts.

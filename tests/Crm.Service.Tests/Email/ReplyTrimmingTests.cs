@@ -139,6 +139,9 @@ public sealed class ReplyTrimmingTests(ITestOutputHelper output)
         Assert.True(fromQuoted.Length <= ReplyTrimmer.MaxChars, $"{fromQuoted.Length} characters");
         // The old recursion re-joined the rest at every level: gigabytes for this input; a bounded pass is a few MB.
         Assert.True(allocated < 64L * 1024 * 1024, $"{allocated:N0} bytes allocated");
+        // A long text with no quote is shown whole, not cut at the bound (review RD4).
+        var long_ = string.Concat(Enumerable.Repeat("a plain line of a long report\n", 5_000)).Trim();
+        Assert.Equal(long_, ReplyTrimmer.Trim(long_));
         // A normal bottom-posted reply still finds its answer below the quote.
         Assert.Equal("Thanks, that works.", ReplyTrimmer.Trim("On Mon, Bob wrote:\n> Try again.\n>\n\nThanks, that works.\n"));
     }
