@@ -83,4 +83,28 @@ public sealed class KbEditorPageTests : AppTest
         Assert.Contains("Old wording.", page, StringComparison.Ordinal);
         Assert.Contains("published · version 4", page, StringComparison.Ordinal);
     }
+
+    // Issue 21 audit: the editor list's filters (language, status, visibility) each narrow the list, and together too.
+    [Fact]
+    public async Task The_article_list_filters_by_language_status_and_visibility()
+    {
+        using var api = await KbClient.EditorAsync(App);
+        await KbClient.PublishAsync(api, await KbClient.CreateAsync(api, "Public english", "One."));
+        await KbClient.CreateAsync(api, "Draft english", "Two.");
+        await KbClient.PublishAsync(api, await KbClient.CreateAsync(api, "Internal english", "Three.", visibility: "internal"));
+        await KbClient.PublishAsync(api, await KbClient.CreateAsync(api, "中文文章", "四。", "zh-CN"));
+        using var editor = await ConsoleBrowser.SignedInAsync(App, "kb@example.com", Crm.Service.Auth.ConsoleRoles.KnowledgeEditor);
+
+        async Task<string[]> TitlesAsync(string query)
+        {
+            var html = await editor.PageAsync("/Kb" + query);
+            return [.. System.Text.RegularExpressions.Regex.Matches(html, "<a href=\"/Kb/Edit/[^\"]+\">([^<]+)</a>").Select(m => System.Net.WebUtility.HtmlDecode(m.Groups[1].Value)).Order(StringComparer.Ordinal)];
+        }
+
+        Assert.Equal(["Draft english", "Internal english", "Public english", "中文文章"], await TitlesAsync(""));
+        Assert.Equal(["中文文章"], await TitlesAsync("?language=zh-CN"));
+        Assert.Equal(["Draft english"], await TitlesAsync("?status=draft"));
+        Assert.Equal(["Internal english"], await TitlesAsync("?visibility=internal"));
+        Assert.Equal(["Public english"], await TitlesAsync("?language=en&status=published&visibility=public"));
+    }
 }
