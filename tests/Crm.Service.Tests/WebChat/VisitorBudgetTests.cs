@@ -208,10 +208,10 @@ public sealed class VisitorBudgetTests
         Assert.NotNull(lateCode);
         Assert.Equal(CodeOutcome.NoCode, (await late.CheckCodeAsync(lateCode, "10.0.0.100")).Outcome);
         var established = await ChatterAsync(rig, answered: true);
-        var code = (await established.IssueCodeAsync(owner, null, "10.0.0.200")).Code;
-        Assert.NotNull(code);
+        var ownCode = (await established.IssueCodeAsync(owner, null, "10.0.0.200")).Code;
+        Assert.NotNull(ownCode);
 
-        var guess = await established.CheckCodeAsync(code == "000000" ? "000001" : "000000", "10.0.0.200");
+        var guess = await established.CheckCodeAsync(ownCode == "000000" ? "000001" : "000000", "10.0.0.200");
 
         Assert.Equal(CodeOutcome.NoCode, guess.Outcome);
     }
