@@ -83,5 +83,10 @@ public interface IOutboundSender
     /// never re-sent on its own. False (webhooks: receivers dedupe on the message id; web chat) keeps at-least-once.</summary>
     bool ResendDuplicates => false;
 
+    /// <summary>True when the sender marks each request in flight itself (<see cref="OutboundDelivery.MarkPartInFlightAsync"/>,
+    /// a single part too) right before it goes: the outbox then commits the attempt without its own in-flight mark, so
+    /// a kill while the sender reads files or finds the chat, before any request, resumes (review RC3).</summary>
+    bool MarksOwnParts => false;
+
     Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default);
 }

@@ -52,6 +52,9 @@ internal sealed class TelegramSender(
     /// <summary>A second send mails (or messages) the customer twice: see <see cref="IOutboundSender.ResendDuplicates"/>.</summary>
     public bool ResendDuplicates => true;
 
+    /// <summary>Every request, a single part's too, is marked in flight right before it goes (review RC3).</summary>
+    public bool MarksOwnParts => true;
+
     public async Task<OutboundResult> SendAsync(OutboundDelivery delivery, CancellationToken cancellationToken = default)
     {
         var account = accounts.Find(delivery.ChannelAccountId);
@@ -89,8 +92,18 @@ internal sealed class TelegramSender(
         }
         var waits = 0;
         var asDocument = false;
-        // The part whose in-flight mark the outbox holds: for a single part, the outbox's own mark of the attempt.
-        var marked = parts.Count == 1 ? 1 : 0;
+        // The part whose in-flight mark the outbox holds (none at first: see MarksOwnParts).
+        var marked = 0;
+        var stoppedBeforeRequest = false;
+        // Nothing is on its way: the mark goes, with the parts confirmed so far (review RC7).
+        async Task LiftAsync()
+        {
+            if (marked != 0 && delivery.RecordSentPartsAsync is { } lift)
+            {
+                await lift(string.Join(',', sent.Select(id => id.ToString(CultureInfo.InvariantCulture))));
+                marked = 0;
+            }
+        }
         while (sent.Count < parts.Count)
         {
             // Nothing is on its way to Telegram here, and every part confirmed so far is stored: a stop may throw, and
@@ -105,6 +118,14 @@ internal sealed class TelegramSender(
                 {
                     await mark(sent.Count + 1, parts.Count);
                     marked = sent.Count + 1;
+                    // A stop during the mark's commit: the request would be refused before it left, yet the row would
+                    // say it may have arrived (review RC7). Lift the mark and stop: the attempt resumes.
+                    if (cancellationToken.IsCancellationRequested)
+                    {
+                        await LiftAsync();
+                        stoppedBeforeRequest = true;
+                        cancellationToken.ThrowIfCancellationRequested();
+                    }
                 }
                 var message = file is null
                     ? await bot.SendMessage(chatId, HtmlText.Escape(text!), ParseMode.Html, cancellationToken: cancellationToken)
@@ -114,7 +135,7 @@ internal sealed class TelegramSender(
                 if (sent.Count < parts.Count && delivery.RecordSentPartsAsync is { } record)
                     await record(string.Join(',', sent.Select(id => id.ToString(CultureInfo.InvariantCulture))));
             }
-            catch (Exception ex) when (cancellationToken.IsCancellationRequested && ex is OperationCanceledException or RequestException { InnerException: OperationCanceledException })
+            catch (Exception ex) when (cancellationToken.IsCancellationRequested && !stoppedBeforeRequest && ex is OperationCanceledException or RequestException { InnerException: OperationCanceledException })
             {
                 // Cut short (the service stopping, the outbox's timeout) while a request was out: Telegram may have taken
                 // it, and sending it again would repeat it (review FX1). Like SMTP after the final dot: not confirmed.
@@ -131,20 +152,18 @@ internal sealed class TelegramSender(
                 if (retryAfter <= options.Value.MaxInlineRetryAfter && ++waits <= MaxInlineWaits)
                 {
                     // Telegram took nothing: the mark is lifted for the wait, so a kill during it resumes (review EO1).
-                    if (delivery.RecordSentPartsAsync is { } lift)
-                    {
-                        await lift(string.Join(',', sent.Select(id => id.ToString(CultureInfo.InvariantCulture))));
-                        marked = 0;
-                    }
+                    await LiftAsync();
                     await Task.Delay(retryAfter, time, cancellationToken);
                     continue;
                 }
                 _floodUntil[account.Id] = time.GetUtcNow() + retryAfter;
+                await LiftAsync();
                 return OutboundResult.Retry($"429 {ex.Message} (retry after {retryAfter.TotalSeconds:0} s; {sent.Count} of {parts.Count} parts sent)");
             }
             catch (ApiRequestException ex) when (ex.ErrorCode is 403 or 400 or 413)
             {
                 _sentParts.TryRemove(delivery.MessageId, out _);
+                await LiftAsync();
                 logger.LogInformation("Telegram channel {Channel}: message {MessageId} refused: {Code} {Error}", account.Id, delivery.MessageId, ex.ErrorCode, ex.Message);
                 var meaning = Meaning(ex);
                 return OutboundResult.Fail(sent.Count == 0

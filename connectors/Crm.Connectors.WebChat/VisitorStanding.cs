@@ -146,9 +146,10 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
         // cannot drain it either.
         var established = await EstablishedAsync();
         var group = ClientAddresses.GroupOf(addressKey);
-        // The per-network budgets are counted apart for established visitors, so a stranger on the same /24 or /48 (one
-        // office, one carrier-grade NAT) who spends the network's codes does not shut out the company's customers there.
-        var networkKey = WebChatBudgetKeys.WidgetGroup(WidgetId, NetworkBucket(group, established));
+        // An established visitor's per-network and per-address budgets are their own (review RB1): a stranger, or another
+        // established visitor, on the same /24 or /48 or behind the same IP (one office, one carrier-grade NAT) who spends
+        // those codes never spends this visitor's.
+        var networkKey = WebChatBudgetKeys.WidgetGroup(WidgetId, OwnBucket(group, established));
         StoredBudget WidgetBudget(string key, int limit, TimeSpan window)
         {
             var reserved = limit * o.WidgetBudgetReservedPercent / 100;
@@ -165,7 +166,7 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
         var refusal = await store.IssueCodeAsync(new PendingCodeRequest(WidgetId, VisitorId, email, name, Hash(code), now, now + o.VerificationCodeLifetime, o.VerificationTriesPerCode,
         [
             new StoredBudget(WebChatBudgetKeys.Visitor(WidgetId, VisitorId), o.VerificationCodesPerHourPerVisitor, hour),
-            new StoredBudget(WebChatBudgetKeys.Address(addressKey), o.VerificationCodesPerHourPerAddress, hour),
+            new StoredBudget(OwnBucket(WebChatBudgetKeys.Address(addressKey), established), o.VerificationCodesPerHourPerAddress, hour),
             // Per recipient, shared by every visitor (a mail bomb is bounded), with one spare code an hour per client
             // address: a stranger who asks for codes to someone's address cannot lock its owner out (review W2).
             // The spares of all addresses of one group together are capped per recipient and day (review KW4), per group
@@ -192,9 +193,9 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     public async Task<CodeCheck> CheckCodeAsync(string code, string? addressKey = null)
     {
         var o = options.Value;
-        // Wrong codes of established visitors count apart too: a guesser on the owner's network cannot void the code of
-        // an owner the company already talks with.
-        var group = NetworkBucket(ClientAddresses.GroupOf(addressKey ?? "unknown"), await EstablishedAsync());
+        // One bucket of wrong codes per recipient and group for everyone, established or not (review RB2): anyone can
+        // become established, so a bucket of their own would only raise the hard bound on guessing.
+        var group = ClientAddresses.GroupOf(addressKey ?? "unknown");
         var check = await store.CheckCodeAsync(WidgetId, VisitorId, Hash(code), time.GetUtcNow(), group, o.GuessesPerDayPerRecipientAndGroup);
         switch (check.Outcome)
         {
@@ -214,11 +215,12 @@ internal sealed class WebChatVisitorGrain(IWebChatVisitorStore store, IOptions<W
     /// cheaply: a proven address costs a code from these budgets, an answer costs an agent's reply.</summary>
     private async Task<bool> EstablishedAsync() => _state.VerifiedEmail is not null || await store.IsVisitorAnsweredAsync(this.GetPrimaryKeyString());
 
-    /// <summary>The address group's bucket for the per-network bounds (code mails per widget, wrong codes per recipient):
-    /// established visitors of a network have one of their own (wcfix8), as Chatwoot's or Zendesk's widget never locks
-    /// a known customer out for what another client of the same network did. They are still bounded per network, the
-    /// same amount, and by the per-visitor, per-address, per-recipient and widget budgets.</summary>
-    internal static string NetworkBucket(string group, bool established) => established ? group + "+established" : group;
+    /// <summary>The bucket of a per-network or per-address bound on code mails: an established visitor has one of their
+    /// own (review RB1; one shared by all established visitors of a network let an attacker who made a few visitors
+    /// established spend it), as Chatwoot's or Zendesk's widget never locks a known customer out for what another client
+    /// of the same network did. They are still bounded by the same amounts, and by the per-visitor, per-recipient and
+    /// widget budgets (the reserve's part per network included).</summary>
+    private string OwnBucket(string key, bool established) => established ? key + "+visitor:" + VisitorId : key;
 
     private static byte[] Hash(string code) => System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(code));
 

@@ -207,7 +207,9 @@ internal sealed class OutboxDispatcher(
         var before = item.LastError;
         item.Attempts++;
         item.NextAttemptAt = time.GetUtcNow() + settings.DelayAfter(item.Attempts);
-        if (atMostOnce)
+        // A sender that marks each request itself is not marked here: until its first mark nothing is on its way, and a
+        // kill in between (files read, chat found) resumes instead of being "not confirmed" (review RC3).
+        if (atMostOnce && !known!.MarksOwnParts)
             item.LastError = InFlightMarker;
         await store.CommitAsync(new WriteSet().Update(item.Copy()), cancellationToken);
         recorded();

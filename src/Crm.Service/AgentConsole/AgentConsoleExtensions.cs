@@ -83,7 +83,9 @@ public static class AgentConsoleExtensions
                         headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
                             "connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
                     headers.XContentTypeOptions = "nosniff";
-                    headers["Referrer-Policy"] = "same-origin";
+                    // A page that set a stricter one keeps it (the body frame's no-referrer: review RC5).
+                    if (string.IsNullOrEmpty(headers["Referrer-Policy"]))
+                        headers["Referrer-Policy"] = "same-origin";
                     // Framing is opt-in: only a page the console frames itself (the web chat widget's preview) marks its
                     // response; anti-forgery's SAMEORIGIN on every page with a form is overwritten (review WC1).
                     headers.XFrameOptions = http.Items.ContainsKey(FrameableByConsole) ? "SAMEORIGIN" : "DENY";

@@ -59,15 +59,31 @@ public static class MessageBodyView
         return map;
     }
 
-    /// <summary>The frame's document. Unknown cid: references stay as they are (they resolve to nothing).</summary>
+    /// <summary>Attributes that make a browser load something.</summary>
+    private static readonly string[] LoadingAttributes = ["src", "srcset", "background", "poster", "lowsrc", "dynsrc"];
+
+    /// <summary>The frame's document: every src (and srcset, background, poster) the sender wrote is dropped except a cid:
+    /// of this message's own image attachment, which points at the inline handler.</summary>
     public static string Render(string html, long ticketNumber, IReadOnlyDictionary<string, Guid> inlineImages, bool remoteImages)
     {
         var document = new HtmlParser().ParseDocument(html);
+        // The frame is same-origin (allow-same-origin), so whatever it loads goes with the agent's cookie: nothing the
+        // sender wrote may load (review RC4: <img src="?handler=Timeline"> ×5,000 made every viewer render thousands of
+        // pages). Only the inline-image URLs set below and consented remote images load.
+        foreach (var element in document.QuerySelectorAll("[src], [srcset], [background], [poster], [lowsrc], [dynsrc]"))
+            foreach (var name in LoadingAttributes)
+                if (!(name == "src" && element.LocalName == "img" && element.GetAttribute(name) is { } kept && kept.StartsWith("cid:", StringComparison.OrdinalIgnoreCase)))
+                    element.RemoveAttribute(name);
         foreach (var image in document.QuerySelectorAll("img"))
         {
-            if (image.GetAttribute("src") is { } src && src.StartsWith("cid:", StringComparison.OrdinalIgnoreCase)
-                && inlineImages.TryGetValue(ContentIdOf(src), out var attachment))
-                image.SetAttribute("src", $"/Tickets/{ticketNumber}?handler=Inline&id={attachment}");
+            if (image.GetAttribute("src") is { } src)
+            {
+                // Only a cid: of this message's own image attachment loads; others go (they would resolve to nothing).
+                if (src.StartsWith("cid:", StringComparison.OrdinalIgnoreCase) && inlineImages.TryGetValue(ContentIdOf(src), out var attachment))
+                    image.SetAttribute("src", $"/Tickets/{ticketNumber}?handler=Inline&id={attachment}");
+                else
+                    image.RemoveAttribute("src");
+            }
             if (remoteImages && image.GetAttribute("data-remote-src") is { } remote
                 && (remote.StartsWith("https:", StringComparison.OrdinalIgnoreCase) || remote.StartsWith("http:", StringComparison.OrdinalIgnoreCase)))
             {
@@ -83,7 +99,8 @@ public static class MessageBodyView
     }
 
     /// <summary>The body frame's policy: no script, no form, no plugin; images only from this ticket's own page path
-    /// (its inline-image handler), and from anywhere on http(s) only after the agent's consent for this message.</summary>
+    /// (its inline-image handler: a CSP source cannot name a query string, so Render drops every other src), and from
+    /// anywhere on http(s) only after the agent's consent for this message.</summary>
     public static string ContentSecurityPolicy(string origin, long ticketNumber, bool remoteImages) =>
         $"default-src 'none'; img-src {origin}/Tickets/{ticketNumber}{(remoteImages ? " https: http:" : "")}; style-src 'unsafe-inline'; " +
         "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox allow-same-origin";

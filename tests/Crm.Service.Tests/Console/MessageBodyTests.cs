@@ -60,7 +60,7 @@ public sealed class MessageBodyTests : IAsyncLifetime
         var builder = new BodyBuilder
         {
             HtmlBody = $"<p>Our logo: <img alt=\"logo\" src=\"cid:logo.{id}@example.test\"> and <img alt=\"remote\" src=\"{remoteImageUrl}\">"
-                + $" and <img alt=\"unknown\" src=\"cid:nothing@example.test\"></p>",
+                + $" and <img alt=\"unknown\" src=\"cid:nothing@example.test\"> and <img alt=\"relative\" src=\"/Tickets/1?handler=Timeline\"></p>",
         };
         var logo = builder.LinkedResources.Add("logo.png", Png, new ContentType("image", "png"));
         logo.ContentId = $"logo.{id}@example.test";
@@ -112,7 +112,10 @@ public sealed class MessageBodyTests : IAsyncLifetime
         // The cid: image is the message's own stored attachment, decoded by the browser inside the sandboxed frame.
         await Eventually.WaitForAsync(() => Image("logo", "naturalWidth"), w => w == "2", TimeSpan.FromSeconds(60), "the inline image decoded");
         Assert.StartsWith($"/Tickets/{received.TicketNumber}?handler=Inline&id=", await Image("logo", "getAttribute('src')"), StringComparison.Ordinal);
-        Assert.Equal("cid:nothing@example.test", await Image("unknown", "getAttribute('src')"));
+        // Review RC4: an unknown cid: and a relative address the sender wrote (an authenticated request in this
+        // same-origin frame) have no src.
+        Assert.Equal("null", await Image("unknown", "getAttribute('src')"));
+        Assert.Equal("null", await Image("relative", "getAttribute('src')"));
         // By default the remote image has no address and its server was never asked (same document as the logo).
         Assert.Equal("null", await Image("remote", "getAttribute('src')"));
         Assert.Equal("0", await Image("remote", "naturalWidth"));
@@ -152,12 +155,16 @@ public sealed class MessageBodyTests : IAsyncLifetime
         Assert.Equal($"default-src 'none'; img-src {origin}/Tickets/{first.TicketNumber}; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox allow-same-origin",
             body.Headers.GetValues("Content-Security-Policy").Single());
         Assert.Equal("SAMEORIGIN", body.Headers.GetValues("X-Frame-Options").Single());
+        // Review RC5: the console's same-origin default does not overwrite the frame's policy.
+        Assert.Equal("no-referrer", body.Headers.GetValues("Referrer-Policy").Single());
         var consentedHtml = await consented.Content.ReadAsStringAsync();
         Assert.Contains(" src=\"https://tracker.example.invalid/pixel.gif\"", consentedHtml, StringComparison.Ordinal);
         Assert.DoesNotContain("data-remote-src", consentedHtml, StringComparison.Ordinal);
         Assert.Contains("img-src " + origin + $"/Tickets/{first.TicketNumber} https: http:;", consented.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.NotFound, elsewhere.StatusCode);
         Assert.Equal("image/png", image.Content.Headers.ContentType!.MediaType);
+        // Review RC8: a customer's image is not kept in the browser.
+        Assert.Equal("no-store", image.Headers.CacheControl!.ToString());
         Assert.Equal(Png, await image.Content.ReadAsByteArrayAsync());
         Assert.Equal(HttpStatusCode.NotFound, imageElsewhere.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, pdfInline.StatusCode);
@@ -181,10 +188,31 @@ public sealed class MessageBodyTests : IAsyncLifetime
 
         Assert.Equal(new Dictionary<string, Guid> { ["a@x"] = a }, map);
         Assert.Contains($"<img src=\"/Tickets/7?handler=Inline&amp;id={a}\">", html, StringComparison.Ordinal);
-        Assert.Contains("<img src=\"cid:%3Cb@x%3E\">", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("cid:", html, StringComparison.Ordinal);
         Assert.Contains("<img data-remote-src=\"https://r.example/x.png\">", html, StringComparison.Ordinal);
         Assert.Contains("<img src=\"https://r.example/x.png\" referrerpolicy=\"no-referrer\">", MessageBodyView.Render("<img data-remote-src=\"https://r.example/x.png\">", 7, map, remoteImages: true), StringComparison.Ordinal);
         Assert.Contains("<img data-remote-src=\"javascript:alert(1)\">", MessageBodyView.Render("<img data-remote-src=\"javascript:alert(1)\">", 7, map, remoteImages: true), StringComparison.Ordinal);
+    }
+
+    /// <summary>Review RC4: the frame is same-origin, so a relative or same-origin address the sender wrote would be an
+    /// authenticated request (a page render) per image and viewer: only this message's own cid: images load.</summary>
+    [Fact]
+    public void The_body_frame_drops_every_address_the_sender_wrote_but_its_own_cid_images()
+    {
+        var a = Guid.NewGuid();
+        var map = new Dictionary<string, Guid> { ["a@x"] = a };
+
+        var html = MessageBodyView.Render(
+            "<p><img src=\"/Tickets/1?handler=Timeline\"><img src=\"?handler=Timeline&amp;x=1\" alt=\"t\"><img src=\"cid:a@x\" srcset=\"/Tickets/1?handler=Links 2x\">" +
+            "<img src=\"cid:other@x\"><table background=\"/Tickets/1\"><tr><td background=\"Tickets/2\">x</td></tr></table></p>", 7, map, remoteImages: true);
+
+        Assert.DoesNotContain("handler=Timeline", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("handler=Links", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("background", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("cid:", html, StringComparison.Ordinal);
+        Assert.Contains("<img alt=\"t\">", html, StringComparison.Ordinal);
+        Assert.Contains($"<img src=\"/Tickets/7?handler=Inline&amp;id={a}\">", html, StringComparison.Ordinal);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(html, " src="));
     }
 
     /// <summary>A tiny HTTP server on loopback that serves one image and counts the requests (the "remote" sender's host).</summary>

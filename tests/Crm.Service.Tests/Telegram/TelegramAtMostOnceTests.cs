@@ -97,6 +97,35 @@ public sealed class TelegramAtMostOnceTests : IAsyncLifetime
         Assert.Empty(_bot.Sent);
     }
 
+    // Review RC3: the attempt is committed before the files are read and the chat is found, and the sender marks each
+    // part (a single one too) right before its request. What a kill leaves at the moment the first part is marked (read
+    // from the store as the mark's commit starts) is not in flight, so it resumes instead of "not confirmed"; a single
+    // part is marked before its request as well.
+    [Fact]
+    public async Task Before_the_first_part_is_marked_the_row_is_not_in_flight_and_a_single_part_is_marked_too()
+    {
+        var atFirstMark = new System.Collections.Concurrent.ConcurrentQueue<(string Marking, string? Stored)>();
+        _rig.App.Store.BeforeCommit = async writes =>
+        {
+            foreach (var row in writes.Operations.OfType<UpdateRow>().Select(u => u.Record).OfType<OutboxRecord>())
+                if (row.LastError?.StartsWith("in flight: part 1 of ", StringComparison.Ordinal) == true)
+                    atFirstMark.Enqueue((row.LastError, (await RowAsync(row.MessageId)).LastError));
+        };
+        var text = ThreePartText();
+        var three = await ReplyAsync(text);
+        Assert.Equal(DeliveryStatus.Sent, (await SettledAsync(three)).Delivery);
+        var one = await ReplyAsync("Your parcel left the depot.");
+        Assert.Equal(DeliveryStatus.Sent, (await SettledAsync(one)).Delivery);
+        _rig.App.Store.BeforeCommit = null;
+
+        var marks = atFirstMark.ToList();
+        Assert.Equal(2, marks.Count);
+        Assert.StartsWith("in flight: part 1 of 3 ", marks[0].Marking, StringComparison.Ordinal);
+        Assert.StartsWith("in flight: part 1 of 1 ", marks[1].Marking, StringComparison.Ordinal);
+        Assert.All(marks, m => Assert.False(m.Stored?.StartsWith("in flight", StringComparison.Ordinal) == true, $"stored before the first mark: {m.Stored}"));
+        Assert.Equal([.. TelegramSender.Split(text), "Your parcel left the depot."], _bot.Sent.Select(s => FakeBotApi.ParseHtml(s.Text!)!));
+    }
+
     // EO1: between parts nothing is on its way, and the row says so (the in-flight mark is lifted with the stored parts):
     // a kill there (here: during a 429 wait Telegram asked for) resumes after a start with only the parts not sent.
     [Fact]

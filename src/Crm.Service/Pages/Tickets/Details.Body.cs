@@ -51,7 +51,8 @@ public sealed partial class DetailsModel
             return NotFound();
         Response.Headers.XContentTypeOptions = "nosniff";
         Response.Headers.ContentSecurityPolicy = "default-src 'none'; sandbox";
-        Response.Headers.CacheControl = "private, max-age=3600";
+        // Not kept in the browser: an agent who loses access to the ticket, or a shared workstation, must not show it (review RC8).
+        Response.Headers.CacheControl = "no-store";
         return File(stream, attachment.ContentType);
     }
 }
