@@ -59,12 +59,20 @@ public static class MessageBodyView
         return map;
     }
 
+    /// <summary>Whether a consented remote image may load: an absolute http(s) address ("scheme://host…") on another
+    /// host than the console's own. "https:?handler=Timeline" or the console's own address would resolve to the
+    /// console and go with the agent's cookie (review RE1), so they never load.</summary>
+    internal static bool IsForeignImage(string remote, string? consoleAuthority) =>
+        (remote.StartsWith("https://", StringComparison.OrdinalIgnoreCase) || remote.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        && Uri.TryCreate(remote, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Host.Length > 0
+        && !string.Equals(uri.Authority, consoleAuthority, StringComparison.OrdinalIgnoreCase);
+
     /// <summary>Attributes that make a browser load something.</summary>
     private static readonly string[] LoadingAttributes = ["src", "srcset", "background", "poster", "lowsrc", "dynsrc"];
 
     /// <summary>The frame's document: every src (and srcset, background, poster) the sender wrote is dropped except a cid:
     /// of this message's own image attachment, which points at the inline handler.</summary>
-    public static string Render(string html, long ticketNumber, IReadOnlyDictionary<string, Guid> inlineImages, bool remoteImages)
+    public static string Render(string html, long ticketNumber, IReadOnlyDictionary<string, Guid> inlineImages, bool remoteImages, string? consoleAuthority = null)
     {
         var document = new HtmlParser().ParseDocument(html);
         // The frame is same-origin (allow-same-origin), so whatever it loads goes with the agent's cookie: nothing the
@@ -84,8 +92,7 @@ public static class MessageBodyView
                 else
                     image.RemoveAttribute("src");
             }
-            if (remoteImages && image.GetAttribute("data-remote-src") is { } remote
-                && (remote.StartsWith("https:", StringComparison.OrdinalIgnoreCase) || remote.StartsWith("http:", StringComparison.OrdinalIgnoreCase)))
+            if (remoteImages && image.GetAttribute("data-remote-src") is { } remote && IsForeignImage(remote, consoleAuthority))
             {
                 image.SetAttribute("src", remote);
                 image.SetAttribute("referrerpolicy", "no-referrer");

@@ -192,6 +192,11 @@ public sealed class MessageBodyTests : IAsyncLifetime
         Assert.Contains("<img data-remote-src=\"https://r.example/x.png\">", html, StringComparison.Ordinal);
         Assert.Contains("<img src=\"https://r.example/x.png\" referrerpolicy=\"no-referrer\">", MessageBodyView.Render("<img data-remote-src=\"https://r.example/x.png\">", 7, map, remoteImages: true), StringComparison.Ordinal);
         Assert.Contains("<img data-remote-src=\"javascript:alert(1)\">", MessageBodyView.Render("<img data-remote-src=\"javascript:alert(1)\">", 7, map, remoteImages: true), StringComparison.Ordinal);
+        // Review RE1: a consented address that resolves to the console itself never loads (it would go with the
+        // agent's cookie): scheme-relative tricks and the console's own host; another host does.
+        foreach (var own in new[] { "https:?handler=Timeline", "https:/Tickets/1?handler=Timeline", "https://console.example:8443/Tickets/1?handler=Timeline", "HTTPS://CONSOLE.EXAMPLE:8443/x" })
+            Assert.DoesNotContain("src=", MessageBodyView.Render($"<img data-remote-src=\"{own}\">", 7, map, remoteImages: true, consoleAuthority: "console.example:8443").Replace("data-remote-src=", "", StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.Contains("<img src=\"https://console.example:9000/x.png\"", MessageBodyView.Render("<img data-remote-src=\"https://console.example:9000/x.png\">", 7, map, remoteImages: true, consoleAuthority: "console.example:8443"), StringComparison.Ordinal);
     }
 
     /// <summary>Review RC4: the frame is same-origin, so a relative or same-origin address the sender wrote would be an

@@ -36,7 +36,7 @@ public sealed partial class DetailsModel
         headers.CacheControl = "no-store";
         // The ticket page frames it (the console's other pages are never framed).
         HttpContext.Items[AgentConsoleExtensions.FrameableByConsole] = true;
-        return Content(MessageBodyView.Render(html, Number, inline, remote), "text/html; charset=utf-8");
+        return Content(MessageBodyView.Render(html, Number, inline, remote, Request.Host.Value), "text/html; charset=utf-8");
     }
 
     /// <summary>An image attachment of this ticket for an &lt;img&gt; in a body frame: served with its sniffed image
